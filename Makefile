@@ -1,0 +1,40 @@
+# Every target sets itself up: system packages through apt when missing, then a .venv with Banyan
+# installed in editable mode. Running a target twice does no work the second time.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+DEMO   ?= .demo
+
+.PHONY: demo test lint bench setup system-packages clean
+
+demo: setup
+	$(BIN)/python scripts/demo_estate.py $(DEMO)
+	$(BIN)/banyan scan run $(DEMO)/scan.yaml
+
+test: setup
+	$(BIN)/python -m pytest
+
+lint: setup
+	$(BIN)/ruff check inventory_scan legacy_adapters cutover gateway scripts tests
+	$(BIN)/ruff format --check inventory_scan legacy_adapters cutover gateway scripts tests
+	$(BIN)/mypy
+
+bench: setup
+	$(BIN)/python scripts/bench/scan_files.py
+
+setup: system-packages $(STAMP)
+
+system-packages:
+	@bash scripts/setup/system_packages.sh
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Banyan needs Python 3.11 or newer; set PYTHON=python3.11"'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+clean:
+	rm -rf $(VENV) $(DEMO) .pytest_cache .mypy_cache .ruff_cache

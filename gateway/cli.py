@@ -1,0 +1,20 @@
+"""The `banyan` command: the composition root that mounts each package's sub-commands."""
+
+from __future__ import annotations
+
+import typer
+
+from inventory_scan.cli import catalog_app, scan_app
+
+app = typer.Typer(
+    name="banyan",
+    help="Find, wrap and shift legacy ERP integrations.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(scan_app, name="scan")
+app.add_typer(catalog_app, name="catalog")
+
+
+def main() -> None:
+    app()

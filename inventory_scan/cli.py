@@ -1,0 +1,188 @@
+"""`banyan scan …` and `banyan catalog …`: the architect's commands."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+from inventory_scan.catalog import Catalog, json_schema, save_merged
+from inventory_scan.config import FileSource, ScanConfig
+from inventory_scan.entities import EntityRule
+from inventory_scan.errors import ScanError
+from inventory_scan.files.folders import FolderResult
+from inventory_scan.files.scan import FileScan
+from inventory_scan.files.scan import Progress as ScanProgress
+from inventory_scan.summary import print_summary
+
+scan_app = typer.Typer(help="Discover legacy integration points into a catalog.", no_args_is_help=True)
+catalog_app = typer.Typer(help="Read, export and describe catalogs.", no_args_is_help=True)
+
+console = Console(stderr=True)
+# Tables keep their columns when the output goes to a file or a pipe instead of a terminal.
+out_console = Console(width=None if Console().is_terminal else 150)
+
+
+def _fail(message: str, code: int = 2) -> typer.Exit:
+    console.print(f"[bold red]error:[/] {message}", highlight=False)
+    return typer.Exit(code)
+
+
+def _parse_entity(option: str) -> EntityRule:
+    entity, sep, glob = option.partition("=")
+    if not sep or not entity or not glob:
+        raise _fail(f"--entity takes ENTITY=PATH_GLOB, e.g. --entity 'ACME-DE=*/acme_de/*' (got {option!r})")
+    return EntityRule(entity=entity, path=glob)
+
+
+def _run(scan: FileScan, sources: list[FileSource], out: Path) -> None:
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("[bold]{task.description}"),
+        BarColumn(bar_width=None),
+        TextColumn("{task.fields[folders]:,} folders · {task.fields[files]:,} files"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+        disable=not console.is_terminal,
+    ) as bar:
+        task = bar.add_task("scanning", total=None, folders=0, files=0)
+        counts = {"folders": 0, "files": 0}
+
+        def on_folder(result: FolderResult) -> None:
+            counts["folders"] += 1
+            counts["files"] += result.files
+            bar.update(task, folders=counts["folders"], files=counts["files"])
+
+        scan.progress = ScanProgress(
+            folder=on_folder,
+            source_started=lambda locator: bar.update(task, description=f"scanning {locator}"),
+            watching=lambda seconds: bar.update(task, description=f"watching drops live for {seconds:g} s"),
+        )
+        try:
+            catalog, errors = scan.run(sources)
+        except ScanError as exc:
+            raise _fail(str(exc)) from None
+    try:
+        merged = save_merged(catalog, out)
+    except ScanError as exc:
+        raise _fail(str(exc)) from None
+    print_summary(out_console, catalog)
+    out_console.print(
+        f"\ncatalog: [bold]{out}[/] ({len(merged.interfaces)} interfaces in all, "
+        f"{len(catalog.interfaces)} from this scan)",
+        highlight=False,
+    )
+    if errors:
+        for error in errors:
+            console.print(f"[bold red]incomplete:[/] {error}", highlight=False)
+        raise typer.Exit(1)
+
+
+@scan_app.command("files")
+def scan_files(
+    targets: Annotated[list[str], typer.Argument(help="local folders or sftp://user@host[:port]/path URLs")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="catalog file; merged into when it exists")] = Path(
+        "catalog.json"
+    ),
+    entity: Annotated[
+        list[str] | None, typer.Option(help="ENTITY=PATH_GLOB: drops under matching folders belong to ENTITY")
+    ] = None,
+    system: Annotated[str | None, typer.Option(help="system name for these drops (default: local or the host)")] = None,
+    timezone: Annotated[
+        str | None, typer.Option(help="IANA timezone cadences are read in (default: this machine's)")
+    ] = None,
+    watch: Annotated[
+        float,
+        typer.Option(help="after the walk, watch local drops live for this many seconds", metavar="SECONDS"),
+    ] = 0,
+    jobs: Annotated[int, typer.Option(help="worker processes for local walks (0: one per core)")] = 0,
+    follow_symlinks: Annotated[
+        bool, typer.Option(help="follow symbolic links to folders (loops are detected)")
+    ] = False,
+    known_hosts: Annotated[
+        Path | None, typer.Option(help="known_hosts file for SFTP (default ~/.ssh/known_hosts)")
+    ] = None,
+    identity: Annotated[Path | None, typer.Option(help="SSH private key file for SFTP")] = None,
+    password_env: Annotated[
+        str | None, typer.Option(help="name of the environment variable that holds the SFTP password")
+    ] = None,
+    accept_unknown_host: Annotated[
+        bool, typer.Option(help="trust an SFTP host that is not in known_hosts (unsafe)")
+    ] = False,
+) -> None:
+    """Catalog the file drops in folders and on SFTP servers.
+
+    Example: banyan scan files /srv/edi sftp://edi@partner.example/outbound --entity 'ACME-DE=*/de/*' -o catalog.json
+    """
+    sources = []
+    for target in targets:
+        common = {"system": system, "follow_symlinks": follow_symlinks}
+        if target.startswith("sftp://"):
+            sources.append(
+                FileSource(
+                    url=target,
+                    known_hosts=known_hosts,
+                    key_file=identity,
+                    password_env=password_env,
+                    accept_unknown_host=accept_unknown_host,
+                    **common,
+                )
+            )
+        else:
+            sources.append(FileSource(path=Path(target), **common))
+    rules = [_parse_entity(option) for option in entity or []]
+    _run(FileScan(rules=rules, timezone=timezone, jobs=jobs, watch_seconds=watch), sources, out)
+
+
+@scan_app.command("run")
+def scan_run(
+    config: Annotated[
+        Path, typer.Argument(help="scan config (YAML): sources, credentials by env var name, entity rules")
+    ],
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="catalog file (default: out: in the config)")] = None,
+) -> None:
+    """Run every scan a scan.yaml lists, into one catalog.
+
+    Example: banyan scan run scan.yaml
+    """
+    try:
+        settings = ScanConfig.load(config)
+    except ScanError as exc:
+        raise _fail(str(exc)) from None
+    scan = FileScan(settings.entities, settings.timezone, settings.jobs, settings.watch)
+    _run(scan, settings.files, out or settings.out)
+
+
+@catalog_app.command("schema")
+def catalog_schema(
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="write to this file instead of stdout")] = None,
+) -> None:
+    """Print the catalog's JSON Schema.
+
+    Example: banyan catalog schema -o catalog.schema.json
+    """
+    text = json.dumps(json_schema(), indent=2)
+    if out:
+        out.write_text(text + "\n", encoding="utf-8")
+    else:
+        typer.echo(text)
+
+
+@catalog_app.command("show")
+def catalog_show(
+    catalog: Annotated[Path, typer.Argument(help="a catalog written by banyan scan")] = Path("catalog.json"),
+) -> None:
+    """Summarise a catalog: interfaces per entity, sources and their warnings.
+
+    Example: banyan catalog show catalog.json
+    """
+    try:
+        loaded = Catalog.load(catalog)
+    except ScanError as exc:
+        raise _fail(str(exc)) from None
+    print_summary(out_console, loaded)

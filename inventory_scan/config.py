@@ -1,0 +1,97 @@
+"""scan.yaml: what to scan, how to log in (by environment variable name), and entity rules.
+
+    out: catalog.json              # relative paths are relative to this file
+    timezone: Europe/Amsterdam     # the clock cadences are read on (default: this machine's)
+    files:
+      - path: ./estate/acme_de
+        system: erp_de
+      - url: sftp://edi@sftp.acme.example:2222/outbound
+        known_hosts: ./known_hosts
+        password_env: ACME_SFTP_PASSWORD
+    entities:
+      - entity: ACME-DE
+        path: "*/acme_de/*"
+
+Later scanners add their own source lists (db, esb) next to `files`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from inventory_scan.entities import EntityRule
+from inventory_scan.errors import ConfigError
+
+
+class FileSource(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    path: Path | None = Field(default=None, description="a local folder")
+    url: str | None = Field(default=None, description="sftp://user@host[:port]/path")
+    system: str | None = Field(default=None, description="the system these drops belong to")
+    follow_symlinks: bool = False
+    known_hosts: Path | None = Field(default=None, description="default ~/.ssh/known_hosts")
+    accept_unknown_host: bool = False
+    password_env: str | None = Field(default=None, description="environment variable holding the password")
+    key_file: Path | None = None
+    key_passphrase_env: str | None = None
+    allow_agent: bool = True
+
+    @model_validator(mode="after")
+    def _one_target(self) -> FileSource:
+        if (self.path is None) == (self.url is None):
+            raise ValueError("give exactly one of path (local folder) or url (sftp://…)")
+        return self
+
+
+class ScanConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    out: Path = Path("catalog.json")
+    timezone: str | None = None
+    jobs: int = Field(default=0, description="worker processes for local walks; 0 = one per core")
+    watch: float = Field(default=0, description="seconds to watch local drops live after the walk")
+    files: list[FileSource] = Field(default_factory=list)
+    entities: list[EntityRule] = Field(default_factory=list)
+
+    @classmethod
+    def load(cls, path: Path) -> ScanConfig:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot read the scan config: {exc.strerror or exc}") from None
+        try:
+            raw = yaml.safe_load(text) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{path}: a scan config is a mapping (out:, files:, entities: …)")
+        try:
+            config = cls.model_validate(raw)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in error['loc']) or '(top)'}: {error['msg']}" for error in exc.errors()
+            )
+            raise ConfigError(f"{path}: {problems}") from None
+        return config.relative_to(path.parent)
+
+    def relative_to(self, base: Path) -> ScanConfig:
+        """Resolve the config's relative paths against the folder it was read from."""
+
+        def fix(value: Path | None) -> Path | None:
+            return None if value is None else (value if value.expanduser().is_absolute() else base / value)
+
+        files = [
+            source.model_copy(
+                update={
+                    "path": fix(source.path),
+                    "known_hosts": fix(source.known_hosts),
+                    "key_file": fix(source.key_file),
+                }
+            )
+            for source in self.files
+        ]
+        return self.model_copy(update={"out": fix(self.out), "files": files})

@@ -1,0 +1,89 @@
+"""A catalog, told in the terminal: drops per entity, then the sources and what went wrong."""
+
+from __future__ import annotations
+
+import posixpath
+from collections import defaultdict
+from datetime import datetime
+
+from rich.console import Console
+from rich.table import Table
+
+from inventory_scan.catalog import Catalog, Interface, Kind
+
+_DIRECTION = {"into": "→ in", "out_of": "out →", "both": "↔", "unknown": "?"}
+WARNINGS_SHOWN = 10
+
+
+def _size(count: int | None) -> str:
+    value = float(count or 0)
+    for unit in ("B", "KB", "MB", "GB"):
+        if value < 1024 or unit == "GB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} TB"
+
+
+def _when(moment: datetime | None) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M") if moment else "—"
+
+
+def _drop_table(entity: str, drops: list[Interface]) -> Table:
+    folders = [str(drop.attributes.get("folder", "")) for drop in drops]
+    # Folders are shown below their common parent, which the title names once.
+    base = posixpath.commonpath(folders) if all(f.startswith("/") for f in folders) else ""
+    if base in folders:
+        base = posixpath.dirname(base)
+    title = f"[bold]{entity}[/] — {len(drops)} drops" + (f" under {base}" if base else "")
+    table = Table(title=title, title_justify="left", expand=False)
+    table.add_column("drop", overflow="fold")
+    table.add_column("dir", no_wrap=True)
+    table.add_column("formats", style="magenta", overflow="fold")
+    table.add_column("files", justify="right")
+    table.add_column("size", justify="right", no_wrap=True)
+    table.add_column("last", no_wrap=True)
+    table.add_column("cadence", style="green")
+    table.add_column("stages")
+    for drop, folder in sorted(zip(drops, folders, strict=True), key=lambda pair: pair[0].locator):
+        stages = drop.attributes.get("stages", {})
+        stage_text = " ".join(f"{name}:{info['files']}" for name, info in stages.items())
+        errors = stages.get("error", {}).get("files", 0)
+        shown = posixpath.relpath(folder, base) if base else folder
+        table.add_row(
+            f"{shown}/[cyan]{drop.name}[/]",
+            _DIRECTION[drop.direction],
+            ", ".join(drop.formats) or "—",
+            f"{drop.activity.count:,}",
+            _size(drop.activity.bytes),
+            _when(drop.activity.last_seen),
+            drop.activity.cadence.label if drop.activity.cadence else "—",
+            f"[red]{stage_text}[/]" if errors else stage_text,
+        )
+    return table
+
+
+def print_summary(console: Console, catalog: Catalog) -> None:
+    drops: dict[str, list[Interface]] = defaultdict(list)
+    for interface in catalog.interfaces:
+        if interface.kind is Kind.file_drop:
+            drops[interface.entity or "(no entity)"].append(interface)
+    for entity in sorted(drops, key=lambda name: (name == "(no entity)", name)):
+        console.print(_drop_table(entity, drops[entity]))
+    others = [i for i in catalog.interfaces if i.kind is not Kind.file_drop]
+    if others:
+        counts: dict[str, int] = defaultdict(int)
+        for interface in others:
+            counts[interface.kind] += 1
+        console.print("other interfaces: " + ", ".join(f"{kind} {n}" for kind, n in sorted(counts.items())))
+    for source in catalog.sources:
+        stats = ", ".join(f"{value:,} {key}" for key, value in source.stats.items())
+        state = "[green]complete[/]" if source.complete else f"[bold red]INCOMPLETE[/]: {source.reason}"
+        console.print(f"source {source.locator}: {state} ({stats})", highlight=False)
+        warned = len(source.warnings) + source.warnings_dropped
+        if warned:
+            kept = "kept in the catalog" if not source.warnings_dropped else f"the first {len(source.warnings)} kept"
+            console.print(f"  [yellow]{warned} warnings[/] ({kept}):", highlight=False)
+            for warning in source.warnings[:WARNINGS_SHOWN]:
+                console.print(f"  [yellow]![/] {warning.path}: {warning.message}", highlight=False)
+            if warned > WARNINGS_SHOWN:
+                console.print(f"  … and {warned - WARNINGS_SHOWN} more", highlight=False)

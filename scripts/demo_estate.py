@@ -1,0 +1,238 @@
+"""Build the demo distributor's file-drop estate: three legal entities, a month of history.
+
+    python scripts/demo_estate.py .demo        # then: banyan scan run .demo/scan.yaml
+
+- ACME-DE takes X12 850 purchase orders from a retailer every ~15 minutes in business hours, answers
+  with 855 acknowledgements, and archives what it imported by month.
+- ACME-UK receives EDIFACT ORDERS nightly around 02:00 (some land in error/), sends DESADV.
+- ACME-US gets a stock CSV every morning, UBL invoices through the week, and cXML orders.
+
+File names are what such systems really write (`IN0001.dat` says nothing: the scanner reads the
+content). Real public sample documents from shared/corpora/filedrop are added when that folder is
+there, under a partner "samples" drop.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import shutil
+import textwrap
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+CORPORA = Path(os.environ.get("BANYAN_CORPORA", HERE.parent.parent / "shared" / "corpora")) / "filedrop"
+DAYS = 30
+
+
+def x12_850(po: int, sender: str, receiver: str, when: datetime) -> str:
+    date, time = when.strftime("%y%m%d"), when.strftime("%H%M")
+    segments = [
+        f"ISA*00*          *00*          *ZZ*{sender:<15}*ZZ*{receiver:<15}*{date}*{time}*U*00401*{po:09d}*0*P*>",
+        f"GS*PO*{sender}*{receiver}*20{date}*{time}*{po}*X*004010",
+        f"ST*850*{po % 10000:04d}",
+        f"BEG*00*SA*PO{po}**20{date}",
+        "N1*ST*ACME DE Lager Hamburg*92*DE-HH-01",
+        f"PO1*1*{random.randint(1, 40)}*EA*{random.uniform(2, 90):.2f}**VP*SKU-{random.randint(1000, 9999)}",
+        f"PO1*2*{random.randint(1, 40)}*EA*{random.uniform(2, 90):.2f}**VP*SKU-{random.randint(1000, 9999)}",
+        "CTT*2",
+        f"SE*7*{po % 10000:04d}",
+        f"GE*1*{po}",
+        f"IEA*1*{po:09d}",
+    ]
+    return "~\n".join(segments) + "~\n"
+
+
+def x12_855(po: int, sender: str, receiver: str, when: datetime) -> str:
+    date, time = when.strftime("%y%m%d"), when.strftime("%H%M")
+    segments = [
+        f"ISA*00*          *00*          *ZZ*{sender:<15}*ZZ*{receiver:<15}*{date}*{time}*U*00401*{po:09d}*0*P*>",
+        f"GS*PR*{sender}*{receiver}*20{date}*{time}*{po}*X*004010",
+        f"ST*855*{po % 10000:04d}",
+        f"BAK*00*AC*PO{po}*20{date}",
+        f"SE*3*{po % 10000:04d}",
+        f"GE*1*{po}",
+        f"IEA*1*{po:09d}",
+    ]
+    return "~".join(segments) + "~"
+
+
+def edifact(kind: str, ref: int, sender: str, receiver: str, when: datetime) -> str:
+    stamp = when.strftime("%y%m%d:%H%M")
+    return (
+        "UNA:+.? '\r\n"
+        f"UNB+UNOC:3+{sender}:14+{receiver}:14+{stamp}+{ref}'\r\n"
+        f"UNH+1+{kind}:D:96A:UN:EAN008'\r\n"
+        f"BGM+220+{kind[:3]}{ref}+9'\r\n"
+        f"DTM+137:{when:%Y%m%d}:102'\r\n"
+        f"NAD+BY+{sender}::9'\r\n"
+        f"LIN+1++{random.randint(10**12, 10**13 - 1)}:EN'\r\n"
+        f"QTY+21:{random.randint(1, 200)}'\r\n"
+        "UNT+7+1'\r\n"
+        f"UNZ+1+{ref}'\r\n"
+    )
+
+
+def stock_csv(when: datetime) -> str:
+    rows = ["item;warehouse;on_hand;reserved;updated"]
+    for item in range(40):
+        rows.append(f"SKU-{1000 + item};US-NJ-01;{random.randint(0, 900)};{random.randint(0, 50)};{when:%Y-%m-%d}")
+    return "\r\n".join(rows) + "\r\n"
+
+
+def ubl_invoice(number: int, when: datetime) -> str:
+    return textwrap.dedent(
+        f"""\
+        <?xml version="1.0" encoding="UTF-8"?>
+        <Invoice xmlns="urn:oasis:names:specification:ubl:schema:xsd:Invoice-2"
+                 xmlns:cbc="urn:oasis:names:specification:ubl:schema:xsd:CommonBasicComponents-2">
+          <cbc:UBLVersionID>2.1</cbc:UBLVersionID>
+          <cbc:ID>INV-US-{number}</cbc:ID>
+          <cbc:IssueDate>{when:%Y-%m-%d}</cbc:IssueDate>
+          <cbc:DocumentCurrencyCode>USD</cbc:DocumentCurrencyCode>
+        </Invoice>
+        """
+    )
+
+
+def cxml_order(number: int, when: datetime) -> str:
+    return textwrap.dedent(
+        f"""\
+        <?xml version="1.0" encoding="UTF-8"?>
+        <!DOCTYPE cXML SYSTEM "http://xml.cxml.org/schemas/cXML/1.2.050/cXML.dtd">
+        <cXML payloadID="{number}@procurement.example" timestamp="{when.isoformat()}">
+          <Header><From><Credential domain="NetworkId"><Identity>AN0100{number % 97}</Identity>
+          </Credential></From></Header>
+          <Request><OrderRequest><OrderRequestHeader orderID="US-{number}" type="new"/></OrderRequest></Request>
+        </cXML>
+        """
+    )
+
+
+def write(path: Path, content: str | bytes, when: datetime) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(content, str):
+        content = content.encode()
+    path.write_bytes(content)
+    stamp = when.timestamp()
+    os.utime(path, (stamp, stamp))
+
+
+def business_quarters(start: datetime) -> list[datetime]:
+    """Every ~15 minutes, 08:00–18:00 on weekdays."""
+    moments = []
+    for day in range(DAYS):
+        date = start + timedelta(days=day)
+        if date.weekday() >= 5:
+            continue
+        for quarter in range(40):
+            moments.append(date.replace(hour=8) + timedelta(minutes=15 * quarter, seconds=random.randint(-40, 40)))
+    return moments
+
+
+def build(root: Path) -> None:
+    random.seed(20260101)
+    if root.exists():
+        shutil.rmtree(root)
+    now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    start = (now - timedelta(days=DAYS)).replace(hour=0)
+
+    # ACME-DE: X12 over a folder share; imported files move to archive/YYYY-MM.
+    de = root / "acme_de" / "edi"
+    (de / "inbound").mkdir(parents=True)
+    moments = [moment for moment in business_quarters(start) if moment <= now]
+    for n, moment in enumerate(moments, start=1):
+        # The last few orders still wait in inbound/ for the importer; the rest are archived by month.
+        folder = de / "inbound" if n > len(moments) - 3 else de / "archive" / f"{moment:%Y-%m}"
+        write(folder / f"IN{n:06d}.dat", x12_850(400000 + n, "RETAILCO", "ACMEDE", moment), moment)
+        reply = moment + timedelta(minutes=3)
+        write(
+            de / "outbound" / f"855_{reply:%Y%m%d%H%M%S}.x12",
+            x12_855(400000 + n, "ACMEDE", "RETAILCO", reply),
+            reply,
+        )
+
+    # ACME-UK: EDIFACT ORDERS nightly around 02:00, a few rejected; DESADV sent back at 06:00.
+    uk = root / "acme_uk" / "ftp" / "orders"
+    for day in range(DAYS):
+        night = start + timedelta(days=day, hours=2, minutes=random.randint(0, 20))
+        for batch in range(3):
+            stage = "error" if random.random() < 0.05 else "processed"
+            name = f"ORDERS_{night:%Y%m%d}_{day * 3 + batch:05d}.edi"
+            write(
+                uk / stage / name,
+                edifact("ORDERS", day * 3 + batch, "5012345000011", "5099999000001", night),
+                night,
+            )
+        morning = start + timedelta(days=day, hours=6)
+        write(
+            root / "acme_uk" / "ftp" / "despatch" / "out" / f"DESADV_{morning:%Y%m%d}.edi",
+            edifact("DESADV", day, "5099999000001", "5012345000011", morning),
+            morning,
+        )
+
+    # ACME-US: stock every morning at 05:30, invoices through the day, cXML orders at random.
+    us = root / "acme_us" / "exchange"
+    for day in range(DAYS):
+        morning = start + timedelta(days=day, hours=5, minutes=30)
+        write(us / "export" / f"STOCK_{morning:%Y%m%d}.csv", stock_csv(morning), morning)
+        for k in range(random.randint(2, 6)):
+            moment = start + timedelta(days=day, hours=random.randint(9, 16), minutes=random.randint(0, 59))
+            write(
+                us / "invoices" / "out" / f"INV-US-{day * 10 + k:06d}.xml",
+                ubl_invoice(day * 10 + k, moment),
+                moment,
+            )
+    for k in range(60):
+        moment = start + timedelta(seconds=random.randint(0, DAYS * 86400))
+        write(us / "procurement" / "in" / f"{random.getrandbits(64):016x}.xml", cxml_order(k, moment), moment)
+
+    # Real partner documents, renamed the way drops name them.
+    if CORPORA.is_dir():
+        samples = sorted(p for p in CORPORA.rglob("*") if p.is_file() and p.name != "SOURCES.tsv")
+        for n, sample in enumerate(samples, start=1):
+            moment = start + timedelta(days=n % DAYS, hours=n % 24)
+            write(root / "partners" / "samples" / f"RCV{n:05d}.dat", sample.read_bytes(), moment)
+
+    (root / "scan.yaml").write_text(
+        textwrap.dedent(
+            """\
+            # The demo estate's scan config: `banyan scan run .demo/scan.yaml`
+            out: catalog.json
+            timezone: UTC
+            files:
+              - path: acme_de
+                system: erp_de
+              - path: acme_uk
+                system: erp_uk
+              - path: acme_us
+                system: erp_us
+              - path: partners
+                system: partner_gateway
+            entities:
+              - entity: ACME-DE
+                path: "*/acme_de/*"
+              - entity: ACME-UK
+                path: "*/acme_uk/*"
+              - entity: ACME-US
+                path: "*/acme_us/*"
+              - entity: ACME-UK         # partner files addressed to ACME-UK's EDIFACT id
+                receiver: ["5099999000001"]
+            """
+        ),
+        encoding="utf-8",
+    )
+    files = sum(1 for p in root.rglob("*") if p.is_file())
+    print(f"demo estate: {files:,} files under {root} (scan config: {root / 'scan.yaml'})")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("root", type=Path, help="folder to build the estate in (replaced if it exists)")
+    build(parser.parse_args().root)
+
+
+if __name__ == "__main__":
+    main()
