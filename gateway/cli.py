@@ -18,3 +18,7 @@ app.add_typer(catalog_app, name="catalog")
 
 def main() -> None:
     app()
+
+
+if __name__ == "__main__":
+    main()

@@ -79,10 +79,10 @@ class ArrivalSketch:
 def human_interval(seconds: float) -> str:
     if seconds < 90:
         return f"{max(1, round(seconds))} s"
-    if seconds < 90 * 60:
+    if seconds < 55 * 60:
         return f"{round(seconds / 60)} min"
     if seconds < 36 * 3600:
-        return f"{round(seconds / 3600)} h"
+        return f"{round(seconds / 1800) / 2:g} h"
     return f"{round(seconds / DAY)} days"
 
 
@@ -180,7 +180,8 @@ def infer_cadence(sketch: ArrivalSketch, measured: bool = False) -> Cadence:
             measured=measured,
         )
 
-    window = _active_hours(sketch.slots, count)
+    # Keeping to part of the day means something only once several days have been seen.
+    window = _active_hours(sketch.slots, count) if span >= 2 * DAY else None
     suffix = f", {window}" if window else ""
     width = 1 << sketch.shift
     if width * 4 <= mean:

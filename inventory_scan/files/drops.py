@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from inventory_scan.catalog import Activity, Direction, Edge, Evidence, Interface, Kind
 from inventory_scan.entities import EntityRule, Subject, resolve
 from inventory_scan.files.arrivals import ArrivalSketch, infer_cadence
-from inventory_scan.files.folders import FolderResult, PatternStats
+from inventory_scan.files.folders import FolderResult, PatternStats, display
 from inventory_scan.formats import Detected
 
 # Folder names, lower-cased, by role. A table, so a site's own words are one line to add.
@@ -158,7 +158,7 @@ class Place:
 
     def locator(self, path: str, pattern: str | None = None) -> str:
         netloc = "" if self.host is None else (self.host if self.port == 22 else f"{self.host}:{self.port}")
-        tail = f"{path.rstrip('/')}/{pattern}" if pattern else path
+        tail = display(f"{path.rstrip('/')}/{pattern}" if pattern else path)
         return f"{self.scheme}://{netloc}{tail}"
 
 
@@ -176,12 +176,12 @@ def to_interface(
     total = drop.merged()
     senders = frozenset(s for d in detected for s in d.details.get("senders", []) if s)
     receivers = frozenset(r for d in detected for r in d.details.get("receivers", []) if r)
-    rule = resolve(rules, Subject(drop.folder, place.host, senders, receivers))
+    rule = resolve(rules, Subject(display(drop.folder), place.host, senders, receivers))
     formats = sorted({fmt for d in detected for fmt in d.formats})
     here = place.locator(drop.folder)
     stages = {
         name: {
-            "folder": stage.folder,
+            "folder": display(stage.folder),
             "files": stage.stats.count,
             "bytes": stage.stats.bytes,
             "last_seen": _when(stage.stats.sketch.last),
@@ -190,10 +190,10 @@ def to_interface(
     }
     attributes: dict[str, object] = {
         "pattern": drop.pattern,
-        "folder": drop.folder,
+        "folder": display(drop.folder),
         "waiting": drop.primary.count if drop.primary else 0,
         "stages": stages,
-        "samples": total.sample_paths(),
+        "samples": [display(path) for path in total.sample_paths()],
         "format_details": [{"family": d.family, **d.details} for d in detected],
     }
     if total.zero_bytes:

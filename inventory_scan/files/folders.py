@@ -12,6 +12,11 @@ MAX_SHAPES_PER_FOLDER = 4096
 SAMPLES_PER_PATTERN = 2
 
 
+def display(path: str) -> str:
+    """A path as text: bytes that are not UTF-8 (kept by os.fsdecode as surrogates) shown as \\xNN."""
+    return path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
 @dataclass
 class PatternStats:
     pattern: str
@@ -79,7 +84,8 @@ class FolderAccumulator:
 
     def _new_shape(self, key: bytes, name: str, path: str) -> PatternStats:
         patterns = self.result.patterns
-        pattern = name_pattern(name)
+        shown = display(name)
+        pattern = name_pattern(shown)
         if pattern not in patterns and len(patterns) >= MAX_PATTERNS_PER_FOLDER:
             pattern = fallback_pattern(name)
         stats = patterns.get(pattern)
@@ -88,9 +94,7 @@ class FolderAccumulator:
         if len(self._shapes) >= MAX_SHAPES_PER_FOLDER:
             self._shapes.clear()  # names that never repeat a shape (uuids): keep memory bounded
         self._shapes[key] = stats
-        try:
-            name.encode("utf-8")
-        except UnicodeEncodeError:
+        if shown != name:
             stats.undecodable_name = stats.undecodable_name or path
         return stats
 

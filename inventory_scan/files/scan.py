@@ -16,7 +16,7 @@ from inventory_scan.errors import ConfigError, ScanError, SourceError
 from inventory_scan.files import local
 from inventory_scan.files.arrivals import infer_cadence
 from inventory_scan.files.drops import Drop, Place, group_drops, sniff_drop, to_interface
-from inventory_scan.files.folders import FolderResult
+from inventory_scan.files.folders import FolderResult, display
 from inventory_scan.files.sftp import SftpAuth, SftpSession, SftpTarget
 from inventory_scan.files.watch import observation, watch
 from inventory_scan.formats import PREFIX_BYTES, Detected, sniff
@@ -44,9 +44,7 @@ class _SourceLog:
 
     def warn(self, path: str, message: str) -> None:
         if len(self.warnings) < MAX_WARNINGS:
-            # Names that are not UTF-8 reach here with surrogate escapes; show them, do not crash.
-            shown = path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-            self.warnings.append(ScanWarning(path=shown, message=message))
+            self.warnings.append(ScanWarning(path=display(path), message=message))
         else:
             self.dropped += 1
 

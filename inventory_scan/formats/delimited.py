@@ -52,7 +52,8 @@ def detect_csv(sample: Sample) -> Detected | None:
         widths = Counter(len(row) for row in rows)
         columns, hits = widths.most_common(1)[0]
         share = hits / len(rows)
-        if columns < 2 or share < 0.8:
+        # One line is weak evidence: a sentence with a comma is not a two-column CSV.
+        if columns < (3 if len(rows) == 1 else 2) or share < 0.8:
             continue
         if best is None or (share, columns) > (best[0], best[1]):
             best = (share, columns, delimiter, rows)

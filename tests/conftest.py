@@ -1,0 +1,25 @@
+"""Shared test helpers: where the public corpora are, and how a missing service is reported."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+CORPORA = Path(os.environ.get("BANYAN_CORPORA", REPO.parent / "shared" / "corpora"))
+
+
+def missing_service(reason: str) -> None:
+    """Skip with the reason on a developer's machine; under CI=true a missing service is a failure."""
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"CI=true and {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def corpora() -> Path:
+    if not (CORPORA / "filedrop" / "SOURCES.tsv").is_file():
+        missing_service(f"the public sample corpora are not at {CORPORA} (set BANYAN_CORPORA)")
+    return CORPORA
