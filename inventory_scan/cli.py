@@ -28,7 +28,7 @@ out_console = Console(width=None if Console().is_terminal else 150)
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:
-    console.print(f"[bold red]error:[/] {message}", highlight=False)
+    console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
     return typer.Exit(code)
 
 
@@ -40,6 +40,11 @@ def _parse_entity(option: str) -> EntityRule:
 
 
 def _run(scan: FileScan, sources: list[FileSource], out: Path) -> None:
+    if out.exists():
+        try:
+            Catalog.load(out)  # fail before a long scan, not after it
+        except ScanError as exc:
+            raise _fail(f"{exc} (move it away or choose another --out)") from None
     with Progress(
         SpinnerColumn(),
         TextColumn("[bold]{task.description}"),
@@ -79,7 +84,7 @@ def _run(scan: FileScan, sources: list[FileSource], out: Path) -> None:
     )
     if errors:
         for error in errors:
-            console.print(f"[bold red]incomplete:[/] {error}", highlight=False)
+            console.print(f"[bold red]incomplete:[/] {error}", highlight=False, soft_wrap=True)
         raise typer.Exit(1)
 
 

@@ -84,7 +84,8 @@ def test_merging_sketches_equals_one_sketch_of_everything() -> None:
 
 
 @pytest.mark.parametrize(
-    ("seconds", "text"), [(30, "30 s"), (900, "15 min"), (3500, "1 h"), (5400, "1.5 h"), (7200, "2 h"), (3 * DAY, "3 days")]
+    ("seconds", "text"),
+    [(30, "30 s"), (900, "15 min"), (3500, "1 h"), (5400, "1.5 h"), (7200, "2 h"), (3 * DAY, "3 days")],
 )
 def test_human_interval(seconds: float, text: str) -> None:
     assert human_interval(seconds) == text

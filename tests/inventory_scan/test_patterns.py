@@ -43,7 +43,12 @@ def test_shape_of_a_name_that_is_not_utf8() -> None:
 
 @pytest.mark.parametrize(
     ("name", "pattern"),
-    [("customer_smith.csv", "{name}.csv"), ("README", "{name}"), (".hidden", "{name}"), ("a.verylongextension", "{name}")],
+    [
+        ("customer_smith.csv", "{name}.csv"),
+        ("README", "{name}"),
+        (".hidden", "{name}"),
+        ("a.verylongextension", "{name}"),
+    ],
 )
 def test_fallback_pattern(name: str, pattern: str) -> None:
     assert fallback_pattern(name) == pattern

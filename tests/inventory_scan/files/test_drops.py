@@ -55,7 +55,14 @@ CASES = [
     (
         "only lifecycle folders: the drop is their parent",
         {"/e/orders/processed": ["O_1.edi", "O_2.edi"], "/e/orders/error": ["O_3.edi"]},
-        {("/e/orders", "O_{seq}.edi", "unknown", (("error", "/e/orders/error", 1), ("processed", "/e/orders/processed", 2)))},
+        {
+            (
+                "/e/orders",
+                "O_{seq}.edi",
+                "unknown",
+                (("error", "/e/orders/error", 1), ("processed", "/e/orders/processed", 2)),
+            )
+        },
     ),
     (
         "a pattern only in the archive does not join another folder's drop",

@@ -37,7 +37,11 @@ def estate(tmp_path: Path) -> Path:
         folder = "in" if n >= 37 else "archive"
         put(root / "acme_de" / "edi" / folder / f"IN{n:05d}.dat", X12, T0 + n * 900)
     for day in range(10):
-        put(root / "acme_us" / "export" / f"STOCK_202601{day + 1:02d}.csv", "sku;qty\nA;1\nB;2\n", T0 + day * 86400 + 5 * 3600)
+        put(
+            root / "acme_us" / "export" / f"STOCK_202601{day + 1:02d}.csv",
+            "sku;qty\nA;1\nB;2\n",
+            T0 + day * 86400 + 5 * 3600,
+        )
     return root
 
 
