@@ -50,30 +50,38 @@ class ArrivalSketch:
             self._coarsen()
 
     def _coarsen(self, to_shift: int | None = None) -> None:
-        target = self.shift + 1 if to_shift is None else to_shift
-        while self.shift < target or len(self.buckets) > MAX_BUCKETS:
-            merged: dict[int, int] = {}
-            for key, hits in self.buckets.items():
-                merged[key >> 1] = merged.get(key >> 1, 0) + hits
-            self.buckets = merged
-            self.shift += 1
+        if to_shift is None:
+            # Jump straight to a width at which the span seen so far fills half the buckets, so a
+            # growing drop is re-bucketed a few times in all, not once per doubling.
+            span = max(self.buckets) - min(self.buckets)
+            to_shift = self.shift + max(1, (span // (MAX_BUCKETS // 2)).bit_length())
+        step = to_shift - self.shift
+        merged: dict[int, int] = {}
+        for key, hits in self.buckets.items():
+            key >>= step
+            merged[key] = merged.get(key, 0) + hits
+        self.buckets = merged
+        self.shift = to_shift
 
     def merge(self, other: ArrivalSketch) -> None:
         """Fold another sketch (of another folder or worker) into this one."""
         if other.count == 0:
             return
-        if other.shift > self.shift:
-            self._coarsen(other.shift)
-        for key, hits in other.buckets.items():
-            key >>= self.shift - other.shift
-            self.buckets[key] = self.buckets.get(key, 0) + hits
         self.count += other.count
         self.first = min(self.first, other.first)
         self.last = max(self.last, other.last)
+        # One pass: pick the width that fits both spans before re-bucketing anything.
+        fits = (int(self.last - self.first) // MAX_BUCKETS).bit_length()
+        shift = max(self.shift, other.shift, fits)
+        if shift > self.shift:
+            self._coarsen(shift)
+        step = shift - other.shift
+        buckets = self.buckets
+        for key, hits in other.buckets.items():
+            key >>= step
+            buckets[key] = buckets.get(key, 0) + hits
         self.slots = [a + b for a, b in zip(self.slots, other.slots, strict=True)]
         self.weekdays = [a + b for a, b in zip(self.weekdays, other.weekdays, strict=True)]
-        if len(self.buckets) > MAX_BUCKETS:
-            self._coarsen(self.shift)
 
 
 def human_interval(seconds: float) -> str:

@@ -84,8 +84,10 @@ class Drop:
     direction: Direction
     primary: PatternStats | None = None
     stages: dict[str, Stage] = field(default_factory=dict)
+    _total: PatternStats | None = field(default=None, repr=False)
 
     def add_stage(self, stage: str, folder: str, stats: PatternStats) -> None:
+        self._total = None
         existing = self.stages.get(stage)
         if existing is None:
             copy = PatternStats(stats.pattern, ArrivalSketch(stats.sketch.utc_offset))
@@ -95,11 +97,13 @@ class Drop:
             existing.stats.merge(stats)
 
     def merged(self) -> PatternStats:
-        parts = ([self.primary] if self.primary else []) + [stage.stats for stage in self.stages.values()]
-        total = PatternStats(self.pattern, ArrivalSketch(parts[0].sketch.utc_offset))
-        for part in parts:
-            total.merge(part)
-        return total
+        """The drop's files in every stage together (computed once: stages are complete by now)."""
+        if self._total is None:
+            parts = ([self.primary] if self.primary else []) + [stage.stats for stage in self.stages.values()]
+            self._total = PatternStats(self.pattern, ArrivalSketch(parts[0].sketch.utc_offset))
+            for part in parts:
+                self._total.merge(part)
+        return self._total
 
 
 def group_drops(folders: Iterable[FolderResult]) -> list[Drop]:

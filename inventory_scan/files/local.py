@@ -61,14 +61,14 @@ def scan_folder(task: Task, options: WalkOptions) -> tuple[FolderResult, list[Ta
     with listing:
         for entry in listing:
             try:
-                if entry.is_dir(follow_symlinks=False):
-                    subdirs.append(Task(entry.path, ancestors))
-                    continue
-                if entry.is_symlink():
-                    _symlink(entry, folder, subdirs, ancestors, options)
-                    continue
+                # Regular files first: one d_type check on the path almost every entry takes.
                 if not entry.is_file(follow_symlinks=False):
-                    folder.warn(entry.path, "not a regular file (device, fifo or socket): skipped")
+                    if entry.is_dir(follow_symlinks=False):
+                        subdirs.append(Task(entry.path, ancestors))
+                    elif entry.is_symlink():
+                        _symlink(entry, folder, subdirs, ancestors, options)
+                    else:
+                        folder.warn(entry.path, "not a regular file (device, fifo or socket): skipped")
                     continue
                 info = entry.stat(follow_symlinks=False)
             except FileNotFoundError:

@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from inventory_scan.catalog import Catalog, Edge, Interface, ScanWarning, Source
@@ -17,9 +18,10 @@ from inventory_scan.files import local
 from inventory_scan.files.arrivals import infer_cadence
 from inventory_scan.files.drops import Drop, Place, group_drops, sniff_drop, to_interface
 from inventory_scan.files.folders import FolderResult, display
-from inventory_scan.files.sftp import SftpAuth, SftpSession, SftpTarget
-from inventory_scan.files.watch import observation, watch
 from inventory_scan.formats import PREFIX_BYTES, Detected, sniff
+
+if TYPE_CHECKING:
+    from inventory_scan.files import sftp
 
 MAX_WARNINGS = 200
 
@@ -91,7 +93,7 @@ def _sniff_local(log: _SourceLog) -> Callable[[str], Detected | None]:
     return read
 
 
-def _sniff_sftp(session: SftpSession, log: _SourceLog) -> Callable[[str], Detected | None]:
+def _sniff_sftp(session: sftp.SftpSession, log: _SourceLog) -> Callable[[str], Detected | None]:
     def read(path: str) -> Detected | None:
         try:
             data, truncated = session.read_prefix(path, PREFIX_BYTES)
@@ -174,12 +176,14 @@ class FileScan:
 
     def _sftp(self, source: FileSource, offset: int) -> tuple[list[Interface], list[Edge], Source]:
         assert source.url is not None
-        target = SftpTarget.parse(source.url)
+        from inventory_scan.files import sftp  # paramiko loads only when an SFTP source is scanned
+
+        target = sftp.SftpTarget.parse(source.url)
         place = Place("sftp", host=target.host, port=target.port, system=source.system or target.host)
         log = _SourceLog(target.locator, "sftp")
         self.progress.source_started(log.locator)
-        auth = SftpAuth(
-            known_hosts=source.known_hosts or SftpAuth.known_hosts,
+        auth = sftp.SftpAuth(
+            known_hosts=source.known_hosts or sftp.SftpAuth.known_hosts,
             accept_unknown_host=source.accept_unknown_host,
             password_env=source.password_env,
             key_file=source.key_file,
@@ -189,7 +193,7 @@ class FileScan:
         folders: list[FolderResult] = []
         reason: str | None = None
         try:
-            with SftpSession(target, auth) as session:
+            with sftp.SftpSession(target, auth) as session:
                 try:
                     _collect(session.walk(offset), log, self.progress, folders)
                 except SourceError as exc:
@@ -206,6 +210,8 @@ class FileScan:
         return interfaces, edges, log.source(reason, len(drops))
 
     def _watch(self, catalog: Catalog, watched: dict[str, list[tuple[Interface, Drop]]], offset: int) -> Catalog:
+        from inventory_scan.files.watch import observation, watch
+
         folders = {drop.folder for pairs in watched.values() for _, drop in pairs if drop.primary is not None}
         self.progress.watching(self.watch_seconds)
         started, arrivals = watch(folders, self.watch_seconds, offset)
