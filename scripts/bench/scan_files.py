@@ -39,7 +39,8 @@ NAMES = {
 }
 CONTENT = {
     ".csv": b"order;sku;qty\n1;A-1;3\n",
-    ".dat": b"ISA*00*          *00*          *ZZ*X              *ZZ*Y              *260101*0200*U*00401*1*0*P*>~ST*850*1~",
+    ".dat": b"ISA*00*          *00*          *ZZ*X              *ZZ*Y              *260101*0200*U*00401*1*0*P*>~"
+    b"ST*850*1~",
     ".edi": b"UNH+1+ORDERS:D:96A:UN'UNT+2+1'",
     ".json": b'{"id": 1}',
     ".xml": b'<?xml version="1.0"?><Invoice xmlns="urn:acme"/>',
