@@ -51,10 +51,13 @@ class ArrivalSketch:
 
     def _coarsen(self, to_shift: int | None = None) -> None:
         if to_shift is None:
-            # Jump straight to a width at which the span seen so far fills half the buckets, so a
-            # growing drop is re-bucketed a few times in all, not once per doubling.
-            span = max(self.buckets) - min(self.buckets)
-            to_shift = self.shift + max(1, (span // (MAX_BUCKETS // 2)).bit_length())
+            # Find the width at which the buckets would be half full, then re-bucket once: a drop
+            # keeps being re-bucketed a few times in all, not once per file past the limit.
+            keys = self.buckets.keys()
+            step = 1
+            while len({key >> step for key in keys}) > MAX_BUCKETS // 2:
+                step += 1
+            to_shift = self.shift + step
         step = to_shift - self.shift
         merged: dict[int, int] = {}
         for key, hits in self.buckets.items():
@@ -70,9 +73,7 @@ class ArrivalSketch:
         self.count += other.count
         self.first = min(self.first, other.first)
         self.last = max(self.last, other.last)
-        # One pass: pick the width that fits both spans before re-bucketing anything.
-        fits = (int(self.last - self.first) // MAX_BUCKETS).bit_length()
-        shift = max(self.shift, other.shift, fits)
+        shift = max(self.shift, other.shift)
         if shift > self.shift:
             self._coarsen(shift)
         step = shift - other.shift
@@ -82,6 +83,8 @@ class ArrivalSketch:
             buckets[key] = buckets.get(key, 0) + hits
         self.slots = [a + b for a, b in zip(self.slots, other.slots, strict=True)]
         self.weekdays = [a + b for a, b in zip(self.weekdays, other.weekdays, strict=True)]
+        if len(buckets) > MAX_BUCKETS:
+            self._coarsen()
 
 
 def human_interval(seconds: float) -> str:

@@ -6,7 +6,7 @@ set -euo pipefail
 declare -A wanted=(
   [openssh-server]=/usr/sbin/sshd
   [openssh-sftp-server]=/usr/lib/openssh/sftp-server
-  [unixodbc]=/usr/bin/odbcinst
+  [unixodbc]=/usr/bin/isql
 )
 
 missing=()

@@ -89,3 +89,14 @@ def test_merging_sketches_equals_one_sketch_of_everything() -> None:
 )
 def test_human_interval(seconds: float, text: str) -> None:
     assert human_interval(seconds) == text
+
+
+def test_merged_monthly_archives_keep_a_sparse_cadence_exact() -> None:
+    """Business-hours arrivals split over monthly archive folders, merged back into one drop."""
+    times = [BASE + d * DAY + h for d in range(30) if d % 7 not in (2, 3) for h in range(8 * 3600, 18 * 3600, 900)]
+    months = [sketch(times[i::3]) for i in range(3)]
+    whole = ArrivalSketch()
+    for month in months:
+        whole.merge(month)
+    assert whole.shift == 0  # 880 arrivals fit in exact buckets
+    assert infer_cadence(whole).label == "every ~15 min, 08:00–17:50"
