@@ -226,6 +226,8 @@ def json_schema() -> dict[str, Any]:
 
 def save_merged(catalog: Catalog, path: Path) -> Catalog:
     """Merge `catalog` into the one at `path` (if any) and write the result there."""
-    merged = Catalog.load(path).merge(catalog) if path.exists() else catalog
+    from inventory_scan.links import link  # links reads the catalog model: import it late
+
+    merged = link(Catalog.load(path).merge(catalog) if path.exists() else catalog)
     merged.save(path)
     return merged

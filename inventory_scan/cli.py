@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -14,6 +15,7 @@ from inventory_scan.catalog import Catalog, json_schema, save_merged
 from inventory_scan.config import FileSource, ScanConfig
 from inventory_scan.entities import EntityRule
 from inventory_scan.errors import ScanError
+from inventory_scan.esb import EsbScan, EsbSource
 from inventory_scan.files.folders import FolderResult
 from inventory_scan.files.scan import FileScan
 from inventory_scan.files.scan import Progress as ScanProgress
@@ -39,7 +41,11 @@ def _parse_entity(option: str) -> EntityRule:
     return EntityRule(entity=entity, path=glob)
 
 
-def _run(scan: FileScan, sources: list[FileSource], out: Path) -> None:
+Work = Callable[[ScanProgress], tuple[Catalog, list[str]]]
+
+
+def _run(work: Work, out: Path) -> None:
+    """Run a scan with a progress bar, merge it into `out`, print the summary; exit 1 if incomplete."""
     if out.exists():
         try:
             Catalog.load(out)  # fail before a long scan, not after it
@@ -63,13 +69,13 @@ def _run(scan: FileScan, sources: list[FileSource], out: Path) -> None:
             counts["files"] += result.files
             bar.update(task, folders=counts["folders"], files=counts["files"])
 
-        scan.progress = ScanProgress(
+        progress = ScanProgress(
             folder=on_folder,
             source_started=lambda locator: bar.update(task, description=f"scanning {locator}"),
             watching=lambda seconds: bar.update(task, description=f"watching drops live for {seconds:g} s"),
         )
         try:
-            catalog, errors = scan.run(sources)
+            catalog, errors = work(progress)
         except ScanError as exc:
             raise _fail(str(exc)) from None
     try:
@@ -86,6 +92,34 @@ def _run(scan: FileScan, sources: list[FileSource], out: Path) -> None:
         for error in errors:
             console.print(f"[bold red]incomplete:[/] {error}", highlight=False, soft_wrap=True)
         raise typer.Exit(1)
+
+
+def _files(scan: FileScan, sources: list[FileSource]) -> Work:
+    def work(progress: ScanProgress) -> tuple[Catalog, list[str]]:
+        scan.progress = progress
+        return scan.run(sources)
+
+    return work
+
+
+def _esb(sources: list[EsbSource]) -> Work:
+    def work(progress: ScanProgress) -> tuple[Catalog, list[str]]:
+        for source in sources:
+            progress.source_started(source.target)
+        return EsbScan().run(sources)
+
+    return work
+
+
+def _together(*works: Work) -> Work:
+    def work(progress: ScanProgress) -> tuple[Catalog, list[str]]:
+        catalog, errors = Catalog(), list[str]()
+        for part in works:
+            found, failed = part(progress)
+            catalog, errors = catalog.merge(found), errors + failed
+        return catalog, errors
+
+    return work
 
 
 @scan_app.command("files")
@@ -141,7 +175,7 @@ def scan_files(
         else:
             sources.append(FileSource(path=Path(target), **common))
     rules = [_parse_entity(option) for option in entity or []]
-    _run(FileScan(rules=rules, timezone=timezone, jobs=jobs, watch_seconds=watch), sources, out)
+    _run(_files(FileScan(rules=rules, timezone=timezone, jobs=jobs, watch_seconds=watch), sources), out)
 
 
 @scan_app.command("run")
@@ -160,7 +194,25 @@ def scan_run(
     except ScanError as exc:
         raise _fail(str(exc)) from None
     scan = FileScan(settings.entities, settings.timezone, settings.jobs, settings.watch)
-    _run(scan, settings.files, out or settings.out)
+    esb = [EsbSource(str(source.path or source.url), source.system) for source in settings.esb]
+    _run(_together(_files(scan, settings.files), _esb(esb)), out or settings.out)
+
+
+@scan_app.command("esb")
+def scan_esb(
+    sources: Annotated[
+        list[str], typer.Argument(help="folders or files of ESB configs and WSDLs, or http(s)://…?wsdl URLs")
+    ],
+    out: Annotated[Path, typer.Option("--out", "-o", help="catalog file; merged into when it exists")] = Path(
+        "catalog.json"
+    ),
+    system: Annotated[str | None, typer.Option(help="system name for these flows (default: the product)")] = None,
+) -> None:
+    """Catalog ESB flows and endpoints (Mule 3/4, Camel, Synapse/WSO2, BizTalk, Spring Integration) and WSDL operations.
+
+    Example: banyan scan esb ./mule-apps http://erp.example/OrderService?wsdl -o catalog.json
+    """
+    _run(_esb([EsbSource(source, system) for source in sources]), out)
 
 
 @catalog_app.command("schema")

@@ -12,7 +12,11 @@
       - entity: ACME-DE
         path: "*/acme_de/*"
 
-Later scanners add their own source lists (db, esb) next to `files`.
+    esb:
+      - path: ./mule-apps              # Mule, Camel, Synapse/WSO2, BizTalk, Spring Integration, WSDL
+      - url: http://erp.acme.example/OrderService?wsdl
+
+Later scanners add their own source lists (db) next to these.
 """
 
 from __future__ import annotations
@@ -47,6 +51,20 @@ class FileSource(BaseModel):
         return self
 
 
+class EsbSourceConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    path: Path | None = Field(default=None, description="a folder or file of ESB configs and WSDLs")
+    url: str | None = Field(default=None, description="an http(s) URL of a WSDL")
+    system: str | None = Field(default=None, description="the system these flows belong to (default: the product)")
+
+    @model_validator(mode="after")
+    def _one_target(self) -> EsbSourceConfig:
+        if (self.path is None) == (self.url is None):
+            raise ValueError("give exactly one of path (folder or file) or url (http(s)://…?wsdl)")
+        return self
+
+
 class ScanConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -55,6 +73,7 @@ class ScanConfig(BaseModel):
     jobs: int = Field(default=0, description="worker processes for local walks; 0 = one per core")
     watch: float = Field(default=0, description="seconds to watch local drops live after the walk")
     files: list[FileSource] = Field(default_factory=list)
+    esb: list[EsbSourceConfig] = Field(default_factory=list)
     entities: list[EntityRule] = Field(default_factory=list)
 
     @classmethod
@@ -94,4 +113,5 @@ class ScanConfig(BaseModel):
             )
             for source in self.files
         ]
-        return self.model_copy(update={"out": fix(self.out), "files": files})
+        esb = [source.model_copy(update={"path": fix(source.path)}) for source in self.esb]
+        return self.model_copy(update={"out": fix(self.out), "files": files, "esb": esb})
