@@ -15,7 +15,7 @@ def missing_service(reason: str) -> None:
     """Skip with the reason on a developer's machine; under CI=true a missing service is a failure."""
     if os.environ.get("CI", "").lower() == "true":
         pytest.fail(f"CI=true and {reason}", pytrace=False)
-    pytest.skip(reason)
+    pytest.skip(reason, allow_module_level=True)
 
 
 @pytest.fixture(scope="session")

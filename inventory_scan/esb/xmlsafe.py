@@ -7,7 +7,7 @@ from pathlib import Path
 from lxml import etree
 
 MAX_BYTES = 20 * 1024 * 1024
-MAX_DEPTH = 256
+MAX_DEPTH = 128
 
 
 class UnsafeXml(ValueError):
@@ -37,9 +37,8 @@ def parse_bytes(data: bytes, name: str = "document") -> etree._Element:
     doctype = root.getroottree().docinfo.internalDTD
     if doctype is not None and any(True for _ in doctype.iterentities()):  # type: ignore[union-attr]
         raise UnsafeXml(f"{name} declares XML entities (a DTD with ENTITY): refused as possibly hostile")
-    depth = _depth(root)
-    if depth > MAX_DEPTH:
-        raise UnsafeXml(f"{name} nests {depth} elements deep, over the limit of {MAX_DEPTH}")
+    if _depth(root) > MAX_DEPTH:
+        raise UnsafeXml(f"{name} nests elements more than {MAX_DEPTH} deep: refused")
     return root
 
 
