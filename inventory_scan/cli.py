@@ -19,6 +19,7 @@ from inventory_scan.esb import EsbScan, EsbSource
 from inventory_scan.files.folders import FolderResult
 from inventory_scan.files.scan import FileScan
 from inventory_scan.files.scan import Progress as ScanProgress
+from inventory_scan.links import link
 from inventory_scan.summary import print_summary
 
 scan_app = typer.Typer(help="Discover legacy integration points into a catalog.", no_args_is_help=True)
@@ -82,7 +83,7 @@ def _run(work: Work, out: Path) -> None:
         merged = save_merged(catalog, out)
     except ScanError as exc:
         raise _fail(str(exc)) from None
-    print_summary(out_console, catalog)
+    print_summary(out_console, link(catalog))
     out_console.print(
         f"\ncatalog: [bold]{out}[/] ({len(merged.interfaces)} interfaces in all, "
         f"{len(catalog.interfaces)} from this scan)",
@@ -102,11 +103,11 @@ def _files(scan: FileScan, sources: list[FileSource]) -> Work:
     return work
 
 
-def _esb(sources: list[EsbSource]) -> Work:
+def _esb(sources: list[EsbSource], rules: list[EntityRule] | None = None) -> Work:
     def work(progress: ScanProgress) -> tuple[Catalog, list[str]]:
         for source in sources:
             progress.source_started(source.target)
-        return EsbScan().run(sources)
+        return EsbScan(rules).run(sources)
 
     return work
 
@@ -195,7 +196,7 @@ def scan_run(
         raise _fail(str(exc)) from None
     scan = FileScan(settings.entities, settings.timezone, settings.jobs, settings.watch)
     esb = [EsbSource(str(source.path or source.url), source.system) for source in settings.esb]
-    _run(_together(_files(scan, settings.files), _esb(esb)), out or settings.out)
+    _run(_together(_files(scan, settings.files), _esb(esb, settings.entities)), out or settings.out)
 
 
 @scan_app.command("esb")

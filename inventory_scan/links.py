@@ -22,7 +22,7 @@ PREFIX = "link:"
 
 def _place(locator: str) -> tuple[str, str, str] | None:
     """(scheme, host, folder) of a file-like locator; None for relative or non-file locators."""
-    if locator.startswith("file:") and not locator.startswith("file://"):
+    if locator.startswith("file:") and not locator.startswith("file:/"):
         return None  # relative to some working directory we cannot know
     parts = urlsplit(locator)
     if parts.scheme not in ("file", "sftp", "ftp") or not parts.path.startswith("/"):

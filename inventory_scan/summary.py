@@ -62,6 +62,42 @@ def _drop_table(entity: str, drops: list[Interface]) -> Table:
     return table
 
 
+def _flow_table(flows: list[Interface], catalog: Catalog) -> Table:
+    table = Table(title=f"[bold]ESB flows[/] — {len(flows)}", title_justify="left")
+    table.add_column("product")
+    table.add_column("flow", style="cyan", no_wrap=True)
+    table.add_column("entity")
+    table.add_column("from", overflow="fold")
+    table.add_column("to", overflow="fold")
+    table.add_column("calls")
+    names = {i.id: i.name for i in catalog.interfaces}
+    calls: dict[str, list[str]] = defaultdict(list)
+    for edge in catalog.edges:
+        if edge.relation == "calls":
+            calls[edge.source].append(names.get(edge.target, edge.target))
+    for flow in sorted(flows, key=lambda i: (str(i.attributes.get("product")), i.name)):
+        table.add_row(
+            f"{flow.attributes.get('product')} {flow.attributes.get('flow_kind')}",
+            flow.name,
+            flow.entity or "",
+            "\n".join(flow.reads) or "—",
+            "\n".join(flow.writes) or "—",
+            ", ".join(sorted(calls[flow.id])),
+        )
+    return table
+
+
+def _operation_table(operations: list[Interface]) -> Table:
+    table = Table(title=f"[bold]SOAP operations[/] — {len(operations)}", title_justify="left")
+    table.add_column("operation", style="cyan", no_wrap=True)
+    table.add_column("bindings")
+    table.add_column("addresses", overflow="fold")
+    for operation in sorted(operations, key=lambda i: i.name):
+        bindings = sorted({b["protocol"] for b in operation.attributes.get("bindings", [])})
+        table.add_row(operation.name, ", ".join(bindings), "\n".join(operation.attributes.get("addresses", [])))
+    return table
+
+
 def print_summary(console: Console, catalog: Catalog) -> None:
     drops: dict[str, list[Interface]] = defaultdict(list)
     for interface in catalog.interfaces:
@@ -69,12 +105,22 @@ def print_summary(console: Console, catalog: Catalog) -> None:
             drops[interface.entity or "(no entity)"].append(interface)
     for entity in sorted(drops, key=lambda name: (name == "(no entity)", name)):
         console.print(_drop_table(entity, drops[entity]))
-    others = [i for i in catalog.interfaces if i.kind is not Kind.file_drop]
-    if others:
-        counts: dict[str, int] = defaultdict(int)
-        for interface in others:
-            counts[interface.kind] += 1
-        console.print("other interfaces: " + ", ".join(f"{kind} {n}" for kind, n in sorted(counts.items())))
+    flows = [i for i in catalog.interfaces if i.kind is Kind.esb_flow]
+    if flows:
+        console.print(_flow_table(flows, catalog))
+    operations = [i for i in catalog.interfaces if i.kind is Kind.soap_operation]
+    if operations:
+        console.print(_operation_table(operations))
+    counts: dict[str, int] = defaultdict(int)
+    for interface in catalog.interfaces:
+        counts[interface.kind] += 1
+    links = sum(edge.relation.startswith("link:") for edge in catalog.edges)
+    console.print(
+        "interfaces: "
+        + ", ".join(f"{kind} {n}" for kind, n in sorted(counts.items()))
+        + f"; links between scans: {links}",
+        highlight=False,
+    )
     for source in catalog.sources:
         stats = ", ".join(f"{value:,} {key}" for key, value in source.stats.items())
         state = "[green]complete[/]" if source.complete else f"[bold red]INCOMPLETE[/]: {source.reason}"

@@ -111,6 +111,21 @@ def cxml_order(number: int, when: datetime) -> str:
     )
 
 
+def write_esb(root: Path) -> None:
+    """The ESB configurations that move the drops above (templates in demo_esb/), aimed at the estate's folders."""
+    esb = root / "esb"
+    esb.mkdir(parents=True, exist_ok=True)
+    folders = {
+        "{edi}": str((root / "acme_de" / "edi").absolute()),
+        "{orders}": str((root / "acme_uk" / "ftp" / "orders").absolute()),
+    }
+    for template in sorted((HERE / "demo_esb").iterdir()):
+        text = template.read_text(encoding="utf-8")
+        for placeholder, folder in folders.items():
+            text = text.replace(placeholder, folder)
+        (esb / template.name).write_text(text, encoding="utf-8")
+
+
 def write(path: Path, content: str | bytes, when: datetime) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     if isinstance(content, str):
@@ -196,6 +211,8 @@ def build(root: Path) -> None:
             moment = start + timedelta(days=n % DAYS, hours=n % 24)
             write(root / "partners" / "samples" / f"RCV{n:05d}.dat", sample.read_bytes(), moment)
 
+    write_esb(root)
+
     (root / "scan.yaml").write_text(
         textwrap.dedent(
             """\
@@ -211,6 +228,8 @@ def build(root: Path) -> None:
                 system: erp_us
               - path: partners
                 system: partner_gateway
+            esb:
+              - path: esb
             entities:
               - entity: ACME-DE
                 path: "*/acme_de/*"
@@ -218,6 +237,12 @@ def build(root: Path) -> None:
                 path: "*/acme_uk/*"
               - entity: ACME-US
                 path: "*/acme_us/*"
+              - entity: ACME-DE
+                path: "*/esb/acme-de-*"
+              - entity: ACME-DE
+                path: "*/OrderService.wsdl"
+              - entity: ACME-UK
+                path: "*/esb/uk-*"
               - entity: ACME-UK         # partner files addressed to ACME-UK's EDIFACT id
                 receiver: ["5099999000001"]
             """

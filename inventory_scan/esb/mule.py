@@ -62,7 +62,12 @@ class _Configs:
             name = element.get("name")
             if not isinstance(element.tag, str) or not name or local(element.tag) in ("flow", "sub-flow"):
                 continue
-            attributes: dict[str, Any] = {"_module": _module(element), "_kind": local(element.tag)}
+            connection = next((local(child.tag) for child in element if local(child.tag).endswith("connection")), "")
+            attributes: dict[str, Any] = {
+                "_module": _module(element),
+                "_kind": local(element.tag),
+                "_connection": connection,
+            }
             for node in element.iter():
                 if isinstance(node.tag, str):
                     attributes.update({str(k): v for k, v in node.attrib.items() if k not in attributes})
@@ -90,10 +95,12 @@ def _db_locator(config: dict[str, Any]) -> str:
     url = config.get("url")
     if url:
         return re.split(r"[;?]", uris.strip_credentials(url), maxsplit=1)[0]
-    kind = str(config.get("_kind", "db")).replace("-config", "")
+    # db:my-sql-connection → mysql; Mule 3's db:oracle-config → oracle
+    kind = str(config.get("_connection") or config.get("_kind") or "db")
+    kind = kind.replace("-connection", "").replace("-config", "").replace("-", "")
     host = config.get("host", "localhost")
     port = f":{config['port']}" if config.get("port") else ""
-    return f"db:{kind}://{host}{port}/{config.get('database', '')}"
+    return f"{kind}://{host}{port}/{config.get('database', '')}"
 
 
 def _endpoint(element: etree._Element, configs: _Configs) -> Endpoint | str | None:
@@ -130,7 +137,8 @@ def _endpoint(element: etree._Element, configs: _Configs) -> Endpoint | str | No
         if module == "file":
             base = str(config.get("workingDir", ""))
             folder = path if path.startswith("/") else f"{base.rstrip('/')}/{path}"
-            return Endpoint(role, "file", f"file:{folder.rstrip('/') or '/'}", name, at)
+            folder = folder.rstrip("/") or "/"
+            return Endpoint(role, "file", f"file://{folder}" if folder.startswith("/") else f"file:{folder}", name, at)
         family = "sftp" if module == "sftp" else "ftp"
         return Endpoint(role, family, _remote(module, _netloc(config, element), _folder(path)), name, at)
     if module == "http" and name in ("listener", "request"):
@@ -159,6 +167,7 @@ def _endpoint(element: etree._Element, configs: _Configs) -> Endpoint | str | No
             "operation": element.get("operation"),
             "service": config.get("service"),
             "port": config.get("port"),
+            "wsdl": config.get("wsdlLocation"),
         }
         return Endpoint("target", "soap", uris.strip_credentials(address), "consume", at, details)
     if module in ("email", "smtp") and name in ("send", "outbound-endpoint"):

@@ -15,6 +15,7 @@ from urllib.parse import urljoin, urlsplit
 from lxml import etree
 
 from inventory_scan.catalog import Catalog, Direction, Edge, Evidence, Interface, Kind, ScanWarning, Source
+from inventory_scan.entities import EntityRule, Subject, resolve
 from inventory_scan.errors import SourceError
 from inventory_scan.esb import biztalk, camel, mule, spring_integration, synapse, wsdl  # noqa: F401  (registers)
 from inventory_scan.esb.base import Endpoint, Flow, Found, SoapOperation, recognise
@@ -102,7 +103,8 @@ def _inside(base_url: str, url: str) -> bool:
 
 
 class EsbScan:
-    def __init__(self) -> None:
+    def __init__(self, rules: list[EntityRule] | None = None) -> None:
+        self.rules = rules or []
         self.documents: list[_Document] = []
 
     def run(self, sources: list[EsbSource]) -> tuple[Catalog, list[str]]:
@@ -121,6 +123,7 @@ class EsbScan:
                 reason = str(exc)
                 errors.append(f"{source.target}: {reason}")
             interfaces, edges = build(self.documents, source.system, log)
+            interfaces = [_with_entity(interface, self.rules) for interface in interfaces]
             record = Source(
                 locator=source.target if "://" in source.target else str(Path(source.target).expanduser().absolute()),
                 kind="esb",
@@ -217,6 +220,21 @@ class EsbScan:
         except (UnsafeXml, SourceError) as exc:
             log.warn(document, f"import {location!r} skipped: {exc}")
             return None
+
+
+def _with_entity(interface: Interface, rules: list[EntityRule]) -> Interface:
+    """Entity rules look at the document's path (flows, operations) or the endpoint's address."""
+    if not rules:
+        return interface
+    where = str(interface.attributes.get("document") or interface.attributes.get("wsdl") or "")
+    host = None
+    if interface.kind is Kind.esb_endpoint:
+        parts = urlsplit(interface.locator)
+        where, host = parts.path or interface.locator, parts.hostname
+    rule = resolve(rules, Subject(where, host))
+    if rule is None:
+        return interface
+    return interface.model_copy(update={"entity": rule.entity})
 
 
 def _endpoint_system(endpoint: Endpoint) -> str:

@@ -68,6 +68,7 @@ def locator(address: str) -> str:
     family = PROTOCOLS.get(found, "")
     body = text[len(found) + 1 :]
     if family in ("jms", "amqp", "mq") and not body.startswith("//"):
+        body = body.lstrip("/")  # Synapse writes jms:/QueueName
         kind, _, name = body.partition(":")
         if kind not in ("queue", "topic"):
             kind, name = "queue", body

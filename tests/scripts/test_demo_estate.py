@@ -1,0 +1,32 @@
+"""`make demo`'s estate, built and scanned end to end."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from gateway.cli import app
+from inventory_scan import Catalog, Kind
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_demo_estate_scans_into_a_linked_catalog(tmp_path: Path) -> None:
+    spec = importlib.util.spec_from_file_location("demo_estate", REPO / "scripts" / "demo_estate.py")
+    assert spec and spec.loader
+    demo = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(demo)
+    demo.build(tmp_path / "estate")
+
+    result = CliRunner().invoke(app, ["scan", "run", str(tmp_path / "estate" / "scan.yaml")])
+    assert result.exit_code == 0, result.output
+    catalog = Catalog.load(tmp_path / "estate" / "catalog.json")
+    drops = {(i.entity, i.name) for i in catalog.interfaces if i.kind is Kind.file_drop}
+    assert {("ACME-DE", "IN{seq}.dat"), ("ACME-UK", "ORDERS_{date}_{seq}.edi"), ("ACME-US", "STOCK_{date}.csv")} <= drops
+    flows = {(i.entity, i.name) for i in catalog.interfaces if i.kind is Kind.esb_flow}
+    assert flows == {("ACME-DE", "importRetailerOrders"), ("ACME-UK", "UkOrderIntake")}
+    links = {e.relation for e in catalog.edges if e.relation.startswith("link:")}
+    assert links == {"link:polls", "link:writes", "link:moves_to", "link:implements"}
+    assert "Winter2019!" not in (tmp_path / "estate" / "catalog.json").read_text()  # the Mule DB password
