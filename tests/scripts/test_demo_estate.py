@@ -24,7 +24,11 @@ def test_demo_estate_scans_into_a_linked_catalog(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     catalog = Catalog.load(tmp_path / "estate" / "catalog.json")
     drops = {(i.entity, i.name) for i in catalog.interfaces if i.kind is Kind.file_drop}
-    assert {("ACME-DE", "IN{seq}.dat"), ("ACME-UK", "ORDERS_{date}_{seq}.edi"), ("ACME-US", "STOCK_{date}.csv")} <= drops
+    assert {
+        ("ACME-DE", "IN{seq}.dat"),
+        ("ACME-UK", "ORDERS_{date}_{seq}.edi"),
+        ("ACME-US", "STOCK_{date}.csv"),
+    } <= drops
     flows = {(i.entity, i.name) for i in catalog.interfaces if i.kind is Kind.esb_flow}
     assert flows == {("ACME-DE", "importRetailerOrders"), ("ACME-UK", "UkOrderIntake")}
     links = {e.relation for e in catalog.edges if e.relation.startswith("link:")}
