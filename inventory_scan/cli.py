@@ -13,6 +13,7 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 
 from inventory_scan.catalog import Catalog, json_schema, save_merged
 from inventory_scan.config import FileSource, ScanConfig
+from inventory_scan.db.scan import DbScan, DbSource, connection_from_env
 from inventory_scan.entities import EntityRule
 from inventory_scan.errors import ScanError
 from inventory_scan.esb import EsbScan, EsbSource
@@ -112,6 +113,15 @@ def _esb(sources: list[EsbSource], rules: list[EntityRule] | None = None) -> Wor
     return work
 
 
+def _db(sources: list[DbSource]) -> Work:
+    def work(progress: ScanProgress) -> tuple[Catalog, list[str]]:
+        for source in sources:
+            progress.source_started(str(source.ddl) if source.ddl else "database")
+        return DbScan().run(sources)
+
+    return work
+
+
 def _together(*works: Work) -> Work:
     def work(progress: ScanProgress) -> tuple[Catalog, list[str]]:
         catalog, errors = Catalog(), list[str]()
@@ -196,7 +206,57 @@ def scan_run(
         raise _fail(str(exc)) from None
     scan = FileScan(settings.entities, settings.timezone, settings.jobs, settings.watch)
     esb = [EsbSource(str(source.path or source.url), source.system) for source in settings.esb]
-    _run(_together(_files(scan, settings.files), _esb(esb, settings.entities)), out or settings.out)
+    try:
+        db = [
+            DbSource(
+                connection=connection_from_env(source.connection_env) if source.connection_env else source.dsn,
+                ddl=source.ddl,
+                dialect=source.dialect,
+                system=source.system,
+            )
+            for source in settings.db
+        ]
+    except ScanError as exc:
+        raise _fail(str(exc)) from None
+    _run(_together(_files(scan, settings.files), _esb(esb, settings.entities), _db(db)), out or settings.out)
+
+
+@scan_app.command("db")
+def scan_db(
+    sources: Annotated[
+        list[str] | None,
+        typer.Argument(help="DDL files or folders, ODBC connection strings or DSN names"),
+    ] = None,
+    connection_env: Annotated[
+        list[str] | None,
+        typer.Option(help="environment variable holding a connection string (keeps the password off the command line)"),
+    ] = None,
+    dialect: Annotated[
+        str | None,
+        typer.Option(help="dialect of DDL sources: tsql, postgres, mysql, oracle, sqlite (default: guessed)"),
+    ] = None,
+    system: Annotated[str | None, typer.Option(help="system name (default: the database or file name)")] = None,
+    out: Annotated[Path, typer.Option("--out", "-o", help="catalog file; merged into when it exists")] = Path(
+        "catalog.json"
+    ),
+) -> None:
+    """Catalog database triggers, procedures and functions, live over ODBC or from DDL scripts.
+
+    Example: banyan scan db schema/erp_de.sql --dialect tsql --connection-env ERP_UK_ODBC -o catalog.json
+    """
+    targets: list[DbSource] = []
+    for source in sources or []:
+        if Path(source).exists():
+            targets.append(DbSource(ddl=Path(source), dialect=dialect, system=system))
+        else:
+            targets.append(DbSource(connection=source, system=system))
+    try:
+        targets += [DbSource(connection=connection_from_env(name), system=system) for name in connection_env or []]
+    except ScanError as exc:
+        raise _fail(str(exc)) from None
+    if not targets:
+        raise _fail("name at least one DDL file or folder, connection string, DSN or --connection-env")
+    _run(_db(targets), out)
 
 
 @scan_app.command("esb")

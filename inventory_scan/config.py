@@ -1,22 +1,26 @@
 """scan.yaml: what to scan, how to log in (by environment variable name), and entity rules.
 
-    out: catalog.json              # relative paths are relative to this file
-    timezone: Europe/Amsterdam     # the clock cadences are read on (default: this machine's)
-    files:
-      - path: ./estate/acme_de
-        system: erp_de
-      - url: sftp://edi@sftp.acme.example:2222/outbound
-        known_hosts: ./known_hosts
-        password_env: ACME_SFTP_PASSWORD
-    entities:
-      - entity: ACME-DE
-        path: "*/acme_de/*"
+out: catalog.json              # relative paths are relative to this file
+timezone: Europe/Amsterdam     # the clock cadences are read on (default: this machine's)
+files:
+  - path: ./estate/acme_de
+    system: erp_de
+  - url: sftp://edi@sftp.acme.example:2222/outbound
+    known_hosts: ./known_hosts
+    password_env: ACME_SFTP_PASSWORD
+entities:
+  - entity: ACME-DE
+    path: "*/acme_de/*"
 
-    esb:
-      - path: ./mule-apps              # Mule, Camel, Synapse/WSO2, BizTalk, Spring Integration, WSDL
-      - url: http://erp.acme.example/OrderService?wsdl
+esb:
+  - path: ./mule-apps              # Mule, Camel, Synapse/WSO2, BizTalk, Spring Integration, WSDL
+  - url: http://erp.acme.example/OrderService?wsdl
 
-Later scanners add their own source lists (db) next to these.
+db:
+  - ddl: ./schema/erp_de.sql       # offline; dialect guessed unless given
+    dialect: tsql
+  - connection_env: ERP_UK_ODBC    # live: the connection string comes from the environment
+    system: erp_uk
 """
 
 from __future__ import annotations
@@ -65,6 +69,26 @@ class EsbSourceConfig(BaseModel):
         return self
 
 
+class DbSourceConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    ddl: Path | None = Field(default=None, description="a DDL script or a folder of them")
+    dialect: str | None = Field(
+        default=None, description="tsql, postgres, mysql, oracle or sqlite; guessed when omitted"
+    )
+    connection_env: str | None = Field(
+        default=None, description="environment variable holding an ODBC connection string (password included)"
+    )
+    dsn: str | None = Field(default=None, description="an ODBC data source name from odbc.ini")
+    system: str | None = None
+
+    @model_validator(mode="after")
+    def _one_target(self) -> DbSourceConfig:
+        if sum(value is not None for value in (self.ddl, self.connection_env, self.dsn)) != 1:
+            raise ValueError("give exactly one of ddl (a script or folder), connection_env or dsn")
+        return self
+
+
 class ScanConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -74,6 +98,7 @@ class ScanConfig(BaseModel):
     watch: float = Field(default=0, description="seconds to watch local drops live after the walk")
     files: list[FileSource] = Field(default_factory=list)
     esb: list[EsbSourceConfig] = Field(default_factory=list)
+    db: list[DbSourceConfig] = Field(default_factory=list)
     entities: list[EntityRule] = Field(default_factory=list)
 
     @classmethod
@@ -114,4 +139,5 @@ class ScanConfig(BaseModel):
             for source in self.files
         ]
         esb = [source.model_copy(update={"path": fix(source.path)}) for source in self.esb]
-        return self.model_copy(update={"out": fix(self.out), "files": files, "esb": esb})
+        db = [source.model_copy(update={"ddl": fix(source.ddl)}) for source in self.db]
+        return self.model_copy(update={"out": fix(self.out), "files": files, "esb": esb, "db": db})
