@@ -97,7 +97,7 @@ _CALLS = {
         re.compile(r"\bPERFORM\s+([\w.\"]+)\s*\(", re.IGNORECASE),
     ],
     "oracle": [
-        re.compile(r"^\s*([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)?)\s*(?:\(|;)", re.MULTILINE),
+        re.compile(r"^\s*([A-Za-z_]\w*(?:\.[A-Za-z_]\w*){0,2})\s*(?:\(|;)", re.MULTILINE),
         re.compile(r"\bCALL\s+([\w.\"]+)", re.IGNORECASE),
     ],
     "sqlite": [],
@@ -149,8 +149,7 @@ def _pieces(body: str, dialect: str) -> list[str]:
 
 
 def _name(table: exp.Table) -> str:
-    parts = (table.args.get("catalog"), table.args.get("db"), table.args.get("this"))
-    return ".".join(part.name for part in parts if isinstance(part, exp.Expression) and part.name) or table.name
+    return ".".join(part.name for part in table.parts if part.name) or table.name
 
 
 def _tables(tree: exp.Expr) -> tuple[set[str], set[str]]:
@@ -249,7 +248,8 @@ def analyse(obj: DbObject) -> Analysis:
     for pattern in _CALLS[obj.dialect]:
         for match in pattern.finditer(no_strings):
             name = unquote(match.group(1))
-            if not name or _NOT_CALLS.match(name) or name.startswith("@") or name.lower() in _ORACLE_KEYWORDS:
+            last = name.rsplit(".", 1)[-1]
+            if not name or _NOT_CALLS.match(name) or _NOT_CALLS.match(last) or name.startswith("@") or name.lower() in _ORACLE_KEYWORDS:
                 continue
             result.calls.add(name)
     if obj.executes:

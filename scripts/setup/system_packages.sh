@@ -2,16 +2,16 @@
 # Installs the Debian packages Banyan's tests and demo talk to, only those that are missing.
 set -euo pipefail
 
-# package name -> a file that proves it is installed
-declare -A wanted=(
-  [openssh-server]=/usr/sbin/sshd
-  [openssh-sftp-server]=/usr/lib/openssh/sftp-server
-  [unixodbc]=/usr/bin/isql
+wanted=(
+  openssh-server openssh-sftp-server   # a real sshd for the SFTP scanner's tests
+  unixodbc                             # the ODBC driver manager pyodbc loads
+  odbc-postgresql odbc-mariadb libsqliteodbc   # real ODBC drivers for the database scanner
+  sqlite3                              # loads SQLite schemas in the tests
 )
 
 missing=()
-for pkg in "${!wanted[@]}"; do
-  [ -e "${wanted[$pkg]}" ] || missing+=("$pkg")
+for pkg in "${wanted[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
 done
 [ ${#missing[@]} -eq 0 ] && exit 0
 
