@@ -13,7 +13,7 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 
 from inventory_scan.catalog import Catalog, json_schema, save_merged
 from inventory_scan.config import FileSource, ScanConfig
-from inventory_scan.db.scan import DbScan, DbSource, connection_from_env
+from inventory_scan.db.scan import DDL_SUFFIXES, DbScan, DbSource, connection_from_env
 from inventory_scan.entities import EntityRule
 from inventory_scan.errors import ScanError
 from inventory_scan.esb import EsbScan, EsbSource
@@ -113,11 +113,11 @@ def _esb(sources: list[EsbSource], rules: list[EntityRule] | None = None) -> Wor
     return work
 
 
-def _db(sources: list[DbSource]) -> Work:
+def _db(sources: list[DbSource], rules: list[EntityRule] | None = None) -> Work:
     def work(progress: ScanProgress) -> tuple[Catalog, list[str]]:
         for source in sources:
             progress.source_started(str(source.ddl) if source.ddl else "database")
-        return DbScan().run(sources)
+        return DbScan(rules).run(sources)
 
     return work
 
@@ -209,7 +209,9 @@ def scan_run(
     try:
         db = [
             DbSource(
-                connection=connection_from_env(source.connection_env) if source.connection_env else source.dsn,
+                connection=connection_from_env(source.connection_env)
+                if source.connection_env
+                else (source.dsn or source.connection),
                 ddl=source.ddl,
                 dialect=source.dialect,
                 system=source.system,
@@ -218,7 +220,10 @@ def scan_run(
         ]
     except ScanError as exc:
         raise _fail(str(exc)) from None
-    _run(_together(_files(scan, settings.files), _esb(esb, settings.entities), _db(db)), out or settings.out)
+    _run(
+        _together(_files(scan, settings.files), _esb(esb, settings.entities), _db(db, settings.entities)),
+        out or settings.out,
+    )
 
 
 @scan_app.command("db")
@@ -248,6 +253,8 @@ def scan_db(
     for source in sources or []:
         if Path(source).exists():
             targets.append(DbSource(ddl=Path(source), dialect=dialect, system=system))
+        elif "=" not in source and (Path(source).suffix.lower() in DDL_SUFFIXES or "/" in source):
+            raise _fail(f"{source}: no such DDL file or folder")
         else:
             targets.append(DbSource(connection=source, system=system))
     try:

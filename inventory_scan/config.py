@@ -25,6 +25,7 @@ db:
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import yaml
@@ -80,12 +81,15 @@ class DbSourceConfig(BaseModel):
         default=None, description="environment variable holding an ODBC connection string (password included)"
     )
     dsn: str | None = Field(default=None, description="an ODBC data source name from odbc.ini")
+    connection: str | None = Field(default=None, description="an ODBC connection string without a password")
     system: str | None = None
 
     @model_validator(mode="after")
     def _one_target(self) -> DbSourceConfig:
-        if sum(value is not None for value in (self.ddl, self.connection_env, self.dsn)) != 1:
-            raise ValueError("give exactly one of ddl (a script or folder), connection_env or dsn")
+        if sum(value is not None for value in (self.ddl, self.connection_env, self.dsn, self.connection)) != 1:
+            raise ValueError("give exactly one of ddl (a script or folder), connection_env, dsn or connection")
+        if self.connection and re.search(r"(?i)\b(PWD|PASSWORD)\s*=\s*[^;\s]", self.connection):
+            raise ValueError("put no password in scan.yaml: name an environment variable with connection_env instead")
         return self
 
 

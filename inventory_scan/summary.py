@@ -87,6 +87,39 @@ def _flow_table(flows: list[Interface], catalog: Catalog) -> Table:
     return table
 
 
+DATABASE_ROWS = 40
+
+
+def _database_table(objects: list[Interface]) -> Table:
+    """Triggers and routines, the ones with outside effects and most effort first."""
+    ranked = sorted(objects, key=lambda i: (-len(i.side_effects), -(i.complexity.score if i.complexity else 0), i.name))
+    title = f"[bold]Database objects[/] — {len(objects)}"
+    if len(objects) > DATABASE_ROWS:
+        title += f" (the {DATABASE_ROWS} with most side effects and effort shown)"
+    table = Table(title=title, title_justify="left")
+    table.add_column("object", style="cyan", no_wrap=True)
+    table.add_column("on")
+    table.add_column("writes", overflow="fold")
+    table.add_column("side effects", style="magenta", overflow="fold")
+    table.add_column("effort", justify="right")
+    for item in ranked[:DATABASE_ROWS]:
+        details = item.attributes
+        if item.kind is Kind.db_trigger:
+            state = "" if details.get("enabled", True) else " [red](disabled)[/]"
+            on = f"{details.get('timing', '')} {'/'.join(details.get('events', []))} {details.get('table', '')}{state}"
+        else:
+            on = str(details.get("object", "routine"))
+        low = " [yellow]?[/]" if details.get("confidence") == "low" else ""
+        table.add_row(
+            item.name,
+            on,
+            ", ".join(item.writes) or "—",
+            ", ".join(item.side_effects) or "—",
+            f"{item.complexity.score if item.complexity else ''}{low}",
+        )
+    return table
+
+
 def _operation_table(operations: list[Interface]) -> Table:
     table = Table(title=f"[bold]SOAP operations[/] — {len(operations)}", title_justify="left")
     table.add_column("operation", style="cyan", no_wrap=True)
@@ -108,6 +141,9 @@ def print_summary(console: Console, catalog: Catalog) -> None:
     flows = [i for i in catalog.interfaces if i.kind is Kind.esb_flow]
     if flows:
         console.print(_flow_table(flows, catalog))
+    database = [i for i in catalog.interfaces if i.kind in (Kind.db_trigger, Kind.db_procedure)]
+    if database:
+        console.print(_database_table(database))
     operations = [i for i in catalog.interfaces if i.kind is Kind.soap_operation]
     if operations:
         console.print(_operation_table(operations))
@@ -115,12 +151,9 @@ def print_summary(console: Console, catalog: Catalog) -> None:
     for interface in catalog.interfaces:
         counts[interface.kind] += 1
     links = sum(edge.relation.startswith("link:") for edge in catalog.edges)
-    console.print(
-        "interfaces: "
-        + ", ".join(f"{kind} {n}" for kind, n in sorted(counts.items()))
-        + f"; links between scans: {links}",
-        highlight=False,
-    )
+    if counts:
+        listed = ", ".join(f"{kind} {n}" for kind, n in sorted(counts.items()))
+        console.print(f"interfaces: {listed}; links between scans: {links}", highlight=False)
     for source in catalog.sources:
         stats = ", ".join(f"{value:,} {key}" for key, value in source.stats.items())
         state = "[green]complete[/]" if source.complete else f"[bold red]INCOMPLETE[/]: {source.reason}"

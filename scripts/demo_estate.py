@@ -18,6 +18,7 @@ import argparse
 import os
 import random
 import shutil
+import sqlite3
 import textwrap
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -126,6 +127,20 @@ def write_esb(root: Path) -> None:
         (esb / template.name).write_text(text, encoding="utf-8")
 
 
+def write_databases(root: Path) -> None:
+    """ACME-DE's ERP as an install script; ACME-US's ERP as a live SQLite database, scanned over ODBC."""
+    databases = root / "databases"
+    databases.mkdir(parents=True, exist_ok=True)
+    (databases / "erp_de.sql").write_text(
+        (HERE / "demo_db" / "erp_de.sql").read_text(encoding="utf-8"), encoding="utf-8"
+    )
+    with sqlite3.connect(databases / "erp_us.db") as connection:
+        connection.executescript((HERE / "demo_db" / "erp_us.sql").read_text(encoding="utf-8"))
+        connection.executemany(
+            "INSERT INTO orders (customer, total) VALUES (?, ?)", [("Globex", 120.5), ("Initech", 88)]
+        )
+
+
 def write(path: Path, content: str | bytes, when: datetime) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     if isinstance(content, str):
@@ -212,6 +227,7 @@ def build(root: Path) -> None:
             write(root / "partners" / "samples" / f"RCV{n:05d}.dat", sample.read_bytes(), moment)
 
     write_esb(root)
+    write_databases(root)
 
     (root / "scan.yaml").write_text(
         textwrap.dedent(
@@ -230,6 +246,11 @@ def build(root: Path) -> None:
                 system: partner_gateway
             esb:
               - path: esb
+            db:
+              - ddl: databases/erp_de.sql
+                system: erp_de
+              - connection: "DRIVER={SQLite3};DATABASE=DATABASES/erp_us.db"
+                system: erp_us
             entities:
               - entity: ACME-DE
                 path: "*/acme_de/*"
@@ -243,10 +264,19 @@ def build(root: Path) -> None:
                 path: "*/OrderService.wsdl"
               - entity: ACME-UK
                 path: "*/esb/uk-*"
+              - entity: ACME-DE
+                path: "*/databases/erp_de*"
+              - entity: ACME-US
+                path: "*erp_us*"
               - entity: ACME-UK         # partner files addressed to ACME-UK's EDIFACT id
                 receiver: ["5099999000001"]
             """
         ),
+        encoding="utf-8",
+    )
+    scan_yaml = root / "scan.yaml"
+    scan_yaml.write_text(
+        scan_yaml.read_text(encoding="utf-8").replace("DATABASES", str((root / "databases").absolute())),
         encoding="utf-8",
     )
     files = sum(1 for p in root.rglob("*") if p.is_file())

@@ -8,6 +8,7 @@ with its text. Side effects and constructs come from a table of patterns, not fr
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass, field
 
@@ -16,6 +17,17 @@ from sqlglot import exp
 from sqlglot.errors import SqlglotError
 
 from inventory_scan.db.objects import DbObject, unquote
+from inventory_scan.db.split import DIALECTS
+
+
+class _UnparsedIsRecorded(logging.Filter):
+    """sqlglot warns when it falls back to an unparsed Command; the scan records those itself."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "Falling back to parsing as a 'Command'" not in record.getMessage()
+
+
+logging.getLogger("sqlglot").addFilter(_UnparsedIsRecorded())
 
 _COMMENTS = re.compile(r"--[^\n]*|/\*.*?\*/|(?<![\w$])#[^\n]*", re.DOTALL)
 _STRINGS = re.compile(r"'(?:[^']|'')*'")
@@ -37,32 +49,55 @@ _FALLBACK_TABLES = {
 _SQLGLOT_DIALECT = {"tsql": "tsql", "postgres": "postgres", "mysql": "mysql", "oracle": "oracle", "sqlite": "sqlite"}
 
 # pattern → side effect; group 1, when present, names the thing (server, package, channel).
-SIDE_EFFECTS: list[tuple[str, re.Pattern[str]]] = [
-    ("shell", re.compile(r"\b(xp_cmdshell|sys_exec|sys_eval)\b", re.IGNORECASE)),
-    ("mail", re.compile(r"\b(sp_send_dbmail|xp_sendmail|UTL_SMTP|UTL_MAIL|APEX_MAIL)\b", re.IGNORECASE)),
-    ("com", re.compile(r"\b(sp_OACreate|sp_OAMethod)\b", re.IGNORECASE)),
-    ("http", re.compile(r"\b(UTL_HTTP|HTTPURITYPE|http_get|http_post|pg_net)\b", re.IGNORECASE)),
+# pattern → side effect; group 1, when present, names the thing (server, package, channel). The
+# hints are lower-case words the pattern cannot match without: a body lacking all of them skips
+# the regex, which keeps analysis cheap next to sqlglot's parse.
+SIDE_EFFECTS: list[tuple[str, tuple[str, ...], re.Pattern[str]]] = [
+    ("shell", ("xp_cmdshell", "sys_e"), re.compile(r"\b(xp_cmdshell|sys_exec|sys_eval)\b", re.IGNORECASE)),
+    (
+        "mail",
+        ("mail", "utl_smtp"),
+        re.compile(r"\b(sp_send_dbmail|xp_sendmail|UTL_SMTP|UTL_MAIL|APEX_MAIL)\b", re.IGNORECASE),
+    ),
+    ("com", ("sp_oa",), re.compile(r"\b(sp_OACreate|sp_OAMethod)\b", re.IGNORECASE)),
+    ("http", ("http", "pg_net"), re.compile(r"\b(UTL_HTTP|HTTPURITYPE|http_get|http_post|pg_net)\b", re.IGNORECASE)),
     (
         "file",
+        ("utl_file", "bulk", "outfile", "dumpfile", "load", "pg_write_file", "copy"),
         re.compile(
             r"\b(UTL_FILE|BULK\s+INSERT|INTO\s+OUTFILE|INTO\s+DUMPFILE|LOAD\s+DATA|pg_write_file|COPY\s+\w+\s+TO)\b",
             re.IGNORECASE,
         ),
     ),
-    ("tcp", re.compile(r"\b(UTL_TCP)\b", re.IGNORECASE)),
+    ("tcp", ("utl_tcp",), re.compile(r"\b(UTL_TCP)\b", re.IGNORECASE)),
     (
         "queue",
+        ("dbms_aq", "dbms_pipe", "sp_send_message", "conversation"),
         re.compile(
             r"\b(DBMS_AQ\.ENQUEUE|DBMS_PIPE\.SEND_MESSAGE|sp_send_message|SEND\s+ON\s+CONVERSATION)\b", re.IGNORECASE
         ),
     ),
-    ("job", re.compile(r"\b(sp_start_job|DBMS_SCHEDULER|DBMS_JOB)\b", re.IGNORECASE)),
-    ("dbms", re.compile(r"\b(DBMS_(?!OUTPUT\b)\w+)", re.IGNORECASE)),
-    ("notify", re.compile(r"\b(?:pg_notify\s*\(\s*'?|NOTIFY\s+)(\w+)?", re.IGNORECASE)),
-    ("dblink", re.compile(r"\b(dblink(?:_exec)?)\s*\(|\b\w+@(\w+)\b", re.IGNORECASE)),
-    ("linked_server", re.compile(r"\b(?:OPENQUERY|OPENROWSET|OPENDATASOURCE)\s*\(\s*\[?(\w+)", re.IGNORECASE)),
-    ("linked_server", re.compile(r"(?<![\w.@#])([\w\[\]]+)\.[\w\[\]]+\.[\w\[\]]+\.[\w\[\]]+(?![\w.])")),
+    (
+        "job",
+        ("sp_start_job", "dbms_scheduler", "dbms_job"),
+        re.compile(r"\b(sp_start_job|DBMS_SCHEDULER|DBMS_JOB)\b", re.IGNORECASE),
+    ),
+    ("dbms", ("dbms_",), re.compile(r"\b(DBMS_(?!OUTPUT\b)\w+)", re.IGNORECASE)),
+    ("notify", ("notify",), re.compile(r"\b(?:pg_notify\s*\(\s*'?|NOTIFY\s+)(\w+)?", re.IGNORECASE)),
+    ("dblink", ("dblink", "@"), re.compile(r"\b(dblink(?:_exec)?)\s*\(|\b\w+@(\w+)\b", re.IGNORECASE)),
+    (
+        "linked_server",
+        ("openquery", "openrowset", "opendatasource"),
+        re.compile(r"\b(?:OPENQUERY|OPENROWSET|OPENDATASOURCE)\s*\(\s*\[?(\w+)", re.IGNORECASE),
+    ),
+    ("linked_server", (".",), re.compile(r"(?<![\w.@#])([\w\[\]]+)\.[\w\[\]]+\.[\w\[\]]+\.[\w\[\]]+(?![\w.])")),
 ]
+# Patterns that mean something in some dialects only: `table@link` is Oracle's dblink (in T-SQL `@` is a
+# variable), and four-part names are SQL Server's linked servers.
+EFFECT_DIALECTS = {
+    ("dblink", ("dblink", "@")): ("oracle", "postgres"),
+    ("linked_server", (".",)): ("tsql",),
+}
 # written table name → what kind of hand-off it looks like
 HANDOFF_TABLES: list[tuple[str, re.Pattern[str]]] = [
     ("outbox", re.compile(r"outbox", re.IGNORECASE)),
@@ -72,21 +107,34 @@ HANDOFF_TABLES: list[tuple[str, re.Pattern[str]]] = [
     ("interface_table", re.compile(r"interface|(?:^|_)intf(?:$|_)", re.IGNORECASE)),
     ("event_table", re.compile(r"event|message|(?:^|_)msg(?:$|_)", re.IGNORECASE)),
 ]
-CONSTRUCTS: list[tuple[str, re.Pattern[str]]] = [
-    ("cursor", re.compile(r"\bCURSOR\b|\bFETCH\b|\bFOR\s+\w+\s+IN\s*\(?\s*SELECT\b", re.IGNORECASE)),
+CONSTRUCTS: list[tuple[str, tuple[str, ...], re.Pattern[str]]] = [
+    (
+        "cursor",
+        ("cursor", "fetch", " in "),
+        re.compile(r"\bCURSOR\b|\bFETCH\b|\bFOR\s+\w+\s+IN\s*\(?\s*SELECT\b", re.IGNORECASE),
+    ),
     (
         "dynamic_sql",
+        ("sp_executesql", "exec", "prepare"),
         re.compile(
-            r"\bsp_executesql\b|\bEXEC(?:UTE)?\s*\(\s*@|\bEXECUTE\s+IMMEDIATE\b|\bEXECUTE\s+(?!FUNCTION|PROCEDURE)[a-z_]\w*\s*(?:;|USING|INTO)|\bEXECUTE\s+format\s*\(|\bPREPARE\s+\w+\s+FROM\b|\bEXECUTE\s+'",
+            r"\bsp_executesql\b|\bEXEC(?:UTE)?\s*\(\s*@|\bEXECUTE\s+IMMEDIATE\b|\bEXECUTE\s+(?!FUNCTION|PROCEDURE)[a-z_]\w*\s*"
+            r"(?:;|USING|INTO)|\bEXECUTE\s+format\s*\(|\bPREPARE\s+\w+\s+FROM\b|\bEXECUTE\s+'",
             re.IGNORECASE,
         ),
     ),
-    ("temp_table", re.compile(r"#\w+|\bCREATE\s+(?:GLOBAL\s+)?TEMP(?:ORARY)?\s+TABLE\b", re.IGNORECASE)),
-    ("transaction_control", re.compile(r"\bCOMMIT\b|\bROLLBACK\b|\bSAVEPOINT\b", re.IGNORECASE)),
-    ("loop", re.compile(r"\bWHILE\b|\bLOOP\b|\bREPEAT\b", re.IGNORECASE)),
+    ("temp_table", ("#", "temp"), re.compile(r"#\w+|\bCREATE\s+(?:GLOBAL\s+)?TEMP(?:ORARY)?\s+TABLE\b", re.IGNORECASE)),
+    (
+        "transaction_control",
+        ("commit", "rollback", "savepoint"),
+        re.compile(r"\bCOMMIT\b|\bROLLBACK\b|\bSAVEPOINT\b", re.IGNORECASE),
+    ),
+    ("loop", ("while", "loop", "repeat"), re.compile(r"\bWHILE\b|\bLOOP\b|\bREPEAT\b", re.IGNORECASE)),
 ]
+_RAISE_HINTS = ("raise", "throw", "signal")
 _RAISE = re.compile(
-    r"\b(RAISERROR|THROW|SIGNAL\s+SQLSTATE|RAISE\s+EXCEPTION|RAISE_APPLICATION_ERROR|RAISE\s+\w+)\b", re.IGNORECASE
+    r"\b(RAISERROR|THROW|SIGNAL\s+SQLSTATE|RAISE\s+EXCEPTION|RAISE_APPLICATION_ERROR|RAISE\s+\w+"
+    r"|RAISE\s*\(\s*(?:ABORT|FAIL|ROLLBACK))",
+    re.IGNORECASE,
 )
 # How each dialect calls a procedure; PostgreSQL's and MySQL's EXECUTE run dynamic SQL instead.
 _CALLS = {
@@ -153,16 +201,20 @@ def _name(table: exp.Table) -> str:
 
 
 def _tables(tree: exp.Expr) -> tuple[set[str], set[str]]:
-    ctes = {cte.alias_or_name.lower() for cte in tree.find_all(exp.CTE)}
+    """(tables read, tables written) by one parsed statement; a single walk over the tree."""
+    target = tree.this if isinstance(tree, (exp.Insert, exp.Update, exp.Delete, exp.Merge)) else None
+    if isinstance(target, exp.Schema):
+        target = target.this
+    ctes: set[str] = set()
+    reads: set[str] = set()
     writes: set[str] = set()
-    target = None
-    if isinstance(tree, (exp.Insert, exp.Update, exp.Delete, exp.Merge)):
-        target = tree.this
-        if isinstance(target, exp.Schema):
-            target = target.this
-        if isinstance(target, exp.Table):
-            writes.add(_name(target))
-    reads = {_name(t) for t in tree.find_all(exp.Table) if t is not target and t.name}
+    for node in tree.find_all(exp.Table, exp.CTE):
+        if isinstance(node, exp.CTE):
+            ctes.add(node.alias_or_name.lower())
+        elif isinstance(node, exp.Table) and node is target:
+            writes.add(_name(node))
+        elif isinstance(node, exp.Table) and node.name:
+            reads.add(_name(node))
 
     def keep(name: str) -> bool:
         return name.lower() not in ctes and name.rsplit(".", 1)[-1].lower() not in _PSEUDO_TABLES
@@ -215,17 +267,13 @@ def analyse(obj: DbObject) -> Analysis:
         result.writes |= {
             t for t in writes if not t.startswith(("#", "@")) and t.rsplit(".", 1)[-1].lower() not in _PSEUDO_TABLES
         }
-    for kind, pattern in SIDE_EFFECTS:
+    lowered = clean.lower()
+    for kind, hints, pattern in SIDE_EFFECTS:
+        if not any(hint in lowered for hint in hints) or obj.dialect not in EFFECT_DIALECTS.get(
+            (kind, hints), DIALECTS
+        ):
+            continue
         for match in pattern.finditer(no_strings if kind != "notify" else clean):
-            if kind == "dblink" and obj.dialect not in ("oracle", "postgres"):
-                continue
-            if (
-                kind == "linked_server"
-                and obj.dialect != "tsql"
-                and "." in match.group(0)
-                and "(" not in match.group(0)
-            ):
-                continue
             named = next((g for g in match.groups() if g), None)
             result.side_effects.add(f"{kind}:{named.strip('[]')}" if named else kind)
     for table in result.writes:
@@ -234,13 +282,15 @@ def analyse(obj: DbObject) -> Analysis:
             if pattern.search(short):
                 result.side_effects.add(f"{kind}:{table}")
                 break
-    for kind, pattern in CONSTRUCTS:
-        if pattern.search(no_strings):
+    for kind, hints, pattern in CONSTRUCTS:
+        if any(hint in lowered for hint in hints) and pattern.search(no_strings):
             result.constructs.add(kind)
-    raises = [m.group(1).upper() for m in _RAISE.finditer(no_strings)]
+    raises = (
+        [m.group(1).upper() for m in _RAISE.finditer(no_strings)] if any(h in lowered for h in _RAISE_HINTS) else []
+    )
     if raises:
         aborts = "ROLLBACK" in no_strings.upper() or obj.timing in ("BEFORE", "INSTEAD OF")
-        kinds = sorted(set(" ".join(r.split()) for r in raises))
+        kinds = sorted({"".join(r.split()) + ")" if "(" in r else " ".join(r.split()) for r in raises})
         result.validations.append(
             ("aborts the change: " if aborts else "reports an error: ")
             + " + ".join(kinds + (["ROLLBACK"] if "ROLLBACK" in no_strings.upper() else []))
@@ -249,7 +299,13 @@ def analyse(obj: DbObject) -> Analysis:
         for match in pattern.finditer(no_strings):
             name = unquote(match.group(1))
             last = name.rsplit(".", 1)[-1]
-            if not name or _NOT_CALLS.match(name) or _NOT_CALLS.match(last) or name.startswith("@") or name.lower() in _ORACLE_KEYWORDS:
+            if (
+                not name
+                or _NOT_CALLS.match(name)
+                or _NOT_CALLS.match(last)
+                or name.startswith("@")
+                or name.lower() in _ORACLE_KEYWORDS
+            ):
                 continue
             result.calls.add(name)
     if obj.executes:

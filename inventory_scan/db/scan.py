@@ -14,6 +14,7 @@ from inventory_scan.db.analysis import Analysis, analyse, complexity
 from inventory_scan.db.live import ENGINES, engine_for, read_objects
 from inventory_scan.db.objects import DbObject, parse_script
 from inventory_scan.db.split import DIALECTS, guess_dialect
+from inventory_scan.entities import EntityRule, Subject, resolve
 from inventory_scan.errors import ConfigError, SourceError
 
 DDL_SUFFIXES = {".sql", ".ddl", ".pls", ".plsql", ".pkb", ".pks", ".prc", ".fnc", ".trg", ".tab"}
@@ -73,7 +74,7 @@ def _odbc_place(connection: str) -> tuple[str, str]:
         or "localhost"
     )
     database = attributes.get("database") or attributes.get("db") or attributes.get("dbq") or ""
-    return host.split(",")[0], database
+    return host.split(",")[0], database.strip("/")
 
 
 def _driver_hint(connection: str, message: str) -> str:
@@ -95,6 +96,15 @@ class _Found:
 
 
 class DbScan:
+    def __init__(self, rules: list[EntityRule] | None = None) -> None:
+        self.rules = rules or []
+
+    def _entity(self, interface: Interface) -> Interface:
+        """Entity rules look at the DDL file's path, or at the live object's locator."""
+        where = interface.evidence[0].source if interface.locator.startswith("ddl:") else interface.locator
+        rule = resolve(self.rules, Subject(where))
+        return interface.model_copy(update={"entity": rule.entity}) if rule else interface
+
     def run(self, sources: list[DbSource]) -> tuple[Catalog, list[str]]:
         catalog = Catalog()
         errors: list[str] = []
@@ -108,6 +118,7 @@ class DbScan:
                 reason = str(exc)
                 errors.append(f"{label}: {reason}")
             interfaces, edges = build(found)
+            interfaces = [self._entity(interface) for interface in interfaces]
             place = "odbc://" + "/".join(part for part in _odbc_place(source.connection or "") if part)
             record = Source(
                 locator=label if source.ddl else place,

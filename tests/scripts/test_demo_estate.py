@@ -32,5 +32,10 @@ def test_demo_estate_scans_into_a_linked_catalog(tmp_path: Path) -> None:
     flows = {(i.entity, i.name) for i in catalog.interfaces if i.kind is Kind.esb_flow}
     assert flows == {("ACME-DE", "importRetailerOrders"), ("ACME-UK", "UkOrderIntake")}
     links = {e.relation for e in catalog.edges if e.relation.startswith("link:")}
-    assert links == {"link:polls", "link:writes", "link:moves_to", "link:implements"}
+    assert links == {"link:polls", "link:writes", "link:moves_to", "link:implements", "link:table"}
+    triggers = {(i.entity, i.name) for i in catalog.interfaces if i.kind is Kind.db_trigger}
+    assert ("ACME-DE", "dbo.trg_order_audit_export") in triggers  # from the install script
+    assert ("ACME-US", "stock_outbox_au") in triggers  # live, from SQLite over ODBC
+    validate = next(i for i in catalog.interfaces if i.name == "orders_validate_bi")
+    assert validate.attributes["validations"] == ["aborts the change: RAISE(ABORT)"]
     assert "Winter2019!" not in (tmp_path / "estate" / "catalog.json").read_text()  # the Mule DB password

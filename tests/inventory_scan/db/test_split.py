@@ -23,20 +23,31 @@ CASES = [
     (
         "postgres dollar-quoted bodies",
         "postgres",
-        "CREATE FUNCTION f() RETURNS trigger AS $body$ BEGIN NEW.a := 1; RETURN NEW; END $body$ LANGUAGE plpgsql;\nCREATE TABLE \"a;b\" (x int);",
-        ["CREATE FUNCTION f() RETURNS trigger AS $body$ BEGIN NEW.a := 1; RETURN NEW; END $body$ LANGUAGE plpgsql", 'CREATE TABLE "a;b" (x int)'],
+        'CREATE FUNCTION f() RETURNS trigger AS $body$ BEGIN NEW.a := 1; RETURN NEW; END $body$ LANGUAGE plpgsql;\nCREATE TABLE "a;b" (x int);',
+        [
+            "CREATE FUNCTION f() RETURNS trigger AS $body$ BEGIN NEW.a := 1; RETURN NEW; END $body$ LANGUAGE plpgsql",
+            'CREATE TABLE "a;b" (x int)',
+        ],
     ),
     (
         "oracle slash ends PL/SQL blocks",
         "oracle",
         "CREATE TABLE t (a NUMBER);\nCREATE OR REPLACE TRIGGER trg BEFORE INSERT ON t FOR EACH ROW\nBEGIN\n  :NEW.a := 1;\nEND;\n/\nALTER TRIGGER trg DISABLE;\n",
-        ["CREATE TABLE t (a NUMBER)", "CREATE OR REPLACE TRIGGER trg BEFORE INSERT ON t FOR EACH ROW\nBEGIN\n  :NEW.a := 1;\nEND;", "ALTER TRIGGER trg DISABLE"],
+        [
+            "CREATE TABLE t (a NUMBER)",
+            "CREATE OR REPLACE TRIGGER trg BEFORE INSERT ON t FOR EACH ROW\nBEGIN\n  :NEW.a := 1;\nEND;",
+            "ALTER TRIGGER trg DISABLE",
+        ],
     ),
     (
         "sqlite trigger bodies keep their semicolons",
         "sqlite",
         "CREATE TRIGGER t AFTER INSERT ON a BEGIN UPDATE a SET x = 1; DELETE FROM b; END;\nSELECT 1; -- a comment; with a semicolon\n",
-        ["CREATE TRIGGER t AFTER INSERT ON a BEGIN UPDATE a SET x = 1; DELETE FROM b; END", "SELECT 1", "-- a comment; with a semicolon"],
+        [
+            "CREATE TRIGGER t AFTER INSERT ON a BEGIN UPDATE a SET x = 1; DELETE FROM b; END",
+            "SELECT 1",
+            "-- a comment; with a semicolon",
+        ],
     ),
     (
         "strings and comments never split",
