@@ -5,12 +5,16 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
+from inventory_scan.analysis.diff import diff
+from inventory_scan.analysis.graph import to_dot, to_graphml, to_mermaid
+from inventory_scan.analysis.patterns import PatternRule
+from inventory_scan.analysis.report import to_html, to_markdown
 from inventory_scan.catalog import Catalog, json_schema, save_merged
 from inventory_scan.config import FileSource, ScanConfig
 from inventory_scan.db.scan import DDL_SUFFIXES, DbScan, DbSource, connection_from_env
@@ -20,8 +24,7 @@ from inventory_scan.esb import EsbScan, EsbSource
 from inventory_scan.files.folders import FolderResult
 from inventory_scan.files.scan import FileScan
 from inventory_scan.files.scan import Progress as ScanProgress
-from inventory_scan.links import link
-from inventory_scan.summary import print_summary
+from inventory_scan.summary import print_diff, print_summary
 
 scan_app = typer.Typer(help="Discover legacy integration points into a catalog.", no_args_is_help=True)
 catalog_app = typer.Typer(help="Read, export and describe catalogs.", no_args_is_help=True)
@@ -44,9 +47,10 @@ def _parse_entity(option: str) -> EntityRule:
 
 
 Work = Callable[[ScanProgress], tuple[Catalog, list[str]]]
+GraphFormat = Literal["dot", "mermaid", "graphml"]
 
 
-def _run(work: Work, out: Path) -> None:
+def _run(work: Work, out: Path, pattern_rules: list[PatternRule] | None = None) -> None:
     """Run a scan with a progress bar, merge it into `out`, print the summary; exit 1 if incomplete."""
     if out.exists():
         try:
@@ -81,10 +85,13 @@ def _run(work: Work, out: Path) -> None:
         except ScanError as exc:
             raise _fail(str(exc)) from None
     try:
-        merged = save_merged(catalog, out)
+        merged = save_merged(catalog, out, pattern_rules)
     except ScanError as exc:
         raise _fail(str(exc)) from None
-    print_summary(out_console, link(catalog))
+    shown = {interface.id for interface in catalog.interfaces}
+    print_summary(
+        out_console, merged.model_copy(update={"interfaces": [i for i in merged.interfaces if i.id in shown]})
+    )
     out_console.print(
         f"\ncatalog: [bold]{out}[/] ({len(merged.interfaces)} interfaces in all, "
         f"{len(catalog.interfaces)} from this scan)",
@@ -220,10 +227,8 @@ def scan_run(
         ]
     except ScanError as exc:
         raise _fail(str(exc)) from None
-    _run(
-        _together(_files(scan, settings.files), _esb(esb, settings.entities), _db(db, settings.entities)),
-        out or settings.out,
-    )
+    work = _together(_files(scan, settings.files), _esb(esb, settings.entities), _db(db, settings.entities))
+    _run(work, out or settings.out, settings.patterns)
 
 
 @scan_app.command("db")
@@ -311,3 +316,72 @@ def catalog_show(
     except ScanError as exc:
         raise _fail(str(exc)) from None
     print_summary(out_console, loaded)
+
+
+def _load(path: Path) -> Catalog:
+    try:
+        return Catalog.load(path)
+    except ScanError as exc:
+        raise _fail(str(exc)) from None
+
+
+def _write(text: str, out: Path | None) -> None:
+    if out is None:
+        typer.echo(text, nl=False)
+    else:
+        out.write_text(text, encoding="utf-8")
+        console.print(f"wrote {out}", highlight=False)
+
+
+@catalog_app.command("graph")
+def catalog_graph(
+    catalog: Annotated[Path, typer.Argument(help="a catalog written by banyan scan")] = Path("catalog.json"),
+    format: Annotated[GraphFormat, typer.Option("--format", "-f", help="dot (Graphviz), mermaid or graphml")] = "dot",
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="write to this file instead of stdout")] = None,
+) -> None:
+    """Export the dependency graph: drops, endpoints, flows, operations, triggers and what links them.
+
+    Example: banyan catalog graph catalog.json -f mermaid -o graph.mmd
+    """
+    loaded = _load(catalog)
+    exporters = {"dot": to_dot, "mermaid": to_mermaid, "graphml": to_graphml}
+    _write(exporters[format](loaded), out)
+
+
+@catalog_app.command("report")
+def catalog_report(
+    catalog: Annotated[Path, typer.Argument(help="a catalog written by banyan scan")] = Path("catalog.json"),
+    html: Annotated[Path | None, typer.Option("--html", help="write a self-contained HTML report here")] = None,
+    markdown: Annotated[Path | None, typer.Option("--markdown", help="write a Markdown report here")] = None,
+) -> None:
+    """Write the catalog as a report: summary per entity and system, tables, graph, details.
+
+    Example: banyan catalog report catalog.json --html report.html --markdown report.md
+    """
+    if html is None and markdown is None:
+        raise _fail("say where to write the report: --html FILE and/or --markdown FILE")
+    loaded = _load(catalog)
+    if html is not None:
+        _write(to_html(loaded), html)
+    if markdown is not None:
+        _write(to_markdown(loaded), markdown)
+
+
+@catalog_app.command("diff")
+def catalog_diff(
+    old: Annotated[Path, typer.Argument(help="the earlier catalog")],
+    new: Annotated[Path, typer.Argument(help="the later catalog")],
+    as_json: Annotated[bool, typer.Option("--json", help="print the differences as JSON")] = False,
+) -> None:
+    """Compare two scans: interfaces added, removed and changed, and activity that moved sharply.
+
+    Exits 0 when nothing changed, 1 when something did (for nightly jobs), 2 on errors.
+
+    Example: banyan catalog diff last-week.json catalog.json --json
+    """
+    found = diff(_load(old), _load(new))
+    if as_json:
+        typer.echo(json.dumps(found.as_json(), indent=2, default=str))
+    else:
+        print_diff(out_console, found)
+    raise typer.Exit(0 if found.empty else 1)

@@ -31,6 +31,7 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from inventory_scan.analysis.patterns import PatternRule
 from inventory_scan.entities import EntityRule
 from inventory_scan.errors import ConfigError
 
@@ -104,6 +105,7 @@ class ScanConfig(BaseModel):
     esb: list[EsbSourceConfig] = Field(default_factory=list)
     db: list[DbSourceConfig] = Field(default_factory=list)
     entities: list[EntityRule] = Field(default_factory=list)
+    patterns: list[PatternRule] = Field(default_factory=list, description="pattern rules tried before the defaults")
 
     @classmethod
     def load(cls, path: Path) -> ScanConfig:

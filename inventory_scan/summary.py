@@ -9,6 +9,7 @@ from datetime import datetime
 from rich.console import Console
 from rich.table import Table
 
+from inventory_scan.analysis.diff import Diff
 from inventory_scan.catalog import Catalog, Interface, Kind
 
 _DIRECTION = {"into": "→ in", "out_of": "out →", "both": "↔", "unknown": "?"}
@@ -166,3 +167,36 @@ def print_summary(console: Console, catalog: Catalog) -> None:
                 console.print(f"  [yellow]![/] {warning.path}: {warning.message}", highlight=False)
             if warned > WARNINGS_SHOWN:
                 console.print(f"  … and {warned - WARNINGS_SHOWN} more", highlight=False)
+
+
+def _show(value: object) -> str:
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value) or "—"
+    return "—" if value is None else str(value)
+
+
+def print_diff(console: Console, found: Diff) -> None:
+    if found.empty:
+        console.print("[green]no changes[/]")
+        return
+    table = Table(title="[bold]Changes between the two scans[/]", title_justify="left")
+    table.add_column("change")
+    table.add_column("kind")
+    table.add_column("interface", style="cyan", overflow="fold")
+    table.add_column("what", overflow="fold")
+    for interface in found.added:
+        table.add_row("[green]added[/]", interface.kind.value, interface.name, interface.locator)
+    for interface in found.removed:
+        table.add_row("[red]removed[/]", interface.kind.value, interface.name, interface.locator)
+    for change in found.changed:
+        what = "; ".join(f"{k}: {_show(old)} → {_show(new)}" for k, (old, new) in change.fields.items())
+        table.add_row("[yellow]changed[/]", change.kind, change.name, what)
+    for change in found.activity:
+        what = "; ".join(f"{k}: {_show(old)} → {_show(new)}" for k, (old, new) in change.fields.items())
+        table.add_row("[magenta]activity[/]", change.kind, change.name, what)
+    console.print(table)
+    console.print(
+        f"{len(found.added)} added, {len(found.removed)} removed, {len(found.changed)} changed, "
+        f"{len(found.activity)} with activity moving sharply",
+        highlight=False,
+    )

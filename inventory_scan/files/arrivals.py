@@ -18,6 +18,7 @@ from inventory_scan.catalog import Cadence
 MAX_BUCKETS = 2048
 DAY = 86_400
 _SLOTS = 288  # five-minute slots in a day
+BURST_SECONDS = 300  # every arrival within five minutes: one batch, whatever the count
 _WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 
 
@@ -166,6 +167,8 @@ def infer_cadence(sketch: ArrivalSketch, measured: bool = False) -> Cadence:
     if count < 3 or span <= 0:
         return Cadence(kind="unknown", label=f"too few arrivals to tell ({count})", measured=measured)
     mean = span / (count - 1)
+    if span < BURST_SECONDS:
+        return Cadence(kind="burst", label=f"{count} files within {human_interval(span)}", measured=measured)
 
     start, in_hour = _best_window(sketch.slots, 12)
     if count >= 4 and in_hour >= 0.8 * count and span >= 1.5 * DAY:

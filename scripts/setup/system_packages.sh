@@ -7,6 +7,7 @@ wanted=(
   unixodbc                             # the ODBC driver manager pyodbc loads
   odbc-postgresql odbc-mariadb libsqliteodbc   # real ODBC drivers for the database scanner
   sqlite3                              # loads SQLite schemas in the tests
+  chromium                             # opens the HTML report in the tests, driven by playwright
 )
 
 missing=()

@@ -27,6 +27,7 @@ CASES = [
     ("every 15 min", quarter_hours(500), "interval", "every ~15 min"),
     ("every 15 min, 200k files", quarter_hours(200_000), "interval", "every ~15 min"),
     ("every 5 min", [BASE + i * 300 for i in range(1000)], "interval", "every ~5 min"),
+    ("a burst", [BASE + i * 0.5 for i in range(40)], "burst", "40 files within 20 s"),
     ("hourly", [BASE + i * 3600 + rng.uniform(0, 60) for i in range(200)], "interval", "every ~1 h"),
     (
         "business hours",

@@ -1,0 +1,239 @@
+"""The catalog as a report: one self-contained HTML file (no network needed), or Markdown for a wiki."""
+
+from __future__ import annotations
+
+import html
+import json
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from importlib import resources
+
+from inventory_scan.analysis.graph import PATTERN_COLOURS, to_svg
+from inventory_scan.analysis.rollup import Group, Rollup, rollup, units
+from inventory_scan.catalog import Catalog, Interface
+
+# The page's style and behaviour live beside this module and are inlined, so the report needs no network.
+_CSS = (resources.files("inventory_scan.analysis") / "report.css").read_text(encoding="utf-8")
+_JS = (resources.files("inventory_scan.analysis") / "report.js").read_text(encoding="utf-8")
+
+
+def _e(value: object) -> str:
+    return html.escape("" if value is None else str(value))
+
+
+def _pill(pattern: str | None) -> str:
+    if not pattern:
+        return '<span class="muted">—</span>'
+    return f'<span class="pill" style="background:{PATTERN_COLOURS[pattern]}">{_e(pattern)}</span>'
+
+
+def _group_table(title: str, groups: list[Group]) -> str:
+    patterns = ["sync_api", "event", "batch", "orchestration"]
+    head = "".join(f'<th class="num">{p}</th>' for p in patterns)
+    rows = "".join(
+        f"<tr><td>{_e(g.name)}</td><td class='num'>{g.interfaces}</td><td class='num'>{g.units}</td>"
+        f"<td>{_e(', '.join(f'{k} {n}' for k, n in sorted(g.by_kind.items())))}</td>"
+        + "".join(f"<td class='num'>{g.by_pattern.get(p, 0)}</td>" for p in patterns)
+        + "</tr>"
+        for g in groups
+    )
+    return (
+        f"<section><h2>{_e(title)}</h2><table><thead><tr><th>name</th><th class='num'>interfaces</th>"
+        f"<th class='num'>effort units</th><th>kinds</th>{head}</tr></thead><tbody>{rows}</tbody></table></section>"
+    )
+
+
+def _options(values: Iterable[str]) -> str:
+    return "".join(f'<option value="{_e(v)}">{_e(v)}</option>' for v in sorted(set(values)))
+
+
+def _details(interface: Interface) -> str:
+    effort = units(interface)
+    cadence = interface.activity.cadence
+    activity = f"{interface.activity.count} seen" + (f", {cadence.label}" if cadence else "")
+    facts = [
+        ("kind", interface.kind.value),
+        ("system", interface.system),
+        ("entity", interface.entity),
+        ("locator", interface.locator),
+        ("protocol", interface.protocol),
+        ("direction", interface.direction.value),
+        ("formats", ", ".join(interface.formats)),
+        ("reads", ", ".join(interface.reads)),
+        ("writes", ", ".join(interface.writes)),
+        ("side effects", ", ".join(interface.side_effects)),
+        ("pattern", f"{interface.pattern.name}: {'; '.join(interface.pattern.reasons)}" if interface.pattern else ""),
+        ("effort", f"{effort.score} units: {'; '.join(effort.reasons)}"),
+        ("activity", activity),
+    ]
+    rows = "".join(f"<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>" for k, v in facts if v)
+    evidence = "".join(
+        f"<li>{_e(e.source)}{':' + str(e.line) if e.line else ''} {_e(e.detail)}</li>" for e in interface.evidence
+    )
+    attributes = json.dumps(interface.attributes, indent=2, default=str, ensure_ascii=False)
+    return (
+        f'<details id="{interface.id}"><summary><b>{_e(interface.name)}</b> '
+        f'<span class="muted">{interface.kind.value} · {_e(interface.entity or "no entity")}</span></summary>'
+        f"<table>{rows}</table><h3>Evidence</h3><ul>{evidence}</ul>"
+        f"<h3>Attributes</h3><pre>{_e(attributes)}</pre></details>"
+    )
+
+
+def _section(title: str, body: str) -> str:
+    return f"<section><h2>{title}</h2>{body}</section>"
+
+
+def _table(headers: list[str], rows: list[str], empty: str = "none", table_id: str = "") -> str:
+    """Headers may end in ':num' (right-aligned) and start with '~' (sortable)."""
+    cells = []
+    for header in headers:
+        name, _, style = header.lstrip("~").partition(":")
+        classes = " ".join(c for c in ("sortable" if header.startswith("~") else "", style) if c)
+        cells.append(f'<th class="{classes}">{name}</th>' if classes else f"<th>{name}</th>")
+    body = "".join(rows) or f'<tr><td colspan="{len(headers)}" class="muted">{empty}</td></tr>'
+    opening = f'<table id="{table_id}">' if table_id else "<table>"
+    return f"{opening}<thead><tr>{''.join(cells)}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _link(interface: Interface) -> str:
+    return f'<a href="#{interface.id}">{_e(interface.name)}</a>'
+
+
+def _row(interface: Interface) -> str:
+    effort = units(interface).score
+    cadence = interface.activity.cadence.label if interface.activity.cadence else ""
+    pattern = interface.pattern.name if interface.pattern else ""
+    data = (
+        f'data-kind="{interface.kind.value}" data-entity="{_e(interface.entity or "")}" '
+        f'data-pattern="{pattern}" data-system="{_e(interface.system)}"'
+    )
+    cells = [
+        _link(interface),
+        interface.kind.value,
+        _e(interface.entity or ""),
+        _e(interface.system),
+        _pill(pattern or None),
+        _e(", ".join(interface.formats)),
+    ]
+    count = interface.activity.count
+    return (
+        f"<tr {data}>{''.join(f'<td>{cell}</td>' for cell in cells)}"
+        f"<td class='num' data-value='{count}'>{count:,}</td><td>{_e(cadence)}</td>"
+        f"<td class='num' data-value='{effort}'>{effort}</td></tr>"
+    )
+
+
+def _filters(interfaces: list[Interface]) -> str:
+    def select(field: str, label: str, values: Iterable[str]) -> str:
+        return (
+            f'<select data-field="{field}" aria-label="{field}"><option value="">all {label}</option>'
+            f"{_options(values)}</select>"
+        )
+
+    return (
+        '<div class="filters"><input id="filter-text" type="search" placeholder="filter: name, locator, format…" '
+        'aria-label="filter interfaces">'
+        + select("kind", "kinds", (i.kind.value for i in interfaces))
+        + select("entity", "entities", (i.entity for i in interfaces if i.entity))
+        + select("pattern", "patterns", (i.pattern.name for i in interfaces if i.pattern))
+        + "</div>"
+    )
+
+
+def to_html(catalog: Catalog) -> str:
+    summary: Rollup = rollup(catalog)
+    svg, left_out = to_svg(catalog)
+    interfaces = sorted(catalog.interfaces, key=lambda i: (i.entity or "~", i.kind.value, i.name))
+    incomplete = [s for s in catalog.sources if not s.complete]
+    sources = [
+        f"<tr><td>{_e(s.locator)}</td><td>{_e(s.kind)}</td><td>"
+        + ("complete" if s.complete else f'<span class="incomplete">incomplete: {_e(s.reason)}</span>')
+        + f"</td><td class='num'>{len(s.warnings) + s.warnings_dropped}</td></tr>"
+        for s in catalog.sources
+    ]
+    depended = [
+        f"<tr><td>{_link(i)}</td><td>{i.kind.value}</td><td class='num'>{n}</td></tr>"
+        for i, n in summary.most_depended_on
+    ]
+    quiet = [f"<tr><td>{_link(i)}</td><td>{i.kind.value}</td><td>{_e(why)}</td></tr>" for i, why in summary.quiet]
+    legend = "".join(f'<span class="pill" style="background:{c}">{p}</span> ' for p, c in PATTERN_COLOURS.items() if p)
+    note = "click a box for its details" + (f"; {left_out} least connected nodes left out" if left_out else "")
+    headline = (
+        f"{len(catalog.interfaces)} interfaces · {len(catalog.edges)} dependencies · "
+        f"{sum(units(i).score for i in catalog.interfaces)} effort units · "
+        f"catalog of {catalog.generated_at:%Y-%m-%d %H:%M} UTC · report {datetime.now(UTC):%Y-%m-%d %H:%M} UTC"
+    )
+    if incomplete:
+        headline += f' · <span class="incomplete">{len(incomplete)} sources incomplete</span>'
+    columns = ["~name", "~kind", "~entity", "~system", "~pattern", "formats", "~seen:num", "cadence", "~effort:num"]
+    body = [
+        _group_table("By legal entity", summary.entities),
+        _group_table("By system", summary.systems),
+        _section(
+            "Wrap these first: most depended on",
+            _table(["interface", "kind", "dependants:num"], depended, "no dependencies found"),
+        ),
+        _section("Retirement candidates: no activity", _table(["interface", "kind", "why"], quiet)),
+        _section(
+            "Dependency graph",
+            f'<p class="legend">{legend}<span class="muted">{note}</span></p><div id="graph-box">{svg}</div>',
+        ),
+        _section(
+            f'Interfaces (<span id="shown">{len(interfaces)}</span> of {len(interfaces)})',
+            _filters(interfaces) + _table(columns, [_row(i) for i in interfaces], table_id="interfaces"),
+        ),
+        _section("Details", "".join(_details(i) for i in interfaces)),
+        _section("Sources", _table(["source", "kind", "state", "warnings:num"], sources)),
+    ]
+    return (
+        '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>Banyan catalog report</title><style>{_CSS}</style></head>\n"
+        f"<body><header><h1>Legacy integration catalog</h1><p>{headline}</p></header>\n"
+        f"<main>{''.join(body)}</main><script>{_JS}</script></body></html>\n"
+    )
+
+
+def _md(value: object) -> str:
+    return str(value if value is not None else "").replace("|", "\\|").replace("\n", " ")
+
+
+def to_markdown(catalog: Catalog) -> str:
+    summary = rollup(catalog)
+    lines = [
+        "# Legacy integration catalog",
+        "",
+        f"{len(catalog.interfaces)} interfaces, {len(catalog.edges)} dependencies, "
+        f"{sum(units(i).score for i in catalog.interfaces)} effort units.",
+        "",
+    ]
+    for title, groups in (("By legal entity", summary.entities), ("By system", summary.systems)):
+        lines += [
+            f"## {title}",
+            "",
+            "| name | interfaces | effort units | sync_api | event | batch | orchestration |",
+            "|---|---:|---:|---:|---:|---:|---:|",
+        ]
+        lines += [
+            f"| {_md(g.name)} | {g.interfaces} | {g.units} | "
+            + " | ".join(str(g.by_pattern.get(p, 0)) for p in ("sync_api", "event", "batch", "orchestration"))
+            + " |"
+            for g in groups
+        ]
+        lines.append("")
+    lines += ["## Most depended on", "", "| interface | kind | dependants |", "|---|---|---:|"]
+    lines += [f"| {_md(i.name)} | {i.kind.value} | {n} |" for i, n in summary.most_depended_on] or ["| — | | |"]
+    lines += ["", "## Retirement candidates", "", "| interface | kind | why |", "|---|---|---|"]
+    lines += [f"| {_md(i.name)} | {i.kind.value} | {_md(why)} |" for i, why in summary.quiet] or ["| — | | |"]
+    lines += [
+        "",
+        "## Interfaces",
+        "",
+        "| name | kind | entity | system | pattern | effort | locator |",
+        "|---|---|---|---|---|---:|---|",
+    ]
+    for i in sorted(catalog.interfaces, key=lambda i: (i.entity or "~", i.kind.value, i.name)):
+        pattern = i.pattern.name if i.pattern else ""
+        cells = [_md(i.name), i.kind.value, _md(i.entity), _md(i.system), pattern, str(units(i).score)]
+        lines.append(f"| {' | '.join(cells)} | `{_md(i.locator)}` |")
+    return "\n".join(lines) + "\n"

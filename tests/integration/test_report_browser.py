@@ -1,0 +1,99 @@
+"""The HTML report opened in real headless Chromium (Debian's), driven by playwright."""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from gateway.cli import app
+from inventory_scan import Catalog
+from tests.conftest import missing_service
+
+pytestmark = pytest.mark.integration
+REPO = Path(__file__).resolve().parents[2]
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+FLAGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Catalog]:
+    spec = importlib.util.spec_from_file_location("demo_estate", REPO / "scripts" / "demo_estate.py")
+    assert spec and spec.loader
+    demo = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(demo)
+    root = tmp_path_factory.mktemp("estate") / "estate"
+    demo.build(root)
+    runner = CliRunner()
+    assert runner.invoke(app, ["scan", "run", str(root / "scan.yaml")]).exit_code == 0
+    html = root / "report.html"
+    result = runner.invoke(app, ["catalog", "report", str(root / "catalog.json"), "--html", str(html)])
+    assert result.exit_code == 0, result.output
+    return html, Catalog.load(root / "catalog.json")
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    if not Path(CHROMIUM).exists():
+        missing_service("Debian's chromium is not installed (make test installs it)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        missing_service("playwright (in the test extra) is not installed")
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        yield chromium
+        chromium.close()
+
+
+def test_report_in_chromium(report: tuple[Path, Catalog], browser: object, tmp_path: Path) -> None:
+    html, catalog = report
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})  # type: ignore[attr-defined]
+    errors: list[str] = []
+    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    requests: list[str] = []
+    page.on("request", lambda request: requests.append(request.url))
+    page.goto(html.as_uri())
+
+    assert page.title() == "Banyan catalog report"
+    total = len(catalog.interfaces)
+    rows = page.locator("#interfaces tbody tr")
+    assert rows.count() == total
+    # the graph is drawn, one clickable box per interface
+    assert page.locator("svg#graph a.node").count() == total
+    assert page.locator("svg#graph path.edge").count() == len(catalog.edges)
+
+    # filtering by text and by entity
+    page.fill("#filter-text", "ORDERS")
+    visible = rows.locator("visible=true")
+    expected = sum("orders" in row.lower() for row in rows.all_inner_texts())
+    assert visible.count() == expected and 0 < expected < total
+    assert page.inner_text("#shown") == str(expected)
+    page.fill("#filter-text", "")
+    page.select_option("select[data-field=entity]", "ACME-UK")
+    uk = [i for i in catalog.interfaces if i.entity == "ACME-UK"]
+    assert rows.locator("visible=true").count() == len(uk)
+    page.select_option("select[data-field=entity]", "")
+
+    # sorting by effort puts the most effort first
+    page.click("#interfaces th:has-text('effort')")
+    page.click("#interfaces th:has-text('effort')")
+    efforts = [int(v) for v in rows.evaluate_all("rows => rows.map(r => r.cells[8].dataset.value)")]
+    assert efforts == sorted(efforts, reverse=True)
+
+    # a box in the graph opens that interface's details
+    trigger = next(i for i in catalog.interfaces if i.name == "dbo.trg_order_audit_export")
+    page.click(f"svg#graph a.node[data-id='{trigger.id}']")
+    assert page.locator(f"details#{trigger.id}").get_attribute("open") is not None
+
+    page.screenshot(path=str(tmp_path / "report.png"), full_page=False)
+    assert errors == []
+    assert all(url.startswith("file://") for url in requests)  # self-contained: nothing fetched from a network

@@ -1,0 +1,26 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from inventory_scan import Catalog, FileScan, FileSource
+from inventory_scan.catalog import save_merged
+from inventory_scan.db.scan import DbScan, DbSource
+from inventory_scan.esb import EsbScan, EsbSource
+
+
+@pytest.fixture(scope="session")
+def corpus_catalog(corpora: Path, tmp_path_factory: pytest.TempPathFactory) -> Catalog:
+    """Everything the three scanners find in shared/corpora, merged and analysed as `scan` saves it."""
+    drops = tmp_path_factory.mktemp("drops")
+    for n, document in enumerate(
+        sorted(p for p in (corpora / "filedrop").rglob("*") if p.is_file() and p.suffix != ".tsv")
+    ):
+        folder = drops / document.parent.name / "in"
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"IN{n:04d}.dat").write_bytes(document.read_bytes())
+    out = tmp_path_factory.mktemp("catalog") / "catalog.json"
+    save_merged(FileScan(jobs=1).run([FileSource(path=drops)])[0], out)
+    save_merged(EsbScan().run([EsbSource(str(corpora / "esb"))])[0], out)
+    return save_merged(DbScan().run([DbSource(ddl=corpora / "sql")])[0], out)

@@ -1,0 +1,64 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from lxml import etree
+
+from inventory_scan import Activity, Catalog, Edge, Interface, Kind
+from inventory_scan.analysis.graph import MAX_SVG_NODES, to_dot, to_graphml, to_mermaid, to_svg
+from inventory_scan.analysis.rollup import rollup, units
+
+
+def test_rollup_per_entity_and_system(corpus_catalog: Catalog) -> None:
+    summary = rollup(corpus_catalog)
+    assert sum(g.interfaces for g in summary.systems) == len(corpus_catalog.interfaces)
+    assert sum(g.units for g in summary.entities) == sum(units(i).score for i in corpus_catalog.interfaces)
+    _, dependants = summary.most_depended_on[0]
+    assert dependants >= 2
+    assert all(n >= 1 for _, n in summary.most_depended_on)
+
+
+def drop(name: str, count: int, last: datetime | None) -> Interface:
+    return Interface.build(
+        kind=Kind.file_drop, system="s", locator=f"file:///in/{name}", name=name, protocol="file"
+    ).model_copy(update={"activity": Activity(count=count, last_seen=last)})
+
+
+def test_retirement_candidates() -> None:
+    now = datetime(2026, 11, 1, tzinfo=UTC)
+    catalog = Catalog(
+        interfaces=[drop("busy", 100, now), drop("quiet", 5, now - timedelta(days=90)), drop("never", 0, None)]
+    )
+    assert [(i.name, why) for i, why in rollup(catalog).quiet] == [
+        ("never", "no files seen"),
+        ("quiet", "no file for 90 days before the newest activity"),
+    ]
+
+
+def test_exports_hold_every_node_and_edge(corpus_catalog: Catalog) -> None:
+    nodes = (
+        {e.source for e in corpus_catalog.edges}
+        | {e.target for e in corpus_catalog.edges}
+        | {i.id for i in corpus_catalog.interfaces}
+    )
+    graphml = etree.fromstring(to_graphml(corpus_catalog).encode())
+    ns = {"g": "http://graphml.graphdrawing.org/xmlns"}
+    assert len(graphml.findall(".//g:node", ns)) == len(nodes)
+    assert len(graphml.findall(".//g:edge", ns)) == len(corpus_catalog.edges)
+    dot = to_dot(corpus_catalog)
+    assert dot.startswith("digraph catalog {") and dot.count(" -> ") == len(corpus_catalog.edges)
+    mermaid = to_mermaid(corpus_catalog)
+    assert mermaid.startswith("flowchart LR") and mermaid.count(" -->|") == len(corpus_catalog.edges)
+    svg, left_out = to_svg(corpus_catalog)
+    assert left_out == 0
+    assert all(f'href="#{i.id}"' in svg for i in corpus_catalog.interfaces)
+    etree.fromstring(svg.encode())  # well-formed SVG
+
+
+def test_svg_keeps_the_most_connected_nodes_of_a_huge_catalog() -> None:
+    hub = drop("hub", 1, None)
+    spokes = [drop(f"spoke{n}", 1, None) for n in range(MAX_SVG_NODES + 50)]
+    edges = [Edge(source=s.id, target=hub.id, relation="calls") for s in spokes[:10]]
+    svg, left_out = to_svg(Catalog(interfaces=[hub, *spokes], edges=edges))
+    assert left_out == 51
+    assert f'href="#{hub.id}"' in svg
