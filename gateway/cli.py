@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from gateway.routes_cli import keys_app, routes_app, serve_command
 from inventory_scan.cli import catalog_app, scan_app
 
 app = typer.Typer(
@@ -14,6 +15,9 @@ app = typer.Typer(
 )
 app.add_typer(scan_app, name="scan")
 app.add_typer(catalog_app, name="catalog")
+app.add_typer(routes_app, name="routes")
+app.add_typer(keys_app, name="keys")
+app.command("serve")(serve_command)
 
 
 def main() -> None:

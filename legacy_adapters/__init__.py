@@ -1,4 +1,42 @@
 """One module per legacy transport (SOAP, HTTP, file drop, ODBC), each an async `Backend`.
 
-Imports nothing from `gateway`. See DESIGN.md for the contract.
+Imports nothing from `gateway`. Importing this package registers every backend:
+
+    from legacy_adapters import create, Call
+    backend = create(SoapConfig(url=..., namespace=..., operation="CreateOrder"))
+    reply = await backend.call(Call(route="order-create", payload={...}))
 """
+
+from legacy_adapters import file_drop, http, odbc, soap
+from legacy_adapters.base import Backend, BackendConfig, Call, Reply, create, registered
+from legacy_adapters.errors import BackendError, BackendFault, BackendRejected, BackendTimeout, BackendUnavailable
+from legacy_adapters.file_drop import FileDropConfig
+from legacy_adapters.http import HttpConfig, OAuth2
+from legacy_adapters.odbc import OdbcConfig
+from legacy_adapters.soap import SoapConfig
+
+BackendSettings = HttpConfig | SoapConfig | FileDropConfig | OdbcConfig
+
+__all__ = [
+    "Backend",
+    "BackendConfig",
+    "BackendError",
+    "BackendFault",
+    "BackendRejected",
+    "BackendSettings",
+    "BackendTimeout",
+    "BackendUnavailable",
+    "Call",
+    "FileDropConfig",
+    "HttpConfig",
+    "OAuth2",
+    "OdbcConfig",
+    "Reply",
+    "SoapConfig",
+    "create",
+    "file_drop",
+    "http",
+    "odbc",
+    "registered",
+    "soap",
+]

@@ -1,0 +1,510 @@
+"""The aiohttp gateway: managed routes and SOAP passthrough over legacy backends, with its policies.
+
+Routes are matched here rather than by aiohttp's router, so a changed routes folder can be swapped
+in while requests are in flight: each request keeps the table it started with.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import re
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+from aiohttp.typedefs import Handler
+from jsonschema import Draft202012Validator  # type: ignore[import-untyped]
+
+from gateway import policies
+from gateway.consumers import Consumer, Consumers
+from gateway.metrics import Metrics
+from gateway.openapi import docs_page, openapi
+from gateway.policies import (
+    CONSUMER,
+    ENTITY,
+    ROUTE_NAME,
+    IdempotencyStore,
+    RateLimiter,
+    Stored,
+    body_digest,
+    correlation_id,
+)
+from gateway.problems import Problem
+from gateway.resilience import Breaker, guarded
+from gateway.spec import LegacySide, Route, RouteError, load_routes
+from legacy_adapters import Backend, BackendError, Call, create, xmljson
+from legacy_adapters.mapping import MappingError, pointer_get
+
+log = logging.getLogger("banyan.gateway")
+DEFAULT_MAX_BODY = 1024 * 1024
+RELOAD_SECONDS = 1.0
+
+
+@dataclass
+class Bound:
+    """One side of a route for one entity: its backend, breaker and compiled mappings."""
+
+    backend: Backend
+    breaker: Breaker
+    request_map: Any
+    response_map: Any
+
+
+class Compiled:
+    def __init__(self, route: Route, base: Path) -> None:
+        self.route = route
+        self.base = base
+        if route.operation is not None:
+            self.method = route.operation.method
+            pattern = re.sub(
+                r"{(\w+)}", r"(?P<\1>[^/]+)", re.escape(route.operation.path).replace(r"\{", "{").replace(r"\}", "}")
+            )
+            schema = route.operation.request
+            self.validator = Draft202012Validator(schema) if schema else None
+        else:
+            assert route.passthrough is not None
+            self.method = "POST"
+            pattern = re.escape(route.passthrough.path)
+            self.validator = None
+        self.regex = re.compile(f"^{pattern}$")
+        self._bound: dict[tuple[str, str], Bound] = {}
+        self.passthrough_breaker = Breaker(route.resilience.breaker.failures, route.resilience.breaker.reset)
+
+    def bound(self, side: str, entity: str | None) -> Bound:
+        spec = self.route.side(side, entity)
+        if spec is None:
+            raise Problem(501, "No backend", f"route {self.route.name} has no {side} side")
+        # entities without an override share the route's backend (and its breaker)
+        owner = entity if entity in self.route.entities and side in self.route.entities[entity] else ""
+        found = self._bound.get((side, owner))
+        if found is None:
+            found = self._bound[(side, owner)] = self._bind(spec)
+        return found
+
+    def _bind(self, spec: LegacySide) -> Bound:
+        breaker = self.route.resilience.breaker
+        return Bound(
+            backend=create(spec.backend),
+            breaker=Breaker(breaker.failures, breaker.reset),
+            request_map=spec.request.compile(self.base) if spec.request else None,
+            response_map=spec.response.compile(self.base) if spec.response else None,
+        )
+
+    def breakers(self) -> list[tuple[str, str, Breaker]]:
+        return [(side, owner or "*", bound.breaker) for (side, owner), bound in self._bound.items()]
+
+    async def close(self) -> None:
+        for bound in self._bound.values():
+            await bound.backend.close()
+
+
+@dataclass
+class Table:
+    routes: list[Compiled]
+    loaded_at: float = field(default_factory=time.time)
+
+    def match(self, method: str, path: str) -> tuple[Compiled, dict[str, str]]:
+        allowed = []
+        for compiled in self.routes:
+            found = compiled.regex.match(path)
+            if found:
+                if compiled.method == method:
+                    return compiled, found.groupdict()
+                allowed.append(compiled.method)
+        if allowed:
+            raise Problem(
+                405,
+                "Method not allowed",
+                f"{path} answers {', '.join(sorted(set(allowed)))}",
+                {"Allow": ", ".join(sorted(set(allowed)))},
+            )
+        raise Problem(404, "No such route", f"no route serves {method} {path}; see /openapi.json")
+
+    async def close(self) -> None:
+        for compiled in self.routes:
+            await compiled.close()
+
+
+@dataclass
+class Settings:
+    routes: Path
+    consumers: Consumers | None
+    max_body: int = DEFAULT_MAX_BODY
+    reload: bool = True
+
+
+ROUTE = web.RequestKey("route", Compiled)
+PARAMS = web.RequestKey("params", dict)
+
+
+@dataclass
+class Routing:
+    """The table in force; reloading swaps `table`, and each request keeps the one it matched in."""
+
+    table: Table
+
+
+ROUTING = web.AppKey("routing", Routing)
+SETTINGS: web.AppKey[Settings] = web.AppKey("settings")
+METRICS = web.AppKey("metrics", Metrics)
+LIMITER = web.AppKey("limiter", RateLimiter)
+IDEMPOTENCY = web.AppKey("idempotency", IdempotencyStore)
+CLIENT = web.AppKey("client", aiohttp.ClientSession)
+
+
+def compile_table(folder: Path) -> Table:
+    return Table([Compiled(route, folder) for route in load_routes(folder)])
+
+
+# -- policies that need the matched route ----------------------------------------------------------
+@web.middleware
+async def match(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if request.path in policies.PUBLIC or request.path.startswith("/docs"):
+        return await handler(request)
+    table = request.app[ROUTING].table
+    compiled, params = table.match(request.method, request.path)
+    request[ROUTE], request[PARAMS], request[ROUTE_NAME] = compiled, params, compiled.route.name
+    return await handler(request)
+
+
+@web.middleware
+async def scope(request: web.Request, handler: Handler) -> web.StreamResponse:
+    consumer: Consumer | None = request.get(CONSUMER)
+    compiled: Compiled | None = request.get(ROUTE)
+    if consumer is not None and compiled is not None and not consumer.may_call(compiled.route.name):
+        raise Problem(403, "Route not allowed", f"your key is not scoped to route {compiled.route.name}")
+    return await handler(request)
+
+
+@web.middleware
+async def rate_limit(request: web.Request, handler: Handler) -> web.StreamResponse:
+    consumer: Consumer | None = request.get(CONSUMER)
+    compiled: Compiled | None = request.get(ROUTE)
+    if consumer is not None and compiled is not None:
+        wait = request.app[LIMITER].allow(consumer, compiled.route.name)
+        if wait:
+            raise Problem(
+                429,
+                "Too many requests",
+                f"slow down: {consumer.rate:g} requests/s on this route",
+                {"Retry-After": str(max(1, round(wait)))},
+            )
+    return await handler(request)
+
+
+@web.middleware
+async def body_size(request: web.Request, handler: Handler) -> web.StreamResponse:
+    limit = request.app[SETTINGS].max_body
+    if request.content_length is not None and request.content_length > limit:
+        raise Problem(413, "Request body too large", f"the limit is {limit:,} bytes")
+    return await handler(request)
+
+
+@web.middleware
+async def idempotency(request: web.Request, handler: Handler) -> web.StreamResponse:
+    compiled: Compiled | None = request.get(ROUTE)
+    given = request.headers.get("Idempotency-Key")
+    if compiled is None or not compiled.route.writes or not given:
+        return await handler(request)
+    if len(given) > 255:
+        raise Problem(400, "Idempotency-Key too long", "use at most 255 characters")
+    consumer: Consumer | None = request.get(CONSUMER)
+    key = (consumer.name if consumer else "-", compiled.route.name, given)
+    digest = body_digest(await request.read())
+    store = request.app[IDEMPOTENCY]
+    stored = store.get(key)
+    if stored is not None:
+        if stored.digest != digest:
+            raise Problem(
+                422,
+                "Idempotency-Key reused",
+                "this key was used with a different body; use a new key for a new request",
+            )
+        replay = web.Response(status=stored.status, body=stored.body, content_type=stored.content_type)
+        replay.headers["Idempotent-Replayed"] = "true"
+        return replay
+    if not store.begin(key):
+        raise Problem(409, "Request in progress", "a request with this Idempotency-Key is still being processed")
+    try:
+        response = await handler(request)
+        if isinstance(response, web.Response) and response.status < 500 and response.body is not None:
+            body = response.body if isinstance(response.body, bytes) else b""
+            store.put(key, Stored(digest, response.status, body, response.content_type, time.monotonic()))
+        return response
+    finally:
+        store.end(key)
+
+
+# -- the handlers ----------------------------------------------------------------------------------
+def _value(source: Any, request: web.Request, params: dict[str, str], body: Any, xml: Any = None) -> str | None:
+    if source is None:
+        return None
+    kind = source.from_
+    try:
+        if kind == "path":
+            return params.get(source.name)
+        if kind == "header":
+            return request.headers.get(source.name)
+        if kind == "query":
+            return request.query.get(source.name)
+        if kind == "constant":
+            return str(source.value)
+        if kind == "json":
+            return str(pointer_get(body, source.pointer))
+        if kind == "xpath" and xml is not None:
+            found = xml.xpath(source.xpath)
+            return str(found[0] if isinstance(found, list) and found else found) or None
+    except MappingError:
+        return None
+    return None
+
+
+async def _json_body(request: web.Request, compiled: Compiled) -> Any:
+    if request.method not in ("POST", "PUT", "PATCH"):
+        return None
+    raw = await request.read()
+    if not raw:
+        body: Any = {}
+    else:
+        if request.content_type not in ("application/json", "application/merge-patch+json"):
+            raise Problem(415, "Unsupported media type", "send application/json")
+        try:
+            body = json.loads(raw)
+        except ValueError as exc:
+            raise Problem(400, "Malformed JSON", str(exc)) from None
+    if compiled.validator is not None:
+        errors = sorted(compiled.validator.iter_errors(body), key=lambda e: list(e.absolute_path))
+        if errors:
+            listed = [f"/{'/'.join(str(p) for p in e.absolute_path)}: {e.message}" for e in errors[:20]]
+            raise Problem(422, "Request does not match the schema", "see errors", errors=listed)
+    return body
+
+
+def _backend_problem(exc: BackendError) -> Problem:
+    return Problem(exc.status, exc.title, str(exc))
+
+
+async def managed(request: web.Request) -> web.StreamResponse:
+    compiled: Compiled = request[ROUTE]
+    route = compiled.route
+    params: dict[str, str] = request[PARAMS]
+    body = await _json_body(request, compiled)
+    entity = _value(route.entity, request, params, body)
+    key = _value(route.key, request, params, body)
+    request[ENTITY] = entity or ""
+    consumer: Consumer | None = request.get(CONSUMER)
+    if consumer is not None and route.entity is not None and not consumer.may_serve(entity):
+        raise Problem(403, "Entity not allowed", f"your key is not scoped to legal entity {entity}")
+    side = route.cutover.mode
+    bound = compiled.bound(side, entity)
+    source = {**(body if isinstance(body, dict) else {}), **params, **dict(request.query)}
+    try:
+        payload = bound.request_map(source) if bound.request_map else source
+    except MappingError as exc:
+        raise Problem(422, "Request cannot be mapped", f"the request lacks a field the backend needs: {exc}") from None
+    headers = {
+        k: v for k, v in request.headers.items() if k.lower() in ("traceparent", "tracestate", "idempotency-key")
+    }
+    call = Call(route.name, payload, entity, key, correlation_id(request), headers, route.writes, params)
+    metrics = request.app[METRICS]
+    timeout = bound.backend.config.timeout
+    resilience = route.resilience
+    try:
+        reply = await guarded(
+            lambda: asyncio.wait_for(bound.backend.call(call), timeout + 1),
+            bound.breaker,
+            resilience.retries,
+            resilience.backoff,
+            bound.backend.retry_safe and not route.writes,
+        )
+    except BackendError as exc:
+        metrics.backend_errors.labels(route.name, side, type(exc).__name__).inc()
+        raise _backend_problem(exc) from None
+    except TimeoutError:
+        bound.breaker.failure()
+        raise Problem(504, "Backend timed out", f"no answer within {timeout:g} s") from None
+    finally:
+        metrics.breaker_open.labels(route.name, side, entity or "").set(1 if bound.breaker.state != "closed" else 0)
+    if reply.status == 404:
+        raise Problem(404, "Not found", f"the {side} system has no such {key or 'resource'}")
+    try:
+        result = bound.response_map(reply.body) if bound.response_map else reply.body
+    except MappingError as exc:
+        raise Problem(502, "Backend answer did not fit", f"the {side} system's answer lacks a field: {exc}") from None
+    status = 201 if route.writes and request.method == "POST" and reply.status in (200, 201) else 200
+    if reply.status == 202:
+        status = 202
+    response = web.json_response(result, status=status)
+    response.headers["X-Served-By"] = side
+    return response
+
+
+async def passthrough(request: web.Request) -> web.StreamResponse:
+    compiled: Compiled = request[ROUTE]
+    spec = compiled.route.passthrough
+    assert spec is not None
+    raw = await request.read()
+    try:
+        document = xmljson.parse(raw)
+    except xmljson.HostileXml as exc:
+        raise Problem(400, "Unacceptable XML", str(exc)) from None
+    entity = None
+    if spec.entity_xpath:
+        found = document.xpath(spec.entity_xpath)
+        entity = (str(found[0]) if isinstance(found, list) and found else str(found)) or None
+    request[ENTITY] = entity or ""
+    consumer: Consumer | None = request.get(CONSUMER)
+    if consumer is not None and spec.entity_xpath and not consumer.may_serve(entity):
+        raise Problem(403, "Entity not allowed", f"your key is not scoped to legal entity {entity}")
+    target = spec.cloud if compiled.route.cutover.mode == "cloud" and spec.cloud else spec.legacy
+    forward = {
+        k: v
+        for k, v in request.headers.items()
+        if k.lower() in ("content-type", "soapaction", "traceparent", "tracestate")
+    }
+    forward["X-Correlation-ID"] = correlation_id(request)
+    breaker = compiled.passthrough_breaker
+    breaker.before()
+    try:
+        async with request.app[CLIENT].post(
+            target, data=raw, headers=forward, timeout=aiohttp.ClientTimeout(total=spec.timeout)
+        ) as answer:
+            data = await answer.read()
+            kind = answer.headers.get("Content-Type", "text/xml")
+            status = answer.status
+    except TimeoutError:
+        breaker.failure()
+        raise Problem(504, "Backend timed out", f"the SOAP service gave no answer within {spec.timeout:g} s") from None
+    except aiohttp.ClientError as exc:
+        breaker.failure()
+        raise Problem(503, "Backend unavailable", f"cannot reach the SOAP service: {type(exc).__name__}") from None
+    (breaker.failure if status >= 500 and b"Fault" not in data else breaker.success)()
+    response = web.Response(status=status, body=data)
+    response.headers["Content-Type"] = kind
+    response.headers["X-Served-By"] = "cloud" if target == spec.cloud else "legacy"
+    return response
+
+
+async def dispatch(request: web.Request) -> web.StreamResponse:
+    compiled: Compiled = request[ROUTE]
+    started = time.perf_counter()
+    status = 500
+    try:
+        response = await (passthrough(request) if compiled.route.passthrough else managed(request))
+        status = response.status
+        return response
+    except Problem as exc:
+        status = exc.status
+        raise
+    finally:
+        metrics = request.app[METRICS]
+        metrics.requests.labels(compiled.route.name, request.get(ENTITY) or "", str(status)).inc()
+        metrics.latency.labels(compiled.route.name).observe(time.perf_counter() - started)
+
+
+# -- service endpoints -----------------------------------------------------------------------------
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    table = request.app[ROUTING].table
+    return web.json_response({"status": "ready", "routes": len(table.routes), "loaded_at": table.loaded_at})
+
+
+async def metrics_endpoint(request: web.Request) -> web.Response:
+    return web.Response(body=request.app[METRICS].render(), content_type="text/plain", charset="utf-8")
+
+
+async def openapi_endpoint(request: web.Request) -> web.Response:
+    return web.json_response(openapi([c.route for c in request.app[ROUTING].table.routes]))
+
+
+async def docs(request: web.Request) -> web.Response:
+    return web.Response(text=docs_page([c.route for c in request.app[ROUTING].table.routes]), content_type="text/html")
+
+
+# -- lifecycle -------------------------------------------------------------------------------------
+def _fingerprint(folder: Path) -> tuple[tuple[str, float, int], ...]:
+    return tuple(sorted((p.name, p.stat().st_mtime, p.stat().st_size) for p in folder.glob("*.y*ml")))
+
+
+async def _reloader(app: web.Application) -> None:
+    settings = app[SETTINGS]
+    seen = _fingerprint(settings.routes)
+    while True:
+        await asyncio.sleep(RELOAD_SECONDS)
+        current = _fingerprint(settings.routes)
+        if current == seen:
+            continue
+        seen = current
+        try:
+            table = compile_table(settings.routes)
+        except (RouteError, MappingError) as exc:
+            log.error("routes not reloaded, the previous routes keep serving: %s", exc)
+            continue
+        routing = app[ROUTING]
+        old, routing.table = routing.table, table
+        log.info("routes reloaded: %d routes", len(table.routes))
+        # requests in flight keep the old table; close its backends once they have had time to finish
+        asyncio.get_running_loop().call_later(30, _close_later, old)
+
+
+_CLOSING: set[asyncio.Task[None]] = set()
+
+
+def _close_later(table: Table) -> None:
+    task = asyncio.ensure_future(table.close())
+    _CLOSING.add(task)  # keep a reference until it is done
+    task.add_done_callback(_CLOSING.discard)
+
+
+async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
+    app[CLIENT] = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=200))
+    reloader = asyncio.create_task(_reloader(app)) if app[SETTINGS].reload else None
+    yield
+    if reloader is not None:
+        reloader.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await reloader
+    await app[ROUTING].table.close()
+    await app[CLIENT].close()
+
+
+def build_app(settings: Settings) -> web.Application:
+    """The gateway application; raises RouteError when the routes folder does not validate."""
+    table = compile_table(settings.routes)
+    app = web.Application(
+        client_max_size=settings.max_body,
+        middlewares=[
+            policies.correlation,
+            policies.access_log,
+            policies.problems,
+            match,
+            policies.auth(settings.consumers),
+            scope,
+            rate_limit,
+            body_size,
+            idempotency,
+        ],
+    )
+    app[SETTINGS] = settings
+    app[ROUTING] = Routing(table)
+    app[METRICS] = Metrics()
+    app[LIMITER] = RateLimiter()
+    app[IDEMPOTENCY] = IdempotencyStore()
+    app.cleanup_ctx.append(_lifecycle)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics_endpoint)
+    app.router.add_get("/openapi.json", openapi_endpoint)
+    app.router.add_get("/docs", docs)
+    app.router.add_route("*", "/{tail:.*}", dispatch)
+    return app

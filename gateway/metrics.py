@@ -1,0 +1,32 @@
+"""Prometheus metrics: requests, latency, backend errors and breaker state per route and entity."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "banyan_requests", "Requests answered", ["route", "entity", "status"], registry=self.registry
+        )
+        self.latency = Histogram(
+            "banyan_request_seconds",
+            "Time to answer a request",
+            ["route"],
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+            registry=self.registry,
+        )
+        self.backend_errors = Counter(
+            "banyan_backend_errors", "Backend calls that failed", ["route", "side", "error"], registry=self.registry
+        )
+        self.breaker_open = Gauge(
+            "banyan_breaker_open",
+            "1 while a backend's circuit breaker is open",
+            ["route", "side", "entity"],
+            registry=self.registry,
+        )
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

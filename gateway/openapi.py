@@ -1,0 +1,109 @@
+"""OpenAPI 3.1 for the managed routes, and a plain docs page that needs no CDN."""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+
+from gateway.problems import PROBLEM_SCHEMA
+from gateway.spec import Route
+
+_PROBLEMS = {
+    "400": "Malformed request",
+    "401": "Missing or unknown API key",
+    "403": "Key not scoped to this route or entity",
+    "404": "No such resource",
+    "413": "Body too large",
+    "415": "Not JSON",
+    "422": "Request does not match the schema, or the backend refused it",
+    "429": "Rate limit reached",
+    "502": "Backend fault",
+    "503": "Backend unavailable or its circuit breaker open",
+    "504": "Backend timed out",
+}
+
+
+def _problem_responses() -> dict[str, Any]:
+    return {
+        code: {
+            "description": text,
+            "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}},
+        }
+        for code, text in _PROBLEMS.items()
+    }
+
+
+def openapi(routes: list[Route]) -> dict[str, Any]:
+    paths: dict[str, dict[str, Any]] = {}
+    for route in routes:
+        if route.operation is None:
+            continue
+        operation = route.operation
+        parameters: list[dict[str, Any]] = [
+            {"name": name, "in": "path", "required": True, "schema": {"type": "string", "pattern": "^[^/]+$"}}
+            for name in operation.parameters
+        ]
+        if route.writes:
+            parameters.append(
+                {
+                    "name": "Idempotency-Key",
+                    "in": "header",
+                    "required": False,
+                    "schema": {"type": "string", "maxLength": 255},
+                }
+            )
+        success = "201" if route.writes and operation.method == "POST" else "200"
+        entry: dict[str, Any] = {
+            "operationId": route.name,
+            "summary": operation.summary or route.description or route.name,
+            "parameters": parameters,
+            "responses": {
+                success: {
+                    "description": "the answer of the system that serves this entity",
+                    "content": {"application/json": {"schema": operation.response or {}}},
+                },
+                "202": {
+                    "description": "accepted by a file-drop backend; processed later",
+                    "content": {"application/json": {"schema": {"type": "object"}}},
+                },
+                **_problem_responses(),
+            },
+        }
+        if operation.method in ("POST", "PUT", "PATCH"):
+            entry["requestBody"] = {
+                "required": True,
+                "content": {"application/json": {"schema": operation.request or {"type": "object"}}},
+            }
+        paths.setdefault(operation.path, {})[operation.method.lower()] = entry
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Banyan gateway", "version": "1", "description": "Managed APIs in front of the legacy ERPs."},
+        "paths": paths,
+        "components": {
+            "schemas": {"Problem": PROBLEM_SCHEMA},
+            "securitySchemes": {"apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"}},
+        },
+        "security": [{"apiKey": []}],
+    }
+
+
+def docs_page(routes: list[Route]) -> str:
+    rows = []
+    for route in routes:
+        if route.operation is not None:
+            rows.append(
+                f"<tr><td><code>{route.operation.method}</code></td><td><code>{html.escape(route.operation.path)}</code></td>"
+                f"<td>{html.escape(route.operation.summary or route.description or route.name)}</td></tr>"
+            )
+        elif route.passthrough is not None:
+            rows.append(
+                f"<tr><td><code>POST</code></td><td><code>{html.escape(route.passthrough.path)}</code></td>"
+                f"<td>SOAP passthrough: {html.escape(route.description or route.name)}</td></tr>"
+            )
+    return (
+        "<!doctype html><html lang='en'><head><meta charset='utf-8'><title>Banyan gateway</title>"
+        "<style>body{font:15px system-ui,sans-serif;margin:2em}td,th{padding:4px 10px;text-align:left}</style></head>"
+        "<body><h1>Banyan gateway</h1><p>Send your key in <code>X-API-Key</code>. The machine-readable contract is "
+        "<a href='/openapi.json'>/openapi.json</a>; errors are RFC 9457 <code>application/problem+json</code>.</p>"
+        f"<table><tr><th>method</th><th>path</th><th>what</th></tr>{''.join(rows)}</table></body></html>"
+    )

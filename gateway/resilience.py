@@ -1,0 +1,70 @@
+"""Circuit breakers per backend, and retries with backoff and jitter for calls safe to repeat."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from legacy_adapters import BackendError, BackendRejected, BackendUnavailable
+
+T = TypeVar("T")
+
+
+class Breaker:
+    """Closed → open after `failures` consecutive failures → half-open after `reset` s: one trial call."""
+
+    def __init__(self, failures: int, reset: float) -> None:
+        self.failures_to_open = failures
+        self.reset = reset
+        self.failures = 0
+        self.opened_at: float | None = None
+        self.trial_running = False
+
+    @property
+    def state(self) -> str:
+        if self.opened_at is None:
+            return "closed"
+        return "half_open" if time.monotonic() - self.opened_at >= self.reset else "open"
+
+    def before(self) -> None:
+        state = self.state
+        if state == "open" or (state == "half_open" and self.trial_running):
+            wait = self.reset - (time.monotonic() - (self.opened_at or 0))
+            raise BackendUnavailable(f"the backend's circuit breaker is open; trying again in {max(wait, 0):.0f} s")
+        if state == "half_open":
+            self.trial_running = True
+
+    def success(self) -> None:
+        self.failures, self.opened_at, self.trial_running = 0, None, False
+
+    def failure(self) -> None:
+        self.failures += 1
+        self.trial_running = False
+        if self.failures >= self.failures_to_open or self.opened_at is not None:
+            self.opened_at = time.monotonic()
+
+
+async def guarded(
+    attempt: Callable[[], Awaitable[T]], breaker: Breaker, retries: int, backoff: float, retry_safe: bool
+) -> T:
+    """Call through the breaker; retry failures that are not the caller's fault, if safe to repeat."""
+    tries = retries + 1 if retry_safe else 1
+    for number in range(1, tries + 1):
+        breaker.before()
+        try:
+            result = await attempt()
+        except BackendRejected:
+            breaker.success()  # the backend is healthy; the request was wrong
+            raise
+        except BackendError:
+            breaker.failure()
+            if number == tries:
+                raise
+            await asyncio.sleep(backoff * 2 ** (number - 1) * (0.5 + random.random()))
+            continue
+        breaker.success()
+        return result
+    raise AssertionError("unreachable")

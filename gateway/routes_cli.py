@@ -1,0 +1,148 @@
+"""`banyan serve`, `banyan routes …` and `banyan keys …`: the gateway's commands."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+import yaml
+from rich.console import Console
+
+from gateway.app import DEFAULT_MAX_BODY, Settings
+from gateway.consumers import Consumers, digest, new_key
+from gateway.spec import RouteError, json_schema, load_routes
+
+routes_app = typer.Typer(help="Check, export and scaffold route specs.", no_args_is_help=True)
+keys_app = typer.Typer(help="Create API keys for consumers.", no_args_is_help=True)
+console = Console(stderr=True)
+
+
+def _fail(message: str, code: int = 2) -> typer.Exit:
+    console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    return typer.Exit(code)
+
+
+def serve_command(
+    routes: Annotated[Path, typer.Option(help="folder of route specs (*.yaml)")] = Path("routes"),
+    consumers: Annotated[Path | None, typer.Option(help="consumers file with hashed keys and scopes")] = None,
+    host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port to listen on")] = 8080,
+    workers: Annotated[int, typer.Option(help="processes sharing the port")] = 1,
+    max_body: Annotated[int, typer.Option(help="largest request body in bytes")] = DEFAULT_MAX_BODY,
+    insecure_no_auth: Annotated[bool, typer.Option(help="serve without API keys (local experiments only)")] = False,
+    access_log: Annotated[bool, typer.Option(help="write a JSON access log line per request")] = True,
+) -> None:
+    """Serve the managed APIs in front of the legacy backends.
+
+    Example: banyan serve --routes routes --consumers consumers.yaml --port 8080 --workers 2
+    """
+    from gateway.serve import serve
+
+    if consumers is None and not insecure_no_auth:
+        raise _fail("name a --consumers file (create keys with `banyan keys create`), or pass --insecure-no-auth")
+    try:
+        loaded = Consumers.load(consumers) if consumers else None
+        settings = Settings(routes=routes, consumers=loaded, max_body=max_body)
+        serve(settings, host, port, workers, access_log)
+    except (RouteError, ValueError) as exc:
+        raise _fail(str(exc)) from None
+
+
+@routes_app.command("check")
+def routes_check(folder: Annotated[Path, typer.Argument(help="folder of route specs")] = Path("routes")) -> None:
+    """Validate every route file; errors name the file and the line.
+
+    Example: banyan routes check routes/
+    """
+    try:
+        routes = load_routes(folder)
+    except RouteError as exc:
+        for line in exc.problems:
+            console.print(f"[red]✗[/] {line}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from None
+    for route in routes:
+        if route.operation is not None:
+            where = f"{route.operation.method} {route.operation.path}"
+        else:
+            where = f"SOAP {route.passthrough.path if route.passthrough else '?'}"
+        typer.echo(f"✓ {route.name}: {where}")
+
+
+@routes_app.command("schema")
+def routes_schema(
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="write to this file instead of stdout")] = None,
+) -> None:
+    """Print the JSON Schema of route files, for editors.
+
+    Example: banyan routes schema -o routes.schema.json
+    """
+    text = json.dumps(json_schema(), indent=2)
+    if out:
+        out.write_text(text + "\n", encoding="utf-8")
+    else:
+        typer.echo(text)
+
+
+@routes_app.command("scaffold")
+def routes_scaffold(
+    catalog: Annotated[Path, typer.Argument(help="a catalog written by banyan scan")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="folder to write route skeletons into")] = Path("routes"),
+) -> None:
+    """Write route skeletons for cataloged SOAP operations, HTTP endpoints and file drops.
+
+    Example: banyan routes scaffold catalog.json --out routes/scaffolded
+    """
+    from inventory_scan.catalog import Catalog
+    from inventory_scan.errors import ScanError
+    from inventory_scan.scaffold import scaffold
+
+    try:
+        routes = scaffold(Catalog.load(catalog))
+    except ScanError as exc:
+        raise _fail(str(exc)) from None
+    out.mkdir(parents=True, exist_ok=True)
+    written = 0
+    for kind, items in routes.items():
+        if items:
+            (out / f"{kind}.yaml").write_text(yaml.safe_dump({"routes": items}, sort_keys=False, allow_unicode=True))
+            written += len(items)
+    typer.echo(f"wrote {written} route skeletons to {out}; fill in the TODOs, then `banyan routes check {out}`")
+
+
+@keys_app.command("create")
+def keys_create(
+    name: Annotated[str, typer.Argument(help="the consumer's name")],
+    consumers: Annotated[Path, typer.Option(help="consumers file to add the key to")] = Path("consumers.yaml"),
+    route: Annotated[list[str] | None, typer.Option(help="route the key may call (repeat; default all)")] = None,
+    entity: Annotated[
+        list[str] | None, typer.Option(help="legal entity the key may serve (repeat; default all)")
+    ] = None,
+    rate: Annotated[float, typer.Option(help="requests per second per route")] = 100.0,
+    admin: Annotated[bool, typer.Option(help="an admin key")] = False,
+) -> None:
+    """Create a key, store its hash in the consumers file, and print the key once.
+
+    Example: banyan keys create webshop --route order-create --entity ACME-DE
+    """
+    raw = yaml.safe_load(consumers.read_text(encoding="utf-8")) if consumers.exists() else None
+    data = raw or {"consumers": []}
+    if any(c.get("name") == name for c in data["consumers"]):
+        raise _fail(f"{consumers} already has a consumer named {name}")
+    key = new_key()
+    data["consumers"].append(
+        {
+            "name": name,
+            "key_sha256": digest(key),
+            "routes": route or ["*"],
+            "entities": entity or ["*"],
+            "rate": rate,
+            "burst": int(rate * 2),
+            "admin": admin,
+        }
+    )
+    consumers.write_text(yaml.safe_dump(data, sort_keys=False))
+    Consumers.load(consumers)  # refuse to leave a file the gateway cannot read
+    typer.echo(key)
+    console.print(f"key for {name} stored hashed in {consumers}; it is shown only this once", highlight=False)

@@ -1,0 +1,243 @@
+"""Route specs (`routes/*.yaml`): the public operation, where entity and key come from, the backends.
+
+    routes:
+      - name: order-status
+        operation: {method: GET, path: /v1/{entity}/orders/{orderId}}
+        entity: {from: path, name: entity}
+        key: {from: path, name: orderId}
+        legacy: {backend: soap, url: http://erp/OrderService, namespace: urn:erp, operation: GetOrderStatus,
+                 request: {map: {orderId: /orderId}}}
+        cloud: {backend: http, url: https://cloud-erp/api/orders/{orderId}}
+
+A file is validated as a whole; errors name the file and the line. The JSON Schema of this model
+(`banyan routes schema`) lets editors validate route files as they are written.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from legacy_adapters import FileDropConfig, HttpConfig, OdbcConfig, SoapConfig
+from legacy_adapters.mapping import Mapping
+
+Method = Literal["GET", "POST", "PUT", "PATCH", "DELETE"]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Operation(_Model):
+    method: Method
+    path: str = Field(pattern=r"^/", description="public path; {name} segments are parameters")
+    summary: str | None = None
+    request: dict[str, Any] | None = Field(default=None, description="JSON Schema of the request body")
+    response: dict[str, Any] | None = Field(default=None, description="JSON Schema of the response body")
+
+    @property
+    def parameters(self) -> list[str]:
+        return re.findall(r"{(\w+)}", self.path)
+
+
+class Source(_Model):
+    """Where a value comes from in the consumer's request."""
+
+    from_: Literal["path", "header", "query", "json", "xpath", "constant"] = Field(alias="from")
+    name: str | None = Field(default=None, description="path parameter, header or query name")
+    pointer: str | None = Field(default=None, description="JSON pointer into the body")
+    xpath: str | None = Field(default=None, description="XPath into an XML body")
+    value: str | None = Field(default=None, description="the value, for constant")
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    @model_validator(mode="after")
+    def _complete(self) -> Source:
+        needed = {
+            "path": "name",
+            "header": "name",
+            "query": "name",
+            "json": "pointer",
+            "xpath": "xpath",
+            "constant": "value",
+        }
+        if getattr(self, needed[self.from_]) is None:
+            raise ValueError(f"a value from {self.from_} needs {needed[self.from_]}")
+        return self
+
+
+BackendSpec = Annotated[HttpConfig | SoapConfig | FileDropConfig | OdbcConfig, Field(discriminator="backend")]
+
+
+class Side(_Model):
+    """One side (legacy or cloud): a backend and the mappings around it."""
+
+    request: Mapping | None = Field(default=None, description="consumer JSON → what the backend takes")
+    response: Mapping | None = Field(default=None, description="what the backend answers → consumer JSON")
+
+
+class LegacySide(Side):
+    backend: BackendSpec
+
+
+class Breaker(_Model):
+    failures: int = Field(default=5, ge=1, description="consecutive failures that open the breaker")
+    reset: float = Field(default=30.0, gt=0, description="seconds before a trial call is let through")
+
+
+class Resilience(_Model):
+    retries: int = Field(default=2, ge=0, le=5, description="extra attempts, only for calls safe to repeat")
+    backoff: float = Field(default=0.1, ge=0, description="first wait in seconds, doubled each time, with jitter")
+    breaker: Breaker = Field(default_factory=Breaker)
+
+
+class CutoverPlan(_Model):
+    """Which side serves. The cutover engine adds the rest of the ladder."""
+
+    mode: Literal["legacy", "cloud"] = "legacy"
+
+
+class Compare(_Model):
+    ignore: list[str] = Field(default_factory=list, description="JSON pointers (with *) never compared")
+    tolerance: float | None = Field(default=None, ge=0, description="absolute numeric tolerance")
+
+
+class Passthrough(_Model):
+    """An existing protocol kept as it is: consumers keep sending SOAP to the gateway."""
+
+    protocol: Literal["soap"] = "soap"
+    path: str = Field(pattern=r"^/")
+    entity_xpath: str | None = Field(default=None, description="XPath to the legal entity in the SOAP body")
+    key_xpath: str | None = None
+    legacy: str = Field(description="URL of the legacy SOAP service")
+    cloud: str | None = Field(default=None, description="URL of the replacement service")
+    timeout: float = Field(default=10.0, gt=0)
+
+
+class Route(_Model):
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
+    description: str | None = None
+    operation: Operation | None = None
+    passthrough: Passthrough | None = None
+    entity: Source | None = Field(default=None, description="where the legal entity comes from")
+    key: Source | None = Field(default=None, description="where the business key comes from")
+    writes: bool = False
+    legacy: LegacySide | None = None
+    cloud: LegacySide | None = None
+    entities: dict[str, dict[str, LegacySide]] = Field(
+        default_factory=dict, description="per entity: legacy/cloud sides that differ from the route's"
+    )
+    compare: Compare = Field(default_factory=Compare)
+    resilience: Resilience = Field(default_factory=Resilience)
+    cutover: CutoverPlan = Field(default_factory=CutoverPlan)
+
+    @model_validator(mode="after")
+    def _shape(self) -> Route:
+        if (self.operation is None) == (self.passthrough is None):
+            raise ValueError("a route has either an operation (a managed API) or a passthrough, not both")
+        if self.operation is not None and self.legacy is None:
+            raise ValueError("a managed route needs its legacy side")
+        for entity, sides in self.entities.items():
+            unknown = set(sides) - {"legacy", "cloud"}
+            if unknown:
+                raise ValueError(f"entity {entity}: only legacy and cloud can be overridden, not {sorted(unknown)}")
+        if self.cutover.mode == "cloud" and self.cloud is None and self.operation is not None:
+            raise ValueError("cutover mode cloud needs a cloud side")
+        if self.operation is not None:
+            for source in (self.entity, self.key):
+                if source is not None and source.from_ == "path" and source.name not in self.operation.parameters:
+                    raise ValueError(f"path parameter {source.name!r} is not in {self.operation.path}")
+        return self
+
+    def side(self, which: str, entity: str | None) -> LegacySide | None:
+        override = self.entities.get(entity or "", {}).get(which)
+        return override or (self.legacy if which == "legacy" else self.cloud)
+
+
+class RouteFile(_Model):
+    routes: list[Route]
+
+
+class RouteError(ValueError):
+    """Route files that do not validate; each line of the message names a file and a line."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+def _line(node: yaml.Node | None, location: tuple[Any, ...]) -> int | None:
+    """The line of the YAML node at a pydantic error location."""
+    current = node
+    for step in location:
+        if isinstance(current, yaml.MappingNode):
+            current = next((v for k, v in current.value if k.value == step), None)
+        elif isinstance(current, yaml.SequenceNode) and isinstance(step, int) and step < len(current.value):
+            current = current.value[step]
+        else:
+            break
+        if current is None:
+            return None
+    return current.start_mark.line + 1 if current is not None else None
+
+
+def load_file(path: Path) -> list[Route]:
+    try:
+        text = path.read_text(encoding="utf-8")
+        node = yaml.compose(text)
+        raw = yaml.safe_load(text)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RouteError([f"{path}: cannot read: {exc}"]) from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        raise RouteError([f"{where}: not valid YAML: {getattr(exc, 'problem', exc)}"]) from None
+    try:
+        return RouteFile.model_validate(raw).routes
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            location = tuple(error["loc"])
+            line = _line(node, location)
+            field = ".".join(str(step) for step in location)
+            problems.append(f"{path}:{line or 1}: {field}: {error['msg']}")
+        raise RouteError(problems) from None
+
+
+def load_routes(folder: Path) -> list[Route]:
+    """Every route in a folder's *.yaml files; all problems of all files are reported together."""
+    if not folder.is_dir():
+        raise RouteError([f"{folder}: no such routes folder"])
+    routes: list[Route] = []
+    problems: list[str] = []
+    for path in sorted(folder.glob("*.y*ml")):
+        try:
+            routes += [route.model_copy(update={"description": route.description}) for route in load_file(path)]
+        except RouteError as exc:
+            problems += exc.problems
+    names = [route.name for route in routes]
+    problems += [
+        f"{folder}: route name {name!r} is used twice" for name in sorted({n for n in names if names.count(n) > 1})
+    ]
+    endpoints = [
+        (route.operation.method, route.operation.path) if route.operation else ("POST", route.passthrough.path)  # type: ignore[union-attr]
+        for route in routes
+    ]
+    problems += [
+        f"{folder}: {m} {p} is served by two routes"
+        for m, p in sorted({e for e in endpoints if endpoints.count(e) > 1})
+    ]
+    if problems:
+        raise RouteError(problems)
+    return routes
+
+
+def json_schema() -> dict[str, Any]:
+    schema = RouteFile.model_json_schema(by_alias=True)
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "Banyan route file"
+    return schema

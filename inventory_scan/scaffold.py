@@ -1,0 +1,130 @@
+"""Route skeletons from a catalog: SOAP operations, HTTP endpoints the ESB calls, inbound file drops.
+
+Each skeleton is validated with the gateway's route model, so what is written passes `banyan routes
+check`; what only a person can decide (mappings, schemas) is left as a TODO in the description.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from gateway.spec import Route
+from inventory_scan.catalog import Catalog, Direction, Interface, Kind
+
+# drop-name placeholders → the gateway's file-name parts
+_NAME_PARTS = {
+    "{seq}": "{correlation_id}",
+    "{uuid}": "{correlation_id}",
+    "{hex}": "{correlation_id}",
+    "{datetime}": "{timestamp}",
+    "{name}": "{key}",
+}
+
+
+def _slug(text: str) -> str:
+    spaced = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "-", text)
+    return re.sub(r"[^a-z0-9]+", "-", spaced.lower()).strip("-")[:60] or "route"
+
+
+def _soap(operation: Interface) -> dict[str, Any] | None:
+    soap = [b for b in operation.attributes.get("bindings", []) if str(b.get("protocol", "")).startswith("soap")]
+    addresses = [p["address"] for b in soap for p in b.get("ports", []) if p.get("address")]
+    if not soap or not addresses:
+        return None
+    binding = soap[0]
+    service, name = operation.attributes["service"], operation.attributes["operation"]
+    return {
+        "name": _slug(f"{service}-{name}"),
+        "description": f"TODO: request/response schemas and mappings for {service}.{name} ({operation.locator})",
+        "operation": {
+            "method": "POST",
+            "path": f"/v1/{{entity}}/{_slug(service)}/{_slug(name)}",
+            "summary": f"{service}.{name}",
+        },
+        "entity": {"from": "path", "name": "entity"},
+        "legacy": {
+            "backend": {
+                "backend": "soap",
+                "url": addresses[0],
+                "soap_version": "1.2" if binding["protocol"] == "soap1.2" else "1.1",
+                "namespace": operation.attributes.get("namespace") or "urn:TODO",
+                "operation": name,
+                **({"soap_action": binding["soap_action"]} if binding.get("soap_action") else {}),
+            }
+        },
+    }
+
+
+def _http(endpoint: Interface) -> dict[str, Any] | None:
+    if (
+        endpoint.protocol not in ("http", "soap")
+        or endpoint.direction is not Direction.out_of
+        or "{" in endpoint.locator.split("://", 1)[-1].split("/", 1)[0]
+    ):
+        return None  # only services the ESB calls, at a real address
+    name = _slug(endpoint.locator.split("://", 1)[-1])
+    return {
+        "name": name,
+        "description": f"TODO: schemas and mappings; the ESB calls {endpoint.locator}",
+        "operation": {"method": "POST", "path": f"/v1/{{entity}}/{name}"},
+        "entity": {"from": "path", "name": "entity"},
+        "legacy": {"backend": {"backend": "soap" if endpoint.protocol == "soap" else "http", "url": endpoint.locator}
+                   | ({"namespace": "urn:TODO", "operation": "TODO"} if endpoint.protocol == "soap" else {})},
+    }  # fmt: skip
+
+
+def _drop(drop: Interface) -> dict[str, Any] | None:
+    if drop.direction is not Direction.into:
+        return None
+    folder = str(drop.attributes.get("folder", ""))
+    if drop.protocol == "sftp":
+        folder = drop.locator.rsplit("/", 1)[0]
+    name = str(drop.attributes.get("pattern", "{correlation_id}.json"))
+    for placeholder, part in _NAME_PARTS.items():
+        name = name.replace(placeholder, part)
+    if "{correlation_id}" not in name:
+        stem, dot, extension = name.rpartition(".")
+        name = f"{stem}_{{correlation_id}}.{extension}" if dot else f"{name}_{{correlation_id}}"
+    slug = _slug(f"drop-{drop.attributes.get('pattern', drop.name)}")
+    return {
+        "name": slug,
+        "description": (
+            f"TODO: the file format the importer reads ({', '.join(drop.formats) or 'unknown'}), "
+            "and a reply folder if it acknowledges"
+        ),
+        "operation": {"method": "POST", "path": f"/v1/{{entity}}/{slug}"},
+        "entity": {"from": "path", "name": "entity"},
+        "writes": True,
+        "legacy": {"backend": {"backend": "file_drop", "folder": folder, "name": name}},
+    }
+
+
+def scaffold(catalog: Catalog) -> dict[str, list[dict[str, Any]]]:
+    """Skeletons grouped by kind; each validates as a route, and names and paths are unique."""
+    makers = {
+        "soap": (Kind.soap_operation, _soap),
+        "http": (Kind.esb_endpoint, _http),
+        "file_drops": (Kind.file_drop, _drop),
+    }
+    out: dict[str, list[dict[str, Any]]] = {}
+    used: set[str] = set()
+    for group, (kind, make) in makers.items():
+        out[group] = []
+        for interface in sorted(catalog.interfaces, key=lambda i: i.locator):
+            if interface.kind is not kind:
+                continue
+            skeleton = make(interface)
+            if skeleton is None:
+                continue
+            base, n = skeleton["name"], 2
+            while skeleton["name"] in used:
+                skeleton["name"] = f"{base}-{n}"
+                skeleton["operation"]["path"] = re.sub(
+                    r"/[^/]+$", f"/{skeleton['name']}", skeleton["operation"]["path"]
+                )
+                n += 1
+            used.add(skeleton["name"])
+            Route.model_validate(skeleton)
+            out[group].append(skeleton)
+    return out

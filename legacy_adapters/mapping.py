@@ -1,0 +1,107 @@
+"""Request and response mappings: declarative field maps, XSLT for XML, or a Python callable.
+
+A field map lists target fields and where each comes from, as a JSON pointer into the source
+(`/lines/0/qty`) or a constant (`=EUR`). An XSLT mapping transforms an XML document with lxml
+(no network, no document() calls). A callable mapping names `module:function`.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from lxml import etree
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class MappingError(ValueError):
+    """A mapping could not be applied: the message names the field and what was missing."""
+
+
+def pointer_get(document: Any, pointer: str) -> Any:
+    """RFC 6901 JSON pointer lookup; a missing path raises MappingError."""
+    if pointer in ("", "/"):
+        return document
+    current = document
+    for raw in pointer.lstrip("/").split("/"):
+        part = raw.replace("~1", "/").replace("~0", "~")
+        if isinstance(current, list) and part.isdigit() and int(part) < len(current):
+            current = current[int(part)]
+        elif isinstance(current, dict) and part in current:
+            current = current[part]
+        else:
+            raise MappingError(f"{pointer}: no value at '{part}'")
+    return current
+
+
+def pointer_set(document: dict[str, Any], pointer: str, value: Any) -> None:
+    parts = [p.replace("~1", "/").replace("~0", "~") for p in pointer.lstrip("/").split("/")]
+    current: Any = document
+    for part in parts[:-1]:
+        current = current.setdefault(part, {})
+    current[parts[-1]] = value
+
+
+class Mapping(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    map: dict[str, str] | None = Field(default=None, description="target pointer → source pointer, or =constant")
+    optional: list[str] = Field(default_factory=list, description="targets left out when their source is missing")
+    xslt: Path | None = Field(default=None, description="an XSLT stylesheet for XML payloads")
+    callable: str | None = Field(default=None, description="module:function taking and returning the payload")
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Mapping:
+        if sum(value is not None for value in (self.map, self.xslt, self.callable)) != 1:
+            raise ValueError("a mapping is exactly one of map, xslt or callable")
+        if self.callable is not None and ":" not in self.callable:
+            raise ValueError(f"callable {self.callable!r} must be written module:function")
+        return self
+
+    def compile(self, base: Path | None = None) -> Callable[[Any], Any]:
+        if self.map is not None:
+            return _field_map(self.map, set(self.optional))
+        if self.xslt is not None:
+            path = self.xslt if self.xslt.is_absolute() or base is None else base / self.xslt
+            return _xslt(path)
+        module, _, name = (self.callable or "").partition(":")
+        try:
+            function = getattr(importlib.import_module(module), name)
+        except (ImportError, AttributeError) as exc:
+            raise MappingError(f"cannot import mapping {self.callable}: {exc}") from None
+        if not callable(function):
+            raise MappingError(f"mapping {self.callable} is not callable")
+        return function  # type: ignore[no-any-return]
+
+
+def _field_map(fields: dict[str, str], optional: set[str]) -> Callable[[Any], Any]:
+    def apply(source: Any) -> dict[str, Any]:
+        target: dict[str, Any] = {}
+        for to, origin in fields.items():
+            if origin.startswith("="):
+                value: Any = origin[1:]
+            else:
+                try:
+                    value = pointer_get(source, origin)
+                except MappingError:
+                    if to in optional:
+                        continue
+                    raise
+            pointer_set(target, to if to.startswith("/") else f"/{to}", value)
+        return target
+
+    return apply
+
+
+def _xslt(path: Path) -> Callable[[Any], Any]:
+    parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
+    access = etree.XSLTAccessControl.DENY_ALL  # type: ignore[attr-defined]  # no file or network access from XSLT
+    transform = etree.XSLT(etree.parse(str(path), parser), access_control=access)
+
+    def apply(source: Any) -> Any:
+        document = source if isinstance(source, etree._Element) else etree.fromstring(source, parser)
+        return transform(document).getroot()
+
+    return apply

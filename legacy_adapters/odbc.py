@@ -1,0 +1,113 @@
+"""ODBC backend: a stored procedure or a parameterised statement through pyodbc, on a thread pool.
+
+Parameters are always bound (`?` markers), never spliced into SQL, and are taken from the payload
+by JSON pointer. The connection string comes from an environment variable and never reaches a
+message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import queue
+from concurrent.futures import ThreadPoolExecutor
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any, Literal
+
+from pydantic import Field
+
+from legacy_adapters.base import BackendConfig, Call, Registered, Reply
+from legacy_adapters.errors import BackendFault, BackendRejected, BackendTimeout, BackendUnavailable
+from legacy_adapters.mapping import MappingError, pointer_get
+
+
+class OdbcConfig(BackendConfig):
+    backend: Literal["odbc"] = "odbc"
+    connection_env: str = Field(description="environment variable holding the ODBC connection string")
+    statement: str = Field(
+        description="SQL with ? markers, e.g. {CALL erp.create_order(?, ?)} or SELECT … WHERE id = ?"
+    )
+    params: list[str] = Field(default_factory=list, description="JSON pointers into the payload, one per ? marker")
+    result: Literal["rows", "row", "none"] = "rows"
+    pool_size: int = Field(default=4, ge=1)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return float(value) if value % 1 else int(value)
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, bytes):
+        return value.hex()
+    return value
+
+
+class OdbcBackend(Registered):
+    name = "odbc"
+    Config = OdbcConfig
+
+    def __init__(self, config: OdbcConfig) -> None:
+        self.config = config
+        self.retry_safe = config.statement.lstrip().lower().startswith("select")
+        self._pool: ThreadPoolExecutor = ThreadPoolExecutor(max_workers=config.pool_size, thread_name_prefix="odbc")
+        self._connections: queue.SimpleQueue[Any] = queue.SimpleQueue()
+
+    def _connect(self) -> Any:
+        import pyodbc
+
+        connection = os.environ.get(self.config.connection_env)
+        if not connection:
+            raise BackendUnavailable(
+                f"environment variable {self.config.connection_env} (the ODBC connection string) is not set"
+            )
+        try:
+            return pyodbc.connect(connection, timeout=int(self.config.timeout), autocommit=True)
+        except pyodbc.Error:
+            raise BackendUnavailable("cannot connect to the ODBC backend") from None
+
+    def _run(self, params: list[Any]) -> list[dict[str, Any]]:
+        import pyodbc
+
+        try:
+            connection = self._connections.get_nowait()
+        except queue.Empty:
+            connection = self._connect()
+        try:
+            cursor = connection.cursor()
+            cursor.execute(self.config.statement, params)
+            rows: list[dict[str, Any]] = []
+            if cursor.description is not None and self.config.result != "none":
+                names = [column[0] for column in cursor.description]
+                rows = [dict(zip(names, (_plain(v) for v in row), strict=True)) for row in cursor.fetchall()]
+            cursor.close()
+            self._connections.put(connection)
+            return rows
+        except pyodbc.Error as exc:
+            connection.close()
+            state = exc.args[0] if exc.args else ""
+            # Integrity and data errors are the caller's; anything else is the backend's.
+            if str(state).startswith(("22", "23", "P0")):
+                raise BackendRejected(f"the database refused the values (SQLSTATE {state})") from None
+            raise BackendFault(f"the database call failed (SQLSTATE {state})") from None
+
+    async def call(self, request: Call) -> Reply:
+        try:
+            params = [pointer_get(request.payload, pointer) for pointer in self.config.params]
+        except MappingError as exc:
+            raise BackendRejected(f"missing parameter {exc}") from None
+        loop = asyncio.get_running_loop()
+        try:
+            rows = await asyncio.wait_for(loop.run_in_executor(self._pool, self._run, params), self.config.timeout)
+        except TimeoutError:
+            raise BackendTimeout(f"the database gave no answer within {self.config.timeout:g} s") from None
+        if self.config.result == "row":
+            if not rows:
+                return Reply(404, None)
+            return Reply(200, rows[0])
+        return Reply(200, rows if self.config.result == "rows" else None)
+
+    async def close(self) -> None:
+        while not self._connections.empty():
+            self._connections.get_nowait().close()
+        self._pool.shutdown(wait=False)

@@ -1,0 +1,147 @@
+"""A running gateway on a loopback port, in front of a real spyne SOAP service."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import textwrap
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import yaml
+from aiohttp import web
+
+from gateway.app import Settings, build_app
+from gateway.consumers import Consumers, digest
+from tests.legacy_soap import legacy_soap_service
+
+KEYS = {"webshop": "key-webshop-0123456789", "limited": "key-limited-0123456789", "ops": "key-ops-0123456789"}
+
+
+@pytest.fixture(scope="session")
+def legacy_soap() -> Iterator[str]:
+    with legacy_soap_service() as url:
+        yield url
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@dataclass
+class Gateway:
+    url: str
+    routes: Path
+    app: web.Application
+
+    def headers(self, consumer: str = "webshop", **extra: str) -> dict[str, str]:
+        return {"X-API-Key": KEYS[consumer], **extra}
+
+
+def routes_yaml(legacy: str, dead: str, drops: Path) -> str:
+    return textwrap.dedent(
+        f"""\
+        routes:
+          - name: order-create
+            operation:
+              method: POST
+              path: /v1/{{entity}}/orders
+              request:
+                type: object
+                required: [orderNumber, customer, lines]
+                properties:
+                  orderNumber: {{type: string, pattern: "^[A-Za-z0-9-]{{1,32}}$"}}
+                  customer: {{type: string, minLength: 1}}
+                  lines: {{type: array, minItems: 1, items: {{type: object, required: [qty], properties: {{qty: {{type: integer, minimum: 1}}}}}}}}
+              response: {{type: object, properties: {{orderId: {{type: string}}, status: {{type: string}}}}}}
+            entity: {{from: path, name: entity}}
+            key: {{from: json, pointer: /orderNumber}}
+            writes: true
+            legacy:
+              backend: {{backend: soap, url: "{legacy}", namespace: "urn:acme:erp:orders", operation: CreateOrder, timeout: 5}}
+              request: {{map: {{customer: /customer, quantity: /lines/0/qty}}}}
+              response: {{map: {{orderId: /CreateOrderResult, status: "=created"}}}}
+            entities:
+              ACME-UK:
+                legacy:
+                  backend: {{backend: file_drop, folder: "{drops / "in"}", name: "ORD_{{entity}}_{{correlation_id}}.json",
+                            reply_folder: "{drops / "ack"}", timeout: 5}}
+          - name: order-status
+            operation: {{method: GET, path: "/v1/{{entity}}/orders/{{orderId}}", response: {{type: object}}}}
+            entity: {{from: path, name: entity}}
+            key: {{from: path, name: orderId}}
+            legacy:
+              backend: {{backend: soap, url: "{legacy}", namespace: "urn:acme:erp:orders", operation: GetOrderStatus, retry_safe: true}}
+              request: {{map: {{order_id: /orderId}}}}
+              response: {{map: {{status: /GetOrderStatusResult}}}}
+          - name: stock-dead
+            operation: {{method: GET, path: "/v1/{{entity}}/stock/{{sku}}"}}
+            entity: {{from: path, name: entity}}
+            legacy:
+              backend: {{backend: soap, url: "{dead}", namespace: "urn:x", operation: GetStock, retry_safe: true, timeout: 1}}
+            resilience: {{retries: 0, breaker: {{failures: 2, reset: 60}}}}
+          - name: order-service
+            passthrough:
+              path: /soap/OrderService
+              entity_xpath: "string(//*[local-name()='customer'])"
+              legacy: "{legacy}"
+        """
+    )
+
+
+@pytest.fixture(scope="module")
+def gateway(legacy_soap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+    folder = tmp_path_factory.mktemp("gateway")
+    drops = folder / "drops"
+    (drops / "in").mkdir(parents=True)
+    (drops / "ack").mkdir()
+    routes = folder / "routes"
+    routes.mkdir()
+    (routes / "orders.yaml").write_text(routes_yaml(legacy_soap, f"http://127.0.0.1:{free_port()}/", drops))
+    consumers = {
+        "consumers": [
+            {
+                "name": "webshop",
+                "key_sha256": digest(KEYS["webshop"]),
+                "entities": ["ACME-DE", "ACME-UK", "ACME-US"],
+                "rate": 1000,
+                "burst": 1000,
+            },
+            {
+                "name": "limited",
+                "key_sha256": digest(KEYS["limited"]),
+                "routes": ["order-status"],
+                "entities": ["ACME-DE"],
+                "rate": 1,
+                "burst": 2,
+            },
+            {"name": "ops", "key_sha256": digest(KEYS["ops"]), "admin": True},
+        ]
+    }
+    (folder / "consumers.yaml").write_text(yaml.safe_dump(consumers))
+    settings = Settings(routes=routes, consumers=Consumers.load(folder / "consumers.yaml"), max_body=64 * 1024)
+    app = build_app(settings)
+    port = free_port()
+    loop = asyncio.new_event_loop()
+    runner = web.AppRunner(app)
+    started = threading.Event()
+
+    def run() -> None:
+        asyncio.set_event_loop(loop)
+        loop.run_until_complete(runner.setup())
+        loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", port).start())
+        started.set()
+        loop.run_forever()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    assert started.wait(10)
+    yield Gateway(f"http://127.0.0.1:{port}", routes, app)
+    asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(10)
+    loop.call_soon_threadsafe(loop.stop)
+    thread.join(5)

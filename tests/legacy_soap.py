@@ -1,0 +1,55 @@
+"""A real legacy SOAP service for the tests: spyne, served by wsgiref on a loopback port."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from wsgiref.simple_server import WSGIRequestHandler, make_server
+
+from spyne import Application, Fault, Integer, ServiceBase, Unicode, rpc
+from spyne.protocol.soap import Soap11
+from spyne.server.wsgi import WsgiApplication
+
+_numbers = itertools.count(1000)
+SEEN: list[dict[str, str]] = []  # headers of the calls received, for the tests to inspect
+
+
+class OrderService(ServiceBase):  # type: ignore[misc]
+    @rpc(Unicode, Integer, _returns=Unicode)  # type: ignore[misc]
+    def CreateOrder(ctx, customer, quantity):  # type: ignore[no-untyped-def]
+        if customer == "nobody":
+            raise Fault(faultcode="Client", faultstring="unknown customer")
+        if customer == "crash":
+            raise Fault(faultcode="Server", faultstring="ERP database deadlock")
+        return f"ORD-{next(_numbers)}-{customer}-{quantity}"
+
+    @rpc(Unicode, _returns=Unicode)  # type: ignore[misc]
+    def GetOrderStatus(ctx, order_id):  # type: ignore[no-untyped-def]
+        return "open" if order_id else "unknown"
+
+
+class _Quiet(WSGIRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@contextmanager
+def legacy_soap_service() -> Iterator[str]:
+    application = Application(
+        [OrderService], tns="urn:acme:erp:orders", in_protocol=Soap11(validator="lxml"), out_protocol=Soap11()
+    )
+    soap = WsgiApplication(application)
+
+    def site(environ: dict[str, object], start_response: Callable[..., object]) -> Iterable[bytes]:
+        SEEN.append({k: str(v) for k, v in environ.items() if k.startswith("HTTP_")})
+        return soap(environ, start_response)  # type: ignore[no-any-return]
+
+    server = make_server("127.0.0.1", 0, site, handler_class=_Quiet)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}/"
+    finally:
+        server.shutdown()
