@@ -299,6 +299,8 @@ async def managed(request: web.Request) -> web.StreamResponse:
     entity = _value(route.entity, request, params, body)
     key = _value(route.key, request, params, body)
     request[ENTITY] = entity or ""
+    if route.entity is not None and route.entity.values is not None and entity not in route.entity.values:
+        raise Problem(404, "Unknown legal entity", f"{entity!r} is not one of {', '.join(route.entity.values)}")
     consumer: Consumer | None = request.get(CONSUMER)
     if consumer is not None and route.entity is not None and not consumer.may_serve(entity):
         raise Problem(403, "Entity not allowed", f"your key is not scoped to legal entity {entity}")

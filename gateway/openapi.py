@@ -39,8 +39,16 @@ def openapi(routes: list[Route]) -> dict[str, Any]:
         if route.operation is None:
             continue
         operation = route.operation
+        entity = route.entity if route.entity is not None and route.entity.from_ == "path" else None
         parameters: list[dict[str, Any]] = [
-            {"name": name, "in": "path", "required": True, "schema": {"type": "string", "pattern": "^[^/]+$"}}
+            {
+                "name": name,
+                "in": "path",
+                "required": True,
+                "schema": {"type": "string", "enum": entity.values}
+                if entity is not None and entity.name == name and entity.values
+                else {"type": "string", "pattern": "^[^/]+$"},
+            }
             for name in operation.parameters
         ]
         if route.writes:

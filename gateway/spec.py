@@ -52,6 +52,7 @@ class Source(_Model):
     pointer: str | None = Field(default=None, description="JSON pointer into the body")
     xpath: str | None = Field(default=None, description="XPath into an XML body")
     value: str | None = Field(default=None, description="the value, for constant")
+    values: list[str] | None = Field(default=None, description="the values allowed; others are refused with 404")
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 

@@ -246,7 +246,10 @@ class FileDropBackend(Registered):
     # -- the call ------------------------------------------------------------------------------
     async def call(self, request: Call) -> Reply:
         name = file_name(self.config.name, request)
-        data = _encode(self.config, request.payload)
+        try:
+            data = _encode(self.config, request.payload)
+        except xmljson.NotXml as exc:
+            raise BackendRejected(str(exc)) from None
         loop = asyncio.get_running_loop()
         if self.remote is None:
             await loop.run_in_executor(None, self._write_local, name, data)

@@ -95,7 +95,10 @@ class HttpBackend(Registered):
             if self.config.format == "json":
                 body["json"] = request.payload
             else:
-                element = xmljson.from_json(self.config.xml_root, request.payload)
+                try:
+                    element = xmljson.from_json(self.config.xml_root, request.payload)
+                except xmljson.NotXml as exc:
+                    raise BackendRejected(str(exc)) from None
                 body["data"] = xmljson.etree.tostring(element)
                 headers["Content-Type"] = "application/xml"
         for attempt in (1, 2):

@@ -65,6 +65,10 @@ class SoapBackend(Registered):
         return etree.tostring(envelope, xml_declaration=True, encoding="utf-8")
 
     async def call(self, request: Call) -> Reply:
+        try:
+            envelope = self.envelope(request.payload)
+        except xmljson.NotXml as exc:
+            raise BackendRejected(str(exc)) from None
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.config.timeout))
         headers = {"Content-Type": CONTENT_TYPES[self.config.soap_version], "X-Correlation-ID": request.correlation_id}
@@ -74,9 +78,7 @@ class SoapBackend(Registered):
         else:
             headers["Content-Type"] += f'; action="{self.action}"'
         try:
-            async with self._session.post(
-                self.config.url, data=self.envelope(request.payload), headers=headers
-            ) as response:
+            async with self._session.post(self.config.url, data=envelope, headers=headers) as response:
                 data = await response.read()
         except TimeoutError:
             raise BackendTimeout(f"the SOAP backend gave no answer within {self.config.timeout:g} s") from None
@@ -98,7 +100,8 @@ class SoapBackend(Registered):
         texts = {xmljson.local(e.tag): (e.text or "").strip() for e in fault.iter() if isinstance(e.tag, str)}
         message = texts.get("faultstring") or texts.get("Text") or "SOAP fault"
         code = texts.get("faultcode") or texts.get("Value") or ""
-        if code.rpartition(":")[2] in ("Client", "Sender"):
+        # Client, Client.ValidationError, soap12 Sender …: the request was wrong, not the service
+        if code.rpartition(":")[2].split(".")[0] in ("Client", "Sender"):
             return BackendRejected(f"the SOAP backend rejected the request: {message}")
         return BackendFault(f"the SOAP backend answered with a fault: {message}")
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from lxml import etree
 
-__all__ = ["HostileXml", "etree", "from_json", "local", "parse", "to_json"]
+__all__ = ["HostileXml", "NotXml", "etree", "from_json", "local", "parse", "to_json"]
 
 MAX_XML_BYTES = 10 * 1024 * 1024
 
@@ -64,11 +64,18 @@ def to_json(element: etree._Element) -> Any:
     return result
 
 
+class NotXml(ValueError):
+    """A JSON value XML cannot carry: control characters, or a key that is no element name."""
+
+
 def from_json(name: str, value: Any, namespace: str | None = None) -> etree._Element:
     """An element named `name` (in `namespace`) holding `value`; lists repeat the element."""
     tag = f"{{{namespace}}}{name}" if namespace else name
-    element = etree.Element(tag)
-    _fill(element, value, namespace)
+    try:
+        element = etree.Element(tag)
+        _fill(element, value, namespace)
+    except ValueError as exc:
+        raise NotXml(f"the request cannot be written as XML: {exc}") from None
     return element
 
 

@@ -7,6 +7,7 @@ import socket
 import textwrap
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,7 +60,7 @@ def routes_yaml(legacy: str, dead: str, drops: Path) -> str:
                   customer: {{type: string, minLength: 1}}
                   lines: {{type: array, minItems: 1, items: {{type: object, required: [qty], properties: {{qty: {{type: integer, minimum: 1}}}}}}}}
               response: {{type: object, properties: {{orderId: {{type: string}}, status: {{type: string}}}}}}
-            entity: {{from: path, name: entity}}
+            entity: {{from: path, name: entity, values: [ACME-DE, ACME-UK, ACME-US]}}
             key: {{from: json, pointer: /orderNumber}}
             writes: true
             legacy:
@@ -73,7 +74,7 @@ def routes_yaml(legacy: str, dead: str, drops: Path) -> str:
                             reply_folder: "{drops / "ack"}", timeout: 5}}
           - name: order-status
             operation: {{method: GET, path: "/v1/{{entity}}/orders/{{orderId}}", response: {{type: object}}}}
-            entity: {{from: path, name: entity}}
+            entity: {{from: path, name: entity, values: [ACME-DE, ACME-UK, ACME-US]}}
             key: {{from: path, name: orderId}}
             legacy:
               backend: {{backend: soap, url: "{legacy}", namespace: "urn:acme:erp:orders", operation: GetOrderStatus, retry_safe: true}}
@@ -81,7 +82,7 @@ def routes_yaml(legacy: str, dead: str, drops: Path) -> str:
               response: {{map: {{status: /GetOrderStatusResult}}}}
           - name: stock-dead
             operation: {{method: GET, path: "/v1/{{entity}}/stock/{{sku}}"}}
-            entity: {{from: path, name: entity}}
+            entity: {{from: path, name: entity, values: [ACME-DE, ACME-UK, ACME-US]}}
             legacy:
               backend: {{backend: soap, url: "{dead}", namespace: "urn:x", operation: GetStock, retry_safe: true, timeout: 1}}
             resilience: {{retries: 0, breaker: {{failures: 2, reset: 60}}}}
@@ -94,15 +95,12 @@ def routes_yaml(legacy: str, dead: str, drops: Path) -> str:
     )
 
 
-@pytest.fixture(scope="module")
-def gateway(legacy_soap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
-    folder = tmp_path_factory.mktemp("gateway")
-    drops = folder / "drops"
-    (drops / "in").mkdir(parents=True)
-    (drops / "ack").mkdir()
+@contextmanager
+def running_gateway(folder: Path, routes_text: str) -> Iterator[Gateway]:
+    """A gateway serving `routes_text` on a free loopback port, in a thread of its own."""
     routes = folder / "routes"
     routes.mkdir()
-    (routes / "orders.yaml").write_text(routes_yaml(legacy_soap, f"http://127.0.0.1:{free_port()}/", drops))
+    (routes / "orders.yaml").write_text(routes_text)
     consumers = {
         "consumers": [
             {
@@ -141,7 +139,28 @@ def gateway(legacy_soap: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
     assert started.wait(10)
-    yield Gateway(f"http://127.0.0.1:{port}", routes, app)
-    asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(10)
-    loop.call_soon_threadsafe(loop.stop)
-    thread.join(5)
+    try:
+        yield Gateway(f"http://127.0.0.1:{port}", routes, app)
+    finally:
+        asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(5)
+
+
+@pytest.fixture(scope="module")
+def gateway(legacy_soap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+    folder = tmp_path_factory.mktemp("gateway")
+    drops = folder / "drops"
+    (drops / "in").mkdir(parents=True)
+    (drops / "ack").mkdir()
+    with running_gateway(folder, routes_yaml(legacy_soap, f"http://127.0.0.1:{free_port()}/", drops)) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def soap_only_gateway(legacy_soap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+    """The order routes over the SOAP service alone: every backend answers, so any 5xx is the gateway's."""
+    text = routes_yaml(legacy_soap, legacy_soap, Path("/nonexistent"))
+    text = text[: text.index("    entities:\n")] + text[text.index("  - name: order-status") :]
+    with running_gateway(tmp_path_factory.mktemp("contract"), text) as running:
+        yield running
