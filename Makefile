@@ -25,7 +25,10 @@ lint: setup
 	$(BIN)/mypy
 
 bench: setup
+	@bash scripts/setup/system_packages.sh nginx wrk
 	$(BIN)/python scripts/bench/scan_files.py
+	$(BIN)/python scripts/bench/scan_ddl.py
+	$(BIN)/python scripts/bench/gateway.py
 
 setup: system-packages $(STAMP)
 

@@ -20,7 +20,8 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 from aiohttp.typedefs import Handler
-from jsonschema import Draft202012Validator  # type: ignore[import-untyped]
+from jsonschema import Draft202012Validator
+from lxml import etree
 
 from gateway import policies
 from gateway.consumers import Consumer, Consumers
@@ -39,6 +40,7 @@ from gateway.policies import (
 from gateway.problems import Problem
 from gateway.resilience import Breaker, guarded
 from gateway.spec import LegacySide, Route, RouteError, load_routes
+from gateway.upstream import Upstream, UpstreamError
 from legacy_adapters import Backend, BackendError, Call, create, xmljson
 from legacy_adapters.mapping import MappingError, pointer_get
 
@@ -73,6 +75,12 @@ class Compiled:
             self.method = "POST"
             pattern = re.escape(route.passthrough.path)
             self.validator = None
+            try:
+                xpath = route.passthrough.entity_xpath
+                self.entity_xpath = etree.XPath(xpath) if xpath else None
+            except etree.XPathSyntaxError as exc:
+                raise RouteError([f"route {route.name}: entity_xpath is not valid XPath: {exc}"]) from None
+            self.upstreams = {url: Upstream(url) for url in (route.passthrough.legacy, route.passthrough.cloud) if url}
         self.regex = re.compile(f"^{pattern}$")
         self._bound: dict[tuple[str, str], Bound] = {}
         self.passthrough_breaker = Breaker(route.resilience.breaker.failures, route.resilience.breaker.reset)
@@ -103,6 +111,8 @@ class Compiled:
     async def close(self) -> None:
         for bound in self._bound.values():
             await bound.backend.close()
+        for upstream in getattr(self, "upstreams", {}).values():
+            upstream.close()
 
 
 @dataclass
@@ -348,6 +358,9 @@ async def managed(request: web.Request) -> web.StreamResponse:
     return response
 
 
+_FORWARDED = frozenset(("content-type", "soapaction", "traceparent", "tracestate"))
+
+
 async def passthrough(request: web.Request) -> web.StreamResponse:
     compiled: Compiled = request[ROUTE]
     spec = compiled.route.passthrough
@@ -358,35 +371,28 @@ async def passthrough(request: web.Request) -> web.StreamResponse:
     except xmljson.HostileXml as exc:
         raise Problem(400, "Unacceptable XML", str(exc)) from None
     entity = None
-    if spec.entity_xpath:
-        found = document.xpath(spec.entity_xpath)
+    if compiled.entity_xpath is not None:
+        found = compiled.entity_xpath(document)
         entity = (str(found[0]) if isinstance(found, list) and found else str(found)) or None
     request[ENTITY] = entity or ""
     consumer: Consumer | None = request.get(CONSUMER)
     if consumer is not None and spec.entity_xpath and not consumer.may_serve(entity):
         raise Problem(403, "Entity not allowed", f"your key is not scoped to legal entity {entity}")
     target = spec.cloud if compiled.route.cutover.mode == "cloud" and spec.cloud else spec.legacy
-    forward = {
-        k: v
-        for k, v in request.headers.items()
-        if k.lower() in ("content-type", "soapaction", "traceparent", "tracestate")
-    }
+    forward = {k: v for k, v in request.headers.items() if k.lower() in _FORWARDED}
     forward["X-Correlation-ID"] = correlation_id(request)
     breaker = compiled.passthrough_breaker
     breaker.before()
     try:
-        async with request.app[CLIENT].post(
-            target, data=raw, headers=forward, timeout=aiohttp.ClientTimeout(total=spec.timeout)
-        ) as answer:
-            data = await answer.read()
-            kind = answer.headers.get("Content-Type", "text/xml")
-            status = answer.status
+        answer = await compiled.upstreams[target].post(raw, forward, spec.timeout)
     except TimeoutError:
         breaker.failure()
         raise Problem(504, "Backend timed out", f"the SOAP service gave no answer within {spec.timeout:g} s") from None
-    except aiohttp.ClientError as exc:
+    except UpstreamError as exc:
         breaker.failure()
-        raise Problem(503, "Backend unavailable", f"cannot reach the SOAP service: {type(exc).__name__}") from None
+        raise Problem(503, "Backend unavailable", f"cannot reach the SOAP service: {exc}") from None
+    data, status = answer.body, answer.status
+    kind = answer.headers.get("content-type", "text/xml")
     (breaker.failure if status >= 500 and b"Fault" not in data else breaker.success)()
     response = web.Response(status=status, body=data)
     response.headers["Content-Type"] = kind

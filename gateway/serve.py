@@ -25,6 +25,12 @@ def _logging() -> None:
 
 
 def _one(settings: Settings, host: str, port: int, reuse_port: bool, access_log: bool) -> None:
+    try:
+        import uvloop  # a faster event loop where it is installed
+
+        uvloop.install()
+    except ImportError:
+        pass
     if not access_log:
         logging.getLogger("banyan.access").setLevel(logging.WARNING)
     web.run_app(

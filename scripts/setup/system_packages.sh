@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Installs the Debian packages Banyan's tests and demo talk to, only those that are missing.
+# Usage: system_packages.sh [EXTRA_PACKAGE …]
 set -euo pipefail
 
 wanted=(
@@ -8,6 +9,7 @@ wanted=(
   odbc-postgresql odbc-mariadb libsqliteodbc   # real ODBC drivers for the database scanner
   sqlite3                              # loads SQLite schemas in the tests
   chromium                             # opens the HTML report in the tests, driven by playwright
+  "$@"                                 # extra packages a target asks for (make bench: nginx wrk)
 )
 
 missing=()
