@@ -42,6 +42,7 @@ async def correlation(request: web.Request, handler: Handler) -> web.StreamRespo
     request[CORRELATION_ID] = given if _SAFE_ID.match(given) else uuid.uuid4().hex
     response = await handler(request)
     response.headers["X-Correlation-ID"] = request[CORRELATION_ID]
+    response.headers["Server"] = "banyan"  # not the Python and aiohttp versions
     return response
 
 

@@ -1,0 +1,157 @@
+"""The HTTP backend against a real aiohttp server: JSON and XML, OAuth2 client credentials, errors."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+from legacy_adapters import BackendFault, BackendRejected, BackendUnavailable, Call, HttpConfig, OAuth2, create
+
+
+@asynccontextmanager
+async def cloud_erp() -> AsyncIterator[tuple[str, dict[str, Any]]]:
+    """A cloud ERP simulator: a token endpoint and an orders API that wants a bearer token."""
+    state: dict[str, Any] = {"tokens": 0, "revoked": False, "seen": []}
+
+    async def token(request: web.Request) -> web.Response:
+        form = await request.post()
+        if form.get("client_secret") != "s3cret" or form.get("grant_type") != "client_credentials":
+            return web.json_response({"error": "invalid_client"}, status=401)
+        state["tokens"] += 1
+        state["revoked"] = False
+        return web.json_response({"access_token": f"tok-{state['tokens']}", "expires_in": 3600})
+
+    async def orders(request: web.Request) -> web.Response:
+        state["seen"].append(dict(request.headers))
+        expected = f"Bearer tok-{state['tokens']}"
+        if state["revoked"] or request.headers.get("Authorization") != expected:
+            return web.json_response({"error": "invalid_token"}, status=401)
+        if request.content_type == "application/xml":
+            text = await request.text()
+            return web.Response(
+                text=f"<order><id>X-1</id><echo>{len(text)}</echo></order>", content_type="application/xml"
+            )
+        body = await request.json()
+        if body.get("qty", 0) < 1:
+            return web.json_response({"error": "qty"}, status=422)
+        if body.get("customer") == "crash":
+            return web.json_response({"error": "boom"}, status=500)
+        return web.json_response({"orderId": f"CL-{body['customer']}", "entity": request.match_info["entity"]})
+
+    app = web.Application()
+    app.router.add_post("/oauth/token", token)
+    app.router.add_post("/api/{entity}/orders", orders)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        yield f"http://127.0.0.1:{port}", state
+    finally:
+        await runner.cleanup()
+
+
+def run(scenario: Callable[[], Any]) -> Any:
+    return asyncio.run(scenario())
+
+
+def test_oauth2_token_is_cached_and_refreshed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BANYAN_TEST_CLIENT_SECRET", "s3cret")
+
+    async def scenario() -> dict[str, Any]:
+        async with cloud_erp() as (url, state):
+            config = HttpConfig(
+                url=url + "/api/{entity}/orders",
+                oauth2=OAuth2(
+                    token_url=url + "/oauth/token", client_id="banyan", client_secret_env="BANYAN_TEST_CLIENT_SECRET"
+                ),
+            )
+            backend = create(config)
+            try:
+                call = Call(
+                    route="order-create",
+                    payload={"customer": "globex", "qty": 1},
+                    writes=True,
+                    params={"entity": "ACME-DE"},
+                    correlation_id="c1",
+                )
+                first = await backend.call(call)
+                second = await backend.call(call)
+                assert state["tokens"] == 1  # cached
+                state["revoked"] = True
+                third = await backend.call(call)  # 401 → one refresh → success
+                assert state["tokens"] == 2
+                with pytest.raises(BackendRejected):
+                    await backend.call(
+                        Call(
+                            route="order-create",
+                            payload={"customer": "globex", "qty": 0},
+                            writes=True,
+                            params={"entity": "ACME-DE"},
+                        )
+                    )
+                with pytest.raises(BackendFault):
+                    await backend.call(
+                        Call(
+                            route="order-create",
+                            payload={"customer": "crash", "qty": 1},
+                            writes=True,
+                            params={"entity": "ACME-DE"},
+                        )
+                    )
+                return {"first": first.body, "second": second.body, "third": third.body, "seen": state["seen"]}
+            finally:
+                await backend.close()
+
+    result = run(scenario)
+    assert result["first"] == result["third"] == {"orderId": "CL-globex", "entity": "ACME-DE"}
+    assert result["seen"][0]["X-Correlation-ID"] == "c1"
+
+
+def test_xml_bodies_and_missing_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BANYAN_TEST_CLIENT_SECRET", "s3cret")
+    monkeypatch.delenv("BANYAN_TEST_UNSET_SECRET", raising=False)
+
+    async def scenario() -> Any:
+        async with cloud_erp() as (url, _):
+            oauth = OAuth2(
+                token_url=url + "/oauth/token", client_id="banyan", client_secret_env="BANYAN_TEST_CLIENT_SECRET"
+            )
+            backend = create(HttpConfig(url=url + "/api/{entity}/orders", format="xml", xml_root="order", oauth2=oauth))
+            unset = create(
+                HttpConfig(
+                    url=url + "/api/{entity}/orders",
+                    oauth2=oauth.model_copy(update={"client_secret_env": "BANYAN_TEST_UNSET_SECRET"}),
+                )
+            )
+            try:
+                reply = await backend.call(
+                    Call(route="r", payload={"sku": "A", "qty": 2}, writes=True, params={"entity": "ACME-US"})
+                )
+                with pytest.raises(BackendUnavailable, match="BANYAN_TEST_UNSET_SECRET"):
+                    await unset.call(Call(route="r", payload={}, writes=True, params={"entity": "ACME-US"}))
+                return reply.body
+            finally:
+                await backend.close()
+                await unset.close()
+
+    body = run(scenario)
+    assert body["id"] == "X-1" and int(body["echo"]) > 20
+
+
+def test_dead_http_backend() -> None:
+    async def scenario() -> None:
+        backend = create(HttpConfig(url="http://127.0.0.1:1/nothing", timeout=2))
+        try:
+            await backend.call(Call(route="r", payload=None))
+        finally:
+            await backend.close()
+
+    with pytest.raises(BackendUnavailable, match="cannot reach the HTTP backend"):
+        run(scenario)
