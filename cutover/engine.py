@@ -1,0 +1,322 @@
+"""Changing the ladder: set, promote, roll back, schedule, freeze — each checked, each audited.
+
+A step up needs its gate's verdict to be Successful, or `force` with a reason; a step down is always
+allowed. Guardrails watch the evidence windows all the time and step down by themselves. Freeze
+windows refuse changes for an entity; scheduled changes wait for their time (and for a freeze to end).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import urllib.request
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from cutover.decide import LADDER, Mode, Rule, Side, previous_mode
+from cutover.gates import Counters, Gate, Guardrail, Judgement, Verdict, crossed, judge
+from cutover.store import AuditEvent, Store, minute
+
+log = logging.getLogger("banyan.cutover")
+CANARY_STEPS = (1.0, 5.0, 25.0, 50.0, 100.0)
+
+
+class CutoverError(ValueError):
+    """A change that was refused; the message says why and what to do instead. Nothing was changed."""
+
+
+@dataclass(frozen=True)
+class RouteInfo:
+    """What the engine needs to know of a route to judge a change."""
+
+    name: str
+    writes: bool
+    has_cloud: bool
+    default: Mode = Mode.legacy
+    gate: Gate = field(default_factory=Gate)
+    guardrail: Guardrail = field(default_factory=Guardrail)
+
+
+@dataclass(frozen=True)
+class Status:
+    route: str
+    entity: str
+    rule: Rule
+    since: str | None
+    window: Counters
+    verdict: Judgement | None  # for the next rung; None at the top
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "route": self.route,
+            "entity": self.entity,
+            "mode": self.rule.mode.value,
+            "percent": self.rule.percent,
+            "pins": {k: v.value for k, v in self.rule.pins.items()},
+            "version": self.rule.version,
+            "since": self.since,
+            "evidence": self.window.as_dict(),
+            "verdict": self.verdict.verdict.value if self.verdict else None,
+            "verdict_reasons": self.verdict.reasons if self.verdict else [],
+        }
+
+
+def _parse_time(text: str) -> datetime:
+    moment = datetime.fromisoformat(text)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+class Engine:
+    def __init__(
+        self, store: Store, routes: list[RouteInfo], entities: list[str] | None = None, webhook: str | None = None
+    ):
+        self.store = store
+        self.routes = {route.name: route for route in routes}
+        self.entities = entities
+        self.webhook = webhook
+
+    # -- reading --------------------------------------------------------------------------------
+    def rule(self, route: str, entity: str) -> Rule:
+        """The rule in force: the entity's own, else the route's default ("*"), else the spec's."""
+        info = self._route(route)
+        return self.store.rule(route, entity) or self.store.rule(route, "*") or Rule(route, entity, info.default)
+
+    def _route(self, route: str) -> RouteInfo:
+        if route not in self.routes:
+            raise CutoverError(f"unknown route {route!r}: known routes are {', '.join(sorted(self.routes))}")
+        return self.routes[route]
+
+    def _entity(self, entity: str) -> str:
+        if entity != "*" and self.entities is not None and entity not in self.entities:
+            raise CutoverError(f"unknown legal entity {entity!r}: known entities are {', '.join(self.entities)}")
+        return entity
+
+    def _since(self, route: str, entity: str) -> str | None:
+        for event in self.store.history(route, entity, limit=50):
+            if event.to_mode is not None:
+                return event.at
+        return None
+
+    def window(self, route: str, entity: str, minutes: int) -> Counters:
+        return self.store.evidence(route, entity, minute() - minutes + 1)
+
+    def verdict(self, route: str, entity: str) -> Judgement | None:
+        info = self._route(route)
+        rule = self.rule(route, entity)
+        if rule.mode is Mode.cloud:
+            return None
+        since = self._since(route, entity)
+        minutes = (datetime.now(UTC) - _parse_time(since)).total_seconds() / 60 if since else float("inf")
+        compares = rule.mode not in (Mode.legacy,)
+        counters = self.window(route, entity, info.gate.window_minutes)
+        if rule.mode is Mode.legacy:
+            # nothing reaches the cloud yet: the first rung up (shadow) only needs a cloud side
+            if not info.has_cloud:
+                return Judgement(Verdict.failed, ["the route has no cloud side to shadow"], counters.as_dict())
+            return Judgement(Verdict.successful, ["shadow risks nothing: the cloud only listens"], counters.as_dict())
+        return judge(counters, info.gate, minutes, compares)
+
+    def status(self, route: str | None = None, entity: str | None = None) -> list[Status]:
+        stored = {(r.route, r.entity): r for r in self.store.rules()}
+        pairs = set(stored) | {(name, "*") for name in self.routes}
+        if self.entities:
+            pairs |= {(name, e) for name in self.routes for e in self.entities}
+        rows = []
+        for route_name, entity_name in sorted(pairs):
+            if route_name not in self.routes or (route and route_name != route) or (entity and entity_name != entity):
+                continue
+            rule = self.rule(route_name, entity_name)
+            info = self.routes[route_name]
+            window = self.window(route_name, entity_name, info.gate.window_minutes)
+            since = self._since(route_name, entity_name)
+            rows.append(Status(route_name, entity_name, rule, since, window, self.verdict(route_name, entity_name)))
+        return rows
+
+    def history(self, route: str | None = None, entity: str | None = None, limit: int = 1000) -> list[AuditEvent]:
+        return self.store.history(route, entity, limit)
+
+    # -- changing -------------------------------------------------------------------------------
+    def frozen(self, entity: str, at: datetime | None = None) -> str | None:
+        moment = at or datetime.now(UTC)
+        for freeze in self.store.freezes():
+            if freeze.entity in (entity, "*") and _parse_time(freeze.starts) <= moment < _parse_time(freeze.ends):
+                return f"{freeze.entity} is frozen until {freeze.ends}: {freeze.reason}"
+        return None
+
+    def _sensible(self, info: RouteInfo, mode: Mode, percent: float) -> None:
+        if mode is not Mode.legacy and not info.has_cloud:
+            raise CutoverError(f"route {info.name} has no cloud side: only legacy makes sense")
+        if mode is Mode.shadow and info.writes:
+            raise CutoverError(
+                f"route {info.name} writes: shadow would never call the cloud (it gets reads only); use dual_write"
+            )
+        if mode is Mode.canary and not 0 < percent <= 100:
+            raise CutoverError(f"canary needs a percent above 0 and at most 100, not {percent:g}")
+        if mode is not Mode.canary and percent:
+            raise CutoverError("a percent only goes with canary")
+
+    def set(
+        self,
+        route: str,
+        entity: str,
+        mode: Mode | str,
+        reason: str,
+        actor: str,
+        percent: float = 0.0,
+        pins: dict[str, Side] | None = None,
+        force: bool = False,
+        kind: str = "set",
+        expected_version: int | None = None,
+        at: datetime | None = None,
+    ) -> Rule:
+        """Change one route × entity; refused (with nothing changed) unless it is sensible and allowed."""
+        info = self._route(route)
+        self._entity(entity)
+        if not reason.strip():
+            raise CutoverError("every change needs a reason (--reason)")
+        try:
+            target = Mode(mode)
+        except ValueError:
+            raise CutoverError(f"unknown mode {mode!r}: use one of {', '.join(m.value for m in LADDER)}") from None
+        self._sensible(info, target, percent)
+        frozen = self.frozen(entity, at)
+        if frozen and kind != "guardrail":
+            raise CutoverError(f"refused: {frozen}")
+        stored = self.store.rule(route, entity)
+        current = stored or self.rule(route, entity)
+        version = stored.version if stored else 0
+        if expected_version is not None and expected_version != version:
+            raise CutoverError(f"{route}/{entity} is at version {version}, not {expected_version}: read it again")
+        up = (LADDER.index(target), percent) > (LADDER.index(current.mode), current.percent)
+        judgement = self.verdict(route, entity)
+        evidence: dict[str, Any] = judgement.evidence if judgement else {}
+        if up and kind != "guardrail" and (judgement is None or judgement.verdict is not Verdict.successful):
+            why = "; ".join(judgement.reasons) if judgement else "no evidence"
+            if not force:
+                raise CutoverError(
+                    f"the gate says {judgement.verdict.value if judgement else 'nothing'} ({why}): "
+                    "wait for evidence, or pass --force with a reason"
+                )
+            evidence = evidence | {"forced": True, "verdict": judgement.verdict.value if judgement else None}
+        new = Rule(route, entity, target, percent if target is Mode.canary else 0.0, current.pins | (pins or {}))
+        event = {
+            "kind": kind, "from_mode": current.mode.value, "to_mode": target.value, "from_percent": current.percent,
+            "to_percent": new.percent, "reason": reason, "evidence": evidence,
+        }  # fmt: skip
+        return self.store.put_rule(new, version, actor, event)
+
+    def promote(self, route: str, entity: str, reason: str, actor: str, force: bool = False) -> Rule:
+        current = self.rule(route, entity)
+        if current.mode is Mode.canary and current.percent < 100:
+            step = next(p for p in CANARY_STEPS if p > current.percent)
+            return self.set(route, entity, Mode.canary, reason, actor, percent=step, force=force, kind="promote")
+        if current.mode is Mode.cloud:
+            raise CutoverError(f"{route}/{entity} is already on the cloud")
+        target = LADDER[LADDER.index(current.mode) + 1]
+        if target is Mode.shadow and self._route(route).writes:
+            target = Mode.dual_write  # write routes skip shadow: it would never reach the cloud
+        percent = CANARY_STEPS[0] if target is Mode.canary else 0.0
+        return self.set(route, entity, target, reason, actor, percent=percent, force=force, kind="promote")
+
+    def rollback(self, route: str, entity: str, reason: str, actor: str, kind: str = "rollback") -> Rule:
+        current = self.rule(route, entity)
+        target = previous_mode(current.mode)
+        if target is None:
+            raise CutoverError(f"{route}/{entity} is on legacy already: nothing to roll back")
+        if target is Mode.shadow and self._route(route).writes:
+            target = Mode.legacy
+        percent = 100.0 if target is Mode.canary else 0.0
+        if current.mode is Mode.canary:
+            target, percent = Mode.dual_write, 0.0
+        return self.set(route, entity, target, reason, actor, percent=percent, kind=kind)
+
+    def schedule(
+        self, route: str, entity: str, mode: str, at: str, reason: str, actor: str, percent: float = 0.0
+    ) -> int:
+        info = self._route(route)
+        self._entity(entity)
+        if not reason.strip():
+            raise CutoverError("a scheduled change needs a reason")
+        try:
+            self._sensible(info, Mode(mode), percent)
+            when = _parse_time(at)
+        except ValueError as exc:
+            raise CutoverError(f"cannot schedule: {exc}") from None
+        return self.store.add_schedule(route, entity, mode, percent, when.isoformat(), reason, actor)
+
+    def freeze(self, entity: str, starts: str, ends: str, reason: str, actor: str) -> None:
+        self._entity(entity)
+        if not reason.strip():
+            raise CutoverError("a freeze needs a reason")
+        try:
+            start, end = _parse_time(starts), _parse_time(ends)
+        except ValueError as exc:
+            raise CutoverError(f"times are ISO 8601, e.g. 2026-12-29T00:00:00+00:00: {exc}") from None
+        if end <= start:
+            raise CutoverError("a freeze must end after it starts")
+        self.store.add_freeze(entity, start.isoformat(), end.isoformat(), reason, actor)
+        self.store.record(
+            actor, "*", entity, {"kind": "freeze", "reason": f"{reason} ({start.isoformat()} → {end.isoformat()})"}
+        )
+
+    # -- by itself ------------------------------------------------------------------------------
+    def tick(self, now: datetime | None = None) -> list[str]:
+        """Apply due schedules and guardrails; returns what was done, for the log."""
+        moment = now or datetime.now(UTC)
+        done: list[str] = []
+        for item in self.store.schedules("pending"):
+            if _parse_time(item.at) > moment:
+                continue
+            frozen = self.frozen(item.entity, moment)
+            if frozen:
+                self.store.mark_schedule(item.id, "pending", f"postponed: {frozen}")
+                continue
+            try:
+                self.set(
+                    item.route,
+                    item.entity,
+                    item.mode,
+                    item.reason,
+                    item.actor,
+                    percent=item.percent,
+                    force=True,
+                    kind="schedule",
+                    at=moment,
+                )
+                self.store.mark_schedule(item.id, "applied", f"applied at {moment.isoformat()}")
+                done.append(f"schedule {item.id} applied")
+            except (CutoverError, ValueError) as exc:
+                self.store.mark_schedule(item.id, "refused", str(exc))
+        for status in self.status():
+            if status.rule.mode is Mode.legacy:
+                continue
+            info = self.routes[status.route]
+            counters = self.window(status.route, status.entity, info.guardrail.window_minutes)
+            reasons = crossed(counters, info.guardrail)
+            if not reasons:
+                continue
+            try:
+                rule = self.rollback(
+                    status.route, status.entity, "guardrail: " + "; ".join(reasons), "guardrail", kind="guardrail"
+                )
+            except Exception as exc:  # a concurrent step down by another gateway is fine
+                log.info("guardrail step down of %s/%s not applied: %s", status.route, status.entity, exc)
+                continue
+            done.append(f"guardrail stepped {status.route}/{status.entity} down to {rule.mode.value}")
+            self._call_webhook(status.route, status.entity, status.rule, rule, reasons, counters)
+        return done
+
+    def _call_webhook(
+        self, route: str, entity: str, old: Rule, new: Rule, reasons: list[str], counters: Counters
+    ) -> None:
+        if not self.webhook:
+            return
+        payload = {"event": "guardrail", "route": route, "entity": entity, "from": old.mode.value,
+                   "to": new.mode.value, "reasons": reasons, "evidence": counters.as_dict()}  # fmt: skip
+        body = json.dumps(payload).encode()
+        request = urllib.request.Request(self.webhook, data=body, headers={"Content-Type": "application/json"})
+        try:
+            urllib.request.urlopen(request, timeout=5).close()
+        except OSError as exc:
+            log.warning("guardrail webhook failed: %s", exc)

@@ -1,0 +1,439 @@
+"""The store every gateway shares: rules, audit, evidence, schedules and freezes.
+
+SQLite is the embedded default; PostgreSQL is the store when several gateways run, and a change
+reaches them through LISTEN/NOTIFY. Rule updates are versioned: an update names the version it
+read, and a concurrent writer gets a conflict instead of silently losing the other's change. The
+audit table is append-only, enforced by the database itself.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, fields
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from cutover.decide import Mode, Rule, Side
+from cutover.gates import Counters
+
+CHANNEL = "banyan_cutover"
+COUNTERS = [field.name for field in fields(Counters)]
+
+
+class StoreError(Exception):
+    """The store cannot be reached or refused an operation."""
+
+
+class Conflict(StoreError):
+    """Someone changed the rule since it was read: read it again and decide again."""
+
+
+@dataclass(frozen=True)
+class AuditEvent:
+    id: int
+    at: str
+    actor: str
+    kind: str  # set, promote, rollback, guardrail, schedule, freeze
+    route: str
+    entity: str
+    from_mode: str | None
+    to_mode: str | None
+    from_percent: float | None
+    to_percent: float | None
+    reason: str
+    evidence: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Scheduled:
+    id: int
+    route: str
+    entity: str
+    mode: str
+    percent: float
+    at: str
+    reason: str
+    actor: str
+    state: str
+    note: str
+
+
+@dataclass(frozen=True)
+class Freeze:
+    id: int
+    entity: str
+    starts: str
+    ends: str
+    reason: str
+    actor: str
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+# Migrations, in order, one statement each; {id} differs per engine, and so does the append-only guard.
+MIGRATIONS: list[list[str]] = [
+    [
+        "CREATE TABLE cutover_rules (route TEXT NOT NULL, entity TEXT NOT NULL, mode TEXT NOT NULL, "
+        "percent REAL NOT NULL DEFAULT 0, pins TEXT NOT NULL DEFAULT '{{}}', version INTEGER NOT NULL, "
+        "updated_at TEXT NOT NULL, updated_by TEXT NOT NULL, PRIMARY KEY (route, entity))",
+        "CREATE TABLE cutover_audit ({id}, at TEXT NOT NULL, actor TEXT NOT NULL, kind TEXT NOT NULL, "
+        "route TEXT NOT NULL, entity TEXT NOT NULL, from_mode TEXT, to_mode TEXT, from_percent REAL, "
+        "to_percent REAL, reason TEXT NOT NULL, evidence TEXT NOT NULL)",
+        "CREATE TABLE cutover_evidence (route TEXT NOT NULL, entity TEXT NOT NULL, minute INTEGER NOT NULL, "
+        "calls_legacy INTEGER NOT NULL DEFAULT 0, calls_cloud INTEGER NOT NULL DEFAULT 0, "
+        "errors_legacy INTEGER NOT NULL DEFAULT 0, errors_cloud INTEGER NOT NULL DEFAULT 0, "
+        "comparisons INTEGER NOT NULL DEFAULT 0, mismatches INTEGER NOT NULL DEFAULT 0, "
+        "PRIMARY KEY (route, entity, minute))",
+        "CREATE TABLE cutover_schedule ({id}, route TEXT NOT NULL, entity TEXT NOT NULL, mode TEXT NOT NULL, "
+        "percent REAL NOT NULL, at TEXT NOT NULL, reason TEXT NOT NULL, actor TEXT NOT NULL, state TEXT NOT NULL, "
+        "note TEXT NOT NULL DEFAULT '')",
+        "CREATE TABLE cutover_freeze ({id}, entity TEXT NOT NULL, starts TEXT NOT NULL, ends TEXT NOT NULL, "
+        "reason TEXT NOT NULL, actor TEXT NOT NULL)",
+        "CREATE TABLE cutover_generation (id INTEGER PRIMARY KEY, value INTEGER NOT NULL)",
+        "INSERT INTO cutover_generation (id, value) VALUES (1, 0)",
+        "{append_only}",
+    ],
+]
+_APPEND_ONLY = {
+    "sqlite": [
+        "CREATE TRIGGER cutover_audit_no_update BEFORE UPDATE ON cutover_audit "
+        "BEGIN SELECT RAISE(ABORT, 'the audit is append-only'); END",
+        "CREATE TRIGGER cutover_audit_no_delete BEFORE DELETE ON cutover_audit "
+        "BEGIN SELECT RAISE(ABORT, 'the audit is append-only'); END",
+    ],
+    "postgres": [
+        "CREATE FUNCTION cutover_audit_append_only() RETURNS trigger LANGUAGE plpgsql AS "
+        "$$ BEGIN RAISE EXCEPTION 'the audit is append-only'; END $$",
+        "CREATE TRIGGER cutover_audit_append_only BEFORE UPDATE OR DELETE ON cutover_audit "
+        "FOR EACH ROW EXECUTE FUNCTION cutover_audit_append_only()",
+    ],
+}
+_IDS = {"sqlite": "id INTEGER PRIMARY KEY AUTOINCREMENT", "postgres": "id BIGSERIAL PRIMARY KEY"}
+
+
+def _rule(row: Any) -> Rule:
+    route, entity, mode, percent, pins, version = row
+    return Rule(
+        route, entity, Mode(mode), float(percent), {k: Side(v) for k, v in json.loads(pins).items()}, int(version)
+    )
+
+
+def _event(row: Any) -> AuditEvent:
+    *columns, evidence = row
+    return AuditEvent(*columns, json.loads(evidence))
+
+
+class Store:
+    """Shared behaviour; subclasses bring the connection and the placeholder style."""
+
+    placeholder = "?"
+    engine = "sqlite"
+
+    @contextmanager
+    def transaction(self) -> Iterator[Any]:
+        raise NotImplementedError
+
+    def _sql(self, text: str) -> str:
+        return text if self.placeholder == "?" else text.replace("?", self.placeholder)
+
+    def _execute(self, cursor: Any, text: str, params: tuple[Any, ...] = ()) -> Any:
+        return cursor.execute(self._sql(text), params)
+
+    def migrate(self) -> int:
+        with self.transaction() as cursor:
+            self._execute(
+                cursor,
+                "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)",
+            )
+            done = {row[0] for row in self._execute(cursor, "SELECT version FROM schema_migrations").fetchall()}
+            for version, migration in enumerate(MIGRATIONS, start=1):
+                if version in done:
+                    continue
+                for statement in migration:
+                    if statement == "{append_only}":
+                        for guard in _APPEND_ONLY[self.engine]:
+                            cursor.execute(guard)
+                    else:
+                        cursor.execute(statement.format(id=_IDS[self.engine]))
+                self._execute(
+                    cursor, "INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)", (version, now_iso())
+                )
+            return len(MIGRATIONS)
+
+    # -- rules ----------------------------------------------------------------------------------
+    def rules(self) -> list[Rule]:
+        with self.transaction() as cursor:
+            rows = self._execute(
+                cursor, "SELECT route, entity, mode, percent, pins, version FROM cutover_rules"
+            ).fetchall()
+        return [_rule(row) for row in rows]
+
+    def rule(self, route: str, entity: str) -> Rule | None:
+        with self.transaction() as cursor:
+            row = self._execute(
+                cursor,
+                "SELECT route, entity, mode, percent, pins, version FROM cutover_rules WHERE route = ? AND entity = ?",
+                (route, entity),
+            ).fetchone()
+        return _rule(row) if row else None
+
+    def generation(self) -> int:
+        with self.transaction() as cursor:
+            return int(self._execute(cursor, "SELECT value FROM cutover_generation WHERE id = 1").fetchone()[0])
+
+    def put_rule(self, rule: Rule, expected_version: int, actor: str, event: dict[str, Any]) -> Rule:
+        """Write `rule` if its stored version is still `expected_version`; append the audit event."""
+        new = Rule(rule.route, rule.entity, rule.mode, rule.percent, rule.pins, expected_version + 1)
+        pins = json.dumps({k: v.value for k, v in rule.pins.items()}, sort_keys=True)
+        stamp = now_iso()
+        with self.transaction() as cursor:
+            if expected_version == 0:
+                exists = self._execute(
+                    cursor,
+                    "SELECT version FROM cutover_rules WHERE route = ? AND entity = ?",
+                    (rule.route, rule.entity),
+                ).fetchone()
+                if exists:
+                    raise Conflict(
+                        f"{rule.route}/{rule.entity} was set by someone else meanwhile (version {exists[0]})"
+                    )
+                self._execute(
+                    cursor,
+                    "INSERT INTO cutover_rules (route, entity, mode, percent, pins, version, updated_at, updated_by) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (rule.route, rule.entity, rule.mode.value, rule.percent, pins, 1, stamp, actor),
+                )
+            else:
+                changed = self._execute(
+                    cursor,
+                    "UPDATE cutover_rules SET mode = ?, percent = ?, pins = ?, version = ?, updated_at = ?, "
+                    "updated_by = ? "
+                    "WHERE route = ? AND entity = ? AND version = ?",
+                    (
+                        rule.mode.value,
+                        rule.percent,
+                        pins,
+                        new.version,
+                        stamp,
+                        actor,
+                        rule.route,
+                        rule.entity,
+                        expected_version,
+                    ),
+                ).rowcount
+                if changed != 1:
+                    raise Conflict(
+                        f"{rule.route}/{rule.entity} changed since version {expected_version}: read it again"
+                    )
+            self._audit(cursor, stamp, actor, rule.route, rule.entity, event)
+            self._execute(cursor, "UPDATE cutover_generation SET value = value + 1 WHERE id = 1")
+            self._notify(cursor, f"{rule.route}/{rule.entity}")
+        return new
+
+    def _notify(self, cursor: Any, payload: str) -> None:
+        pass
+
+    # -- audit ----------------------------------------------------------------------------------
+    def _audit(self, cursor: Any, stamp: str, actor: str, route: str, entity: str, event: dict[str, Any]) -> None:
+        self._execute(
+            cursor,
+            "INSERT INTO cutover_audit (at, actor, kind, route, entity, from_mode, to_mode, from_percent, to_percent, "
+            "reason, evidence) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (stamp, actor, event["kind"], route, entity, event.get("from_mode"), event.get("to_mode"),
+             event.get("from_percent"), event.get("to_percent"), event["reason"],
+             json.dumps(event.get("evidence", {}), sort_keys=True)),
+        )  # fmt: skip
+
+    def record(self, actor: str, route: str, entity: str, event: dict[str, Any]) -> None:
+        """An audit event that changes no rule (a refused or postponed change, a freeze)."""
+        with self.transaction() as cursor:
+            self._audit(cursor, now_iso(), actor, route, entity, event)
+
+    def history(self, route: str | None = None, entity: str | None = None, limit: int = 1000) -> list[AuditEvent]:
+        clauses, params = [], []
+        for column, value in (("route", route), ("entity", entity)):
+            if value:
+                clauses.append(f"{column} = ?")
+                params.append(value)
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        with self.transaction() as cursor:
+            rows = self._execute(
+                cursor,
+                "SELECT id, at, actor, kind, route, entity, from_mode, to_mode, from_percent, to_percent, reason, "
+                "evidence "
+                f"FROM cutover_audit {where} ORDER BY id DESC LIMIT {int(limit)}",
+                tuple(params),
+            ).fetchall()
+        return [_event(row) for row in rows]
+
+    # -- evidence -------------------------------------------------------------------------------
+    def add_evidence(self, route: str, entity: str, minute: int, counters: Counters) -> None:
+        names, marks = ", ".join(COUNTERS), ", ".join("?" * len(COUNTERS))
+        adds = ", ".join(f"{name} = cutover_evidence.{name} + excluded.{name}" for name in COUNTERS)
+        values = tuple(getattr(counters, name) for name in COUNTERS)
+        with self.transaction() as cursor:
+            self._execute(
+                cursor,
+                f"INSERT INTO cutover_evidence (route, entity, minute, {names}) VALUES (?, ?, ?, {marks}) "
+                f"ON CONFLICT (route, entity, minute) DO UPDATE SET {adds}",
+                (route, entity, minute, *values),
+            )
+
+    def evidence(self, route: str, entity: str, since_minute: int) -> Counters:
+        sums = ", ".join(f"COALESCE(SUM({name}), 0)" for name in COUNTERS)
+        with self.transaction() as cursor:
+            row = self._execute(
+                cursor,
+                f"SELECT {sums} FROM cutover_evidence WHERE route = ? AND entity = ? AND minute >= ?",
+                (route, entity, since_minute),
+            ).fetchone()
+        return Counters(*(int(v) for v in row))
+
+    # -- schedules and freezes ------------------------------------------------------------------
+    def add_schedule(self, route: str, entity: str, mode: str, percent: float, at: str, reason: str, actor: str) -> int:
+        with self.transaction() as cursor:
+            self._execute(
+                cursor,
+                "INSERT INTO cutover_schedule (route, entity, mode, percent, at, reason, actor, state) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, 'pending')",
+                (route, entity, mode, percent, at, reason, actor),
+            )
+            return int(self._execute(cursor, "SELECT MAX(id) FROM cutover_schedule").fetchone()[0])
+
+    def schedules(self, state: str | None = None) -> list[Scheduled]:
+        where, params = ("WHERE state = ?", (state,)) if state else ("", ())
+        with self.transaction() as cursor:
+            rows = self._execute(
+                cursor,
+                "SELECT id, route, entity, mode, percent, at, reason, actor, state, note "
+                f"FROM cutover_schedule {where} ORDER BY at",
+                params,
+            ).fetchall()
+        return [Scheduled(*row) for row in rows]
+
+    def mark_schedule(self, schedule_id: int, state: str, note: str) -> None:
+        with self.transaction() as cursor:
+            self._execute(
+                cursor, "UPDATE cutover_schedule SET state = ?, note = ? WHERE id = ?", (state, note, schedule_id)
+            )
+
+    def add_freeze(self, entity: str, starts: str, ends: str, reason: str, actor: str) -> None:
+        with self.transaction() as cursor:
+            self._execute(
+                cursor,
+                "INSERT INTO cutover_freeze (entity, starts, ends, reason, actor) VALUES (?, ?, ?, ?, ?)",
+                (entity, starts, ends, reason, actor),
+            )
+
+    def freezes(self) -> list[Freeze]:
+        with self.transaction() as cursor:
+            rows = self._execute(
+                cursor, "SELECT id, entity, starts, ends, reason, actor FROM cutover_freeze ORDER BY starts"
+            ).fetchall()
+        return [Freeze(*row) for row in rows]
+
+    def listen(self, on_change: Callable[[], None], stop: threading.Event) -> None:
+        """Call `on_change` whenever a rule changes, until `stop` is set (runs in a thread)."""
+        seen = self.generation()
+        while not stop.wait(0.2):
+            current = self.generation()
+            if current != seen:
+                seen = current
+                on_change()
+
+    def close(self) -> None:
+        pass
+
+
+class SqliteStore(Store):
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._local = threading.local()
+
+    def _connection(self) -> sqlite3.Connection:
+        connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
+        if connection is None:
+            connection = sqlite3.connect(self.path, timeout=10, isolation_level=None, check_same_thread=False)
+            connection.execute("PRAGMA journal_mode=WAL")
+            connection.execute("PRAGMA busy_timeout=10000")
+            self._local.connection = connection
+        return connection
+
+    @contextmanager
+    def transaction(self) -> Iterator[Any]:
+        connection = self._connection()
+        cursor = connection.cursor()
+        try:
+            cursor.execute("BEGIN IMMEDIATE")
+            yield cursor
+            cursor.execute("COMMIT")
+        except BaseException:
+            cursor.execute("ROLLBACK")
+            raise
+
+    def close(self) -> None:
+        connection = getattr(self._local, "connection", None)
+        if connection is not None:
+            connection.close()
+            self._local.connection = None
+
+
+class PostgresStore(Store):
+    placeholder = "%s"
+    engine = "postgres"
+
+    def __init__(self, url: str) -> None:
+        import psycopg
+
+        self.url = url
+        self._psycopg = psycopg
+        self._lock = threading.Lock()
+        try:
+            self._connection = psycopg.connect(url, autocommit=True, connect_timeout=10)
+        except psycopg.Error as exc:
+            raise StoreError(f"cannot connect to the PostgreSQL store: {type(exc).__name__}") from None
+
+    @contextmanager
+    def transaction(self) -> Iterator[Any]:
+        with self._lock, self._connection.transaction(), self._connection.cursor() as cursor:
+            yield cursor
+
+    def _notify(self, cursor: Any, payload: str) -> None:
+        cursor.execute("SELECT pg_notify(%s, %s)", (CHANNEL, payload))
+
+    def listen(self, on_change: Callable[[], None], stop: threading.Event) -> None:
+        connection = self._psycopg.connect(self.url, autocommit=True)
+        try:
+            connection.execute(f"LISTEN {CHANNEL}")
+            while not stop.is_set():
+                for _ in connection.notifies(timeout=0.5, stop_after=1):
+                    on_change()
+        finally:
+            connection.close()
+
+    def close(self) -> None:
+        self._connection.close()
+
+
+def open_store(location: str) -> Store:
+    """`postgresql://…` or a SQLite file path; migrated on open."""
+    store: Store = (
+        PostgresStore(location)
+        if location.startswith(("postgresql://", "postgres://"))
+        else SqliteStore(Path(location))
+    )
+    store.migrate()
+    return store
+
+
+def minute(at: float | None = None) -> int:
+    return int((time.time() if at is None else at) // 60)

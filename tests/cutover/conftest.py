@@ -1,0 +1,50 @@
+"""Stores for the cutover tests: a SQLite file, and a database of its own on the real PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from cutover.store import Store, open_store
+from tests.conftest import missing_service
+
+PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
+PG_TEST = "postgresql://postgres@127.0.0.1:5432/banyan_cutover_test"
+
+
+def _admin(statement: str) -> None:
+    import psycopg
+
+    with psycopg.connect(PG_ADMIN, autocommit=True, connect_timeout=3) as connection:
+        connection.execute(statement)
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A fresh, empty database for one test, dropped afterwards."""
+    import psycopg
+
+    try:
+        _admin("DROP DATABASE IF EXISTS banyan_cutover_test WITH (FORCE)")
+        _admin("CREATE DATABASE banyan_cutover_test")
+    except psycopg.OperationalError as exc:
+        missing_service(f"PostgreSQL is not reachable on 127.0.0.1:5432 ({exc})")
+    yield PG_TEST
+    _admin("DROP DATABASE IF EXISTS banyan_cutover_test WITH (FORCE)")
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store_location(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return str(tmp_path / "cutover.db")
+    url: str = request.getfixturevalue("postgres_url")
+    return url
+
+
+@pytest.fixture
+def store(store_location: str) -> Iterator[Store]:
+    opened = open_store(store_location)
+    yield opened
+    opened.close()

@@ -1,0 +1,233 @@
+"""Changing the ladder: refusals that change nothing, gates, force, guardrails, schedules, freezes."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from typing import Any, ClassVar
+
+import pytest
+
+from cutover.decide import Mode, Side
+from cutover.engine import CutoverError, Engine, RouteInfo
+from cutover.gates import Counters, Gate, Guardrail
+from cutover.store import Store, minute
+
+ROUTES = [
+    RouteInfo("orders.get", writes=False, has_cloud=True, gate=Gate(min_samples=10, min_minutes=0)),
+    RouteInfo("orders.create", writes=True, has_cloud=True, gate=Gate(min_samples=10, min_minutes=0)),
+    RouteInfo("stock.get", writes=False, has_cloud=False),
+]
+ENTITIES = ["acme-us", "acme-de"]
+
+
+@pytest.fixture
+def engine(store: Store) -> Engine:
+    return Engine(store, ROUTES, ENTITIES)
+
+
+def good_evidence(engine: Engine, route: str, entity: str, n: int = 50) -> None:
+    engine.store.add_evidence(route, entity, minute(), Counters(calls_legacy=n, calls_cloud=n, comparisons=n))
+
+
+def snapshot(engine: Engine) -> tuple[Any, ...]:
+    return (tuple(engine.store.rules()), tuple(engine.store.history()), tuple(engine.store.schedules()))
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("orders.gett", "acme-us", "shadow", "r"), "unknown route 'orders.gett'"),
+        (("orders.get", "acme-fr", "shadow", "r"), "unknown legal entity 'acme-fr'"),
+        (("orders.get", "acme-us", "shadow", "  "), "needs a reason"),
+        (("orders.get", "acme-us", "sideways", "r"), "unknown mode 'sideways'"),
+        (("orders.get", "acme-us", "canary", "r", 0), "above 0 and at most 100"),
+        (("orders.get", "acme-us", "canary", "r", 101), "above 0 and at most 100"),
+        (("orders.get", "acme-us", "shadow", "r", 5), "a percent only goes with canary"),
+        (("orders.create", "acme-us", "shadow", "r"), "writes: shadow would never call the cloud"),
+        (("stock.get", "acme-us", "shadow", "r"), "no cloud side"),
+    ],
+)
+def test_bad_changes_are_refused_and_change_nothing(engine: Engine, args: tuple[Any, ...], message: str) -> None:
+    before = snapshot(engine)
+    route, entity, mode, reason, *percent = args
+    with pytest.raises(CutoverError, match=message):
+        engine.set(route, entity, mode, reason, "ana", percent=percent[0] if percent else 0.0, force=True)
+    assert snapshot(engine) == before
+
+
+def test_entity_override_and_route_default(engine: Engine) -> None:
+    engine.set("orders.get", "*", "shadow", "all entities listen", "ana")
+    assert engine.rule("orders.get", "acme-de").mode is Mode.shadow
+    good_evidence(engine, "orders.get", "acme-us")
+    engine.set("orders.get", "acme-us", "dual_write", "us first", "ana")
+    assert engine.rule("orders.get", "acme-us").mode is Mode.dual_write
+    assert engine.rule("orders.get", "acme-de").mode is Mode.shadow
+
+
+def test_inconclusive_step_up_needs_force_and_is_audited(engine: Engine) -> None:
+    engine.set("orders.get", "acme-us", "shadow", "start listening", "ana")
+    with pytest.raises(CutoverError, match=r"Inconclusive \(0 samples of the 10 needed\)"):
+        engine.promote("orders.get", "acme-us", "next", "ana")
+    assert engine.rule("orders.get", "acme-us").mode is Mode.shadow
+    engine.promote("orders.get", "acme-us", "sign-off by the controller", "ana", force=True)
+    event = engine.history("orders.get", "acme-us")[0]
+    assert (event.from_mode, event.to_mode, event.actor) == ("shadow", "dual_write", "ana")
+    assert event.evidence["forced"] is True and event.evidence["verdict"] == "Inconclusive"
+
+
+def test_failed_gate_refuses_without_force(engine: Engine) -> None:
+    engine.set("orders.get", "acme-us", "shadow", "listen", "ana")
+    engine.store.add_evidence(
+        "orders.get", "acme-us", minute(), Counters(calls_cloud=50, comparisons=50, mismatches=10)
+    )
+    with pytest.raises(CutoverError, match=r"Failed.*mismatch rate 20.00%"):
+        engine.promote("orders.get", "acme-us", "next", "ana")
+
+
+def test_promote_walks_the_ladder_and_canary_steps(engine: Engine) -> None:
+    seen = []
+    for _ in range(8):
+        good_evidence(engine, "orders.create", "acme-us")
+        rule = engine.promote("orders.create", "acme-us", "evidence is good", "ana")
+        seen.append((rule.mode.value, rule.percent))
+    assert seen == [
+        ("dual_write", 0),
+        ("canary", 1),
+        ("canary", 5),
+        ("canary", 25),
+        ("canary", 50),
+        ("canary", 100),
+        ("cloud_primary", 0),
+        ("cloud", 0),
+    ]  # fmt: skip  (a write route skips shadow: shadow never sends a write to the cloud)
+    with pytest.raises(CutoverError, match="already on the cloud"):
+        engine.promote("orders.create", "acme-us", "more", "ana")
+
+
+def test_rollback_steps_down_without_a_gate(engine: Engine) -> None:
+    good_evidence(engine, "orders.create", "acme-us")
+    engine.set("orders.create", "acme-us", "canary", "ramp", "ana", percent=25, force=True)
+    assert engine.rollback("orders.create", "acme-us", "mismatches", "ben").mode is Mode.dual_write
+    assert engine.rollback("orders.create", "acme-us", "back", "ben").mode is Mode.legacy  # skips shadow
+    with pytest.raises(CutoverError, match="on legacy already"):
+        engine.rollback("orders.create", "acme-us", "again", "ben")
+
+
+def test_expected_version_guards_against_a_concurrent_change(engine: Engine) -> None:
+    engine.set("orders.get", "acme-us", "shadow", "listen", "ana")
+    with pytest.raises(CutoverError, match="at version 1, not 0"):
+        engine.set("orders.get", "acme-us", "legacy", "undo", "ben", expected_version=0)
+    assert engine.set("orders.get", "acme-us", "legacy", "undo", "ben", expected_version=1).version == 2
+
+
+def test_pins_merge_and_hold(engine: Engine) -> None:
+    engine.set("orders.get", "acme-us", "canary", "ramp", "ana", percent=5, pins={"SO-1": Side.cloud}, force=True)
+    engine.set("orders.get", "acme-us", "canary", "vip stays", "ana", percent=5, pins={"SO-2": Side.legacy})
+    assert engine.rule("orders.get", "acme-us").pins == {"SO-1": Side.cloud, "SO-2": Side.legacy}
+
+
+class _Hook(BaseHTTPRequestHandler):
+    received: ClassVar[list[dict[str, Any]]] = []
+
+    def do_POST(self) -> None:
+        self.received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def webhook() -> Iterator[str]:
+    _Hook.received = []
+    server = HTTPServer(("127.0.0.1", 0), _Hook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_port}/hook"
+    server.shutdown()
+
+
+def test_guardrail_steps_down_under_injected_errors(store: Store, webhook: str) -> None:
+    routes = [
+        RouteInfo(
+            "orders.get",
+            False,
+            True,
+            gate=Gate(min_samples=10, min_minutes=0),
+            guardrail=Guardrail(min_samples=20, max_error_rate=0.05),
+        )
+    ]
+    engine = Engine(store, routes, ENTITIES, webhook=webhook)
+    engine.set("orders.get", "acme-us", "canary", "ramp", "ana", percent=25, force=True)
+    store.add_evidence("orders.get", "acme-us", minute(), Counters(calls_cloud=100, errors_cloud=2))
+    assert engine.tick() == []  # 2% is within the guardrail
+    store.add_evidence("orders.get", "acme-us", minute(), Counters(calls_cloud=100, errors_cloud=30))
+    assert engine.tick() == ["guardrail stepped orders.get/acme-us down to dual_write"]
+    event = engine.history("orders.get", "acme-us")[0]
+    assert (event.kind, event.actor, event.from_mode, event.to_mode) == (
+        "guardrail",
+        "guardrail",
+        "canary",
+        "dual_write",
+    )
+    assert "cloud error rate 16.00% over 5.00%" in event.reason
+    assert event.evidence["errors_cloud"] == 32
+    assert _Hook.received[0]["to"] == "dual_write" and _Hook.received[0]["entity"] == "acme-us"
+    assert engine.rule("orders.get", "acme-de").mode is Mode.legacy  # the other entity is untouched
+
+
+def test_guardrail_acts_during_a_freeze(engine: Engine) -> None:
+    engine.set("orders.get", "acme-us", "dual_write", "go", "ana", force=True)
+    now = datetime.now(UTC)
+    engine.freeze(
+        "acme-us",
+        (now - timedelta(hours=1)).isoformat(),
+        (now + timedelta(hours=1)).isoformat(),
+        "month-end close",
+        "cfo",
+    )
+    engine.store.add_evidence(
+        "orders.get", "acme-us", minute(), Counters(calls_cloud=50, comparisons=50, mismatches=40)
+    )
+    assert engine.tick() == ["guardrail stepped orders.get/acme-us down to shadow"]
+
+
+def test_freeze_refuses_changes_for_its_entity_only(engine: Engine) -> None:
+    now = datetime.now(UTC)
+    engine.freeze(
+        "acme-us",
+        (now - timedelta(minutes=1)).isoformat(),
+        (now + timedelta(days=2)).isoformat(),
+        "month-end close",
+        "cfo",
+    )
+    with pytest.raises(CutoverError, match=r"acme-us is frozen until .*: month-end close"):
+        engine.set("orders.get", "acme-us", "shadow", "listen", "ana")
+    engine.set("orders.get", "acme-de", "shadow", "listen", "ana")
+    with pytest.raises(CutoverError, match="must end after it starts"):
+        engine.freeze("acme-us", now.isoformat(), now.isoformat(), "x", "cfo")
+
+
+def test_schedule_applies_when_due_and_waits_out_a_freeze(engine: Engine) -> None:
+    now = datetime.now(UTC)
+    first = engine.schedule(
+        "orders.get", "acme-us", "shadow", (now + timedelta(minutes=5)).isoformat(), "night switch", "ana"
+    )
+    engine.schedule("orders.get", "acme-de", "shadow", (now + timedelta(minutes=5)).isoformat(), "night switch", "ana")
+    engine.freeze("acme-de", now.isoformat(), (now + timedelta(hours=1)).isoformat(), "close", "cfo")
+    assert engine.tick(now) == []
+    assert engine.tick(now + timedelta(minutes=6)) == [f"schedule {first} applied"]
+    assert engine.rule("orders.get", "acme-us").mode is Mode.shadow
+    waiting = engine.store.schedules("pending")
+    assert len(waiting) == 1 and waiting[0].note.startswith("postponed: acme-de is frozen")
+    assert engine.tick(now + timedelta(hours=2)) == [f"schedule {waiting[0].id} applied"]
+
+
+def test_schedule_refuses_bad_input(engine: Engine) -> None:
+    with pytest.raises(CutoverError, match="cannot schedule"):
+        engine.schedule("orders.get", "acme-us", "shadow", "next tuesday", "r", "ana")
+    assert engine.store.schedules() == []

@@ -1,0 +1,109 @@
+"""The shared store on SQLite and on the real PostgreSQL: versions, audit, evidence, change signals."""
+
+from __future__ import annotations
+
+import multiprocessing
+import threading
+import time
+
+import pytest
+
+from cutover.decide import Mode, Rule, Side
+from cutover.gates import Counters
+from cutover.store import Conflict, Store, open_store
+
+EVENT = {"kind": "set", "from_mode": "legacy", "to_mode": "shadow", "reason": "test", "evidence": {"n": 1}}
+
+
+def test_migrations_are_versioned_and_idempotent(store: Store, store_location: str) -> None:
+    again = open_store(store_location)  # a second gateway starting on the same store
+    assert again.migrate() == 1
+    with store.transaction() as cursor:
+        versions = [row[0] for row in store._execute(cursor, "SELECT version FROM schema_migrations").fetchall()]
+    assert versions == [1]
+    again.close()
+
+
+def test_versioned_update_refuses_a_stale_writer(store: Store) -> None:
+    first = store.put_rule(Rule("orders.get", "acme-us", Mode.shadow), 0, "ana", EVENT)
+    assert first.version == 1
+    # two leads both read version 1; the first to write wins, the second is told, not overwritten
+    store.put_rule(Rule("orders.get", "acme-us", Mode.dual_write), 1, "ana", EVENT)
+    with pytest.raises(Conflict, match="changed since version 1"):
+        store.put_rule(Rule("orders.get", "acme-us", Mode.legacy), 1, "ben", EVENT)
+    with pytest.raises(Conflict, match="set by someone else"):
+        store.put_rule(Rule("orders.get", "acme-us", Mode.legacy), 0, "ben", EVENT)
+    assert store.rule("orders.get", "acme-us") == Rule("orders.get", "acme-us", Mode.dual_write, version=2)
+    assert [e.actor for e in store.history()] == ["ana", "ana"]
+
+
+def test_pins_round_trip(store: Store) -> None:
+    store.put_rule(Rule("orders.get", "acme-us", Mode.canary, 5, {"SO-1": Side.cloud}), 0, "ana", EVENT)
+    rule = store.rule("orders.get", "acme-us")
+    assert rule is not None and rule.pins == {"SO-1": Side.cloud} and rule.percent == 5
+
+
+def test_the_audit_is_append_only(store: Store) -> None:
+    store.put_rule(Rule("orders.get", "acme-us", Mode.shadow), 0, "ana", EVENT)
+    for statement in ("UPDATE cutover_audit SET actor = 'mallory'", "DELETE FROM cutover_audit"):
+        with pytest.raises(Exception, match="append-only"), store.transaction() as cursor:
+            cursor.execute(statement)
+    assert store.history()[0].actor == "ana"
+
+
+def test_evidence_adds_up_per_minute_and_windows(store: Store) -> None:
+    store.add_evidence("orders.get", "acme-us", 100, Counters(calls_cloud=3, errors_cloud=1))
+    store.add_evidence("orders.get", "acme-us", 100, Counters(calls_cloud=2, comparisons=2, mismatches=1))
+    store.add_evidence("orders.get", "acme-us", 90, Counters(calls_cloud=50))
+    store.add_evidence("orders.get", "acme-de", 100, Counters(calls_cloud=7))
+    assert store.evidence("orders.get", "acme-us", 95) == Counters(
+        calls_cloud=5, errors_cloud=1, comparisons=2, mismatches=1
+    )
+    assert store.evidence("orders.get", "acme-us", 0).calls_cloud == 55
+
+
+def test_listen_sees_a_change_made_elsewhere(store: Store, store_location: str) -> None:
+    other = open_store(store_location)
+    seen = threading.Event()
+    stop = threading.Event()
+    listener = threading.Thread(target=store.listen, args=(seen.set, stop), daemon=True)
+    listener.start()
+    time.sleep(0.5)  # the listener is subscribed
+    other.put_rule(Rule("orders.get", "acme-us", Mode.shadow), 0, "ana", EVENT)
+    assert seen.wait(2)
+    stop.set()
+    listener.join(3)
+    other.close()
+
+
+def _bump(location: str, route: str, rounds: int) -> None:
+    store = open_store(location)
+    for _ in range(rounds):
+        while True:
+            current = store.rule(route, "acme-us")
+            version = current.version if current else 0
+            try:
+                store.put_rule(Rule(route, "acme-us", Mode.canary, float(version + 1)), version, "proc", EVENT)
+                break
+            except Conflict:
+                continue
+        store.add_evidence(route, "acme-us", 1, Counters(calls_cloud=1))
+    store.close()
+
+
+def test_two_processes_share_one_sqlite_store_without_losing_a_change(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    location = str(tmp_path / "shared.db")
+    open_store(location).close()
+    context = multiprocessing.get_context("spawn")
+    workers = [context.Process(target=_bump, args=(location, "orders.get", 25)) for _ in range(2)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(60)
+        assert worker.exitcode == 0
+    store = open_store(location)
+    rule = store.rule("orders.get", "acme-us")
+    assert rule is not None and rule.version == 50 and rule.percent == 50  # every change kept, in turn
+    assert len(store.history(limit=100)) == 50
+    assert store.evidence("orders.get", "acme-us", 0).calls_cloud == 50
+    store.close()
