@@ -127,8 +127,10 @@ def _rule(row: Any) -> Rule:
 
 
 def _event(row: Any) -> AuditEvent:
-    *columns, evidence = row
-    return AuditEvent(*columns, json.loads(evidence))
+    id_, at, actor, kind, route, entity, from_mode, to_mode, from_percent, to_percent, reason, evidence = row
+    return AuditEvent(
+        id_, at, actor, kind, route, entity, from_mode, to_mode, from_percent, to_percent, reason, json.loads(evidence)
+    )
 
 
 class Store:
