@@ -12,8 +12,8 @@ import json
 import logging
 import re
 import time
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Coroutine
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +23,12 @@ from aiohttp.typedefs import Handler
 from jsonschema import Draft202012Validator
 from lxml import etree
 
+from cutover.decide import Mode, Rule, Side, decide
 from gateway import policies
 from gateway.consumers import Consumer, Consumers
+from gateway.cutover import ADMIN_KEY, CUTOVER, Cutover, add_admin_routes
+from gateway.cutover import lifecycle as cutover_lifecycle
+from gateway.cutover import same as cutover_same
 from gateway.metrics import Metrics
 from gateway.openapi import docs_page, openapi
 from gateway.policies import (
@@ -148,6 +152,9 @@ class Settings:
     consumers: Consumers | None
     max_body: int = DEFAULT_MAX_BODY
     reload: bool = True
+    store: str | None = None  # the cutover store: a SQLite file or postgresql://…
+    admin_key: str | None = None  # enables the admin API
+    webhook: str | None = None  # called when a guardrail steps a route down
 
 
 ROUTE = web.RequestKey("route", Compiled)
@@ -176,7 +183,7 @@ def compile_table(folder: Path) -> Table:
 # -- policies that need the matched route ----------------------------------------------------------
 @web.middleware
 async def match(request: web.Request, handler: Handler) -> web.StreamResponse:
-    if request.path in policies.PUBLIC or request.path.startswith("/docs"):
+    if policies.is_service_path(request.path):
         return await handler(request)
     table = request.app[ROUTING].table
     compiled, params = table.match(request.method, request.path)
@@ -301,36 +308,29 @@ def _backend_problem(exc: BackendError) -> Problem:
     return Problem(exc.status, exc.title, str(exc))
 
 
-async def managed(request: web.Request) -> web.StreamResponse:
-    compiled: Compiled = request[ROUTE]
+@dataclass
+class Answer:
+    """One side's answer, mapped to the public shape."""
+
+    status: int
+    body: Any
+
+
+async def _call_side(request: web.Request, compiled: Compiled, side: str, entity: str | None, call: Call) -> Answer:
+    """Call one side through its breaker and retries; a failure is a Problem."""
     route = compiled.route
-    params: dict[str, str] = request[PARAMS]
-    body = await _json_body(request, compiled)
-    entity = _value(route.entity, request, params, body)
-    key = _value(route.key, request, params, body)
-    request[ENTITY] = entity or ""
-    if route.entity is not None and route.entity.values is not None and entity not in route.entity.values:
-        raise Problem(404, "Unknown legal entity", f"{entity!r} is not one of {', '.join(route.entity.values)}")
-    consumer: Consumer | None = request.get(CONSUMER)
-    if consumer is not None and route.entity is not None and not consumer.may_serve(entity):
-        raise Problem(403, "Entity not allowed", f"your key is not scoped to legal entity {entity}")
-    side = route.cutover.mode
     bound = compiled.bound(side, entity)
-    source = {**(body if isinstance(body, dict) else {}), **params, **dict(request.query)}
     try:
-        payload = bound.request_map(source) if bound.request_map else source
+        payload = bound.request_map(call.payload) if bound.request_map else call.payload
     except MappingError as exc:
         raise Problem(422, "Request cannot be mapped", f"the request lacks a field the backend needs: {exc}") from None
-    headers = {
-        k: v for k, v in request.headers.items() if k.lower() in ("traceparent", "tracestate", "idempotency-key")
-    }
-    call = Call(route.name, payload, entity, key, correlation_id(request), headers, route.writes, params)
     metrics = request.app[METRICS]
     timeout = bound.backend.config.timeout
     resilience = route.resilience
+    sided = replace(call, payload=payload)
     try:
         reply = await guarded(
-            lambda: asyncio.wait_for(bound.backend.call(call), timeout + 1),
+            lambda: asyncio.wait_for(bound.backend.call(sided), timeout + 1),
             bound.breaker,
             resilience.retries,
             resilience.backoff,
@@ -345,16 +345,100 @@ async def managed(request: web.Request) -> web.StreamResponse:
     finally:
         metrics.breaker_open.labels(route.name, side, entity or "").set(1 if bound.breaker.state != "closed" else 0)
     if reply.status == 404:
-        raise Problem(404, "Not found", f"the {side} system has no such {key or 'resource'}")
+        raise Problem(404, "Not found", f"the {side} system has no such {call.key or 'resource'}")
     try:
         result = bound.response_map(reply.body) if bound.response_map else reply.body
     except MappingError as exc:
         raise Problem(502, "Backend answer did not fit", f"the {side} system's answer lacks a field: {exc}") from None
-    status = 201 if route.writes and request.method == "POST" and reply.status in (200, 201) else 200
-    if reply.status == 202:
+    return Answer(reply.status, result)
+
+
+async def _counted(
+    request: web.Request, compiled: Compiled, side: Side, entity: str | None, call: Call
+) -> Answer | Problem:
+    """Call a side and count the call as evidence; a failure is returned, not raised."""
+    cutover = request.app.get(CUTOVER)
+    try:
+        answer: Answer | Problem = await _call_side(request, compiled, side.value, entity, call)
+    except Problem as exc:
+        answer = exc
+    if cutover is not None:
+        cutover.called(compiled.route.name, entity, side, isinstance(answer, Problem) and answer.status >= 500)
+    return answer
+
+
+def _outcome(answer: Answer | Problem) -> tuple[int, Any]:
+    return (answer.status, answer.detail) if isinstance(answer, Problem) else (200, answer.body)
+
+
+async def _compare(
+    request: web.Request, route: Route, entity: str | None, served: Answer | Problem, mirror: asyncio.Task[Any]
+) -> None:
+    """Compare the mirrored answer with the served one, off the request path."""
+    other = await mirror
+    cutover = request.app.get(CUTOVER)
+    if cutover is None:
+        return
+    if any(isinstance(a, Problem) and a.status >= 500 for a in (served, other)):
+        return  # an error is counted as an error, not as a mismatch
+    (status_a, body_a), (status_b, body_b) = _outcome(served), _outcome(other)
+    matched = status_a == status_b and (
+        isinstance(served, Problem) or cutover_same(body_a, body_b, route.compare.ignore, route.compare.tolerance)
+    )
+    cutover.compared(route.name, entity, matched)
+    if not matched:
+        log.info("cutover mismatch on %s/%s", route.name, entity)
+
+
+_BACKGROUND: set[asyncio.Task[Any]] = set()
+
+
+def _later(coroutine: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+    task: asyncio.Task[Any] = asyncio.ensure_future(coroutine)
+    _BACKGROUND.add(task)  # keep a reference until it is done
+    task.add_done_callback(_BACKGROUND.discard)
+    return task
+
+
+async def managed(request: web.Request) -> web.StreamResponse:
+    compiled: Compiled = request[ROUTE]
+    route = compiled.route
+    params: dict[str, str] = request[PARAMS]
+    body = await _json_body(request, compiled)
+    entity = _value(route.entity, request, params, body)
+    key = _value(route.key, request, params, body)
+    request[ENTITY] = entity or ""
+    if route.entity is not None and route.entity.values is not None and entity not in route.entity.values:
+        raise Problem(404, "Unknown legal entity", f"{entity!r} is not one of {', '.join(route.entity.values)}")
+    consumer: Consumer | None = request.get(CONSUMER)
+    if consumer is not None and route.entity is not None and not consumer.may_serve(entity):
+        raise Problem(403, "Entity not allowed", f"your key is not scoped to legal entity {entity}")
+    cutover = request.app.get(CUTOVER)
+    if cutover is not None:
+        plan = decide(cutover.rule(route, entity), key, route.writes, route.name)
+    else:
+        plan = decide(Rule(route.name, entity or "*", Mode(route.cutover.mode)), key, route.writes, route.name)
+    source = {**(body if isinstance(body, dict) else {}), **params, **dict(request.query)}
+    headers = {
+        k: v for k, v in request.headers.items() if k.lower() in ("traceparent", "tracestate", "idempotency-key")
+    }
+    call = Call(route.name, source, entity, key, correlation_id(request), headers, route.writes, params)
+    mirror = _later(_counted(request, compiled, plan.mirror, entity, call)) if plan.mirror else None
+    side = plan.serve
+    answer = await _counted(request, compiled, side, entity, call)
+    if isinstance(answer, Problem) and answer.status >= 500 and plan.fallback is not None:
+        log.warning("%s failed on %s, answered by %s: %s", route.name, side.value, plan.fallback.value, answer.detail)
+        side = plan.fallback
+        answer = await _counted(request, compiled, side, entity, call)
+    if mirror is not None and plan.compare:
+        _later(_compare(request, route, entity, answer, mirror))
+    if isinstance(answer, Problem):
+        raise answer
+    status = 201 if route.writes and request.method == "POST" and answer.status in (200, 201) else 200
+    if answer.status == 202:
         status = 202
-    response = web.json_response(result, status=status)
-    response.headers["X-Served-By"] = side
+    response = web.json_response(answer.body, status=status)
+    response.headers["X-Served-By"] = side.value
     return response
 
 
@@ -378,7 +462,11 @@ async def passthrough(request: web.Request) -> web.StreamResponse:
     consumer: Consumer | None = request.get(CONSUMER)
     if consumer is not None and spec.entity_xpath and not consumer.may_serve(entity):
         raise Problem(403, "Entity not allowed", f"your key is not scoped to legal entity {entity}")
-    target = spec.cloud if compiled.route.cutover.mode == "cloud" and spec.cloud else spec.legacy
+    cutover = request.app.get(CUTOVER)
+    route = compiled.route
+    rule = cutover.rule(route, entity) if cutover is not None else Rule(route.name, "*", Mode(route.cutover.mode))
+    serves_cloud = decide(rule, None, route.writes, route.name).serve is Side.cloud
+    target = spec.cloud if serves_cloud and spec.cloud else spec.legacy
     forward = {k: v for k, v in request.headers.items() if k.lower() in _FORWARDED}
     forward["X-Correlation-ID"] = correlation_id(request)
     breaker = compiled.passthrough_breaker
@@ -401,6 +489,10 @@ async def passthrough(request: web.Request) -> web.StreamResponse:
 
 
 async def dispatch(request: web.Request) -> web.StreamResponse:
+    if ROUTE not in request:  # a service path with no handler, e.g. the admin API when it is off
+        raise Problem(
+            404, "No such endpoint", f"{request.path} is not served; the admin API needs --admin-key and --store"
+        )
     compiled: Compiled = request[ROUTE]
     started = time.perf_counter()
     status = 500
@@ -460,6 +552,8 @@ async def _reloader(app: web.Application) -> None:
             continue
         routing = app[ROUTING]
         old, routing.table = routing.table, table
+        if CUTOVER in app:
+            app[CUTOVER].use_routes([compiled.route for compiled in table.routes])
         log.info("routes reloaded: %d routes", len(table.routes))
         # requests in flight keep the old table; close its backends once they have had time to finish
         asyncio.get_running_loop().call_later(30, _close_later, old)
@@ -509,6 +603,12 @@ def build_app(settings: Settings) -> web.Application:
     app[LIMITER] = RateLimiter()
     app[IDEMPOTENCY] = IdempotencyStore()
     app.cleanup_ctx.append(_lifecycle)
+    if settings.store:
+        app[CUTOVER] = Cutover(settings.store, [compiled.route for compiled in table.routes], settings.webhook)
+        app.cleanup_ctx.append(cutover_lifecycle)
+        if settings.admin_key:
+            app[ADMIN_KEY] = settings.admin_key
+            add_admin_routes(app)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics_endpoint)

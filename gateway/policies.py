@@ -31,6 +31,11 @@ _SAFE_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
 PUBLIC = ("/healthz", "/readyz", "/metrics", "/openapi.json", "/docs")
 
 
+def is_service_path(path: str) -> bool:
+    """The gateway's own endpoints: no route, no consumer key (the admin API checks its own key)."""
+    return path in PUBLIC or path.startswith(("/docs", "/admin/")) or path == "/admin"
+
+
 def correlation_id(request: web.Request) -> str:
     return str(request.get(CORRELATION_ID, ""))
 
@@ -102,7 +107,7 @@ async def problems(request: web.Request, handler: Handler) -> web.StreamResponse
 def auth(consumers: Consumers | None) -> Any:
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if consumers is None or request.path in PUBLIC or request.path.startswith("/docs"):
+        if consumers is None or is_service_path(request.path):
             return await handler(request)
         key = request.headers.get("X-API-Key", "")
         bearer = request.headers.get("Authorization", "")

@@ -10,6 +10,7 @@ import typer
 import yaml
 from rich.console import Console
 
+from cutover.store import StoreError
 from gateway.app import DEFAULT_MAX_BODY, Settings
 from gateway.consumers import Consumers, digest, new_key
 from gateway.spec import RouteError, json_schema, load_routes
@@ -33,6 +34,16 @@ def serve_command(
     max_body: Annotated[int, typer.Option(help="largest request body in bytes")] = DEFAULT_MAX_BODY,
     insecure_no_auth: Annotated[bool, typer.Option(help="serve without API keys (local experiments only)")] = False,
     access_log: Annotated[bool, typer.Option(help="write a JSON access log line per request")] = True,
+    store: Annotated[
+        str | None,
+        typer.Option(
+            envvar="BANYAN_STORE", help="cutover store: a SQLite file, or postgresql://… for several gateways"
+        ),
+    ] = None,
+    admin_key: Annotated[
+        str | None, typer.Option(envvar="BANYAN_ADMIN_KEY", help="key for the admin API (needs --store); best via env")
+    ] = None,
+    webhook: Annotated[str | None, typer.Option(help="URL called when a guardrail steps a route down")] = None,
 ) -> None:
     """Serve the managed APIs in front of the legacy backends.
 
@@ -44,9 +55,11 @@ def serve_command(
         raise _fail("name a --consumers file (create keys with `banyan keys create`), or pass --insecure-no-auth")
     try:
         loaded = Consumers.load(consumers) if consumers else None
-        settings = Settings(routes=routes, consumers=loaded, max_body=max_body)
+        if admin_key and not store:
+            raise _fail("the admin API changes the cutover store: name it with --store")
+        settings = Settings(routes, loaded, max_body, store=store, admin_key=admin_key, webhook=webhook)
         serve(settings, host, port, workers, access_log)
-    except (RouteError, ValueError) as exc:
+    except (RouteError, ValueError, StoreError) as exc:
         raise _fail(str(exc)) from None
 
 

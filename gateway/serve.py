@@ -9,7 +9,8 @@ import sys
 
 from aiohttp import web
 
-from gateway.app import Settings, build_app
+from cutover.store import open_store
+from gateway.app import Settings, build_app, compile_table
 
 SHUTDOWN_SECONDS = 15.0  # in-flight requests get this long to finish on SIGTERM or Ctrl-C
 
@@ -46,7 +47,9 @@ def _one(settings: Settings, host: str, port: int, reuse_port: bool, access_log:
 
 def serve(settings: Settings, host: str, port: int, workers: int, access_log: bool = True) -> None:
     _logging()
-    build_app(settings)  # validate routes before forking, so a bad folder fails once and clearly
+    compile_table(settings.routes)  # validate routes before forking, so a bad folder fails once and clearly
+    if settings.store:
+        open_store(settings.store).close()  # reachable, and migrated once before the workers start
     if workers <= 1:
         _one(settings, host, port, False, access_log)
         return

@@ -22,6 +22,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from cutover.gates import Gate, Guardrail
 from legacy_adapters import FileDropConfig, HttpConfig, OdbcConfig, SoapConfig
 from legacy_adapters.mapping import Mapping
 
@@ -97,9 +98,13 @@ class Resilience(_Model):
 
 
 class CutoverPlan(_Model):
-    """Which side serves. The cutover engine adds the rest of the ladder."""
+    """The route's rung until the cutover store says otherwise, and the evidence its steps need."""
 
-    mode: Literal["legacy", "cloud"] = "legacy"
+    mode: Literal["legacy", "shadow", "dual_write", "cloud_primary", "cloud"] = Field(
+        default="legacy", description="the rung for every entity with no rule in the store (canary needs the store)"
+    )
+    gate: Gate = Field(default_factory=Gate, description="what a step up needs")
+    guardrail: Guardrail = Field(default_factory=Guardrail, description="when the route steps down by itself")
 
 
 class Compare(_Model):
@@ -146,8 +151,11 @@ class Route(_Model):
             unknown = set(sides) - {"legacy", "cloud"}
             if unknown:
                 raise ValueError(f"entity {entity}: only legacy and cloud can be overridden, not {sorted(unknown)}")
-        if self.cutover.mode == "cloud" and self.cloud is None and self.operation is not None:
-            raise ValueError("cutover mode cloud needs a cloud side")
+        has_cloud = self.cloud is not None or any("cloud" in sides for sides in self.entities.values())
+        if self.cutover.mode != "legacy" and not has_cloud and self.operation is not None:
+            raise ValueError(f"cutover mode {self.cutover.mode} needs a cloud side")
+        if self.cutover.mode == "shadow" and self.writes:
+            raise ValueError("a write route cannot shadow: the cloud would never get the writes; use dual_write")
         if self.operation is not None:
             for source in (self.entity, self.key):
                 if source is not None and source.from_ == "path" and source.name not in self.operation.parameters:

@@ -1,0 +1,340 @@
+"""The cutover engine inside the gateway: rules in memory, evidence out, the admin API.
+
+Each gateway keeps the rules in memory so a decision costs no I/O; a listener thread reloads them
+when the store signals a change (LISTEN/NOTIFY on PostgreSQL, a generation check on SQLite). Call
+counts, errors and comparisons gather in memory and are flushed to the store once a second, and a
+tick applies due schedules and guardrails. The admin API offers the CLI's operations to scripts and
+consoles; it needs the admin key, and every change names its actor.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import json
+import logging
+import math
+import threading
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import asdict
+from functools import partial
+from typing import Any, TypeVar
+
+from aiohttp import web
+
+from cutover.decide import Mode, Rule, Side
+from cutover.engine import CutoverError, Engine, RouteInfo
+from cutover.gates import Counters
+from cutover.store import Conflict, Store, StoreError, minute, open_store
+from gateway.problems import Problem
+from gateway.spec import Route
+
+log = logging.getLogger("banyan.cutover")
+FLUSH_SECONDS = 1.0
+TICK_SECONDS = 5.0
+T = TypeVar("T")
+
+
+def route_infos(routes: list[Route]) -> list[RouteInfo]:
+    """What the engine needs of each route spec."""
+    infos = []
+    for route in routes:
+        has_cloud = route.cloud is not None or (route.passthrough is not None and route.passthrough.cloud is not None)
+        has_cloud = has_cloud or any("cloud" in sides for sides in route.entities.values())
+        plan = route.cutover
+        infos.append(RouteInfo(route.name, route.writes, has_cloud, Mode(plan.mode), plan.gate, plan.guardrail))
+    return infos
+
+
+def known_entities(routes: list[Route]) -> list[str] | None:
+    """The legal entities the routes name; None (any entity) when no route lists them."""
+    names: set[str] = set()
+    for route in routes:
+        if route.entity is not None and route.entity.values:
+            names |= set(route.entity.values)
+        names |= set(route.entities)
+    return sorted(names) or None
+
+
+def _pointer_matches(pattern: list[str], path: list[str]) -> bool:
+    return len(pattern) == len(path) and all(p in ("*", q) for p, q in zip(pattern, path, strict=True))
+
+
+def same(a: Any, b: Any, ignore: Sequence[str] = (), tolerance: float | None = None) -> bool:
+    """Do two answers agree, leaving out the ignored JSON pointers (with *) and within the tolerance?"""
+    patterns = [pointer.strip("/").split("/") for pointer in ignore]
+
+    def walk(x: Any, y: Any, path: list[str]) -> bool:
+        if any(_pointer_matches(p, path) for p in patterns):
+            return True
+        if isinstance(x, dict) and isinstance(y, dict):
+            keys = set(x) | set(y)
+            return all(walk(x.get(k), y.get(k), [*path, str(k)]) for k in keys)
+        if isinstance(x, list) and isinstance(y, list):
+            return len(x) == len(y) and all(
+                walk(i, j, [*path, str(n)]) for n, (i, j) in enumerate(zip(x, y, strict=True))
+            )
+        numbers = (int, float)
+        if tolerance is not None and isinstance(x, numbers) and isinstance(y, numbers) and not isinstance(x, bool):
+            return math.isclose(x, y, abs_tol=tolerance)
+        return bool(x == y)
+
+    return walk(a, b, [])
+
+
+class Cutover:
+    """The gateway's view of the ladder: a rule cache, an evidence buffer and the background work."""
+
+    def __init__(self, location: str, routes: list[Route], webhook: str | None = None) -> None:
+        self.location = location
+        self.store: Store = open_store(location)
+        self.engine = Engine(self.store, route_infos(routes), known_entities(routes), webhook)
+        self.rules: dict[tuple[str, str], Rule] = {}
+        self.pending: dict[tuple[str, str], Counters] = {}
+        self.reloads = 0
+        self._stop = threading.Event()
+        self._listener: threading.Thread | None = None
+        self.reload()
+
+    def use_routes(self, routes: list[Route]) -> None:
+        self.engine.routes = {info.name: info for info in route_infos(routes)}
+        self.engine.entities = known_entities(routes)
+
+    # -- rules ----------------------------------------------------------------------------------
+    def reload(self) -> None:
+        self.rules = {(rule.route, rule.entity): rule for rule in self.store.rules()}  # one swap
+        self.reloads += 1
+
+    def rule(self, route: Route, entity: str | None) -> Rule:
+        rules = self.rules
+        found = rules.get((route.name, entity or "*")) or rules.get((route.name, "*"))
+        return found or Rule(route.name, entity or "*", Mode(route.cutover.mode))
+
+    # -- evidence -------------------------------------------------------------------------------
+    def _counters(self, route: str, entity: str | None) -> Counters:
+        key = (route, entity or "*")
+        counters = self.pending.get(key)
+        if counters is None:
+            counters = self.pending[key] = Counters()
+        return counters
+
+    def called(self, route: str, entity: str | None, side: Side, failed: bool) -> None:
+        counters = self._counters(route, entity)
+        if side is Side.cloud:
+            counters.calls_cloud += 1
+            counters.errors_cloud += failed
+        else:
+            counters.calls_legacy += 1
+            counters.errors_legacy += failed
+
+    def compared(self, route: str, entity: str | None, matched: bool) -> None:
+        counters = self._counters(route, entity)
+        counters.comparisons += 1
+        counters.mismatches += not matched
+
+    def flush(self) -> None:
+        pending, self.pending = self.pending, {}
+        now = minute()
+        for (route, entity), counters in pending.items():
+            self.store.add_evidence(route, entity, now, counters)
+
+    # -- background work ------------------------------------------------------------------------
+    def _on_change(self) -> None:
+        try:
+            self.reload()
+        except StoreError as exc:
+            log.error("cutover rules not reloaded, the previous rules keep serving: %s", exc)
+
+    def start_listening(self) -> None:
+        def run() -> None:
+            while not self._stop.is_set():
+                try:
+                    self.store.listen(self._on_change, self._stop)
+                except Exception as exc:  # the store went away: keep the rules, retry
+                    log.error("cutover change listener lost the store, retrying: %s", exc)
+                    self._stop.wait(1)
+                    self._on_change()
+
+        self._listener = threading.Thread(target=run, name="cutover-listener", daemon=True)
+        self._listener.start()
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._listener is not None:
+            self._listener.join(2)
+        with contextlib.suppress(Exception):
+            self.flush()
+        self.store.close()
+
+
+CUTOVER: web.AppKey[Cutover] = web.AppKey("cutover", Cutover)
+
+
+async def _in_thread(function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    return await asyncio.get_running_loop().run_in_executor(None, partial(function, *args, **kwargs))
+
+
+async def _background(app: web.Application) -> None:
+    cutover = app[CUTOVER]
+    ticks = 0
+    while True:
+        await asyncio.sleep(FLUSH_SECONDS)
+        ticks += 1
+        try:
+            await _in_thread(cutover.flush)
+            if ticks % round(TICK_SECONDS / FLUSH_SECONDS) == 0:
+                for line in await _in_thread(cutover.engine.tick):
+                    log.warning("cutover: %s", line)
+        except Exception as exc:  # the store is down: keep serving on the rules in memory
+            log.error("cutover evidence or tick failed: %s", exc)
+
+
+async def lifecycle(app: web.Application) -> AsyncIterator[None]:
+    cutover = app[CUTOVER]
+    cutover.start_listening()
+    task = asyncio.create_task(_background(app))
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    await _in_thread(cutover.close)
+
+
+# -- the admin API ---------------------------------------------------------------------------------
+ADMIN_KEY: web.AppKey[str] = web.AppKey("admin_key", str)
+
+
+def _admin(request: web.Request) -> str:
+    """Check the admin key; return the actor the change is made by."""
+    expected = request.app[ADMIN_KEY]
+    given = request.headers.get("X-Admin-Key", "")
+    if not given or not hmac.compare_digest(given.encode(), expected.encode()):
+        raise Problem(401, "Admin key required", "send the admin key in the X-Admin-Key header")
+    return request.headers.get("X-Actor", "").strip()
+
+
+async def _body(request: web.Request) -> dict[str, Any]:
+    try:
+        body = await request.json()
+    except ValueError as exc:
+        raise Problem(400, "Malformed JSON", str(exc)) from None
+    if not isinstance(body, dict):
+        raise Problem(400, "Malformed request", "send a JSON object")
+    return body
+
+
+def _actor(request: web.Request, body: dict[str, Any]) -> str:
+    actor = _admin(request) or str(body.get("actor", "")).strip()
+    if not actor:
+        raise Problem(400, "Actor required", 'every change names its actor: send X-Actor or "actor"')
+    return actor
+
+
+async def _change(request: web.Request, operation: Callable[..., Any], *args: Any, **kwargs: Any) -> web.Response:
+    cutover = request.app[CUTOVER]
+    try:
+        result = await _in_thread(operation, *args, **kwargs)
+    except CutoverError as exc:
+        raise Problem(422, "Change refused", str(exc)) from None
+    except Conflict as exc:
+        raise Problem(409, "Changed meanwhile", str(exc)) from None
+    await _in_thread(cutover.reload)  # this gateway sees its own change at once
+    if isinstance(result, Rule):
+        return web.json_response(_rule_json(result))
+    return web.json_response({"done": result})
+
+
+def _rule_json(rule: Rule) -> dict[str, Any]:
+    return {"route": rule.route, "entity": rule.entity, "mode": rule.mode.value, "percent": rule.percent,
+            "pins": {k: v.value for k, v in rule.pins.items()}, "version": rule.version}  # fmt: skip
+
+
+def _pins(raw: Any) -> dict[str, Side]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise Problem(400, "Malformed pins", 'pins is an object: {"KEY": "legacy" | "cloud"}')
+    try:
+        return {str(k): Side(v) for k, v in raw.items()}
+    except ValueError:
+        raise Problem(400, "Malformed pins", "a key is pinned to legacy or cloud") from None
+
+
+def _percent(raw: Any) -> float:
+    try:
+        return float(raw or 0)
+    except (TypeError, ValueError):
+        raise Problem(400, "Malformed percent", f"percent is a number, not {raw!r}") from None
+
+
+async def admin_status(request: web.Request) -> web.Response:
+    _admin(request)
+    engine = request.app[CUTOVER].engine
+    try:
+        rows = await _in_thread(engine.status, request.query.get("route"), request.query.get("entity"))
+    except CutoverError as exc:
+        raise Problem(422, "Bad query", str(exc)) from None
+    return web.json_response([row.as_dict() for row in rows])
+
+
+async def admin_history(request: web.Request) -> web.StreamResponse:
+    _admin(request)
+    events = await _in_thread(
+        request.app[CUTOVER].engine.history, request.query.get("route"), request.query.get("entity")
+    )
+    lines = "".join(json.dumps(asdict(event), sort_keys=True) + "\n" for event in reversed(events))
+    return web.Response(text=lines, content_type="application/x-ndjson")
+
+
+async def admin_set(request: web.Request) -> web.Response:
+    body = await _body(request)
+    actor = _actor(request, body)
+    route, entity = request.match_info["route"], request.match_info["entity"]
+    engine = request.app[CUTOVER].engine
+    version = body.get("expected_version")
+    if version is not None and not isinstance(version, int):
+        raise Problem(400, "Malformed expected_version", "expected_version is an integer")
+    return await _change(
+        request, engine.set, route, entity, str(body.get("mode", "")), str(body.get("reason", "")), actor,
+        percent=_percent(body.get("percent")), pins=_pins(body.get("pins")), force=bool(body.get("force")),
+        expected_version=version,
+    )  # fmt: skip
+
+
+async def admin_step(request: web.Request) -> web.Response:
+    body = await _body(request)
+    actor = _actor(request, body)
+    route, entity = request.match_info["route"], request.match_info["entity"]
+    engine = request.app[CUTOVER].engine
+    reason = str(body.get("reason", ""))
+    if request.match_info["step"] == "promote":
+        return await _change(request, engine.promote, route, entity, reason, actor, force=bool(body.get("force")))
+    if not reason.strip():
+        raise Problem(422, "Change refused", "every change needs a reason")
+    return await _change(request, engine.rollback, route, entity, reason, actor)
+
+
+async def admin_schedule(request: web.Request) -> web.Response:
+    body = await _body(request)
+    actor = _actor(request, body)
+    engine = request.app[CUTOVER].engine
+    fields = [str(body.get(name, "")) for name in ("route", "entity", "mode", "at", "reason")]
+    return await _change(request, engine.schedule, *fields, actor, percent=_percent(body.get("percent")))
+
+
+async def admin_freeze(request: web.Request) -> web.Response:
+    body = await _body(request)
+    actor = _actor(request, body)
+    engine = request.app[CUTOVER].engine
+    fields = [str(body.get(name, "")) for name in ("entity", "starts", "ends", "reason")]
+    return await _change(request, engine.freeze, *fields, actor)
+
+
+def add_admin_routes(app: web.Application) -> None:
+    app.router.add_get("/admin/cutover", admin_status)
+    app.router.add_get("/admin/cutover/history", admin_history)
+    app.router.add_post("/admin/cutover/schedule", admin_schedule)
+    app.router.add_post("/admin/cutover/freeze", admin_freeze)
+    app.router.add_put("/admin/cutover/{route}/{entity}", admin_set)
+    app.router.add_post("/admin/cutover/{route}/{entity}/{step:promote|rollback}", admin_step)

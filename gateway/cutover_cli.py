@@ -1,0 +1,284 @@
+"""`banyan cutover …`: the migration lead's commands, on the same store the gateways read.
+
+Every command takes `--json` for scripts. Changes need a reason and are audited with the actor
+(`--actor`, else the login name).
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import sys
+from dataclasses import asdict
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from cutover.decide import Rule, Side
+from cutover.engine import CutoverError, Engine
+from cutover.store import Conflict, StoreError, open_store
+from gateway.cutover import known_entities, route_infos
+from gateway.spec import RouteError, load_routes
+
+cutover_app = typer.Typer(
+    help="Move routes from legacy to the cloud ERP, per legal entity, on evidence.", no_args_is_help=True
+)
+console = Console()
+errors = Console(stderr=True)
+
+Store = Annotated[str, typer.Option(envvar="BANYAN_STORE", help="the cutover store: SQLite file or postgresql://…")]
+Routes = Annotated[Path, typer.Option(help="folder of route specs (*.yaml)")]
+Json = Annotated[bool, typer.Option("--json", help="print JSON for scripts")]
+Reason = Annotated[str, typer.Option(help="why: kept in the audit log")]
+Actor = Annotated[str | None, typer.Option(help="who makes the change (default: your login name)")]
+MODE_COLOURS = {"legacy": "white", "shadow": "cyan", "dual_write": "blue", "canary": "yellow",
+                "cloud_primary": "magenta", "cloud": "green"}  # fmt: skip
+VERDICT_COLOURS = {"Successful": "green", "Failed": "red", "Inconclusive": "yellow"}
+
+
+def _engine(store: str, routes: Path) -> Engine:
+    try:
+        loaded = load_routes(routes)
+        return Engine(open_store(store), route_infos(loaded), known_entities(loaded))
+    except (RouteError, StoreError) as exc:
+        errors.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+
+
+def _refused(exc: Exception, as_json: bool) -> typer.Exit:
+    if as_json:
+        print(json.dumps({"error": str(exc)}))
+    else:
+        errors.print(f"[bold red]refused:[/] {exc}", highlight=False, soft_wrap=True)
+    return typer.Exit(1)
+
+
+def _done(rule: Rule, what: str, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps({"route": rule.route, "entity": rule.entity, "mode": rule.mode.value,
+                          "percent": rule.percent, "version": rule.version}))  # fmt: skip
+        return
+    percent = f" {rule.percent:g} %" if rule.mode.value == "canary" else ""
+    console.print(
+        f"[green]✓[/] {what} {rule.route}/{rule.entity} → [bold]{rule.mode.value}{percent}[/] (version {rule.version})"
+    )
+
+
+def _actor(actor: str | None) -> str:
+    return actor or getpass.getuser()
+
+
+@cutover_app.command("status")
+def status(
+    store: Store,
+    routes: Routes = Path("routes"),
+    entity: Annotated[str | None, typer.Option(help="only this legal entity")] = None,
+    route: Annotated[str | None, typer.Option(help="only this route")] = None,
+    as_json: Json = False,
+) -> None:
+    """Where every route stands for every entity, with its evidence and the gate's verdict.
+
+    Example: banyan cutover status --store cutover.db --entity acme-us
+    """
+    engine = _engine(store, routes)
+    try:
+        rows = engine.status(route, entity)
+    except CutoverError as exc:
+        raise _refused(exc, as_json) from None
+    if as_json:
+        print(json.dumps([row.as_dict() for row in rows], indent=2))
+        return
+    table = Table(title="Cutover", title_justify="left")
+    for column in ("route", "entity", "mode", "%", "calls L/C", "errors C", "mismatch", "next step"):
+        table.add_column(column, justify="right" if column in ("%", "calls L/C", "errors C", "mismatch") else "left")
+    for row in rows:
+        mode = row.rule.mode.value
+        window = row.window
+        verdict = row.verdict.verdict.value if row.verdict else "—"
+        reasons = "; ".join(row.verdict.reasons) if row.verdict else "on the cloud"
+        table.add_row(
+            row.route,
+            row.entity,
+            f"[{MODE_COLOURS[mode]}]{mode}[/]",
+            f"{row.rule.percent:g}" if mode == "canary" else "",
+            f"{window.calls_legacy}/{window.calls_cloud}",
+            f"{window.cloud_error_rate:.1%}",
+            f"{window.mismatch_rate:.1%} of {window.comparisons}",
+            f"[{VERDICT_COLOURS.get(verdict, 'white')}]{verdict}[/] {reasons}",
+        )
+    console.print(table)
+
+
+def _pins(pins: list[str]) -> dict[str, Side]:
+    parsed = {}
+    for pin in pins:
+        key, _, side = pin.rpartition("=")
+        if not key or side not in ("legacy", "cloud"):
+            errors.print(f"[bold red]error:[/] --pin takes KEY=legacy or KEY=cloud, not {pin!r}", highlight=False)
+            raise typer.Exit(2)
+        parsed[key] = Side(side)
+    return parsed
+
+
+@cutover_app.command("set")
+def set_mode(
+    route: Annotated[str, typer.Argument(help="route name")],
+    entity: Annotated[str, typer.Argument(help="legal entity, or * for the route's default")],
+    mode: Annotated[str, typer.Argument(help="legacy, shadow, dual_write, canary, cloud_primary or cloud")],
+    store: Store,
+    reason: Reason = "",
+    percent: Annotated[float, typer.Option(help="canary share of business keys, 0 < P ≤ 100")] = 0.0,
+    pin: Annotated[list[str] | None, typer.Option(help="KEY=legacy|cloud: keep a key on a side (repeatable)")] = None,
+    force: Annotated[bool, typer.Option(help="step up without a Successful verdict (audited)")] = False,
+    expected_version: Annotated[int | None, typer.Option(help="refuse if the rule changed since this version")] = None,
+    routes: Routes = Path("routes"),
+    actor: Actor = None,
+    as_json: Json = False,
+) -> None:
+    """Put one route × entity on a rung.
+
+    Example: banyan cutover set orders-get acme-us canary --percent 5 --reason "CAB-1234" --store cutover.db
+    """
+    engine = _engine(store, routes)
+    try:
+        rule = engine.set(
+            route, entity, mode, reason, _actor(actor), percent=percent, pins=_pins(pin or []), force=force,
+            expected_version=expected_version,
+        )  # fmt: skip
+    except (CutoverError, Conflict) as exc:
+        raise _refused(exc, as_json) from None
+    _done(rule, "set", as_json)
+
+
+@cutover_app.command("promote")
+def promote(
+    route: Annotated[str, typer.Argument(help="route name")],
+    entity: Annotated[str, typer.Argument(help="legal entity")],
+    store: Store,
+    reason: Reason = "",
+    force: Annotated[bool, typer.Option(help="step up without a Successful verdict (audited)")] = False,
+    routes: Routes = Path("routes"),
+    actor: Actor = None,
+    as_json: Json = False,
+) -> None:
+    """One rung up (canary goes 1 → 5 → 25 → 50 → 100 %), if the gate's verdict allows it.
+
+    Example: banyan cutover promote orders-get acme-us --reason "gate green for a day" --store cutover.db
+    """
+    engine = _engine(store, routes)
+    try:
+        rule = engine.promote(route, entity, reason, _actor(actor), force=force)
+    except (CutoverError, Conflict) as exc:
+        raise _refused(exc, as_json) from None
+    _done(rule, "promoted", as_json)
+
+
+@cutover_app.command("rollback")
+def rollback(
+    route: Annotated[str, typer.Argument(help="route name")],
+    entity: Annotated[str, typer.Argument(help="legal entity")],
+    store: Store,
+    reason: Reason = "",
+    routes: Routes = Path("routes"),
+    actor: Actor = None,
+    as_json: Json = False,
+) -> None:
+    """One rung down; no gate, only a reason.
+
+    Example: banyan cutover rollback orders-get acme-us --reason "totals differ" --store cutover.db
+    """
+    engine = _engine(store, routes)
+    try:
+        rule = engine.rollback(route, entity, reason, _actor(actor))
+    except (CutoverError, Conflict) as exc:
+        raise _refused(exc, as_json) from None
+    _done(rule, "rolled back", as_json)
+
+
+@cutover_app.command("history")
+def history(
+    store: Store,
+    routes: Routes = Path("routes"),
+    entity: Annotated[str | None, typer.Option(help="only this legal entity")] = None,
+    route: Annotated[str | None, typer.Option(help="only this route")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON lines, oldest first, for export")] = False,
+) -> None:
+    """The audit log: who changed what, when, from what to what, why, and the evidence then.
+
+    Example: banyan cutover history --store cutover.db --json > audit.jsonl
+    """
+    events = list(reversed(_engine(store, routes).history(route, entity)))
+    if as_json:
+        for event in events:
+            sys.stdout.write(json.dumps(asdict(event), sort_keys=True) + "\n")
+        return
+    table = Table(title="Cutover audit", title_justify="left")
+    for column in ("at", "actor", "kind", "route/entity", "from → to", "reason"):
+        table.add_column(column)
+    for event in events:
+        change = ""
+        if event.to_mode:
+            change = f"{event.from_mode} {event.from_percent or 0:g}% → {event.to_mode} {event.to_percent or 0:g}%"
+        kind = f"[red]{event.kind}[/]" if event.kind == "guardrail" else event.kind
+        table.add_row(event.at[:19], event.actor, kind, f"{event.route}/{event.entity}", change, event.reason)
+    console.print(table)
+
+
+@cutover_app.command("schedule")
+def schedule(
+    route: Annotated[str, typer.Argument(help="route name")],
+    entity: Annotated[str, typer.Argument(help="legal entity")],
+    mode: Annotated[str, typer.Argument(help="the rung to go to")],
+    at: Annotated[str, typer.Option(help="when, ISO 8601 (e.g. 2026-12-01T02:00:00+00:00)")],
+    store: Store,
+    reason: Reason = "",
+    percent: Annotated[float, typer.Option(help="canary percent")] = 0.0,
+    routes: Routes = Path("routes"),
+    actor: Actor = None,
+    as_json: Json = False,
+) -> None:
+    """Apply a change at a time (a running gateway applies it; a freeze postpones it).
+
+    Example: banyan cutover schedule orders-get acme-de cloud_primary --at 2026-12-01T02:00Z
+    --reason "night switch" --store cutover.db
+    """
+    engine = _engine(store, routes)
+    try:
+        number = engine.schedule(route, entity, mode, at, reason, _actor(actor), percent=percent)
+    except CutoverError as exc:
+        raise _refused(exc, as_json) from None
+    if as_json:
+        print(json.dumps({"schedule": number}))
+    else:
+        console.print(f"[green]✓[/] scheduled #{number}: {route}/{entity} → {mode} at {at}")
+
+
+@cutover_app.command("freeze")
+def freeze(
+    entity: Annotated[str, typer.Argument(help="legal entity, or * for all")],
+    starts: Annotated[str, typer.Option(help="ISO 8601 start")],
+    ends: Annotated[str, typer.Option(help="ISO 8601 end")],
+    store: Store,
+    reason: Reason = "",
+    routes: Routes = Path("routes"),
+    actor: Actor = None,
+    as_json: Json = False,
+) -> None:
+    """No changes for an entity in a window (month-end close); guardrails still step down.
+
+    Example: banyan cutover freeze acme-us --starts 2026-11-28T00:00Z --ends 2026-12-02T00:00Z
+    --reason "month-end close" --store cutover.db
+    """
+    engine = _engine(store, routes)
+    try:
+        engine.freeze(entity, starts, ends, reason, _actor(actor))
+    except CutoverError as exc:
+        raise _refused(exc, as_json) from None
+    result: dict[str, Any] = {"entity": entity, "starts": starts, "ends": ends}
+    if as_json:
+        print(json.dumps(result))
+    else:
+        console.print(f"[green]✓[/] {entity} frozen from {starts} to {ends}")
