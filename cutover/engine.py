@@ -114,6 +114,12 @@ class Engine:
             # nothing reaches the cloud yet: the first rung up (shadow) only needs a cloud side
             if not info.has_cloud:
                 return Judgement(Verdict.failed, ["the route has no cloud side to shadow"], counters.as_dict())
+            if info.writes:
+                # dual_write sends real writes to the cloud, and legacy gathers no evidence for it
+                reasons = [
+                    "dual_write sends writes to the cloud and there is no evidence at legacy: sign off with --force"
+                ]
+                return Judgement(Verdict.inconclusive, reasons, counters.as_dict())
             return Judgement(Verdict.successful, ["shadow risks nothing: the cloud only listens"], counters.as_dict())
         return judge(counters, info.gate, minutes, compares)
 

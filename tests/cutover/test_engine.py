@@ -90,9 +90,12 @@ def test_failed_gate_refuses_without_force(engine: Engine) -> None:
 
 def test_promote_walks_the_ladder_and_canary_steps(engine: Engine) -> None:
     seen = []
-    for _ in range(8):
+    # legacy gathers no evidence for sending writes to the cloud: the first step is a signed-off force
+    with pytest.raises(CutoverError, match="sign off with --force"):
+        engine.promote("orders.create", "acme-us", "go", "ana")
+    for step in range(8):
         good_evidence(engine, "orders.create", "acme-us")
-        rule = engine.promote("orders.create", "acme-us", "evidence is good", "ana")
+        rule = engine.promote("orders.create", "acme-us", "evidence is good", "ana", force=step == 0)
         seen.append((rule.mode.value, rule.percent))
     assert seen == [
         ("dual_write", 0),

@@ -96,7 +96,7 @@ def routes_yaml(legacy: str, dead: str, drops: Path) -> str:
 
 
 @contextmanager
-def running_gateway(folder: Path, routes_text: str) -> Iterator[Gateway]:
+def running_gateway(folder: Path, routes_text: str, **settings: str) -> Iterator[Gateway]:
     """A gateway serving `routes_text` on a free loopback port, in a thread of its own."""
     routes = folder / "routes"
     routes.mkdir()
@@ -122,8 +122,9 @@ def running_gateway(folder: Path, routes_text: str) -> Iterator[Gateway]:
         ]
     }
     (folder / "consumers.yaml").write_text(yaml.safe_dump(consumers))
-    settings = Settings(routes=routes, consumers=Consumers.load(folder / "consumers.yaml"), max_body=64 * 1024)
-    app = build_app(settings)
+    app = build_app(
+        Settings(routes=routes, consumers=Consumers.load(folder / "consumers.yaml"), max_body=64 * 1024, **settings)  # type: ignore[arg-type]
+    )
     port = free_port()
     loop = asyncio.new_event_loop()
     runner = web.AppRunner(app)

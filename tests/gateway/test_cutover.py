@@ -1,0 +1,279 @@
+"""The gateway on the cutover ladder: decisions per call, mirrored calls compared, evidence, admin API."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import textwrap
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import requests
+from aiohttp import web
+
+from cutover.decide import Mode
+from gateway import cutover as gateway_cutover
+from gateway.app import ROUTING
+from gateway.cutover import CUTOVER, Cutover, same
+from gateway.spec import Route
+from tests.gateway.conftest import Gateway, free_port, running_gateway
+
+ADMIN = {"X-Admin-Key": "admin-key-0123456789", "X-Actor": "ana"}
+
+
+@dataclass
+class Erp:
+    """A small ERP over HTTP: answers order lookups, counts calls, can be told to fail or to differ."""
+
+    name: str
+    url: str = ""
+    calls: list[str] = field(default_factory=list)
+    fail: bool = False
+    total: float = 10.0
+
+    async def handle(self, request: web.Request) -> web.Response:
+        order = request.match_info["order"]
+        self.calls.append(order)
+        if self.fail:
+            return web.json_response({"error": "down"}, status=500)
+        return web.json_response({"orderId": order, "total": self.total, "system": self.name})
+
+
+@contextmanager
+def erp(name: str) -> Iterator[Erp]:
+    server = Erp(name)
+    app = web.Application()
+    app.router.add_get("/orders/{order}", server.handle)
+    app.router.add_post("/orders/{order}", server.handle)
+    loop = asyncio.new_event_loop()
+    runner = web.AppRunner(app)
+    port = free_port()
+    ready = threading.Event()
+
+    def run() -> None:
+        asyncio.set_event_loop(loop)
+        loop.run_until_complete(runner.setup())
+        loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", port).start())
+        ready.set()
+        loop.run_forever()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    assert ready.wait(5)
+    server.url = f"http://127.0.0.1:{port}"
+    try:
+        yield server
+    finally:
+        asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(5)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(5)
+
+
+def ladder_routes(legacy: str, cloud: str) -> str:
+    return textwrap.dedent(
+        f"""\
+        routes:
+          - name: order-get
+            operation: {{method: GET, path: "/v1/{{entity}}/orders/{{orderId}}"}}
+            entity: {{from: path, name: entity, values: [ACME-DE, ACME-US]}}
+            key: {{from: path, name: orderId}}
+            legacy: {{backend: {{backend: http, url: "{legacy}/orders/{{orderId}}", timeout: 2}}}}
+            cloud: {{backend: {{backend: http, url: "{cloud}/orders/{{orderId}}", timeout: 2}}}}
+            compare: {{ignore: [/system], tolerance: 0.01}}
+            resilience: {{retries: 0, breaker: {{failures: 1000, reset: 1}}}}
+            cutover:
+              gate: {{min_samples: 5, min_minutes: 0}}
+              guardrail: {{min_samples: 5, max_error_rate: 0.2}}
+          - name: order-put
+            operation: {{method: POST, path: "/v1/{{entity}}/orders/{{orderId}}"}}
+            entity: {{from: path, name: entity, values: [ACME-DE, ACME-US]}}
+            key: {{from: path, name: orderId}}
+            writes: true
+            legacy: {{backend: {{backend: http, url: "{legacy}/orders/{{orderId}}", timeout: 2}}}}
+            cloud: {{backend: {{backend: http, url: "{cloud}/orders/{{orderId}}", timeout: 2}}}}
+        """
+    )
+
+
+@dataclass
+class Ladder:
+    gateway: Gateway
+    legacy: Erp
+    cloud: Erp
+
+    @property
+    def cutover(self) -> Cutover:
+        return self.gateway.app[CUTOVER]
+
+    def get(self, entity: str, order: str) -> requests.Response:
+        return requests.get(
+            f"{self.gateway.url}/v1/{entity}/orders/{order}", headers=self.gateway.headers(), timeout=10
+        )
+
+    def admin(
+        self, method: str, path: str, body: object = None, headers: dict[str, str] | None = None
+    ) -> requests.Response:
+        return requests.request(
+            method,
+            f"{self.gateway.url}/admin/cutover{path}",
+            json=body,
+            headers=ADMIN if headers is None else headers,
+            timeout=10,
+        )
+
+    def settle(self) -> None:
+        """Wait for mirrored calls and comparisons, then flush the evidence."""
+        time.sleep(0.3)
+        self.cutover.flush()
+
+
+@pytest.fixture
+def ladder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Ladder]:
+    monkeypatch.setattr(gateway_cutover, "TICK_SECONDS", 1.0)
+    with erp("legacy") as legacy, erp("cloud") as cloud:
+        routes = ladder_routes(legacy.url, cloud.url)
+        store = str(tmp_path / "cutover.db")
+        with running_gateway(tmp_path, routes, store=store, admin_key=ADMIN["X-Admin-Key"]) as gateway:
+            yield Ladder(gateway, legacy, cloud)
+
+
+def test_legacy_by_default_and_the_cloud_is_never_called(ladder: Ladder) -> None:
+    answer = ladder.get("ACME-US", "SO-1")
+    assert answer.status_code == 200 and answer.headers["X-Served-By"] == "legacy"
+    ladder.settle()
+    assert ladder.cloud.calls == []
+
+
+def test_shadow_mirrors_reads_and_compares(ladder: Ladder) -> None:
+    change = ladder.admin("PUT", "/order-get/ACME-US", {"mode": "shadow", "reason": "listen"})
+    assert change.status_code == 200, change.text
+    assert change.json()["version"] == 1
+    for n in range(4):
+        assert ladder.get("ACME-US", f"SO-{n}").headers["X-Served-By"] == "legacy"
+    ladder.cloud.total = 12.5  # the cloud now prices differently
+    ladder.get("ACME-US", "SO-9")
+    ladder.settle()
+    assert sorted(ladder.cloud.calls) == ["SO-0", "SO-1", "SO-2", "SO-3", "SO-9"]
+    status = {(row["route"], row["entity"]): row for row in ladder.admin("GET", "").json()}
+    evidence = status[("order-get", "ACME-US")]["evidence"]
+    assert (evidence["comparisons"], evidence["mismatches"], evidence["calls_cloud"]) == (5, 1, 5)
+    assert status[("order-get", "ACME-DE")]["mode"] == "legacy"
+
+
+def test_canary_with_pins_and_stickiness(ladder: Ladder) -> None:
+    body = {"mode": "canary", "percent": 50, "pins": {"SO-pinned": "legacy"}, "reason": "half", "force": True}
+    assert ladder.admin("PUT", "/order-get/ACME-US", body).status_code == 200
+    served = {f"SO-{n}": ladder.get("ACME-US", f"SO-{n}").headers["X-Served-By"] for n in range(40)}
+    assert 8 < list(served.values()).count("cloud") < 32
+    again = {key: ladder.get("ACME-US", key).headers["X-Served-By"] for key in served}
+    assert again == served  # sticky by business key
+    body = {"mode": "canary", "percent": 100, "reason": "all", "force": True}
+    assert ladder.admin("PUT", "/order-get/ACME-US", body).status_code == 200
+    assert ladder.get("ACME-US", "SO-pinned").headers["X-Served-By"] == "legacy"
+    assert ladder.get("ACME-US", "SO-1").headers["X-Served-By"] == "cloud"
+
+
+def test_cloud_primary_falls_back_to_legacy_for_reads(ladder: Ladder) -> None:
+    ladder.admin("PUT", "/order-get/ACME-US", {"mode": "cloud_primary", "reason": "go", "force": True})
+    assert ladder.get("ACME-US", "SO-1").headers["X-Served-By"] == "cloud"
+    ladder.cloud.fail = True
+    answer = ladder.get("ACME-US", "SO-2")
+    assert answer.status_code == 200 and answer.headers["X-Served-By"] == "legacy"
+
+
+def test_writes_never_reach_a_side_that_does_not_own_them(ladder: Ladder) -> None:
+    refused = ladder.admin("PUT", "/order-put/ACME-US", {"mode": "shadow", "reason": "listen"})
+    assert refused.status_code == 422 and "use dual_write" in refused.json()["detail"]
+    headers = ladder.gateway.headers()
+    requests.post(f"{ladder.gateway.url}/v1/ACME-US/orders/SO-7", json={}, headers=headers, timeout=10)
+    ladder.settle()
+    assert ladder.cloud.calls == []
+    ladder.admin("PUT", "/order-put/ACME-US", {"mode": "dual_write", "reason": "both", "force": True})
+    requests.post(f"{ladder.gateway.url}/v1/ACME-US/orders/SO-8", json={}, headers=headers, timeout=10)
+    ladder.settle()
+    assert ladder.cloud.calls == ["SO-8"] and ladder.legacy.calls == ["SO-7", "SO-8"]
+
+
+def test_guardrail_steps_down_when_the_cloud_fails(ladder: Ladder) -> None:
+    ladder.admin("PUT", "/order-get/ACME-US", {"mode": "canary", "percent": 100, "reason": "all", "force": True})
+    ladder.cloud.fail = True
+    for n in range(10):
+        ladder.get("ACME-US", f"SO-{n}")
+    deadline = time.monotonic() + 10
+    while ladder.cutover.rule(_route(ladder), "ACME-US").mode is Mode.canary:
+        assert time.monotonic() < deadline, "the guardrail did not step down"
+        time.sleep(0.2)
+    history = ladder.admin("GET", "/history?route=order-get").text.splitlines()
+    last = json.loads(history[-1])
+    assert (last["kind"], last["to_mode"], last["actor"]) == ("guardrail", "dual_write", "guardrail")
+    assert last["evidence"]["errors_cloud"] >= 5
+    assert ladder.get("ACME-US", "SO-1").headers["X-Served-By"] == "legacy"
+
+
+def _route(ladder: Ladder) -> Route:
+    return next(c.route for c in ladder.gateway.app[ROUTING].table.routes if c.route.name == "order-get")
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "headers", "status", "says"),
+    [
+        ("GET", "", None, {}, 401, "admin key"),
+        ("GET", "", None, {"X-Admin-Key": "wrong"}, 401, "admin key"),
+        (
+            "PUT",
+            "/order-get/ACME-US",
+            {"mode": "shadow", "reason": "r"},
+            {"X-Admin-Key": ADMIN["X-Admin-Key"]},
+            400,
+            "actor",
+        ),
+        ("PUT", "/order-gett/ACME-US", {"mode": "shadow", "reason": "r"}, ADMIN, 422, "unknown route"),
+        ("PUT", "/order-get/ACME-FR", {"mode": "shadow", "reason": "r"}, ADMIN, 422, "unknown legal entity"),
+        ("PUT", "/order-get/ACME-US", {"mode": "canary", "percent": 120, "reason": "r"}, ADMIN, 422, "at most 100"),
+        ("PUT", "/order-get/ACME-US", {"mode": "shadow"}, ADMIN, 422, "needs a reason"),
+        (
+            "PUT",
+            "/order-get/ACME-US",
+            {"mode": "shadow", "reason": "r", "expected_version": 3},
+            ADMIN,
+            422,
+            "version 0, not 3",
+        ),
+        ("POST", "/order-get/ACME-US/rollback", {"reason": "r"}, ADMIN, 422, "legacy already"),
+    ],
+)
+def test_admin_api_refuses_bad_changes_and_changes_nothing(
+    ladder: Ladder, method: str, path: str, body: object, headers: dict[str, str], status: int, says: str
+) -> None:
+    answer = ladder.admin(method, path, body, headers)
+    assert answer.status_code == status, answer.text
+    assert says in answer.json()["detail"]
+    assert ladder.cutover.store.rules() == [] and ladder.cutover.store.history() == []
+
+
+def test_admin_api_is_off_without_a_key(tmp_path: Path) -> None:
+    with erp("legacy") as legacy, erp("cloud") as cloud:
+        routes = ladder_routes(legacy.url, cloud.url)
+        with running_gateway(tmp_path, routes, store=str(tmp_path / "c.db")) as gateway:
+            answer = requests.get(f"{gateway.url}/admin/cutover", headers=ADMIN, timeout=10)
+    assert answer.status_code == 404 and "needs --admin-key" in answer.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "ignore", "tolerance", "equal"),
+    [
+        ({"x": 1, "sys": "a"}, {"x": 1, "sys": "b"}, ["/sys"], None, True),
+        ({"x": 1}, {"x": 1, "extra": 2}, [], None, False),
+        ({"lines": [{"at": 1, "q": 2}]}, {"lines": [{"at": 9, "q": 2}]}, ["/lines/*/at"], None, True),
+        ({"t": 10.0}, {"t": 10.004}, [], 0.01, True),
+        ({"t": 10.0}, {"t": 10.1}, [], 0.01, False),
+        ({"l": [1, 2]}, {"l": [1]}, [], None, False),
+    ],
+)
+def test_answers_compare(a: object, b: object, ignore: list[str], tolerance: float | None, equal: bool) -> None:
+    assert same(a, b, ignore, tolerance) is equal
