@@ -29,6 +29,7 @@ bench: setup
 	$(BIN)/python scripts/bench/scan_files.py
 	$(BIN)/python scripts/bench/scan_ddl.py
 	$(BIN)/python scripts/bench/gateway.py
+	$(BIN)/python scripts/bench/cutover_propagation.py
 
 setup: system-packages $(STAMP)
 

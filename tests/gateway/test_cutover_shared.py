@@ -1,0 +1,84 @@
+"""Two gateway processes on one store see each other's changes: the real PostgreSQL, and SQLite."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.conftest import REPO
+from tests.cutover.conftest import postgres_url  # noqa: F401 - the fixture
+from tests.gateway.conftest import free_port
+from tests.gateway.test_cutover import ADMIN, erp, ladder_routes
+
+
+@contextmanager
+def gateway_process(routes: Path, store: str) -> Iterator[str]:
+    port = free_port()
+    command = [sys.executable, "-m", "gateway.cli", "serve", "--routes", str(routes), "--insecure-no-auth",
+               "--port", str(port), "--store", store, "--no-access-log"]  # fmt: skip
+    environment = {**os.environ, "BANYAN_ADMIN_KEY": ADMIN["X-Admin-Key"]}
+    process = subprocess.Popen(command, cwd=REPO, env=environment, stderr=subprocess.PIPE, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                requests.get(f"{url}/healthz", timeout=1)
+                break
+            except requests.ConnectionError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(f"the gateway did not start: {process.stderr.read().decode()[-2000:]}")  # type: ignore[union-attr]
+                time.sleep(0.1)
+        yield url
+    finally:
+        os.kill(process.pid, signal.SIGTERM)
+        process.wait(timeout=20)
+
+
+def served_by(url: str, order: str = "SO-1") -> str:
+    return requests.get(f"{url}/v1/ACME-US/orders/{order}", timeout=5).headers["X-Served-By"]
+
+
+def wait_for_side(url: str, side: str, seconds: float = 5) -> None:
+    deadline = time.monotonic() + seconds
+    while served_by(url) != side:
+        assert time.monotonic() < deadline, f"{url} still serves from the other side after {seconds} s"
+        time.sleep(0.02)
+
+
+def _both_ways(store: str, tmp_path: Path) -> None:
+    with erp("legacy") as legacy, erp("cloud") as cloud:
+        routes = tmp_path / "routes"
+        routes.mkdir()
+        (routes / "orders.yaml").write_text(ladder_routes(legacy.url, cloud.url))
+        with gateway_process(routes, store) as a, gateway_process(routes, store) as b:
+            assert served_by(a) == served_by(b) == "legacy"
+            change = {"mode": "cloud_primary", "reason": "go-live ACME-US", "force": True}
+            assert requests.put(f"{a}/admin/cutover/order-get/ACME-US", json=change, headers=ADMIN, timeout=5).ok
+            wait_for_side(b, "cloud")
+            back = {"mode": "legacy", "reason": "roll back from b"}
+            assert requests.put(f"{b}/admin/cutover/order-get/ACME-US", json=back, headers=ADMIN, timeout=5).ok
+            wait_for_side(a, "legacy")
+            # a stale writer on a is told, not silently overwritten
+            stale = {"mode": "cloud", "reason": "stale", "force": True, "expected_version": 1}
+            refused = requests.put(f"{a}/admin/cutover/order-get/ACME-US", json=stale, headers=ADMIN, timeout=5)
+            assert refused.status_code == 422 and "at version 2, not 1" in refused.json()["detail"]
+            history = requests.get(f"{a}/admin/cutover/history", headers=ADMIN, timeout=5).text.splitlines()
+            assert len(history) == 2 and '"reason": "roll back from b"' in history[-1]
+
+
+def test_two_gateways_on_postgres_see_each_others_changes(postgres_url: str, tmp_path: Path) -> None:  # noqa: F811
+    _both_ways(postgres_url, tmp_path)
+
+
+def test_two_gateways_on_sqlite_see_each_others_changes(tmp_path: Path) -> None:
+    _both_ways(str(tmp_path / "cutover.db"), tmp_path)
