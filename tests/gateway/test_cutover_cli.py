@@ -1,0 +1,111 @@
+"""`banyan cutover …` on the repository's routes and a SQLite store: tables, JSON, refusals."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from cutover.gates import Counters
+from cutover.store import minute, open_store
+from gateway.cli import app
+from tests.conftest import REPO
+
+runner = CliRunner(env={"COLUMNS": "200"})
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> str:
+    return str(tmp_path / "cutover.db")
+
+
+def banyan(store: str, *args: str) -> tuple[int, str]:
+    actor = [] if args[0] in ("status", "history") else ["--actor", "ana"]
+    result = runner.invoke(app, ["cutover", *args, "--store", store, "--routes", str(REPO / "routes"), *actor])
+    return result.exit_code, result.output
+
+
+def test_status_is_a_table_of_routes_and_entities(store: str) -> None:
+    code, output = banyan(store, "status", "--entity", "ACME-DE")
+    assert code == 0, output
+    assert "order-status" in output and "ACME-DE" in output and "legacy" in output
+    assert "ACME-US" not in output
+
+
+def test_set_promote_rollback_history_as_json(store: str) -> None:
+    code, output = banyan(store, "set", "order-status", "ACME-DE", "shadow", "--reason", "listen first", "--json")
+    assert code == 0, output
+    assert json.loads(output) == {
+        "route": "order-status",
+        "entity": "ACME-DE",
+        "mode": "shadow",
+        "percent": 0.0,
+        "version": 1,
+    }
+    code, output = banyan(store, "promote", "order-status", "ACME-DE", "--reason", "next", "--json")
+    assert code == 1 and "Inconclusive" in json.loads(output)["error"]
+    opened = open_store(store)
+    opened.add_evidence(
+        "order-status", "ACME-DE", minute(), Counters(calls_legacy=500, calls_cloud=500, comparisons=500)
+    )
+    opened.close()
+    code, output = banyan(store, "promote", "order-status", "ACME-DE", "--reason", "gate green")
+    assert code == 1 and "0 of the 30 minutes at this rung" in output  # samples are in, time is not
+    code, output = banyan(store, "promote", "order-status", "ACME-DE", "--reason", "CAB-77 approved", "--force")
+    assert code == 0 and "→ dual_write" in output, output
+    code, output = banyan(store, "rollback", "order-status", "ACME-DE", "--reason", "totals differ", "--json")
+    assert json.loads(output)["mode"] == "shadow"
+    code, output = banyan(store, "history", "--json")
+    events = [json.loads(line) for line in output.splitlines()]
+    assert [(e["kind"], e["to_mode"], e["actor"]) for e in events] == [
+        ("set", "shadow", "ana"), ("promote", "dual_write", "ana"), ("rollback", "shadow", "ana")
+    ]  # fmt: skip
+    assert events[1]["evidence"]["comparisons"] == 500 and events[1]["evidence"]["forced"] is True
+    assert events[1]["reason"] == "CAB-77 approved"
+    code, output = banyan(store, "status", "--route", "order-status", "--entity", "ACME-DE", "--json")
+    row = json.loads(output)[0]
+    assert row["mode"] == "shadow" and row["evidence"]["comparisons"] == 500
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (("set", "order-statuz", "ACME-DE", "shadow", "--reason", "r"), "unknown route 'order-statuz'"),
+        (("set", "order-status", "ACME-FR", "shadow", "--reason", "r"), "unknown legal entity 'ACME-FR'"),
+        (("set", "order-status", "ACME-DE", "canary", "--percent", "150", "--reason", "r"), "at most 100"),
+        (("set", "order-status", "ACME-DE", "shadow"), "needs a reason"),
+        (("set", "order-create", "ACME-DE", "shadow", "--reason", "r"), "use dual_write"),
+        (
+            ("set", "order-status", "ACME-DE", "canary", "--percent", "5", "--pin", "SO-1=mars", "--reason", "r"),
+            "KEY=legacy",
+        ),
+        (("schedule", "order-status", "ACME-DE", "shadow", "--at", "soon", "--reason", "r"), "cannot schedule"),
+        (
+            ("freeze", "ACME-DE", "--starts", "2026-12-02T00:00Z", "--ends", "2026-12-01T00:00Z", "--reason", "r"),
+            "end after",
+        ),
+    ],
+)
+def test_bad_input_is_refused_and_changes_nothing(store: str, args: tuple[str, ...], says: str) -> None:
+    code, output = banyan(store, *args)
+    assert code != 0 and says in " ".join(output.split()), output
+    opened = open_store(store)
+    assert opened.rules() == [] and opened.history() == [] and opened.schedules() == [] and opened.freezes() == []
+    opened.close()
+
+
+def test_freeze_and_schedule(store: str) -> None:
+    now = datetime.now(UTC)
+    starts, ends = (now - timedelta(hours=1)).isoformat(), (now + timedelta(days=3)).isoformat()
+    code, output = banyan(store, "freeze", "ACME-UK", "--starts", starts, "--ends", ends, "--reason", "month-end close")
+    assert code == 0, output
+    code, output = banyan(store, "set", "order-status", "ACME-UK", "shadow", "--reason", "listen")
+    assert code == 1 and "frozen" in output and "month-end close" in output
+    at = (now + timedelta(days=4)).isoformat()
+    code, output = banyan(
+        store, "schedule", "order-status", "ACME-UK", "shadow", "--at", at, "--reason", "after close", "--json"
+    )
+    assert code == 0 and json.loads(output)["schedule"] == 1
