@@ -45,6 +45,11 @@ class Rule:
     pins: dict[str, Side] = field(default_factory=dict)
     version: int = 0
 
+    @property
+    def rung(self) -> str:
+        """Names this rule's time on its rung: evidence gathered under it is judged with it, and only with it."""
+        return f"{self.entity}@{self.version}"
+
 
 @dataclass(frozen=True)
 class Plan:

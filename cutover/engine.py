@@ -20,6 +20,7 @@ from cutover.store import AuditEvent, Store, minute
 
 log = logging.getLogger("banyan.cutover")
 CANARY_STEPS = (1.0, 5.0, 25.0, 50.0, 100.0)
+EVIDENCE_DAYS = 30  # minutes of evidence older than this are dropped; the audit keeps what each change saw
 
 
 class CutoverError(ValueError):
@@ -99,7 +100,8 @@ class Engine:
         return None
 
     def window(self, route: str, entity: str, minutes: int) -> Counters:
-        return self.store.evidence(route, entity, minute() - minutes + 1)
+        """The evidence of the last `minutes`, gathered on the rung the route is on now."""
+        return self.store.evidence(route, entity, self.rule(route, entity).rung, minute() - minutes + 1)
 
     def verdict(self, route: str, entity: str) -> Judgement | None:
         info = self._route(route)
@@ -116,9 +118,7 @@ class Engine:
                 return Judgement(Verdict.failed, ["the route has no cloud side to shadow"], counters.as_dict())
             if info.writes:
                 # dual_write sends real writes to the cloud, and legacy gathers no evidence for it
-                reasons = [
-                    "dual_write sends writes to the cloud and there is no evidence at legacy: sign off with --force"
-                ]
+                reasons = ["no evidence at legacy for writes to the cloud: sign off with --force"]
                 return Judgement(Verdict.inconclusive, reasons, counters.as_dict())
             return Judgement(Verdict.successful, ["shadow risks nothing: the cloud only listens"], counters.as_dict())
         return judge(counters, info.gate, minutes, compares)
@@ -225,7 +225,15 @@ class Engine:
         percent = CANARY_STEPS[0] if target is Mode.canary else 0.0
         return self.set(route, entity, target, reason, actor, percent=percent, force=force, kind="promote")
 
-    def rollback(self, route: str, entity: str, reason: str, actor: str, kind: str = "rollback") -> Rule:
+    def rollback(
+        self,
+        route: str,
+        entity: str,
+        reason: str,
+        actor: str,
+        kind: str = "rollback",
+        expected_version: int | None = None,
+    ) -> Rule:
         current = self.rule(route, entity)
         target = previous_mode(current.mode)
         if target is None:
@@ -235,7 +243,9 @@ class Engine:
         percent = 100.0 if target is Mode.canary else 0.0
         if current.mode is Mode.canary:
             target, percent = Mode.dual_write, 0.0
-        return self.set(route, entity, target, reason, actor, percent=percent, kind=kind)
+        return self.set(
+            route, entity, target, reason, actor, percent=percent, kind=kind, expected_version=expected_version
+        )
 
     def schedule(
         self, route: str, entity: str, mode: str, at: str, reason: str, actor: str, percent: float = 0.0
@@ -294,6 +304,7 @@ class Engine:
                 done.append(f"schedule {item.id} applied")
             except (CutoverError, ValueError) as exc:
                 self.store.mark_schedule(item.id, "refused", str(exc))
+        self.store.prune_evidence(minute(moment.timestamp()) - EVIDENCE_DAYS * 24 * 60)
         for status in self.status():
             if status.rule.mode is Mode.legacy:
                 continue
@@ -303,9 +314,10 @@ class Engine:
             if not reasons:
                 continue
             try:
-                rule = self.rollback(
-                    status.route, status.entity, "guardrail: " + "; ".join(reasons), "guardrail", kind="guardrail"
-                )
+                # the version this judgement was made on: if another gateway stepped down meanwhile, do not again
+                own = status.rule.version if status.rule.entity == status.entity else 0
+                why = "guardrail: " + "; ".join(reasons)
+                rule = self.rollback(status.route, status.entity, why, "guardrail", "guardrail", expected_version=own)
             except Exception as exc:  # a concurrent step down by another gateway is fine
                 log.info("guardrail step down of %s/%s not applied: %s", status.route, status.entity, exc)
                 continue

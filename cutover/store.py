@@ -87,11 +87,12 @@ MIGRATIONS: list[list[str]] = [
         "CREATE TABLE cutover_audit ({id}, at TEXT NOT NULL, actor TEXT NOT NULL, kind TEXT NOT NULL, "
         "route TEXT NOT NULL, entity TEXT NOT NULL, from_mode TEXT, to_mode TEXT, from_percent REAL, "
         "to_percent REAL, reason TEXT NOT NULL, evidence TEXT NOT NULL)",
-        "CREATE TABLE cutover_evidence (route TEXT NOT NULL, entity TEXT NOT NULL, minute INTEGER NOT NULL, "
+        "CREATE TABLE cutover_evidence (route TEXT NOT NULL, entity TEXT NOT NULL, rung TEXT NOT NULL, "
+        "minute INTEGER NOT NULL, "
         "calls_legacy INTEGER NOT NULL DEFAULT 0, calls_cloud INTEGER NOT NULL DEFAULT 0, "
         "errors_legacy INTEGER NOT NULL DEFAULT 0, errors_cloud INTEGER NOT NULL DEFAULT 0, "
         "comparisons INTEGER NOT NULL DEFAULT 0, mismatches INTEGER NOT NULL DEFAULT 0, "
-        "PRIMARY KEY (route, entity, minute))",
+        "PRIMARY KEY (route, entity, rung, minute))",
         "CREATE TABLE cutover_schedule ({id}, route TEXT NOT NULL, entity TEXT NOT NULL, mode TEXT NOT NULL, "
         "percent REAL NOT NULL, at TEXT NOT NULL, reason TEXT NOT NULL, actor TEXT NOT NULL, state TEXT NOT NULL, "
         "note TEXT NOT NULL DEFAULT '')",
@@ -278,27 +279,32 @@ class Store:
         return [_event(row) for row in rows]
 
     # -- evidence -------------------------------------------------------------------------------
-    def add_evidence(self, route: str, entity: str, minute: int, counters: Counters) -> None:
+    def add_evidence(self, route: str, entity: str, rung: str, minute: int, counters: Counters) -> None:
+        """Add counters to a minute of evidence gathered on `rung` (see Rule.rung)."""
         names, marks = ", ".join(COUNTERS), ", ".join("?" * len(COUNTERS))
         adds = ", ".join(f"{name} = cutover_evidence.{name} + excluded.{name}" for name in COUNTERS)
         values = tuple(getattr(counters, name) for name in COUNTERS)
         with self.transaction() as cursor:
             self._execute(
                 cursor,
-                f"INSERT INTO cutover_evidence (route, entity, minute, {names}) VALUES (?, ?, ?, {marks}) "
-                f"ON CONFLICT (route, entity, minute) DO UPDATE SET {adds}",
-                (route, entity, minute, *values),
+                f"INSERT INTO cutover_evidence (route, entity, rung, minute, {names}) VALUES (?, ?, ?, ?, {marks}) "
+                f"ON CONFLICT (route, entity, rung, minute) DO UPDATE SET {adds}",
+                (route, entity, rung, minute, *values),
             )
 
-    def evidence(self, route: str, entity: str, since_minute: int) -> Counters:
+    def evidence(self, route: str, entity: str, rung: str, since_minute: int) -> Counters:
         sums = ", ".join(f"COALESCE(SUM({name}), 0)" for name in COUNTERS)
         with self.transaction() as cursor:
             row = self._execute(
                 cursor,
-                f"SELECT {sums} FROM cutover_evidence WHERE route = ? AND entity = ? AND minute >= ?",
-                (route, entity, since_minute),
+                f"SELECT {sums} FROM cutover_evidence WHERE route = ? AND entity = ? AND rung = ? AND minute >= ?",
+                (route, entity, rung, since_minute),
             ).fetchone()
         return Counters(*(int(v) for v in row))
+
+    def prune_evidence(self, before_minute: int) -> None:
+        with self.transaction() as cursor:
+            self._execute(cursor, "DELETE FROM cutover_evidence WHERE minute < ?", (before_minute,))
 
     # -- schedules and freezes ------------------------------------------------------------------
     def add_schedule(self, route: str, entity: str, mode: str, percent: float, at: str, reason: str, actor: str) -> int:

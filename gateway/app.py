@@ -354,7 +354,7 @@ async def _call_side(request: web.Request, compiled: Compiled, side: str, entity
 
 
 async def _counted(
-    request: web.Request, compiled: Compiled, side: Side, entity: str | None, call: Call
+    request: web.Request, compiled: Compiled, side: Side, entity: str | None, call: Call, rule: Rule
 ) -> Answer | Problem:
     """Call a side and count the call as evidence; a failure is returned, not raised."""
     cutover = request.app.get(CUTOVER)
@@ -363,7 +363,7 @@ async def _counted(
     except Problem as exc:
         answer = exc
     if cutover is not None:
-        cutover.called(compiled.route.name, entity, side, isinstance(answer, Problem) and answer.status >= 500)
+        cutover.called(rule, entity, side, isinstance(answer, Problem) and answer.status >= 500)
     return answer
 
 
@@ -372,7 +372,12 @@ def _outcome(answer: Answer | Problem) -> tuple[int, Any]:
 
 
 async def _compare(
-    request: web.Request, route: Route, entity: str | None, served: Answer | Problem, mirror: asyncio.Task[Any]
+    request: web.Request,
+    route: Route,
+    entity: str | None,
+    served: Answer | Problem,
+    mirror: asyncio.Task[Any],
+    rule: Rule,
 ) -> None:
     """Compare the mirrored answer with the served one, off the request path."""
     other = await mirror
@@ -385,7 +390,7 @@ async def _compare(
     matched = status_a == status_b and (
         isinstance(served, Problem) or cutover_same(body_a, body_b, route.compare.ignore, route.compare.tolerance)
     )
-    cutover.compared(route.name, entity, matched)
+    cutover.compared(rule, entity, matched)
     if not matched:
         log.info("cutover mismatch on %s/%s", route.name, entity)
 
@@ -414,24 +419,23 @@ async def managed(request: web.Request) -> web.StreamResponse:
     if consumer is not None and route.entity is not None and not consumer.may_serve(entity):
         raise Problem(403, "Entity not allowed", f"your key is not scoped to legal entity {entity}")
     cutover = request.app.get(CUTOVER)
-    if cutover is not None:
-        plan = decide(cutover.rule(route, entity), key, route.writes, route.name)
-    else:
-        plan = decide(Rule(route.name, entity or "*", Mode(route.cutover.mode)), key, route.writes, route.name)
+    default = Rule(route.name, entity or "*", Mode(route.cutover.mode))
+    rule = cutover.rule(route, entity) if cutover is not None else default
+    plan = decide(rule, key, route.writes, route.name)
     source = {**(body if isinstance(body, dict) else {}), **params, **dict(request.query)}
     headers = {
         k: v for k, v in request.headers.items() if k.lower() in ("traceparent", "tracestate", "idempotency-key")
     }
     call = Call(route.name, source, entity, key, correlation_id(request), headers, route.writes, params)
-    mirror = _later(_counted(request, compiled, plan.mirror, entity, call)) if plan.mirror else None
+    mirror = _later(_counted(request, compiled, plan.mirror, entity, call, rule)) if plan.mirror else None
     side = plan.serve
-    answer = await _counted(request, compiled, side, entity, call)
+    answer = await _counted(request, compiled, side, entity, call, rule)
     if isinstance(answer, Problem) and answer.status >= 500 and plan.fallback is not None:
         log.warning("%s failed on %s, answered by %s: %s", route.name, side.value, plan.fallback.value, answer.detail)
         side = plan.fallback
-        answer = await _counted(request, compiled, side, entity, call)
+        answer = await _counted(request, compiled, side, entity, call, rule)
     if mirror is not None and plan.compare:
-        _later(_compare(request, route, entity, answer, mirror))
+        _later(_compare(request, route, entity, answer, mirror, rule))
     if isinstance(answer, Problem):
         raise answer
     status = 201 if route.writes and request.method == "POST" and answer.status in (200, 201) else 200

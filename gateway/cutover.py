@@ -91,7 +91,7 @@ class Cutover:
         self.store: Store = open_store(location)
         self.engine = Engine(self.store, route_infos(routes), known_entities(routes), webhook)
         self.rules: dict[tuple[str, str], Rule] = {}
-        self.pending: dict[tuple[str, str], Counters] = {}
+        self.pending: dict[tuple[str, str, str], Counters] = {}
         self.reloads = 0
         self._stop = threading.Event()
         self._listener: threading.Thread | None = None
@@ -112,15 +112,16 @@ class Cutover:
         return found or Rule(route.name, entity or "*", Mode(route.cutover.mode))
 
     # -- evidence -------------------------------------------------------------------------------
-    def _counters(self, route: str, entity: str | None) -> Counters:
-        key = (route, entity or "*")
+    def _counters(self, rule: Rule, entity: str | None) -> Counters:
+        key = (rule.route, entity or "*", rule.rung)
         counters = self.pending.get(key)
         if counters is None:
             counters = self.pending[key] = Counters()
         return counters
 
-    def called(self, route: str, entity: str | None, side: Side, failed: bool) -> None:
-        counters = self._counters(route, entity)
+    def called(self, rule: Rule, entity: str | None, side: Side, failed: bool) -> None:
+        """Count one call to a side, made under `rule` (evidence belongs to the rung it was gathered on)."""
+        counters = self._counters(rule, entity)
         if side is Side.cloud:
             counters.calls_cloud += 1
             counters.errors_cloud += failed
@@ -128,16 +129,16 @@ class Cutover:
             counters.calls_legacy += 1
             counters.errors_legacy += failed
 
-    def compared(self, route: str, entity: str | None, matched: bool) -> None:
-        counters = self._counters(route, entity)
+    def compared(self, rule: Rule, entity: str | None, matched: bool) -> None:
+        counters = self._counters(rule, entity)
         counters.comparisons += 1
         counters.mismatches += not matched
 
     def flush(self) -> None:
         pending, self.pending = self.pending, {}
         now = minute()
-        for (route, entity), counters in pending.items():
-            self.store.add_evidence(route, entity, now, counters)
+        for (route, entity, rung), counters in pending.items():
+            self.store.add_evidence(route, entity, rung, now, counters)
 
     # -- background work ------------------------------------------------------------------------
     def _on_change(self) -> None:

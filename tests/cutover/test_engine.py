@@ -30,7 +30,9 @@ def engine(store: Store) -> Engine:
 
 
 def good_evidence(engine: Engine, route: str, entity: str, n: int = 50) -> None:
-    engine.store.add_evidence(route, entity, minute(), Counters(calls_legacy=n, calls_cloud=n, comparisons=n))
+    engine.store.add_evidence(
+        route, entity, engine.rule(route, entity).rung, minute(), Counters(calls_legacy=n, calls_cloud=n, comparisons=n)
+    )
 
 
 def snapshot(engine: Engine) -> tuple[Any, ...]:
@@ -82,7 +84,11 @@ def test_inconclusive_step_up_needs_force_and_is_audited(engine: Engine) -> None
 def test_failed_gate_refuses_without_force(engine: Engine) -> None:
     engine.set("orders.get", "acme-us", "shadow", "listen", "ana")
     engine.store.add_evidence(
-        "orders.get", "acme-us", minute(), Counters(calls_cloud=50, comparisons=50, mismatches=10)
+        "orders.get",
+        "acme-us",
+        engine.rule("orders.get", "acme-us").rung,
+        minute(),
+        Counters(calls_cloud=50, comparisons=50, mismatches=10),
     )
     with pytest.raises(CutoverError, match=r"Failed.*mismatch rate 20.00%"):
         engine.promote("orders.get", "acme-us", "next", "ana")
@@ -166,10 +172,12 @@ def test_guardrail_steps_down_under_injected_errors(store: Store, webhook: str) 
     ]
     engine = Engine(store, routes, ENTITIES, webhook=webhook)
     engine.set("orders.get", "acme-us", "canary", "ramp", "ana", percent=25, force=True)
-    store.add_evidence("orders.get", "acme-us", minute(), Counters(calls_cloud=100, errors_cloud=2))
+    rung = engine.rule("orders.get", "acme-us").rung
+    store.add_evidence("orders.get", "acme-us", rung, minute(), Counters(calls_cloud=100, errors_cloud=2))
     assert engine.tick() == []  # 2% is within the guardrail
-    store.add_evidence("orders.get", "acme-us", minute(), Counters(calls_cloud=100, errors_cloud=30))
+    store.add_evidence("orders.get", "acme-us", rung, minute(), Counters(calls_cloud=100, errors_cloud=30))
     assert engine.tick() == ["guardrail stepped orders.get/acme-us down to dual_write"]
+    assert engine.tick() == []  # the errors were gathered on canary: dual_write starts with a clean window
     event = engine.history("orders.get", "acme-us")[0]
     assert (event.kind, event.actor, event.from_mode, event.to_mode) == (
         "guardrail",
@@ -194,7 +202,11 @@ def test_guardrail_acts_during_a_freeze(engine: Engine) -> None:
         "cfo",
     )
     engine.store.add_evidence(
-        "orders.get", "acme-us", minute(), Counters(calls_cloud=50, comparisons=50, mismatches=40)
+        "orders.get",
+        "acme-us",
+        engine.rule("orders.get", "acme-us").rung,
+        minute(),
+        Counters(calls_cloud=50, comparisons=50, mismatches=40),
     )
     assert engine.tick() == ["guardrail stepped orders.get/acme-us down to shadow"]
 
@@ -234,3 +246,27 @@ def test_schedule_refuses_bad_input(engine: Engine) -> None:
     with pytest.raises(CutoverError, match="cannot schedule"):
         engine.schedule("orders.get", "acme-us", "shadow", "next tuesday", "r", "ana")
     assert engine.store.schedules() == []
+
+
+def test_two_gateways_judging_the_same_window_step_down_once(store: Store, store_location: str) -> None:
+    from cutover.store import open_store
+
+    other = Engine(open_store(store_location), ROUTES, ENTITIES)
+    engine = Engine(store, ROUTES, ENTITIES)
+    engine.set("orders.get", "acme-us", "canary", "ramp", "ana", percent=50, force=True)
+    seen_by_other = other.status("orders.get", "acme-us")  # both judge the same window
+    rung = engine.rule("orders.get", "acme-us").rung
+    store.add_evidence("orders.get", "acme-us", rung, minute(), Counters(calls_cloud=100, errors_cloud=50))
+    assert engine.tick() == ["guardrail stepped orders.get/acme-us down to dual_write"]
+    other.status = lambda *args: seen_by_other  # type: ignore[method-assign]  # the other's judgement is stale
+    assert other.tick() == []
+    assert engine.rule("orders.get", "acme-us").mode is Mode.dual_write
+    other.store.close()
+
+
+def test_old_evidence_is_pruned(engine: Engine) -> None:
+    rung = engine.rule("orders.get", "acme-us").rung
+    engine.store.add_evidence("orders.get", "acme-us", rung, minute() - 31 * 24 * 60, Counters(calls_cloud=7))
+    engine.store.add_evidence("orders.get", "acme-us", rung, minute() - 60, Counters(calls_cloud=3))
+    engine.tick()
+    assert engine.store.evidence("orders.get", "acme-us", rung, 0).calls_cloud == 3

@@ -51,15 +51,16 @@ def test_the_audit_is_append_only(store: Store) -> None:
     assert store.history()[0].actor == "ana"
 
 
-def test_evidence_adds_up_per_minute_and_windows(store: Store) -> None:
-    store.add_evidence("orders.get", "acme-us", 100, Counters(calls_cloud=3, errors_cloud=1))
-    store.add_evidence("orders.get", "acme-us", 100, Counters(calls_cloud=2, comparisons=2, mismatches=1))
-    store.add_evidence("orders.get", "acme-us", 90, Counters(calls_cloud=50))
-    store.add_evidence("orders.get", "acme-de", 100, Counters(calls_cloud=7))
-    assert store.evidence("orders.get", "acme-us", 95) == Counters(
+def test_evidence_adds_up_per_minute_per_rung_and_windows(store: Store) -> None:
+    store.add_evidence("orders.get", "acme-us", "acme-us@1", 100, Counters(calls_cloud=3, errors_cloud=1))
+    store.add_evidence("orders.get", "acme-us", "acme-us@1", 100, Counters(calls_cloud=2, comparisons=2, mismatches=1))
+    store.add_evidence("orders.get", "acme-us", "acme-us@1", 90, Counters(calls_cloud=50))
+    store.add_evidence("orders.get", "acme-de", "acme-us@1", 100, Counters(calls_cloud=7))
+    store.add_evidence("orders.get", "acme-us", "acme-us@2", 100, Counters(calls_cloud=1000))  # another rung
+    assert store.evidence("orders.get", "acme-us", "acme-us@1", 95) == Counters(
         calls_cloud=5, errors_cloud=1, comparisons=2, mismatches=1
     )
-    assert store.evidence("orders.get", "acme-us", 0).calls_cloud == 55
+    assert store.evidence("orders.get", "acme-us", "acme-us@1", 0).calls_cloud == 55
 
 
 def test_listen_sees_a_change_made_elsewhere(store: Store, store_location: str) -> None:
@@ -87,7 +88,7 @@ def _bump(location: str, route: str, rounds: int) -> None:
                 break
             except Conflict:
                 continue
-        store.add_evidence(route, "acme-us", 1, Counters(calls_cloud=1))
+        store.add_evidence(route, "acme-us", "acme-us@0", 1, Counters(calls_cloud=1))
     store.close()
 
 
@@ -105,5 +106,5 @@ def test_two_processes_share_one_sqlite_store_without_losing_a_change(tmp_path) 
     rule = store.rule("orders.get", "acme-us")
     assert rule is not None and rule.version == 50 and rule.percent == 50  # every change kept, in turn
     assert len(store.history(limit=100)) == 50
-    assert store.evidence("orders.get", "acme-us", 0).calls_cloud == 50
+    assert store.evidence("orders.get", "acme-us", "acme-us@0", 0).calls_cloud == 50
     store.close()

@@ -49,7 +49,7 @@ def test_set_promote_rollback_history_as_json(store: str) -> None:
     assert code == 1 and "Inconclusive" in json.loads(output)["error"]
     opened = open_store(store)
     opened.add_evidence(
-        "order-status", "ACME-DE", minute(), Counters(calls_legacy=500, calls_cloud=500, comparisons=500)
+        "order-status", "ACME-DE", "ACME-DE@1", minute(), Counters(calls_legacy=500, calls_cloud=500, comparisons=500)
     )
     opened.close()
     code, output = banyan(store, "promote", "order-status", "ACME-DE", "--reason", "gate green")
@@ -67,7 +67,8 @@ def test_set_promote_rollback_history_as_json(store: str) -> None:
     assert events[1]["reason"] == "CAB-77 approved"
     code, output = banyan(store, "status", "--route", "order-status", "--entity", "ACME-DE", "--json")
     row = json.loads(output)[0]
-    assert row["mode"] == "shadow" and row["evidence"]["comparisons"] == 500
+    assert row["mode"] == "shadow" and row["version"] == 3
+    assert row["evidence"]["comparisons"] == 0  # back on shadow after a rollback, the evidence starts again
 
 
 @pytest.mark.parametrize(
