@@ -15,6 +15,7 @@ demo: setup
 	$(BIN)/banyan catalog report $(DEMO)/catalog.json --html $(DEMO)/report.html --markdown $(DEMO)/report.md
 	$(BIN)/banyan catalog graph $(DEMO)/catalog.json --format mermaid --out $(DEMO)/graph.mmd
 	@echo "open $(DEMO)/report.html in a browser: summary per entity and system, the dependency graph, every interface"
+	$(BIN)/python scripts/demo_cutover.py $(DEMO)
 
 test: setup
 	$(BIN)/python -m pytest

@@ -92,7 +92,9 @@ def decide(rule: Rule, key: str | None, writes: bool, salt: str = "") -> Plan:
     if mode is Mode.canary:
         serve = Side.cloud if in_canary(rule, key, salt) else Side.legacy
         other = Side.legacy if serve is Side.cloud else Side.cloud
-        return Plan(serve, mirror=other, compare=True)
+        # legacy still owns the data in canary, so it answers a read the cloud fails
+        fallback = Side.legacy if serve is Side.cloud and not writes else None
+        return Plan(serve, mirror=other, compare=True, fallback=fallback)
     if mode is Mode.cloud_primary:
         return Plan(
             Side.cloud, mirror=Side.legacy if writes else None, compare=writes, fallback=None if writes else Side.legacy

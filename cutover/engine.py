@@ -188,7 +188,7 @@ class Engine:
         self._sensible(info, target, percent)
         frozen = self.frozen(entity, at)
         if frozen and kind != "guardrail":
-            raise CutoverError(f"refused: {frozen}")
+            raise CutoverError(frozen)
         stored = self.store.rule(route, entity)
         current = stored or self.rule(route, entity)
         version = stored.version if stored else 0

@@ -134,11 +134,18 @@ class Cutover:
         counters.comparisons += 1
         counters.mismatches += not matched
 
-    def flush(self) -> None:
+    def take(self) -> dict[tuple[str, str, str], Counters]:
+        """The counters gathered since the last take; call it on the thread that counts."""
         pending, self.pending = self.pending, {}
+        return pending
+
+    def write(self, pending: dict[tuple[str, str, str], Counters]) -> None:
         now = minute()
         for (route, entity, rung), counters in pending.items():
             self.store.add_evidence(route, entity, rung, now, counters)
+
+    def flush(self) -> None:
+        self.write(self.take())
 
     # -- background work ------------------------------------------------------------------------
     def _on_change(self) -> None:
@@ -183,7 +190,7 @@ async def _background(app: web.Application) -> None:
         await asyncio.sleep(FLUSH_SECONDS)
         ticks += 1
         try:
-            await _in_thread(cutover.flush)
+            await _in_thread(cutover.write, cutover.take())  # taken here, where calls are counted
             if ticks % round(TICK_SECONDS / FLUSH_SECONDS) == 0:
                 for line in await _in_thread(cutover.engine.tick):
                     log.warning("cutover: %s", line)

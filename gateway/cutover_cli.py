@@ -92,7 +92,7 @@ def status(
         print(json.dumps([row.as_dict() for row in rows], indent=2))
         return
     table = Table(title="Cutover", title_justify="left")
-    for column in ("route", "entity", "mode", "%", "calls L/C", "errors C", "mismatch", "next step"):
+    for column in ("route", "entity", "mode", "%", "calls L/C", "errors C", "mismatch", "gate for the next rung"):
         table.add_column(column, justify="right" if column in ("%", "calls L/C", "errors C", "mismatch") else "left")
     for row in rows:
         mode = row.rule.mode.value
@@ -198,6 +198,10 @@ def rollback(
     _done(rule, "rolled back", as_json)
 
 
+def _rung(mode: str | None, percent: float | None) -> str:
+    return f"{mode} {percent or 0:g}%" if mode == "canary" else str(mode)
+
+
 @cutover_app.command("history")
 def history(
     store: Store,
@@ -221,7 +225,7 @@ def history(
     for event in events:
         change = ""
         if event.to_mode:
-            change = f"{event.from_mode} {event.from_percent or 0:g}% → {event.to_mode} {event.to_percent or 0:g}%"
+            change = f"{_rung(event.from_mode, event.from_percent)} → {_rung(event.to_mode, event.to_percent)}"
         kind = f"[red]{event.kind}[/]" if event.kind == "guardrail" else event.kind
         table.add_row(event.at[:19], event.actor, kind, f"{event.route}/{event.entity}", change, event.reason)
     console.print(table)

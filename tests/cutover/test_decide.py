@@ -78,6 +78,7 @@ def test_pins_hold_whatever_the_percent() -> None:
 def test_canary_mirrors_to_the_other_side_and_compares() -> None:
     r = rule(Mode.canary, 100)
     assert decide(r, "SO-1", True, "s") == Plan(Side.cloud, mirror=Side.legacy, compare=True)
+    assert decide(r, "SO-1", False, "s") == Plan(Side.cloud, mirror=Side.legacy, compare=True, fallback=Side.legacy)
 
 
 def test_a_call_without_a_business_key_stays_on_legacy_until_everything_moved() -> None:
