@@ -96,9 +96,9 @@ def decide(rule: Rule, key: str | None, writes: bool, salt: str = "") -> Plan:
         fallback = Side.legacy if serve is Side.cloud and not writes else None
         return Plan(serve, mirror=other, compare=True, fallback=fallback)
     if mode is Mode.cloud_primary:
-        return Plan(
-            Side.cloud, mirror=Side.legacy if writes else None, compare=writes, fallback=None if writes else Side.legacy
-        )
+        # legacy keeps getting writes, so a rollback loses nothing, and reads for the comparison;
+        # it answers a read the cloud fails
+        return Plan(Side.cloud, mirror=Side.legacy, compare=True, fallback=None if writes else Side.legacy)
     return Plan(Side.cloud)
 
 

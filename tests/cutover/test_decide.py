@@ -22,7 +22,7 @@ def rule(mode: Mode, percent: float = 0.0, pins: dict[str, Side] | None = None) 
         (Mode.shadow, True, Plan(Side.legacy)),  # the cloud must not see a write it does not own
         (Mode.dual_write, False, Plan(Side.legacy, mirror=Side.cloud, compare=True)),
         (Mode.dual_write, True, Plan(Side.legacy, mirror=Side.cloud, compare=True)),
-        (Mode.cloud_primary, False, Plan(Side.cloud, fallback=Side.legacy)),
+        (Mode.cloud_primary, False, Plan(Side.cloud, mirror=Side.legacy, compare=True, fallback=Side.legacy)),
         (Mode.cloud_primary, True, Plan(Side.cloud, mirror=Side.legacy, compare=True)),
         (Mode.cloud, False, Plan(Side.cloud)),
         (Mode.cloud, True, Plan(Side.cloud)),
