@@ -74,6 +74,10 @@ class Freeze:
     actor: str
 
 
+def _first_line(exc: Exception) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
 def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
@@ -405,15 +409,28 @@ class PostgresStore(Store):
         self.url = url
         self._psycopg = psycopg
         self._lock = threading.Lock()
-        try:
-            self._connection = psycopg.connect(url, autocommit=True, connect_timeout=10)
-        except psycopg.Error as exc:
-            raise StoreError(f"cannot connect to the PostgreSQL store: {type(exc).__name__}") from None
+        self._connection: Any = None
+        with self._lock:
+            self._connect()
+
+    def _connect(self) -> Any:
+        if self._connection is None or self._connection.closed:
+            try:
+                self._connection = self._psycopg.connect(self.url, autocommit=True, connect_timeout=10)
+            except self._psycopg.Error as exc:
+                raise StoreError(f"cannot connect to the PostgreSQL store: {_first_line(exc)}") from None
+        return self._connection
 
     @contextmanager
     def transaction(self) -> Iterator[Any]:
-        with self._lock, self._connection.transaction(), self._connection.cursor() as cursor:
-            yield cursor
+        with self._lock:
+            connection = self._connect()
+            try:
+                with connection.transaction(), connection.cursor() as cursor:
+                    yield cursor
+            except self._psycopg.OperationalError as exc:
+                connection.close()  # reconnect on the next call
+                raise StoreError(f"the PostgreSQL store failed: {_first_line(exc)}") from None
 
     def _notify(self, cursor: Any, payload: str) -> None:
         cursor.execute("SELECT pg_notify(%s, %s)", (CHANNEL, payload))
@@ -429,7 +446,8 @@ class PostgresStore(Store):
             connection.close()
 
     def close(self) -> None:
-        self._connection.close()
+        if self._connection is not None:
+            self._connection.close()
 
 
 def open_store(location: str) -> Store:

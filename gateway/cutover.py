@@ -247,6 +247,8 @@ async def _change(request: web.Request, operation: Callable[..., Any], *args: An
         raise Problem(422, "Change refused", str(exc)) from None
     except Conflict as exc:
         raise Problem(409, "Changed meanwhile", str(exc)) from None
+    except StoreError as exc:
+        raise Problem(503, "Cutover store unavailable", f"nothing was changed: {exc}") from None
     await _in_thread(cutover.reload)  # this gateway sees its own change at once
     if isinstance(result, Rule):
         return web.json_response(_rule_json(result))
@@ -283,6 +285,8 @@ async def admin_status(request: web.Request) -> web.Response:
         rows = await _in_thread(engine.status, request.query.get("route"), request.query.get("entity"))
     except CutoverError as exc:
         raise Problem(422, "Bad query", str(exc)) from None
+    except StoreError as exc:
+        raise Problem(503, "Cutover store unavailable", str(exc)) from None
     return web.json_response([row.as_dict() for row in rows])
 
 

@@ -80,5 +80,30 @@ def test_two_gateways_on_postgres_see_each_others_changes(postgres_url: str, tmp
     _both_ways(postgres_url, tmp_path)
 
 
+def test_a_lost_store_stops_changes_not_traffic(postgres_url: str, tmp_path: Path) -> None:  # noqa: F811
+    from tests.cutover.conftest import _admin
+
+    with erp("legacy") as legacy, erp("cloud") as cloud:
+        routes = tmp_path / "routes"
+        routes.mkdir()
+        (routes / "orders.yaml").write_text(ladder_routes(legacy.url, cloud.url))
+        with gateway_process(routes, postgres_url) as gateway:
+            change = {"mode": "cloud_primary", "reason": "go-live", "force": True}
+            assert requests.put(f"{gateway}/admin/cutover/order-get/ACME-US", json=change, headers=ADMIN, timeout=5).ok
+            wait_for_side(gateway, "cloud")
+            _admin("DROP DATABASE banyan_cutover_test WITH (FORCE)")  # the store is gone
+            assert served_by(gateway) == "cloud"  # the rules in memory keep serving
+            refused = requests.put(
+                f"{gateway}/admin/cutover/order-get/ACME-US",
+                json={"mode": "legacy", "reason": "r"},
+                headers=ADMIN,
+                timeout=15,
+            )
+            assert refused.status_code == 503 and "nothing was changed" in refused.json()["detail"]
+            time.sleep(1.5)  # the evidence flush and the listener fail and retry meanwhile
+            assert served_by(gateway) == "cloud"
+            _admin("CREATE DATABASE banyan_cutover_test")  # the fixture drops it again
+
+
 def test_two_gateways_on_sqlite_see_each_others_changes(tmp_path: Path) -> None:
     _both_ways(str(tmp_path / "cutover.db"), tmp_path)
