@@ -354,7 +354,7 @@ async def _call_side(request: web.Request, compiled: Compiled, side: str, entity
 
 
 async def _counted(
-    request: web.Request, compiled: Compiled, side: Side, entity: str | None, call: Call, rule: Rule
+    request: web.Request, compiled: Compiled, side: Side, entity: str | None, call: Call, rule: Rule, role: str
 ) -> Answer | Problem:
     """Call a side and count the call as evidence; a failure is returned, not raised."""
     cutover = request.app.get(CUTOVER)
@@ -362,8 +362,11 @@ async def _counted(
         answer: Answer | Problem = await _call_side(request, compiled, side.value, entity, call)
     except Problem as exc:
         answer = exc
+    failed = isinstance(answer, Problem) and answer.status >= 500
+    outcome = "error" if failed else "ok"
+    request.app[METRICS].side_calls.labels(compiled.route.name, entity or "", side.value, role, outcome).inc()
     if cutover is not None:
-        cutover.called(rule, entity, side, isinstance(answer, Problem) and answer.status >= 500)
+        cutover.called(rule, entity, side, failed)
     return answer
 
 
@@ -391,6 +394,7 @@ async def _compare(
         isinstance(served, Problem) or cutover_same(body_a, body_b, route.compare.ignore, route.compare.tolerance)
     )
     cutover.compared(rule, entity, matched)
+    request.app[METRICS].comparisons.labels(route.name, entity or "", "match" if matched else "mismatch").inc()
     if not matched:
         log.info("cutover mismatch on %s/%s", route.name, entity)
 
@@ -427,13 +431,13 @@ async def managed(request: web.Request) -> web.StreamResponse:
         k: v for k, v in request.headers.items() if k.lower() in ("traceparent", "tracestate", "idempotency-key")
     }
     call = Call(route.name, source, entity, key, correlation_id(request), headers, route.writes, params)
-    mirror = _later(_counted(request, compiled, plan.mirror, entity, call, rule)) if plan.mirror else None
+    mirror = _later(_counted(request, compiled, plan.mirror, entity, call, rule, "mirror")) if plan.mirror else None
     side = plan.serve
-    answer = await _counted(request, compiled, side, entity, call, rule)
+    answer = await _counted(request, compiled, side, entity, call, rule, "serve")
     if isinstance(answer, Problem) and answer.status >= 500 and plan.fallback is not None:
         log.warning("%s failed on %s, answered by %s: %s", route.name, side.value, plan.fallback.value, answer.detail)
         side = plan.fallback
-        answer = await _counted(request, compiled, side, entity, call, rule)
+        answer = await _counted(request, compiled, side, entity, call, rule, "fallback")
     if mirror is not None and plan.compare:
         _later(_compare(request, route, entity, answer, mirror, rule))
     if isinstance(answer, Problem):

@@ -1,4 +1,4 @@
-"""Prometheus metrics: requests, latency, backend errors and breaker state per route and entity."""
+"""Prometheus metrics: requests, latency, backend errors, breaker state and the cutover per route and entity."""
 
 from __future__ import annotations
 
@@ -25,6 +25,19 @@ class Metrics:
             "banyan_breaker_open",
             "1 while a backend's circuit breaker is open",
             ["route", "side", "entity"],
+            registry=self.registry,
+        )
+
+        self.side_calls = Counter(
+            "banyan_cutover_calls",
+            "Calls to each side by the cutover plan, by role (serve, mirror, fallback) and outcome",
+            ["route", "entity", "side", "role", "outcome"],
+            registry=self.registry,
+        )
+        self.comparisons = Counter(
+            "banyan_cutover_comparisons",
+            "Answers of both sides compared",
+            ["route", "entity", "result"],
             registry=self.registry,
         )
 
