@@ -165,7 +165,10 @@ def test_shadow_mirrors_reads_and_compares(ladder: Ladder) -> None:
     assert status[("order-get", "ACME-DE")]["mode"] == "legacy"
     metrics = requests.get(f"{ladder.gateway.url}/metrics", timeout=5).text
     assert 'banyan_cutover_comparisons_total{entity="ACME-US",result="mismatch",route="order-get"} 1.0' in metrics
-    assert 'banyan_cutover_calls_total{entity="ACME-US",outcome="ok",role="mirror",route="order-get",side="cloud"} 5.0' in metrics
+    assert (
+        'banyan_cutover_calls_total{entity="ACME-US",outcome="ok",role="mirror",route="order-get",side="cloud"} 5.0'
+        in metrics
+    )
 
 
 def test_canary_with_pins_and_stickiness(ladder: Ladder) -> None:
