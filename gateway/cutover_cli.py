@@ -286,3 +286,42 @@ def freeze(
         print(json.dumps(result))
     else:
         console.print(f"[green]✓[/] {entity} frozen from {starts} to {ends}")
+
+
+@cutover_app.command("calendar")
+def calendar(
+    store: Store,
+    routes: Routes = Path("routes"),
+    as_json: Json = False,
+) -> None:
+    """Scheduled changes (pending, applied, refused) and freeze windows.
+
+    Example: banyan cutover calendar --store cutover.db
+    """
+    engine = _engine(store, routes)
+    schedules, freezes = engine.store.schedules(), engine.store.freezes()
+    if as_json:
+        print(
+            json.dumps({"schedules": [asdict(s) for s in schedules], "freezes": [asdict(f) for f in freezes]}, indent=2)
+        )
+        return
+    table = Table(title="Scheduled changes", title_justify="left")
+    for column in ("#", "at", "route/entity", "to", "state", "reason", "note"):
+        table.add_column(column)
+    for item in schedules:
+        colour = {"pending": "yellow", "applied": "green", "refused": "red"}.get(item.state, "white")
+        table.add_row(str(item.id), item.at[:16], f"{item.route}/{item.entity}", _rung(item.mode, item.percent),
+                      f"[{colour}]{item.state}[/]", item.reason, item.note)  # fmt: skip
+    console.print(table)
+    table = Table(title="Freeze windows", title_justify="left")
+    for column in ("entity", "from", "until", "reason", "by"):
+        table.add_column(column)
+    for freeze_window in freezes:
+        table.add_row(
+            freeze_window.entity,
+            freeze_window.starts[:16],
+            freeze_window.ends[:16],
+            freeze_window.reason,
+            freeze_window.actor,
+        )
+    console.print(table)

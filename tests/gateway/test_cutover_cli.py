@@ -23,7 +23,7 @@ def store(tmp_path: Path) -> str:
 
 
 def banyan(store: str, *args: str) -> tuple[int, str]:
-    actor = [] if args[0] in ("status", "history") else ["--actor", "ana"]
+    actor = [] if args[0] in ("status", "history", "calendar") else ["--actor", "ana"]
     result = runner.invoke(app, ["cutover", *args, "--store", store, "--routes", str(REPO / "routes"), *actor])
     return result.exit_code, result.output
 
@@ -110,3 +110,9 @@ def test_freeze_and_schedule(store: str) -> None:
         store, "schedule", "order-status", "ACME-UK", "shadow", "--at", at, "--reason", "after close", "--json"
     )
     assert code == 0 and json.loads(output)["schedule"] == 1
+    code, output = banyan(store, "calendar", "--json")
+    listed = json.loads(output)
+    assert listed["schedules"][0]["state"] == "pending" and listed["schedules"][0]["actor"] == "ana"
+    assert listed["freezes"][0]["reason"] == "month-end close"
+    code, output = banyan(store, "calendar")
+    assert code == 0 and "after close" in output and "month-end close" in output
