@@ -23,12 +23,12 @@ from aiohttp.typedefs import Handler
 from jsonschema import Draft202012Validator
 from lxml import etree
 
+from cutover.compare import Comparator, Difference, Kind
 from cutover.decide import Mode, Rule, Side, decide
 from gateway import policies
 from gateway.consumers import Consumer, Consumers
 from gateway.cutover import ADMIN_KEY, CUTOVER, Cutover, add_admin_routes
 from gateway.cutover import lifecycle as cutover_lifecycle
-from gateway.cutover import same as cutover_same
 from gateway.metrics import Metrics
 from gateway.openapi import docs_page, openapi
 from gateway.policies import (
@@ -87,6 +87,7 @@ class Compiled:
             self.upstreams = {url: Upstream(url) for url in (route.passthrough.legacy, route.passthrough.cloud) if url}
         self.regex = re.compile(f"^{pattern}$")
         self._bound: dict[tuple[str, str], Bound] = {}
+        self.comparator = Comparator(route.compare)
         self.passthrough_breaker = Breaker(route.resilience.breaker.failures, route.resilience.breaker.reset)
 
     def bound(self, side: str, entity: str | None) -> Bound:
@@ -376,11 +377,12 @@ def _outcome(answer: Answer | Problem) -> tuple[int, Any]:
 
 async def _compare(
     request: web.Request,
-    route: Route,
+    compiled: Compiled,
     entity: str | None,
     served: Answer | Problem,
     mirror: asyncio.Task[Any],
     rule: Rule,
+    served_by: Side,
 ) -> None:
     """Compare the mirrored answer with the served one, off the request path."""
     other = await mirror
@@ -389,14 +391,24 @@ async def _compare(
         return
     if any(isinstance(a, Problem) and a.status >= 500 for a in (served, other)):
         return  # an error is counted as an error, not as a mismatch
-    (status_a, body_a), (status_b, body_b) = _outcome(served), _outcome(other)
-    matched = status_a == status_b and (
-        isinstance(served, Problem) or cutover_same(body_a, body_b, route.compare.ignore, route.compare.tolerance)
-    )
-    cutover.compared(rule, entity, matched)
-    request.app[METRICS].comparisons.labels(route.name, entity or "", "match" if matched else "mismatch").inc()
-    if not matched:
-        log.info("cutover mismatch on %s/%s", route.name, entity)
+    legacy, cloud = (served, other) if served_by is Side.legacy else (other, served)
+    if isinstance(legacy, Answer) and isinstance(cloud, Answer):
+        differences = compiled.comparator.compare(legacy.body, cloud.body)
+    else:  # a 4xx on either side: the answers agree when the statuses do
+        (legacy_status, _), (cloud_status, _) = _outcome(legacy), _outcome(cloud)
+        differences = (
+            [] if legacy_status == cloud_status else [Difference("/", Kind.value, legacy_status, cloud_status)]
+        )
+    route = compiled.route
+    cutover.compared(rule, entity, not differences)
+    request.app[METRICS].comparisons.labels(route.name, entity or "", "mismatch" if differences else "match").inc()
+    if differences:
+        log.info(
+            "cutover mismatch on %s/%s: %s",
+            route.name,
+            entity,
+            ", ".join(f"{d.path} ({d.kind})" for d in differences[:5]),
+        )
 
 
 _BACKGROUND: set[asyncio.Task[Any]] = set()
@@ -438,8 +450,8 @@ async def managed(request: web.Request) -> web.StreamResponse:
         log.warning("%s failed on %s, answered by %s: %s", route.name, side.value, plan.fallback.value, answer.detail)
         side = plan.fallback
         answer = await _counted(request, compiled, side, entity, call, rule, "fallback")
-    if mirror is not None and plan.compare:
-        _later(_compare(request, route, entity, answer, mirror, rule))
+    if mirror is not None and plan.compare and side is plan.serve:  # after a fallback both answers are legacy's
+        _later(_compare(request, compiled, entity, answer, mirror, rule, side))
     if isinstance(answer, Problem):
         raise answer
     status = 201 if route.writes and request.method == "POST" and answer.status in (200, 201) else 200

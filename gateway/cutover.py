@@ -14,9 +14,8 @@ import contextlib
 import hmac
 import json
 import logging
-import math
 import threading
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable
 from dataclasses import asdict
 from functools import partial
 from typing import Any, TypeVar
@@ -55,32 +54,6 @@ def known_entities(routes: list[Route]) -> list[str] | None:
             names |= set(route.entity.values)
         names |= set(route.entities)
     return sorted(names) or None
-
-
-def _pointer_matches(pattern: list[str], path: list[str]) -> bool:
-    return len(pattern) == len(path) and all(p in ("*", q) for p, q in zip(pattern, path, strict=True))
-
-
-def same(a: Any, b: Any, ignore: Sequence[str] = (), tolerance: float | None = None) -> bool:
-    """Do two answers agree, leaving out the ignored JSON pointers (with *) and within the tolerance?"""
-    patterns = [pointer.strip("/").split("/") for pointer in ignore]
-
-    def walk(x: Any, y: Any, path: list[str]) -> bool:
-        if any(_pointer_matches(p, path) for p in patterns):
-            return True
-        if isinstance(x, dict) and isinstance(y, dict):
-            keys = set(x) | set(y)
-            return all(walk(x.get(k), y.get(k), [*path, str(k)]) for k in keys)
-        if isinstance(x, list) and isinstance(y, list):
-            return len(x) == len(y) and all(
-                walk(i, j, [*path, str(n)]) for n, (i, j) in enumerate(zip(x, y, strict=True))
-            )
-        numbers = (int, float)
-        if tolerance is not None and isinstance(x, numbers) and isinstance(y, numbers) and not isinstance(x, bool):
-            return math.isclose(x, y, abs_tol=tolerance)
-        return bool(x == y)
-
-    return walk(a, b, [])
 
 
 class Cutover:

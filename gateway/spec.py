@@ -22,6 +22,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from cutover.compare import Rules as CompareRules
 from cutover.gates import Gate, Guardrail
 from legacy_adapters import FileDropConfig, HttpConfig, OdbcConfig, SoapConfig
 from legacy_adapters.mapping import Mapping
@@ -107,11 +108,6 @@ class CutoverPlan(_Model):
     guardrail: Guardrail = Field(default_factory=Guardrail, description="when the route steps down by itself")
 
 
-class Compare(_Model):
-    ignore: list[str] = Field(default_factory=list, description="JSON pointers (with *) never compared")
-    tolerance: float | None = Field(default=None, ge=0, description="absolute numeric tolerance")
-
-
 class Passthrough(_Model):
     """An existing protocol kept as it is: consumers keep sending SOAP to the gateway."""
 
@@ -137,7 +133,7 @@ class Route(_Model):
     entities: dict[str, dict[str, LegacySide]] = Field(
         default_factory=dict, description="per entity: legacy/cloud sides that differ from the route's"
     )
-    compare: Compare = Field(default_factory=Compare)
+    compare: CompareRules = Field(default_factory=CompareRules, description="how the two answers are compared")
     resilience: Resilience = Field(default_factory=Resilience)
     cutover: CutoverPlan = Field(default_factory=CutoverPlan)
 
