@@ -106,6 +106,15 @@ MIGRATIONS: list[list[str]] = [
         "INSERT INTO cutover_generation (id, value) VALUES (1, 0)",
         "{append_only}",
     ],
+    [
+        "CREATE TABLE cutover_outbox ({id}, created DOUBLE PRECISION NOT NULL, at TEXT NOT NULL, route TEXT NOT NULL, "
+        "entity TEXT NOT NULL, business_key TEXT, side TEXT NOT NULL, rung TEXT NOT NULL, call TEXT NOT NULL, "
+        "idempotency_key TEXT NOT NULL, state TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, "
+        "next_at DOUBLE PRECISION NOT NULL DEFAULT 0, lease_until DOUBLE PRECISION NOT NULL DEFAULT 0, "
+        "last_error TEXT NOT NULL DEFAULT '', "
+        "served TEXT, updated_at TEXT NOT NULL)",
+        "CREATE INDEX cutover_outbox_due ON cutover_outbox (state, next_at)",
+    ],
 ]
 _APPEND_ONLY = {
     "sqlite": [
@@ -156,6 +165,8 @@ class Store:
 
     def migrate(self) -> int:
         with self.transaction() as cursor:
+            if self.engine == "postgres":  # gateways starting together migrate one at a time
+                cursor.execute("SELECT pg_advisory_xact_lock(7210431)")
             self._execute(
                 cursor,
                 "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)",

@@ -1,0 +1,241 @@
+"""The durable outbox: writes owed to the side that is not serving, in the shared store.
+
+A write in dual_write, canary or cloud_primary reaches both sides, but the consumer waits only for
+the serving side. The other side's copy must not be lost when that side is down or the gateway
+dies, so it goes through here:
+
+    intent ──(serving call succeeded)──► pending ──► delivered
+       │                                   │  ▲
+       │                                   ▼  │ (retry with backoff)
+       │                                 failed attempt ──(N attempts)──► dead
+       ├──(serving side refused it)──► cancelled
+       └──(no outcome: timeout, or the gateway died)──► in_doubt
+
+The intent is recorded before the serving call and completed after it; the consumer's answer is
+sent only once that is recorded. A worker claims due messages with a lease (so two gateways never
+deliver the same message at once) and delivers with an idempotency key derived once, at intent,
+from the consumer's Idempotency-Key or the request — a redelivery after a crash carries the same
+key. In-doubt and dead messages wait for a person: `replay` makes them pending again, `discard`
+closes them; both are audited.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from cutover.store import Store, now_iso
+
+STATES = ("intent", "pending", "delivered", "cancelled", "in_doubt", "dead", "discarded")
+MAX_ATTEMPTS = 8
+BACKOFF_SECONDS = 0.5  # doubled per attempt, with jitter, up to BACKOFF_CAP
+BACKOFF_CAP = 300.0
+LEASE_SECONDS = 30.0
+
+
+class OutboxError(ValueError):
+    """A request about the outbox that cannot be done; nothing was changed."""
+
+
+@dataclass(frozen=True)
+class Message:
+    id: int
+    created: float
+    at: str
+    route: str
+    entity: str
+    business_key: str | None
+    side: str
+    rung: str
+    call: dict[str, Any]
+    idempotency_key: str
+    state: str
+    attempts: int
+    next_at: float
+    last_error: str
+    served: Any
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id, "at": self.at, "route": self.route, "entity": self.entity, "key": self.business_key,
+            "side": self.side, "state": self.state, "attempts": self.attempts, "last_error": self.last_error,
+            "idempotency_key": self.idempotency_key,
+        }  # fmt: skip
+
+
+_COLUMNS = (
+    "id, created, at, route, entity, business_key, side, rung, call, idempotency_key, state, attempts, "
+    "next_at, last_error, served"
+)
+
+
+def _message(row: Any) -> Message:
+    values = list(row)
+    values[8] = json.loads(values[8])
+    values[14] = json.loads(values[14]) if values[14] is not None else None
+    return Message(*values)
+
+
+def idempotency_key(route: str, entity: str, given: str | None, correlation_id: str) -> str:
+    """The key the other side sees: stable for the consumer's own key, unique per request otherwise."""
+    basis = f"{route}\x00{entity}\x00{given}" if given else f"{route}\x00{entity}\x00{correlation_id}"
+    return "banyan-" + hashlib.sha256(basis.encode()).hexdigest()[:32]
+
+
+class Outbox:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    # -- the request path -----------------------------------------------------------------------
+    def intend(
+        self, route: str, entity: str, key: str | None, side: str, rung: str, call: dict[str, Any], idempotency: str
+    ) -> int:
+        """Record a write owed to `side` before the serving call is made."""
+        with self.store.transaction() as cursor:
+            self.store._execute(
+                cursor,
+                "INSERT INTO cutover_outbox (created, at, route, entity, business_key, side, rung, call, "
+                "idempotency_key, state, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'intent', ?) RETURNING id",
+                (time.time(), now_iso(), route, entity, key, side, rung, json.dumps(call), idempotency, now_iso()),
+            )
+            return int(cursor.fetchone()[0])
+
+    def settle(self, message_id: int, outcome: str, served: Any = None, error: str = "") -> None:
+        """After the serving call: `pending` (deliver it), `cancelled` (refused) or `in_doubt` (unknown)."""
+        if outcome not in ("pending", "cancelled", "in_doubt"):
+            raise ValueError(outcome)
+        with self.store.transaction() as cursor:
+            self.store._execute(
+                cursor,
+                "UPDATE cutover_outbox SET state = ?, served = ?, last_error = ?, next_at = ?, updated_at = ? "
+                "WHERE id = ? AND state = 'intent'",
+                (
+                    outcome,
+                    json.dumps(served) if served is not None else None,
+                    error,
+                    time.time(),
+                    now_iso(),
+                    message_id,
+                ),
+            )
+
+    # -- the worker -----------------------------------------------------------------------------
+    def claim(self, owner: str, limit: int = 20, now: float | None = None) -> list[Message]:
+        """Due pending messages, leased to `owner` so no other worker delivers them meanwhile."""
+        moment = time.time() if now is None else now
+        with self.store.transaction() as cursor:
+            rows = self.store._execute(
+                cursor,
+                f"SELECT {_COLUMNS} FROM cutover_outbox WHERE state = 'pending' AND next_at <= ? AND lease_until <= ? "
+                f"ORDER BY id LIMIT {int(limit)}",
+                (moment, moment),
+            ).fetchall()
+            claimed = []
+            for row in rows:
+                taken = self.store._execute(
+                    cursor,
+                    "UPDATE cutover_outbox SET lease_until = ? WHERE id = ? AND lease_until <= ?",
+                    (moment + LEASE_SECONDS, row[0], moment),
+                ).rowcount
+                if taken == 1:
+                    claimed.append(_message(row))
+        return claimed
+
+    def delivered(self, message_id: int) -> None:
+        with self.store.transaction() as cursor:
+            self.store._execute(
+                cursor,
+                "UPDATE cutover_outbox SET state = 'delivered', attempts = attempts + 1, lease_until = 0, "
+                "last_error = '', updated_at = ? WHERE id = ? AND state = 'pending'",
+                (now_iso(), message_id),
+            )
+
+    def failed(self, message: Message, error: str, max_attempts: int = MAX_ATTEMPTS) -> str:
+        """Count a failed attempt; the message waits with backoff, or is dead after the last attempt."""
+        attempts = message.attempts + 1
+        state = "dead" if attempts >= max_attempts else "pending"
+        wait = min(BACKOFF_CAP, BACKOFF_SECONDS * 2 ** (attempts - 1)) * random.uniform(0.5, 1.0)
+        with self.store.transaction() as cursor:
+            self.store._execute(
+                cursor,
+                "UPDATE cutover_outbox SET state = ?, attempts = ?, next_at = ?, lease_until = 0, last_error = ?, "
+                "updated_at = ? WHERE id = ? AND state = 'pending'",
+                (state, attempts, time.time() + wait, error[:500], now_iso(), message.id),
+            )
+        return state
+
+    def recover(self, older_than: float = 60.0) -> int:
+        """Intents left without an outcome (the gateway died mid-call) become in-doubt: never dropped,
+        never retried blindly. Returns how many."""
+        with self.store.transaction() as cursor:
+            return int(
+                self.store._execute(
+                    cursor,
+                    "UPDATE cutover_outbox SET state = 'in_doubt', last_error = ?, updated_at = ? "
+                    "WHERE state = 'intent' AND created < ?",
+                    ("the serving call's outcome is unknown (the gateway stopped mid-call)", now_iso(),
+                     time.time() - older_than),
+                ).rowcount
+            )  # fmt: skip
+
+    # -- people ---------------------------------------------------------------------------------
+    def counts(self) -> dict[str, int]:
+        with self.store.transaction() as cursor:
+            rows = self.store._execute(cursor, "SELECT state, COUNT(*) FROM cutover_outbox GROUP BY state").fetchall()
+        found = {state: int(count) for state, count in rows}
+        return {state: found.get(state, 0) for state in STATES}
+
+    def list(self, state: str | None = None, route: str | None = None, limit: int = 100) -> list[Message]:
+        if state is not None and state not in STATES:
+            raise OutboxError(f"unknown state {state!r}: use one of {', '.join(STATES)}")
+        clauses, params = [], []
+        for column, value in (("state", state), ("route", route)):
+            if value:
+                clauses.append(f"{column} = ?")
+                params.append(value)
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        with self.store.transaction() as cursor:
+            rows = self.store._execute(
+                cursor, f"SELECT {_COLUMNS} FROM cutover_outbox {where} ORDER BY id LIMIT {int(limit)}", tuple(params)
+            ).fetchall()
+        return [_message(row) for row in rows]
+
+    def get(self, message_id: int) -> Message:
+        with self.store.transaction() as cursor:
+            row = self.store._execute(
+                cursor, f"SELECT {_COLUMNS} FROM cutover_outbox WHERE id = ?", (message_id,)
+            ).fetchone()
+        if row is None:
+            raise OutboxError(f"no outbox message {message_id}")
+        return _message(row)
+
+    def replay(self, message_id: int, reason: str, actor: str) -> Message:
+        """Deliver an in-doubt or dead message again (with its original idempotency key)."""
+        return self._close(message_id, "pending", ("in_doubt", "dead"), reason, actor, "outbox_replay")
+
+    def discard(self, message_id: int, reason: str, actor: str) -> Message:
+        """Close an in-doubt or dead message without delivering it."""
+        return self._close(message_id, "discarded", ("in_doubt", "dead"), reason, actor, "outbox_discard")
+
+    def _close(self, message_id: int, to: str, allowed: tuple[str, ...], reason: str, actor: str, kind: str) -> Message:
+        if not reason.strip():
+            raise OutboxError("every outbox action needs a reason")
+        message = self.get(message_id)
+        if message.state not in allowed:
+            raise OutboxError(f"message {message_id} is {message.state}: only {' or '.join(allowed)} messages can be")
+        with self.store.transaction() as cursor:
+            changed = self.store._execute(
+                cursor,
+                "UPDATE cutover_outbox SET state = ?, attempts = 0, next_at = ?, lease_until = 0, updated_at = ? "
+                "WHERE id = ? AND state = ?",
+                (to, time.time(), now_iso(), message_id, message.state),
+            ).rowcount
+            if changed != 1:
+                raise OutboxError(f"message {message_id} changed meanwhile: look again")
+            event = {"kind": kind, "reason": f"message {message_id} ({message.state} → {to}): {reason}"}
+            self.store._audit(cursor, now_iso(), actor, message.route, message.entity, event)
+        return self.get(message_id)

@@ -1,0 +1,93 @@
+"""The outbox on SQLite and on the real PostgreSQL: states, leases, backoff, dead letters, recovery."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from cutover.outbox import Outbox, OutboxError, idempotency_key
+from cutover.store import Store, open_store
+
+
+def intend(outbox: Outbox, n: int = 1) -> int:
+    key = idempotency_key("order-create", "ACME-DE", None, f"corr-{n}")
+    return outbox.intend("order-create", "ACME-DE", f"PO-{n}", "cloud", "ACME-DE@1", {"payload": {"n": n}}, key)
+
+
+def test_a_write_goes_intent_pending_delivered(store: Store) -> None:
+    outbox = Outbox(store)
+    message_id = intend(outbox)
+    assert outbox.claim("gw-a") == []  # an intent is not deliverable: the serving call has not answered
+    outbox.settle(message_id, "pending", served={"orderId": "1"})
+    [claimed] = outbox.claim("gw-a")
+    assert claimed.call == {"payload": {"n": 1}} and claimed.served == {"orderId": "1"}
+    assert outbox.claim("gw-b") == []  # leased to gw-a
+    outbox.delivered(message_id)
+    assert outbox.counts()["delivered"] == 1 and outbox.claim("gw-b", now=time.time() + 3600) == []
+
+
+def test_refused_and_unknown_outcomes(store: Store) -> None:
+    outbox = Outbox(store)
+    refused, unknown = intend(outbox, 1), intend(outbox, 2)
+    outbox.settle(refused, "cancelled", error="422 from legacy")
+    outbox.settle(unknown, "in_doubt", error="timed out")
+    assert {m.id: m.state for m in outbox.list()} == {refused: "cancelled", unknown: "in_doubt"}
+    assert outbox.claim("gw") == []
+
+
+def test_failures_back_off_then_go_dead(store: Store) -> None:
+    outbox = Outbox(store)
+    message_id = intend(outbox)
+    outbox.settle(message_id, "pending")
+    states = []
+    for _ in range(3):
+        [message] = outbox.claim("gw", now=time.time() + 10_000)
+        states.append(outbox.failed(message, "503 from the cloud", max_attempts=3))
+    assert states == ["pending", "pending", "dead"]
+    dead = outbox.get(message_id)
+    assert dead.attempts == 3 and dead.last_error == "503 from the cloud"
+    [message] = outbox.list("dead")
+    assert message.next_at > time.time()  # the backoff pushed it out
+
+
+def test_a_crash_leaves_in_doubt_not_lost_not_retried(store: Store) -> None:
+    outbox = Outbox(store)
+    message_id = intend(outbox)
+    assert outbox.recover(older_than=60) == 0  # a fresh intent may still be completing
+    assert outbox.recover(older_than=-1) == 1
+    assert outbox.get(message_id).state == "in_doubt" and outbox.claim("gw") == []
+
+
+def test_replay_and_discard_need_a_reason_and_are_audited(store: Store) -> None:
+    outbox = Outbox(store)
+    first, second = intend(outbox, 1), intend(outbox, 2)
+    outbox.recover(older_than=-1)
+    with pytest.raises(OutboxError, match="needs a reason"):
+        outbox.replay(first, " ", "ana")
+    assert outbox.replay(first, "the cloud has no PO-1: checked", "ana").state == "pending"
+    assert outbox.discard(second, "PO-2 was keyed in by hand", "ana").state == "discarded"
+    with pytest.raises(OutboxError, match="only in_doubt or dead"):
+        outbox.discard(second, "again", "ana")
+    with pytest.raises(OutboxError, match="no outbox message 999"):
+        outbox.replay(999, "x", "ana")
+    assert [e.kind for e in store.history()] == ["outbox_discard", "outbox_replay"]
+    [pending] = outbox.claim("gw")
+    assert pending.idempotency_key == idempotency_key("order-create", "ACME-DE", None, "corr-1")  # the same key
+
+
+def test_two_workers_never_claim_the_same_message(store_location: str) -> None:
+    a, b = Outbox(open_store(store_location)), Outbox(open_store(store_location))
+    ids = [intend(a, n) for n in range(30)]
+    for message_id in ids:
+        a.settle(message_id, "pending")
+    claimed = [m.id for m in a.claim("a", limit=20)] + [m.id for m in b.claim("b", limit=20)]
+    assert sorted(claimed) == ids
+    a.store.close()
+    b.store.close()
+
+
+def test_idempotency_keys() -> None:
+    assert idempotency_key("r", "E", "abc", "c1") == idempotency_key("r", "E", "abc", "c2")  # the consumer's key wins
+    assert idempotency_key("r", "E", None, "c1") != idempotency_key("r", "E", None, "c2")
+    assert idempotency_key("r", "E", "abc", "c1") != idempotency_key("r", "F", "abc", "c1")
