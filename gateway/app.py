@@ -10,7 +10,9 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import re
+import socket
 import time
 from collections.abc import AsyncIterator, Coroutine
 from dataclasses import dataclass, field, replace
@@ -25,9 +27,11 @@ from lxml import etree
 
 from cutover.compare import Comparator, Difference, Kind
 from cutover.decide import Mode, Rule, Side, decide
+from cutover.outbox import Message, idempotency_key
+from cutover.store import StoreError
 from gateway import policies
 from gateway.consumers import Consumer, Consumers
-from gateway.cutover import ADMIN_KEY, CUTOVER, Cutover, add_admin_routes
+from gateway.cutover import ADMIN_KEY, CUTOVER, Cutover, add_admin_routes, in_thread
 from gateway.cutover import lifecycle as cutover_lifecycle
 from gateway.metrics import Metrics
 from gateway.openapi import docs_page, openapi
@@ -156,6 +160,7 @@ class Settings:
     store: str | None = None  # the cutover store: a SQLite file or postgresql://…
     admin_key: str | None = None  # enables the admin API
     webhook: str | None = None  # called when a guardrail steps a route down
+    in_doubt_after: float = 60.0  # seconds before an outbox intent without an outcome is in doubt
 
 
 ROUTE = web.RequestKey("route", Compiled)
@@ -317,7 +322,7 @@ class Answer:
     body: Any
 
 
-async def _call_side(request: web.Request, compiled: Compiled, side: str, entity: str | None, call: Call) -> Answer:
+async def _call_side(app: web.Application, compiled: Compiled, side: str, entity: str | None, call: Call) -> Answer:
     """Call one side through its breaker and retries; a failure is a Problem."""
     route = compiled.route
     bound = compiled.bound(side, entity)
@@ -325,7 +330,7 @@ async def _call_side(request: web.Request, compiled: Compiled, side: str, entity
         payload = bound.request_map(call.payload) if bound.request_map else call.payload
     except MappingError as exc:
         raise Problem(422, "Request cannot be mapped", f"the request lacks a field the backend needs: {exc}") from None
-    metrics = request.app[METRICS]
+    metrics = app[METRICS]
     timeout = bound.backend.config.timeout
     resilience = route.resilience
     sided = replace(call, payload=payload)
@@ -355,19 +360,19 @@ async def _call_side(request: web.Request, compiled: Compiled, side: str, entity
 
 
 async def _counted(
-    request: web.Request, compiled: Compiled, side: Side, entity: str | None, call: Call, rule: Rule, role: str
+    app: web.Application, compiled: Compiled, side: Side, entity: str | None, call: Call, rung: str, role: str
 ) -> Answer | Problem:
     """Call a side and count the call as evidence; a failure is returned, not raised."""
-    cutover = request.app.get(CUTOVER)
+    cutover = app.get(CUTOVER)
     try:
-        answer: Answer | Problem = await _call_side(request, compiled, side.value, entity, call)
+        answer: Answer | Problem = await _call_side(app, compiled, side.value, entity, call)
     except Problem as exc:
         answer = exc
     failed = isinstance(answer, Problem) and answer.status >= 500
     outcome = "error" if failed else "ok"
-    request.app[METRICS].side_calls.labels(compiled.route.name, entity or "", side.value, role, outcome).inc()
+    app[METRICS].side_calls.labels(compiled.route.name, entity or "", side.value, role, outcome).inc()
     if cutover is not None:
-        cutover.called(rule, entity, side, failed)
+        cutover.called(compiled.route.name, entity, rung, side, failed)
     return answer
 
 
@@ -375,40 +380,46 @@ def _outcome(answer: Answer | Problem) -> tuple[int, Any]:
     return (answer.status, answer.detail) if isinstance(answer, Problem) else (200, answer.body)
 
 
-async def _compare(
-    request: web.Request,
+def _judge(
+    app: web.Application,
     compiled: Compiled,
     entity: str | None,
-    served: Answer | Problem,
-    mirror: asyncio.Task[Any],
-    rule: Rule,
-    served_by: Side,
+    rung: str,
+    legacy: Answer | Problem,
+    cloud: Answer | Problem,
 ) -> None:
-    """Compare the mirrored answer with the served one, off the request path."""
-    other = await mirror
-    cutover = request.app.get(CUTOVER)
-    if cutover is None:
-        return
-    if any(isinstance(a, Problem) and a.status >= 500 for a in (served, other)):
+    """Compare the two sides' answers to one call and count the result as evidence."""
+    cutover = app.get(CUTOVER)
+    if cutover is None or any(isinstance(a, Problem) and a.status >= 500 for a in (legacy, cloud)):
         return  # an error is counted as an error, not as a mismatch
-    legacy, cloud = (served, other) if served_by is Side.legacy else (other, served)
     if isinstance(legacy, Answer) and isinstance(cloud, Answer):
         differences = compiled.comparator.compare(legacy.body, cloud.body)
     else:  # a 4xx on either side: the answers agree when the statuses do
         (legacy_status, _), (cloud_status, _) = _outcome(legacy), _outcome(cloud)
-        differences = (
-            [] if legacy_status == cloud_status else [Difference("/", Kind.value, legacy_status, cloud_status)]
-        )
+        differences = []
+        if legacy_status != cloud_status:
+            differences.append(Difference("/", Kind.value, legacy_status, cloud_status))
     route = compiled.route
-    cutover.compared(rule, entity, not differences)
-    request.app[METRICS].comparisons.labels(route.name, entity or "", "mismatch" if differences else "match").inc()
+    cutover.compared(route.name, entity, rung, not differences)
+    app[METRICS].comparisons.labels(route.name, entity or "", "mismatch" if differences else "match").inc()
     if differences:
-        log.info(
-            "cutover mismatch on %s/%s: %s",
-            route.name,
-            entity,
-            ", ".join(f"{d.path} ({d.kind})" for d in differences[:5]),
-        )
+        where = ", ".join(f"{d.path} ({d.kind})" for d in differences[:5])
+        log.info("cutover mismatch on %s/%s: %s", route.name, entity, where)
+
+
+async def _compare(
+    app: web.Application,
+    compiled: Compiled,
+    entity: str | None,
+    served: Answer | Problem,
+    mirror: asyncio.Task[Any],
+    rung: str,
+    served_by: Side,
+) -> None:
+    """Compare the mirrored answer with the served one, off the request path."""
+    other = await mirror
+    legacy, cloud = (served, other) if served_by is Side.legacy else (other, served)
+    _judge(app, compiled, entity, rung, legacy, cloud)
 
 
 _BACKGROUND: set[asyncio.Task[Any]] = set()
@@ -443,15 +454,24 @@ async def managed(request: web.Request) -> web.StreamResponse:
         k: v for k, v in request.headers.items() if k.lower() in ("traceparent", "tracestate", "idempotency-key")
     }
     call = Call(route.name, source, entity, key, correlation_id(request), headers, route.writes, params)
-    mirror = _later(_counted(request, compiled, plan.mirror, entity, call, rule, "mirror")) if plan.mirror else None
     side = plan.serve
-    answer = await _counted(request, compiled, side, entity, call, rule, "serve")
+    if route.writes and plan.mirror is not None and cutover is not None:
+        answer = await _write_through_outbox(request, compiled, plan.serve, plan.mirror, entity, call, rule.rung)
+        return _respond(request, route, answer, side)
+    mirror = (
+        _later(_counted(request.app, compiled, plan.mirror, entity, call, rule.rung, "mirror")) if plan.mirror else None
+    )
+    answer = await _counted(request.app, compiled, side, entity, call, rule.rung, "serve")
     if isinstance(answer, Problem) and answer.status >= 500 and plan.fallback is not None:
         log.warning("%s failed on %s, answered by %s: %s", route.name, side.value, plan.fallback.value, answer.detail)
         side = plan.fallback
-        answer = await _counted(request, compiled, side, entity, call, rule, "fallback")
+        answer = await _counted(request.app, compiled, side, entity, call, rule.rung, "fallback")
     if mirror is not None and plan.compare and side is plan.serve:  # after a fallback both answers are legacy's
-        _later(_compare(request, compiled, entity, answer, mirror, rule, side))
+        _later(_compare(request.app, compiled, entity, answer, mirror, rule.rung, side))
+    return _respond(request, route, answer, side)
+
+
+def _respond(request: web.Request, route: Route, answer: Answer | Problem, side: Side) -> web.Response:
     if isinstance(answer, Problem):
         raise answer
     status = 201 if route.writes and request.method == "POST" and answer.status in (200, 201) else 200
@@ -460,6 +480,87 @@ async def managed(request: web.Request) -> web.StreamResponse:
     response = web.json_response(answer.body, status=status)
     response.headers["X-Served-By"] = side.value
     return response
+
+
+# -- writes owed to the other side: the outbox ----------------------------------------------------
+OUTBOX_POLL_SECONDS = 0.2
+
+
+async def _write_through_outbox(
+    request: web.Request, compiled: Compiled, serve: Side, other: Side, entity: str | None, call: Call, rung: str
+) -> Answer | Problem:
+    """Record the other side's copy, make the serving call, settle the copy — then answer."""
+    app = request.app
+    outbox = app[CUTOVER].outbox
+    route = compiled.route
+    given = request.headers.get("Idempotency-Key")
+    idempotency = idempotency_key(route.name, entity or "*", given, call.correlation_id)
+    message = {"payload": call.payload, "params": call.params, "headers": call.headers,
+               "correlation_id": call.correlation_id}  # fmt: skip
+    try:
+        message_id = await in_thread(
+            outbox.intend, route.name, entity or "*", call.key, other.value, rung, message, idempotency
+        )
+    except StoreError as exc:
+        detail = f"the copy for the {other.value} side cannot be recorded, so nothing was sent: {exc}"
+        raise Problem(503, "Write not accepted", detail) from None
+    answer = await _counted(app, compiled, serve, entity, call, rung, "serve")
+    if isinstance(answer, Answer):
+        outcome, served, error = "pending", answer.body, ""
+    elif answer.status == 504:  # no answer in time: the serving side may or may not have written
+        outcome, served, error = "in_doubt", None, answer.detail
+    else:
+        outcome, served, error = "cancelled", None, f"{answer.status} {answer.title}: {answer.detail}"
+    try:
+        await in_thread(outbox.settle, message_id, outcome, served, error)
+    except StoreError:
+        if isinstance(answer, Answer):
+            detail = (f"the {serve.value} side took the write, but its copy for the {other.value} side could not be "
+                      f"recorded; outbox message {message_id} will be listed as in doubt")  # fmt: skip
+            raise Problem(503, "Write made but not recorded", detail) from None
+    return answer
+
+
+async def _deliver(app: web.Application, message: Message) -> None:
+    """Deliver one outbox message to its side and compare the answer with the one served."""
+    outbox = app[CUTOVER].outbox
+    compiled = next((c for c in app[ROUTING].table.routes if c.route.name == message.route), None)
+    if compiled is None:
+        await in_thread(outbox.failed, message, f"route {message.route} is no longer served", message.attempts + 1)
+        return
+    entity = None if message.entity == "*" else message.entity
+    body = message.call
+    headers = {**body.get("headers", {}), "Idempotency-Key": message.idempotency_key}
+    call = Call(message.route, body["payload"], entity, message.business_key, body.get("correlation_id", ""), headers,
+                True, body.get("params", {}))  # fmt: skip
+    side = Side(message.side)
+    answer = await _counted(app, compiled, side, entity, call, message.rung, "outbox")
+    if isinstance(answer, Answer):
+        await in_thread(outbox.delivered, message.id)
+        served = Answer(200, message.served)
+        legacy, cloud = (answer, served) if side is Side.legacy else (served, answer)
+        _judge(app, compiled, entity, message.rung, legacy, cloud)
+    elif answer.status >= 500:
+        await in_thread(outbox.failed, message, f"{answer.status} {answer.title}: {answer.detail}")
+    else:  # the side refused the write: retrying the same write will not change that
+        error = f"{answer.status} {answer.title}: {answer.detail}"
+        await in_thread(outbox.failed, message, error, message.attempts + 1)
+
+
+async def _outbox_worker(app: web.Application) -> None:
+    outbox = app[CUTOVER].outbox
+    owner = f"{socket.gethostname()}:{os.getpid()}"
+    while True:
+        messages: list[Message] = []
+        try:
+            messages = await in_thread(outbox.claim, owner)
+            for message in messages:
+                await _deliver(app, message)
+        except Exception as exc:  # the store is down: keep serving, try again
+            log.error("outbox delivery paused: %s", exc)
+            await asyncio.sleep(1)
+        if not messages:
+            await asyncio.sleep(OUTBOX_POLL_SECONDS)
 
 
 _FORWARDED = frozenset(("content-type", "soapaction", "traceparent", "tracestate"))
@@ -591,7 +692,12 @@ def _close_later(table: Table) -> None:
 async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     app[CLIENT] = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=200))
     reloader = asyncio.create_task(_reloader(app)) if app[SETTINGS].reload else None
+    worker = asyncio.create_task(_outbox_worker(app)) if CUTOVER in app else None
     yield
+    if worker is not None:
+        worker.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await worker
     if reloader is not None:
         reloader.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -624,7 +730,8 @@ def build_app(settings: Settings) -> web.Application:
     app[IDEMPOTENCY] = IdempotencyStore()
     app.cleanup_ctx.append(_lifecycle)
     if settings.store:
-        app[CUTOVER] = Cutover(settings.store, [compiled.route for compiled in table.routes], settings.webhook)
+        routes = [compiled.route for compiled in table.routes]
+        app[CUTOVER] = Cutover(settings.store, routes, settings.webhook, settings.in_doubt_after)
         app.cleanup_ctx.append(cutover_lifecycle)
         if settings.admin_key:
             app[ADMIN_KEY] = settings.admin_key

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from gateway.cutover_cli import cutover_app
+from gateway.cutover_cli import cutover_app, outbox_app
 from gateway.routes_cli import keys_app, routes_app, serve_command
 from inventory_scan.cli import catalog_app, scan_app
 
@@ -20,6 +20,7 @@ app.add_typer(routes_app, name="routes")
 app.add_typer(keys_app, name="keys")
 app.command("serve")(serve_command)
 app.add_typer(cutover_app, name="cutover")
+app.add_typer(outbox_app, name="outbox")
 
 
 def main() -> None:

@@ -25,6 +25,7 @@ from aiohttp import web
 from cutover.decide import Mode, Rule, Side
 from cutover.engine import CutoverError, Engine, RouteInfo
 from cutover.gates import Counters
+from cutover.outbox import Outbox, OutboxError
 from cutover.store import Conflict, Store, StoreError, minute, open_store
 from gateway.problems import Problem
 from gateway.spec import Route
@@ -59,10 +60,14 @@ def known_entities(routes: list[Route]) -> list[str] | None:
 class Cutover:
     """The gateway's view of the ladder: a rule cache, an evidence buffer and the background work."""
 
-    def __init__(self, location: str, routes: list[Route], webhook: str | None = None) -> None:
+    def __init__(
+        self, location: str, routes: list[Route], webhook: str | None = None, in_doubt_after: float = 60.0
+    ) -> None:
         self.location = location
+        self.in_doubt_after = in_doubt_after  # an intent this old without an outcome is in doubt
         self.store: Store = open_store(location)
         self.engine = Engine(self.store, route_infos(routes), known_entities(routes), webhook)
+        self.outbox = Outbox(self.store)
         self.rules: dict[tuple[str, str], Rule] = {}
         self.pending: dict[tuple[str, str, str], Counters] = {}
         self.reloads = 0
@@ -85,16 +90,16 @@ class Cutover:
         return found or Rule(route.name, entity or "*", Mode(route.cutover.mode))
 
     # -- evidence -------------------------------------------------------------------------------
-    def _counters(self, rule: Rule, entity: str | None) -> Counters:
-        key = (rule.route, entity or "*", rule.rung)
+    def _counters(self, route: str, entity: str | None, rung: str) -> Counters:
+        key = (route, entity or "*", rung)
         counters = self.pending.get(key)
         if counters is None:
             counters = self.pending[key] = Counters()
         return counters
 
-    def called(self, rule: Rule, entity: str | None, side: Side, failed: bool) -> None:
-        """Count one call to a side, made under `rule` (evidence belongs to the rung it was gathered on)."""
-        counters = self._counters(rule, entity)
+    def called(self, route: str, entity: str | None, rung: str, side: Side, failed: bool) -> None:
+        """Count one call to a side, made on `rung` (evidence belongs to the rung it was gathered on)."""
+        counters = self._counters(route, entity, rung)
         if side is Side.cloud:
             counters.calls_cloud += 1
             counters.errors_cloud += failed
@@ -102,8 +107,8 @@ class Cutover:
             counters.calls_legacy += 1
             counters.errors_legacy += failed
 
-    def compared(self, rule: Rule, entity: str | None, matched: bool) -> None:
-        counters = self._counters(rule, entity)
+    def compared(self, route: str, entity: str | None, rung: str, matched: bool) -> None:
+        counters = self._counters(route, entity, rung)
         counters.comparisons += 1
         counters.mismatches += not matched
 
@@ -152,7 +157,7 @@ class Cutover:
 CUTOVER: web.AppKey[Cutover] = web.AppKey("cutover", Cutover)
 
 
-async def _in_thread(function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+async def in_thread(function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     return await asyncio.get_running_loop().run_in_executor(None, partial(function, *args, **kwargs))
 
 
@@ -163,10 +168,13 @@ async def _background(app: web.Application) -> None:
         await asyncio.sleep(FLUSH_SECONDS)
         ticks += 1
         try:
-            await _in_thread(cutover.write, cutover.take())  # taken here, where calls are counted
+            await in_thread(cutover.write, cutover.take())  # taken here, where calls are counted
             if ticks % round(TICK_SECONDS / FLUSH_SECONDS) == 0:
-                for line in await _in_thread(cutover.engine.tick):
+                for line in await in_thread(cutover.engine.tick):
                     log.warning("cutover: %s", line)
+                doubtful = await in_thread(cutover.outbox.recover, cutover.in_doubt_after)
+                if doubtful:
+                    log.warning("outbox: %d writes left without an outcome are now in doubt", doubtful)
         except Exception as exc:  # the store is down: keep serving on the rules in memory
             log.error("cutover evidence or tick failed: %s", exc)
 
@@ -179,7 +187,7 @@ async def lifecycle(app: web.Application) -> AsyncIterator[None]:
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
-    await _in_thread(cutover.close)
+    await in_thread(cutover.close)
 
 
 # -- the admin API ---------------------------------------------------------------------------------
@@ -215,14 +223,14 @@ def _actor(request: web.Request, body: dict[str, Any]) -> str:
 async def _change(request: web.Request, operation: Callable[..., Any], *args: Any, **kwargs: Any) -> web.Response:
     cutover = request.app[CUTOVER]
     try:
-        result = await _in_thread(operation, *args, **kwargs)
+        result = await in_thread(operation, *args, **kwargs)
     except CutoverError as exc:
         raise Problem(422, "Change refused", str(exc)) from None
     except Conflict as exc:
         raise Problem(409, "Changed meanwhile", str(exc)) from None
     except StoreError as exc:
         raise Problem(503, "Cutover store unavailable", f"nothing was changed: {exc}") from None
-    await _in_thread(cutover.reload)  # this gateway sees its own change at once
+    await in_thread(cutover.reload)  # this gateway sees its own change at once
     if isinstance(result, Rule):
         return web.json_response(_rule_json(result))
     return web.json_response({"done": result})
@@ -255,7 +263,7 @@ async def admin_status(request: web.Request) -> web.Response:
     _admin(request)
     engine = request.app[CUTOVER].engine
     try:
-        rows = await _in_thread(engine.status, request.query.get("route"), request.query.get("entity"))
+        rows = await in_thread(engine.status, request.query.get("route"), request.query.get("entity"))
     except CutoverError as exc:
         raise Problem(422, "Bad query", str(exc)) from None
     except StoreError as exc:
@@ -265,7 +273,7 @@ async def admin_status(request: web.Request) -> web.Response:
 
 async def admin_history(request: web.Request) -> web.StreamResponse:
     _admin(request)
-    events = await _in_thread(
+    events = await in_thread(
         request.app[CUTOVER].engine.history, request.query.get("route"), request.query.get("entity")
     )
     lines = "".join(json.dumps(asdict(event), sort_keys=True) + "\n" for event in reversed(events))
@@ -316,7 +324,36 @@ async def admin_freeze(request: web.Request) -> web.Response:
     return await _change(request, engine.freeze, *fields, actor)
 
 
+async def admin_outbox(request: web.Request) -> web.Response:
+    _admin(request)
+    outbox = request.app[CUTOVER].outbox
+    try:
+        counts = await in_thread(outbox.counts)
+        messages = await in_thread(outbox.list, request.query.get("state"), request.query.get("route"))
+    except OutboxError as exc:
+        raise Problem(422, "Bad query", str(exc)) from None
+    except StoreError as exc:
+        raise Problem(503, "Cutover store unavailable", str(exc)) from None
+    return web.json_response({"counts": counts, "messages": [message.as_dict() for message in messages]})
+
+
+async def admin_outbox_action(request: web.Request) -> web.Response:
+    body = await _body(request)
+    actor = _actor(request, body)
+    outbox = request.app[CUTOVER].outbox
+    action = outbox.replay if request.match_info["action"] == "replay" else outbox.discard
+    try:
+        message = await in_thread(action, int(request.match_info["id"]), str(body.get("reason", "")), actor)
+    except OutboxError as exc:
+        raise Problem(422, "Refused", str(exc)) from None
+    except StoreError as exc:
+        raise Problem(503, "Cutover store unavailable", f"nothing was changed: {exc}") from None
+    return web.json_response(message.as_dict())
+
+
 def add_admin_routes(app: web.Application) -> None:
+    app.router.add_get("/admin/outbox", admin_outbox)
+    app.router.add_post(r"/admin/outbox/{id:\d+}/{action:replay|discard}", admin_outbox_action)
     app.router.add_get("/admin/cutover", admin_status)
     app.router.add_get("/admin/cutover/history", admin_history)
     app.router.add_post("/admin/cutover/schedule", admin_schedule)

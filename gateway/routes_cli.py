@@ -44,6 +44,9 @@ def serve_command(
         str | None, typer.Option(envvar="BANYAN_ADMIN_KEY", help="key for the admin API (needs --store); best via env")
     ] = None,
     webhook: Annotated[str | None, typer.Option(help="URL called when a guardrail steps a route down")] = None,
+    in_doubt_after: Annotated[
+        float, typer.Option(help="seconds after which an outbox write with no outcome is listed as in doubt")
+    ] = 60.0,
 ) -> None:
     """Serve the managed APIs in front of the legacy backends.
 
@@ -57,7 +60,9 @@ def serve_command(
         loaded = Consumers.load(consumers) if consumers else None
         if admin_key and not store:
             raise _fail("the admin API changes the cutover store: name it with --store")
-        settings = Settings(routes, loaded, max_body, store=store, admin_key=admin_key, webhook=webhook)
+        settings = Settings(
+            routes, loaded, max_body, store=store, admin_key=admin_key, webhook=webhook, in_doubt_after=in_doubt_after
+        )
         serve(settings, host, port, workers, access_log)
     except (RouteError, ValueError, StoreError) as exc:
         raise _fail(str(exc)) from None
