@@ -154,9 +154,10 @@ class Outbox:
                 (now_iso(), message_id),
             )
 
-    def failed(self, message: Message, error: str, max_attempts: int = MAX_ATTEMPTS) -> str:
+    def failed(self, message: Message, error: str, max_attempts: int | None = None) -> str:
         """Count a failed attempt; the message waits with backoff, or is dead after the last attempt."""
         attempts = message.attempts + 1
+        max_attempts = MAX_ATTEMPTS if max_attempts is None else max_attempts
         state = "dead" if attempts >= max_attempts else "pending"
         wait = min(BACKOFF_CAP, BACKOFF_SECONDS * 2 ** (attempts - 1)) * random.uniform(0.5, 1.0)
         with self.store.transaction() as cursor:

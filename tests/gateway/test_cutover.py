@@ -7,7 +7,7 @@ import json
 import textwrap
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,7 +16,9 @@ import pytest
 import requests
 from aiohttp import web
 
+from cutover import outbox as outbox_module
 from cutover.decide import Mode
+from cutover.outbox import idempotency_key
 from gateway import cutover as gateway_cutover
 from gateway.app import ROUTING
 from gateway.cutover import CUTOVER, Cutover
@@ -35,12 +37,16 @@ class Erp:
     calls: list[str] = field(default_factory=list)
     fail: bool = False
     total: float = 10.0
+    effects: dict[str, str] = field(default_factory=dict)  # Idempotency-Key → order, each written once
 
     async def handle(self, request: web.Request) -> web.Response:
         order = request.match_info["order"]
         self.calls.append(order)
         if self.fail:
             return web.json_response({"error": "down"}, status=500)
+        key = request.headers.get("Idempotency-Key")
+        if request.method == "POST" and key:
+            self.effects.setdefault(key, order)  # a repeated key is answered, not written again
         return web.json_response({"orderId": order, "total": self.total, "system": self.name})
 
 
@@ -96,6 +102,7 @@ def ladder_routes(legacy: str, cloud: str) -> str:
             writes: true
             legacy: {{backend: {{backend: http, url: "{legacy}/orders/{{orderId}}", timeout: 2}}}}
             cloud: {{backend: {{backend: http, url: "{cloud}/orders/{{orderId}}", timeout: 2}}}}
+            resilience: {{retries: 0, breaker: {{failures: 1000, reset: 1}}}}
         """
     )
 
@@ -130,6 +137,13 @@ class Ladder:
         """Wait for mirrored calls and comparisons, then flush the evidence."""
         time.sleep(0.3)
         self.cutover.flush()
+
+
+def wait_until(condition: Callable[[], bool], seconds: float = 10) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "timed out waiting"
+        time.sleep(0.05)
 
 
 @pytest.fixture
@@ -201,8 +215,8 @@ def test_writes_never_reach_a_side_that_does_not_own_them(ladder: Ladder) -> Non
     assert ladder.cloud.calls == []
     ladder.admin("PUT", "/order-put/ACME-US", {"mode": "dual_write", "reason": "both", "force": True})
     requests.post(f"{ladder.gateway.url}/v1/ACME-US/orders/SO-8", json={}, headers=headers, timeout=10)
-    ladder.settle()
-    assert ladder.cloud.calls == ["SO-8"] and ladder.legacy.calls == ["SO-7", "SO-8"]
+    wait_until(lambda: ladder.cloud.calls == ["SO-8"])  # through the outbox
+    assert ladder.legacy.calls == ["SO-7", "SO-8"]
 
 
 def test_guardrail_steps_down_when_the_cloud_fails(ladder: Ladder) -> None:
@@ -268,3 +282,45 @@ def test_admin_api_is_off_without_a_key(tmp_path: Path) -> None:
         with running_gateway(tmp_path, routes, store=str(tmp_path / "c.db")) as gateway:
             answer = requests.get(f"{gateway.url}/admin/cutover", headers=ADMIN, timeout=10)
     assert answer.status_code == 404 and "needs --admin-key" in answer.json()["detail"]
+
+
+def test_dual_writes_wait_in_the_outbox_while_the_cloud_is_down(
+    ladder: Ladder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(outbox_module, "BACKOFF_SECONDS", 0.05)
+    monkeypatch.setattr(outbox_module, "BACKOFF_CAP", 0.5)
+    monkeypatch.setattr(outbox_module, "MAX_ATTEMPTS", 1000)
+    ladder.admin("PUT", "/order-put/ACME-US", {"mode": "dual_write", "reason": "both", "force": True})
+    ladder.cloud.fail = True
+    url = f"{ladder.gateway.url}/v1/ACME-US/orders"
+    for n in range(20):
+        answer = requests.post(
+            f"{url}/PO-{n}", json={}, headers=ladder.gateway.headers(**{"Idempotency-Key": f"k-{n}"}), timeout=10
+        )
+        assert answer.status_code == 201 and answer.headers["X-Served-By"] == "legacy"
+    outbox = ladder.cutover.outbox
+    wait_until(lambda: all(m.attempts >= 2 for m in outbox.list("pending")) and outbox.counts()["pending"] == 20)
+    ladder.settle()
+    refused = ladder.admin("POST", "/order-put/ACME-US/promote", {"reason": "go"})
+    assert refused.status_code == 422  # the gate stays closed (or the guardrail already stepped down)
+    ladder.cloud.fail = False
+    wait_until(lambda: outbox.counts()["delivered"] == 20)
+    assert sorted(ladder.cloud.effects.values()) == sorted(f"PO-{n}" for n in range(20))  # each written once
+    expected = {idempotency_key("order-put", "ACME-US", f"k-{n}", "") for n in range(20)}
+    assert set(ladder.cloud.effects) == expected
+
+
+def test_outbox_admin_api(ladder: Ladder, monkeypatch: pytest.MonkeyPatch) -> None:
+    ladder.admin("PUT", "/order-put/ACME-US", {"mode": "dual_write", "reason": "both", "force": True})
+    ladder.legacy.fail = True  # the serving side refuses: nothing is owed to the cloud
+    answer = requests.post(
+        f"{ladder.gateway.url}/v1/ACME-US/orders/PO-1", json={}, headers=ladder.gateway.headers(), timeout=10
+    )
+    assert answer.status_code == 502 or answer.status_code >= 500
+    listed = requests.get(f"{ladder.gateway.url}/admin/outbox", headers=ADMIN, timeout=5).json()
+    assert listed["counts"]["cancelled"] == 1 and listed["messages"][0]["state"] == "cancelled"
+    refused = requests.post(
+        f"{ladder.gateway.url}/admin/outbox/1/replay", json={"reason": "r"}, headers=ADMIN, timeout=5
+    )
+    assert refused.status_code == 422 and "only in_doubt or dead" in refused.json()["detail"]
+    assert ladder.cloud.calls == []
