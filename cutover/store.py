@@ -387,6 +387,9 @@ class SqliteStore(Store):
         if connection is None:
             connection = sqlite3.connect(self.path, timeout=10, isolation_level=None, check_same_thread=False)
             connection.execute("PRAGMA journal_mode=WAL")
+            # in WAL mode NORMAL is durable when a process dies (the SIGKILL case); only a power cut
+            # can take the last commits, and it saves an fsync on every request that writes
+            connection.execute("PRAGMA synchronous=NORMAL")
             connection.execute("PRAGMA busy_timeout=10000")
             self._local.connection = connection
         return connection

@@ -85,12 +85,21 @@ def wrk(url: str, seconds: int, connections: int, script: Path | None = None) ->
     return rate, percentile("50"), percentile("99")
 
 
-async def fixed_rate(port: int, rate: float, seconds: float, connections: int = 16) -> list[float]:
+SOAP_REQUEST = (
+    f"POST /soap/Bench HTTP/1.1\r\nHost: 127.0.0.1\r\nX-API-Key: {KEY}\r\nContent-Type: text/xml\r\n"
+    f'SOAPAction: "GetStock"\r\nContent-Length: {len(SOAP)}\r\n\r\n{SOAP}'
+).encode()
+ORDER = '{"customer": "C-1", "qty": 3}'
+WRITE_REQUEST = (
+    f"POST /v1/ACME-DE/orders/PO-1 HTTP/1.1\r\nHost: 127.0.0.1\r\nX-API-Key: {KEY}\r\n"
+    f"Content-Type: application/json\r\nContent-Length: {len(ORDER)}\r\n\r\n{ORDER}"
+).encode()
+
+
+async def fixed_rate(
+    port: int, rate: float, seconds: float, connections: int = 16, request: bytes = SOAP_REQUEST
+) -> list[float]:
     """Open-loop load: one request every 1/rate s spread over keep-alive connections; latencies in ms."""
-    request = (
-        f"POST /soap/Bench HTTP/1.1\r\nHost: 127.0.0.1\r\nX-API-Key: {KEY}\r\nContent-Type: text/xml\r\n"
-        f'SOAPAction: "GetStock"\r\nContent-Length: {len(SOAP)}\r\n\r\n{SOAP}'
-    ).encode()
     latencies: list[float] = []
     queue: asyncio.Queue[float] = asyncio.Queue()
 
@@ -122,6 +131,30 @@ async def fixed_rate(port: int, rate: float, seconds: float, connections: int = 
     return latencies
 
 
+def dual_write(port: int, seconds: int, rate: float = 300) -> None:
+    """The consumer's latency on a write route in legacy mode, then in dual_write, at the same rate."""
+    import json
+    import urllib.request
+
+    results = {}
+    for mode in ("legacy", "dual_write"):
+        body = json.dumps({"mode": mode, "reason": "bench", "force": True}).encode()
+        change = urllib.request.Request(
+            f"http://127.0.0.1:{port}/admin/cutover/order-put/ACME-DE", data=body, method="PUT",
+            headers={"Content-Type": "application/json", "X-Admin-Key": KEY, "X-Actor": "bench"},
+        )  # fmt: skip
+        if mode != "legacy":
+            urllib.request.urlopen(change, timeout=10).close()
+            time.sleep(0.5)  # the gateway reloads its rules
+        asyncio.run(fixed_rate(port, rate, 2, request=WRITE_REQUEST))  # warm up
+        latencies = asyncio.run(fixed_rate(port, rate, seconds, request=WRITE_REQUEST))
+        results[mode] = statistics.quantiles(latencies, n=100)[98]
+        print(f"write route, {mode:10} at {rate:.0f} req/s (open loop): p50 {statistics.median(latencies):.2f} ms, "
+              f"p99 {results[mode]:.2f} ms")  # fmt: skip
+    ratio = results["dual_write"] / results["legacy"]
+    print(f"dual_write / legacy p99: {ratio:.2f}×  (target ≤ 1.1×: {'met' if ratio <= 1.1 else 'MISSED'})")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description="the gateway versus nginx as a proxy, same backend")
     parser.add_argument("--seconds", type=int, default=10)
@@ -144,6 +177,10 @@ def main() -> None:
     (routes / "bench.yaml").write_text(
         "routes:\n  - name: bench\n    passthrough:\n      path: /soap/Bench\n"
         f"      entity_xpath: \"string(//*[local-name()='entity'])\"\n      legacy: http://127.0.0.1:{backend_port}/\n"
+        '  - name: order-put\n    operation: {method: POST, path: "/v1/{entity}/orders/{orderId}"}\n'
+        "    entity: {from: path, name: entity}\n    key: {from: path, name: orderId}\n    writes: true\n"
+        f'    legacy: {{backend: {{backend: http, url: "http://127.0.0.1:{backend_port}/legacy"}}}}\n'
+        f'    cloud: {{backend: {{backend: http, url: "http://127.0.0.1:{backend_port}/cloud"}}}}\n'
     )
     import hashlib
 
@@ -165,8 +202,11 @@ def main() -> None:
                 str(folder / "consumers.yaml"),
                 "--port",
                 str(gateway_port),
+                "--store",
+                str(folder / "cutover.db"),
             ],
             stderr=log,
+            env={**os.environ, "BANYAN_ADMIN_KEY": KEY},
         )
     )
     script = folder / "post.lua"
@@ -197,6 +237,7 @@ def main() -> None:
         p99 = statistics.quantiles(latencies, n=100)[98]
         print(f"gateway at half load ({half:,.0f} req/s, open loop): p50 {statistics.median(latencies):.2f} ms, "
               f"p99 {p99:.2f} ms  (target < 5 ms: {'met' if p99 < 5 else 'MISSED'})")  # fmt: skip
+        dual_write(gateway_port, args.seconds)
     finally:
         for process in processes:
             process.send_signal(signal.SIGTERM)
