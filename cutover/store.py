@@ -115,7 +115,16 @@ MIGRATIONS: list[list[str]] = [
         "served TEXT, updated_at TEXT NOT NULL)",
         "CREATE INDEX cutover_outbox_due ON cutover_outbox (state, next_at)",
     ],
+    [
+        "CREATE TABLE cutover_differences (route TEXT NOT NULL, entity TEXT NOT NULL, path TEXT NOT NULL, "
+        "kind TEXT NOT NULL, minute INTEGER NOT NULL, count INTEGER NOT NULL, "
+        "PRIMARY KEY (route, entity, path, kind, minute))",
+        "CREATE TABLE cutover_samples ({id}, at TEXT NOT NULL, route TEXT NOT NULL, entity TEXT NOT NULL, "
+        "path TEXT NOT NULL, kind TEXT NOT NULL, legacy TEXT, cloud TEXT)",
+        "CREATE INDEX cutover_samples_path ON cutover_samples (route, entity, path, id)",
+    ],
 ]
+SAMPLES_PER_PATH = 5  # the newest samples kept per route × entity × path (values already masked)
 _APPEND_ONLY = {
     "sqlite": [
         "CREATE TRIGGER cutover_audit_no_update BEFORE UPDATE ON cutover_audit "
@@ -320,6 +329,67 @@ class Store:
     def prune_evidence(self, before_minute: int) -> None:
         with self.transaction() as cursor:
             self._execute(cursor, "DELETE FROM cutover_evidence WHERE minute < ?", (before_minute,))
+            self._execute(cursor, "DELETE FROM cutover_differences WHERE minute < ?", (before_minute,))
+
+    # -- differences, by field ------------------------------------------------------------------
+    def add_differences(
+        self,
+        route: str,
+        entity: str,
+        minute: int,
+        counts: dict[tuple[str, str], int],
+        samples: list[tuple[str, str, Any, Any]],
+    ) -> None:
+        """Add per-path difference counts, and keep the newest few (masked) samples per path."""
+        stamp = now_iso()
+        with self.transaction() as cursor:
+            for (path, kind), count in counts.items():
+                self._execute(
+                    cursor,
+                    "INSERT INTO cutover_differences (route, entity, path, kind, minute, count) "
+                    "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (route, entity, path, kind, minute) "
+                    "DO UPDATE SET count = cutover_differences.count + excluded.count",
+                    (route, entity, path, kind, minute, count),
+                )
+            for path, kind, legacy, cloud in samples:
+                self._execute(
+                    cursor,
+                    "INSERT INTO cutover_samples (at, route, entity, path, kind, legacy, cloud) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (stamp, route, entity, path, kind, json.dumps(legacy), json.dumps(cloud)),
+                )
+                self._execute(
+                    cursor,
+                    "DELETE FROM cutover_samples WHERE route = ? AND entity = ? AND path = ? AND id NOT IN "
+                    "(SELECT id FROM cutover_samples WHERE route = ? AND entity = ? AND path = ? "
+                    f"ORDER BY id DESC LIMIT {SAMPLES_PER_PATH})",
+                    (route, entity, path, route, entity, path),
+                )
+
+    def differences(self, route: str, entity: str | None, since_minute: int, limit: int = 20) -> list[dict[str, Any]]:
+        """The fields that differ most, with their counts and newest samples."""
+        where, params = ("AND entity = ?", (route, since_minute, entity)) if entity else ("", (route, since_minute))
+        with self.transaction() as cursor:
+            rows = self._execute(
+                cursor,
+                f"SELECT path, kind, SUM(count) FROM cutover_differences WHERE route = ? AND minute >= ? {where} "
+                f"GROUP BY path, kind ORDER BY SUM(count) DESC, path LIMIT {int(limit)}",
+                params,
+            ).fetchall()
+            found = []
+            for path, kind, count in rows:
+                sample_where = "AND entity = ?" if entity else ""
+                sample_params = (route, path, kind, entity) if entity else (route, path, kind)
+                samples = self._execute(
+                    cursor,
+                    "SELECT entity, legacy, cloud FROM cutover_samples "
+                    f"WHERE route = ? AND path = ? AND kind = ? {sample_where} "
+                    f"ORDER BY id DESC LIMIT {SAMPLES_PER_PATH}",
+                    sample_params,
+                ).fetchall()
+                listed = [{"entity": e, "legacy": json.loads(a), "cloud": json.loads(b)} for e, a, b in samples]
+                found.append({"path": path, "kind": kind, "count": int(count), "samples": listed})
+        return found
 
     # -- schedules and freezes ------------------------------------------------------------------
     def add_schedule(self, route: str, entity: str, mode: str, percent: float, at: str, reason: str, actor: str) -> int:

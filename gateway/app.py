@@ -400,7 +400,7 @@ def _judge(
         if legacy_status != cloud_status:
             differences.append(Difference("/", Kind.value, legacy_status, cloud_status))
     route = compiled.route
-    cutover.compared(route.name, entity, rung, not differences)
+    cutover.compared(route.name, entity, rung, differences)
     app[METRICS].comparisons.labels(route.name, entity or "", "mismatch" if differences else "match").inc()
     if differences:
         where = ", ".join(f"{d.path} ({d.kind})" for d in differences[:5])

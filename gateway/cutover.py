@@ -15,13 +15,14 @@ import hmac
 import json
 import logging
 import threading
-from collections.abc import AsyncIterator, Callable
-from dataclasses import asdict
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import asdict, dataclass
 from functools import partial
 from typing import Any, TypeVar
 
 from aiohttp import web
 
+from cutover.compare import Difference
 from cutover.decide import Mode, Rule, Side
 from cutover.engine import CutoverError, Engine, RouteInfo
 from cutover.gates import Counters
@@ -57,6 +58,16 @@ def known_entities(routes: list[Route]) -> list[str] | None:
     return sorted(names) or None
 
 
+SAMPLES_PER_FLUSH = 10  # new samples per route × entity per flush: the first of each path
+DifferencesByRoute = dict[tuple[str, str], tuple[dict[tuple[str, str], int], list[tuple[str, str, Any, Any]]]]
+
+
+@dataclass
+class Taken:
+    counters: dict[tuple[str, str, str], Counters]
+    differences: DifferencesByRoute
+
+
 class Cutover:
     """The gateway's view of the ladder: a rule cache, an evidence buffer and the background work."""
 
@@ -70,6 +81,7 @@ class Cutover:
         self.outbox = Outbox(self.store)
         self.rules: dict[tuple[str, str], Rule] = {}
         self.pending: dict[tuple[str, str, str], Counters] = {}
+        self.differences: DifferencesByRoute = {}
         self.reloads = 0
         self._stop = threading.Event()
         self._listener: threading.Thread | None = None
@@ -107,20 +119,30 @@ class Cutover:
             counters.calls_legacy += 1
             counters.errors_legacy += failed
 
-    def compared(self, route: str, entity: str | None, rung: str, matched: bool) -> None:
+    def compared(self, route: str, entity: str | None, rung: str, differences: Sequence[Difference]) -> None:
         counters = self._counters(route, entity, rung)
         counters.comparisons += 1
-        counters.mismatches += not matched
+        counters.mismatches += bool(differences)
+        if differences:
+            by_path = self.differences.setdefault((route, entity or "*"), ({}, []))
+            for difference in differences:
+                key = (difference.path, difference.kind.value)
+                if key not in by_path[0] and len(by_path[1]) < SAMPLES_PER_FLUSH:
+                    by_path[1].append((difference.path, difference.kind.value, difference.legacy, difference.cloud))
+                by_path[0][key] = by_path[0].get(key, 0) + 1
 
-    def take(self) -> dict[tuple[str, str, str], Counters]:
-        """The counters gathered since the last take; call it on the thread that counts."""
-        pending, self.pending = self.pending, {}
-        return pending
+    def take(self) -> Taken:
+        """What was gathered since the last take; call it on the thread that counts."""
+        taken = Taken(self.pending, self.differences)
+        self.pending, self.differences = {}, {}
+        return taken
 
-    def write(self, pending: dict[tuple[str, str, str], Counters]) -> None:
+    def write(self, taken: Taken) -> None:
         now = minute()
-        for (route, entity, rung), counters in pending.items():
+        for (route, entity, rung), counters in taken.counters.items():
             self.store.add_evidence(route, entity, rung, now, counters)
+        for (route, entity), (counts, samples) in taken.differences.items():
+            self.store.add_differences(route, entity, now, counts, samples)
 
     def flush(self) -> None:
         self.write(self.take())
@@ -271,6 +293,19 @@ async def admin_status(request: web.Request) -> web.Response:
     return web.json_response([row.as_dict() for row in rows])
 
 
+async def admin_mismatches(request: web.Request) -> web.Response:
+    _admin(request)
+    route = request.query.get("route", "")
+    engine = request.app[CUTOVER].engine
+    try:
+        engine._route(route)
+        minutes = int(request.query.get("minutes", 24 * 60))
+    except (CutoverError, ValueError) as exc:
+        raise Problem(422, "Bad query", str(exc)) from None
+    found = await in_thread(engine.store.differences, route, request.query.get("entity"), minute() - minutes + 1)
+    return web.json_response(found)
+
+
 async def admin_history(request: web.Request) -> web.StreamResponse:
     _admin(request)
     events = await in_thread(
@@ -356,6 +391,7 @@ def add_admin_routes(app: web.Application) -> None:
     app.router.add_post(r"/admin/outbox/{id:\d+}/{action:replay|discard}", admin_outbox_action)
     app.router.add_get("/admin/cutover", admin_status)
     app.router.add_get("/admin/cutover/history", admin_history)
+    app.router.add_get("/admin/cutover/mismatches", admin_mismatches)
     app.router.add_post("/admin/cutover/schedule", admin_schedule)
     app.router.add_post("/admin/cutover/freeze", admin_freeze)
     app.router.add_put("/admin/cutover/{route}/{entity}", admin_set)

@@ -20,7 +20,7 @@ from rich.table import Table
 from cutover.decide import Rule, Side
 from cutover.engine import CutoverError, Engine
 from cutover.outbox import Outbox, OutboxError
-from cutover.store import Conflict, StoreError, open_store
+from cutover.store import Conflict, StoreError, minute, open_store
 from gateway.cutover import known_entities, route_infos
 from gateway.spec import RouteError, load_routes
 
@@ -287,6 +287,39 @@ def freeze(
         print(json.dumps(result))
     else:
         console.print(f"[green]✓[/] {entity} frozen from {starts} to {ends}")
+
+
+@cutover_app.command("mismatches")
+def mismatches(
+    route: Annotated[str, typer.Argument(help="route name")],
+    store: Store,
+    entity: Annotated[str | None, typer.Option(help="only this legal entity")] = None,
+    minutes: Annotated[int, typer.Option(help="look back this many minutes")] = 24 * 60,
+    routes: Routes = Path("routes"),
+    as_json: Json = False,
+) -> None:
+    """The fields where the two sides differ most, with masked samples.
+
+    Example: banyan cutover mismatches order-status --entity ACME-DE --store cutover.db
+    """
+    engine = _engine(store, routes)
+    try:
+        engine._route(route)
+    except CutoverError as exc:
+        raise _refused(exc, as_json) from None
+    found = engine.store.differences(route, entity, minute() - minutes + 1)
+    if as_json:
+        print(json.dumps(found, indent=2))
+        return
+    table = Table(title=f"Where {route} differs (last {minutes} min)", title_justify="left")
+    for column in ("path", "kind", "count", "legacy", "cloud"):
+        table.add_column(column, justify="right" if column == "count" else "left")
+    for row in found:
+        sample = row["samples"][0] if row["samples"] else {"legacy": "", "cloud": ""}
+        table.add_row(
+            row["path"], row["kind"], str(row["count"]), json.dumps(sample["legacy"]), json.dumps(sample["cloud"])
+        )
+    console.print(table)
 
 
 @cutover_app.command("calendar")

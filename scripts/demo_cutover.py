@@ -158,6 +158,7 @@ def main() -> None:
         )
         print(f"400 calls: {traffic(port, 400, 0)}")
         banyan(store, routes_folder, "status", "--route", "order-status", "--entity", ENTITY)
+        banyan(store, routes_folder, "mismatches", "order-status", "--entity", ENTITY)
         banyan(
             store,
             routes_folder,

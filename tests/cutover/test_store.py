@@ -17,10 +17,10 @@ EVENT = {"kind": "set", "from_mode": "legacy", "to_mode": "shadow", "reason": "t
 
 def test_migrations_are_versioned_and_idempotent(store: Store, store_location: str) -> None:
     again = open_store(store_location)  # a second gateway starting on the same store
-    assert again.migrate() == 2
+    assert again.migrate() == 3
     with store.transaction() as cursor:
         versions = [row[0] for row in store._execute(cursor, "SELECT version FROM schema_migrations").fetchall()]
-    assert versions == [1, 2]
+    assert versions == [1, 2, 3]
     again.close()
 
 
@@ -108,3 +108,15 @@ def test_two_processes_share_one_sqlite_store_without_losing_a_change(tmp_path) 
     assert len(store.history(limit=100)) == 50
     assert store.evidence("orders.get", "acme-us", "acme-us@0", 0).calls_cloud == 50
     store.close()
+
+
+def test_differences_count_by_path_and_keep_the_newest_samples(store: Store) -> None:
+    for n in range(8):
+        store.add_differences("orders.get", "acme-us", 100, {("/total", "value"): 2, ("/lines/*/qty", "value"): 1},
+                              [("/total", "value", n, n + 1)])  # fmt: skip
+    store.add_differences("orders.get", "acme-de", 100, {("/total", "value"): 5}, [])
+    found = store.differences("orders.get", "acme-us", 0)
+    assert [(row["path"], row["count"]) for row in found] == [("/total", 16), ("/lines/*/qty", 8)]
+    assert [sample["legacy"] for sample in found[0]["samples"]] == [7, 6, 5, 4, 3]  # the newest five
+    assert store.differences("orders.get", None, 0)[0]["count"] == 21
+    assert store.differences("orders.get", "acme-us", 101) == []

@@ -177,6 +177,9 @@ def test_shadow_mirrors_reads_and_compares(ladder: Ladder) -> None:
     evidence = status[("order-get", "ACME-US")]["evidence"]
     assert (evidence["comparisons"], evidence["mismatches"], evidence["calls_cloud"]) == (5, 1, 5)
     assert status[("order-get", "ACME-DE")]["mode"] == "legacy"
+    fields = ladder.admin("GET", "/mismatches?route=order-get&entity=ACME-US").json()
+    assert [(f["path"], f["kind"], f["count"]) for f in fields] == [("/total", "value", 1)]
+    assert fields[0]["samples"][0] == {"entity": "ACME-US", "legacy": 10.0, "cloud": 12.5}
     metrics = requests.get(f"{ladder.gateway.url}/metrics", timeout=5).text
     assert 'banyan_cutover_comparisons_total{entity="ACME-US",result="mismatch",route="order-get"} 1.0' in metrics
     assert (

@@ -23,7 +23,7 @@ def store(tmp_path: Path) -> str:
 
 
 def banyan(store: str, *args: str) -> tuple[int, str]:
-    actor = [] if args[0] in ("status", "history", "calendar") else ["--actor", "ana"]
+    actor = [] if args[0] in ("status", "history", "calendar", "mismatches") else ["--actor", "ana"]
     result = runner.invoke(app, ["cutover", *args, "--store", store, "--routes", str(REPO / "routes"), *actor])
     return result.exit_code, result.output
 
@@ -116,3 +116,17 @@ def test_freeze_and_schedule(store: str) -> None:
     assert listed["freezes"][0]["reason"] == "month-end close"
     code, output = banyan(store, "calendar")
     assert code == 0 and "after close" in output and "month-end close" in output
+
+
+def test_mismatches_lists_fields_with_samples(store: str) -> None:
+    opened = open_store(store)
+    opened.add_differences(
+        "order-status", "ACME-DE", minute(), {("/total", "value"): 3}, [("/total", "value", 10.25, 10)]
+    )
+    opened.close()
+    code, output = banyan(store, "mismatches", "order-status", "--json")
+    assert code == 0 and json.loads(output)[0]["samples"][0]["cloud"] == 10
+    code, output = banyan(store, "mismatches", "order-status")
+    assert "/total" in output and "10.25" in output
+    code, output = banyan(store, "mismatches", "order-statuz")
+    assert code == 1 and "unknown route" in output
