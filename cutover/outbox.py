@@ -13,10 +13,10 @@ dies, so it goes through here:
 
 The intent is recorded before the serving call and completed after it; the consumer's answer is
 sent only once that is recorded. A worker claims due messages with a lease (so two gateways never
-deliver the same message at once) and delivers with an idempotency key derived once, at intent,
-from the consumer's Idempotency-Key or the request — a redelivery after a crash carries the same
-key. In-doubt and dead messages wait for a person: `replay` makes them pending again, `discard`
-closes them; both are audited.
+deliver the same message at once), a business key's messages one at a time and in order, and
+delivers with an idempotency key derived once, at intent, from the consumer's Idempotency-Key or
+the request — a redelivery after a crash carries the same key. In-doubt and dead messages wait
+for a person: `replay` makes them pending again, `discard` closes them; both are audited.
 """
 
 from __future__ import annotations
@@ -71,6 +71,11 @@ _COLUMNS = (
     "id, created, at, route, entity, business_key, side, rung, call, idempotency_key, state, attempts, "
     "next_at, last_error, served"
 )
+
+
+# an earlier write for the same business key in one of these states holds the later ones back, so
+# the other side sees a key's writes in the order the serving side took them
+_UNFINISHED = "('intent', 'pending', 'in_doubt', 'dead')"
 
 
 def _message(row: Any) -> Message:
@@ -130,8 +135,10 @@ class Outbox:
         with self.store.transaction() as cursor:
             rows = self.store._execute(
                 cursor,
-                f"SELECT {_COLUMNS} FROM cutover_outbox WHERE state = 'pending' AND next_at <= ? AND lease_until <= ? "
-                f"ORDER BY id LIMIT {int(limit)}",
+                f"SELECT {_COLUMNS} FROM cutover_outbox AS o WHERE state = 'pending' AND next_at <= ? "
+                "AND lease_until <= ? AND NOT EXISTS (SELECT 1 FROM cutover_outbox AS earlier "
+                "WHERE earlier.route = o.route AND earlier.entity = o.entity AND earlier.business_key = o.business_key "
+                f"AND earlier.id < o.id AND earlier.state IN {_UNFINISHED}) ORDER BY id LIMIT {int(limit)}",
                 (moment, moment),
             ).fetchall()
             claimed = []

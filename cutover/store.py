@@ -123,6 +123,7 @@ MIGRATIONS: list[list[str]] = [
         "path TEXT NOT NULL, kind TEXT NOT NULL, legacy TEXT, cloud TEXT)",
         "CREATE INDEX cutover_samples_path ON cutover_samples (route, entity, path, id)",
     ],
+    ["CREATE INDEX cutover_outbox_key ON cutover_outbox (route, entity, business_key, id)"],
 ]
 SAMPLES_PER_PATH = 5  # the newest samples kept per route × entity × path (values already masked)
 _APPEND_ONLY = {

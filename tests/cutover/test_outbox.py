@@ -91,3 +91,19 @@ def test_idempotency_keys() -> None:
     assert idempotency_key("r", "E", "abc", "c1") == idempotency_key("r", "E", "abc", "c2")  # the consumer's key wins
     assert idempotency_key("r", "E", None, "c1") != idempotency_key("r", "E", None, "c2")
     assert idempotency_key("r", "E", "abc", "c1") != idempotency_key("r", "F", "abc", "c1")
+
+
+def test_a_keys_writes_reach_the_other_side_in_order(store: Store) -> None:
+    outbox = Outbox(store)
+    create = outbox.intend("order-put", "ACME-DE", "PO-7", "cloud", "r", {"payload": "create"}, "k1")
+    update = outbox.intend("order-put", "ACME-DE", "PO-7", "cloud", "r", {"payload": "update"}, "k2")
+    other = outbox.intend("order-put", "ACME-DE", "PO-8", "cloud", "r", {"payload": "other"}, "k3")
+    for message_id in (create, update, other):
+        outbox.settle(message_id, "pending")
+    assert [m.id for m in outbox.claim("gw")] == [create, other]  # PO-7's update waits for its create
+    outbox.failed(outbox.get(create), "503")
+    outbox.delivered(other)
+    later = time.time() + 10_000
+    assert [m.id for m in outbox.claim("gw", now=later)] == [create]  # still not the update
+    outbox.delivered(create)
+    assert [m.id for m in outbox.claim("gw", now=later + 60)] == [update]  # after the lease on create
