@@ -124,7 +124,16 @@ MIGRATIONS: list[list[str]] = [
         "CREATE INDEX cutover_samples_path ON cutover_samples (route, entity, path, id)",
     ],
     ["CREATE INDEX cutover_outbox_key ON cutover_outbox (route, entity, business_key, id)"],
+    [
+        # legacy compared with itself: how often each field differs on its own
+        "CREATE TABLE cutover_noise_calls (route TEXT NOT NULL, entity TEXT NOT NULL, minute INTEGER NOT NULL, "
+        "count INTEGER NOT NULL, PRIMARY KEY (route, entity, minute))",
+        "CREATE TABLE cutover_noise (route TEXT NOT NULL, entity TEXT NOT NULL, path TEXT NOT NULL, "
+        "minute INTEGER NOT NULL, count INTEGER NOT NULL, PRIMARY KEY (route, entity, path, minute))",
+    ],
 ]
+NOISE_ABSOLUTE = 0.001  # a field is a real difference when the cloud's rate beats legacy's own by 0.1 point…
+NOISE_RELATIVE = 0.2  # …and by a fifth of it (Diffy's two thresholds)
 SAMPLES_PER_PATH = 5  # the newest samples kept per route × entity × path (values already masked)
 _APPEND_ONLY = {
     "sqlite": [
@@ -155,6 +164,15 @@ def _event(row: Any) -> AuditEvent:
     return AuditEvent(
         id_, at, actor, kind, route, entity, from_mode, to_mode, from_percent, to_percent, reason, json.loads(evidence)
     )
+
+
+def _noise_verdict(rate: float | None, own: float | None) -> str:
+    """`difference` when the cloud differs clearly more often than legacy differs from itself."""
+    if own is None or rate is None:
+        return "unknown"  # no second legacy calls sampled yet
+    if rate - own > NOISE_ABSOLUTE and rate > own * (1 + NOISE_RELATIVE):
+        return "difference"
+    return "noise" if own > 0 else "difference"
 
 
 class Store:
@@ -367,10 +385,34 @@ class Store:
                     (route, entity, path, route, entity, path),
                 )
 
+    def add_noise(self, route: str, entity: str, minute: int, calls: int, counts: dict[str, int]) -> None:
+        with self.transaction() as cursor:
+            self._execute(
+                cursor,
+                "INSERT INTO cutover_noise_calls (route, entity, minute, count) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (route, entity, minute) DO UPDATE SET count = cutover_noise_calls.count + excluded.count",
+                (route, entity, minute, calls),
+            )
+            for path, count in counts.items():
+                self._execute(
+                    cursor,
+                    "INSERT INTO cutover_noise (route, entity, path, minute, count) VALUES (?, ?, ?, ?, ?) "
+                    "ON CONFLICT (route, entity, path, minute) "
+                    "DO UPDATE SET count = cutover_noise.count + excluded.count",
+                    (route, entity, path, minute, count),
+                )
+
     def differences(self, route: str, entity: str | None, since_minute: int, limit: int = 20) -> list[dict[str, Any]]:
-        """The fields that differ most, with their counts and newest samples."""
+        """The fields that differ most: counts, rates, legacy's own rate (noise), verdict, samples."""
         where, params = ("AND entity = ?", (route, since_minute, entity)) if entity else ("", (route, since_minute))
         with self.transaction() as cursor:
+            scope = f"WHERE route = ? AND minute >= ? {where}"
+            total = self._execute(cursor, f"SELECT COALESCE(SUM(comparisons), 0) FROM cutover_evidence {scope}", params)
+            total = total.fetchone()[0]
+            calls = self._execute(cursor, f"SELECT COALESCE(SUM(count), 0) FROM cutover_noise_calls {scope}", params)
+            noise_calls = calls.fetchone()[0]
+            paths = self._execute(cursor, f"SELECT path, SUM(count) FROM cutover_noise {scope} GROUP BY path", params)
+            noise = dict(paths.fetchall())
             rows = self._execute(
                 cursor,
                 f"SELECT path, kind, SUM(count) FROM cutover_differences WHERE route = ? AND minute >= ? {where} "
@@ -389,7 +431,10 @@ class Store:
                     sample_params,
                 ).fetchall()
                 listed = [{"entity": e, "legacy": json.loads(a), "cloud": json.loads(b)} for e, a, b in samples]
-                found.append({"path": path, "kind": kind, "count": int(count), "samples": listed})
+                rate = int(count) / total if total else None
+                own = int(noise.get(path, 0)) / noise_calls if noise_calls else None
+                found.append({"path": path, "kind": kind, "count": int(count), "rate": rate, "legacy_own_rate": own,
+                              "verdict": _noise_verdict(rate, own), "samples": listed})  # fmt: skip
         return found
 
     # -- schedules and freezes ------------------------------------------------------------------

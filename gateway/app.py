@@ -11,6 +11,7 @@ import contextlib
 import json
 import logging
 import os
+import random
 import re
 import socket
 import time
@@ -415,11 +416,26 @@ async def _compare(
     mirror: asyncio.Task[Any],
     rung: str,
     served_by: Side,
+    call: Call,
 ) -> None:
     """Compare the mirrored answer with the served one, off the request path."""
     other = await mirror
     legacy, cloud = (served, other) if served_by is Side.legacy else (other, served)
     _judge(app, compiled, entity, rung, legacy, cloud)
+    sample = compiled.route.compare.noise_sample
+    if sample and not compiled.route.writes and isinstance(legacy, Answer) and random.random() < sample:
+        await _learn_noise(app, compiled, entity, legacy, call)
+
+
+async def _learn_noise(app: web.Application, compiled: Compiled, entity: str | None, first: Answer, call: Call) -> None:
+    """Ask legacy the same read again: the fields that differ now differ on their own."""
+    cutover = app.get(CUTOVER)
+    try:
+        second = await _call_side(app, compiled, Side.legacy.value, entity, call)
+    except Problem:
+        return
+    if cutover is not None:
+        cutover.noised(compiled.route.name, entity, compiled.comparator.compare(first.body, second.body))
 
 
 _BACKGROUND: set[asyncio.Task[Any]] = set()
@@ -467,7 +483,7 @@ async def managed(request: web.Request) -> web.StreamResponse:
         side = plan.fallback
         answer = await _counted(request.app, compiled, side, entity, call, rule.rung, "fallback")
     if mirror is not None and plan.compare and side is plan.serve:  # after a fallback both answers are legacy's
-        _later(_compare(request.app, compiled, entity, answer, mirror, rule.rung, side))
+        _later(_compare(request.app, compiled, entity, answer, mirror, rule.rung, side, call))
     return _respond(request, route, answer, side)
 
 

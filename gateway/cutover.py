@@ -66,6 +66,7 @@ DifferencesByRoute = dict[tuple[str, str], tuple[dict[tuple[str, str], int], lis
 class Taken:
     counters: dict[tuple[str, str, str], Counters]
     differences: DifferencesByRoute
+    noise: dict[tuple[str, str], tuple[int, dict[str, int]]]
 
 
 class Cutover:
@@ -82,6 +83,7 @@ class Cutover:
         self.rules: dict[tuple[str, str], Rule] = {}
         self.pending: dict[tuple[str, str, str], Counters] = {}
         self.differences: DifferencesByRoute = {}
+        self.noise: dict[tuple[str, str], tuple[int, dict[str, int]]] = {}
         self.reloads = 0
         self._stop = threading.Event()
         self._listener: threading.Thread | None = None
@@ -131,10 +133,17 @@ class Cutover:
                     by_path[1].append((difference.path, difference.kind.value, difference.legacy, difference.cloud))
                 by_path[0][key] = by_path[0].get(key, 0) + 1
 
+    def noised(self, route: str, entity: str | None, differences: Sequence[Difference]) -> None:
+        """Count one comparison of legacy with itself, and the fields that differed on their own."""
+        calls, paths = self.noise.setdefault((route, entity or "*"), (0, {}))
+        for path in {difference.path for difference in differences}:
+            paths[path] = paths.get(path, 0) + 1
+        self.noise[(route, entity or "*")] = (calls + 1, paths)
+
     def take(self) -> Taken:
         """What was gathered since the last take; call it on the thread that counts."""
-        taken = Taken(self.pending, self.differences)
-        self.pending, self.differences = {}, {}
+        taken = Taken(self.pending, self.differences, self.noise)
+        self.pending, self.differences, self.noise = {}, {}, {}
         return taken
 
     def write(self, taken: Taken) -> None:
@@ -143,6 +152,8 @@ class Cutover:
             self.store.add_evidence(route, entity, rung, now, counters)
         for (route, entity), (counts, samples) in taken.differences.items():
             self.store.add_differences(route, entity, now, counts, samples)
+        for (route, entity), (calls, paths) in taken.noise.items():
+            self.store.add_noise(route, entity, now, calls, paths)
 
     def flush(self) -> None:
         self.write(self.take())

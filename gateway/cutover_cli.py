@@ -15,6 +15,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from cutover.decide import Rule, Side
@@ -312,14 +313,20 @@ def mismatches(
         print(json.dumps(found, indent=2))
         return
     table = Table(title=f"Where {route} differs (last {minutes} min)", title_justify="left")
-    for column in ("path", "kind", "count", "legacy", "cloud"):
-        table.add_column(column, justify="right" if column == "count" else "left")
+    for column in ("path", "kind", "count", "of calls", "legacy vs itself", "verdict", "legacy", "cloud"):
+        table.add_column(column, justify="right" if column in ("count", "of calls", "legacy vs itself") else "left")
+    verdicts = {"difference": "[red]difference[/]", "noise": "[yellow]noise[/]", "unknown": "[dim]unknown[/]"}
     for row in found:
         sample = row["samples"][0] if row["samples"] else {"legacy": "", "cloud": ""}
-        table.add_row(
-            row["path"], row["kind"], str(row["count"]), json.dumps(sample["legacy"]), json.dumps(sample["cloud"])
-        )
+        rate = f"{row['rate']:.2%}" if row["rate"] is not None else ""
+        own = f"{row['legacy_own_rate']:.2%}" if row["legacy_own_rate"] is not None else "not sampled"
+        table.add_row(escape(row["path"]), row["kind"], str(row["count"]), rate, own, verdicts[row["verdict"]],
+                      escape(json.dumps(sample["legacy"])), escape(json.dumps(sample["cloud"])))  # fmt: skip
     console.print(table)
+    noise = sorted({row["path"] for row in found if row["verdict"] == "noise"})
+    if noise:
+        console.print(f"legacy differs from itself as often on these: add to the route's compare block\n"
+                      f"  compare: {{ignore: [{', '.join(noise)}]}}", highlight=False, markup=False)  # fmt: skip
 
 
 @cutover_app.command("calendar")

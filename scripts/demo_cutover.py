@@ -84,7 +84,7 @@ def routes(folder: Path, legacy: str, cloud: str) -> Path:
                 key: {{from: path, name: orderId}}
                 legacy: {{backend: {{backend: http, url: "{legacy}/orders/{{orderId}}"}}}}
                 cloud: {{backend: {{backend: http, url: "{cloud}/orders/{{orderId}}"}}}}
-                compare: {{ignore: [/system]}}
+                compare: {{ignore: [/system], noise_sample: 0.2}}
                 resilience: {{retries: 0}}
                 cutover:
                   gate: {{min_samples: 200, max_mismatch_rate: 0.02, max_error_rate: 0.01, min_minutes: 0}}

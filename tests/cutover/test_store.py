@@ -17,10 +17,10 @@ EVENT = {"kind": "set", "from_mode": "legacy", "to_mode": "shadow", "reason": "t
 
 def test_migrations_are_versioned_and_idempotent(store: Store, store_location: str) -> None:
     again = open_store(store_location)  # a second gateway starting on the same store
-    assert again.migrate() == 4
+    assert again.migrate() == 5
     with store.transaction() as cursor:
         versions = [row[0] for row in store._execute(cursor, "SELECT version FROM schema_migrations").fetchall()]
-    assert versions == [1, 2, 3, 4]
+    assert versions == [1, 2, 3, 4, 5]
     again.close()
 
 
@@ -120,3 +120,15 @@ def test_differences_count_by_path_and_keep_the_newest_samples(store: Store) -> 
     assert [sample["legacy"] for sample in found[0]["samples"]] == [7, 6, 5, 4, 3]  # the newest five
     assert store.differences("orders.get", None, 0)[0]["count"] == 21
     assert store.differences("orders.get", "acme-us", 101) == []
+
+
+def test_noise_verdicts_weigh_the_cloud_against_legacy_itself(store: Store) -> None:
+    store.add_evidence("orders.get", "acme-us", "acme-us@1", 100, Counters(comparisons=1000))
+    assert store.differences("orders.get", "acme-us", 0) == []
+    store.add_differences("orders.get", "acme-us", 100, {("/x", "value"): 1000}, [])
+    assert store.differences("orders.get", "acme-us", 0)[0]["verdict"] == "unknown"  # no legacy self-calls yet
+    store.add_differences("orders.get", "acme-us", 100, {("/total", "value"): 50, ("/y", "value"): 100}, [])
+    store.add_noise("orders.get", "acme-us", 100, 200, {"/x": 200, "/y": 19})
+    verdicts = {row["path"]: row["verdict"] for row in store.differences("orders.get", "acme-us", 0)}
+    # /x: always differs, on legacy too; /total: never on legacy; /y: 10 % against legacy's own 9.5 %
+    assert verdicts == {"/x": "noise", "/total": "difference", "/y": "noise"}

@@ -38,6 +38,7 @@ class Erp:
     fail: bool = False
     total: float = 10.0
     effects: dict[str, str] = field(default_factory=dict)  # Idempotency-Key → order, each written once
+    volatile: bool = False  # answers carry a field that changes on every call
 
     async def handle(self, request: web.Request) -> web.Response:
         order = request.match_info["order"]
@@ -47,7 +48,10 @@ class Erp:
         key = request.headers.get("Idempotency-Key")
         if request.method == "POST" and key:
             self.effects.setdefault(key, order)  # a repeated key is answered, not written again
-        return web.json_response({"orderId": order, "total": self.total, "system": self.name})
+        answer = {"orderId": order, "total": self.total, "system": self.name}
+        if self.volatile:
+            answer["renderedAt"] = time.time_ns()
+        return web.json_response(answer)
 
 
 @contextmanager
@@ -90,7 +94,7 @@ def ladder_routes(legacy: str, cloud: str) -> str:
             key: {{from: path, name: orderId}}
             legacy: {{backend: {{backend: http, url: "{legacy}/orders/{{orderId}}", timeout: 2}}}}
             cloud: {{backend: {{backend: http, url: "{cloud}/orders/{{orderId}}", timeout: 2}}}}
-            compare: {{ignore: [/system], tolerance: 0.01}}
+            compare: {{ignore: [/system], tolerance: 0.01, noise_sample: 1.0}}
             resilience: {{retries: 0, breaker: {{failures: 1000, reset: 1}}}}
             cutover:
               gate: {{min_samples: 5, min_minutes: 0}}
@@ -327,3 +331,16 @@ def test_outbox_admin_api(ladder: Ladder, monkeypatch: pytest.MonkeyPatch) -> No
     )
     assert refused.status_code == 422 and "only in_doubt or dead" in refused.json()["detail"]
     assert ladder.cloud.calls == []
+
+
+def test_fields_that_differ_on_their_own_are_told_apart(ladder: Ladder) -> None:
+    ladder.legacy.volatile = ladder.cloud.volatile = True
+    ladder.admin("PUT", "/order-get/ACME-US", {"mode": "shadow", "reason": "listen"})
+    ladder.cloud.total = 11.0
+    for n in range(10):
+        ladder.get("ACME-US", f"SO-{n}")
+    ladder.settle()
+    fields = {f["path"]: f for f in ladder.admin("GET", "/mismatches?route=order-get").json()}
+    assert fields["/renderedAt"]["verdict"] == "noise" and fields["/renderedAt"]["legacy_own_rate"] == 1.0
+    assert fields["/total"]["verdict"] == "difference" and fields["/total"]["rate"] == 1.0
+    assert fields["/total"]["legacy_own_rate"] == 0.0

@@ -130,3 +130,13 @@ def test_mismatches_lists_fields_with_samples(store: str) -> None:
     assert "/total" in output and "10.25" in output
     code, output = banyan(store, "mismatches", "order-statuz")
     assert code == 1 and "unknown route" in output
+
+
+def test_mismatches_suggests_ignoring_noise(store: str) -> None:
+    opened = open_store(store)
+    opened.add_evidence("order-status", "ACME-DE", "ACME-DE@1", minute(), Counters(comparisons=100))
+    opened.add_differences("order-status", "ACME-DE", minute(), {("/renderedAt", "value"): 100}, [])
+    opened.add_noise("order-status", "ACME-DE", minute(), 50, {"/renderedAt": 50})
+    opened.close()
+    code, output = banyan(store, "mismatches", "order-status")
+    assert code == 0 and "noise" in output and "compare: {ignore: [/renderedAt]}" in " ".join(output.split())
