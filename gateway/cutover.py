@@ -18,6 +18,7 @@ import threading
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import asdict, dataclass
 from functools import partial
+from pathlib import Path
 from typing import Any, TypeVar
 
 from aiohttp import web
@@ -397,7 +398,26 @@ async def admin_outbox_action(request: web.Request) -> web.Response:
     return web.json_response(message.as_dict())
 
 
+CONSOLE = Path(__file__).parent / "console"
+_ASSETS = {"console.css": "text/css", "console.js": "text/javascript"}
+
+
+async def console_page(request: web.Request) -> web.Response:
+    """The migration console: a static page that talks to the admin API with the key the user types."""
+    name = request.match_info.get("asset", "")
+    if name and name not in _ASSETS:
+        raise Problem(404, "No such file", f"the console has no {name!r}")
+    path = CONSOLE / (name or "index.html")
+    kind = _ASSETS.get(name, "text/html")
+    response = web.Response(body=path.read_bytes(), content_type=kind, charset="utf-8")
+    response.headers["Content-Security-Policy"] = "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
 def add_admin_routes(app: web.Application) -> None:
+    app.router.add_get("/console", console_page)
+    app.router.add_get("/console/{asset}", console_page)
     app.router.add_get("/admin/outbox", admin_outbox)
     app.router.add_post(r"/admin/outbox/{id:\d+}/{action:replay|discard}", admin_outbox_action)
     app.router.add_get("/admin/cutover", admin_status)

@@ -33,7 +33,7 @@ PUBLIC = ("/healthz", "/readyz", "/metrics", "/openapi.json", "/docs")
 
 def is_service_path(path: str) -> bool:
     """The gateway's own endpoints: no route, no consumer key (the admin API checks its own key)."""
-    return path in PUBLIC or path.startswith(("/docs", "/admin/")) or path == "/admin"
+    return path in PUBLIC or path.startswith(("/docs", "/admin/", "/console")) or path == "/admin"
 
 
 def correlation_id(request: web.Request) -> str:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,3 +25,25 @@ def corpora() -> Path:
     if not (CORPORA / "filedrop" / "SOURCES.tsv").is_file():
         missing_service(f"the public sample corpora are not at {CORPORA} (set BANYAN_CORPORA)")
     return CORPORA
+
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_FLAGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[object]:
+    """Debian's headless Chromium, driven by playwright."""
+    if not Path(CHROMIUM).exists():
+        missing_service("Debian's chromium is not installed (make test installs it)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        missing_service("playwright (in the test extra) is not installed")
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        yield chromium
+        chromium.close()

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import importlib.util
-import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,15 +10,9 @@ from typer.testing import CliRunner
 
 from gateway.cli import app
 from inventory_scan import Catalog
-from tests.conftest import missing_service
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-FLAGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -37,20 +29,6 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Catalog]:
     result = runner.invoke(app, ["catalog", "report", str(root / "catalog.json"), "--html", str(html)])
     assert result.exit_code == 0, result.output
     return html, Catalog.load(root / "catalog.json")
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    if not Path(CHROMIUM).exists():
-        missing_service("Debian's chromium is not installed (make test installs it)")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        missing_service("playwright (in the test extra) is not installed")
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-        yield chromium
-        chromium.close()
 
 
 def test_report_in_chromium(report: tuple[Path, Catalog], browser: object, tmp_path: Path) -> None:
