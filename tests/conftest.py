@@ -34,9 +34,10 @@ CHROMIUM_FLAGS = [
 ]  # fmt: skip
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
-    """Debian's headless Chromium, driven by playwright."""
+    """Debian's headless Chromium, driven by playwright; per module, as playwright's sync API keeps an
+    event loop running in this thread until it stops, and other tests start their own."""
     if not Path(CHROMIUM).exists():
         missing_service("Debian's chromium is not installed (make test installs it)")
     try:
