@@ -1,16 +1,19 @@
 """A cutover in miniature: one route, one legal entity, real gateways, real traffic, real evidence.
 
-    python scripts/demo_cutover.py [FOLDER]
+    python scripts/demo_cutover.py [FOLDER] [--once]
 
 Starts two small ERPs on loopback (the legacy one, and a cloud ERP that rounds a few order totals
 differently) and `banyan serve` with a SQLite cutover store in FOLDER. Then it walks order-status
 for ACME-DE up the ladder with `banyan cutover`, sending traffic through the gateway at each rung
 so the gate has evidence to judge; and at canary the cloud ERP starts failing, so the guardrail
 steps the route down by itself. Every command shown is run, and its output is what it printed.
+Then the gateway keeps serving, with the migration console at /console, until Ctrl-C (`--once`
+exits instead).
 """
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
 import os
@@ -30,6 +33,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 BANYAN = [sys.executable, "-m", "gateway.cli"]
+ADMIN_KEY = "demo-admin-key"
 ENTITY = "ACME-DE"
 
 
@@ -99,7 +103,7 @@ def routes(folder: Path, legacy: str, cloud: str) -> Path:
 def gateway(routes_folder: Path, store: Path, port: int) -> Iterator[subprocess.Popen[bytes]]:
     command = [*BANYAN, "serve", "--routes", str(routes_folder), "--insecure-no-auth", "--port", str(port),
                "--store", str(store), "--no-access-log"]  # fmt: skip
-    process = subprocess.Popen(command, stderr=subprocess.DEVNULL, env={**os.environ, "BANYAN_ADMIN_KEY": "demo"})
+    process = subprocess.Popen(command, stderr=subprocess.DEVNULL, env={**os.environ, "BANYAN_ADMIN_KEY": ADMIN_KEY})
     deadline = time.monotonic() + 20
     while True:
         try:
@@ -136,8 +140,27 @@ def traffic(port: int, count: int, start: int) -> str:
     return ", ".join(f"{n} {side}" for side, n in sorted(served.items()))
 
 
+def keep_serving(port: int, cloud: Erp) -> None:
+    """Leave the gateway up for the console, with a trickle of traffic, until Ctrl-C."""
+    cloud.failing = False
+    print(f"\nthe cloud ERP is back. Migration console: http://127.0.0.1:{port}/console "
+          f"(admin key: {ADMIN_KEY}, any name) — Ctrl-C to stop", flush=True)  # fmt: skip
+    n = 2000
+    try:
+        while True:
+            traffic(port, 20, n)
+            n += 20
+    except KeyboardInterrupt:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the shutdown short
+        print("stopping")
+
+
 def main() -> None:
-    folder = Path(sys.argv[1] if len(sys.argv) > 1 else ".demo") / "cutover"
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("folder", nargs="?", default=".demo")
+    parser.add_argument("--once", action="store_true", help="exit at the end instead of serving the console")
+    args = parser.parse_args()
+    folder = Path(args.folder) / "cutover"
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
     legacy, cloud = Erp("legacy", differs=False), Erp("cloud", differs=True)
@@ -204,6 +227,8 @@ def main() -> None:
         time.sleep(5)  # the next guardrail tick
         banyan(store, routes_folder, "history", "--entity", ENTITY)
         print(f"400 calls: {traffic(port, 400, 1600)}")
+        if not args.once:
+            keep_serving(port, cloud)
     legacy.server.shutdown()
     cloud.server.shutdown()
 

@@ -14,7 +14,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 def test_demo_cutover_climbs_and_the_guardrail_steps_down(tmp_path: Path) -> None:
     run = subprocess.run(
-        [sys.executable, str(REPO / "scripts" / "demo_cutover.py"), str(tmp_path)],
+        [sys.executable, str(REPO / "scripts" / "demo_cutover.py"), str(tmp_path), "--once"],
         cwd=REPO, capture_output=True, text=True, timeout=180, check=False,
     )  # fmt: skip
     assert run.returncode == 0, run.stderr[-3000:]
