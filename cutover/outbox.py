@@ -28,7 +28,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from cutover.store import Store, now_iso
+from cutover.store import Store, now_iso, where_equal
 
 STATES = ("intent", "pending", "delivered", "cancelled", "in_doubt", "dead", "discarded")
 MAX_ATTEMPTS = 8
@@ -200,15 +200,10 @@ class Outbox:
     def list(self, state: str | None = None, route: str | None = None, limit: int = 100) -> list[Message]:
         if state is not None and state not in STATES:
             raise OutboxError(f"unknown state {state!r}: use one of {', '.join(STATES)}")
-        clauses, params = [], []
-        for column, value in (("state", state), ("route", route)):
-            if value:
-                clauses.append(f"{column} = ?")
-                params.append(value)
-        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        where, params = where_equal(state=state, route=route)
         with self.store.transaction() as cursor:
             rows = self.store._execute(
-                cursor, f"SELECT {_COLUMNS} FROM cutover_outbox {where} ORDER BY id LIMIT {int(limit)}", tuple(params)
+                cursor, f"SELECT {_COLUMNS} FROM cutover_outbox {where} ORDER BY id LIMIT {int(limit)}", params
             ).fetchall()
         return [_message(row) for row in rows]
 

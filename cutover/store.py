@@ -166,6 +166,13 @@ def _event(row: Any) -> AuditEvent:
     )
 
 
+def where_equal(**filters: str | None) -> tuple[str, tuple[str, ...]]:
+    """A WHERE clause (with ? placeholders) for the filters that are set, and its parameters."""
+    given = {column: value for column, value in filters.items() if value}
+    clause = " AND ".join(f"{column} = ?" for column in given)
+    return (f"WHERE {clause}" if clause else ""), tuple(given.values())
+
+
 def _noise_verdict(rate: float | None, own: float | None) -> str:
     """`difference` when the cloud differs clearly more often than legacy differs from itself."""
     if own is None or rate is None:
@@ -305,19 +312,14 @@ class Store:
             self._audit(cursor, now_iso(), actor, route, entity, event)
 
     def history(self, route: str | None = None, entity: str | None = None, limit: int = 1000) -> list[AuditEvent]:
-        clauses, params = [], []
-        for column, value in (("route", route), ("entity", entity)):
-            if value:
-                clauses.append(f"{column} = ?")
-                params.append(value)
-        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        where, params = where_equal(route=route, entity=entity)
         with self.transaction() as cursor:
             rows = self._execute(
                 cursor,
                 "SELECT id, at, actor, kind, route, entity, from_mode, to_mode, from_percent, to_percent, reason, "
                 "evidence "
                 f"FROM cutover_audit {where} ORDER BY id DESC LIMIT {int(limit)}",
-                tuple(params),
+                params,
             ).fetchall()
         return [_event(row) for row in rows]
 
