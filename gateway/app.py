@@ -401,8 +401,9 @@ def _judge(
         if legacy_status != cloud_status:
             differences.append(Difference("/", Kind.value, legacy_status, cloud_status))
     route = compiled.route
-    cutover.compared(route.name, entity, rung, differences)
-    app[METRICS].comparisons.labels(route.name, entity or "", "mismatch" if differences else "match").inc()
+    mismatched = cutover.compared(route.name, entity, rung, differences)
+    result = "mismatch" if mismatched else "noise" if differences else "match"
+    app[METRICS].comparisons.labels(route.name, entity or "", result).inc()
     if differences:
         where = ", ".join(f"{d.path} ({d.kind})" for d in differences[:5])
         log.info("cutover mismatch on %s/%s: %s", route.name, entity, where)

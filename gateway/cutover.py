@@ -59,6 +59,7 @@ def known_entities(routes: list[Route]) -> list[str] | None:
     return sorted(names) or None
 
 
+NOISE_WINDOW_MINUTES = 24 * 60  # what legacy and the cloud did over the last day decides what is noise
 SAMPLES_PER_FLUSH = 10  # new samples per route × entity per flush: the first of each path
 DifferencesByRoute = dict[tuple[str, str], tuple[dict[tuple[str, str], int], list[tuple[str, str, Any, Any]]]]
 
@@ -85,6 +86,7 @@ class Cutover:
         self.pending: dict[tuple[str, str, str], Counters] = {}
         self.differences: DifferencesByRoute = {}
         self.noise: dict[tuple[str, str], tuple[int, dict[str, int]]] = {}
+        self.noise_paths: dict[str, frozenset[str]] = {}  # per route: fields learnt to be noise
         self.reloads = 0
         self._stop = threading.Event()
         self._listener: threading.Thread | None = None
@@ -122,10 +124,14 @@ class Cutover:
             counters.calls_legacy += 1
             counters.errors_legacy += failed
 
-    def compared(self, route: str, entity: str | None, rung: str, differences: Sequence[Difference]) -> None:
+    def compared(self, route: str, entity: str | None, rung: str, differences: Sequence[Difference]) -> bool:
+        """Count one comparison; a difference only on fields learnt to be noise is not a mismatch.
+        Returns whether it counted as a mismatch. Every field is still counted, so learning goes on."""
+        noisy = self.noise_paths.get(route, frozenset())
+        mismatched = any(difference.path not in noisy for difference in differences)
         counters = self._counters(route, entity, rung)
         counters.comparisons += 1
-        counters.mismatches += bool(differences)
+        counters.mismatches += mismatched
         if differences:
             by_path = self.differences.setdefault((route, entity or "*"), ({}, []))
             for difference in differences:
@@ -133,6 +139,21 @@ class Cutover:
                 if key not in by_path[0] and len(by_path[1]) < SAMPLES_PER_FLUSH:
                     by_path[1].append((difference.path, difference.kind.value, difference.legacy, difference.cloud))
                 by_path[0][key] = by_path[0].get(key, 0) + 1
+        return mismatched
+
+    def refresh_noise(self) -> None:
+        """Learn again which fields are noise: legacy differs on them from itself as often as the cloud."""
+        since = minute() - NOISE_WINDOW_MINUTES + 1
+        learnt = {}
+        for route in self.engine.routes:
+            paths = {
+                row["path"]
+                for row in self.store.differences(route, None, since, limit=200)
+                if row["verdict"] == "noise"
+            }
+            if paths:
+                learnt[route] = frozenset(paths)
+        self.noise_paths = learnt  # one swap
 
     def noised(self, route: str, entity: str | None, differences: Sequence[Difference]) -> None:
         """Count one comparison of legacy with itself, and the fields that differed on their own."""
@@ -206,6 +227,7 @@ async def _background(app: web.Application) -> None:
             if ticks % round(TICK_SECONDS / FLUSH_SECONDS) == 0:
                 for line in await in_thread(cutover.engine.tick):
                     log.warning("cutover: %s", line)
+                await in_thread(cutover.refresh_noise)
                 doubtful = await in_thread(cutover.outbox.recover, cutover.in_doubt_after)
                 if doubtful:
                     log.warning("outbox: %d writes left without an outcome are now in doubt", doubtful)

@@ -344,3 +344,12 @@ def test_fields_that_differ_on_their_own_are_told_apart(ladder: Ladder) -> None:
     assert fields["/renderedAt"]["verdict"] == "noise" and fields["/renderedAt"]["legacy_own_rate"] == 1.0
     assert fields["/total"]["verdict"] == "difference" and fields["/total"]["rate"] == 1.0
     assert fields["/total"]["legacy_own_rate"] == 0.0
+    # once learnt, noise alone no longer counts against the gate
+    ladder.cutover.refresh_noise()
+    assert ladder.cutover.noise_paths["order-get"] == {"/renderedAt"}
+    ladder.cloud.total = 10.0
+    for n in range(10, 20):
+        ladder.get("ACME-US", f"SO-{n}")
+    ladder.settle()
+    [row] = [r for r in ladder.admin("GET", "?route=order-get&entity=ACME-US").json()]
+    assert (row["evidence"]["comparisons"], row["evidence"]["mismatches"]) == (20, 10)
