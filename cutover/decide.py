@@ -44,6 +44,7 @@ class Rule:
     percent: float = 0.0
     pins: dict[str, Side] = field(default_factory=dict)
     version: int = 0
+    since: str | None = field(default=None, compare=False)  # when the store last set it (ISO 8601)
 
     @property
     def rung(self) -> str:
@@ -59,10 +60,6 @@ class Plan:
     mirror: Side | None = None  # gets the call off the request path
     compare: bool = False
     fallback: Side | None = None  # answers reads when the serving side fails
-
-    @property
-    def other(self) -> Side:
-        return Side.cloud if self.serve is Side.legacy else Side.legacy
 
 
 def bucket(salt: str, key: str) -> int:
@@ -100,11 +97,6 @@ def decide(rule: Rule, key: str | None, writes: bool, salt: str = "") -> Plan:
         # it answers a read the cloud fails
         return Plan(Side.cloud, mirror=Side.legacy, compare=True, fallback=None if writes else Side.legacy)
     return Plan(Side.cloud)
-
-
-def next_mode(mode: Mode) -> Mode | None:
-    index = LADDER.index(mode)
-    return LADDER[index + 1] if index + 1 < len(LADDER) else None
 
 
 def previous_mode(mode: Mode) -> Mode | None:

@@ -44,7 +44,6 @@ class Status:
     route: str
     entity: str
     rule: Rule
-    since: str | None
     window: Counters
     verdict: Judgement | None  # for the next rung; None at the top
 
@@ -56,11 +55,16 @@ class Status:
             "percent": self.rule.percent,
             "pins": {k: v.value for k, v in self.rule.pins.items()},
             "version": self.rule.version,
-            "since": self.since,
+            "since": self.rule.since,
             "evidence": self.window.as_dict(),
             "verdict": self.verdict.verdict.value if self.verdict else None,
             "verdict_reasons": self.verdict.reasons if self.verdict else [],
         }
+
+
+def _require_reason(reason: str) -> None:
+    if not reason.strip():
+        raise CutoverError("every change needs a reason (--reason): it is kept in the audit log")
 
 
 def _parse_time(text: str) -> datetime:
@@ -93,25 +97,18 @@ class Engine:
             raise CutoverError(f"unknown legal entity {entity!r}: known entities are {', '.join(self.entities)}")
         return entity
 
-    def _since(self, route: str, entity: str) -> str | None:
-        for event in self.store.history(route, entity, limit=50):
-            if event.to_mode is not None:
-                return event.at
-        return None
-
-    def window(self, route: str, entity: str, minutes: int) -> Counters:
-        """The evidence of the last `minutes`, gathered on the rung the route is on now."""
-        return self.store.evidence(route, entity, self.rule(route, entity).rung, minute() - minutes + 1)
-
     def verdict(self, route: str, entity: str) -> Judgement | None:
+        """May this route × entity move up a rung? None when it is on the cloud already."""
         info = self._route(route)
         rule = self.rule(route, entity)
+        return self._judge(info, rule, self._window_for(rule, entity, info.gate.window_minutes))
+
+    def _window_for(self, rule: Rule, entity: str, minutes: int) -> Counters:
+        return self.store.evidence(rule.route, entity, rule.rung, minute() - minutes + 1)
+
+    def _judge(self, info: RouteInfo, rule: Rule, counters: Counters) -> Judgement | None:
         if rule.mode is Mode.cloud:
             return None
-        since = self._since(route, entity)
-        minutes = (datetime.now(UTC) - _parse_time(since)).total_seconds() / 60 if since else float("inf")
-        compares = rule.mode not in (Mode.legacy,)
-        counters = self.window(route, entity, info.gate.window_minutes)
         if rule.mode is Mode.legacy:
             # nothing reaches the cloud yet: the first rung up (shadow) only needs a cloud side
             if not info.has_cloud:
@@ -121,7 +118,9 @@ class Engine:
                 reasons = ["no evidence at legacy for writes to the cloud: sign off with --force"]
                 return Judgement(Verdict.inconclusive, reasons, counters.as_dict())
             return Judgement(Verdict.successful, ["shadow risks nothing: the cloud only listens"], counters.as_dict())
-        return judge(counters, info.gate, minutes, compares)
+        since = rule.since
+        minutes = (datetime.now(UTC) - _parse_time(since)).total_seconds() / 60 if since else float("inf")
+        return judge(counters, info.gate, minutes)
 
     def status(self, route: str | None = None, entity: str | None = None) -> list[Status]:
         stored = {(r.route, r.entity): r for r in self.store.rules()}
@@ -132,11 +131,11 @@ class Engine:
         for route_name, entity_name in sorted(pairs):
             if route_name not in self.routes or (route and route_name != route) or (entity and entity_name != entity):
                 continue
-            rule = self.rule(route_name, entity_name)
             info = self.routes[route_name]
-            window = self.window(route_name, entity_name, info.gate.window_minutes)
-            since = self._since(route_name, entity_name)
-            rows.append(Status(route_name, entity_name, rule, since, window, self.verdict(route_name, entity_name)))
+            rule = stored.get((route_name, entity_name)) or stored.get((route_name, "*"))
+            rule = rule or Rule(route_name, entity_name, info.default)
+            window = self._window_for(rule, entity_name, info.gate.window_minutes)
+            rows.append(Status(route_name, entity_name, rule, window, self._judge(info, rule, window)))
         return rows
 
     def history(self, route: str | None = None, entity: str | None = None, limit: int = 1000) -> list[AuditEvent]:
@@ -179,8 +178,7 @@ class Engine:
         """Change one route × entity; refused (with nothing changed) unless it is sensible and allowed."""
         info = self._route(route)
         self._entity(entity)
-        if not reason.strip():
-            raise CutoverError("every change needs a reason (--reason)")
+        _require_reason(reason)
         try:
             target = Mode(mode)
         except ValueError:
@@ -213,6 +211,7 @@ class Engine:
         return self.store.put_rule(new, version, actor, event)
 
     def promote(self, route: str, entity: str, reason: str, actor: str, force: bool = False) -> Rule:
+        _require_reason(reason)
         current = self.rule(route, entity)
         if current.mode is Mode.canary and current.percent < 100:
             step = next(p for p in CANARY_STEPS if p > current.percent)
@@ -234,6 +233,7 @@ class Engine:
         kind: str = "rollback",
         expected_version: int | None = None,
     ) -> Rule:
+        _require_reason(reason)
         current = self.rule(route, entity)
         target = previous_mode(current.mode)
         if target is None:
@@ -252,8 +252,7 @@ class Engine:
     ) -> int:
         info = self._route(route)
         self._entity(entity)
-        if not reason.strip():
-            raise CutoverError("a scheduled change needs a reason")
+        _require_reason(reason)
         try:
             self._sensible(info, Mode(mode), percent)
             when = _parse_time(at)
@@ -263,8 +262,7 @@ class Engine:
 
     def freeze(self, entity: str, starts: str, ends: str, reason: str, actor: str) -> None:
         self._entity(entity)
-        if not reason.strip():
-            raise CutoverError("a freeze needs a reason")
+        _require_reason(reason)
         try:
             start, end = _parse_time(starts), _parse_time(ends)
         except ValueError as exc:
@@ -309,7 +307,7 @@ class Engine:
             if status.rule.mode is Mode.legacy:
                 continue
             info = self.routes[status.route]
-            counters = self.window(status.route, status.entity, info.guardrail.window_minutes)
+            counters = self._window_for(status.rule, status.entity, info.guardrail.window_minutes)
             reasons = crossed(counters, info.guardrail)
             if not reasons:
                 continue

@@ -152,11 +152,13 @@ _APPEND_ONLY = {
 _IDS = {"sqlite": "id INTEGER PRIMARY KEY AUTOINCREMENT", "postgres": "id BIGSERIAL PRIMARY KEY"}
 
 
+_RULE_COLUMNS = "route, entity, mode, percent, pins, version, updated_at"
+
+
 def _rule(row: Any) -> Rule:
-    route, entity, mode, percent, pins, version = row
-    return Rule(
-        route, entity, Mode(mode), float(percent), {k: Side(v) for k, v in json.loads(pins).items()}, int(version)
-    )
+    route, entity, mode, percent, pins, version, since = row
+    sides = {k: Side(v) for k, v in json.loads(pins).items()}
+    return Rule(route, entity, Mode(mode), float(percent), sides, int(version), since)
 
 
 def _event(row: Any) -> AuditEvent:
@@ -224,16 +226,14 @@ class Store:
     # -- rules ----------------------------------------------------------------------------------
     def rules(self) -> list[Rule]:
         with self.transaction() as cursor:
-            rows = self._execute(
-                cursor, "SELECT route, entity, mode, percent, pins, version FROM cutover_rules"
-            ).fetchall()
+            rows = self._execute(cursor, f"SELECT {_RULE_COLUMNS} FROM cutover_rules").fetchall()
         return [_rule(row) for row in rows]
 
     def rule(self, route: str, entity: str) -> Rule | None:
         with self.transaction() as cursor:
             row = self._execute(
                 cursor,
-                "SELECT route, entity, mode, percent, pins, version FROM cutover_rules WHERE route = ? AND entity = ?",
+                f"SELECT {_RULE_COLUMNS} FROM cutover_rules WHERE route = ? AND entity = ?",
                 (route, entity),
             ).fetchone()
         return _rule(row) if row else None
@@ -244,9 +244,9 @@ class Store:
 
     def put_rule(self, rule: Rule, expected_version: int, actor: str, event: dict[str, Any]) -> Rule:
         """Write `rule` if its stored version is still `expected_version`; append the audit event."""
-        new = Rule(rule.route, rule.entity, rule.mode, rule.percent, rule.pins, expected_version + 1)
-        pins = json.dumps({k: v.value for k, v in rule.pins.items()}, sort_keys=True)
         stamp = now_iso()
+        new = Rule(rule.route, rule.entity, rule.mode, rule.percent, rule.pins, expected_version + 1, stamp)
+        pins = json.dumps({k: v.value for k, v in rule.pins.items()}, sort_keys=True)
         with self.transaction() as cursor:
             if expected_version == 0:
                 exists = self._execute(

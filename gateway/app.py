@@ -27,12 +27,12 @@ from jsonschema import Draft202012Validator
 from lxml import etree
 
 from cutover.compare import Comparator, Difference, Kind
-from cutover.decide import Mode, Rule, Side, decide
+from cutover.decide import Side, decide
 from cutover.outbox import Message, idempotency_key
 from cutover.store import StoreError
 from gateway import policies
 from gateway.consumers import Consumer, Consumers
-from gateway.cutover import ADMIN_KEY, CUTOVER, Cutover, add_admin_routes, in_thread
+from gateway.cutover import ADMIN_KEY, CUTOVER, Cutover, add_admin_routes, in_thread, rule_for
 from gateway.cutover import lifecycle as cutover_lifecycle
 from gateway.metrics import Metrics
 from gateway.openapi import docs_page, openapi
@@ -463,8 +463,7 @@ async def managed(request: web.Request) -> web.StreamResponse:
     if consumer is not None and route.entity is not None and not consumer.may_serve(entity):
         raise Problem(403, "Entity not allowed", f"your key is not scoped to legal entity {entity}")
     cutover = request.app.get(CUTOVER)
-    default = Rule(route.name, entity or "*", Mode(route.cutover.mode))
-    rule = cutover.rule(route, entity) if cutover is not None else default
+    rule = rule_for(cutover, route, entity)
     plan = decide(rule, key, route.writes, route.name)
     source = {**(body if isinstance(body, dict) else {}), **params, **dict(request.query)}
     headers = {
@@ -602,7 +601,7 @@ async def passthrough(request: web.Request) -> web.StreamResponse:
         raise Problem(403, "Entity not allowed", f"your key is not scoped to legal entity {entity}")
     cutover = request.app.get(CUTOVER)
     route = compiled.route
-    rule = cutover.rule(route, entity) if cutover is not None else Rule(route.name, "*", Mode(route.cutover.mode))
+    rule = rule_for(cutover, route, entity)
     serves_cloud = decide(rule, None, route.writes, route.name).serve is Side.cloud
     target = spec.cloud if serves_cloud and spec.cloud else spec.legacy
     forward = {k: v for k, v in request.headers.items() if k.lower() in _FORWARDED}

@@ -71,6 +71,15 @@ class Taken:
     noise: dict[tuple[str, str], tuple[int, dict[str, int]]]
 
 
+def spec_rule(route: Route, entity: str | None) -> Rule:
+    """The rung the route spec starts on, for an entity with no rule in the store (or no store)."""
+    return Rule(route.name, entity or "*", Mode(route.cutover.mode))
+
+
+def rule_for(cutover: Cutover | None, route: Route, entity: str | None) -> Rule:
+    return cutover.rule(route, entity) if cutover is not None else spec_rule(route, entity)
+
+
 class Cutover:
     """The gateway's view of the ladder: a rule cache, an evidence buffer and the background work."""
 
@@ -103,8 +112,7 @@ class Cutover:
 
     def rule(self, route: Route, entity: str | None) -> Rule:
         rules = self.rules
-        found = rules.get((route.name, entity or "*")) or rules.get((route.name, "*"))
-        return found or Rule(route.name, entity or "*", Mode(route.cutover.mode))
+        return rules.get((route.name, entity or "*")) or rules.get((route.name, "*")) or spec_rule(route, entity)
 
     # -- evidence -------------------------------------------------------------------------------
     def _counters(self, route: str, entity: str | None, rung: str) -> Counters:
@@ -372,8 +380,6 @@ async def admin_step(request: web.Request) -> web.Response:
     reason = str(body.get("reason", ""))
     if request.match_info["step"] == "promote":
         return await _change(request, engine.promote, route, entity, reason, actor, force=bool(body.get("force")))
-    if not reason.strip():
-        raise Problem(422, "Change refused", "every change needs a reason")
     return await _change(request, engine.rollback, route, entity, reason, actor)
 
 

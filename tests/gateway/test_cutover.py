@@ -263,6 +263,8 @@ def _route(ladder: Ladder) -> Route:
         ("PUT", "/order-get/ACME-FR", {"mode": "shadow", "reason": "r"}, ADMIN, 422, "unknown legal entity"),
         ("PUT", "/order-get/ACME-US", {"mode": "canary", "percent": 120, "reason": "r"}, ADMIN, 422, "at most 100"),
         ("PUT", "/order-get/ACME-US", {"mode": "shadow"}, ADMIN, 422, "needs a reason"),
+        ("POST", "/order-get/ACME-US/promote", {"reason": " "}, ADMIN, 422, "needs a reason"),
+        ("POST", "/order-get/ACME-US/rollback", {}, ADMIN, 422, "needs a reason"),
         (
             "PUT",
             "/order-get/ACME-US",
@@ -323,7 +325,7 @@ def test_outbox_admin_api(ladder: Ladder, monkeypatch: pytest.MonkeyPatch) -> No
     answer = requests.post(
         f"{ladder.gateway.url}/v1/ACME-US/orders/PO-1", json={}, headers=ladder.gateway.headers(), timeout=10
     )
-    assert answer.status_code == 502 or answer.status_code >= 500
+    assert answer.status_code == 502  # legacy's 500 is a backend fault
     listed = requests.get(f"{ladder.gateway.url}/admin/outbox", headers=ADMIN, timeout=5).json()
     assert listed["counts"]["cancelled"] == 1 and listed["messages"][0]["state"] == "cancelled"
     refused = requests.post(
