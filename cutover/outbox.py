@@ -213,7 +213,7 @@ class Outbox:
                 cursor, f"SELECT {_COLUMNS} FROM cutover_outbox WHERE id = ?", (message_id,)
             ).fetchone()
         if row is None:
-            raise OutboxError(f"no outbox message {message_id}")
+            raise OutboxError(f"no outbox message {message_id}: `banyan outbox list` shows them")
         return _message(row)
 
     def replay(self, message_id: int, reason: str, actor: str) -> Message:

@@ -503,7 +503,13 @@ class SqliteStore(Store):
     def _connection(self) -> sqlite3.Connection:
         connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
         if connection is None:
-            connection = sqlite3.connect(self.path, timeout=10, isolation_level=None, check_same_thread=False)
+            try:
+                connection = sqlite3.connect(self.path, timeout=10, isolation_level=None, check_same_thread=False)
+            except sqlite3.OperationalError as exc:
+                raise StoreError(
+                    f"cannot open the SQLite store {self.path} ({exc}): check that its folder exists and is writable, "
+                    "or name another with --store / BANYAN_STORE"
+                ) from None
             connection.execute("PRAGMA journal_mode=WAL")
             # in WAL mode NORMAL is durable when a process dies (the SIGKILL case); only a power cut
             # can take the last commits, and it saves an fsync on every request that writes
@@ -518,6 +524,9 @@ class SqliteStore(Store):
         cursor = connection.cursor()
         try:
             cursor.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:  # locked beyond the busy timeout, read-only, disk full…
+            raise StoreError(f"the SQLite store {self.path} cannot be written: {exc}") from None
+        try:
             yield cursor
             cursor.execute("COMMIT")
         except BaseException:
@@ -550,7 +559,10 @@ class PostgresStore(Store):
             try:
                 self._connection = self._psycopg.connect(self.url, autocommit=True, connect_timeout=10)
             except self._psycopg.Error as exc:
-                raise StoreError(f"cannot connect to the PostgreSQL store: {_first_line(exc)}") from None
+                raise StoreError(
+                    f"cannot connect to the PostgreSQL store: {_first_line(exc)}; check that the server is up and "
+                    "the URL in --store / BANYAN_STORE"
+                ) from None
         return self._connection
 
     @contextmanager

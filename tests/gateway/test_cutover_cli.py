@@ -140,3 +140,13 @@ def test_mismatches_suggests_ignoring_noise(store: str) -> None:
     opened.close()
     code, output = banyan(store, "mismatches", "order-status")
     assert code == 0 and "noise" in output and "compare: {ignore: [/renderedAt]}" in " ".join(output.split())
+
+
+def test_a_store_that_cannot_be_opened_says_what_to_do(tmp_path: Path) -> None:
+    missing = str(tmp_path / "no-such-folder" / "cutover.db")
+    for args in (["cutover", "status"], ["outbox", "status"]):
+        result = runner.invoke(
+            app, [*args, "--store", missing, *(["--routes", str(REPO / "routes")] if args[0] == "cutover" else [])]
+        )
+        assert result.exit_code == 2
+        assert "check that its folder exists and is writable" in " ".join(result.output.split())
