@@ -167,65 +167,28 @@ def main() -> None:
     routes_folder, store, port = routes(folder, legacy.url, cloud.url), folder / "cutover.db", free_port()
     with gateway(routes_folder, store, port):
         print(f"gateway on 127.0.0.1:{port}, cutover store {store}")
-        banyan(
-            store,
-            routes_folder,
-            "set",
-            "order-status",
-            ENTITY,
-            "shadow",
-            "--reason",
-            "CHG-101 listen to the cloud",
-            "--actor",
-            "ana",
-        )
+
+        def run(*command: str) -> None:
+            banyan(store, routes_folder, *command)
+
+        def change(*command: str) -> None:  # a lead's change: it names its actor
+            run(*command, "--actor", "ana")
+
+        change("set", "order-status", ENTITY, "shadow", "--reason", "CHG-101 listen to the cloud")
         print(f"400 calls: {traffic(port, 400, 0)}")
-        banyan(store, routes_folder, "status", "--route", "order-status", "--entity", ENTITY)
-        banyan(store, routes_folder, "mismatches", "order-status", "--entity", ENTITY)
-        banyan(
-            store,
-            routes_folder,
-            "promote",
-            "order-status",
-            ENTITY,
-            "--reason",
-            "CHG-102 shadow is clean",
-            "--actor",
-            "ana",
-        )
+        run("status", "--route", "order-status", "--entity", ENTITY)
+        run("mismatches", "order-status", "--entity", ENTITY)
+        change("promote", "order-status", ENTITY, "--reason", "CHG-102 shadow is clean")
         print(f"400 calls: {traffic(port, 400, 400)}")
-        banyan(
-            store,
-            routes_folder,
-            "promote",
-            "order-status",
-            ENTITY,
-            "--reason",
-            "CHG-103 start canary",
-            "--actor",
-            "ana",
-        )
-        banyan(
-            store,
-            routes_folder,
-            "set",
-            "order-status",
-            ENTITY,
-            "canary",
-            "--percent",
-            "25",
-            "--force",
-            "--reason",
-            "CHG-104 quarter of the orders",
-            "--actor",
-            "ana",
-        )
+        change("promote", "order-status", ENTITY, "--reason", "CHG-103 start canary")
+        change("set", "order-status", ENTITY, "canary", "--percent", "25", "--force", "--reason",
+               "CHG-104 quarter of the orders")  # fmt: skip
         print(f"400 calls: {traffic(port, 400, 800)}")
         cloud.failing = True
         print("the cloud ERP goes into maintenance without notice")
         print(f"400 calls: {traffic(port, 400, 1200)}")
         time.sleep(5)  # the next guardrail tick
-        banyan(store, routes_folder, "history", "--entity", ENTITY)
+        run("history", "--entity", ENTITY)
         print(f"400 calls: {traffic(port, 400, 1600)}")
         if not args.once:
             keep_serving(port, cloud)
