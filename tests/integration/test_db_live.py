@@ -53,23 +53,15 @@ def mariadb(corpora: Path) -> Iterator[str]:
 @pytest.fixture(scope="module")
 def postgres(corpora: Path) -> Iterator[str]:
     _odbc_driver("PostgreSQL Unicode")
-    admin = ["psql", "-h", "127.0.0.1", "-U", "postgres", "-d", "postgres", "-q", "-c"]
-    _client(*admin, f"DROP DATABASE IF EXISTS {DATABASE}")
-    _client(*admin, f"CREATE DATABASE {DATABASE}")
-    _client(
-        "psql",
-        "-h",
-        "127.0.0.1",
-        "-U",
-        "postgres",
-        "-d",
-        DATABASE,
-        "-q",
-        "-f",
-        str(corpora / "sql" / "sakila-postgres-schema.sql"),
-    )
+    _psql("postgres", "-c", f"DROP DATABASE IF EXISTS {DATABASE}")
+    _psql("postgres", "-c", f"CREATE DATABASE {DATABASE}")
+    _psql(DATABASE, "-f", str(corpora / "sql" / "sakila-postgres-schema.sql"))
     yield POSTGRES
-    _client(*admin, f"DROP DATABASE IF EXISTS {DATABASE}")
+    _psql("postgres", "-c", f"DROP DATABASE IF EXISTS {DATABASE}")
+
+
+def _psql(database: str, *args: str) -> None:
+    _client("psql", "-h", "127.0.0.1", "-U", "postgres", "-d", database, "-q", *args)
 
 
 @pytest.fixture(scope="module")
@@ -147,33 +139,11 @@ def test_postgres_follows_the_trigger_function(postgres: str, corpora: Path) -> 
 
 
 def test_postgres_disabled_trigger_is_recorded(postgres: str) -> None:
-    _client(
-        "psql",
-        "-h",
-        "127.0.0.1",
-        "-U",
-        "postgres",
-        "-d",
-        DATABASE,
-        "-q",
-        "-c",
-        "ALTER TABLE staff DISABLE TRIGGER last_updated",
-    )
+    _psql(DATABASE, "-c", "ALTER TABLE staff DISABLE TRIGGER last_updated")
     catalog = live(postgres)
     staff = next(i for i in catalog.interfaces if i.kind is Kind.db_trigger and i.attributes["table"] == "public.staff")
     assert staff.attributes["enabled"] is False
-    _client(
-        "psql",
-        "-h",
-        "127.0.0.1",
-        "-U",
-        "postgres",
-        "-d",
-        DATABASE,
-        "-q",
-        "-c",
-        "ALTER TABLE staff ENABLE TRIGGER last_updated",
-    )
+    _psql(DATABASE, "-c", "ALTER TABLE staff ENABLE TRIGGER last_updated")
 
 
 def test_sqlite(sqlite: str, corpora: Path) -> None:
