@@ -11,10 +11,15 @@
 
 A file is validated as a whole; errors name the file and the line. The JSON Schema of this model
 (`banyan routes schema`) lets editors validate route files as they are written.
+
+Any string may name environment variables, `${NAME}` or `${NAME:-default}`, so one set of route files
+serves every deployment: hosts, ports and folders differ, the routes do not. A variable that is not set
+and has no default is an error at load, naming the file and the line.
 """
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -190,6 +195,32 @@ def _line(node: yaml.Node | None, location: tuple[Any, ...]) -> int | None:
     return current.start_mark.line + 1 if current is not None else None
 
 
+VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def _expand(value: Any, node: yaml.Node | None, path: Path, problems: list[str]) -> Any:
+    """`value` with `${NAME}` / `${NAME:-default}` filled from the environment, in every string it holds."""
+    if isinstance(value, dict):
+        nodes = {k.value: v for k, v in node.value} if isinstance(node, yaml.MappingNode) else {}
+        return {k: _expand(v, nodes.get(k), path, problems) for k, v in value.items()}
+    if isinstance(value, list):
+        items = node.value if isinstance(node, yaml.SequenceNode) else []
+        return [_expand(v, items[i] if i < len(items) else None, path, problems) for i, v in enumerate(value)]
+    if not isinstance(value, str) or "${" not in value:
+        return value
+
+    def fill(match: re.Match[str]) -> str:
+        name, default = match.group(1), match.group(2)
+        found = os.environ.get(name)
+        if found is None and default is None:
+            line = node.start_mark.line + 1 if node is not None else 1
+            problems.append(f"{path}:{line}: environment variable {name} is not set (or write ${{{name}:-default}})")
+            return ""
+        return found if found is not None else default
+
+    return VARIABLE.sub(fill, value)
+
+
 def load_file(path: Path) -> list[Route]:
     try:
         text = path.read_text(encoding="utf-8")
@@ -201,6 +232,10 @@ def load_file(path: Path) -> list[Route]:
         mark = getattr(exc, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark else str(path)
         raise RouteError([f"{where}: not valid YAML: {getattr(exc, 'problem', exc)}"]) from None
+    problems: list[str] = []
+    raw = _expand(raw, node, path, problems)
+    if problems:
+        raise RouteError(problems)
     try:
         return RouteFile.model_validate(raw).routes
     except ValidationError as exc:

@@ -52,6 +52,26 @@ def test_check_names_file_and_line(tmp_path: Path, text: str, message: str) -> N
     assert message in " ".join(result.output.split())
 
 
+def test_route_files_take_hosts_and_folders_from_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from gateway.spec import RouteError, load_file
+
+    (tmp_path / "r.yaml").write_text(
+        "routes:\n  - name: a\n    operation: {method: GET, path: '/x/{id}'}\n"
+        "    legacy: {backend: {backend: http, url: '${ERP_URL}/x/{id}'}}\n"
+        "    cloud: {backend: {backend: http, url: '${CLOUD_URL:-http://127.0.0.1:9}/x/{id}'}}\n"
+    )
+    monkeypatch.setenv("ERP_URL", "http://127.0.0.1:8123")
+    monkeypatch.delenv("CLOUD_URL", raising=False)
+    (route,) = load_file(tmp_path / "r.yaml")
+    assert route.legacy.backend.url == "http://127.0.0.1:8123/x/{id}"  # type: ignore[union-attr]
+    assert route.cloud.backend.url == "http://127.0.0.1:9/x/{id}"  # type: ignore[union-attr]
+    monkeypatch.setenv("CLOUD_URL", "http://127.0.0.1:8124")
+    assert load_file(tmp_path / "r.yaml")[0].cloud.backend.url == "http://127.0.0.1:8124/x/{id}"  # type: ignore[union-attr]
+    monkeypatch.delenv("ERP_URL")
+    with pytest.raises(RouteError, match=r"r.yaml:4: environment variable ERP_URL is not set"):
+        load_file(tmp_path / "r.yaml")
+
+
 def test_schema_validates_the_shipped_routes() -> None:
     result = runner.invoke(app, ["routes", "schema"])
     schema = json.loads(result.output)
