@@ -29,6 +29,12 @@ class OdbcConfig(BackendConfig):
         description="SQL with ? markers, e.g. {CALL erp.create_order(?, ?)} or SELECT … WHERE id = ?"
     )
     params: list[str] = Field(default_factory=list, description="JSON pointers into the payload, one per ? marker")
+    then: str | None = Field(
+        default=None,
+        description="a SELECT run on the same connection after the statement, whose rows are the result: "
+        "reads back what an INSERT made where the driver has no RETURNING or OUTPUT",
+    )
+    then_params: list[str] = Field(default_factory=list, description="JSON pointers for the ? markers of `then`")
     result: Literal["rows", "row", "none"] = "rows"
     pool_size: int = Field(default=4, ge=1)
 
@@ -66,7 +72,7 @@ class OdbcBackend(Registered):
         except pyodbc.Error:
             raise BackendUnavailable("cannot connect to the ODBC backend") from None
 
-    def _run(self, params: list[Any]) -> list[dict[str, Any]]:
+    def _run(self, params: list[Any], then_params: list[Any]) -> list[dict[str, Any]]:
         import pyodbc
 
         try:
@@ -76,6 +82,8 @@ class OdbcBackend(Registered):
         try:
             cursor = connection.cursor()
             cursor.execute(self.config.statement, params)
+            if self.config.then is not None:
+                cursor.execute(self.config.then, then_params)
             rows: list[dict[str, Any]] = []
             if cursor.description is not None and self.config.result != "none":
                 names = [column[0] for column in cursor.description]
@@ -86,19 +94,24 @@ class OdbcBackend(Registered):
         except pyodbc.Error as exc:
             connection.close()
             state = exc.args[0] if exc.args else ""
-            # Integrity and data errors are the caller's; anything else is the backend's.
-            if str(state).startswith(("22", "23", "P0")):
+            # Integrity and data errors are the caller's; anything else is the backend's. SQLite's
+            # driver reports a violated constraint as a general error (HY000): its message tells.
+            message = str(exc.args[1]) if len(exc.args) > 1 else ""
+            if str(state).startswith(("22", "23", "P0")) or "constraint failed" in message:
                 raise BackendRejected(f"the database refused the values (SQLSTATE {state})") from None
             raise BackendFault(f"the database call failed (SQLSTATE {state})") from None
 
     async def call(self, request: Call) -> Reply:
         try:
             params = [pointer_get(request.payload, pointer) for pointer in self.config.params]
+            then_params = [pointer_get(request.payload, pointer) for pointer in self.config.then_params]
         except MappingError as exc:
             raise BackendRejected(f"missing parameter {exc}") from None
         loop = asyncio.get_running_loop()
         try:
-            rows = await asyncio.wait_for(loop.run_in_executor(self._pool, self._run, params), self.config.timeout)
+            rows = await asyncio.wait_for(
+                loop.run_in_executor(self._pool, self._run, params, then_params), self.config.timeout
+            )
         except TimeoutError:
             raise BackendTimeout(f"the database gave no answer within {self.config.timeout:g} s") from None
         if self.config.result == "row":

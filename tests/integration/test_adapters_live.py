@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import sqlite3
 import subprocess
 import threading
 import time
@@ -132,3 +133,41 @@ def test_file_drop_reply_timeout(tmp_path: Path) -> None:
     with pytest.raises(BackendTimeout, match=r"no reply file within 0\.5 s"):
         run(scenario())
     assert [p.name for p in (tmp_path / "in").iterdir()] == ["r_nobody-answers.json"]
+
+
+def test_odbc_insert_then_read_back_through_sqlite_odbc(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """SQLite's ODBC driver has no RETURNING: `then` reads back what the INSERT (and its trigger) made."""
+    import pyodbc
+
+    if "SQLite3" not in pyodbc.drivers():
+        missing_service("the SQLite ODBC driver (libsqliteodbc) is not installed")
+    database = tmp_path / "erp.db"
+    with sqlite3.connect(database) as connection:
+        connection.executescript(
+            "CREATE TABLE orders (id INTEGER PRIMARY KEY, reference TEXT UNIQUE, qty INTEGER, status TEXT DEFAULT 'NEW');"
+            "CREATE TABLE order_export (reference TEXT);"
+            "CREATE TRIGGER export AFTER INSERT ON orders BEGIN INSERT INTO order_export VALUES (NEW.reference); END;"
+        )
+    monkeypatch.setenv("BANYAN_TEST_SQLITE_ODBC", f"DRIVER={{SQLite3}};DATABASE={database}")
+    config = OdbcConfig(
+        connection_env="BANYAN_TEST_SQLITE_ODBC",
+        statement="INSERT INTO orders (reference, qty) VALUES (?, ?)",
+        params=["/orderNumber", "/qty"],
+        then="SELECT id, reference, status FROM orders WHERE reference = ?",
+        then_params=["/orderNumber"],
+        result="row",
+    )
+
+    async def scenario() -> object:
+        backend = create(config)
+        try:
+            reply = await backend.call(Call(route="order-create", payload={"orderNumber": "PO-1", "qty": 3}))
+            with pytest.raises(BackendRejected, match="refused the values"):  # the same reference twice
+                await backend.call(Call(route="order-create", payload={"orderNumber": "PO-1", "qty": 1}))
+            return reply.body
+        finally:
+            await backend.close()
+
+    assert run(scenario()) == {"id": 1, "reference": "PO-1", "status": "NEW"}
+    with sqlite3.connect(database) as connection:
+        assert connection.execute("SELECT reference FROM order_export").fetchall() == [("PO-1",)]
