@@ -37,6 +37,7 @@ class RouteInfo:
     default: Mode = Mode.legacy
     gate: Gate = field(default_factory=Gate)
     guardrail: Guardrail = field(default_factory=Guardrail)
+    entities: tuple[str, ...] = ()  # the legal entities the route serves; empty: any
 
 
 @dataclass(frozen=True)
@@ -123,10 +124,14 @@ class Engine:
         return judge(counters, info.gate, minutes)
 
     def status(self, route: str | None = None, entity: str | None = None) -> list[Status]:
+        # a row per stored rule, and per entity each route with a cloud side serves (its default
+        # rule "*" when it names none): a legacy-only route has nothing to cut over
         stored = {(r.route, r.entity): r for r in self.store.rules()}
-        pairs = set(stored) | {(name, "*") for name in self.routes}
-        if self.entities:
-            pairs |= {(name, e) for name in self.routes for e in self.entities}
+        pairs = set(stored)
+        for name, info in self.routes.items():
+            entities = info.entities or tuple(self.entities or ())
+            if info.has_cloud:
+                pairs |= {(name, e) for e in entities} if entities else {(name, "*")}
         rows = []
         for route_name, entity_name in sorted(pairs):
             if route_name not in self.routes or (route and route_name != route) or (entity and entity_name != entity):

@@ -45,7 +45,10 @@ def route_infos(routes: list[Route]) -> list[RouteInfo]:
         has_cloud = route.cloud is not None or (route.passthrough is not None and route.passthrough.cloud is not None)
         has_cloud = has_cloud or any("cloud" in sides for sides in route.entities.values())
         plan = route.cutover
-        infos.append(RouteInfo(route.name, route.writes, has_cloud, Mode(plan.mode), plan.gate, plan.guardrail))
+        entities = tuple(route.entity.values or ()) if route.entity is not None else ()
+        infos.append(
+            RouteInfo(route.name, route.writes, has_cloud, Mode(plan.mode), plan.gate, plan.guardrail, entities)
+        )
     return infos
 
 
