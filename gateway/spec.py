@@ -276,8 +276,21 @@ def load_routes(folder: Path) -> list[Route]:
     return routes
 
 
+def _variables_allowed(node: Any) -> Any:
+    """The schema with `${NAME}` strings allowed wherever a number or a flag is expected."""
+    if isinstance(node, list):
+        return [_variables_allowed(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    node = {key: _variables_allowed(value) for key, value in node.items()}
+    if node.get("type") in ("integer", "number", "boolean"):
+        variable = {"type": "string", "pattern": VARIABLE.pattern}
+        return {"anyOf": [node, variable], **{k: node[k] for k in ("title", "description", "default") if k in node}}
+    return node
+
+
 def json_schema() -> dict[str, Any]:
-    schema = RouteFile.model_json_schema(by_alias=True)
+    schema: dict[str, Any] = _variables_allowed(RouteFile.model_json_schema(by_alias=True))
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "Banyan route file"
     return schema

@@ -52,7 +52,9 @@ def test_check_names_file_and_line(tmp_path: Path, text: str, message: str) -> N
     assert message in " ".join(result.output.split())
 
 
-def test_route_files_take_hosts_and_folders_from_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_route_files_take_hosts_and_folders_from_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from gateway.spec import RouteError, load_file
 
     (tmp_path / "r.yaml").write_text(

@@ -33,6 +33,10 @@ def test_status_is_a_table_of_routes_and_entities(store: str) -> None:
     assert code == 0, output
     assert "order-status" in output and "ACME-DE" in output and "legacy" in output
     assert "ACME-US" not in output
+    code, output = banyan(store, "status", "--json")
+    rows = {(row["route"], row["entity"]) for row in json.loads(output)}
+    assert ("order-status", "ACME-DE") in rows and ("order-status", "ACME-UK") not in rows  # it serves ACME-DE only
+    assert not any(route == "order-service-passthrough" for route, _ in rows)  # nothing to cut over
 
 
 def test_set_promote_rollback_history_as_json(store: str) -> None:
