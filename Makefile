@@ -10,12 +10,7 @@ DEMO   ?= .demo
 .PHONY: demo test lint bench setup system-packages clean
 
 demo: setup
-	$(BIN)/python scripts/demo_estate.py $(DEMO)
-	$(BIN)/banyan scan run $(DEMO)/scan.yaml
-	$(BIN)/banyan catalog report $(DEMO)/catalog.json --html $(DEMO)/report.html --markdown $(DEMO)/report.md
-	$(BIN)/banyan catalog graph $(DEMO)/catalog.json --format mermaid --out $(DEMO)/graph.mmd
-	@echo "open $(DEMO)/report.html in a browser: summary per entity and system, the dependency graph, every interface"
-	$(BIN)/python scripts/demo_cutover.py $(DEMO)
+	$(BIN)/banyan demo $(DEMO)
 
 test: setup
 	$(BIN)/python -m pytest

@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import importlib.util
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
 import typer
 
 from gateway.cutover_cli import cutover_app, outbox_app
@@ -21,6 +27,28 @@ app.add_typer(keys_app, name="keys")
 app.command("serve")(serve_command)
 app.add_typer(cutover_app, name="cutover")
 app.add_typer(outbox_app, name="outbox")
+
+DEMO = Path(__file__).resolve().parent.parent / "scripts" / "demo.py"
+
+
+@app.command("demo")
+def demo_command(
+    folder: Annotated[Path, typer.Argument(help="working folder for the estate (replaced)")] = Path(".demo"),
+    once: Annotated[bool, typer.Option("--once", help="exit at the end instead of serving the console")] = False,
+    port: Annotated[int, typer.Option(help="the gateway's port (default: a free one)")] = 0,
+) -> None:
+    """Run the demo distributor: scan its estate, serve its routes, walk its entities up the cutover ladder.
+
+    Example: banyan demo .demo --once
+    """
+    if not DEMO.is_file():
+        typer.echo("the demo ships with Banyan's source tree (scripts/demo.py): clone it and run `make demo`", err=True)
+        raise typer.Exit(2)
+    if importlib.util.find_spec("spyne") is None:  # ACME-DE's SOAP order service runs on it
+        typer.echo("the demo needs spyne for its legacy SOAP service: pip install 'banyan[demo]'", err=True)
+        raise typer.Exit(2)
+    arguments = [str(folder), "--port", str(port), *(["--once"] if once else [])]
+    os.execv(sys.executable, [sys.executable, str(DEMO), *arguments])
 
 
 def main() -> None:

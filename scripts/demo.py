@@ -1,0 +1,378 @@
+"""The demo distributor, start to finish: find its integrations, wrap them, shift them to the cloud ERP.
+
+    banyan demo [FOLDER] [--once]          # or: make demo
+
+ACME has three legal entities on three legacy ERPs, and one cloud ERP to move them to:
+
+- ACME-DE behind a SOAP order service, fed by a Mule flow that imports X12 orders;
+- ACME-UK on file drops: orders come in as files (from the gateway as JSON, from partners as CSV and
+  X12), an importer books them and writes acknowledgements;
+- ACME-US on a SQLite database, reached over ODBC, whose triggers feed export tables.
+
+The demo builds that estate in FOLDER (default .demo) and runs the three journeys on it: it scans the
+estate into a catalog, an HTML report and a graph; serves the shipped `routes/` in front of the
+running systems and sends a webshop's traffic to each entity; then walks each entity up the cutover
+ladder on evidence, and when the cloud ERP ships a release that gets ACME-US's stock figure wrong,
+the guardrail steps that entity back down by itself. Every `banyan` command shown is run, and what
+follows it is what it printed. The gateway then keeps serving, with the migration console, until
+Ctrl-C (`--once` exits instead).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections import Counter
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack, contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+import demo_erp  # noqa: E402
+import demo_estate  # noqa: E402
+
+REPO = HERE.parent
+BANYAN = [sys.executable, "-m", "gateway.cli"]
+ADMIN_KEY = "demo-admin-key"
+WIDTH = "120"
+
+
+def say(text: str) -> None:
+    print(text, flush=True)
+
+
+def chapter(title: str) -> None:
+    say(f"\n{'━' * 100}\n{title}\n{'━' * 100}")
+
+
+def banyan(*args: str, env: dict[str, str] | None = None, show: bool = True, quiet: bool = False) -> str:
+    """Run a banyan command as a user would, show it and what it printed; its output is returned too."""
+    if show:
+        say("\n$ banyan " + " ".join(f'"{a}"' if " " in a else a for a in args))
+    environment = {**os.environ, **(env or {}), "COLUMNS": WIDTH, "NO_COLOR": "1"}
+    run = subprocess.run([*BANYAN, *args], env=environment, cwd=REPO, capture_output=True, text=True, check=False)
+    if show and not quiet:
+        print(run.stdout + run.stderr, end="", flush=True)
+    if run.returncode not in (0, 1):
+        raise SystemExit(f"banyan {args[0]} failed:\n{run.stdout}{run.stderr}")
+    return run.stdout
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class Consumer:
+    """The webshop: calls the managed API with its key, as any consumer would."""
+
+    def __init__(self, port: int, key: str) -> None:
+        self.base, self.key = f"http://127.0.0.1:{port}", key
+        self.pool = ThreadPoolExecutor(8)
+
+    def call(self, method: str, path: str, body: Any = None) -> tuple[int, str]:
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(self.base + path, data=data, method=method)
+        request.add_header("X-API-Key", self.key)
+        if data is not None:
+            request.add_header("Content-Type", "application/json")
+        try:
+            with urllib.request.urlopen(request, timeout=30) as answer:
+                answer.read()
+                return answer.status, answer.headers.get("X-Served-By", "")
+        except urllib.error.HTTPError as error:
+            error.read()
+            return error.code, error.headers.get("X-Served-By", "")
+
+    def burst(self, calls: list[tuple[str, str, Any]]) -> Counter[str]:
+        """Send the calls eight at a time; count who served them (and errors by status)."""
+        served: Counter[str] = Counter()
+        for status, side in self.pool.map(lambda c: self.call(*c), calls):
+            served[side or "gateway" if status < 400 else f"error {status}"] += 1
+        time.sleep(1.5)  # mirrored calls finish and the gateway flushes its evidence (every second)
+        return served
+
+
+def tally(served: Counter[str]) -> str:
+    return ", ".join(f"{n} {side}" for side, n in sorted(served.items()))
+
+
+class Traffic:
+    """Realistic calls per entity, numbered so that every burst is new business."""
+
+    def __init__(self, estate: demo_erp.Estate) -> None:
+        self.estate, self.n = estate, 0
+        self.skus = list(estate.prices["ACME-DE"])
+        self.history = {entity: list(orders) for entity, orders in estate.orders.items()}  # migrated to the cloud
+
+    def _next(self) -> int:
+        self.n += 1
+        return self.n
+
+    def order(self, entity: str) -> tuple[str, str, Any]:
+        n = self._next()
+        customers = list(self.estate.customers[entity])
+        lines = [{"sku": self.skus[(n * 7 + k) % len(self.skus)], "qty": 1 + (n + k) % 12} for k in range(1 + n % 3)]
+        body = {"orderNumber": f"PO-{entity[-2:]}-{n:06d}", "customer": customers[n % len(customers)], "lines": lines}
+        return "POST", f"/v1/{entity}/orders", body
+
+    def order_status(self, entity: str) -> tuple[str, str, Any]:
+        orders = self.history[entity]
+        return "GET", f"/v1/{entity}/orders/{orders[(self._next() * 37) % len(orders)]}", None
+
+    def stock(self, entity: str) -> tuple[str, str, Any]:
+        return "GET", f"/v1/{entity}/inventory/{self.skus[self._next() % len(self.skus)]}", None
+
+    def customer(self, entity: str) -> tuple[str, str, Any]:
+        n = self._next()
+        customer_id, name = list(self.estate.customers[entity].items())[n % 12]
+        body = {"name": name, "country": entity[-2:].replace("UK", "GB"), "creditLimit": 5000 + n % 7 * 2500}
+        return "PUT", f"/v1/{entity}/customers/{customer_id}", body
+
+    def shipment(self, entity: str) -> tuple[str, str, Any]:
+        n = self._next()
+        body = {"shipmentId": f"SH-{entity[-2:]}-{n:06d}", "orderNumber": f"PO-{entity[-2:]}-{n:06d}",
+                "carrier": "DHL", "lines": [{"sku": self.skus[n % len(self.skus)], "qty": 1 + n % 5}]}  # fmt: skip
+        return "POST", f"/v1/{entity}/shipments", body
+
+    def invoice(self, entity: str) -> tuple[str, str, Any]:
+        n = self._next()
+        currency = demo_erp.ENTITIES[entity][0]
+        customer = list(self.estate.customers[entity])[n % 12]
+        body = {"invoiceNumber": f"INV-{entity[-2:]}-{n:06d}", "customer": customer, "total": 100 + n % 900,
+                "currency": currency}  # fmt: skip
+        return "POST", f"/v1/{entity}/invoices", body
+
+
+@contextmanager
+def gateway(folder: Path, port: int, env: dict[str, str]) -> Iterator[None]:
+    command = [*BANYAN, "serve", "--routes", str(REPO / "routes"), "--consumers", str(folder / "consumers.yaml"),
+               "--port", str(port), "--store", str(folder / "cutover.db"), "--no-access-log"]  # fmt: skip
+    log = (folder / "gateway.log").open("wb")
+    process = subprocess.Popen(
+        command, stdout=log, stderr=log, env={**os.environ, **env, "BANYAN_ADMIN_KEY": ADMIN_KEY}
+    )
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1).close()
+            break
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"the gateway did not start: see {folder / 'gateway.log'}") from None
+            time.sleep(0.1)
+    try:
+        yield
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(30)
+        log.close()
+
+
+def find(folder: Path) -> None:
+    chapter("1 · Find: scan ACME's estate for every integration point")
+    demo_estate.build(folder)
+    banyan("scan", "run", str(folder / "scan.yaml"))
+    banyan("catalog", "report", str(folder / "catalog.json"), "--html", str(folder / "report.html"),
+           "--markdown", str(folder / "report.md"))  # fmt: skip
+    banyan("catalog", "graph", str(folder / "catalog.json"), "--format", "mermaid", "--out", str(folder / "graph.mmd"))
+
+
+def systems(
+    folder: Path, stack: ExitStack
+) -> tuple[demo_erp.Estate, demo_erp.CloudErp, demo_erp.UkImporter, dict[str, str]]:
+    """Start the legacy systems and the cloud ERP; the environment the routes need to reach them."""
+    estate = demo_erp.Estate.seeded()
+    german = demo_erp.GermanErp(estate)
+    stack.callback(german.stop)
+    drops = folder / "drops"
+    importer = demo_erp.UkImporter(estate, drops)
+    stack.callback(importer.stop)
+    us_odbc = demo_erp.american_erp(estate, folder / "databases" / "erp_us.db")
+    ledger_odbc = demo_erp.ledger(folder / "databases" / "ledger.db")
+    crm = demo_erp.crm(estate)
+    stack.callback(crm.stop)
+    cloud = demo_erp.CloudErp(estate)
+    stack.callback(cloud.stop)
+    say(f"""
+ACME-DE  SOAP order service   {german.url}  (WSDL: {german.url}?wsdl)
+ACME-UK  file importer        {drops / "uk" / "orders"}/{{in,ack,out,processed,error}}
+ACME-US  SQLite over ODBC     {folder / "databases" / "erp_us.db"}  (triggers feed order_export, stock_outbox)
+shared   CRM (HTTP)           {crm.url}
+shared   ledger (ODBC)        {folder / "databases" / "ledger.db"}
+cloud    cloud ERP (REST)     {cloud.url}/api/…  release {cloud.version}""")
+    env = {"ACME_DE_ERP": german.url, "ACME_CLOUD": cloud.url, "ACME_CRM": crm.url, "ACME_DROPS": str(drops),
+           "BANYAN_ERP_US_ODBC": us_odbc, "BANYAN_LEDGER_ODBC": ledger_odbc,
+           "ACME_GATE_MINUTES": "0"}  # a gate counts calls here: the demo cannot wait half an hour a rung  # fmt: skip
+    return estate, cloud, importer, env
+
+
+def partner_files(importer: demo_erp.UkImporter) -> None:
+    """Trading partners keep sending ACME-UK files the old way while the API takes over."""
+    when = datetime.now(UTC)
+    for n in range(3):
+        text = demo_estate.x12_850(510000 + n, "PARTNERCO", "ACMEUK", when)
+        (importer.inbound / f"PO{510000 + n}.x12").write_text(text)
+    for n in range(2):
+        rows = ["order;customer;sku;qty", *(f"CSV-{n}-{k};C-UK-0003;SKU-{1000 + k};{k + 2}" for k in range(4))]
+        (importer.inbound / f"orders_{when:%Y%m%d}_{n}.csv").write_text("\n".join(rows) + "\n")
+    demo_erp.wait_for(lambda: importer.booked["x12"] == 3 and importer.booked["csv"] == 2)
+
+
+def wrap(folder: Path, consumer: Consumer, traffic: Traffic, importer: demo_erp.UkImporter) -> None:
+    chapter("2 · Wrap: the webshop calls one managed API; each entity's legacy system answers")
+    per_entity = {
+        "ACME-DE": [traffic.order, traffic.order_status, traffic.stock, traffic.customer, traffic.shipment,
+                    traffic.invoice],
+        "ACME-UK": [traffic.order, traffic.customer, traffic.shipment, traffic.invoice],
+        "ACME-US": [traffic.order, traffic.stock, traffic.customer, traffic.shipment, traffic.invoice],
+    }  # fmt: skip
+    for entity, kinds in per_entity.items():
+        calls = [kind(entity) for _ in range(10) for kind in kinds]
+        served = consumer.burst(calls)
+        say(f"{entity}: {len(calls)} calls ({', '.join(k.__name__.replace('_', ' ') for k in kinds)}): {tally(served)}")
+    partner_files(importer)
+    with sqlite3.connect(folder / "databases" / "erp_us.db") as database:
+        exported = database.execute("SELECT count(*) FROM order_export").fetchone()[0]
+    say(f"ACME-UK's importer booked {importer.booked['json']} API orders, {importer.booked['csv']} CSV and "
+        f"{importer.booked['x12']} X12 partner files (997s in {importer.inbound.parent / 'out'}), "
+        f"{importer.booked['shipments']} shipment files")  # fmt: skip
+    say(f"ACME-US's triggers exported {exported} orders to order_export")
+    say(f"every call went through the policies: see {consumer.base}/metrics, {consumer.base}/docs")
+
+
+def shift(folder: Path, consumer: Consumer, traffic: Traffic, cloud: demo_erp.CloudErp, env: dict[str, str]) -> None:
+    chapter("3 · Shift: each entity climbs the ladder on evidence; a bad cloud release is stepped back")
+    store = {**env, "BANYAN_STORE": str(folder / "cutover.db")}
+
+    def cutover(*args: str, show: bool = True) -> str:
+        return banyan("cutover", *args, env=store, show=show)
+
+    def step(command: str, route: str, entity: str, *rest: str) -> None:
+        cutover(command, route, entity, *rest, "--actor", "ana")
+        time.sleep(1)  # the gateway picks the change up within a second; evidence then counts for the new rung
+
+    def load(entity: str, make: Any, count: int) -> None:
+        say(f"{count} calls: {tally(consumer.burst([make(entity) for _ in range(count)]))}")
+
+    def delivered() -> None:
+        """Wait until the outbox has delivered every write to the other side, and the evidence is in."""
+        for _ in range(100):
+            counts = json.loads(banyan("outbox", "status", "--json", env=store, show=False))
+            if counts["intent"] + counts["pending"] == 0:
+                break
+            time.sleep(0.2)
+        time.sleep(1.2)
+
+    say("\nACME-DE's order status reads move first: read-only, the cloud can listen without risk.")
+    step("set", "order-status", "ACME-DE", "shadow", "--reason", "CHG-101 listen to the cloud")
+    load("ACME-DE", traffic.order_status, 150)
+    cutover("mismatches", "order-status", "--entity", "ACME-DE")
+    for change in ("CHG-102 shadow is clean", "CHG-103 first canary", "CHG-104 5 %", "CHG-105 25 %", "CHG-106 half"):
+        step("promote", "order-status", "ACME-DE", "--reason", change)
+        load("ACME-DE", traffic.order_status, 150)
+
+    say("\nACME-UK's order files: a write, so the cloud gets each order through the outbox as well.")
+    step("set", "order-create", "ACME-UK", "dual_write", "--force", "--reason",
+         "CHG-201 sign-off: the cloud books test orders right")  # fmt: skip
+    load("ACME-UK", traffic.order, 60)
+    delivered()
+    banyan("outbox", "status", env=store)
+    for change in ("CHG-202 prices agree", "CHG-203 5 %"):
+        step("promote", "order-create", "ACME-UK", "--reason", change)
+        load("ACME-UK", traffic.order, 60)
+        delivered()
+
+    say("\nACME-US's stock figure: its database answers legacy, the cloud answers the same question.")
+    step("set", "inventory-availability", "ACME-US", "shadow", "--reason", "CHG-301 listen to the cloud")
+    load("ACME-US", traffic.stock, 150)
+    for change in ("CHG-302 shadow is clean", "CHG-303 first canary", "CHG-304 5 %", "CHG-305 25 %"):
+        step("promote", "inventory-availability", "ACME-US", "--reason", change)
+        load("ACME-US", traffic.stock, 150)
+    cloud.release("2026.12", forgets_reservations="ACME-US")
+    say(f"\nthe cloud ERP ships release {cloud.version}: its available-to-promise now forgets reserved stock "
+        "for ACME-US")  # fmt: skip
+    load("ACME-US", traffic.stock, 150)
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and "guardrail" not in cutover("history", "--entity", "ACME-US", "--json",
+                                                                     show=False):  # fmt: skip
+        load("ACME-US", traffic.stock, 30)  # the guardrail checks every 5 s
+    cutover("history", "--entity", "ACME-US")
+    cutover("mismatches", "inventory-availability", "--entity", "ACME-US")
+    say("\nWhere each entity stands on the routes it moved:")
+    for route, entity in (
+        ("order-status", "ACME-DE"),
+        ("order-create", "ACME-UK"),
+        ("inventory-availability", "ACME-US"),
+    ):
+        cutover("status", "--route", route, "--entity", entity)
+
+
+def keep_serving(consumer: Consumer, traffic: Traffic) -> None:
+    """Leave everything up for the console, with a trickle of traffic, until Ctrl-C."""
+    try:
+        while True:
+            calls = [traffic.order_status("ACME-DE") for _ in range(10)]
+            calls += [traffic.stock("ACME-US") for _ in range(10)] + [traffic.order("ACME-UK") for _ in range(2)]
+            consumer.burst(calls)
+            time.sleep(2)
+    except KeyboardInterrupt:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the shutdown short
+        say("stopping")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("folder", nargs="?", default=".demo", type=Path, help="working folder (replaced)")
+    parser.add_argument("--once", action="store_true", help="exit at the end instead of serving the console")
+    parser.add_argument("--port", type=int, default=0, help="the gateway's port (default: a free one)")
+    args = parser.parse_args()
+    folder: Path = args.folder.absolute()
+    if folder.exists():
+        shutil.rmtree(folder)
+    find(folder)
+    chapter("The running estate: three legacy ERPs, the CRM, the ledger and the cloud ERP, on loopback")
+    with ExitStack() as stack:
+        estate, cloud, importer, env = systems(folder, stack)
+        key = banyan("keys", "create", "webshop", "--consumers", str(folder / "consumers.yaml"), "--rate", "1000",
+                     quiet=True).strip()  # fmt: skip
+        say(f"{key[:8]}… (shown once; its hash is in {folder / 'consumers.yaml'})")
+        port = args.port or free_port()
+        say(
+            f"\n$ banyan serve --routes routes --consumers {folder / 'consumers.yaml'} --port {port} "
+            f"--store {folder / 'cutover.db'}"
+        )
+        stack.enter_context(gateway(folder, port, env))
+        say(f"gateway on http://127.0.0.1:{port} (log: {folder / 'gateway.log'})")
+        consumer, traffic = Consumer(port, key), Traffic(estate)
+        wrap(folder, consumer, traffic, importer)
+        shift(folder, consumer, traffic, cloud, env)
+        chapter("Where to look")
+        say(f"""report      {folder / "report.html"}   (open it in a browser: entities, systems, the graph)
+catalog     {folder / "catalog.json"}   graph {folder / "graph.mmd"}
+API docs    http://127.0.0.1:{port}/docs   metrics http://127.0.0.1:{port}/metrics
+console     http://127.0.0.1:{port}/console   (admin key: {ADMIN_KEY}, any name)
+drops       {folder / "drops"}   databases {folder / "databases"}   audit: banyan cutover history""")
+        if not args.once:
+            say("\nthe gateway keeps serving, with a trickle of webshop traffic; Ctrl-C to stop")
+            keep_serving(consumer, traffic)
+
+
+if __name__ == "__main__":
+    main()

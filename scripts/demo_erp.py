@@ -1,0 +1,441 @@
+"""The demo distributor's running systems, on loopback, holding the same master data.
+
+- ACME-DE's ERP is a SOAP order service (spyne; its WSDL at `?wsdl`): CreateOrder, GetOrderStatus,
+  GetStock.
+- ACME-UK's ERP takes files: an importer books order files from its inbound folder (JSON from the
+  gateway, CSV and X12 850 from trading partners), writes an acknowledgement (a JSON `.ack` named
+  after the file's correlation id; a 997 for X12) and moves the file to processed/ or error/.
+  Shipment confirmations land in a folder it books the same way.
+- ACME-US's ERP is a SQLite database: the gateway reads stock and books orders over ODBC, and the
+  database's triggers copy every change into the export tables a nightly job reads.
+- The CRM is the legacy customer master, over HTTP/JSON.
+- The cloud ERP is one REST/JSON API for every entity: customers, items, stock, orders, shipments,
+  invoices, migrated from the legacy systems so both sides should answer alike. `release()` ships a
+  version whose stock figure forgets reservations for one entity: the wrong field the cutover has to
+  catch.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import random
+import re
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from socketserver import ThreadingMixIn
+from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+ENTITIES = {"ACME-DE": ("EUR", "DE-HH-01"), "ACME-UK": ("GBP", "UK-MK-01"), "ACME-US": ("USD", "US-NJ-01")}
+ITEMS = [
+    "Stretch film 500 mm x 300 m", "Nitrile gloves L, box of 100", "Cable ties 300 mm, bag of 500",
+    "Pallet label A5, roll of 500", "Corrugated box 600x400x400", "Packing tape 48 mm brown",
+    "Safety cutter, retractable", "Bubble wrap 1000 mm x 100 m", "Hi-vis vest, size XL",
+    "Void fill paper 50 cm, roll", "Strapping PP 12 mm x 3000 m", "Thermal labels 100x150, 1000",
+    "Dust masks FFP2, box of 20", "Pallet 1200x800 heat-treated", "Edge protector 35x35x1200",
+    "Cleaning wipes, tub of 150", "Hand trolley 200 kg", "Barcode scanner, cordless",
+    "Shelf bin 300x200x150 blue", "Floor marking tape yellow",
+]  # fmt: skip
+CUSTOMERS = [
+    "Globex", "Initech", "Umbrella Retail", "Stark Supplies", "Wayne Hardware", "Hooli Stores",
+    "Vandelay Import", "Cyberdyne Parts", "Soylent Foods", "Tyrell Trading", "Wonka Confectionery",
+    "Oceanic Freight",
+]  # fmt: skip
+SUFFIX = {"ACME-DE": " GmbH", "ACME-UK": " Ltd", "ACME-US": " Inc."}
+STATUSES = ["open", "picked", "shipped", "invoiced"]
+
+
+@dataclass
+class Estate:
+    """The master data every system of the distributor starts from (the cloud's copy is a migration of it)."""
+
+    prices: dict[str, dict[str, Decimal]] = field(default_factory=dict)  # entity → sku → unit price
+    stock: dict[str, dict[str, tuple[int, int]]] = field(default_factory=dict)  # entity → sku → (on hand, reserved)
+    customers: dict[str, dict[str, str]] = field(default_factory=dict)  # entity → id → name
+    orders: dict[str, dict[str, str]] = field(default_factory=dict)  # entity → order id → status
+
+    @classmethod
+    def seeded(cls, seed: int = 20261127, orders: int = 600) -> Estate:
+        rng = random.Random(seed)
+        estate = cls()
+        base = {f"SKU-{1000 + n}": Decimal(rng.randint(150, 25000)) / 100 for n in range(len(ITEMS))}
+        rate = {"ACME-DE": Decimal("1"), "ACME-UK": Decimal("0.86"), "ACME-US": Decimal("1.08")}
+        for entity in ENTITIES:
+            estate.prices[entity] = {
+                sku: (price * rate[entity]).quantize(Decimal("0.01")) for sku, price in base.items()
+            }
+            estate.stock[entity] = {
+                sku: (rng.randint(0, 900), rng.choice([0, 0, rng.randint(1, 40)])) for sku in base
+            }  # about a third of the items have stock reserved for open orders
+            prefix = entity[-2:]
+            estate.customers[entity] = {f"C-{prefix}-{n:04d}": f"{name}{SUFFIX[entity]}" for n, name in
+                                        enumerate(CUSTOMERS, start=1)}  # fmt: skip
+            estate.orders[entity] = {
+                f"SO-{prefix}-{n:05d}": rng.choices(STATUSES, weights=[2, 1, 3, 6])[0] for n in range(1, orders + 1)
+            }
+        return estate
+
+    def available(self, entity: str, sku: str) -> int:
+        on_hand, reserved = self.stock[entity][sku]
+        return on_hand - reserved
+
+    def total(self, entity: str, lines: Iterable[dict[str, Any]]) -> float:
+        prices = self.prices[entity]
+        return float(sum((prices.get(line["sku"], Decimal(0)) * int(line["qty"]) for line in lines), Decimal(0)))
+
+
+class _ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+
+
+class _Quiet(WSGIRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+class Service:
+    """A server on a loopback port, in a daemon thread."""
+
+    server: Any
+    url: str
+
+    def _start(self, server: Any) -> None:
+        self.server = server
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class GermanErp(Service):
+    """ACME-DE's SOAP order service, a real SOAP stack (spyne) with its WSDL."""
+
+    def __init__(self, estate: Estate) -> None:
+        from spyne import Application, Fault, Integer, ServiceBase, Unicode, rpc
+        from spyne.protocol.soap import Soap11
+        from spyne.server.wsgi import WsgiApplication
+
+        orders, stock, customers = estate.orders["ACME-DE"], estate, estate.customers["ACME-DE"]
+        numbers = itertools.count(len(orders) + 1)
+        lock = threading.Lock()
+
+        class OrderService(ServiceBase):  # type: ignore[misc]
+            @rpc(Unicode, Integer, _returns=Unicode)  # type: ignore[misc]
+            def CreateOrder(ctx, customer, quantity):  # type: ignore[no-untyped-def]
+                if customer not in customers:
+                    raise Fault(faultcode="Client", faultstring=f"unknown customer {customer}")
+                with lock:
+                    order = f"SO-DE-{next(numbers):05d}"
+                    orders[order] = "open"
+                return order
+
+            @rpc(Unicode, _returns=Unicode)  # type: ignore[misc]
+            def GetOrderStatus(ctx, order_id):  # type: ignore[no-untyped-def]
+                if order_id not in orders:
+                    raise Fault(faultcode="Client", faultstring=f"no order {order_id}")
+                return orders[order_id]
+
+            @rpc(Unicode, _returns=Integer)  # type: ignore[misc]
+            def GetStock(ctx, sku):  # type: ignore[no-untyped-def]
+                if sku not in stock.stock["ACME-DE"]:
+                    raise Fault(faultcode="Client", faultstring=f"no item {sku}")
+                return stock.available("ACME-DE", sku)
+
+        application = Application(
+            [OrderService], tns="urn:acme:erp:orders", in_protocol=Soap11(validator="lxml"), out_protocol=Soap11()
+        )
+        server = make_server("127.0.0.1", 0, WsgiApplication(application), _ThreadingWSGIServer, _Quiet)
+        self.url = f"http://127.0.0.1:{server.server_port}/"
+        self._start(server)
+
+
+class UkImporter:
+    """ACME-UK's file importer: books order files, acknowledges them, files them away."""
+
+    def __init__(self, estate: Estate, drops: Path) -> None:
+        self.estate, self.drops = estate, drops
+        self.inbound, self.acks = drops / "uk" / "orders" / "in", drops / "uk" / "orders" / "ack"
+        self.shipments = drops / "shipments" / "in"
+        for folder in (self.inbound, self.acks, self.shipments, self.inbound.parent / "processed",
+                       self.inbound.parent / "error", self.inbound.parent / "out"):  # fmt: skip
+            folder.mkdir(parents=True, exist_ok=True)
+        self.numbers = itertools.count(len(estate.orders["ACME-UK"]) + 1)
+        self.booked = {"json": 0, "csv": 0, "x12": 0, "shipments": 0, "errors": 0}
+        self._stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.02):
+            for folder in (self.inbound, self.shipments):
+                for path in sorted(folder.iterdir()):
+                    if path.name.startswith(".") or not path.is_file():
+                        continue  # still being written: the writer renames it when complete
+                    self._import(path)
+
+    def _import(self, path: Path) -> None:
+        done = path.parent.parent / "processed"
+        try:
+            if path.parent == self.shipments:
+                json.loads(path.read_bytes())
+                self.booked["shipments"] += 1
+            elif path.suffix == ".json":
+                self._order_json(path)
+            elif path.suffix == ".csv":
+                self._order_csv(path)
+            elif path.suffix in (".x12", ".edi"):
+                self._order_x12(path)
+            else:
+                raise ValueError(f"unknown file type {path.suffix}")
+        except (ValueError, KeyError, OSError):
+            self.booked["errors"] += 1
+            done = path.parent.parent / "error"
+        done.mkdir(exist_ok=True)
+        path.replace(done / path.name)
+
+    def _book(self, lines: list[dict[str, Any]]) -> dict[str, Any]:
+        order = f"SO-UK-{next(self.numbers):05d}"
+        self.estate.orders["ACME-UK"][order] = "open"
+        return {"orderId": order, "status": "booked", "total": self.estate.total("ACME-UK", lines), "currency": "GBP"}
+
+    def _write(self, folder: Path, name: str, data: bytes) -> None:
+        temporary = folder / f".{name}.part"
+        temporary.write_bytes(data)
+        temporary.replace(folder / name)  # the gateway sees the acknowledgement appear whole
+
+    def _order_json(self, path: Path) -> None:
+        order = json.loads(path.read_bytes())
+        if order["customer"] not in self.estate.customers["ACME-UK"]:
+            raise ValueError("unknown customer")
+        reply = self._book(order["lines"])
+        correlation = path.stem.rsplit("_", 1)[-1]  # ORDERS_{entity}_{correlation_id}.json
+        self._write(self.acks, f"{correlation}.ack", json.dumps(reply).encode())
+        self.booked["json"] += 1
+
+    def _order_csv(self, path: Path) -> None:
+        rows = [line.split(";") for line in path.read_text(encoding="utf-8").splitlines()[1:] if line.strip()]
+        reply = self._book([{"sku": sku, "qty": int(qty)} for _order, _customer, sku, qty in rows])
+        self._write(self.inbound.parent / "out", f"{path.stem}.ack.json", json.dumps(reply).encode())
+        self.booked["csv"] += 1
+
+    def _order_x12(self, path: Path) -> None:
+        text = path.read_text(encoding="ascii")
+        if not text.startswith("ISA") or len(text) < 106:
+            raise ValueError("not an X12 interchange")
+        element, terminator = text[3], text[105]
+        segments = [s.strip().split(element) for s in text.split(terminator) if s.strip()]
+        lines = [{"sku": s[7], "qty": int(s[2])} for s in segments if s[0] == "PO1" and len(s) > 7]
+        self._book(lines)
+        isa, gs = segments[0], next(s for s in segments if s[0] == "GS")
+        ack = [
+            f"ISA*00*          *00*          *ZZ*{isa[8]}*ZZ*{isa[6]}*{isa[9]}*{isa[10]}*U*00401*{isa[13]}*0*P*>",
+            f"GS*FA*{gs[3]}*{gs[2]}*{gs[4]}*{gs[5]}*{gs[6]}*X*004010", "ST*997*0001", f"AK1*PO*{gs[6]}",
+            "AK9*A*1*1*1", "SE*4*0001", f"GE*1*{gs[6]}", f"IEA*1*{isa[13]}",
+        ]  # fmt: skip
+        self._write(self.inbound.parent / "out", f"997_{path.stem}.x12", ("~".join(ack) + "~").encode())
+        self.booked["x12"] += 1
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.thread.join(5)
+
+
+US_SCHEMA = """
+CREATE TABLE items (sku TEXT PRIMARY KEY, description TEXT NOT NULL, price NUMERIC NOT NULL);
+ALTER TABLE stock ADD COLUMN reserved INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE stock ADD COLUMN warehouse TEXT NOT NULL DEFAULT 'US-NJ-01';
+ALTER TABLE orders ADD COLUMN reference TEXT;
+CREATE UNIQUE INDEX orders_reference ON orders (reference);
+CREATE TABLE customers (id TEXT PRIMARY KEY, name TEXT NOT NULL);
+"""
+
+
+def american_erp(estate: Estate, database: Path) -> str:
+    """Load ACME-US's master data into its (trigger-laden) database; the ODBC connection string to it."""
+    with sqlite3.connect(database) as connection:
+        connection.executescript(US_SCHEMA)
+        connection.executemany(
+            "INSERT INTO items VALUES (?, ?, ?)",
+            [(sku, ITEMS[n], str(price)) for n, (sku, price) in enumerate(estate.prices["ACME-US"].items())],
+        )
+        connection.execute("DELETE FROM stock")
+        connection.executemany(
+            "INSERT INTO stock (sku, on_hand, reserved) VALUES (?, ?, ?)",
+            [(sku, on_hand, reserved) for sku, (on_hand, reserved) in estate.stock["ACME-US"].items()],
+        )
+        connection.executemany("INSERT INTO customers VALUES (?, ?)", estate.customers["ACME-US"].items())
+    return f"DRIVER={{SQLite3}};DATABASE={database.absolute()};Timeout=10000"
+
+
+def ledger(database: Path) -> str:
+    """The group ledger's interface table, which the finance system books from."""
+    with sqlite3.connect(database) as connection:
+        connection.execute(
+            "CREATE TABLE IF NOT EXISTS invoice_interface (number TEXT PRIMARY KEY, entity TEXT, customer TEXT,"
+            " total NUMERIC, currency TEXT, received_at TEXT DEFAULT (datetime('now')))"
+        )
+    return f"DRIVER={{SQLite3}};DATABASE={database.absolute()};Timeout=10000"
+
+
+Handler = Callable[[dict[str, str], Any], tuple[int, Any]]
+
+
+class JsonService(Service):
+    """A small REST/JSON server: (method, path pattern) → handler(params, body) → (status, body)."""
+
+    def __init__(self, routes: dict[tuple[str, str], Handler]) -> None:
+        compiled = [(m, re.compile("^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", p) + "$"), h)
+                    for (m, p), h in routes.items()]  # fmt: skip
+        self.calls = 0
+
+        service = self
+
+        class Request(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True
+
+            def _answer(self) -> None:
+                service.calls += 1
+                length = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(length) if length else b""
+                path = self.path.split("?", 1)[0]
+                status, body = 404, {"error": f"no resource {path}"}
+                for method, pattern, handler in compiled:
+                    match = pattern.match(path)
+                    if match and method == self.command:
+                        try:
+                            status, body = handler(match.groupdict(), json.loads(raw) if raw else None)
+                        except (ValueError, KeyError, TypeError) as exc:
+                            status, body = 422, {"error": f"invalid request: {exc}"}
+                        break
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_GET = do_POST = do_PUT = _answer
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        server = ThreadingHTTPServer(("127.0.0.1", 0), Request)
+        server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{server.server_port}"
+        self._start(server)
+
+
+def crm(estate: Estate) -> JsonService:
+    """The legacy CRM: customer master records, one per customer number, shared by the entities."""
+    records: dict[str, dict[str, Any]] = {}
+
+    def put(params: dict[str, str], body: Any) -> tuple[int, Any]:
+        records[params["customer_no"]] = body
+        return 200, {"customerId": params["customer_no"], "name": body["name1"], "country": body["country_code"]}
+
+    return JsonService({("PUT", "/erp/customers/{customer_no}"): put})
+
+
+class CloudErp(JsonService):
+    """The cloud ERP's REST API, per entity; its data is the migrated copy of the legacy systems'."""
+
+    def __init__(self, estate: Estate) -> None:
+        self.estate = estate
+        self.version = "2026.11"
+        self.forgets_reservations: set[str] = set()
+        self.orders: dict[str, dict[str, dict[str, Any]]] = {
+            e: {o: {"orderId": o, "status": s} for o, s in orders.items()} for e, orders in estate.orders.items()
+        }
+        for n, order in enumerate(self.orders["ACME-DE"].values()):
+            if n % 40 == 0 and order["status"] == "shipped":  # invoiced in the cloud the night before legacy
+                order["status"] = "invoiced"
+        self.by_number: dict[tuple[str, str], dict[str, Any]] = {}
+        self.documents: dict[str, dict[str, Any]] = {"customers": {}, "shipments": {}, "invoices": {}}
+        self.numbers = itertools.count(900001)
+        self.lock = threading.Lock()
+        super().__init__({
+            ("GET", "/api/items"): self.items,
+            ("GET", "/api/{entity}/customers"): self.customers,
+            ("PUT", "/api/{entity}/customers/{customerId}"): self.put_customer,
+            ("GET", "/api/{entity}/inventory/{sku}"): self.inventory,
+            ("POST", "/api/{entity}/orders"): self.create_order,
+            ("GET", "/api/{entity}/orders/{orderId}"): self.order,
+            ("POST", "/api/{entity}/shipments"): self.shipment,
+            ("POST", "/api/{entity}/invoices"): self.invoice,
+        })  # fmt: skip
+
+    def release(self, version: str, forgets_reservations: str) -> None:
+        """Deploy a version whose available-to-promise figure for one entity ignores reserved stock."""
+        self.version = version
+        self.forgets_reservations.add(forgets_reservations)
+
+    def _entity(self, params: dict[str, str]) -> str:
+        if params["entity"] not in ENTITIES:
+            raise KeyError(f"no legal entity {params['entity']}")
+        return params["entity"]
+
+    def items(self, params: dict[str, str], body: Any) -> tuple[int, Any]:
+        prices = self.estate.prices["ACME-DE"]
+        return 200, [
+            {"sku": sku, "description": ITEMS[n], "priceEUR": float(p)} for n, (sku, p) in enumerate(prices.items())
+        ]
+
+    def customers(self, params: dict[str, str], body: Any) -> tuple[int, Any]:
+        entity = self._entity(params)
+        return 200, [{"customerId": c, "name": n} for c, n in self.estate.customers[entity].items()]
+
+    def put_customer(self, params: dict[str, str], body: Any) -> tuple[int, Any]:
+        self.documents["customers"][params["customerId"]] = body
+        return 200, {"customerId": params["customerId"], "name": body["name"], "country": body["country"]}
+
+    def inventory(self, params: dict[str, str], body: Any) -> tuple[int, Any]:
+        entity, sku = self._entity(params), params["sku"]
+        if sku not in self.estate.stock[entity]:
+            return 404, {"error": f"no item {sku}"}
+        on_hand, reserved = self.estate.stock[entity][sku]
+        available = on_hand if entity in self.forgets_reservations else on_hand - reserved
+        return 200, {"sku": sku, "available": available, "warehouse": ENTITIES[entity][1]}
+
+    def create_order(self, params: dict[str, str], body: Any) -> tuple[int, Any]:
+        entity = self._entity(params)
+        if body["customer"] not in self.estate.customers[entity]:
+            return 422, {"error": f"unknown customer {body['customer']}"}
+        with self.lock:  # one order per order number: a redelivered write books nothing twice
+            existing = self.by_number.get((entity, body["orderNumber"]))
+            if existing is None:
+                total, currency = self.estate.total(entity, body["lines"]), ENTITIES[entity][0]
+                existing = {"orderId": f"CL-{next(self.numbers)}", "status": "released", "total": total,
+                            "currency": currency}  # fmt: skip
+                self.by_number[(entity, body["orderNumber"])] = existing
+                self.orders[entity][existing["orderId"]] = existing
+        return 201, existing
+
+    def order(self, params: dict[str, str], body: Any) -> tuple[int, Any]:
+        found = self.orders[self._entity(params)].get(params["orderId"])
+        return (200, found) if found else (404, {"error": f"no order {params['orderId']}"})
+
+    def shipment(self, params: dict[str, str], body: Any) -> tuple[int, Any]:
+        self.documents["shipments"][body["shipmentId"]] = body
+        return 201, {"shipmentId": body["shipmentId"], "status": "confirmed"}
+
+    def invoice(self, params: dict[str, str], body: Any) -> tuple[int, Any]:
+        self.documents["invoices"][body["invoiceNumber"]] = body
+        return 201, {"invoiceNumber": body["invoiceNumber"], "status": "posted"}
+
+
+def wait_for(check: Callable[[], bool], seconds: float = 10) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.05)
+    return False
