@@ -93,9 +93,11 @@ class Engine:
             raise CutoverError(f"unknown route {route!r}: known routes are {', '.join(sorted(self.routes))}")
         return self.routes[route]
 
-    def _entity(self, entity: str) -> str:
+    def _entity(self, entity: str, info: RouteInfo | None = None) -> str:
         if entity != "*" and self.entities is not None and entity not in self.entities:
             raise CutoverError(f"unknown legal entity {entity!r}: known entities are {', '.join(self.entities)}")
+        if entity != "*" and info is not None and info.entities and entity not in info.entities:
+            raise CutoverError(f"route {info.name} does not serve {entity}: it serves {', '.join(info.entities)}")
         return entity
 
     def verdict(self, route: str, entity: str) -> Judgement | None:
@@ -182,7 +184,7 @@ class Engine:
     ) -> Rule:
         """Change one route × entity; refused (with nothing changed) unless it is sensible and allowed."""
         info = self._route(route)
-        self._entity(entity)
+        self._entity(entity, info)
         _require_reason(reason)
         try:
             target = Mode(mode)
@@ -256,7 +258,7 @@ class Engine:
         self, route: str, entity: str, mode: str, at: str, reason: str, actor: str, percent: float = 0.0
     ) -> int:
         info = self._route(route)
-        self._entity(entity)
+        self._entity(entity, info)
         _require_reason(reason)
         try:
             self._sensible(info, Mode(mode), percent)

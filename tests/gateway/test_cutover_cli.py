@@ -80,6 +80,7 @@ def test_set_promote_rollback_history_as_json(store: str) -> None:
     [
         (("set", "order-statuz", "ACME-DE", "shadow", "--reason", "r"), "unknown route 'order-statuz'"),
         (("set", "order-status", "ACME-FR", "shadow", "--reason", "r"), "unknown legal entity 'ACME-FR'"),
+        (("set", "order-status", "ACME-UK", "shadow", "--reason", "r"), "route order-status does not serve ACME-UK"),
         (("set", "order-status", "ACME-DE", "canary", "--percent", "150", "--reason", "r"), "at most 100"),
         (("set", "order-status", "ACME-DE", "shadow"), "needs a reason"),
         (("set", "order-create", "ACME-DE", "shadow", "--reason", "r"), "use dual_write"),
@@ -107,11 +108,11 @@ def test_freeze_and_schedule(store: str) -> None:
     starts, ends = (now - timedelta(hours=1)).isoformat(), (now + timedelta(days=3)).isoformat()
     code, output = banyan(store, "freeze", "ACME-UK", "--starts", starts, "--ends", ends, "--reason", "month-end close")
     assert code == 0, output
-    code, output = banyan(store, "set", "order-status", "ACME-UK", "shadow", "--reason", "listen")
+    code, output = banyan(store, "set", "order-create", "ACME-UK", "dual_write", "--force", "--reason", "sign-off")
     assert code == 1 and "frozen" in output and "month-end close" in output
     at = (now + timedelta(days=4)).isoformat()
     code, output = banyan(
-        store, "schedule", "order-status", "ACME-UK", "shadow", "--at", at, "--reason", "after close", "--json"
+        store, "schedule", "order-create", "ACME-UK", "dual_write", "--at", at, "--reason", "after close", "--json"
     )
     assert code == 0 and json.loads(output)["schedule"] == 1
     code, output = banyan(store, "calendar", "--json")
