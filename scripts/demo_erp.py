@@ -356,7 +356,7 @@ class CloudErp(JsonService):
             e: {o: {"orderId": o, "status": s} for o, s in orders.items()} for e, orders in estate.orders.items()
         }
         for n, order in enumerate(self.orders["ACME-DE"].values()):
-            if n % 25 == 0 and order["status"] == "shipped":  # invoiced in the cloud the night before legacy
+            if n % 50 == 0 and order["status"] == "shipped":  # invoiced in the cloud the night before legacy
                 order["status"] = "invoiced"
         self.by_number: dict[tuple[str, str], dict[str, Any]] = {}
         self.documents: dict[str, dict[str, Any]] = {"customers": {}, "shipments": {}, "invoices": {}}
