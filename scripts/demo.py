@@ -99,6 +99,8 @@ class Consumer:
         except urllib.error.HTTPError as error:
             error.read()
             return error.code, error.headers.get("X-Served-By", "")
+        except OSError:
+            return 599, ""  # no answer at all: counted as "error 599"
 
     def burst(self, calls: list[tuple[str, str, Any]]) -> Counter[str]:
         """Send the calls eight at a time; count who served them (and errors by status)."""
@@ -166,17 +168,22 @@ def gateway(folder: Path, port: int, env: dict[str, str]) -> Iterator[None]:
                "--port", str(port), "--store", str(folder / "cutover.db"), "--no-access-log"]  # fmt: skip
     log = (folder / "gateway.log").open("wb")
     process = subprocess.Popen(
-        command, stdout=log, stderr=log, env={**os.environ, **env, "BANYAN_ADMIN_KEY": ADMIN_KEY}
+        command,
+        stdout=log,
+        stderr=log,
+        env={**os.environ, **env, "BANYAN_ADMIN_KEY": ADMIN_KEY},
+        start_new_session=True,  # Ctrl-C stops the demo, which then stops the gateway in order
     )
-    deadline = time.monotonic() + 30
-    while True:
+
+    def healthy() -> bool:
         try:
             urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1).close()
-            break
+            return True
         except OSError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"the gateway did not start: see {folder / 'gateway.log'}") from None
-            time.sleep(0.1)
+            return process.poll() is not None  # it died: stop waiting
+
+    if not demo_erp.wait_for(healthy, 30) or process.poll() is not None:
+        raise SystemExit(f"the gateway did not start: see {folder / 'gateway.log'}")
     try:
         yield
     finally:
