@@ -87,11 +87,12 @@ class Consumer:
         self.pool = ThreadPoolExecutor(8)
 
     def call(self, method: str, path: str, body: Any = None) -> tuple[int, str]:
-        data = json.dumps(body).encode() if body is not None else None
+        soap = isinstance(body, bytes)  # an envelope, as an existing SOAP client sends it
+        data = body if soap else json.dumps(body).encode() if body is not None else None
         request = urllib.request.Request(self.base + path, data=data, method=method)
         request.add_header("X-API-Key", self.key)
         if data is not None:
-            request.add_header("Content-Type", "application/json")
+            request.add_header("Content-Type", "text/xml; charset=utf-8" if soap else "application/json")
         try:
             with urllib.request.urlopen(request, timeout=30) as answer:
                 answer.read()
@@ -152,6 +153,17 @@ class Traffic:
         body = {"shipmentId": f"SH-{entity[-2:]}-{n:06d}", "orderNumber": f"PO-{entity[-2:]}-{n:06d}",
                 "carrier": "DHL", "lines": [{"sku": self.skus[n % len(self.skus)], "qty": 1 + n % 5}]}  # fmt: skip
         return "POST", f"/v1/{entity}/shipments", body
+
+    def soap_order(self, entity: str) -> tuple[str, str, Any]:
+        """ACME-DE's EDI translator still speaks SOAP to the order service: it only changed the URL."""
+        n = self._next()
+        customer = list(self.estate.customers[entity])[n % 12]
+        envelope = (
+            '<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/" xmlns:o="urn:acme:erp:orders">'
+            f"<soap:Body><o:CreateOrder><o:customer>{customer}</o:customer><o:quantity>{1 + n % 9}</o:quantity>"
+            "</o:CreateOrder></soap:Body></soap:Envelope>"
+        )
+        return "POST", "/soap/OrderService", envelope.encode()
 
     def invoice(self, entity: str) -> tuple[str, str, Any]:
         n = self._next()
@@ -239,7 +251,8 @@ def partner_files(importer: demo_erp.UkImporter) -> None:
     for n in range(2):
         rows = ["order;customer;sku;qty", *(f"CSV-{n}-{k};C-UK-0003;SKU-{1000 + k};{k + 2}" for k in range(4))]
         (importer.inbound / f"orders_{when:%Y%m%d}_{n}.csv").write_text("\n".join(rows) + "\n")
-    demo_erp.wait_for(lambda: importer.booked["x12"] == 3 and importer.booked["csv"] == 2)
+    (importer.inbound / "PO510099.x12").write_text("ISA*00*  the partner's translator cut this one short")
+    demo_erp.wait_for(lambda: (importer.booked["x12"], importer.booked["csv"], importer.booked["errors"]) == (3, 2, 1))
 
 
 def wrap(folder: Path, consumer: Consumer, traffic: Traffic, importer: demo_erp.UkImporter) -> None:
@@ -254,12 +267,17 @@ def wrap(folder: Path, consumer: Consumer, traffic: Traffic, importer: demo_erp.
         calls = [kind(entity) for _ in range(10) for kind in kinds]
         served = consumer.burst(calls)
         say(f"{entity}: {len(calls)} calls ({', '.join(k.__name__.replace('_', ' ') for k in kinds)}): {tally(served)}")
+    served = consumer.burst([traffic.soap_order("ACME-DE") for _ in range(10)])
+    say(f"ACME-DE's EDI translator, still on SOAP, now through the gateway's passthrough: 10 calls: {tally(served)}")
     partner_files(importer)
     with sqlite3.connect(folder / "databases" / "erp_us.db") as database:
         exported = database.execute("SELECT count(*) FROM order_export").fetchone()[0]
-    say(f"ACME-UK's importer booked {importer.booked['json']} API orders, {importer.booked['csv']} CSV and "
-        f"{importer.booked['x12']} X12 partner files (997s in {importer.inbound.parent / 'out'}), "
-        f"{importer.booked['shipments']} shipment files")  # fmt: skip
+    booked, out = importer.booked, importer.inbound.parent / "out"
+    say(
+        f"ACME-UK's importer booked {booked['json']} API orders, {booked['csv']} CSV and {booked['x12']} X12 partner "
+        f"files (997s in {out}) and moved {booked['errors']} unreadable file to error/, where it waits for a person"
+    )
+    say(f"the warehouse hand-off folder took {booked['shipments']} shipment confirmations")  # fmt: skip
     say(f"ACME-US's triggers exported {exported} orders to order_export")
     say(f"every call went through the policies: see {consumer.base}/metrics, {consumer.base}/docs")
 

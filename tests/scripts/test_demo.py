@@ -49,9 +49,11 @@ def test_every_entity_is_served_by_its_own_legacy_system(demo: tuple[Path, str])
     assert "ACME-DE: 60 calls (order, order status, stock, customer, shipment, invoice): 60 legacy" in wrap
     assert "ACME-UK: 40 calls (order, customer, shipment, invoice): 40 legacy" in wrap
     assert "ACME-US: 50 calls (order, stock, customer, shipment, invoice): 50 legacy" in wrap
+    assert "ACME-DE's EDI translator, still on SOAP, now through the gateway's passthrough: 10 calls: 10 legacy" in wrap
     orders = folder / "drops" / "uk" / "orders"
     assert len(list((orders / "out").glob("997_*.x12"))) == 3  # X12 partner orders acknowledged
-    assert not list((orders / "in").iterdir()) and not list((orders / "error").iterdir())
+    assert not list((orders / "in").iterdir())
+    assert [p.name for p in (orders / "error").iterdir()] == ["PO510099.x12"]  # the broken one, kept for a person
     with sqlite3.connect(folder / "databases" / "erp_us.db") as database:
         exported = {
             row[0]
