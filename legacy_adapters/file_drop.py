@@ -25,6 +25,7 @@ from pydantic import Field
 from legacy_adapters import xmljson
 from legacy_adapters.base import BackendConfig, Call, Registered, Reply
 from legacy_adapters.errors import BackendRejected, BackendTimeout, BackendUnavailable
+from legacy_adapters.mapping import MappingError, pointer_get
 
 SAFE_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 POLL_SECONDS = 0.2
@@ -38,6 +39,11 @@ class FileDropConfig(BackendConfig):
     xml_root: str = "request"
     reply_folder: str | None = Field(default=None, description="where replies appear (default: no reply is awaited)")
     reply_name: str = Field(default="{correlation_id}.ack", description="reply file name template")
+    reject: str | None = Field(
+        default=None,
+        description="JSON pointer into the reply: when it holds a value, the legacy system refused the "
+        "request and that value says why (e.g. /error of a negative acknowledgement)",
+    )
     delete_reply: bool = True
     known_hosts: Path = Path("~/.ssh/known_hosts")
     key_file: Path | None = None
@@ -263,7 +269,15 @@ class FileDropBackend(Registered):
         else:
             deadline = time.monotonic() + self.config.timeout
             body = await loop.run_in_executor(None, self._poll_sftp, reply, deadline)
-        return Reply(200, _decode(body))
+        answer = _decode(body)
+        if self.config.reject is not None:
+            try:
+                reason = pointer_get(answer, self.config.reject)
+            except MappingError:
+                reason = None
+            if reason not in (None, "", False):
+                raise BackendRejected(f"the legacy system refused the file: {str(reason)[:200]}")
+        return Reply(200, answer)
 
     async def close(self) -> None:
         if self._replies is not None:

@@ -103,6 +103,18 @@ class Consumer:
         except OSError:
             return 599, ""  # no answer at all: counted as "error 599"
 
+    def refusal(self, method: str, path: str, body: Any) -> str:
+        """The problem a consumer gets for a call that is refused: status, title and detail."""
+        request = urllib.request.Request(self.base + path, data=json.dumps(body).encode(), method=method)
+        request.add_header("X-API-Key", self.key)
+        request.add_header("Content-Type", "application/json")
+        try:
+            urllib.request.urlopen(request, timeout=30).close()
+            return "accepted"
+        except urllib.error.HTTPError as error:
+            problem = json.loads(error.read())
+            return f"{problem['status']} {problem['title']}: {problem['detail']}"
+
     def burst(self, calls: list[tuple[str, str, Any]]) -> Counter[str]:
         """Send the calls eight at a time; count who served them (and errors by status)."""
         served: Counter[str] = Counter()
@@ -252,7 +264,9 @@ def partner_files(importer: demo_erp.UkImporter) -> None:
         rows = ["order;customer;sku;qty", *(f"CSV-{n}-{k};C-UK-0003;SKU-{1000 + k};{k + 2}" for k in range(4))]
         (importer.inbound / f"orders_{when:%Y%m%d}_{n}.csv").write_text("\n".join(rows) + "\n")
     (importer.inbound / "PO510099.x12").write_text("ISA*00*  the partner's translator cut this one short")
-    demo_erp.wait_for(lambda: (importer.booked["x12"], importer.booked["csv"], importer.booked["errors"]) == (3, 2, 1))
+    demo_erp.wait_for(
+        lambda: not any(importer.inbound.iterdir()) and importer.booked["x12"] + importer.booked["csv"] == 5
+    )
 
 
 def wrap(folder: Path, consumer: Consumer, traffic: Traffic, importer: demo_erp.UkImporter) -> None:
@@ -267,6 +281,9 @@ def wrap(folder: Path, consumer: Consumer, traffic: Traffic, importer: demo_erp.
         calls = [kind(entity) for _ in range(10) for kind in kinds]
         served = consumer.burst(calls)
         say(f"{entity}: {len(calls)} calls ({', '.join(k.__name__.replace('_', ' ') for k in kinds)}): {tally(served)}")
+    method, path, body = traffic.order("ACME-UK")
+    refused = consumer.refusal(method, path, {**body, "customer": "C-UK-0099"})
+    say(f"an ACME-UK order for a customer its ERP does not know → {refused}")
     served = consumer.burst([traffic.soap_order("ACME-DE") for _ in range(10)])
     say(f"ACME-DE's EDI translator, still on SOAP, now through the gateway's passthrough: 10 calls: {tally(served)}")
     partner_files(importer)
@@ -275,7 +292,7 @@ def wrap(folder: Path, consumer: Consumer, traffic: Traffic, importer: demo_erp.
     booked, out = importer.booked, importer.inbound.parent / "out"
     say(
         f"ACME-UK's importer booked {booked['json']} API orders, {booked['csv']} CSV and {booked['x12']} X12 partner "
-        f"files (997s in {out}) and moved {booked['errors']} unreadable file to error/, where it waits for a person"
+        f"files (997s in {out}); the {booked['errors']} files it could not book wait in error/ for a person"
     )
     say(f"the warehouse hand-off folder took {booked['shipments']} shipment confirmations")  # fmt: skip
     say(f"ACME-US's triggers exported {exported} orders to order_export")

@@ -213,10 +213,12 @@ class UkImporter:
 
     def _order_json(self, path: Path) -> None:
         order = json.loads(path.read_bytes())
-        if order["customer"] not in self.estate.customers["ACME-UK"]:
-            raise ValueError("unknown customer")
-        reply = self._book(order["lines"])
         correlation = path.stem.rsplit("_", 1)[-1]  # ORDERS_{entity}_{correlation_id}.json
+        if order["customer"] not in self.estate.customers["ACME-UK"]:
+            refusal = {"error": f"unknown customer {order['customer']}"}  # a negative acknowledgement
+            self._write(self.acks, f"{correlation}.ack", json.dumps(refusal).encode())
+            raise ValueError(refusal["error"])
+        reply = self._book(order["lines"])
         self._write(self.acks, f"{correlation}.ack", json.dumps(reply).encode())
         self.booked["json"] += 1
 

@@ -53,7 +53,12 @@ def test_every_entity_is_served_by_its_own_legacy_system(demo: tuple[Path, str])
     orders = folder / "drops" / "uk" / "orders"
     assert len(list((orders / "out").glob("997_*.x12"))) == 3  # X12 partner orders acknowledged
     assert not list((orders / "in").iterdir())
-    assert [p.name for p in (orders / "error").iterdir()] == ["PO510099.x12"]  # the broken one, kept for a person
+    assert (
+        "does not know → 422 Backend rejected the request: the legacy system refused the file: unknown customer C-UK-0099"
+        in wrap
+    )
+    kept = sorted(p.name for p in (orders / "error").iterdir())  # what the importer could not book, kept for a person
+    assert kept[0].startswith("ORDERS_ACME-UK_") and kept[1:] == ["PO510099.x12"]
     with sqlite3.connect(folder / "databases" / "erp_us.db") as database:
         exported = {
             row[0]
@@ -68,7 +73,7 @@ def test_each_entity_climbs_and_the_bad_release_is_stepped_back(demo: tuple[Path
     folder, output = demo
     assert "✓ promoted order-status/ACME-DE → canary 50 %" in output
     assert "✓ promoted order-create/ACME-UK → canary 5 %" in output
-    assert "refused" not in output  # every step the lead asked for had the evidence
+    assert "refused:" not in output  # every step the lead asked for had the evidence
     store = open_store(str(folder / "cutover.db"))
     try:
         events = store.history(entity="ACME-US")
