@@ -27,7 +27,7 @@ from jsonschema import Draft202012Validator
 from lxml import etree
 
 from cutover.compare import Comparator, Difference, Kind
-from cutover.decide import Side, decide
+from cutover.decide import Plan, Side, decide
 from cutover.outbox import Message, idempotency_key
 from cutover.store import StoreError
 from gateway import policies
@@ -49,6 +49,7 @@ from gateway.policies import (
 from gateway.problems import Problem
 from gateway.resilience import Breaker, guarded
 from gateway.spec import LegacySide, Route, RouteError, load_routes
+from gateway.upstream import Answer as SoapReply
 from gateway.upstream import Upstream, UpstreamError
 from legacy_adapters import Backend, BackendError, Call, create, xmljson
 from legacy_adapters.mapping import MappingError, pointer_get
@@ -84,16 +85,21 @@ class Compiled:
             self.method = "POST"
             pattern = re.escape(route.passthrough.path)
             self.validator = None
-            try:
-                xpath = route.passthrough.entity_xpath
-                self.entity_xpath = etree.XPath(xpath) if xpath else None
-            except etree.XPathSyntaxError as exc:
-                raise RouteError([f"route {route.name}: entity_xpath is not valid XPath: {exc}"]) from None
-            self.upstreams = {url: Upstream(url) for url in (route.passthrough.legacy, route.passthrough.cloud) if url}
+            self.entity_xpath = self._xpath("entity_xpath", route.passthrough.entity_xpath)
+            self.key_xpath = self._xpath("key_xpath", route.passthrough.key_xpath)
+            urls = {Side.legacy: route.passthrough.legacy, Side.cloud: route.passthrough.cloud}
+            breaker = route.resilience.breaker
+            self.soap_sides = {side: (Upstream(url), Breaker(breaker.failures, breaker.reset))
+                               for side, url in urls.items() if url}  # fmt: skip
         self.regex = re.compile(f"^{pattern}$")
         self._bound: dict[tuple[str, str], Bound] = {}
         self.comparator = Comparator(route.compare)
-        self.passthrough_breaker = Breaker(route.resilience.breaker.failures, route.resilience.breaker.reset)
+
+    def _xpath(self, name: str, expression: str | None) -> etree.XPath | None:
+        try:
+            return etree.XPath(expression) if expression else None
+        except etree.XPathSyntaxError as exc:
+            raise RouteError([f"route {self.route.name}: {name} is not valid XPath: {exc}"]) from None
 
     def bound(self, side: str, entity: str | None) -> Bound:
         spec = self.route.side(side, entity)
@@ -121,7 +127,7 @@ class Compiled:
     async def close(self) -> None:
         for bound in self._bound.values():
             await bound.backend.close()
-        for upstream in getattr(self, "upstreams", {}).values():
+        for upstream, _ in getattr(self, "soap_sides", {}).values():
             upstream.close()
 
 
@@ -582,7 +588,70 @@ async def _outbox_worker(app: web.Application) -> None:
 _FORWARDED = frozenset(("content-type", "soapaction", "traceparent", "tracestate"))
 
 
+def _xpath_text(xpath: etree.XPath | None, document: Any) -> str | None:
+    if xpath is None:
+        return None
+    found = xpath(document)
+    return (str(found[0]) if isinstance(found, list) and found else str(found)) or None
+
+
+async def _soap_side(
+    app: web.Application, compiled: Compiled, side: Side, entity: str | None, rung: str, raw: bytes,
+    headers: dict[str, str], role: str,
+) -> SoapReply | Problem:  # fmt: skip
+    """Forward the envelope to one side's SOAP service through its breaker, and count the call as evidence.
+    A SOAP Fault is the service's answer (the request was wrong), not its failure."""
+    spec = compiled.route.passthrough
+    assert spec is not None
+    upstream, breaker = compiled.soap_sides[side]
+    answer: SoapReply | Problem
+    try:
+        breaker.before()
+        answer = await upstream.post(raw, headers, spec.timeout)
+        failed = answer.status >= 500 and b"Fault" not in answer.body
+        (breaker.failure if failed else breaker.success)()
+        if failed:
+            answer = Problem(502, "Backend failed", f"the {side.value} SOAP service answered {answer.status}")
+    except BackendError as exc:  # the breaker is open
+        answer = _backend_problem(exc)
+    except TimeoutError:
+        breaker.failure()
+        answer = Problem(504, "Backend timed out", f"the SOAP service gave no answer within {spec.timeout:g} s")
+    except UpstreamError as exc:
+        breaker.failure()
+        answer = Problem(503, "Backend unavailable", f"cannot reach the SOAP service: {exc}")
+    failed = isinstance(answer, Problem)
+    app[METRICS].side_calls.labels(
+        compiled.route.name, entity or "", side.value, role, "error" if failed else "ok"
+    ).inc()
+    cutover = app.get(CUTOVER)
+    if cutover is not None:
+        cutover.called(compiled.route.name, entity, rung, side, failed)
+    return answer
+
+
+def _soap_answer(answer: SoapReply | Problem) -> Answer | Problem:
+    """A SOAP answer in the shape the comparator reads: its envelope's body as JSON."""
+    if isinstance(answer, Problem):
+        return answer
+    try:
+        return Answer(answer.status, xmljson.to_json(xmljson.parse(answer.body)))
+    except (xmljson.HostileXml, ValueError) as exc:
+        return Problem(502, "Backend answer is not XML", str(exc))
+
+
+async def _compare_soap(
+    app: web.Application, compiled: Compiled, entity: str | None, rung: str, served_by: Side,
+    served: SoapReply | Problem, mirror: asyncio.Task[SoapReply | Problem],
+) -> None:  # fmt: skip
+    other = await mirror
+    mine, theirs = _soap_answer(served), _soap_answer(other)
+    legacy, cloud = (mine, theirs) if served_by is Side.legacy else (theirs, mine)
+    _judge(app, compiled, entity, rung, legacy, cloud)
+
+
 async def passthrough(request: web.Request) -> web.StreamResponse:
+    """Forward a SOAP envelope as it is to the side the cutover rule picks; reads are mirrored and compared."""
     compiled: Compiled = request[ROUTE]
     spec = compiled.route.passthrough
     assert spec is not None
@@ -591,37 +660,35 @@ async def passthrough(request: web.Request) -> web.StreamResponse:
         document = xmljson.parse(raw)
     except xmljson.HostileXml as exc:
         raise Problem(400, "Unacceptable XML", str(exc)) from None
-    entity = None
-    if compiled.entity_xpath is not None:
-        found = compiled.entity_xpath(document)
-        entity = (str(found[0]) if isinstance(found, list) and found else str(found)) or None
+    entity = _xpath_text(compiled.entity_xpath, document)
     request[ENTITY] = entity or ""
     consumer: Consumer | None = request.get(CONSUMER)
     if consumer is not None and spec.entity_xpath and not consumer.may_serve(entity):
         raise Problem(403, "Entity not allowed", f"your key is not scoped to legal entity {entity}")
-    cutover = request.app.get(CUTOVER)
     route = compiled.route
-    rule = rule_for(cutover, route, entity)
-    serves_cloud = decide(rule, None, route.writes, route.name).serve is Side.cloud
-    target = spec.cloud if serves_cloud and spec.cloud else spec.legacy
+    rule = rule_for(request.app.get(CUTOVER), route, entity)
+    plan = decide(rule, _xpath_text(compiled.key_xpath, document), route.writes, route.name)
+    if Side.cloud not in compiled.soap_sides:
+        plan = Plan(Side.legacy)  # nothing to move to
     forward = {k: v for k, v in request.headers.items() if k.lower() in _FORWARDED}
     forward["X-Correlation-ID"] = correlation_id(request)
-    breaker = compiled.passthrough_breaker
-    breaker.before()
-    try:
-        answer = await compiled.upstreams[target].post(raw, forward, spec.timeout)
-    except TimeoutError:
-        breaker.failure()
-        raise Problem(504, "Backend timed out", f"the SOAP service gave no answer within {spec.timeout:g} s") from None
-    except UpstreamError as exc:
-        breaker.failure()
-        raise Problem(503, "Backend unavailable", f"cannot reach the SOAP service: {exc}") from None
-    data, status = answer.body, answer.status
-    kind = answer.headers.get("content-type", "text/xml")
-    (breaker.failure if status >= 500 and b"Fault" not in data else breaker.success)()
-    response = web.Response(status=status, body=data)
-    response.headers["Content-Type"] = kind
-    response.headers["X-Served-By"] = "cloud" if target == spec.cloud else "legacy"
+    app, side = request.app, plan.serve
+    # a write is never mirrored here: the envelope is opaque, so the cloud could only be sent it blind
+    mirror = None
+    if plan.mirror is not None and not route.writes:
+        mirror = _later(_soap_side(app, compiled, plan.mirror, entity, rule.rung, raw, forward, "mirror"))
+    answer = await _soap_side(app, compiled, side, entity, rule.rung, raw, forward, "serve")
+    if isinstance(answer, Problem) and plan.fallback is not None:
+        log.warning("%s failed on %s, answered by %s: %s", route.name, side.value, plan.fallback.value, answer.detail)
+        side = plan.fallback
+        answer = await _soap_side(app, compiled, side, entity, rule.rung, raw, forward, "fallback")
+    if mirror is not None and plan.compare and side is plan.serve:
+        _later(_compare_soap(app, compiled, entity, rule.rung, side, answer, mirror))
+    if isinstance(answer, Problem):
+        raise answer
+    response = web.Response(status=answer.status, body=answer.body)
+    response.headers["Content-Type"] = answer.headers.get("content-type", "text/xml")
+    response.headers["X-Served-By"] = side.value
     return response
 
 

@@ -35,10 +35,21 @@ class _Quiet(WSGIRequestHandler):
         pass
 
 
+def order_status_service(status_of: Callable[[str], str]) -> type:
+    """An order service whose GetOrderStatus answers `status_of(order_id)`: a legacy ERP, or its replacement."""
+
+    class OrderService(ServiceBase):  # type: ignore[misc]
+        @rpc(Unicode, _returns=Unicode)  # type: ignore[misc]
+        def GetOrderStatus(ctx, order_id):  # type: ignore[no-untyped-def]
+            return status_of(order_id)
+
+    return OrderService
+
+
 @contextmanager
-def legacy_soap_service() -> Iterator[str]:
+def legacy_soap_service(service: type = OrderService) -> Iterator[str]:
     application = Application(
-        [OrderService], tns="urn:acme:erp:orders", in_protocol=Soap11(validator="lxml"), out_protocol=Soap11()
+        [service], tns="urn:acme:erp:orders", in_protocol=Soap11(validator="lxml"), out_protocol=Soap11()
     )
     soap = WsgiApplication(application)
 
