@@ -119,7 +119,7 @@ class Consumer:
         """Send the calls eight at a time; count who served them (and errors by status)."""
         served: Counter[str] = Counter()
         for status, side in self.pool.map(lambda c: self.call(*c), calls):
-            served[side or "gateway" if status < 400 else f"error {status}"] += 1
+            served[(side or "gateway") if status < 400 else f"error {status}"] += 1
         time.sleep(1.5)  # mirrored calls finish and the gateway flushes its evidence (every second)
         return served
 
@@ -294,7 +294,7 @@ def wrap(folder: Path, consumer: Consumer, traffic: Traffic, importer: demo_erp.
         f"ACME-UK's importer booked {booked['json']} API orders, {booked['csv']} CSV and {booked['x12']} X12 partner "
         f"files (997s in {out}); the {booked['errors']} files it could not book wait in error/ for a person"
     )
-    say(f"the warehouse hand-off folder took {booked['shipments']} shipment confirmations")  # fmt: skip
+    say(f"the warehouse hand-off folder took {booked['shipments']} shipment confirmations")
     say(f"ACME-US's triggers exported {exported} orders to order_export")
     say(f"every call went through the policies: see {consumer.base}/metrics, {consumer.base}/docs")
 
