@@ -86,7 +86,8 @@ class Consumer:
         self.base, self.key = f"http://127.0.0.1:{port}", key
         self.pool = ThreadPoolExecutor(8)
 
-    def call(self, method: str, path: str, body: Any = None) -> tuple[int, str]:
+    def send(self, method: str, path: str, body: Any = None) -> tuple[int, str, bytes]:
+        """One call: its status, the side that served it, and the answer's body."""
         soap = isinstance(body, bytes)  # an envelope, as an existing SOAP client sends it
         data = body if soap else json.dumps(body).encode() if body is not None else None
         request = urllib.request.Request(self.base + path, data=data, method=method)
@@ -95,30 +96,24 @@ class Consumer:
             request.add_header("Content-Type", "text/xml; charset=utf-8" if soap else "application/json")
         try:
             with urllib.request.urlopen(request, timeout=30) as answer:
-                answer.read()
-                return answer.status, answer.headers.get("X-Served-By", "")
+                return answer.status, answer.headers.get("X-Served-By", ""), answer.read()
         except urllib.error.HTTPError as error:
-            error.read()
-            return error.code, error.headers.get("X-Served-By", "")
+            return error.code, error.headers.get("X-Served-By", ""), error.read()
         except OSError:
-            return 599, ""  # no answer at all: counted as "error 599"
+            return 599, "", b""  # no answer at all: counted as "error 599"
 
     def refusal(self, method: str, path: str, body: Any) -> str:
         """The problem a consumer gets for a call that is refused: status, title and detail."""
-        request = urllib.request.Request(self.base + path, data=json.dumps(body).encode(), method=method)
-        request.add_header("X-API-Key", self.key)
-        request.add_header("Content-Type", "application/json")
-        try:
-            urllib.request.urlopen(request, timeout=30).close()
-            return "accepted"
-        except urllib.error.HTTPError as error:
-            problem = json.loads(error.read())
-            return f"{problem['status']} {problem['title']}: {problem['detail']}"
+        status, _, data = self.send(method, path, body)
+        if status < 400:
+            return f"{status}: accepted"
+        problem = json.loads(data)
+        return f"{problem['status']} {problem['title']}: {problem['detail']}"
 
     def burst(self, calls: list[tuple[str, str, Any]]) -> Counter[str]:
         """Send the calls eight at a time; count who served them (and errors by status)."""
         served: Counter[str] = Counter()
-        for status, side in self.pool.map(lambda c: self.call(*c), calls):
+        for status, side, _ in self.pool.map(lambda c: self.send(*c), calls):
             served[(side or "gateway") if status < 400 else f"error {status}"] += 1
         time.sleep(1.5)  # mirrored calls finish and the gateway flushes its evidence (every second)
         return served
@@ -237,7 +232,7 @@ def systems(
     stack.callback(importer.stop)
     us_odbc = demo_erp.american_erp(estate, folder / "databases" / "erp_us.db")
     ledger_odbc = demo_erp.ledger(folder / "databases" / "ledger.db")
-    crm = demo_erp.crm(estate)
+    crm = demo_erp.crm()
     stack.callback(crm.stop)
     cloud = demo_erp.CloudErp(estate)
     stack.callback(cloud.stop)
@@ -386,6 +381,10 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=0, help="the gateway's port (default: a free one)")
     args = parser.parse_args()
     folder: Path = args.folder.absolute()
+    import pyodbc
+
+    if "SQLite3" not in pyodbc.drivers():  # ACME-US's ERP and the ledger are reached through it
+        raise SystemExit("the demo needs the SQLite ODBC driver: apt-get install libsqliteodbc (make demo does)")
     if folder.exists():
         shutil.rmtree(folder)
     find(folder)

@@ -161,7 +161,7 @@ class UkImporter:
     """ACME-UK's file importer: books order files, acknowledges them, files them away."""
 
     def __init__(self, estate: Estate, drops: Path) -> None:
-        self.estate, self.drops = estate, drops
+        self.estate = estate
         self.inbound, self.acks = drops / "uk" / "orders" / "in", drops / "uk" / "orders" / "ack"
         self.shipments = drops / "shipments" / "in"
         for folder in (self.inbound, self.acks, self.shipments, self.inbound.parent / "processed",
@@ -296,16 +296,12 @@ class JsonService(Service):
     def __init__(self, routes: dict[tuple[str, str], Handler]) -> None:
         compiled = [(m, re.compile("^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", p) + "$"), h)
                     for (m, p), h in routes.items()]  # fmt: skip
-        self.calls = 0
-
-        service = self
 
         class Request(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
             disable_nagle_algorithm = True
 
             def _answer(self) -> None:
-                service.calls += 1
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length) if length else b""
                 path = self.path.split("?", 1)[0]
@@ -336,7 +332,7 @@ class JsonService(Service):
         self._start(server)
 
 
-def crm(estate: Estate) -> JsonService:
+def crm() -> JsonService:
     """The legacy CRM: customer master records, one per customer number, shared by the entities."""
     records: dict[str, dict[str, Any]] = {}
 

@@ -49,6 +49,7 @@ def test_every_entity_is_served_by_its_own_legacy_system(demo: tuple[Path, str])
     assert "ACME-DE: 60 calls (order, order status, stock, customer, shipment, invoice): 60 legacy" in wrap
     assert "ACME-UK: 40 calls (order, customer, shipment, invoice): 40 legacy" in wrap
     assert "ACME-US: 50 calls (order, stock, customer, shipment, invoice): 50 legacy" in wrap
+    assert "ACME-UK's importer booked 10 API orders, 2 CSV and 3 X12 partner files" in wrap  # the UK ERP took them
     assert "ACME-DE's EDI translator, still on SOAP, now through the gateway's passthrough: 10 calls: 10 legacy" in wrap
     orders = folder / "drops" / "uk" / "orders"
     assert len(list((orders / "out").glob("997_*.x12"))) == 3  # X12 partner orders acknowledged
