@@ -16,9 +16,10 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from inventory_scan.errors import CatalogError
+from inventory_scan.redact import redact, redact_tree
 
 SCHEMA_VERSION = 1
 
@@ -46,7 +47,22 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class Evidence(_Model):
+class _Redacted(_Model):
+    """A record whose strings pass through `redact` whenever it is built or loaded: no secret in
+    a scanned value can reach a catalog, or anything made from one."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _redact(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        return {
+            key: redact_tree(value, key) if isinstance(value, str | dict | list) and key != "id" else value
+            for key, value in data.items()
+        }
+
+
+class Evidence(_Redacted):
     """Where a fact was read: a file and line, a folder, or a query."""
 
     source: str
@@ -99,7 +115,7 @@ def interface_id(kind: str, system: str, locator: str) -> str:
     return f"if_{digest[:16]}"
 
 
-class Interface(_Model):
+class Interface(_Redacted):
     id: str
     kind: Kind
     system: str
@@ -122,10 +138,12 @@ class Interface(_Model):
 
     @classmethod
     def build(cls, *, kind: Kind, system: str, locator: str, **fields: Any) -> Interface:
+        # The id is made from what the catalog shows, so a changed password keeps the id.
+        system, locator = redact(system), redact(locator)
         return cls(id=interface_id(kind, system, locator), kind=kind, system=system, locator=locator, **fields)
 
 
-class Edge(_Model):
+class Edge(_Redacted):
     """A dependency: `source` is an interface id, `target` an interface id or a resource locator."""
 
     source: str
@@ -138,12 +156,12 @@ class Edge(_Model):
         return (self.source, self.target, self.relation)
 
 
-class ScanWarning(_Model):
+class ScanWarning(_Redacted):
     path: str
     message: str
 
 
-class Source(_Model):
+class Source(_Redacted):
     """One scanned source and whether it was read completely."""
 
     locator: str

@@ -9,6 +9,7 @@ from typing import Annotated, Literal
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from inventory_scan.analysis.diff import diff
@@ -24,6 +25,7 @@ from inventory_scan.esb import EsbScan, EsbSource
 from inventory_scan.files.folders import FolderResult
 from inventory_scan.files.scan import FileScan
 from inventory_scan.files.scan import Progress as ScanProgress
+from inventory_scan.redact import printable
 from inventory_scan.summary import print_diff, print_summary
 
 scan_app = typer.Typer(help="Discover legacy integration points into a catalog.", no_args_is_help=True)
@@ -35,7 +37,7 @@ out_console = Console(width=None if Console().is_terminal else 150)
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:
-    console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    console.print(f"[bold red]error:[/] {escape(printable(message))}", highlight=False, soft_wrap=True)
     return typer.Exit(code)
 
 
@@ -77,7 +79,7 @@ def _run(work: Work, out: Path, pattern_rules: list[PatternRule] | None = None) 
 
         progress = ScanProgress(
             folder=on_folder,
-            source_started=lambda locator: bar.update(task, description=f"scanning {locator}"),
+            source_started=lambda locator: bar.update(task, description=f"scanning {escape(printable(locator))}"),
             watching=lambda seconds: bar.update(task, description=f"watching drops live for {seconds:g} s"),
         )
         try:
@@ -93,13 +95,13 @@ def _run(work: Work, out: Path, pattern_rules: list[PatternRule] | None = None) 
         out_console, merged.model_copy(update={"interfaces": [i for i in merged.interfaces if i.id in shown]})
     )
     out_console.print(
-        f"\ncatalog: [bold]{out}[/] ({len(merged.interfaces)} interfaces in all, "
+        f"\ncatalog: [bold]{escape(str(out))}[/] ({len(merged.interfaces)} interfaces in all, "
         f"{len(catalog.interfaces)} from this scan)",
         highlight=False,
     )
     if errors:
         for error in errors:
-            console.print(f"[bold red]incomplete:[/] {error}", highlight=False, soft_wrap=True)
+            console.print(f"[bold red]incomplete:[/] {escape(printable(error))}", highlight=False, soft_wrap=True)
         raise typer.Exit(1)
 
 

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import posixpath
 from collections import defaultdict
-from urllib.parse import urlsplit
 
 from inventory_scan.catalog import Catalog, Direction, Edge, Evidence, Interface, Kind
+from inventory_scan.uri import split
 
 PREFIX = "link:"
 
@@ -24,17 +24,17 @@ def _place(locator: str) -> tuple[str, str, str] | None:
     """(scheme, host, folder) of a file-like locator; None for relative or non-file locators."""
     if locator.startswith("file:") and not locator.startswith("file:/"):
         return None  # relative to some working directory we cannot know
-    parts = urlsplit(locator)
+    parts = split(locator)
     if parts.scheme not in ("file", "sftp", "ftp") or not parts.path.startswith("/"):
         return None
-    host = (parts.hostname or "") if parts.scheme != "file" else ""
-    return parts.scheme, host.lower(), posixpath.normpath(parts.path)
+    host = parts.host if parts.scheme != "file" else ""
+    return parts.scheme, host, posixpath.normpath(parts.path)
 
 
 def _drop_places(drop: Interface) -> list[tuple[tuple[str, str, str], str]]:
     """Where a drop's files are: its own folder ('drop') and each lifecycle stage folder."""
     scheme = drop.protocol
-    host = (urlsplit(drop.locator).hostname or "") if scheme != "file" else ""
+    host = split(drop.locator).host if scheme != "file" else ""
     places = [((scheme, host.lower(), posixpath.normpath(str(drop.attributes.get("folder", "")))), "drop")]
     for stage, info in dict(drop.attributes.get("stages", {})).items():
         places.append(((scheme, host.lower(), posixpath.normpath(str(info.get("folder", "")))), stage))

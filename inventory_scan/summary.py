@@ -7,13 +7,21 @@ from collections import defaultdict
 from datetime import datetime
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from inventory_scan.analysis.diff import Diff
 from inventory_scan.catalog import Catalog, Interface, Kind
+from inventory_scan.redact import printable
 
 _DIRECTION = {"into": "→ in", "out_of": "out →", "both": "↔", "unknown": "?"}
 WARNINGS_SHOWN = 10
+
+
+def _t(value: object) -> str:
+    """A scanned value as plain text in rich markup: `[blink]` in a file name is not applied, and
+    escape characters do not reach the terminal."""
+    return escape(printable(str(value)))
 
 
 def _size(count: int | None) -> str:
@@ -35,7 +43,7 @@ def _drop_table(entity: str, drops: list[Interface]) -> Table:
     base = posixpath.commonpath(folders) if all(f.startswith("/") for f in folders) else ""
     if base in folders:
         base = posixpath.dirname(base)
-    title = f"[bold]{entity}[/] — {len(drops)} drops" + (f" under {base}" if base else "")
+    title = f"[bold]{_t(entity)}[/] — {len(drops)} drops" + (f" under {_t(base)}" if base else "")
     table = Table(title=title, title_justify="left", expand=False)
     table.add_column("drop", no_wrap=True)
     table.add_column("dir", no_wrap=True)
@@ -47,13 +55,13 @@ def _drop_table(entity: str, drops: list[Interface]) -> Table:
     table.add_column("stages")
     for drop, folder in sorted(zip(drops, folders, strict=True), key=lambda pair: pair[0].locator):
         stages = drop.attributes.get("stages", {})
-        stage_text = " ".join(f"{name}:{info['files']}" for name, info in stages.items())
+        stage_text = " ".join(f"{_t(name)}:{info['files']}" for name, info in stages.items())
         errors = stages.get("error", {}).get("files", 0)
         shown = posixpath.relpath(folder, base) if base else folder
         table.add_row(
-            f"{shown}/[cyan]{drop.name}[/]",
+            f"{_t(shown)}/[cyan]{_t(drop.name)}[/]",
             _DIRECTION[drop.direction],
-            ", ".join(drop.formats) or "—",
+            _t(", ".join(drop.formats)) or "—",
             f"{drop.activity.count:,}",
             _size(drop.activity.bytes),
             _when(drop.activity.last_seen),
@@ -78,12 +86,12 @@ def _flow_table(flows: list[Interface], catalog: Catalog) -> Table:
             calls[edge.source].append(names.get(edge.target, edge.target))
     for flow in sorted(flows, key=lambda i: (str(i.attributes.get("product")), i.name)):
         table.add_row(
-            f"{flow.attributes.get('product')} {flow.attributes.get('flow_kind')}",
-            flow.name,
-            flow.entity or "",
-            "\n".join(flow.reads) or "—",
-            "\n".join(flow.writes) or "—",
-            ", ".join(sorted(calls[flow.id])),
+            _t(f"{flow.attributes.get('product')} {flow.attributes.get('flow_kind')}"),
+            _t(flow.name),
+            _t(flow.entity or ""),
+            _t("\n".join(flow.reads)) or "—",
+            _t("\n".join(flow.writes)) or "—",
+            _t(", ".join(sorted(calls[flow.id]))),
         )
     return table
 
@@ -107,15 +115,16 @@ def _database_table(objects: list[Interface]) -> Table:
         details = item.attributes
         if item.kind is Kind.db_trigger:
             state = "" if details.get("enabled", True) else " [red](disabled)[/]"
-            on = f"{details.get('timing', '')} {'/'.join(details.get('events', []))} {details.get('table', '')}{state}"
+            on = _t(f"{details.get('timing', '')} {'/'.join(details.get('events', []))} {details.get('table', '')}")
+            on += state
         else:
-            on = str(details.get("object", "routine"))
+            on = _t(details.get("object", "routine"))
         low = " [yellow]?[/]" if details.get("confidence") == "low" else ""
         table.add_row(
-            item.name,
+            _t(item.name),
             on,
-            ", ".join(item.writes) or "—",
-            ", ".join(item.side_effects) or "—",
+            _t(", ".join(item.writes)) or "—",
+            _t(", ".join(item.side_effects)) or "—",
             f"{item.complexity.score if item.complexity else ''}{low}",
         )
     return table
@@ -128,7 +137,8 @@ def _operation_table(operations: list[Interface]) -> Table:
     table.add_column("addresses", overflow="fold")
     for operation in sorted(operations, key=lambda i: i.name):
         bindings = sorted({b["protocol"] for b in operation.attributes.get("bindings", [])})
-        table.add_row(operation.name, ", ".join(bindings), "\n".join(operation.attributes.get("addresses", [])))
+        addresses = "\n".join(operation.attributes.get("addresses", []))
+        table.add_row(_t(operation.name), _t(", ".join(bindings)), _t(addresses))
     return table
 
 
@@ -157,14 +167,14 @@ def print_summary(console: Console, catalog: Catalog) -> None:
         console.print(f"interfaces: {listed}; links between scans: {links}", highlight=False)
     for source in catalog.sources:
         stats = ", ".join(f"{value:,} {key}" for key, value in source.stats.items())
-        state = "[green]complete[/]" if source.complete else f"[bold red]INCOMPLETE[/]: {source.reason}"
-        console.print(f"source {source.locator}: {state} ({stats})", highlight=False)
+        state = "[green]complete[/]" if source.complete else f"[bold red]INCOMPLETE[/]: {_t(source.reason)}"
+        console.print(f"source {_t(source.locator)}: {state} ({stats})", highlight=False)
         warned = len(source.warnings) + source.warnings_dropped
         if warned:
             kept = "kept in the catalog" if not source.warnings_dropped else f"the first {len(source.warnings)} kept"
             console.print(f"  [yellow]{warned} warnings[/] ({kept}):", highlight=False)
             for warning in source.warnings[:WARNINGS_SHOWN]:
-                console.print(f"  [yellow]![/] {warning.path}: {warning.message}", highlight=False)
+                console.print(f"  [yellow]![/] {_t(warning.path)}: {_t(warning.message)}", highlight=False)
             if warned > WARNINGS_SHOWN:
                 console.print(f"  … and {warned - WARNINGS_SHOWN} more", highlight=False)
 
@@ -185,15 +195,15 @@ def print_diff(console: Console, found: Diff) -> None:
     table.add_column("interface", style="cyan", overflow="fold")
     table.add_column("what", overflow="fold")
     for interface in found.added:
-        table.add_row("[green]added[/]", interface.kind.value, interface.name, interface.locator)
+        table.add_row("[green]added[/]", interface.kind.value, _t(interface.name), _t(interface.locator))
     for interface in found.removed:
-        table.add_row("[red]removed[/]", interface.kind.value, interface.name, interface.locator)
+        table.add_row("[red]removed[/]", interface.kind.value, _t(interface.name), _t(interface.locator))
     for change in found.changed:
         what = "; ".join(f"{k}: {_show(old)} → {_show(new)}" for k, (old, new) in change.fields.items())
-        table.add_row("[yellow]changed[/]", change.kind, change.name, what)
+        table.add_row("[yellow]changed[/]", change.kind, _t(change.name), _t(what))
     for change in found.activity:
         what = "; ".join(f"{k}: {_show(old)} → {_show(new)}" for k, (old, new) in change.fields.items())
-        table.add_row("[magenta]activity[/]", change.kind, change.name, what)
+        table.add_row("[magenta]activity[/]", change.kind, _t(change.name), _t(what))
     console.print(table)
     console.print(
         f"{len(found.added)} added, {len(found.removed)} removed, {len(found.changed)} changed, "

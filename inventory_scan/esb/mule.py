@@ -141,6 +141,9 @@ def _endpoint(element: etree._Element, configs: _Configs) -> Endpoint | str | No
             return Endpoint(role, "file", f"file://{folder}" if folder.startswith("/") else f"file:{folder}", name, at)
         family = "sftp" if module == "sftp" else "ftp"
         return Endpoint(role, family, _remote(module, _netloc(config, element), _folder(path)), name, at)
+    if module == "http" and name == "request" and element.get("url"):
+        method = element.get("method") or "GET"
+        return Endpoint("target", "http", uris.locator(str(element.get("url"))), name, at, {"method": method})
     if module == "http" and name in ("listener", "request"):
         base = config.get("basePath", "")
         route = f"/{base.strip('/')}/{(element.get('path') or '').lstrip('/')}".replace("//", "/")

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urljoin
 
 from lxml import etree
 
@@ -20,6 +20,7 @@ from inventory_scan.errors import SourceError
 from inventory_scan.esb import biztalk, camel, mule, spring_integration, synapse, wsdl  # noqa: F401  (registers)
 from inventory_scan.esb.base import Endpoint, Flow, Found, SoapOperation, recognise
 from inventory_scan.esb.xmlsafe import MAX_BYTES, UnsafeXml, local, parse_bytes, parse_file
+from inventory_scan.uri import split
 
 FETCH_TIMEOUT = 15.0
 MAX_IMPORT_DEPTH = 5
@@ -95,11 +96,11 @@ def fetch(url: str) -> bytes:
 
 def _inside(base_url: str, url: str) -> bool:
     """An import may not leave the site and folder of the document that names it."""
-    base, other = urlsplit(base_url), urlsplit(url)
+    base, other = split(base_url), split(url)
     folder = posixpath.dirname(base.path) + "/"
-    return (base.scheme, base.netloc) == (other.scheme, other.netloc) and posixpath.normpath(other.path).startswith(
-        folder
-    )
+    return (base.scheme, base.host, base.port) == (other.scheme, other.host, other.port) and posixpath.normpath(
+        other.path
+    ).startswith(folder)
 
 
 class EsbScan:
@@ -229,8 +230,8 @@ def _with_entity(interface: Interface, rules: list[EntityRule]) -> Interface:
     where = str(interface.attributes.get("document") or interface.attributes.get("wsdl") or "")
     host = None
     if interface.kind is Kind.esb_endpoint:
-        parts = urlsplit(interface.locator)
-        where, host = parts.path or interface.locator, parts.hostname
+        parts = split(interface.locator)
+        where, host = parts.path or interface.locator, parts.host or None
     rule = resolve(rules, Subject(where, host))
     if rule is None:
         return interface
@@ -238,9 +239,7 @@ def _with_entity(interface: Interface, rules: list[EntityRule]) -> Interface:
 
 
 def _endpoint_system(endpoint: Endpoint) -> str:
-    rest = endpoint.locator.partition("://")[2]
-    host = rest.split("/", 1)[0]
-    return host or endpoint.protocol or "unknown"
+    return split(endpoint.locator).host or endpoint.protocol or "unknown"
 
 
 def _flow_locator(document: str, flow: Flow) -> str:

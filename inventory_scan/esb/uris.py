@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import re
 
+from inventory_scan.redact import redact
+
 # Scheme → protocol family; a table, so a new component is one line.
 PROTOCOLS: dict[str, str] = {
     "file": "file", "vfs": "file", "ftp": "ftp", "ftps": "ftp", "sftp": "sftp", "scp": "sftp",
@@ -49,16 +51,16 @@ def protocol(address: str) -> str | None:
 
 
 def strip_credentials(address: str) -> str:
-    """Drop `user:password@` and the query string; keep placeholders."""
+    """Drop `user:password@` (in any scheme, `jdbc:mysql://` too) and the query string; keep placeholders."""
     text = address.strip()
     if text.lower().startswith("vfs:"):
         text = text[4:]
     head, sep, rest = text.partition(":")
     if not sep:
-        return text
+        return redact(text)
     rest = rest.split("?", 1)[0]
     rest = _USERINFO.sub(lambda m: m.group(1) or "", rest)
-    return f"{head}:{rest}"
+    return redact(f"{head}:{rest}")
 
 
 def locator(address: str) -> str:
