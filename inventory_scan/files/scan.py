@@ -80,6 +80,12 @@ def utc_offset(timezone: str | None) -> int:
     return int(offset.total_seconds()) if offset else 0
 
 
+def _logged(path: str, found: Detected, log: _SourceLog) -> Detected:
+    for message in found.warnings:
+        log.warn(path, message)
+    return found
+
+
 def _sniff_local(log: _SourceLog) -> Callable[[str], Detected | None]:
     def read(path: str) -> Detected | None:
         try:
@@ -88,7 +94,7 @@ def _sniff_local(log: _SourceLog) -> Callable[[str], Detected | None]:
         except OSError as exc:
             log.warn(path, f"cannot read a sample to tell its format: {exc.strerror or exc}")
             return None
-        return sniff(data[:PREFIX_BYTES], len(data) > PREFIX_BYTES)
+        return _logged(path, sniff(data[:PREFIX_BYTES], len(data) > PREFIX_BYTES), log)
 
     return read
 
@@ -100,7 +106,7 @@ def _sniff_sftp(session: sftp.SftpSession, log: _SourceLog) -> Callable[[str], D
         except OSError as exc:
             log.warn(path, f"cannot read a sample to tell its format: {exc}")
             return None
-        return sniff(data, truncated)
+        return _logged(path, sniff(data, truncated), log)
 
     return read
 

@@ -24,10 +24,16 @@ def sniff(prefix: bytes, truncated: bool = False) -> Detected:
     sample = decode(prefix, truncated)
     if sample is None:
         return Detected("unknown", ["unknown"], {"looks_like": "binary"})
-    for _, detect in detectors():
-        found = detect(sample)
+    failures: list[str] = []
+    for name, detect in detectors():
+        try:
+            found = detect(sample)
+        except Exception as exc:  # one detector's bug on one odd file must not cost the scan
+            failures.append(f"the {name} detector failed on it: {type(exc).__name__}: {exc}")
+            continue
         if found is not None:
+            found.warnings.extend(failures)
             if sample.encoding not in ("utf-8", "utf-8-sig"):
                 found.details["encoding"] = sample.encoding
             return found
-    return Detected("unknown", ["unknown"], {"looks_like": "text", "encoding": sample.encoding})
+    return Detected("unknown", ["unknown"], {"looks_like": "text", "encoding": sample.encoding}, failures)

@@ -9,9 +9,10 @@ from __future__ import annotations
 import re
 from collections import Counter
 
-from inventory_scan.formats.base import Detected, Sample, detector
+from inventory_scan.formats.base import BLANKS, Detected, Sample, detector, envelope_start
 
 _DEFAULT_SERVICE = ":+.? '"
+_ENVELOPE = re.compile(r"UNA.{6}|UN[BH].")
 
 
 def _split(text: str, separator: str, release: str) -> list[str]:
@@ -22,11 +23,15 @@ def _split(text: str, separator: str, release: str) -> list[str]:
 
 @detector("edifact", order=20)
 def detect_edifact(sample: Sample) -> Detected | None:
-    text = sample.text.lstrip()
+    start = envelope_start(sample.text, _ENVELOPE)
+    if start is None:
+        return None
+    offset, warnings = start
+    text = sample.text[offset:]
     service = _DEFAULT_SERVICE
     if text.startswith("UNA") and len(text) >= 9:
-        service, text = text[3:9], text[9:].lstrip()
-    elif not (text.startswith(("UNB", "UNH")) and len(text) > 4 and text[3] == "+"):
+        service, text = text[3:9], text[9:].lstrip(BLANKS)
+    elif not (len(text) > 4 and text[3] == "+"):
         return None
     component, element, decimal, release, terminator = service[0], service[1], service[2], service[3], service[5]
     interchanges = 0
@@ -34,9 +39,10 @@ def detect_edifact(sample: Sample) -> Detected | None:
     senders: set[str] = set()
     receivers: set[str] = set()
     messages: Counter[str] = Counter()
+    groups: Counter[str] = Counter()
     versions: set[str] = set()
     for raw in _split(text, terminator, release):
-        segment = raw.strip()
+        segment = raw.strip(BLANKS)
         if not segment:
             continue
         fields = _split(segment, element, release)
@@ -47,6 +53,8 @@ def detect_edifact(sample: Sample) -> Detected | None:
             # Keep the party id; its qualifier (":14", ":ZZ") is not part of who sent it.
             senders.add(_split(fields[2], component, release)[0])
             receivers.add(_split(fields[3], component, release)[0])
+        elif tag == "UNG" and len(fields) >= 2:
+            groups[_split(fields[1], component, release)[0]] += 1
         elif tag == "UNH" and len(fields) >= 3:
             parts = _split(fields[2], component, release)
             messages[parts[0]] += 1
@@ -59,6 +67,7 @@ def detect_edifact(sample: Sample) -> Detected | None:
         details={
             "interchanges": interchanges,
             "messages": dict(messages),
+            **({"groups": dict(groups)} if groups else {}),
             "versions": sorted(versions),
             "syntax": sorted(syntax),
             "senders": sorted(senders),
@@ -72,4 +81,5 @@ def detect_edifact(sample: Sample) -> Detected | None:
             },
             "complete": not sample.truncated,
         },
+        warnings=warnings,
     )

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
-from inventory_scan.formats.base import Detected, Sample, detector
+import re
+
+from inventory_scan.formats.base import Detected, Sample, detector, envelope_start
+
+_STX = re.compile(r"STX=")
 
 
 @detector("tradacoms", order=30)
 def detect_tradacoms(sample: Sample) -> Detected | None:
-    text = sample.text.lstrip()
-    if not text.startswith("STX="):
+    start = envelope_start(sample.text, _STX)
+    if start is None:
         return None
+    offset, warnings = start
+    text = sample.text[offset:]
     messages: list[str] = []
     sender = receiver = ""
     for raw in text.replace("\r", "").replace("\n", "").split("'"):
@@ -29,4 +35,5 @@ def detect_tradacoms(sample: Sample) -> Detected | None:
             "senders": [sender] if sender else [],
             "receivers": [receiver] if receiver else [],
         },
+        warnings=warnings,
     )

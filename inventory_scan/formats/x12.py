@@ -1,43 +1,68 @@
 """ANSI X12: the ISA segment declares the delimiters, which vary from partner to partner.
 
-ISA is fixed-width in theory and sloppy in practice, so the element separator is taken from the
-fourth character, ISA16 (the component separator) is the 16th element, and the character after it
-is the segment terminator. Line breaks around segments, or wrapping long lines, are not part of the
-data unless the terminator itself is a line break.
+A translator reads ISA by its fixed positions: the element separator is the 4th character, ISA16
+(the component separator) the 105th and the segment terminator the 106th, whatever bytes they are —
+some VANs send control characters. A sloppy ISA (fields not padded to their width) falls back to
+counting elements. Line breaks around segments are not data unless the terminator is one. An
+interchange may hold only interchange acknowledgements (TA1) and no functional group.
 """
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 
-from inventory_scan.formats.base import Detected, Sample, detector
+from inventory_scan.formats.base import BLANKS, Detected, Sample, detector, envelope_start
+
+_ISA = re.compile(r"ISA[^A-Za-z0-9 ]")
+ISA_LENGTH = 106
 
 
 def _segments(body: str, terminator: str) -> list[str]:
-    raw = body.splitlines() if terminator in "\r\n" else body.replace("\r", "").replace("\n", "").split(terminator)
-    return [segment.strip() for segment in raw if segment.strip()]
+    if terminator in "\r\n":
+        raw = re.split(r"\r\n|\r|\n", body)
+    else:
+        raw = body.replace("\r", "").replace("\n", "").split(terminator)
+    return [segment.strip(BLANKS) for segment in raw if segment.strip(BLANKS)]
 
 
-@detector("x12", order=10)
-def detect_x12(sample: Sample) -> Detected | None:
-    text = sample.text.lstrip()
-    if not text.startswith("ISA") or len(text) < 20:
-        return None
+def _delimiters(text: str) -> tuple[str, str, str] | None:
+    """(element, component, segment) separators from the ISA at the start of `text`."""
     element = text[3]
-    if element.isalnum() or element.isspace():
-        return None
+    if len(text) >= ISA_LENGTH and text[103] == element and text.count(element, 0, 104) == 16:
+        component, terminator = text[104], text[105]
+        if terminator == "\r" and text[106:107] == "\n":
+            terminator = "\n"
+        return element, component, terminator
     isa = text.split(element, 16)
     if len(isa) < 17 or len(isa[16]) < 2:
         return None
     component, terminator = isa[16][0], isa[16][1]
     if terminator == "\r" and isa[16][2:3] == "\n":
         terminator = "\n"
+    return element, component, terminator
+
+
+@detector("x12", order=10)
+def detect_x12(sample: Sample) -> Detected | None:
+    start = envelope_start(sample.text, _ISA)
+    if start is None:
+        return None
+    offset, warnings = start
+    text = sample.text[offset:]
+    if len(text) < 20:
+        return None
+    delimiters = _delimiters(text)
+    if delimiters is None:
+        return None
+    element, component, terminator = delimiters
     interchanges = 0
     senders: set[str] = set()
     receivers: set[str] = set()
     groups: Counter[str] = Counter()
     versions: set[str] = set()
     sets: Counter[str] = Counter()
+    acknowledgements = 0
     for segment in _segments(text, terminator):
         fields = segment.split(element)
         tag = fields[0]
@@ -51,20 +76,26 @@ def detect_x12(sample: Sample) -> Detected | None:
             versions.add(fields[8].strip())
         elif tag == "ST" and len(fields) >= 2:
             sets[fields[1].strip()] += 1
+        elif tag == "TA1":
+            acknowledgements += 1
     if interchanges == 0:
         return None
-    formats = [f"x12:{code}" for code in sorted(sets)] or ["x12"]
+    formats = [f"x12:{code}" for code in sorted(sets)]
+    if acknowledgements:
+        formats.append("x12:TA1")
     return Detected(
         family="x12",
-        formats=formats,
+        formats=formats or ["x12"],
         details={
             "interchanges": interchanges,
             "transaction_sets": dict(sets),
             "functional_groups": dict(groups),
+            **({"interchange_acknowledgements": acknowledgements} if acknowledgements else {}),
             "versions": sorted(versions),
             "senders": sorted(senders),
             "receivers": sorted(receivers),
             "separators": {"element": element, "component": component, "segment": terminator},
             "complete": not sample.truncated,
         },
+        warnings=warnings,
     )

@@ -156,3 +156,67 @@ def test_csv_with_quoted_delimiters_and_header() -> None:
         "consistent_rows": 1.0,
         "header_names": ["sku", "description", "qty"],
     }
+
+
+# Envelopes read the way translators read them: fixed ISA positions, acknowledgements, banners.
+
+
+def test_x12_whose_separators_are_control_characters() -> None:
+    # Element separator GS (0x1D), component US (0x1F), segment terminator FS (0x1C), as some VANs send.
+    text = X12.replace("*", "\x1d").replace(">~", "\x1f\x1c").replace("~", "\x1c")
+    found = sniff(text.encode())
+    assert found.formats == ["x12:850"]
+    assert found.details["separators"] == {"element": "\x1d", "component": "\x1f", "segment": "\x1c"}
+    assert found.details["senders"] == ["SENDER"]
+
+
+def test_x12_separators_come_from_fixed_isa_positions() -> None:
+    # ISA16 is ':' and the terminator a newline; the element separator also appears in the data.
+    text = X12.replace(">~", ":\n").replace("~", "\n")
+    found = sniff(text.encode())
+    assert found.details["separators"] == {"element": "*", "component": ":", "segment": "\n"}
+    assert found.formats == ["x12:850"]
+
+
+def test_x12_interchange_of_acknowledgements_only() -> None:
+    isa = X12.split("GS*")[0]
+    found = sniff((isa + "TA1*000000001*260101*0215*A*000~IEA*0*000000001~").encode())
+    assert found.family == "x12"
+    assert found.formats == ["x12:TA1"]
+    assert found.details["interchange_acknowledgements"] == 1
+    assert found.details["functional_groups"] == {}
+
+
+def test_x12_with_groups_of_different_functional_ids() -> None:
+    isa, rest = X12.split("GS*", 1)
+    invoice = "GS*IN*SENDER*RECEIVER*20260101*0215*2*X*004010~ST*810*0002~BIG*20260101*INV1~SE*3*0002~GE*1*2~"
+    found = sniff((isa + "GS*" + rest.replace("IEA*1", invoice + "IEA*2")).encode())
+    assert found.formats == ["x12:810", "x12:850"]
+    assert found.details["functional_groups"] == {"PO": 1, "IN": 1}
+
+
+EDIFACT = (
+    "UNA:+.? 'UNB+UNOC:3+SENDER:14+RECEIVER:14+260101:0215+1'"
+    "UNG+ORDERS+SENDER+RECEIVER+260101:0215+1+UN+D:96A'"
+    "UNH+1+ORDERS:D:96A:UN:EAN008'BGM+220+PO1+9'UNT+3+1'UNE+1+1'UNZ+1+1'"
+)
+
+
+def test_edifact_after_a_mailbox_banner() -> None:
+    banner = "From: mailbox@van.example\r\nSubject: download 0042\r\n\r\n=== BEGIN ===\r\n"
+    found = sniff((banner + EDIFACT).encode())
+    assert found.formats == ["edifact:ORDERS"]
+    assert found.details["groups"] == {"ORDERS": 1}
+    assert found.warnings == [f"{len(banner)} bytes before the envelope skipped (a banner or mailbox header)"]
+
+
+def test_junk_beyond_the_limit_is_not_searched() -> None:
+    banner = ("x" * 100 + "\n") * 50  # 5 KB of lines before the envelope
+    assert sniff((banner + EDIFACT).encode()).family != "edifact"
+
+
+def test_tradacoms_after_a_banner() -> None:
+    text = "VAN HEADER 0001\nSTX=ANA:1+5000000000000:SENDER+5010000000000:BUYER+260101:021500+1'MHD=1+ORDHDR:9'END=1'"
+    found = sniff(text.encode())
+    assert found.formats == ["tradacoms:ORDHDR"]
+    assert found.details["senders"] == ["5000000000000"]
