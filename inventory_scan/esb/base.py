@@ -21,6 +21,7 @@ class Endpoint:
     operation: str  # listener, poll, write, publish, request, select, insert …
     line: int | None = None
     details: dict[str, Any] = field(default_factory=dict)
+    name: str | None = None  # the product's own name for the endpoint (a BizTalk receive location)
 
     @property
     def direction(self) -> Direction:

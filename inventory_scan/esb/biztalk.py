@@ -1,5 +1,9 @@
 """BizTalk Server binding files (`BindingInfo`): receive ports and locations, send ports, orchestrations.
 
+Each receive location is an endpoint of its own, under its BizTalk name, with its adapter, address,
+pipeline, handler, schedule and enabled state, consumed by its receive port. A send port's endpoint
+carries its adapter, pipeline, handler and retries.
+
 A send port's filter on `BTS.ReceivePortName` is how BizTalk routes one port's messages to another:
 it becomes a `calls` link from the receive port. `$(…)` placeholders are kept.
 """
@@ -72,6 +76,70 @@ def _filter_ports(send_port: etree._Element) -> list[str]:
     ]
 
 
+def _name(element: etree._Element, tag: str) -> str | None:
+    found = element.find(tag)
+    return found.get("Name") if found is not None and found.get("Name") else None
+
+
+def _schedule(location: etree._Element) -> dict[str, str]:
+    """When a receive location polls: its service window and recurrence, where they are set."""
+    schedule: dict[str, str] = {}
+    if _text(location, "ReceiveLocationServiceWindowEnabled") == "true":
+        schedule["window"] = (
+            f"{_text(location, 'ReceiveLocationFromTime')[11:16]}–{_text(location, 'ReceiveLocationToTime')[11:16]}"
+        )
+    recurrence = _text(location, "ScheduleRecurrenceType")
+    if recurrence and recurrence != "None":
+        schedule["recurrence"] = recurrence
+        schedule["interval"] = _text(location, "ScheduleRecurrenceInterval")
+    return schedule
+
+
+def _receive_location(location: etree._Element) -> Endpoint | None:
+    """A receive location: an endpoint of its own, named as BizTalk names it."""
+    adapter = _adapter(location, "ReceiveLocationTransportType")
+    address = _text(location, "Address")
+    endpoint = _endpoint(address, adapter, "source", line(location))
+    if endpoint is None:
+        return None
+    endpoint.name = location.get("Name") or None
+    endpoint.details.update(
+        {
+            "location": location.get("Name"),
+            "address": address,
+            "enabled": _text(location, "Enable") == "true",
+            "pipeline": _name(location, "ReceivePipeline"),
+            "handler": _name(location, "ReceiveHandler"),
+            **({"schedule": schedule} if (schedule := _schedule(location)) else {}),
+        }
+    )
+    return endpoint
+
+
+def _send_transport(port: etree._Element) -> Endpoint | None:
+    primary = port.find("PrimaryTransport")
+    if primary is None:
+        return None
+    address = _text(primary, "Address")
+    endpoint = _endpoint(address, _adapter(primary, "TransportType"), "target", line(primary))
+    if endpoint is None:
+        return None
+    endpoint.details.update(
+        {
+            "address": address,
+            "pipeline": _name(port, "TransmitPipeline"),
+            "handler": _name(primary, "SendHandler"),
+            "retries": _text(primary, "RetryCount") or None,
+            **(
+                {"schedule": {"window": f"{_text(primary, 'FromTime')[11:16]}–{_text(primary, 'ToTime')[11:16]}"}}
+                if _text(primary, "ServiceWindowEnabled") == "true"
+                else {}
+            ),
+        }
+    )
+    return endpoint
+
+
 @plugin("biztalk", recognises)
 def read(root: etree._Element, source: str) -> Found:
     found = Found("biztalk")
@@ -79,12 +147,8 @@ def read(root: etree._Element, source: str) -> Found:
     for port in root.iter("ReceivePort"):
         flow = Flow("biztalk", "receive-port", port.get("Name", "?"), line(port))
         for location in port.iter("ReceiveLocation"):
-            adapter = _adapter(location, "ReceiveLocationTransportType")
-            endpoint = _endpoint(_text(location, "Address"), adapter, "source", line(location))
+            endpoint = _receive_location(location)
             if endpoint:
-                endpoint.details.update(
-                    {"location": location.get("Name"), "enabled": _text(location, "Enable") == "true"}
-                )
                 flow.endpoints.append(endpoint)
         flow.details["pipeline"] = next((p.get("Name") for p in port.iter("ReceivePipeline")), None)
         flow.details["maps"] = [t.get("FullName") for t in port.iter("Transform")]
@@ -93,12 +157,9 @@ def read(root: etree._Element, source: str) -> Found:
         found.flows.append(flow)
     for port in root.iter("SendPort"):
         flow = Flow("biztalk", "send-port", port.get("Name", "?"), line(port))
-        primary = port.find("PrimaryTransport")
-        if primary is not None:
-            adapter = _adapter(primary, "TransportType")
-            endpoint = _endpoint(_text(primary, "Address"), adapter, "target", line(primary))
-            if endpoint:
-                flow.endpoints.append(endpoint)
+        endpoint = _send_transport(port)
+        if endpoint:
+            flow.endpoints.append(endpoint)
         flow.details["maps"] = [t.get("FullName") for t in port.iter("Transform")]
         flow.exposes.append(f"send-port:{flow.name}")
         for receive_port in _filter_ports(port):

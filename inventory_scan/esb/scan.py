@@ -326,7 +326,7 @@ def build(documents: list[_Document], system: str | None, log: _Log) -> tuple[li
             kind=Kind.esb_endpoint,
             system=system or _endpoint_system(first),
             locator=locator,
-            name=locator,
+            name=", ".join(sorted({e.name for _, e, _ in uses if e.name})) or locator,
             protocol=protocol or "unknown",
             direction=directions.pop() if len(directions) == 1 else Direction.both,
             evidence=[Evidence(source=doc, line=e.line, detail=f"{e.operation}") for doc, e, _ in uses[:20]],

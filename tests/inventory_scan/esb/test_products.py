@@ -145,3 +145,23 @@ def test_biztalk_orchestration_binds_ports(tmp_path: Path) -> None:
     assert calls == {("Acme.Orders.ProcessOrder", "OrdersIn"), ("Acme.Orders.ProcessOrder", "ToErp")}
     drop = next(i for i in catalog.interfaces if i.kind is Kind.esb_endpoint and i.protocol == "file")
     assert drop.attributes["file_mask"] == "*.xml"
+
+
+def test_biztalk_receive_locations_are_endpoints_of_their_own(corpora: Path) -> None:
+    catalog = scan(corpora / "esb" / "biztalk")
+    locations = {i.name: i for i in catalog.interfaces if i.kind is Kind.esb_endpoint and "location" in i.attributes}
+    assert sorted(locations) == ["FileReceiveLocation", "FtpReceiveLocation"]
+    ftp = locations["FtpReceiveLocation"]
+    assert (ftp.locator, ftp.protocol) == ("ftp://127.0.0.1:21/receive", "ftp")
+    assert {k: ftp.attributes[k] for k in ("adapter", "enabled", "pipeline", "handler", "file_mask")} == {
+        "adapter": "FTP",
+        "enabled": False,
+        "pipeline": "Microsoft.BizTalk.DefaultPipelines.PassThruReceive",
+        "handler": "BizTalkServerApplication",
+        "file_mask": "*.*",
+    }
+    ports = {(catalog.interface(e.source).name, e.relation) for e in catalog.edges if e.target == ftp.id}
+    assert ports == {("FtpReceivePort", "consumes")}
+    send = next(i for i in catalog.interfaces if i.locator == "ftp://127.0.0.1:21/send")
+    assert send.attributes["pipeline"] == "Microsoft.BizTalk.DefaultPipelines.PassThruTransmit"
+    assert send.attributes["retries"] == "3"
