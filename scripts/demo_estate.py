@@ -7,9 +7,11 @@
 - ACME-UK receives EDIFACT ORDERS nightly around 02:00 (some land in error/), sends DESADV.
 - ACME-US gets a stock CSV every morning, UBL invoices through the week, and cXML orders.
 
+- Partners drop acknowledgements (X12 997), supplier invoices (UBL) and in-house fixed-width
+  files into one shared mailbox, all named `RCV00001.dat`.
+
 File names are what such systems really write (`IN0001.dat` says nothing: the scanner reads the
-content). Real public sample documents from shared/corpora/filedrop are added when that folder is
-there, under a partner "samples" drop.
+content). Everything is generated here, so every clone builds the same estate.
 """
 
 from __future__ import annotations
@@ -24,7 +26,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-CORPORA = Path(os.environ.get("BANYAN_CORPORA", HERE.parent.parent / "shared" / "corpora")) / "filedrop"
 DAYS = 30
 
 
@@ -81,6 +82,32 @@ def stock_csv(when: datetime) -> str:
     for item in range(40):
         rows.append(f"SKU-{1000 + item};US-NJ-01;{random.randint(0, 900)};{random.randint(0, 50)};{when:%Y-%m-%d}")
     return "\r\n".join(rows) + "\r\n"
+
+
+def x12_997(control: int, sender: str, receiver: str, when: datetime) -> str:
+    """A partner's functional acknowledgement of one of our groups."""
+    date, time = when.strftime("%y%m%d"), when.strftime("%H%M")
+    segments = [
+        f"ISA*00*          *00*          *ZZ*{sender:<15}*ZZ*{receiver:<15}*{date}*{time}*U*00401*{control:09d}*0*P*>",
+        f"GS*FA*{sender}*{receiver}*20{date}*{time}*{control}*X*004010",
+        f"ST*997*{control % 10000:04d}",
+        f"AK1*PR*{control}",
+        "AK9*A*1*1*1",
+        f"SE*4*{control % 10000:04d}",
+        f"GE*1*{control}",
+        f"IEA*1*{control:09d}",
+    ]
+    return "~\n".join(segments) + "~\n"
+
+
+def fixed_width(batch: int, when: datetime) -> str:
+    """An in-house despatch file: a header record, one record per line, fields by column."""
+    lines = [f"HDR{batch:08d}{when:%Y%m%d%H%M}ACMEPARTNER    DESPATCH  "]
+    for line in range(1, random.randint(4, 9)):
+        sku = f"SKU-{random.randint(1000, 9999)}"
+        lines.append(f"LIN{line:04d}{sku:<12}{random.randint(1, 500):08d}EA{random.randint(100, 9999):09d}")
+    lines.append(f"TRL{len(lines) - 1:06d}")
+    return "\r\n".join(lines) + "\r\n"
 
 
 def ubl_invoice(number: int, when: datetime) -> str:
@@ -219,12 +246,15 @@ def build(root: Path) -> None:
         moment = start + timedelta(seconds=random.randint(0, DAYS * 86400))
         write(us / "procurement" / "in" / f"{random.getrandbits(64):016x}.xml", cxml_order(k, moment), moment)
 
-    # Real partner documents, renamed the way drops name them.
-    if CORPORA.is_dir():
-        samples = sorted(p for p in CORPORA.rglob("*") if p.is_file() and p.name != "SOURCES.tsv")
-        for n, sample in enumerate(samples, start=1):
-            moment = start + timedelta(days=n % DAYS, hours=n % 24)
-            write(root / "partners" / "samples" / f"RCV{n:05d}.dat", sample.read_bytes(), moment)
+    # Partners' shared mailbox: acknowledgements, supplier invoices and in-house files, one naming scheme.
+    for n in range(1, 28):
+        moment = start + timedelta(days=n % DAYS, hours=n % 24)
+        document = (
+            x12_997(500000 + n, "RETAILCO", "ACMEDE", moment),
+            ubl_invoice(900000 + n, moment),
+            fixed_width(n, moment),
+        )[n % 3]
+        write(root / "partners" / "samples" / f"RCV{n:05d}.dat", document, moment)
 
     write_esb(root)
     write_databases(root)

@@ -23,6 +23,10 @@ def test_demo_estate_scans_into_a_linked_catalog(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["scan", "run", str(tmp_path / "estate" / "scan.yaml")])
     assert result.exit_code == 0, result.output
     catalog = Catalog.load(tmp_path / "estate" / "catalog.json")
+    # The estate carries its own files: a clone without shared/ scans every source completely.
+    assert all(source.complete for source in catalog.sources), [s.reason for s in catalog.sources]
+    partners = next(i for i in catalog.interfaces if i.locator.endswith("/partners/samples/RCV{seq}.dat"))
+    assert {"x12:997", "ubl:Invoice"} <= set(partners.formats)
     drops = {(i.entity, i.name) for i in catalog.interfaces if i.kind is Kind.file_drop}
     assert {
         ("ACME-DE", "IN{seq}.dat"),
