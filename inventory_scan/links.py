@@ -4,7 +4,10 @@
   lifecycle folders: `move-after-process` into `archive/`);
 - an ESB endpoint on a queue ↔ the `queue` interface with the same locator;
 - an ESB endpoint on a table ↔ database interfaces on that table;
-- an ESB flow that serves or calls a WSDL ↔ that WSDL's `soap_operation`s.
+- an ESB flow that serves or calls a WSDL ↔ that WSDL's `soap_operation`s;
+- every table a trigger, a routine or an ESB endpoint reads or writes is a node of its own
+  (`table:<name>`), so what a trigger writes and what a flow reads from the same table meet there:
+  `table → trigger` (fires), `interface → table` (writes), `table → interface` (reads).
 
 Link edges carry a `link:` relation so they can be dropped and found again on every merge.
 """
@@ -45,6 +48,29 @@ def _short(name: str) -> str:
     return name.rsplit(".", 1)[-1].strip('"[]`').lower()
 
 
+def table_node(name: str) -> str:
+    """The graph node of a table, by its unqualified name (schemas differ between scanners)."""
+    return f"table:{_short(name)}"
+
+
+def _table_edges(interface: Interface, reads: list[str], writes: list[str], fires_on: str | None) -> list[Edge]:
+    evidence = [Evidence(source=interface.locator, detail="reads and writes")]
+    edges = [
+        Edge(source=interface.id, target=table_node(t), relation=PREFIX + "writes", evidence=evidence) for t in writes
+    ]
+    edges += [
+        Edge(source=table_node(t), target=interface.id, relation=PREFIX + "reads", evidence=evidence) for t in reads
+    ]
+    if fires_on:
+        edges.append(
+            Edge(source=table_node(fires_on), target=interface.id, relation=PREFIX + "fires", evidence=evidence)
+        )
+    return edges
+
+
+_READ_OPERATIONS = {"select", "query", "query-single", "read", "poll", "get"}
+
+
 def link(catalog: Catalog) -> Catalog:
     """The catalog with its link edges found anew."""
     edges = [edge for edge in catalog.edges if not edge.relation.startswith(PREFIX)]
@@ -60,9 +86,11 @@ def link(catalog: Catalog) -> Catalog:
     tables: dict[str, list[Interface]] = defaultdict(list)
     for kind in (Kind.db_trigger, Kind.db_procedure):
         for interface in by_kind[kind]:
-            for table in [interface.attributes.get("table"), *interface.reads, *interface.writes]:
+            on = interface.attributes.get("table")
+            for table in [on, *interface.reads, *interface.writes]:
                 if isinstance(table, str) and table:
                     tables[_short(table)].append(interface)
+            edges += _table_edges(interface, interface.reads, interface.writes, on if isinstance(on, str) else None)
     operations: dict[str, list[Interface]] = defaultdict(list)
     for operation in by_kind[Kind.soap_operation]:
         operations[posixpath.basename(str(operation.attributes.get("wsdl", "")))].append(operation)
@@ -81,7 +109,10 @@ def link(catalog: Catalog) -> Catalog:
                     source=endpoint.id, target=queues[endpoint.locator].id, relation=PREFIX + "queue", evidence=evidence
                 )
             )
-        for table in endpoint.attributes.get("tables", []) or []:
+        used = [str(t) for t in endpoint.attributes.get("tables", []) or [] if t]
+        reading = set(endpoint.attributes.get("operations", [])) <= _READ_OPERATIONS
+        edges += _table_edges(endpoint, used if reading else [], [] if reading else used, None)
+        for table in used:
             for database in tables.get(_short(str(table)), []):
                 detail = f"table {table}"
                 edges.append(

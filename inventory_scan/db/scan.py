@@ -93,6 +93,12 @@ class _Found:
     system: str
     warnings: list[ScanWarning] = field(default_factory=list)
     stats: dict[str, int] = field(default_factory=dict)
+    engine: str = ""  # the live database's dialect, part of its locators
+
+
+def odbc_scheme(engine: str) -> str:
+    """`odbc+postgres`: two engines on one host with the same database name stay two sources."""
+    return f"odbc+{engine}" if engine else "odbc"
 
 
 class DbScan:
@@ -119,7 +125,9 @@ class DbScan:
                 errors.append(f"{label}: {reason}")
             interfaces, edges = build(found)
             interfaces = [self._entity(interface) for interface in interfaces]
-            place = "odbc://" + "/".join(part for part in _odbc_place(source.connection or "") if part)
+            place = f"{odbc_scheme(found.engine)}://" + "/".join(
+                part for part in _odbc_place(source.connection or "") if part
+            )
             record = Source(
                 locator=label if source.ddl else place,
                 kind="db",
@@ -220,7 +228,8 @@ class DbScan:
 
         def locate(obj: DbObject) -> str:
             anchor = f"{obj.table}#{obj.short_name}" if obj.kind == "trigger" else obj.name
-            return f"odbc://{host}/{database}/{anchor}" if database else f"odbc://{host}/{anchor}"
+            scheme = odbc_scheme(engine.dialect)
+            return f"{scheme}://{host}/{database}/{anchor}" if database else f"{scheme}://{host}/{anchor}"
 
         def evidence(obj: DbObject) -> list[Evidence]:
             query = engine.triggers if obj.kind == "trigger" else (engine.routines or "")
@@ -228,7 +237,7 @@ class DbScan:
 
         for obj in objects:
             obj.dialect = engine.dialect
-        return _Found(objects, locate, evidence, system, [], {"engine_" + engine.dialect: 1})
+        return _Found(objects, locate, evidence, system, [], {"engine_" + engine.dialect: 1}, engine.dialect)
 
 
 def _read_text(path: Path) -> str:

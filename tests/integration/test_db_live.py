@@ -120,8 +120,8 @@ def test_mariadb(mariadb: str, corpora: Path) -> None:
         "inventory_in_stock",
     }
     trigger = next(i for i in catalog.interfaces if i.name.endswith("ins_film"))
-    assert trigger.locator == f"odbc://127.0.0.1/{DATABASE}/{DATABASE}.film#ins_film"
-    assert catalog.sources[0].locator == f"odbc://127.0.0.1/{DATABASE}"
+    assert trigger.locator == f"odbc+mysql://127.0.0.1/{DATABASE}/{DATABASE}.film#ins_film"
+    assert catalog.sources[0].locator == f"odbc+mysql://127.0.0.1/{DATABASE}"
 
 
 def test_postgres_follows_the_trigger_function(postgres: str, corpora: Path) -> None:
@@ -199,3 +199,14 @@ def test_scan_db_command_with_connection_env(mariadb: str, tmp_path: Path, monke
     result = CliRunner().invoke(app, ["scan", "run", str(tmp_path / "scan.yaml")])
     assert result.exit_code == 0, result.output
     assert {i.system for i in Catalog.load(tmp_path / "run.json").interfaces} == {"erp_uk"}
+
+
+def test_two_engines_with_one_host_and_database_name_stay_two_sources(mariadb: str, postgres: str) -> None:
+    catalog, errors = DbScan().run([DbSource(connection=mariadb), DbSource(connection=postgres)])
+    assert errors == []
+    assert [s.locator for s in catalog.sources] == [
+        f"odbc+mysql://127.0.0.1/{DATABASE}",
+        f"odbc+postgres://127.0.0.1/{DATABASE}",
+    ]
+    triggers = [i for i in catalog.interfaces if i.kind is Kind.db_trigger]
+    assert len(triggers) == 3 + 15

@@ -36,7 +36,18 @@ def test_demo_estate_scans_into_a_linked_catalog(tmp_path: Path) -> None:
     flows = {(i.entity, i.name) for i in catalog.interfaces if i.kind is Kind.esb_flow}
     assert flows == {("ACME-DE", "importRetailerOrders"), ("ACME-UK", "UkOrderIntake")}
     links = {e.relation for e in catalog.edges if e.relation.startswith("link:")}
-    assert links == {"link:polls", "link:writes", "link:moves_to", "link:implements", "link:table"}
+    assert links == {"link:polls", "link:writes", "link:moves_to", "link:implements", "link:table", "link:fires"}
+    # Tables are nodes: the Mule flow's insert and the trigger it fires meet at table:order_audit.
+    names = {i.id: i.name for i in catalog.interfaces}
+    through_table = {
+        (names.get(e.source, e.source), e.relation, names.get(e.target, e.target))
+        for e in catalog.edges
+        if "table:order_audit" in (e.source, e.target)
+    }
+    assert through_table == {
+        ("mysql://erp-de-db.acme.local:3306/erp#order_audit", "link:writes", "table:order_audit"),
+        ("table:order_audit", "link:fires", "dbo.trg_order_audit_export"),
+    }
     triggers = {(i.entity, i.name) for i in catalog.interfaces if i.kind is Kind.db_trigger}
     assert ("ACME-DE", "dbo.trg_order_audit_export") in triggers  # from the install script
     assert ("ACME-US", "stock_outbox_au") in triggers  # live, from SQLite over ODBC
