@@ -82,6 +82,8 @@ SIDE_EFFECTS: list[tuple[str, tuple[str, ...], re.Pattern[str]]] = [
         ("sp_start_job", "dbms_scheduler", "dbms_job"),
         re.compile(r"\b(sp_start_job|DBMS_SCHEDULER|DBMS_JOB)\b", re.IGNORECASE),
     ),
+    # Oracle's console output: someone reads it (a job log, a client spooling it), so it is an effect.
+    ("output", ("dbms_output",), re.compile(r"\b(DBMS_OUTPUT)\b", re.IGNORECASE)),
     ("dbms", ("dbms_",), re.compile(r"\b(DBMS_(?!OUTPUT\b)\w+)", re.IGNORECASE)),
     ("notify", ("notify",), re.compile(r"\b(?:pg_notify\s*\(\s*'?|NOTIFY\s+)(\w+)?", re.IGNORECASE)),
     ("dblink", ("dblink", "@"), re.compile(r"\b(dblink(?:_exec)?)\s*\(|\b\w+@(\w+)\b", re.IGNORECASE)),
@@ -318,7 +320,7 @@ BASE_COST = {"trigger": 4, "procedure": 3, "function": 3}
 CONSTRUCT_COST = {"cursor": 2, "dynamic_sql": 3, "temp_table": 1, "transaction_control": 1, "loop": 1}
 EFFECT_COST = {
     "shell": 4, "com": 4, "http": 3, "tcp": 3, "dblink": 3, "linked_server": 3, "mail": 2, "file": 2,
-    "job": 2, "dbms": 2, "queue": 2, "notify": 1, "outbox": 1, "queue_table": 1, "staging_table": 1,
+    "job": 2, "dbms": 2, "queue": 2, "notify": 1, "output": 1, "outbox": 1, "queue_table": 1, "staging_table": 1,
     "export_table": 1, "interface_table": 1, "event_table": 1,
 }  # fmt: skip
 LINES_PER_UNIT = 20

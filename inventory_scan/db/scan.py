@@ -251,7 +251,7 @@ def _read_text(path: Path) -> str:
 
 
 def _direction(obj: DbObject, analysis: Analysis) -> Direction:
-    if any(effect.split(":", 1)[0] not in ("dbms",) for effect in analysis.side_effects):
+    if any(effect.split(":", 1)[0] not in ("dbms", "output") for effect in analysis.side_effects):
         return Direction.out_of
     if analysis.validations and obj.kind == "trigger":
         return Direction.into

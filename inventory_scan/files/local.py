@@ -32,6 +32,7 @@ class Task:
 class WalkOptions:
     utc_offset: int = 0
     follow_symlinks: bool = False
+    root: str = ""  # the scan root, resolved: links are followed out of it, never back over it
 
 
 def _dir_id(path: str) -> DirId | None:
@@ -101,11 +102,26 @@ def _symlink(
             folder.warn(entry.path, "symbolic link to a folder not followed (pass --follow-symlinks)")
         elif (target.st_dev, target.st_ino) in ancestors:
             folder.warn(entry.path, "symbolic link loop: the link points back to a folder above it")
+        elif reason := _overlaps_root(entry.path, options.root):
+            folder.warn(entry.path, f"symbolic link not followed: {reason}")
         else:
             subdirs.append(Task(entry.path, ancestors))
         return
     if stat.S_ISREG(target.st_mode):
         folder.add(entry.name, entry.path, target.st_size, target.st_mtime)
+
+
+def _overlaps_root(link: str, root: str) -> str | None:
+    """Why a folder link must not be walked: it leads above the scan root (which would be walked
+    again) or to a folder inside it (walked already); None for a folder elsewhere, like a mount."""
+    if not root:
+        return None
+    target = os.path.realpath(link)
+    if target == root or root.startswith(target.rstrip("/") + "/"):
+        return f"it leads to {target}, the scan root or a folder above it"
+    if target.startswith(root.rstrip("/") + "/"):
+        return f"it leads to {target}, inside the scan root, which is walked anyway"
+    return None
 
 
 def walk_subtree(task: Task, options: WalkOptions) -> tuple[list[FolderResult], list[Task]]:

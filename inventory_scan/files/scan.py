@@ -169,7 +169,7 @@ class FileScan:
         if not os.path.isdir(root):
             log.warn(root, "not a folder")
             return [], [], log.source(f"{root} is not a folder (or cannot be reached)", 0), []
-        options = local.WalkOptions(offset, source.follow_symlinks)
+        options = local.WalkOptions(offset, source.follow_symlinks, os.path.realpath(root))
         jobs = self.jobs or (os.cpu_count() or 1)
         folders = _collect(local.walk(root, options, jobs), log, self.progress, [])
         drops = group_drops(folders)

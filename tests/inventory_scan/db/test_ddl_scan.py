@@ -144,6 +144,16 @@ def test_oracle_side_effects_and_disable() -> None:
     assert {"cursor", "dynamic_sql", "loop"} <= set(export.attributes["constructs"])
 
 
+def test_oracle_console_output_is_a_side_effect(tmp_path: Path) -> None:
+    (tmp_path / "audit.sql").write_text(
+        "CREATE OR REPLACE TRIGGER trg_price_audit AFTER UPDATE ON prices FOR EACH ROW\n"
+        "BEGIN\n  DBMS_OUTPUT.PUT_LINE('price changed: ' || :NEW.sku);\nEND;\n/\n"
+    )
+    trigger = by_name(scan(tmp_path / "audit.sql", "oracle"))["trg_price_audit"]
+    assert trigger.side_effects == ["output:DBMS_OUTPUT"]
+    assert trigger.direction == "unknown"  # a console line sends no data out of the ERP
+
+
 def test_unparseable_statements_are_low_confidence_not_fatal(tmp_path: Path) -> None:
     script = tmp_path / "odd.sql"
     script.write_text(

@@ -136,6 +136,22 @@ def test_symlink_loops_are_detected_when_following(tmp_path: Path) -> None:
     assert by_name(catalog)["A_{seq}.csv"].activity.count == 1  # type: ignore[attr-defined]
 
 
+def test_following_links_never_climbs_over_the_scan_root(tmp_path: Path) -> None:
+    root, mount = tmp_path / "estate", tmp_path / "mount"
+    put(root / "in" / "A_1.csv", "a,b,c\n", T0)
+    put(mount / "drop" / "B_1.csv", "a,b,c\n", T0)
+    (root / "in" / "up").symlink_to("../..")  # climbs over the root: everything would be walked twice
+    (root / "in" / "side").symlink_to(root / "in")  # inside the root: walked already
+    (root / "share").symlink_to(mount)  # a mount elsewhere: what --follow-symlinks is for
+    catalog, errors = FileScan(jobs=1).run([FileSource(path=root, follow_symlinks=True)])
+    assert errors == []
+    counts = {name: drop.activity.count for name, drop in by_name(catalog).items()}  # type: ignore[attr-defined]
+    assert counts == {"A_{seq}.csv": 1, "B_{seq}.csv": 1}
+    warnings = [w.message for w in catalog.sources[0].warnings]
+    assert any("the scan root or a folder above it" in m for m in warnings)
+    assert any("inside the scan root" in m or "loop" in m for m in warnings)
+
+
 def test_a_sample_vanishing_before_it_is_read(tmp_path: Path) -> None:
     put(tmp_path / "in" / "A_1.csv", "a,b,c\n", T0)
 
