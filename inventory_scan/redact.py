@@ -28,7 +28,8 @@ _SECRET_WORDS = (
 _SECRET_NAME = re.compile(r"(?i)^(?:.*[._-])?(?:" + "|".join(re.escape(w) for w in _SECRET_WORDS) + r")s?$")
 _NAME = r"[A-Za-z_][\w.-]*"
 # `user:password@` or `user@` right after `scheme://` (and `jdbc:mysql://`, `vfs:sftp://` …).
-_USERINFO = re.compile(r"(?i)((?:[a-z][a-z0-9+.-]*:)+//)[^/\s?#'\"<>]*@")
+# A scheme starts where no scheme character precedes it, which keeps the search linear on long values.
+_USERINFO = re.compile(r"(?i)(?<![a-z0-9+.-])((?:[a-z][a-z0-9+.-]{0,40}:){1,4}//)[^/\s?#'\"<>]*@")
 # Oracle's `jdbc:oracle:thin:scott/tiger@host:1521/db`: a user/password pair before `@`.
 _ORACLE_THIN = re.compile(r"(?i)(jdbc:oracle:(?:thin|oci):)[^@\s/'\"]+/[^@\s'\"]+@")
 # `name=value` in query strings, DSNs and property lists: `?apikey=K`, `;PWD=x;`, `password = "x"`.

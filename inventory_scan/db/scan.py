@@ -122,6 +122,10 @@ class DbScan:
                 found = self._ddl(source) if source.ddl else self._live(source)
             except SourceError as exc:
                 reason = str(exc)
+            if reason is None and found.stats.get("unreadable"):
+                unread, files = found.stats["unreadable"], found.stats["files"]
+                reason = f"{unread} of {files} scripts could not be read (see the warnings)"
+            if reason is not None:
                 errors.append(f"{label}: {reason}")
             interfaces, edges = build(found)
             interfaces = [self._entity(interface) for interface in interfaces]
@@ -155,6 +159,7 @@ class DbScan:
         objects: list[DbObject] = []
         origin: dict[int, str] = {}
         warnings: list[ScanWarning] = []
+        unreadable = 0
         for file in files:
             text = _read_text(file)
             dialect = source.dialect
@@ -165,6 +170,7 @@ class DbScan:
                 parsed = parse_script(text, dialect)
             except RecursionError:
                 warnings.append(ScanWarning(path=str(file), message="skipped: the script nests too deeply to read"))
+                unreadable += 1
                 continue
             for obj in parsed:
                 origin[id(obj)] = str(file.absolute())
@@ -179,7 +185,8 @@ class DbScan:
             first = obj.definition.strip().split("\n", 1)[0][:120]
             return [Evidence(source=origin[id(obj)], line=obj.line, detail=first)]
 
-        return _Found(objects, locate, evidence, system, warnings, {"files": len(files)})
+        stats = {"files": len(files)} | ({"unreadable": unreadable} if unreadable else {})
+        return _Found(objects, locate, evidence, system, warnings, stats)
 
     def _live(self, source: DbSource) -> _Found:
         assert source.connection is not None

@@ -44,6 +44,7 @@ class _Log:
     warnings: list[ScanWarning] = field(default_factory=list)
     dropped: int = 0
     documents: int = 0
+    unreadable: int = 0  # documents that may hold flows but could not be read: the source is partial
 
     def warn(self, path: str, message: str) -> None:
         if len(self.warnings) < MAX_WARNINGS:
@@ -122,6 +123,10 @@ class EsbScan:
                     self._path(Path(source.target).expanduser(), log)
             except SourceError as exc:
                 reason = str(exc)
+            if reason is None and log.unreadable:
+                total = log.unreadable + log.documents
+                reason = f"{log.unreadable} of {total} documents could not be read (see the warnings)"
+            if reason is not None:
                 errors.append(f"{source.target}: {reason}")
             interfaces, edges = build(self.documents, source.system, log)
             interfaces = [_with_entity(interface, self.rules) for interface in interfaces]
@@ -160,6 +165,7 @@ class EsbScan:
             root = parse_file(path)
         except UnsafeXml as exc:
             log.warn(str(path), f"skipped: {exc}")
+            log.unreadable += 1
             return
         self._document(
             str(path.absolute()), root, log, lambda location: self._import_file(path, location, log), explicit
@@ -181,6 +187,7 @@ class EsbScan:
             found = plugin.read(root, name)
         except Exception as exc:  # a plug-in bug must not cost the rest of the scan
             log.warn(name, f"skipped: the {plugin.name} reader failed on it: {type(exc).__name__}: {exc}")
+            log.unreadable += 1
             return
         log.documents += 1
         if plugin.name == "wsdl" and root.tag == f"{{{wsdl.WSDL11}}}definitions":
