@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import posixpath
+import re
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,8 +18,9 @@ from lxml import etree
 from inventory_scan.catalog import Catalog, Direction, Edge, Evidence, Interface, Kind, ScanWarning, Source
 from inventory_scan.entities import EntityRule, Subject, resolve
 from inventory_scan.errors import SourceError
-from inventory_scan.esb import biztalk, camel, mule, spring_integration, synapse, wsdl  # noqa: F401  (registers)
+from inventory_scan.esb import biztalk, camel, mule, spring_integration, synapse, uris, wsdl  # noqa: F401  (registers)
 from inventory_scan.esb.base import Endpoint, Flow, Found, SoapOperation, recognise
+from inventory_scan.esb.properties import Properties, project_root
 from inventory_scan.esb.xmlsafe import MAX_BYTES, UnsafeXml, local, parse_bytes, parse_file
 from inventory_scan.uri import split
 
@@ -58,6 +60,7 @@ class _Document:
     name: str
     root: etree._Element
     found: Found
+    properties: Properties | None = None
 
 
 def _looks_like_xml(path: Path) -> bool:
@@ -108,6 +111,8 @@ class EsbScan:
     def __init__(self, rules: list[EntityRule] | None = None) -> None:
         self.rules = rules or []
         self.documents: list[_Document] = []
+        self._root: Path | None = None
+        self._properties: dict[Path, Properties] = {}
 
     def run(self, sources: list[EsbSource]) -> tuple[Catalog, list[str]]:
         catalog = Catalog()
@@ -115,6 +120,7 @@ class EsbScan:
         for source in sources:
             log = _Log(source.target)
             self.documents = []
+            self._properties = {}
             reason = None
             try:
                 if source.target.startswith(("http://", "https://")):
@@ -146,6 +152,7 @@ class EsbScan:
         return catalog, errors
 
     def _path(self, path: Path, log: _Log) -> None:
+        self._root = path if path.is_dir() else path.parent
         if path.is_file():
             self._file(path, log, explicit=True)
             return
@@ -170,6 +177,15 @@ class EsbScan:
         self._document(
             str(path.absolute()), root, log, lambda location: self._import_file(path, location, log), explicit
         )
+        if self.documents and self.documents[-1].root is root:
+            self.documents[-1].properties = self._project_properties(path, log)
+
+    def _project_properties(self, document: Path, log: _Log) -> Properties:
+        """The property files of the document's project, read once per project."""
+        project = project_root(document, self._root or document.parent)
+        if project not in self._properties:
+            self._properties[project] = Properties.of_project(project, log.warn)
+        return self._properties[project]
 
     def _url(self, url: str, log: _Log) -> None:
         try:
@@ -278,6 +294,18 @@ def _operation_interface(document: str, operation: SoapOperation, system: str | 
     )
 
 
+def _resolve(endpoint: Endpoint, properties: Properties) -> None:
+    """Replace the endpoint's placeholders by the project's values, keeping the template beside."""
+    resolved = properties.resolve(endpoint.locator)
+    if resolved == endpoint.locator:
+        return
+    endpoint.details["template"] = endpoint.locator
+    if not endpoint.protocol:  # the whole address was a placeholder: now its scheme says what it is
+        endpoint.protocol = uris.protocol(resolved) or ""
+    # `/${drop.root}/in` read as a relative folder, resolved to an absolute one: one slash is enough.
+    endpoint.locator = re.sub(r"^(file|sftp|ftp)://(/?[^/]*)//+", r"\1://\2/", uris.locator(resolved))
+
+
 def build(documents: list[_Document], system: str | None, log: _Log) -> tuple[list[Interface], list[Edge]]:
     """Interfaces and edges for the documents of one source."""
     interfaces: list[Interface] = []
@@ -286,6 +314,9 @@ def build(documents: list[_Document], system: str | None, log: _Log) -> tuple[li
     flows: list[tuple[str, Flow, Interface]] = []
     for document in documents:
         for flow in document.found.flows:
+            if document.properties is not None:
+                for endpoint in flow.endpoints:
+                    _resolve(endpoint, document.properties)
             endpoints = [e for e in flow.endpoints if e.locator]
             sources = [e.locator for e in endpoints if e.role == "source"]
             targets = [e.locator for e in endpoints if e.role == "target"]
