@@ -90,7 +90,7 @@ SIDE_EFFECTS: list[tuple[str, tuple[str, ...], re.Pattern[str]]] = [
     (
         "linked_server",
         ("openquery", "openrowset", "opendatasource"),
-        re.compile(r"\b(?:OPENQUERY|OPENROWSET|OPENDATASOURCE)\s*\(\s*\[?(\w+)", re.IGNORECASE),
+        re.compile(r"\b(?:OPENQUERY|OPENROWSET|OPENDATASOURCE)\s*\(\s*(?:\[?(\w+))?", re.IGNORECASE),
     ),
     ("linked_server", (".",), re.compile(r"(?<![\w.@#])([\w\[\]]+)\.[\w\[\]]+\.[\w\[\]]+\.[\w\[\]]+(?![\w.])")),
 ]
