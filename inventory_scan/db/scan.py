@@ -265,8 +265,19 @@ def _direction(obj: DbObject, analysis: Analysis) -> Direction:
     return Direction.unknown
 
 
+def _analysed(obj: DbObject, found: _Found) -> Analysis:
+    """The analysis of one object's body; a body the analysis cannot take costs only its details."""
+    try:
+        return analyse(obj)
+    except Exception as exc:  # sqlglot on an odd body (RecursionError too): keep the object, say why
+        found.warnings.append(
+            ScanWarning(path=f"{obj.name}", message=f"body not analysed: {type(exc).__name__}: {str(exc)[:200]}")
+        )
+        return Analysis(low_confidence=["the body could not be analysed"])
+
+
 def build(found: _Found) -> tuple[list[Interface], list[Edge]]:
-    analyses = {id(obj): analyse(obj) for obj in found.objects}
+    analyses = {id(obj): _analysed(obj, found) for obj in found.objects}
     routines = {obj.short_name.lower(): obj for obj in found.objects if obj.kind != "trigger"}
     # A PostgreSQL trigger runs its function: what the function does, the trigger does.
     for obj in found.objects:

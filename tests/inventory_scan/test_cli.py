@@ -163,3 +163,15 @@ def test_watch_measures_arrivals_live(tmp_path: Path) -> None:
 def test_help_has_an_example() -> None:
     result = runner.invoke(app, ["scan", "files", "--help"])
     assert "Example: banyan scan files" in result.output
+
+
+def test_scanned_names_are_printed_as_text_not_markup(tmp_path: Path) -> None:
+    put(tmp_path / "in" / "[blink]ORD_1.csv", "a,b\n1,2\n")
+    put(tmp_path / "in" / "[link=file:x]X_1.csv", "a,b\n1,2\n")
+    put(tmp_path / "in" / "BELL\x07\x1b[2J_1.csv", "a,b\n1,2\n")
+    result = runner.invoke(app, ["scan", "files", str(tmp_path), "-o", str(tmp_path / "c.json")])
+    assert result.exit_code == 0, result.output
+    assert "[blink]ORD_{seq}.csv" in result.output
+    assert "[link=file:x]X_{seq}.csv" in result.output
+    assert "\x1b" not in result.output and "\x07" not in result.output
+    assert "BELL??[{seq}J_{seq}.csv" in result.output  # the escape codes shown as marks

@@ -210,3 +210,22 @@ def test_scan_db_command_and_config(corpora: Path, tmp_path: Path) -> None:
     (tmp_path / "x.sql").write_text("SELECT 1;")
     result = runner.invoke(app, ["scan", "db", str(tmp_path / "x.sql"), "--dialect", "cobol", "-o", str(out)])
     assert result.exit_code == 2 and "unknown dialect 'cobol'" in " ".join(result.output.split())
+
+
+def test_a_body_the_analysis_cannot_take_costs_only_its_details(corpora: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from inventory_scan.db import analysis
+    from inventory_scan.db import scan as db_scan
+
+    real = analysis.analyse
+
+    def picky(obj: analysis.DbObject) -> analysis.Analysis:
+        if obj.name.endswith("upd_film"):
+            raise RecursionError("maximum recursion depth exceeded")
+        return real(obj)
+
+    monkeypatch.setattr(db_scan, "analyse", picky)
+    catalog = scan(corpora / "sql" / "sakila-mysql-schema.sql", "mysql")
+    triggers = {i.name: i for i in catalog.interfaces if i.kind is Kind.db_trigger}
+    assert len(triggers) == 3
+    assert triggers["upd_film"].attributes["confidence"] == "low"
+    assert any("body not analysed: RecursionError" in w.message for w in catalog.sources[0].warnings)
