@@ -14,6 +14,7 @@ ones (`${secure::…}`, WSO2 `[secrets]`) are never read, so a resolved address 
 
 from __future__ import annotations
 
+import os
 import re
 import tomllib
 from collections import defaultdict
@@ -77,6 +78,14 @@ def _read(path: Path) -> list[tuple[str, str]]:
     return [(name, value) for name, value in pairs if not is_secret_name(name) and "secure::" not in value]
 
 
+def _property_files(root: Path) -> list[Path]:
+    files: list[Path] = []
+    for folder, dirs, names in os.walk(root):
+        dirs[:] = sorted(d for d in dirs if d not in _SKIP and not d.startswith("."))
+        files += [Path(folder) / name for name in sorted(names) if Path(name).suffix.lower() in _SUFFIXES]
+    return [path for path in files if path.is_file()]
+
+
 def _environment(path: Path) -> str | None:
     match = _ENVIRONMENT.search(path.stem)
     return match.group(1).lower() if match else None
@@ -94,11 +103,7 @@ class Properties:
     def of_project(cls, root: Path, warn: Any = None) -> Properties:
         """Every property file under `root` (build output and VCS folders skipped)."""
         found = cls()
-        for path in sorted(root.rglob("*")):
-            if path.suffix.lower() not in _SUFFIXES or not path.is_file():
-                continue
-            if any(part in _SKIP for part in path.relative_to(root).parts[:-1]):
-                continue
+        for path in _property_files(root):
             try:
                 pairs = _read(path)
             except (OSError, ValueError, yaml.YAMLError, tomllib.TOMLDecodeError) as exc:
