@@ -620,6 +620,9 @@ async def _soap_side(
     except UpstreamError as exc:
         breaker.failure()
         answer = Problem(503, "Backend unavailable", f"cannot reach the SOAP service: {exc}")
+    except BaseException:
+        breaker.abandon()
+        raise
     failed = isinstance(answer, Problem)
     app[METRICS].side_calls.labels(
         compiled.route.name, entity or "", side.value, role, "error" if failed else "ok"

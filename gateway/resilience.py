@@ -37,6 +37,11 @@ class Breaker:
         if state == "half_open":
             self.trial_running = True
 
+    def abandon(self) -> None:
+        """The trial call ended without telling whether the backend is healthy (the request could not
+        even be sent): let the next call try, instead of holding the breaker open for good."""
+        self.trial_running = False
+
     def success(self) -> None:
         self.failures, self.opened_at, self.trial_running = 0, None, False
 
@@ -65,6 +70,9 @@ async def guarded(
                 raise
             await asyncio.sleep(backoff * 2 ** (number - 1) * (0.5 + random.random()))
             continue
+        except BaseException:  # a timeout, a cancel, a request the backend library refused to send
+            breaker.abandon()
+            raise
         breaker.success()
         return result
     raise AssertionError("unreachable")
