@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import time
 from typing import Any, Literal
+from urllib.parse import quote
 
 import aiohttp
 from pydantic import Field
@@ -119,14 +121,18 @@ class HttpBackend(Registered):
     def _reply(self, status: int, content_type: str, data: bytes) -> Reply:
         body: Any = None
         if data:
-            if "json" in content_type:
-                import json
-
-                body = json.loads(data)
-            elif "xml" in content_type:
-                body = xmljson.to_json(xmljson.parse(data))
-            else:
-                body = data.decode("utf-8", "replace")
+            try:
+                if "json" in content_type:
+                    body = json.loads(data)
+                elif "xml" in content_type:
+                    body = xmljson.to_json(xmljson.parse(data))
+                else:
+                    body = data.decode("utf-8", "replace")
+            except (ValueError, RecursionError) as exc:  # malformed, hostile (HostileXml is one), too deep
+                raise BackendFault(
+                    f"the HTTP backend answered a body it declared {content_type or 'text'} "
+                    f"but that cannot be read: {str(exc)[:200]}"
+                ) from None
         if status >= 500:
             raise BackendFault(f"the HTTP backend answered {status}")
         if status in (400, 409, 422):
@@ -139,5 +145,11 @@ class HttpBackend(Registered):
 
 
 class _Params(dict[str, str]):
+    """Path parameters for a URL template, each encoded as one URL segment: `T1?admin=true`,
+    `a#b` or `..%2F` from a consumer's path must not change which resource the backend sees."""
+
+    def __init__(self, params: dict[str, str]) -> None:
+        super().__init__({key: quote(str(value), safe="") for key, value in params.items()})
+
     def __missing__(self, key: str) -> str:
         return "{" + key + "}"

@@ -155,3 +155,67 @@ def test_dead_http_backend() -> None:
 
     with pytest.raises(BackendUnavailable, match="cannot reach the HTTP backend"):
         run(scenario)
+
+
+@asynccontextmanager
+async def echo_server() -> AsyncIterator[str]:
+    """Answers with the raw path and query it received, or with the body a test asks for."""
+
+    async def echo(request: web.Request) -> web.Response:
+        kind = request.query.get("answer")
+        if kind == "bad-json":
+            return web.Response(body=b'{"sku": "A", ', content_type="application/json")
+        if kind == "deep-json":
+            return web.Response(body=b"[" * 100_000 + b"]" * 100_000, content_type="application/json")
+        if kind == "hostile-xml":
+            return web.Response(body=b'<!DOCTYPE x [<!ENTITY a "aaaa">]><x>&a;</x>', content_type="application/xml")
+        return web.json_response({"raw_path": request.raw_path, "query": dict(request.query)})
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", echo)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        await runner.cleanup()
+
+
+@pytest.mark.parametrize(
+    ("value", "raw_path"),
+    [
+        ("T1?admin=true&x=", "/echo/things/T1%3Fadmin=true&x="),  # = and & are plain in a path
+        ("T1#frag", "/echo/things/T1%23frag"),
+        ("a/../../admin", "/echo/things/a%2F..%2F..%2Fadmin"),
+        ("%2F", "/echo/things/%252F"),
+        ("Grüße", "/echo/things/Gr%C3%BC%C3%9Fe"),
+    ],
+)
+def test_path_parameters_are_encoded_as_one_segment(value: str, raw_path: str) -> None:
+    async def scenario() -> Any:
+        async with echo_server() as url:
+            backend = create(HttpConfig(url=url + "/echo/things/{id}", method="GET"))
+            try:
+                return (await backend.call(Call(route="r", payload=None, params={"id": value}))).body
+            finally:
+                await backend.close()
+
+    body = run(scenario)
+    assert body == {"raw_path": raw_path, "query": {}}  # the backend sees one resource, no query
+
+
+@pytest.mark.parametrize("answer", ["bad-json", "deep-json", "hostile-xml"])
+def test_an_answer_that_cannot_be_read_is_a_backend_fault(answer: str) -> None:
+    async def scenario() -> None:
+        async with echo_server() as url:
+            backend = create(HttpConfig(url=url + f"/x?answer={answer}", method="GET"))
+            try:
+                await backend.call(Call(route="r", payload=None))
+            finally:
+                await backend.close()
+
+    with pytest.raises(BackendFault, match="cannot be read"):
+        run(scenario)
