@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import os
 import random
@@ -34,6 +33,7 @@ from gateway import policies
 from gateway.consumers import Consumer, Consumers
 from gateway.cutover import ADMIN_KEY, CUTOVER, Cutover, add_admin_routes, in_thread, rule_for
 from gateway.cutover import lifecycle as cutover_lifecycle
+from gateway.inputs import forwardable, parse_json
 from gateway.metrics import Metrics
 from gateway.openapi import docs_page, openapi
 from gateway.policies import (
@@ -305,12 +305,12 @@ async def _json_body(request: web.Request, compiled: Compiled) -> Any:
     else:
         if request.content_type not in ("application/json", "application/merge-patch+json"):
             raise Problem(415, "Unsupported media type", "send application/json")
-        try:
-            body = json.loads(raw)
-        except ValueError as exc:
-            raise Problem(400, "Malformed JSON", str(exc)) from None
+        body = parse_json(raw)
     if compiled.validator is not None:
-        errors = sorted(compiled.validator.iter_errors(body), key=lambda e: list(e.absolute_path))
+        try:
+            errors = sorted(compiled.validator.iter_errors(body), key=lambda e: list(e.absolute_path))
+        except RecursionError:
+            raise Problem(400, "Malformed JSON", "the document nests too deeply") from None
         if errors:
             listed = [f"/{'/'.join(str(p) for p in e.absolute_path)}: {e.message}" for e in errors[:20]]
             raise Problem(422, "Request does not match the schema", "see errors", errors=listed)
@@ -472,9 +472,9 @@ async def managed(request: web.Request) -> web.StreamResponse:
     rule = rule_for(cutover, route, entity)
     plan = decide(rule, key, route.writes, route.name)
     source = {**(body if isinstance(body, dict) else {}), **params, **dict(request.query)}
-    headers = {
-        k: v for k, v in request.headers.items() if k.lower() in ("traceparent", "tracestate", "idempotency-key")
-    }
+    headers = forwardable(
+        {k: v for k, v in request.headers.items() if k.lower() in ("traceparent", "tracestate", "idempotency-key")}
+    )
     call = Call(route.name, source, entity, key, correlation_id(request), headers, route.writes, params)
     side = plan.serve
     if route.writes and plan.mirror is not None and cutover is not None:
@@ -673,7 +673,7 @@ async def passthrough(request: web.Request) -> web.StreamResponse:
     plan = decide(rule, _xpath_text(compiled.key_xpath, document), route.writes, route.name)
     if Side.cloud not in compiled.soap_sides:
         plan = Plan(Side.legacy)  # nothing to move to
-    forward = {k: v for k, v in request.headers.items() if k.lower() in _FORWARDED}
+    forward = forwardable({k: v for k, v in request.headers.items() if k.lower() in _FORWARDED})
     forward["X-Correlation-ID"] = correlation_id(request)
     app, side = request.app, plan.serve
     # a write is never mirrored here: the envelope is opaque, so the cloud could only be sent it blind

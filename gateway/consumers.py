@@ -47,7 +47,8 @@ class ConsumerFile(BaseModel):
 
 
 def digest(key: str) -> str:
-    return hashlib.sha256(key.encode()).hexdigest()
+    # Header values that are not UTF-8 arrive with surrogate escapes; they hash (and never match).
+    return hashlib.sha256(key.encode("utf-8", "surrogateescape")).hexdigest()
 
 
 class Consumers:

@@ -29,6 +29,7 @@ from cutover.engine import CutoverError, Engine, RouteInfo
 from cutover.gates import Counters
 from cutover.outbox import Outbox, OutboxError
 from cutover.store import Conflict, Store, StoreError, minute, open_store
+from gateway.inputs import parse_json
 from gateway.problems import Problem
 from gateway.spec import Route
 
@@ -265,16 +266,13 @@ def _admin(request: web.Request) -> str:
     """Check the admin key; return the actor the change is made by."""
     expected = request.app[ADMIN_KEY]
     given = request.headers.get("X-Admin-Key", "")
-    if not given or not hmac.compare_digest(given.encode(), expected.encode()):
+    if not given or not hmac.compare_digest(given.encode("utf-8", "surrogateescape"), expected.encode()):
         raise Problem(401, "Admin key required", "send the admin key in the X-Admin-Key header")
     return request.headers.get("X-Actor", "").strip()
 
 
 async def _body(request: web.Request) -> dict[str, Any]:
-    try:
-        body = await request.json()
-    except ValueError as exc:
-        raise Problem(400, "Malformed JSON", str(exc)) from None
+    body = parse_json(await request.read())
     if not isinstance(body, dict):
         raise Problem(400, "Malformed request", "send a JSON object")
     return body

@@ -91,6 +91,9 @@ class OdbcBackend(Registered):
             cursor.close()
             self._connections.put(connection)
             return rows
+        except (OverflowError, TypeError) as exc:  # pyodbc refused a value before sending: 2**64, a dict …
+            self._connections.put(connection)
+            raise BackendRejected(f"a value cannot be sent to the database: {exc}") from None
         except pyodbc.Error as exc:
             connection.close()
             state = exc.args[0] if exc.args else ""

@@ -355,3 +355,16 @@ def test_fields_that_differ_on_their_own_are_told_apart(ladder: Ladder) -> None:
     ladder.settle()
     [row] = [r for r in ladder.admin("GET", "?route=order-get&entity=ACME-US").json()]
     assert (row["evidence"]["comparisons"], row["evidence"]["mismatches"]) == (20, 10)
+
+
+def test_admin_api_refuses_deep_json_and_keys_that_are_not_utf8(ladder: Ladder) -> None:
+    deep = requests.put(
+        f"{ladder.gateway.url}/admin/cutover/order-get/ACME-US",
+        data=b"[" * 1000 + b"]" * 1000,
+        headers={**ADMIN, "Content-Type": "application/json"},
+        timeout=10,
+    )
+    assert deep.status_code == 400 and "nests too deeply" in deep.json()["detail"]
+    odd = requests.get(f"{ladder.gateway.url}/admin/cutover", headers={"X-Admin-Key": "\xff\xfe"}, timeout=10)
+    assert odd.status_code == 401
+    assert ladder.cutover.store.rules() == []  # nothing changed

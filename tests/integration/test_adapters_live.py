@@ -164,10 +164,15 @@ def test_odbc_insert_then_read_back_through_sqlite_odbc(tmp_path: Path, monkeypa
             reply = await backend.call(Call(route="order-create", payload={"orderNumber": "PO-1", "qty": 3}))
             with pytest.raises(BackendRejected, match="refused the values"):  # the same reference twice
                 await backend.call(Call(route="order-create", payload={"orderNumber": "PO-1", "qty": 1}))
+            # a quantity beyond 64 bits is the caller's error, and the pooled connection stays usable
+            with pytest.raises(BackendRejected, match="cannot be sent to the database"):
+                await backend.call(Call(route="order-create", payload={"orderNumber": "PO-2", "qty": 10**23}))
+            again = await backend.call(Call(route="order-create", payload={"orderNumber": "PO-3", "qty": 1}))
+            assert again.body["reference"] == "PO-3"
             return reply.body
         finally:
             await backend.close()
 
     assert run(scenario()) == {"id": 1, "reference": "PO-1", "status": "NEW"}
     with sqlite3.connect(database) as connection:
-        assert connection.execute("SELECT reference FROM order_export").fetchall() == [("PO-1",)]
+        assert connection.execute("SELECT reference FROM order_export").fetchall() == [("PO-1",), ("PO-3",)]
