@@ -94,6 +94,15 @@ class Compiled:
         self.regex = re.compile(f"^{pattern}$")
         self._bound: dict[tuple[str, str], Bound] = {}
         self.comparator = Comparator(route.compare)
+        values = route.entity.values if route.entity is not None else None
+        self.known_entities = frozenset([*(values or []), *route.entities])
+
+    def label(self, entity: str | None) -> str:
+        """The entity as a metric label: only entities the route knows, so a consumer sending random
+        names cannot grow /metrics without bound; anything else is `other`."""
+        if not entity:
+            return ""
+        return entity if entity in self.known_entities else "other"
 
     def _xpath(self, name: str, expression: str | None) -> etree.XPath | None:
         try:
@@ -356,7 +365,9 @@ async def _call_side(app: web.Application, compiled: Compiled, side: str, entity
         bound.breaker.failure()
         raise Problem(504, "Backend timed out", f"no answer within {timeout:g} s") from None
     finally:
-        metrics.breaker_open.labels(route.name, side, entity or "").set(1 if bound.breaker.state != "closed" else 0)
+        metrics.breaker_open.labels(route.name, side, compiled.label(entity)).set(
+            1 if bound.breaker.state != "closed" else 0
+        )
     if reply.status == 404:
         raise Problem(404, "Not found", f"the {side} system has no such {call.key or 'resource'}")
     try:
@@ -377,7 +388,7 @@ async def _counted(
         answer = exc
     failed = isinstance(answer, Problem) and answer.status >= 500
     outcome = "error" if failed else "ok"
-    app[METRICS].side_calls.labels(compiled.route.name, entity or "", side.value, role, outcome).inc()
+    app[METRICS].side_calls.labels(compiled.route.name, compiled.label(entity), side.value, role, outcome).inc()
     if cutover is not None:
         cutover.called(compiled.route.name, entity, rung, side, failed)
     return answer
@@ -409,7 +420,7 @@ def _judge(
     route = compiled.route
     mismatched = cutover.compared(route.name, entity, rung, differences)
     result = "mismatch" if mismatched else "noise" if differences else "match"
-    app[METRICS].comparisons.labels(route.name, entity or "", result).inc()
+    app[METRICS].comparisons.labels(route.name, compiled.label(entity), result).inc()
     if differences:
         where = ", ".join(f"{d.path} ({d.kind})" for d in differences[:5])
         log.info("cutover mismatch on %s/%s: %s", route.name, entity, where)
@@ -462,7 +473,7 @@ async def managed(request: web.Request) -> web.StreamResponse:
     body = await _json_body(request, compiled)
     entity = _value(route.entity, request, params, body)
     key = _value(route.key, request, params, body)
-    request[ENTITY] = entity or ""
+    request[ENTITY] = compiled.label(entity)
     if route.entity is not None and route.entity.values is not None and entity not in route.entity.values:
         raise Problem(404, "Unknown legal entity", f"{entity!r} is not one of {', '.join(route.entity.values)}")
     consumer: Consumer | None = request.get(CONSUMER)
@@ -625,7 +636,7 @@ async def _soap_side(
         raise
     failed = isinstance(answer, Problem)
     app[METRICS].side_calls.labels(
-        compiled.route.name, entity or "", side.value, role, "error" if failed else "ok"
+        compiled.route.name, compiled.label(entity), side.value, role, "error" if failed else "ok"
     ).inc()
     cutover = app.get(CUTOVER)
     if cutover is not None:
@@ -664,7 +675,7 @@ async def passthrough(request: web.Request) -> web.StreamResponse:
     except xmljson.HostileXml as exc:
         raise Problem(400, "Unacceptable XML", str(exc)) from None
     entity = _xpath_text(compiled.entity_xpath, document)
-    request[ENTITY] = entity or ""
+    request[ENTITY] = compiled.label(entity)
     consumer: Consumer | None = request.get(CONSUMER)
     if consumer is not None and spec.entity_xpath and not consumer.may_serve(entity):
         raise Problem(403, "Entity not allowed", f"your key is not scoped to legal entity {entity}")

@@ -86,3 +86,20 @@ def test_managed_route_traceparent_that_cannot_be_forwarded(gateway: Gateway) ->
     headers = [KEY, (b"traceparent", "00-€-01".encode())]
     status, body = raw(gateway, "GET", "/v1/ACME-DE/orders/1", headers)
     assert status == 400 and b"traceparent" in body
+
+
+def test_unknown_entities_never_become_metric_labels(gateway: Gateway) -> None:
+    names = [f"RND-{n:04d}-x" for n in range(200)]
+    for name in names:
+        answer = requests.get(f"{gateway.url}/v1/{name}/orders/1", headers=gateway.headers(), timeout=5)
+        assert answer.status_code == 404
+    soap = ENVELOPE.replace(b"<o:customer>ACME-DE</o:customer>", b"<o:customer>RND-9999-x</o:customer>")
+    requests.post(
+        gateway.url + "/soap/OrderService",
+        data=soap,
+        headers={"X-API-Key": KEYS["webshop"], "Content-Type": "text/xml"},
+        timeout=10,
+    )
+    metrics = requests.get(gateway.url + "/metrics", timeout=5).text
+    assert "RND-" not in metrics
+    assert 'banyan_requests_total{entity="other",route="order-status",status="404"} 200.0' in metrics
