@@ -22,7 +22,6 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 from aiohttp.typedefs import Handler
-from jsonschema import Draft202012Validator
 from lxml import etree
 
 from cutover.compare import Comparator, Difference, Kind
@@ -33,7 +32,7 @@ from gateway import policies
 from gateway.consumers import Consumer, Consumers
 from gateway.cutover import ADMIN_KEY, CUTOVER, Cutover, add_admin_routes, in_thread, rule_for
 from gateway.cutover import lifecycle as cutover_lifecycle
-from gateway.inputs import forwardable, parse_json
+from gateway.inputs import forwardable, parse_json, schema_validator
 from gateway.metrics import Metrics
 from gateway.openapi import docs_page, openapi
 from gateway.policies import (
@@ -79,7 +78,7 @@ class Compiled:
                 r"{(\w+)}", r"(?P<\1>[^/]+)", re.escape(route.operation.path).replace(r"\{", "{").replace(r"\}", "}")
             )
             schema = route.operation.request
-            self.validator = Draft202012Validator(schema) if schema else None
+            self.validator = schema_validator(schema) if schema else None
         else:
             assert route.passthrough is not None
             self.method = "POST"

@@ -27,7 +27,8 @@ from legacy_adapters.base import BackendConfig, Call, Registered, Reply
 from legacy_adapters.errors import BackendRejected, BackendTimeout, BackendUnavailable
 from legacy_adapters.mapping import MappingError, pointer_get
 
-SAFE_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+# fullmatch, never `$`: Python's `$` also matches before a final newline ("SH-NL\n").
+SAFE_PART = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 POLL_SECONDS = 0.2
 
 
@@ -61,7 +62,7 @@ def file_name(template: str, call: Call) -> str:
         "timestamp": datetime.now(UTC).strftime("%Y%m%d%H%M%S"),
     }
     for name, value in parts.items():
-        if f"{{{name}}}" in template and not SAFE_PART.match(value):
+        if f"{{{name}}}" in template and not SAFE_PART.fullmatch(value):
             raise BackendRejected(
                 f"the {name} {value[:40]!r} cannot be part of a file name (letters, digits, . _ - only)"
             )

@@ -103,3 +103,20 @@ def test_unknown_entities_never_become_metric_labels(gateway: Gateway) -> None:
     metrics = requests.get(gateway.url + "/metrics", timeout=5).text
     assert "RND-" not in metrics
     assert 'banyan_requests_total{entity="other",route="order-status",status="404"} 200.0' in metrics
+
+
+def test_schema_patterns_end_where_json_schema_says(gateway: Gateway) -> None:
+    # orderNumber's pattern is ^[A-Za-z0-9-]{1,32}$; a final newline used to pass it
+    order = {"orderNumber": "PO-NL\n", "customer": "c", "lines": [{"sku": "A", "qty": 1}]}
+    answer = requests.post(gateway.url + "/v1/ACME-DE/orders", json=order, headers=gateway.headers(), timeout=10)
+    assert answer.status_code == 422 and "/orderNumber" in " ".join(answer.json()["errors"])
+
+
+@pytest.mark.parametrize(
+    ("pattern", "text", "matches"),
+    [("^a$", "a", True), ("^a$", "a\n", False), ("^[$]$", "$", True), (r"^a\$$", "a$", True), ("b", "abc", True)],
+)
+def test_ecma_patterns(pattern: str, text: str, matches: bool) -> None:
+    from gateway.inputs import schema_validator
+
+    assert schema_validator({"type": "string", "pattern": pattern}).is_valid(text) is matches

@@ -21,6 +21,7 @@ from legacy_adapters.file_drop import file_name
         ("ACME-DE", "x" * 200, False),
         ("ACME-DE", "PO 1", False),
         ("ACME-DE", "PO\x00", False),
+        ("ACME-DE", "SH-NL\n", False),  # Python's `$` matched before a final newline
     ],
 )
 def test_file_name_parts(entity: str, key: str, allowed: bool) -> None:
