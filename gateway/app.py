@@ -104,6 +104,9 @@ class Compiled:
         return entity if entity in self.known_entities else "other"
 
     def _xpath(self, name: str, expression: str | None) -> etree.XPath | None:
+        # `string(X)` reads the first match only; X itself gives every match, to check they agree.
+        if expression and (wrapped := re.fullmatch(r"\s*string\((.*)\)\s*", expression, re.DOTALL)):
+            expression = wrapped.group(1)
         try:
             return etree.XPath(expression) if expression else None
         except etree.XPathSyntaxError as exc:
@@ -598,11 +601,36 @@ async def _outbox_worker(app: web.Application) -> None:
 _FORWARDED = frozenset(("content-type", "soapaction", "traceparent", "tracestate"))
 
 
+def _in_body(node: Any, body: Any) -> bool:
+    element = node if isinstance(node, etree._Element) else getattr(node, "getparent", lambda: None)()
+    while element is not None:
+        if element is body:
+            return True
+        element = element.getparent()
+    return False
+
+
 def _xpath_text(xpath: etree.XPath | None, document: Any) -> str | None:
+    """What `xpath` finds in the envelope's Body: a decoy in the Header does not count, and matches
+    that disagree (one customer of ours, one of another entity's) are refused."""
     if xpath is None:
         return None
     found = xpath(document)
-    return (str(found[0]) if isinstance(found, list) and found else str(found)) or None
+    if not isinstance(found, list):
+        return str(found) or None
+    body = next(
+        (child for child in document if isinstance(child.tag, str) and xmljson.local(child.tag) == "Body"), None
+    )
+    values = {
+        ("".join(node.itertext()) if isinstance(node, etree._Element) else str(node)).strip()
+        for node in found
+        if body is None or _in_body(node, body)
+    } - {""}
+    if len(values) > 1:
+        raise Problem(
+            400, "Ambiguous envelope", f"the Body names {len(values)} different values where the route reads one"
+        )
+    return values.pop() if values else None
 
 
 async def _soap_side(

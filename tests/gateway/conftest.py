@@ -19,7 +19,12 @@ from gateway.app import Settings, build_app
 from gateway.consumers import Consumers, digest
 from tests.legacy_soap import legacy_soap_service
 
-KEYS = {"webshop": "key-webshop-0123456789", "limited": "key-limited-0123456789", "ops": "key-ops-0123456789"}
+KEYS = {
+    "webshop": "key-webshop-0123456789",
+    "limited": "key-limited-0123456789",
+    "ops": "key-ops-0123456789",
+    "de_only": "key-de-only-0123456789",
+}
 
 
 @pytest.fixture(scope="session")
@@ -119,6 +124,13 @@ def running_gateway(folder: Path, routes_text: str, **settings: str) -> Iterator
                 "burst": 2,
             },
             {"name": "ops", "key_sha256": digest(KEYS["ops"]), "admin": True},
+            {
+                "name": "de_only",
+                "key_sha256": digest(KEYS["de_only"]),
+                "entities": ["ACME-DE"],
+                "rate": 1000,
+                "burst": 1000,
+            },
         ]
     }
     (folder / "consumers.yaml").write_text(yaml.safe_dump(consumers))

@@ -120,3 +120,27 @@ def test_ecma_patterns(pattern: str, text: str, matches: bool) -> None:
     from gateway.inputs import schema_validator
 
     assert schema_validator({"type": "string", "pattern": pattern}).is_valid(text) is matches
+
+
+def _envelope(header: str, body: str) -> bytes:
+    return (
+        '<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/" xmlns:o="urn:acme:erp:orders">'
+        f"<s:Header>{header}</s:Header><s:Body><o:CreateOrder>{body}<o:quantity>1</o:quantity></o:CreateOrder>"
+        "</s:Body></s:Envelope>"
+    ).encode()
+
+
+def test_passthrough_entity_comes_from_the_body_not_a_decoy_in_the_header(gateway: Gateway) -> None:
+    before = len(SEEN)
+    # a key scoped to ACME-DE puts its own entity in the Header and ACME-US's customer in the Body
+    decoy = _envelope("<o:customer>ACME-DE</o:customer>", "<o:customer>ACME-US</o:customer>")
+    headers = {"X-API-Key": KEYS["de_only"], "Content-Type": "text/xml"}
+    answer = requests.post(gateway.url + "/soap/OrderService", data=decoy, headers=headers, timeout=10)
+    assert answer.status_code == 403 and answer.json()["title"] == "Entity not allowed"
+    # two different customers in the Body: which entity is served cannot be told
+    twice = _envelope("", "<o:customer>ACME-DE</o:customer><o:customer>ACME-US</o:customer>")
+    answer = requests.post(gateway.url + "/soap/OrderService", data=twice, headers=headers, timeout=10)
+    assert answer.status_code == 400 and answer.json()["title"] == "Ambiguous envelope"
+    assert len(SEEN) == before  # neither reached the legacy service
+    ours = _envelope("", "<o:customer>ACME-DE</o:customer>")
+    assert requests.post(gateway.url + "/soap/OrderService", data=ours, headers=headers, timeout=10).status_code == 200
