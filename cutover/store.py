@@ -9,6 +9,7 @@ audit table is append-only, enforced by the database itself.
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 import threading
 import time
@@ -18,6 +19,7 @@ from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 from cutover.decide import Mode, Rule, Side
 from cutover.gates import Counters
@@ -76,6 +78,15 @@ class Freeze:
 
 def _first_line(exc: Exception) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+def _without_password(message: str, url: str) -> str:
+    """`message` with the store URL's password taken out, wherever the driver quoted it."""
+    found = re.match(r"^[a-z]+://[^:/@]*:(.*)@[^@]*$", url)
+    password = found.group(1) if found else ""
+    for secret in {password, unquote(password)} - {""}:
+        message = message.replace(secret, "***")
+    return message
 
 
 def now_iso() -> str:
@@ -559,8 +570,9 @@ class PostgresStore(Store):
             try:
                 self._connection = self._psycopg.connect(self.url, autocommit=True, connect_timeout=10)
             except self._psycopg.Error as exc:
+                reason = _without_password(_first_line(exc), self.url)
                 raise StoreError(
-                    f"cannot connect to the PostgreSQL store: {_first_line(exc)}; check that the server is up and "
+                    f"cannot connect to the PostgreSQL store: {reason}; check that the server is up and "
                     "the URL in --store / BANYAN_STORE"
                 ) from None
         return self._connection
@@ -574,7 +586,9 @@ class PostgresStore(Store):
                     yield cursor
             except self._psycopg.OperationalError as exc:
                 connection.close()  # reconnect on the next call
-                raise StoreError(f"the PostgreSQL store failed: {_first_line(exc)}") from None
+                raise StoreError(
+                    f"the PostgreSQL store failed: {_without_password(_first_line(exc), self.url)}"
+                ) from None
 
     def _notify(self, cursor: Any, payload: str) -> None:
         cursor.execute("SELECT pg_notify(%s, %s)", (CHANNEL, payload))

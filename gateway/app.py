@@ -622,7 +622,7 @@ def _xpath_text(xpath: etree.XPath | None, document: Any) -> str | None:
         (child for child in document if isinstance(child.tag, str) and xmljson.local(child.tag) == "Body"), None
     )
     values = {
-        ("".join(node.itertext()) if isinstance(node, etree._Element) else str(node)).strip()
+        ("".join(str(text) for text in node.itertext()) if isinstance(node, etree._Element) else str(node)).strip()
         for node in found
         if body is None or _in_body(node, body)
     } - {""}

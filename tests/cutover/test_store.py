@@ -10,7 +10,7 @@ import pytest
 
 from cutover.decide import Mode, Rule, Side
 from cutover.gates import Counters
-from cutover.store import Conflict, Store, open_store
+from cutover.store import Conflict, Store, StoreError, open_store
 
 EVENT = {"kind": "set", "from_mode": "legacy", "to_mode": "shadow", "reason": "test", "evidence": {"n": 1}}
 
@@ -132,3 +132,20 @@ def test_noise_verdicts_weigh_the_cloud_against_legacy_itself(store: Store) -> N
     verdicts = {row["path"]: row["verdict"] for row in store.differences("orders.get", "acme-us", 0)}
     # /x: always differs, on legacy too; /total: never on legacy; /y: 10 % against legacy's own 9.5 %
     assert verdicts == {"/x": "noise", "/total": "difference", "/y": "noise"}
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://postgres:my secret pw@127.0.0.1:5432/test",  # psycopg quotes the part with the space
+        "postgresql://postgres:Pw%20with%20space@127.0.0.1:1/test",
+        "postgres://postgres:S3cr3t!@127.0.0.1:1/test",
+    ],
+)
+def test_a_store_url_that_fails_never_echoes_its_password(url: str) -> None:
+    with pytest.raises(StoreError) as refused:
+        open_store(url)
+    message = str(refused.value)
+    for secret in ("my secret pw", "Pw with space", "Pw%20with%20space", "S3cr3t!"):
+        assert secret not in message
+    assert "--store" in message
