@@ -35,6 +35,7 @@ MAX_ATTEMPTS = 8
 BACKOFF_SECONDS = 0.5  # doubled per attempt, with jitter, up to BACKOFF_CAP
 BACKOFF_CAP = 300.0
 LEASE_SECONDS = 30.0
+KEEP_FINISHED_SECONDS = 7 * 86400.0  # delivered, cancelled and discarded messages, for a week of look-back
 
 
 class OutboxError(ValueError):
@@ -189,6 +190,19 @@ class Outbox:
                      time.time() - older_than),
                 ).rowcount
             )  # fmt: skip
+
+    def prune(self, older_than: float = KEEP_FINISHED_SECONDS, now: float | None = None) -> int:
+        """Forget finished messages (delivered, cancelled, discarded) older than `older_than` seconds;
+        in-doubt and dead ones wait for a person however old they are. Returns how many."""
+        moment = time.time() if now is None else now
+        with self.store.transaction() as cursor:
+            return int(
+                self.store._execute(
+                    cursor,
+                    "DELETE FROM cutover_outbox WHERE state IN ('delivered', 'cancelled', 'discarded') AND created < ?",
+                    (moment - older_than,),
+                ).rowcount
+            )
 
     # -- people ---------------------------------------------------------------------------------
     def counts(self) -> dict[str, int]:

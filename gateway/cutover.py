@@ -243,6 +243,7 @@ async def _background(app: web.Application) -> None:
                 doubtful = await in_thread(cutover.outbox.recover, cutover.in_doubt_after)
                 if doubtful:
                     log.warning("outbox: %d writes left without an outcome are now in doubt", doubtful)
+                await in_thread(cutover.outbox.prune)
         except Exception as exc:  # the store is down: keep serving on the rules in memory
             log.error("cutover evidence or tick failed: %s", exc)
 

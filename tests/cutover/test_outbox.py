@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from cutover.outbox import Outbox, OutboxError, idempotency_key
+from cutover.outbox import LEASE_SECONDS, Outbox, OutboxError, idempotency_key
 from cutover.store import Store, open_store
 
 
@@ -107,3 +107,47 @@ def test_a_keys_writes_reach_the_other_side_in_order(store: Store) -> None:
     assert [m.id for m in outbox.claim("gw", now=later)] == [create]  # still not the update
     outbox.delivered(create)
     assert [m.id for m in outbox.claim("gw", now=later + 60)] == [update]  # after the lease on create
+
+
+def test_a_hot_keys_history_does_not_hold_its_writes_back(store: Store) -> None:
+    """One big customer's key: a long delivered history, then a backlog; the head goes first, in order."""
+    outbox = Outbox(store)
+    history = [outbox.intend("order-put", "ACME-DE", "HOT", "cloud", "r", {"n": n}, f"h{n}") for n in range(300)]
+    for message_id in history:
+        outbox.settle(message_id, "pending")
+        outbox.delivered(message_id)
+    backlog = [outbox.intend("order-put", "ACME-DE", "HOT", "cloud", "r", {"n": n}, f"b{n}") for n in range(50)]
+    for message_id in backlog:
+        outbox.settle(message_id, "pending")
+    delivered = []
+    moment = time.time()
+    while len(delivered) < len(backlog):
+        claimed = outbox.claim("gw", now=moment)
+        assert len(claimed) == 1  # a key's writes one at a time
+        outbox.delivered(claimed[0].id)
+        delivered.append(claimed[0].id)
+        moment += LEASE_SECONDS + 1
+    assert delivered == backlog
+
+
+def test_the_head_of_a_key_is_found_through_the_unfinished_index(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    store = open_store(str(tmp_path / "plan.db"))
+    with store.transaction() as cursor:
+        plan = cursor.execute(
+            "EXPLAIN QUERY PLAN SELECT 1 FROM cutover_outbox AS earlier WHERE earlier.route = 'r' "
+            "AND earlier.entity = 'e' AND earlier.business_key = 'k' AND earlier.id < 10 "
+            "AND earlier.state IN ('intent', 'pending', 'in_doubt', 'dead')"
+        ).fetchall()
+    assert "cutover_outbox_unfinished" in " ".join(str(row) for row in plan)
+
+
+def test_finished_messages_are_pruned_and_unfinished_ones_kept(store: Store) -> None:
+    outbox = Outbox(store)
+    done, refused, doubtful = intend(outbox, 1), intend(outbox, 2), intend(outbox, 3)
+    outbox.settle(done, "pending")
+    outbox.delivered(done)
+    outbox.settle(refused, "cancelled")
+    outbox.settle(doubtful, "in_doubt")
+    assert outbox.prune(older_than=3600) == 0  # all young
+    assert outbox.prune(older_than=3600, now=time.time() + 7200) == 2
+    assert [m.id for m in outbox.list()] == [doubtful]
