@@ -242,7 +242,12 @@ def main() -> None:
         for process in processes:
             process.send_signal(signal.SIGTERM)
         for process in processes:
-            process.wait(timeout=20)
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:  # say so, and do not leave it running
+                print(f"{Path(str(process.args[0])).name} did not stop within 20 s of SIGTERM: killed", file=sys.stderr)
+                process.kill()
+                process.wait()
         shutil.rmtree(folder, ignore_errors=True)
 
 
