@@ -19,6 +19,7 @@ import time
 from typing import Any
 
 from deepdiff import DeepDiff
+from report import Report, add_json_flag
 
 from cutover.compare import Comparator, Rules
 
@@ -51,7 +52,9 @@ def cloud_side(rng: random.Random, legacy: dict[str, Any], differs: bool) -> dic
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--pairs", type=int, default=2000)
+    add_json_flag(parser)
     args = parser.parse_args()
+    report = Report.from_args(args)
     logging.getLogger("deepdiff").setLevel(logging.ERROR)  # it warns on every call about nested epsilon
     rng = random.Random(7)
     pairs = []
@@ -78,11 +81,13 @@ def main() -> None:
         for a, b in sample:
             function(a, b)
         rates[name] = len(sample) / (time.perf_counter() - started)
-    print(f"{len(pairs):,} pairs of ~{size:,.0f} B orders; {sum(n % 5 == 0 for n in range(len(pairs))):,} differ")
+    report.say(f"{len(pairs):,} pairs of ~{size:,.0f} B orders; {sum(n % 5 == 0 for n in range(len(pairs))):,} differ")
     for name, rate in rates.items():
-        print(f"{name:<20}{rate:>12,.0f} pairs/s")
-    ratio = rates["banyan comparator"] / rates["deepdiff"]
-    print(f"comparator / deepdiff: {ratio:.1f}×  (target ≥ 20×: {'met' if ratio >= 20 else 'MISSED'})")
+        report.figure(f"{name.replace(' ', '_')}_pairs_per_s", rate)
+        report.say(f"{name:<20}{rate:>12,.0f} pairs/s")
+    ratio = report.figure("comparator_over_deepdiff", rates["banyan comparator"] / rates["deepdiff"])
+    report.say(f"comparator / deepdiff: {ratio:.1f}×  (target ≥ 20×: {'met' if ratio >= 20 else 'MISSED'})")
+    report.done()
 
 
 if __name__ == "__main__":

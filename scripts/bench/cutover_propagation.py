@@ -30,6 +30,8 @@ from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+from report import Report, add_json_flag
+
 REPO = Path(__file__).resolve().parents[2]
 ADMIN_KEY = "bench-admin-key-0123456789"
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -154,7 +156,9 @@ def postgres(statement: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--flips", type=int, default=100)
+    add_json_flag(parser)
     args = parser.parse_args()
+    report = Report.from_args(args)
     results = {}
     with tempfile.TemporaryDirectory() as scratch, erp("legacy") as legacy, erp("cloud") as cloud:
         folder = routes(Path(scratch), legacy, cloud)
@@ -165,15 +169,22 @@ def main() -> None:
         finally:
             postgres("DROP DATABASE IF EXISTS banyan_cutover_bench WITH (FORCE)")
         results["SQLite (generation check)"] = measure(folder, str(Path(scratch) / "cutover.db"), args.flips)
-    print(f"change on gateway A → seen in gateway B's traffic, {args.flips} flips each (ms)")
-    print(f"{'store':<30}{'p50':>9}{'p99':>9}{'max':>9}{'p99 / 1 s target':>19}{'A answers PUT, p50':>21}")
+    report.say(f"change on gateway A → seen in gateway B's traffic, {args.flips} flips each (ms)")
+    report.say(f"{'store':<30}{'p50':>9}{'p99':>9}{'max':>9}{'p99 / 1 s target':>19}{'A answers PUT, p50':>21}")
     for name, (delays, puts) in results.items():
         ordered = sorted(delays)
         p99 = ordered[min(len(ordered) - 1, round(0.99 * len(ordered)) - 1)]
-        print(
+        store = name.split()[0].lower()
+        report.figure(f"{store}_p50_ms", statistics.median(ordered))
+        report.figure(f"{store}_p99_ms", p99)
+        report.figure(f"{store}_max_ms", ordered[-1])
+        report.figure(f"{store}_p99_over_target", p99 / 1000)
+        report.figure(f"{store}_put_p50_ms", statistics.median(puts))
+        report.say(
             f"{name:<30}{statistics.median(ordered):>9.1f}{p99:>9.1f}{ordered[-1]:>9.1f}{p99 / 1000:>19.3f}"
             f"{statistics.median(puts):>21.1f}"
         )
+    report.done()
 
 
 if __name__ == "__main__":

@@ -26,6 +26,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from report import Report, add_json_flag
+
 REPO = Path(__file__).resolve().parents[2]
 BODY = '{"ok": true, "items": [1, 2, 3], "entity": "ACME-DE"}'
 SOAP = (
@@ -131,7 +133,7 @@ async def fixed_rate(
     return latencies
 
 
-def dual_write(port: int, seconds: int, rate: float = 300) -> None:
+def dual_write(port: int, seconds: int, report: Report, rate: float = 300) -> None:
     """The consumer's latency on a write route in legacy mode, then in dual_write, at the same rate."""
     import json
     import urllib.request
@@ -149,17 +151,22 @@ def dual_write(port: int, seconds: int, rate: float = 300) -> None:
         asyncio.run(fixed_rate(port, rate, 2, request=WRITE_REQUEST))  # warm up
         latencies = asyncio.run(fixed_rate(port, rate, seconds, request=WRITE_REQUEST))
         results[mode] = statistics.quantiles(latencies, n=100)[98]
-        print(f"write route, {mode:10} at {rate:.0f} req/s (open loop): p50 {statistics.median(latencies):.2f} ms, "
-              f"p99 {results[mode]:.2f} ms")  # fmt: skip
-    ratio = results["dual_write"] / results["legacy"]
-    print(f"dual_write / legacy p99: {ratio:.2f}×  (target ≤ 1.1×: {'met' if ratio <= 1.1 else 'MISSED'})")
+        p50 = report.figure(f"write_{mode}_p50_ms", statistics.median(latencies))
+        report.figure(f"write_{mode}_p99_ms", results[mode])
+        report.say(
+            f"write route, {mode:10} at {rate:.0f} req/s (open loop): p50 {p50:.2f} ms, p99 {results[mode]:.2f} ms"
+        )
+    ratio = report.figure("dual_write_over_legacy_p99", results["dual_write"] / results["legacy"])
+    report.say(f"dual_write / legacy p99: {ratio:.2f}×  (target ≤ 1.1×: {'met' if ratio <= 1.1 else 'MISSED'})")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description="the gateway versus nginx as a proxy, same backend")
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--connections", type=int, default=32)
+    add_json_flag(parser)
     args = parser.parse_args()
+    report = Report.from_args(args)
     for tool in ("nginx", "wrk"):
         if not shutil.which(tool) and not Path("/usr/sbin/nginx").exists():
             raise SystemExit(f"{tool} is needed: apt-get install nginx wrk (make bench does)")
@@ -228,16 +235,23 @@ def main() -> None:
             wrk(url, 2, args.connections, lua)  # warm up
             results[name] = wrk(url, args.seconds, args.connections, lua)
             rate, p50, p99 = results[name]
-            print(f"{name:30} {rate:10,.0f} req/s   p50 {p50:6.2f} ms   p99 {p99:6.2f} ms")
+            label = name.split(",")[0].replace(" ", "_").replace("(", "").replace(")", "")
+            report.figure(f"{label}_rps", rate)
+            report.figure(f"{label}_p50_ms", p50)
+            report.figure(f"{label}_p99_ms", p99)
+            report.say(f"{name:30} {rate:10,.0f} req/s   p50 {p50:6.2f} ms   p99 {p99:6.2f} ms")
         gateway_rate = results["banyan gateway, all policies"][0]
-        ratio = gateway_rate / results["nginx reverse proxy"][0]
-        print(f"\ngateway / nginx throughput: {ratio:.2f}  (target ≥ 0.33: {'met' if ratio >= 0.33 else 'MISSED'})")
+        ratio = report.figure("gateway_over_nginx_proxy", gateway_rate / results["nginx reverse proxy"][0])
+        report.say(
+            f"\ngateway / nginx throughput: {ratio:.2f}  (target ≥ 0.33: {'met' if ratio >= 0.33 else 'MISSED'})"
+        )
         half = gateway_rate / 2
         latencies = asyncio.run(fixed_rate(gateway_port, half, args.seconds))
-        p99 = statistics.quantiles(latencies, n=100)[98]
-        print(f"gateway at half load ({half:,.0f} req/s, open loop): p50 {statistics.median(latencies):.2f} ms, "
-              f"p99 {p99:.2f} ms  (target < 5 ms: {'met' if p99 < 5 else 'MISSED'})")  # fmt: skip
-        dual_write(gateway_port, args.seconds)
+        p99 = report.figure("half_load_p99_ms", statistics.quantiles(latencies, n=100)[98])
+        report.figure("half_load_p50_ms", statistics.median(latencies))
+        report.say(f"gateway at half load ({half:,.0f} req/s, open loop): p50 {statistics.median(latencies):.2f} ms, "
+                   f"p99 {p99:.2f} ms  (target < 5 ms: {'met' if p99 < 5 else 'MISSED'})")  # fmt: skip
+        dual_write(gateway_port, args.seconds, report)
     finally:
         for process in processes:
             process.send_signal(signal.SIGTERM)
@@ -249,6 +263,7 @@ def main() -> None:
                 process.kill()
                 process.wait()
         shutil.rmtree(folder, ignore_errors=True)
+    report.done()
 
 
 if __name__ == "__main__":

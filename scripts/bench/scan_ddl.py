@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 
 import sqlglot
+from report import Report, add_json_flag
 
 from inventory_scan.db import analysis
 from inventory_scan.db.objects import parse_script
@@ -118,12 +119,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="banyan scan db versus bare sqlglot parsing, side by side")
     parser.add_argument("--objects", type=int, default=10_000)
     parser.add_argument("--rounds", type=int, default=3)
+    add_json_flag(parser)
     args = parser.parse_args()
+    report = Report.from_args(args)
     script = Path(tempfile.mkdtemp()) / "erp_install.sql"
     build(args.objects, script)
     batches = [s.text for s in split(script.read_text(encoding="utf-8"), "tsql")]
     inner = parse_work(script)
-    print(f"script: {script.stat().st_size / 1e6:.1f} MB, {args.objects:,} objects, {len(batches):,} batches, "
+    report.say(f"script: {script.stat().st_size / 1e6:.1f} MB, {args.objects:,} objects, {len(batches):,} batches, "
           f"{len(inner):,} statements parsed by the scan")  # fmt: skip
     rows = []
     for round_no in range(1, args.rounds + 1):
@@ -131,20 +134,26 @@ def main() -> None:
         file_parse = timed(lambda: bare_parse(batches))
         work_parse = timed(lambda: bare_parse(inner))
         rows.append((scan, file_parse, work_parse))
-        print(f"round {round_no}: scan {scan:6.2f} s   sqlglot on batches {file_parse:6.2f} s   "
+        report.say(f"round {round_no}: scan {scan:6.2f} s   sqlglot on batches {file_parse:6.2f} s   "
               f"sqlglot on the scan's statements {work_parse:6.2f} s")  # fmt: skip
     scan, file_parse, work_parse = (statistics.median(column) for column in zip(*rows, strict=True))
-    print()
+    report.say()
     rate = args.objects
     verdict = "met" if scan / work_parse <= 1.5 else "MISSED"
-    print(f"banyan scan db:                       {rate / scan:8,.0f} objects/s")
-    print(
+    report.figure("scan_objects_per_s", rate / scan)
+    report.figure("sqlglot_batches_objects_per_s", rate / file_parse)
+    report.figure("sqlglot_statements_objects_per_s", rate / work_parse)
+    report.figure("scan_over_sqlglot_batches", scan / file_parse)
+    report.figure("scan_over_sqlglot_statements", scan / work_parse)
+    report.say(f"banyan scan db:                       {rate / scan:8,.0f} objects/s")
+    report.say(
         f"sqlglot.parse of the batches:         {rate / file_parse:8,.0f} objects/s   ratio {scan / file_parse:5.2f}×"
     )
-    print(
+    report.say(
         f"sqlglot.parse of the same statements: {rate / work_parse:8,.0f} objects/s   ratio {scan / work_parse:5.2f}×"
     )
-    print(f"target: the scan within 1.5× of the parse work it needs — {verdict}")
+    report.say(f"target: the scan within 1.5× of the parse work it needs — {verdict}")
+    report.done()
 
 
 if __name__ == "__main__":

@@ -23,6 +23,8 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
+from report import Report, add_json_flag
+
 REPO = Path(__file__).resolve().parents[2]
 ENTITIES = ("acme_de", "acme_uk", "acme_us")
 SYSTEMS = ("erp", "wms", "edi_gw", "crm", "tms", "pim", "fin", "b2b")
@@ -92,7 +94,7 @@ def build_tree(root: Path, files: int) -> int:
     with ProcessPoolExecutor() as pool:
         made = sum(pool.map(_build_system, jobs))
     marker.write_text(f"{files} {made}")
-    print(f"built {made:,} files under {root} in {time.perf_counter() - started:.0f} s")
+    print(f"built {made:,} files under {root} in {time.perf_counter() - started:.0f} s", file=sys.stderr)
     return made
 
 
@@ -120,7 +122,9 @@ def main() -> None:
     parser.add_argument("--files", type=int, default=1_000_000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--tree", type=Path, default=REPO / ".bench" / "drops")
+    add_json_flag(parser)
     args = parser.parse_args()
+    report = Report.from_args(args)
     if not shutil.which("find"):
         raise SystemExit("find is needed for the comparison")
     made = build_tree(args.tree, args.files)
@@ -132,7 +136,7 @@ def main() -> None:
         find_s, _ = timed(find)
         scan_s, scan_kib = timed(banyan(args.tree, out))
         rows.append((find_s, scan_s, scan_kib))
-        print(f"round {round_no}: find {find_s:6.2f} s   banyan {scan_s:6.2f} s   ratio {scan_s / find_s:4.2f}×")
+        report.say(f"round {round_no}: find {find_s:6.2f} s   banyan {scan_s:6.2f} s   ratio {scan_s / find_s:4.2f}×")
     ratio = statistics.median(scan / find for find, scan, _ in rows)
 
     # Same folders and patterns, a tenth of the files: memory should follow patterns, not files.
@@ -140,15 +144,27 @@ def main() -> None:
     small_made = build_tree(small_tree, args.files // 10)
     _, small_kib = timed(banyan(small_tree, out))
     full_kib = max(kib for _, _, kib in rows)
-    print()
-    print(f"files:            {made:,} in the tree")
-    print(f"median ratio:     banyan / find = {ratio:.2f}×  (target ≤ 1.5×: {'met' if ratio <= 1.5 else 'MISSED'})")
-    print(f"find median:      {statistics.median(r[0] for r in rows):.2f} s")
-    print(f"banyan median:    {statistics.median(r[1] for r in rows):.2f} s  on {os.cpu_count()} cores")
-    print(
+    report.figure("files", made)
+    report.figure("banyan_over_find", ratio)
+    report.figure("find_median_s", statistics.median(r[0] for r in rows))
+    report.figure("banyan_median_s", statistics.median(r[1] for r in rows))
+    report.figure("peak_memory_small_mib", small_kib / 1024)
+    report.figure("peak_memory_full_mib", full_kib / 1024)
+    report.figure("memory_growth", full_kib / small_kib)
+    report.say()
+    report.say(f"files:            {made:,} in the tree")
+    report.say(
+        f"median ratio:     banyan / find = {ratio:.2f}×  (target ≤ 1.5×: {'met' if ratio <= 1.5 else 'MISSED'})"
+    )
+    report.say(f"find median:      {statistics.median(r[0] for r in rows):.2f} s")
+    report.say(f"banyan median:    {statistics.median(r[1] for r in rows):.2f} s  on {os.cpu_count()} cores")
+    report.say(
         f"peak memory:      {small_kib / 1024:.0f} MiB for {small_made:,} files, {full_kib / 1024:.0f} MiB for {made:,}"
     )
-    print(f"memory growth:    {full_kib / small_kib:.2f}× for {made / max(small_made, 1):.0f}× the files, same folders")
+    report.say(
+        f"memory growth:    {full_kib / small_kib:.2f}× for {made / max(small_made, 1):.0f}× the files, same folders"
+    )
+    report.done()
 
 
 if __name__ == "__main__":
