@@ -17,10 +17,10 @@ EVENT = {"kind": "set", "from_mode": "legacy", "to_mode": "shadow", "reason": "t
 
 def test_migrations_are_versioned_and_idempotent(store: Store, store_location: str) -> None:
     again = open_store(store_location)  # a second gateway starting on the same store
-    assert again.migrate() == 5
+    assert again.migrate() == 6
     with store.transaction() as cursor:
         versions = [row[0] for row in store._execute(cursor, "SELECT version FROM schema_migrations").fetchall()]
-    assert versions == [1, 2, 3, 4, 5]
+    assert versions == [1, 2, 3, 4, 5, 6]
     again.close()
 
 
