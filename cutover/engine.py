@@ -126,6 +126,7 @@ class Engine:
         return judge(counters, info.gate, minutes)
 
     def status(self, route: str | None = None, entity: str | None = None) -> list[Status]:
+        self._filters(route, entity)
         # a row per stored rule, and per entity each route with a cloud side serves (its default
         # rule "*" when it names none): a legacy-only route has nothing to cut over
         stored = {(r.route, r.entity): r for r in self.store.rules()}
@@ -146,7 +147,14 @@ class Engine:
         return rows
 
     def history(self, route: str | None = None, entity: str | None = None, limit: int = 1000) -> list[AuditEvent]:
+        self._filters(route, entity)
         return self.store.history(route, entity, limit)
+
+    def _filters(self, route: str | None, entity: str | None) -> None:
+        """A read names routes and entities as a change must: a typo is refused, not an empty table."""
+        info = self._route(route) if route is not None else None
+        if entity is not None:
+            self._entity(entity, info)
 
     # -- changing -------------------------------------------------------------------------------
     def frozen(self, entity: str, at: datetime | None = None) -> str | None:

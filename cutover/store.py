@@ -528,7 +528,13 @@ class SqliteStore(Store):
                     f"cannot open the SQLite store {self.path} ({exc}): check that its folder exists and is writable, "
                     "or name another with --store / BANYAN_STORE"
                 ) from None
-            connection.execute("PRAGMA journal_mode=WAL")
+            try:
+                connection.execute("PRAGMA journal_mode=WAL")
+            except sqlite3.DatabaseError as exc:  # a file that is not a SQLite database
+                connection.close()
+                raise StoreError(
+                    f"{self.path} is not a cutover store ({exc}): name the store with --store / BANYAN_STORE"
+                ) from None
             # in WAL mode NORMAL is durable when a process dies (the SIGKILL case); only a power cut
             # can take the last commits, and it saves an fsync on every request that writes
             connection.execute("PRAGMA synchronous=NORMAL")
@@ -615,8 +621,14 @@ class PostgresStore(Store):
             self._connection.close()
 
 
-def open_store(location: str) -> Store:
-    """`postgresql://…` or a SQLite file path; migrated on open."""
+def open_store(location: str, create: bool = True) -> Store:
+    """`postgresql://…` or a SQLite file path; migrated on open. With `create=False` a SQLite file
+    that does not exist is an error, so a mistyped --store never makes a new, empty store."""
+    is_postgres = location.startswith(("postgresql://", "postgres://"))
+    if not create and not is_postgres and not Path(location).is_file():
+        raise StoreError(
+            f"no cutover store at {location}: check --store / BANYAN_STORE (a gateway creates its store when it starts)"
+        )
     store: Store = (
         PostgresStore(location)
         if location.startswith(("postgresql://", "postgres://"))

@@ -41,10 +41,11 @@ MODE_COLOURS = {"legacy": "white", "shadow": "cyan", "dual_write": "blue", "cana
 VERDICT_COLOURS = {"Successful": "green", "Failed": "red", "Inconclusive": "yellow"}
 
 
-def _engine(store: str, routes: Path) -> Engine:
+def _engine(store: str, routes: Path, create: bool = True) -> Engine:
+    """The engine over the store; a read (`create=False`) never makes a new store for a mistyped path."""
     try:
         loaded = load_routes(routes)
-        return Engine(open_store(store), route_infos(loaded), known_entities(loaded))
+        return Engine(open_store(store, create=create), route_infos(loaded), known_entities(loaded))
     except (RouteError, StoreError) as exc:
         errors.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
@@ -83,9 +84,9 @@ def status(
 ) -> None:
     """Where every route stands for every entity, with its evidence and the gate's verdict.
 
-    Example: banyan cutover status --store cutover.db --entity acme-us
+    Example: banyan cutover status --store cutover.db --entity ACME-US
     """
-    engine = _engine(store, routes)
+    engine = _engine(store, routes, create=False)
     try:
         rows = engine.status(route, entity)
     except CutoverError as exc:
@@ -216,7 +217,10 @@ def history(
 
     Example: banyan cutover history --store cutover.db --json > audit.jsonl
     """
-    events = list(reversed(_engine(store, routes).history(route, entity)))
+    try:
+        events = list(reversed(_engine(store, routes, create=False).history(route, entity)))
+    except CutoverError as exc:
+        raise _refused(exc, as_json) from None
     if as_json:
         for event in events:
             sys.stdout.write(json.dumps(asdict(event), sort_keys=True) + "\n")
@@ -303,9 +307,9 @@ def mismatches(
 
     Example: banyan cutover mismatches order-status --entity ACME-DE --store cutover.db
     """
-    engine = _engine(store, routes)
+    engine = _engine(store, routes, create=False)
     try:
-        engine._route(route)
+        engine._filters(route, entity)
     except CutoverError as exc:
         raise _refused(exc, as_json) from None
     found = engine.store.differences(route, entity, minute() - minutes + 1)
@@ -339,7 +343,7 @@ def calendar(
 
     Example: banyan cutover calendar --store cutover.db
     """
-    engine = _engine(store, routes)
+    engine = _engine(store, routes, create=False)
     schedules, freezes = engine.store.schedules(), engine.store.freezes()
     if as_json:
         print(
@@ -377,7 +381,7 @@ STATE_COLOURS = {"pending": "yellow", "delivered": "green", "in_doubt": "magenta
 
 def _outbox(store: str) -> Outbox:
     try:
-        return Outbox(open_store(store))
+        return Outbox(open_store(store, create=False))  # a new store has no messages: a typo, then
     except StoreError as exc:
         errors.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None

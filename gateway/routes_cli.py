@@ -144,9 +144,16 @@ def keys_create(
 
     Example: banyan keys create webshop --route order-create --entity ACME-DE
     """
-    raw = yaml.safe_load(consumers.read_text(encoding="utf-8")) if consumers.exists() else None
+    if not consumers.parent.is_dir():
+        raise _fail(f"{consumers.parent} is not a folder: create it, or point --consumers at an existing one")
+    try:
+        raw = yaml.safe_load(consumers.read_text(encoding="utf-8")) if consumers.exists() else None
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise _fail(f"{consumers} cannot be read as a consumers file: {str(exc).splitlines()[0]}") from None
     data = raw or {"consumers": []}
-    if any(c.get("name") == name for c in data["consumers"]):
+    if not isinstance(data, dict) or not isinstance(data.get("consumers"), list):
+        raise _fail(f"{consumers} is not a consumers file (it needs a top-level 'consumers:' list)")
+    if any(isinstance(c, dict) and c.get("name") == name for c in data["consumers"]):
         raise _fail(f"{consumers} already has a consumer named {name}")
     key = new_key()
     data["consumers"].append(
@@ -160,7 +167,10 @@ def keys_create(
             "admin": admin,
         }
     )
-    consumers.write_text(yaml.safe_dump(data, sort_keys=False))
+    try:
+        consumers.write_text(yaml.safe_dump(data, sort_keys=False))
+    except OSError as exc:
+        raise _fail(f"cannot write {consumers}: {exc.strerror or exc}") from None
     Consumers.load(consumers)  # refuse to leave a file the gateway cannot read
     typer.echo(key)
     console.print(f"key for {name} stored hashed in {consumers}; it is shown only this once", highlight=False)

@@ -19,7 +19,10 @@ runner = CliRunner(env={"COLUMNS": "200"})
 
 @pytest.fixture
 def store(tmp_path: Path) -> str:
-    return str(tmp_path / "cutover.db")
+    """A store as a starting gateway leaves it: created and migrated, nothing in it yet."""
+    location = str(tmp_path / "cutover.db")
+    open_store(location).close()
+    return location
 
 
 def banyan(store: str, *args: str) -> tuple[int, str]:
@@ -154,4 +157,12 @@ def test_a_store_that_cannot_be_opened_says_what_to_do(tmp_path: Path) -> None:
             app, [*args, "--store", missing, *(["--routes", str(REPO / "routes")] if args[0] == "cutover" else [])]
         )
         assert result.exit_code == 2
-        assert "check that its folder exists and is writable" in " ".join(result.output.split())
+        assert f"no cutover store at {missing}: check --store / BANYAN_STORE" in " ".join(result.output.split())
+        assert not Path(missing).exists()
+    result = runner.invoke(
+        app,
+        ["cutover", "set", "order-status", "ACME-DE", "shadow", "--reason", "r", "--actor", "ana", "--store", missing,
+         "--routes", str(REPO / "routes")],
+    )  # fmt: skip
+    assert result.exit_code == 2
+    assert "check that its folder exists and is writable" in " ".join(result.output.split())

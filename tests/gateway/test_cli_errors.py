@@ -1,0 +1,58 @@
+"""Every command given bad arguments: one line that says what is wrong, an exit code, no traceback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from cutover.store import open_store
+from gateway.cli import app
+from tests.conftest import REPO
+
+runner = CliRunner(env={"COLUMNS": "300"})
+ROUTES = ["--routes", str(REPO / "routes")]
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> str:
+    location = str(tmp_path / "cutover.db")
+    open_store(location).close()
+    return location
+
+
+CASES = [
+    # (arguments, with {store} / {tmp} filled in, exit code, what the line says)
+    (["cutover", "status", "--store", str(REPO / "README.md"), *ROUTES], 2, "is not a cutover store"),
+    (["cutover", "status", "--store", "{tmp}/cutovr.db", *ROUTES], 2, "no cutover store at"),
+    (["cutover", "history", "--store", "{tmp}/cutovr.db", *ROUTES], 2, "no cutover store at"),
+    (["outbox", "status", "--store", "{tmp}/cutovr.db"], 2, "no cutover store at"),
+    (["outbox", "list", "--store", str(REPO / "README.md")], 2, "is not a cutover store"),
+    (["cutover", "status", "--store", "{store}", "--route", "nope", *ROUTES], 1, "unknown route 'nope'"),
+    (["cutover", "status", "--store", "{store}", "--entity", "ACME-XX", *ROUTES], 1, "unknown legal entity 'ACME-XX'"),
+    (["cutover", "history", "--store", "{store}", "--entity", "ACME-XX", *ROUTES], 1, "unknown legal entity"),
+    (["cutover", "history", "--store", "{store}", "--route", "nope", *ROUTES], 1, "unknown route"),
+    (["cutover", "mismatches", "nope", "--store", "{store}", *ROUTES], 1, "unknown route"),
+    (["cutover", "mismatches", "order-status", "--entity", "ACME-US", "--store", "{store}", *ROUTES], 1,
+     "does not serve ACME-US"),
+    (["keys", "create", "x", "--consumers", "/no/such/dir/consumers.yaml"], 2, "is not a folder"),
+    (["keys", "create", "x", "--consumers", "{tmp}/garbage.yaml"], 2, "cannot be read as a consumers file"),
+    (["keys", "create", "x", "--consumers", "{tmp}/list.yaml"], 2, "is not a consumers file"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "says"), CASES, ids=[" ".join(c[0][:3]) + f" {i}" for i, c in enumerate(CASES)]
+)
+def test_bad_arguments_get_one_line(args: list[str], code: int, says: str, store: str, tmp_path: Path) -> None:
+    (tmp_path / "garbage.yaml").write_text("consumers: [unclosed\n")
+    (tmp_path / "list.yaml").write_text("- just\n- a list\n")
+    filled = [a.replace("{store}", store).replace("{tmp}", str(tmp_path)) for a in args]
+    result = runner.invoke(app, filled)
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
+    assert "Traceback" not in result.output
+    assert result.exit_code == code, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and says in lines[0], result.output
+    assert not (tmp_path / "cutovr.db").exists()  # a read never creates a store
