@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import logging
 import os
 import random
@@ -601,30 +602,24 @@ async def _outbox_worker(app: web.Application) -> None:
 _FORWARDED = frozenset(("content-type", "soapaction", "traceparent", "tracestate"))
 
 
-def _in_body(node: Any, body: Any) -> bool:
-    element = node if isinstance(node, etree._Element) else getattr(node, "getparent", lambda: None)()
-    while element is not None:
-        if element is body:
-            return True
-        element = element.getparent()
-    return False
+def _body_of(document: Any) -> Any:
+    """The envelope's Body as a document of its own, so that every XPath — `//customer` or a computed
+    `concat(…)` — reads the Body only: a decoy in the Header cannot choose the entity."""
+    body = next((c for c in document if isinstance(c.tag, str) and xmljson.local(c.tag) == "Body"), None)
+    return document if body is None else etree.ElementTree(copy.deepcopy(body))
 
 
-def _xpath_text(xpath: etree.XPath | None, document: Any) -> str | None:
-    """What `xpath` finds in the envelope's Body: a decoy in the Header does not count, and matches
-    that disagree (one customer of ours, one of another entity's) are refused."""
+def _xpath_text(xpath: etree.XPath | None, scope: Any) -> str | None:
+    """What `xpath` finds in the Body; matches that disagree (one customer of ours, one of another
+    entity's) are refused rather than the first one taken."""
     if xpath is None:
         return None
-    found = xpath(document)
+    found = xpath(scope)
     if not isinstance(found, list):
         return str(found) or None
-    body = next(
-        (child for child in document if isinstance(child.tag, str) and xmljson.local(child.tag) == "Body"), None
-    )
     values = {
         ("".join(str(text) for text in node.itertext()) if isinstance(node, etree._Element) else str(node)).strip()
         for node in found
-        if body is None or _in_body(node, body)
     } - {""}
     if len(values) > 1:
         raise Problem(
@@ -701,14 +696,15 @@ async def passthrough(request: web.Request) -> web.StreamResponse:
         document = xmljson.parse(raw)
     except xmljson.HostileXml as exc:
         raise Problem(400, "Unacceptable XML", str(exc)) from None
-    entity = _xpath_text(compiled.entity_xpath, document)
+    scope = _body_of(document)
+    entity = _xpath_text(compiled.entity_xpath, scope)
     request[ENTITY] = compiled.label(entity)
     consumer: Consumer | None = request.get(CONSUMER)
     if consumer is not None and spec.entity_xpath and not consumer.may_serve(entity):
         raise Problem(403, "Entity not allowed", f"your key is not scoped to legal entity {entity}")
     route = compiled.route
     rule = rule_for(request.app.get(CUTOVER), route, entity)
-    plan = decide(rule, _xpath_text(compiled.key_xpath, document), route.writes, route.name)
+    plan = decide(rule, _xpath_text(compiled.key_xpath, scope), route.writes, route.name)
     if Side.cloud not in compiled.soap_sides:
         plan = Plan(Side.legacy)  # nothing to move to
     forward = forwardable({k: v for k, v in request.headers.items() if k.lower() in _FORWARDED})

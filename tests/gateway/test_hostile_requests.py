@@ -144,3 +144,15 @@ def test_passthrough_entity_comes_from_the_body_not_a_decoy_in_the_header(gatewa
     assert len(SEEN) == before  # neither reached the legacy service
     ours = _envelope("", "<o:customer>ACME-DE</o:customer>")
     assert requests.post(gateway.url + "/soap/OrderService", data=ours, headers=headers, timeout=10).status_code == 200
+
+
+def test_a_computed_entity_xpath_reads_the_body_too() -> None:
+    """The shipped passthrough computes its entity (concat over the customer number): also Body-only."""
+    from lxml import etree
+
+    from gateway.app import _body_of, _xpath_text
+
+    envelope = etree.fromstring(_envelope("<o:customer>C-DE-1</o:customer>", "<o:customer>C-US-7</o:customer>"))
+    xpath = etree.XPath("concat('ACME-', substring(string(//*[local-name()='customer']), 3, 2))")
+    assert _xpath_text(xpath, envelope) == "ACME-DE"  # the whole envelope: the Header's decoy wins
+    assert _xpath_text(xpath, _body_of(envelope)) == "ACME-US"
