@@ -393,7 +393,7 @@ def main() -> None:
         estate, cloud, importer, env = systems(folder, stack)
         key = banyan("keys", "create", "webshop", "--consumers", str(folder / "consumers.yaml"), "--rate", "1000",
                      quiet=True).strip()  # fmt: skip
-        say(f"{key[:8]}… (shown once; its hash is in {folder / 'consumers.yaml'})")
+        say(f"{key}   (the webshop's key: shown once, only its hash is kept in {folder / 'consumers.yaml'})")
         port = args.port or free_port()
         say(
             f"\n$ banyan serve --routes routes --consumers {folder / 'consumers.yaml'} --port {port} "
@@ -405,11 +405,19 @@ def main() -> None:
         wrap(folder, consumer, traffic, importer)
         shift(folder, consumer, traffic, cloud, env)
         chapter("Where to look")
+        cli = Path(sys.executable).parent / "banyan"
         say(f"""report      {folder / "report.html"}   (open it in a browser: entities, systems, the graph)
 catalog     {folder / "catalog.json"}   graph {folder / "graph.mmd"}
 API docs    http://127.0.0.1:{port}/docs   metrics http://127.0.0.1:{port}/metrics
 console     http://127.0.0.1:{port}/console   (admin key: {ADMIN_KEY}, any name)
-drops       {folder / "drops"}   databases {folder / "databases"}   audit: banyan cutover history""")
+drops       {folder / "drops"}   databases {folder / "databases"}
+
+Try it yourself, in another terminal (these commands work as printed):
+  curl -H 'X-API-Key: {key}' http://127.0.0.1:{port}/v1/ACME-US/inventory/{traffic.skus[0]}
+  export BANYAN_STORE={folder / "cutover.db"}
+  {cli} cutover status --routes {REPO / "routes"}
+  {cli} cutover history --routes {REPO / "routes"}
+  {cli} outbox status""")
         if not args.once:
             say("\nthe gateway keeps serving, with a trickle of webshop traffic; Ctrl-C to stop")
             keep_serving(consumer, traffic)

@@ -91,3 +91,17 @@ def test_each_entity_climbs_and_the_bad_release_is_stepped_back(demo: tuple[Path
     assert "/available │ value" in shift  # the wrong field, named
     assert "error" not in shift.split("release 2026.12")[1].split("$ banyan")[0]  # consumers saw no errors
     assert "console     http://127.0.0.1:" in output
+
+
+def test_the_commands_where_to_look_prints_work_as_printed(demo: tuple[Path, str]) -> None:
+    folder, output = demo
+    printed = output.split("these commands work as printed):", 1)[1].splitlines()[1:6]
+    assert printed[0].strip().startswith("curl -H 'X-API-Key: bnk_")  # a whole key, not the first 8 characters
+    export = printed[1].strip()
+    assert export == f"export BANYAN_STORE={folder / 'cutover.db'}"
+    environment = {"BANYAN_STORE": export.split("=", 1)[1], "COLUMNS": "200", "PATH": "/usr/bin:/bin"}
+    for line in printed[2:]:
+        done = subprocess.run(line.split(), cwd="/", env=environment, capture_output=True, text=True, check=False)
+        assert done.returncode == 0, f"{line}\n{done.stdout}{done.stderr}"
+    history = subprocess.run(printed[3].split(), cwd="/", env=environment, capture_output=True, text=True, check=False)
+    assert "guardrail" in history.stdout
