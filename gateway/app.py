@@ -153,9 +153,10 @@ class Table:
         for compiled in self.routes:
             found = compiled.regex.match(path)
             if found:
-                if compiled.method == method:
+                # HEAD is GET without the body (aiohttp drops it): monitors and caches ask so
+                if compiled.method == method or (method == "HEAD" and compiled.method == "GET"):
                     return compiled, found.groupdict()
-                allowed.append(compiled.method)
+                allowed += [compiled.method, "HEAD"] if compiled.method == "GET" else [compiled.method]
         if allowed:
             raise Problem(
                 405,

@@ -132,6 +132,14 @@ def test_unknown_route_and_method(gateway: Gateway) -> None:
     problem(requests.get(gateway.url + "/v1/nothing", headers=gateway.headers(), timeout=5), 404)
     wrong = requests.delete(gateway.url + "/v1/ACME-DE/orders", headers=gateway.headers(), timeout=5)
     assert problem(wrong, 405) and wrong.headers["Allow"] == "POST"
+    wrong = requests.delete(gateway.url + "/v1/ACME-DE/orders/1", headers=gateway.headers(), timeout=5)
+    assert problem(wrong, 405) and wrong.headers["Allow"] == "GET, HEAD"
+
+
+def test_head_on_a_get_route_is_the_get_without_a_body(gateway: Gateway) -> None:
+    head = requests.head(gateway.url + "/v1/ACME-DE/orders/1", headers=gateway.headers(), timeout=5)
+    assert head.status_code == 200 and head.content == b""
+    assert head.headers["Content-Type"].startswith("application/json")
 
 
 def test_service_endpoints(gateway: Gateway) -> None:
