@@ -149,7 +149,7 @@ class Table:
     loaded_at: float = field(default_factory=time.time)
 
     def match(self, method: str, path: str) -> tuple[Compiled, dict[str, str]]:
-        allowed = []
+        allowed: list[str] = []
         for compiled in self.routes:
             found = compiled.regex.match(path)
             if found:

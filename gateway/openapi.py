@@ -5,7 +5,7 @@ from __future__ import annotations
 import html
 from typing import Any
 
-from gateway.problems import PROBLEM_SCHEMA
+from gateway.problems import KINDS, PROBLEM_SCHEMA, type_uri
 from gateway.spec import Route
 
 _PROBLEMS = {
@@ -113,5 +113,14 @@ def docs_page(routes: list[Route]) -> str:
         "<style>body{font:15px system-ui,sans-serif;margin:2em}td,th{padding:4px 10px;text-align:left}</style></head>"
         "<body><h1>Banyan gateway</h1><p>Send your key in <code>X-API-Key</code>. The machine-readable contract is "
         "<a href='/openapi.json'>/openapi.json</a>; errors are RFC 9457 <code>application/problem+json</code>.</p>"
-        f"<table><tr><th>method</th><th>path</th><th>what</th></tr>{''.join(rows)}</table></body></html>"
+        f"<table><tr><th>method</th><th>path</th><th>what</th></tr>{''.join(rows)}</table>"
+        "<h2>Problems</h2><p>Each problem's <code>type</code> points here.</p>"
+        f"<table><tr><th>title</th><th>what to do</th></tr>{_problem_rows()}</table></body></html>"
+    )
+
+
+def _problem_rows() -> str:
+    return "".join(
+        f"<tr id='{type_uri(title).partition('#')[2]}'><td>{html.escape(title)}</td><td>{html.escape(advice)}</td></tr>"
+        for title, advice in sorted(KINDS.items())
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from aiohttp import web
@@ -10,8 +11,64 @@ from aiohttp import web
 PROBLEM = "application/problem+json"
 
 
+# Every kind of problem the gateway answers with: its title → what the consumer can do about it.
+# Each kind's `type` is a stable URI on the gateway's own /docs page, where this table is shown.
+KINDS: dict[str, str] = {
+    "API key required": "send your key in the X-API-Key header (or Authorization: Bearer)",
+    "Unknown API key": "the key is not valid: ask the gateway's operators for one",
+    "Admin key required": "send an admin key in X-Admin-Key",
+    "Route not allowed": "your key is not scoped to this route: ask for it to be added",
+    "Entity not allowed": "your key is not scoped to this legal entity",
+    "Unknown legal entity": "use one of the entities the route lists in /openapi.json",
+    "No such route": "no route serves this method and path: see /openapi.json",
+    "No such endpoint": "the path is a service endpoint that is switched off here",
+    "Method not allowed": "use a method the Allow header names",
+    "Not found": "the system of record has no such resource",
+    "No such file": "the console has no such file",
+    "Malformed JSON": "send one JSON document (no NaN, Infinity or numbers out of range), nested reasonably",
+    "Malformed request": "send the JSON object the operation expects",
+    "Malformed expected_version": "send expected_version as an integer",
+    "Malformed percent": "send percent as a number between 0 and 100",
+    "Malformed pins": "send pins as an object of business key → legacy or cloud",
+    "Unsupported media type": "send application/json (or text/xml on a SOAP passthrough)",
+    "Request body too large": "send a smaller body, or ask for the route's limit to be raised",
+    "Request does not match the schema": "fix the fields the errors list names",
+    "Request cannot be mapped": "the request lacks a field the backend needs: the detail names it",
+    "Header not acceptable": "send the named header as Latin-1 text",
+    "Unacceptable XML": "send well-formed XML without a DOCTYPE or entities",
+    "Ambiguous envelope": "name one customer (one entity) in the SOAP Body",
+    "Idempotency-Key too long": "use an Idempotency-Key of at most 255 characters",
+    "Idempotency-Key reused": "a key belongs to one request body: use a new key for a new request",
+    "Request in progress": "the same Idempotency-Key is being processed: retry after a moment",
+    "Too many requests": "slow down: retry after the seconds Retry-After says",
+    "Bad query": "fix the query parameter the detail names",
+    "Actor required": "say who makes the change (X-Actor or actor)",
+    "Change refused": "the cutover change is not allowed now: the detail says why",
+    "Changed meanwhile": "someone changed the rule first: read it again and retry with its version",
+    "Refused": "the outbox action is not allowed for this message: the detail says why",
+    "Backend rejected the request": "the legacy or cloud system refused the values: the detail says why",
+    "Backend answer did not fit": "the backend's answer lacks a field the route maps: tell the operators",
+    "Backend answer is not XML": "the SOAP backend answered something else than XML: tell the operators",
+    "Backend error": "the backend could not answer: retry later",
+    "Backend failed": "the backend failed: retry later",
+    "Backend fault": "the backend failed: retry later",
+    "Backend timed out": "the backend gave no answer in time: retry later, with the same Idempotency-Key",
+    "Backend unavailable": "the backend cannot be reached or its breaker is open: retry later",
+    "No backend": "the route has no backend for this side: tell the operators",
+    "Cutover store unavailable": "the gateway cannot reach its store: retry later",
+    "Write not accepted": "nothing was written: retry, with the same Idempotency-Key",
+    "Write made but not recorded": "the write was made, its copy is in doubt: do not resend, ask the operators",
+    "Internal error": "the gateway failed: quote the correlation id to its operators",
+}
+
+
+def type_uri(title: str) -> str:
+    """The problem kind's stable `type`: its entry on the gateway's /docs page."""
+    return "/docs#problem-" + re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")
+
+
 def problem(status: int, title: str, detail: str = "", correlation_id: str = "", **extra: Any) -> web.Response:
-    body: dict[str, Any] = {"type": "about:blank", "title": title, "status": status}
+    body: dict[str, Any] = {"type": type_uri(title), "title": title, "status": status}
     if detail:
         body["detail"] = detail
     if correlation_id:

@@ -236,3 +236,27 @@ def test_correlation_id_is_kept_when_plain_and_replaced_when_not(gateway: Gatewa
     assert kept.headers["X-Correlation-ID"] == "abc-123"
     replaced = requests.get(gateway.url + "/healthz", headers={"X-Correlation-ID": "<script>;x y"}, timeout=5)
     assert replaced.headers["X-Correlation-ID"] != "<script>;x y" and len(replaced.headers["X-Correlation-ID"]) == 32
+
+
+def test_every_problem_kind_has_a_stable_type_documented_on_docs(gateway: Gateway) -> None:
+    import ast
+
+    from gateway.problems import KINDS, type_uri
+    from tests.conftest import REPO
+
+    raised = set()
+    for path in [*(REPO / "gateway").rglob("*.py"), *(REPO / "legacy_adapters").rglob("*.py")]:
+        for node in ast.walk(ast.parse(path.read_text())):
+            name = getattr(node, "func", None)
+            called = getattr(name, "id", getattr(name, "attr", ""))
+            if isinstance(node, ast.Call) and called in ("Problem", "problem") and len(node.args) >= 2:
+                raised.add(node.args[1])
+            if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "title":
+                raised.add(node.value)
+    raised = {node.value for node in raised if isinstance(node, ast.Constant)}  # titles written out
+    assert raised - set(KINDS) == set()  # every kind raised is documented
+    docs = requests.get(gateway.url + "/docs", timeout=5).text
+    for title in KINDS:
+        assert f"id='{type_uri(title).partition('#')[2]}'" in docs
+    answer = requests.get(gateway.url + "/v1/nothing", headers=gateway.headers(), timeout=5)
+    assert answer.json()["type"] == "/docs#problem-no-such-route"
