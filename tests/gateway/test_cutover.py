@@ -173,6 +173,9 @@ def test_shadow_mirrors_reads_and_compares(ladder: Ladder) -> None:
     assert change.json()["version"] == 1
     for n in range(4):
         assert ladder.get("ACME-US", f"SO-{n}").headers["X-Served-By"] == "legacy"
+    # mirrored calls run after the answer: let the four be answered before the cloud changes
+    wait_until(lambda: len(ladder.cloud.calls) == 4)
+    ladder.settle()
     ladder.cloud.total = 12.5  # the cloud now prices differently
     ladder.get("ACME-US", "SO-9")
     ladder.settle()
