@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import copy
 import logging
 import os
 import random
@@ -604,10 +603,13 @@ _FORWARDED = frozenset(("content-type", "soapaction", "traceparent", "tracestate
 
 
 def _body_of(document: Any) -> Any:
-    """The envelope's Body as a document of its own, so that every XPath — `//customer` or a computed
-    `concat(…)` — reads the Body only: a decoy in the Header cannot choose the entity."""
-    body = next((c for c in document if isinstance(c.tag, str) and xmljson.local(c.tag) == "Body"), None)
-    return document if body is None else etree.ElementTree(copy.deepcopy(body))
+    """The envelope reduced to its Body, so that every XPath — `//customer` or a computed `concat(…)`
+    — reads the Body only: a decoy in the Header cannot choose the entity. The parsed envelope serves
+    only these XPaths (the raw bytes are what is forwarded), so the Header is dropped in place."""
+    for child in list(document):
+        if not (isinstance(child.tag, str) and xmljson.local(child.tag) == "Body"):
+            document.remove(child)
+    return document
 
 
 def _xpath_text(xpath: etree.XPath | None, scope: Any) -> str | None:
