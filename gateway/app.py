@@ -202,7 +202,13 @@ CLIENT = web.AppKey("client", aiohttp.ClientSession)
 
 
 def compile_table(folder: Path) -> Table:
-    return Table([Compiled(route, folder) for route in load_routes(folder)])
+    compiled = [Compiled(route, folder) for route in load_routes(folder)]
+    # A route that lists no entities (a passthrough reading its entity from the envelope) labels
+    # the entities some route of the deployment names; anything else is still `other`.
+    every = frozenset().union(*(c.known_entities for c in compiled))
+    for route in compiled:
+        route.known_entities = route.known_entities or every
+    return Table(compiled)
 
 
 # -- policies that need the matched route ----------------------------------------------------------

@@ -100,8 +100,16 @@ def test_unknown_entities_never_become_metric_labels(gateway: Gateway) -> None:
         headers={"X-API-Key": KEYS["webshop"], "Content-Type": "text/xml"},
         timeout=10,
     )
+    requests.post(
+        gateway.url + "/soap/OrderService",
+        data=ENVELOPE,
+        headers={"X-API-Key": KEYS["webshop"], "Content-Type": "text/xml"},
+        timeout=10,
+    )
     metrics = requests.get(gateway.url + "/metrics", timeout=5).text
     assert "RND-" not in metrics
+    # the passthrough lists no entities itself: it labels those the deployment's routes name
+    assert 'banyan_requests_total{entity="ACME-DE",route="order-service",status="200"}' in metrics
     assert 'banyan_requests_total{entity="other",route="order-status",status="404"} 200.0' in metrics
 
 
