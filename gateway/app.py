@@ -219,6 +219,8 @@ async def match(request: web.Request, handler: Handler) -> web.StreamResponse:
     table = request.app[ROUTING].table
     compiled, params = table.match(request.method, request.path)
     request[ROUTE], request[PARAMS], request[ROUTE_NAME] = compiled, params, compiled.route.name
+    if compiled.route.passthrough is not None:  # a SOAP consumer: its problems are told as Faults
+        request[policies.SOAP] = "1.2" if "application/soap+xml" in request.headers.get("Content-Type", "") else "1.1"
     return await handler(request)
 
 

@@ -25,6 +25,7 @@ CORRELATION_ID = web.RequestKey("correlation_id", str)
 CONSUMER = web.RequestKey("consumer", Consumer)
 ROUTE_NAME = web.RequestKey("route_name", str)
 ENTITY = web.RequestKey("entity", str)
+SOAP = web.RequestKey("soap", str)  # the SOAP version a passthrough consumer speaks: its problems are Faults
 ACCESS = logging.getLogger("banyan.access")
 log = logging.getLogger("banyan.gateway")
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
@@ -83,7 +84,7 @@ async def problems(request: web.Request, handler: Handler) -> web.StreamResponse
     try:
         return await handler(request)
     except Problem as exc:
-        return exc.response(correlation_id(request))
+        return exc.response(correlation_id(request), request.get(SOAP))
     except web.HTTPRequestEntityTooLarge:
         return problem(
             413, "Request body too large", "the body is over the gateway's size limit", correlation_id(request)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 from typing import Any
+from xml.sax.saxutils import escape as xml_escape
 
 from aiohttp import web
 
@@ -78,6 +79,42 @@ def problem(status: int, title: str, detail: str = "", correlation_id: str = "",
     return web.Response(status=status, text=json.dumps(body), content_type=PROBLEM, headers=headers)
 
 
+_SOAP = {
+    "1.1": ("http://schemas.xmlsoap.org/soap/envelope/", "text/xml; charset=utf-8"),
+    "1.2": ("http://www.w3.org/2003/05/soap-envelope", "application/soap+xml; charset=utf-8"),
+}
+
+
+def soap_fault(version: str, status: int, title: str, detail: str, correlation_id: str) -> web.Response:
+    """A problem told to a SOAP consumer as a SOAP Fault of the version it spoke, the problem's type,
+    status and correlation id in the fault's detail. SOAP 1.1 answers faults with HTTP 500 (WS-I Basic
+    Profile R1126); SOAP 1.2 with 400 when the sender is at fault, 500 otherwise."""
+    namespace, content_type = _SOAP[version]
+    client = status < 500
+    text = xml_escape(f"{title}: {detail}" if detail else title)
+    problem = (
+        f'<b:problem xmlns:b="urn:banyan:problem"><b:type>{xml_escape(type_uri(title))}</b:type>'
+        f"<b:status>{status}</b:status><b:correlationId>{xml_escape(correlation_id)}</b:correlationId></b:problem>"
+    )
+    if version == "1.1":
+        code = "s:Client" if client else "s:Server"
+        fault = f"<faultcode>{code}</faultcode><faultstring>{text}</faultstring><detail>{problem}</detail>"
+        http_status = 500
+    else:
+        code = "s:Sender" if client else "s:Receiver"
+        fault = (
+            f"<s:Code><s:Value>{code}</s:Value></s:Code><s:Reason><s:Text xml:lang='en'>{text}</s:Text></s:Reason>"
+            f"<s:Detail>{problem}</s:Detail>"
+        )
+        http_status = 400 if client else 500
+    body = (
+        f'<?xml version="1.0" encoding="utf-8"?><s:Envelope xmlns:s="{namespace}">'
+        f"<s:Body><s:Fault>{fault}</s:Fault></s:Body></s:Envelope>"
+    )
+    headers = {"X-Correlation-ID": correlation_id} if correlation_id else {}
+    return web.Response(status=http_status, body=body.encode(), headers={**headers, "Content-Type": content_type})
+
+
 class Problem(Exception):
     """Raise anywhere in a handler or policy to answer with a problem."""
 
@@ -87,8 +124,12 @@ class Problem(Exception):
         self.headers = headers or {}
         self.extra = extra
 
-    def response(self, correlation_id: str) -> web.Response:
-        answer = problem(self.status, self.title, self.detail, correlation_id, **self.extra)
+    def response(self, correlation_id: str, soap: str | None = None) -> web.Response:
+        """As problem+json, or as a SOAP Fault of version `soap` for a consumer that speaks SOAP."""
+        if soap is not None:
+            answer = soap_fault(soap, self.status, self.title, self.detail, correlation_id)
+        else:
+            answer = problem(self.status, self.title, self.detail, correlation_id, **self.extra)
         answer.headers.update(self.headers)
         return answer
 

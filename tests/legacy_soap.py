@@ -64,3 +64,18 @@ def legacy_soap_service(service: type = OrderService) -> Iterator[str]:
         yield f"http://127.0.0.1:{server.server_port}/"
     finally:
         server.shutdown()
+
+
+def soap_fault(status: int, body: bytes, version: str = "1.1") -> dict[str, str]:
+    """The gateway's SOAP Fault in an answer: code, text, and the problem in its detail."""
+    from lxml import etree
+
+    namespace = {"1.1": "http://schemas.xmlsoap.org/soap/envelope/", "1.2": "http://www.w3.org/2003/05/soap-envelope"}
+    root = etree.fromstring(body)
+    assert root.tag == f"{{{namespace[version]}}}Envelope", body
+    fault = root.find(f"{{{namespace[version]}}}Body/{{{namespace[version]}}}Fault")
+    assert fault is not None, body
+    text = "".join(fault.itertext())
+    found = {local.tag.rpartition("}")[2]: local.text or "" for local in fault.iter("{urn:banyan:problem}*")}
+    code = fault.findtext("faultcode") if version == "1.1" else fault.findtext(f".//{{{namespace['1.2']}}}Value")
+    return {"http_status": str(status), "code": code or "", "text": text, **found}

@@ -13,7 +13,7 @@ import zeep.exceptions
 from jsonschema import Draft202012Validator
 
 from tests.gateway.conftest import Gateway
-from tests.legacy_soap import SEEN
+from tests.legacy_soap import SEEN, soap_fault
 
 ORDER = {"orderNumber": "PO-1001", "customer": "globex", "lines": [{"sku": "SKU-1", "qty": 3}]}
 
@@ -162,8 +162,8 @@ def test_soap_passthrough_with_zeep(gateway: Gateway, legacy_soap: str) -> None:
     client = zeep.Client(f"{legacy_soap}?wsdl", transport=zeep.Transport(session=session))
     service = client.create_service(next(iter(client.wsdl.bindings)), gateway.url + "/soap/OrderService")
     assert service.CreateOrder("ACME-DE", 2).endswith("-ACME-DE-2")
-    # a call whose body names no entity is refused to a key scoped to entities
-    with pytest.raises(zeep.exceptions.TransportError, match="Entity not allowed"):
+    # a call whose body names no entity is refused to a key scoped to entities, as a SOAP Fault
+    with pytest.raises(zeep.exceptions.Fault, match="Entity not allowed"):
         service.GetOrderStatus("ORD-1")
 
 
@@ -180,8 +180,10 @@ def test_passthrough_refuses_hostile_xml(gateway: Gateway) -> None:
             headers=gateway.headers(**{"Content-Type": "text/xml"}),
             timeout=5,
         )
-        assert problem(answer, 400)["title"] == "Unacceptable XML"
-        assert "root:" not in answer.text
+        fault = soap_fault(answer.status_code, answer.content)
+        assert (fault["http_status"], fault["code"], fault["status"]) == ("500", "s:Client", "400")
+        assert "Unacceptable XML" in fault["text"] and "root:" not in answer.text
+        assert fault["correlationId"] == answer.headers["X-Correlation-ID"]
     assert len(SEEN) == before  # nothing reached the legacy service
 
 

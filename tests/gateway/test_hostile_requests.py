@@ -14,7 +14,7 @@ import pytest
 import requests
 
 from tests.gateway.conftest import KEYS, Gateway
-from tests.legacy_soap import SEEN
+from tests.legacy_soap import SEEN, soap_fault
 
 ENVELOPE = (
     b'<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/" xmlns:o="urn:acme:erp:orders">'
@@ -74,8 +74,8 @@ def test_passthrough_headers_that_cannot_be_forwarded_are_refused(gateway: Gatew
     value = '"urn:CreateOrder€"'.encode() if header != b"Content-Type" else "text/xml; charset=€".encode()
     headers = [KEY, (header, value)] + ([(b"Content-Type", b"text/xml")] if header != b"Content-Type" else [])
     status, body = raw(gateway, "POST", "/soap/OrderService", headers, ENVELOPE)
-    assert status == 400, body
-    assert json.loads(body)["title"] == "Header not acceptable"
+    fault = soap_fault(status, body)
+    assert (fault["status"], fault["type"]) == ("400", "/docs#problem-header-not-acceptable"), body
     assert len(SEEN) == before
     # and the passthrough still works: nothing was left half-open
     status, body = raw(gateway, "POST", "/soap/OrderService", [KEY, (b"Content-Type", b"text/xml")], ENVELOPE)
@@ -144,11 +144,13 @@ def test_passthrough_entity_comes_from_the_body_not_a_decoy_in_the_header(gatewa
     decoy = _envelope("<o:customer>ACME-DE</o:customer>", "<o:customer>ACME-US</o:customer>")
     headers = {"X-API-Key": KEYS["de_only"], "Content-Type": "text/xml"}
     answer = requests.post(gateway.url + "/soap/OrderService", data=decoy, headers=headers, timeout=10)
-    assert answer.status_code == 403 and answer.json()["title"] == "Entity not allowed"
+    assert soap_fault(answer.status_code, answer.content)["status"] == "403"
+    assert "Entity not allowed" in answer.text
     # two different customers in the Body: which entity is served cannot be told
     twice = _envelope("", "<o:customer>ACME-DE</o:customer><o:customer>ACME-US</o:customer>")
     answer = requests.post(gateway.url + "/soap/OrderService", data=twice, headers=headers, timeout=10)
-    assert answer.status_code == 400 and answer.json()["title"] == "Ambiguous envelope"
+    assert soap_fault(answer.status_code, answer.content)["status"] == "400"
+    assert "Ambiguous envelope" in answer.text
     assert len(SEEN) == before  # neither reached the legacy service
     ours = _envelope("", "<o:customer>ACME-DE</o:customer>")
     assert requests.post(gateway.url + "/soap/OrderService", data=ours, headers=headers, timeout=10).status_code == 200
@@ -164,3 +166,28 @@ def test_a_computed_entity_xpath_reads_the_body_too() -> None:
     xpath = etree.XPath("concat('ACME-', substring(string(//*[local-name()='customer']), 3, 2))")
     assert _xpath_text(xpath, envelope) == "ACME-DE"  # the whole envelope: the Header's decoy wins
     assert _xpath_text(xpath, _body_of(envelope)) == "ACME-US"
+
+
+@pytest.mark.parametrize(
+    ("content_type", "version", "http_status", "code"),
+    [("text/xml", "1.1", 500, "s:Client"), ("application/soap+xml", "1.2", 400, "s:Sender")],
+)
+def test_passthrough_problems_are_soap_faults_of_the_version_spoken(
+    gateway: Gateway, content_type: str, version: str, http_status: int, code: str
+) -> None:
+    """A SOAP consumer cannot read problem+json: it gets a Fault, with the correlation id in the detail."""
+    answer = requests.post(
+        gateway.url + "/soap/OrderService",
+        data=b"<not-closed>",
+        headers={"X-API-Key": KEYS["webshop"], "Content-Type": content_type},
+        timeout=10,
+    )
+    fault = soap_fault(answer.status_code, answer.content, version)
+    assert (answer.status_code, fault["code"], fault["status"]) == (http_status, code, "400")
+    assert fault["correlationId"] == answer.headers["X-Correlation-ID"] != ""
+    assert answer.headers["Content-Type"].startswith(content_type)
+    nokey = requests.post(
+        gateway.url + "/soap/OrderService", data=ENVELOPE, headers={"Content-Type": content_type}, timeout=10
+    )
+    assert soap_fault(nokey.status_code, nokey.content, version)["status"] == "401"
+    assert nokey.headers["WWW-Authenticate"] == "ApiKey"
