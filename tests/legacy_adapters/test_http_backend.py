@@ -145,16 +145,18 @@ def test_xml_bodies_and_missing_secret(monkeypatch: pytest.MonkeyPatch) -> None:
     assert body["id"] == "X-1" and int(body["echo"]) > 20
 
 
-def test_dead_http_backend() -> None:
-    async def scenario() -> None:
-        backend = create(HttpConfig(url="http://127.0.0.1:1/nothing", timeout=2))
-        try:
-            await backend.call(Call(route="r", payload=None))
-        finally:
-            await backend.close()
+async def call_once(config: HttpConfig, call: Call) -> Any:
+    """One call through a backend made for it, closed afterwards; the answer's body."""
+    backend = create(config)
+    try:
+        return (await backend.call(call)).body
+    finally:
+        await backend.close()
 
+
+def test_dead_http_backend() -> None:
     with pytest.raises(BackendUnavailable, match="cannot reach the HTTP backend"):
-        run(scenario)
+        run(lambda: call_once(HttpConfig(url="http://127.0.0.1:1/nothing", timeout=2), Call(route="r", payload=None)))
 
 
 @asynccontextmanager
@@ -197,11 +199,8 @@ async def echo_server() -> AsyncIterator[str]:
 def test_path_parameters_are_encoded_as_one_segment(value: str, raw_path: str) -> None:
     async def scenario() -> Any:
         async with echo_server() as url:
-            backend = create(HttpConfig(url=url + "/echo/things/{id}", method="GET"))
-            try:
-                return (await backend.call(Call(route="r", payload=None, params={"id": value}))).body
-            finally:
-                await backend.close()
+            config = HttpConfig(url=url + "/echo/things/{id}", method="GET")
+            return await call_once(config, Call(route="r", payload=None, params={"id": value}))
 
     body = run(scenario)
     assert body == {"raw_path": raw_path, "query": {}}  # the backend sees one resource, no query
@@ -211,11 +210,7 @@ def test_path_parameters_are_encoded_as_one_segment(value: str, raw_path: str) -
 def test_an_answer_that_cannot_be_read_is_a_backend_fault(answer: str) -> None:
     async def scenario() -> None:
         async with echo_server() as url:
-            backend = create(HttpConfig(url=url + f"/x?answer={answer}", method="GET"))
-            try:
-                await backend.call(Call(route="r", payload=None))
-            finally:
-                await backend.close()
+            await call_once(HttpConfig(url=url + f"/x?answer={answer}", method="GET"), Call(route="r", payload=None))
 
     with pytest.raises(BackendFault, match="cannot be read"):
         run(scenario)
