@@ -97,8 +97,8 @@ class Compiled:
         self.known_entities = frozenset([*(values or []), *route.entities])
 
     def label(self, entity: str | None) -> str:
-        """The entity as a metric label: only entities the route knows, so a consumer sending random
-        names cannot grow /metrics without bound; anything else is `other`."""
+        """The entity as a metric label: only entities the route lists (or, for a route that lists
+        none, the deployment's routes do), so random names cannot grow /metrics; anything else is `other`."""
         if not entity:
             return ""
         return entity if entity in self.known_entities else "other"

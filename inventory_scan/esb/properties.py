@@ -18,7 +18,7 @@ import os
 import re
 import tomllib
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -100,7 +100,7 @@ class Properties:
         self.files: list[str] = []
 
     @classmethod
-    def of_project(cls, root: Path, warn: Any = None) -> Properties:
+    def of_project(cls, root: Path, warn: Callable[[str, str], None] | None = None) -> Properties:
         """Every property file under `root` (build output and VCS folders skipped)."""
         found = cls()
         for path in _property_files(root):

@@ -14,6 +14,20 @@ from legacy_adapters import BackendFault, BackendRejected, BackendUnavailable, C
 
 
 @asynccontextmanager
+async def serving(app: web.Application) -> AsyncIterator[str]:
+    """`app` on a free loopback port for the duration; its base URL."""
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        await runner.cleanup()
+
+
+@asynccontextmanager
 async def cloud_erp() -> AsyncIterator[tuple[str, dict[str, Any]]]:
     """A cloud ERP simulator: a token endpoint and an orders API that wants a bearer token."""
     state: dict[str, Any] = {"tokens": 0, "revoked": False, "seen": []}
@@ -46,15 +60,8 @@ async def cloud_erp() -> AsyncIterator[tuple[str, dict[str, Any]]]:
     app = web.Application()
     app.router.add_post("/oauth/token", token)
     app.router.add_post("/api/{entity}/orders", orders)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    try:
-        yield f"http://127.0.0.1:{port}", state
-    finally:
-        await runner.cleanup()
+    async with serving(app) as url:
+        yield url, state
 
 
 def run(scenario: Callable[[], Any]) -> Any:
@@ -175,15 +182,8 @@ async def echo_server() -> AsyncIterator[str]:
 
     app = web.Application()
     app.router.add_route("*", "/{tail:.*}", echo)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        await runner.cleanup()
+    async with serving(app) as url:
+        yield url
 
 
 @pytest.mark.parametrize(
