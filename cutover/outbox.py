@@ -13,7 +13,9 @@ dies, so it goes through here:
 
 The intent is recorded before the serving call and completed after it; the consumer's answer is
 sent only once that is recorded. A worker claims due messages with a lease (so two gateways never
-deliver the same message at once), a business key's messages one at a time and in order, and
+deliver the same message at once), a business key's messages one at a time and in order: each key
+with unfinished writes has one row in `cutover_outbox_heads` naming the write that goes next, so
+finding what is due costs one row per key, however long a hot key's backlog. The worker
 delivers with an idempotency key derived once, at intent, from the consumer's Idempotency-Key or
 the request — a redelivery after a crash carries the same key. In-doubt and dead messages wait
 for a person: `replay` makes them pending again, `discard` closes them; both are audited.
@@ -25,8 +27,9 @@ import hashlib
 import json
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from cutover.store import Store, now_iso, where_equal
 
@@ -36,6 +39,7 @@ BACKOFF_SECONDS = 0.5  # doubled per attempt, with jitter, up to BACKOFF_CAP
 BACKOFF_CAP = 300.0
 LEASE_SECONDS = 30.0
 KEEP_FINISHED_SECONDS = 7 * 86400.0  # delivered, cancelled and discarded messages, for a week of look-back
+T = TypeVar("T")
 
 
 class OutboxError(ValueError):
@@ -75,7 +79,7 @@ _COLUMNS = (
 
 
 # an earlier write for the same business key in one of these states holds the later ones back, so
-# the other side sees a key's writes in the order the serving side took them
+# the other side sees a key's writes in the order their intents were recorded
 _UNFINISHED = "('intent', 'pending', 'in_doubt', 'dead')"
 
 
@@ -93,88 +97,142 @@ def idempotency_key(route: str, entity: str, given: str | None, correlation_id: 
 
 
 class Outbox:
+    """The outbox's operations. Each write comes twice: `name(…)` commits in a transaction of its own,
+    and `name_in(cursor, …)` joins a caller's transaction — the gateway's group commit, which takes
+    the writes of many requests at once."""
+
     def __init__(self, store: Store) -> None:
         self.store = store
+
+    def _once(self, operation: Callable[..., T], *args: Any) -> T:
+        with self.store.transaction() as cursor:
+            return operation(cursor, *args)
 
     # -- the request path -----------------------------------------------------------------------
     def intend(
         self, route: str, entity: str, key: str | None, side: str, rung: str, call: dict[str, Any], idempotency: str
     ) -> int:
         """Record a write owed to `side` before the serving call is made."""
-        with self.store.transaction() as cursor:
-            self.store._execute(
-                cursor,
-                "INSERT INTO cutover_outbox (created, at, route, entity, business_key, side, rung, call, "
-                "idempotency_key, state, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'intent', ?) RETURNING id",
-                (time.time(), now_iso(), route, entity, key, side, rung, json.dumps(call), idempotency, now_iso()),
-            )
-            return int(cursor.fetchone()[0])
+        return self._once(self.intend_in, route, entity, key, side, rung, call, idempotency)
+
+    def intend_in(
+        self, cursor: Any, route: str, entity: str, key: str | None, side: str, rung: str, call: dict[str, Any],
+        idempotency: str,
+    ) -> int:  # fmt: skip
+        stamp = now_iso()
+        self.store.execute(
+            cursor,
+            "INSERT INTO cutover_outbox (created, at, route, entity, business_key, side, rung, call, "
+            "idempotency_key, state, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'intent', ?) RETURNING id",
+            (time.time(), stamp, route, entity, key, side, rung, json.dumps(call), idempotency, stamp),
+        )
+        message_id = int(cursor.fetchone()[0])
+        # the first unfinished write of its key heads the key's queue; a write without a key, its own
+        self.store.execute(
+            cursor,
+            "INSERT INTO cutover_outbox_heads (head, route, entity, business_key) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (route, entity, business_key) DO NOTHING",
+            (message_id, route, entity, key),
+        )
+        return message_id
 
     def settle(self, message_id: int, outcome: str, served: Any = None, error: str = "") -> None:
         """After the serving call: `pending` (deliver it), `cancelled` (refused) or `in_doubt` (unknown)."""
+        self._once(self.settle_in, message_id, outcome, served, error)
+
+    def settle_in(self, cursor: Any, message_id: int, outcome: str, served: Any = None, error: str = "") -> None:
         if outcome not in ("pending", "cancelled", "in_doubt"):
             raise ValueError(outcome)
-        with self.store.transaction() as cursor:
-            self.store._execute(
-                cursor,
-                "UPDATE cutover_outbox SET state = ?, served = ?, last_error = ?, next_at = ?, updated_at = ? "
-                "WHERE id = ? AND state = 'intent'",
-                (
-                    outcome,
-                    json.dumps(served) if served is not None else None,
-                    error,
-                    time.time(),
-                    now_iso(),
-                    message_id,
-                ),
-            )
+        row = self.store.execute(
+            cursor,
+            "UPDATE cutover_outbox SET state = ?, served = ?, last_error = ?, next_at = ?, updated_at = ? "
+            "WHERE id = ? AND state = 'intent' RETURNING route, entity, business_key",
+            (outcome, json.dumps(served) if served is not None else None, error, time.time(), now_iso(), message_id),
+        ).fetchone()
+        if row is not None and outcome == "cancelled":
+            self._advance(cursor, message_id, *row)
+
+    def _advance(self, cursor: Any, finished: int, route: str, entity: str, key: str | None) -> None:
+        """`finished` will never be delivered again: its key's next unfinished write heads the queue."""
+        if key is None:
+            self.store.execute(cursor, "DELETE FROM cutover_outbox_heads WHERE head = ?", (finished,))
+            return
+        self.store.execute(
+            cursor,
+            "UPDATE cutover_outbox_heads SET head = COALESCE((SELECT MIN(id) FROM cutover_outbox WHERE route = ? "
+            f"AND entity = ? AND business_key = ? AND state IN {_UNFINISHED}), -1) "
+            "WHERE route = ? AND entity = ? AND business_key = ? AND head = ?",
+            (route, entity, key, route, entity, key, finished),
+        )
+        self.store.execute(
+            cursor,
+            "DELETE FROM cutover_outbox_heads WHERE route = ? AND entity = ? AND business_key = ? AND head = -1",
+            (route, entity, key),
+        )
 
     # -- the worker -----------------------------------------------------------------------------
-    def claim(self, owner: str, limit: int = 20, now: float | None = None) -> list[Message]:
-        """Due pending messages, leased to `owner` so no other worker delivers them meanwhile."""
+    def due(self, limit: int = 20, now: float | None = None) -> list[Message]:
+        """Messages that may be delivered now: the pending head of each key's queue. Only reads, so
+        request-path writes never wait on it; read from the heads (CROSS JOIN keeps SQLite from
+        walking the pending backlog instead)."""
         moment = time.time() if now is None else now
-        with self.store.transaction() as cursor:
-            rows = self.store._execute(
+        columns = ", ".join(f"o.{name.strip()}" for name in _COLUMNS.split(","))
+        with self.store.reading() as cursor:
+            rows = self.store.execute(
                 cursor,
-                f"SELECT {_COLUMNS} FROM cutover_outbox AS o WHERE state = 'pending' AND next_at <= ? "
-                "AND lease_until <= ? AND NOT EXISTS (SELECT 1 FROM cutover_outbox AS earlier "
-                "WHERE earlier.route = o.route AND earlier.entity = o.entity AND earlier.business_key = o.business_key "
-                f"AND earlier.id < o.id AND earlier.state IN {_UNFINISHED}) ORDER BY id LIMIT {int(limit)}",
+                f"SELECT {columns} FROM cutover_outbox_heads AS h CROSS JOIN cutover_outbox AS o "
+                "WHERE o.id = h.head AND o.state = 'pending' AND o.next_at <= ? AND o.lease_until <= ? "
+                f"ORDER BY h.head LIMIT {int(limit)}",
                 (moment, moment),
             ).fetchall()
-            claimed = []
-            for row in rows:
-                taken = self.store._execute(
-                    cursor,
-                    "UPDATE cutover_outbox SET lease_until = ? WHERE id = ? AND lease_until <= ?",
-                    (moment + LEASE_SECONDS, row[0], moment),
-                ).rowcount
-                if taken == 1:
-                    claimed.append(_message(row))
-        return claimed
+        return [_message(row) for row in rows]
+
+    def lease_in(self, cursor: Any, owner: str, messages: list[Message], now: float | None = None) -> list[Message]:
+        """Lease `messages` (from `due`) to `owner`; those another worker leased meanwhile are left out."""
+        moment = time.time() if now is None else now
+        leased = []
+        for message in messages:
+            taken = self.store.execute(
+                cursor,
+                "UPDATE cutover_outbox SET lease_until = ? WHERE id = ? AND state = 'pending' AND lease_until <= ?",
+                (moment + LEASE_SECONDS, message.id, moment),
+            ).rowcount
+            if taken == 1:
+                leased.append(message)
+        return leased
+
+    def claim(self, owner: str, limit: int = 20, now: float | None = None) -> list[Message]:
+        """Due messages, leased to `owner` so no other worker delivers them meanwhile."""
+        return self._once(self.lease_in, owner, self.due(limit, now), now)
 
     def delivered(self, message_id: int) -> None:
-        with self.store.transaction() as cursor:
-            self.store._execute(
-                cursor,
-                "UPDATE cutover_outbox SET state = 'delivered', attempts = attempts + 1, lease_until = 0, "
-                "last_error = '', updated_at = ? WHERE id = ? AND state = 'pending'",
-                (now_iso(), message_id),
-            )
+        self._once(self.delivered_in, message_id)
+
+    def delivered_in(self, cursor: Any, message_id: int) -> None:
+        row = self.store.execute(
+            cursor,
+            "UPDATE cutover_outbox SET state = 'delivered', attempts = attempts + 1, lease_until = 0, "
+            "last_error = '', updated_at = ? WHERE id = ? AND state = 'pending' RETURNING route, entity, business_key",
+            (now_iso(), message_id),
+        ).fetchone()
+        if row is not None:
+            self._advance(cursor, message_id, *row)
 
     def failed(self, message: Message, error: str, max_attempts: int | None = None) -> str:
         """Count a failed attempt; the message waits with backoff, or is dead after the last attempt."""
+        return self._once(self.failed_in, message, error, max_attempts)
+
+    def failed_in(self, cursor: Any, message: Message, error: str, max_attempts: int | None = None) -> str:
         attempts = message.attempts + 1
         max_attempts = MAX_ATTEMPTS if max_attempts is None else max_attempts
-        state = "dead" if attempts >= max_attempts else "pending"
+        state = "dead" if attempts >= max_attempts else "pending"  # a dead message still holds its key back
         wait = min(BACKOFF_CAP, BACKOFF_SECONDS * 2 ** (attempts - 1)) * random.uniform(0.5, 1.0)
-        with self.store.transaction() as cursor:
-            self.store._execute(
-                cursor,
-                "UPDATE cutover_outbox SET state = ?, attempts = ?, next_at = ?, lease_until = 0, last_error = ?, "
-                "updated_at = ? WHERE id = ? AND state = 'pending'",
-                (state, attempts, time.time() + wait, error[:500], now_iso(), message.id),
-            )
+        self.store.execute(
+            cursor,
+            "UPDATE cutover_outbox SET state = ?, attempts = ?, next_at = ?, lease_until = 0, last_error = ?, "
+            "updated_at = ? WHERE id = ? AND state = 'pending'",
+            (state, attempts, time.time() + wait, error[:500], now_iso(), message.id),
+        )
         return state
 
     def recover(self, older_than: float = 60.0) -> int:
@@ -182,7 +240,7 @@ class Outbox:
         never retried blindly. Returns how many."""
         with self.store.transaction() as cursor:
             return int(
-                self.store._execute(
+                self.store.execute(
                     cursor,
                     "UPDATE cutover_outbox SET state = 'in_doubt', last_error = ?, updated_at = ? "
                     "WHERE state = 'intent' AND created < ?",
@@ -191,13 +249,39 @@ class Outbox:
                 ).rowcount
             )  # fmt: skip
 
+    def repair_heads(self) -> int:
+        """Make every queue with unfinished writes have its head, and no head point at a finished write.
+        Two PostgreSQL gateways finishing and recording one key's writes at the same instant can miss
+        each other's; this, on each tick, bounds that to a delay. Returns the heads it fixed."""
+        with self.store.transaction() as cursor:
+            stale = self.store.execute(
+                cursor,
+                "DELETE FROM cutover_outbox_heads WHERE NOT EXISTS (SELECT 1 FROM cutover_outbox AS o "
+                f"WHERE o.id = cutover_outbox_heads.head AND o.state IN {_UNFINISHED})",
+            ).rowcount
+            keyed = self.store.execute(
+                cursor,
+                "INSERT INTO cutover_outbox_heads (head, route, entity, business_key) "
+                "SELECT MIN(id), route, entity, business_key FROM cutover_outbox "
+                f"WHERE business_key IS NOT NULL AND state IN {_UNFINISHED} GROUP BY route, entity, business_key "
+                "ON CONFLICT (route, entity, business_key) DO NOTHING",
+            ).rowcount
+            keyless = self.store.execute(
+                cursor,
+                "INSERT INTO cutover_outbox_heads (head, route, entity, business_key) "
+                "SELECT id, route, entity, NULL FROM cutover_outbox AS o "
+                f"WHERE business_key IS NULL AND state IN {_UNFINISHED} "
+                "AND NOT EXISTS (SELECT 1 FROM cutover_outbox_heads AS h WHERE h.head = o.id)",
+            ).rowcount
+        return int(stale) + int(keyed) + int(keyless)
+
     def prune(self, older_than: float = KEEP_FINISHED_SECONDS, now: float | None = None) -> int:
         """Forget finished messages (delivered, cancelled, discarded) older than `older_than` seconds;
         in-doubt and dead ones wait for a person however old they are. Returns how many."""
         moment = time.time() if now is None else now
         with self.store.transaction() as cursor:
             return int(
-                self.store._execute(
+                self.store.execute(
                     cursor,
                     "DELETE FROM cutover_outbox WHERE state IN ('delivered', 'cancelled', 'discarded') AND created < ?",
                     (moment - older_than,),
@@ -207,7 +291,7 @@ class Outbox:
     # -- people ---------------------------------------------------------------------------------
     def counts(self) -> dict[str, int]:
         with self.store.transaction() as cursor:
-            rows = self.store._execute(cursor, "SELECT state, COUNT(*) FROM cutover_outbox GROUP BY state").fetchall()
+            rows = self.store.execute(cursor, "SELECT state, COUNT(*) FROM cutover_outbox GROUP BY state").fetchall()
         found = {state: int(count) for state, count in rows}
         return {state: found.get(state, 0) for state in STATES}
 
@@ -216,14 +300,14 @@ class Outbox:
             raise OutboxError(f"unknown state {state!r}: use one of {', '.join(STATES)}")
         where, params = where_equal(state=state, route=route)
         with self.store.transaction() as cursor:
-            rows = self.store._execute(
+            rows = self.store.execute(
                 cursor, f"SELECT {_COLUMNS} FROM cutover_outbox {where} ORDER BY id LIMIT {int(limit)}", params
             ).fetchall()
         return [_message(row) for row in rows]
 
     def get(self, message_id: int) -> Message:
         with self.store.transaction() as cursor:
-            row = self.store._execute(
+            row = self.store.execute(
                 cursor, f"SELECT {_COLUMNS} FROM cutover_outbox WHERE id = ?", (message_id,)
             ).fetchone()
         if row is None:
@@ -245,7 +329,7 @@ class Outbox:
         if message.state not in allowed:
             raise OutboxError(f"message {message_id} is {message.state}: only {' or '.join(allowed)} messages can be")
         with self.store.transaction() as cursor:
-            changed = self.store._execute(
+            changed = self.store.execute(
                 cursor,
                 "UPDATE cutover_outbox SET state = ?, attempts = 0, next_at = ?, lease_until = 0, updated_at = ? "
                 "WHERE id = ? AND state = ?",
@@ -253,6 +337,8 @@ class Outbox:
             ).rowcount
             if changed != 1:
                 raise OutboxError(f"message {message_id} changed meanwhile: look again")
+            if to == "discarded":
+                self._advance(cursor, message_id, message.route, message.entity, message.business_key)
             event = {"kind": kind, "reason": f"message {message_id} ({message.state} → {to}): {reason}"}
-            self.store._audit(cursor, now_iso(), actor, message.route, message.entity, event)
+            self.store.append_audit(cursor, now_iso(), actor, message.route, message.entity, event)
         return self.get(message_id)

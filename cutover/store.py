@@ -149,6 +149,22 @@ MIGRATIONS: list[list[str]] = [
         "CREATE INDEX cutover_outbox_unfinished ON cutover_outbox (route, entity, business_key, id) "
         "WHERE state IN ('intent', 'pending', 'in_doubt', 'dead')",
     ],
+    [
+        # The head of each business key's queue: the one message of the key that may be delivered
+        # next. The worker claims heads (one row per key with a backlog), never a key's backlog, so a
+        # hot key with thousands of writes waiting costs a claim one row. A message without a business
+        # key is a queue of its own (NULL keys never collide in the unique index).
+        "CREATE TABLE cutover_outbox_heads (head BIGINT PRIMARY KEY, route TEXT NOT NULL, entity TEXT NOT NULL, "
+        "business_key TEXT)",
+        "CREATE UNIQUE INDEX cutover_outbox_heads_key ON cutover_outbox_heads (route, entity, business_key)",
+        "INSERT INTO cutover_outbox_heads (head, route, entity, business_key) "
+        "SELECT MIN(id), route, entity, business_key FROM cutover_outbox "
+        "WHERE business_key IS NOT NULL AND state IN ('intent', 'pending', 'in_doubt', 'dead') "
+        "GROUP BY route, entity, business_key",
+        "INSERT INTO cutover_outbox_heads (head, route, entity, business_key) "
+        "SELECT id, route, entity, NULL FROM cutover_outbox "
+        "WHERE business_key IS NULL AND state IN ('intent', 'pending', 'in_doubt', 'dead')",
+    ],
 ]
 NOISE_ABSOLUTE = 0.001  # a field is a real difference when the cloud's rate beats legacy's own by 0.1 point…
 NOISE_RELATIVE = 0.2  # …and by a fifth of it (Diffy's two thresholds)
@@ -215,18 +231,25 @@ class Store:
     def _sql(self, text: str) -> str:
         return text if self.placeholder == "?" else text.replace("?", self.placeholder)
 
-    def _execute(self, cursor: Any, text: str, params: tuple[Any, ...] = ()) -> Any:
+    def execute(self, cursor: Any, text: str, params: tuple[Any, ...] = ()) -> Any:
+        """Run one statement written with `?` placeholders inside a transaction's cursor."""
         return cursor.execute(self._sql(text), params)
+
+    @contextmanager
+    def reading(self) -> Iterator[Any]:
+        """A transaction that only reads: on SQLite it takes no write lock, so writers never wait on it."""
+        with self.transaction() as cursor:
+            yield cursor
 
     def migrate(self) -> int:
         with self.transaction() as cursor:
             if self.engine == "postgres":  # gateways starting together migrate one at a time
                 cursor.execute("SELECT pg_advisory_xact_lock(7210431)")
-            self._execute(
+            self.execute(
                 cursor,
                 "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)",
             )
-            done = {row[0] for row in self._execute(cursor, "SELECT version FROM schema_migrations").fetchall()}
+            done = {row[0] for row in self.execute(cursor, "SELECT version FROM schema_migrations").fetchall()}
             for version, migration in enumerate(MIGRATIONS, start=1):
                 if version in done:
                     continue
@@ -236,7 +259,7 @@ class Store:
                             cursor.execute(guard)
                     else:
                         cursor.execute(statement.format(id=_IDS[self.engine]))
-                self._execute(
+                self.execute(
                     cursor, "INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)", (version, now_iso())
                 )
             return len(MIGRATIONS)
@@ -244,12 +267,12 @@ class Store:
     # -- rules ----------------------------------------------------------------------------------
     def rules(self) -> list[Rule]:
         with self.transaction() as cursor:
-            rows = self._execute(cursor, f"SELECT {_RULE_COLUMNS} FROM cutover_rules").fetchall()
+            rows = self.execute(cursor, f"SELECT {_RULE_COLUMNS} FROM cutover_rules").fetchall()
         return [_rule(row) for row in rows]
 
     def rule(self, route: str, entity: str) -> Rule | None:
         with self.transaction() as cursor:
-            row = self._execute(
+            row = self.execute(
                 cursor,
                 f"SELECT {_RULE_COLUMNS} FROM cutover_rules WHERE route = ? AND entity = ?",
                 (route, entity),
@@ -258,7 +281,7 @@ class Store:
 
     def generation(self) -> int:
         with self.transaction() as cursor:
-            return int(self._execute(cursor, "SELECT value FROM cutover_generation WHERE id = 1").fetchone()[0])
+            return int(self.execute(cursor, "SELECT value FROM cutover_generation WHERE id = 1").fetchone()[0])
 
     def put_rule(self, rule: Rule, expected_version: int, actor: str, event: dict[str, Any]) -> Rule:
         """Write `rule` if its stored version is still `expected_version`; append the audit event."""
@@ -267,7 +290,7 @@ class Store:
         pins = json.dumps({k: v.value for k, v in rule.pins.items()}, sort_keys=True)
         with self.transaction() as cursor:
             if expected_version == 0:
-                exists = self._execute(
+                exists = self.execute(
                     cursor,
                     "SELECT version FROM cutover_rules WHERE route = ? AND entity = ?",
                     (rule.route, rule.entity),
@@ -276,14 +299,14 @@ class Store:
                     raise Conflict(
                         f"{rule.route}/{rule.entity} was set by someone else meanwhile (version {exists[0]})"
                     )
-                self._execute(
+                self.execute(
                     cursor,
                     "INSERT INTO cutover_rules (route, entity, mode, percent, pins, version, updated_at, updated_by) "
                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                     (rule.route, rule.entity, rule.mode.value, rule.percent, pins, 1, stamp, actor),
                 )
             else:
-                changed = self._execute(
+                changed = self.execute(
                     cursor,
                     "UPDATE cutover_rules SET mode = ?, percent = ?, pins = ?, version = ?, updated_at = ?, "
                     "updated_by = ? "
@@ -304,8 +327,8 @@ class Store:
                     raise Conflict(
                         f"{rule.route}/{rule.entity} changed since version {expected_version}: read it again"
                     )
-            self._audit(cursor, stamp, actor, rule.route, rule.entity, event)
-            self._execute(cursor, "UPDATE cutover_generation SET value = value + 1 WHERE id = 1")
+            self.append_audit(cursor, stamp, actor, rule.route, rule.entity, event)
+            self.execute(cursor, "UPDATE cutover_generation SET value = value + 1 WHERE id = 1")
             self._notify(cursor, f"{rule.route}/{rule.entity}")
         return new
 
@@ -313,8 +336,8 @@ class Store:
         pass
 
     # -- audit ----------------------------------------------------------------------------------
-    def _audit(self, cursor: Any, stamp: str, actor: str, route: str, entity: str, event: dict[str, Any]) -> None:
-        self._execute(
+    def append_audit(self, cursor: Any, stamp: str, actor: str, route: str, entity: str, event: dict[str, Any]) -> None:
+        self.execute(
             cursor,
             "INSERT INTO cutover_audit (at, actor, kind, route, entity, from_mode, to_mode, from_percent, to_percent, "
             "reason, evidence) "
@@ -327,12 +350,12 @@ class Store:
     def record(self, actor: str, route: str, entity: str, event: dict[str, Any]) -> None:
         """An audit event that changes no rule (a refused or postponed change, a freeze)."""
         with self.transaction() as cursor:
-            self._audit(cursor, now_iso(), actor, route, entity, event)
+            self.append_audit(cursor, now_iso(), actor, route, entity, event)
 
     def history(self, route: str | None = None, entity: str | None = None, limit: int = 1000) -> list[AuditEvent]:
         where, params = where_equal(route=route, entity=entity)
         with self.transaction() as cursor:
-            rows = self._execute(
+            rows = self.execute(
                 cursor,
                 "SELECT id, at, actor, kind, route, entity, from_mode, to_mode, from_percent, to_percent, reason, "
                 "evidence "
@@ -348,7 +371,7 @@ class Store:
         adds = ", ".join(f"{name} = cutover_evidence.{name} + excluded.{name}" for name in COUNTERS)
         values = tuple(getattr(counters, name) for name in COUNTERS)
         with self.transaction() as cursor:
-            self._execute(
+            self.execute(
                 cursor,
                 f"INSERT INTO cutover_evidence (route, entity, rung, minute, {names}) VALUES (?, ?, ?, ?, {marks}) "
                 f"ON CONFLICT (route, entity, rung, minute) DO UPDATE SET {adds}",
@@ -358,7 +381,7 @@ class Store:
     def evidence(self, route: str, entity: str, rung: str, since_minute: int) -> Counters:
         sums = ", ".join(f"COALESCE(SUM({name}), 0)" for name in COUNTERS)
         with self.transaction() as cursor:
-            row = self._execute(
+            row = self.execute(
                 cursor,
                 f"SELECT {sums} FROM cutover_evidence WHERE route = ? AND entity = ? AND rung = ? AND minute >= ?",
                 (route, entity, rung, since_minute),
@@ -367,8 +390,8 @@ class Store:
 
     def prune_evidence(self, before_minute: int) -> None:
         with self.transaction() as cursor:
-            self._execute(cursor, "DELETE FROM cutover_evidence WHERE minute < ?", (before_minute,))
-            self._execute(cursor, "DELETE FROM cutover_differences WHERE minute < ?", (before_minute,))
+            self.execute(cursor, "DELETE FROM cutover_evidence WHERE minute < ?", (before_minute,))
+            self.execute(cursor, "DELETE FROM cutover_differences WHERE minute < ?", (before_minute,))
 
     # -- differences, by field ------------------------------------------------------------------
     def add_differences(
@@ -383,7 +406,7 @@ class Store:
         stamp = now_iso()
         with self.transaction() as cursor:
             for (path, kind), count in counts.items():
-                self._execute(
+                self.execute(
                     cursor,
                     "INSERT INTO cutover_differences (route, entity, path, kind, minute, count) "
                     "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (route, entity, path, kind, minute) "
@@ -391,13 +414,13 @@ class Store:
                     (route, entity, path, kind, minute, count),
                 )
             for path, kind, legacy, cloud in samples:
-                self._execute(
+                self.execute(
                     cursor,
                     "INSERT INTO cutover_samples (at, route, entity, path, kind, legacy, cloud) "
                     "VALUES (?, ?, ?, ?, ?, ?, ?)",
                     (stamp, route, entity, path, kind, json.dumps(legacy), json.dumps(cloud)),
                 )
-                self._execute(
+                self.execute(
                     cursor,
                     "DELETE FROM cutover_samples WHERE route = ? AND entity = ? AND path = ? AND id NOT IN "
                     "(SELECT id FROM cutover_samples WHERE route = ? AND entity = ? AND path = ? "
@@ -407,14 +430,14 @@ class Store:
 
     def add_noise(self, route: str, entity: str, minute: int, calls: int, counts: dict[str, int]) -> None:
         with self.transaction() as cursor:
-            self._execute(
+            self.execute(
                 cursor,
                 "INSERT INTO cutover_noise_calls (route, entity, minute, count) VALUES (?, ?, ?, ?) "
                 "ON CONFLICT (route, entity, minute) DO UPDATE SET count = cutover_noise_calls.count + excluded.count",
                 (route, entity, minute, calls),
             )
             for path, count in counts.items():
-                self._execute(
+                self.execute(
                     cursor,
                     "INSERT INTO cutover_noise (route, entity, path, minute, count) VALUES (?, ?, ?, ?, ?) "
                     "ON CONFLICT (route, entity, path, minute) "
@@ -427,13 +450,13 @@ class Store:
         where, params = ("AND entity = ?", (route, since_minute, entity)) if entity else ("", (route, since_minute))
         with self.transaction() as cursor:
             scope = f"WHERE route = ? AND minute >= ? {where}"
-            total = self._execute(cursor, f"SELECT COALESCE(SUM(comparisons), 0) FROM cutover_evidence {scope}", params)
+            total = self.execute(cursor, f"SELECT COALESCE(SUM(comparisons), 0) FROM cutover_evidence {scope}", params)
             total = total.fetchone()[0]
-            calls = self._execute(cursor, f"SELECT COALESCE(SUM(count), 0) FROM cutover_noise_calls {scope}", params)
+            calls = self.execute(cursor, f"SELECT COALESCE(SUM(count), 0) FROM cutover_noise_calls {scope}", params)
             noise_calls = calls.fetchone()[0]
-            paths = self._execute(cursor, f"SELECT path, SUM(count) FROM cutover_noise {scope} GROUP BY path", params)
+            paths = self.execute(cursor, f"SELECT path, SUM(count) FROM cutover_noise {scope} GROUP BY path", params)
             noise = dict(paths.fetchall())
-            rows = self._execute(
+            rows = self.execute(
                 cursor,
                 f"SELECT path, kind, SUM(count) FROM cutover_differences WHERE route = ? AND minute >= ? {where} "
                 f"GROUP BY path, kind ORDER BY SUM(count) DESC, path LIMIT {int(limit)}",
@@ -443,7 +466,7 @@ class Store:
             for path, kind, count in rows:
                 sample_where = "AND entity = ?" if entity else ""
                 sample_params = (route, path, kind, entity) if entity else (route, path, kind)
-                samples = self._execute(
+                samples = self.execute(
                     cursor,
                     "SELECT entity, legacy, cloud FROM cutover_samples "
                     f"WHERE route = ? AND path = ? AND kind = ? {sample_where} "
@@ -460,18 +483,18 @@ class Store:
     # -- schedules and freezes ------------------------------------------------------------------
     def add_schedule(self, route: str, entity: str, mode: str, percent: float, at: str, reason: str, actor: str) -> int:
         with self.transaction() as cursor:
-            self._execute(
+            self.execute(
                 cursor,
                 "INSERT INTO cutover_schedule (route, entity, mode, percent, at, reason, actor, state) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, 'pending')",
                 (route, entity, mode, percent, at, reason, actor),
             )
-            return int(self._execute(cursor, "SELECT MAX(id) FROM cutover_schedule").fetchone()[0])
+            return int(self.execute(cursor, "SELECT MAX(id) FROM cutover_schedule").fetchone()[0])
 
     def schedules(self, state: str | None = None) -> list[Scheduled]:
         where, params = ("WHERE state = ?", (state,)) if state else ("", ())
         with self.transaction() as cursor:
-            rows = self._execute(
+            rows = self.execute(
                 cursor,
                 "SELECT id, route, entity, mode, percent, at, reason, actor, state, note "
                 f"FROM cutover_schedule {where} ORDER BY at",
@@ -481,13 +504,13 @@ class Store:
 
     def mark_schedule(self, schedule_id: int, state: str, note: str) -> None:
         with self.transaction() as cursor:
-            self._execute(
+            self.execute(
                 cursor, "UPDATE cutover_schedule SET state = ?, note = ? WHERE id = ?", (state, note, schedule_id)
             )
 
     def add_freeze(self, entity: str, starts: str, ends: str, reason: str, actor: str) -> None:
         with self.transaction() as cursor:
-            self._execute(
+            self.execute(
                 cursor,
                 "INSERT INTO cutover_freeze (entity, starts, ends, reason, actor) VALUES (?, ?, ?, ?, ?)",
                 (entity, starts, ends, reason, actor),
@@ -495,7 +518,7 @@ class Store:
 
     def freezes(self) -> list[Freeze]:
         with self.transaction() as cursor:
-            rows = self._execute(
+            rows = self.execute(
                 cursor, "SELECT id, entity, starts, ends, reason, actor FROM cutover_freeze ORDER BY starts"
             ).fetchall()
         return [Freeze(*row) for row in rows]
@@ -557,6 +580,15 @@ class SqliteStore(Store):
             cursor.execute("ROLLBACK")
             raise
 
+    @contextmanager
+    def reading(self) -> Iterator[Any]:
+        cursor = self._connection().cursor()
+        cursor.execute("BEGIN")  # deferred: a snapshot to read, no write lock (WAL)
+        try:
+            yield cursor
+        finally:
+            cursor.execute("COMMIT")
+
     def close(self) -> None:
         connection = getattr(self._local, "connection", None)
         if connection is not None:
@@ -565,6 +597,9 @@ class SqliteStore(Store):
 
 
 class PostgresStore(Store):
+    """A connection per thread that uses the store: the request path's writer, the evidence flush and
+    the admin API never queue behind one another on a shared connection."""
+
     placeholder = "%s"
     engine = "postgres"
 
@@ -573,35 +608,36 @@ class PostgresStore(Store):
 
         self.url = url
         self._psycopg = psycopg
-        self._lock = threading.Lock()
-        self._connection: Any = None
-        with self._lock:
-            self._connect()
+        self._local = threading.local()
+        self._opened: list[Any] = []
+        self._opened_lock = threading.Lock()
+        self._connect()
 
     def _connect(self) -> Any:
-        if self._connection is None or self._connection.closed:
+        connection = getattr(self._local, "connection", None)
+        if connection is None or connection.closed:
             try:
-                self._connection = self._psycopg.connect(self.url, autocommit=True, connect_timeout=10)
+                connection = self._psycopg.connect(self.url, autocommit=True, connect_timeout=10)
             except self._psycopg.Error as exc:
                 reason = _without_password(_first_line(exc), self.url)
                 raise StoreError(
                     f"cannot connect to the PostgreSQL store: {reason}; check that the server is up and "
                     "the URL in --store / BANYAN_STORE"
                 ) from None
-        return self._connection
+            self._local.connection = connection
+            with self._opened_lock:
+                self._opened = [c for c in self._opened if not c.closed] + [connection]
+        return connection
 
     @contextmanager
     def transaction(self) -> Iterator[Any]:
-        with self._lock:
-            connection = self._connect()
-            try:
-                with connection.transaction(), connection.cursor() as cursor:
-                    yield cursor
-            except self._psycopg.OperationalError as exc:
-                connection.close()  # reconnect on the next call
-                raise StoreError(
-                    f"the PostgreSQL store failed: {_without_password(_first_line(exc), self.url)}"
-                ) from None
+        connection = self._connect()
+        try:
+            with connection.transaction(), connection.cursor() as cursor:
+                yield cursor
+        except self._psycopg.OperationalError as exc:
+            connection.close()  # reconnect on the next call
+            raise StoreError(f"the PostgreSQL store failed: {_without_password(_first_line(exc), self.url)}") from None
 
     def _notify(self, cursor: Any, payload: str) -> None:
         cursor.execute("SELECT pg_notify(%s, %s)", (CHANNEL, payload))
@@ -617,8 +653,10 @@ class PostgresStore(Store):
             connection.close()
 
     def close(self) -> None:
-        if self._connection is not None:
-            self._connection.close()
+        with self._opened_lock:
+            opened, self._opened = self._opened, []
+        for connection in opened:
+            connection.close()
 
 
 def open_store(location: str, create: bool = True) -> Store:

@@ -130,15 +130,56 @@ def test_a_hot_keys_history_does_not_hold_its_writes_back(store: Store) -> None:
     assert delivered == backlog
 
 
-def test_the_head_of_a_key_is_found_through_the_unfinished_index(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_what_is_due_is_read_from_the_heads_and_the_next_head_through_the_unfinished_index(tmp_path) -> None:  # type: ignore[no-untyped-def]
     store = open_store(str(tmp_path / "plan.db"))
     with store.transaction() as cursor:
-        plan = cursor.execute(
-            "EXPLAIN QUERY PLAN SELECT 1 FROM cutover_outbox AS earlier WHERE earlier.route = 'r' "
-            "AND earlier.entity = 'e' AND earlier.business_key = 'k' AND earlier.id < 10 "
-            "AND earlier.state IN ('intent', 'pending', 'in_doubt', 'dead')"
+        due = cursor.execute(
+            "EXPLAIN QUERY PLAN SELECT o.id FROM cutover_outbox_heads AS h CROSS JOIN cutover_outbox AS o "
+            "WHERE o.id = h.head AND o.state = 'pending' AND o.next_at <= 1 AND o.lease_until <= 1 "
+            "ORDER BY h.head LIMIT 32"
         ).fetchall()
-    assert "cutover_outbox_unfinished" in " ".join(str(row) for row in plan)
+        head = cursor.execute(
+            "EXPLAIN QUERY PLAN SELECT MIN(id) FROM cutover_outbox WHERE route = 'r' AND entity = 'e' "
+            "AND business_key = 'k' AND state IN ('intent', 'pending', 'in_doubt', 'dead')"
+        ).fetchall()
+    plan = " ".join(str(row) for row in due)
+    assert "SCAN h" in plan and "SEARCH o USING INTEGER PRIMARY KEY" in plan  # one row per queue, not the backlog
+    assert "cutover_outbox_unfinished" in " ".join(str(row) for row in head)
+
+
+def test_a_refused_or_discarded_head_lets_its_key_go_on(store: Store) -> None:
+    outbox = Outbox(store)
+    first, second, third = (
+        outbox.intend("order-put", "ACME-DE", "PO-9", "cloud", "r", {"n": n}, f"k{n}") for n in range(3)
+    )
+    outbox.settle(first, "cancelled", error="422 from legacy")  # never to be delivered: not a head any more
+    outbox.settle(second, "in_doubt", error="timed out")  # waits for a person, and holds PO-9 back
+    outbox.settle(third, "pending")
+    assert outbox.claim("gw") == []
+    outbox.discard(second, "keyed in by hand", "ana")
+    assert [m.id for m in outbox.claim("gw")] == [third]
+
+
+def test_lost_heads_are_repaired(store: Store) -> None:
+    """Two gateways recording and finishing one key at the same instant can miss each other's head."""
+    outbox = Outbox(store)
+    message_id = intend(outbox)
+    outbox.settle(message_id, "pending")
+    with store.transaction() as cursor:
+        store.execute(cursor, "DELETE FROM cutover_outbox_heads")
+        store.execute(cursor, "INSERT INTO cutover_outbox_heads VALUES (12345, 'r', 'e', 'gone')")
+    assert outbox.claim("gw") == []
+    assert outbox.repair_heads() == 2  # the stale one dropped, the missing one made
+    assert [m.id for m in outbox.claim("gw")] == [message_id]
+    assert outbox.repair_heads() == 0
+
+
+def test_writes_without_a_business_key_go_out_without_waiting_for_each_other(store: Store) -> None:
+    outbox = Outbox(store)
+    ids = [outbox.intend("order-create", "ACME-DE", None, "cloud", "r", {"n": n}, f"k{n}") for n in range(3)]
+    for message_id in ids:
+        outbox.settle(message_id, "pending")
+    assert [m.id for m in outbox.claim("gw")] == ids
 
 
 def test_finished_messages_are_pruned_and_unfinished_ones_kept(store: Store) -> None:

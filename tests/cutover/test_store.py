@@ -10,17 +10,17 @@ import pytest
 
 from cutover.decide import Mode, Rule, Side
 from cutover.gates import Counters
-from cutover.store import Conflict, Store, StoreError, open_store
+from cutover.store import MIGRATIONS, Conflict, Store, StoreError, open_store
 
 EVENT = {"kind": "set", "from_mode": "legacy", "to_mode": "shadow", "reason": "test", "evidence": {"n": 1}}
 
 
 def test_migrations_are_versioned_and_idempotent(store: Store, store_location: str) -> None:
     again = open_store(store_location)  # a second gateway starting on the same store
-    assert again.migrate() == 6
+    assert again.migrate() == len(MIGRATIONS)
     with store.transaction() as cursor:
-        versions = [row[0] for row in store._execute(cursor, "SELECT version FROM schema_migrations").fetchall()]
-    assert versions == [1, 2, 3, 4, 5, 6]
+        versions = [row[0] for row in store.execute(cursor, "SELECT version FROM schema_migrations").fetchall()]
+    assert versions == list(range(1, len(MIGRATIONS) + 1))
     again.close()
 
 
