@@ -533,17 +533,19 @@ OUTBOX_POLL_SECONDS = 0.2
 async def _write_through_outbox(
     request: web.Request, compiled: Compiled, serve: Side, other: Side, entity: str | None, call: Call, rung: str
 ) -> Answer | Problem:
-    """Record the other side's copy, make the serving call, settle the copy — then answer."""
+    """Record the other side's copy, make the serving call, settle the copy — then answer. Both records
+    go through the group commit: a surge of writes shares transactions instead of queueing for them."""
     app = request.app
-    outbox = app[CUTOVER].outbox
+    cutover = app[CUTOVER]
+    outbox, commits = cutover.outbox, cutover.commits
     route = compiled.route
     given = request.headers.get("Idempotency-Key")
     idempotency = idempotency_key(route.name, entity or "*", given, call.correlation_id)
     message = {"payload": call.payload, "params": call.params, "headers": call.headers,
                "correlation_id": call.correlation_id}  # fmt: skip
     try:
-        message_id = await in_thread(
-            outbox.intend, route.name, entity or "*", call.key, other.value, rung, message, idempotency
+        message_id = await commits.run(
+            outbox.intend_in, route.name, entity or "*", call.key, other.value, rung, message, idempotency
         )
     except StoreError as exc:
         detail = f"the copy for the {other.value} side cannot be recorded, so nothing was sent: {exc}"
@@ -556,7 +558,7 @@ async def _write_through_outbox(
     else:
         outcome, served, error = "cancelled", None, f"{answer.status} {answer.title}: {answer.detail}"
     try:
-        await in_thread(outbox.settle, message_id, outcome, served, error)
+        await commits.run(outbox.settle_in, message_id, outcome, served, error)
     except StoreError:
         if isinstance(answer, Answer):
             detail = (f"the {serve.value} side took the write, but its copy for the {other.value} side could not be "
@@ -567,10 +569,12 @@ async def _write_through_outbox(
 
 async def _deliver(app: web.Application, message: Message) -> None:
     """Deliver one outbox message to its side and compare the answer with the one served."""
-    outbox = app[CUTOVER].outbox
+    cutover = app[CUTOVER]
+    outbox, commits = cutover.outbox, cutover.commits
     compiled = next((c for c in app[ROUTING].table.routes if c.route.name == message.route), None)
     if compiled is None:
-        await in_thread(outbox.failed, message, f"route {message.route} is no longer served", message.attempts + 1)
+        error = f"route {message.route} is no longer served"
+        await commits.run(outbox.failed_in, message, error, message.attempts + 1)
         return
     entity = None if message.entity == "*" else message.entity
     body = message.call
@@ -580,26 +584,32 @@ async def _deliver(app: web.Application, message: Message) -> None:
     side = Side(message.side)
     answer = await _counted(app, compiled, side, entity, call, message.rung, "outbox")
     if isinstance(answer, Answer):
-        await in_thread(outbox.delivered, message.id)
+        await commits.run(outbox.delivered_in, message.id)
         served = Answer(200, message.served)
         legacy, cloud = (answer, served) if side is Side.legacy else (served, answer)
         _judge(app, compiled, entity, message.rung, legacy, cloud)
     elif answer.status >= 500:
-        await in_thread(outbox.failed, message, f"{answer.status} {answer.title}: {answer.detail}")
+        await commits.run(outbox.failed_in, message, f"{answer.status} {answer.title}: {answer.detail}")
     else:  # the side refused the write: retrying the same write will not change that
         error = f"{answer.status} {answer.title}: {answer.detail}"
-        await in_thread(outbox.failed, message, error, message.attempts + 1)
+        await commits.run(outbox.failed_in, message, error, message.attempts + 1)
+
+
+OUTBOX_BATCH = 32  # messages claimed at once; each is the head of its own key, so they go out together
 
 
 async def _outbox_worker(app: web.Application) -> None:
-    outbox = app[CUTOVER].outbox
+    """Claim what is due (a read, then a lease through the group commit) and deliver it concurrently:
+    the claimed messages are heads of different keys, so no key's order is at stake."""
+    cutover = app[CUTOVER]
     owner = f"{socket.gethostname()}:{os.getpid()}"
     while True:
         messages: list[Message] = []
         try:
-            messages = await in_thread(outbox.claim, owner)
-            for message in messages:
-                await _deliver(app, message)
+            due = await in_thread(cutover.outbox.due, OUTBOX_BATCH)
+            if due:
+                messages = await cutover.commits.run(cutover.outbox.lease_in, owner, due)
+            await asyncio.gather(*(_deliver(app, message) for message in messages))
         except Exception as exc:  # the store is down: keep serving, try again
             log.error("outbox delivery paused: %s", exc)
             await asyncio.sleep(1)
@@ -859,14 +869,14 @@ def build_app(settings: Settings) -> web.Application:
     app[METRICS] = Metrics()
     app[LIMITER] = RateLimiter()
     app[IDEMPOTENCY] = IdempotencyStore()
-    app.cleanup_ctx.append(_lifecycle)
-    if settings.store:
+    if settings.store:  # set up before the outbox worker starts, closed after it stops
         routes = [compiled.route for compiled in table.routes]
         app[CUTOVER] = Cutover(settings.store, routes, settings.webhook, settings.in_doubt_after)
         app.cleanup_ctx.append(cutover_lifecycle)
-        if settings.admin_key:
-            app[ADMIN_KEY] = settings.admin_key
-            add_admin_routes(app)
+    app.cleanup_ctx.append(_lifecycle)
+    if settings.store and settings.admin_key:
+        app[ADMIN_KEY] = settings.admin_key
+        add_admin_routes(app)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics_endpoint)

@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
+from cutover.commits import GroupCommit
 from cutover.compare import Difference
 from cutover.decide import Mode, Rule, Side
 from cutover.engine import CutoverError, Engine, RouteInfo
@@ -95,6 +96,7 @@ class Cutover:
         self.store: Store = open_store(location)
         self.engine = Engine(self.store, route_infos(routes), known_entities(routes), webhook)
         self.outbox = Outbox(self.store)
+        self.commits = GroupCommit(self.store)
         self.rules: dict[tuple[str, str], Rule] = {}
         self.pending: dict[tuple[str, str, str], Counters] = {}
         self.differences: DifferencesByRoute = {}
@@ -216,6 +218,7 @@ class Cutover:
         self._stop.set()
         if self._listener is not None:
             self._listener.join(2)
+        self.commits.close()
         with contextlib.suppress(Exception):
             self.flush()
         self.store.close()
@@ -244,6 +247,8 @@ async def _background(app: web.Application) -> None:
                 if doubtful:
                     log.warning("outbox: %d writes left without an outcome are now in doubt", doubtful)
                 await in_thread(cutover.outbox.prune)
+                if await in_thread(cutover.outbox.repair_heads):
+                    log.warning("outbox: repaired the queue heads of some business keys")
         except Exception as exc:  # the store is down: keep serving on the rules in memory
             log.error("cutover evidence or tick failed: %s", exc)
 
