@@ -85,10 +85,10 @@ class Engine:
     # -- reading --------------------------------------------------------------------------------
     def rule(self, route: str, entity: str) -> Rule:
         """The rule in force: the entity's own, else the route's default ("*"), else the spec's."""
-        info = self._route(route)
+        info = self.route(route)
         return self.store.rule(route, entity) or self.store.rule(route, "*") or Rule(route, entity, info.default)
 
-    def _route(self, route: str) -> RouteInfo:
+    def route(self, route: str) -> RouteInfo:
         if route not in self.routes:
             raise CutoverError(f"unknown route {route!r}: known routes are {', '.join(sorted(self.routes))}")
         return self.routes[route]
@@ -102,7 +102,7 @@ class Engine:
 
     def verdict(self, route: str, entity: str) -> Judgement | None:
         """May this route × entity move up a rung? None when it is on the cloud already."""
-        info = self._route(route)
+        info = self.route(route)
         rule = self.rule(route, entity)
         return self._judge(info, rule, self._window_for(rule, entity, info.gate.window_minutes))
 
@@ -152,7 +152,7 @@ class Engine:
 
     def _filters(self, route: str | None, entity: str | None) -> None:
         """A read names routes and entities as a change must: a typo is refused, not an empty table."""
-        info = self._route(route) if route is not None else None
+        info = self.route(route) if route is not None else None
         if entity is not None:
             self._entity(entity, info)
 
@@ -191,7 +191,7 @@ class Engine:
         at: datetime | None = None,
     ) -> Rule:
         """Change one route × entity; refused (with nothing changed) unless it is sensible and allowed."""
-        info = self._route(route)
+        info = self.route(route)
         self._entity(entity, info)
         _require_reason(reason)
         try:
@@ -234,7 +234,7 @@ class Engine:
         if current.mode is Mode.cloud:
             raise CutoverError(f"{route}/{entity} is already on the cloud")
         target = LADDER[LADDER.index(current.mode) + 1]
-        if target is Mode.shadow and self._route(route).writes:
+        if target is Mode.shadow and self.route(route).writes:
             target = Mode.dual_write  # write routes skip shadow: it would never reach the cloud
         percent = CANARY_STEPS[0] if target is Mode.canary else 0.0
         return self.set(route, entity, target, reason, actor, percent=percent, force=force, kind="promote")
@@ -253,7 +253,7 @@ class Engine:
         target = previous_mode(current.mode)
         if target is None:
             raise CutoverError(f"{route}/{entity} is on legacy already: nothing to roll back")
-        if target is Mode.shadow and self._route(route).writes:
+        if target is Mode.shadow and self.route(route).writes:
             target = Mode.legacy
         percent = 100.0 if target is Mode.canary else 0.0
         if current.mode is Mode.canary:
@@ -265,7 +265,7 @@ class Engine:
     def schedule(
         self, route: str, entity: str, mode: str, at: str, reason: str, actor: str, percent: float = 0.0
     ) -> int:
-        info = self._route(route)
+        info = self.route(route)
         self._entity(entity, info)
         _require_reason(reason)
         try:

@@ -22,8 +22,7 @@ from cutover.decide import Rule, Side
 from cutover.engine import CutoverError, Engine
 from cutover.outbox import Outbox, OutboxError
 from cutover.store import Conflict, StoreError, minute, open_store
-from gateway.cutover import known_entities, route_infos
-from gateway.spec import RouteError, load_routes
+from gateway.spec import RouteError, known_entities, load_routes, route_infos
 
 cutover_app = typer.Typer(
     help="Move routes from legacy to the cloud ERP, per legal entity, on evidence.", no_args_is_help=True

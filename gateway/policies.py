@@ -1,5 +1,9 @@
-"""The gateway's policies, each a small aiohttp middleware, in the order a request meets them:
-correlation id → access log → problems → auth → rate limit → body size → idempotency."""
+"""The gateway's policies, in the order a request meets them.
+
+`edge` is the one aiohttp middleware: correlation id, problems and the access log, for every path.
+A route call then goes through the steps below, which gateway/request.py runs top to bottom:
+match → key → scope → rate limit → body size → idempotency → the call.
+"""
 
 from __future__ import annotations
 
@@ -11,8 +15,8 @@ import re
 import time
 import uuid
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
@@ -41,95 +45,135 @@ def correlation_id(request: web.Request) -> str:
     return str(request.get(CORRELATION_ID, ""))
 
 
-@web.middleware
-async def correlation(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Take the consumer's X-Correlation-ID when it is a plain token, else make one; echo it back."""
-    given = request.headers.get("X-Correlation-ID", "")
-    request[CORRELATION_ID] = given if _SAFE_ID.match(given) else uuid.uuid4().hex
-    response = await handler(request)
-    response.headers["X-Correlation-ID"] = request[CORRELATION_ID]
-    response.headers["Server"] = "banyan"  # not the Python and aiohttp versions
-    return response
+def _access_line(request: web.Request, status: int, started: float) -> str:
+    consumer = request.get(CONSUMER)
+    return json.dumps(
+        {
+            "correlation_id": request.get(CORRELATION_ID),
+            "method": request.method,
+            "path": request.path,
+            "route": request.get(ROUTE_NAME),
+            "entity": request.get(ENTITY),
+            "consumer": consumer.name if consumer else None,
+            "status": status,
+            "ms": round((time.perf_counter() - started) * 1000, 2),
+        }
+    )
 
 
 @web.middleware
-async def access_log(request: web.Request, handler: Handler) -> web.StreamResponse:
+async def edge(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """What every request meets, the gateway's own endpoints included: a correlation id (the
+    consumer's when it is a plain token, else a new one, echoed back), problems told as RFC 9457
+    JSON (or SOAP Faults to a SOAP consumer) instead of tracebacks, and one JSON access-log line."""
     started = time.perf_counter()
+    given = request.headers.get("X-Correlation-ID", "")
+    request[CORRELATION_ID] = cid = given if _SAFE_ID.match(given) else uuid.uuid4().hex
     status = 500
     try:
-        response = await handler(request)
+        try:
+            response = await handler(request)
+        except Problem as exc:
+            response = exc.response(cid, request.get(SOAP))
+        except web.HTTPRequestEntityTooLarge:
+            response = problem(413, "Request body too large", "the body is over the gateway's size limit", cid)
+        except web.HTTPException as exc:
+            if exc.status < 400:
+                raise
+            response = problem(exc.status, exc.reason, "", cid)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("unhandled error (correlation id %s)", cid)
+            response = problem(
+                500, "Internal error", "the gateway failed; quote the correlation id to its operators", cid
+            )
         status = response.status
+        response.headers["X-Correlation-ID"] = cid
+        response.headers["Server"] = "banyan"  # not the Python and aiohttp versions
         return response
     finally:
         if ACCESS.isEnabledFor(logging.INFO):
-            consumer = request.get(CONSUMER)
-            ACCESS.info(
-                json.dumps(
-                    {
-                        "correlation_id": request.get(CORRELATION_ID),
-                        "method": request.method,
-                        "path": request.path,
-                        "route": request.get(ROUTE_NAME),
-                        "entity": request.get(ENTITY),
-                        "consumer": consumer.name if consumer else None,
-                        "status": status,
-                        "ms": round((time.perf_counter() - started) * 1000, 2),
-                    }
-                )
+            ACCESS.info(_access_line(request, status, started))
+
+
+# -- the steps of a route call, in order (gateway/request.py runs them) -----------------------------
+def authenticate(consumers: Consumers | None, request: web.Request) -> Consumer | None:
+    """The consumer whose key the request carries; None when the gateway runs without keys."""
+    if consumers is None:
+        return None
+    key = request.headers.get("X-API-Key", "")
+    bearer = request.headers.get("Authorization", "")
+    if not key and bearer.lower().startswith("bearer "):
+        key = bearer[7:].strip()
+    if not key:
+        raise Problem(401, "API key required", "send your key in the X-API-Key header", {"WWW-Authenticate": "ApiKey"})
+    found = consumers.find(key)
+    if found is None:
+        raise Problem(
+            401, "Unknown API key", "the key is not valid; ask for one with the routes you need",
+            {"WWW-Authenticate": "ApiKey"},
+        )  # fmt: skip
+    request[CONSUMER] = found
+    return found
+
+
+def scope(consumer: Consumer | None, route: str) -> None:
+    if consumer is not None and not consumer.may_call(route):
+        raise Problem(403, "Route not allowed", f"your key is not scoped to route {route}")
+
+
+def rate_limit(limiter: RateLimiter, consumer: Consumer | None, route: str) -> None:
+    if consumer is None:
+        return
+    wait = limiter.allow(consumer, route)
+    if wait:
+        raise Problem(
+            429, "Too many requests", f"slow down: {consumer.rate:g} requests/s on this route",
+            {"Retry-After": str(max(1, round(wait)))},
+        )  # fmt: skip
+
+
+def body_size(request: web.Request, limit: int) -> None:
+    """Refuse a declared oversized body before reading it (aiohttp's own limit catches the rest)."""
+    if request.content_length is not None and request.content_length > limit:
+        raise Problem(413, "Request body too large", f"the limit is {limit:,} bytes")
+
+
+async def idempotent(
+    request: web.Request, store: IdempotencyStore, consumer: Consumer | None, route: str,
+    call: Callable[[], Awaitable[web.StreamResponse]],
+) -> web.StreamResponse:  # fmt: skip
+    """A write with an Idempotency-Key answers once: a retry gets the first answer again (marked
+    Idempotent-Replayed), the same key with another body is refused, and one still running is 409."""
+    given = request.headers.get("Idempotency-Key")
+    if not given:
+        return await call()
+    if len(given) > 255:
+        raise Problem(400, "Idempotency-Key too long", "use at most 255 characters")
+    key = (consumer.name if consumer else "-", route, given)
+    digest = body_digest(await request.read())
+    stored = store.get(key)
+    if stored is not None:
+        if stored.digest != digest:
+            raise Problem(
+                422,
+                "Idempotency-Key reused",
+                "this key was used with a different body; use a new key for a new request",
             )
-
-
-@web.middleware
-async def problems(request: web.Request, handler: Handler) -> web.StreamResponse:
+        replay = web.Response(status=stored.status, body=stored.body, content_type=stored.content_type)
+        replay.headers["Idempotent-Replayed"] = "true"
+        return replay
+    if not store.begin(key):
+        raise Problem(409, "Request in progress", "a request with this Idempotency-Key is still being processed")
     try:
-        return await handler(request)
-    except Problem as exc:
-        return exc.response(correlation_id(request), request.get(SOAP))
-    except web.HTTPRequestEntityTooLarge:
-        return problem(
-            413, "Request body too large", "the body is over the gateway's size limit", correlation_id(request)
-        )
-    except web.HTTPException as exc:
-        if exc.status < 400:
-            raise
-        return problem(exc.status, exc.reason, "", correlation_id(request))
-    except asyncio.CancelledError:
-        raise
-    except Exception:
-        log.exception("unhandled error (correlation id %s)", correlation_id(request))
-        return problem(
-            500,
-            "Internal error",
-            "the gateway failed; quote the correlation id to its operators",
-            correlation_id(request),
-        )
-
-
-def auth(consumers: Consumers | None) -> Any:
-    @web.middleware
-    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if consumers is None or is_service_path(request.path):
-            return await handler(request)
-        key = request.headers.get("X-API-Key", "")
-        bearer = request.headers.get("Authorization", "")
-        if not key and bearer.lower().startswith("bearer "):
-            key = bearer[7:].strip()
-        if not key:
-            raise Problem(
-                401, "API key required", "send your key in the X-API-Key header", {"WWW-Authenticate": "ApiKey"}
-            )
-        found = consumers.find(key)
-        if found is None:
-            raise Problem(
-                401,
-                "Unknown API key",
-                "the key is not valid; ask for one with the routes you need",
-                {"WWW-Authenticate": "ApiKey"},
-            )
-        request[CONSUMER] = found
-        return await handler(request)
-
-    return middleware
+        response = await call()
+        if isinstance(response, web.Response) and response.status < 500 and response.body is not None:
+            body = response.body if isinstance(response.body, bytes) else b""
+            store.put(key, Stored(digest, response.status, body, response.content_type, time.monotonic()))
+        return response
+    finally:
+        store.end(key)
 
 
 class _Bucket:

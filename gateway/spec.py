@@ -28,6 +28,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from cutover.compare import Rules as CompareRules
+from cutover.decide import Mode
+from cutover.engine import RouteInfo
 from cutover.gates import Gate, Guardrail
 from legacy_adapters import FileDropConfig, HttpConfig, OdbcConfig, SoapConfig
 from legacy_adapters.mapping import Mapping
@@ -81,18 +83,15 @@ class Source(_Model):
 BackendSpec = Annotated[HttpConfig | SoapConfig | FileDropConfig | OdbcConfig, Field(discriminator="backend")]
 
 
-class Side(_Model):
-    """One side (legacy or cloud): a backend and the mappings around it."""
+class SideSpec(_Model):
+    """One side of a route (legacy or cloud): a backend and the mappings around it."""
 
+    backend: BackendSpec
     request: Mapping | None = Field(default=None, description="consumer JSON → what the backend takes")
     response: Mapping | None = Field(default=None, description="what the backend answers → consumer JSON")
 
 
-class LegacySide(Side):
-    backend: BackendSpec
-
-
-class Breaker(_Model):
+class BreakerSpec(_Model):
     failures: int = Field(default=5, ge=1, description="consecutive failures that open the breaker")
     reset: float = Field(default=30.0, gt=0, description="seconds before a trial call is let through")
 
@@ -100,7 +99,7 @@ class Breaker(_Model):
 class Resilience(_Model):
     retries: int = Field(default=2, ge=0, le=5, description="extra attempts, only for calls safe to repeat")
     backoff: float = Field(default=0.1, ge=0, description="first wait in seconds, doubled each time, with jitter")
-    breaker: Breaker = Field(default_factory=Breaker)
+    breaker: BreakerSpec = Field(default_factory=BreakerSpec)
 
 
 class CutoverPlan(_Model):
@@ -133,9 +132,9 @@ class Route(_Model):
     entity: Source | None = Field(default=None, description="where the legal entity comes from")
     key: Source | None = Field(default=None, description="where the business key comes from")
     writes: bool = False
-    legacy: LegacySide | None = None
-    cloud: LegacySide | None = None
-    entities: dict[str, dict[str, LegacySide]] = Field(
+    legacy: SideSpec | None = None
+    cloud: SideSpec | None = None
+    entities: dict[str, dict[str, SideSpec]] = Field(
         default_factory=dict, description="per entity: legacy/cloud sides that differ from the route's"
     )
     compare: CompareRules = Field(default_factory=CompareRules, description="how the two answers are compared")
@@ -163,7 +162,7 @@ class Route(_Model):
                     raise ValueError(f"path parameter {source.name!r} is not in {self.operation.path}")
         return self
 
-    def side(self, which: str, entity: str | None) -> LegacySide | None:
+    def side(self, which: str, entity: str | None) -> SideSpec | None:
         override = self.entities.get(entity or "", {}).get(which)
         return override or (self.legacy if which == "legacy" else self.cloud)
 
@@ -294,3 +293,27 @@ def json_schema() -> dict[str, Any]:
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "Banyan route file"
     return schema
+
+
+def route_infos(routes: list[Route]) -> list[RouteInfo]:
+    """What the engine needs of each route spec."""
+    infos = []
+    for route in routes:
+        has_cloud = route.cloud is not None or (route.passthrough is not None and route.passthrough.cloud is not None)
+        has_cloud = has_cloud or any("cloud" in sides for sides in route.entities.values())
+        plan = route.cutover
+        entities = tuple(route.entity.values or ()) if route.entity is not None else ()
+        infos.append(
+            RouteInfo(route.name, route.writes, has_cloud, Mode(plan.mode), plan.gate, plan.guardrail, entities)
+        )
+    return infos
+
+
+def known_entities(routes: list[Route]) -> list[str] | None:
+    """The legal entities the routes name; None (any entity) when no route lists them."""
+    names: set[str] = set()
+    for route in routes:
+        if route.entity is not None and route.entity.values:
+            names |= set(route.entity.values)
+        names |= set(route.entities)
+    return sorted(names) or None

@@ -17,12 +17,12 @@ import requests
 from aiohttp import web
 
 from cutover import outbox as outbox_module
+from cutover import runtime as cutover_runtime
 from cutover.decide import Mode
 from cutover.outbox import idempotency_key
-from gateway import cutover as gateway_cutover
-from gateway.app import ROUTING
-from gateway.cutover import CUTOVER, Cutover
-from gateway.spec import Route
+from cutover.runtime import Cutover
+from gateway.state import CUTOVER, ROUTING
+from gateway.table import Compiled
 from tests.gateway.conftest import Gateway, free_port, running_gateway
 
 ADMIN = {"X-Admin-Key": "admin-key-0123456789", "X-Actor": "ana"}
@@ -152,7 +152,7 @@ def wait_until(condition: Callable[[], bool], seconds: float = 10) -> None:
 
 @pytest.fixture
 def ladder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Ladder]:
-    monkeypatch.setattr(gateway_cutover, "TICK_SECONDS", 1.0)
+    monkeypatch.setattr(cutover_runtime, "TICK_SECONDS", 1.0)
     with erp("legacy") as legacy, erp("cloud") as cloud:
         routes = ladder_routes(legacy.url, cloud.url)
         store = str(tmp_path / "cutover.db")
@@ -235,7 +235,7 @@ def test_guardrail_steps_down_when_the_cloud_fails(ladder: Ladder) -> None:
     for n in range(10):
         ladder.get("ACME-US", f"SO-{n}")
     deadline = time.monotonic() + 10
-    while ladder.cutover.rule(_route(ladder), "ACME-US").mode is Mode.canary:
+    while _compiled(ladder).rule(ladder.cutover, "ACME-US").mode is Mode.canary:
         assert time.monotonic() < deadline, "the guardrail did not step down"
         time.sleep(0.2)
     history = ladder.admin("GET", "/history?route=order-get").text.splitlines()
@@ -245,8 +245,8 @@ def test_guardrail_steps_down_when_the_cloud_fails(ladder: Ladder) -> None:
     assert ladder.get("ACME-US", "SO-1").headers["X-Served-By"] == "legacy"
 
 
-def _route(ladder: Ladder) -> Route:
-    return next(c.route for c in ladder.gateway.app[ROUTING].table.routes if c.route.name == "order-get")
+def _compiled(ladder: Ladder) -> Compiled:
+    return next(c for c in ladder.gateway.app[ROUTING].table.routes if c.route.name == "order-get")
 
 
 @pytest.mark.parametrize(

@@ -160,12 +160,12 @@ def test_a_computed_entity_xpath_reads_the_body_too() -> None:
     """The shipped passthrough computes its entity (concat over the customer number): also Body-only."""
     from lxml import etree
 
-    from gateway.app import _body_of, _xpath_text
+    from gateway.request import body_of, xpath_text
 
     envelope = etree.fromstring(_envelope("<o:customer>C-DE-1</o:customer>", "<o:customer>C-US-7</o:customer>"))
     xpath = etree.XPath("concat('ACME-', substring(string(//*[local-name()='customer']), 3, 2))")
-    assert _xpath_text(xpath, envelope) == "ACME-DE"  # the whole envelope: the Header's decoy wins
-    assert _xpath_text(xpath, _body_of(envelope)) == "ACME-US"
+    assert xpath_text(xpath, envelope) == "ACME-DE"  # the whole envelope: the Header's decoy wins
+    assert xpath_text(xpath, body_of(envelope)) == "ACME-US"
 
 
 @pytest.mark.parametrize(

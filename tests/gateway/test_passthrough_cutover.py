@@ -12,7 +12,7 @@ import pytest
 import requests
 import zeep
 
-from gateway.cutover import CUTOVER
+from gateway.state import CUTOVER
 from tests.gateway.conftest import KEYS, Gateway, running_gateway
 from tests.gateway.test_cutover import ADMIN
 from tests.legacy_soap import legacy_soap_service, order_status_service

@@ -1,0 +1,208 @@
+"""The ladder at run time, inside each gateway: rules in memory, evidence out, background work.
+
+Each gateway keeps the rules in memory so a decision costs no I/O; a listener thread reloads them
+when the store signals a change (LISTEN/NOTIFY on PostgreSQL, a generation check on SQLite). Call
+counts, errors and comparisons gather in memory and are flushed to the store once a second, and a
+tick applies due schedules and guardrails, recovers outbox intents left without an outcome, prunes
+and repairs the outbox. Writes on the request path go through the group commit (`commits`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import partial
+from typing import Any, TypeVar
+
+from cutover.commits import GroupCommit
+from cutover.compare import Difference
+from cutover.decide import Mode, Rule, Side
+from cutover.engine import Engine, RouteInfo
+from cutover.gates import Counters
+from cutover.outbox import Outbox
+from cutover.store import Store, StoreError, minute, open_store
+
+log = logging.getLogger("banyan.cutover")
+
+FLUSH_SECONDS = 1.0
+TICK_SECONDS = 5.0
+T = TypeVar("T")
+NOISE_WINDOW_MINUTES = 24 * 60  # what legacy and the cloud did over the last day decides what is noise
+SAMPLES_PER_FLUSH = 10  # new samples per route × entity per flush: the first of each path
+DifferencesByRoute = dict[tuple[str, str], tuple[dict[tuple[str, str], int], list[tuple[str, str, Any, Any]]]]
+
+
+@dataclass
+class Taken:
+    counters: dict[tuple[str, str, str], Counters]
+    differences: DifferencesByRoute
+    noise: dict[tuple[str, str], tuple[int, dict[str, int]]]
+
+
+class Cutover:
+    """The gateway's view of the ladder: a rule cache, an evidence buffer and the background work."""
+
+    def __init__(
+        self, location: str, routes: list[RouteInfo], entities: list[str] | None, webhook: str | None = None,
+        in_doubt_after: float = 60.0,
+    ) -> None:  # fmt: skip
+        self.in_doubt_after = in_doubt_after  # an intent this old without an outcome is in doubt
+        self.store: Store = open_store(location)
+        self.engine = Engine(self.store, routes, entities, webhook)
+        self.outbox = Outbox(self.store)
+        self.commits = GroupCommit(self.store)
+        self.rules: dict[tuple[str, str], Rule] = {}
+        self.pending: dict[tuple[str, str, str], Counters] = {}
+        self.differences: DifferencesByRoute = {}
+        self.noise: dict[tuple[str, str], tuple[int, dict[str, int]]] = {}
+        self.noise_paths: dict[str, frozenset[str]] = {}  # per route: fields learnt to be noise
+        self._stop = threading.Event()
+        self._listener: threading.Thread | None = None
+        self.reload()
+
+    def use_routes(self, routes: list[RouteInfo], entities: list[str] | None) -> None:
+        self.engine.routes = {info.name: info for info in routes}
+        self.engine.entities = entities
+
+    # -- rules ----------------------------------------------------------------------------------
+    def reload(self) -> None:
+        self.rules = {(rule.route, rule.entity): rule for rule in self.store.rules()}  # one swap
+
+    def rule(self, route: str, entity: str | None, start: Mode) -> Rule:
+        """The rule for `entity` on `route`: its own, the route's `*`, or the route file's `start` rung."""
+        rules = self.rules
+        return rules.get((route, entity or "*")) or rules.get((route, "*")) or Rule(route, entity or "*", start)
+
+    # -- evidence -------------------------------------------------------------------------------
+    def _counters(self, route: str, entity: str | None, rung: str) -> Counters:
+        key = (route, entity or "*", rung)
+        counters = self.pending.get(key)
+        if counters is None:
+            counters = self.pending[key] = Counters()
+        return counters
+
+    def called(self, route: str, entity: str | None, rung: str, side: Side, failed: bool) -> None:
+        """Count one call to a side, made on `rung` (evidence belongs to the rung it was gathered on)."""
+        counters = self._counters(route, entity, rung)
+        if side is Side.cloud:
+            counters.calls_cloud += 1
+            counters.errors_cloud += failed
+        else:
+            counters.calls_legacy += 1
+            counters.errors_legacy += failed
+
+    def compared(self, route: str, entity: str | None, rung: str, differences: Sequence[Difference]) -> bool:
+        """Count one comparison; a difference only on fields learnt to be noise is not a mismatch.
+        Returns whether it counted as a mismatch. Every field is still counted, so learning goes on."""
+        noisy = self.noise_paths.get(route, frozenset())
+        mismatched = any(difference.path not in noisy for difference in differences)
+        counters = self._counters(route, entity, rung)
+        counters.comparisons += 1
+        counters.mismatches += mismatched
+        if differences:
+            by_path = self.differences.setdefault((route, entity or "*"), ({}, []))
+            for difference in differences:
+                key = (difference.path, difference.kind.value)
+                if key not in by_path[0] and len(by_path[1]) < SAMPLES_PER_FLUSH:
+                    by_path[1].append((difference.path, difference.kind.value, difference.legacy, difference.cloud))
+                by_path[0][key] = by_path[0].get(key, 0) + 1
+        return mismatched
+
+    def refresh_noise(self) -> None:
+        """Learn again which fields are noise: legacy differs on them from itself as often as the cloud."""
+        since = minute() - NOISE_WINDOW_MINUTES + 1
+        learnt = {}
+        for route in self.engine.routes:
+            paths = {
+                row["path"]
+                for row in self.store.differences(route, None, since, limit=200)
+                if row["verdict"] == "noise"
+            }
+            if paths:
+                learnt[route] = frozenset(paths)
+        self.noise_paths = learnt  # one swap
+
+    def noised(self, route: str, entity: str | None, differences: Sequence[Difference]) -> None:
+        """Count one comparison of legacy with itself, and the fields that differed on their own."""
+        calls, paths = self.noise.setdefault((route, entity or "*"), (0, {}))
+        for path in {difference.path for difference in differences}:
+            paths[path] = paths.get(path, 0) + 1
+        self.noise[(route, entity or "*")] = (calls + 1, paths)
+
+    def take(self) -> Taken:
+        """What was gathered since the last take; call it on the thread that counts."""
+        taken = Taken(self.pending, self.differences, self.noise)
+        self.pending, self.differences, self.noise = {}, {}, {}
+        return taken
+
+    def write(self, taken: Taken) -> None:
+        now = minute()
+        for (route, entity, rung), counters in taken.counters.items():
+            self.store.add_evidence(route, entity, rung, now, counters)
+        for (route, entity), (counts, samples) in taken.differences.items():
+            self.store.add_differences(route, entity, now, counts, samples)
+        for (route, entity), (calls, paths) in taken.noise.items():
+            self.store.add_noise(route, entity, now, calls, paths)
+
+    def flush(self) -> None:
+        self.write(self.take())
+
+    # -- background work ------------------------------------------------------------------------
+    def _on_change(self) -> None:
+        try:
+            self.reload()
+        except StoreError as exc:
+            log.error("cutover rules not reloaded, the previous rules keep serving: %s", exc)
+
+    def start_listening(self) -> None:
+        def run() -> None:
+            while not self._stop.is_set():
+                try:
+                    self.store.listen(self._on_change, self._stop)
+                except Exception as exc:  # the store went away: keep the rules, retry
+                    log.error("cutover change listener lost the store, retrying: %s", exc)
+                    self._stop.wait(1)
+                    self._on_change()
+
+        self._listener = threading.Thread(target=run, name="cutover-listener", daemon=True)
+        self._listener.start()
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._listener is not None:
+            self._listener.join(2)
+        self.commits.close()
+        with contextlib.suppress(Exception):
+            self.flush()
+        self.store.close()
+
+
+async def in_thread(function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    return await asyncio.get_running_loop().run_in_executor(None, partial(function, *args, **kwargs))
+
+
+async def run_background(cutover: Cutover) -> None:
+    """Flush evidence every second; every tick apply schedules and guardrails, learn noise, and keep
+    the outbox (recover, prune, repair). A store that is down costs a log line, never the serving."""
+    ticks = 0
+    while True:
+        await asyncio.sleep(FLUSH_SECONDS)
+        ticks += 1
+        try:
+            await in_thread(cutover.write, cutover.take())  # taken here, where calls are counted
+            if ticks % round(TICK_SECONDS / FLUSH_SECONDS) == 0:
+                for line in await in_thread(cutover.engine.tick):
+                    log.warning("cutover: %s", line)
+                await in_thread(cutover.refresh_noise)
+                doubtful = await in_thread(cutover.outbox.recover, cutover.in_doubt_after)
+                if doubtful:
+                    log.warning("outbox: %d writes left without an outcome are now in doubt", doubtful)
+                await in_thread(cutover.outbox.prune)
+                if await in_thread(cutover.outbox.repair_heads):
+                    log.warning("outbox: repaired the queue heads of some business keys")
+        except Exception as exc:  # the store is down: keep serving on the rules in memory
+            log.error("cutover evidence or tick failed: %s", exc)

@@ -1,0 +1,236 @@
+"""The admin API and the migration console: the CLI's cutover and outbox operations for scripts and
+consoles. It needs the admin key, and every change names its actor.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import json
+import logging
+from collections.abc import AsyncIterator, Callable
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from cutover.decide import Rule, Side
+from cutover.engine import CutoverError
+from cutover.outbox import OutboxError
+from cutover.runtime import in_thread, run_background
+from cutover.store import Conflict, StoreError, minute
+from gateway.inputs import parse_json
+from gateway.problems import Problem
+from gateway.state import ADMIN_KEY, CUTOVER
+
+log = logging.getLogger("banyan.cutover")
+
+
+async def lifecycle(app: web.Application) -> AsyncIterator[None]:
+    """The ladder's runtime: its listener and background work start with the app and stop with it."""
+    cutover = app[CUTOVER]
+    cutover.start_listening()
+    task = asyncio.create_task(run_background(cutover))
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    await in_thread(cutover.close)
+
+
+def _admin(request: web.Request) -> str:
+    """Check the admin key; return the actor the change is made by."""
+    expected = request.app[ADMIN_KEY]
+    given = request.headers.get("X-Admin-Key", "")
+    if not given or not hmac.compare_digest(given.encode("utf-8", "surrogateescape"), expected.encode()):
+        raise Problem(401, "Admin key required", "send the admin key in the X-Admin-Key header")
+    return request.headers.get("X-Actor", "").strip()
+
+
+async def _body(request: web.Request) -> dict[str, Any]:
+    body = parse_json(await request.read())
+    if not isinstance(body, dict):
+        raise Problem(400, "Malformed request", "send a JSON object")
+    return body
+
+
+def _actor(request: web.Request, body: dict[str, Any]) -> str:
+    actor = _admin(request) or str(body.get("actor", "")).strip()
+    if not actor:
+        raise Problem(400, "Actor required", 'every change names its actor: send X-Actor or "actor"')
+    return actor
+
+
+async def _change(request: web.Request, operation: Callable[..., Any], *args: Any, **kwargs: Any) -> web.Response:
+    cutover = request.app[CUTOVER]
+    try:
+        result = await in_thread(operation, *args, **kwargs)
+    except CutoverError as exc:
+        raise Problem(422, "Change refused", str(exc)) from None
+    except Conflict as exc:
+        raise Problem(409, "Changed meanwhile", str(exc)) from None
+    except StoreError as exc:
+        raise Problem(503, "Cutover store unavailable", f"nothing was changed: {exc}") from None
+    await in_thread(cutover.reload)  # this gateway sees its own change at once
+    if isinstance(result, Rule):
+        return web.json_response(_rule_json(result))
+    return web.json_response({"done": result})
+
+
+def _rule_json(rule: Rule) -> dict[str, Any]:
+    return {"route": rule.route, "entity": rule.entity, "mode": rule.mode.value, "percent": rule.percent,
+            "pins": {k: v.value for k, v in rule.pins.items()}, "version": rule.version}  # fmt: skip
+
+
+def _pins(raw: Any) -> dict[str, Side]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise Problem(400, "Malformed pins", 'pins is an object: {"KEY": "legacy" | "cloud"}')
+    try:
+        return {str(k): Side(v) for k, v in raw.items()}
+    except ValueError:
+        raise Problem(400, "Malformed pins", "a key is pinned to legacy or cloud") from None
+
+
+def _percent(raw: Any) -> float:
+    try:
+        return float(raw or 0)
+    except (TypeError, ValueError):
+        raise Problem(400, "Malformed percent", f"percent is a number, not {raw!r}") from None
+
+
+async def admin_status(request: web.Request) -> web.Response:
+    _admin(request)
+    engine = request.app[CUTOVER].engine
+    try:
+        rows = await in_thread(engine.status, request.query.get("route"), request.query.get("entity"))
+    except CutoverError as exc:
+        raise Problem(422, "Bad query", str(exc)) from None
+    except StoreError as exc:
+        raise Problem(503, "Cutover store unavailable", str(exc)) from None
+    return web.json_response([row.as_dict() for row in rows])
+
+
+async def admin_mismatches(request: web.Request) -> web.Response:
+    _admin(request)
+    route = request.query.get("route", "")
+    engine = request.app[CUTOVER].engine
+    try:
+        engine.route(route)  # a known route, or the error that says which are
+        minutes = int(request.query.get("minutes", 24 * 60))
+    except (CutoverError, ValueError) as exc:
+        raise Problem(422, "Bad query", str(exc)) from None
+    found = await in_thread(engine.store.differences, route, request.query.get("entity"), minute() - minutes + 1)
+    return web.json_response(found)
+
+
+async def admin_history(request: web.Request) -> web.StreamResponse:
+    _admin(request)
+    events = await in_thread(
+        request.app[CUTOVER].engine.history, request.query.get("route"), request.query.get("entity")
+    )
+    lines = "".join(json.dumps(asdict(event), sort_keys=True) + "\n" for event in reversed(events))
+    return web.Response(text=lines, content_type="application/x-ndjson")
+
+
+async def admin_set(request: web.Request) -> web.Response:
+    body = await _body(request)
+    actor = _actor(request, body)
+    route, entity = request.match_info["route"], request.match_info["entity"]
+    engine = request.app[CUTOVER].engine
+    version = body.get("expected_version")
+    if version is not None and not isinstance(version, int):
+        raise Problem(400, "Malformed expected_version", "expected_version is an integer")
+    return await _change(
+        request, engine.set, route, entity, str(body.get("mode", "")), str(body.get("reason", "")), actor,
+        percent=_percent(body.get("percent")), pins=_pins(body.get("pins")), force=bool(body.get("force")),
+        expected_version=version,
+    )  # fmt: skip
+
+
+async def admin_step(request: web.Request) -> web.Response:
+    body = await _body(request)
+    actor = _actor(request, body)
+    route, entity = request.match_info["route"], request.match_info["entity"]
+    engine = request.app[CUTOVER].engine
+    reason = str(body.get("reason", ""))
+    if request.match_info["step"] == "promote":
+        return await _change(request, engine.promote, route, entity, reason, actor, force=bool(body.get("force")))
+    return await _change(request, engine.rollback, route, entity, reason, actor)
+
+
+async def admin_schedule(request: web.Request) -> web.Response:
+    body = await _body(request)
+    actor = _actor(request, body)
+    engine = request.app[CUTOVER].engine
+    fields = [str(body.get(name, "")) for name in ("route", "entity", "mode", "at", "reason")]
+    return await _change(request, engine.schedule, *fields, actor, percent=_percent(body.get("percent")))
+
+
+async def admin_freeze(request: web.Request) -> web.Response:
+    body = await _body(request)
+    actor = _actor(request, body)
+    engine = request.app[CUTOVER].engine
+    fields = [str(body.get(name, "")) for name in ("entity", "starts", "ends", "reason")]
+    return await _change(request, engine.freeze, *fields, actor)
+
+
+async def admin_outbox(request: web.Request) -> web.Response:
+    _admin(request)
+    outbox = request.app[CUTOVER].outbox
+    try:
+        counts = await in_thread(outbox.counts)
+        messages = await in_thread(outbox.list, request.query.get("state"), request.query.get("route"))
+    except OutboxError as exc:
+        raise Problem(422, "Bad query", str(exc)) from None
+    except StoreError as exc:
+        raise Problem(503, "Cutover store unavailable", str(exc)) from None
+    return web.json_response({"counts": counts, "messages": [message.as_dict() for message in messages]})
+
+
+async def admin_outbox_action(request: web.Request) -> web.Response:
+    body = await _body(request)
+    actor = _actor(request, body)
+    outbox = request.app[CUTOVER].outbox
+    action = outbox.replay if request.match_info["action"] == "replay" else outbox.discard
+    try:
+        message = await in_thread(action, int(request.match_info["id"]), str(body.get("reason", "")), actor)
+    except OutboxError as exc:
+        raise Problem(422, "Refused", str(exc)) from None
+    except StoreError as exc:
+        raise Problem(503, "Cutover store unavailable", f"nothing was changed: {exc}") from None
+    return web.json_response(message.as_dict())
+
+
+CONSOLE = Path(__file__).parent / "console"
+_ASSETS = {"console.css": "text/css", "console.js": "text/javascript"}
+
+
+async def console_page(request: web.Request) -> web.Response:
+    """The migration console: a static page that talks to the admin API with the key the user types."""
+    name = request.match_info.get("asset", "")
+    if name and name not in _ASSETS:
+        raise Problem(404, "No such file", f"the console has no {name!r}")
+    path = CONSOLE / (name or "index.html")
+    kind = _ASSETS.get(name, "text/html")
+    response = web.Response(body=path.read_bytes(), content_type=kind, charset="utf-8")
+    response.headers["Content-Security-Policy"] = "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+def add_admin_routes(app: web.Application) -> None:
+    app.router.add_get("/console", console_page)
+    app.router.add_get("/console/{asset}", console_page)
+    app.router.add_get("/admin/outbox", admin_outbox)
+    app.router.add_post(r"/admin/outbox/{id:\d+}/{action:replay|discard}", admin_outbox_action)
+    app.router.add_get("/admin/cutover", admin_status)
+    app.router.add_get("/admin/cutover/history", admin_history)
+    app.router.add_get("/admin/cutover/mismatches", admin_mismatches)
+    app.router.add_post("/admin/cutover/schedule", admin_schedule)
+    app.router.add_post("/admin/cutover/freeze", admin_freeze)
+    app.router.add_put("/admin/cutover/{route}/{entity}", admin_set)
+    app.router.add_post("/admin/cutover/{route}/{entity}/{step:promote|rollback}", admin_step)

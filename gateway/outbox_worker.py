@@ -1,0 +1,71 @@
+"""The outbox worker: delivers the writes owed to the side that did not serve them."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+
+from aiohttp import web
+
+from cutover.decide import Side
+from cutover.outbox import Message
+from cutover.runtime import in_thread
+from gateway.sides import Answer, counted, judge
+from gateway.state import CUTOVER, ROUTING
+from legacy_adapters import Call
+
+log = logging.getLogger("banyan.gateway")
+
+OUTBOX_POLL_SECONDS = 0.2
+
+
+async def deliver(app: web.Application, message: Message) -> None:
+    """Deliver one outbox message to its side and compare the answer with the one served."""
+    cutover = app[CUTOVER]
+    outbox, commits = cutover.outbox, cutover.commits
+    compiled = next((c for c in app[ROUTING].table.routes if c.route.name == message.route), None)
+    if compiled is None:
+        error = f"route {message.route} is no longer served"
+        await commits.run(outbox.failed_in, message, error, message.attempts + 1)
+        return
+    entity = None if message.entity == "*" else message.entity
+    body = message.call
+    headers = {**body.get("headers", {}), "Idempotency-Key": message.idempotency_key}
+    call = Call(message.route, body["payload"], entity, message.business_key, body.get("correlation_id", ""), headers,
+                True, body.get("params", {}))  # fmt: skip
+    side = Side(message.side)
+    answer = await counted(app, compiled, side, entity, call, message.rung, "outbox")
+    if isinstance(answer, Answer):
+        await commits.run(outbox.delivered_in, message.id)
+        served = Answer(200, message.served)
+        legacy, cloud = (answer, served) if side is Side.legacy else (served, answer)
+        judge(app, compiled, entity, message.rung, legacy, cloud)
+    elif answer.status >= 500:
+        await commits.run(outbox.failed_in, message, f"{answer.status} {answer.title}: {answer.detail}")
+    else:  # the side refused the write: retrying the same write will not change that
+        error = f"{answer.status} {answer.title}: {answer.detail}"
+        await commits.run(outbox.failed_in, message, error, message.attempts + 1)
+
+
+OUTBOX_BATCH = 32  # messages claimed at once; each is the head of its own key, so they go out together
+
+
+async def outbox_worker(app: web.Application) -> None:
+    """Claim what is due (a read, then a lease through the group commit) and deliver it concurrently:
+    the claimed messages are heads of different keys, so no key's order is at stake."""
+    cutover = app[CUTOVER]
+    owner = f"{socket.gethostname()}:{os.getpid()}"
+    while True:
+        messages: list[Message] = []
+        try:
+            due = await in_thread(cutover.outbox.due, OUTBOX_BATCH)
+            if due:
+                messages = await cutover.commits.run(cutover.outbox.lease_in, owner, due)
+            await asyncio.gather(*(deliver(app, message) for message in messages))
+        except Exception as exc:  # the store is down: keep serving, try again
+            log.error("outbox delivery paused: %s", exc)
+            await asyncio.sleep(1)
+        if not messages:
+            await asyncio.sleep(OUTBOX_POLL_SECONDS)

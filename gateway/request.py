@@ -1,0 +1,270 @@
+"""The path of a call through the gateway, top to bottom (DESIGN.md, "The request path")."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from aiohttp import web
+from lxml import etree
+
+from cutover.decide import Plan, Side, decide
+from cutover.outbox import idempotency_key
+from cutover.store import StoreError
+from gateway import policies
+from gateway.consumers import Consumer
+from gateway.inputs import forwardable, parse_json
+from gateway.policies import CONSUMER, ENTITY, ROUTE_NAME, SOAP, correlation_id
+from gateway.problems import Problem
+from gateway.sides import Answer, compare_mirrored, compare_soap, counted, later, soap_side
+from gateway.spec import Route
+from gateway.state import CUTOVER, IDEMPOTENCY, LIMITER, METRICS, ROUTING, SETTINGS
+from gateway.table import PARAMS, ROUTE, Compiled
+from legacy_adapters import Call, xmljson
+from legacy_adapters.mapping import MappingError, pointer_get
+
+log = logging.getLogger("banyan.gateway")
+
+
+async def handle(request: web.Request) -> web.StreamResponse:
+    """Every call to a route, top to bottom. `policies.edge` has already given it a correlation id
+    and will turn any Problem raised here into the consumer's answer and one access-log line."""
+    app = request.app
+    if policies.is_service_path(request.path):  # e.g. the admin API when it is off
+        raise Problem(
+            404, "No such endpoint", f"{request.path} is not served; the admin API needs --admin-key and --store"
+        )
+    compiled, params = app[ROUTING].table.match(request.method, request.path)  # 404 or 405
+    route = compiled.route
+    request[ROUTE], request[PARAMS], request[ROUTE_NAME] = compiled, params, route.name
+    if route.passthrough is not None:  # a SOAP consumer: its problems are told as Faults
+        request[SOAP] = "1.2" if "application/soap+xml" in request.headers.get("Content-Type", "") else "1.1"
+    settings = app[SETTINGS]
+    consumer = policies.authenticate(settings.consumers, request)
+    policies.scope(consumer, route.name)
+    policies.rate_limit(app[LIMITER], consumer, route.name)
+    policies.body_size(request, settings.max_body)
+    started, status = time.perf_counter(), 500
+    try:
+        serve = passthrough if route.passthrough is not None else managed
+        if route.writes:
+            response = await policies.idempotent(
+                request, app[IDEMPOTENCY], consumer, route.name, lambda: serve(request)
+            )
+        else:
+            response = await serve(request)
+        status = response.status
+        return response
+    except Problem as exc:
+        status = exc.status
+        raise
+    finally:
+        metrics = app[METRICS]
+        metrics.requests.labels(route.name, request.get(ENTITY) or "", str(status)).inc()
+        metrics.latency.labels(route.name).observe(time.perf_counter() - started)
+
+
+def _value(source: Any, request: web.Request, params: dict[str, str], body: Any, xml: Any = None) -> str | None:
+    if source is None:
+        return None
+    kind = source.from_
+    try:
+        if kind == "path":
+            return params.get(source.name)
+        if kind == "header":
+            return request.headers.get(source.name)
+        if kind == "query":
+            return request.query.get(source.name)
+        if kind == "constant":
+            return str(source.value)
+        if kind == "json":
+            return str(pointer_get(body, source.pointer))
+        if kind == "xpath" and xml is not None:
+            found = xml.xpath(source.xpath)
+            return str(found[0] if isinstance(found, list) and found else found) or None
+    except MappingError:
+        return None
+    return None
+
+
+async def _json_body(request: web.Request, compiled: Compiled) -> Any:
+    if request.method not in ("POST", "PUT", "PATCH"):
+        return None
+    raw = await request.read()
+    if not raw:
+        body: Any = {}
+    else:
+        if request.content_type not in ("application/json", "application/merge-patch+json"):
+            raise Problem(415, "Unsupported media type", "send application/json")
+        body = parse_json(raw)
+    if compiled.validator is not None:
+        try:
+            errors = sorted(compiled.validator.iter_errors(body), key=lambda e: list(e.absolute_path))
+        except RecursionError:
+            raise Problem(400, "Malformed JSON", "the document nests too deeply") from None
+        if errors:
+            listed = [f"/{'/'.join(str(p) for p in e.absolute_path)}: {e.message}" for e in errors[:20]]
+            raise Problem(422, "Request does not match the schema", "see errors", errors=listed)
+    return body
+
+
+async def managed(request: web.Request) -> web.StreamResponse:
+    compiled: Compiled = request[ROUTE]
+    route = compiled.route
+    params: dict[str, str] = request[PARAMS]
+    body = await _json_body(request, compiled)
+    entity = _value(route.entity, request, params, body)
+    key = _value(route.key, request, params, body)
+    request[ENTITY] = compiled.label(entity)
+    if route.entity is not None and route.entity.values is not None and entity not in route.entity.values:
+        raise Problem(404, "Unknown legal entity", f"{entity!r} is not one of {', '.join(route.entity.values)}")
+    consumer: Consumer | None = request.get(CONSUMER)
+    if consumer is not None and route.entity is not None and not consumer.may_serve(entity):
+        raise Problem(403, "Entity not allowed", f"your key is not scoped to legal entity {entity}")
+    cutover = request.app.get(CUTOVER)
+    rule = compiled.rule(cutover, entity)
+    plan = decide(rule, key, route.writes, route.name)
+    source = {**(body if isinstance(body, dict) else {}), **params, **dict(request.query)}
+    headers = forwardable(
+        {k: v for k, v in request.headers.items() if k.lower() in ("traceparent", "tracestate", "idempotency-key")}
+    )
+    call = Call(route.name, source, entity, key, correlation_id(request), headers, route.writes, params)
+    side = plan.serve
+    if route.writes and plan.mirror is not None and cutover is not None:
+        answer = await _write_through_outbox(request, compiled, plan.serve, plan.mirror, entity, call, rule.rung)
+        return _respond(request, route, answer, side)
+    mirror = (
+        later(counted(request.app, compiled, plan.mirror, entity, call, rule.rung, "mirror")) if plan.mirror else None
+    )
+    answer = await counted(request.app, compiled, side, entity, call, rule.rung, "serve")
+    if isinstance(answer, Problem) and answer.status >= 500 and plan.fallback is not None:
+        log.warning("%s failed on %s, answered by %s: %s", route.name, side.value, plan.fallback.value, answer.detail)
+        side = plan.fallback
+        answer = await counted(request.app, compiled, side, entity, call, rule.rung, "fallback")
+    if mirror is not None and plan.compare and side is plan.serve:  # after a fallback both answers are legacy's
+        later(compare_mirrored(request.app, compiled, entity, answer, mirror, rule.rung, side, call))
+    return _respond(request, route, answer, side)
+
+
+def _respond(request: web.Request, route: Route, answer: Answer | Problem, side: Side) -> web.Response:
+    if isinstance(answer, Problem):
+        raise answer
+    status = 201 if route.writes and request.method == "POST" and answer.status in (200, 201) else 200
+    if answer.status == 202:
+        status = 202
+    response = web.json_response(answer.body, status=status)
+    response.headers["X-Served-By"] = side.value
+    return response
+
+
+async def _write_through_outbox(
+    request: web.Request, compiled: Compiled, serve: Side, other: Side, entity: str | None, call: Call, rung: str
+) -> Answer | Problem:
+    """Record the other side's copy, make the serving call, settle the copy — then answer. Both records
+    go through the group commit: a surge of writes shares transactions instead of queueing for them."""
+    app = request.app
+    cutover = app[CUTOVER]
+    outbox, commits = cutover.outbox, cutover.commits
+    route = compiled.route
+    given = request.headers.get("Idempotency-Key")
+    idempotency = idempotency_key(route.name, entity or "*", given, call.correlation_id)
+    message = {"payload": call.payload, "params": call.params, "headers": call.headers,
+               "correlation_id": call.correlation_id}  # fmt: skip
+    try:
+        message_id = await commits.run(
+            outbox.intend_in, route.name, entity or "*", call.key, other.value, rung, message, idempotency
+        )
+    except StoreError as exc:
+        detail = f"the copy for the {other.value} side cannot be recorded, so nothing was sent: {exc}"
+        raise Problem(503, "Write not accepted", detail) from None
+    answer = await counted(app, compiled, serve, entity, call, rung, "serve")
+    if isinstance(answer, Answer):
+        outcome, served, error = "pending", answer.body, ""
+    elif answer.status == 504:  # no answer in time: the serving side may or may not have written
+        outcome, served, error = "in_doubt", None, answer.detail
+    else:
+        outcome, served, error = "cancelled", None, f"{answer.status} {answer.title}: {answer.detail}"
+    try:
+        await commits.run(outbox.settle_in, message_id, outcome, served, error)
+    except StoreError:
+        if isinstance(answer, Answer):
+            detail = (f"the {serve.value} side took the write, but its copy for the {other.value} side could not be "
+                      f"recorded; outbox message {message_id} will be listed as in doubt")  # fmt: skip
+            raise Problem(503, "Write made but not recorded", detail) from None
+    return answer
+
+
+_FORWARDED = frozenset(("content-type", "soapaction", "traceparent", "tracestate"))
+
+
+def body_of(document: Any) -> Any:
+    """The envelope reduced to its Body, so that every XPath — `//customer` or a computed `concat(…)`
+    — reads the Body only: a decoy in the Header cannot choose the entity. The parsed envelope serves
+    only these XPaths (the raw bytes are what is forwarded), so the Header is dropped in place."""
+    for child in list(document):
+        if not (isinstance(child.tag, str) and xmljson.local(child.tag) == "Body"):
+            document.remove(child)
+    return document
+
+
+def xpath_text(xpath: etree.XPath | None, scope: Any) -> str | None:
+    """What `xpath` finds in the Body; matches that disagree (one customer of ours, one of another
+    entity's) are refused rather than the first one taken."""
+    if xpath is None:
+        return None
+    found = xpath(scope)
+    if not isinstance(found, list):
+        return str(found) or None
+    values = {
+        ("".join(str(text) for text in node.itertext()) if isinstance(node, etree._Element) else str(node)).strip()
+        for node in found
+    } - {""}
+    if len(values) > 1:
+        raise Problem(
+            400, "Ambiguous envelope", f"the Body names {len(values)} different values where the route reads one"
+        )
+    return values.pop() if values else None
+
+
+async def passthrough(request: web.Request) -> web.StreamResponse:
+    """Forward a SOAP envelope as it is to the side the cutover rule picks; reads are mirrored and compared."""
+    compiled: Compiled = request[ROUTE]
+    spec = compiled.route.passthrough
+    assert spec is not None
+    raw = await request.read()
+    try:
+        document = xmljson.parse(raw)
+    except xmljson.HostileXml as exc:
+        raise Problem(400, "Unacceptable XML", str(exc)) from None
+    scope = body_of(document)
+    entity = xpath_text(compiled.entity_xpath, scope)
+    request[ENTITY] = compiled.label(entity)
+    consumer: Consumer | None = request.get(CONSUMER)
+    if consumer is not None and spec.entity_xpath and not consumer.may_serve(entity):
+        raise Problem(403, "Entity not allowed", f"your key is not scoped to legal entity {entity}")
+    route = compiled.route
+    rule = compiled.rule(request.app.get(CUTOVER), entity)
+    plan = decide(rule, xpath_text(compiled.key_xpath, scope), route.writes, route.name)
+    if Side.cloud not in compiled.soap_sides:
+        plan = Plan(Side.legacy)  # nothing to move to
+    forward = forwardable({k: v for k, v in request.headers.items() if k.lower() in _FORWARDED})
+    forward["X-Correlation-ID"] = correlation_id(request)
+    app, side = request.app, plan.serve
+    # a write is never mirrored here: the envelope is opaque, so the cloud could only be sent it blind
+    mirror = None
+    if plan.mirror is not None and not route.writes:
+        mirror = later(soap_side(app, compiled, plan.mirror, entity, rule.rung, raw, forward, "mirror"))
+    answer = await soap_side(app, compiled, side, entity, rule.rung, raw, forward, "serve")
+    if isinstance(answer, Problem) and plan.fallback is not None:
+        log.warning("%s failed on %s, answered by %s: %s", route.name, side.value, plan.fallback.value, answer.detail)
+        side = plan.fallback
+        answer = await soap_side(app, compiled, side, entity, rule.rung, raw, forward, "fallback")
+    if mirror is not None and plan.compare and side is plan.serve:
+        later(compare_soap(app, compiled, entity, rule.rung, side, answer, mirror))
+    if isinstance(answer, Problem):
+        raise answer
+    response = web.Response(status=answer.status, body=answer.body)
+    response.headers["Content-Type"] = answer.headers.get("content-type", "text/xml")
+    response.headers["X-Served-By"] = side.value
+    return response

@@ -1,0 +1,227 @@
+"""Calling one side of a route — legacy or cloud — and judging two sides' answers to one call.
+
+Every call goes through its side's breaker (and retries, where safe), is counted as evidence for
+the rung it was made on, and comes back as an Answer or a Problem. The comparison of a mirrored
+call happens here too, off the request path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Coroutine
+from dataclasses import dataclass, replace
+from typing import Any
+
+from aiohttp import web
+
+from cutover.compare import Difference, Kind
+from cutover.decide import Side
+from gateway.problems import Problem
+from gateway.resilience import guarded
+from gateway.state import CUTOVER, METRICS
+from gateway.table import Compiled
+from gateway.upstream import Reply, UpstreamError
+from legacy_adapters import BackendError, Call, xmljson
+from legacy_adapters.mapping import MappingError
+
+log = logging.getLogger("banyan.gateway")
+
+
+def backend_problem(exc: BackendError) -> Problem:
+    return Problem(exc.status, exc.title, str(exc))
+
+
+@dataclass
+class Answer:
+    """One side's answer, mapped to the public shape."""
+
+    status: int
+    body: Any
+
+
+async def call_side(app: web.Application, compiled: Compiled, side: str, entity: str | None, call: Call) -> Answer:
+    """Call one side through its breaker and retries; a failure is a Problem."""
+    route = compiled.route
+    bound = compiled.bound(side, entity)
+    try:
+        payload = bound.request_map(call.payload) if bound.request_map else call.payload
+    except MappingError as exc:
+        raise Problem(422, "Request cannot be mapped", f"the request lacks a field the backend needs: {exc}") from None
+    metrics = app[METRICS]
+    timeout = bound.backend.config.timeout
+    resilience = route.resilience
+    sided = replace(call, payload=payload)
+    try:
+        reply = await guarded(
+            lambda: asyncio.wait_for(bound.backend.call(sided), timeout + 1),
+            bound.breaker,
+            resilience.retries,
+            resilience.backoff,
+            bound.backend.retry_safe and not route.writes,
+        )
+    except BackendError as exc:
+        metrics.backend_errors.labels(route.name, side, type(exc).__name__).inc()
+        raise backend_problem(exc) from None
+    except TimeoutError:
+        bound.breaker.failure()
+        raise Problem(504, "Backend timed out", f"no answer within {timeout:g} s") from None
+    finally:
+        metrics.breaker_open.labels(route.name, side, compiled.label(entity)).set(
+            1 if bound.breaker.state != "closed" else 0
+        )
+    if reply.status == 404:
+        raise Problem(404, "Not found", f"the {side} system has no such {call.key or 'resource'}")
+    try:
+        result = bound.response_map(reply.body) if bound.response_map else reply.body
+    except MappingError as exc:
+        raise Problem(502, "Backend answer did not fit", f"the {side} system's answer lacks a field: {exc}") from None
+    return Answer(reply.status, result)
+
+
+async def counted(
+    app: web.Application, compiled: Compiled, side: Side, entity: str | None, call: Call, rung: str, role: str
+) -> Answer | Problem:
+    """Call a side and count the call as evidence; a failure is returned, not raised."""
+    cutover = app.get(CUTOVER)
+    try:
+        answer: Answer | Problem = await call_side(app, compiled, side.value, entity, call)
+    except Problem as exc:
+        answer = exc
+    failed = isinstance(answer, Problem) and answer.status >= 500
+    outcome = "error" if failed else "ok"
+    app[METRICS].side_calls.labels(compiled.route.name, compiled.label(entity), side.value, role, outcome).inc()
+    if cutover is not None:
+        cutover.called(compiled.route.name, entity, rung, side, failed)
+    return answer
+
+
+def _outcome(answer: Answer | Problem) -> tuple[int, Any]:
+    return (answer.status, answer.detail) if isinstance(answer, Problem) else (200, answer.body)
+
+
+def judge(
+    app: web.Application,
+    compiled: Compiled,
+    entity: str | None,
+    rung: str,
+    legacy: Answer | Problem,
+    cloud: Answer | Problem,
+) -> None:
+    """Compare the two sides' answers to one call and count the result as evidence."""
+    cutover = app.get(CUTOVER)
+    if cutover is None or any(isinstance(a, Problem) and a.status >= 500 for a in (legacy, cloud)):
+        return  # an error is counted as an error, not as a mismatch
+    if isinstance(legacy, Answer) and isinstance(cloud, Answer):
+        differences = compiled.comparator.compare(legacy.body, cloud.body)
+    else:  # a 4xx on either side: the answers agree when the statuses do
+        (legacy_status, _), (cloud_status, _) = _outcome(legacy), _outcome(cloud)
+        differences = []
+        if legacy_status != cloud_status:
+            differences.append(Difference("/", Kind.value, legacy_status, cloud_status))
+    route = compiled.route
+    mismatched = cutover.compared(route.name, entity, rung, differences)
+    result = "mismatch" if mismatched else "noise" if differences else "match"
+    app[METRICS].comparisons.labels(route.name, compiled.label(entity), result).inc()
+    if differences:
+        where = ", ".join(f"{d.path} ({d.kind})" for d in differences[:5])
+        log.info("cutover mismatch on %s/%s: %s", route.name, entity, where)
+
+
+async def compare_mirrored(
+    app: web.Application,
+    compiled: Compiled,
+    entity: str | None,
+    served: Answer | Problem,
+    mirror: asyncio.Task[Any],
+    rung: str,
+    served_by: Side,
+    call: Call,
+) -> None:
+    """Compare the mirrored answer with the served one, off the request path."""
+    other = await mirror
+    legacy, cloud = (served, other) if served_by is Side.legacy else (other, served)
+    judge(app, compiled, entity, rung, legacy, cloud)
+    sample = compiled.route.compare.noise_sample
+    if sample and not compiled.route.writes and isinstance(legacy, Answer) and random.random() < sample:
+        await learn_noise(app, compiled, entity, legacy, call)
+
+
+async def learn_noise(app: web.Application, compiled: Compiled, entity: str | None, first: Answer, call: Call) -> None:
+    """Ask legacy the same read again: the fields that differ now differ on their own."""
+    cutover = app.get(CUTOVER)
+    try:
+        second = await call_side(app, compiled, Side.legacy.value, entity, call)
+    except Problem:
+        return
+    if cutover is not None:
+        cutover.noised(compiled.route.name, entity, compiled.comparator.compare(first.body, second.body))
+
+
+_BACKGROUND: set[asyncio.Task[Any]] = set()
+
+
+def later(coroutine: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+    task: asyncio.Task[Any] = asyncio.ensure_future(coroutine)
+    _BACKGROUND.add(task)  # keep a reference until it is done
+    task.add_done_callback(_BACKGROUND.discard)
+    return task
+
+
+async def soap_side(
+    app: web.Application, compiled: Compiled, side: Side, entity: str | None, rung: str, raw: bytes,
+    headers: dict[str, str], role: str,
+) -> Reply | Problem:  # fmt: skip
+    """Forward the envelope to one side's SOAP service through its breaker, and count the call as evidence.
+    A SOAP Fault is the service's answer (the request was wrong), not its failure."""
+    spec = compiled.route.passthrough
+    assert spec is not None
+    upstream, breaker = compiled.soap_sides[side]
+    answer: Reply | Problem
+    try:
+        breaker.before()
+        answer = await upstream.post(raw, headers, spec.timeout)
+        failed = answer.status >= 500 and b"Fault" not in answer.body
+        (breaker.failure if failed else breaker.success)()
+        if failed:
+            answer = Problem(502, "Backend failed", f"the {side.value} SOAP service answered {answer.status}")
+    except BackendError as exc:  # the breaker is open
+        answer = backend_problem(exc)
+    except TimeoutError:
+        breaker.failure()
+        answer = Problem(504, "Backend timed out", f"the SOAP service gave no answer within {spec.timeout:g} s")
+    except UpstreamError as exc:
+        breaker.failure()
+        answer = Problem(503, "Backend unavailable", f"cannot reach the SOAP service: {exc}")
+    except BaseException:
+        breaker.abandon()
+        raise
+    failed = isinstance(answer, Problem)
+    app[METRICS].side_calls.labels(
+        compiled.route.name, compiled.label(entity), side.value, role, "error" if failed else "ok"
+    ).inc()
+    cutover = app.get(CUTOVER)
+    if cutover is not None:
+        cutover.called(compiled.route.name, entity, rung, side, failed)
+    return answer
+
+
+def soap_answer(answer: Reply | Problem) -> Answer | Problem:
+    """A SOAP answer in the shape the comparator reads: its envelope's body as JSON."""
+    if isinstance(answer, Problem):
+        return answer
+    try:
+        return Answer(answer.status, xmljson.to_json(xmljson.parse(answer.body)))
+    except ValueError as exc:  # not well-formed, or hostile
+        return Problem(502, "Backend answer is not XML", str(exc))
+
+
+async def compare_soap(
+    app: web.Application, compiled: Compiled, entity: str | None, rung: str, served_by: Side,
+    served: Reply | Problem, mirror: asyncio.Task[Reply | Problem],
+) -> None:  # fmt: skip
+    other = await mirror
+    mine, theirs = soap_answer(served), soap_answer(other)
+    legacy, cloud = (mine, theirs) if served_by is Side.legacy else (theirs, mine)
+    judge(app, compiled, entity, rung, legacy, cloud)

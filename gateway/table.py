@@ -1,0 +1,166 @@
+"""The route table: each route compiled once at load, and matched against a request's method and path.
+
+Routes are matched here rather than by aiohttp's router, so a changed routes folder can be swapped
+in while requests are in flight: each request keeps the table it started with.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+from lxml import etree
+
+from cutover.compare import Comparator
+from cutover.decide import Mode, Rule, Side
+from cutover.runtime import Cutover
+from gateway.inputs import schema_validator
+from gateway.problems import Problem
+from gateway.resilience import Breaker
+from gateway.spec import Route, RouteError, SideSpec, load_routes
+from gateway.upstream import Upstream
+from legacy_adapters import Backend, create
+
+
+@dataclass
+class Bound:
+    """One side of a route for one entity: its backend, breaker and compiled mappings."""
+
+    backend: Backend
+    breaker: Breaker
+    request_map: Any
+    response_map: Any
+
+
+class Compiled:
+    """A route as the request path uses it: its matcher, validator, XPaths and comparator built once
+    at load, and its sides bound (backend, breaker, mappings) on first use per entity."""
+
+    def __init__(self, route: Route, base: Path) -> None:
+        self.route = route
+        self.base = base
+        self.mode = Mode(route.cutover.mode)
+        if route.operation is not None:
+            self.method = route.operation.method
+            pattern = re.sub(
+                r"{(\w+)}", r"(?P<\1>[^/]+)", re.escape(route.operation.path).replace(r"\{", "{").replace(r"\}", "}")
+            )
+            schema = route.operation.request
+            self.validator = schema_validator(schema) if schema else None
+        else:
+            assert route.passthrough is not None
+            self.method = "POST"
+            pattern = re.escape(route.passthrough.path)
+            self.validator = None
+            self.entity_xpath = self._xpath("entity_xpath", route.passthrough.entity_xpath)
+            self.key_xpath = self._xpath("key_xpath", route.passthrough.key_xpath)
+            urls = {Side.legacy: route.passthrough.legacy, Side.cloud: route.passthrough.cloud}
+            breaker = route.resilience.breaker
+            self.soap_sides = {side: (Upstream(url), Breaker(breaker.failures, breaker.reset))
+                               for side, url in urls.items() if url}  # fmt: skip
+        self.regex = re.compile(f"^{pattern}$")
+        self._bound: dict[tuple[str, str], Bound] = {}
+        self.comparator = Comparator(route.compare)
+        values = route.entity.values if route.entity is not None else None
+        self.known_entities = frozenset([*(values or []), *route.entities])
+
+    def label(self, entity: str | None) -> str:
+        """The entity as a metric label: only entities the route lists (or, for a route that lists
+        none, the deployment's routes do), so random names cannot grow /metrics; anything else is `other`."""
+        if not entity:
+            return ""
+        return entity if entity in self.known_entities else "other"
+
+    def _xpath(self, name: str, expression: str | None) -> etree.XPath | None:
+        # `string(X)` reads the first match only; X itself gives every match, to check they agree.
+        if expression and (wrapped := re.fullmatch(r"\s*string\((.*)\)\s*", expression, re.DOTALL)):
+            expression = wrapped.group(1)
+        try:
+            return etree.XPath(expression) if expression else None
+        except etree.XPathSyntaxError as exc:
+            raise RouteError([f"route {self.route.name}: {name} is not valid XPath: {exc}"]) from None
+
+    def bound(self, side: str, entity: str | None) -> Bound:
+        spec = self.route.side(side, entity)
+        if spec is None:
+            raise Problem(501, "No backend", f"route {self.route.name} has no {side} side")
+        # entities without an override share the route's backend (and its breaker)
+        owner = entity if entity in self.route.entities and side in self.route.entities[entity] else ""
+        found = self._bound.get((side, owner))
+        if found is None:
+            found = self._bound[(side, owner)] = self._bind(spec)
+        return found
+
+    def _bind(self, spec: SideSpec) -> Bound:
+        breaker = self.route.resilience.breaker
+        return Bound(
+            backend=create(spec.backend),
+            breaker=Breaker(breaker.failures, breaker.reset),
+            request_map=spec.request.compile(self.base) if spec.request else None,
+            response_map=spec.response.compile(self.base) if spec.response else None,
+        )
+
+    def rule(self, cutover: Cutover | None, entity: str | None) -> Rule:
+        """The rung this route serves `entity` on: the store's rule, or where the route file starts it."""
+        if cutover is None:
+            return Rule(self.route.name, entity or "*", self.mode)
+        return cutover.rule(self.route.name, entity, self.mode)
+
+    async def close(self) -> None:
+        for bound in self._bound.values():
+            await bound.backend.close()
+        for upstream, _ in getattr(self, "soap_sides", {}).values():
+            upstream.close()
+
+
+@dataclass
+class Table:
+    routes: list[Compiled]
+    loaded_at: float = field(default_factory=time.time)
+
+    def match(self, method: str, path: str) -> tuple[Compiled, dict[str, str]]:
+        allowed: list[str] = []
+        for compiled in self.routes:
+            found = compiled.regex.match(path)
+            if found:
+                # HEAD is GET without the body (aiohttp drops it): monitors and caches ask so
+                if compiled.method == method or (method == "HEAD" and compiled.method == "GET"):
+                    return compiled, found.groupdict()
+                allowed += [compiled.method, "HEAD"] if compiled.method == "GET" else [compiled.method]
+        if allowed:
+            raise Problem(
+                405,
+                "Method not allowed",
+                f"{path} answers {', '.join(sorted(set(allowed)))}",
+                {"Allow": ", ".join(sorted(set(allowed)))},
+            )
+        raise Problem(404, "No such route", f"no route serves {method} {path}; see /openapi.json")
+
+    async def close(self) -> None:
+        for compiled in self.routes:
+            await compiled.close()
+
+
+ROUTE = web.RequestKey("route", Compiled)
+PARAMS = web.RequestKey("params", dict)
+
+
+@dataclass
+class Routing:
+    """The table in force; reloading swaps `table`, and each request keeps the one it matched in."""
+
+    table: Table
+
+
+def compile_table(folder: Path) -> Table:
+    compiled = [Compiled(route, folder) for route in load_routes(folder)]
+    # A route that lists no entities (a passthrough reading its entity from the envelope) labels
+    # the entities some route of the deployment names; anything else is still `other`.
+    every = frozenset().union(*(c.known_entities for c in compiled))
+    for route in compiled:
+        route.known_entities = route.known_entities or every
+    return Table(compiled)
