@@ -134,9 +134,6 @@ class Comparator:
         self._walk(legacy, cloud, (self.root,), "", found)
         return found
 
-    def same(self, legacy: Any, cloud: Any) -> bool:
-        return not self.compare(legacy, cloud)
-
     @staticmethod
     def _step(nodes: tuple[_Node, ...], segment: str) -> tuple[_Node, ...]:
         if not nodes:

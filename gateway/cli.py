@@ -10,7 +10,8 @@ from typing import Annotated
 
 import typer
 
-from gateway.cutover_cli import cutover_app, outbox_app
+from gateway.cutover_cli import cutover_app
+from gateway.outbox_cli import outbox_app
 from gateway.routes_cli import keys_app, routes_app, serve_command
 from inventory_scan.cli import catalog_app, scan_app
 

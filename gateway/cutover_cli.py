@@ -20,7 +20,6 @@ from rich.table import Table
 
 from cutover.decide import Rule, Side
 from cutover.engine import CutoverError, Engine
-from cutover.outbox import Outbox, OutboxError
 from cutover.store import Conflict, StoreError, minute, open_store
 from gateway.spec import RouteError, known_entities, load_routes, route_infos
 
@@ -50,7 +49,7 @@ def _engine(store: str, routes: Path, create: bool = True) -> Engine:
         raise typer.Exit(2) from None
 
 
-def _refused(exc: Exception, as_json: bool) -> typer.Exit:
+def refused(exc: Exception, as_json: bool) -> typer.Exit:
     if as_json:
         print(json.dumps({"error": str(exc)}))
     else:
@@ -69,7 +68,7 @@ def _done(rule: Rule, what: str, as_json: bool) -> None:
     )
 
 
-def _actor(actor: str | None) -> str:
+def actor_name(actor: str | None) -> str:
     return actor or getpass.getuser()
 
 
@@ -89,7 +88,7 @@ def status(
     try:
         rows = engine.status(route, entity)
     except CutoverError as exc:
-        raise _refused(exc, as_json) from None
+        raise refused(exc, as_json) from None
     if as_json:
         print(json.dumps([row.as_dict() for row in rows], indent=2))
         return
@@ -147,11 +146,11 @@ def set_mode(
     engine = _engine(store, routes)
     try:
         rule = engine.set(
-            route, entity, mode, reason, _actor(actor), percent=percent, pins=_pins(pin or []), force=force,
+            route, entity, mode, reason, actor_name(actor), percent=percent, pins=_pins(pin or []), force=force,
             expected_version=expected_version,
         )  # fmt: skip
     except (CutoverError, Conflict) as exc:
-        raise _refused(exc, as_json) from None
+        raise refused(exc, as_json) from None
     _done(rule, "set", as_json)
 
 
@@ -172,9 +171,9 @@ def promote(
     """
     engine = _engine(store, routes)
     try:
-        rule = engine.promote(route, entity, reason, _actor(actor), force=force)
+        rule = engine.promote(route, entity, reason, actor_name(actor), force=force)
     except (CutoverError, Conflict) as exc:
-        raise _refused(exc, as_json) from None
+        raise refused(exc, as_json) from None
     _done(rule, "promoted", as_json)
 
 
@@ -194,9 +193,9 @@ def rollback(
     """
     engine = _engine(store, routes)
     try:
-        rule = engine.rollback(route, entity, reason, _actor(actor))
+        rule = engine.rollback(route, entity, reason, actor_name(actor))
     except (CutoverError, Conflict) as exc:
-        raise _refused(exc, as_json) from None
+        raise refused(exc, as_json) from None
     _done(rule, "rolled back", as_json)
 
 
@@ -219,7 +218,7 @@ def history(
     try:
         events = list(reversed(_engine(store, routes, create=False).history(route, entity)))
     except CutoverError as exc:
-        raise _refused(exc, as_json) from None
+        raise refused(exc, as_json) from None
     if as_json:
         for event in events:
             sys.stdout.write(json.dumps(asdict(event), sort_keys=True) + "\n")
@@ -256,9 +255,9 @@ def schedule(
     """
     engine = _engine(store, routes)
     try:
-        number = engine.schedule(route, entity, mode, at, reason, _actor(actor), percent=percent)
+        number = engine.schedule(route, entity, mode, at, reason, actor_name(actor), percent=percent)
     except CutoverError as exc:
-        raise _refused(exc, as_json) from None
+        raise refused(exc, as_json) from None
     if as_json:
         print(json.dumps({"schedule": number}))
     else:
@@ -283,9 +282,9 @@ def freeze(
     """
     engine = _engine(store, routes)
     try:
-        engine.freeze(entity, starts, ends, reason, _actor(actor))
+        engine.freeze(entity, starts, ends, reason, actor_name(actor))
     except CutoverError as exc:
-        raise _refused(exc, as_json) from None
+        raise refused(exc, as_json) from None
     result: dict[str, Any] = {"entity": entity, "starts": starts, "ends": ends}
     if as_json:
         print(json.dumps(result))
@@ -310,7 +309,7 @@ def mismatches(
     try:
         engine._filters(route, entity)
     except CutoverError as exc:
-        raise _refused(exc, as_json) from None
+        raise refused(exc, as_json) from None
     found = engine.store.differences(route, entity, minute() - minutes + 1)
     if as_json:
         print(json.dumps(found, indent=2))
@@ -369,109 +368,3 @@ def calendar(
             freeze_window.actor,
         )
     console.print(table)
-
-
-outbox_app = typer.Typer(
-    help="Writes owed to the side that is not serving: watch, replay, discard.", no_args_is_help=True
-)
-STATE_COLOURS = {"pending": "yellow", "delivered": "green", "in_doubt": "magenta", "dead": "red", "cancelled": "white",
-                 "discarded": "white", "intent": "cyan"}  # fmt: skip
-
-
-def _outbox(store: str) -> Outbox:
-    try:
-        return Outbox(open_store(store, create=False))  # a new store has no messages: a typo, then
-    except StoreError as exc:
-        errors.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
-        raise typer.Exit(2) from None
-
-
-@outbox_app.command("status")
-def outbox_status(store: Store, as_json: Json = False) -> None:
-    """How many messages are in each state.
-
-    Example: banyan outbox status --store cutover.db
-    """
-    counts = _outbox(store).counts()
-    if as_json:
-        print(json.dumps(counts))
-        return
-    table = Table(title="Outbox", title_justify="left")
-    for state in counts:
-        table.add_column(state, justify="right")
-    table.add_row(*(f"[{STATE_COLOURS[state]}]{count}[/]" for state, count in counts.items()))
-    console.print(table)
-
-
-@outbox_app.command("list")
-def outbox_list(
-    store: Store,
-    state: Annotated[str | None, typer.Option(help="only this state, e.g. in_doubt or dead")] = None,
-    route: Annotated[str | None, typer.Option(help="only this route")] = None,
-    limit: Annotated[int, typer.Option(help="at most this many")] = 100,
-    as_json: Json = False,
-) -> None:
-    """The messages, oldest first.
-
-    Example: banyan outbox list --state in_doubt --store cutover.db
-    """
-    try:
-        messages = _outbox(store).list(state, route, limit)
-    except OutboxError as exc:
-        raise _refused(exc, as_json) from None
-    if as_json:
-        print(json.dumps([message.as_dict() for message in messages], indent=2))
-        return
-    table = Table(title="Outbox messages", title_justify="left")
-    for column in ("#", "at", "route/entity", "key", "to", "state", "attempts", "last error"):
-        table.add_column(column)
-    for message in messages:
-        colour = STATE_COLOURS.get(message.state, "white")
-        where = f"{message.route}/{message.entity}"
-        state = f"[{colour}]{message.state}[/]"
-        table.add_row(str(message.id), message.at[:19], where, message.business_key or "", message.side, state,
-                      str(message.attempts), message.last_error)  # fmt: skip
-    console.print(table)
-
-
-def _outbox_action(store: str, message_id: int, reason: str, actor: str | None, as_json: bool, replay: bool) -> None:
-    outbox = _outbox(store)
-    try:
-        action = outbox.replay if replay else outbox.discard
-        message = action(message_id, reason, _actor(actor))
-    except (OutboxError, StoreError) as exc:
-        raise _refused(exc, as_json) from None
-    if as_json:
-        print(json.dumps(message.as_dict()))
-    else:
-        console.print(f"[green]✓[/] message {message.id} is {message.state}")
-
-
-@outbox_app.command("replay")
-def outbox_replay(
-    message_id: Annotated[int, typer.Argument(help="message number")],
-    store: Store,
-    reason: Reason = "",
-    actor: Actor = None,
-    as_json: Json = False,
-) -> None:
-    """Deliver an in-doubt or dead message again, with its original idempotency key.
-
-    Example: banyan outbox replay 42 --reason "the cloud has no PO-1234: checked" --store cutover.db
-    """
-    _outbox_action(store, message_id, reason, actor, as_json, replay=True)
-
-
-@outbox_app.command("discard")
-def outbox_discard(
-    message_id: Annotated[int, typer.Argument(help="message number")],
-    store: Store,
-    reason: Reason = "",
-    actor: Actor = None,
-    as_json: Json = False,
-) -> None:
-    """Close an in-doubt or dead message without delivering it.
-
-    Example: banyan outbox discard 42 --reason "keyed in by hand in the cloud ERP" --store cutover.db
-    """
-    _outbox_action(store, message_id, reason, actor, as_json, replay=False)

@@ -22,7 +22,7 @@ from gateway.problems import Problem
 from gateway.resilience import guarded
 from gateway.state import CUTOVER, METRICS
 from gateway.table import Compiled
-from gateway.upstream import Reply, UpstreamError
+from gateway.upstream import RawReply, UpstreamError
 from legacy_adapters import BackendError, Call, xmljson
 from legacy_adapters.mapping import MappingError
 
@@ -172,13 +172,13 @@ def later(coroutine: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
 async def soap_side(
     app: web.Application, compiled: Compiled, side: Side, entity: str | None, rung: str, raw: bytes,
     headers: dict[str, str], role: str,
-) -> Reply | Problem:  # fmt: skip
+) -> RawReply | Problem:  # fmt: skip
     """Forward the envelope to one side's SOAP service through its breaker, and count the call as evidence.
     A SOAP Fault is the service's answer (the request was wrong), not its failure."""
     spec = compiled.route.passthrough
     assert spec is not None
     upstream, breaker = compiled.soap_sides[side]
-    answer: Reply | Problem
+    answer: RawReply | Problem
     try:
         breaker.before()
         answer = await upstream.post(raw, headers, spec.timeout)
@@ -207,7 +207,7 @@ async def soap_side(
     return answer
 
 
-def soap_answer(answer: Reply | Problem) -> Answer | Problem:
+def soap_answer(answer: RawReply | Problem) -> Answer | Problem:
     """A SOAP answer in the shape the comparator reads: its envelope's body as JSON."""
     if isinstance(answer, Problem):
         return answer
@@ -219,7 +219,7 @@ def soap_answer(answer: Reply | Problem) -> Answer | Problem:
 
 async def compare_soap(
     app: web.Application, compiled: Compiled, entity: str | None, rung: str, served_by: Side,
-    served: Reply | Problem, mirror: asyncio.Task[Reply | Problem],
+    served: RawReply | Problem, mirror: asyncio.Task[RawReply | Problem],
 ) -> None:  # fmt: skip
     other = await mirror
     mine, theirs = soap_answer(served), soap_answer(other)

@@ -20,7 +20,7 @@ class UpstreamError(Exception):
 
 
 @dataclass(frozen=True)
-class Reply:
+class RawReply:
     status: int
     headers: dict[str, str]
     body: bytes
@@ -57,7 +57,7 @@ class Upstream:
             raise UpstreamError(f"cannot connect: {type(exc).__name__}") from None
         return _Connection(reader, writer)
 
-    async def post(self, body: bytes, headers: dict[str, str], timeout: float) -> Reply:
+    async def post(self, body: bytes, headers: dict[str, str], timeout: float) -> RawReply:
         head = [b"POST ", self.path.encode(), b" HTTP/1.1\r\nHost: ", self._host_header, b"\r\n"]
         for name, value in headers.items():
             head += [name.encode("latin-1"), b": ", value.encode("latin-1"), b"\r\n"]
@@ -86,7 +86,7 @@ class Upstream:
                 return answer
         raise UpstreamError("no connection could be used")
 
-    async def _read(self, reader: asyncio.StreamReader) -> tuple[Reply, bool]:
+    async def _read(self, reader: asyncio.StreamReader) -> tuple[RawReply, bool]:
         head = await reader.readuntil(b"\r\n\r\n")
         lines = head.decode("latin-1").split("\r\n")
         try:
@@ -108,9 +108,9 @@ class Upstream:
             body = await reader.readexactly(length)
         else:
             body = await reader.read(MAX_ANSWER)
-            return Reply(code, headers, body), False
+            return RawReply(code, headers, body), False
         keep = version == "HTTP/1.1" and headers.get("connection", "").lower() != "close"
-        return Reply(code, headers, body), keep
+        return RawReply(code, headers, body), keep
 
     async def _chunked(self, reader: asyncio.StreamReader) -> bytes:
         parts: list[bytes] = []

@@ -240,20 +240,3 @@ def json_schema() -> dict[str, Any]:
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = f"Banyan catalog, schema_version {SCHEMA_VERSION}"
     return schema
-
-
-def save_merged(catalog: Catalog, path: Path, pattern_rules: list[Any] | None = None) -> Catalog:
-    """Merge `catalog` into the one at `path` (if any), analyse it, and write the result there.
-
-    Analysis runs on the merged whole: links between scanners, each interface's pattern (with
-    `pattern_rules` before the defaults) and its effort units.
-    """
-    # These read the catalog model, so they are imported here rather than at the top.
-    from inventory_scan.analysis.patterns import apply_patterns
-    from inventory_scan.analysis.rollup import with_units
-    from inventory_scan.links import link
-
-    merged = Catalog.load(path).merge(catalog) if path.exists() else catalog
-    merged = with_units(apply_patterns(link(merged), pattern_rules))
-    merged.save(path)
-    return merged

@@ -15,8 +15,9 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 from inventory_scan.analysis.diff import diff
 from inventory_scan.analysis.graph import to_dot, to_graphml, to_mermaid
 from inventory_scan.analysis.patterns import PatternRule
+from inventory_scan.analysis.pipeline import save_merged
 from inventory_scan.analysis.report import to_html, to_markdown
-from inventory_scan.catalog import Catalog, json_schema, save_merged
+from inventory_scan.catalog import Catalog, json_schema
 from inventory_scan.config import FileSource, ScanConfig
 from inventory_scan.db.scan import DDL_SUFFIXES, DbScan, DbSource, connection_from_env
 from inventory_scan.entities import EntityRule

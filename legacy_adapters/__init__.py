@@ -8,7 +8,7 @@ Imports nothing from `gateway`. Importing this package registers every backend:
 """
 
 from legacy_adapters import file_drop, http, odbc, soap
-from legacy_adapters.base import Backend, BackendConfig, Call, Reply, create, registered
+from legacy_adapters.base import Backend, BackendConfig, Call, Reply, create
 from legacy_adapters.errors import BackendError, BackendFault, BackendRejected, BackendTimeout, BackendUnavailable
 from legacy_adapters.file_drop import FileDropConfig
 from legacy_adapters.http import HttpConfig, OAuth2
@@ -37,6 +37,5 @@ __all__ = [
     "file_drop",
     "http",
     "odbc",
-    "registered",
     "soap",
 ]

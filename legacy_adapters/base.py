@@ -72,9 +72,5 @@ class Registered:
         _REGISTRY[cls.name] = Registration(cls.name, cls.Config, cls)  # type: ignore[arg-type]
 
 
-def registered() -> dict[str, Registration]:
-    return dict(_REGISTRY)
-
-
 def create(config: BackendConfig) -> Backend:
     return _REGISTRY[config.backend].factory(config)

@@ -8,7 +8,8 @@ import jsonschema
 import pytest
 
 from inventory_scan import SCHEMA_VERSION, Activity, Catalog, CatalogError, Edge, Interface, Kind, Source, interface_id
-from inventory_scan.catalog import json_schema, save_merged
+from inventory_scan.analysis.pipeline import save_merged
+from inventory_scan.catalog import json_schema
 
 
 def drop(locator: str, count: int = 1) -> Interface:

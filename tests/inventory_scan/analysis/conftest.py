@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from inventory_scan import Catalog, FileScan, FileSource
-from inventory_scan.catalog import save_merged
+from inventory_scan.analysis.pipeline import save_merged
 from inventory_scan.db.scan import DbScan, DbSource
 from inventory_scan.esb import EsbScan, EsbSource
 

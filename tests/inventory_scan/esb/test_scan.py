@@ -8,7 +8,7 @@ from typer.testing import CliRunner
 
 from gateway.cli import app
 from inventory_scan import Catalog, FileScan, FileSource, Kind
-from inventory_scan.catalog import save_merged
+from inventory_scan.analysis.pipeline import save_merged
 from inventory_scan.esb import EsbScan, EsbSource
 
 runner = CliRunner()

@@ -1,0 +1,23 @@
+"""After a scan: merge it into the catalog on disk and analyse the whole."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from inventory_scan.analysis.patterns import apply_patterns
+from inventory_scan.analysis.rollup import with_units
+from inventory_scan.catalog import Catalog
+from inventory_scan.links import link
+
+
+def save_merged(catalog: Catalog, path: Path, pattern_rules: list[Any] | None = None) -> Catalog:
+    """Merge `catalog` into the one at `path` (if any), analyse it, and write the result there.
+
+    Analysis runs on the merged whole: links between scanners, each interface's pattern (with
+    `pattern_rules` before the defaults) and its effort units.
+    """
+    merged = Catalog.load(path).merge(catalog) if path.exists() else catalog
+    merged = with_units(apply_patterns(link(merged), pattern_rules))
+    merged.save(path)
+    return merged
