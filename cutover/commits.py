@@ -82,6 +82,10 @@ class GroupCommit:
         self._thread.join(timeout)
 
     def _work(self) -> None:
+        try:
+            self.store.become_writer()
+        except Exception as exc:  # the store is not there yet: the first transaction will say so
+            log.warning("store writer: %s", exc)
         while True:
             with self._ready:
                 while not self._queue and not self._stopping:

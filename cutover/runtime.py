@@ -194,6 +194,7 @@ async def run_background(cutover: Cutover) -> None:
         ticks += 1
         try:
             await in_thread(cutover.write, cutover.take())  # taken here, where calls are counted
+            await in_thread(cutover.store.checkpoint)
             if ticks % round(TICK_SECONDS / FLUSH_SECONDS) == 0:
                 for line in await in_thread(cutover.engine.tick):
                     log.warning("cutover: %s", line)

@@ -523,6 +523,12 @@ class Store:
             ).fetchall()
         return [Freeze(*row) for row in rows]
 
+    def become_writer(self) -> None:
+        """Called once on the thread that will make most of this process's writes (the group commit)."""
+
+    def checkpoint(self) -> None:
+        """Fold the write-ahead log back into the database, off the writer's path (SQLite only)."""
+
     def listen(self, on_change: Callable[[], None], stop: threading.Event) -> None:
         """Call `on_change` whenever a rule changes, until `stop` is set (runs in a thread)."""
         seen = self.generation()
@@ -579,6 +585,15 @@ class SqliteStore(Store):
         except BaseException:
             cursor.execute("ROLLBACK")
             raise
+
+    def become_writer(self) -> None:
+        # SQLite checkpoints the WAL on whichever commit crosses 1,000 pages, and a checkpoint syncs
+        # the file: one request in a hundred waited for it (p99 0.55 ms → 0.23 ms without). The
+        # writer leaves that to `checkpoint`, which the gateway runs every second on another thread.
+        self._connection().execute("PRAGMA wal_autocheckpoint=0")
+
+    def checkpoint(self) -> None:
+        self._connection().execute("PRAGMA wal_checkpoint(PASSIVE)")  # never waits for, nor blocks, writers
 
     @contextmanager
     def reading(self) -> Iterator[Any]:

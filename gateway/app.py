@@ -29,6 +29,7 @@ from gateway.state import (
     IDEMPOTENCY,
     LIMITER,
     METRICS,
+    OUTBOX_READY,
     ROUTING,
     SETTINGS,
     Settings,
@@ -140,6 +141,7 @@ def build_app(settings: Settings) -> web.Application:
     if settings.store:
         infos, entities = route_infos(routes), known_entities(routes)
         app[CUTOVER] = Cutover(settings.store, infos, entities, settings.webhook, settings.in_doubt_after)
+        app[OUTBOX_READY] = asyncio.Event()
         app.cleanup_ctx.append(cutover_lifecycle)
     app.cleanup_ctx.append(_routes_lifecycle)
     if settings.store:

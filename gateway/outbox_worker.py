@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
@@ -13,7 +14,7 @@ from cutover.decide import Side
 from cutover.outbox import Message
 from cutover.runtime import in_thread
 from gateway.sides import Answer, counted, judge
-from gateway.state import CUTOVER, ROUTING
+from gateway.state import CUTOVER, OUTBOX_READY, ROUTING
 from legacy_adapters import Call
 
 log = logging.getLogger("banyan.gateway")
@@ -49,16 +50,23 @@ async def deliver(app: web.Application, message: Message) -> None:
         await commits.run(outbox.failed_in, message, error, message.attempts + 1)
 
 
-OUTBOX_BATCH = 32  # messages claimed at once; each is the head of its own key, so they go out together
+# Messages claimed at once, each the head of its own key's queue, delivered together. Few and often
+# beats many at once: 32 deliveries landing together held the event loop long enough to double the
+# p99 of the consumers' own writes (bench: 9.6 ms with 32, 4.3 ms with 8, at 300 writes/s).
+OUTBOX_BATCH = 8
 
 
 async def outbox_worker(app: web.Application) -> None:
     """Claim what is due (a read, then a lease through the group commit) and deliver it concurrently:
-    the claimed messages are heads of different keys, so no key's order is at stake."""
+    the claimed messages are heads of different keys, so no key's order is at stake. A write this
+    gateway settles wakes the worker at once; messages from other gateways, retries and backoffs
+    are found by polling."""
     cutover = app[CUTOVER]
+    ready = app[OUTBOX_READY]
     owner = f"{socket.gethostname()}:{os.getpid()}"
     while True:
         messages: list[Message] = []
+        ready.clear()
         try:
             due = await in_thread(cutover.outbox.due, OUTBOX_BATCH)
             if due:
@@ -68,4 +76,5 @@ async def outbox_worker(app: web.Application) -> None:
             log.error("outbox delivery paused: %s", exc)
             await asyncio.sleep(1)
         if not messages:
-            await asyncio.sleep(OUTBOX_POLL_SECONDS)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(ready.wait(), OUTBOX_POLL_SECONDS)

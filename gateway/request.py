@@ -19,7 +19,7 @@ from gateway.policies import CONSUMER, ENTITY, ROUTE_NAME, SOAP, correlation_id
 from gateway.problems import Problem
 from gateway.sides import Answer, compare_mirrored, compare_soap, counted, later, soap_side
 from gateway.spec import Route
-from gateway.state import CUTOVER, IDEMPOTENCY, LIMITER, METRICS, ROUTING, SETTINGS
+from gateway.state import CUTOVER, IDEMPOTENCY, LIMITER, METRICS, OUTBOX_READY, ROUTING, SETTINGS
 from gateway.table import PARAMS, ROUTE, Compiled
 from legacy_adapters import Call, xmljson
 from legacy_adapters.mapping import MappingError, pointer_get
@@ -187,6 +187,8 @@ async def _write_through_outbox(
         outcome, served, error = "cancelled", None, f"{answer.status} {answer.title}: {answer.detail}"
     try:
         await commits.run(outbox.settle_in, message_id, outcome, served, error)
+        if outcome == "pending":
+            app[OUTBOX_READY].set()
     except StoreError:
         if isinstance(answer, Answer):
             detail = (f"the {serve.value} side took the write, but its copy for the {other.value} side could not be "
