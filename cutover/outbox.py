@@ -120,20 +120,21 @@ class Outbox:
         idempotency: str,
     ) -> int:  # fmt: skip
         stamp = now_iso()
-        self.store.execute(
-            cursor,
+        insert = (
             "INSERT INTO cutover_outbox (created, at, route, entity, business_key, side, rung, call, "
-            "idempotency_key, state, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'intent', ?) RETURNING id",
-            (time.time(), stamp, route, entity, key, side, rung, json.dumps(call), idempotency, stamp),
+            "idempotency_key, state, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'intent', ?) RETURNING id"
         )
-        message_id = int(cursor.fetchone()[0])
+        values = (time.time(), stamp, route, entity, key, side, rung, json.dumps(call), idempotency, stamp)
         # the first unfinished write of its key heads the key's queue; a write without a key, its own
-        self.store.execute(
-            cursor,
-            "INSERT INTO cutover_outbox_heads (head, route, entity, business_key) VALUES (?, ?, ?, ?) "
-            "ON CONFLICT (route, entity, business_key) DO NOTHING",
-            (message_id, route, entity, key),
+        head = (
+            "INSERT INTO cutover_outbox_heads (head, route, entity, business_key) {} "
+            "ON CONFLICT (route, entity, business_key) DO NOTHING"
         )
+        if self.store.engine == "postgres":  # one round trip instead of two
+            statement = f"WITH m AS ({insert}), h AS ({head.format('SELECT id, ?, ?, ? FROM m')}) SELECT id FROM m"
+            return int(self.store.execute(cursor, statement, (*values, route, entity, key)).fetchone()[0])
+        message_id = int(self.store.execute(cursor, insert, values).fetchone()[0])
+        self.store.execute(cursor, head.format("VALUES (?, ?, ?, ?)"), (message_id, route, entity, key))
         return message_id
 
     def settle(self, message_id: int, outcome: str, served: Any = None, error: str = "") -> None:
@@ -153,22 +154,23 @@ class Outbox:
             self._advance(cursor, message_id, *row)
 
     def _advance(self, cursor: Any, finished: int, route: str, entity: str, key: str | None) -> None:
-        """`finished` will never be delivered again: its key's next unfinished write heads the queue."""
+        """`finished` will never be delivered again: its key's next unfinished write heads the queue,
+        or the key's queue goes when it has none (the usual case, tried first: one statement)."""
         if key is None:
             self.store.execute(cursor, "DELETE FROM cutover_outbox_heads WHERE head = ?", (finished,))
             return
-        self.store.execute(
+        of_key = f"FROM cutover_outbox WHERE route = ? AND entity = ? AND business_key = ? AND state IN {_UNFINISHED}"
+        gone = self.store.execute(
             cursor,
-            "UPDATE cutover_outbox_heads SET head = COALESCE((SELECT MIN(id) FROM cutover_outbox WHERE route = ? "
-            f"AND entity = ? AND business_key = ? AND state IN {_UNFINISHED}), -1) "
-            "WHERE route = ? AND entity = ? AND business_key = ? AND head = ?",
-            (route, entity, key, route, entity, key, finished),
-        )
-        self.store.execute(
-            cursor,
-            "DELETE FROM cutover_outbox_heads WHERE route = ? AND entity = ? AND business_key = ? AND head = -1",
-            (route, entity, key),
-        )
+            f"DELETE FROM cutover_outbox_heads WHERE head = ? AND NOT EXISTS (SELECT 1 {of_key})",
+            (finished, route, entity, key),
+        ).rowcount
+        if not gone:
+            self.store.execute(
+                cursor,
+                f"UPDATE cutover_outbox_heads SET head = (SELECT MIN(id) {of_key}) WHERE head = ?",
+                (route, entity, key, finished),
+            )
 
     # -- the worker -----------------------------------------------------------------------------
     def due(self, limit: int = 20, now: float | None = None) -> list[Message]:
@@ -188,18 +190,20 @@ class Outbox:
         return [_message(row) for row in rows]
 
     def lease_in(self, cursor: Any, owner: str, messages: list[Message], now: float | None = None) -> list[Message]:
-        """Lease `messages` (from `due`) to `owner`; those another worker leased meanwhile are left out."""
+        """Lease `messages` (from `due`) to `owner`, in one statement; those another worker leased
+        meanwhile are left out."""
+        if not messages:
+            return []
         moment = time.time() if now is None else now
-        leased = []
-        for message in messages:
-            taken = self.store.execute(
-                cursor,
-                "UPDATE cutover_outbox SET lease_until = ? WHERE id = ? AND state = 'pending' AND lease_until <= ?",
-                (moment + LEASE_SECONDS, message.id, moment),
-            ).rowcount
-            if taken == 1:
-                leased.append(message)
-        return leased
+        marks = ", ".join("?" * len(messages))
+        rows = self.store.execute(
+            cursor,
+            f"UPDATE cutover_outbox SET lease_until = ? WHERE id IN ({marks}) AND state = 'pending' "
+            "AND lease_until <= ? RETURNING id",
+            (moment + LEASE_SECONDS, *(message.id for message in messages), moment),
+        ).fetchall()
+        taken = {int(row[0]) for row in rows}
+        return [message for message in messages if message.id in taken]
 
     def claim(self, owner: str, limit: int = 20, now: float | None = None) -> list[Message]:
         """Due messages, leased to `owner` so no other worker delivers them meanwhile."""

@@ -237,7 +237,8 @@ class Store:
 
     @contextmanager
     def reading(self) -> Iterator[Any]:
-        """A transaction that only reads: on SQLite it takes no write lock, so writers never wait on it."""
+        """For one SELECT that only reads: it takes no write lock (SQLite) and no transaction round trips
+        (PostgreSQL), so writers never wait on it."""
         with self.transaction() as cursor:
             yield cursor
 
@@ -652,6 +653,17 @@ class PostgresStore(Store):
                 yield cursor
         except self._psycopg.OperationalError as exc:
             connection.close()  # reconnect on the next call
+            raise StoreError(f"the PostgreSQL store failed: {_without_password(_first_line(exc), self.url)}") from None
+
+    @contextmanager
+    def reading(self) -> Iterator[Any]:
+        # one SELECT in autocommit is its own snapshot: no BEGIN and COMMIT round trips around it
+        connection = self._connect()
+        try:
+            with connection.cursor() as cursor:
+                yield cursor
+        except self._psycopg.OperationalError as exc:
+            connection.close()
             raise StoreError(f"the PostgreSQL store failed: {_without_password(_first_line(exc), self.url)}") from None
 
     def _notify(self, cursor: Any, payload: str) -> None:
