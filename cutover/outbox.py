@@ -294,7 +294,7 @@ class Outbox:
 
     # -- people ---------------------------------------------------------------------------------
     def counts(self) -> dict[str, int]:
-        with self.store.transaction() as cursor:
+        with self.store.reading() as cursor:
             rows = self.store.execute(cursor, "SELECT state, COUNT(*) FROM cutover_outbox GROUP BY state").fetchall()
         found = {state: int(count) for state, count in rows}
         return {state: found.get(state, 0) for state in STATES}
@@ -303,14 +303,14 @@ class Outbox:
         if state is not None and state not in STATES:
             raise OutboxError(f"unknown state {state!r}: use one of {', '.join(STATES)}")
         where, params = where_equal(state=state, route=route)
-        with self.store.transaction() as cursor:
+        with self.store.reading() as cursor:
             rows = self.store.execute(
                 cursor, f"SELECT {_COLUMNS} FROM cutover_outbox {where} ORDER BY id LIMIT {int(limit)}", params
             ).fetchall()
         return [_message(row) for row in rows]
 
     def get(self, message_id: int) -> Message:
-        with self.store.transaction() as cursor:
+        with self.store.reading() as cursor:
             row = self.store.execute(
                 cursor, f"SELECT {_COLUMNS} FROM cutover_outbox WHERE id = ?", (message_id,)
             ).fetchone()

@@ -267,12 +267,12 @@ class Store:
 
     # -- rules ----------------------------------------------------------------------------------
     def rules(self) -> list[Rule]:
-        with self.transaction() as cursor:
+        with self.reading() as cursor:
             rows = self.execute(cursor, f"SELECT {_RULE_COLUMNS} FROM cutover_rules").fetchall()
         return [_rule(row) for row in rows]
 
     def rule(self, route: str, entity: str) -> Rule | None:
-        with self.transaction() as cursor:
+        with self.reading() as cursor:
             row = self.execute(
                 cursor,
                 f"SELECT {_RULE_COLUMNS} FROM cutover_rules WHERE route = ? AND entity = ?",
@@ -281,7 +281,7 @@ class Store:
         return _rule(row) if row else None
 
     def generation(self) -> int:
-        with self.transaction() as cursor:
+        with self.reading() as cursor:
             return int(self.execute(cursor, "SELECT value FROM cutover_generation WHERE id = 1").fetchone()[0])
 
     def put_rule(self, rule: Rule, expected_version: int, actor: str, event: dict[str, Any]) -> Rule:
@@ -355,7 +355,7 @@ class Store:
 
     def history(self, route: str | None = None, entity: str | None = None, limit: int = 1000) -> list[AuditEvent]:
         where, params = where_equal(route=route, entity=entity)
-        with self.transaction() as cursor:
+        with self.reading() as cursor:
             rows = self.execute(
                 cursor,
                 "SELECT id, at, actor, kind, route, entity, from_mode, to_mode, from_percent, to_percent, reason, "
@@ -381,7 +381,7 @@ class Store:
 
     def evidence(self, route: str, entity: str, rung: str, since_minute: int) -> Counters:
         sums = ", ".join(f"COALESCE(SUM({name}), 0)" for name in COUNTERS)
-        with self.transaction() as cursor:
+        with self.reading() as cursor:
             row = self.execute(
                 cursor,
                 f"SELECT {sums} FROM cutover_evidence WHERE route = ? AND entity = ? AND rung = ? AND minute >= ?",
@@ -494,7 +494,7 @@ class Store:
 
     def schedules(self, state: str | None = None) -> list[Scheduled]:
         where, params = ("WHERE state = ?", (state,)) if state else ("", ())
-        with self.transaction() as cursor:
+        with self.reading() as cursor:
             rows = self.execute(
                 cursor,
                 "SELECT id, route, entity, mode, percent, at, reason, actor, state, note "
@@ -518,7 +518,7 @@ class Store:
             )
 
     def freezes(self) -> list[Freeze]:
-        with self.transaction() as cursor:
+        with self.reading() as cursor:
             rows = self.execute(
                 cursor, "SELECT id, entity, starts, ends, reason, actor FROM cutover_freeze ORDER BY starts"
             ).fetchall()
