@@ -27,11 +27,13 @@ from gateway.state import (
     CUTOVER,
     DEFAULT_MAX_BODY,
     IDEMPOTENCY,
+    KEY_TURNS,
     LIMITER,
     METRICS,
     OUTBOX_READY,
     ROUTING,
     SETTINGS,
+    KeyTurns,
     Settings,
 )
 from gateway.table import Routing, Table, compile_table
@@ -142,6 +144,7 @@ def build_app(settings: Settings) -> web.Application:
         infos, entities = route_infos(routes), known_entities(routes)
         app[CUTOVER] = Cutover(settings.store, infos, entities, settings.webhook, settings.in_doubt_after)
         app[OUTBOX_READY] = asyncio.Event()
+        app[KEY_TURNS] = KeyTurns()
         app.cleanup_ctx.append(cutover_lifecycle)
     app.cleanup_ctx.append(_routes_lifecycle)
     if settings.store:

@@ -19,7 +19,7 @@ from gateway.policies import CONSUMER, ENTITY, ROUTE_NAME, SOAP, correlation_id
 from gateway.problems import Problem
 from gateway.sides import Answer, compare_mirrored, compare_soap, counted, later, soap_side
 from gateway.spec import Route
-from gateway.state import CUTOVER, IDEMPOTENCY, LIMITER, METRICS, OUTBOX_READY, ROUTING, SETTINGS
+from gateway.state import CUTOVER, IDEMPOTENCY, KEY_TURNS, LIMITER, METRICS, OUTBOX_READY, ROUTING, SETTINGS
 from gateway.table import PARAMS, ROUTE, Compiled
 from legacy_adapters import Call, xmljson
 from legacy_adapters.mapping import MappingError, pointer_get
@@ -162,7 +162,20 @@ async def _write_through_outbox(
     request: web.Request, compiled: Compiled, serve: Side, other: Side, entity: str | None, call: Call, rung: str
 ) -> Answer | Problem:
     """Record the other side's copy, make the serving call, settle the copy — then answer. Both records
-    go through the group commit: a surge of writes shares transactions instead of queueing for them."""
+    go through the group commit: a surge of writes shares transactions instead of queueing for them.
+
+    Writes on one business key take turns here, so the serving side takes them in the order their
+    copies were recorded, and the other side is sent them in that same order: both end on the same
+    last write. (Across gateway processes, concurrent writes to one key have no order to keep.)"""
+    if call.key is None:
+        return await _owe_and_serve(request, compiled, serve, other, entity, call, rung)
+    async with request.app[KEY_TURNS].turn((compiled.route.name, entity or "*", call.key)):
+        return await _owe_and_serve(request, compiled, serve, other, entity, call, rung)
+
+
+async def _owe_and_serve(
+    request: web.Request, compiled: Compiled, serve: Side, other: Side, entity: str | None, call: Call, rung: str
+) -> Answer | Problem:
     app = request.app
     cutover = app[CUTOVER]
     outbox, commits = cutover.outbox, cutover.commits

@@ -31,7 +31,7 @@ from cutover.compare import Rules as CompareRules
 from cutover.decide import Mode
 from cutover.engine import RouteInfo
 from cutover.gates import Gate, Guardrail
-from legacy_adapters import FileDropConfig, HttpConfig, OdbcConfig, SoapConfig
+from legacy_adapters import FileDropConfig, HttpConfig, MemoryConfig, OdbcConfig, SoapConfig
 from legacy_adapters.mapping import Mapping
 
 Method = Literal["GET", "POST", "PUT", "PATCH", "DELETE"]
@@ -80,7 +80,9 @@ class Source(_Model):
         return self
 
 
-BackendSpec = Annotated[HttpConfig | SoapConfig | FileDropConfig | OdbcConfig, Field(discriminator="backend")]
+BackendSpec = Annotated[
+    HttpConfig | SoapConfig | FileDropConfig | OdbcConfig | MemoryConfig, Field(discriminator="backend")
+]
 
 
 class SideSpec(_Model):

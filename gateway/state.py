@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,4 +38,33 @@ LIMITER = web.AppKey("limiter", RateLimiter)
 IDEMPOTENCY = web.AppKey("idempotency", IdempotencyStore)
 CUTOVER: web.AppKey[Cutover] = web.AppKey("cutover", Cutover)
 ADMIN_KEY: web.AppKey[str] = web.AppKey("admin_key", str)
+
+
+class KeyTurns:
+    """One asyncio lock per business key in use, dropped when nobody holds or waits for it."""
+
+    def __init__(self) -> None:
+        self._locks: dict[tuple[str, str, str], tuple[asyncio.Lock, int]] = {}
+
+    @contextlib.asynccontextmanager
+    async def turn(self, key: tuple[str, str, str]) -> AsyncIterator[None]:
+        lock, users = self._locks.get(key, (None, 0))
+        if lock is None:
+            lock = asyncio.Lock()
+        self._locks[key] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._locks[key]
+            if users == 1:
+                del self._locks[key]
+            else:
+                self._locks[key] = (lock, users - 1)
+
+    def __len__(self) -> int:
+        return len(self._locks)
+
+
+KEY_TURNS = web.AppKey("key_turns", KeyTurns)
 OUTBOX_READY = web.AppKey("outbox_ready", asyncio.Event)  # set when this gateway settles a write to deliver

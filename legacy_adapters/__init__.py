@@ -1,4 +1,5 @@
-"""One module per legacy transport (SOAP, HTTP, file drop, ODBC), each an async `Backend`.
+"""One module per legacy transport (SOAP, HTTP, file drop, ODBC), each an async `Backend`, and an
+in-memory system of record (`memory`) for tests and for trying routes.
 
 Imports nothing from `gateway`. Importing this package registers every backend:
 
@@ -7,15 +8,16 @@ Imports nothing from `gateway`. Importing this package registers every backend:
     reply = await backend.call(Call(route="order-create", payload={...}))
 """
 
-from legacy_adapters import file_drop, http, odbc, soap
+from legacy_adapters import file_drop, http, memory, odbc, soap
 from legacy_adapters.base import Backend, BackendConfig, Call, Reply, create
 from legacy_adapters.errors import BackendError, BackendFault, BackendRejected, BackendTimeout, BackendUnavailable
 from legacy_adapters.file_drop import FileDropConfig
 from legacy_adapters.http import HttpConfig, OAuth2
+from legacy_adapters.memory import MemoryConfig
 from legacy_adapters.odbc import OdbcConfig
 from legacy_adapters.soap import SoapConfig
 
-BackendSettings = HttpConfig | SoapConfig | FileDropConfig | OdbcConfig
+BackendSettings = HttpConfig | SoapConfig | FileDropConfig | OdbcConfig | MemoryConfig
 
 __all__ = [
     "Backend",
@@ -29,6 +31,7 @@ __all__ = [
     "Call",
     "FileDropConfig",
     "HttpConfig",
+    "MemoryConfig",
     "OAuth2",
     "OdbcConfig",
     "Reply",
@@ -36,6 +39,7 @@ __all__ = [
     "create",
     "file_drop",
     "http",
+    "memory",
     "odbc",
     "soap",
 ]
