@@ -21,6 +21,8 @@ from cutover.store import AuditEvent, Store, minute
 log = logging.getLogger("banyan.cutover")
 CANARY_STEPS = (1.0, 5.0, 25.0, 50.0, 100.0)
 EVIDENCE_DAYS = 30  # minutes of evidence older than this are dropped; the audit keeps what each change saw
+NOISE_WINDOW_MINUTES = 24 * 60  # what legacy and the cloud did over the last day decides what is noise
+NOISE_MIN_CALLS = 10  # repeated legacy reads before a route that learns noise has its mismatches judged
 
 
 class CutoverError(ValueError):
@@ -38,6 +40,7 @@ class RouteInfo:
     gate: Gate = field(default_factory=Gate)
     guardrail: Guardrail = field(default_factory=Guardrail)
     entities: tuple[str, ...] = ()  # the legal entities the route serves; empty: any
+    learns_noise: bool = False  # it asks legacy twice now and then, to learn the fields that differ on their own
 
 
 @dataclass(frozen=True)
@@ -104,12 +107,34 @@ class Engine:
         """May this route × entity move up a rung? None when it is on the cloud already."""
         info = self.route(route)
         rule = self.rule(route, entity)
-        return self._judge(info, rule, self._window_for(rule, entity, info.gate.window_minutes))
+        counters, note = self._judged_window(info, rule, entity, info.gate.window_minutes)
+        return self._judge(info, rule, counters, note)
 
     def _window_for(self, rule: Rule, entity: str, minutes: int) -> Counters:
         return self.store.evidence(rule.route, entity, rule.rung, minute() - minutes + 1)
 
-    def _judge(self, info: RouteInfo, rule: Rule, counters: Counters) -> Judgement | None:
+    def learning(self, route: str) -> bool:
+        """Is the route still learning which fields legacy changes on its own? Until legacy has been
+        asked twice NOISE_MIN_CALLS times, a difference may be noise: mismatches are not judged (and
+        the gateways do not count them), while errors are, at once."""
+        info = self.route(route)
+        if not info.learns_noise:
+            return False
+        since = minute() - NOISE_WINDOW_MINUTES + 1
+        return sum(calls for _, calls in self.store.noise_calls(info.name, since)) < NOISE_MIN_CALLS
+
+    def _judged_window(self, info: RouteInfo, rule: Rule, entity: str, minutes: int) -> tuple[Counters, str]:
+        """The evidence a verdict may use, and a note when its mismatches cannot be judged yet."""
+        counters = self._window_for(rule, entity, minutes)
+        if not self.learning(info.name):
+            return counters, ""
+        counters.unjudged, counters.mismatches = counters.comparisons, 0
+        return (
+            counters,
+            f"mismatches wait: learning which fields legacy changes on its own ({NOISE_MIN_CALLS} repeated reads)",
+        )
+
+    def _judge(self, info: RouteInfo, rule: Rule, counters: Counters, note: str = "") -> Judgement | None:
         if rule.mode is Mode.cloud:
             return None
         if rule.mode is Mode.legacy:
@@ -123,7 +148,10 @@ class Engine:
             return Judgement(Verdict.successful, ["shadow risks nothing: the cloud only listens"], counters.as_dict())
         since = rule.since
         minutes = (datetime.now(UTC) - _parse_time(since)).total_seconds() / 60 if since else float("inf")
-        return judge(counters, info.gate, minutes)
+        judgement = judge(counters, info.gate, minutes)
+        if note and judgement.verdict is not Verdict.failed:
+            return Judgement(Verdict.inconclusive, [*judgement.reasons, note], judgement.evidence)
+        return judgement
 
     def status(self, route: str | None = None, entity: str | None = None) -> list[Status]:
         self._filters(route, entity)
@@ -142,8 +170,8 @@ class Engine:
             info = self.routes[route_name]
             rule = stored.get((route_name, entity_name)) or stored.get((route_name, "*"))
             rule = rule or Rule(route_name, entity_name, info.default)
-            window = self._window_for(rule, entity_name, info.gate.window_minutes)
-            rows.append(Status(route_name, entity_name, rule, window, self._judge(info, rule, window)))
+            window, note = self._judged_window(info, rule, entity_name, info.gate.window_minutes)
+            rows.append(Status(route_name, entity_name, rule, window, self._judge(info, rule, window, note)))
         return rows
 
     def history(self, route: str | None = None, entity: str | None = None, limit: int = 1000) -> list[AuditEvent]:
@@ -322,7 +350,8 @@ class Engine:
             if status.rule.mode is Mode.legacy:
                 continue
             info = self.routes[status.route]
-            counters = self._window_for(status.rule, status.entity, info.guardrail.window_minutes)
+            # errors trip the guardrail at once; mismatches only once the noise is learnt
+            counters, _ = self._judged_window(info, status.rule, status.entity, info.guardrail.window_minutes)
             reasons = crossed(counters, info.guardrail)
             if not reasons:
                 continue

@@ -1,7 +1,8 @@
 """Evidence and the verdicts drawn from it: gates to move up a rung, guardrails to move down.
 
 A gate's verdict is graded, not a boolean (Argo Rollouts' Successful / Failed / Inconclusive):
-too few samples, or too little time at the current rung, is Inconclusive — never a pass.
+too few samples, or too little time at the current rung, is Inconclusive — never a pass, and never
+a failure either: ten samples say little, whichever way they lean.
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ class Counters:
     errors_cloud: int = 0
     comparisons: int = 0
     mismatches: int = 0
+    unjudged: int = 0  # comparisons made while the route learnt its noise: they teach, they do not judge
 
     def add(self, other: Counters) -> None:
         for name, value in asdict(other).items():
@@ -60,11 +62,17 @@ class Counters:
         return self.errors_cloud / self.calls_cloud if self.calls_cloud else 0.0
 
     @property
+    def judged(self) -> int:
+        """Comparisons that count as evidence: those made once the noise was known."""
+        return max(self.comparisons - self.unjudged, 0)
+
+    @property
     def mismatch_rate(self) -> float:
-        return self.mismatches / self.comparisons if self.comparisons else 0.0
+        return self.mismatches / self.judged if self.judged else 0.0
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self) | {
+            "judged": self.judged,
             "cloud_error_rate": round(self.cloud_error_rate, 4),
             "mismatch_rate": round(self.mismatch_rate, 4),
         }
@@ -79,7 +87,7 @@ class Judgement:
 
 def _samples(counters: Counters, compares: bool) -> int:
     # where answers are compared, comparisons are the evidence; else the cloud's own calls
-    return counters.comparisons if compares else counters.calls_cloud
+    return counters.judged if compares else counters.calls_cloud
 
 
 def judge(counters: Counters, gate: Gate, minutes_at_rung: float, compares: bool = True) -> Judgement:
@@ -89,17 +97,19 @@ def judge(counters: Counters, gate: Gate, minutes_at_rung: float, compares: bool
     failed = []
     if counters.calls_cloud and counters.cloud_error_rate > gate.max_error_rate:
         failed.append(f"cloud error rate {counters.cloud_error_rate:.2%} is over {gate.max_error_rate:.2%}")
-    if compares and counters.comparisons and counters.mismatch_rate > gate.max_mismatch_rate:
+    if compares and counters.judged and counters.mismatch_rate > gate.max_mismatch_rate:
         failed.append(f"mismatch rate {counters.mismatch_rate:.2%} is over {gate.max_mismatch_rate:.2%}")
+    if samples < gate.min_samples:
+        # too few to judge either way: a rate over the limit is said, as a warning, not a verdict
+        waiting = [f"{samples} samples of the {gate.min_samples} needed"] + [f"so far {reason}" for reason in failed]
+        if minutes_at_rung < gate.min_minutes:
+            waiting.append(f"{minutes_at_rung:.0f} of the {gate.min_minutes:g} minutes at this rung")
+        return Judgement(Verdict.inconclusive, waiting, evidence)
     if failed:
         return Judgement(Verdict.failed, failed, evidence)
-    waiting = []
-    if samples < gate.min_samples:
-        waiting.append(f"{samples} samples of the {gate.min_samples} needed")
     if minutes_at_rung < gate.min_minutes:
-        waiting.append(f"{minutes_at_rung:.0f} of the {gate.min_minutes:g} minutes at this rung")
-    if waiting:
-        return Judgement(Verdict.inconclusive, waiting, evidence)
+        reason = f"{minutes_at_rung:.0f} of the {gate.min_minutes:g} minutes at this rung"
+        return Judgement(Verdict.inconclusive, [reason], evidence)
     return Judgement(Verdict.successful, [f"{samples} samples within the gate's limits"], evidence)
 
 
@@ -108,10 +118,6 @@ def crossed(counters: Counters, guardrail: Guardrail, compares: bool = True) -> 
     reasons = []
     if counters.calls_cloud >= guardrail.min_samples and counters.cloud_error_rate > guardrail.max_error_rate:
         reasons.append(f"cloud error rate {counters.cloud_error_rate:.2%} over {guardrail.max_error_rate:.2%}")
-    if (
-        compares
-        and counters.comparisons >= guardrail.min_samples
-        and counters.mismatch_rate > guardrail.max_mismatch_rate
-    ):
+    if compares and counters.judged >= guardrail.min_samples and counters.mismatch_rate > guardrail.max_mismatch_rate:
         reasons.append(f"mismatch rate {counters.mismatch_rate:.2%} over {guardrail.max_mismatch_rate:.2%}")
     return reasons

@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 from cutover.commits import GroupCommit
 from cutover.compare import Difference
 from cutover.decide import Mode, Rule, Side
-from cutover.engine import Engine, RouteInfo
+from cutover.engine import NOISE_WINDOW_MINUTES, Engine, RouteInfo
 from cutover.gates import Counters
 from cutover.outbox import Outbox
 from cutover.store import Store, StoreError, minute, open_store
@@ -31,7 +31,6 @@ log = logging.getLogger("banyan.cutover")
 FLUSH_SECONDS = 1.0
 TICK_SECONDS = 5.0
 T = TypeVar("T")
-NOISE_WINDOW_MINUTES = 24 * 60  # what legacy and the cloud did over the last day decides what is noise
 SAMPLES_PER_FLUSH = 10  # new samples per route × entity per flush: the first of each path
 DifferencesByRoute = dict[tuple[str, str], tuple[dict[tuple[str, str], int], list[tuple[str, str, Any, Any]]]]
 
@@ -60,6 +59,7 @@ class Cutover:
         self.differences: DifferencesByRoute = {}
         self.noise: dict[tuple[str, str], tuple[int, dict[str, int]]] = {}
         self.noise_paths: dict[str, frozenset[str]] = {}  # per route: fields learnt to be noise
+        self.learning = frozenset(info.name for info in routes if info.learns_noise)  # until the store says
         self._stop = threading.Event()
         self._listener: threading.Thread | None = None
         self.reload()
@@ -99,9 +99,11 @@ class Cutover:
         """Count one comparison; a difference only on fields learnt to be noise is not a mismatch.
         Returns whether it counted as a mismatch. Every field is still counted, so learning goes on."""
         noisy = self.noise_paths.get(route, frozenset())
-        mismatched = any(difference.path not in noisy for difference in differences)
+        learning = route in self.learning  # a difference may be noise: counted, learnt from, not judged
+        mismatched = not learning and any(difference.path not in noisy for difference in differences)
         counters = self._counters(route, entity, rung)
         counters.comparisons += 1
+        counters.unjudged += learning
         counters.mismatches += mismatched
         if differences:
             by_path = self.differences.setdefault((route, entity or "*"), ({}, []))
@@ -125,6 +127,7 @@ class Cutover:
             if paths:
                 learnt[route] = frozenset(paths)
         self.noise_paths = learnt  # one swap
+        self.learning = frozenset(route for route in self.engine.routes if self.engine.learning(route))
 
     def noised(self, route: str, entity: str | None, differences: Sequence[Difference]) -> None:
         """Count one comparison of legacy with itself, and the fields that differed on their own."""
@@ -195,10 +198,11 @@ async def run_background(cutover: Cutover) -> None:
         try:
             await in_thread(cutover.write, cutover.take())  # taken here, where calls are counted
             await in_thread(cutover.store.checkpoint)
+            if cutover.learning or ticks % round(TICK_SECONDS / FLUSH_SECONDS) == 0:
+                await in_thread(cutover.refresh_noise)  # every second while a route is learning its noise
             if ticks % round(TICK_SECONDS / FLUSH_SECONDS) == 0:
                 for line in await in_thread(cutover.engine.tick):
                     log.warning("cutover: %s", line)
-                await in_thread(cutover.refresh_noise)
                 doubtful = await in_thread(cutover.outbox.recover, cutover.in_doubt_after)
                 if doubtful:
                     log.warning("outbox: %d writes left without an outcome are now in doubt", doubtful)

@@ -165,6 +165,8 @@ MIGRATIONS: list[list[str]] = [
         "SELECT id, route, entity, NULL FROM cutover_outbox "
         "WHERE business_key IS NULL AND state IN ('intent', 'pending', 'in_doubt', 'dead')",
     ],
+    # comparisons made while a route learns its noise: counted for the noise rates, not as evidence
+    ["ALTER TABLE cutover_evidence ADD COLUMN unjudged INTEGER NOT NULL DEFAULT 0"],
 ]
 NOISE_ABSOLUTE = 0.001  # a field is a real difference when the cloud's rate beats legacy's own by 0.1 point…
 NOISE_RELATIVE = 0.2  # …and by a fifth of it (Diffy's two thresholds)
@@ -428,6 +430,17 @@ class Store:
                     f"ORDER BY id DESC LIMIT {SAMPLES_PER_PATH})",
                     (route, entity, path, route, entity, path),
                 )
+
+    def noise_calls(self, route: str, since_minute: int) -> list[tuple[int, int]]:
+        """(minute, repeated legacy reads) for `route` since `since_minute`, oldest first."""
+        with self.reading() as cursor:
+            rows = self.execute(
+                cursor,
+                "SELECT minute, SUM(count) FROM cutover_noise_calls WHERE route = ? AND minute >= ? "
+                "GROUP BY minute ORDER BY minute",
+                (route, since_minute),
+            ).fetchall()
+        return [(int(at), int(count)) for at, count in rows]
 
     def add_noise(self, route: str, entity: str, minute: int, calls: int, counts: dict[str, int]) -> None:
         with self.transaction() as cursor:

@@ -107,7 +107,7 @@ def status(
             f"{row.rule.percent:g}" if mode == "canary" else "",
             f"{window.calls_legacy}/{window.calls_cloud}",
             f"{window.cloud_error_rate:.1%}",
-            f"{window.mismatch_rate:.1%} of {window.comparisons}",
+            f"{window.mismatch_rate:.1%} of {window.judged}",
             f"[{VERDICT_COLOURS.get(verdict, 'white')}]{verdict}[/] {reasons}",
         )
     console.print(table)

@@ -305,8 +305,9 @@ def route_infos(routes: list[Route]) -> list[RouteInfo]:
         has_cloud = has_cloud or any("cloud" in sides for sides in route.entities.values())
         plan = route.cutover
         entities = tuple(route.entity.values or ()) if route.entity is not None else ()
+        learns = route.compare.noise_sample > 0 and not route.writes  # reads only are asked twice
         infos.append(
-            RouteInfo(route.name, route.writes, has_cloud, Mode(plan.mode), plan.gate, plan.guardrail, entities)
+            RouteInfo(route.name, route.writes, has_cloud, Mode(plan.mode), plan.gate, plan.guardrail, entities, learns)
         )
     return infos
 

@@ -72,7 +72,7 @@ function renderGrid(rows) {
     cell(tr, row.mode === "canary" ? String(row.percent) : "", "num");
     cell(tr, `${row.evidence.calls_legacy} / ${row.evidence.calls_cloud}`, "num");
     cell(tr, percent(row.evidence.cloud_error_rate), "num");
-    cell(tr, `${percent(row.evidence.mismatch_rate)} of ${row.evidence.comparisons}`, "num");
+    cell(tr, `${percent(row.evidence.mismatch_rate)} of ${row.evidence.judged ?? row.evidence.comparisons}`, "num");
     const gate = cell(tr, "");
     if (row.verdict) {
       const verdict = document.createElement("strong");

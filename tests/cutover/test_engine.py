@@ -270,3 +270,56 @@ def test_old_evidence_is_pruned(engine: Engine) -> None:
     engine.store.add_evidence("orders.get", "acme-us", rung, minute() - 60, Counters(calls_cloud=3))
     engine.tick()
     assert engine.store.evidence("orders.get", "acme-us", rung, 0).calls_cloud == 3
+
+
+def test_a_route_that_learns_noise_has_its_mismatches_judged_only_once_learnt(store: Store) -> None:
+    """A first shadow: a timestamp legacy changes itself differs on every call. The guardrail must
+    not step back on it before the noise could be learnt; errors still trip it at once."""
+    routes = [
+        RouteInfo("orders.get", False, True, gate=Gate(min_samples=10, min_minutes=0),
+                  guardrail=Guardrail(min_samples=20, max_mismatch_rate=0.05), learns_noise=True),
+    ]  # fmt: skip
+    engine = Engine(store, routes, ENTITIES)
+    engine.set("orders.get", "acme-us", "shadow", "listen", "ana")
+    rung = engine.rule("orders.get", "acme-us").rung
+    store.add_evidence("orders.get", "acme-us", rung, minute(), Counters(calls_cloud=50, comparisons=50, mismatches=20))
+    assert engine.learning("orders.get")
+    assert engine.tick() == []  # 40% mismatches, but nothing is known yet of what differs on its own
+    [status] = engine.status("orders.get", "acme-us")
+    assert status.verdict is not None and status.verdict.verdict.value == "Inconclusive"
+    assert "learning which fields legacy changes on its own" in "; ".join(status.verdict.reasons)
+    store.add_noise("orders.get", "acme-us", minute(), 9, {"/at": 9})
+    assert engine.learning("orders.get") and engine.tick() == []
+    store.add_noise("orders.get", "acme-us", minute(), 1, {"/at": 1})  # legacy asked twice, 10 times
+    assert not engine.learning("orders.get")
+    assert engine.tick() == ["guardrail stepped orders.get/acme-us down to legacy"]
+
+
+def test_errors_trip_a_route_that_is_still_learning_noise(store: Store) -> None:
+    routes = [RouteInfo("orders.get", False, True, guardrail=Guardrail(min_samples=20), learns_noise=True)]
+    engine = Engine(store, routes, ENTITIES)
+    engine.set("orders.get", "acme-us", "shadow", "listen", "ana")
+    rung = engine.rule("orders.get", "acme-us").rung
+    store.add_evidence("orders.get", "acme-us", rung, minute(), Counters(calls_cloud=40, errors_cloud=20))
+    assert engine.tick() == ["guardrail stepped orders.get/acme-us down to legacy"]
+
+
+def test_gateways_count_no_mismatch_while_a_route_learns_its_noise(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from cutover.compare import Difference, Kind
+    from cutover.runtime import Cutover
+
+    routes = [RouteInfo("orders.get", False, True, learns_noise=True), RouteInfo("stock.get", False, True)]
+    cutover = Cutover(str(tmp_path / "cutover.db"), routes, ENTITIES)
+    try:
+        differs = [Difference("/at", Kind.value, "10:00", "10:01")]
+        assert cutover.compared("orders.get", "acme-us", "r", differs) is False  # learning: not a mismatch yet
+        assert cutover.compared("stock.get", "acme-us", "r", differs) is True  # no noise to learn: judged at once
+        taken = cutover.take()
+        learnt = taken.counters[("orders.get", "acme-us", "r")]
+        assert (learnt.comparisons, learnt.unjudged, learnt.mismatches, learnt.judged) == (1, 1, 0, 0)
+        assert taken.differences[("orders.get", "acme-us")][0] == {("/at", "value"): 1}  # still learnt from
+        cutover.store.add_noise("orders.get", "acme-us", minute(), 10, {"/at": 10})
+        cutover.refresh_noise()
+        assert cutover.compared("orders.get", "acme-us", "r", [Difference("/qty", Kind.value, 1, 2)]) is True
+    finally:
+        cutover.close()

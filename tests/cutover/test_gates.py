@@ -23,8 +23,9 @@ def window(comparisons: int = 0, mismatches: int = 0, calls_cloud: int = 0, erro
         (window(500, 0), 10, Verdict.inconclusive, "10 of the 30 minutes"),
         (window(500, 10), 45, Verdict.failed, "mismatch rate 2.00% is over 1.00%"),
         (window(500, 0, errors_cloud=20), 45, Verdict.failed, "cloud error rate 4.00%"),
-        # a failure shows even before the samples are in: waiting would not fix it
-        (window(50, 5), 5, Verdict.failed, "mismatch rate"),
+        # before the samples are in, a rate over the limit is a warning, not a verdict
+        (window(10, 4), 5, Verdict.inconclusive, "10 samples of the 100 needed; so far mismatch rate 40.00%"),
+        (window(500, 0, errors_cloud=20), 5, Verdict.failed, "cloud error rate 4.00%"),
     ],
 )
 def test_gate_verdicts(counters: Counters, minutes: float, verdict: Verdict, says: str) -> None:

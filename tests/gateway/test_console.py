@@ -36,6 +36,7 @@ def test_the_console_shows_the_grid_and_promotes_with_a_reason(
     ladder.cutover.store.add_evidence(
         "order-get", "ACME-US", rung, minute(), Counters(calls_legacy=50, calls_cloud=50, comparisons=50)
     )
+    ladder.cutover.store.add_noise("order-get", "ACME-US", minute(), 10, {})  # its noise is learnt
     errors: list[str] = []
     page = open_console(ladder, browser, ADMIN["X-Admin-Key"], errors)
     row = page.locator('tr[data-route="order-get"][data-entity="ACME-US"]')

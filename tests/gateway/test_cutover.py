@@ -171,18 +171,20 @@ def test_shadow_mirrors_reads_and_compares(ladder: Ladder) -> None:
     change = ladder.admin("PUT", "/order-get/ACME-US", {"mode": "shadow", "reason": "listen"})
     assert change.status_code == 200, change.text
     assert change.json()["version"] == 1
-    for n in range(4):
+    for n in range(10):  # every read also asks legacy twice (noise_sample 1.0): ten teach it its noise
         assert ladder.get("ACME-US", f"SO-{n}").headers["X-Served-By"] == "legacy"
-    # mirrored calls run after the answer: let the four be answered before the cloud changes
-    wait_until(lambda: len(ladder.cloud.calls) == 4)
+    # mirrored calls run after the answer: let the ten be answered before the cloud changes
+    wait_until(lambda: len(ladder.cloud.calls) == 10)
     ladder.settle()
+    ladder.cutover.refresh_noise()  # what the tick does every few seconds
+    assert ladder.cutover.learning == frozenset()
     ladder.cloud.total = 12.5  # the cloud now prices differently
-    ladder.get("ACME-US", "SO-9")
+    ladder.get("ACME-US", "SO-19")
     ladder.settle()
-    assert sorted(ladder.cloud.calls) == ["SO-0", "SO-1", "SO-2", "SO-3", "SO-9"]
+    assert sorted(ladder.cloud.calls) == sorted([f"SO-{n}" for n in range(10)] + ["SO-19"])
     status = {(row["route"], row["entity"]): row for row in ladder.admin("GET", "").json()}
     evidence = status[("order-get", "ACME-US")]["evidence"]
-    assert (evidence["comparisons"], evidence["mismatches"], evidence["calls_cloud"]) == (5, 1, 5)
+    assert (evidence["comparisons"], evidence["mismatches"], evidence["calls_cloud"]) == (11, 1, 11)
     assert status[("order-get", "ACME-DE")]["mode"] == "legacy"
     fields = ladder.admin("GET", "/mismatches?route=order-get&entity=ACME-US").json()
     assert [(f["path"], f["kind"], f["count"]) for f in fields] == [("/total", "value", 1)]
@@ -190,7 +192,7 @@ def test_shadow_mirrors_reads_and_compares(ladder: Ladder) -> None:
     metrics = requests.get(f"{ladder.gateway.url}/metrics", timeout=5).text
     assert 'banyan_cutover_comparisons_total{entity="ACME-US",result="mismatch",route="order-get"} 1.0' in metrics
     assert (
-        'banyan_cutover_calls_total{entity="ACME-US",outcome="ok",role="mirror",route="order-get",side="cloud"} 5.0'
+        'banyan_cutover_calls_total{entity="ACME-US",outcome="ok",role="mirror",route="order-get",side="cloud"} 11.0'
         in metrics
     )
 
@@ -357,7 +359,14 @@ def test_fields_that_differ_on_their_own_are_told_apart(ladder: Ladder) -> None:
         ladder.get("ACME-US", f"SO-{n}")
     ladder.settle()
     [row] = [r for r in ladder.admin("GET", "?route=order-get&entity=ACME-US").json()]
-    assert (row["evidence"]["comparisons"], row["evidence"]["mismatches"]) == (20, 10)
+    # the first ten taught the noise (the /total difference was counted, not judged); the next ten are judged
+    evidence = row["evidence"]
+    assert (evidence["comparisons"], evidence["unjudged"], evidence["mismatches"], evidence["judged"]) == (
+        20,
+        10,
+        0,
+        10,
+    )
 
 
 def test_admin_api_refuses_deep_json_and_keys_that_are_not_utf8(ladder: Ladder) -> None:
