@@ -380,7 +380,21 @@ def keep_serving(consumer: Consumer, traffic: Traffic) -> None:
         say("stopping")
 
 
+def _interrupted(signum: int, frame: object) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the shutdown short
+    raise KeyboardInterrupt
+
+
 def main() -> None:
+    signal.signal(signal.SIGINT, _interrupted)
+    try:
+        _story()
+    except KeyboardInterrupt:  # Ctrl-C mid-story: the estate and the gateway are already shut down
+        print("\nstopped: the gateway and the estate are shut down", file=sys.stderr)
+        raise SystemExit(130) from None
+
+
+def _story() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("folder", nargs="?", default=".demo", type=Path, help="working folder (replaced)")
     parser.add_argument("--once", action="store_true", help="exit at the end instead of serving the console")

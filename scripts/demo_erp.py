@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import logging
 import random
 import re
 import sqlite3
@@ -152,6 +153,9 @@ class GermanErp(Service):
         application = Application(
             [OrderService], tns="urn:acme:erp:orders", in_protocol=Soap11(validator="lxml"), out_protocol=Soap11()
         )
+        # spyne logs each Client fault (an unknown order: the consumer's mistake, answered as a Fault)
+        # with a traceback; that is the service's answer, not its failure. Server faults still log.
+        logging.getLogger("spyne.application.client").setLevel(logging.CRITICAL)
         server = make_server("127.0.0.1", 0, WsgiApplication(application), _ThreadingWSGIServer, _Quiet)
         self.url = f"http://127.0.0.1:{server.server_port}/"
         self._start(server)

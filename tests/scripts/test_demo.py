@@ -26,6 +26,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
         cwd=REPO, capture_output=True, text=True, timeout=300, check=False,
     )  # fmt: skip
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    assert "Traceback" not in run.stderr, run.stderr[-3000:]  # a Fault the ERP answers is not its failure
     return folder, run.stdout
 
 
@@ -105,3 +106,27 @@ def test_the_commands_where_to_look_prints_work_as_printed(demo: tuple[Path, str
         assert done.returncode == 0, f"{line}\n{done.stdout}{done.stderr}"
     history = subprocess.run(printed[3].split(), cwd="/", env=environment, capture_output=True, text=True, check=False)
     assert "guardrail" in history.stdout
+
+
+def test_ctrl_c_mid_story_stops_everything_without_a_traceback(tmp_path: Path) -> None:
+    import os
+    import signal
+    import time
+
+    import pyodbc
+
+    if "SQLite3" not in pyodbc.drivers():
+        missing_service("the SQLite ODBC driver (libsqliteodbc) is not installed")
+    story = subprocess.Popen(
+        [sys.executable, "-m", "gateway.cli", "demo", str(tmp_path / "estate"), "--once"],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert story.stdout is not None
+    deadline = time.monotonic() + 180
+    for line in story.stdout:  # wait until the gateway serves: the story is in its middle
+        if line.startswith("gateway on http://") or time.monotonic() > deadline:
+            break
+    os.kill(story.pid, signal.SIGINT)
+    _, errors = story.communicate(timeout=60)
+    assert story.returncode == 130, errors[-2000:]
+    assert "Traceback" not in errors and "stopped: the gateway and the estate are shut down" in errors
