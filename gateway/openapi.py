@@ -112,7 +112,8 @@ def docs_page(routes: list[Route]) -> str:
         "<!doctype html><html lang='en'><head><meta charset='utf-8'><title>Banyan gateway</title>"
         "<style>body{font:15px system-ui,sans-serif;margin:2em}td,th{padding:4px 10px;text-align:left}</style></head>"
         "<body><h1>Banyan gateway</h1><p>Send your key in <code>X-API-Key</code>. The machine-readable contract is "
-        "<a href='/openapi.json'>/openapi.json</a>; errors are RFC 9457 <code>application/problem+json</code>.</p>"
+        "<a href='/openapi.json'>/openapi.json</a>, and <a href='/docs/api'>/docs/api</a> is its reference to read "
+        "and try; errors are RFC 9457 <code>application/problem+json</code>.</p>"
         f"<table><tr><th>method</th><th>path</th><th>what</th></tr>{''.join(rows)}</table>"
         "<h2>Problems</h2><p>Each problem's <code>type</code> points here.</p>"
         f"<table><tr><th>title</th><th>what to do</th></tr>{_problem_rows()}</table></body></html>"
@@ -124,3 +125,12 @@ def _problem_rows() -> str:
         f"<tr id='{type_uri(title).partition('#')[2]}'><td>{html.escape(title)}</td><td>{html.escape(advice)}</td></tr>"
         for title, advice in sorted(KINDS.items())
     )
+
+
+API_PAGE = (
+    "<!doctype html><html lang='en'><head><meta charset='utf-8'><title>Banyan gateway · API reference</title>"
+    "<link rel='stylesheet' href='/docs/api/swagger-ui.css'></head><body><div id='api'></div>"
+    "<script src='/docs/api/swagger-ui-bundle.js'></script>"
+    "<script src='/docs/api/swagger-ui-standalone-preset.js'></script>"
+    "<script src='/docs/api/api.js'></script></body></html>"
+)

@@ -428,7 +428,7 @@ def _story() -> None:
         cli = Path(sys.executable).parent / "banyan"
         say(f"""report      {folder / "report.html"}   (open it in a browser: entities, systems, the graph)
 catalog     {folder / "catalog.json"}   graph {folder / "graph.mmd"}
-API docs    http://127.0.0.1:{port}/docs   metrics http://127.0.0.1:{port}/metrics
+API docs    http://127.0.0.1:{port}/docs/api   metrics http://127.0.0.1:{port}/metrics
 console     http://127.0.0.1:{port}/console   (admin key: {ADMIN_KEY}, any name)
 drops       {folder / "drops"}   databases {folder / "databases"}
 
