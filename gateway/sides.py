@@ -23,10 +23,19 @@ from gateway.resilience import guarded
 from gateway.state import CUTOVER, METRICS
 from gateway.table import Compiled
 from gateway.upstream import RawReply, UpstreamError
-from legacy_adapters import BackendError, Call, xmljson
+from legacy_adapters import BackendError, BackendNotFound, Call, xmljson
 from legacy_adapters.mapping import MappingError
 
 log = logging.getLogger("banyan.gateway")
+
+
+def not_found_problem(writes: bool, side: str, call: Call) -> Problem:
+    """One answer whatever the transport (HTTP 404, an ODBC query without a row, a SOAP fault the route
+    names as not found): a read of an unknown record is 404; a write that names one is refused, 422."""
+    what = call.key or "resource"
+    if writes:
+        return Problem(422, "Backend rejected the request", f"the {side} system did not take it: it has no such {what}")
+    return Problem(404, "Not found", f"the {side} system has no such {what}")
 
 
 def backend_problem(exc: BackendError) -> Problem:
@@ -61,6 +70,8 @@ async def call_side(app: web.Application, compiled: Compiled, side: str, entity:
             resilience.backoff,
             bound.backend.retry_safe and not route.writes,
         )
+    except BackendNotFound:
+        raise not_found_problem(route.writes, side, call) from None
     except BackendError as exc:
         metrics.backend_errors.labels(route.name, side, type(exc).__name__).inc()
         raise backend_problem(exc) from None
@@ -72,7 +83,7 @@ async def call_side(app: web.Application, compiled: Compiled, side: str, entity:
             1 if bound.breaker.state != "closed" else 0
         )
     if reply.status == 404:
-        raise Problem(404, "Not found", f"the {side} system has no such {call.key or 'resource'}")
+        raise not_found_problem(route.writes, side, call)
     try:
         result = bound.response_map(reply.body) if bound.response_map else reply.body
     except MappingError as exc:

@@ -10,7 +10,14 @@ Imports nothing from `gateway`. Importing this package registers every backend:
 
 from legacy_adapters import file_drop, http, memory, odbc, soap
 from legacy_adapters.base import Backend, BackendConfig, Call, Reply, create
-from legacy_adapters.errors import BackendError, BackendFault, BackendRejected, BackendTimeout, BackendUnavailable
+from legacy_adapters.errors import (
+    BackendError,
+    BackendFault,
+    BackendNotFound,
+    BackendRejected,
+    BackendTimeout,
+    BackendUnavailable,
+)
 from legacy_adapters.file_drop import FileDropConfig
 from legacy_adapters.http import HttpConfig, OAuth2
 from legacy_adapters.memory import MemoryConfig
@@ -24,6 +31,7 @@ __all__ = [
     "BackendConfig",
     "BackendError",
     "BackendFault",
+    "BackendNotFound",
     "BackendRejected",
     "BackendSettings",
     "BackendTimeout",

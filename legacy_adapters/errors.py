@@ -5,6 +5,7 @@
     ├── BackendUnavailable  cannot connect, or its circuit breaker is open (503)
     ├── BackendFault        the backend answered with a fault or server error (502)
     └── BackendRejected     the backend refused the request as invalid (422)
+        └── BackendNotFound the backend has no such record (404 on a read; on a write, a refusal: 422)
 
 Messages are written for the API consumer: they name the backend kind, never a URL with credentials,
 a connection string or a traceback.
@@ -36,3 +37,8 @@ class BackendFault(BackendError):
 class BackendRejected(BackendError):
     status = 422
     title = "Backend rejected the request"
+
+
+class BackendNotFound(BackendRejected):
+    status = 404
+    title = "Not found"

@@ -7,6 +7,7 @@ when a WSDL is named, from the WSDL's binding for the operation.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Literal
 
@@ -16,7 +17,7 @@ from pydantic import Field
 
 from legacy_adapters import xmljson
 from legacy_adapters.base import BackendConfig, Call, Registered, Reply
-from legacy_adapters.errors import BackendFault, BackendRejected, BackendTimeout, BackendUnavailable
+from legacy_adapters.errors import BackendFault, BackendNotFound, BackendRejected, BackendTimeout, BackendUnavailable
 
 ENVELOPES = {"1.1": "http://schemas.xmlsoap.org/soap/envelope/", "1.2": "http://www.w3.org/2003/05/soap-envelope"}
 CONTENT_TYPES = {"1.1": "text/xml; charset=utf-8", "1.2": "application/soap+xml; charset=utf-8"}
@@ -31,6 +32,11 @@ class SoapConfig(BackendConfig):
     soap_action: str | None = Field(default=None, description="default: read from the WSDL, else the operation name")
     wsdl: Path | None = Field(default=None, description="a local WSDL to read the SOAPAction from")
     retry_safe: bool = Field(default=False, description="true only for operations that change nothing")
+    not_found: str | None = Field(
+        default=None,
+        description="a regular expression on the fault string of a Client fault that means 'no such record' "
+        "(e.g. '^no order '): answered as not found, like an HTTP 404 or an ODBC query without a row",
+    )
 
 
 def soap_action_from_wsdl(wsdl: Path, operation: str) -> str | None:
@@ -102,6 +108,8 @@ class SoapBackend(Registered):
         code = texts.get("faultcode") or texts.get("Value") or ""
         # Client, Client.ValidationError, soap12 Sender …: the request was wrong, not the service
         if code.rpartition(":")[2].split(".")[0] in ("Client", "Sender"):
+            if self.config.not_found and re.search(self.config.not_found, message):
+                return BackendNotFound(f"the SOAP backend has no such record: {message}")
             return BackendRejected(f"the SOAP backend rejected the request: {message}")
         return BackendFault(f"the SOAP backend answered with a fault: {message}")
 
