@@ -222,6 +222,15 @@ class Outbox:
         if row is not None:
             self._advance(cursor, message_id, *row)
 
+    def postpone_in(self, cursor: Any, message_id: int, until: float) -> None:
+        """Try again at `until` without counting an attempt: the side is known to be down (its
+        breaker is open), so no call was made."""
+        self.store.execute(
+            cursor,
+            "UPDATE cutover_outbox SET next_at = ?, lease_until = 0, updated_at = ? WHERE id = ? AND state = 'pending'",
+            (until, now_iso(), message_id),
+        )
+
     def failed(self, message: Message, error: str, max_attempts: int | None = None) -> str:
         """Count a failed attempt; the message waits with backoff, or is dead after the last attempt."""
         return self._once(self.failed_in, message, error, max_attempts)

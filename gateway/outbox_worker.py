@@ -7,19 +7,36 @@ import contextlib
 import logging
 import os
 import socket
+import time
 
 from aiohttp import web
 
 from cutover.decide import Side
 from cutover.outbox import Message
 from cutover.runtime import in_thread
+from gateway.problems import Problem
 from gateway.sides import Answer, counted, judge
 from gateway.state import CUTOVER, OUTBOX_READY, ROUTING
+from gateway.table import Compiled
 from legacy_adapters import Call
 
 log = logging.getLogger("banyan.gateway")
 
 OUTBOX_POLL_SECONDS = 0.2
+
+
+def _breaker_wait(compiled: Compiled, side: Side, entity: str | None) -> float:
+    """Seconds until the side's breaker lets a trial call through; 0 when it is not open."""
+    try:
+        breaker = compiled.bound(side.value, entity).breaker
+    except Problem:  # no such side: the delivery itself will say so
+        return 0.0
+    state = breaker.state
+    if state == "half_open" and breaker.trial_running:
+        return 0.5  # a consumer's call is the trial: its outcome decides
+    if state != "open" or breaker.opened_at is None:
+        return 0.0
+    return max(breaker.reset - (time.monotonic() - breaker.opened_at), 0.1)
 
 
 async def deliver(app: web.Application, message: Message) -> None:
@@ -37,6 +54,10 @@ async def deliver(app: web.Application, message: Message) -> None:
     call = Call(message.route, body["payload"], entity, message.business_key, body.get("correlation_id", ""), headers,
                 True, body.get("params", {}))  # fmt: skip
     side = Side(message.side)
+    closed_in = _breaker_wait(compiled, side, entity)
+    if closed_in:  # the side is known to be down: wait for the breaker's trial, spending no attempt
+        await commits.run(outbox.postpone_in, message.id, time.time() + closed_in)
+        return
     answer = await counted(app, compiled, side, entity, call, message.rung, "outbox")
     if isinstance(answer, Answer):
         await commits.run(outbox.delivered_in, message.id)

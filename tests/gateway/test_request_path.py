@@ -141,3 +141,25 @@ def test_reads_are_served_from_what_was_written(gateway: Gateway) -> None:
     found, missing = client.get("/v1/ACME-DE/orders/PO-5"), client.get("/v1/ACME-DE/orders/PO-6")
     assert found.status_code == 200 and found.json() == {"qty": 5, "entity": "ACME-DE", "orderId": "PO-5"}
     assert missing.status_code == 404
+
+
+def test_an_open_breaker_costs_the_outbox_no_attempts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Three attempts at most, a cloud down for 1.5 s: with every refusal of the open breaker counted
+    as an attempt, the copy would be dead within a fraction of a second; it waits for the trial call."""
+    from cutover import outbox as outbox_module
+
+    monkeypatch.setattr(outbox_module, "MAX_ATTEMPTS", 3)
+    monkeypatch.setattr(outbox_module, "BACKOFF_SECONDS", 0.05)
+    memory.forget()
+    routes = ROUTES.replace("breaker: {failures: 5, reset: 0.5}", "breaker: {failures: 1, reset: 1.0}")
+    with running_gateway(tmp_path, routes, store=str(tmp_path / "cutover.db"), admin_key="admin-key-0123") as gateway:
+        cloud = memory.system("cloud")
+        cloud.down = True
+        client = Client(gateway)
+        assert client.put("PO-1", {"qty": 1}).status_code == 200
+        time.sleep(1.5)
+        cloud.down = False
+        _until(lambda: len(cloud.writes) == 1, seconds=20)
+        counts = client.get("/admin/outbox", **{"X-Admin-Key": "admin-key-0123"}).json()["counts"]
+        assert counts["delivered"] == 1 and counts["dead"] == 0
+    memory.forget()
