@@ -50,6 +50,7 @@ class Status:
     rule: Rule
     window: Counters
     verdict: Judgement | None  # for the next rung; None at the top
+    next: str | None = None  # where a promotion goes: "dual_write", "canary 5 %"; None at the top
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -63,7 +64,15 @@ class Status:
             "evidence": self.window.as_dict(),
             "verdict": self.verdict.verdict.value if self.verdict else None,
             "verdict_reasons": self.verdict.reasons if self.verdict else [],
+            "next": self.next,
         }
+
+
+def _rung_name(step: tuple[Mode, float] | None) -> str | None:
+    if step is None:
+        return None
+    mode, percent = step
+    return f"canary {percent:g} %" if mode is Mode.canary else mode.value
 
 
 def _require_reason(reason: str) -> None:
@@ -171,7 +180,8 @@ class Engine:
             rule = stored.get((route_name, entity_name)) or stored.get((route_name, "*"))
             rule = rule or Rule(route_name, entity_name, info.default)
             window, note = self._judged_window(info, rule, entity_name, info.gate.window_minutes)
-            rows.append(Status(route_name, entity_name, rule, window, self._judge(info, rule, window, note)))
+            judged = self._judge(info, rule, window, note)
+            rows.append(Status(route_name, entity_name, rule, window, judged, _rung_name(self.next_rung(rule))))
         return rows
 
     def history(self, route: str | None = None, entity: str | None = None, limit: int = 1000) -> list[AuditEvent]:
@@ -243,7 +253,7 @@ class Engine:
             if not force:
                 raise CutoverError(
                     f"the gate says {judgement.verdict.value if judgement else 'nothing'} ({why}): "
-                    "wait for evidence, or pass --force with a reason"
+                    "wait for evidence, or force the step with a reason"
                 )
             evidence = evidence | {"forced": True, "verdict": judgement.verdict.value if judgement else None}
         new = Rule(route, entity, target, percent if target is Mode.canary else 0.0, current.pins | (pins or {}))
@@ -253,18 +263,23 @@ class Engine:
         }  # fmt: skip
         return self.store.put_rule(new, version, actor, event)
 
+    def next_rung(self, rule: Rule) -> tuple[Mode, float] | None:
+        """Where a promotion from `rule` goes (the next canary step, or the next mode); None at the top."""
+        if rule.mode is Mode.canary and rule.percent < 100:
+            return Mode.canary, next(p for p in CANARY_STEPS if p > rule.percent)
+        if rule.mode is Mode.cloud:
+            return None
+        target = LADDER[LADDER.index(rule.mode) + 1]
+        if target is Mode.shadow and self.route(rule.route).writes:
+            target = Mode.dual_write  # write routes skip shadow: it would never reach the cloud
+        return target, CANARY_STEPS[0] if target is Mode.canary else 0.0
+
     def promote(self, route: str, entity: str, reason: str, actor: str, force: bool = False) -> Rule:
         _require_reason(reason)
-        current = self.rule(route, entity)
-        if current.mode is Mode.canary and current.percent < 100:
-            step = next(p for p in CANARY_STEPS if p > current.percent)
-            return self.set(route, entity, Mode.canary, reason, actor, percent=step, force=force, kind="promote")
-        if current.mode is Mode.cloud:
+        step = self.next_rung(self.rule(route, entity))
+        if step is None:
             raise CutoverError(f"{route}/{entity} is already on the cloud")
-        target = LADDER[LADDER.index(current.mode) + 1]
-        if target is Mode.shadow and self.route(route).writes:
-            target = Mode.dual_write  # write routes skip shadow: it would never reach the cloud
-        percent = CANARY_STEPS[0] if target is Mode.canary else 0.0
+        target, percent = step
         return self.set(route, entity, target, reason, actor, percent=percent, force=force, kind="promote")
 
     def rollback(

@@ -44,8 +44,10 @@ def _admin(request: web.Request) -> str:
     """Check the admin key; return the actor the change is made by."""
     expected = request.app[ADMIN_KEY]
     given = request.headers.get("X-Admin-Key", "")
-    if not given or not hmac.compare_digest(given.encode("utf-8", "surrogateescape"), expected.encode()):
+    if not given:
         raise Problem(401, "Admin key required", "send the admin key in the X-Admin-Key header")
+    if not hmac.compare_digest(given.encode("utf-8", "surrogateescape"), expected.encode()):
+        raise Problem(401, "Wrong admin key", "the admin key is not valid: check it with whoever runs the gateway")
     return request.headers.get("X-Actor", "").strip()
 
 

@@ -50,10 +50,13 @@ def _engine(store: str, routes: Path, create: bool = True) -> Engine:
 
 
 def refused(exc: Exception, as_json: bool) -> typer.Exit:
+    message = str(exc)
+    if message.endswith("force the step with a reason"):  # the engine's words; here, the flag that does it
+        message += " (--force --reason …)"
     if as_json:
-        print(json.dumps({"error": str(exc)}))
+        print(json.dumps({"error": message}))
     else:
-        errors.print(f"[bold red]refused:[/] {exc}", highlight=False, soft_wrap=True)
+        errors.print(f"[bold red]refused:[/] {escape(message)}", highlight=False, soft_wrap=True)
     return typer.Exit(1)
 
 

@@ -5,6 +5,7 @@
 const REFRESH_MS = 3000;
 const $ = (selector) => document.querySelector(selector);
 let pending = null; // the change the dialog is about: {route, entity, step}
+let notice = { text: "", until: 0 }; // what a change confirms, shown across refreshes for a while
 
 function credentials() {
   return { key: sessionStorage.getItem("banyan.key") || "", actor: sessionStorage.getItem("banyan.actor") || "" };
@@ -156,7 +157,9 @@ async function showFields(route, entity) {
 function ask(row, step) {
   pending = { route: row.route, entity: row.entity, step };
   const titles = { promote: "Promote", rollback: "Roll back", percent: "Set the canary percent of" };
-  $("#change-title").textContent = `${titles[step]} ${row.route} / ${row.entity}`;
+  const now = row.mode === "canary" ? `canary ${row.percent} %` : row.mode;
+  const to = step === "promote" && row.next ? `: ${now} → ${row.next}` : "";
+  $("#change-title").textContent = `${titles[step]} ${row.route} / ${row.entity}${to}`;
   $("#percent-label").hidden = step !== "percent";
   $("#percent").required = step === "percent";
   $("#percent").value = row.percent || "";
@@ -176,12 +179,12 @@ async function confirmChange(event) {
   const force = $("#force").checked;
   const path = `/admin/cutover/${encodeURIComponent(route)}/${encodeURIComponent(entity)}`;
   try {
-    if (step === "percent") {
-      await api("PUT", path, { mode: "canary", percent: Number($("#percent").value), reason, force });
-    } else {
-      await api("POST", `${path}/${step}`, { reason, force });
-    }
+    const done = step === "percent"
+      ? await api("PUT", path, { mode: "canary", percent: Number($("#percent").value), reason, force })
+      : await api("POST", `${path}/${step}`, { reason, force });
     $("#change").close();
+    const rung = (rule) => (rule.mode === "canary" ? `canary ${rule.percent} %` : rule.mode);
+    notice = { text: `✓ ${route} / ${entity} is now on ${rung(done)} (version ${done.version})`, until: Date.now() + 15000 };
     await refresh();
   } catch (error) {
     $("#change-error").textContent = error.message;
@@ -202,7 +205,7 @@ async function refresh() {
     renderOutbox(outbox);
     $("#main").hidden = false;
     $("#updated").textContent = `updated ${new Date().toLocaleTimeString()}`;
-    say("");
+    say(Date.now() < notice.until ? notice.text : "");
     return true;
   } catch (error) {
     say(error.message);

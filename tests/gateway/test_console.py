@@ -47,9 +47,11 @@ def test_the_console_shows_the_grid_and_promotes_with_a_reason(
     page.screenshot(path=str(tmp_path / "console.png"), full_page=True)
 
     row.get_by_role("button", name="Promote").click()
+    assert page.locator("#change-title").inner_text() == "Promote order-get / ACME-US: shadow → dual_write"
     page.fill("#reason", "CHG-201 shadow clean for a week")
     page.click("#confirm")
     page.locator('tr[data-route="order-get"][data-entity="ACME-US"]', has_text="dual write").wait_for()
+    assert "✓ order-get / ACME-US is now on dual_write (version 2)" in page.locator("#message").inner_text()
     history = page.locator("#history tbody tr").first.inner_text()
     assert "Ana Lead" in history and "promote" in history and "CHG-201" in history and "shadow → dual_write" in history
     event = ladder.cutover.store.history()[0]
@@ -60,6 +62,7 @@ def test_the_console_shows_the_grid_and_promotes_with_a_reason(
     page.fill("#reason", "too soon")
     page.click("#confirm")
     page.locator("#change-error").filter(has_text="Inconclusive").wait_for()
+    assert "--force" not in page.locator("#change-error").inner_text()  # the page has a Force box, not flags
     assert ladder.cutover.engine.rule("order-get", "ACME-US").mode.value == "dual_write"
     page.click("dialog button[value=cancel]")
 
@@ -72,7 +75,7 @@ def test_the_console_shows_the_grid_and_promotes_with_a_reason(
 def test_a_wrong_key_is_refused(ladder: Ladder, browser: Any) -> None:  # noqa: F811
     errors: list[str] = []
     page = open_console(ladder, browser, "not-the-key", errors)
-    page.locator("#message").filter(has_text="admin key").wait_for()
+    page.locator("#message").filter(has_text="the admin key is not valid").wait_for()
     assert page.locator("#main").is_hidden()
     assert (
         requests.get(
