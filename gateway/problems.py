@@ -18,6 +18,7 @@ KINDS: dict[str, str] = {
     "API key required": "send your key in the X-API-Key header (or Authorization: Bearer)",
     "Unknown API key": "the key is not valid: ask the gateway's operators for one",
     "Admin key required": "send an admin key in X-Admin-Key",
+    "Wrong admin key": "the admin key is not the one the gateway was started with; check it with its operators",
     "Route not allowed": "your key is not scoped to this route: ask for it to be added",
     "Entity not allowed": "your key is not scoped to this legal entity",
     "Unknown legal entity": "use one of the entities the route lists in /openapi.json",
