@@ -26,17 +26,11 @@ OUTBOX_POLL_SECONDS = 0.2
 
 
 def _breaker_wait(compiled: Compiled, side: Side, entity: str | None) -> float:
-    """Seconds until the side's breaker lets a trial call through; 0 when it is not open."""
+    """Seconds until the side's breaker lets a call through; 0 when it may go now."""
     try:
-        breaker = compiled.bound(side.value, entity).breaker
+        return compiled.bound(side.value, entity).breaker.wait()
     except Problem:  # no such side: the delivery itself will say so
         return 0.0
-    state = breaker.state
-    if state == "half_open" and breaker.trial_running:
-        return 0.5  # a consumer's call is the trial: its outcome decides
-    if state != "open" or breaker.opened_at is None:
-        return 0.0
-    return max(breaker.reset - (time.monotonic() - breaker.opened_at), 0.1)
 
 
 async def deliver(app: web.Application, message: Message) -> None:

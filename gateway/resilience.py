@@ -29,12 +29,22 @@ class Breaker:
             return "closed"
         return "half_open" if time.monotonic() - self.opened_at >= self.reset else "open"
 
-    def before(self) -> None:
+    TRIAL_WAIT = 0.5  # seconds a caller is told to wait while another call is the half-open trial
+
+    def wait(self) -> float:
+        """Seconds before this breaker lets a call through; 0 when one may go now."""
         state = self.state
-        if state == "open" or (state == "half_open" and self.trial_running):
-            wait = self.reset - (time.monotonic() - (self.opened_at or 0))
-            raise BackendUnavailable(f"the backend's circuit breaker is open; trying again in {max(wait, 0):.0f} s")
-        if state == "half_open":
+        if state == "open":
+            return max(self.reset - (time.monotonic() - (self.opened_at or 0)), 0.1)
+        if state == "half_open" and self.trial_running:
+            return self.TRIAL_WAIT  # the trial's outcome decides
+        return 0.0
+
+    def before(self) -> None:
+        wait = self.wait()
+        if wait:
+            raise BackendUnavailable(f"the backend's circuit breaker is open; trying again in {wait:.0f} s")
+        if self.state == "half_open":
             self.trial_running = True
 
     def abandon(self) -> None:

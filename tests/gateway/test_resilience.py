@@ -52,3 +52,15 @@ def test_a_failed_trial_opens_the_breaker_again() -> None:
     assert breaker.state == "open"
     with pytest.raises(BackendUnavailable, match="circuit breaker is open"):
         asyncio.run(guarded(_fails, breaker, retries=0, backoff=0, retry_safe=False))
+
+
+def test_the_breaker_says_how_long_a_caller_waits() -> None:
+    breaker = Breaker(failures=1, reset=60.0)
+    assert breaker.wait() == 0.0
+    _opened(breaker)
+    assert 59 < breaker.wait() <= 60  # open: until the trial
+    breaker.reset = 0.0
+    breaker.before()  # this call is the half-open trial
+    assert breaker.wait() == Breaker.TRIAL_WAIT  # others wait for its outcome
+    breaker.success()
+    assert breaker.wait() == 0.0
