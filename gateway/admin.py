@@ -24,6 +24,7 @@ from cutover.store import Conflict, StoreError, minute
 from gateway.inputs import parse_json
 from gateway.problems import Problem
 from gateway.state import ADMIN_KEY, CUTOVER
+from gateway.static import Files, serve_file
 
 log = logging.getLogger("banyan.cutover")
 
@@ -208,20 +209,17 @@ async def admin_outbox_action(request: web.Request) -> web.Response:
 
 
 CONSOLE = Path(__file__).parent / "console"
-_ASSETS = {"console.css": "text/css", "console.js": "text/javascript"}
+CONSOLE_FILES: Files = {
+    "": (CONSOLE / "index.html", "text/html"),
+    "console.css": (CONSOLE / "console.css", "text/css"),
+    "console.js": (CONSOLE / "console.js", "text/javascript"),
+}
 
 
 async def console_page(request: web.Request) -> web.Response:
     """The migration console: a static page that talks to the admin API with the key the user types."""
-    name = request.match_info.get("asset", "")
-    if name and name not in _ASSETS:
-        raise Problem(404, "No such file", f"the console has no {name!r}")
-    path = CONSOLE / (name or "index.html")
-    kind = _ASSETS.get(name, "text/html")
-    response = web.Response(body=path.read_bytes(), content_type=kind, charset="utf-8")
-    response.headers["Content-Security-Policy"] = "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'"
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    return response
+    policy = "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'"
+    return serve_file(CONSOLE_FILES, request.match_info.get("asset", ""), "the console", policy)
 
 
 def add_admin_routes(app: web.Application) -> None:

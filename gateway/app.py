@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib.resources
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -18,10 +17,9 @@ from gateway import policies
 from gateway.admin import add_admin_routes
 from gateway.admin import lifecycle as cutover_lifecycle
 from gateway.metrics import Metrics
-from gateway.openapi import API_PAGE, docs_page, openapi
+from gateway.openapi import api_reference, docs_page, openapi
 from gateway.outbox_worker import outbox_worker
 from gateway.policies import IdempotencyStore, RateLimiter
-from gateway.problems import Problem
 from gateway.request import handle
 from gateway.spec import RouteError, known_entities, route_infos
 from gateway.state import (
@@ -62,35 +60,6 @@ async def metrics_endpoint(request: web.Request) -> web.Response:
 
 async def openapi_endpoint(request: web.Request) -> web.Response:
     return web.json_response(openapi([c.route for c in request.app[ROUTING].table.routes]))
-
-
-_API_ASSETS = {
-    "swagger-ui.css": "text/css",
-    "swagger-ui-bundle.js": "text/javascript",
-    "swagger-ui-standalone-preset.js": "text/javascript",
-}
-_OWN_ASSETS = {"api.js": "text/javascript"}
-# Swagger UI 5 (it reads OpenAPI 3.1) as the swagger-ui-py wheel ships it; only its static files are used
-SWAGGER_UI = importlib.resources.files("swagger_ui") / "static"
-
-
-async def api_reference(request: web.Request) -> web.Response:
-    """Swagger UI over /openapi.json, its assets shipped in a wheel and served from here: no CDN."""
-    name = request.match_info.get("asset", "")
-    if not name:
-        response = web.Response(text=API_PAGE, content_type="text/html")
-    elif name in _API_ASSETS:
-        response = web.Response(body=(SWAGGER_UI / name).read_bytes(), content_type=_API_ASSETS[name])
-    elif name in _OWN_ASSETS:
-        body = (Path(__file__).parent / "docs" / name).read_bytes()
-        response = web.Response(body=body, content_type=_OWN_ASSETS[name])
-    else:
-        raise Problem(404, "No such file", f"the API reference has no {name!r}")
-    response.headers["Content-Security-Policy"] = (
-        "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'"
-    )
-    response.headers["Cache-Control"] = "public, max-age=3600" if name else "no-cache"
-    return response
 
 
 async def docs(request: web.Request) -> web.Response:

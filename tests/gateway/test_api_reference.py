@@ -26,6 +26,9 @@ def test_the_reference_lists_every_route_and_loads_nothing_from_elsewhere(gatewa
 
 def test_the_docs_page_links_the_reference_and_unknown_assets_are_404(gateway: Gateway) -> None:
     assert "/docs/api" in requests.get(f"{gateway.url}/docs", timeout=5).text
+    bundle = requests.get(f"{gateway.url}/docs/api/swagger-ui-bundle.js", timeout=5)
+    assert bundle.headers["Cache-Control"] == "public, max-age=3600"  # 1.5 MB: fetched once an hour at most
+    assert requests.get(f"{gateway.url}/docs/api", timeout=5).headers["Cache-Control"] == "no-cache"
     missing = requests.get(f"{gateway.url}/docs/api/../../etc/passwd", timeout=5)
     assert missing.status_code == 404
     odd = requests.get(f"{gateway.url}/docs/api/swagger-ui.js.map", timeout=5)
