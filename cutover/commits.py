@@ -69,7 +69,7 @@ class GroupCommit:
         future: asyncio.Future[T] = loop.create_future()
         with self._ready:
             if self._stopping:
-                raise StoreError("the store's writer has stopped")
+                raise StoreError("the gateway is stopping and records no more writes: send it again to another one")
             self._queue.append(_Operation(function, args, future, loop))
             self._ready.notify()
         return await future

@@ -36,12 +36,15 @@ class BatchedLines(logging.Handler):
             self.flush()
 
     def flush(self) -> None:
-        with self.lock or threading.Lock():
+        self.acquire()  # the lock `handle` holds around `emit`: the tick thread and requests take turns
+        try:
             lines, self.buffer = self.buffer, []
             if lines:
                 with contextlib.suppress(OSError, ValueError):  # a closed or broken stderr: nothing to do
                     self.stream.write("\n".join(lines) + "\n")
                     self.stream.flush()
+        finally:
+            self.release()
 
     def _tick(self) -> None:
         while not self._stop.wait(self.seconds):

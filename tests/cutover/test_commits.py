@@ -73,7 +73,7 @@ def test_a_store_that_cannot_commit_fails_every_waiting_write(store: Store, monk
 def test_a_stopped_writer_refuses_new_writes(store: Store) -> None:
     commits = GroupCommit(store)
     commits.close()
-    with pytest.raises(StoreError, match="stopped"):
+    with pytest.raises(StoreError, match="the gateway is stopping"):
         asyncio.run(commits.run(lambda c: _insert(store, c, 1)))
 
 
