@@ -48,15 +48,13 @@ class KeyTurns:
 
     @contextlib.asynccontextmanager
     async def turn(self, key: tuple[str, str, str]) -> AsyncIterator[None]:
-        lock, users = self._locks.get(key, (None, 0))
-        if lock is None:
-            lock = asyncio.Lock()
+        lock, users = self._locks.get(key) or (asyncio.Lock(), 0)
         self._locks[key] = (lock, users + 1)
         try:
             async with lock:
                 yield
         finally:
-            lock, users = self._locks[key]
+            users = self._locks[key][1]
             if users == 1:
                 del self._locks[key]
             else:
