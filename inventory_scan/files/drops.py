@@ -58,6 +58,20 @@ def _word(path: str) -> str:
     return posixpath.basename(path.rstrip("/")).lower().strip("_-. 0123456789") or posixpath.basename(path)
 
 
+# A drop in a folder whose name says nothing is read into the ERP when its reader files what it took
+# as imported or failed, and written out of it when its writer files what it sent.
+STAGE_DIRECTIONS: dict[str, Direction] = {
+    **dict.fromkeys(("processed", "done", "imported", "success"), Direction.into),
+    **dict.fromkeys(("sent", "exported"), Direction.out_of),
+    **{word: Direction.into for word, stage in STAGES.items() if stage == "error"},
+}
+
+
+def _direction_from_stages(drop: Drop) -> Direction:
+    seen = {found for stage in drop.stages.values() if (found := STAGE_DIRECTIONS.get(_word(stage.folder)))}
+    return seen.pop() if len(seen) == 1 else Direction.unknown
+
+
 def stage_of(path: str) -> tuple[str, str] | None:
     """(stage, stage folder) when `path` is a lifecycle folder or a dated folder under one."""
     current = path.rstrip("/")
@@ -148,6 +162,9 @@ def group_drops(folders: Iterable[FolderResult]) -> list[Drop]:
             if (home, pattern) not in drops:
                 drops[(home, pattern)] = Drop(home, pattern, ROLES.get(_word(home), Direction.unknown))
             drops[(home, pattern)].add_stage(stage, stage_folder, stats)
+    for drop in drops.values():
+        if drop.direction is Direction.unknown:
+            drop.direction = _direction_from_stages(drop)
     return sorted(drops.values(), key=lambda drop: (drop.folder, drop.pattern))
 
 

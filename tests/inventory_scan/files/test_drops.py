@@ -53,16 +53,26 @@ CASES = [
         },
     ),
     (
-        "only lifecycle folders: the drop is their parent",
+        "only lifecycle folders: the drop is their parent, read by whoever files what failed",
         {"/e/orders/processed": ["O_1.edi", "O_2.edi"], "/e/orders/error": ["O_3.edi"]},
         {
             (
                 "/e/orders",
                 "O_{seq}.edi",
-                "unknown",
+                "into",
                 (("error", "/e/orders/error", 1), ("processed", "/e/orders/processed", 2)),
             )
         },
+    ),
+    (
+        "a folder that says nothing, whose writer files what it sent",
+        {"/e/asn/sent": ["A_1.edi", "A_2.edi"]},
+        {("/e/asn", "A_{seq}.edi", "out_of", (("processed", "/e/asn/sent", 2),))},
+    ),
+    (
+        "stages that disagree leave the direction unknown",
+        {"/e/mix/sent": ["M_1.edi"], "/e/mix/error": ["M_2.edi"]},
+        {("/e/mix", "M_{seq}.edi", "unknown", (("error", "/e/mix/error", 1), ("processed", "/e/mix/sent", 1)))},
     ),
     (
         "a pattern only in the archive does not join another folder's drop",
