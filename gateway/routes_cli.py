@@ -107,8 +107,11 @@ def routes_schema(
 def routes_scaffold(
     catalog: Annotated[Path, typer.Argument(help="a catalog written by banyan scan")],
     out: Annotated[Path, typer.Option("--out", "-o", help="folder to write route skeletons into")] = Path("routes"),
+    everything: Annotated[
+        bool, typer.Option("--all", help="also scaffold interfaces the roadmap does not wrap (keep, retire …)")
+    ] = False,
 ) -> None:
-    """Write route skeletons for cataloged SOAP operations, HTTP endpoints and file drops.
+    """Write route skeletons for the SOAP operations, HTTP endpoints and file drops the roadmap wraps.
 
     Example: banyan routes scaffold catalog.json --out routes/scaffolded
     """
@@ -117,9 +120,11 @@ def routes_scaffold(
     from inventory_scan.scaffold import scaffold
 
     try:
-        routes = scaffold(Catalog.load(catalog))
+        loaded = Catalog.load(catalog)
     except ScanError as exc:
         raise _fail(str(exc)) from None
+    routes = scaffold(loaded, everything)
+    left_out = 0 if everything else sum(map(len, scaffold(loaded, True).values())) - sum(map(len, routes.values()))
     out.mkdir(parents=True, exist_ok=True)
     written = 0
     for kind, items in routes.items():
@@ -127,6 +132,8 @@ def routes_scaffold(
             (out / f"{kind}.yaml").write_text(yaml.safe_dump({"routes": items}, sort_keys=False, allow_unicode=True))
             written += len(items)
     typer.echo(f"wrote {written} route skeletons to {out}; fill in the TODOs, then `banyan routes check {out}`")
+    if left_out:
+        typer.echo(f"left out {left_out} for interfaces the roadmap does not wrap (--all writes them too)")
 
 
 @keys_app.command("create")

@@ -109,6 +109,16 @@ class Pattern(_Model):
     reasons: list[str] = Field(default_factory=list)
 
 
+class Criticality(_Model):
+    tier: int = Field(ge=1, le=3, description="1: order-to-cash, stock, invoicing; 2: fulfilment, master data; 3")
+    reasons: list[str] = Field(default_factory=list)
+
+
+class Disposition(_Model):
+    name: str = Field(description="keep, wrap, refactor_to_events or retire")
+    reasons: list[str] = Field(default_factory=list)
+
+
 def interface_id(kind: str, system: str, locator: str) -> str:
     """A stable id: the same kind, system and locator give the same id in every scan."""
     digest = hashlib.sha256(f"{kind}\x00{system}\x00{locator}".encode()).hexdigest()
@@ -131,6 +141,11 @@ class Interface(_Redacted):
     activity: Activity = Field(default_factory=Activity)
     complexity: Complexity | None = None
     pattern: Pattern | None = None
+    business_object: str | None = Field(
+        default=None, description="what it carries: order, inventory, shipment, invoice, customer, item, location …"
+    )
+    criticality: Criticality | None = None
+    disposition: Disposition | None = None
     evidence: list[Evidence] = Field(default_factory=list)
     attributes: dict[str, Any] = Field(
         default_factory=dict, description="kind-specific facts, e.g. a drop's file pattern and stages"

@@ -13,10 +13,12 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from inventory_scan.analysis.diff import diff
+from inventory_scan.analysis.dispositions import RoadmapSettings
 from inventory_scan.analysis.graph import to_dot, to_graphml, to_mermaid
 from inventory_scan.analysis.patterns import PatternRule
 from inventory_scan.analysis.pipeline import save_merged
 from inventory_scan.analysis.report import to_html, to_markdown
+from inventory_scan.analysis.roadmap import WAVE_UNITS, plan
 from inventory_scan.catalog import Catalog, json_schema
 from inventory_scan.config import FileSource, ScanConfig
 from inventory_scan.db.scan import DDL_SUFFIXES, DbScan, DbSource, connection_from_env
@@ -27,7 +29,7 @@ from inventory_scan.files.folders import FolderResult
 from inventory_scan.files.scan import FileScan
 from inventory_scan.files.scan import Progress as ScanProgress
 from inventory_scan.redact import printable
-from inventory_scan.summary import print_diff, print_summary
+from inventory_scan.summary import print_diff, print_roadmap, print_summary
 
 scan_app = typer.Typer(help="Discover legacy integration points into a catalog.", no_args_is_help=True)
 catalog_app = typer.Typer(help="Read, export and describe catalogs.", no_args_is_help=True)
@@ -53,7 +55,9 @@ Work = Callable[[ScanProgress], tuple[Catalog, list[str]]]
 GraphFormat = Literal["dot", "mermaid", "graphml"]
 
 
-def _run(work: Work, out: Path, pattern_rules: list[PatternRule] | None = None) -> None:
+def _run(
+    work: Work, out: Path, pattern_rules: list[PatternRule] | None = None, roadmap: RoadmapSettings | None = None
+) -> None:
     """Run a scan with a progress bar, merge it into `out`, print the summary; exit 1 if incomplete."""
     if out.exists():
         try:
@@ -88,7 +92,7 @@ def _run(work: Work, out: Path, pattern_rules: list[PatternRule] | None = None) 
         except ScanError as exc:
             raise _fail(str(exc)) from None
     try:
-        merged = save_merged(catalog, out, pattern_rules)
+        merged = save_merged(catalog, out, pattern_rules, roadmap)
     except ScanError as exc:
         raise _fail(str(exc)) from None
     shown = {interface.id for interface in catalog.interfaces}
@@ -231,7 +235,7 @@ def scan_run(
     except ScanError as exc:
         raise _fail(str(exc)) from None
     work = _together(_files(scan, settings.files), _esb(esb, settings.entities), _db(db, settings.entities))
-    _run(work, out or settings.out, settings.patterns)
+    _run(work, out or settings.out, settings.patterns, settings.roadmap)
 
 
 @scan_app.command("db")
@@ -368,6 +372,30 @@ def catalog_report(
         _write(to_html(loaded), html)
     if markdown is not None:
         _write(to_markdown(loaded), markdown)
+
+
+@catalog_app.command("roadmap")
+def catalog_roadmap(
+    catalog: Annotated[Path, typer.Argument(help="a catalog written by banyan scan")] = Path("catalog.json"),
+    csv: Annotated[Path | None, typer.Option("--csv", help="write every interface's place as CSV here")] = None,
+    as_json: Annotated[Path | None, typer.Option("--json", help="write the roadmap as JSON here ('-': stdout)")] = None,
+    wave_units: Annotated[int, typer.Option(min=1, help="effort units one wave holds at most")] = WAVE_UNITS,
+) -> None:
+    """What to wrap first, wave by wave; what to refactor into events and where from; what to retire.
+
+    Dispositions and tiers come from the scan (rules and overrides under roadmap: in scan.yaml).
+
+    Example: banyan catalog roadmap catalog.json --csv roadmap.csv --json roadmap.json
+    """
+    found = plan(_load(catalog), wave_units)
+    if as_json is not None and str(as_json) == "-":
+        typer.echo(json.dumps(found.as_json(), indent=2))
+        return
+    print_roadmap(out_console, found)
+    if csv is not None:
+        _write(found.to_csv(), csv)
+    if as_json is not None:
+        _write(json.dumps(found.as_json(), indent=2) + "\n", as_json)
 
 
 @catalog_app.command("diff")

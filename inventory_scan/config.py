@@ -31,6 +31,7 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from inventory_scan.analysis.dispositions import RoadmapSettings
 from inventory_scan.analysis.patterns import PatternRule
 from inventory_scan.entities import EntityRule
 from inventory_scan.errors import ConfigError
@@ -106,6 +107,9 @@ class ScanConfig(BaseModel):
     db: list[DbSourceConfig] = Field(default_factory=list)
     entities: list[EntityRule] = Field(default_factory=list)
     patterns: list[PatternRule] = Field(default_factory=list, description="pattern rules tried before the defaults")
+    roadmap: RoadmapSettings = Field(
+        default_factory=RoadmapSettings, description="retiring systems, disposition rules and overrides"
+    )
 
     @classmethod
     def load(cls, path: Path) -> ScanConfig:

@@ -1,5 +1,7 @@
 """Route skeletons from a catalog: SOAP operations, HTTP endpoints the ESB calls, inbound file drops.
 
+Only what the roadmap says to wrap is scaffolded, unless `everything` is asked for.
+
 Each skeleton is validated with the gateway's route model, so what is written passes `banyan routes
 check`; what only a person can decide (mappings, schemas) is left as a TODO in the description.
 """
@@ -10,6 +12,7 @@ import re
 from typing import Any
 
 from gateway.spec import Route
+from inventory_scan.analysis.dispositions import apply_roadmap
 from inventory_scan.catalog import Catalog, Direction, Interface, Kind
 
 # drop-name placeholders → the gateway's file-name parts
@@ -100,8 +103,16 @@ def _drop(drop: Interface) -> dict[str, Any] | None:
     }
 
 
-def scaffold(catalog: Catalog) -> dict[str, list[dict[str, Any]]]:
-    """Skeletons grouped by kind; each validates as a route, and names and paths are unique."""
+def scaffold(catalog: Catalog, everything: bool = False) -> dict[str, list[dict[str, Any]]]:
+    """Skeletons grouped by kind; each validates as a route, and names and paths are unique.
+
+    Interfaces whose disposition is not `wrap` are left out unless `everything` is true.
+    """
+    if not everything:
+        if any(interface.disposition is None for interface in catalog.interfaces):
+            catalog = apply_roadmap(catalog)  # scanned before dispositions: the default rules decide
+        wrapped = [i for i in catalog.interfaces if i.disposition is not None and i.disposition.name == "wrap"]
+        catalog = catalog.model_copy(update={"interfaces": wrapped})
     makers = {
         "soap": (Kind.soap_operation, _soap),
         "http": (Kind.esb_endpoint, _http),

@@ -1,4 +1,4 @@
-"""A catalog, told in the terminal: drops per entity, then the sources and what went wrong."""
+"""A catalog, told in the terminal: drops per entity, then the sources and what went wrong; its diff and roadmap."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from inventory_scan.analysis.diff import Diff
+from inventory_scan.analysis.roadmap import Roadmap
 from inventory_scan.catalog import Catalog, Interface, Kind
 from inventory_scan.redact import printable
 
@@ -208,5 +209,67 @@ def print_diff(console: Console, found: Diff) -> None:
     console.print(
         f"{len(found.added)} added, {len(found.removed)} removed, {len(found.changed)} changed, "
         f"{len(found.activity)} with activity moving sharply",
+        highlight=False,
+    )
+
+
+def _tier(tier: int) -> str:
+    return {1: "[bold red]1[/]", 2: "[yellow]2[/]"}.get(tier, str(tier))
+
+
+def print_roadmap(console: Console, roadmap: Roadmap) -> None:
+    """Waves to wrap, event candidates, and what to retire, each with why."""
+    waves = Table(title="[bold]Wrap, wave by wave[/] — tier 1 first, most depended on, cheapest", title_justify="left")
+    waves.add_column("wave", justify="right")
+    waves.add_column("tier", justify="right")
+    for column in ("interface", "kind", "entity"):
+        waves.add_column(column, overflow="fold")
+    waves.add_column("deps", justify="right")
+    waves.add_column("effort", justify="right")
+    waves.add_column("why", overflow="fold")
+    for wave in roadmap.waves:
+        for n, step in enumerate(wave.steps):
+            waves.add_row(
+                str(wave.number) if n == 0 else "",
+                _tier(step.tier),
+                f"[cyan]{_t(step.interface.name)}[/]",
+                step.interface.kind.value,
+                _t(step.interface.entity or "—"),
+                str(step.dependants),
+                str(step.effort),
+                _t(step.why[0] if step.why else ""),
+            )
+        waves.add_section()
+    console.print(waves)
+    events = Table(title="[bold]Refactor to events[/] — publish from", title_justify="left")
+    events.add_column("tier", justify="right")
+    for column in ("interface", "carries", "entity", "publish from", "why"):
+        events.add_column(column, overflow="fold")
+    for step in roadmap.events:
+        events.add_row(
+            _tier(step.tier),
+            f"[cyan]{_t(step.interface.name)}[/]",
+            _t(step.interface.business_object or "—"),
+            _t(step.interface.entity or "—"),
+            _t("\n".join(step.publish_from)),
+            _t(step.why[0] if step.why else ""),
+        )
+    console.print(events)
+    retire = Table(title="[bold]Retire[/] — with the evidence", title_justify="left")
+    for column in ("interface", "kind", "entity", "evidence"):
+        retire.add_column(column, overflow="fold")
+    for step in roadmap.retire:
+        retire.add_row(
+            f"[cyan]{_t(step.interface.name)}[/]",
+            step.interface.kind.value,
+            _t(step.interface.entity or "—"),
+            _t("; ".join(step.why)),
+        )
+    console.print(retire if roadmap.retire else "[bold]Retire[/]: nothing shows signs of disuse")
+    effort = sum(step.effort for wave in roadmap.waves for step in wave.steps)
+    console.print(
+        f"{sum(len(w.steps) for w in roadmap.waves)} to wrap in {len(roadmap.waves)} "
+        f"wave{'' if len(roadmap.waves) == 1 else 's'} ({effort} effort units), "
+        f"{len(roadmap.events)} to refactor to events, {len(roadmap.retire)} to retire, {len(roadmap.keep)} to keep",
         highlight=False,
     )

@@ -218,6 +218,7 @@ def find(folder: Path) -> None:
     banyan("catalog", "report", str(folder / "catalog.json"), "--html", str(folder / "report.html"),
            "--markdown", str(folder / "report.md"))  # fmt: skip
     banyan("catalog", "graph", str(folder / "catalog.json"), "--format", "mermaid", "--out", str(folder / "graph.mmd"))
+    banyan("catalog", "roadmap", str(folder / "catalog.json"), "--csv", str(folder / "roadmap.csv"))
 
 
 def systems(
@@ -426,8 +427,8 @@ def _story() -> None:
         shift(folder, consumer, traffic, cloud, env)
         chapter("Where to look")
         cli = Path(sys.executable).parent / "banyan"
-        say(f"""report      {folder / "report.html"}   (open it in a browser: entities, systems, the graph)
-catalog     {folder / "catalog.json"}   graph {folder / "graph.mmd"}
+        say(f"""report      {folder / "report.html"}   (open it in a browser: entities, systems, roadmap, graph)
+catalog     {folder / "catalog.json"}   graph {folder / "graph.mmd"}   roadmap {folder / "roadmap.csv"}
 API docs    http://127.0.0.1:{port}/docs/api   metrics http://127.0.0.1:{port}/metrics
 console     http://127.0.0.1:{port}/console   (admin key: {ADMIN_KEY}, any name)
 drops       {folder / "drops"}   databases {folder / "databases"}

@@ -230,6 +230,15 @@ def build(root: Path) -> None:
             morning,
         )
 
+    # ACME-UK: a supplier's weekly price catalogue, until it moved to its own portal four months ago.
+    for week in range(12):
+        moment = start - timedelta(days=120 + 7 * week) + timedelta(hours=7)
+        write(
+            root / "acme_uk" / "ftp" / "pricat" / "in" / f"PRICAT_{moment:%Y%m%d}.edi",
+            edifact("PRICAT", 700 + week, "5012345000028", "5099999000001", moment),
+            moment,
+        )
+
     # ACME-US: stock every morning at 05:30, invoices through the day, cXML orders at random.
     us = root / "acme_us" / "exchange"
     for day in range(DAYS):
@@ -300,6 +309,11 @@ def build(root: Path) -> None:
                 path: "*erp_us*"
               - entity: ACME-UK         # partner files addressed to ACME-UK's EDIFACT id
                 receiver: ["5099999000001"]
+            roadmap:                    # what the migration does with each interface: banyan catalog roadmap
+              overrides:
+                - match: "dbo.usp_nightly_credit_mail"
+                  disposition: retire
+                  reason: "the cloud ERP's dunning run replaces the nightly credit mail"
             """
         ),
         encoding="utf-8",

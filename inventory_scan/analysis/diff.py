@@ -5,10 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from inventory_scan.catalog import Catalog, Interface
+from inventory_scan.catalog import Catalog, Criticality, Disposition, Interface
 
 # Fields compared between two scans of one interface; activity is judged separately.
 COMPARED = ("entity", "system", "name", "protocol", "direction", "formats", "reads", "writes", "side_effects")
+# … and what the roadmap made of it, when both scans decided it (a catalog from before the roadmap did not).
+DECIDED = ("business_object", "disposition", "criticality")
 SHARP = 2.0  # activity rose or fell by at least this factor
 MIN_COUNT = 10  # … between counts large enough to mean something
 
@@ -52,6 +54,10 @@ def _value(interface: Interface, name: str) -> Any:
     value = getattr(interface, name)
     if isinstance(value, list):
         return sorted(value)
+    if isinstance(value, Disposition):
+        return value.name
+    if isinstance(value, Criticality):
+        return f"tier {value.tier}"
     return getattr(value, "value", value)
 
 
@@ -80,6 +86,10 @@ def diff(old: Catalog, new: Catalog) -> Diff:
         was, now = before[key], after[key]
         fields = {
             name: (_value(was, name), _value(now, name)) for name in COMPARED if _value(was, name) != _value(now, name)
+        }
+        decided = [name for name in DECIDED if getattr(was, name) is not None and getattr(now, name) is not None]
+        fields |= {
+            name: (_value(was, name), _value(now, name)) for name in decided if _value(was, name) != _value(now, name)
         }
         old_pattern = was.pattern.name if was.pattern else None
         new_pattern = now.pattern.name if now.pattern else None

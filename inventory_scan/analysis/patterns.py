@@ -13,54 +13,17 @@ same pattern that also holds adds its reason. Users put their own rules in scan.
 
 from __future__ import annotations
 
-from fnmatch import fnmatchcase
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
-
+from inventory_scan.analysis.rules import Conditions, facts_of
 from inventory_scan.catalog import Catalog, Interface, Pattern
 
 PatternName = Literal["sync_api", "event", "batch", "orchestration"]
 
 
-class PatternRule(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class PatternRule(Conditions):
     pattern: PatternName
     reason: str
-    kind: list[str] | None = Field(default=None, description="interface kinds the rule applies to")
-    protocol: list[str] | None = None
-    side_effect: list[str] | None = Field(default=None, description="side-effect prefixes, e.g. outbox, notify")
-    cadence: list[str] | None = Field(default=None, description="nightly, daily, weekly, interval, irregular …")
-    flow_kind: list[str] | None = Field(default=None, description="route, proxy, orchestration, receive-port …")
-    min_systems: int | None = Field(default=None, description="an ESB flow touching at least this many systems")
-    has: list[str] | None = Field(default=None, description="attributes that must be present and non-empty")
-    endpoint_protocol: list[str] | None = Field(default=None, description="an ESB flow with an endpoint of these")
-    source_protocol: list[str] | None = Field(default=None, description="an ESB flow that listens on one of these")
-    path: str | None = Field(default=None, description="glob on the interface's locator")
-
-    def holds(self, interface: Interface, facts: dict[str, Any]) -> bool:
-        checks = [
-            (self.kind, interface.kind.value),
-            (self.protocol, interface.protocol),
-            (self.cadence, facts["cadence"]),
-            (self.flow_kind, interface.attributes.get("flow_kind")),
-        ]
-        if any(wanted is not None and value not in wanted for wanted, value in checks):
-            return False
-        if self.side_effect is not None and not any(
-            effect.split(":", 1)[0] in self.side_effect for effect in interface.side_effects
-        ):
-            return False
-        if self.endpoint_protocol is not None and not facts["endpoint_protocols"] & set(self.endpoint_protocol):
-            return False
-        if self.source_protocol is not None and not facts["source_protocols"] & set(self.source_protocol):
-            return False
-        if self.min_systems is not None and facts["systems"] < self.min_systems:
-            return False
-        if self.has is not None and not all(interface.attributes.get(name) for name in self.has):
-            return False
-        return self.path is None or fnmatchcase(interface.locator, self.path)
 
 
 def _rule(pattern: PatternName, reason: str, **conditions: Any) -> PatternRule:
@@ -116,21 +79,8 @@ DEFAULT_RULES: list[PatternRule] = [
 ]
 
 
-def _facts(interface: Interface) -> dict[str, Any]:
-    cadence = interface.activity.cadence.kind if interface.activity.cadence else None
-    systems = set()
-    for endpoint in interface.attributes.get("endpoints", []) or []:
-        locator = str(endpoint.get("locator", ""))
-        host = locator.partition("://")[2].split("/", 1)[0] if "://" in locator else locator.split(":", 1)[0]
-        systems.add(host or endpoint.get("protocol"))
-    endpoints = interface.attributes.get("endpoints", []) or []
-    protocols = {str(e.get("protocol")) for e in endpoints}
-    sources = {str(e.get("protocol")) for e in endpoints if e.get("role") == "source"}
-    return {"cadence": cadence, "systems": len(systems), "endpoint_protocols": protocols, "source_protocols": sources}
-
-
 def classify(interface: Interface, rules: list[PatternRule]) -> Pattern | None:
-    facts = _facts(interface)
+    facts = facts_of(interface)
     chosen = next((rule for rule in rules if rule.holds(interface, facts)), None)
     if chosen is None:
         return None

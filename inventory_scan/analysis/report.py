@@ -9,8 +9,9 @@ from datetime import UTC, datetime
 from importlib import resources
 
 from inventory_scan.analysis.graph import PATTERN_COLOURS, to_svg
+from inventory_scan.analysis.roadmap import WAVE_UNITS, Roadmap, plan
 from inventory_scan.analysis.rollup import Group, Rollup, rollup, units
-from inventory_scan.catalog import Catalog, Interface
+from inventory_scan.catalog import Catalog, Criticality, Disposition, Interface
 
 # The page's style and behaviour live beside this module and are inlined, so the report needs no network.
 _CSS = (resources.files("inventory_scan.analysis") / "report.css").read_text(encoding="utf-8")
@@ -47,6 +48,13 @@ def _options(values: Iterable[str]) -> str:
     return "".join(f'<option value="{_e(v)}">{_e(v)}</option>' for v in sorted(set(values)))
 
 
+def _reasoned(decided: Criticality | Disposition | None) -> str:
+    if decided is None:
+        return ""
+    what = f"tier {decided.tier}" if isinstance(decided, Criticality) else decided.name
+    return f"{what}: {'; '.join(decided.reasons)}"
+
+
 def _details(interface: Interface) -> str:
     effort = units(interface)
     cadence = interface.activity.cadence
@@ -64,6 +72,9 @@ def _details(interface: Interface) -> str:
         ("side effects", ", ".join(interface.side_effects)),
         ("pattern", f"{interface.pattern.name}: {'; '.join(interface.pattern.reasons)}" if interface.pattern else ""),
         ("effort", f"{effort.score} units: {'; '.join(effort.reasons)}"),
+        ("carries", interface.business_object),
+        ("criticality", _reasoned(interface.criticality)),
+        ("disposition", _reasoned(interface.disposition)),
         ("activity", activity),
     ]
     rows = "".join(f"<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>" for k, v in facts if v)
@@ -103,9 +114,11 @@ def _row(interface: Interface) -> str:
     effort = units(interface).score
     cadence = interface.activity.cadence.label if interface.activity.cadence else ""
     pattern = interface.pattern.name if interface.pattern else ""
+    disposition = interface.disposition.name if interface.disposition else ""
+    tier = interface.criticality.tier if interface.criticality else ""
     data = (
         f'data-kind="{interface.kind.value}" data-entity="{_e(interface.entity or "")}" '
-        f'data-pattern="{pattern}" data-system="{_e(interface.system)}"'
+        f'data-pattern="{pattern}" data-system="{_e(interface.system)}" data-disposition="{disposition}"'
     )
     cells = [
         _link(interface),
@@ -113,13 +126,14 @@ def _row(interface: Interface) -> str:
         _e(interface.entity or ""),
         _e(interface.system),
         _pill(pattern or None),
+        _e(disposition),
         _e(", ".join(interface.formats)),
     ]
     count = interface.activity.count
     return (
         f"<tr {data}>{''.join(f'<td>{cell}</td>' for cell in cells)}"
         f"<td class='num' data-value='{count}'>{count:,}</td><td>{_e(cadence)}</td>"
-        f"<td class='num' data-value='{effort}'>{effort}</td></tr>"
+        f"<td class='num' data-value='{effort}'>{effort}</td><td class='num' data-value='{tier}'>{tier}</td></tr>"
     )
 
 
@@ -136,12 +150,56 @@ def _filters(interfaces: list[Interface]) -> str:
         + select("kind", "kinds", (i.kind.value for i in interfaces))
         + select("entity", "entities", (i.entity for i in interfaces if i.entity))
         + select("pattern", "patterns", (i.pattern.name for i in interfaces if i.pattern))
+        + select("disposition", "dispositions", (i.disposition.name for i in interfaces if i.disposition))
         + "</div>"
     )
 
 
+def _roadmap_sections(roadmap: Roadmap) -> list[str]:
+    def why(reasons: list[str]) -> str:
+        return _e("; ".join(reasons))
+
+    waves = [
+        f"<tr><td class='num'>{wave.number if n == 0 else ''}</td><td class='num'>{step.tier}</td>"
+        f"<td>{_link(step.interface)}</td><td>{step.interface.kind.value}</td><td>{_e(step.interface.entity)}</td>"
+        f"<td class='num'>{step.dependants}</td><td class='num'>{step.effort}</td><td>{why(step.why)}</td></tr>"
+        for wave in roadmap.waves
+        for n, step in enumerate(wave.steps)
+    ]
+    events = [
+        f"<tr><td class='num'>{step.tier}</td><td>{_link(step.interface)}</td>"
+        f"<td>{_e(step.interface.business_object)}</td><td>{_e(step.interface.entity)}</td>"
+        f"<td>{'<br>'.join(_e(place) for place in step.publish_from)}</td><td>{why(step.why)}</td></tr>"
+        for step in roadmap.events
+    ]
+    retire = [
+        f"<tr><td>{_link(step.interface)}</td><td>{step.interface.kind.value}</td>"
+        f"<td>{_e(step.interface.entity)}</td><td>{why(step.why)}</td></tr>"
+        for step in roadmap.retire
+    ]
+    wave_headers = ["wave:num", "tier:num", "interface", "kind", "entity", "dependants:num", "effort:num", "why"]
+    return [
+        _section(
+            f"Roadmap: wrap in {len(roadmap.waves)} wave{'' if len(roadmap.waves) == 1 else 's'}",
+            '<p class="muted">tier 1 first; within a tier the most depended on, then the cheapest; '
+            f"at most {WAVE_UNITS} effort units a wave</p>" + _table(wave_headers, waves, "nothing to wrap"),
+        ),
+        _section(
+            "Roadmap: refactor to events",
+            _table(
+                ["tier:num", "interface", "carries", "entity", "publish from", "why"], events, "no event candidates"
+            ),
+        ),
+        _section(
+            "Roadmap: retire",
+            _table(["interface", "kind", "entity", "evidence"], retire, "nothing shows signs of disuse"),
+        ),
+    ]
+
+
 def to_html(catalog: Catalog) -> str:
     summary: Rollup = rollup(catalog)
+    roadmap = plan(catalog)
     svg, left_out = to_svg(catalog)
     interfaces = sorted(catalog.interfaces, key=lambda i: (i.entity or "~", i.kind.value, i.name))
     incomplete = [s for s in catalog.sources if not s.complete]
@@ -151,11 +209,6 @@ def to_html(catalog: Catalog) -> str:
         + f"</td><td class='num'>{len(s.warnings) + s.warnings_dropped}</td></tr>"
         for s in catalog.sources
     ]
-    depended = [
-        f"<tr><td>{_link(i)}</td><td>{i.kind.value}</td><td class='num'>{n}</td></tr>"
-        for i, n in summary.most_depended_on
-    ]
-    quiet = [f"<tr><td>{_link(i)}</td><td>{i.kind.value}</td><td>{_e(why)}</td></tr>" for i, why in summary.quiet]
     legend = "".join(f'<span class="pill" style="background:{c}">{p}</span> ' for p, c in PATTERN_COLOURS.items() if p)
     note = "click a box for its details" + (f"; {left_out} least connected nodes left out" if left_out else "")
     headline = (
@@ -165,15 +218,12 @@ def to_html(catalog: Catalog) -> str:
     )
     if incomplete:
         headline += f' · <span class="incomplete">{len(incomplete)} sources incomplete</span>'
-    columns = ["~name", "~kind", "~entity", "~system", "~pattern", "formats", "~seen:num", "cadence", "~effort:num"]
+    columns = ["~name", "~kind", "~entity", "~system", "~pattern", "~disposition", "formats", "~seen:num", "cadence",
+               "~effort:num", "~tier:num"]  # fmt: skip
     body = [
         _group_table("By legal entity", summary.entities),
         _group_table("By system", summary.systems),
-        _section(
-            "Wrap these first: most depended on",
-            _table(["interface", "kind", "dependants:num"], depended, "no dependencies found"),
-        ),
-        _section("Retirement candidates: no activity", _table(["interface", "kind", "why"], quiet)),
+        *_roadmap_sections(roadmap),
         _section(
             "Dependency graph",
             f'<p class="legend">{legend}<span class="muted">{note}</span></p><div id="graph-box">{svg}</div>',
@@ -196,6 +246,40 @@ def to_html(catalog: Catalog) -> str:
 
 def _md(value: object) -> str:
     return str(value if value is not None else "").replace("|", "\\|").replace("\n", " ")
+
+
+def _roadmap_markdown(roadmap: Roadmap) -> list[str]:
+    lines = [
+        "## Roadmap: wrap, wave by wave",
+        "",
+        "| wave | tier | interface | kind | entity | dependants | effort | why |",
+        "|---:|---:|---|---|---|---:|---:|---|",
+    ]
+    lines += [
+        f"| {wave.number} | {step.tier} | {_md(step.interface.name)} | {step.interface.kind.value} | "
+        f"{_md(step.interface.entity)} | {step.dependants} | {step.effort} | {_md('; '.join(step.why))} |"
+        for wave in roadmap.waves
+        for step in wave.steps
+    ] or ["| — | | | | | | | |"]
+    lines += [
+        "",
+        "## Roadmap: refactor to events",
+        "",
+        "| tier | interface | carries | entity | publish from | why |",
+        "|---:|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {step.tier} | {_md(step.interface.name)} | {_md(step.interface.business_object)} | "
+        f"{_md(step.interface.entity)} | {_md(', '.join(step.publish_from))} | {_md('; '.join(step.why))} |"
+        for step in roadmap.events
+    ] or ["| — | | | | | |"]
+    lines += ["", "## Roadmap: retire", "", "| interface | kind | entity | evidence |", "|---|---|---|---|"]
+    lines += [
+        f"| {_md(step.interface.name)} | {step.interface.kind.value} | {_md(step.interface.entity)} | "
+        f"{_md('; '.join(step.why))} |"
+        for step in roadmap.retire
+    ] or ["| — | | | |"]
+    return lines
 
 
 def to_markdown(catalog: Catalog) -> str:
@@ -221,19 +305,19 @@ def to_markdown(catalog: Catalog) -> str:
             for g in groups
         ]
         lines.append("")
-    lines += ["## Most depended on", "", "| interface | kind | dependants |", "|---|---|---:|"]
-    lines += [f"| {_md(i.name)} | {i.kind.value} | {n} |" for i, n in summary.most_depended_on] or ["| — | | |"]
-    lines += ["", "## Retirement candidates", "", "| interface | kind | why |", "|---|---|---|"]
-    lines += [f"| {_md(i.name)} | {i.kind.value} | {_md(why)} |" for i, why in summary.quiet] or ["| — | | |"]
+    lines += _roadmap_markdown(plan(catalog))
     lines += [
         "",
         "## Interfaces",
         "",
-        "| name | kind | entity | system | pattern | effort | locator |",
-        "|---|---|---|---|---|---:|---|",
+        "| name | kind | entity | system | pattern | disposition | tier | effort | locator |",
+        "|---|---|---|---|---|---|---:|---:|---|",
     ]
     for i in sorted(catalog.interfaces, key=lambda i: (i.entity or "~", i.kind.value, i.name)):
         pattern = i.pattern.name if i.pattern else ""
-        cells = [_md(i.name), i.kind.value, _md(i.entity), _md(i.system), pattern, str(units(i).score)]
+        disposition = i.disposition.name if i.disposition else ""
+        tier = str(i.criticality.tier) if i.criticality else ""
+        cells = [_md(i.name), i.kind.value, _md(i.entity), _md(i.system), pattern, disposition, tier]
+        cells.append(str(units(i).score))
         lines.append(f"| {' | '.join(cells)} | `{_md(i.locator)}` |")
     return "\n".join(lines) + "\n"

@@ -97,28 +97,34 @@ def dependants(catalog: Catalog) -> dict[str, set[str]]:
     return found
 
 
+def quiet_reasons(catalog: Catalog) -> dict[str, str]:
+    """interface id → why it looks unused: no files, silent for long, or disabled."""
+    newest = max((i.activity.last_seen for i in catalog.interfaces if i.activity.last_seen), default=None)
+    quiet: dict[str, str] = {}
+    for interface in catalog.interfaces:
+        if interface.kind is Kind.file_drop:
+            last = interface.activity.last_seen
+            if interface.activity.count == 0:
+                quiet[interface.id] = "no files seen"
+            elif newest and last and newest - last > timedelta(days=QUIET_DAYS):
+                quiet[interface.id] = f"no file for {(newest - last).days} days before the newest activity"
+        elif interface.kind is Kind.db_trigger and interface.attributes.get("enabled") is False:
+            quiet[interface.id] = "trigger disabled"
+        elif interface.kind is Kind.esb_endpoint and interface.attributes.get("enabled") is False:
+            quiet[interface.id] = "receive location disabled"
+    return quiet
+
+
 def rollup(catalog: Catalog, top: int = 10) -> Rollup:
     depends = dependants(catalog)
     ranked = sorted(
         ((interface, len(depends.get(interface.id, ()))) for interface in catalog.interfaces),
         key=lambda pair: (-pair[1], pair[0].name),
     )
-    newest = max((i.activity.last_seen for i in catalog.interfaces if i.activity.last_seen), default=None)
-    quiet: list[tuple[Interface, str]] = []
-    for interface in catalog.interfaces:
-        if interface.kind is Kind.file_drop:
-            last = interface.activity.last_seen
-            if interface.activity.count == 0:
-                quiet.append((interface, "no files seen"))
-            elif newest and last and newest - last > timedelta(days=QUIET_DAYS):
-                quiet.append((interface, f"no file for {(newest - last).days} days before the newest activity"))
-        elif interface.kind is Kind.db_trigger and interface.attributes.get("enabled") is False:
-            quiet.append((interface, "trigger disabled"))
-        elif interface.kind is Kind.esb_endpoint and interface.attributes.get("enabled") is False:
-            quiet.append((interface, "receive location disabled"))
+    quiet = quiet_reasons(catalog)
     return Rollup(
         systems=_groups(catalog, "system"),
         entities=_groups(catalog, "entity"),
         most_depended_on=[pair for pair in ranked if pair[1] > 0][:top],
-        quiet=sorted(quiet, key=lambda pair: pair[0].name),
+        quiet=sorted(((i, quiet[i.id]) for i in catalog.interfaces if i.id in quiet), key=lambda pair: pair[0].name),
     )

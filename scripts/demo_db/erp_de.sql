@@ -15,3 +15,11 @@ CREATE PROCEDURE dbo.usp_nightly_credit_mail
 AS
     EXEC msdb.dbo.sp_send_dbmail @profile_name = 'ERP', @recipients = 'credit@acme.example', @subject = 'credit report'
 GO
+CREATE TRIGGER dbo.trg_customer_fax_notify ON dbo.customer
+AFTER UPDATE
+AS
+    INSERT INTO dbo.fax_queue (customer_no, queued_at) SELECT customer_no, GETDATE() FROM inserted
+GO
+-- Faxed order confirmations stopped when the fax server went; the trigger stayed behind.
+DISABLE TRIGGER dbo.trg_customer_fax_notify ON dbo.customer
+GO

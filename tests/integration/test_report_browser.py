@@ -64,8 +64,19 @@ def test_report_in_chromium(report: tuple[Path, Catalog], browser: object, tmp_p
     # sorting by effort puts the most effort first
     page.click("#interfaces th:has-text('effort')")
     page.click("#interfaces th:has-text('effort')")
-    efforts = [int(v) for v in rows.evaluate_all("rows => rows.map(r => r.cells[8].dataset.value)")]
+    headers = [h.strip(" ⇅") for h in page.locator("#interfaces thead th").all_inner_texts()]
+    column = headers.index("effort")
+    efforts = [int(v) for v in rows.evaluate_all(f"rows => rows.map(r => r.cells[{column}].dataset.value)")]
     assert efforts == sorted(efforts, reverse=True)
+
+    # filtering by disposition; the roadmap's retirement list links to the interface's details
+    page.select_option("select[data-field=disposition]", "retire")
+    retiring = [i for i in catalog.interfaces if i.disposition and i.disposition.name == "retire"]
+    assert rows.locator("visible=true").count() == len(retiring) > 0
+    page.select_option("select[data-field=disposition]", "")
+    fax = next(i for i in catalog.interfaces if i.name == "dbo.trg_customer_fax_notify")
+    page.click(f"section:has(h2:text('Roadmap: retire')) a[href='#{fax.id}']")
+    assert page.locator(f"details#{fax.id}").get_attribute("open") is not None
 
     # a box in the graph opens that interface's details
     trigger = next(i for i in catalog.interfaces if i.name == "dbo.trg_order_audit_export")
