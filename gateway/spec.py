@@ -142,6 +142,11 @@ class Route(_Model):
     compare: CompareRules = Field(default_factory=CompareRules, description="how the two answers are compared")
     resilience: Resilience = Field(default_factory=Resilience)
     cutover: CutoverPlan = Field(default_factory=CutoverPlan)
+    wraps: list[str] = Field(
+        default_factory=list,
+        description="the cataloged interfaces this route stands in front of: ids, or globs on their name or "
+        "locator (banyan routes scaffold fills it in; banyan catalog report --routes shows it)",
+    )
 
     @model_validator(mode="after")
     def _shape(self) -> Route:

@@ -19,6 +19,7 @@ from inventory_scan.analysis.patterns import PatternRule
 from inventory_scan.analysis.pipeline import save_merged
 from inventory_scan.analysis.report import to_html, to_markdown
 from inventory_scan.analysis.roadmap import WAVE_UNITS, plan
+from inventory_scan.analysis.wrapped import Wrapper, wrappers
 from inventory_scan.catalog import Catalog, json_schema
 from inventory_scan.config import FileSource, ScanConfig
 from inventory_scan.db.scan import DDL_SUFFIXES, DbScan, DbSource, connection_from_env
@@ -360,18 +361,46 @@ def catalog_report(
     catalog: Annotated[Path, typer.Argument(help="a catalog written by banyan scan")] = Path("catalog.json"),
     html: Annotated[Path | None, typer.Option("--html", help="write a self-contained HTML report here")] = None,
     markdown: Annotated[Path | None, typer.Option("--markdown", help="write a Markdown report here")] = None,
+    routes: Annotated[
+        Path | None, typer.Option(help="route specs: show the route that wraps each interface (their wraps:)")
+    ] = None,
+    store: Annotated[str | None, typer.Option(help="cutover store (with --routes): show each route's rung")] = None,
 ) -> None:
-    """Write the catalog as a report: summary per entity and system, tables, graph, details.
+    """Write the catalog as a report: summary per entity and system, roadmap, issues, graph, details.
 
-    Example: banyan catalog report catalog.json --html report.html --markdown report.md
+    Example: banyan catalog report catalog.json --html report.html --routes routes --store cutover.db
     """
     if html is None and markdown is None:
         raise _fail("say where to write the report: --html FILE and/or --markdown FILE")
+    if store is not None and routes is None:
+        raise _fail("--store shows the rungs of the routes in --routes: give --routes too")
     loaded = _load(catalog)
+    wrapped = None if routes is None else _wrapped(loaded, routes, store)
     if html is not None:
-        _write(to_html(loaded), html)
+        _write(to_html(loaded, wrapped), html)
     if markdown is not None:
-        _write(to_markdown(loaded), markdown)
+        _write(to_markdown(loaded, wrapped), markdown)
+
+
+def _wrapped(catalog: Catalog, routes: Path, store: str | None) -> dict[str, list[Wrapper]]:
+    """Which route wraps which interface, and with a store the rung of each route and entity."""
+    from cutover.engine import Engine
+    from cutover.store import StoreError, open_store
+    from gateway.spec import RouteError, known_entities, load_routes, route_infos
+
+    try:
+        loaded = load_routes(routes)
+        rungs = None
+        if store is not None:
+            engine = Engine(open_store(store, create=False), route_infos(loaded), known_entities(loaded))
+            rungs = {
+                (row.route, row.entity): row.rule.mode.value
+                + (f" {row.rule.percent:g} %" if row.rule.mode.value == "canary" else "")
+                for row in engine.status(None, None)
+            }
+    except (RouteError, StoreError) as exc:
+        raise _fail(str(exc)) from None
+    return wrappers(catalog, ((route.name, route.wraps) for route in loaded), rungs)
 
 
 @catalog_app.command("roadmap")

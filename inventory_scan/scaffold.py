@@ -136,6 +136,7 @@ def scaffold(catalog: Catalog, everything: bool = False) -> dict[str, list[dict[
                 )
                 n += 1
             used.add(skeleton["name"])
+            skeleton["wraps"] = [interface.id]
             Route.model_validate(skeleton)
             out[group].append(skeleton)
     return out

@@ -32,7 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from inventory_scan.analysis.objects import business_objects
 from inventory_scan.analysis.patterns import MESSAGING
 from inventory_scan.analysis.rollup import dependants, quiet_reasons
-from inventory_scan.analysis.rules import Conditions, Facts, facts_of, fill
+from inventory_scan.analysis.rules import Conditions, Facts, facts_of, fill, names
 from inventory_scan.catalog import Catalog, Criticality, Disposition, Interface, Kind
 
 DispositionName = Literal["keep", "wrap", "refactor_to_events", "retire"]
@@ -151,9 +151,7 @@ class Override(BaseModel):
         return self
 
     def matches(self, interface: Interface) -> bool:
-        return self.match == interface.id or any(
-            fnmatchcase(value, self.match) for value in (interface.name, interface.locator)
-        )
+        return names(self.match, interface)
 
 
 class RoadmapSettings(BaseModel):

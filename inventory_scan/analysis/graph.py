@@ -14,16 +14,17 @@ from xml.etree import ElementTree
 
 from inventory_scan.catalog import Catalog
 
+# Columns of the SVG, left to right, and the kinds each holds.
 COLUMNS = [
-    ("file_drop", "file drops"),
-    ("resource", "folders, tables, queues"),
-    ("esb_endpoint", "ESB endpoints"),
-    ("esb_flow", "ESB flows"),
-    ("soap_operation", "SOAP operations"),
-    ("queue", "queues"),
-    ("db_trigger", "DB triggers"),
-    ("db_procedure", "DB procedures"),
+    (("file_drop",), "file drops"),
+    (("resource",), "folders, tables, queues"),
+    (("esb_endpoint",), "ESB endpoints"),
+    (("esb_flow",), "ESB flows"),
+    (("soap_operation", "queue"), "SOAP operations, queues"),
+    (("db_trigger", "db_procedure"), "database triggers, routines"),
 ]
+BOX_WIDTH, BOX_HEIGHT, GAP_X, GAP_Y, TOP = 210, 30, 44, 10, 40
+LABEL_CHARS = 27  # what fits a box at the report's 12 px (about 7 px a character)
 PATTERN_COLOURS = {
     "sync_api": "#2b7bb9",
     "event": "#c7691c",
@@ -128,8 +129,14 @@ def to_graphml(catalog: Catalog) -> str:
     return ElementTree.tostring(root, encoding="unicode", xml_declaration=True) + "\n"
 
 
-def _clip(text: str, length: int) -> str:
-    return text if len(text) <= length else "…" + text[-(length - 1) :]
+def clip(text: str, length: int = LABEL_CHARS) -> str:
+    """`text` in at most `length` characters, cut in the middle: a name keeps its start and its end,
+    a locator its host and, mostly, its last folders (a file URI drops its scheme)."""
+    text = text.removeprefix("file://")
+    if len(text) <= length:
+        return text
+    head = (length - 1) // (4 if "/" in text else 2)
+    return text[:head] + "…" + text[len(text) - (length - 1 - head) :]
 
 
 def to_svg(catalog: Catalog) -> tuple[str, int]:
@@ -145,17 +152,17 @@ def to_svg(catalog: Catalog) -> tuple[str, int]:
         left_out = len(nodes) - len(keep)
         nodes = [n for n in nodes if n.id in keep]
         links = [link for link in links if link.source in keep and link.target in keep]
-    width, height, gap_x, gap_y, top = 230, 30, 70, 10, 40
-    used = [column for column in COLUMNS if any(n.kind == column[0] for n in nodes)]
+    width, height = BOX_WIDTH, BOX_HEIGHT
+    used = [column for column in COLUMNS if any(n.kind in column[0] for n in nodes)]
     position: dict[str, tuple[float, float]] = {}
     parts: list[str] = []
     tallest = 0.0
-    for column_index, (kind, title) in enumerate(used):
-        x = 10 + column_index * (width + gap_x)
+    for column_index, (kinds, title) in enumerate(used):
+        x = 10 + column_index * (width + GAP_X)
         parts.append(f'<text class="column" x="{x}" y="20">{html.escape(title)}</text>')
-        column_nodes = [n for n in nodes if n.kind == kind]
+        column_nodes = [n for n in nodes if n.kind in kinds]
         for row, node in enumerate(column_nodes):
-            y = top + row * (height + gap_y)
+            y = TOP + row * (height + GAP_Y)
             position[node.id] = (x, y)
             tallest = max(tallest, y + height)
     for link in links:
@@ -176,20 +183,23 @@ def to_svg(catalog: Catalog) -> tuple[str, int]:
     for node in nodes:
         left, row_top = position[node.id]
         colour = PATTERN_COLOURS.get(node.pattern, PATTERN_COLOURS[None])
-        label = html.escape(_clip(node.label, 34))
+        label = html.escape(clip(node.label))
         title = html.escape(f"{node.label} ({node.kind}{', ' + node.entity if node.entity else ''})")
+        # A nested <svg> is a viewport: whatever a label's font makes of it stays inside its box.
         shape = (
-            f'<rect x="{left}" y="{row_top}" width="{width}" height="{height}" rx="6" style="stroke:{colour}"/>'
-            f'<text x="{left + 8}" y="{row_top + 19}">{label}</text>'
+            f'<svg x="{left}" y="{row_top}" width="{width}" height="{height}">'
+            f'<rect x="1" y="1" width="{width - 2}" height="{height - 2}" rx="6" style="stroke:{colour}"/>'
+            f'<text x="8" y="19">{label}</text></svg>'
         )
         if node.kind == "resource":
             parts.append(f'<g class="node resource" data-id="{html.escape(node.id)}"><title>{title}</title>{shape}</g>')
         else:
             parts.append(f'<a href="#{node.id}" class="node" data-id="{node.id}"><title>{title}</title>{shape}</a>')
-    total_width = 20 + len(used) * (width + gap_x)
+    total_width = 20 + len(used) * (width + GAP_X) - GAP_X
     svg = (
         f'<svg xmlns="http://www.w3.org/2000/svg" id="graph" viewBox="0 0 {total_width} {tallest + 20}" '
-        f'width="{total_width}" height="{tallest + 20}" role="img" aria-label="dependency graph">'
+        f'width="{total_width}" height="{tallest + 20}" data-width="{total_width}" role="img" '
+        'aria-label="dependency graph">'
         '<defs><marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" '
         'orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" fill="#9aa5b1"/></marker></defs>'
         + "".join(parts)

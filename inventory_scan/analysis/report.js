@@ -31,4 +31,50 @@
     if(target&&target.tagName==='DETAILS'){target.open=true;}
   }
   window.addEventListener('hashchange',openTarget); openTarget(); apply();
+
+  // The rows shown, as CSV, made here: nothing leaves the page.
+  document.getElementById('export-csv').addEventListener('click',function(){
+    const quote=function(cell){ const text=cell.textContent.trim(); return /[",\n]/.test(text)?'"'+text.replace(/"/g,'""')+'"':text; };
+    const lines=[Array.from(table.tHead.rows[0].cells).map(quote).join(',')];
+    rows().filter(function(row){return !row.hidden;}).forEach(function(row){ lines.push(Array.from(row.cells).map(quote).join(',')); });
+    const link=document.createElement('a');
+    link.href=URL.createObjectURL(new Blob([lines.join('\r\n')+'\r\n'],{type:'text/csv'}));
+    link.download='interfaces.csv'; document.body.appendChild(link); link.click(); link.remove();
+  });
+
+  // The graph: fit the box on load, zoom with the buttons or Ctrl + wheel, pan by dragging.
+  const box=document.getElementById('graph-box'); const svg=document.getElementById('graph');
+  if(box&&svg){
+    const natural=parseFloat(svg.dataset.width)||svg.viewBox.baseVal.width;
+    const ratio=svg.viewBox.baseVal.height/svg.viewBox.baseVal.width;
+    const level=document.getElementById('zoom-level');
+    let scale=1;
+    function zoom(next){
+      scale=Math.min(4,Math.max(0.2,next));
+      svg.setAttribute('width',String(Math.round(natural*scale))); svg.setAttribute('height',String(Math.round(natural*scale*ratio)));
+      level.textContent=Math.round(scale*100)+' %';
+    }
+    function fit(){ zoom(Math.min(1,(box.clientWidth-2)/natural)); }
+    document.querySelectorAll('.graph-tools button').forEach(function(button){
+      button.addEventListener('click',function(){
+        const how=button.dataset.zoom;
+        if(how==='fit'){fit();} else if(how==='actual'){zoom(1);} else {zoom(scale*(how==='in'?1.25:0.8));}
+      });
+    });
+    box.addEventListener('wheel',function(event){
+      if(!event.ctrlKey){return;}
+      event.preventDefault(); zoom(scale*(event.deltaY<0?1.1:0.9));
+    },{passive:false});
+    let drag=null;
+    box.addEventListener('pointerdown',function(event){
+      if(event.target.closest('a')){return;}
+      drag={x:event.clientX,y:event.clientY,left:box.scrollLeft,top:box.scrollTop}; box.classList.add('panning');
+    });
+    window.addEventListener('pointermove',function(event){
+      if(!drag){return;}
+      box.scrollLeft=drag.left-(event.clientX-drag.x); box.scrollTop=drag.top-(event.clientY-drag.y);
+    });
+    window.addEventListener('pointerup',function(){ drag=null; box.classList.remove('panning'); });
+    fit();
+  }
 })();

@@ -7,10 +7,13 @@ import json
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from importlib import resources
+from pathlib import PurePosixPath
 
 from inventory_scan.analysis.graph import PATTERN_COLOURS, to_svg
+from inventory_scan.analysis.issues import SEVERITIES, Issue, issues
 from inventory_scan.analysis.roadmap import WAVE_UNITS, Roadmap, plan
 from inventory_scan.analysis.rollup import Group, Rollup, rollup, units
+from inventory_scan.analysis.wrapped import Wrapper
 from inventory_scan.catalog import Catalog, Criticality, Disposition, Interface
 
 # The page's style and behaviour live beside this module and are inlined, so the report needs no network.
@@ -55,7 +58,29 @@ def _reasoned(decided: Criticality | Disposition | None) -> str:
     return f"{what}: {'; '.join(decided.reasons)}"
 
 
-def _details(interface: Interface) -> str:
+def _evidence_link(evidence: str) -> str:
+    """The evidence, as a link when it is a file on this machine (the report opens beside the scan)."""
+    before, _, after = evidence.rpartition(":")
+    path = before if after.isdigit() else evidence  # "/srv/erp.sql:14" is line 14 of /srv/erp.sql
+    if path.startswith("file:///"):
+        href = path
+    elif path.startswith("/"):
+        href = PurePosixPath(path).as_uri()
+    else:
+        return _e(evidence)
+    return f'<a href="{_e(href)}">{_e(evidence)}</a>'
+
+
+def _issue_list(found: list[Issue]) -> str:
+    items = "".join(
+        f'<li><span class="severity {i.severity}">{i.severity}</span> {_e(i.message)} '
+        f'<span class="muted">({_evidence_link(i.evidence)})</span></li>'
+        for i in found
+    )
+    return f'<h3>Issues</h3><ul class="issues">{items}</ul>' if found else ""
+
+
+def _details(interface: Interface, found: list[Issue], routes: list[Wrapper]) -> str:
     effort = units(interface)
     cadence = interface.activity.cadence
     activity = f"{interface.activity.count} seen" + (f", {cadence.label}" if cadence else "")
@@ -75,6 +100,7 @@ def _details(interface: Interface) -> str:
         ("carries", interface.business_object),
         ("criticality", _reasoned(interface.criticality)),
         ("disposition", _reasoned(interface.disposition)),
+        ("wrapped by", "; ".join(map(str, routes))),
         ("activity", activity),
     ]
     rows = "".join(f"<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>" for k, v in facts if v)
@@ -85,7 +111,7 @@ def _details(interface: Interface) -> str:
     return (
         f'<details id="{interface.id}"><summary><b>{_e(interface.name)}</b> '
         f'<span class="muted">{interface.kind.value} · {_e(interface.entity or "no entity")}</span></summary>'
-        f"<table>{rows}</table><h3>Evidence</h3><ul>{evidence}</ul>"
+        f"<table>{rows}</table>{_issue_list(found)}<h3>Evidence</h3><ul>{evidence}</ul>"
         f"<h3>Attributes</h3><pre>{_e(attributes)}</pre></details>"
     )
 
@@ -110,7 +136,7 @@ def _link(interface: Interface) -> str:
     return f'<a href="#{interface.id}">{_e(interface.name)}</a>'
 
 
-def _row(interface: Interface) -> str:
+def _row(interface: Interface, routes: list[Wrapper] | None) -> str:
     effort = units(interface).score
     cadence = interface.activity.cadence.label if interface.activity.cadence else ""
     pattern = interface.pattern.name if interface.pattern else ""
@@ -133,7 +159,9 @@ def _row(interface: Interface) -> str:
     return (
         f"<tr {data}>{''.join(f'<td>{cell}</td>' for cell in cells)}"
         f"<td class='num' data-value='{count}'>{count:,}</td><td>{_e(cadence)}</td>"
-        f"<td class='num' data-value='{effort}'>{effort}</td><td class='num' data-value='{tier}'>{tier}</td></tr>"
+        f"<td class='num' data-value='{effort}'>{effort}</td><td class='num' data-value='{tier}'>{tier}</td>"
+        + ("" if routes is None else f"<td>{'<br>'.join(_e(route) for route in routes)}</td>")
+        + "</tr>"
     )
 
 
@@ -151,6 +179,7 @@ def _filters(interfaces: list[Interface]) -> str:
         + select("entity", "entities", (i.entity for i in interfaces if i.entity))
         + select("pattern", "patterns", (i.pattern.name for i in interfaces if i.pattern))
         + select("disposition", "dispositions", (i.disposition.name for i in interfaces if i.disposition))
+        + '<button type="button" id="export-csv">download the rows shown as CSV</button>'
         + "</div>"
     )
 
@@ -197,9 +226,30 @@ def _roadmap_sections(roadmap: Roadmap) -> list[str]:
     ]
 
 
-def to_html(catalog: Catalog) -> str:
+def _issues_section(catalog: Catalog, problems: dict[str, list[Issue]]) -> str:
+    by_id = {interface.id: interface for interface in catalog.interfaces}
+    listed = sorted(
+        ((issue, by_id[key]) for key, found in problems.items() for issue in found),
+        key=lambda pair: (SEVERITIES.index(pair[0].severity), pair[1].name),
+    )
+    counts = ", ".join(f"{sum(i.severity == s for i, _ in listed)} {s}" for s in SEVERITIES)
+    rows = [
+        f'<tr data-severity="{issue.severity}"><td><span class="severity {issue.severity}">{issue.severity}</span></td>'
+        f"<td>{_link(interface)}</td><td>{_e(issue.message)}</td><td>{_evidence_link(issue.evidence)}</td></tr>"
+        for issue, interface in listed
+    ]
+    return _section(
+        f"Issues to look at ({counts})",
+        _table(["severity", "interface", "issue", "evidence"], rows, "nothing found", table_id="issues"),
+    )
+
+
+def to_html(catalog: Catalog, wrapped: dict[str, list[Wrapper]] | None = None) -> str:
+    """The report; with `wrapped` (from routes and a store), each interface shows the routes in
+    front of it and their rungs."""
     summary: Rollup = rollup(catalog)
     roadmap = plan(catalog)
+    problems = issues(catalog)
     svg, left_out = to_svg(catalog)
     interfaces = sorted(catalog.interfaces, key=lambda i: (i.entity or "~", i.kind.value, i.name))
     incomplete = [s for s in catalog.sources if not s.complete]
@@ -210,7 +260,9 @@ def to_html(catalog: Catalog) -> str:
         for s in catalog.sources
     ]
     legend = "".join(f'<span class="pill" style="background:{c}">{p}</span> ' for p, c in PATTERN_COLOURS.items() if p)
-    note = "click a box for its details" + (f"; {left_out} least connected nodes left out" if left_out else "")
+    note = "click a box for its details; hover it for its full name" + (
+        f"; {left_out} least connected nodes left out" if left_out else ""
+    )
     headline = (
         f"{len(catalog.interfaces)} interfaces · {len(catalog.edges)} dependencies · "
         f"{sum(units(i).score for i in catalog.interfaces)} effort units · "
@@ -219,20 +271,35 @@ def to_html(catalog: Catalog) -> str:
     if incomplete:
         headline += f' · <span class="incomplete">{len(incomplete)} sources incomplete</span>'
     columns = ["~name", "~kind", "~entity", "~system", "~pattern", "~disposition", "formats", "~seen:num", "cadence",
-               "~effort:num", "~tier:num"]  # fmt: skip
+               "~effort:num", "~tier:num"] + ([] if wrapped is None else ["~route · rung"])  # fmt: skip
     body = [
         _group_table("By legal entity", summary.entities),
         _group_table("By system", summary.systems),
         *_roadmap_sections(roadmap),
+        _issues_section(catalog, problems),
         _section(
             "Dependency graph",
-            f'<p class="legend">{legend}<span class="muted">{note}</span></p><div id="graph-box">{svg}</div>',
+            f'<p class="legend">{legend}<span class="muted">{note}</span></p>'
+            '<div class="graph-tools" role="toolbar" aria-label="zoom the graph">'
+            '<button type="button" data-zoom="fit">fit</button><button type="button" data-zoom="out" '
+            'aria-label="zoom out">−</button><button type="button" data-zoom="in" aria-label="zoom in">+</button>'
+            '<button type="button" data-zoom="actual">100 %</button> <span id="zoom-level" class="muted"></span>'
+            '<span class="muted"> · drag to pan, Ctrl + wheel to zoom</span></div>'
+            f'<div id="graph-box">{svg}</div>',
         ),
         _section(
             f'Interfaces (<span id="shown">{len(interfaces)}</span> of {len(interfaces)})',
-            _filters(interfaces) + _table(columns, [_row(i) for i in interfaces], table_id="interfaces"),
+            _filters(interfaces)
+            + _table(
+                columns,
+                [_row(i, None if wrapped is None else wrapped.get(i.id, [])) for i in interfaces],
+                table_id="interfaces",
+            ),
         ),
-        _section("Details", "".join(_details(i) for i in interfaces)),
+        _section(
+            "Details",
+            "".join(_details(i, problems.get(i.id, []), (wrapped or {}).get(i.id, [])) for i in interfaces),
+        ),
         _section("Sources", _table(["source", "kind", "state", "warnings:num"], sources)),
     ]
     return (
@@ -282,7 +349,7 @@ def _roadmap_markdown(roadmap: Roadmap) -> list[str]:
     return lines
 
 
-def to_markdown(catalog: Catalog) -> str:
+def to_markdown(catalog: Catalog, wrapped: dict[str, list[Wrapper]] | None = None) -> str:
     summary = rollup(catalog)
     lines = [
         "# Legacy integration catalog",
@@ -306,12 +373,21 @@ def to_markdown(catalog: Catalog) -> str:
         ]
         lines.append("")
     lines += _roadmap_markdown(plan(catalog))
+    problems = issues(catalog)
+    listed = [(i, issue) for i in catalog.interfaces for issue in problems.get(i.id, [])]
+    listed.sort(key=lambda pair: (SEVERITIES.index(pair[1].severity), pair[0].name))
+    lines += ["", "## Issues to look at", "", "| severity | interface | issue | evidence |", "|---|---|---|---|"]
+    lines += [
+        f"| {issue.severity} | {_md(i.name)} | {_md(issue.message)} | `{_md(issue.evidence)}` |" for i, issue in listed
+    ] or ["| — | | | |"]
+    route_column = wrapped is not None
     lines += [
         "",
         "## Interfaces",
         "",
-        "| name | kind | entity | system | pattern | disposition | tier | effort | locator |",
-        "|---|---|---|---|---|---|---:|---:|---|",
+        "| name | kind | entity | system | pattern | disposition | tier | effort | locator |"
+        + (" route · rung |" if route_column else ""),
+        "|---|---|---|---|---|---|---:|---:|---|" + ("---|" if route_column else ""),
     ]
     for i in sorted(catalog.interfaces, key=lambda i: (i.entity or "~", i.kind.value, i.name)):
         pattern = i.pattern.name if i.pattern else ""
@@ -319,5 +395,6 @@ def to_markdown(catalog: Catalog) -> str:
         tier = str(i.criticality.tier) if i.criticality else ""
         cells = [_md(i.name), i.kind.value, _md(i.entity), _md(i.system), pattern, disposition, tier]
         cells.append(str(units(i).score))
-        lines.append(f"| {' | '.join(cells)} | `{_md(i.locator)}` |")
+        routes = "; ".join(map(str, (wrapped or {}).get(i.id, [])))
+        lines.append(f"| {' | '.join(cells)} | `{_md(i.locator)}` |" + (f" {_md(routes)} |" if route_column else ""))
     return "\n".join(lines) + "\n"

@@ -64,6 +64,11 @@ def facts_of(interface: Interface) -> Facts:
     )
 
 
+def names(pattern: str, interface: Interface) -> bool:
+    """Whether `pattern` — an interface id, or a glob on its name or locator — names `interface`."""
+    return pattern == interface.id or any(fnmatchcase(value, pattern) for value in (interface.name, interface.locator))
+
+
 def fill(reason: str, values: dict[str, str]) -> str:
     """`reason` with each {name} it mentions replaced by the fact of that name; unknown names stay."""
     return re.sub(r"\{(\w+)\}", lambda m: values.get(m.group(1), m.group(0)), reason)

@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 from gateway.cli import app
 from inventory_scan import Catalog
+from inventory_scan.analysis.graph import BOX_WIDTH
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
@@ -82,6 +83,29 @@ def test_report_in_chromium(report: tuple[Path, Catalog], browser: object, tmp_p
     trigger = next(i for i in catalog.interfaces if i.name == "dbo.trg_order_audit_export")
     page.click(f"svg#graph a.node[data-id='{trigger.id}']")
     assert page.locator(f"details#{trigger.id}").get_attribute("open") is not None
+
+    # the graph fits its box when the page opens, zooms and keeps every label inside its box
+    box_width = page.evaluate("document.getElementById('graph-box').clientWidth")
+    fitted = float(page.get_attribute("svg#graph", "width") or 0)
+    assert 0 < fitted <= box_width
+    page.click(".graph-tools button[data-zoom=in]")
+    assert float(page.get_attribute("svg#graph", "width") or 0) > fitted
+    page.click(".graph-tools button[data-zoom=fit]")
+    assert float(page.get_attribute("svg#graph", "width") or 0) == fitted
+    widest = page.evaluate(
+        "Math.max(...Array.from(document.querySelectorAll('#graph .node text')).map(t => t.getComputedTextLength()))"
+    )
+    assert widest <= BOX_WIDTH - 8 - 4  # the label starts 8 in
+
+    # the rows shown download as CSV, made in the page
+    page.select_option("select[data-field=entity]", "ACME-US")
+    with page.expect_download() as download:
+        page.click("#export-csv")
+    lines = Path(download.value.path()).read_text().splitlines()
+    us = [i for i in catalog.interfaces if i.entity == "ACME-US"]
+    assert lines[0].startswith("name,kind,entity") and len(lines) == 1 + len(us)
+    assert all(",ACME-US," in line for line in lines[1:])
+    page.select_option("select[data-field=entity]", "")
 
     page.screenshot(path=str(tmp_path / "report.png"), full_page=False)
     assert errors == []

@@ -281,23 +281,6 @@ def test_scan_yaml_roadmap_section_is_checked(tmp_path: Path) -> None:
 # The demo estate, end to end through the CLI ---------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def demo_catalog(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location(
-        "demo_estate", Path(__file__).parents[3] / "scripts" / "demo_estate.py"
-    )
-    assert spec and spec.loader
-    demo = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(demo)
-    root = tmp_path_factory.mktemp("estate") / "estate"
-    demo.build(root)
-    result = runner.invoke(app, ["scan", "run", str(root / "scan.yaml")])
-    assert result.exit_code == 0, result.output
-    return root / "catalog.json"
-
-
 def test_the_demo_roadmap(demo_catalog: Path, tmp_path: Path) -> None:
     result = runner.invoke(
         app,
