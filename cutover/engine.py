@@ -51,6 +51,7 @@ class Status:
     window: Counters
     verdict: Judgement | None  # for the next rung; None at the top
     next: str | None = None  # where a promotion goes: "dual_write", "canary 5 %"; None at the top
+    step_down: AuditEvent | None = None  # the guardrail's last step down, until a person acknowledges it
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -65,6 +66,16 @@ class Status:
             "verdict": self.verdict.verdict.value if self.verdict else None,
             "verdict_reasons": self.verdict.reasons if self.verdict else [],
             "next": self.next,
+            "step_down": None
+            if self.step_down is None
+            else {
+                "at": self.step_down.at,
+                "from_mode": self.step_down.from_mode,
+                "from_percent": self.step_down.from_percent,
+                "to_mode": self.step_down.to_mode,
+                "reason": self.step_down.reason,
+                "evidence": self.step_down.evidence,
+            },
         }
 
 
@@ -162,8 +173,15 @@ class Engine:
             return Judgement(Verdict.inconclusive, [*judgement.reasons, note], judgement.evidence)
         return judgement
 
-    def status(self, route: str | None = None, entity: str | None = None) -> list[Status]:
+    def step_downs(self) -> dict[tuple[str, str], AuditEvent]:
+        """Guardrail step downs nobody has acknowledged yet, per route × entity."""
+        latest = self.store.latest(("guardrail", "acknowledge"))
+        return {pair: event for pair, event in latest.items() if event.kind == "guardrail"}
+
+    def status(self, route: str | None = None, entity: str | None = None, attention: bool = False) -> list[Status]:
+        """A row per route × entity; with `attention`, each carries its unacknowledged step down."""
         self._filters(route, entity)
+        downs = self.step_downs() if attention else {}
         # a row per stored rule, and per entity each route with a cloud side serves (its default
         # rule "*" when it names none): a legacy-only route has nothing to cut over
         stored = {(r.route, r.entity): r for r in self.store.rules()}
@@ -181,7 +199,10 @@ class Engine:
             rule = rule or Rule(route_name, entity_name, info.default)
             window, note = self._judged_window(info, rule, entity_name, info.gate.window_minutes)
             judged = self._judge(info, rule, window, note)
-            rows.append(Status(route_name, entity_name, rule, window, judged, _rung_name(self.next_rung(rule))))
+            rows.append(
+                Status(route_name, entity_name, rule, window, judged, _rung_name(self.next_rung(rule)),
+                       downs.get((route_name, entity_name)))
+            )  # fmt: skip
         return rows
 
     def history(self, route: str | None = None, entity: str | None = None, limit: int = 1000) -> list[AuditEvent]:
@@ -227,8 +248,12 @@ class Engine:
         kind: str = "set",
         expected_version: int | None = None,
         at: datetime | None = None,
+        acknowledge: bool = False,
     ) -> Rule:
-        """Change one route × entity; refused (with nothing changed) unless it is sensible and allowed."""
+        """Change one route × entity; refused (with nothing changed) unless it is sensible and allowed.
+
+        A step up after a guardrail stepped the pair down is refused until someone acknowledges the
+        step down (`acknowledge`, with the reason saying why it is safe now, or `acknowledge()`)."""
         info = self.route(route)
         self._entity(entity, info)
         _require_reason(reason)
@@ -246,6 +271,12 @@ class Engine:
         if expected_version is not None and expected_version != version:
             raise CutoverError(f"{route}/{entity} is at version {version}, not {expected_version}: read it again")
         up = (LADDER.index(target), percent) > (LADDER.index(current.mode), current.percent)
+        down = self.step_downs().get((route, entity)) if up and kind != "guardrail" else None
+        if down is not None and not acknowledge:
+            raise CutoverError(
+                f"the guardrail stepped {route}/{entity} down at {down.at[:19]} ({down.reason}): acknowledge "
+                "the step down, saying in the reason why stepping up is safe now"
+            )
         judgement = self.verdict(route, entity)
         evidence: dict[str, Any] = judgement.evidence if judgement else {}
         if up and kind != "guardrail" and (judgement is None or judgement.verdict is not Verdict.successful):
@@ -256,6 +287,8 @@ class Engine:
                     "wait for evidence, or force the step with a reason"
                 )
             evidence = evidence | {"forced": True, "verdict": judgement.verdict.value if judgement else None}
+        if down is not None:
+            self._record_acknowledgement(route, entity, down, reason, actor)
         new = Rule(route, entity, target, percent if target is Mode.canary else 0.0, current.pins | (pins or {}))
         event = {
             "kind": kind, "from_mode": current.mode.value, "to_mode": target.value, "from_percent": current.percent,
@@ -274,13 +307,30 @@ class Engine:
             target = Mode.dual_write  # write routes skip shadow: it would never reach the cloud
         return target, CANARY_STEPS[0] if target is Mode.canary else 0.0
 
-    def promote(self, route: str, entity: str, reason: str, actor: str, force: bool = False) -> Rule:
+    def promote(
+        self, route: str, entity: str, reason: str, actor: str, force: bool = False, acknowledge: bool = False
+    ) -> Rule:
         _require_reason(reason)
         step = self.next_rung(self.rule(route, entity))
         if step is None:
             raise CutoverError(f"{route}/{entity} is already on the cloud")
         target, percent = step
-        return self.set(route, entity, target, reason, actor, percent=percent, force=force, kind="promote")
+        return self.set(route, entity, target, reason, actor, percent=percent, force=force, kind="promote",
+                        acknowledge=acknowledge)  # fmt: skip
+
+    def acknowledge(self, route: str, entity: str, reason: str, actor: str) -> AuditEvent:
+        """Say a person has seen the guardrail's step down of route × entity; returns that step down."""
+        self._entity(entity, self.route(route))
+        _require_reason(reason)
+        down = self.step_downs().get((route, entity))
+        if down is None:
+            raise CutoverError(f"{route}/{entity}: no guardrail step down waits to be acknowledged")
+        self._record_acknowledgement(route, entity, down, reason, actor)
+        return down
+
+    def _record_acknowledgement(self, route: str, entity: str, down: AuditEvent, reason: str, actor: str) -> None:
+        evidence = {"step_down": down.id, "stepped_down_at": down.at, "step_down_reason": down.reason}
+        self.store.record(actor, route, entity, {"kind": "acknowledge", "reason": reason, "evidence": evidence})
 
     def rollback(
         self,

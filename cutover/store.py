@@ -41,7 +41,7 @@ class AuditEvent:
     id: int
     at: str
     actor: str
-    kind: str  # set, promote, rollback, guardrail, schedule, freeze
+    kind: str  # set, promote, rollback, guardrail, acknowledge, schedule, freeze
     route: str
     entity: str
     from_mode: str | None
@@ -366,6 +366,19 @@ class Store:
                 params,
             ).fetchall()
         return [_event(row) for row in rows]
+
+    def latest(self, kinds: tuple[str, ...]) -> dict[tuple[str, str], AuditEvent]:
+        """The newest audit event of any of `kinds`, per route × entity."""
+        marks = ", ".join("?" for _ in kinds)
+        with self.reading() as cursor:
+            rows = self.execute(
+                cursor,
+                "SELECT id, at, actor, kind, route, entity, from_mode, to_mode, from_percent, to_percent, reason, "
+                "evidence FROM cutover_audit WHERE id IN "
+                f"(SELECT MAX(id) FROM cutover_audit WHERE kind IN ({marks}) GROUP BY route, entity)",
+                kinds,
+            ).fetchall()
+        return {(event.route, event.entity): event for event in map(_event, rows)}
 
     # -- evidence -------------------------------------------------------------------------------
     def add_evidence(self, route: str, entity: str, rung: str, minute: int, counters: Counters) -> None:

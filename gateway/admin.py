@@ -20,7 +20,7 @@ from cutover.decide import Rule, Side
 from cutover.engine import CutoverError
 from cutover.outbox import OutboxError
 from cutover.runtime import in_thread, run_background
-from cutover.store import Conflict, StoreError, minute
+from cutover.store import AuditEvent, Conflict, StoreError, minute
 from gateway.inputs import parse_json
 from gateway.problems import Problem
 from gateway.state import ADMIN_KEY, CUTOVER
@@ -79,6 +79,8 @@ async def _change(request: web.Request, operation: Callable[..., Any], *args: An
     await in_thread(cutover.reload)  # this gateway sees its own change at once
     if isinstance(result, Rule):
         return web.json_response(_rule_json(result))
+    if isinstance(result, AuditEvent):  # an acknowledged step down
+        return web.json_response({"acknowledged": result.id, "at": result.at, "reason": result.reason})
     return web.json_response({"done": result})
 
 
@@ -109,7 +111,7 @@ async def admin_status(request: web.Request) -> web.Response:
     _admin(request)
     engine = request.app[CUTOVER].engine
     try:
-        rows = await in_thread(engine.status, request.query.get("route"), request.query.get("entity"))
+        rows = await in_thread(engine.status, request.query.get("route"), request.query.get("entity"), True)
     except CutoverError as exc:
         raise Problem(422, "Bad query", str(exc)) from None
     except StoreError as exc:
@@ -150,7 +152,7 @@ async def admin_set(request: web.Request) -> web.Response:
     return await _change(
         request, engine.set, route, entity, str(body.get("mode", "")), str(body.get("reason", "")), actor,
         percent=_percent(body.get("percent")), pins=_pins(body.get("pins")), force=bool(body.get("force")),
-        expected_version=version,
+        expected_version=version, acknowledge=bool(body.get("acknowledge")),
     )  # fmt: skip
 
 
@@ -160,8 +162,12 @@ async def admin_step(request: web.Request) -> web.Response:
     route, entity = request.match_info["route"], request.match_info["entity"]
     engine = request.app[CUTOVER].engine
     reason = str(body.get("reason", ""))
-    if request.match_info["step"] == "promote":
-        return await _change(request, engine.promote, route, entity, reason, actor, force=bool(body.get("force")))
+    step = request.match_info["step"]
+    if step == "promote":
+        return await _change(request, engine.promote, route, entity, reason, actor, force=bool(body.get("force")),
+                             acknowledge=bool(body.get("acknowledge")))  # fmt: skip
+    if step == "acknowledge":
+        return await _change(request, engine.acknowledge, route, entity, reason, actor)
     return await _change(request, engine.rollback, route, entity, reason, actor)
 
 
@@ -233,4 +239,4 @@ def add_admin_routes(app: web.Application) -> None:
     app.router.add_post("/admin/cutover/schedule", admin_schedule)
     app.router.add_post("/admin/cutover/freeze", admin_freeze)
     app.router.add_put("/admin/cutover/{route}/{entity}", admin_set)
-    app.router.add_post("/admin/cutover/{route}/{entity}/{step:promote|rollback}", admin_step)
+    app.router.add_post("/admin/cutover/{route}/{entity}/{step:promote|rollback|acknowledge}", admin_step)

@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 
+from gateway.calendar_cli import add_calendar_commands
 from gateway.cutover_cli import cutover_app
 from gateway.outbox_cli import outbox_app
 from gateway.routes_cli import keys_app, routes_app, serve_command
@@ -26,6 +27,7 @@ app.add_typer(catalog_app, name="catalog")
 app.add_typer(routes_app, name="routes")
 app.add_typer(keys_app, name="keys")
 app.command("serve")(serve_command)
+add_calendar_commands(cutover_app)
 app.add_typer(cutover_app, name="cutover")
 app.add_typer(outbox_app, name="outbox")
 

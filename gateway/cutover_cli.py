@@ -11,7 +11,7 @@ import json
 import sys
 from dataclasses import asdict
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -39,7 +39,7 @@ MODE_COLOURS = {"legacy": "white", "shadow": "cyan", "dual_write": "blue", "cana
 VERDICT_COLOURS = {"Successful": "green", "Failed": "red", "Inconclusive": "yellow"}
 
 
-def _engine(store: str, routes: Path, create: bool = True) -> Engine:
+def open_engine(store: str, routes: Path, create: bool = True) -> Engine:
     """The engine over the store; a read (`create=False`) never makes a new store for a mistyped path."""
     try:
         loaded = load_routes(routes)
@@ -87,9 +87,9 @@ def status(
 
     Example: banyan cutover status --store cutover.db --entity ACME-US
     """
-    engine = _engine(store, routes, create=False)
+    engine = open_engine(store, routes, create=False)
     try:
-        rows = engine.status(route, entity)
+        rows = engine.status(route, entity, attention=True)
     except CutoverError as exc:
         raise refused(exc, as_json) from None
     if as_json:
@@ -111,7 +111,13 @@ def status(
             f"{window.calls_legacy}/{window.calls_cloud}",
             f"{window.cloud_error_rate:.1%}",
             f"{window.mismatch_rate:.1%} of {window.judged}",
-            f"[{VERDICT_COLOURS.get(verdict, 'white')}]{verdict}[/] {reasons}",
+            f"[{VERDICT_COLOURS.get(verdict, 'white')}]{verdict}[/] {reasons}"
+            + (
+                f"\n[bold red]⚠ the guardrail stepped it down at {row.step_down.at[:19]}[/]: "
+                f"{escape(row.step_down.reason)} (acknowledge it before stepping up)"
+                if row.step_down
+                else ""
+            ),
         )
     console.print(table)
 
@@ -138,19 +144,22 @@ def set_mode(
     pin: Annotated[list[str] | None, typer.Option(help="KEY=legacy|cloud: keep a key on a side (repeatable)")] = None,
     force: Annotated[bool, typer.Option(help="step up without a Successful verdict (audited)")] = False,
     expected_version: Annotated[int | None, typer.Option(help="refuse if the rule changed since this version")] = None,
+    acknowledge: Annotated[
+        bool, typer.Option(help="acknowledge the guardrail's step down too; say in --reason why it is safe now")
+    ] = False,
     routes: Routes = Path("routes"),
     actor: Actor = None,
     as_json: Json = False,
 ) -> None:
     """Put one route × entity on a rung.
 
-    Example: banyan cutover set orders-get acme-us canary --percent 5 --reason "CAB-1234" --store cutover.db
+    Example: banyan cutover set order-status ACME-DE canary --percent 5 --reason "CAB-1234" --store cutover.db
     """
-    engine = _engine(store, routes)
+    engine = open_engine(store, routes)
     try:
         rule = engine.set(
             route, entity, mode, reason, actor_name(actor), percent=percent, pins=_pins(pin or []), force=force,
-            expected_version=expected_version,
+            expected_version=expected_version, acknowledge=acknowledge,
         )  # fmt: skip
     except (CutoverError, Conflict) as exc:
         raise refused(exc, as_json) from None
@@ -164,20 +173,50 @@ def promote(
     store: Store,
     reason: Reason = "",
     force: Annotated[bool, typer.Option(help="step up without a Successful verdict (audited)")] = False,
+    acknowledge: Annotated[
+        bool, typer.Option(help="acknowledge the guardrail's step down too; say in --reason why it is safe now")
+    ] = False,
     routes: Routes = Path("routes"),
     actor: Actor = None,
     as_json: Json = False,
 ) -> None:
     """One rung up (canary goes 1 → 5 → 25 → 50 → 100 %), if the gate's verdict allows it.
 
-    Example: banyan cutover promote orders-get acme-us --reason "gate green for a day" --store cutover.db
+    Example: banyan cutover promote order-status ACME-DE --reason "gate green for a day" --store cutover.db
     """
-    engine = _engine(store, routes)
+    engine = open_engine(store, routes)
     try:
-        rule = engine.promote(route, entity, reason, actor_name(actor), force=force)
+        rule = engine.promote(route, entity, reason, actor_name(actor), force=force, acknowledge=acknowledge)
     except (CutoverError, Conflict) as exc:
         raise refused(exc, as_json) from None
     _done(rule, "promoted", as_json)
+
+
+@cutover_app.command("acknowledge")
+def acknowledge_step_down(
+    route: Annotated[str, typer.Argument(help="route name")],
+    entity: Annotated[str, typer.Argument(help="legal entity")],
+    store: Store,
+    reason: Reason = "",
+    routes: Routes = Path("routes"),
+    actor: Actor = None,
+    as_json: Json = False,
+) -> None:
+    """Say you have seen why the guardrail stepped a route × entity down; until then it cannot step up.
+
+    Example: banyan cutover acknowledge inventory-availability ACME-US --reason "ATP fix in 2026.12" --store cutover.db
+    """
+    engine = open_engine(store, routes, create=False)
+    try:
+        down = engine.acknowledge(route, entity, reason, actor_name(actor))
+    except CutoverError as exc:
+        raise refused(exc, as_json) from None
+    if as_json:
+        print(json.dumps({"route": route, "entity": entity, "acknowledged": down.id, "at": down.at}))
+        return
+    console.print(
+        f"[green]✓[/] acknowledged the step down of {route}/{entity} at {down.at[:19]} ({escape(down.reason)})"
+    )
 
 
 @cutover_app.command("rollback")
@@ -192,9 +231,9 @@ def rollback(
 ) -> None:
     """One rung down; no gate, only a reason.
 
-    Example: banyan cutover rollback orders-get acme-us --reason "totals differ" --store cutover.db
+    Example: banyan cutover rollback order-status ACME-DE --reason "totals differ" --store cutover.db
     """
-    engine = _engine(store, routes)
+    engine = open_engine(store, routes)
     try:
         rule = engine.rollback(route, entity, reason, actor_name(actor))
     except (CutoverError, Conflict) as exc:
@@ -202,7 +241,7 @@ def rollback(
     _done(rule, "rolled back", as_json)
 
 
-def _rung(mode: str | None, percent: float | None) -> str:
+def rung_label(mode: str | None, percent: float | None) -> str:
     return f"{mode} {percent or 0:g}%" if mode == "canary" else str(mode)
 
 
@@ -219,7 +258,7 @@ def history(
     Example: banyan cutover history --store cutover.db --json > audit.jsonl
     """
     try:
-        events = list(reversed(_engine(store, routes, create=False).history(route, entity)))
+        events = list(reversed(open_engine(store, routes, create=False).history(route, entity)))
     except CutoverError as exc:
         raise refused(exc, as_json) from None
     if as_json:
@@ -232,67 +271,12 @@ def history(
     for event in events:
         change = ""
         if event.to_mode:
-            change = f"{_rung(event.from_mode, event.from_percent)} → {_rung(event.to_mode, event.to_percent)}"
+            change = (
+                f"{rung_label(event.from_mode, event.from_percent)} → {rung_label(event.to_mode, event.to_percent)}"
+            )
         kind = f"[red]{event.kind}[/]" if event.kind == "guardrail" else event.kind
         table.add_row(event.at[:19], event.actor, kind, f"{event.route}/{event.entity}", change, event.reason)
     console.print(table)
-
-
-@cutover_app.command("schedule")
-def schedule(
-    route: Annotated[str, typer.Argument(help="route name")],
-    entity: Annotated[str, typer.Argument(help="legal entity")],
-    mode: Annotated[str, typer.Argument(help="the rung to go to")],
-    at: Annotated[str, typer.Option(help="when, ISO 8601 (e.g. 2026-12-01T02:00:00+00:00)")],
-    store: Store,
-    reason: Reason = "",
-    percent: Annotated[float, typer.Option(help="canary percent")] = 0.0,
-    routes: Routes = Path("routes"),
-    actor: Actor = None,
-    as_json: Json = False,
-) -> None:
-    """Apply a change at a time (a running gateway applies it; a freeze postpones it).
-
-    Example: banyan cutover schedule orders-get acme-de cloud_primary --at 2026-12-01T02:00Z
-    --reason "night switch" --store cutover.db
-    """
-    engine = _engine(store, routes)
-    try:
-        number = engine.schedule(route, entity, mode, at, reason, actor_name(actor), percent=percent)
-    except CutoverError as exc:
-        raise refused(exc, as_json) from None
-    if as_json:
-        print(json.dumps({"schedule": number}))
-    else:
-        console.print(f"[green]✓[/] scheduled #{number}: {route}/{entity} → {mode} at {at}")
-
-
-@cutover_app.command("freeze")
-def freeze(
-    entity: Annotated[str, typer.Argument(help="legal entity, or * for all")],
-    starts: Annotated[str, typer.Option(help="ISO 8601 start")],
-    ends: Annotated[str, typer.Option(help="ISO 8601 end")],
-    store: Store,
-    reason: Reason = "",
-    routes: Routes = Path("routes"),
-    actor: Actor = None,
-    as_json: Json = False,
-) -> None:
-    """No changes for an entity in a window (month-end close); guardrails still step down.
-
-    Example: banyan cutover freeze acme-us --starts 2026-11-28T00:00Z --ends 2026-12-02T00:00Z
-    --reason "month-end close" --store cutover.db
-    """
-    engine = _engine(store, routes)
-    try:
-        engine.freeze(entity, starts, ends, reason, actor_name(actor))
-    except CutoverError as exc:
-        raise refused(exc, as_json) from None
-    result: dict[str, Any] = {"entity": entity, "starts": starts, "ends": ends}
-    if as_json:
-        print(json.dumps(result))
-    else:
-        console.print(f"[green]✓[/] {entity} frozen from {starts} to {ends}")
 
 
 @cutover_app.command("mismatches")
@@ -308,7 +292,7 @@ def mismatches(
 
     Example: banyan cutover mismatches order-status --entity ACME-DE --store cutover.db
     """
-    engine = _engine(store, routes, create=False)
+    engine = open_engine(store, routes, create=False)
     try:
         engine._filters(route, entity)
     except CutoverError as exc:
@@ -332,42 +316,3 @@ def mismatches(
     if noise:
         console.print(f"legacy differs from itself as often on these: add to the route's compare block\n"
                       f"  compare: {{ignore: [{', '.join(noise)}]}}", highlight=False, markup=False)  # fmt: skip
-
-
-@cutover_app.command("calendar")
-def calendar(
-    store: Store,
-    routes: Routes = Path("routes"),
-    as_json: Json = False,
-) -> None:
-    """Scheduled changes (pending, applied, refused) and freeze windows.
-
-    Example: banyan cutover calendar --store cutover.db
-    """
-    engine = _engine(store, routes, create=False)
-    schedules, freezes = engine.store.schedules(), engine.store.freezes()
-    if as_json:
-        print(
-            json.dumps({"schedules": [asdict(s) for s in schedules], "freezes": [asdict(f) for f in freezes]}, indent=2)
-        )
-        return
-    table = Table(title="Scheduled changes", title_justify="left")
-    for column in ("#", "at", "route/entity", "to", "state", "reason", "note"):
-        table.add_column(column)
-    for item in schedules:
-        colour = {"pending": "yellow", "applied": "green", "refused": "red"}.get(item.state, "white")
-        table.add_row(str(item.id), item.at[:16], f"{item.route}/{item.entity}", _rung(item.mode, item.percent),
-                      f"[{colour}]{item.state}[/]", item.reason, item.note)  # fmt: skip
-    console.print(table)
-    table = Table(title="Freeze windows", title_justify="left")
-    for column in ("entity", "from", "until", "reason", "by"):
-        table.add_column(column)
-    for freeze_window in freezes:
-        table.add_row(
-            freeze_window.entity,
-            freeze_window.starts[:16],
-            freeze_window.ends[:16],
-            freeze_window.reason,
-            freeze_window.actor,
-        )
-    console.print(table)

@@ -70,6 +70,14 @@ function renderGrid(rows) {
     badge.style.background = `var(--${row.mode})`;
     badge.textContent = row.mode.replace("_", " ");
     mode.append(badge);
+    if (row.step_down) {
+      // The guardrail's step down stays in sight until a person acknowledges it.
+      tr.classList.add("stepped-down");
+      const warning = document.createElement("p");
+      warning.className = "step-down";
+      warning.textContent = `⚠ stepped down ${since(row.step_down.at)} ago: ${row.step_down.reason}`;
+      mode.append(warning);
+    }
     cell(tr, row.mode === "canary" ? String(row.percent) : "", "num");
     cell(tr, `${row.evidence.calls_legacy} / ${row.evidence.calls_cloud}`, "num");
     cell(tr, percent(row.evidence.cloud_error_rate), "num");
@@ -93,6 +101,7 @@ function renderGrid(rows) {
     if (row.mode !== "cloud") box.append(button("Promote", "one rung up, if the gate allows", () => ask(row, "promote")));
     if (row.mode !== "legacy") box.append(button("Roll back", "one rung down", () => ask(row, "rollback"), true));
     if (row.mode === "canary") box.append(button("Set %", "change the canary percent", () => ask(row, "percent"), true));
+    if (row.step_down) box.append(button("Acknowledge", "say you have seen why the guardrail stepped it down", () => ask(row, "acknowledge"), true));
     actions.append(box);
     tr.addEventListener("click", () => showFields(row.route, row.entity));
   }
@@ -156,15 +165,25 @@ async function showFields(route, entity) {
 
 function ask(row, step) {
   pending = { route: row.route, entity: row.entity, step };
-  const titles = { promote: "Promote", rollback: "Roll back", percent: "Set the canary percent of" };
+  const titles = { promote: "Promote", rollback: "Roll back", percent: "Set the canary percent of",
+                   acknowledge: "Acknowledge the step down of" };
   const now = row.mode === "canary" ? `canary ${row.percent} %` : row.mode;
   const to = step === "promote" && row.next ? `: ${now} → ${row.next}` : "";
   $("#change-title").textContent = `${titles[step]} ${row.route} / ${row.entity}${to}`;
   $("#percent-label").hidden = step !== "percent";
   $("#percent").required = step === "percent";
   $("#percent").value = row.percent || "";
-  $("#force").parentElement.hidden = step === "rollback";
+  $("#force").parentElement.hidden = step === "rollback" || step === "acknowledge";
   $("#force").checked = false;
+  // Stepping up after a guardrail step down: the lead confirms having read why, and says why it is safe.
+  const down = row.step_down && step !== "rollback" ? row.step_down : null;
+  $("#step-down").hidden = !down;
+  $("#step-down-text").textContent = down
+    ? `The guardrail stepped it down from ${down.from_mode === "canary" ? `canary ${down.from_percent} %` : down.from_mode} at ${down.at.slice(0, 19).replace("T", " ")}: ${down.reason}.`
+    : "";
+  $("#acknowledge").parentElement.hidden = !down || step === "acknowledge";
+  $("#acknowledge").required = Boolean(down) && step !== "acknowledge";
+  $("#acknowledge").checked = false;
   $("#reason").value = "";
   $("#change-error").textContent = "";
   $("#change").showModal();
@@ -177,14 +196,18 @@ async function confirmChange(event) {
   const { route, entity, step } = pending;
   const reason = $("#reason").value;
   const force = $("#force").checked;
+  const acknowledge = $("#acknowledge").checked;
   const path = `/admin/cutover/${encodeURIComponent(route)}/${encodeURIComponent(entity)}`;
   try {
     const done = step === "percent"
-      ? await api("PUT", path, { mode: "canary", percent: Number($("#percent").value), reason, force })
-      : await api("POST", `${path}/${step}`, { reason, force });
+      ? await api("PUT", path, { mode: "canary", percent: Number($("#percent").value), reason, force, acknowledge })
+      : await api("POST", `${path}/${step}`, { reason, force, acknowledge });
     $("#change").close();
     const rung = (rule) => (rule.mode === "canary" ? `canary ${rule.percent} %` : rule.mode);
-    notice = { text: `✓ ${route} / ${entity} is now on ${rung(done)} (version ${done.version})`, until: Date.now() + 15000 };
+    const text = step === "acknowledge"
+      ? `✓ acknowledged the step down of ${route} / ${entity}`
+      : `✓ ${route} / ${entity} is now on ${rung(done)} (version ${done.version})`;
+    notice = { text, until: Date.now() + 15000 };
     await refresh();
   } catch (error) {
     $("#change-error").textContent = error.message;

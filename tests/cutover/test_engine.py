@@ -191,6 +191,55 @@ def test_guardrail_steps_down_under_injected_errors(store: Store, webhook: str) 
     assert engine.rule("orders.get", "acme-de").mode is Mode.legacy  # the other entity is untouched
 
 
+def _stepped_down(store: Store) -> Engine:
+    guarded = RouteInfo("orders.get", False, True, gate=Gate(min_samples=10, min_minutes=0),
+                        guardrail=Guardrail(min_samples=20, max_error_rate=0.05))  # fmt: skip
+    engine = Engine(store, [guarded], ENTITIES)
+    engine.set("orders.get", "acme-us", "canary", "ramp", "ana", percent=25, force=True)
+    rung = engine.rule("orders.get", "acme-us").rung
+    store.add_evidence("orders.get", "acme-us", rung, minute(), Counters(calls_cloud=100, errors_cloud=30))
+    assert engine.tick() == ["guardrail stepped orders.get/acme-us down to dual_write"]
+    return engine
+
+
+def test_a_step_down_stays_in_sight_and_blocks_stepping_up_until_acknowledged(store: Store) -> None:
+    engine = _stepped_down(store)
+    [row] = engine.status("orders.get", "acme-us", attention=True)
+    assert row.step_down is not None and row.step_down.from_mode == "canary"
+    assert row.as_dict()["step_down"]["reason"].startswith("guardrail: cloud error rate 30.00% over 5.00%")
+    assert engine.status("orders.get", "acme-us")[0].step_down is None  # the gateways' tick does not ask
+    assert engine.status("orders.get", "acme-de", attention=True)[0].step_down is None  # other entity
+
+    before = snapshot(engine)
+    with pytest.raises(CutoverError, match=r"the guardrail stepped orders\.get/acme-us down at .* acknowledge"):
+        engine.promote("orders.get", "acme-us", "looks fine", "ana", force=True)
+    assert snapshot(engine) == before
+    # a schedule cannot step it back up behind the lead's back either
+    engine.schedule("orders.get", "acme-us", "canary", datetime.now(UTC).isoformat(), "night", "ana", percent=25)
+    engine.tick()
+    [refused] = engine.store.schedules("refused")
+    assert "acknowledge the step down" in refused.note
+
+    good_evidence(engine, "orders.get", "acme-us")
+    rule = engine.promote("orders.get", "acme-us", "INC-42 fixed the ATP", "ana", acknowledge=True)
+    assert rule.mode is Mode.canary
+    promoted, acknowledged = engine.history("orders.get", "acme-us")[:2]
+    assert (promoted.kind, acknowledged.kind, acknowledged.actor) == ("promote", "acknowledge", "ana")
+    assert acknowledged.reason == "INC-42 fixed the ATP" and acknowledged.evidence["step_down"] > 0
+    assert engine.status("orders.get", "acme-us", attention=True)[0].step_down is None
+
+
+def test_acknowledging_alone_then_stepping_up(store: Store) -> None:
+    engine = _stepped_down(store)
+    down = engine.acknowledge("orders.get", "acme-us", "seen: cloud release 2026.11 broke ATP", "lead")
+    assert down.kind == "guardrail"
+    with pytest.raises(CutoverError, match="no guardrail step down waits to be acknowledged"):
+        engine.acknowledge("orders.get", "acme-us", "again", "lead")
+    with pytest.raises(CutoverError, match="needs a reason"):
+        engine.acknowledge("orders.get", "acme-de", " ", "lead")
+    engine.set("orders.get", "acme-us", "canary", "retry", "lead", percent=5, force=True)  # no flag needed now
+
+
 def test_guardrail_acts_during_a_freeze(engine: Engine) -> None:
     engine.set("orders.get", "acme-us", "dual_write", "go", "ana", force=True)
     now = datetime.now(UTC)

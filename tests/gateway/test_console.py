@@ -85,3 +85,32 @@ def test_a_wrong_key_is_refused(ladder: Ladder, browser: Any) -> None:  # noqa: 
     )
     assert requests.get(f"{ladder.gateway.url}/console/%2e%2e%2fcutover.py", timeout=5).status_code == 404
     assert requests.get(f"{ladder.gateway.url}/console/secret.py", timeout=5).status_code == 404
+
+
+def test_a_guardrail_step_down_stays_on_the_row_until_acknowledged(ladder: Ladder, browser: Any) -> None:  # noqa: F811
+    ladder.admin("PUT", "/order-get/ACME-US", {"mode": "canary", "percent": 25, "reason": "ramp", "force": True})
+    # what the guardrail does when the cloud fails: one rung down, as the guardrail, with its reasons
+    why = "guardrail: cloud error rate 30.00% over 5.00%"
+    ladder.cutover.engine.rollback("order-get", "ACME-US", why, "guardrail", "guardrail")
+    errors: list[str] = []
+    page = open_console(ladder, browser, ADMIN["X-Admin-Key"], errors)
+    row = page.locator('tr[data-route="order-get"][data-entity="ACME-US"]')
+    row.wait_for()
+    assert "⚠ stepped down" in row.inner_text() and "cloud error rate 30.00% over 5.00%" in row.inner_text()
+    assert row.get_by_role("button", name="Acknowledge").is_visible()
+
+    row.get_by_role("button", name="Promote").click()
+    assert "The guardrail stepped it down from canary 25 %" in page.locator("#step-down-text").inner_text()
+    page.fill("#reason", "INC-77: the cloud's ATP fix is deployed")
+    page.check("#force")
+    page.click("#confirm")  # the acknowledgement box is required: nothing is sent
+    assert page.locator("#change").is_visible()
+    assert ladder.cutover.engine.rule("order-get", "ACME-US").mode.value == "dual_write"
+    page.check("#acknowledge")
+    page.click("#confirm")
+    page.locator("#message").filter(has_text="is now on canary 1 %").wait_for()
+    kinds = [event.kind for event in ladder.cutover.store.history("order-get", "ACME-US")[:2]]
+    assert kinds == ["promote", "acknowledge"]
+    page.locator('tr[data-route="order-get"][data-entity="ACME-US"]', has_text="canary").wait_for()
+    assert "⚠ stepped down" not in page.locator('tr[data-route="order-get"][data-entity="ACME-US"]').inner_text()
+    assert [e for e in errors if "status of 422" not in e] == []

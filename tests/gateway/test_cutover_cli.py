@@ -166,3 +166,30 @@ def test_a_store_that_cannot_be_opened_says_what_to_do(tmp_path: Path) -> None:
     )  # fmt: skip
     assert result.exit_code == 2
     assert "check that its folder exists and is writable" in " ".join(result.output.split())
+
+
+def test_a_step_down_is_shown_until_acknowledged(store: str) -> None:
+    code, output = banyan(store, "set", "order-status", "ACME-DE", "canary", "--percent", "25", "--reason", "ramp",
+                          "--force")  # fmt: skip
+    assert code == 0, output
+    opened = open_store(store)
+    rung = "ACME-DE@1"  # the rule's first version is its rung
+    opened.add_evidence("order-status", "ACME-DE", rung, minute(), Counters(calls_cloud=100, errors_cloud=40))
+    opened.close()
+    # what a gateway's tick does when the guardrail trips
+    from cutover.engine import Engine
+    from gateway.spec import known_entities, load_routes, route_infos
+
+    routes = load_routes(REPO / "routes")
+    engine = Engine(open_store(store), route_infos(routes), known_entities(routes))
+    assert engine.tick() == ["guardrail stepped order-status/ACME-DE down to dual_write"]
+    code, output = banyan(store, "status", "--route", "order-status")
+    assert "⚠ the guardrail stepped it down at" in output and "cloud error rate 40.00%" in output
+    code, output = banyan(store, "promote", "order-status", "ACME-DE", "--reason", "again", "--force")
+    assert code == 1 and "acknowledge the step down" in output
+    code, output = banyan(store, "acknowledge", "order-status", "ACME-DE", "--reason", "INC-9: cloud fixed")
+    assert code == 0 and "acknowledged the step down of order-status/ACME-DE" in output, output
+    code, output = banyan(store, "status", "--route", "order-status")
+    assert "⚠" not in output
+    code, output = banyan(store, "acknowledge", "order-status", "ACME-DE", "--reason", "twice", "--json")
+    assert code == 1 and "no guardrail step down waits" in json.loads(output)["error"]
