@@ -10,9 +10,11 @@ from __future__ import annotations
 import json
 import logging
 import urllib.request
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
+
+from pydantic import BaseModel
 
 from cutover.decide import LADDER, Mode, Rule, Side, previous_mode
 from cutover.gates import Counters, Gate, Guardrail, Judgement, Verdict, crossed, judge
@@ -52,6 +54,7 @@ class Status:
     verdict: Judgement | None  # for the next rung; None at the top
     next: str | None = None  # where a promotion goes: "dual_write", "canary 5 %"; None at the top
     step_down: AuditEvent | None = None  # the guardrail's last step down, until a person acknowledges it
+    settings_from: str = ""  # whose gate and guardrail judged it: a gateway's (recorded) or this process's
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -66,6 +69,7 @@ class Status:
             "verdict": self.verdict.verdict.value if self.verdict else None,
             "verdict_reasons": self.verdict.reasons if self.verdict else [],
             "next": self.next,
+            "settings_from": self.settings_from,
             "step_down": None
             if self.step_down is None
             else {
@@ -91,6 +95,15 @@ def _require_reason(reason: str) -> None:
         raise CutoverError("every change needs a reason (--reason): it is kept in the audit log")
 
 
+THIS_PROCESS = "the route files this process read"
+
+
+def _differences(what: str, here: BaseModel, there: BaseModel) -> list[str]:
+    """'gate min_minutes: 30 here, 0 in the gateway' for each setting that differs."""
+    mine, theirs = here.model_dump(), there.model_dump()
+    return [f"{what} {k}: {mine[k]:g} here, {theirs[k]:g} in the gateway" for k in mine if mine[k] != theirs[k]]
+
+
 def _parse_time(text: str) -> datetime:
     moment = datetime.fromisoformat(text)
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
@@ -104,6 +117,7 @@ class Engine:
         self.routes = {route.name: route for route in routes}
         self.entities = entities
         self.webhook = webhook
+        self.settings_from: dict[str, str] = {}  # route → who recorded the gate it is judged by
 
     # -- reading --------------------------------------------------------------------------------
     def rule(self, route: str, entity: str) -> Rule:
@@ -173,6 +187,21 @@ class Engine:
             return Judgement(Verdict.inconclusive, [*judgement.reasons, note], judgement.evidence)
         return judgement
 
+    def use_recorded_settings(self) -> list[str]:
+        """Judge with the gates and guardrails the gateways run (recorded when they load their
+        routes) rather than with what this process read; says where they differ from this process's."""
+        differences = []
+        for name, (gate, guardrail, source) in self.store.settings().items():
+            info = self.routes.get(name)
+            if info is None:
+                continue
+            changed = _differences("gate", info.gate, gate) + _differences("guardrail", info.guardrail, guardrail)
+            if changed:
+                differences.append(f"{name}: {'; '.join(changed)} ({source})")
+            self.routes[name] = replace(info, gate=gate, guardrail=guardrail)
+            self.settings_from[name] = source
+        return differences
+
     def step_downs(self) -> dict[tuple[str, str], AuditEvent]:
         """Guardrail step downs nobody has acknowledged yet, per route × entity."""
         latest = self.store.latest(("guardrail", "acknowledge"))
@@ -201,7 +230,7 @@ class Engine:
             judged = self._judge(info, rule, window, note)
             rows.append(
                 Status(route_name, entity_name, rule, window, judged, _rung_name(self.next_rung(rule)),
-                       downs.get((route_name, entity_name)))
+                       downs.get((route_name, entity_name)), self.settings_from.get(route_name, THIS_PROCESS))
             )  # fmt: skip
         return rows
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import socket
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -62,11 +64,20 @@ class Cutover:
         self.learning = frozenset(info.name for info in routes if info.learns_noise)  # until the store says
         self._stop = threading.Event()
         self._listener: threading.Thread | None = None
+        self.record_settings(routes)
         self.reload()
 
     def use_routes(self, routes: list[RouteInfo], entities: list[str] | None) -> None:
         self.engine.routes = {info.name: info for info in routes}
         self.engine.entities = entities
+        self.record_settings(routes)
+
+    def record_settings(self, routes: list[RouteInfo]) -> None:
+        """Put the gates and guardrails this gateway runs in the store: the CLI and every console judge
+        with them, not with whatever their own environment makes of the route files."""
+        source = f"the gateway on {socket.gethostname()} (pid {os.getpid()})"
+        self.store.put_settings({info.name: (info.gate, info.guardrail) for info in routes}, source)
+        self.engine.settings_from = dict.fromkeys(self.engine.routes, source)
 
     # -- rules ----------------------------------------------------------------------------------
     def reload(self) -> None:

@@ -22,7 +22,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from cutover.decide import Mode, Rule, Side
-from cutover.gates import Counters
+from cutover.gates import Counters, Gate, Guardrail
 
 CHANNEL = "banyan_cutover"
 COUNTERS = [field.name for field in fields(Counters)]
@@ -167,6 +167,12 @@ MIGRATIONS: list[list[str]] = [
     ],
     # comparisons made while a route learns its noise: counted for the noise rates, not as evidence
     ["ALTER TABLE cutover_evidence ADD COLUMN unjudged INTEGER NOT NULL DEFAULT 0"],
+    # each route's gate and guardrail as the gateways run them (environment placeholders resolved), so
+    # the CLI and the console judge with the same numbers whatever environment they run in
+    [
+        "CREATE TABLE cutover_settings (route TEXT PRIMARY KEY, gate TEXT NOT NULL, guardrail TEXT NOT NULL, "
+        "source TEXT NOT NULL, at TEXT NOT NULL)"
+    ],
 ]
 NOISE_ABSOLUTE = 0.001  # a field is a real difference when the cloud's rate beats legacy's own by 0.1 point…
 NOISE_RELATIVE = 0.2  # …and by a fifth of it (Diffy's two thresholds)
@@ -366,6 +372,29 @@ class Store:
                 params,
             ).fetchall()
         return [_event(row) for row in rows]
+
+    # -- the settings the gateways run ------------------------------------------------------------
+    def put_settings(self, settings: dict[str, tuple[Gate, Guardrail]], source: str) -> None:
+        """Record each route's gate and guardrail as this process runs them; `source` says who."""
+        stamp = now_iso()
+        with self.transaction() as cursor:
+            for route, (gate, guardrail) in sorted(settings.items()):
+                self.execute(
+                    cursor,
+                    "INSERT INTO cutover_settings (route, gate, guardrail, source, at) VALUES (?, ?, ?, ?, ?) "
+                    "ON CONFLICT (route) DO UPDATE SET gate = excluded.gate, guardrail = excluded.guardrail, "
+                    "source = excluded.source, at = excluded.at",
+                    (route, gate.model_dump_json(), guardrail.model_dump_json(), source, stamp),
+                )
+
+    def settings(self) -> dict[str, tuple[Gate, Guardrail, str]]:
+        """route → (gate, guardrail, "who recorded them, when") as last recorded by a gateway."""
+        with self.reading() as cursor:
+            rows = self.execute(cursor, "SELECT route, gate, guardrail, source, at FROM cutover_settings").fetchall()
+        return {
+            route: (Gate.model_validate_json(gate), Guardrail.model_validate_json(guardrail), f"{source} at {at[:19]}")
+            for route, gate, guardrail, source, at in rows
+        }
 
     def latest(self, kinds: tuple[str, ...]) -> dict[tuple[str, str], AuditEvent]:
         """The newest audit event of any of `kinds`, per route × entity."""

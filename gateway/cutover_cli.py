@@ -40,10 +40,18 @@ VERDICT_COLOURS = {"Successful": "green", "Failed": "red", "Inconclusive": "yell
 
 
 def open_engine(store: str, routes: Path, create: bool = True) -> Engine:
-    """The engine over the store; a read (`create=False`) never makes a new store for a mistyped path."""
+    """The engine over the store; a read (`create=False`) never makes a new store for a mistyped path.
+
+    It judges with the gates and guardrails the gateways recorded in the store, and says so where
+    the route files read here (in this shell's environment) disagree."""
     try:
         loaded = load_routes(routes)
-        return Engine(open_store(store, create=create), route_infos(loaded), known_entities(loaded))
+        engine = Engine(open_store(store, create=create), route_infos(loaded), known_entities(loaded))
+        for difference in engine.use_recorded_settings():
+            errors.print(
+                f"[yellow]note:[/] {escape(difference)}; the gateway's are used", highlight=False, soft_wrap=True
+            )
+        return engine
     except (RouteError, StoreError) as exc:
         errors.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
@@ -120,6 +128,9 @@ def status(
             ),
         )
     console.print(table)
+    sources = sorted({row.settings_from for row in rows})
+    if sources:
+        console.print(f"gates and guardrails: {'; '.join(sources)}", highlight=False)
 
 
 def _pins(pins: list[str]) -> dict[str, Side]:

@@ -83,6 +83,7 @@ function renderGrid(rows) {
     cell(tr, percent(row.evidence.cloud_error_rate), "num");
     cell(tr, `${percent(row.evidence.mismatch_rate)} of ${row.evidence.judged ?? row.evidence.comparisons}`, "num");
     const gate = cell(tr, "");
+    gate.title = `judged with the gate and guardrail of ${row.settings_from}`;
     if (row.verdict) {
       const verdict = document.createElement("strong");
       verdict.className = `verdict-${row.verdict}`;

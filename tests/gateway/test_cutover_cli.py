@@ -193,3 +193,30 @@ def test_a_step_down_is_shown_until_acknowledged(store: str) -> None:
     assert "⚠" not in output
     code, output = banyan(store, "acknowledge", "order-status", "ACME-DE", "--reason", "twice", "--json")
     assert code == 1 and "no guardrail step down waits" in json.loads(output)["error"]
+
+
+def test_the_cli_judges_with_the_gate_the_gateway_runs(store: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The gateway ran with ACME_GATE_MINUTES=0 (as the demo does); this shell has no such variable.
+    from cutover.runtime import Cutover
+    from gateway.spec import known_entities, load_routes, route_infos
+
+    monkeypatch.setenv("ACME_GATE_MINUTES", "0")
+    routes = load_routes(REPO / "routes")
+    gateway = Cutover(store, route_infos(routes), known_entities(routes))
+    gateway.close()
+    monkeypatch.delenv("ACME_GATE_MINUTES")
+    code, output = banyan(store, "set", "order-status", "ACME-DE", "shadow", "--reason", "listen first")
+    assert code == 0, output
+    assert "gate min_minutes: 30 here, 0 in the gateway" in output  # said once, as a note
+    opened = open_store(store)
+    opened.add_evidence(
+        "order-status", "ACME-DE", "ACME-DE@1", minute(), Counters(calls_legacy=500, calls_cloud=500, comparisons=500)
+    )
+    opened.add_noise("order-status", "ACME-DE", minute(), 10, {})  # its noise is learnt
+    opened.close()
+    code, output = banyan(store, "status", "--route", "order-status", "--json")
+    [row] = json.loads(output[output.index("[") :])  # after the note, which goes to stderr
+    assert row["verdict"] == "Successful", row["verdict_reasons"]  # 30 minutes would have said Inconclusive
+    assert row["settings_from"].startswith("the gateway on ")
+    code, output = banyan(store, "promote", "order-status", "ACME-DE", "--reason", "gate green")
+    assert code == 0 and "→ dual_write" in output, output
