@@ -55,6 +55,8 @@ class Status:
     next: str | None = None  # where a promotion goes: "dual_write", "canary 5 %"; None at the top
     step_down: AuditEvent | None = None  # the guardrail's last step down, until a person acknowledges it
     settings_from: str = ""  # whose gate and guardrail judged it: a gateway's (recorded) or this process's
+    gate: Gate | None = None
+    guardrail: Guardrail | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -70,6 +72,8 @@ class Status:
             "verdict_reasons": self.verdict.reasons if self.verdict else [],
             "next": self.next,
             "settings_from": self.settings_from,
+            "gate": self.gate.model_dump() if self.gate else None,
+            "guardrail": self.guardrail.model_dump() if self.guardrail else None,
             "step_down": None
             if self.step_down is None
             else {
@@ -209,7 +213,7 @@ class Engine:
 
     def status(self, route: str | None = None, entity: str | None = None, attention: bool = False) -> list[Status]:
         """A row per route × entity; with `attention`, each carries its unacknowledged step down."""
-        self._filters(route, entity)
+        self.check_names(route, entity)
         downs = self.step_downs() if attention else {}
         # a row per stored rule, and per entity each route with a cloud side serves (its default
         # rule "*" when it names none): a legacy-only route has nothing to cut over
@@ -230,15 +234,16 @@ class Engine:
             judged = self._judge(info, rule, window, note)
             rows.append(
                 Status(route_name, entity_name, rule, window, judged, _rung_name(self.next_rung(rule)),
-                       downs.get((route_name, entity_name)), self.settings_from.get(route_name, THIS_PROCESS))
+                       downs.get((route_name, entity_name)), self.settings_from.get(route_name, THIS_PROCESS),
+                       info.gate, info.guardrail)
             )  # fmt: skip
         return rows
 
     def history(self, route: str | None = None, entity: str | None = None, limit: int = 1000) -> list[AuditEvent]:
-        self._filters(route, entity)
+        self.check_names(route, entity)
         return self.store.history(route, entity, limit)
 
-    def _filters(self, route: str | None, entity: str | None) -> None:
+    def check_names(self, route: str | None, entity: str | None) -> None:
         """A read names routes and entities as a change must: a typo is refused, not an empty table."""
         info = self.route(route) if route is not None else None
         if entity is not None:

@@ -433,6 +433,19 @@ class Store:
             ).fetchone()
         return Counters(*(int(v) for v in row))
 
+    def evidence_series(self, route: str, entity: str, since_minute: int) -> list[tuple[int, Counters]]:
+        """(minute, counters on every rung that minute) for one route × entity, oldest first: what
+        the console draws."""
+        sums = ", ".join(f"COALESCE(SUM({name}), 0)" for name in COUNTERS)
+        with self.reading() as cursor:
+            rows = self.execute(
+                cursor,
+                f"SELECT minute, {sums} FROM cutover_evidence WHERE route = ? AND entity = ? AND minute >= ? "
+                "GROUP BY minute ORDER BY minute",
+                (route, entity, since_minute),
+            ).fetchall()
+        return [(int(row[0]), Counters(*(int(v) for v in row[1:]))) for row in rows]
+
     def prune_evidence(self, before_minute: int) -> None:
         with self.transaction() as cursor:
             self.execute(cursor, "DELETE FROM cutover_evidence WHERE minute < ?", (before_minute,))

@@ -132,6 +132,30 @@ async def admin_mismatches(request: web.Request) -> web.Response:
     return web.json_response(found)
 
 
+async def admin_series(request: web.Request) -> web.Response:
+    """Evidence a minute for one route × entity over the last `minutes`: what the console charts."""
+    _admin(request)
+    engine = request.app[CUTOVER].engine
+    route, entity = request.query.get("route", ""), request.query.get("entity", "")
+    try:
+        engine.check_names(route, entity)
+        minutes = min(max(int(request.query.get("minutes", 180)), 1), 7 * 24 * 60)
+    except (CutoverError, ValueError) as exc:
+        raise Problem(422, "Bad query", str(exc)) from None
+    since = minute() - minutes + 1
+    series = await in_thread(engine.store.evidence_series, route, entity, since)
+    return web.json_response(
+        {"since": since, "minutes": minutes, "points": [{"minute": at, **vars(counters)} for at, counters in series]}
+    )
+
+
+async def admin_calendar(request: web.Request) -> web.Response:
+    _admin(request)
+    store = request.app[CUTOVER].engine.store
+    schedules, freezes = await in_thread(store.schedules), await in_thread(store.freezes)
+    return web.json_response({"schedules": [asdict(s) for s in schedules], "freezes": [asdict(f) for f in freezes]})
+
+
 async def admin_history(request: web.Request) -> web.StreamResponse:
     _admin(request)
     events = await in_thread(
@@ -236,6 +260,8 @@ def add_admin_routes(app: web.Application) -> None:
     app.router.add_get("/admin/cutover", admin_status)
     app.router.add_get("/admin/cutover/history", admin_history)
     app.router.add_get("/admin/cutover/mismatches", admin_mismatches)
+    app.router.add_get("/admin/cutover/series", admin_series)
+    app.router.add_get("/admin/cutover/calendar", admin_calendar)
     app.router.add_post("/admin/cutover/schedule", admin_schedule)
     app.router.add_post("/admin/cutover/freeze", admin_freeze)
     app.router.add_put("/admin/cutover/{route}/{entity}", admin_set)

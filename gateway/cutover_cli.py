@@ -305,7 +305,7 @@ def mismatches(
     """
     engine = open_engine(store, routes, create=False)
     try:
-        engine._filters(route, entity)
+        engine.check_names(route, entity)
     except CutoverError as exc:
         raise refused(exc, as_json) from None
     found = engine.store.differences(route, entity, minute() - minutes + 1)

@@ -3,8 +3,9 @@
     python scripts/screenshots.py [OUT]      # default docs/
 
 Runs `banyan demo` in a scratch folder until its gateway serves the console, logs in with the demo's
-admin key, and saves the route × entity grid (console.png) and the drill-down into the fields that
-ACME-US's stock reads differ on (console-mismatches.png). Then stops the demo with Ctrl-C.
+admin key, and saves the route × entity matrix (console.png) and the page of ACME-US's stock reads:
+its charts, its history and the fields it differs on (console-mismatches.png). Then stops the demo
+with Ctrl-C.
 """
 
 from __future__ import annotations
@@ -50,14 +51,14 @@ def main() -> None:
                 page.fill("#key", "demo-admin-key")
                 page.fill("#actor", "Ana Lead")
                 page.click("#login button[type=submit]")
-                row = page.locator('tr[data-route="inventory-availability"][data-entity="ACME-US"]')
-                row.wait_for()
+                cell = page.locator('td[data-route="inventory-availability"][data-entity="ACME-US"] button.cell')
+                cell.wait_for()
                 page.wait_for_timeout(3500)  # one refresh with the trickle's evidence
-                page.screenshot(path=str(out / "console.png"), full_page=True)
-                row.click()
-                page.locator("#fields").wait_for(state="visible")
+                page.locator("main > section").first.screenshot(path=str(out / "console.png"))
+                cell.click()
                 page.locator("#fields").filter(has_text="/available").wait_for()
-                page.locator("#fields").screenshot(path=str(out / "console-mismatches.png"))
+                page.locator("#charts figure").first.wait_for()
+                page.locator("#cell").screenshot(path=str(out / "console-mismatches.png"))
                 browser.close()
         finally:
             demo.send_signal(signal.SIGINT)

@@ -3,8 +3,11 @@
 "use strict";
 
 const REFRESH_MS = 3000;
+const CHART_MINUTES = 180;
 const $ = (selector) => document.querySelector(selector);
-let pending = null; // the change the dialog is about: {route, entity, step}
+let rows = []; // the last status: a row per route × entity
+let selected = null; // the cell shown below the matrix: {route, entity}
+let pending = null; // the change the dialog is about: {row, step}
 let notice = { text: "", until: 0 }; // what a change confirms, shown across refreshes for a while
 
 function credentials() {
@@ -27,6 +30,13 @@ async function api(method, path, body) {
   return data;
 }
 
+function element(tag, text, className) {
+  const node = document.createElement(tag);
+  if (text !== undefined) node.textContent = text;
+  if (className) node.className = className;
+  return node;
+}
+
 function cell(row, text, className) {
   const td = row.insertCell();
   td.textContent = text;
@@ -44,70 +54,260 @@ function since(iso) {
   return minutes < 90 ? `${Math.round(minutes)} min` : `${(minutes / 60).toFixed(1)} h`;
 }
 
+function rung(mode, pct) {
+  return mode === "canary" ? `canary ${pct} %` : mode;
+}
+
+function moving(row) {
+  return row.mode !== "legacy" || Boolean(row.step_down);
+}
+
 function button(label, title, onClick, quiet) {
-  const b = document.createElement("button");
+  const b = element("button", label, quiet ? "quiet" : "");
   b.type = "button";
-  b.textContent = label;
   b.title = title;
-  if (quiet) b.className = "quiet";
   b.addEventListener("click", (event) => { event.stopPropagation(); onClick(); });
   return b;
 }
 
-function renderGrid(rows) {
-  const body = $("#grid tbody");
-  body.replaceChildren();
+function badge(row) {
+  const span = element("span", rung(row.mode, row.percent).replace("_", " "), "mode");
+  span.style.background = `var(--${row.mode})`;
+  return span;
+}
+
+// -- the matrix: routes as rows, entities as columns ---------------------------------------------
+function renderMatrix() {
+  const search = $("#search").value.trim().toLowerCase();
+  const onlyMoving = $("#moving-only").checked;
+  const entities = [...new Set(rows.map((row) => row.entity))].sort();
+  const byRoute = new Map();
   for (const row of rows) {
+    if (!byRoute.has(row.route)) byRoute.set(row.route, new Map());
+    byRoute.get(row.route).set(row.entity, row);
+  }
+  const isMoving = (route) => [...byRoute.get(route).values()].some(moving);
+  const routes = [...byRoute.keys()]
+    .filter((route) => !onlyMoving || isMoving(route))
+    .filter((route) => !search || route.toLowerCase().includes(search)
+      || entities.some((entity) => byRoute.get(route).has(entity) && entity.toLowerCase().includes(search)))
+    .sort((a, b) => (isMoving(b) - isMoving(a)) || a.localeCompare(b));
+  const head = $("#matrix thead tr");
+  head.replaceChildren(element("th", "Route"), ...entities.map((entity) => element("th", entity === "*" ? "any entity" : entity)));
+  for (const th of head.children) th.scope = "col";
+  const body = $("#matrix tbody");
+  body.replaceChildren();
+  for (const route of routes) {
     const tr = body.insertRow();
-    tr.className = "route";
-    tr.dataset.route = row.route;
-    tr.dataset.entity = row.entity;
-    cell(tr, row.route);
-    cell(tr, row.entity);
-    const mode = cell(tr, "");
-    const badge = document.createElement("span");
-    badge.className = "mode";
-    badge.style.background = `var(--${row.mode})`;
-    badge.textContent = row.mode.replace("_", " ");
-    mode.append(badge);
-    if (row.step_down) {
-      // The guardrail's step down stays in sight until a person acknowledges it.
-      tr.classList.add("stepped-down");
-      const warning = document.createElement("p");
-      warning.className = "step-down";
-      warning.textContent = `⚠ stepped down ${since(row.step_down.at)} ago: ${row.step_down.reason}`;
-      mode.append(warning);
+    tr.dataset.route = route;
+    if (isMoving(route)) tr.className = "moving";
+    const name = element("th", route);
+    name.scope = "row";
+    tr.append(name);
+    for (const entity of entities) {
+      const td = tr.insertCell();
+      const row = byRoute.get(route).get(entity);
+      if (!row) {
+        td.textContent = "—";
+        td.className = "none";
+        td.title = `${route} does not serve ${entity}`;
+        continue;
+      }
+      td.dataset.route = route;
+      td.dataset.entity = entity;
+      const open = element("button", undefined, "cell");
+      open.type = "button";
+      const verdict = row.verdict ? element("span", row.verdict, `verdict verdict-${row.verdict}`) : element("span", "on the cloud", "verdict");
+      open.append(badge(row), verdict);
+      if (row.step_down) open.append(element("span", "⚠ stepped down", "step-down-mark"));
+      open.setAttribute("aria-label", `${route} / ${entity}: ${rung(row.mode, row.percent)}; ${row.verdict || "on the cloud"}${row.step_down ? "; stepped down by the guardrail" : ""}`);
+      if (selected && selected.route === route && selected.entity === entity) open.classList.add("selected");
+      open.addEventListener("click", () => select(route, entity));
+      td.append(open);
     }
-    cell(tr, row.mode === "canary" ? String(row.percent) : "", "num");
-    cell(tr, `${row.evidence.calls_legacy} / ${row.evidence.calls_cloud}`, "num");
-    cell(tr, percent(row.evidence.cloud_error_rate), "num");
-    cell(tr, `${percent(row.evidence.mismatch_rate)} of ${row.evidence.judged ?? row.evidence.comparisons}`, "num");
-    const gate = cell(tr, "");
-    gate.title = `judged with the gate and guardrail of ${row.settings_from}`;
-    if (row.verdict) {
-      const verdict = document.createElement("strong");
-      verdict.className = `verdict-${row.verdict}`;
-      verdict.textContent = row.verdict;
-      const reasons = document.createElement("span");
-      reasons.className = "reasons";
-      reasons.textContent = row.verdict_reasons.join("; ");
-      gate.append(verdict, reasons);
-    } else {
-      gate.textContent = "on the cloud";
-    }
-    cell(tr, since(row.since), "num");
-    const actions = cell(tr, "");
-    const box = document.createElement("div");
-    box.className = "actions";
-    if (row.mode !== "cloud") box.append(button("Promote", "one rung up, if the gate allows", () => ask(row, "promote")));
-    if (row.mode !== "legacy") box.append(button("Roll back", "one rung down", () => ask(row, "rollback"), true));
-    if (row.mode === "canary") box.append(button("Set %", "change the canary percent", () => ask(row, "percent"), true));
-    if (row.step_down) box.append(button("Acknowledge", "say you have seen why the guardrail stepped it down", () => ask(row, "acknowledge"), true));
-    actions.append(box);
-    tr.addEventListener("click", () => showFields(row.route, row.entity));
+  }
+  $("#shown").textContent = `${routes.length} of ${byRoute.size} routes`;
+  fillChoices(byRoute, entities);
+}
+
+function fillChoices(byRoute, entities) {
+  const fill = (select, values) => {
+    if (select.options.length === values.length) return; // keep what the lead picked
+    select.replaceChildren(...values.map((value) => element("option", value)));
+  };
+  fill($("#schedule-route"), [...byRoute.keys()].sort());
+  fill($("#schedule-entity"), entities);
+  fill($("#freeze-entity"), [...entities.filter((entity) => entity !== "*"), "*"]);
+}
+
+// -- one cell: its rung, evidence over time, history and differences -----------------------------
+function select(route, entity) {
+  selected = { route, entity };
+  history.replaceState(null, "", `#${encodeURIComponent(route)}/${encodeURIComponent(entity)}`);
+  renderMatrix();
+  renderCell();
+  $("#cell").scrollIntoView({ block: "nearest" });
+}
+
+async function renderCell() {
+  const row = selected && rows.find((r) => r.route === selected.route && r.entity === selected.entity);
+  const section = $("#cell");
+  if (!row) {
+    section.hidden = true;
+    return;
+  }
+  section.hidden = false;
+  $("#cell-title").textContent = `${row.route} / ${row.entity}`;
+  const down = $("#cell-step-down");
+  down.hidden = !row.step_down;
+  down.textContent = row.step_down
+    ? `⚠ The guardrail stepped it down from ${rung(row.step_down.from_mode, row.step_down.from_percent)} ${since(row.step_down.at)} ago: ${row.step_down.reason}. Acknowledge it before stepping up again.`
+    : "";
+  const facts = [
+    ["Rung", rung(row.mode, row.percent)],
+    ["At this rung", `${since(row.since)} (version ${row.version})`],
+    ["Next rung", row.next || "— (on the cloud)"],
+    ["Gate", row.verdict ? `${row.verdict}: ${row.verdict_reasons.join("; ")}` : "on the cloud"],
+    ["Calls legacy / cloud", `${row.evidence.calls_legacy} / ${row.evidence.calls_cloud}`],
+    ["Cloud errors", percent(row.evidence.cloud_error_rate)],
+    ["Mismatches", `${percent(row.evidence.mismatch_rate)} of ${row.evidence.judged ?? row.evidence.comparisons}`],
+    ["Judged with", row.settings_from],
+  ];
+  $("#cell-facts").replaceChildren(...facts.flatMap(([name, value]) => [element("dt", name), element("dd", value)]));
+  const actions = $("#cell-actions");
+  actions.replaceChildren();
+  if (row.mode !== "cloud") actions.append(button("Promote", "one rung up, if the gate allows", () => ask(row, "promote")));
+  if (row.mode !== "legacy") actions.append(button("Roll back", "one rung down", () => ask(row, "rollback"), true));
+  if (row.mode === "canary") actions.append(button("Set %", "change the canary percent", () => ask(row, "percent"), true));
+  if (row.step_down) actions.append(button("Acknowledge", "say you have seen why the guardrail stepped it down", () => ask(row, "acknowledge"), true));
+  const query = new URLSearchParams({ route: row.route, entity: row.entity });
+  try {
+    const [series, events, fields] = await Promise.all([
+      api("GET", `/admin/cutover/series?${query}&minutes=${CHART_MINUTES}`),
+      api("GET", `/admin/cutover/history?${query}`),
+      api("GET", `/admin/cutover/mismatches?${new URLSearchParams(row.entity === "*" ? { route: row.route } : query)}`),
+    ]);
+    renderCharts(series, row);
+    renderCellHistory(events);
+    renderFields(fields);
+  } catch (error) {
+    say(error.message);
   }
 }
 
+// A chart as inline SVG: one polyline per series over the last minutes, and an optional threshold.
+function chart(title, series, { since, minutes, unit, threshold }) {
+  const width = 560, height = 120, left = 44, bottom = 18, top = 8;
+  const values = series.flatMap((s) => s.points.map((p) => p.y)).filter((y) => y !== null);
+  const top_value = Math.max(...values, threshold ? threshold.value * 1.25 : 0, unit === "%" ? 0.01 : 1);
+  const x = (at) => left + ((at - since) / Math.max(1, minutes - 1)) * (width - left - 4);
+  const y = (value) => top + (1 - value / top_value) * (height - top - bottom);
+  const label = (value) => (unit === "%" ? `${(value * 100).toFixed(value * 100 < 10 ? 1 : 0)} %` : String(Math.round(value)));
+  const ns = "http://www.w3.org/2000/svg";
+  const svg = document.createElementNS(ns, "svg");
+  svg.setAttribute("viewBox", `0 0 ${width} ${height}`);
+  svg.setAttribute("role", "img");
+  const summary = series.map((s) => {
+    const last = s.points.filter((p) => p.y !== null).pop();
+    return `${s.name}: ${last ? label(last.y) : "no data"} in the last minute with data`;
+  }).join("; ");
+  svg.setAttribute("aria-label", `${title} over the last ${minutes / 60} hours. ${summary}`);
+  const add = (tag, attributes, text) => {
+    const node = document.createElementNS(ns, tag);
+    for (const [name, value] of Object.entries(attributes)) node.setAttribute(name, String(value));
+    if (text !== undefined) node.textContent = text;
+    svg.append(node);
+    return node;
+  };
+  add("line", { x1: left, y1: y(0), x2: width - 4, y2: y(0), class: "axis" });
+  add("text", { x: left - 4, y: y(top_value) + 8, "text-anchor": "end", class: "tick" }, label(top_value));
+  add("text", { x: left - 4, y: y(0), "text-anchor": "end", class: "tick" }, label(0));
+  add("text", { x: left, y: height - 3, class: "tick" }, `−${minutes / 60} h`);
+  add("text", { x: width - 4, y: height - 3, "text-anchor": "end", class: "tick" }, "now");
+  if (threshold) {
+    add("line", { x1: left, y1: y(threshold.value), x2: width - 4, y2: y(threshold.value), class: "threshold" });
+    add("text", { x: width - 6, y: y(threshold.value) - 3, "text-anchor": "end", class: "tick threshold-label" }, threshold.label);
+  }
+  for (const s of series) {
+    // a minute without data breaks the line rather than drawing a zero that did not happen
+    let run = [];
+    const flush = () => {
+      if (run.length === 1) add("circle", { cx: run[0][0], cy: run[0][1], r: 2.5, class: "dot", fill: s.colour });
+      else if (run.length) add("polyline", { points: run.map((p) => p.join(",")).join(" "), class: "series", stroke: s.colour });
+      run = [];
+    };
+    for (const point of s.points) {
+      if (point.y === null) flush();
+      else run.push([x(point.x).toFixed(1), y(point.y).toFixed(1)]);
+    }
+    flush();
+  }
+  const figure = element("figure");
+  const caption = element("figcaption", title);
+  for (const s of series) {
+    const key = element("span", s.name, "key");
+    key.style.setProperty("--key", s.colour);
+    caption.append(" ", key);
+  }
+  figure.append(caption, svg);
+  return figure;
+}
+
+function renderCharts(series, row) {
+  const byMinute = new Map(series.points.map((p) => [p.minute, p]));
+  const minutes = [];
+  for (let at = series.since; at < series.since + series.minutes; at++) minutes.push(at);
+  const line = (pick) => minutes.map((at) => ({ x: at, y: byMinute.has(at) ? pick(byMinute.get(at)) : null }));
+  const rate = (part, whole) => (p) => (p[whole] > 0 ? p[part] / p[whole] : null);
+  const judged = (p) => p.comparisons - p.unjudged;
+  const options = { since: series.since, minutes: series.minutes };
+  const gate = row.gate || {}, guardrail = row.guardrail || {};
+  $("#charts").replaceChildren(
+    chart("Calls a minute", [
+      { name: "legacy", colour: "var(--legacy)", points: line((p) => p.calls_legacy) },
+      { name: "cloud", colour: "var(--cloud)", points: line((p) => p.calls_cloud) },
+    ], { ...options, unit: "calls" }),
+    chart("Cloud error rate", [{ name: "cloud errors", colour: "var(--bad)", points: line(rate("errors_cloud", "calls_cloud")) }],
+      { ...options, unit: "%", threshold: guardrail.max_error_rate && { value: guardrail.max_error_rate, label: `guardrail ${percent(guardrail.max_error_rate)}` } }),
+    chart("Mismatch rate", [{ name: "mismatches", colour: "var(--canary)", points: line((p) => (judged(p) > 0 ? p.mismatches / judged(p) : null)) }],
+      { ...options, unit: "%", threshold: gate.max_mismatch_rate && { value: gate.max_mismatch_rate, label: `gate ${percent(gate.max_mismatch_rate)}` } }),
+  );
+}
+
+function renderCellHistory(text) {
+  const body = $("#cell-history tbody");
+  body.replaceChildren();
+  const events = text.split("\n").filter(Boolean).map((line) => JSON.parse(line)).reverse().slice(0, 30);
+  for (const event of events) {
+    const tr = body.insertRow();
+    cell(tr, event.at.slice(0, 19).replace("T", " "));
+    cell(tr, event.actor);
+    cell(tr, event.kind, event.kind === "guardrail" ? "bad" : "");
+    cell(tr, event.to_mode ? `${rung(event.from_mode, event.from_percent)} → ${rung(event.to_mode, event.to_percent)}` : "");
+    cell(tr, event.reason);
+  }
+  if (!events.length) cell(body.insertRow(), "no changes yet");
+}
+
+function renderFields(fields) {
+  const body = $("#fields tbody");
+  body.replaceChildren();
+  for (const field of fields) {
+    const tr = body.insertRow();
+    const sample = field.samples[0] || { legacy: "", cloud: "" };
+    cell(tr, field.path);
+    cell(tr, field.kind);
+    cell(tr, String(field.count), "num");
+    cell(tr, percent(field.rate), "num");
+    cell(tr, field.legacy_own_rate === null ? "not sampled" : percent(field.legacy_own_rate), "num");
+    cell(tr, field.verdict);
+    cell(tr, JSON.stringify(sample.legacy));
+    cell(tr, JSON.stringify(sample.cloud));
+  }
+  if (!fields.length) cell(body.insertRow(), "no differences recorded");
+}
+
+// -- the whole store: history, outbox, calendar ---------------------------------------------------
 function renderHistory(text) {
   const body = $("#history tbody");
   body.replaceChildren();
@@ -118,7 +318,6 @@ function renderHistory(text) {
     cell(tr, event.actor);
     cell(tr, event.kind);
     cell(tr, `${event.route}/${event.entity}`);
-    const rung = (mode, pct) => (mode === "canary" ? `canary ${pct} %` : mode);
     cell(tr, event.to_mode ? `${rung(event.from_mode, event.from_percent)} → ${rung(event.to_mode, event.to_percent)}` : "");
     cell(tr, event.reason);
   }
@@ -128,47 +327,60 @@ function renderOutbox(data) {
   const list = $("#outbox");
   list.replaceChildren();
   for (const [state, count] of Object.entries(data.counts)) {
-    const dt = document.createElement("dt");
-    dt.textContent = state.replace("_", " ");
-    const dd = document.createElement("dd");
-    dd.textContent = count;
-    list.append(dt, dd);
+    list.append(element("dt", state.replace("_", " ")), element("dd", String(count)));
   }
 }
 
-async function showFields(route, entity) {
-  const section = $("#fields");
-  const query = new URLSearchParams({ route });
-  if (entity !== "*") query.set("entity", entity);
+function renderCalendar(data) {
+  const schedules = $("#schedules tbody");
+  schedules.replaceChildren();
+  for (const item of data.schedules.slice().reverse()) {
+    const tr = schedules.insertRow();
+    cell(tr, String(item.id), "num");
+    cell(tr, item.at.slice(0, 16).replace("T", " "));
+    cell(tr, `${item.route}/${item.entity}`);
+    cell(tr, rung(item.mode, item.percent));
+    cell(tr, item.state, `state-${item.state}`);
+    cell(tr, item.reason);
+    cell(tr, item.note);
+  }
+  if (!data.schedules.length) cell(schedules.insertRow(), "nothing scheduled");
+  const freezes = $("#freezes tbody");
+  freezes.replaceChildren();
+  for (const item of data.freezes) {
+    const tr = freezes.insertRow();
+    cell(tr, item.entity === "*" ? "every entity" : item.entity);
+    cell(tr, item.starts.slice(0, 16).replace("T", " "));
+    cell(tr, item.ends.slice(0, 16).replace("T", " "));
+    cell(tr, item.reason);
+    cell(tr, item.actor);
+  }
+  if (!data.freezes.length) cell(freezes.insertRow(), "no freeze windows");
+}
+
+function utc(localValue) {
+  return new Date(localValue).toISOString(); // a datetime-local field is the lead's own clock
+}
+
+async function submitCalendar(event, path, body, done) {
+  event.preventDefault();
+  if (!event.target.reportValidity()) return;
   try {
-    const fields = await api("GET", `/admin/cutover/mismatches?${query}`);
-    $("#fields-route").textContent = `${route} / ${entity}`;
-    const body = section.querySelector("tbody");
-    body.replaceChildren();
-    for (const field of fields) {
-      const tr = body.insertRow();
-      const sample = field.samples[0] || { legacy: "", cloud: "" };
-      cell(tr, field.path);
-      cell(tr, field.kind);
-      cell(tr, String(field.count), "num");
-      cell(tr, percent(field.rate), "num");
-      cell(tr, field.legacy_own_rate === null ? "not sampled" : percent(field.legacy_own_rate), "num");
-      cell(tr, field.verdict);
-      cell(tr, JSON.stringify(sample.legacy));
-      cell(tr, JSON.stringify(sample.cloud));
-    }
-    if (!fields.length) cell(body.insertRow(), "no differences recorded");
-    section.hidden = false;
+    await api("POST", path, body());
+    notice = { text: done(), until: Date.now() + 15000 };
+    event.target.reset();
+    await refresh();
   } catch (error) {
     say(error.message);
   }
 }
 
+// -- changes --------------------------------------------------------------------------------------
 function ask(row, step) {
-  pending = { route: row.route, entity: row.entity, step };
+  pending = { row, step };
   const titles = { promote: "Promote", rollback: "Roll back", percent: "Set the canary percent of",
-                   acknowledge: "Acknowledge the step down of" };
-  const now = row.mode === "canary" ? `canary ${row.percent} %` : row.mode;
+                   acknowledge: "Acknowledge the step down of" };  // prettier-ignore
+  const now = rung(row.mode, row.percent);
   const to = step === "promote" && row.next ? `: ${now} → ${row.next}` : "";
   $("#change-title").textContent = `${titles[step]} ${row.route} / ${row.entity}${to}`;
   $("#percent-label").hidden = step !== "percent";
@@ -180,7 +392,7 @@ function ask(row, step) {
   const down = row.step_down && step !== "rollback" ? row.step_down : null;
   $("#step-down").hidden = !down;
   $("#step-down-text").textContent = down
-    ? `The guardrail stepped it down from ${down.from_mode === "canary" ? `canary ${down.from_percent} %` : down.from_mode} at ${down.at.slice(0, 19).replace("T", " ")}: ${down.reason}.`
+    ? `The guardrail stepped it down from ${rung(down.from_mode, down.from_percent)} at ${down.at.slice(0, 19).replace("T", " ")}: ${down.reason}.`
     : "";
   $("#acknowledge").parentElement.hidden = !down || step === "acknowledge";
   $("#acknowledge").required = Boolean(down) && step !== "acknowledge";
@@ -194,7 +406,8 @@ function ask(row, step) {
 async function confirmChange(event) {
   event.preventDefault();
   if (!$("#change-form").reportValidity()) return;
-  const { route, entity, step } = pending;
+  const { row, step } = pending;
+  const { route, entity } = row;
   const reason = $("#reason").value;
   const force = $("#force").checked;
   const acknowledge = $("#acknowledge").checked;
@@ -204,10 +417,9 @@ async function confirmChange(event) {
       ? await api("PUT", path, { mode: "canary", percent: Number($("#percent").value), reason, force, acknowledge })
       : await api("POST", `${path}/${step}`, { reason, force, acknowledge });
     $("#change").close();
-    const rung = (rule) => (rule.mode === "canary" ? `canary ${rule.percent} %` : rule.mode);
     const text = step === "acknowledge"
       ? `✓ acknowledged the step down of ${route} / ${entity}`
-      : `✓ ${route} / ${entity} is now on ${rung(done)} (version ${done.version})`;
+      : `✓ ${route} / ${entity} is now on ${rung(done.mode, done.percent)} (version ${done.version})`;
     notice = { text, until: Date.now() + 15000 };
     await refresh();
   } catch (error) {
@@ -221,12 +433,16 @@ function say(text) {
 
 async function refresh() {
   try {
-    const [rows, history, outbox] = await Promise.all([
+    const [status, events, outbox, calendar] = await Promise.all([
       api("GET", "/admin/cutover"), api("GET", "/admin/cutover/history"), api("GET", "/admin/outbox"),
+      api("GET", "/admin/cutover/calendar"),
     ]);
-    renderGrid(rows);
-    renderHistory(history);
+    rows = status;
+    renderMatrix();
+    renderHistory(events);
     renderOutbox(outbox);
+    renderCalendar(calendar);
+    await renderCell();
     $("#main").hidden = false;
     $("#updated").textContent = `updated ${new Date().toLocaleTimeString()}`;
     say(Date.now() < notice.until ? notice.text : "");
@@ -237,20 +453,55 @@ async function refresh() {
   }
 }
 
+// -- signing in and out ---------------------------------------------------------------------------
 let timer = null;
+
+function signedIn(yes) {
+  $("#login").hidden = yes;
+  $("#who").hidden = !yes;
+  $("#who-name").textContent = yes ? `Signed in as ${credentials().actor}` : "";
+  $("#main").hidden = !yes;
+}
 
 async function connect(event) {
   event?.preventDefault();
   sessionStorage.setItem("banyan.key", $("#key").value);
   sessionStorage.setItem("banyan.actor", $("#actor").value);
   clearInterval(timer);
-  if (await refresh()) timer = setInterval(refresh, REFRESH_MS);
-  else $("#main").hidden = true;
+  if (await refresh()) {
+    signedIn(true);
+    timer = setInterval(refresh, REFRESH_MS);
+  } else {
+    signedIn(false);
+  }
+}
+
+function signOut() {
+  clearInterval(timer);
+  sessionStorage.removeItem("banyan.key");
+  $("#key").value = "";
+  rows = [];
+  selected = null;
+  signedIn(false);
+  say("signed out");
 }
 
 document.addEventListener("DOMContentLoaded", () => {
   $("#login").addEventListener("submit", connect);
+  $("#sign-out").addEventListener("click", signOut);
   $("#confirm").addEventListener("click", confirmChange);
+  $("#search").addEventListener("input", renderMatrix);
+  $("#moving-only").addEventListener("change", renderMatrix);
+  $("#schedule-form").addEventListener("submit", (event) => submitCalendar(event, "/admin/cutover/schedule", () => ({
+    route: $("#schedule-route").value, entity: $("#schedule-entity").value, mode: $("#schedule-mode").value,
+    percent: Number($("#schedule-percent").value), at: utc($("#schedule-at").value), reason: $("#schedule-reason").value,
+  }), () => `✓ scheduled ${$("#schedule-route").value} / ${$("#schedule-entity").value} → ${$("#schedule-mode").value}`));
+  $("#freeze-form").addEventListener("submit", (event) => submitCalendar(event, "/admin/cutover/freeze", () => ({
+    entity: $("#freeze-entity").value, starts: utc($("#freeze-starts").value), ends: utc($("#freeze-ends").value),
+    reason: $("#freeze-reason").value,
+  }), () => `✓ ${$("#freeze-entity").value} frozen`));
+  const [route, entity] = location.hash.slice(1).split("/").map(decodeURIComponent);
+  if (route && entity) selected = { route, entity }; // a cell's own address: #route/entity
   const { key, actor } = credentials();
   $("#actor").value = actor;
   if (key) {

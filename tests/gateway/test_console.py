@@ -26,7 +26,11 @@ def open_console(ladder: Ladder, browser: Any, key: str, errors: list[str]) -> A
     return page
 
 
-def test_the_console_shows_the_grid_and_promotes_with_a_reason(
+def cell(page: Any, route: str, entity: str) -> Any:
+    return page.locator(f'td[data-route="{route}"][data-entity="{entity}"] button.cell')
+
+
+def test_the_console_shows_the_matrix_and_promotes_with_a_reason(
     ladder: Ladder,  # noqa: F811
     browser: Any,
     tmp_path: Path,
@@ -39,18 +43,32 @@ def test_the_console_shows_the_grid_and_promotes_with_a_reason(
     ladder.cutover.store.add_noise("order-get", "ACME-US", minute(), 10, {})  # its noise is learnt
     errors: list[str] = []
     page = open_console(ladder, browser, ADMIN["X-Admin-Key"], errors)
-    row = page.locator('tr[data-route="order-get"][data-entity="ACME-US"]')
-    row.wait_for()
-    assert "shadow" in row.inner_text() and "Successful" in row.inner_text() and "50 / 50" in row.inner_text()
-    other = page.locator('tr[data-route="order-put"][data-entity="ACME-DE"]').inner_text()
-    assert "legacy" in other and "Inconclusive" in other and "Roll back" not in other
+    here = cell(page, "order-get", "ACME-US")
+    here.wait_for()
+    assert "shadow" in here.inner_text() and "Successful" in here.inner_text()
+    # routes as rows, entities as columns; the route that moves comes first
+    assert page.locator("#matrix thead th").all_inner_texts() == ["Route", "ACME-DE", "ACME-US"]
+    assert page.locator("#matrix tbody th").all_inner_texts()[0] == "order-get"
+    other = cell(page, "order-put", "ACME-DE").inner_text()
+    assert "legacy" in other and "Inconclusive" in other
+    assert "Signed in as Ana Lead" in page.locator("#who").inner_text()
     page.screenshot(path=str(tmp_path / "console.png"), full_page=True)
 
-    row.get_by_role("button", name="Promote").click()
+    # a cell's page: its facts, charts of the evidence, its history, and the changes it allows
+    here.click()
+    page.locator("#cell").wait_for(state="visible")
+    assert page.locator("#cell-title").inner_text() == "order-get / ACME-US"
+    page.locator("#charts figure svg .dot").first.wait_for()  # one minute of evidence: a point per series
+    assert page.locator("#charts figure").count() == 3
+    labels = page.locator("#charts svg").evaluate_all("svgs => svgs.map(s => s.getAttribute('aria-label'))")
+    assert "cloud: 50 in the last minute with data" in labels[0] and "mismatches: 0.0 %" in labels[2]
+    assert page.evaluate("location.hash") == "#order-get/ACME-US"
+    assert "listen" in page.locator("#cell-history").inner_text()
+    page.get_by_role("button", name="Promote").click()
     assert page.locator("#change-title").inner_text() == "Promote order-get / ACME-US: shadow → dual_write"
     page.fill("#reason", "CHG-201 shadow clean for a week")
     page.click("#confirm")
-    page.locator('tr[data-route="order-get"][data-entity="ACME-US"]', has_text="dual write").wait_for()
+    page.locator('td[data-route="order-get"][data-entity="ACME-US"]', has_text="dual write").wait_for()
     assert "✓ order-get / ACME-US is now on dual_write (version 2)" in page.locator("#message").inner_text()
     history = page.locator("#history tbody tr").first.inner_text()
     assert "Ana Lead" in history and "promote" in history and "CHG-201" in history and "shadow → dual_write" in history
@@ -58,18 +76,75 @@ def test_the_console_shows_the_grid_and_promotes_with_a_reason(
     assert (event.actor, event.to_mode, event.reason) == ("Ana Lead", "dual_write", "CHG-201 shadow clean for a week")
 
     # a refused step says why in the dialog and changes nothing
-    row.get_by_role("button", name="Promote").click()
+    page.get_by_role("button", name="Promote").click()
     page.fill("#reason", "too soon")
     page.click("#confirm")
     page.locator("#change-error").filter(has_text="Inconclusive").wait_for()
     assert "--force" not in page.locator("#change-error").inner_text()  # the page has a Force box, not flags
     assert ladder.cutover.engine.rule("order-get", "ACME-US").mode.value == "dual_write"
     page.click("dialog button[value=cancel]")
-
-    row.click()  # the fields that differ
-    page.locator("#fields").wait_for(state="visible")
     assert "no differences recorded" in page.locator("#fields").inner_text()
+
+    # find and filter; the legacy cell offers no roll back
+    page.fill("#search", "put")
+    assert page.locator("#matrix tbody th").all_inner_texts() == ["order-put"]
+    page.fill("#search", "")
+    page.check("#moving-only")
+    assert page.locator("#matrix tbody th").all_inner_texts() == ["order-get"]
+    page.uncheck("#moving-only")
+    cell(page, "order-put", "ACME-DE").click()
+    page.locator("#cell-title", has_text="order-put / ACME-DE").wait_for()
+    assert page.get_by_role("button", name="Roll back").count() == 0
     assert [e for e in errors if "status of 422" not in e] == []  # the refused step's 422 is the only one
+
+
+def test_schedule_freeze_and_sign_out_in_the_console(ladder: Ladder, browser: Any) -> None:  # noqa: F811
+    errors: list[str] = []
+    page = open_console(ladder, browser, ADMIN["X-Admin-Key"], errors)
+    cell(page, "order-get", "ACME-US").wait_for()
+    page.select_option("#schedule-route", "order-get")
+    page.select_option("#schedule-entity", "ACME-US")
+    page.select_option("#schedule-mode", "shadow")
+    page.fill("#schedule-at", "2030-01-15T02:00")
+    page.fill("#schedule-reason", "CAB-9 night switch")
+    page.click("#schedule-form button[type=submit]")
+    page.locator("#schedules tbody tr", has_text="CAB-9 night switch").wait_for()
+    [scheduled] = ladder.cutover.store.schedules()
+    assert (scheduled.route, scheduled.entity, scheduled.mode, scheduled.actor) == (
+        "order-get", "ACME-US", "shadow", "Ana Lead"
+    )  # fmt: skip
+    page.select_option("#freeze-entity", "ACME-DE")
+    page.fill("#freeze-starts", "2030-01-28T00:00")
+    page.fill("#freeze-ends", "2030-02-02T00:00")
+    page.fill("#freeze-reason", "month-end close")
+    page.click("#freeze-form button[type=submit]")
+    page.locator("#freezes tbody tr", has_text="month-end close").wait_for()
+    assert [f.entity for f in ladder.cutover.store.freezes()] == ["ACME-DE"]
+    # a bad window is refused with the engine's words, nothing recorded
+    page.select_option("#freeze-entity", "ACME-US")
+    page.fill("#freeze-starts", "2030-02-02T00:00")
+    page.fill("#freeze-ends", "2030-01-28T00:00")
+    page.fill("#freeze-reason", "backwards")
+    page.click("#freeze-form button[type=submit]")
+    page.locator("#message").filter(has_text="end after").wait_for()
+    assert len(ladder.cutover.store.freezes()) == 1
+
+    page.click("#sign-out")
+    assert page.locator("#main").is_hidden() and page.locator("#login").is_visible()
+    assert page.evaluate("sessionStorage.getItem('banyan.key')") is None
+    assert [e for e in errors if "status of 422" not in e] == []
+
+
+def test_the_console_fits_800_pixels(ladder: Ladder, browser: Any) -> None:  # noqa: F811
+    page = browser.new_page(viewport={"width": 800, "height": 900})
+    page.goto(f"{ladder.gateway.url}/console")
+    page.fill("#key", ADMIN["X-Admin-Key"])
+    page.fill("#actor", "Ana Lead")
+    page.click("#login button[type=submit]")
+    cell(page, "order-get", "ACME-US").wait_for()
+    cell(page, "order-get", "ACME-US").click()
+    page.locator("#charts figure").first.wait_for()
+    assert page.evaluate("document.documentElement.scrollWidth") <= 800  # nothing pushes the page sideways
 
 
 def test_a_wrong_key_is_refused(ladder: Ladder, browser: Any) -> None:  # noqa: F811
@@ -94,12 +169,15 @@ def test_a_guardrail_step_down_stays_on_the_row_until_acknowledged(ladder: Ladde
     ladder.cutover.engine.rollback("order-get", "ACME-US", why, "guardrail", "guardrail")
     errors: list[str] = []
     page = open_console(ladder, browser, ADMIN["X-Admin-Key"], errors)
-    row = page.locator('tr[data-route="order-get"][data-entity="ACME-US"]')
-    row.wait_for()
-    assert "⚠ stepped down" in row.inner_text() and "cloud error rate 30.00% over 5.00%" in row.inner_text()
-    assert row.get_by_role("button", name="Acknowledge").is_visible()
+    here = cell(page, "order-get", "ACME-US")
+    here.wait_for()
+    assert "⚠ stepped down" in here.inner_text()
+    here.click()
+    page.locator("#cell-step-down").wait_for(state="visible")
+    assert "cloud error rate 30.00% over 5.00%" in page.locator("#cell-step-down").inner_text()
+    assert page.get_by_role("button", name="Acknowledge").is_visible()
 
-    row.get_by_role("button", name="Promote").click()
+    page.get_by_role("button", name="Promote").click()
     assert "The guardrail stepped it down from canary 25 %" in page.locator("#step-down-text").inner_text()
     page.fill("#reason", "INC-77: the cloud's ATP fix is deployed")
     page.check("#force")
@@ -111,6 +189,7 @@ def test_a_guardrail_step_down_stays_on_the_row_until_acknowledged(ladder: Ladde
     page.locator("#message").filter(has_text="is now on canary 1 %").wait_for()
     kinds = [event.kind for event in ladder.cutover.store.history("order-get", "ACME-US")[:2]]
     assert kinds == ["promote", "acknowledge"]
-    page.locator('tr[data-route="order-get"][data-entity="ACME-US"]', has_text="canary").wait_for()
-    assert "⚠ stepped down" not in page.locator('tr[data-route="order-get"][data-entity="ACME-US"]').inner_text()
+    page.locator('td[data-route="order-get"][data-entity="ACME-US"]', has_text="canary").wait_for()
+    assert "⚠ stepped down" not in cell(page, "order-get", "ACME-US").inner_text()
+    assert page.locator("#cell-step-down").is_hidden()
     assert [e for e in errors if "status of 422" not in e] == []

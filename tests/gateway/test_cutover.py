@@ -21,6 +21,7 @@ from cutover import runtime as cutover_runtime
 from cutover.decide import Mode
 from cutover.outbox import idempotency_key
 from cutover.runtime import Cutover
+from cutover.store import minute
 from gateway.state import CUTOVER, ROUTING
 from gateway.table import Compiled
 from tests.gateway.conftest import Gateway, free_port, running_gateway
@@ -405,3 +406,27 @@ def test_64_concurrent_writers_on_one_key_lose_nothing_and_double_nothing(ladder
     expected = {idempotency_key("order-put", "ACME-US", f"hot-{n}", "") for n in range(64)}
     assert set(ladder.cloud.effects) == expected  # each write reached the cloud, under its own key
     assert len(ladder.cloud.calls) == 64  # and none was sent twice
+
+
+def test_evidence_a_minute_and_the_calendar_for_the_console(ladder: Ladder) -> None:
+    ladder.admin("PUT", "/order-get/ACME-US", {"mode": "shadow", "reason": "listen"})
+    for n in range(4):
+        assert ladder.get("ACME-US", f"SO-{n}").status_code == 200
+    ladder.settle()
+    found = ladder.admin("GET", "/series?route=order-get&entity=ACME-US&minutes=60").json()
+    assert found["minutes"] == 60 and minute() - 60 <= found["since"] <= minute() - 59
+    points = found["points"]  # one minute, or two if the calls straddled a minute's end
+    assert 1 <= len(points) <= 2 and all(p["minute"] >= found["since"] for p in points)
+    assert sum(p["calls_legacy"] for p in points) == 4 and sum(p["calls_cloud"] for p in points) == 4
+    assert ladder.admin("GET", "/series?route=order-got&entity=ACME-US").status_code == 422
+    assert ladder.admin("GET", "/series?route=order-get&entity=ACME-US&minutes=lots").status_code == 422
+    assert ladder.admin("GET", "/series?route=order-get&entity=ACME-US", headers={}).status_code == 401
+    ladder.admin("POST", "/schedule", {"route": "order-get", "entity": "ACME-US", "mode": "dual_write",
+                                       "at": "2030-01-01T02:00:00+00:00", "reason": "night"})  # fmt: skip
+    calendar = ladder.admin("GET", "/calendar").json()
+    assert [(s["route"], s["mode"], s["state"]) for s in calendar["schedules"]] == [
+        ("order-get", "dual_write", "pending")
+    ]
+    assert calendar["freezes"] == []
+    [row] = [r for r in ladder.admin("GET", "").json() if (r["route"], r["entity"]) == ("order-get", "ACME-US")]
+    assert row["gate"]["min_samples"] > 0 and row["guardrail"]["max_error_rate"] > 0
