@@ -16,7 +16,7 @@ import os
 import socket
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, TypeVar
 
@@ -42,6 +42,7 @@ class Taken:
     counters: dict[tuple[str, str, str], Counters]
     differences: DifferencesByRoute
     noise: dict[tuple[str, str], tuple[int, dict[str, int]]]
+    deprecated: dict[tuple[str, str], int] = field(default_factory=dict)  # (route, consumer) → calls
 
 
 class Cutover:
@@ -60,6 +61,7 @@ class Cutover:
         self.pending: dict[tuple[str, str, str], Counters] = {}
         self.differences: DifferencesByRoute = {}
         self.noise: dict[tuple[str, str], tuple[int, dict[str, int]]] = {}
+        self.deprecated: dict[tuple[str, str], int] = {}
         self.noise_paths: dict[str, frozenset[str]] = {}  # per route: fields learnt to be noise
         self.learning = frozenset(info.name for info in routes if info.learns_noise)  # until the store says
         self._stop = threading.Event()
@@ -140,6 +142,10 @@ class Cutover:
         self.noise_paths = learnt  # one swap
         self.learning = frozenset(route for route in self.engine.routes if self.engine.learning(route))
 
+    def used_deprecated(self, route: str, consumer: str) -> None:
+        """Count a consumer's call to a deprecated version; the store adds up every gateway's."""
+        self.deprecated[(route, consumer)] = self.deprecated.get((route, consumer), 0) + 1
+
     def noised(self, route: str, entity: str | None, differences: Sequence[Difference]) -> None:
         """Count one comparison of legacy with itself, and the fields that differed on their own."""
         calls, paths = self.noise.setdefault((route, entity or "*"), (0, {}))
@@ -149,8 +155,8 @@ class Cutover:
 
     def take(self) -> Taken:
         """What was gathered since the last take; call it on the thread that counts."""
-        taken = Taken(self.pending, self.differences, self.noise)
-        self.pending, self.differences, self.noise = {}, {}, {}
+        taken = Taken(self.pending, self.differences, self.noise, self.deprecated)
+        self.pending, self.differences, self.noise, self.deprecated = {}, {}, {}, {}
         return taken
 
     def write(self, taken: Taken) -> None:
@@ -161,6 +167,8 @@ class Cutover:
             self.store.add_differences(route, entity, now, counts, samples)
         for (route, entity), (calls, paths) in taken.noise.items():
             self.store.add_noise(route, entity, now, calls, paths)
+        if taken.deprecated:
+            self.store.add_deprecated_calls(taken.deprecated)
 
     def flush(self) -> None:
         self.write(self.take())

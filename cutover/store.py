@@ -173,6 +173,11 @@ MIGRATIONS: list[list[str]] = [
         "CREATE TABLE cutover_settings (route TEXT PRIMARY KEY, gate TEXT NOT NULL, guardrail TEXT NOT NULL, "
         "source TEXT NOT NULL, at TEXT NOT NULL)"
     ],
+    # calls to deprecated versions per consumer and day, from every gateway: who still has to move
+    [
+        "CREATE TABLE cutover_deprecated_calls (route TEXT NOT NULL, consumer TEXT NOT NULL, day TEXT NOT NULL, "
+        "calls INTEGER NOT NULL, last_at TEXT NOT NULL, PRIMARY KEY (route, consumer, day))"
+    ],
 ]
 NOISE_ABSOLUTE = 0.001  # a field is a real difference when the cloud's rate beats legacy's own by 0.1 point…
 NOISE_RELATIVE = 0.2  # …and by a fifth of it (Diffy's two thresholds)
@@ -395,6 +400,30 @@ class Store:
             route: (Gate.model_validate_json(gate), Guardrail.model_validate_json(guardrail), f"{source} at {at[:19]}")
             for route, gate, guardrail, source, at in rows
         }
+
+    # -- who still calls deprecated versions --------------------------------------------------------
+    def add_deprecated_calls(self, calls: dict[tuple[str, str], int]) -> None:
+        stamp = now_iso()
+        with self.transaction() as cursor:
+            for (route, consumer), count in sorted(calls.items()):
+                self.execute(
+                    cursor,
+                    "INSERT INTO cutover_deprecated_calls (route, consumer, day, calls, last_at) "
+                    "VALUES (?, ?, ?, ?, ?) ON CONFLICT (route, consumer, day) DO UPDATE SET "
+                    "calls = cutover_deprecated_calls.calls + excluded.calls, last_at = excluded.last_at",
+                    (route, consumer, stamp[:10], count, stamp),
+                )
+
+    def deprecated_calls(self, since_day: str) -> list[tuple[str, str, int, str]]:
+        """(route, consumer, calls since `since_day`, last call) for every consumer still calling."""
+        with self.reading() as cursor:
+            rows = self.execute(
+                cursor,
+                "SELECT route, consumer, SUM(calls), MAX(last_at) FROM cutover_deprecated_calls WHERE day >= ? "
+                "GROUP BY route, consumer ORDER BY route, consumer",
+                (since_day,),
+            ).fetchall()
+        return [(route, consumer, int(calls), last) for route, consumer, calls, last in rows]
 
     def latest(self, kinds: tuple[str, ...]) -> dict[tuple[str, str], AuditEvent]:
         """The newest audit event of any of `kinds`, per route × entity."""

@@ -11,6 +11,7 @@ import json
 import logging
 from collections.abc import AsyncIterator, Callable
 from dataclasses import asdict
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -23,10 +24,13 @@ from cutover.runtime import in_thread, run_background
 from cutover.store import AuditEvent, Conflict, StoreError, minute
 from gateway.inputs import parse_json
 from gateway.problems import Problem
-from gateway.state import ADMIN_KEY, CUTOVER
+from gateway.state import ADMIN_KEY, CUTOVER, ROUTING
 from gateway.static import Files, serve_file
 
 log = logging.getLogger("banyan.cutover")
+
+
+DEPRECATED_DAYS = 30  # the consumers a deprecated version lists: those that called it this recently
 
 
 async def lifecycle(app: web.Application) -> AsyncIterator[None]:
@@ -156,6 +160,25 @@ async def admin_calendar(request: web.Request) -> web.Response:
     return web.json_response({"schedules": [asdict(s) for s in schedules], "freezes": [asdict(f) for f in freezes]})
 
 
+async def admin_deprecations(request: web.Request) -> web.Response:
+    """Each deprecated version, its sunset and successor, and who called it in the last 30 days."""
+    _admin(request)
+    since = (datetime.now(UTC) - timedelta(days=DEPRECATED_DAYS)).date().isoformat()
+    calls = await in_thread(request.app[CUTOVER].engine.store.deprecated_calls, since)
+    found = []
+    for compiled in request.app[ROUTING].table.routes:
+        operation, retiring = compiled.route.operation, compiled.retiring
+        if operation is None or operation.deprecated is None or retiring is None:
+            continue
+        found.append({
+            "route": compiled.route.name, "since": str(operation.deprecated.since),
+            "sunset": str(operation.deprecated.sunset), "successor": operation.deprecated.successor,
+            "consumers": [{"consumer": consumer, "calls": count, "last_at": last}
+                          for route, consumer, count, last in calls if route == compiled.route.name],
+        })  # fmt: skip
+    return web.json_response(found)
+
+
 async def admin_history(request: web.Request) -> web.StreamResponse:
     _admin(request)
     events = await in_thread(
@@ -262,6 +285,7 @@ def add_admin_routes(app: web.Application) -> None:
     app.router.add_get("/admin/cutover/mismatches", admin_mismatches)
     app.router.add_get("/admin/cutover/series", admin_series)
     app.router.add_get("/admin/cutover/calendar", admin_calendar)
+    app.router.add_get("/admin/deprecations", admin_deprecations)
     app.router.add_post("/admin/cutover/schedule", admin_schedule)
     app.router.add_post("/admin/cutover/freeze", admin_freeze)
     app.router.add_put("/admin/cutover/{route}/{entity}", admin_set)

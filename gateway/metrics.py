@@ -21,6 +21,12 @@ class Metrics:
         self.backend_errors = Counter(
             "banyan_backend_errors", "Backend calls that failed", ["route", "side", "error"], registry=self.registry
         )
+        self.deprecated_calls = Counter(
+            "banyan_deprecated_calls",
+            "Calls to a deprecated version, by consumer: who still has to move before the sunset",
+            ["route", "consumer"],
+            registry=self.registry,
+        )
         self.breaker_open = Gauge(
             "banyan_breaker_open",
             "1 while a backend's circuit breaker is open",

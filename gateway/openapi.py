@@ -82,6 +82,18 @@ def openapi(routes: list[Route]) -> dict[str, Any]:
                 **_problem_responses(),
             },
         }
+        if (deprecation := operation.deprecated) is not None:
+            entry["deprecated"] = True
+            instead = f"; its successor is `{deprecation.successor}`" if deprecation.successor else ""
+            more = f" ({deprecation.link})" if deprecation.link else ""
+            entry["description"] = (
+                f"Deprecated since {deprecation.since}; answers 410 Gone from {deprecation.sunset}{instead}{more}. "
+                "Every answer carries Deprecation, Sunset and Link headers."
+            )
+            entry["responses"]["410"] = {
+                "description": "this version passed its sunset",
+                "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}},
+            }
         if operation.method in ("POST", "PUT", "PATCH"):
             entry["requestBody"] = {
                 "required": True,

@@ -30,6 +30,7 @@ CONSUMER = web.RequestKey("consumer", Consumer)
 ROUTE_NAME = web.RequestKey("route_name", str)
 ENTITY = web.RequestKey("entity", str)
 SOAP = web.RequestKey("soap", str)  # the SOAP version a passthrough consumer speaks: its problems are Faults
+RETIRING = web.RequestKey("retiring", dict)  # a deprecated version's headers, on every answer it gives
 ACCESS = logging.getLogger("banyan.access")
 log = logging.getLogger("banyan.gateway")
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
@@ -90,6 +91,8 @@ async def edge(request: web.Request, handler: Handler) -> web.StreamResponse:
                 500, "Internal error", "the gateway failed; quote the correlation id to its operators", cid
             )
         status = response.status
+        if (retiring := request.get(RETIRING)) is not None:
+            response.headers.update(retiring)
         response.headers["X-Correlation-ID"] = cid
         response.headers["Server"] = "banyan"  # not the Python and aiohttp versions
         return response

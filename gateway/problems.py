@@ -26,6 +26,7 @@ KINDS: dict[str, str] = {
     "No such endpoint": "the path is a service endpoint that is switched off here",
     "Method not allowed": "use a method the Allow header names",
     "Not found": "the system of record has no such resource",
+    "Version retired": "this version passed its sunset: call its successor, which the Link header names",
     "No such file": "the console has no such file",
     "Malformed JSON": "send one JSON document (no NaN, Infinity or numbers out of range), nested reasonably",
     "Malformed request": "send the JSON object the operation expects",

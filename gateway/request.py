@@ -15,7 +15,7 @@ from cutover.store import StoreError
 from gateway import policies
 from gateway.consumers import Consumer
 from gateway.inputs import forwardable, parse_json
-from gateway.policies import CONSUMER, ENTITY, ROUTE_NAME, SOAP, correlation_id
+from gateway.policies import CONSUMER, ENTITY, RETIRING, ROUTE_NAME, SOAP, correlation_id
 from gateway.problems import Problem
 from gateway.sides import Answer, compare_mirrored, compare_soap, counted, later, soap_side
 from gateway.spec import Route
@@ -40,8 +40,12 @@ async def handle(request: web.Request) -> web.StreamResponse:
     request[ROUTE], request[PARAMS], request[ROUTE_NAME] = compiled, params, route.name
     if route.passthrough is not None:  # a SOAP consumer: its problems are told as Faults
         request[SOAP] = "1.2" if "application/soap+xml" in request.headers.get("Content-Type", "") else "1.1"
+    if compiled.retiring is not None:  # a deprecated version says so on every answer, refusals too
+        request[RETIRING] = compiled.retiring.headers(params)
     settings = app[SETTINGS]
     consumer = policies.authenticate(settings.consumers, request)
+    if compiled.retiring is not None:
+        retired(request, compiled, consumer, params)
     policies.scope(consumer, route.name)
     policies.rate_limit(app[LIMITER], consumer, route.name)
     policies.body_size(request, settings.max_body)
@@ -63,6 +67,18 @@ async def handle(request: web.Request) -> web.StreamResponse:
         metrics = app[METRICS]
         metrics.requests.labels(route.name, request.get(ENTITY) or "", str(status)).inc()
         metrics.latency.labels(route.name).observe(time.perf_counter() - started)
+
+
+def retired(request: web.Request, compiled: Compiled, consumer: Consumer | None, params: dict[str, str]) -> None:
+    """Count who still calls a deprecated version (on this gateway and, with a store, in it for the
+    fleet); after its sunset, answer 410 Gone naming the successor."""
+    assert compiled.retiring is not None
+    name = consumer.name if consumer is not None else "(anonymous)"
+    request.app[METRICS].deprecated_calls.labels(compiled.route.name, name).inc()
+    if CUTOVER in request.app:
+        request.app[CUTOVER].used_deprecated(compiled.route.name, name)
+    if time.time() >= compiled.retiring.sunset:
+        raise compiled.retiring.gone(params)
 
 
 def _value(source: Any, request: web.Request, params: dict[str, str], body: Any, xml: Any = None) -> str | None:

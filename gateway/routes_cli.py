@@ -85,6 +85,10 @@ def routes_check(folder: Annotated[Path, typer.Argument(help="folder of route sp
             where = f"{route.operation.method} {route.operation.path}"
         else:
             where = f"SOAP {route.passthrough.path if route.passthrough else '?'}"
+        deprecated = route.operation.deprecated if route.operation else None
+        if deprecated is not None:
+            successor = f", successor {deprecated.successor}" if deprecated.successor else ""
+            where += f" (deprecated since {deprecated.since}, sunset {deprecated.sunset}{successor})"
         typer.echo(f"✓ {route.name}: {where}")
 
 

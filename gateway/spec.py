@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 import re
+from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -41,12 +42,29 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class Deprecation(_Model):
+    """A version on its way out: it answers with Deprecation (RFC 9745), Sunset (RFC 8594) and a Link to
+    its successor until the sunset date, and 410 Gone from then on."""
+
+    since: date = Field(description="the day it was deprecated")
+    sunset: date = Field(description="the day it stops answering (from 00:00 UTC)")
+    successor: str | None = Field(default=None, description="the route that replaces it")
+    link: str | None = Field(default=None, description="where consumers read how to move (a URL)")
+
+    @model_validator(mode="after")
+    def _in_order(self) -> Deprecation:
+        if self.sunset <= self.since:
+            raise ValueError(f"the sunset ({self.sunset}) must come after the deprecation ({self.since})")
+        return self
+
+
 class Operation(_Model):
     method: Method
     path: str = Field(pattern=r"^/", description="public path; {name} segments are parameters")
     summary: str | None = None
     request: dict[str, Any] | None = Field(default=None, description="JSON Schema of the request body")
     response: dict[str, Any] | None = Field(default=None, description="JSON Schema of the response body")
+    deprecated: Deprecation | None = Field(default=None, description="this version is on its way out")
 
     @property
     def parameters(self) -> list[str]:
@@ -277,9 +295,29 @@ def load_routes(folder: Path) -> list[Route]:
         f"{folder}: {m} {p} is served by two routes"
         for m, p in sorted({e for e in endpoints if endpoints.count(e) > 1})
     ]
+    problems += _successor_problems(folder, routes)
     if problems:
         raise RouteError(problems)
     return routes
+
+
+def _successor_problems(folder: Path, routes: list[Route]) -> list[str]:
+    """A deprecated version names a successor that exists, serves an operation, and outlives it."""
+    by_name = {route.name: route for route in routes}
+    problems = []
+    for route in routes:
+        deprecation = route.operation.deprecated if route.operation else None
+        if deprecation is None or deprecation.successor is None:
+            continue
+        successor = by_name.get(deprecation.successor)
+        where = f"{folder}: route {route.name}: operation.deprecated.successor"
+        if successor is None:
+            problems.append(f"{where}: no route is named {deprecation.successor!r}")
+        elif successor is route or successor.operation is None:
+            problems.append(f"{where}: {deprecation.successor!r} must be another route with an operation")
+        elif successor.operation.deprecated and successor.operation.deprecated.sunset <= deprecation.sunset:
+            problems.append(f"{where}: {deprecation.successor!r} is retired no later than {route.name} itself")
+    return problems
 
 
 def _variables_allowed(node: Any) -> Any:

@@ -9,8 +9,11 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import formatdate
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from aiohttp import web
 from lxml import etree
@@ -67,6 +70,7 @@ class Compiled:
         self.comparator = Comparator(route.compare)
         values = route.entity.values if route.entity is not None else None
         self.known_entities = frozenset([*(values or []), *route.entities])
+        self.retiring: Retiring | None = None  # set by compile_table: a successor is another route
 
     def label(self, entity: str | None) -> str:
         """The entity as a metric label: only entities the route lists (or, for a route that lists
@@ -117,6 +121,52 @@ class Compiled:
             upstream.close()
 
 
+@dataclass(frozen=True)
+class Retiring:
+    """What a deprecated version answers with (RFC 9745 Deprecation, RFC 8594 Sunset, a Link to its
+    successor), and from when it answers 410 Gone instead."""
+
+    route: str
+    since: float  # epoch seconds
+    sunset: float
+    successor: tuple[str, str, str] | None  # (route, method, path template)
+    link: str | None
+
+    def headers(self, params: dict[str, str]) -> dict[str, str]:
+        links = []
+        if self.successor is not None:
+            path = re.sub(r"{(\w+)}", lambda m: quote(params.get(m.group(1), m.group(0)), safe=""), self.successor[2])
+            links.append(f'<{path}>; rel="successor-version"')
+        if self.link:
+            links.append(f'<{self.link}>; rel="deprecation"; type="text/html"')
+        found = {"Deprecation": f"@{int(self.since)}", "Sunset": formatdate(self.sunset, usegmt=True)}
+        return found | ({"Link": ", ".join(links)} if links else {})
+
+    def gone(self, params: dict[str, str]) -> Problem:
+        instead = ""
+        if self.successor is not None:
+            name, method, path = self.successor
+            instead = f"; use {method} {path} (route {name})"
+        day = datetime.fromtimestamp(self.sunset, UTC).date()
+        return Problem(
+            410, "Version retired", f"{self.route} stopped answering on {day}{instead}", self.headers(params)
+        )
+
+
+def _retiring(compiled: Compiled, by_name: dict[str, Compiled]) -> Retiring | None:
+    operation = compiled.route.operation
+    deprecation = operation.deprecated if operation else None
+    if deprecation is None:
+        return None
+    successor = by_name[deprecation.successor].route if deprecation.successor else None
+    target = None
+    if successor is not None and successor.operation is not None:
+        target = (successor.name, successor.operation.method, successor.operation.path)
+    since, sunset = (datetime.combine(day, datetime.min.time(), UTC).timestamp()
+                     for day in (deprecation.since, deprecation.sunset))  # fmt: skip
+    return Retiring(compiled.route.name, since, sunset, target, deprecation.link)
+
+
 @dataclass
 class Table:
     routes: list[Compiled]
@@ -161,6 +211,8 @@ def compile_table(folder: Path) -> Table:
     # A route that lists no entities (a passthrough reading its entity from the envelope) labels
     # the entities some route of the deployment names; anything else is still `other`.
     every = frozenset().union(*(c.known_entities for c in compiled))
+    by_name = {route.route.name: route for route in compiled}
     for route in compiled:
         route.known_entities = route.known_entities or every
+        route.retiring = _retiring(route, by_name)
     return Table(compiled)

@@ -110,6 +110,17 @@ class Consumer:
         problem = json.loads(data)
         return f"{problem['status']} {problem['title']}: {problem['detail']}"
 
+    def headers(self, path: str, names: tuple[str, ...]) -> str:
+        """The status and the named headers of a GET, as `curl -i` would show them."""
+        request = urllib.request.Request(self.base + path, headers={"X-API-Key": self.key})
+        try:
+            with urllib.request.urlopen(request, timeout=30) as answer:
+                status, headers, body = answer.status, answer.headers, answer.read()
+        except urllib.error.HTTPError as error:
+            status, headers, body = error.code, error.headers, error.read()
+        shown = [f"HTTP {status}", *(f"{name}: {headers[name]}" for name in names if name in headers)]
+        return "\n".join([*shown, body.decode("utf-8", "replace")])
+
     def burst(self, calls: list[tuple[str, str, Any]]) -> Counter[str]:
         """Send the calls eight at a time; count who served them (and errors by status)."""
         served: Counter[str] = Counter()
@@ -292,6 +303,11 @@ def wrap(folder: Path, consumer: Consumer, traffic: Traffic, importer: demo_erp.
     )
     say(f"the warehouse hand-off folder took {booked['shipments']} shipment confirmations")
     say(f"ACME-US's triggers exported {exported} orders to order_export")
+    _, order_path, _ = traffic.order_status("ACME-DE")
+    say(f"\nv1 of order status is deprecated; its answers say until when, and where v2 is:\n$ curl -i {order_path}")
+    say(consumer.headers(order_path, ("Deprecation", "Sunset", "Link")))
+    say(f"$ curl -i {order_path.replace('/v1/', '/v2/', 1)}")
+    say(consumer.headers(order_path.replace("/v1/", "/v2/", 1), ("Deprecation", "Content-Type")))
     say(f"every call went through the policies: see {consumer.base}/metrics, {consumer.base}/docs")
 
 

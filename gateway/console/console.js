@@ -358,6 +358,21 @@ function renderCalendar(data) {
   if (!data.freezes.length) cell(freezes.insertRow(), "no freeze windows");
 }
 
+function renderDeprecated(versions) {
+  const body = $("#deprecated tbody");
+  body.replaceChildren();
+  for (const version of versions) {
+    const tr = body.insertRow();
+    cell(tr, version.route);
+    const days = Math.ceil((Date.parse(`${version.sunset}T00:00:00Z`) - Date.now()) / 86400000);
+    cell(tr, `${version.sunset} (${days > 0 ? `in ${days} days` : "passed: it answers 410"})`, days > 0 ? "" : "bad");
+    cell(tr, version.successor || "—");
+    const callers = version.consumers.map((c) => `${c.consumer}: ${c.calls} calls, last ${c.last_at.slice(0, 16).replace("T", " ")}`);
+    cell(tr, callers.join("; ") || "nobody: it can go");
+  }
+  if (!versions.length) cell(body.insertRow(), "no deprecated versions");
+}
+
 function utc(localValue) {
   return new Date(localValue).toISOString(); // a datetime-local field is the lead's own clock
 }
@@ -433,15 +448,16 @@ function say(text) {
 
 async function refresh() {
   try {
-    const [status, events, outbox, calendar] = await Promise.all([
+    const [status, events, outbox, calendar, deprecated] = await Promise.all([
       api("GET", "/admin/cutover"), api("GET", "/admin/cutover/history"), api("GET", "/admin/outbox"),
-      api("GET", "/admin/cutover/calendar"),
+      api("GET", "/admin/cutover/calendar"), api("GET", "/admin/deprecations"),
     ]);
     rows = status;
     renderMatrix();
     renderHistory(events);
     renderOutbox(outbox);
     renderCalendar(calendar);
+    renderDeprecated(deprecated);
     await renderCell();
     $("#main").hidden = false;
     $("#updated").textContent = `updated ${new Date().toLocaleTimeString()}`;
