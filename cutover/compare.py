@@ -35,6 +35,7 @@ class Kind(StrEnum):
     extra = "extra"  # the cloud has it, legacy does not
     type = "type"
     order = "order"  # same items, another order, where order matters
+    contract = "contract"  # the cloud's answer breaks the route's canonical schema
 
 
 @dataclass(frozen=True)

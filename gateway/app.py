@@ -59,7 +59,8 @@ async def metrics_endpoint(request: web.Request) -> web.Response:
 
 
 async def openapi_endpoint(request: web.Request) -> web.Response:
-    return web.json_response(openapi([c.route for c in request.app[ROUTING].table.routes]))
+    table = request.app[ROUTING].table
+    return web.json_response(openapi([c.route for c in table.routes], table.canonical))
 
 
 async def docs(request: web.Request) -> web.Response:

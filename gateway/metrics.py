@@ -21,6 +21,12 @@ class Metrics:
         self.backend_errors = Counter(
             "banyan_backend_errors", "Backend calls that failed", ["route", "side", "error"], registry=self.registry
         )
+        self.contract_violations = Counter(
+            "banyan_contract_violations",
+            "Compared answers that break the route's canonical schema, by side",
+            ["route", "entity", "side"],
+            registry=self.registry,
+        )
         self.deprecated_calls = Counter(
             "banyan_deprecated_calls",
             "Calls to a deprecated version, by consumer: who still has to move before the sunset",

@@ -9,6 +9,7 @@ from typing import Any
 
 from aiohttp import web
 
+from gateway.canonical import reference
 from gateway.problems import KINDS, PROBLEM_SCHEMA, type_uri
 from gateway.spec import Route
 from gateway.static import Files, serve_file
@@ -38,8 +39,21 @@ def _problem_responses() -> dict[str, Any]:
     }
 
 
-def openapi(routes: list[Route]) -> dict[str, Any]:
+def _schema(
+    schema: dict[str, Any] | None, canonical: dict[str, dict[str, Any]] | None, components: dict[str, Any]
+) -> dict[str, Any]:
+    """The schema as OpenAPI shows it: a canonical one becomes a component the operation refers to."""
+    name = reference(schema)
+    if name is None or canonical is None or name not in canonical:
+        return schema or {}
+    components[name] = {key: value for key, value in canonical[name].items() if key not in ("$schema", "$id")}
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def openapi(routes: list[Route], canonical: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+    """The OpenAPI 3.1 document of the managed routes; canonical schemas are its components."""
     paths: dict[str, dict[str, Any]] = {}
+    components: dict[str, Any] = {"Problem": PROBLEM_SCHEMA}
     for route in routes:
         if route.operation is None:
             continue
@@ -73,7 +87,7 @@ def openapi(routes: list[Route]) -> dict[str, Any]:
             "responses": {
                 success: {
                     "description": "the answer of the system that serves this entity",
-                    "content": {"application/json": {"schema": operation.response or {}}},
+                    "content": {"application/json": {"schema": _schema(operation.response, canonical, components)}},
                 },
                 "202": {
                     "description": "accepted by a file-drop backend; processed later",
@@ -95,17 +109,24 @@ def openapi(routes: list[Route]) -> dict[str, Any]:
                 "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}},
             }
         if operation.method in ("POST", "PUT", "PATCH"):
+            request_schema = _schema(operation.request, canonical, components) if operation.request else None
             entry["requestBody"] = {
                 "required": True,
-                "content": {"application/json": {"schema": operation.request or {"type": "object"}}},
+                "content": {"application/json": {"schema": request_schema or {"type": "object"}}},
             }
+        added = {entity: own.extends for entity, own in route.entities.items() if own.extends}
+        if added and reference(operation.response):
+            lines = [
+                f"{entity} adds under `extensions`: {', '.join(sorted(fields))}" for entity, fields in added.items()
+            ]
+            entry["description"] = "\n\n".join([*filter(None, [entry.get("description")]), *lines])
         paths.setdefault(operation.path, {})[operation.method.lower()] = entry
     return {
         "openapi": "3.1.0",
         "info": {"title": "Banyan gateway", "version": "1", "description": "Managed APIs in front of the legacy ERPs."},
         "paths": paths,
         "components": {
-            "schemas": {"Problem": PROBLEM_SCHEMA},
+            "schemas": components,
             "securitySchemes": {"apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"}},
         },
         "security": [{"apiKey": []}],

@@ -88,6 +88,16 @@ async def call_side(app: web.Application, compiled: Compiled, side: str, entity:
         result = bound.response_map(reply.body) if bound.response_map else reply.body
     except MappingError as exc:
         raise Problem(502, "Backend answer did not fit", f"the {side} system's answer lacks a field: {exc}") from None
+    contract = compiled.contract
+    if contract is not None:  # one shape whichever entity answers: filled from the path, scalars typed
+        path = {name: value for name, value in call.params.items() if name in compiled.path_parameters}
+        result = contract.lift(result, entity, path)
+        if route.operation is not None and route.operation.validate_response:
+            broken = contract.violations(result, entity)
+            if broken:
+                where = "; ".join(f"{pointer}: {message}" for pointer, message in broken[:3])
+                raise Problem(502, "Backend answer did not fit", f"the {side} system's answer breaks "
+                              f"canonical:{contract.name}: {where}")  # fmt: skip
     return Answer(reply.status, result)
 
 
@@ -126,6 +136,8 @@ def judge(
         return  # an error is counted as an error, not as a mismatch
     if isinstance(legacy, Answer) and isinstance(cloud, Answer):
         differences = compiled.comparator.compare(legacy.body, cloud.body)
+        if compiled.contract is not None:
+            differences += contract_differences(app, compiled, entity, legacy.body, cloud.body)
     else:  # a 4xx on either side: the answers agree when the statuses do
         (legacy_status, _), (cloud_status, _) = _outcome(legacy), _outcome(cloud)
         differences = []
@@ -138,6 +150,24 @@ def judge(
     if differences:
         where = ", ".join(f"{d.path} ({d.kind})" for d in differences[:5])
         log.info("cutover mismatch on %s/%s: %s", route.name, entity, where)
+
+
+def contract_differences(
+    app: web.Application, compiled: Compiled, entity: str | None, legacy: Any, cloud: Any
+) -> list[Difference]:
+    """Where the answers break the route's canonical contract. The cloud's breaks count as
+    mismatches (it is not ready to serve); legacy's are counted and logged, for the route's owners."""
+    assert compiled.contract is not None
+    found = []
+    for side, answer in (("legacy", legacy), ("cloud", cloud)):
+        broken = compiled.contract.violations(answer, entity)
+        if broken:
+            app[METRICS].contract_violations.labels(compiled.route.name, compiled.label(entity), side).inc()
+            log.info("%s answer of %s/%s breaks canonical:%s at %s", side, compiled.route.name, entity,
+                     compiled.contract.name, ", ".join(pointer for pointer, _ in broken[:5]))  # fmt: skip
+        if side == "cloud":
+            found += [Difference(pointer, Kind.contract, None, message) for pointer, message in broken]
+    return found
 
 
 async def compare_mirrored(

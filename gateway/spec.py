@@ -32,6 +32,7 @@ from cutover.compare import Rules as CompareRules
 from cutover.decide import Mode
 from cutover.engine import RouteInfo
 from cutover.gates import Gate, Guardrail
+from gateway.route_checks import canonical_problems, successor_problems
 from legacy_adapters import FileDropConfig, HttpConfig, MemoryConfig, OdbcConfig, SoapConfig
 from legacy_adapters.mapping import Mapping
 
@@ -65,6 +66,14 @@ class Operation(_Model):
     request: dict[str, Any] | None = Field(default=None, description="JSON Schema of the request body")
     response: dict[str, Any] | None = Field(default=None, description="JSON Schema of the response body")
     deprecated: Deprecation | None = Field(default=None, description="this version is on its way out")
+    validate_response: bool = Field(
+        default=False,
+        alias="validate",
+        description="check every answer against the response schema (a canonical one is always checked when "
+        "the two sides are compared); an answer that breaks it is a 502",
+    )
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
     @property
     def parameters(self) -> list[str]:
@@ -111,6 +120,17 @@ class SideSpec(_Model):
     response: Mapping | None = Field(default=None, description="what the backend answers → consumer JSON")
 
 
+class EntitySpec(_Model):
+    """What one legal entity does differently on a route: its own legacy or cloud side, and the fields
+    it adds to the route's canonical answer."""
+
+    legacy: SideSpec | None = None
+    cloud: SideSpec | None = None
+    extends: dict[str, Any] | None = Field(
+        default=None, description="JSON Schema properties this entity adds under the canonical answer's extensions"
+    )
+
+
 class BreakerSpec(_Model):
     failures: int = Field(default=5, ge=1, description="consecutive failures that open the breaker")
     reset: float = Field(default=30.0, gt=0, description="seconds before a trial call is let through")
@@ -154,8 +174,8 @@ class Route(_Model):
     writes: bool = False
     legacy: SideSpec | None = None
     cloud: SideSpec | None = None
-    entities: dict[str, dict[str, SideSpec]] = Field(
-        default_factory=dict, description="per entity: legacy/cloud sides that differ from the route's"
+    entities: dict[str, EntitySpec] = Field(
+        default_factory=dict, description="per entity: legacy/cloud sides that differ from the route's, fields it adds"
     )
     compare: CompareRules = Field(default_factory=CompareRules, description="how the two answers are compared")
     resilience: Resilience = Field(default_factory=Resilience)
@@ -172,11 +192,7 @@ class Route(_Model):
             raise ValueError("a route has either an operation (a managed API) or a passthrough, not both")
         if self.operation is not None and self.legacy is None:
             raise ValueError("a managed route needs its legacy side")
-        for entity, sides in self.entities.items():
-            unknown = set(sides) - {"legacy", "cloud"}
-            if unknown:
-                raise ValueError(f"entity {entity}: only legacy and cloud can be overridden, not {sorted(unknown)}")
-        has_cloud = self.cloud is not None or any("cloud" in sides for sides in self.entities.values())
+        has_cloud = self.cloud is not None or any(sides.cloud is not None for sides in self.entities.values())
         if self.cutover.mode != "legacy" and not has_cloud and self.operation is not None:
             raise ValueError(f"cutover mode {self.cutover.mode} needs a cloud side")
         if self.cutover.mode == "shadow" and self.writes:
@@ -188,7 +204,8 @@ class Route(_Model):
         return self
 
     def side(self, which: str, entity: str | None) -> SideSpec | None:
-        override = self.entities.get(entity or "", {}).get(which)
+        own = self.entities.get(entity or "")
+        override = getattr(own, which) if own is not None else None
         return override or (self.legacy if which == "legacy" else self.cloud)
 
 
@@ -295,29 +312,10 @@ def load_routes(folder: Path) -> list[Route]:
         f"{folder}: {m} {p} is served by two routes"
         for m, p in sorted({e for e in endpoints if endpoints.count(e) > 1})
     ]
-    problems += _successor_problems(folder, routes)
+    problems += successor_problems(folder, routes) + canonical_problems(folder, routes)
     if problems:
         raise RouteError(problems)
     return routes
-
-
-def _successor_problems(folder: Path, routes: list[Route]) -> list[str]:
-    """A deprecated version names a successor that exists, serves an operation, and outlives it."""
-    by_name = {route.name: route for route in routes}
-    problems = []
-    for route in routes:
-        deprecation = route.operation.deprecated if route.operation else None
-        if deprecation is None or deprecation.successor is None:
-            continue
-        successor = by_name.get(deprecation.successor)
-        where = f"{folder}: route {route.name}: operation.deprecated.successor"
-        if successor is None:
-            problems.append(f"{where}: no route is named {deprecation.successor!r}")
-        elif successor is route or successor.operation is None:
-            problems.append(f"{where}: {deprecation.successor!r} must be another route with an operation")
-        elif successor.operation.deprecated and successor.operation.deprecated.sunset <= deprecation.sunset:
-            problems.append(f"{where}: {deprecation.successor!r} is retired no later than {route.name} itself")
-    return problems
 
 
 def _variables_allowed(node: Any) -> Any:
@@ -345,7 +343,7 @@ def route_infos(routes: list[Route]) -> list[RouteInfo]:
     infos = []
     for route in routes:
         has_cloud = route.cloud is not None or (route.passthrough is not None and route.passthrough.cloud is not None)
-        has_cloud = has_cloud or any("cloud" in sides for sides in route.entities.values())
+        has_cloud = has_cloud or any(sides.cloud is not None for sides in route.entities.values())
         plan = route.cutover
         entities = tuple(route.entity.values or ()) if route.entity is not None else ()
         learns = route.compare.noise_sample > 0 and not route.writes  # reads only are asked twice

@@ -21,6 +21,7 @@ from lxml import etree
 from cutover.compare import Comparator
 from cutover.decide import Mode, Rule, Side
 from cutover.runtime import Cutover
+from gateway.canonical import Contract, load_canonical, reference
 from gateway.inputs import schema_validator
 from gateway.problems import Problem
 from gateway.resilience import Breaker
@@ -43,11 +44,17 @@ class Compiled:
     """A route as the request path uses it: its matcher, validator, XPaths and comparator built once
     at load, and its sides bound (backend, breaker, mappings) on first use per entity."""
 
-    def __init__(self, route: Route, base: Path) -> None:
+    def __init__(self, route: Route, base: Path, canonical: dict[str, dict[str, Any]] | None = None) -> None:
         self.route = route
         self.base = base
         self.mode = Mode(route.cutover.mode)
+        self.contract: Contract | None = None  # the canonical answer, when the response refers to one
+        self.path_parameters = frozenset(route.operation.parameters if route.operation else ())
         if route.operation is not None:
+            name = reference(route.operation.response)
+            if name is not None:
+                extends = {entity: own.extends for entity, own in route.entities.items() if own.extends}
+                self.contract = Contract(name, (canonical or {})[name], extends)
             self.method = route.operation.method
             pattern = re.sub(
                 r"{(\w+)}", r"(?P<\1>[^/]+)", re.escape(route.operation.path).replace(r"\{", "{").replace(r"\}", "}")
@@ -93,7 +100,8 @@ class Compiled:
         if spec is None:
             raise Problem(501, "No backend", f"route {self.route.name} has no {side} side")
         # entities without an override share the route's backend (and its breaker)
-        owner = entity if entity in self.route.entities and side in self.route.entities[entity] else ""
+        own = self.route.entities.get(entity or "")
+        owner = entity or "" if own is not None and getattr(own, side) is not None else ""
         found = self._bound.get((side, owner))
         if found is None:
             found = self._bound[(side, owner)] = self._bind(spec)
@@ -171,6 +179,7 @@ def _retiring(compiled: Compiled, by_name: dict[str, Compiled]) -> Retiring | No
 class Table:
     routes: list[Compiled]
     loaded_at: float = field(default_factory=time.time)
+    canonical: dict[str, dict[str, Any]] = field(default_factory=dict)  # the schemas beside the route files
 
     def match(self, method: str, path: str) -> tuple[Compiled, dict[str, str]]:
         allowed: list[str] = []
@@ -207,7 +216,9 @@ class Routing:
 
 
 def compile_table(folder: Path) -> Table:
-    compiled = [Compiled(route, folder) for route in load_routes(folder)]
+    routes = load_routes(folder)  # checks every canonical reference
+    canonical = load_canonical(folder)
+    compiled = [Compiled(route, folder, canonical) for route in routes]
     # A route that lists no entities (a passthrough reading its entity from the envelope) labels
     # the entities some route of the deployment names; anything else is still `other`.
     every = frozenset().union(*(c.known_entities for c in compiled))
@@ -215,4 +226,4 @@ def compile_table(folder: Path) -> Table:
     for route in compiled:
         route.known_entities = route.known_entities or every
         route.retiring = _retiring(route, by_name)
-    return Table(compiled)
+    return Table(compiled, canonical=canonical)

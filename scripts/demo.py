@@ -303,6 +303,11 @@ def wrap(folder: Path, consumer: Consumer, traffic: Traffic, importer: demo_erp.
     )
     say(f"the warehouse hand-off folder took {booked['shipments']} shipment confirmations")
     say(f"ACME-US's triggers exported {exported} orders to order_export")
+    say("\none contract for stock whichever ERP answers (routes/canonical/inventory.json):")
+    for entity in ("ACME-DE", "ACME-US"):
+        _, stock_path, _ = traffic.stock(entity)
+        status, _, data = consumer.send("GET", stock_path)
+        say(f"  GET {stock_path} → {status} {data.decode()}")
     _, order_path, _ = traffic.order_status("ACME-DE")
     say(f"\nv1 of order status is deprecated; its answers say until when, and where v2 is:\n$ curl -i {order_path}")
     say(consumer.headers(order_path, ("Deprecation", "Sunset", "Link")))

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 
+import jsonschema
 import pytest
 
 from cutover.store import open_store
@@ -52,6 +54,16 @@ def test_every_entity_is_served_by_its_own_legacy_system(demo: tuple[Path, str])
     assert "ACME-US: 50 calls (order, stock, customer, shipment, invoice): 50 legacy" in wrap
     assert "ACME-UK's importer booked 10 API orders, 2 CSV and 3 X12 partner files" in wrap  # the UK ERP took them
     assert "ACME-DE's EDI translator, still on SOAP, now through the gateway's passthrough: 10 calls: 10 legacy" in wrap
+    # stock: one canonical shape from the SOAP service and from the database alike
+    stock = [json.loads(line.split(" → 200 ", 1)[1]) for line in wrap.splitlines() if "/inventory/" in line]
+    assert len(stock) == 2 and {tuple(sorted(answer)) for answer in stock} == {("available", "sku", "warehouse")}
+    inventory = json.loads((REPO / "routes" / "canonical" / "inventory.json").read_text())
+    for answer in stock:
+        jsonschema.validate(answer, inventory)  # the contract, whichever ERP answered
+    # v1 of order status is deprecated: its answers say so and point at v2
+    assert "Deprecation: @" in wrap and 'rel="successor-version"' in wrap and "/v2/ACME-DE/orders/" in wrap
+    v2 = json.loads(wrap.split("Content-Type: application/json", 1)[1].split("\n", 2)[1])
+    assert set(v2) == {"orderId", "status"}  # the canonical order, its id from the path
     orders = folder / "drops" / "uk" / "orders"
     assert len(list((orders / "out").glob("997_*.x12"))) == 3  # X12 partner orders acknowledged
     assert not list((orders / "in").iterdir())

@@ -87,7 +87,9 @@ def test_routes_name_what_they_wrap_and_the_store_says_their_rung(demo_catalog: 
                                  "--store", str(store)])  # fmt: skip
     assert result.exit_code == 0, result.output
     rows = {line.split(" | ")[0].lstrip("| "): line for line in markdown.read_text().splitlines() if "`" in line}
-    assert rows["OrderService.GetOrderStatus"].endswith("order-status · ACME-DE: shadow; order-service-passthrough |")
+    assert rows["OrderService.GetOrderStatus"].endswith(
+        "order-status · ACME-DE: shadow; order-status-v2 · ACME-DE: legacy; order-service-passthrough |"
+    )
     assert rows["ORDERS_{date}_{seq}.edi"].endswith("order-create · ACME-UK: legacy |")
     assert rows["IN{seq}.dat"].endswith("` |  |")  # nothing wraps it yet
     assert "order-status · ACME-DE: shadow" in (tmp_path / "report.html").read_text()

@@ -1,0 +1,55 @@
+"""What a folder of routes must hold together, beyond each route on its own: every canonical schema a
+route names exists and is a schema, and every deprecated version's successor is a route that
+outlives it. `load_routes` reports these with the file's other problems."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from gateway.canonical import CanonicalError, load_canonical, reference
+
+if TYPE_CHECKING:
+    from gateway.spec import Route
+
+
+def canonical_problems(folder: Path, routes: list[Route]) -> list[str]:
+    """Each `$ref: canonical:NAME` names a schema in the canonical folder; `extends` needs one."""
+    try:
+        known = load_canonical(folder)
+    except CanonicalError as exc:
+        return [str(exc)]
+    problems = []
+    for route in routes:
+        operation = route.operation
+        schemas = {"request": operation.request, "response": operation.response} if operation else {}
+        for part, schema in schemas.items():
+            name = reference(schema)
+            if name is not None and name not in known:
+                there = ", ".join(sorted(known)) or f"none: add {folder / 'canonical' / name}.json"
+                problems.append(f"{folder}: route {route.name}: operation.{part}: no canonical schema {name!r} "
+                                f"(there are: {there})")  # fmt: skip
+        for entity, own in route.entities.items():
+            if own.extends and reference(operation.response if operation else None) is None:
+                problems.append(f"{folder}: route {route.name}: entities.{entity}.extends needs a canonical "
+                                "response ($ref: canonical:NAME) to extend")  # fmt: skip
+    return problems
+
+
+def successor_problems(folder: Path, routes: list[Route]) -> list[str]:
+    """A deprecated version names a successor that exists, serves an operation, and outlives it."""
+    by_name = {route.name: route for route in routes}
+    problems = []
+    for route in routes:
+        deprecation = route.operation.deprecated if route.operation else None
+        if deprecation is None or deprecation.successor is None:
+            continue
+        successor = by_name.get(deprecation.successor)
+        where = f"{folder}: route {route.name}: operation.deprecated.successor"
+        if successor is None:
+            problems.append(f"{where}: no route is named {deprecation.successor!r}")
+        elif successor is route or successor.operation is None:
+            problems.append(f"{where}: {deprecation.successor!r} must be another route with an operation")
+        elif successor.operation.deprecated and successor.operation.deprecated.sunset <= deprecation.sunset:
+            problems.append(f"{where}: {deprecation.successor!r} is retired no later than {route.name} itself")
+    return problems
