@@ -24,7 +24,7 @@ from pydantic import Field
 
 from legacy_adapters import xmljson
 from legacy_adapters.base import BackendConfig, Call, Registered, Reply
-from legacy_adapters.errors import BackendRejected, BackendTimeout, BackendUnavailable
+from legacy_adapters.errors import BackendNotFound, BackendRejected, BackendTimeout, BackendUnavailable
 from legacy_adapters.mapping import MappingError, pointer_get
 
 # fullmatch, never `$`: Python's `$` also matches before a final newline ("SH-NL\n").
@@ -44,6 +44,10 @@ class FileDropConfig(BackendConfig):
         default=None,
         description="JSON pointer into the reply: when it holds a value, the legacy system refused the "
         "request and that value says why (e.g. /error of a negative acknowledgement)",
+    )
+    not_found: str | None = Field(
+        default=None,
+        description="regex on a refusal's reason that means the record does not exist (a 404 on reads)",
     )
     delete_reply: bool = True
     known_hosts: Path = Path("~/.ssh/known_hosts")
@@ -277,6 +281,8 @@ class FileDropBackend(Registered):
             except MappingError:
                 reason = None
             if reason not in (None, "", False):
+                if self.config.not_found and re.search(self.config.not_found, str(reason)):
+                    raise BackendNotFound(str(reason)[:200])
                 raise BackendRejected(f"the legacy system refused the file: {str(reason)[:200]}")
         return Reply(200, answer)
 

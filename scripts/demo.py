@@ -250,7 +250,7 @@ def systems(
     stack.callback(cloud.stop)
     say(f"""
 ACME-DE  SOAP order service   {german.url}  (WSDL: {german.url}?wsdl)
-ACME-UK  file importer        {drops / "uk" / "orders"}/{{in,ack,out,processed,error}}
+ACME-UK  file importer        {drops / "uk" / "orders"}/{{in,ack,out,processed,error}}, stock: {drops / "uk" / "stock"}
 ACME-US  SQLite over ODBC     {folder / "databases" / "erp_us.db"}  (triggers feed order_export, stock_outbox)
 shared   CRM (HTTP)           {crm.url}
 shared   ledger (ODBC)        {folder / "databases" / "ledger.db"}
@@ -281,7 +281,7 @@ def wrap(folder: Path, consumer: Consumer, traffic: Traffic, importer: demo_erp.
     per_entity = {
         "ACME-DE": [traffic.order, traffic.order_status, traffic.stock, traffic.customer, traffic.shipment,
                     traffic.invoice],
-        "ACME-UK": [traffic.order, traffic.customer, traffic.shipment, traffic.invoice],
+        "ACME-UK": [traffic.order, traffic.stock, traffic.customer, traffic.shipment, traffic.invoice],
         "ACME-US": [traffic.order, traffic.stock, traffic.customer, traffic.shipment, traffic.invoice],
     }  # fmt: skip
     for entity, kinds in per_entity.items():
@@ -304,7 +304,7 @@ def wrap(folder: Path, consumer: Consumer, traffic: Traffic, importer: demo_erp.
     say(f"the warehouse hand-off folder took {booked['shipments']} shipment confirmations")
     say(f"ACME-US's triggers exported {exported} orders to order_export")
     say("\none contract for stock whichever ERP answers (routes/canonical/inventory.json):")
-    for entity in ("ACME-DE", "ACME-US"):
+    for entity in ("ACME-DE", "ACME-UK", "ACME-US"):
         _, stock_path, _ = traffic.stock(entity)
         status, _, data = consumer.send("GET", stock_path)
         say(f"  GET {stock_path} → {status} {data.decode()}")

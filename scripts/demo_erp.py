@@ -162,14 +162,17 @@ class GermanErp(Service):
 
 
 class UkImporter:
-    """ACME-UK's file importer: books order files, acknowledges them, files them away."""
+    """ACME-UK's file importer: books order files, acknowledges them, files them away; answers stock
+    enquiries the same way, a file in and a reply file out (figures as text, as files carry them)."""
 
     def __init__(self, estate: Estate, drops: Path) -> None:
         self.estate = estate
         self.inbound, self.acks = drops / "uk" / "orders" / "in", drops / "uk" / "orders" / "ack"
         self.shipments = drops / "shipments" / "in"
+        self.enquiries, self.answers = drops / "uk" / "stock" / "in", drops / "uk" / "stock" / "ack"
         for folder in (self.inbound, self.acks, self.shipments, self.inbound.parent / "processed",
-                       self.inbound.parent / "error", self.inbound.parent / "out"):  # fmt: skip
+                       self.inbound.parent / "error", self.inbound.parent / "out", self.enquiries,
+                       self.answers, self.enquiries.parent / "processed"):  # fmt: skip
             folder.mkdir(parents=True, exist_ok=True)
         self.numbers = itertools.count(len(estate.orders["ACME-UK"]) + 1)
         self.booked = {"json": 0, "csv": 0, "x12": 0, "shipments": 0, "errors": 0}
@@ -179,7 +182,7 @@ class UkImporter:
 
     def _run(self) -> None:
         while not self._stop.wait(0.02):
-            for folder in (self.inbound, self.shipments):
+            for folder in (self.inbound, self.shipments, self.enquiries):
                 for path in sorted(folder.iterdir()):
                     if path.name.startswith(".") or not path.is_file():
                         continue  # still being written: the writer renames it when complete
@@ -191,6 +194,8 @@ class UkImporter:
             if path.parent == self.shipments:
                 json.loads(path.read_bytes())
                 self.booked["shipments"] += 1
+            elif path.parent == self.enquiries:
+                self._stock(path)
             elif path.suffix == ".json":
                 self._order_json(path)
             elif path.suffix == ".csv":
@@ -225,6 +230,17 @@ class UkImporter:
         reply = self._book(order["lines"])
         self._write(self.acks, f"{correlation}.ack", json.dumps(reply).encode())
         self.booked["json"] += 1
+
+    def _stock(self, path: Path) -> None:
+        """STOCK_{entity}_{sku}_{correlation_id}.json in; {correlation_id}.ack out with the figure."""
+        sku = json.loads(path.read_bytes())["sku"]
+        correlation = path.stem.rsplit("_", 1)[-1]
+        if sku not in self.estate.stock["ACME-UK"]:
+            self._write(self.answers, f"{correlation}.ack", json.dumps({"error": f"no item {sku}"}).encode())
+            raise ValueError(f"no item {sku}")
+        on_hand, reserved = self.estate.stock["ACME-UK"][sku]
+        answer = {"item": sku, "free_stock": str(on_hand - reserved), "depot": "UK-MK-01"}
+        self._write(self.answers, f"{correlation}.ack", json.dumps(answer).encode())
 
     def _order_csv(self, path: Path) -> None:
         rows = [line.split(";") for line in path.read_text(encoding="utf-8").splitlines()[1:] if line.strip()]

@@ -62,3 +62,43 @@ def test_not_found_is_404_on_a_read_and_a_refusal_on_a_write() -> None:
     read, write = not_found_problem(False, "legacy", call), not_found_problem(True, "legacy", call)
     assert (read.status, read.title) == (404, "Not found") and "no such SO-9" in read.detail
     assert (write.status, write.title) == (422, "Backend rejected the request") and "did not take it" in write.detail
+
+
+def test_a_file_exchange_reply_the_route_names_is_not_found(tmp_path: object) -> None:
+    """A stock enquiry over files: the reply that says the item does not exist is a 404 on a read."""
+    import json
+    import threading
+    from pathlib import Path
+
+    from legacy_adapters import FileDropConfig
+
+    folder, replies = Path(str(tmp_path)) / "in", Path(str(tmp_path)) / "ack"
+    folder.mkdir()
+    replies.mkdir()
+    stop = threading.Event()
+
+    def answer() -> None:  # the legacy side: reads each enquiry, writes its reply
+        while not stop.wait(0.02):
+            for path in folder.glob("STOCK_*.json"):
+                sku = json.loads(path.read_text())["sku"]
+                reply = {"error": f"no item {sku}"} if sku != "SKU-1" else {"free_stock": "12"}
+                (replies / f"{path.stem.rsplit('_', 1)[-1]}.ack").write_text(json.dumps(reply))
+                path.unlink()
+
+    threading.Thread(target=answer, daemon=True).start()
+    config = FileDropConfig(folder=str(folder), name="STOCK_{key}_{correlation_id}.json", reply_folder=str(replies),
+                            reject="/error", not_found="^no item ", timeout=5)  # fmt: skip
+
+    async def ask(sku: str, correlation: str) -> object:
+        backend = create(config)
+        try:
+            return await backend.call(Call("stock", {"sku": sku}, key=sku, correlation_id=correlation))
+        finally:
+            await backend.close()
+
+    try:
+        assert asyncio.run(ask("SKU-1", "c1")).body == {"free_stock": "12"}  # type: ignore[attr-defined]
+        with pytest.raises(BackendNotFound, match="no item SKU-9"):
+            asyncio.run(ask("SKU-9", "c2"))
+    finally:
+        stop.set()
