@@ -445,6 +445,7 @@ class Engine:
             except (CutoverError, ValueError) as exc:
                 self.store.mark_schedule(item.id, "refused", str(exc))
         self.store.prune_evidence(minute(moment.timestamp()) - EVIDENCE_DAYS * 24 * 60)
+        self.store.prune_idempotency(moment.timestamp())
         for status in self.status():
             if status.rule.mode is Mode.legacy:
                 continue

@@ -8,6 +8,7 @@ audit table is append-only, enforced by the database itself.
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import sqlite3
@@ -26,6 +27,7 @@ from cutover.gates import Counters, Gate, Guardrail
 
 CHANNEL = "banyan_cutover"
 COUNTERS = [field.name for field in fields(Counters)]
+IN_DOUBT_KEPT = 7 * 24 * 3600  # seconds an Idempotency-Key in doubt outlives its expiry
 
 
 class StoreError(Exception):
@@ -50,6 +52,19 @@ class AuditEvent:
     to_percent: float | None
     reason: str
     evidence: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """What the store holds for a write's Idempotency-Key."""
+
+    digest: str
+    state: str  # running, done, in_doubt
+    status: int | None
+    content_type: str | None
+    body: bytes
+    correlation_id: str = ""  # of the call that claimed it: where the operators look
+    created: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -172,6 +187,14 @@ MIGRATIONS: list[list[str]] = [
     [
         "CREATE TABLE cutover_settings (route TEXT PRIMARY KEY, gate TEXT NOT NULL, guardrail TEXT NOT NULL, "
         "source TEXT NOT NULL, at TEXT NOT NULL)"
+    ],
+    # the answers to writes by Idempotency-Key, for every gateway process: a retry on another one
+    # replays the first answer; a write whose outcome is unknown stays in doubt, never booked twice
+    [
+        "CREATE TABLE cutover_idempotency (scope TEXT PRIMARY KEY, consumer TEXT NOT NULL, digest TEXT NOT NULL, "
+        "state TEXT NOT NULL, status INTEGER, content_type TEXT, body TEXT, lease_until DOUBLE PRECISION NOT NULL, "
+        "created DOUBLE PRECISION NOT NULL, expires DOUBLE PRECISION NOT NULL, correlation_id TEXT NOT NULL)",
+        "CREATE INDEX cutover_idempotency_expires ON cutover_idempotency (expires)",
     ],
     # calls to deprecated versions per consumer and day, from every gateway: who still has to move
     [
@@ -400,6 +423,72 @@ class Store:
             route: (Gate.model_validate_json(gate), Guardrail.model_validate_json(guardrail), f"{source} at {at[:19]}")
             for route, gate, guardrail, source, at in rows
         }
+
+    # -- idempotency, fleet-wide --------------------------------------------------------------------
+    def claim_in(
+        self, cursor: Any, scope: str, consumer: str, digest: str, lease: float, ttl: float, now: float,
+        correlation_id: str = "",
+    ) -> tuple[str, Recorded | None]:  # fmt: skip
+        """Claim a write's Idempotency-Key inside a transaction: ("claimed", None) when this call may
+        go ahead, else what it meets — ("mismatch" | "done" | "running" | "in_doubt", the record)."""
+        inserted = self.execute(
+            cursor,
+            "INSERT INTO cutover_idempotency (scope, consumer, digest, state, lease_until, created, expires, "
+            "correlation_id) VALUES (?, ?, ?, 'running', ?, ?, ?, ?) ON CONFLICT (scope) DO NOTHING",
+            (scope, consumer, digest, now + lease, now, now + ttl, correlation_id),
+        )
+        if inserted.rowcount == 1:
+            return "claimed", None
+        row = self.execute(
+            cursor,
+            "SELECT digest, state, status, content_type, body, lease_until, expires, correlation_id, created "
+            "FROM cutover_idempotency WHERE scope = ?",
+            (scope,),
+        ).fetchone()
+        if row is None:  # settled and freed between the insert and the read: try again
+            return self.claim_in(cursor, scope, consumer, digest, lease, ttl, now, correlation_id)
+        if row[6] < now and row[1] != "in_doubt":  # expired: the key is free again
+            self.execute(
+                cursor,
+                "UPDATE cutover_idempotency SET consumer = ?, digest = ?, state = 'running', status = NULL, "
+                "content_type = NULL, body = NULL, lease_until = ?, created = ?, expires = ?, correlation_id = ? "
+                "WHERE scope = ?",
+                (consumer, digest, now + lease, now, now + ttl, correlation_id, scope),
+            )
+            return "claimed", None
+        found = Recorded(row[0], row[1], row[2], row[3], base64.b64decode(row[4]) if row[4] else b"", row[7], row[8])
+        if found.digest != digest:
+            return "mismatch", found
+        if found.state == "running" and row[5] < now:
+            # its holder stopped without saying how the write ended: nobody knows, so nobody resends it
+            self.execute(
+                cursor,
+                "UPDATE cutover_idempotency SET state = 'in_doubt' WHERE scope = ? AND state = 'running'",
+                (scope,),
+            )
+            return "in_doubt", found
+        return found.state, found
+
+    def finish_in(self, cursor: Any, scope: str, state: str, status: int, content_type: str, body: bytes) -> None:
+        """Settle a claimed key: `done` keeps the answer to replay, `in_doubt` keeps the key from being
+        resent, `released` frees it (nothing was written: a retry may go ahead)."""
+        if state == "released":
+            self.execute(cursor, "DELETE FROM cutover_idempotency WHERE scope = ? AND state = 'running'", (scope,))
+            return
+        self.execute(
+            cursor,
+            "UPDATE cutover_idempotency SET state = ?, status = ?, content_type = ?, body = ? WHERE scope = ?",
+            (state, status, content_type, base64.b64encode(body).decode("ascii"), scope),
+        )
+
+    def prune_idempotency(self, now: float) -> None:
+        """Forget expired keys; one in doubt is kept a week longer, for the operators to settle."""
+        with self.transaction() as cursor:
+            self.execute(
+                cursor,
+                "DELETE FROM cutover_idempotency WHERE (state <> 'in_doubt' AND expires < ?) OR expires < ?",
+                (now, now - IN_DOUBT_KEPT),
+            )
 
     # -- who still calls deprecated versions --------------------------------------------------------
     def add_deprecated_calls(self, calls: dict[tuple[str, str], int]) -> None:

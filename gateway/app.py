@@ -16,10 +16,11 @@ from cutover.runtime import Cutover
 from gateway import policies
 from gateway.admin import add_admin_routes
 from gateway.admin import lifecycle as cutover_lifecycle
+from gateway.idempotency import LocalIdempotency, SharedIdempotency
 from gateway.metrics import Metrics
 from gateway.openapi import api_reference, docs_page, openapi
 from gateway.outbox_worker import outbox_worker
-from gateway.policies import IdempotencyStore, RateLimiter
+from gateway.policies import RateLimiter
 from gateway.request import handle
 from gateway.spec import RouteError, known_entities, route_infos
 from gateway.state import (
@@ -139,14 +140,17 @@ def build_app(settings: Settings) -> web.Application:
     app[ROUTING] = Routing(table)
     app[METRICS] = Metrics()
     app[LIMITER] = RateLimiter()
-    app[IDEMPOTENCY] = IdempotencyStore()
     routes = [compiled.route for compiled in table.routes]
     if settings.store:
         infos, entities = route_infos(routes), known_entities(routes)
         app[CUTOVER] = Cutover(settings.store, infos, entities, settings.webhook, settings.in_doubt_after)
+        # every process on the store shares the claims: a retry on another worker replays, never rebooks
+        app[IDEMPOTENCY] = SharedIdempotency(app[CUTOVER], lease=settings.in_doubt_after)
         app[OUTBOX_READY] = asyncio.Event()
         app[KEY_TURNS] = KeyTurns()
         app.cleanup_ctx.append(cutover_lifecycle)
+    if IDEMPOTENCY not in app:
+        app[IDEMPOTENCY] = LocalIdempotency()  # no store: one process, its own claims
     app.cleanup_ctx.append(_routes_lifecycle)
     if settings.store:
         app.cleanup_ctx.append(_outbox_lifecycle)

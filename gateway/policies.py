@@ -8,15 +8,11 @@ match → key → scope → rate limit → body size → idempotency → the cal
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import logging
 import random
 import re
 import time
-from collections import OrderedDict
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
@@ -144,42 +140,6 @@ def body_size(request: web.Request, limit: int) -> None:
         raise Problem(413, "Request body too large", f"the limit is {limit:,} bytes")
 
 
-async def idempotent(
-    request: web.Request, store: IdempotencyStore, consumer: Consumer | None, route: str,
-    call: Callable[[], Awaitable[web.StreamResponse]],
-) -> web.StreamResponse:  # fmt: skip
-    """A write with an Idempotency-Key answers once: a retry gets the first answer again (marked
-    Idempotent-Replayed), the same key with another body is refused, and one still running is 409."""
-    given = request.headers.get("Idempotency-Key")
-    if not given:
-        return await call()
-    if len(given) > 255:
-        raise Problem(400, "Idempotency-Key too long", "use at most 255 characters")
-    key = (consumer.name if consumer else "-", route, given)
-    digest = body_digest(await request.read())
-    stored = store.get(key)
-    if stored is not None:
-        if stored.digest != digest:
-            raise Problem(
-                422,
-                "Idempotency-Key reused",
-                "this key was used with a different body; use a new key for a new request",
-            )
-        replay = web.Response(status=stored.status, body=stored.body, content_type=stored.content_type)
-        replay.headers["Idempotent-Replayed"] = "true"
-        return replay
-    if not store.begin(key):
-        raise Problem(409, "Request in progress", "a request with this Idempotency-Key is still being processed")
-    try:
-        response = await call()
-        if isinstance(response, web.Response) and response.status < 500 and response.body is not None:
-            body = response.body if isinstance(response.body, bytes) else b""
-            store.put(key, Stored(digest, response.status, body, response.content_type, time.monotonic()))
-        return response
-    finally:
-        store.end(key)
-
-
 class _Bucket:
     __slots__ = ("stamp", "tokens")
 
@@ -205,47 +165,3 @@ class RateLimiter:
             bucket.tokens -= 1
             return 0.0
         return (1 - bucket.tokens) / consumer.rate
-
-
-@dataclass
-class Stored:
-    digest: str
-    status: int
-    body: bytes
-    content_type: str
-    created: float
-
-
-class IdempotencyStore:
-    """Responses to writes by (consumer, route, Idempotency-Key), kept for `ttl` seconds, at most `size`."""
-
-    def __init__(self, ttl: float = 24 * 3600, size: int = 100_000) -> None:
-        self.ttl, self.size = ttl, size
-        self._done: OrderedDict[tuple[str, str, str], Stored] = OrderedDict()
-        self._running: set[tuple[str, str, str]] = set()
-
-    def get(self, key: tuple[str, str, str]) -> Stored | None:
-        found = self._done.get(key)
-        if found and time.monotonic() - found.created > self.ttl:
-            del self._done[key]
-            return None
-        return found
-
-    def put(self, key: tuple[str, str, str], stored: Stored) -> None:
-        self._done[key] = stored
-        self._done.move_to_end(key)
-        while len(self._done) > self.size:
-            self._done.popitem(last=False)
-
-    def begin(self, key: tuple[str, str, str]) -> bool:
-        if key in self._running:
-            return False
-        self._running.add(key)
-        return True
-
-    def end(self, key: tuple[str, str, str]) -> None:
-        self._running.discard(key)
-
-
-def body_digest(body: bytes) -> str:
-    return hashlib.sha256(body).hexdigest()

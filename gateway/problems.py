@@ -43,6 +43,7 @@ KINDS: dict[str, str] = {
     "Idempotency-Key too long": "use an Idempotency-Key of at most 255 characters",
     "Idempotency-Key reused": "a key belongs to one request body: use a new key for a new request",
     "Request in progress": "the same Idempotency-Key is being processed: retry after a moment",
+    "Write in doubt": "an earlier try with this key may have been booked: do not resend it, ask the operators",
     "Too many requests": "slow down: retry after the seconds Retry-After says",
     "Bad query": "fix the query parameter the detail names",
     "Actor required": "say who makes the change (X-Actor or actor)",

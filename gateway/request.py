@@ -14,6 +14,7 @@ from cutover.outbox import idempotency_key
 from cutover.store import StoreError
 from gateway import policies
 from gateway.consumers import Consumer
+from gateway.idempotency import idempotent
 from gateway.inputs import forwardable, parse_json
 from gateway.policies import CONSUMER, ENTITY, RETIRING, ROUTE_NAME, SOAP, correlation_id
 from gateway.problems import Problem
@@ -53,9 +54,7 @@ async def handle(request: web.Request) -> web.StreamResponse:
     try:
         serve = passthrough if route.passthrough is not None else managed
         if route.writes:
-            response = await policies.idempotent(
-                request, app[IDEMPOTENCY], consumer, route.name, lambda: serve(request)
-            )
+            response = await idempotent(request, app[IDEMPOTENCY], consumer, lambda: serve(request))
         else:
             response = await serve(request)
         status = response.status

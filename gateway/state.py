@@ -12,8 +12,9 @@ from aiohttp import web
 
 from cutover.runtime import Cutover
 from gateway.consumers import Consumers
+from gateway.idempotency import Idempotency
 from gateway.metrics import Metrics
-from gateway.policies import IdempotencyStore, RateLimiter
+from gateway.policies import RateLimiter
 from gateway.table import Routing
 
 DEFAULT_MAX_BODY = 1024 * 1024
@@ -35,7 +36,7 @@ ROUTING = web.AppKey("routing", Routing)
 SETTINGS: web.AppKey[Settings] = web.AppKey("settings")
 METRICS = web.AppKey("metrics", Metrics)
 LIMITER = web.AppKey("limiter", RateLimiter)
-IDEMPOTENCY = web.AppKey("idempotency", IdempotencyStore)
+IDEMPOTENCY = web.AppKey("idempotency", Idempotency)
 CUTOVER: web.AppKey[Cutover] = web.AppKey("cutover", Cutover)
 ADMIN_KEY: web.AppKey[str] = web.AppKey("admin_key", str)
 

@@ -11,7 +11,8 @@ PostgreSQL. Then it measures, one after the other:
 - throughput with wrk: backend, nginx proxy, bare proxy, the gateway's SOAP passthrough (1 and 2
   workers) and a managed JSON route, with the ratios the gateway is held to;
 - p99 at half the gateway's own peak, open loop, 5 runs of 5 s;
-- a write route at 300 req/s, open loop: legacy, dual_write on distinct orders, dual_write with
+- a write route at 300 req/s, open loop: legacy, legacy with an Idempotency-Key on every write (the
+  fleet-wide claim in the store), dual_write on distinct orders, dual_write with
   every write on one hot order, and how long the outbox takes to drain after each;
 - closed-loop dual-write capacity (acknowledged writes/s) on the SQLite and the PostgreSQL store.
 """
@@ -106,9 +107,10 @@ SOAP_REQUEST = (
 ORDER = '{"customer": "C-1", "qty": 3}'
 
 
-def write_request(order: str) -> bytes:
+def write_request(order: str, key: str | None = None) -> bytes:
+    idempotency = f"Idempotency-Key: {key}\r\n" if key else ""
     return (
-        f"POST /v1/ACME-DE/orders/{order} HTTP/1.1\r\nHost: 127.0.0.1\r\nX-API-Key: {KEY}\r\n"
+        f"POST /v1/ACME-DE/orders/{order} HTTP/1.1\r\nHost: 127.0.0.1\r\nX-API-Key: {KEY}\r\n{idempotency}"
         f"Content-Type: application/json\r\nContent-Length: {len(ORDER)}\r\n\r\n{ORDER}"
     ).encode()
 
@@ -118,6 +120,14 @@ HOT = write_request("PO-HOT")  # one big customer's order, written over and over
 
 def distinct(n: int) -> bytes:
     return write_request(f"PO-{n}")
+
+
+RUN = f"{time.time_ns():x}"  # keys of this run: the store may keep an earlier run's for a day
+
+
+def keyed(n: int) -> bytes:
+    """A distinct order with its own Idempotency-Key: claimed and settled in the store."""
+    return write_request(f"PO-K{n}", f"bench-{RUN}-{n}")
 
 
 async def fixed_rate(
@@ -189,6 +199,7 @@ def dual_write(port: int, seconds: int, report: Report, rate: float = 300) -> No
     p99 = {}
     for name, mode, request in (
         ("legacy", "legacy", distinct),
+        ("legacy_keyed", "legacy", keyed),
         ("dual_write", "dual_write", distinct),
         ("dual_write_hot_key", "dual_write", lambda n: HOT),
     ):
@@ -202,6 +213,8 @@ def dual_write(port: int, seconds: int, report: Report, rate: float = 300) -> No
         report.say(
             f"write route, {name:18} {rate:.0f} req/s (open loop): p50 {p50:6.2f} ms, p99 {p99[name]:6.2f} ms{after}"
         )
+    shared = report.figure("legacy_keyed_over_legacy_p99", p99["legacy_keyed"] / p99["legacy"])
+    report.say(f"  legacy_keyed / legacy p99: {shared:.2f}×  (the Idempotency-Key claimed and settled in the store)")
     for name, target in (("dual_write", 1.5), ("dual_write_hot_key", 2.0)):
         ratio = report.figure(f"{name}_over_legacy_p99", p99[name] / p99["legacy"])
         report.say(

@@ -149,3 +149,33 @@ def test_a_store_url_that_fails_never_echoes_its_password(url: str) -> None:
     for secret in ("my secret pw", "Pw with space", "Pw%20with%20space", "S3cr3t!"):
         assert secret not in message
     assert "--store" in message
+
+
+def test_idempotency_claims_on_both_stores(store: Store) -> None:
+    def claim(scope: str, digest: str = "d1", now: float = 1000.0, lease: float = 60) -> tuple[str, object]:
+        with store.transaction() as cursor:
+            return store.claim_in(cursor, scope, "webshop", digest, lease, 3600, now, "cid-1")
+
+    def finish(scope: str, state: str, body: bytes = b"") -> None:
+        with store.transaction() as cursor:
+            store.finish_in(cursor, scope, state, 201, "application/json", body)
+
+    assert claim("k1") == ("claimed", None)
+    outcome, found = claim("k1", now=1001)
+    assert outcome == "running" and found.correlation_id == "cid-1"  # type: ignore[attr-defined]
+    finish("k1", "done", b'{"orderId": "SO-1"}')
+    outcome, found = claim("k1", now=1002)
+    assert outcome == "done" and found.body == b'{"orderId": "SO-1"}' and found.status == 201  # type: ignore[attr-defined]
+    assert claim("k1", digest="other", now=1003)[0] == "mismatch"
+    assert claim("k1", now=1000 + 3601)[0] == "claimed"  # expired: the key is free again
+    # a holder that stops without settling: past its lease the write is in doubt, and stays so
+    assert claim("k2", now=2000)[0] == "claimed"
+    assert claim("k2", now=2030)[0] == "running"
+    assert claim("k2", now=2061)[0] == "in_doubt"
+    assert claim("k2", now=2000 + 3601)[0] == "in_doubt"  # not freed by expiry: an operator looks first
+    # nothing written: the key is released for a retry
+    assert claim("k3", now=3000)[0] == "claimed"
+    finish("k3", "released")
+    assert claim("k3", now=3001)[0] == "claimed"
+    store.prune_idempotency(now=1e12)
+    assert claim("k2", now=1e12)[0] == "claimed"  # a week past its expiry even a doubt is forgotten

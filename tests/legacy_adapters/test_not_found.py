@@ -82,7 +82,9 @@ def test_a_file_exchange_reply_the_route_names_is_not_found(tmp_path: object) ->
             for path in folder.glob("STOCK_*.json"):
                 sku = json.loads(path.read_text())["sku"]
                 reply = {"error": f"no item {sku}"} if sku != "SKU-1" else {"free_stock": "12"}
-                (replies / f"{path.stem.rsplit('_', 1)[-1]}.ack").write_text(json.dumps(reply))
+                partial = replies / f".{path.stem}.part"  # written whole, then renamed, as the importer does
+                partial.write_text(json.dumps(reply))
+                partial.replace(replies / f"{path.stem.rsplit('_', 1)[-1]}.ack")
                 path.unlink()
 
     threading.Thread(target=answer, daemon=True).start()
