@@ -1,13 +1,19 @@
-"""Run the gateway: one process, or N processes sharing one port (SO_REUSEPORT), draining on shutdown."""
+"""Run the gateway: one process, or N supervised processes sharing one port (SO_REUSEPORT), draining
+on shutdown."""
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
 import logging
 import os
 import signal
 import sys
 import threading
+import time
+from collections import deque
+from collections.abc import Callable
 from typing import TextIO
 
 from aiohttp import web
@@ -16,6 +22,9 @@ from cutover.store import open_store
 from gateway.app import Settings, build_app, compile_table
 
 SHUTDOWN_SECONDS = 15.0  # in-flight requests get this long to finish on SIGTERM or Ctrl-C
+PR_SET_PDEATHSIG = 1  # prctl(2): the signal a process gets when its parent dies
+RESTARTS_ALLOWED, RESTART_WINDOW = 5, 10.0  # this many worker deaths this fast is a crash loop: stop
+log = logging.getLogger("banyan.gateway")
 
 
 class BatchedLines(logging.Handler):
@@ -92,6 +101,25 @@ def _one(settings: Settings, host: str, port: int, reuse_port: bool, access_log:
     )
 
 
+def _die_with_parent() -> None:
+    """Linux: this process gets SIGTERM when its parent dies, even by SIGKILL, so no worker outlives
+    the gateway and keeps the port (SO_REUSEPORT would let a new gateway share it with the orphan)."""
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def _worker(settings: Settings, host: str, port: int, access_log: bool, parent: int) -> int:
+    pid = os.fork()
+    if pid == 0:
+        _die_with_parent()
+        if os.getppid() != parent:  # the parent died before the line above: go at once
+            os._exit(0)
+        _one(settings, host, port, True, access_log)
+        os._exit(0)
+    return pid
+
+
 def serve(settings: Settings, host: str, port: int, workers: int, access_log: bool = True) -> None:
     _logging()
     compile_table(settings.routes)  # validate routes before forking, so a bad folder fails once and clearly
@@ -100,19 +128,44 @@ def serve(settings: Settings, host: str, port: int, workers: int, access_log: bo
     if workers <= 1:
         _one(settings, host, port, False, access_log)
         return
-    children = []
-    for _ in range(workers):
-        pid = os.fork()
-        if pid == 0:
-            _one(settings, host, port, True, access_log)
-            os._exit(0)
-        children.append(pid)
+    supervise(lambda: _worker(settings, host, port, access_log, os.getpid()), workers)
+
+
+def supervise(start: Callable[[], int], workers: int) -> None:
+    """Keep `workers` processes running: one that dies is started again (a crash loop stops the
+    gateway instead); SIGTERM or Ctrl-C stops them all and waits for them to drain."""
+    children = {start() for _ in range(workers)}
+    stopping = False
+    restarts: deque[float] = deque(maxlen=RESTARTS_ALLOWED)
 
     def stop(signum: int, frame: object) -> None:
+        nonlocal stopping
+        stopping = True
         for child in children:
-            os.kill(child, signal.SIGTERM)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child, signal.SIGTERM)
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    for child in children:
-        os.waitpid(child, 0)
+    while children:
+        try:
+            pid, status = os.wait()
+        except ChildProcessError:
+            break
+        children.discard(pid)
+        if stopping:
+            continue
+        log.error("worker %d stopped (%s); starting another", pid, _how(status))
+        now = time.monotonic()
+        if len(restarts) == RESTARTS_ALLOWED and now - restarts[0] < RESTART_WINDOW:
+            log.error("%d workers stopped within %.0f s: stopping the gateway", RESTARTS_ALLOWED, RESTART_WINDOW)
+            stop(signal.SIGTERM, None)
+            continue
+        restarts.append(now)
+        children.add(start())
+
+
+def _how(status: int) -> str:
+    if os.WIFSIGNALED(status):
+        return f"killed by {signal.Signals(os.WTERMSIG(status)).name}"
+    return f"exit code {os.WEXITSTATUS(status)}"
