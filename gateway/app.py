@@ -17,10 +17,10 @@ from gateway import policies
 from gateway.admin import add_admin_routes
 from gateway.admin import lifecycle as cutover_lifecycle
 from gateway.idempotency import LocalIdempotency, SharedIdempotency
+from gateway.limits import LocalLimiter, RedisLimiter
 from gateway.metrics import Metrics
 from gateway.openapi import api_reference, docs_page, openapi
 from gateway.outbox_worker import outbox_worker
-from gateway.policies import RateLimiter
 from gateway.request import handle
 from gateway.spec import RouteError, known_entities, route_infos
 from gateway.state import (
@@ -100,6 +100,11 @@ async def _reloader(app: web.Application) -> None:
 _CLOSING: set[asyncio.Task[None]] = set()
 
 
+async def _limiter_lifecycle(app: web.Application) -> AsyncIterator[None]:
+    yield
+    await app[LIMITER].close()
+
+
 def _close_later(table: Table) -> None:
     task = asyncio.ensure_future(table.close())
     _CLOSING.add(task)  # keep a reference until it is done
@@ -139,7 +144,12 @@ def build_app(settings: Settings) -> web.Application:
     app[SETTINGS] = settings
     app[ROUTING] = Routing(table)
     app[METRICS] = Metrics()
-    app[LIMITER] = RateLimiter()
+    metrics = app[METRICS]
+    if settings.rate_store:  # every process shares the buckets: N workers let the rate through, not N times it
+        app[LIMITER] = RedisLimiter(settings.rate_store, lambda down: metrics.rate_store_down.set(1 if down else 0))
+    else:
+        app[LIMITER] = LocalLimiter()
+    app.cleanup_ctx.append(_limiter_lifecycle)
     routes = [compiled.route for compiled in table.routes]
     if settings.store:
         infos, entities = route_infos(routes), known_entities(routes)

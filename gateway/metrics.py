@@ -33,6 +33,11 @@ class Metrics:
             ["route", "consumer"],
             registry=self.registry,
         )
+        self.rate_store_down = Gauge(
+            "banyan_rate_store_down",
+            "1 while the shared rate store (Redis) cannot be reached and limits are kept per process",
+            registry=self.registry,
+        )
         self.breaker_open = Gauge(
             "banyan_breaker_open",
             "1 while a backend's circuit breaker is open",

@@ -18,6 +18,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from gateway.consumers import Consumer, Consumers
+from gateway.limits import Limiter
 from gateway.problems import Problem, problem
 
 # What the policies learn about a request, for the ones after them and for the handler.
@@ -27,6 +28,7 @@ ROUTE_NAME = web.RequestKey("route_name", str)
 ENTITY = web.RequestKey("entity", str)
 SOAP = web.RequestKey("soap", str)  # the SOAP version a passthrough consumer speaks: its problems are Faults
 RETIRING = web.RequestKey("retiring", dict)  # a deprecated version's headers, on every answer it gives
+LIMITS = web.RequestKey("limits", dict)  # the consumer's RateLimit headers, on every answer
 ACCESS = logging.getLogger("banyan.access")
 log = logging.getLogger("banyan.gateway")
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
@@ -89,6 +91,8 @@ async def edge(request: web.Request, handler: Handler) -> web.StreamResponse:
         status = response.status
         if (retiring := request.get(RETIRING)) is not None:
             response.headers.update(retiring)
+        if (limits := request.get(LIMITS)) is not None:
+            response.headers.update(limits)
         response.headers["X-Correlation-ID"] = cid
         response.headers["Server"] = "banyan"  # not the Python and aiohttp versions
         return response
@@ -123,45 +127,17 @@ def scope(consumer: Consumer | None, route: str) -> None:
         raise Problem(403, "Route not allowed", f"your key is not scoped to route {route}")
 
 
-def rate_limit(limiter: RateLimiter, consumer: Consumer | None, route: str) -> None:
+async def rate_limit(request: web.Request, limiter: Limiter, consumer: Consumer | None, route: str) -> None:
+    """Take a token from the consumer's bucket for this route; every answer says what is left."""
     if consumer is None:
         return
-    wait = limiter.allow(consumer, route)
-    if wait:
-        raise Problem(
-            429, "Too many requests", f"slow down: {consumer.rate:g} requests/s on this route",
-            {"Retry-After": str(max(1, round(wait)))},
-        )  # fmt: skip
+    verdict = await limiter.allow(consumer, route)
+    request[LIMITS] = verdict.headers()
+    if not verdict.allowed:
+        raise Problem(429, "Too many requests", f"slow down: {consumer.rate:g} requests/s on this route")
 
 
 def body_size(request: web.Request, limit: int) -> None:
     """Refuse a declared oversized body before reading it (aiohttp's own limit catches the rest)."""
     if request.content_length is not None and request.content_length > limit:
         raise Problem(413, "Request body too large", f"the limit is {limit:,} bytes")
-
-
-class _Bucket:
-    __slots__ = ("stamp", "tokens")
-
-    def __init__(self, tokens: float) -> None:
-        self.tokens, self.stamp = tokens, time.monotonic()
-
-
-class RateLimiter:
-    """A token bucket per consumer and route."""
-
-    def __init__(self) -> None:
-        self._buckets: dict[tuple[str, str], _Bucket] = {}
-
-    def allow(self, consumer: Consumer, route: str) -> float:
-        """0 when allowed, else the seconds to wait."""
-        bucket = self._buckets.get((consumer.name, route))
-        if bucket is None:
-            bucket = self._buckets[(consumer.name, route)] = _Bucket(consumer.burst)
-        now = time.monotonic()
-        bucket.tokens = min(consumer.burst, bucket.tokens + (now - bucket.stamp) * consumer.rate)
-        bucket.stamp = now
-        if bucket.tokens >= 1:
-            bucket.tokens -= 1
-            return 0.0
-        return (1 - bucket.tokens) / consumer.rate

@@ -48,7 +48,7 @@ async def handle(request: web.Request) -> web.StreamResponse:
     if compiled.retiring is not None:
         retired(request, compiled, consumer, params)
     policies.scope(consumer, route.name)
-    policies.rate_limit(app[LIMITER], consumer, route.name)
+    await policies.rate_limit(request, app[LIMITER], consumer, route.name)
     policies.body_size(request, settings.max_body)
     started, status = time.perf_counter(), 500
     try:

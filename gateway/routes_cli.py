@@ -47,6 +47,10 @@ def serve_command(
     in_doubt_after: Annotated[
         float, typer.Option(help="seconds after which an outbox write with no outcome is listed as in doubt")
     ] = 60.0,
+    rate_store: Annotated[
+        str | None,
+        typer.Option(envvar="BANYAN_RATE_STORE", help="redis://… to share rate limits across workers and instances"),
+    ] = None,
 ) -> None:
     """Serve the managed APIs in front of the legacy backends.
 
@@ -60,9 +64,12 @@ def serve_command(
         loaded = Consumers.load(consumers) if consumers else None
         if admin_key and not store:
             raise _fail("the admin API changes the cutover store: name it with --store")
+        if rate_store and not rate_store.startswith(("redis://", "rediss://", "unix://")):
+            raise _fail(f"--rate-store takes redis://host:port[/db], not {rate_store!r}")
         settings = Settings(
-            routes, loaded, max_body, store=store, admin_key=admin_key, webhook=webhook, in_doubt_after=in_doubt_after
-        )
+            routes, loaded, max_body, store=store, admin_key=admin_key, webhook=webhook,
+            in_doubt_after=in_doubt_after, rate_store=rate_store,
+        )  # fmt: skip
         serve(settings, host, port, workers, access_log)
     except (RouteError, ValueError, StoreError) as exc:
         raise _fail(str(exc)) from None

@@ -13,8 +13,8 @@ from aiohttp import web
 from cutover.runtime import Cutover
 from gateway.consumers import Consumers
 from gateway.idempotency import Idempotency
+from gateway.limits import Limiter
 from gateway.metrics import Metrics
-from gateway.policies import RateLimiter
 from gateway.table import Routing
 
 DEFAULT_MAX_BODY = 1024 * 1024
@@ -30,12 +30,13 @@ class Settings:
     admin_key: str | None = None  # enables the admin API
     webhook: str | None = None  # called when a guardrail steps a route down
     in_doubt_after: float = 60.0  # seconds before an outbox intent without an outcome is in doubt
+    rate_store: str | None = None  # redis://… to share rate limits across processes
 
 
 ROUTING = web.AppKey("routing", Routing)
 SETTINGS: web.AppKey[Settings] = web.AppKey("settings")
 METRICS = web.AppKey("metrics", Metrics)
-LIMITER = web.AppKey("limiter", RateLimiter)
+LIMITER = web.AppKey("limiter", Limiter)
 IDEMPOTENCY = web.AppKey("idempotency", Idempotency)
 CUTOVER: web.AppKey[Cutover] = web.AppKey("cutover", Cutover)
 ADMIN_KEY: web.AppKey[str] = web.AppKey("admin_key", str)
