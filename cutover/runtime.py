@@ -66,6 +66,7 @@ class Cutover:
         self.learning = frozenset(info.name for info in routes if info.learns_noise)  # until the store says
         self._stop = threading.Event()
         self._listener: threading.Thread | None = None
+        self.listeners: list[Callable[[], None]] = []  # called (in the listener thread) on every change
         self.record_settings(routes)
         self.reload()
 
@@ -179,6 +180,11 @@ class Cutover:
             self.reload()
         except StoreError as exc:
             log.error("cutover rules not reloaded, the previous rules keep serving: %s", exc)
+        for listener in self.listeners:
+            try:
+                listener()
+            except StoreError as exc:
+                log.error("a change in the store was not taken up: %s", exc)
 
     def start_listening(self) -> None:
         def run() -> None:

@@ -196,6 +196,12 @@ MIGRATIONS: list[list[str]] = [
         "created DOUBLE PRECISION NOT NULL, expires DOUBLE PRECISION NOT NULL, correlation_id TEXT NOT NULL)",
         "CREATE INDEX cutover_idempotency_expires ON cutover_idempotency (expires)",
     ],
+    # API consumers kept in the store: a key created or revoked on one machine counts on every gateway
+    # within a second, without a restart (the consumers file stays as a seed)
+    [
+        "CREATE TABLE cutover_consumers (name TEXT PRIMARY KEY, key_sha256 TEXT NOT NULL UNIQUE, spec TEXT NOT NULL, "
+        "revoked_at TEXT, created_at TEXT NOT NULL, updated_at TEXT NOT NULL)"
+    ],
     # calls to deprecated versions per consumer and day, from every gateway: who still has to move
     [
         "CREATE TABLE cutover_deprecated_calls (route TEXT NOT NULL, consumer TEXT NOT NULL, day TEXT NOT NULL, "
@@ -423,6 +429,50 @@ class Store:
             route: (Gate.model_validate_json(gate), Guardrail.model_validate_json(guardrail), f"{source} at {at[:19]}")
             for route, gate, guardrail, source, at in rows
         }
+
+    # -- API consumers ------------------------------------------------------------------------------
+    def put_consumer(self, name: str, key_sha256: str, spec: dict[str, Any], actor: str, kind: str) -> None:
+        """Add a consumer (`kind` create) or give one a new key (rotate); audited; every gateway hears it."""
+        stamp = now_iso()
+        with self.transaction() as cursor:
+            row = self.execute(cursor, "SELECT revoked_at FROM cutover_consumers WHERE name = ?", (name,)).fetchone()
+            if kind == "create" and row is not None and row[0] is None:
+                raise Conflict(f"a consumer named {name} exists: rotate its key, or revoke it first")
+            if kind == "rotate" and (row is None or row[0] is not None):
+                raise Conflict(f"no consumer named {name} to rotate the key of")
+            self.execute(
+                cursor,
+                "INSERT INTO cutover_consumers (name, key_sha256, spec, revoked_at, created_at, updated_at) "
+                "VALUES (?, ?, ?, NULL, ?, ?) ON CONFLICT (name) DO UPDATE SET key_sha256 = excluded.key_sha256, "
+                "spec = excluded.spec, revoked_at = NULL, updated_at = excluded.updated_at",
+                (name, key_sha256, json.dumps(spec, sort_keys=True), stamp, stamp),
+            )
+            self._changed(cursor, stamp, actor, name, f"key_{kind}")
+
+    def revoke_consumer(self, name: str, actor: str) -> None:
+        stamp = now_iso()
+        with self.transaction() as cursor:
+            changed = self.execute(
+                cursor,
+                "UPDATE cutover_consumers SET revoked_at = ?, updated_at = ? WHERE name = ? AND revoked_at IS NULL",
+                (stamp, stamp, name),
+            ).rowcount
+            if changed != 1:
+                raise Conflict(f"no consumer named {name} with a key to revoke")
+            self._changed(cursor, stamp, actor, name, "key_revoke")
+
+    def _changed(self, cursor: Any, stamp: str, actor: str, name: str, kind: str) -> None:
+        self.append_audit(cursor, stamp, actor, "(consumers)", name, {"kind": kind, "reason": kind.replace("_", " ")})
+        self.execute(cursor, "UPDATE cutover_generation SET value = value + 1 WHERE id = 1")
+        self._notify(cursor, f"consumers/{name}")
+
+    def consumers(self) -> list[tuple[str, str, dict[str, Any], str | None]]:
+        """(name, key hash, scopes and limits, revoked at) of every consumer the store knows."""
+        with self.reading() as cursor:
+            rows = self.execute(
+                cursor, "SELECT name, key_sha256, spec, revoked_at FROM cutover_consumers ORDER BY name"
+            ).fetchall()
+        return [(name, key, json.loads(spec), revoked) for name, key, spec, revoked in rows]
 
     # -- idempotency, fleet-wide --------------------------------------------------------------------
     def claim_in(

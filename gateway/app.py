@@ -156,6 +156,14 @@ def build_app(settings: Settings) -> web.Application:
         app[CUTOVER] = Cutover(settings.store, infos, entities, settings.webhook, settings.in_doubt_after)
         # every process on the store shares the claims: a retry on another worker replays, never rebooks
         app[IDEMPOTENCY] = SharedIdempotency(app[CUTOVER], lease=settings.in_doubt_after)
+        if settings.consumers is not None:  # keys created or revoked in the store count within a second
+            cutover, keys = app[CUTOVER], settings.consumers
+
+            def take_keys() -> None:
+                keys.use_stored(cutover.store.consumers())
+
+            take_keys()
+            cutover.listeners.append(take_keys)
         app[OUTBOX_READY] = asyncio.Event()
         app[KEY_TURNS] = KeyTurns()
         app.cleanup_ctx.append(cutover_lifecycle)

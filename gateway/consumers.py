@@ -18,6 +18,7 @@ import hashlib
 import hmac
 import secrets
 from pathlib import Path
+from typing import Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -52,8 +53,25 @@ def digest(key: str) -> str:
 
 
 class Consumers:
+    """The keys a gateway accepts: the consumers file's, and with a store the store's, which a
+    change feed keeps current (`use_stored`); a key revoked in the store is refused even if the file
+    still lists it."""
+
     def __init__(self, consumers: list[Consumer]) -> None:
         self._by_hash = {c.key_sha256: c for c in consumers}
+        self._stored: dict[str, Consumer] = {}
+        self._revoked: frozenset[str] = frozenset()
+
+    def use_stored(self, rows: list[tuple[str, str, dict[str, Any], str | None]]) -> None:
+        """Take the store's consumers (name, key hash, scopes, revoked at): one swap, no lock."""
+        stored, revoked = {}, set()
+        for name, key_sha256, spec, revoked_at in rows:
+            if revoked_at is None:
+                stored[key_sha256] = Consumer(name=name, key_sha256=key_sha256, **spec)
+            else:
+                revoked.add(key_sha256)
+        revoked |= {c.key_sha256 for c in self._by_hash.values() if any(r[0] == c.name and r[3] for r in rows)}
+        self._stored, self._revoked = stored, frozenset(revoked)
 
     @classmethod
     def load(cls, path: Path) -> Consumers:
@@ -65,7 +83,9 @@ class Consumers:
 
     def find(self, key: str) -> Consumer | None:
         hashed = digest(key)
-        found = self._by_hash.get(hashed)
+        if hashed in self._revoked:
+            return None
+        found = self._stored.get(hashed) or self._by_hash.get(hashed)
         # compare in constant time even though the dict lookup already matched
         return found if found is not None and hmac.compare_digest(found.key_sha256, hashed) else None
 

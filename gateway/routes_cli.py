@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import getpass
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 import yaml
 from rich.console import Console
+from rich.table import Table
 
 from cutover.store import StoreError
 from gateway.app import DEFAULT_MAX_BODY, Settings
@@ -58,10 +60,13 @@ def serve_command(
     """
     from gateway.serve import serve
 
-    if consumers is None and not insecure_no_auth:
-        raise _fail("name a --consumers file (create keys with `banyan keys create`), or pass --insecure-no-auth")
+    if consumers is None and store is None and not insecure_no_auth:
+        raise _fail(
+            "name a --consumers file or a --store that holds the keys (create them with `banyan keys create`), "
+            "or pass --insecure-no-auth"
+        )
     try:
-        loaded = Consumers.load(consumers) if consumers else None
+        loaded = Consumers.load(consumers) if consumers else (None if insecure_no_auth else Consumers([]))
         if admin_key and not store:
             raise _fail("the admin API changes the cutover store: name it with --store")
         if rate_store and not rate_store.startswith(("redis://", "rediss://", "unix://")):
@@ -147,6 +152,25 @@ def routes_scaffold(
         typer.echo(f"left out {left_out} for interfaces the roadmap does not wrap (--all writes them too)")
 
 
+KeyStore = Annotated[
+    str | None,
+    typer.Option(envvar="BANYAN_STORE", help="keep the key in this cutover store: every gateway on it takes it up"),
+]
+
+
+def _spec(route: list[str] | None, entity: list[str] | None, rate: float, admin: bool) -> dict[str, object]:
+    return {"routes": route or ["*"], "entities": entity or ["*"], "rate": rate, "burst": int(rate * 2), "admin": admin}
+
+
+def _key_store(store: str) -> Any:
+    from cutover.store import StoreError, open_store
+
+    try:
+        return open_store(store, create=False)
+    except StoreError as exc:
+        raise _fail(str(exc)) from None
+
+
 @keys_app.command("create")
 def keys_create(
     name: Annotated[str, typer.Argument(help="the consumer's name")],
@@ -157,11 +181,27 @@ def keys_create(
     ] = None,
     rate: Annotated[float, typer.Option(help="requests per second per route")] = 100.0,
     admin: Annotated[bool, typer.Option(help="an admin key")] = False,
+    store: KeyStore = None,
 ) -> None:
-    """Create a key, store its hash in the consumers file, and print the key once.
+    """Create a key, keep its hash (in the store, or else the consumers file), and print the key once.
 
-    Example: banyan keys create webshop --route order-create --entity ACME-DE
+    Example: banyan keys create webshop --route order-create --entity ACME-DE --store cutover.db
     """
+    key = new_key()
+    if store is not None:
+        from cutover.store import Conflict
+
+        opened = _key_store(store)
+        try:
+            opened.put_consumer(name, digest(key), _spec(route, entity, rate, admin), getpass.getuser(), "create")
+        except Conflict as exc:
+            raise _fail(str(exc)) from None
+        finally:
+            opened.close()
+        typer.echo(key)
+        console.print(f"key for {name} kept hashed in the store; every gateway on it takes it within a second; "
+                      "it is shown only this once", highlight=False)  # fmt: skip
+        return
     if not consumers.parent.is_dir():
         raise _fail(f"{consumers.parent} is not a folder: create it, or point --consumers at an existing one")
     try:
@@ -173,18 +213,7 @@ def keys_create(
         raise _fail(f"{consumers} is not a consumers file (it needs a top-level 'consumers:' list)")
     if any(isinstance(c, dict) and c.get("name") == name for c in data["consumers"]):
         raise _fail(f"{consumers} already has a consumer named {name}")
-    key = new_key()
-    data["consumers"].append(
-        {
-            "name": name,
-            "key_sha256": digest(key),
-            "routes": route or ["*"],
-            "entities": entity or ["*"],
-            "rate": rate,
-            "burst": int(rate * 2),
-            "admin": admin,
-        }
-    )
+    data["consumers"].append({"name": name, "key_sha256": digest(key), **_spec(route, entity, rate, admin)})
     try:
         consumers.write_text(yaml.safe_dump(data, sort_keys=False))
     except OSError as exc:
@@ -192,3 +221,77 @@ def keys_create(
     Consumers.load(consumers)  # refuse to leave a file the gateway cannot read
     typer.echo(key)
     console.print(f"key for {name} stored hashed in {consumers}; it is shown only this once", highlight=False)
+
+
+@keys_app.command("revoke")
+def keys_revoke(
+    name: Annotated[str, typer.Argument(help="the consumer whose key stops working")],
+    store: KeyStore = None,
+) -> None:
+    """Stop a key: every gateway on the store refuses it within a second, no restart.
+
+    Example: banyan keys revoke webshop --store cutover.db
+    """
+    from cutover.store import Conflict
+
+    if store is None:
+        raise _fail("keys are revoked in the store: name it with --store (or BANYAN_STORE)")
+    opened = _key_store(store)
+    try:
+        opened.revoke_consumer(name, getpass.getuser())
+    except Conflict as exc:
+        raise _fail(str(exc)) from None
+    finally:
+        opened.close()
+    console.print(f"key of {name} revoked: refused by every gateway on the store within a second", highlight=False)
+
+
+@keys_app.command("rotate")
+def keys_rotate(
+    name: Annotated[str, typer.Argument(help="the consumer that gets a new key")],
+    store: KeyStore = None,
+) -> None:
+    """Give a consumer a new key (its scopes stay) and print it once; the old key stops at once.
+
+    Example: banyan keys rotate webshop --store cutover.db
+    """
+    from cutover.store import Conflict
+
+    if store is None:
+        raise _fail("keys are rotated in the store: name it with --store (or BANYAN_STORE)")
+    opened = _key_store(store)
+    try:
+        spec = next((spec for found, _, spec, revoked in opened.consumers() if found == name and revoked is None), None)
+        if spec is None:
+            raise _fail(f"no consumer named {name} with a key to rotate")
+        key = new_key()
+        opened.put_consumer(name, digest(key), spec, getpass.getuser(), "rotate")
+    except Conflict as exc:
+        raise _fail(str(exc)) from None
+    finally:
+        opened.close()
+    typer.echo(key)
+    console.print(f"new key for {name}; the old one is refused within a second; shown only this once", highlight=False)
+
+
+@keys_app.command("list")
+def keys_list(store: KeyStore = None) -> None:
+    """The consumers the store holds, with their scopes; never a key.
+
+    Example: banyan keys list --store cutover.db
+    """
+    if store is None:
+        raise _fail("name the store with --store (or BANYAN_STORE)")
+    opened = _key_store(store)
+    try:
+        rows = opened.consumers()
+    finally:
+        opened.close()
+    table = Table(title="API consumers in the store", title_justify="left")
+    for column in ("name", "routes", "entities", "rate/s", "admin", "state"):
+        table.add_column(column)
+    for name, _, spec, revoked in rows:
+        table.add_row(name, ", ".join(spec.get("routes", ["*"])), ", ".join(spec.get("entities", ["*"])),
+                      f"{spec.get('rate', '')}", "yes" if spec.get("admin") else "",
+                      f"revoked {revoked[:19]}" if revoked else "active")  # fmt: skip
+    Console().print(table)
