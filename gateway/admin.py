@@ -9,6 +9,7 @@ import contextlib
 import hmac
 import json
 import logging
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
@@ -24,7 +25,7 @@ from cutover.runtime import in_thread, run_background
 from cutover.store import AuditEvent, Conflict, StoreError, minute
 from gateway.inputs import parse_json
 from gateway.problems import Problem
-from gateway.state import ADMIN_KEY, CUTOVER, ROUTING
+from gateway.state import ADMIN_FAILURES, ADMIN_KEY, CUTOVER, ROUTING, SETTINGS
 from gateway.static import Files, serve_file
 
 log = logging.getLogger("banyan.cutover")
@@ -45,15 +46,35 @@ async def lifecycle(app: web.Application) -> AsyncIterator[None]:
     await in_thread(cutover.close)
 
 
-def _admin(request: web.Request) -> str:
-    """Check the admin key; return the actor the change is made by."""
-    expected = request.app[ADMIN_KEY]
+ROLES = ("viewer", "operator", "admin")  # each may do what the ones before it may
+FAILURES_ALLOWED, FAILURE_WINDOW = 10, 60.0  # wrong admin keys from one address before it must wait
+
+
+def _admin(request: web.Request, need: str = "viewer") -> str:
+    """Check the admin key; return who acts. A person's key (a consumer with a role) names its holder,
+    whatever X-Actor says; the gateway's shared --admin-key takes the actor from X-Actor."""
     given = request.headers.get("X-Admin-Key", "")
     if not given:
         raise Problem(401, "Admin key required", "send the admin key in the X-Admin-Key header")
-    if not hmac.compare_digest(given.encode("utf-8", "surrogateescape"), expected.encode()):
+    address = request.remote or "?"
+    failures = request.app[ADMIN_FAILURES]
+    count, since = failures.get(address, (0, 0.0))
+    now = time.monotonic()
+    if count >= FAILURES_ALLOWED and now - since < FAILURE_WINDOW:
+        wait = str(max(1, round(FAILURE_WINDOW - (now - since))))
+        raise Problem(429, "Too many requests", "too many wrong admin keys from your address", {"Retry-After": wait})
+    if hmac.compare_digest(given.encode("utf-8", "surrogateescape"), request.app[ADMIN_KEY].encode()):
+        return request.headers.get("X-Actor", "").strip()
+    consumers = request.app[SETTINGS].consumers
+    person = consumers.find(given) if consumers is not None else None
+    role = person.admin_role if person is not None else None
+    if person is None or role is None:
+        failures[address] = (count + 1, since if count and now - since < FAILURE_WINDOW else now)
+        log.warning("wrong admin key from %s", address)  # never the key itself
         raise Problem(401, "Wrong admin key", "the admin key is not valid: check it with whoever runs the gateway")
-    return request.headers.get("X-Actor", "").strip()
+    if ROLES.index(role) < ROLES.index(need):
+        raise Problem(403, "Role not allowed", f"{person.name} is a {role}; this needs an {need}")
+    return person.name
 
 
 async def _body(request: web.Request) -> dict[str, Any]:
@@ -64,7 +85,7 @@ async def _body(request: web.Request) -> dict[str, Any]:
 
 
 def _actor(request: web.Request, body: dict[str, Any]) -> str:
-    actor = _admin(request) or str(body.get("actor", "")).strip()
+    actor = _admin(request, "operator") or str(body.get("actor", "")).strip()
     if not actor:
         raise Problem(400, "Actor required", 'every change names its actor: send X-Actor or "actor"')
     return actor
@@ -179,6 +200,18 @@ async def admin_deprecations(request: web.Request) -> web.Response:
     return web.json_response(found)
 
 
+async def admin_whoami(request: web.Request) -> web.Response:
+    """Who the admin key says you are: the console shows it."""
+    actor = _admin(request)
+    given = request.headers.get("X-Admin-Key", "")
+    consumers = request.app[SETTINGS].consumers
+    person = None if hmac.compare_digest(given.encode("utf-8", "surrogateescape"), request.app[ADMIN_KEY].encode()) \
+        else (consumers.find(given) if consumers is not None else None)  # fmt: skip
+    if person is None:
+        return web.json_response({"actor": actor, "role": "admin", "key": "shared"})
+    return web.json_response({"actor": person.name, "role": person.admin_role, "key": "personal"})
+
+
 async def admin_history(request: web.Request) -> web.StreamResponse:
     _admin(request)
     events = await in_thread(
@@ -286,6 +319,7 @@ def add_admin_routes(app: web.Application) -> None:
     app.router.add_get("/admin/cutover/series", admin_series)
     app.router.add_get("/admin/cutover/calendar", admin_calendar)
     app.router.add_get("/admin/deprecations", admin_deprecations)
+    app.router.add_get("/admin/whoami", admin_whoami)
     app.router.add_post("/admin/cutover/schedule", admin_schedule)
     app.router.add_post("/admin/cutover/freeze", admin_freeze)
     app.router.add_put("/admin/cutover/{route}/{entity}", admin_set)

@@ -24,6 +24,7 @@ from gateway.outbox_worker import outbox_worker
 from gateway.request import handle
 from gateway.spec import RouteError, known_entities, route_infos
 from gateway.state import (
+    ADMIN_FAILURES,
     ADMIN_KEY,
     CUTOVER,
     DEFAULT_MAX_BODY,
@@ -174,6 +175,7 @@ def build_app(settings: Settings) -> web.Application:
         app.cleanup_ctx.append(_outbox_lifecycle)
     if settings.store and settings.admin_key:
         app[ADMIN_KEY] = settings.admin_key
+        app[ADMIN_FAILURES] = {}
         add_admin_routes(app)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)

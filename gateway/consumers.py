@@ -18,7 +18,7 @@ import hashlib
 import hmac
 import secrets
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -33,7 +33,14 @@ class Consumer(BaseModel):
     entities: list[str] = Field(default_factory=lambda: ["*"])
     rate: float = Field(default=100.0, gt=0)
     burst: int = Field(default=200, ge=1)
-    admin: bool = False
+    admin: bool = False  # the older way to say role: admin
+    role: Literal["viewer", "operator", "admin"] | None = Field(
+        default=None, description="a person's admin key: viewer reads the ladder, operator changes it, admin all"
+    )
+
+    @property
+    def admin_role(self) -> str | None:
+        return self.role or ("admin" if self.admin else None)
 
     def may_call(self, route: str) -> bool:
         return "*" in self.routes or route in self.routes

@@ -158,8 +158,12 @@ KeyStore = Annotated[
 ]
 
 
-def _spec(route: list[str] | None, entity: list[str] | None, rate: float, admin: bool) -> dict[str, object]:
-    return {"routes": route or ["*"], "entities": entity or ["*"], "rate": rate, "burst": int(rate * 2), "admin": admin}
+def _spec(
+    route: list[str] | None, entity: list[str] | None, rate: float, admin: bool, role: str | None = None
+) -> dict[str, object]:
+    found: dict[str, object] = {"routes": route or ["*"], "entities": entity or ["*"], "rate": rate,
+                                "burst": int(rate * 2), "admin": admin}  # fmt: skip
+    return found | ({"role": role} if role else {})
 
 
 def _key_store(store: str) -> Any:
@@ -181,19 +185,24 @@ def keys_create(
     ] = None,
     rate: Annotated[float, typer.Option(help="requests per second per route")] = 100.0,
     admin: Annotated[bool, typer.Option(help="an admin key")] = False,
+    role: Annotated[
+        str | None, typer.Option(help="a person's admin key: viewer, operator (changes the ladder) or admin")
+    ] = None,
     store: KeyStore = None,
 ) -> None:
     """Create a key, keep its hash (in the store, or else the consumers file), and print the key once.
 
     Example: banyan keys create webshop --route order-create --entity ACME-DE --store cutover.db
     """
+    if role is not None and role not in ("viewer", "operator", "admin"):
+        raise _fail(f"--role is viewer, operator or admin, not {role!r}")
     key = new_key()
     if store is not None:
         from cutover.store import Conflict
 
         opened = _key_store(store)
         try:
-            opened.put_consumer(name, digest(key), _spec(route, entity, rate, admin), getpass.getuser(), "create")
+            opened.put_consumer(name, digest(key), _spec(route, entity, rate, admin, role), getpass.getuser(), "create")
         except Conflict as exc:
             raise _fail(str(exc)) from None
         finally:
@@ -213,7 +222,7 @@ def keys_create(
         raise _fail(f"{consumers} is not a consumers file (it needs a top-level 'consumers:' list)")
     if any(isinstance(c, dict) and c.get("name") == name for c in data["consumers"]):
         raise _fail(f"{consumers} already has a consumer named {name}")
-    data["consumers"].append({"name": name, "key_sha256": digest(key), **_spec(route, entity, rate, admin)})
+    data["consumers"].append({"name": name, "key_sha256": digest(key), **_spec(route, entity, rate, admin, role)})
     try:
         consumers.write_text(yaml.safe_dump(data, sort_keys=False))
     except OSError as exc:

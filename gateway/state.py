@@ -40,6 +40,7 @@ LIMITER = web.AppKey("limiter", Limiter)
 IDEMPOTENCY = web.AppKey("idempotency", Idempotency)
 CUTOVER: web.AppKey[Cutover] = web.AppKey("cutover", Cutover)
 ADMIN_KEY: web.AppKey[str] = web.AppKey("admin_key", str)
+ADMIN_FAILURES: web.AppKey[dict[str, tuple[int, float]]] = web.AppKey("admin_failures")  # address → count, since
 
 
 class KeyTurns:

@@ -472,11 +472,17 @@ async function refresh() {
 // -- signing in and out ---------------------------------------------------------------------------
 let timer = null;
 
-function signedIn(yes) {
+async function signedIn(yes) {
   $("#login").hidden = yes;
   $("#who").hidden = !yes;
-  $("#who-name").textContent = yes ? `Signed in as ${credentials().actor}` : "";
   $("#main").hidden = !yes;
+  $("#who-name").textContent = "";
+  if (!yes) return;
+  // a person's key names its holder (and role); the gateway's shared key takes the name typed in
+  const me = await api("GET", "/admin/whoami").catch(() => null);
+  $("#who-name").textContent = me && me.key === "personal"
+    ? `Signed in as ${me.actor} (${me.role})`
+    : `Signed in as ${credentials().actor}`;
 }
 
 async function connect(event) {

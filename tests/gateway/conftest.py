@@ -24,6 +24,8 @@ KEYS = {
     "limited": "key-limited-0123456789",
     "ops": "key-ops-0123456789",
     "de_only": "key-de-only-0123456789",
+    "ana": "key-ana-operator-0123456789",  # a person's admin keys, with their roles
+    "viv": "key-viv-viewer-0123456789",
 }
 
 
@@ -124,6 +126,8 @@ def running_gateway(folder: Path, routes_text: str, **settings: str) -> Iterator
                 "burst": 2,
             },
             {"name": "ops", "key_sha256": digest(KEYS["ops"]), "admin": True},
+            {"name": "Ana Lead", "key_sha256": digest(KEYS["ana"]), "role": "operator"},
+            {"name": "Viv Viewer", "key_sha256": digest(KEYS["viv"]), "role": "viewer"},
             {
                 "name": "de_only",
                 "key_sha256": digest(KEYS["de_only"]),

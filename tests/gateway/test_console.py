@@ -193,3 +193,18 @@ def test_a_guardrail_step_down_stays_on_the_row_until_acknowledged(ladder: Ladde
     assert "⚠ stepped down" not in cell(page, "order-get", "ACME-US").inner_text()
     assert page.locator("#cell-step-down").is_hidden()
     assert [e for e in errors if "status of 422" not in e] == []
+
+
+def test_a_persons_key_signs_in_as_its_holder(ladder: Ladder, browser: Any) -> None:  # noqa: F811
+    from tests.gateway.conftest import KEYS
+
+    errors: list[str] = []
+    page = open_console(ladder, browser, KEYS["viv"], errors)
+    page.locator("#who-name", has_text="Signed in as Viv Viewer (viewer)").wait_for()
+    cell(page, "order-get", "ACME-US").click()
+    page.get_by_role("button", name="Promote").click()
+    page.fill("#reason", "a viewer tries")
+    page.check("#force")
+    page.click("#confirm")
+    page.locator("#change-error").filter(has_text="Viv Viewer is a viewer; this needs an operator").wait_for()
+    assert ladder.cutover.store.history() == []

@@ -430,3 +430,27 @@ def test_evidence_a_minute_and_the_calendar_for_the_console(ladder: Ladder) -> N
     assert calendar["freezes"] == []
     [row] = [r for r in ladder.admin("GET", "").json() if (r["route"], r["entity"]) == ("order-get", "ACME-US")]
     assert row["gate"]["min_samples"] > 0 and row["guardrail"]["max_error_rate"] > 0
+
+
+def test_a_persons_admin_key_names_its_holder_and_its_role_limits_it(ladder: Ladder) -> None:
+    from tests.gateway.conftest import KEYS
+
+    operator = {"X-Admin-Key": KEYS["ana"], "X-Actor": "somebody else"}
+    viewer = {"X-Admin-Key": KEYS["viv"]}
+    assert ladder.admin("GET", "", headers=viewer).status_code == 200
+    refused = ladder.admin("PUT", "/order-get/ACME-US", {"mode": "shadow", "reason": "r"}, headers=viewer)
+    assert refused.status_code == 403 and refused.json()["title"] == "Role not allowed"
+    done = ladder.admin("PUT", "/order-get/ACME-US", {"mode": "shadow", "reason": "listen"}, headers=operator)
+    assert done.status_code == 200, done.text
+    assert ladder.cutover.store.history()[0].actor == "Ana Lead"  # from the key, never from X-Actor
+    me = requests.get(f"{ladder.gateway.url}/admin/whoami", headers=operator, timeout=5).json()
+    assert me == {"actor": "Ana Lead", "role": "operator", "key": "personal"}
+    webshop = ladder.admin("GET", "", headers={"X-Admin-Key": KEYS["webshop"]})
+    assert webshop.status_code == 401  # an API key without a role is no admin key
+
+
+def test_wrong_admin_keys_from_one_address_must_wait(ladder: Ladder) -> None:
+    answers = [ladder.admin("GET", "", headers={"X-Admin-Key": f"guess-{n}"}).status_code for n in range(12)]
+    assert answers[:10] == [401] * 10 and answers[10:] == [429, 429]
+    waited = ladder.admin("GET", "", headers={"X-Admin-Key": "guess-again"})
+    assert waited.status_code == 429 and int(waited.headers["Retry-After"]) >= 1
