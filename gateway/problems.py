@@ -20,6 +20,7 @@ KINDS: dict[str, str] = {
     "Admin key required": "send an admin key in X-Admin-Key",
     "Wrong admin key": "the admin key is not the one the gateway was started with; check it with its operators",
     "Route not allowed": "your key is not scoped to this route: ask for it to be added",
+    "Role not allowed": "your admin key's role does not allow this: ask an admin for an operator's key",
     "Entity not allowed": "your key is not scoped to this legal entity",
     "Unknown legal entity": "use one of the entities the route lists in /openapi.json",
     "No such route": "no route serves this method and path: see /openapi.json",
