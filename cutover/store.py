@@ -202,6 +202,8 @@ MIGRATIONS: list[list[str]] = [
         "CREATE TABLE cutover_consumers (name TEXT PRIMARY KEY, key_sha256 TEXT NOT NULL UNIQUE, spec TEXT NOT NULL, "
         "revoked_at TEXT, created_at TEXT NOT NULL, updated_at TEXT NOT NULL)"
     ],
+    # how far each legacy event source has been published: restart-safe, at least once
+    ["CREATE TABLE cutover_event_marks (source TEXT PRIMARY KEY, mark BIGINT NOT NULL, updated_at TEXT NOT NULL)"],
     # calls to deprecated versions per consumer and day, from every gateway: who still has to move
     [
         "CREATE TABLE cutover_deprecated_calls (route TEXT NOT NULL, consumer TEXT NOT NULL, day TEXT NOT NULL, "
@@ -429,6 +431,22 @@ class Store:
             route: (Gate.model_validate_json(gate), Guardrail.model_validate_json(guardrail), f"{source} at {at[:19]}")
             for route, gate, guardrail, source, at in rows
         }
+
+    # -- event sources ------------------------------------------------------------------------------
+    def event_mark(self, source: str) -> int:
+        """How far `source` has been published (0: not yet)."""
+        with self.reading() as cursor:
+            row = self.execute(cursor, "SELECT mark FROM cutover_event_marks WHERE source = ?", (source,)).fetchone()
+        return int(row[0]) if row else 0
+
+    def set_event_mark(self, source: str, mark: int) -> None:
+        with self.transaction() as cursor:
+            self.execute(
+                cursor,
+                "INSERT INTO cutover_event_marks (source, mark, updated_at) VALUES (?, ?, ?) "
+                "ON CONFLICT (source) DO UPDATE SET mark = excluded.mark, updated_at = excluded.updated_at",
+                (source, mark, now_iso()),
+            )
 
     # -- API consumers ------------------------------------------------------------------------------
     def put_consumer(self, name: str, key_sha256: str, spec: dict[str, Any], actor: str, kind: str) -> None:

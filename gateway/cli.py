@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 
+from events.cli import events_app
 from gateway.calendar_cli import add_calendar_commands
 from gateway.cutover_cli import cutover_app
 from gateway.outbox_cli import outbox_app
@@ -30,6 +31,7 @@ app.command("serve")(serve_command)
 add_calendar_commands(cutover_app)
 app.add_typer(cutover_app, name="cutover")
 app.add_typer(outbox_app, name="outbox")
+app.add_typer(events_app, name="events")
 
 DEMO = Path(__file__).resolve().parent.parent / "scripts" / "demo.py"
 

@@ -1,0 +1,1 @@
+"""Business events out of legacy systems, as CloudEvents, to a broker (NATS JetStream)."""
