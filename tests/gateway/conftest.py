@@ -181,3 +181,39 @@ def soap_only_gateway(legacy_soap: str, tmp_path_factory: pytest.TempPathFactory
     text = text[: text.index("    entities:\n")] + text[text.index("  - name: order-status") :]
     with running_gateway(tmp_path_factory.mktemp("contract"), text) as running:
         yield running
+
+
+@contextmanager
+def serve_process(*args: str, env: dict[str, str] | None = None) -> Iterator[str]:
+    """A real `banyan serve` process (its own process group) on a free loopback port; its URL.
+    `args` are serve's options besides --port; the group is stopped with SIGTERM afterwards."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import requests
+
+    from tests.conftest import REPO
+
+    port = free_port()
+    command = [sys.executable, "-m", "gateway.cli", "serve", "--port", str(port), "--no-access-log", *args]
+    process = subprocess.Popen(command, cwd=REPO, env={**os.environ, **(env or {})}, stderr=subprocess.PIPE,
+                               start_new_session=True)  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                requests.get(f"{url}/healthz", timeout=1)
+                break
+            except requests.ConnectionError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(f"the gateway did not start: {process.stderr.read().decode()[-2000:]}")  # type: ignore[union-attr]
+                time.sleep(0.1)
+        yield url
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=30)

@@ -3,24 +3,18 @@ running gateway within a second — two real instances on one PostgreSQL store, 
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import pytest
 import requests
 from typer.testing import CliRunner
 
 from cutover.store import open_store
 from gateway.cli import app
-from tests.conftest import REPO
 from tests.cutover.conftest import postgres_url  # noqa: F401 - the fixture
-from tests.gateway.conftest import free_port
+from tests.gateway.conftest import serve_process
 
 ROUTES = """\
 routes:
@@ -34,38 +28,11 @@ runner = CliRunner()
 
 @contextmanager
 def gateway(folder: Path, store: str) -> Iterator[str]:
+    """No consumers file: the store holds the keys."""
     (folder / "routes").mkdir(parents=True, exist_ok=True)
     (folder / "routes" / "orders.yaml").write_text(ROUTES)
-    port = free_port()
-    command = [
-        sys.executable,
-        "-m",
-        "gateway.cli",
-        "serve",
-        "--routes",
-        str(folder / "routes"),
-        "--store",
-        store,
-        "--port",
-        str(port),
-        "--no-access-log",
-    ]  # fmt: skip  (no consumers file: the store holds the keys)
-    process = subprocess.Popen(command, cwd=REPO, stderr=subprocess.PIPE, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                requests.get(f"{url}/healthz", timeout=1)
-                break
-            except requests.ConnectionError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"the gateway did not start: {process.stderr.read().decode()[-2000:]}")  # type: ignore[union-attr]
-                time.sleep(0.1)
+    with serve_process("--routes", str(folder / "routes"), "--store", store) as url:
         yield url
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=30)
 
 
 def status(url: str, key: str) -> int:

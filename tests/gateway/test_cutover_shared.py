@@ -2,46 +2,23 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import pytest
 import requests
 
-from tests.conftest import REPO
 from tests.cutover.conftest import postgres_url  # noqa: F401 - the fixture
-from tests.gateway.conftest import free_port
+from tests.gateway.conftest import serve_process
 from tests.gateway.test_cutover import ADMIN, erp, ladder_routes
 
 
 @contextmanager
 def gateway_process(routes: Path, store: str) -> Iterator[str]:
-    port = free_port()
-    command = [sys.executable, "-m", "gateway.cli", "serve", "--routes", str(routes), "--insecure-no-auth",
-               "--port", str(port), "--store", store, "--no-access-log"]  # fmt: skip
-    environment = {**os.environ, "BANYAN_ADMIN_KEY": ADMIN["X-Admin-Key"]}
-    process = subprocess.Popen(command, cwd=REPO, env=environment, stderr=subprocess.PIPE, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                requests.get(f"{url}/healthz", timeout=1)
-                break
-            except requests.ConnectionError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"the gateway did not start: {process.stderr.read().decode()[-2000:]}")  # type: ignore[union-attr]
-                time.sleep(0.1)
+    with serve_process("--routes", str(routes), "--insecure-no-auth", "--store", store,
+                       env={"BANYAN_ADMIN_KEY": ADMIN["X-Admin-Key"]}) as url:  # fmt: skip
         yield url
-    finally:
-        os.kill(process.pid, signal.SIGTERM)
-        process.wait(timeout=20)
 
 
 def served_by(url: str, order: str = "SO-1") -> str:

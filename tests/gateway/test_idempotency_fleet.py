@@ -6,10 +6,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
-import signal
-import subprocess
-import sys
 import threading
 import time
 from collections import Counter
@@ -20,12 +16,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-import pytest
 import requests
 
-from tests.conftest import REPO
 from tests.cutover.conftest import postgres_url  # noqa: F401 - the fixture
-from tests.gateway.conftest import free_port
+from tests.gateway.conftest import serve_process
 
 ORDER = {"orderNumber": "PO-77", "customer": "globex", "qty": 3}
 
@@ -84,25 +78,8 @@ routes:
 
 @contextmanager
 def gateway(folder: Path, store: str, *extra: str) -> Iterator[str]:
-    port = free_port()
-    command = [sys.executable, "-m", "gateway.cli", "serve", "--routes", str(folder), "--insecure-no-auth",
-               "--port", str(port), "--store", store, "--no-access-log", *extra]  # fmt: skip
-    process = subprocess.Popen(command, cwd=REPO, stderr=subprocess.PIPE, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                requests.get(f"{url}/healthz", timeout=1)
-                break
-            except requests.ConnectionError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"the gateway did not start: {process.stderr.read().decode()[-2000:]}")  # type: ignore[union-attr]
-                time.sleep(0.1)
+    with serve_process("--routes", str(folder), "--insecure-no-auth", "--store", store, *extra) as url:
         yield url
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=30)
 
 
 def post(url: str, key: str, entity: str = "ACME-DE", body: dict[str, Any] = ORDER) -> requests.Response:

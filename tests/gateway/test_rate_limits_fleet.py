@@ -4,10 +4,6 @@ process, and says so."""
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -18,8 +14,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.conftest import REPO, missing_service
-from tests.gateway.conftest import KEYS, digest, free_port
+from tests.conftest import missing_service
+from tests.gateway.conftest import KEYS, digest, free_port, serve_process
 
 ROUTES = """\
 routes:
@@ -52,25 +48,10 @@ def gateway(folder: Path, *extra: str) -> Iterator[str]:
     (folder / "consumers.yaml").write_text(
         f'consumers:\n  - {{name: webshop, key_sha256: "{digest(KEYS["webshop"])}", rate: 10, burst: 20}}\n'
     )
-    port = free_port()
-    command = [sys.executable, "-m", "gateway.cli", "serve", "--routes", str(folder / "routes"),
-               "--consumers", str(folder / "consumers.yaml"), "--port", str(port), "--no-access-log", *extra]  # fmt: skip
-    process = subprocess.Popen(command, cwd=REPO, stderr=subprocess.PIPE, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                requests.get(f"{url}/healthz", timeout=1)
-                break
-            except requests.ConnectionError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"the gateway did not start: {process.stderr.read().decode()[-2000:]}")  # type: ignore[union-attr]
-                time.sleep(0.1)
+    with serve_process(
+        "--routes", str(folder / "routes"), "--consumers", str(folder / "consumers.yaml"), *extra
+    ) as url:
         yield url
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=30)
 
 
 def burst(url: str, calls: int = 200) -> tuple[Counter[int], float, list[requests.Response]]:
