@@ -17,8 +17,10 @@ from rich.table import Table
 from cutover.engine import CutoverError
 from gateway.cutover_cli import (
     Actor,
+    EntityName,
     Json,
     Reason,
+    RouteName,
     Routes,
     Store,
     actor_name,
@@ -30,8 +32,8 @@ from gateway.cutover_cli import (
 
 
 def schedule(
-    route: Annotated[str, typer.Argument(help="route name")],
-    entity: Annotated[str, typer.Argument(help="legal entity")],
+    route: RouteName,
+    entity: EntityName,
     mode: Annotated[str, typer.Argument(help="the rung to go to")],
     at: Annotated[str, typer.Option(help="when, ISO 8601 (e.g. 2026-12-01T02:00:00+00:00)")],
     store: Store,

@@ -34,6 +34,11 @@ Routes = Annotated[Path, typer.Option(help="folder of route specs (*.yaml)")]
 Json = Annotated[bool, typer.Option("--json", help="print JSON for scripts")]
 Reason = Annotated[str, typer.Option(help="why: kept in the audit log")]
 Actor = Annotated[str | None, typer.Option(help="who makes the change (default: your login name)")]
+RouteName = Annotated[str, typer.Argument(help="route name")]
+EntityName = Annotated[str, typer.Argument(help="legal entity")]
+Acknowledge = Annotated[
+    bool, typer.Option(help="acknowledge the guardrail's step down too; say in --reason why it is safe now")
+]
 MODE_COLOURS = {"legacy": "white", "shadow": "cyan", "dual_write": "blue", "canary": "yellow",
                 "cloud_primary": "magenta", "cloud": "green"}  # fmt: skip
 VERDICT_COLOURS = {"Successful": "green", "Failed": "red", "Inconclusive": "yellow"}
@@ -146,7 +151,7 @@ def _pins(pins: list[str]) -> dict[str, Side]:
 
 @cutover_app.command("set")
 def set_mode(
-    route: Annotated[str, typer.Argument(help="route name")],
+    route: RouteName,
     entity: Annotated[str, typer.Argument(help="legal entity, or * for the route's default")],
     mode: Annotated[str, typer.Argument(help="legacy, shadow, dual_write, canary, cloud_primary or cloud")],
     store: Store,
@@ -155,9 +160,7 @@ def set_mode(
     pin: Annotated[list[str] | None, typer.Option(help="KEY=legacy|cloud: keep a key on a side (repeatable)")] = None,
     force: Annotated[bool, typer.Option(help="step up without a Successful verdict (audited)")] = False,
     expected_version: Annotated[int | None, typer.Option(help="refuse if the rule changed since this version")] = None,
-    acknowledge: Annotated[
-        bool, typer.Option(help="acknowledge the guardrail's step down too; say in --reason why it is safe now")
-    ] = False,
+    acknowledge: Acknowledge = False,
     routes: Routes = Path("routes"),
     actor: Actor = None,
     as_json: Json = False,
@@ -179,14 +182,12 @@ def set_mode(
 
 @cutover_app.command("promote")
 def promote(
-    route: Annotated[str, typer.Argument(help="route name")],
-    entity: Annotated[str, typer.Argument(help="legal entity")],
+    route: RouteName,
+    entity: EntityName,
     store: Store,
     reason: Reason = "",
     force: Annotated[bool, typer.Option(help="step up without a Successful verdict (audited)")] = False,
-    acknowledge: Annotated[
-        bool, typer.Option(help="acknowledge the guardrail's step down too; say in --reason why it is safe now")
-    ] = False,
+    acknowledge: Acknowledge = False,
     routes: Routes = Path("routes"),
     actor: Actor = None,
     as_json: Json = False,
@@ -205,8 +206,8 @@ def promote(
 
 @cutover_app.command("acknowledge")
 def acknowledge_step_down(
-    route: Annotated[str, typer.Argument(help="route name")],
-    entity: Annotated[str, typer.Argument(help="legal entity")],
+    route: RouteName,
+    entity: EntityName,
     store: Store,
     reason: Reason = "",
     routes: Routes = Path("routes"),
@@ -232,8 +233,8 @@ def acknowledge_step_down(
 
 @cutover_app.command("rollback")
 def rollback(
-    route: Annotated[str, typer.Argument(help="route name")],
-    entity: Annotated[str, typer.Argument(help="legal entity")],
+    route: RouteName,
+    entity: EntityName,
     store: Store,
     reason: Reason = "",
     routes: Routes = Path("routes"),
@@ -292,7 +293,7 @@ def history(
 
 @cutover_app.command("mismatches")
 def mismatches(
-    route: Annotated[str, typer.Argument(help="route name")],
+    route: RouteName,
     store: Store,
     entity: Annotated[str | None, typer.Option(help="only this legal entity")] = None,
     minutes: Annotated[int, typer.Option(help="look back this many minutes")] = 24 * 60,
