@@ -457,7 +457,7 @@ class Store:
             if kind == "create" and row is not None and row[0] is None:
                 raise Conflict(f"a consumer named {name} exists: rotate its key, or revoke it first")
             if kind == "rotate" and (row is None or row[0] is not None):
-                raise Conflict(f"no consumer named {name} to rotate the key of")
+                raise Conflict(f"no consumer named {name} to rotate the key of: see banyan keys list")
             self.execute(
                 cursor,
                 "INSERT INTO cutover_consumers (name, key_sha256, spec, revoked_at, created_at, updated_at) "
@@ -476,7 +476,7 @@ class Store:
                 (stamp, stamp, name),
             ).rowcount
             if changed != 1:
-                raise Conflict(f"no consumer named {name} with a key to revoke")
+                raise Conflict(f"no consumer named {name} with a key to revoke: see banyan keys list")
             self._changed(cursor, stamp, actor, name, "key_revoke")
 
     def _changed(self, cursor: Any, stamp: str, actor: str, name: str, kind: str) -> None:

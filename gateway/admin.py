@@ -23,6 +23,7 @@ from cutover.engine import CutoverError
 from cutover.outbox import OutboxError
 from cutover.runtime import in_thread, run_background
 from cutover.store import AuditEvent, Conflict, StoreError, minute
+from gateway.consumers import Consumer
 from gateway.inputs import parse_json
 from gateway.problems import Problem
 from gateway.state import ADMIN_FAILURES, ADMIN_KEY, CUTOVER, ROUTING, SETTINGS
@@ -51,8 +52,13 @@ FAILURES_ALLOWED, FAILURE_WINDOW = 10, 60.0  # wrong admin keys from one address
 
 
 def _admin(request: web.Request, need: str = "viewer") -> str:
-    """Check the admin key; return who acts. A person's key (a consumer with a role) names its holder,
-    whatever X-Actor says; the gateway's shared --admin-key takes the actor from X-Actor."""
+    """Check the admin key; return who acts (see `_identify`)."""
+    return _identify(request, need)[0]
+
+
+def _identify(request: web.Request, need: str = "viewer") -> tuple[str, Consumer | None]:
+    """Who the admin key is: a person's key (a consumer with a role) names its holder, whatever
+    X-Actor says; the gateway's shared --admin-key takes the actor from X-Actor (and no person)."""
     given = request.headers.get("X-Admin-Key", "")
     if not given:
         raise Problem(401, "Admin key required", "send the admin key in the X-Admin-Key header")
@@ -64,7 +70,7 @@ def _admin(request: web.Request, need: str = "viewer") -> str:
         wait = str(max(1, round(FAILURE_WINDOW - (now - since))))
         raise Problem(429, "Too many requests", "too many wrong admin keys from your address", {"Retry-After": wait})
     if hmac.compare_digest(given.encode("utf-8", "surrogateescape"), request.app[ADMIN_KEY].encode()):
-        return request.headers.get("X-Actor", "").strip()
+        return request.headers.get("X-Actor", "").strip(), None
     consumers = request.app[SETTINGS].consumers
     person = consumers.find(given) if consumers is not None else None
     role = person.admin_role if person is not None else None
@@ -74,7 +80,7 @@ def _admin(request: web.Request, need: str = "viewer") -> str:
         raise Problem(401, "Wrong admin key", "the admin key is not valid: check it with whoever runs the gateway")
     if ROLES.index(role) < ROLES.index(need):
         raise Problem(403, "Role not allowed", f"{person.name} is a {role}; this needs an {need}")
-    return person.name
+    return person.name, person
 
 
 async def _body(request: web.Request) -> dict[str, Any]:
@@ -202,11 +208,7 @@ async def admin_deprecations(request: web.Request) -> web.Response:
 
 async def admin_whoami(request: web.Request) -> web.Response:
     """Who the admin key says you are: the console shows it."""
-    actor = _admin(request)
-    given = request.headers.get("X-Admin-Key", "")
-    consumers = request.app[SETTINGS].consumers
-    person = None if hmac.compare_digest(given.encode("utf-8", "surrogateescape"), request.app[ADMIN_KEY].encode()) \
-        else (consumers.find(given) if consumers is not None else None)  # fmt: skip
+    actor, person = _identify(request)
     if person is None:
         return web.json_response({"actor": actor, "role": "admin", "key": "shared"})
     return web.json_response({"actor": person.name, "role": person.admin_role, "key": "personal"})

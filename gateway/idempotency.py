@@ -27,7 +27,7 @@ from aiohttp import web
 from cutover.runtime import Cutover
 from gateway.consumers import Consumer
 from gateway.policies import correlation_id
-from gateway.problems import Problem
+from gateway.problems import WRITE_MADE, Problem
 
 TTL = 24 * 3600  # seconds a key's answer is kept for replays
 MAX_KEY = 255
@@ -123,14 +123,11 @@ def scope_of(consumer: str, method: str, path: str, key: str) -> str:
     return hashlib.sha256("\x00".join((consumer, method, path, key)).encode()).hexdigest()
 
 
-MADE = "Write made but not recorded"  # a 503 whose write did happen
-
-
 def settled(status: int, title: str = "") -> str:
     """What an answer says about the write: made (done), not made (released) or unknown (in_doubt)."""
     if status < 500:
         return "done"
-    return "released" if status == 503 and title != MADE else "in_doubt"  # 503: the backend was not reached
+    return "released" if status == 503 and title != WRITE_MADE else "in_doubt"  # 503: the backend was not reached
 
 
 async def idempotent(

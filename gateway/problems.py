@@ -67,6 +67,9 @@ KINDS: dict[str, str] = {
 }
 
 
+WRITE_MADE = "Write made but not recorded"  # a 503 whose write did happen: its key must not be freed
+
+
 def type_uri(title: str) -> str:
     """The problem kind's stable `type`: its entry on the gateway's /docs page."""
     return "/docs#problem-" + re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")

@@ -17,7 +17,7 @@ from gateway.consumers import Consumer
 from gateway.idempotency import idempotent
 from gateway.inputs import forwardable, parse_json
 from gateway.policies import CONSUMER, ENTITY, RETIRING, ROUTE_NAME, SOAP, correlation_id
-from gateway.problems import Problem
+from gateway.problems import WRITE_MADE, Problem
 from gateway.sides import Answer, compare_mirrored, compare_soap, counted, later, soap_side
 from gateway.spec import Route
 from gateway.state import CUTOVER, IDEMPOTENCY, KEY_TURNS, LIMITER, METRICS, OUTBOX_READY, ROUTING, SETTINGS
@@ -221,7 +221,7 @@ async def _owe_and_serve(
         if isinstance(answer, Answer):
             detail = (f"the {serve.value} side took the write, but its copy for the {other.value} side could not be "
                       f"recorded; outbox message {message_id} will be listed as in doubt")  # fmt: skip
-            raise Problem(503, "Write made but not recorded", detail) from None
+            raise Problem(503, WRITE_MADE, detail) from None
     return answer
 
 

@@ -272,7 +272,7 @@ def keys_rotate(
     try:
         spec = next((spec for found, _, spec, revoked in opened.consumers() if found == name and revoked is None), None)
         if spec is None:
-            raise _fail(f"no consumer named {name} with a key to rotate")
+            raise _fail(f"no consumer named {name} with a key to rotate: see banyan keys list")
         key = new_key()
         opened.put_consumer(name, digest(key), spec, getpass.getuser(), "rotate")
     except Conflict as exc:
