@@ -10,7 +10,6 @@ least once), and JetStream drops the repeats it still remembers (its message id 
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -90,9 +89,3 @@ class TableSource:
         structured = JSONFormat()
         body = structured.write(CloudEvent(attributes, row))
         return Event(str(attributes["id"]), mark, body, {"Content-Type": structured.get_content_type()})
-
-
-def decode(body: bytes) -> dict[str, Any]:
-    """A structured CloudEvent back as a dict (for consumers and tests)."""
-    found: dict[str, Any] = json.loads(body)
-    return found

@@ -36,7 +36,6 @@ from inventory_scan.analysis.rules import Conditions, Facts, facts_of, fill, nam
 from inventory_scan.catalog import Catalog, Criticality, Disposition, Interface, Kind
 
 DispositionName = Literal["keep", "wrap", "refactor_to_events", "retire"]
-DISPOSITIONS: tuple[DispositionName, ...] = ("wrap", "refactor_to_events", "retire", "keep")
 
 # What each business object means to a distributor, and the tier it starts from.
 OBJECT_TIERS = {
