@@ -19,6 +19,11 @@ finding what is due costs one row per key, however long a hot key's backlog. The
 delivers with an idempotency key derived once, at intent, from the consumer's Idempotency-Key or
 the request — a redelivery after a crash carries the same key. In-doubt and dead messages wait
 for a person: `replay` makes them pending again, `discard` closes them; both are audited.
+
+A write on an `async` route is the serving side's own write, not a copy (kind `accepted`): the
+consumer got 202 and a status URL when it was recorded, and it starts pending. Made, it keeps the
+side's answer for the status URL (and on a rung that writes both sides, owes the other side its
+copy); refused, it is cancelled with the refusal; unanswered in time, it is in doubt.
 """
 
 from __future__ import annotations
@@ -63,18 +68,19 @@ class Message:
     next_at: float
     last_error: str
     served: Any
+    kind: str = "copy"  # or `accepted`: the serving side's own write, accepted with 202 and made here
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "id": self.id, "at": self.at, "route": self.route, "entity": self.entity, "key": self.business_key,
             "side": self.side, "state": self.state, "attempts": self.attempts, "last_error": self.last_error,
-            "idempotency_key": self.idempotency_key,
+            "idempotency_key": self.idempotency_key, "kind": self.kind,
         }  # fmt: skip
 
 
 _COLUMNS = (
     "id, created, at, route, entity, business_key, side, rung, call, idempotency_key, state, attempts, "
-    "next_at, last_error, served"
+    "next_at, last_error, served, kind"
 )
 
 
@@ -117,14 +123,32 @@ class Outbox:
 
     def intend_in(
         self, cursor: Any, route: str, entity: str, key: str | None, side: str, rung: str, call: dict[str, Any],
-        idempotency: str,
+        idempotency: str, state: str = "intent", served: Any = None,
     ) -> int:  # fmt: skip
-        stamp = now_iso()
+        return self._insert(cursor, route, entity, key, side, rung, call, idempotency, state, served, "copy", None)
+
+    def accept_in(
+        self, cursor: Any, route: str, entity: str, key: str | None, side: str, rung: str, call: dict[str, Any],
+        idempotency: str, token: str,
+    ) -> int:  # fmt: skip
+        """Record a write accepted with 202: the serving side's own write, to be made by the worker.
+        `token` is the secret its status URL carries."""
+        return self._insert(cursor, route, entity, key, side, rung, call, idempotency, "pending", None, "accepted",
+                            token)  # fmt: skip
+
+    def _insert(
+        self, cursor: Any, route: str, entity: str, key: str | None, side: str, rung: str, call: dict[str, Any],
+        idempotency: str, state: str, served: Any, kind: str, token: str | None,
+    ) -> int:  # fmt: skip
+        stamp, moment = now_iso(), time.time()
         insert = (
             "INSERT INTO cutover_outbox (created, at, route, entity, business_key, side, rung, call, "
-            "idempotency_key, state, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'intent', ?) RETURNING id"
+            "idempotency_key, state, served, kind, token, next_at, updated_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id"
         )
-        values = (time.time(), stamp, route, entity, key, side, rung, json.dumps(call), idempotency, stamp)
+        recorded = json.dumps(served) if served is not None else None
+        values = (moment, stamp, route, entity, key, side, rung, json.dumps(call), idempotency, state, recorded, kind,
+                  token, moment, stamp)  # fmt: skip
         # the first unfinished write of its key heads the key's queue; a write without a key, its own
         head = (
             "INSERT INTO cutover_outbox_heads (head, route, entity, business_key) {} "
@@ -222,6 +246,36 @@ class Outbox:
         if row is not None:
             self._advance(cursor, message_id, *row)
 
+    def answered_in(self, cursor: Any, message: Message, answer: Any, then: str | None) -> None:
+        """An accepted write was made: keep the side's answer for its status URL and, when the rung
+        writes both sides, owe the other side its copy (pending at once: the serving side took it)."""
+        self.store.execute(
+            cursor, "UPDATE cutover_outbox SET served = ? WHERE id = ? AND state = 'pending'",
+            (json.dumps(answer), message.id),
+        )  # fmt: skip
+        self.delivered_in(cursor, message.id)
+        if then is not None:
+            self.intend_in(cursor, message.route, message.entity, message.business_key, then, message.rung,
+                           message.call, message.idempotency_key, "pending", answer)  # fmt: skip
+
+    def refused_in(self, cursor: Any, message: Message, problem: dict[str, Any]) -> None:
+        """An accepted write the side refused (a 4xx): closed, with the refusal for its status URL."""
+        self._finish_in(cursor, message, "cancelled", {"problem": problem}, str(problem.get("detail", "")))
+
+    def doubted_in(self, cursor: Any, message: Message, error: str) -> None:
+        """An accepted write whose outcome is unknown (no answer in time): never sent blindly again."""
+        self._finish_in(cursor, message, "in_doubt", None, error)
+
+    def _finish_in(self, cursor: Any, message: Message, state: str, served: Any, error: str) -> None:
+        row = self.store.execute(
+            cursor,
+            "UPDATE cutover_outbox SET state = ?, served = ?, attempts = attempts + 1, lease_until = 0, "
+            "last_error = ?, updated_at = ? WHERE id = ? AND state = 'pending' RETURNING route, entity, business_key",
+            (state, json.dumps(served) if served is not None else None, error[:500], now_iso(), message.id),
+        ).fetchone()
+        if row is not None and state == "cancelled":
+            self._advance(cursor, message.id, *row)
+
     def postpone_in(self, cursor: Any, message_id: int, until: float) -> None:
         """Try again at `until` without counting an attempt: the side is known to be down (its
         breaker is open), so no call was made."""
@@ -317,6 +371,14 @@ class Outbox:
                 cursor, f"SELECT {_COLUMNS} FROM cutover_outbox {where} ORDER BY id LIMIT {int(limit)}", params
             ).fetchall()
         return [_message(row) for row in rows]
+
+    def accepted(self, token: str) -> Message | None:
+        """The accepted write whose status URL carries `token`."""
+        with self.store.reading() as cursor:
+            row = self.store.execute(
+                cursor, f"SELECT {_COLUMNS} FROM cutover_outbox WHERE token = ? AND kind = 'accepted'", (token,)
+            ).fetchone()
+        return _message(row) if row is not None else None
 
     def get(self, message_id: int) -> Message:
         with self.store.reading() as cursor:

@@ -65,6 +65,7 @@ class Recorded:
     body: bytes
     correlation_id: str = ""  # of the call that claimed it: where the operators look
     created: float = 0.0
+    location: str | None = None  # the Location header of the answer (a 202's status URL)
 
 
 @dataclass(frozen=True)
@@ -208,6 +209,14 @@ MIGRATIONS: list[list[str]] = [
     [
         "CREATE TABLE cutover_deprecated_calls (route TEXT NOT NULL, consumer TEXT NOT NULL, day TEXT NOT NULL, "
         "calls INTEGER NOT NULL, last_at TEXT NOT NULL, PRIMARY KEY (route, consumer, day))"
+    ],
+    # writes accepted with 202 and made later: in the outbox as the serving side's own write (kind
+    # `accepted`), found by the secret token of their status URL; a replayed 202 keeps its Location
+    [
+        "ALTER TABLE cutover_outbox ADD COLUMN kind TEXT NOT NULL DEFAULT 'copy'",
+        "ALTER TABLE cutover_outbox ADD COLUMN token TEXT",
+        "CREATE UNIQUE INDEX cutover_outbox_token ON cutover_outbox (token)",
+        "ALTER TABLE cutover_idempotency ADD COLUMN location TEXT",
     ],
 ]
 NOISE_ABSOLUTE = 0.001  # a field is a real difference when the cloud's rate beats legacy's own by 0.1 point…
@@ -509,8 +518,8 @@ class Store:
             return "claimed", None
         row = self.execute(
             cursor,
-            "SELECT digest, state, status, content_type, body, lease_until, expires, correlation_id, created "
-            "FROM cutover_idempotency WHERE scope = ?",
+            "SELECT digest, state, status, content_type, body, lease_until, expires, correlation_id, created, "
+            "location FROM cutover_idempotency WHERE scope = ?",
             (scope,),
         ).fetchone()
         if row is None:  # settled and freed between the insert and the read: try again
@@ -519,12 +528,14 @@ class Store:
             self.execute(
                 cursor,
                 "UPDATE cutover_idempotency SET consumer = ?, digest = ?, state = 'running', status = NULL, "
-                "content_type = NULL, body = NULL, lease_until = ?, created = ?, expires = ?, correlation_id = ? "
+                "content_type = NULL, body = NULL, location = NULL, lease_until = ?, created = ?, expires = ?, "
+                "correlation_id = ? "
                 "WHERE scope = ?",
                 (consumer, digest, now + lease, now, now + ttl, correlation_id, scope),
             )
             return "claimed", None
-        found = Recorded(row[0], row[1], row[2], row[3], base64.b64decode(row[4]) if row[4] else b"", row[7], row[8])
+        body = base64.b64decode(row[4]) if row[4] else b""
+        found = Recorded(row[0], row[1], row[2], row[3], body, row[7], row[8], row[9])
         if found.digest != digest:
             return "mismatch", found
         if found.state == "running" and row[5] < now:
@@ -537,7 +548,10 @@ class Store:
             return "in_doubt", found
         return found.state, found
 
-    def finish_in(self, cursor: Any, scope: str, state: str, status: int, content_type: str, body: bytes) -> None:
+    def finish_in(
+        self, cursor: Any, scope: str, state: str, status: int, content_type: str, body: bytes,
+        location: str | None = None,
+    ) -> None:  # fmt: skip
         """Settle a claimed key: `done` keeps the answer to replay, `in_doubt` keeps the key from being
         resent, `released` frees it (nothing was written: a retry may go ahead)."""
         if state == "released":
@@ -545,8 +559,9 @@ class Store:
             return
         self.execute(
             cursor,
-            "UPDATE cutover_idempotency SET state = ?, status = ?, content_type = ?, body = ? WHERE scope = ?",
-            (state, status, content_type, base64.b64encode(body).decode("ascii"), scope),
+            "UPDATE cutover_idempotency SET state = ?, status = ?, content_type = ?, body = ?, location = ? "
+            "WHERE scope = ?",
+            (state, status, content_type, base64.b64encode(body).decode("ascii"), location, scope),
         )
 
     def prune_idempotency(self, now: float) -> None:

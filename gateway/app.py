@@ -14,6 +14,8 @@ from aiohttp import web
 
 from cutover.runtime import Cutover
 from gateway import policies
+from gateway.accepted import STATUS_PATH
+from gateway.accepted import status as accepted_status
 from gateway.admin import add_admin_routes
 from gateway.admin import lifecycle as cutover_lifecycle
 from gateway.idempotency import LocalIdempotency, SharedIdempotency
@@ -57,7 +59,11 @@ async def readyz(request: web.Request) -> web.Response:
 
 
 async def metrics_endpoint(request: web.Request) -> web.Response:
-    return web.Response(body=request.app[METRICS].render(), content_type="text/plain", charset="utf-8")
+    metrics = request.app[METRICS]
+    for pool, bulkhead in request.app[ROUTING].table.pools.items():  # read when asked: no cost per call
+        metrics.in_flight.labels(pool).set(bulkhead.in_flight)
+        metrics.waiting.labels(pool).set(bulkhead.waiting)
+    return web.Response(body=metrics.render(), content_type="text/plain", charset="utf-8")
 
 
 async def openapi_endpoint(request: web.Request) -> web.Response:
@@ -84,7 +90,8 @@ async def _reloader(app: web.Application) -> None:
             continue
         seen = current
         try:
-            table = compile_table(settings.routes)
+            table = compile_table(settings.routes, app[ROUTING].table.pools)
+            _check_store(table, settings)
         except (RouteError, MappingError) as exc:
             log.error("routes not reloaded, the previous routes keep serving: %s", exc)
             continue
@@ -133,6 +140,15 @@ async def _outbox_lifecycle(app: web.Application) -> AsyncIterator[None]:
     await _cancelled(worker)
 
 
+def _check_store(table: Table, settings: Settings) -> None:
+    """An async route keeps its accepted writes in the store: without one it cannot be served."""
+    if settings.store is None:
+        needing = [c.route.name for c in table.routes if c.route.asynchronous]
+        if needing:
+            raise RouteError([f"route {name} is async: its accepted writes are kept in the store, so serve it "
+                              "with --store" for name in needing])  # fmt: skip
+
+
 def build_app(settings: Settings) -> web.Application:
     """The gateway application; raises RouteError when the routes folder does not validate.
 
@@ -141,6 +157,7 @@ def build_app(settings: Settings) -> web.Application:
     before the backends it delivers to close, and those before the store they record into.
     """
     table = compile_table(settings.routes)
+    _check_store(table, settings)
     app = web.Application(client_max_size=settings.max_body, middlewares=[policies.edge])
     app[SETTINGS] = settings
     app[ROUTING] = Routing(table)
@@ -184,5 +201,7 @@ def build_app(settings: Settings) -> web.Application:
     app.router.add_get("/docs", docs)
     app.router.add_get("/docs/api", api_reference)
     app.router.add_get("/docs/api/{asset}", api_reference)
+    if settings.store:
+        app.router.add_get(STATUS_PATH, accepted_status)
     app.router.add_route("*", "/{tail:.*}", handle)
     return app

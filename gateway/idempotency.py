@@ -38,6 +38,7 @@ class Answer:
     status: int
     content_type: str
     body: bytes
+    location: str | None = None  # a 202's status URL, replayed with it
 
 
 @dataclass(frozen=True)
@@ -111,11 +112,16 @@ class SharedIdempotency:
         first = First(found.correlation_id, found.created)
         if found.status is None:
             return outcome, None, first
-        return outcome, Answer(found.status, found.content_type or "application/json", found.body), first
+        return (
+            outcome,
+            Answer(found.status, found.content_type or "application/json", found.body, found.location),
+            first,
+        )
 
     async def finish(self, scope: str, state: str, answer: Answer | None) -> None:
         status, content_type, body = (answer.status, answer.content_type, answer.body) if answer else (0, "", b"")
-        await self.cutover.commits.run(self.cutover.store.finish_in, scope, state, status, content_type, body)
+        location = answer.location if answer else None
+        await self.cutover.commits.run(self.cutover.store.finish_in, scope, state, status, content_type, body, location)
 
 
 def scope_of(consumer: str, method: str, path: str, key: str) -> str:
@@ -149,6 +155,8 @@ async def idempotent(
     if outcome == "done" and stored is not None:
         replay = web.Response(status=stored.status, body=stored.body, content_type=stored.content_type)
         replay.headers["Idempotent-Replayed"] = "true"
+        if stored.location:
+            replay.headers["Location"] = stored.location
         return replay
     if outcome == "running":
         raise Problem(409, "Request in progress", "a request with this Idempotency-Key is still being processed")
@@ -166,7 +174,7 @@ async def idempotent(
         response = await call()
         state = settled(response.status)
         if state == "done" and isinstance(response, web.Response) and isinstance(response.body, bytes):
-            answer = Answer(response.status, response.content_type, response.body)
+            answer = Answer(response.status, response.content_type, response.body, response.headers.get("Location"))
         elif state == "done":
             state = "in_doubt"  # a streamed answer cannot be replayed: better unknown than sent twice
         return response

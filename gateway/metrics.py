@@ -33,6 +33,20 @@ class Metrics:
             ["route", "consumer"],
             registry=self.registry,
         )
+        self.shed = Counter(
+            "banyan_backend_shed",
+            "Calls refused at once (503) because the side's concurrency limit and its line were full",
+            ["route", "side"],
+            registry=self.registry,
+        )
+        self.in_flight = Gauge(
+            "banyan_backend_in_flight", "Calls in flight to a backend pool, from this process", ["pool"],
+            registry=self.registry,
+        )  # fmt: skip
+        self.waiting = Gauge(
+            "banyan_backend_waiting", "Calls waiting in line for a backend pool, in this process", ["pool"],
+            registry=self.registry,
+        )  # fmt: skip
         self.rate_store_down = Gauge(
             "banyan_rate_store_down",
             "1 while the shared rate store (Redis) cannot be reached and limits are kept per process",

@@ -53,6 +53,9 @@ async def deliver(app: web.Application, message: Message) -> None:
         await commits.run(outbox.postpone_in, message.id, time.time() + closed_in)
         return
     answer = await counted(app, compiled, side, entity, call, message.rung, "outbox")
+    if message.kind == "accepted":
+        await _settle_accepted(app, message, answer)
+        return
     if isinstance(answer, Answer):
         await commits.run(outbox.delivered_in, message.id)
         served = Answer(200, message.served)
@@ -63,6 +66,49 @@ async def deliver(app: web.Application, message: Message) -> None:
     else:  # the side refused the write: retrying the same write will not change that
         error = f"{answer.status} {answer.title}: {answer.detail}"
         await commits.run(outbox.failed_in, message, error, message.attempts + 1)
+
+
+async def _settle_accepted(app: web.Application, message: Message, answer: Answer | Problem) -> None:
+    """An accepted write's outcome, for its status URL: made (and the other side owed its copy on a
+    rung writing both), refused, unknown — or failed for now, to be tried again with backoff."""
+    cutover = app[CUTOVER]
+    outbox, commits = cutover.outbox, cutover.commits
+    if isinstance(answer, Answer):
+        await commits.run(outbox.answered_in, message, answer.body, message.call.get("then"))
+        if message.call.get("then"):
+            app[OUTBOX_READY].set()
+    elif answer.status == 504:  # no answer in time: the side may or may not have booked it
+        await commits.run(outbox.doubted_in, message, f"{answer.status} {answer.title}: {answer.detail}")
+    elif answer.status >= 500:
+        await commits.run(outbox.failed_in, message, f"{answer.status} {answer.title}: {answer.detail}")
+    else:
+        problem = {"status": answer.status, "title": answer.title, "detail": answer.detail}
+        await commits.run(outbox.refused_in, message, problem)
+
+
+def with_room(app: web.Application, messages: list[Message]) -> list[Message]:
+    """The messages their sides have room for now: as many as a side's bulkhead has free slots (one
+    at least, waiting its turn), so a backlog goes at the pace the backend takes and no leased
+    message waits in line for longer than its lease."""
+    by_name = {c.route.name: c for c in app[ROUTING].table.routes}
+    room: dict[int, int] = {}
+    kept = []
+    for message in messages:
+        compiled = by_name.get(message.route)
+        try:
+            bound = (
+                compiled.bound(message.side, None if message.entity == "*" else message.entity) if compiled else None
+            )
+        except Problem:
+            bound = None
+        if bound is None or bound.bulkhead is None:
+            kept.append(message)
+            continue
+        left = room.setdefault(id(bound.bulkhead), max(bound.bulkhead.free, 1))
+        if left:
+            kept.append(message)
+            room[id(bound.bulkhead)] = left - 1
+    return kept
 
 
 # Messages claimed at once, each the head of its own key's queue, delivered together. Few and often
@@ -83,7 +129,7 @@ async def outbox_worker(app: web.Application) -> None:
         messages: list[Message] = []
         ready.clear()
         try:
-            due = await in_thread(cutover.outbox.due, OUTBOX_BATCH)
+            due = with_room(app, await in_thread(cutover.outbox.due, OUTBOX_BATCH))
             if due:
                 messages = await cutover.commits.run(cutover.outbox.lease_in, owner, due)
             await asyncio.gather(*(deliver(app, message) for message in messages))

@@ -59,15 +59,19 @@ KINDS: dict[str, str] = {
     "Backend fault": "the backend failed: retry later",
     "Backend timed out": "the backend gave no answer in time: retry later, with the same Idempotency-Key",
     "Backend unavailable": "the backend cannot be reached or its breaker is open: retry later",
+    "Backend busy": "the backend takes no more calls at once: nothing was sent, retry after Retry-After seconds",
     "No backend": "the route has no backend for this side: tell the operators",
     "Cutover store unavailable": "the gateway cannot reach its store: retry later",
     "Write not accepted": "nothing was written: retry, with the same Idempotency-Key",
+    "No such accepted write": "use the status URL the 202 answer's Location gave, with the key that sent the write",
+    "Write not made": "the accepted write was not made: the detail says why; the operators may replay it",
     "Write made but not recorded": "the write was made, its copy is in doubt: do not resend, ask the operators",
     "Internal error": "the gateway failed: quote the correlation id to its operators",
 }
 
 
 WRITE_MADE = "Write made but not recorded"  # a 503 whose write did happen: its key must not be freed
+BUSY = "Backend busy"  # a 503 the gateway answered itself: the backend was not called
 
 
 def type_uri(title: str) -> str:

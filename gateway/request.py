@@ -13,6 +13,7 @@ from cutover.decide import Plan, Side, decide
 from cutover.outbox import idempotency_key
 from cutover.store import StoreError
 from gateway import policies
+from gateway.accepted import accept
 from gateway.consumers import Consumer
 from gateway.idempotency import idempotent
 from gateway.inputs import forwardable, parse_json
@@ -146,6 +147,8 @@ async def managed(request: web.Request) -> web.StreamResponse:
     )
     call = Call(route.name, source, entity, key, correlation_id(request), headers, route.writes, params)
     side = plan.serve
+    if route.asynchronous and cutover is not None:  # made later, at the pace the side takes: 202 now
+        return await accept(request, compiled, plan, entity, call, rule.rung)
     if route.writes and plan.mirror is not None and cutover is not None:
         answer = await _write_through_outbox(request, compiled, plan.serve, plan.mirror, entity, call, rule.rung)
         return _respond(request, route, answer, side)

@@ -1,11 +1,15 @@
-"""Circuit breakers per backend, and retries with backoff and jitter for calls safe to repeat."""
+"""Circuit breakers per backend, retries with backoff and jitter for calls safe to repeat, and
+bulkheads: a limit on the calls one backend is sent at once, with a bounded queue."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import math
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TypeVar
 
 from legacy_adapters import BackendError, BackendRejected, BackendUnavailable
@@ -86,3 +90,82 @@ async def guarded(
         breaker.success()
         return result
     raise AssertionError("unreachable")
+
+
+class Busy(Exception):
+    """The backend already has as many calls as it may take, and its queue is full: shed this one."""
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(f"retry in {retry_after} s")
+        self.retry_after = retry_after
+
+
+class Bulkhead:
+    """At most `limit` calls to one backend in flight from this process, `queue` more waiting their
+    turn in order; a caller beyond that is refused at once (`Busy`) instead of joining a pile of
+    calls that would time out. A patient caller (the outbox worker, which has no consumer waiting)
+    always waits, and does not count against `queue`."""
+
+    SMOOTHING = 0.2  # weight of the newest call in the moving average of call time
+
+    def __init__(self, limit: int, queue: int, wait: float) -> None:
+        self.limit, self.queue, self.wait = limit, queue, wait
+        self.in_flight = 0
+        self.waiting = 0  # impatient callers in line
+        self.seconds = 0.0  # how long a call takes, on average
+        self._line: deque[asyncio.Future[None]] = deque()
+
+    @property
+    def free(self) -> int:
+        return max(self.limit - self.in_flight - len(self._line), 0)
+
+    def retry_after(self) -> int:
+        """Whole seconds until a caller refused now would likely find a free slot."""
+        return max(1, math.ceil(self.seconds * (self.waiting + 1) / self.limit))
+
+    @contextlib.asynccontextmanager
+    async def slot(self, patient: bool = False) -> AsyncIterator[None]:
+        if self.in_flight < self.limit and not self._line:
+            self.in_flight += 1
+        else:
+            await self._queue(patient)
+        started = time.monotonic()
+        try:
+            yield
+        finally:
+            self.seconds += (time.monotonic() - started - self.seconds) * self.SMOOTHING
+            self._release()
+
+    async def _queue(self, patient: bool) -> None:
+        if not patient and self.waiting >= self.queue:
+            raise Busy(self.retry_after())
+        turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._line.append(turn)
+        self.waiting += not patient
+        try:
+            if patient:
+                await turn
+            else:
+                async with asyncio.timeout(self.wait):
+                    await turn
+        except (TimeoutError, asyncio.CancelledError) as exc:
+            if turn.done() and not turn.cancelled():
+                self._release()  # the slot was handed over as the wait ended: pass it on
+            else:
+                turn.cancel()
+                with contextlib.suppress(ValueError):
+                    self._line.remove(turn)
+            if isinstance(exc, TimeoutError):
+                raise Busy(self.retry_after()) from None
+            raise
+        finally:
+            self.waiting -= not patient
+
+    def _release(self) -> None:
+        """Hand the slot to the first caller still waiting, or free it."""
+        while self._line:
+            turn = self._line.popleft()
+            if not turn.done():
+                turn.set_result(None)
+                return
+        self.in_flight -= 1

@@ -1,6 +1,7 @@
 """What a folder of routes must hold together, beyond each route on its own: every canonical schema a
-route names exists and is a schema, and every deprecated version's successor is a route that
-outlives it. `load_routes` reports these with the file's other problems."""
+route names exists and is a schema, every deprecated version's successor is a route that
+outlives it, and sides sharing a concurrency pool agree on its limit. `load_routes` reports these
+with the file's other problems."""
 
 from __future__ import annotations
 
@@ -52,4 +53,26 @@ def successor_problems(folder: Path, routes: list[Route]) -> list[str]:
             problems.append(f"{where}: {deprecation.successor!r} must be another route with an operation")
         elif successor.operation.deprecated and successor.operation.deprecated.sunset <= deprecation.sunset:
             problems.append(f"{where}: {deprecation.successor!r} is retired no later than {route.name} itself")
+    return problems
+
+
+def pool_problems(folder: Path, routes: list[Route]) -> list[str]:
+    """Sides naming one concurrency pool share one limit, so they must say the same limit and line."""
+    seen: dict[str, tuple[tuple[int, int, float | None], str]] = {}
+    problems = []
+    for route in routes:
+        sides = [("legacy", route.legacy), ("cloud", route.cloud)]
+        sides += [(f"entities.{entity}.{which}", getattr(own, which)) for entity, own in route.entities.items()
+                  for which in ("legacy", "cloud")]  # fmt: skip
+        for where, side in sides:
+            limits = side.concurrency if side is not None else None
+            if limits is None or limits.pool is None:
+                continue
+            said, first = (limits.limit, limits.queue, limits.wait), f"route {route.name}: {where}"
+            if limits.pool not in seen:
+                seen[limits.pool] = (said, first)
+            elif seen[limits.pool][0] != said:
+                other = seen[limits.pool][1]
+                problems.append(f"{folder}: {first}.concurrency: pool {limits.pool!r} is already limited "
+                                f"differently by {other}; say the same limit, queue and wait")  # fmt: skip
     return problems

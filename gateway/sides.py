@@ -8,6 +8,7 @@ call happens here too, off the request path.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 from collections.abc import Coroutine
@@ -18,8 +19,8 @@ from aiohttp import web
 
 from cutover.compare import Difference, Kind
 from cutover.decide import Side
-from gateway.problems import Problem
-from gateway.resilience import guarded
+from gateway.problems import BUSY, Problem
+from gateway.resilience import Busy, guarded
 from gateway.state import CUTOVER, METRICS
 from gateway.table import Compiled
 from gateway.upstream import RawReply, UpstreamError
@@ -50,8 +51,11 @@ class Answer:
     body: Any
 
 
-async def call_side(app: web.Application, compiled: Compiled, side: str, entity: str | None, call: Call) -> Answer:
-    """Call one side through its breaker and retries; a failure is a Problem."""
+async def call_side(
+    app: web.Application, compiled: Compiled, side: str, entity: str | None, call: Call, patient: bool = False
+) -> Answer:
+    """Call one side through its bulkhead, breaker and retries; a failure is a Problem. A `patient`
+    call waits for a slot however long the line (the outbox worker's: no consumer is waiting)."""
     route = compiled.route
     bound = compiled.bound(side, entity)
     try:
@@ -62,14 +66,22 @@ async def call_side(app: web.Application, compiled: Compiled, side: str, entity:
     timeout = bound.backend.config.timeout
     resilience = route.resilience
     sided = replace(call, payload=payload)
+    bulkhead = bound.bulkhead
     try:
-        reply = await guarded(
-            lambda: asyncio.wait_for(bound.backend.call(sided), timeout + 1),
-            bound.breaker,
-            resilience.retries,
-            resilience.backoff,
-            bound.backend.retry_safe and not route.writes,
-        )
+        async with bulkhead.slot(patient) if bulkhead is not None else contextlib.nullcontext():
+            reply = await guarded(
+                lambda: asyncio.wait_for(bound.backend.call(sided), timeout + 1),
+                bound.breaker,
+                resilience.retries,
+                resilience.backoff,
+                bound.backend.retry_safe and not route.writes,
+            )
+    except Busy as exc:
+        assert bulkhead is not None
+        metrics.shed.labels(route.name, side).inc()
+        detail = (f"the {side} system already has {bulkhead.limit} calls from this gateway and {bulkhead.queue} "
+                  f"waiting; nothing was sent: retry in {exc.retry_after} s")  # fmt: skip
+        raise Problem(503, BUSY, detail, {"Retry-After": str(exc.retry_after)}) from None
     except BackendNotFound:
         raise not_found_problem(route.writes, side, call) from None
     except BackendError as exc:
@@ -107,13 +119,14 @@ async def counted(
     """Call a side and count the call as evidence; a failure is returned, not raised."""
     cutover = app.get(CUTOVER)
     try:
-        answer: Answer | Problem = await call_side(app, compiled, side.value, entity, call)
+        answer: Answer | Problem = await call_side(app, compiled, side.value, entity, call, role == "outbox")
     except Problem as exc:
         answer = exc
     failed = isinstance(answer, Problem) and answer.status >= 500
-    outcome = "error" if failed else "ok"
+    shed = failed and isinstance(answer, Problem) and answer.title == BUSY
+    outcome = "shed" if shed else "error" if failed else "ok"
     app[METRICS].side_calls.labels(compiled.route.name, compiled.label(entity), side.value, role, outcome).inc()
-    if cutover is not None:
+    if cutover is not None and not shed:  # a call the gateway held back says nothing about the side
         cutover.called(compiled.route.name, entity, rung, side, failed)
     return answer
 

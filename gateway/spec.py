@@ -32,7 +32,7 @@ from cutover.compare import Rules as CompareRules
 from cutover.decide import Mode
 from cutover.engine import RouteInfo
 from cutover.gates import Gate, Guardrail
-from gateway.route_checks import canonical_problems, successor_problems
+from gateway.route_checks import canonical_problems, pool_problems, successor_problems
 from legacy_adapters import FileDropConfig, HttpConfig, MemoryConfig, OdbcConfig, SoapConfig
 from legacy_adapters.mapping import Mapping
 
@@ -112,10 +112,28 @@ BackendSpec = Annotated[
 ]
 
 
+class Concurrency(_Model):
+    """How much of a backend one gateway process uses at once. Calls beyond `limit` wait in a line of
+    `queue`; beyond that a call is refused at once with 503 and Retry-After (load shedding), instead
+    of piling up until the backend times them all out. Writes on an `async` route are not refused:
+    they are accepted (202) and delivered at the pace the limit allows."""
+
+    limit: int = Field(ge=1, description="calls in flight at once, per gateway process")
+    queue: int = Field(default=0, ge=0, description="calls that may wait for a free slot; more are refused")
+    wait: float | None = Field(default=None, gt=0, description="seconds a call waits in line at most "
+                               "(default: the backend's timeout)")  # fmt: skip
+    pool: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
+        description="sides naming the same pool share one limit: one legacy system behind several routes",
+    )
+
+
 class SideSpec(_Model):
     """One side of a route (legacy or cloud): a backend and the mappings around it."""
 
     backend: BackendSpec
+    concurrency: Concurrency | None = Field(default=None, description="calls at once, and the line beyond")
     request: Mapping | None = Field(default=None, description="consumer JSON → what the backend takes")
     response: Mapping | None = Field(default=None, description="what the backend answers → consumer JSON")
 
@@ -172,6 +190,12 @@ class Route(_Model):
     entity: Source | None = Field(default=None, description="where the legal entity comes from")
     key: Source | None = Field(default=None, description="where the business key comes from")
     writes: bool = False
+    asynchronous: bool = Field(
+        default=False,
+        alias="async",
+        description="a write is accepted at once (202 Accepted with a status URL), kept in the store and "
+        "delivered at the pace the backend takes; needs writes and a store",
+    )
     legacy: SideSpec | None = None
     cloud: SideSpec | None = None
     entities: dict[str, EntitySpec] = Field(
@@ -186,6 +210,8 @@ class Route(_Model):
         "locator (banyan routes scaffold fills it in; banyan catalog report --routes shows it)",
     )
 
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
     @model_validator(mode="after")
     def _shape(self) -> Route:
         if (self.operation is None) == (self.passthrough is None):
@@ -195,6 +221,8 @@ class Route(_Model):
         has_cloud = self.cloud is not None or any(sides.cloud is not None for sides in self.entities.values())
         if self.cutover.mode != "legacy" and not has_cloud and self.operation is not None:
             raise ValueError(f"cutover mode {self.cutover.mode} needs a cloud side")
+        if self.asynchronous and (not self.writes or self.operation is None):
+            raise ValueError("only a managed write route can be async")
         if self.cutover.mode == "shadow" and self.writes:
             raise ValueError("a write route cannot shadow: the cloud would never get the writes; use dual_write")
         if self.operation is not None:
@@ -312,7 +340,7 @@ def load_routes(folder: Path) -> list[Route]:
         f"{folder}: {m} {p} is served by two routes"
         for m, p in sorted({e for e in endpoints if endpoints.count(e) > 1})
     ]
-    problems += successor_problems(folder, routes) + canonical_problems(folder, routes)
+    problems += successor_problems(folder, routes) + canonical_problems(folder, routes) + pool_problems(folder, routes)
     if problems:
         raise RouteError(problems)
     return routes

@@ -24,7 +24,7 @@ from cutover.runtime import Cutover
 from gateway.canonical import Contract, load_canonical, reference
 from gateway.inputs import schema_validator
 from gateway.problems import Problem
-from gateway.resilience import Breaker
+from gateway.resilience import Breaker, Bulkhead
 from gateway.spec import Route, RouteError, SideSpec, load_routes
 from gateway.upstream import Upstream
 from legacy_adapters import Backend, create
@@ -32,21 +32,43 @@ from legacy_adapters import Backend, create
 
 @dataclass
 class Bound:
-    """One side of a route for one entity: its backend, breaker and compiled mappings."""
+    """One side of a route for one entity: its backend, breaker, bulkhead and compiled mappings."""
 
     backend: Backend
     breaker: Breaker
     request_map: Any
     response_map: Any
+    bulkhead: Bulkhead | None = None
+    pool: str = ""  # the bulkhead's name, for /metrics
+
+
+class Pools:
+    """This process's bulkheads by name. They outlive a reload of the routes, so calls in flight
+    still count against the limit the reloaded routes use; a changed limit starts a new bulkhead."""
+
+    def __init__(self) -> None:
+        self._by_name: dict[str, Bulkhead] = {}
+
+    def get(self, name: str, limit: int, queue: int, wait: float) -> Bulkhead:
+        found = self._by_name.get(name)
+        if found is None or (found.limit, found.queue, found.wait) != (limit, queue, wait):
+            found = self._by_name[name] = Bulkhead(limit, queue, wait)
+        return found
+
+    def items(self) -> list[tuple[str, Bulkhead]]:
+        return sorted(self._by_name.items())
 
 
 class Compiled:
     """A route as the request path uses it: its matcher, validator, XPaths and comparator built once
     at load, and its sides bound (backend, breaker, mappings) on first use per entity."""
 
-    def __init__(self, route: Route, base: Path, canonical: dict[str, dict[str, Any]] | None = None) -> None:
+    def __init__(
+        self, route: Route, base: Path, canonical: dict[str, dict[str, Any]] | None = None, pools: Pools | None = None
+    ) -> None:
         self.route = route
         self.base = base
+        self.pools = pools if pools is not None else Pools()
         self.mode = Mode(route.cutover.mode)
         self.contract: Contract | None = None  # the canonical answer, when the response refers to one
         self.path_parameters = frozenset(route.operation.parameters if route.operation else ())
@@ -104,17 +126,23 @@ class Compiled:
         owner = entity or "" if own is not None and getattr(own, side) is not None else ""
         found = self._bound.get((side, owner))
         if found is None:
-            found = self._bound[(side, owner)] = self._bind(spec)
+            found = self._bound[(side, owner)] = self._bind(spec, f"{self.route.name}/{side}/{owner or '*'}")
         return found
 
-    def _bind(self, spec: SideSpec) -> Bound:
+    def _bind(self, spec: SideSpec, name: str) -> Bound:
         breaker = self.route.resilience.breaker
-        return Bound(
+        bound = Bound(
             backend=create(spec.backend),
             breaker=Breaker(breaker.failures, breaker.reset),
             request_map=spec.request.compile(self.base) if spec.request else None,
             response_map=spec.response.compile(self.base) if spec.response else None,
         )
+        limits = spec.concurrency
+        if limits is not None:
+            bound.pool = limits.pool or name
+            wait = limits.wait if limits.wait is not None else spec.backend.timeout
+            bound.bulkhead = self.pools.get(bound.pool, limits.limit, limits.queue, wait)
+        return bound
 
     def rule(self, cutover: Cutover | None, entity: str | None) -> Rule:
         """The rung this route serves `entity` on: the store's rule, or where the route file starts it."""
@@ -180,6 +208,7 @@ class Table:
     routes: list[Compiled]
     loaded_at: float = field(default_factory=time.time)
     canonical: dict[str, dict[str, Any]] = field(default_factory=dict)  # the schemas beside the route files
+    pools: Pools = field(default_factory=Pools)
 
     def match(self, method: str, path: str) -> tuple[Compiled, dict[str, str]]:
         allowed: list[str] = []
@@ -215,10 +244,12 @@ class Routing:
     table: Table
 
 
-def compile_table(folder: Path) -> Table:
+def compile_table(folder: Path, pools: Pools | None = None) -> Table:
+    """The routes in `folder`, compiled; a reload passes the table's `pools` on to the new one."""
     routes = load_routes(folder)  # checks every canonical reference
     canonical = load_canonical(folder)
-    compiled = [Compiled(route, folder, canonical) for route in routes]
+    pools = pools if pools is not None else Pools()
+    compiled = [Compiled(route, folder, canonical, pools) for route in routes]
     # A route that lists no entities (a passthrough reading its entity from the envelope) labels
     # the entities some route of the deployment names; anything else is still `other`.
     every = frozenset().union(*(c.known_entities for c in compiled))
@@ -226,4 +257,4 @@ def compile_table(folder: Path) -> Table:
     for route in compiled:
         route.known_entities = route.known_entities or every
         route.retiring = _retiring(route, by_name)
-    return Table(compiled, canonical=canonical)
+    return Table(compiled, canonical=canonical, pools=pools)
