@@ -21,7 +21,7 @@ lint: setup
 	$(BIN)/mypy
 
 bench: setup
-	@bash scripts/setup/system_packages.sh nginx wrk
+	@bash scripts/setup/system_packages.sh wrk
 	$(BIN)/python scripts/bench/scan_files.py
 	$(BIN)/python scripts/bench/scan_ddl.py
 	$(BIN)/python scripts/bench/gateway.py

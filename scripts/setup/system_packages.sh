@@ -9,7 +9,8 @@ wanted=(
   odbc-postgresql odbc-mariadb libsqliteodbc   # real ODBC drivers for the database scanner
   sqlite3                              # loads SQLite schemas in the tests
   chromium                             # opens the HTML report in the tests, driven by playwright
-  "$@"                                 # extra packages a target asks for (make bench: nginx wrk)
+  nginx                                # a real load balancer in front of several gateways in the tests
+  "$@"                                 # extra packages a target asks for (make bench: wrk)
 )
 
 missing=()

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -183,10 +184,14 @@ def soap_only_gateway(legacy_soap: str, tmp_path_factory: pytest.TempPathFactory
         yield running
 
 
+SERVED: dict[str, Any] = {}  # URL → the `banyan serve` process behind it, for a test that kills one
+
+
 @contextmanager
 def serve_process(*args: str, env: dict[str, str] | None = None) -> Iterator[str]:
     """A real `banyan serve` process (its own process group) on a free loopback port; its URL.
-    `args` are serve's options besides --port; the group is stopped with SIGTERM afterwards."""
+    `args` are serve's options besides --port; the group is stopped with SIGTERM afterwards (a test
+    may kill it first: `SERVED[url]` is the process)."""
     import os
     import signal
     import subprocess
@@ -212,8 +217,10 @@ def serve_process(*args: str, env: dict[str, str] | None = None) -> Iterator[str
                 if process.poll() is not None or time.monotonic() > deadline:
                     pytest.fail(f"the gateway did not start: {process.stderr.read().decode()[-2000:]}")  # type: ignore[union-attr]
                 time.sleep(0.1)
+        SERVED[url] = process
         yield url
     finally:
+        SERVED.pop(url, None)
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGTERM)
         process.wait(timeout=30)

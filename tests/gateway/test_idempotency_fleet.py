@@ -4,6 +4,7 @@ PostgreSQL store, a retry after a timeout — counted at a real legacy HTTP serv
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import threading
@@ -27,16 +28,18 @@ ORDER = {"orderNumber": "PO-77", "customer": "globex", "qty": 3}
 class Legacy:
     """A legacy order service that counts every booking it is asked for."""
 
-    def __init__(self, delay: float = 0.0) -> None:
+    def __init__(self, delay: float = 0.0, one_at_a_time: bool = False) -> None:
         self.bookings: Counter[str] = Counter()
         self.numbers = itertools.count(1)
         self.delay, self.lock = delay, threading.Lock()
+        self.one_at_a_time = threading.Lock() if one_at_a_time else contextlib.nullcontext()
         legacy = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                time.sleep(legacy.delay)
+                with legacy.one_at_a_time:  # an ERP that books one order at a time: 1 / delay a second
+                    time.sleep(legacy.delay)
                 with legacy.lock:
                     legacy.bookings[json.loads(body).get("po", "?")] += 1
                     number = next(legacy.numbers)

@@ -247,3 +247,86 @@ def test_routes_that_cannot_keep_their_promise_are_refused(tmp_path: Path) -> No
     (folder / "orders.yaml").write_text(ROUTES)
     with pytest.raises(RouteError, match=r"route order-put is async: .* serve it with --store"):
         build_app(Settings(routes=folder, consumers=None))
+
+
+# -- real processes, a real HTTP legacy service ----------------------------------------------------
+def _surge_routes(folder: Path, legacy_url: str) -> Path:
+    folder.mkdir()
+    (folder / "orders.yaml").write_text(f"""\
+routes:
+  - name: order-create
+    operation: {{method: POST, path: "/v1/{{entity}}/orders"}}
+    entity: {{from: path, name: entity, values: [ACME-DE]}}
+    key: {{from: json, pointer: /orderNumber}}
+    writes: true
+    async: true
+    legacy:
+      backend: {{backend: http, url: "{legacy_url}/orders", method: POST, timeout: 5}}
+      request: {{map: {{po: /orderNumber, customer: /customer}}}}
+      concurrency: {{limit: 1}}
+    resilience: {{retries: 0}}
+  - name: order-create-now
+    operation: {{method: POST, path: "/v2/{{entity}}/orders"}}
+    entity: {{from: path, name: entity, values: [ACME-DE]}}
+    key: {{from: json, pointer: /orderNumber}}
+    writes: true
+    legacy:
+      backend: {{backend: http, url: "{legacy_url}/orders", method: POST, timeout: 5}}
+      request: {{map: {{po: /orderNumber, customer: /customer}}}}
+      concurrency: {{limit: 1}}
+    resilience: {{retries: 0}}
+""")
+    return folder
+
+
+def test_a_surge_of_200_writes_is_accepted_at_once_and_booked_once_at_the_legacy_pace(tmp_path: Path) -> None:
+    from tests.gateway.conftest import serve_process
+    from tests.gateway.test_idempotency_fleet import Legacy
+
+    legacy = Legacy(delay=0.1, one_at_a_time=True)  # an ERP that books 10 orders a second
+    folder = _surge_routes(tmp_path / "routes", legacy.url)
+    with serve_process("--routes", str(folder), "--insecure-no-auth", "--store", str(tmp_path / "c.db")) as url:
+
+        async def surge() -> list[tuple[int, str]]:
+            async with aiohttp.ClientSession() as session:
+
+                async def one(n: int) -> tuple[int, str]:
+                    await asyncio.sleep(n / 100)  # 200 writes in 2 s: twenty times what the ERP takes
+                    body = {"orderNumber": f"PO-{n}", "customer": "globex"}
+                    async with session.post(f"{url}/v1/ACME-DE/orders", json=body,
+                                            headers={"Idempotency-Key": f"surge-{n}"}) as response:  # fmt: skip
+                        return response.status, response.headers.get("Location", "")
+
+                return await asyncio.gather(*(one(n) for n in range(200)))
+
+        accepted = asyncio.run(surge())
+        booked_when_all_were_accepted = legacy.total
+        assert [status for status, _ in accepted] == [202] * 200
+        assert booked_when_all_were_accepted < 100  # answered at once, not at the ERP's pace
+        deadline = time.monotonic() + 90
+        while legacy.total < 200:
+            assert time.monotonic() < deadline, f"only {legacy.total} of 200 booked"
+            time.sleep(0.2)
+        time.sleep(0.5)
+        assert legacy.total == 200 and set(legacy.bookings.values()) == {1}  # every one, once
+        told = [requests.get(f"{url}{location}", timeout=5).json() for _, location in accepted]
+        assert {t["status"] for t in told} == {"done"}
+        assert len({t["answer"]["body"]["orderId"] for t in told}) == 200
+
+        # without async, the overflow is refused at once instead of waiting out the backend
+        async def overflow() -> list[tuple[int, str | None]]:
+            finished: list[tuple[int, str | None]] = []
+            async with aiohttp.ClientSession() as session:
+
+                async def one(n: int) -> None:
+                    body = {"orderNumber": f"PO-N{n}", "customer": "globex"}
+                    async with session.post(f"{url}/v2/ACME-DE/orders", json=body) as response:
+                        finished.append((response.status, response.headers.get("Retry-After")))
+
+                await asyncio.gather(*(one(n) for n in range(10)))
+            return finished
+
+        legacy.delay = 1.0
+        finished = asyncio.run(overflow())
+        assert [status for status, _ in finished] == [503] * 9 + [201]  # refused before the one booked
+        assert all(retry is not None and int(retry) >= 1 for _, retry in finished[:9])
