@@ -9,6 +9,7 @@ from typing import Any
 
 from aiohttp import web
 
+from gateway.accepted import STATUS_PATH
 from gateway.canonical import reference
 from gateway.problems import KINDS, PROBLEM_SCHEMA, type_uri
 from gateway.spec import Route
@@ -27,6 +28,32 @@ _PROBLEMS = {
     "503": "Backend unavailable or its circuit breaker open",
     "504": "Backend timed out",
 }
+
+
+_ACCEPTED = {
+    "description": "accepted: recorded, and made at the pace the backend takes; the Location (status URL) "
+    "tells how it ended",
+    "headers": {
+        "Location": {"schema": {"type": "string"}, "description": "the status URL"},
+        "Retry-After": {"schema": {"type": "integer"}, "description": "seconds before asking the status URL"},
+    },
+    "content": {"application/json": {"schema": {"type": "object", "required": ["status", "statusUrl"], "properties": {
+        "status": {"const": "pending"}, "statusUrl": {"type": "string"}, "route": {"type": "string"},
+        "entity": {"type": ["string", "null"]}}}}},
+}  # fmt: skip
+_STATUS = {
+    "operationId": "accepted-status",
+    "summary": "Where a write accepted with 202 stands: pending, done (with the answer), failed, in_doubt",
+    "parameters": [{"name": "token", "in": "path", "required": True, "schema": {"type": "string"}}],
+    "responses": {
+        "200": {"description": "the write's state", "content": {"application/json": {"schema": {
+            "type": "object", "required": ["status"], "properties": {
+                "status": {"enum": ["pending", "done", "failed", "in_doubt"]}, "answer": {"type": "object"},
+                "problem": {"type": "object"}, "attempts": {"type": "integer"}}}}}},
+        "404": {"description": "no write accepted for this key has this status URL",
+                "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}},
+    },
+}  # fmt: skip
 
 
 def _problem_responses() -> dict[str, Any]:
@@ -96,6 +123,9 @@ def openapi(routes: list[Route], canonical: dict[str, dict[str, Any]] | None = N
                 **_problem_responses(),
             },
         }
+        if route.asynchronous:  # the answer comes later, from the status URL
+            del entry["responses"][success]
+            entry["responses"]["202"] = _ACCEPTED
         if (deprecation := operation.deprecated) is not None:
             entry["deprecated"] = True
             instead = f"; its successor is `{deprecation.successor}`" if deprecation.successor else ""
@@ -121,6 +151,8 @@ def openapi(routes: list[Route], canonical: dict[str, dict[str, Any]] | None = N
             ]
             entry["description"] = "\n\n".join([*filter(None, [entry.get("description")]), *lines])
         paths.setdefault(operation.path, {})[operation.method.lower()] = entry
+    if any(route.asynchronous for route in routes):
+        paths[STATUS_PATH] = {"get": _STATUS}
     return {
         "openapi": "3.1.0",
         "info": {"title": "Banyan gateway", "version": "1", "description": "Managed APIs in front of the legacy ERPs."},

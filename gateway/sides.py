@@ -79,8 +79,8 @@ async def call_side(
     except Busy as exc:
         assert bulkhead is not None
         metrics.shed.labels(route.name, side).inc()
-        detail = (f"the {side} system already has {bulkhead.limit} calls from this gateway and {bulkhead.queue} "
-                  f"waiting; nothing was sent: retry in {exc.retry_after} s")  # fmt: skip
+        detail = (f"the {side} system is at its limit ({bulkhead.limit} at once from this gateway, "
+                  f"{bulkhead.queue} waiting); nothing was sent: retry in {exc.retry_after} s")  # fmt: skip
         raise Problem(503, BUSY, detail, {"Retry-After": str(exc.retry_after)}) from None
     except BackendNotFound:
         raise not_found_problem(route.writes, side, call) from None

@@ -330,3 +330,10 @@ def test_a_surge_of_200_writes_is_accepted_at_once_and_booked_once_at_the_legacy
         finished = asyncio.run(overflow())
         assert [status for status, _ in finished] == [503] * 9 + [201]  # refused before the one booked
         assert all(retry is not None and int(retry) >= 1 for _, retry in finished[:9])
+
+
+def test_the_contract_says_an_async_route_answers_202_and_where_to_ask(gateway: Gateway) -> None:
+    document = requests.get(f"{gateway.url}/openapi.json", timeout=5).json()
+    answers = document["paths"]["/v1/{entity}/orders/{orderId}"]["put"]["responses"]
+    assert "200" not in answers and set(answers["202"]["headers"]) == {"Location", "Retry-After"}
+    assert document["paths"]["/accepted/{token}"]["get"]["operationId"] == "accepted-status"
