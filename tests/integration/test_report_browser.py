@@ -33,6 +33,8 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Catalog]:
 
 
 def test_report_in_chromium(report: tuple[Path, Catalog], browser: object, tmp_path: Path) -> None:
+    from playwright.sync_api import expect
+
     html, catalog = report
     page = browser.new_page(viewport={"width": 1400, "height": 1000})  # type: ignore[attr-defined]
     errors: list[str] = []
@@ -77,12 +79,12 @@ def test_report_in_chromium(report: tuple[Path, Catalog], browser: object, tmp_p
     page.select_option("select[data-field=disposition]", "")
     fax = next(i for i in catalog.interfaces if i.name == "dbo.trg_customer_fax_notify")
     page.click(f"section:has(h2:text('Roadmap: retire')) a[href='#{fax.id}']")
-    assert page.locator(f"details#{fax.id}").get_attribute("open") is not None
+    expect(page.locator(f"details#{fax.id}")).to_have_attribute("open", "")  # opened on the hashchange
 
     # a box in the graph opens that interface's details
     trigger = next(i for i in catalog.interfaces if i.name == "dbo.trg_order_audit_export")
     page.click(f"svg#graph a.node[data-id='{trigger.id}']")
-    assert page.locator(f"details#{trigger.id}").get_attribute("open") is not None
+    expect(page.locator(f"details#{trigger.id}")).to_have_attribute("open", "")
 
     # the graph fits its box when the page opens, zooms and keeps every label inside its box
     box_width = page.evaluate("document.getElementById('graph-box').clientWidth")
