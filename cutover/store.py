@@ -218,6 +218,18 @@ MIGRATIONS: list[list[str]] = [
         "CREATE UNIQUE INDEX cutover_outbox_token ON cutover_outbox (token)",
         "ALTER TABLE cutover_idempotency ADD COLUMN location TEXT",
     ],
+    # the events routes declare, recorded with the write they tell of and published from here in
+    # order by one relay at a time for the fleet (events/log.py)
+    [
+        "CREATE TABLE cutover_events ({id}, created DOUBLE PRECISION NOT NULL, at TEXT NOT NULL, "
+        "event_id TEXT NOT NULL UNIQUE, type TEXT NOT NULL, subject TEXT, route TEXT NOT NULL, entity TEXT NOT NULL, "
+        "body TEXT NOT NULL, state TEXT NOT NULL, replays INTEGER NOT NULL DEFAULT 0, published_at TEXT)",
+        "CREATE INDEX cutover_events_pending ON cutover_events (id) WHERE state = 'pending'",
+        "CREATE INDEX cutover_events_created ON cutover_events (type, created)",
+        "CREATE TABLE cutover_event_relay (id INTEGER PRIMARY KEY, owner TEXT NOT NULL, "
+        "lease_until DOUBLE PRECISION NOT NULL)",
+        "INSERT INTO cutover_event_relay (id, owner, lease_until) VALUES (1, '', 0)",
+    ],
 ]
 NOISE_ABSOLUTE = 0.001  # a field is a real difference when the cloud's rate beats legacy's own by 0.1 point…
 NOISE_RELATIVE = 0.2  # …and by a fifth of it (Diffy's two thresholds)

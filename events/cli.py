@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import getpass
+import json
 import os
 import signal
 from typing import Annotated
@@ -10,12 +12,18 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.table import Table
 
 from cutover.store import StoreError, open_store
-from events.publish import BrokerError, JetStream, drain
+from events.brokers import BrokerError, JetStream
+from events.log import EventLog, EventLogError
+from events.publish import drain
 from events.table import SourceError, TableSource
 
-events_app = typer.Typer(help="Publish legacy changes as CloudEvents (NATS JetStream).", no_args_is_help=True)
+events_app = typer.Typer(
+    help="Business events as CloudEvents: from legacy tables (NATS JetStream), and the routes' (list, replay).",
+    no_args_is_help=True,
+)
 errors = Console(stderr=True)
 
 
@@ -62,12 +70,12 @@ def from_table(
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stopping.set)
-        target = JetStream(broker, stream, subject)
+        target = JetStream(broker, stream, [subject])
         await target.open()
         total = 0
         try:
             while True:
-                total += await drain(reader, target, opened, batch)
+                total += await drain(reader, target, subject, opened, batch)
                 if not follow or stopping.is_set():
                     return total
                 try:
@@ -86,3 +94,63 @@ def from_table(
     finally:
         opened.close()
     typer.echo(f"published {total} events from {table} to {subject} (stream {stream}); {reader.key} is at {mark}")
+
+
+@events_app.command("list")
+def list_events(
+    store: Annotated[str, typer.Option(envvar="BANYAN_STORE", help="the cutover store")],
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON for scripts")] = False,
+) -> None:
+    """How many events the routes recorded, per type: published, and waiting for the broker.
+
+    Example: banyan events list --store cutover.db
+    """
+    try:
+        opened = open_store(store, create=False)
+    except StoreError as exc:
+        raise _fail(str(exc)) from None
+    try:
+        counts = EventLog(opened).counts()
+    finally:
+        opened.close()
+    by_type: dict[str, dict[str, int]] = {}
+    for key, count in counts.items():
+        kind, state = key.rsplit(" ", 1)
+        by_type.setdefault(kind, {"pending": 0, "published": 0})[state] = count
+    if as_json:
+        typer.echo(json.dumps(by_type, indent=2, sort_keys=True))
+        return
+    table = Table(title="Events the routes recorded")
+    for column in ("type", "published", "waiting for the broker"):
+        table.add_column(column, justify="left" if column == "type" else "right")
+    for kind, states in sorted(by_type.items()):
+        table.add_row(escape(kind), str(states["published"]), str(states["pending"]))
+    Console().print(table)
+
+
+@events_app.command("replay")
+def replay(
+    since: Annotated[str, typer.Option(help="from this time (ISO, UTC): 2026-12-01T09:00")],
+    to: Annotated[str, typer.Option(help="up to this time (ISO, UTC), not included")],
+    reason: Annotated[str, typer.Option(help="why: kept in the audit log")],
+    store: Annotated[str, typer.Option(envvar="BANYAN_STORE", help="the cutover store")],
+    event_type: Annotated[str | None, typer.Option("--type", help="only events of this type")] = None,
+    actor: Annotated[str | None, typer.Option(help="who asks (default: your login name)")] = None,
+) -> None:
+    """Publish again the events recorded in a time range, for a consumer that was down; audited.
+    Each keeps its id (consumers that saw it drop it); the gateways' relay publishes them in order.
+
+    Example: banyan events replay --type com.acme.order.created --since 2026-12-01T09:00 --to 2026-12-01T12:00
+    --reason "warehouse system was down" --store cutover.db
+    """
+    try:
+        opened = open_store(store, create=False)
+    except StoreError as exc:
+        raise _fail(str(exc)) from None
+    try:
+        count = EventLog(opened).replay(event_type, since, to, actor or getpass.getuser(), reason)
+    except EventLogError as exc:
+        raise _fail(str(exc)) from None
+    finally:
+        opened.close()
+    typer.echo(f"{count} events of {event_type or 'every type'} will be published again by the gateways' relay")

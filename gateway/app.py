@@ -7,12 +7,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 from aiohttp import web
 
-from cutover.runtime import Cutover
+from cutover.runtime import Cutover, in_thread
+from events.log import EventLog
+from events.relay import relay
 from gateway import policies
 from gateway.accepted import STATUS_PATH
 from gateway.accepted import status as accepted_status
@@ -24,12 +28,15 @@ from gateway.metrics import Metrics
 from gateway.openapi import api_reference, docs_page, openapi
 from gateway.outbox_worker import outbox_worker
 from gateway.request import handle
-from gateway.spec import RouteError, known_entities, route_infos
+from gateway.route_files import RouteError
+from gateway.spec import known_entities, route_infos
 from gateway.state import (
     ADMIN_FAILURES,
     ADMIN_KEY,
     CUTOVER,
     DEFAULT_MAX_BODY,
+    EVENT_LOG,
+    EVENTS_READY,
     IDEMPOTENCY,
     KEY_TURNS,
     LIMITER,
@@ -63,6 +70,9 @@ async def metrics_endpoint(request: web.Request) -> web.Response:
     for pool, bulkhead in request.app[ROUTING].table.pools.items():  # read when asked: no cost per call
         metrics.in_flight.labels(pool).set(bulkhead.in_flight)
         metrics.waiting.labels(pool).set(bulkhead.waiting)
+    if EVENT_LOG in request.app:
+        with contextlib.suppress(Exception):  # the store is down: the gauge keeps its last value
+            metrics.events_backlog.set(await in_thread(request.app[EVENT_LOG].backlog))
     return web.Response(body=metrics.render(), content_type="text/plain", charset="utf-8")
 
 
@@ -141,12 +151,34 @@ async def _outbox_lifecycle(app: web.Application) -> AsyncIterator[None]:
 
 
 def _check_store(table: Table, settings: Settings) -> None:
-    """An async route keeps its accepted writes in the store: without one it cannot be served."""
+    """An async route keeps its accepted writes in the store, a route with events its events: without
+    a store neither can be served."""
     if settings.store is None:
-        needing = [c.route.name for c in table.routes if c.route.asynchronous]
-        if needing:
-            raise RouteError([f"route {name} is async: its accepted writes are kept in the store, so serve it "
-                              "with --store" for name in needing])  # fmt: skip
+        problems = [f"route {c.route.name} is async: its accepted writes are kept in the store, so serve it "
+                    "with --store" for c in table.routes if c.route.asynchronous]  # fmt: skip
+        problems += [f"route {c.route.name} declares events: they are kept in the store until the broker has "
+                     "them, so serve it with --store" for c in table.routes if c.route.events]  # fmt: skip
+        if problems:
+            raise RouteError(problems)
+    elif settings.events_broker is None:
+        for compiled in table.routes:
+            if compiled.route.events:
+                log.warning("route %s declares events and no --events-broker is set: they wait in the store",
+                            compiled.route.name)  # fmt: skip
+
+
+async def _events_lifecycle(app: web.Application) -> AsyncIterator[None]:
+    """The relay that publishes the recorded events (one gateway of the fleet at a time)."""
+    metrics, settings = app[METRICS], app[SETTINGS]
+    assert settings.events_broker is not None
+    owner = f"{socket.gethostname()}:{os.getpid()}"
+    task = asyncio.create_task(
+        relay(app[EVENT_LOG], settings.events_broker, owner, app[EVENTS_READY],
+              lambda kind: metrics.events_published.labels(kind).inc(),
+              lambda down: metrics.events_broker_down.set(1 if down else 0))
+    )  # fmt: skip
+    yield
+    await _cancelled(task)
 
 
 def build_app(settings: Settings) -> web.Application:
@@ -184,12 +216,16 @@ def build_app(settings: Settings) -> web.Application:
             cutover.listeners.append(take_keys)
         app[OUTBOX_READY] = asyncio.Event()
         app[KEY_TURNS] = KeyTurns()
+        app[EVENT_LOG] = EventLog(app[CUTOVER].store)
+        app[EVENTS_READY] = asyncio.Event()
         app.cleanup_ctx.append(cutover_lifecycle)
     if IDEMPOTENCY not in app:
         app[IDEMPOTENCY] = LocalIdempotency()  # no store: one process, its own claims
     app.cleanup_ctx.append(_routes_lifecycle)
     if settings.store:
         app.cleanup_ctx.append(_outbox_lifecycle)
+    if settings.store and settings.events_broker:
+        app.cleanup_ctx.append(_events_lifecycle)
     if settings.store and settings.admin_key:
         app[ADMIN_KEY] = settings.admin_key
         app[ADMIN_FAILURES] = {}

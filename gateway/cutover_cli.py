@@ -21,7 +21,8 @@ from rich.table import Table
 from cutover.decide import Rule, Side
 from cutover.engine import CutoverError, Engine
 from cutover.store import Conflict, StoreError, minute, open_store
-from gateway.spec import RouteError, known_entities, load_routes, route_infos
+from gateway.route_files import RouteError, load_routes
+from gateway.spec import known_entities, route_infos
 
 cutover_app = typer.Typer(
     help="Move routes from legacy to the cloud ERP, per legal entity, on evidence.", no_args_is_help=True

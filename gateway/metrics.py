@@ -47,6 +47,25 @@ class Metrics:
             "banyan_backend_waiting", "Calls waiting in line for a backend pool, in this process", ["pool"],
             registry=self.registry,
         )  # fmt: skip
+        self.events_recorded = Counter(
+            "banyan_events_recorded", "Events recorded in the store by successful calls", ["route", "type"],
+            registry=self.registry,
+        )  # fmt: skip
+        self.events_unrecorded = Counter(
+            "banyan_events_unrecorded", "Events of a made write the store could not take (logged)", ["route"],
+            registry=self.registry,
+        )  # fmt: skip
+        self.events_published = Counter(
+            "banyan_events_published", "Events the broker acknowledged", ["type"], registry=self.registry
+        )
+        self.events_backlog = Gauge(
+            "banyan_events_backlog", "Events recorded and not yet acknowledged by the broker (fleet-wide)",
+            registry=self.registry,
+        )  # fmt: skip
+        self.events_broker_down = Gauge(
+            "banyan_events_broker_down", "1 while this gateway's relay cannot reach the events broker",
+            registry=self.registry,
+        )  # fmt: skip
         self.rate_store_down = Gauge(
             "banyan_rate_store_down",
             "1 while the shared rate store (Redis) cannot be reached and limits are kept per process",

@@ -8,15 +8,18 @@ import logging
 import os
 import socket
 import time
+from typing import Any
 
 from aiohttp import web
 
 from cutover.decide import Side
-from cutover.outbox import Message
+from cutover.outbox import Message, Outbox
 from cutover.runtime import in_thread
+from events.log import EventLog, New
 from gateway.problems import Problem
+from gateway.route_events import declared, recorded
 from gateway.sides import Answer, counted, judge
-from gateway.state import CUTOVER, OUTBOX_READY, ROUTING
+from gateway.state import CUTOVER, EVENT_LOG, OUTBOX_READY, ROUTING
 from gateway.table import Compiled
 from legacy_adapters import Call
 
@@ -54,7 +57,7 @@ async def deliver(app: web.Application, message: Message) -> None:
         return
     answer = await counted(app, compiled, side, entity, call, message.rung, "outbox")
     if message.kind == "accepted":
-        await _settle_accepted(app, message, answer)
+        await _settle_accepted(app, compiled, entity, call, message, answer)
         return
     if isinstance(answer, Answer):
         await commits.run(outbox.delivered_in, message.id)
@@ -68,15 +71,27 @@ async def deliver(app: web.Application, message: Message) -> None:
         await commits.run(outbox.failed_in, message, error, message.attempts + 1)
 
 
-async def _settle_accepted(app: web.Application, message: Message, answer: Answer | Problem) -> None:
+def _answered_and_recorded(
+    cursor: Any, outbox: Outbox, event_log: EventLog, message: Message, answer: Any, events: list[New]
+) -> None:
+    """An accepted write made, and its events, in one transaction."""
+    outbox.answered_in(cursor, message, answer, message.call.get("then"))
+    event_log.record_in(cursor, events)
+
+
+async def _settle_accepted(
+    app: web.Application, compiled: Compiled, entity: str | None, call: Call, message: Message, answer: Answer | Problem
+) -> None:
     """An accepted write's outcome, for its status URL: made (and the other side owed its copy on a
     rung writing both), refused, unknown — or failed for now, to be tried again with backoff."""
     cutover = app[CUTOVER]
     outbox, commits = cutover.outbox, cutover.commits
     if isinstance(answer, Answer):
-        await commits.run(outbox.answered_in, message, answer.body, message.call.get("then"))
+        events = declared(compiled, entity, call, answer.body) if compiled.route.events else []
+        await commits.run(_answered_and_recorded, outbox, app[EVENT_LOG], message, answer.body, events)
         if message.call.get("then"):
             app[OUTBOX_READY].set()
+        recorded(app, compiled, events)
     elif answer.status == 504:  # no answer in time: the side may or may not have booked it
         await commits.run(outbox.doubted_in, message, f"{answer.status} {answer.title}: {answer.detail}")
     elif answer.status >= 500:

@@ -19,9 +19,20 @@ from gateway.idempotency import idempotent
 from gateway.inputs import forwardable, parse_json
 from gateway.policies import CONSUMER, ENTITY, RETIRING, ROUTE_NAME, SOAP, correlation_id
 from gateway.problems import WRITE_MADE, Problem
+from gateway.route_events import declared, record, recorded, settle_and_record
 from gateway.sides import Answer, compare_mirrored, compare_soap, counted, later, soap_side
 from gateway.spec import Route
-from gateway.state import CUTOVER, IDEMPOTENCY, KEY_TURNS, LIMITER, METRICS, OUTBOX_READY, ROUTING, SETTINGS
+from gateway.state import (
+    CUTOVER,
+    EVENT_LOG,
+    IDEMPOTENCY,
+    KEY_TURNS,
+    LIMITER,
+    METRICS,
+    OUTBOX_READY,
+    ROUTING,
+    SETTINGS,
+)
 from gateway.table import PARAMS, ROUTE, Compiled
 from legacy_adapters import Call, xmljson
 from legacy_adapters.mapping import MappingError, pointer_get
@@ -162,6 +173,8 @@ async def managed(request: web.Request) -> web.StreamResponse:
         answer = await counted(request.app, compiled, side, entity, call, rule.rung, "fallback")
     if mirror is not None and plan.compare and side is plan.serve:  # after a fallback both answers are legacy's
         later(compare_mirrored(request.app, compiled, entity, answer, mirror, rule.rung, side, call))
+    if route.events and isinstance(answer, Answer) and cutover is not None:
+        await record(request.app, compiled, declared(compiled, entity, call, answer.body))
     return _respond(request, route, answer, side)
 
 
@@ -216,10 +229,12 @@ async def _owe_and_serve(
         outcome, served, error = "in_doubt", None, answer.detail
     else:
         outcome, served, error = "cancelled", None, f"{answer.status} {answer.title}: {answer.detail}"
-    try:
-        await commits.run(outbox.settle_in, message_id, outcome, served, error)
+    events = declared(compiled, entity, call, answer.body) if isinstance(answer, Answer) and route.events else []
+    try:  # the write's outcome and its events, in one transaction
+        await commits.run(settle_and_record, outbox, app[EVENT_LOG], message_id, outcome, served, error, events)
         if outcome == "pending":
             app[OUTBOX_READY].set()
+            recorded(app, compiled, events)
     except StoreError:
         if isinstance(answer, Answer):
             detail = (f"the {serve.value} side took the write, but its copy for the {other.value} side could not be "

@@ -13,9 +13,10 @@ from rich.console import Console
 from rich.table import Table
 
 from cutover.store import StoreError
+from events.brokers import open_broker
 from gateway.app import DEFAULT_MAX_BODY, Settings
 from gateway.consumers import Consumers, digest, new_key
-from gateway.spec import RouteError, json_schema, load_routes
+from gateway.route_files import RouteError, json_schema, load_routes
 
 routes_app = typer.Typer(help="Check, export and scaffold route specs.", no_args_is_help=True)
 keys_app = typer.Typer(help="Create API keys for consumers.", no_args_is_help=True)
@@ -53,6 +54,14 @@ def serve_command(
         str | None,
         typer.Option(envvar="BANYAN_RATE_STORE", help="redis://… to share rate limits across workers and instances"),
     ] = None,
+    events_broker: Annotated[
+        str | None,
+        typer.Option(
+            envvar="BANYAN_EVENTS_BROKER",
+            help="nats://… or amqp://…: where the routes' events are "
+            "published (needs --store; best via env when it holds a password)",
+        ),
+    ] = None,
 ) -> None:
     """Serve the managed APIs in front of the legacy backends.
 
@@ -71,9 +80,13 @@ def serve_command(
             raise _fail("the admin API changes the cutover store: name it with --store")
         if rate_store and not rate_store.startswith(("redis://", "rediss://", "unix://")):
             raise _fail(f"--rate-store takes redis://host:port[/db], not {rate_store!r}")
+        if events_broker:
+            if not store:
+                raise _fail("the events wait in the cutover store until the broker has them: name it with --store")
+            open_broker(events_broker)  # a ValueError names the schemes it takes
         settings = Settings(
             routes, loaded, max_body, store=store, admin_key=admin_key, webhook=webhook,
-            in_doubt_after=in_doubt_after, rate_store=rate_store,
+            in_doubt_after=in_doubt_after, rate_store=rate_store, events_broker=events_broker,
         )  # fmt: skip
         serve(settings, host, port, workers, access_log)
     except (RouteError, ValueError, StoreError) as exc:

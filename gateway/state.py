@@ -11,6 +11,7 @@ from pathlib import Path
 from aiohttp import web
 
 from cutover.runtime import Cutover
+from events.log import EventLog
 from gateway.consumers import Consumers
 from gateway.idempotency import Idempotency
 from gateway.limits import Limiter
@@ -31,6 +32,7 @@ class Settings:
     webhook: str | None = None  # called when a guardrail steps a route down
     in_doubt_after: float = 60.0  # seconds before an outbox intent without an outcome is in doubt
     rate_store: str | None = None  # redis://… to share rate limits across processes
+    events_broker: str | None = None  # nats://… or amqp://…: where the routes' events are published
 
 
 ROUTING = web.AppKey("routing", Routing)
@@ -69,3 +71,5 @@ class KeyTurns:
 
 KEY_TURNS = web.AppKey("key_turns", KeyTurns)
 OUTBOX_READY = web.AppKey("outbox_ready", asyncio.Event)  # set when this gateway settles a write to deliver
+EVENT_LOG = web.AppKey("event_log", EventLog)  # the events routes declare, in the store
+EVENTS_READY = web.AppKey("events_ready", asyncio.Event)  # set when this gateway records events to publish

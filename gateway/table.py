@@ -25,7 +25,8 @@ from gateway.canonical import Contract, load_canonical, reference
 from gateway.inputs import schema_validator
 from gateway.problems import Problem
 from gateway.resilience import Breaker, Bulkhead
-from gateway.spec import Route, RouteError, SideSpec, load_routes
+from gateway.route_files import RouteError, load_routes
+from gateway.spec import Route, SideSpec
 from gateway.upstream import Upstream
 from legacy_adapters import Backend, create
 

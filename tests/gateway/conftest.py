@@ -107,7 +107,7 @@ def routes_yaml(legacy: str, dead: str, drops: Path) -> str:
 def running_gateway(folder: Path, routes_text: str, **settings: str) -> Iterator[Gateway]:
     """A gateway serving `routes_text` on a free loopback port, in a thread of its own."""
     routes = folder / "routes"
-    routes.mkdir(exist_ok=True)  # a test may have put canonical schemas there first
+    routes.mkdir(parents=True, exist_ok=True)  # a test may have put canonical schemas there first
     (routes / "orders.yaml").write_text(routes_text)
     consumers = {
         "consumers": [

@@ -15,7 +15,7 @@ from jsonschema import Draft202012Validator
 
 from gateway.canonical import Contract, load_canonical
 from gateway.openapi import openapi
-from gateway.spec import RouteError, load_routes
+from gateway.route_files import RouteError, load_routes
 from legacy_adapters import memory
 from tests.conftest import REPO
 from tests.gateway.conftest import KEYS, Gateway, running_gateway

@@ -178,7 +178,8 @@ def test_a_step_down_is_shown_until_acknowledged(store: str) -> None:
     opened.close()
     # what a gateway's tick does when the guardrail trips
     from cutover.engine import Engine
-    from gateway.spec import known_entities, load_routes, route_infos
+    from gateway.route_files import load_routes
+    from gateway.spec import known_entities, route_infos
 
     routes = load_routes(REPO / "routes")
     engine = Engine(open_store(store), route_infos(routes), known_entities(routes))
@@ -198,7 +199,8 @@ def test_a_step_down_is_shown_until_acknowledged(store: str) -> None:
 def test_the_cli_judges_with_the_gate_the_gateway_runs(store: str, monkeypatch: pytest.MonkeyPatch) -> None:
     # The gateway ran with ACME_GATE_MINUTES=0 (as the demo does); this shell has no such variable.
     from cutover.runtime import Cutover
-    from gateway.spec import known_entities, load_routes, route_infos
+    from gateway.route_files import load_routes
+    from gateway.spec import known_entities, route_infos
 
     monkeypatch.setenv("ACME_GATE_MINUTES", "0")
     routes = load_routes(REPO / "routes")

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from gateway.cli import app
 from gateway.openapi import openapi
-from gateway.spec import RouteError, load_routes
+from gateway.route_files import RouteError, load_routes
 from legacy_adapters import memory
 from tests.gateway.conftest import KEYS, Gateway, running_gateway
 

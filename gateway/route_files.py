@@ -1,0 +1,144 @@
+"""Reading route files: each file validated as a whole, its errors naming the file and the line;
+`${NAME}` / `${NAME:-default}` filled from the environment in any string, so one set of route files
+serves every deployment (hosts, ports and folders differ, the routes do not; a variable that is not
+set and has no default is an error naming the file and the line); a folder's routes checked
+together; and the JSON Schema editors validate route files with.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from gateway.route_checks import canonical_problems, pool_problems, successor_problems
+from gateway.spec import Route, RouteFile
+
+
+class RouteError(ValueError):
+    """Route files that do not validate; each line of the message names a file and a line."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+def _line(node: yaml.Node | None, location: tuple[Any, ...]) -> int | None:
+    """The line of the YAML node at a pydantic error location."""
+    current = node
+    for step in location:
+        if isinstance(current, yaml.MappingNode):
+            current = next((v for k, v in current.value if k.value == step), None)
+        elif isinstance(current, yaml.SequenceNode) and isinstance(step, int) and step < len(current.value):
+            current = current.value[step]
+        else:
+            break
+        if current is None:
+            return None
+    return current.start_mark.line + 1 if current is not None else None
+
+
+VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def _expand(value: Any, node: yaml.Node | None, path: Path, problems: list[str]) -> Any:
+    """`value` with `${NAME}` / `${NAME:-default}` filled from the environment, in every string it holds."""
+    if isinstance(value, dict):
+        nodes = {k.value: v for k, v in node.value} if isinstance(node, yaml.MappingNode) else {}
+        return {k: _expand(v, nodes.get(k), path, problems) for k, v in value.items()}
+    if isinstance(value, list):
+        items = node.value if isinstance(node, yaml.SequenceNode) else []
+        return [_expand(v, items[i] if i < len(items) else None, path, problems) for i, v in enumerate(value)]
+    if not isinstance(value, str) or "${" not in value:
+        return value
+
+    def fill(match: re.Match[str]) -> str:
+        name, default = match.group(1), match.group(2)
+        found = os.environ.get(name)
+        if found is None and default is None:
+            line = node.start_mark.line + 1 if node is not None else 1
+            problems.append(f"{path}:{line}: environment variable {name} is not set (or write ${{{name}:-default}})")
+            return ""
+        return found if found is not None else default
+
+    return VARIABLE.sub(fill, value)
+
+
+def load_file(path: Path) -> list[Route]:
+    try:
+        text = path.read_text(encoding="utf-8")
+        node = yaml.compose(text)
+        raw = yaml.safe_load(text)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RouteError([f"{path}: cannot read: {exc}"]) from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        raise RouteError([f"{where}: not valid YAML: {getattr(exc, 'problem', exc)}"]) from None
+    problems: list[str] = []
+    raw = _expand(raw, node, path, problems)
+    if problems:
+        raise RouteError(problems)
+    try:
+        return RouteFile.model_validate(raw).routes
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            location = tuple(error["loc"])
+            line = _line(node, location)
+            field = ".".join(str(step) for step in location)
+            problems.append(f"{path}:{line or 1}: {field}: {error['msg']}")
+        raise RouteError(problems) from None
+
+
+def load_routes(folder: Path) -> list[Route]:
+    """Every route in a folder's *.yaml files; all problems of all files are reported together."""
+    if not folder.is_dir():
+        raise RouteError([f"{folder}: no such routes folder"])
+    routes: list[Route] = []
+    problems: list[str] = []
+    for path in sorted(folder.glob("*.y*ml")):
+        try:
+            routes += [route.model_copy(update={"description": route.description}) for route in load_file(path)]
+        except RouteError as exc:
+            problems += exc.problems
+    names = [route.name for route in routes]
+    problems += [
+        f"{folder}: route name {name!r} is used twice" for name in sorted({n for n in names if names.count(n) > 1})
+    ]
+    endpoints = [
+        (route.operation.method, route.operation.path) if route.operation else ("POST", route.passthrough.path)  # type: ignore[union-attr]
+        for route in routes
+    ]
+    problems += [
+        f"{folder}: {m} {p} is served by two routes"
+        for m, p in sorted({e for e in endpoints if endpoints.count(e) > 1})
+    ]
+    problems += successor_problems(folder, routes) + canonical_problems(folder, routes) + pool_problems(folder, routes)
+    if problems:
+        raise RouteError(problems)
+    return routes
+
+
+def _variables_allowed(node: Any) -> Any:
+    """The schema with `${NAME}` strings allowed wherever a number or a flag is expected."""
+    if isinstance(node, list):
+        return [_variables_allowed(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    node = {key: _variables_allowed(value) for key, value in node.items()}
+    if node.get("type") in ("integer", "number", "boolean"):
+        variable = {"type": "string", "pattern": VARIABLE.pattern}
+        return {"anyOf": [node, variable], **{k: node[k] for k in ("title", "description", "default") if k in node}}
+    return node
+
+
+def json_schema() -> dict[str, Any]:
+    schema: dict[str, Any] = _variables_allowed(RouteFile.model_json_schema(by_alias=True))
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "Banyan route file"
+    return schema
