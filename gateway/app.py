@@ -151,20 +151,20 @@ async def _outbox_lifecycle(app: web.Application) -> AsyncIterator[None]:
 
 
 def _check_store(table: Table, settings: Settings) -> None:
-    """An async route keeps its accepted writes in the store, a route with events its events: without
-    a store neither can be served."""
+    """An async route keeps its accepted writes in the store: without one it cannot be served. A
+    route's events are kept there too until a broker has them: without a store they are not made,
+    and without a broker they wait; the log says so at the start."""
     if settings.store is None:
-        problems = [f"route {c.route.name} is async: its accepted writes are kept in the store, so serve it "
-                    "with --store" for c in table.routes if c.route.asynchronous]  # fmt: skip
-        problems += [f"route {c.route.name} declares events: they are kept in the store until the broker has "
-                     "them, so serve it with --store" for c in table.routes if c.route.events]  # fmt: skip
-        if problems:
-            raise RouteError(problems)
-    elif settings.events_broker is None:
-        for compiled in table.routes:
-            if compiled.route.events:
-                log.warning("route %s declares events and no --events-broker is set: they wait in the store",
-                            compiled.route.name)  # fmt: skip
+        needing = [c.route.name for c in table.routes if c.route.asynchronous]
+        if needing:
+            raise RouteError([f"route {name} is async: its accepted writes are kept in the store, so serve it "
+                              "with --store" for name in needing])  # fmt: skip
+    for compiled in table.routes:
+        if compiled.route.events and settings.store is None:
+            log.warning("route %s declares events: without --store they are not recorded", compiled.route.name)
+        elif compiled.route.events and settings.events_broker is None:
+            log.warning("route %s declares events and no --events-broker is set: they wait in the store",
+                        compiled.route.name)  # fmt: skip
 
 
 async def _events_lifecycle(app: web.Application) -> AsyncIterator[None]:

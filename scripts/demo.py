@@ -192,10 +192,23 @@ class Traffic:
         return "POST", f"/v1/{entity}/invoices", body
 
 
+NATS = "nats://127.0.0.1:4222"
+
+
+def nats_up() -> bool:
+    """Is a NATS server listening where the demo publishes its events?"""
+    try:
+        socket.create_connection(("127.0.0.1", 4222), timeout=1).close()
+    except OSError:
+        return False
+    return True
+
+
 @contextmanager
-def gateway(folder: Path, port: int, env: dict[str, str]) -> Iterator[None]:
+def gateway(folder: Path, port: int, env: dict[str, str], events: bool) -> Iterator[None]:
     command = [*BANYAN, "serve", "--routes", str(REPO / "routes"), "--consumers", str(folder / "consumers.yaml"),
                "--port", str(port), "--store", str(folder / "cutover.db"), "--no-access-log"]  # fmt: skip
+    command += ["--events-broker", NATS] if events else []
     log = (folder / "gateway.log").open("wb")
     process = subprocess.Popen(
         command,
@@ -314,6 +327,60 @@ def wrap(folder: Path, consumer: Consumer, traffic: Traffic, importer: demo_erp.
     say(f"$ curl -i {order_path.replace('/v1/', '/v2/', 1)}")
     say(consumer.headers(order_path.replace("/v1/", "/v2/", 1), ("Deprecation", "Content-Type")))
     say(f"every call went through the policies: see {consumer.base}/metrics, {consumer.base}/docs")
+
+
+def last_events(stream: str, count: int = 1) -> list[dict[str, Any]]:
+    """The newest events of a stream, oldest first, as a consumer reads them from JetStream."""
+    import asyncio
+
+    import nats
+
+    async def read() -> list[dict[str, Any]]:
+        connection = await nats.connect(NATS, connect_timeout=2, max_reconnect_attempts=0, allow_reconnect=False)
+        try:
+            jetstream = connection.jetstream()
+            last = (await jetstream.stream_info(stream)).state.last_seq
+            messages = [await jetstream.get_msg(stream, seq) for seq in range(max(last - count + 1, 1), last + 1)]
+            return [dict(json.loads(message.data)) for message in messages]
+        finally:
+            await connection.close()
+
+    return asyncio.run(read())
+
+
+def events(folder: Path, env: dict[str, str], broker: bool, estate: demo_erp.Estate) -> None:
+    """The business events: the gateway's, recorded with each booked write, and ACME-US's triggers'."""
+    store = str(folder / "cutover.db")
+    say("\nbusiness events: each order, shipment and invoice a legacy system booked became a CloudEvent, "
+        "recorded with the write itself")  # fmt: skip
+    if not broker:
+        banyan("events", "list", "--store", store)
+        say(f"(no NATS at {NATS}: the events wait in the store for a gateway with --events-broker)")
+        return
+    for _ in range(100):  # the relay publishes within a moment of each write
+        counts = json.loads(banyan("events", "list", "--store", store, "--json", show=False))
+        if not sum(states["pending"] for states in counts.values()):
+            break
+        time.sleep(0.1)
+    banyan("events", "list", "--store", store)
+    say("the newest order event, as a consumer reads it from JetStream (subject events.com.acme.order.created):")
+    newest = last_events("BANYAN_EVENTS", 50)
+    say(json.dumps(next(e for e in reversed(newest) if e["type"] == "com.acme.order.created")))
+    with sqlite3.connect(folder / "databases" / "erp_us.db") as database:  # the ERP's own work, not the gateway's
+        database.execute("UPDATE stock SET on_hand = on_hand - 2 WHERE sku IN (SELECT sku FROM stock LIMIT 3)")
+    say("\nACME-US's warehouse picks three items; its triggers write order_export and stock_outbox, as ever. "
+        "Published without touching the ERP:")  # fmt: skip
+    for table, kind, subject, column in (("order_export", "order.status", "acme.us.orders", "order_id"),
+                                         ("stock_outbox", "inventory.changed", "acme.us.stock", "sku")):  # fmt: skip
+        banyan("events", "from-table", table, "--connection-env", "BANYAN_ERP_US_ODBC", "--type", f"com.acme.{kind}",
+               "--source", "/erp/us", "--subject", subject, "--subject-column", column, "--entity", "ACME-US",
+               "--stream", f"BANYAN_US_{table.upper()}", "--store", store, env=env)  # fmt: skip
+    changes = last_events("BANYAN_US_STOCK_OUTBOX", 3)
+    say(json.dumps(changes[-1]))
+    for change in changes:  # the cloud ERP consumes the stream: its figures follow the legacy warehouse's
+        sku, on_hand = change["data"]["sku"], change["data"]["on_hand"]
+        estate.stock["ACME-US"][sku] = (on_hand, estate.stock["ACME-US"][sku][1])
+    say(f"the cloud ERP consumes acme.us.stock and books the {len(changes)} new figures: both ERPs agree again")
 
 
 def shift(folder: Path, consumer: Consumer, traffic: Traffic, cloud: demo_erp.CloudErp, env: dict[str, str]) -> None:
@@ -439,12 +506,14 @@ def _story() -> None:
         port = args.port or free_port()
         say(
             f"\n$ banyan serve --routes routes --consumers {folder / 'consumers.yaml'} --port {port} "
-            f"--store {folder / 'cutover.db'}"
+            f"--store {folder / 'cutover.db'}" + (f" --events-broker {NATS}" if nats_up() else "")
         )
-        stack.enter_context(gateway(folder, port, env))
+        broker = nats_up()
+        stack.enter_context(gateway(folder, port, env, broker))
         say(f"gateway on http://127.0.0.1:{port} (log: {folder / 'gateway.log'})")
         consumer, traffic = Consumer(port, key), Traffic(estate)
         wrap(folder, consumer, traffic, importer)
+        events(folder, env, broker, estate)
         shift(folder, consumer, traffic, cloud, env)
         chapter("Where to look")
         cli = Path(sys.executable).parent / "banyan"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 import subprocess
 import sys
@@ -81,6 +82,20 @@ def test_every_entity_is_served_by_its_own_legacy_system(demo: tuple[Path, str])
     assert len({r for r in exported if r and r.startswith("PO-US-")}) >= 10  # booked over ODBC, exported by trigger
     with sqlite3.connect(folder / "databases" / "ledger.db") as ledger:
         assert ledger.execute("SELECT count(*) FROM invoice_interface").fetchone()[0] == 30
+
+
+def test_booked_writes_and_legacy_triggers_become_events(demo: tuple[Path, str]) -> None:
+    _, output = demo
+    told = chapter(output, "business events:", "3 · Shift")
+    for kind in ("com.acme.order.created", "com.acme.shipment.confirmed", "com.acme.invoice.posted"):
+        assert re.search(rf"│ {re.escape(kind)} +│ +30 │ +0 │", told), told  # one per booked write, all published
+    event = json.loads(told.split("(subject events.com.acme.order.created):\n", 1)[1].splitlines()[0])
+    assert event["type"] == "com.acme.order.created" and event["subject"] == event["data"]["orderId"]
+    order = json.loads((REPO / "routes" / "canonical" / "order.json").read_text())
+    jsonschema.validate(event["data"], order)  # the canonical order
+    assert "published 3 events from stock_outbox to acme.us.stock" in told
+    stock = json.loads(told.rsplit("/erp/us/stock_outbox is at 3\n", 1)[1].splitlines()[0])
+    assert stock["type"] == "com.acme.inventory.changed" and stock["legalentity"] == "ACME-US"
 
 
 def test_each_entity_climbs_and_the_bad_release_is_stepped_back(demo: tuple[Path, str]) -> None:
