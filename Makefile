@@ -27,6 +27,7 @@ bench: setup
 	$(BIN)/python scripts/bench/gateway.py
 	$(BIN)/python scripts/bench/cutover_propagation.py
 	$(BIN)/python scripts/bench/fleet.py
+	$(BIN)/python scripts/bench/events.py
 	$(BIN)/python -c 'import deepdiff' 2>/dev/null || $(BIN)/python -m pip install --quiet 'deepdiff>=8'
 	$(BIN)/python scripts/bench/compare.py
 
