@@ -33,15 +33,27 @@ async def _pause(ready: asyncio.Event, seconds: float) -> None:
         await asyncio.wait_for(ready.wait(), seconds)
 
 
+# given an event, start its publish span (a tracing gateway's) and return what ends it, with an error or None
+Traced = Callable[[Recorded], Callable[[str | None], None]]
+
+
 async def _publish(
-    broker: Broker, batch: list[Recorded], event_log: EventLog, published: Callable[[str], None]
+    broker: Broker, batch: list[Recorded], event_log: EventLog, published: Callable[[str], None], traced: Traced | None
 ) -> None:
     """Publish `batch` in order; mark what the broker took, even when a later event fails."""
     done: list[Recorded] = []
     try:
         for event in batch:
-            await broker.publish(subject_of(broker, event.type), event.message_id, event.body,
-                                 {"Content-Type": CONTENT_TYPE})  # fmt: skip
+            end = traced(event) if traced is not None else None
+            try:
+                await broker.publish(subject_of(broker, event.type), event.message_id, event.body,
+                                     {"Content-Type": CONTENT_TYPE})  # fmt: skip
+            except BaseException as exc:
+                if end is not None:
+                    end(type(exc).__name__)
+                raise
+            if end is not None:
+                end(None)
             done.append(event)
     finally:
         if done:
@@ -52,7 +64,7 @@ async def _publish(
 
 async def relay(
     event_log: EventLog, url: str, owner: str, ready: asyncio.Event, published: Callable[[str], None],
-    down: Callable[[bool], None],
+    down: Callable[[bool], None], traced: Traced | None = None,
 ) -> None:  # fmt: skip
     """Publish what the store holds for as long as the gateway runs (cancel it to stop)."""
     broker: Broker | None = None
@@ -71,7 +83,7 @@ async def relay(
                     broker = open_broker(url)
                     await broker.open()
                     down(False)
-                await _publish(broker, batch, event_log, published)
+                await _publish(broker, batch, event_log, published, traced)
                 backoff = 1.0
             except BrokerError as exc:
                 down(True)

@@ -6,16 +6,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 from aiohttp import web
 
 from cutover.runtime import Cutover, in_thread
-from events.log import EventLog
+from events.log import EventLog, Recorded
 from events.relay import relay
 from gateway import policies
 from gateway.accepted import STATUS_PATH
@@ -48,6 +49,7 @@ from gateway.state import (
     Settings,
 )
 from gateway.table import Routing, Table, compile_table
+from gateway.tracing import tracer
 from legacy_adapters.mapping import MappingError
 
 __all__ = ["DEFAULT_MAX_BODY", "Settings", "build_app", "compile_table"]
@@ -118,6 +120,11 @@ async def _reloader(app: web.Application) -> None:
 _CLOSING: set[asyncio.Task[None]] = set()
 
 
+async def _tracing_lifecycle(app: web.Application) -> AsyncIterator[None]:
+    yield
+    await asyncio.to_thread(app[policies.TRACING].shutdown)  # exports the spans still batched
+
+
 async def _limiter_lifecycle(app: web.Application) -> AsyncIterator[None]:
     yield
     await app[LIMITER].close()
@@ -172,10 +179,19 @@ async def _events_lifecycle(app: web.Application) -> AsyncIterator[None]:
     metrics, settings = app[METRICS], app[SETTINGS]
     assert settings.events_broker is not None
     owner = f"{socket.gethostname()}:{os.getpid()}"
+    spans = app[policies.TRACING]
+
+    def traced(event: Recorded) -> Callable[[str | None], None]:
+        """A producer span in the trace of the call that made the event."""
+        parent = json.loads(event.body).get("traceparent")
+        return spans.start(f"publish {event.type}", parent, "producer", **{"messaging.message.id": event.event_id,
+                           "messaging.destination.name": event.type}).end  # fmt: skip
+
     task = asyncio.create_task(
         relay(app[EVENT_LOG], settings.events_broker, owner, app[EVENTS_READY],
               lambda kind: metrics.events_published.labels(kind).inc(),
-              lambda down: metrics.events_broker_down.set(1 if down else 0))
+              lambda down: metrics.events_broker_down.set(1 if down else 0),
+              traced if settings.otlp_endpoint else None)
     )  # fmt: skip
     yield
     await _cancelled(task)
@@ -192,6 +208,8 @@ def build_app(settings: Settings) -> web.Application:
     _check_store(table, settings)
     app = web.Application(client_max_size=settings.max_body, middlewares=[policies.edge])
     app[SETTINGS] = settings
+    app[policies.TRACING] = tracer(settings.otlp_endpoint)
+    app.cleanup_ctx.append(_tracing_lifecycle)
     app[ROUTING] = Routing(table)
     app[METRICS] = Metrics()
     metrics = app[METRICS]

@@ -21,6 +21,7 @@ from gateway.route_events import declared, recorded
 from gateway.sides import Answer, counted, judge
 from gateway.state import CUTOVER, EVENT_LOG, OUTBOX_READY, ROUTING
 from gateway.table import Compiled
+from gateway.tracing import CURRENT, parse
 from legacy_adapters import Call
 
 log = logging.getLogger("banyan.gateway")
@@ -51,6 +52,8 @@ async def deliver(app: web.Application, message: Message) -> None:
     call = Call(message.route, body["payload"], entity, message.business_key, body.get("correlation_id", ""), headers,
                 True, body.get("params", {}))  # fmt: skip
     side = Side(message.side)
+    context = parse(headers.get("traceparent"))  # the trace of the call that owed this write
+    CURRENT.set((context[0] if context else "", call.correlation_id))
     closed_in = _breaker_wait(compiled, side, entity)
     if closed_in:  # the side is known to be down: wait for the breaker's trial, spending no attempt
         await commits.run(outbox.postpone_in, message.id, time.time() + closed_in)

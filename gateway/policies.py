@@ -20,6 +20,7 @@ from aiohttp.typedefs import Handler
 from gateway.consumers import Consumer, Consumers
 from gateway.limits import Limiter
 from gateway.problems import Problem, problem
+from gateway.tracing import CURRENT, Span, Tracer
 
 # What the policies learn about a request, for the ones after them and for the handler.
 CORRELATION_ID = web.RequestKey("correlation_id", str)
@@ -29,6 +30,8 @@ ENTITY = web.RequestKey("entity", str)
 SOAP = web.RequestKey("soap", str)  # the SOAP version a passthrough consumer speaks: its problems are Faults
 RETIRING = web.RequestKey("retiring", dict)  # a deprecated version's headers, on every answer it gives
 LIMITS = web.RequestKey("limits", dict)  # the consumer's RateLimit headers, on every answer
+SPAN = web.RequestKey("span", Span)  # the gateway's span of this call: backends are sent its traceparent
+TRACING = web.AppKey("tracing", Tracer)  # spans: exported over OTLP, or ids only
 ACCESS = logging.getLogger("banyan.access")
 log = logging.getLogger("banyan.gateway")
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
@@ -56,6 +59,7 @@ def _access_line(request: web.Request, status: int, started: float) -> str:
             "consumer": consumer.name if consumer else None,
             "status": status,
             "ms": round((time.perf_counter() - started) * 1000, 2),
+            "trace_id": span.trace_id if (span := request.get(SPAN)) is not None else None,
         }
     )
 
@@ -69,6 +73,11 @@ async def edge(request: web.Request, handler: Handler) -> web.StreamResponse:
     given = request.headers.get("X-Correlation-ID", "")
     # a fresh id only has to be unique, not secret: 128 random bits without a system call per request
     request[CORRELATION_ID] = cid = given if _SAFE_ID.match(given) else f"{random.getrandbits(128):032x}"
+    # a span in the consumer's trace, or the first of a new one; every log line of the call names both ids
+    span = request.app[TRACING].start(f"{request.method} {request.path}", request.headers.get("traceparent"), "server",
+                                      **{"http.request.method": request.method, "url.path": request.path})  # fmt: skip
+    request[SPAN] = span
+    CURRENT.set((span.trace_id, cid))
     status = 500
     try:
         try:
@@ -97,6 +106,10 @@ async def edge(request: web.Request, handler: Handler) -> web.StreamResponse:
         response.headers["Server"] = "banyan"  # not the Python and aiohttp versions
         return response
     finally:
+        if span.otel is not None:
+            span.set(**{"http.response.status_code": status, "http.route": request.get(ROUTE_NAME),
+                        "banyan.entity": request.get(ENTITY), "banyan.correlation_id": cid})  # fmt: skip
+            span.end(f"answered {status}" if status >= 500 else None)
         if ACCESS.isEnabledFor(logging.INFO):
             ACCESS.info(_access_line(request, status, started))
 

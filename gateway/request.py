@@ -17,7 +17,7 @@ from gateway.accepted import accept
 from gateway.consumers import Consumer
 from gateway.idempotency import idempotent
 from gateway.inputs import forwardable, parse_json
-from gateway.policies import CONSUMER, ENTITY, RETIRING, ROUTE_NAME, SOAP, correlation_id
+from gateway.policies import CONSUMER, ENTITY, RETIRING, ROUTE_NAME, SOAP, SPAN, correlation_id
 from gateway.problems import WRITE_MADE, Problem
 from gateway.route_events import declared, record, recorded, settle_and_record
 from gateway.sides import Answer, compare_mirrored, compare_soap, counted, later, soap_side
@@ -153,9 +153,8 @@ async def managed(request: web.Request) -> web.StreamResponse:
     rule = compiled.rule(cutover, entity)
     plan = decide(rule, key, route.writes, route.name)
     source = {**(body if isinstance(body, dict) else {}), **params, **dict(request.query)}
-    headers = forwardable(
-        {k: v for k, v in request.headers.items() if k.lower() in ("traceparent", "tracestate", "idempotency-key")}
-    )
+    headers = forwardable({k: v for k, v in request.headers.items() if k.lower() in ("tracestate", "idempotency-key")})
+    headers["traceparent"] = request[SPAN].traceparent  # the sides' work hangs off the gateway's span
     call = Call(route.name, source, entity, key, correlation_id(request), headers, route.writes, params)
     side = plan.serve
     if route.asynchronous and cutover is not None:  # made later, at the pace the side takes: 202 now
@@ -243,7 +242,7 @@ async def _owe_and_serve(
     return answer
 
 
-_FORWARDED = frozenset(("content-type", "soapaction", "traceparent", "tracestate"))
+_FORWARDED = frozenset(("content-type", "soapaction", "tracestate"))
 
 
 def body_of(document: Any) -> Any:
@@ -298,6 +297,7 @@ async def passthrough(request: web.Request) -> web.StreamResponse:
         plan = Plan(Side.legacy)  # nothing to move to
     forward = forwardable({k: v for k, v in request.headers.items() if k.lower() in _FORWARDED})
     forward["X-Correlation-ID"] = correlation_id(request)
+    forward["traceparent"] = request[SPAN].traceparent
     app, side = request.app, plan.serve
     # a write is never mirrored here: the envelope is opaque, so the cloud could only be sent it blind
     mirror = None

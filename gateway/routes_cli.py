@@ -54,6 +54,14 @@ def serve_command(
         str | None,
         typer.Option(envvar="BANYAN_RATE_STORE", help="redis://… to share rate limits across workers and instances"),
     ] = None,
+    otlp_endpoint: Annotated[
+        str | None,
+        typer.Option(
+            envvar="OTEL_EXPORTER_OTLP_ENDPOINT",
+            help="an OTLP/HTTP collector (http://host:4318): "
+            "export a span per call, side call, outbox delivery and event publish (off by default)",
+        ),
+    ] = None,
     events_broker: Annotated[
         str | None,
         typer.Option(
@@ -80,6 +88,8 @@ def serve_command(
             raise _fail("the admin API changes the cutover store: name it with --store")
         if rate_store and not rate_store.startswith(("redis://", "rediss://", "unix://")):
             raise _fail(f"--rate-store takes redis://host:port[/db], not {rate_store!r}")
+        if otlp_endpoint and not otlp_endpoint.startswith(("http://", "https://")):
+            raise _fail(f"--otlp-endpoint takes http://host:port (OTLP over HTTP), not {otlp_endpoint!r}")
         if events_broker:
             if not store:
                 raise _fail("the events wait in the cutover store until the broker has them: name it with --store")
@@ -87,6 +97,7 @@ def serve_command(
         settings = Settings(
             routes, loaded, max_body, store=store, admin_key=admin_key, webhook=webhook,
             in_doubt_after=in_doubt_after, rate_store=rate_store, events_broker=events_broker,
+            otlp_endpoint=otlp_endpoint,
         )  # fmt: skip
         serve(settings, host, port, workers, access_log)
     except (RouteError, ValueError, StoreError) as exc:

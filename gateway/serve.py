@@ -20,6 +20,7 @@ from aiohttp import web
 
 from cutover.store import open_store
 from gateway.app import Settings, build_app, compile_table
+from gateway.tracing import JsonLines
 
 SHUTDOWN_SECONDS = 15.0  # in-flight requests get this long to finish on SIGTERM or Ctrl-C
 PR_SET_PDEATHSIG = 1  # prctl(2): the signal a process gets when its parent dies
@@ -78,7 +79,9 @@ def _logging() -> None:
     access.addHandler(handler)
     access.setLevel(logging.INFO)
     access.propagate = False
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    lines = logging.StreamHandler(sys.stderr)
+    lines.setFormatter(JsonLines())  # one JSON object a line, with the trace and correlation ids
+    logging.basicConfig(level=logging.INFO, handlers=[lines])
 
 
 def _one(settings: Settings, host: str, port: int, reuse_port: bool, access_log: bool) -> None:

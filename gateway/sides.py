@@ -19,10 +19,11 @@ from aiohttp import web
 
 from cutover.compare import Difference, Kind
 from cutover.decide import Side
+from gateway.policies import TRACING
 from gateway.problems import BUSY, Problem
 from gateway.resilience import Busy, guarded
 from gateway.state import CUTOVER, METRICS
-from gateway.table import Compiled
+from gateway.table import Bound, Compiled
 from gateway.upstream import RawReply, UpstreamError
 from legacy_adapters import BackendError, BackendNotFound, Call, xmljson
 from legacy_adapters.mapping import MappingError
@@ -62,10 +63,28 @@ async def call_side(
         payload = bound.request_map(call.payload) if bound.request_map else call.payload
     except MappingError as exc:
         raise Problem(422, "Request cannot be mapped", f"the request lacks a field the backend needs: {exc}") from None
-    metrics = app[METRICS]
-    timeout = bound.backend.config.timeout
-    resilience = route.resilience
-    sided = replace(call, payload=payload)
+    span = app[TRACING].start(f"{side} {route.name}", call.headers.get("traceparent"), "client",
+                              **{"banyan.side": side, "banyan.route": route.name, "banyan.entity": entity,
+                                 "banyan.backend": bound.backend.config.backend})  # fmt: skip
+    sided = replace(call, payload=payload, headers={**call.headers, "traceparent": span.traceparent})
+    error: str | None = "cancelled"
+    try:
+        answer = await _called(app, compiled, side, entity, call, sided, bound, patient)
+        error = None
+        return answer
+    except Problem as exc:
+        error = f"{exc.status} {exc.title}"
+        raise
+    finally:
+        span.end(error)
+
+
+async def _called(
+    app: web.Application, compiled: Compiled, side: str, entity: str | None, call: Call, sided: Call, bound: Bound,
+    patient: bool,
+) -> Answer:  # fmt: skip
+    route, metrics = compiled.route, app[METRICS]
+    timeout, resilience = bound.backend.config.timeout, route.resilience
     bulkhead = bound.bulkhead
     try:
         async with bulkhead.slot(patient) if bulkhead is not None else contextlib.nullcontext():
@@ -232,6 +251,11 @@ async def soap_side(
     spec = compiled.route.passthrough
     assert spec is not None
     upstream, breaker = compiled.soap_sides[side]
+    name = compiled.route.name
+    span = app[TRACING].start(f"{side.value} {name}", headers.get("traceparent"), "client",
+                              **{"banyan.side": side.value, "banyan.route": name, "banyan.entity": entity,
+                                 "banyan.backend": "soap"})  # fmt: skip
+    headers = {**headers, "traceparent": span.traceparent}
     answer: RawReply | Problem
     try:
         breaker.before()
@@ -250,8 +274,10 @@ async def soap_side(
         answer = Problem(503, "Backend unavailable", f"cannot reach the SOAP service: {exc}")
     except BaseException:
         breaker.abandon()
+        span.end("cancelled")
         raise
     failed = isinstance(answer, Problem)
+    span.end(f"{answer.status} {answer.title}" if isinstance(answer, Problem) else None)
     app[METRICS].side_calls.labels(
         compiled.route.name, compiled.label(entity), side.value, role, "error" if failed else "ok"
     ).inc()

@@ -33,6 +33,7 @@ class Settings:
     in_doubt_after: float = 60.0  # seconds before an outbox intent without an outcome is in doubt
     rate_store: str | None = None  # redis://… to share rate limits across processes
     events_broker: str | None = None  # nats://… or amqp://…: where the routes' events are published
+    otlp_endpoint: str | None = None  # an OTLP/HTTP collector's base URL: spans are exported there
 
 
 ROUTING = web.AppKey("routing", Routing)

@@ -68,7 +68,7 @@ def test_json_that_no_ledger_can_book_is_refused(gateway: Gateway, body: bytes, 
     assert detail in answer.json()["detail"]
 
 
-@pytest.mark.parametrize("header", [b"SOAPAction", b"traceparent", b"Content-Type"])
+@pytest.mark.parametrize("header", [b"SOAPAction", b"Content-Type"])
 def test_passthrough_headers_that_cannot_be_forwarded_are_refused(gateway: Gateway, header: bytes) -> None:
     before = len(SEEN)
     value = '"urn:CreateOrder€"'.encode() if header != b"Content-Type" else "text/xml; charset=€".encode()
@@ -82,10 +82,15 @@ def test_passthrough_headers_that_cannot_be_forwarded_are_refused(gateway: Gatew
     assert status == 200, body
 
 
-def test_managed_route_traceparent_that_cannot_be_forwarded(gateway: Gateway) -> None:
-    headers = [KEY, (b"traceparent", "00-€-01".encode())]
-    status, body = raw(gateway, "GET", "/v1/ACME-DE/orders/1", headers)
-    assert status == 400 and b"traceparent" in body
+@pytest.mark.parametrize("path", ["/v1/ACME-DE/orders/1", "/soap/OrderService"])
+def test_a_traceparent_that_is_not_one_starts_a_new_trace(gateway: Gateway, path: str) -> None:
+    """W3C Trace Context: a traceparent that does not parse is ignored, never forwarded or refused."""
+    method, body = ("POST", ENVELOPE) if path.startswith("/soap") else ("GET", b"")
+    plain = [KEY, (b"Content-Type", b"text/xml")]
+    expected, _ = raw(gateway, method, path, plain, body)
+    for value in ("00-€-01".encode(), b"00-" + b"0" * 32 + b"-" + b"1" * 16 + b"-01", b"garbage"):
+        status, _ = raw(gateway, method, path, [*plain, (b"traceparent", value)], body)
+        assert status == expected
 
 
 def test_unknown_entities_never_become_metric_labels(gateway: Gateway) -> None:
