@@ -18,6 +18,7 @@ from pydantic import BaseModel
 
 from cutover.decide import LADDER, Mode, Rule, Side, previous_mode
 from cutover.gates import Counters, Gate, Guardrail, Judgement, Verdict, crossed, judge
+from cutover.slos import Objective
 from cutover.store import AuditEvent, Store, minute
 
 log = logging.getLogger("banyan.cutover")
@@ -43,6 +44,7 @@ class RouteInfo:
     guardrail: Guardrail = field(default_factory=Guardrail)
     entities: tuple[str, ...] = ()  # the legal entities the route serves; empty: any
     learns_noise: bool = False  # it asks legacy twice now and then, to learn the fields that differ on their own
+    slos: tuple[Objective, ...] = ()  # its business SLOs: their fast burns are told to the webhook
 
 
 @dataclass(frozen=True)

@@ -20,12 +20,14 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, TypeVar
 
+from cutover import slos
 from cutover.commits import GroupCommit
 from cutover.compare import Difference
 from cutover.decide import Mode, Rule, Side
 from cutover.engine import NOISE_WINDOW_MINUTES, Engine, RouteInfo
 from cutover.gates import Counters
 from cutover.outbox import Outbox
+from cutover.slos import Objective
 from cutover.store import Store, StoreError, minute, open_store
 
 log = logging.getLogger("banyan.cutover")
@@ -43,6 +45,7 @@ class Taken:
     differences: DifferencesByRoute
     noise: dict[tuple[str, str], tuple[int, dict[str, int]]]
     deprecated: dict[tuple[str, str], int] = field(default_factory=dict)  # (route, consumer) → calls
+    slo: dict[tuple[str, str, str], tuple[int, int]] = field(default_factory=dict)  # (route, entity, slo) → good, total
 
 
 class Cutover:
@@ -62,6 +65,8 @@ class Cutover:
         self.differences: DifferencesByRoute = {}
         self.noise: dict[tuple[str, str], tuple[int, dict[str, int]]] = {}
         self.deprecated: dict[tuple[str, str], int] = {}
+        self.slo: dict[tuple[str, str, str], tuple[int, int]] = {}
+        self.webhook = webhook
         self.noise_paths: dict[str, frozenset[str]] = {}  # per route: fields learnt to be noise
         self.learning = frozenset(info.name for info in routes if info.learns_noise)  # until the store says
         self._stop = threading.Event()
@@ -147,6 +152,16 @@ class Cutover:
         """Count a consumer's call to a deprecated version; the store adds up every gateway's."""
         self.deprecated[(route, consumer)] = self.deprecated.get((route, consumer), 0) + 1
 
+    def measured(self, route: str, entity: str | None, slo: str, good: bool) -> None:
+        """Count one event of a route's SLO; the store adds up every gateway's, per minute."""
+        key = (route, entity or "*", slo)
+        done, total = self.slo.get(key, (0, 0))
+        self.slo[key] = (done + good, total + 1)
+
+    @property
+    def objectives(self) -> list[Objective]:
+        return [objective for info in self.engine.routes.values() for objective in info.slos]
+
     def noised(self, route: str, entity: str | None, differences: Sequence[Difference]) -> None:
         """Count one comparison of legacy with itself, and the fields that differed on their own."""
         calls, paths = self.noise.setdefault((route, entity or "*"), (0, {}))
@@ -156,8 +171,8 @@ class Cutover:
 
     def take(self) -> Taken:
         """What was gathered since the last take; call it on the thread that counts."""
-        taken = Taken(self.pending, self.differences, self.noise, self.deprecated)
-        self.pending, self.differences, self.noise, self.deprecated = {}, {}, {}, {}
+        taken = Taken(self.pending, self.differences, self.noise, self.deprecated, self.slo)
+        self.pending, self.differences, self.noise, self.deprecated, self.slo = {}, {}, {}, {}, {}
         return taken
 
     def write(self, taken: Taken) -> None:
@@ -170,6 +185,7 @@ class Cutover:
             self.store.add_noise(route, entity, now, calls, paths)
         if taken.deprecated:
             self.store.add_deprecated_calls(taken.deprecated)
+        slos.add(self.store, taken.slo, now)
 
     def flush(self) -> None:
         self.write(self.take())
@@ -232,6 +248,10 @@ async def run_background(cutover: Cutover) -> None:
                 if doubtful:
                     log.warning("outbox: %d writes left without an outcome are now in doubt", doubtful)
                 await in_thread(cutover.outbox.prune)
+                for line in await in_thread(slos.alert, cutover.store, cutover.objectives, cutover.webhook):
+                    log.warning("slo: %s", line)
+                if ticks % 720 == 0:  # hourly
+                    await in_thread(slos.prune, cutover.store)
                 if await in_thread(cutover.outbox.repair_heads):
                     log.warning("outbox: repaired the queue heads of some business keys")
         except Exception as exc:  # the store is down: keep serving on the rules in memory

@@ -230,6 +230,15 @@ MIGRATIONS: list[list[str]] = [
         "lease_until DOUBLE PRECISION NOT NULL)",
         "INSERT INTO cutover_event_relay (id, owner, lease_until) VALUES (1, '', 0)",
     ],
+    # business SLOs: good and total events per route × entity × SLO and minute, from every gateway;
+    # and the fast burns the fleet has told its webhook of (cutover/slos.py)
+    [
+        "CREATE TABLE cutover_slo_minutes (route TEXT NOT NULL, entity TEXT NOT NULL, slo TEXT NOT NULL, "
+        "minute INTEGER NOT NULL, good INTEGER NOT NULL, total INTEGER NOT NULL, "
+        "PRIMARY KEY (route, entity, slo, minute))",
+        "CREATE TABLE cutover_slo_alerts (route TEXT NOT NULL, entity TEXT NOT NULL, slo TEXT NOT NULL, "
+        "since TEXT NOT NULL, PRIMARY KEY (route, entity, slo))",
+    ],
 ]
 NOISE_ABSOLUTE = 0.001  # a field is a real difference when the cloud's rate beats legacy's own by 0.1 point…
 NOISE_RELATIVE = 0.2  # …and by a fifth of it (Diffy's two thresholds)

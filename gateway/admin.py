@@ -18,6 +18,7 @@ from typing import Any
 
 from aiohttp import web
 
+from cutover import slos
 from cutover.decide import Rule, Side
 from cutover.engine import CutoverError
 from cutover.outbox import OutboxError
@@ -206,6 +207,14 @@ async def admin_deprecations(request: web.Request) -> web.Response:
     return web.json_response(found)
 
 
+async def admin_slo(request: web.Request) -> web.Response:
+    """Each entity's business SLOs: SLI, error budget left, burn rates and alert (cutover/slos.py)."""
+    _admin(request)
+    cutover = request.app[CUTOVER]
+    standings = await in_thread(slos.standings, cutover.store, cutover.objectives)
+    return web.json_response([standing.as_dict() for standing in standings])
+
+
 async def admin_whoami(request: web.Request) -> web.Response:
     """Who the admin key says you are: the console shows it."""
     actor, person = _identify(request)
@@ -316,6 +325,7 @@ def add_admin_routes(app: web.Application) -> None:
     app.router.add_get("/admin/outbox", admin_outbox)
     app.router.add_post(r"/admin/outbox/{id:\d+}/{action:replay|discard}", admin_outbox_action)
     app.router.add_get("/admin/cutover", admin_status)
+    app.router.add_get("/admin/slo", admin_slo)
     app.router.add_get("/admin/cutover/history", admin_history)
     app.router.add_get("/admin/cutover/mismatches", admin_mismatches)
     app.router.add_get("/admin/cutover/series", admin_series)

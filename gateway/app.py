@@ -25,7 +25,7 @@ from gateway.admin import add_admin_routes
 from gateway.admin import lifecycle as cutover_lifecycle
 from gateway.idempotency import LocalIdempotency, SharedIdempotency
 from gateway.limits import LocalLimiter, RedisLimiter
-from gateway.metrics import Metrics
+from gateway.metrics import OPENMETRICS, Metrics
 from gateway.openapi import api_reference, docs_page, openapi
 from gateway.outbox_worker import outbox_worker
 from gateway.request import handle
@@ -75,6 +75,8 @@ async def metrics_endpoint(request: web.Request) -> web.Response:
     if EVENT_LOG in request.app:
         with contextlib.suppress(Exception):  # the store is down: the gauge keeps its last value
             metrics.events_backlog.set(await in_thread(request.app[EVENT_LOG].backlog))
+    if "application/openmetrics-text" in request.headers.get("Accept", ""):  # with exemplars: trace ids
+        return web.Response(body=metrics.render(openmetrics=True), headers={"Content-Type": OPENMETRICS})
     return web.Response(body=metrics.render(), content_type="text/plain", charset="utf-8")
 
 

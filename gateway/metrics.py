@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.openmetrics.exposition import CONTENT_TYPE_LATEST as OPENMETRICS
+from prometheus_client.openmetrics.exposition import generate_latest as openmetrics_latest
+
+__all__ = ["OPENMETRICS", "Metrics"]
 
 
 class Metrics:
@@ -66,6 +70,15 @@ class Metrics:
             "banyan_events_broker_down", "1 while this gateway's relay cannot reach the events broker",
             registry=self.registry,
         )  # fmt: skip
+        self.slo_events = Counter(
+            "banyan_slo_events", "Calls measured against a route's business SLO, good or bad",
+            ["route", "entity", "slo", "result"], registry=self.registry,
+        )  # fmt: skip
+        self.slo_seconds = Histogram(
+            "banyan_slo_seconds", "Time from the call to the system of record's answer, for latency SLOs",
+            ["route", "entity", "slo"], buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300),
+            registry=self.registry,
+        )  # fmt: skip
         self.rate_store_down = Gauge(
             "banyan_rate_store_down",
             "1 while the shared rate store (Redis) cannot be reached and limits are kept per process",
@@ -91,5 +104,8 @@ class Metrics:
             registry=self.registry,
         )
 
-    def render(self) -> bytes:
+    def render(self, openmetrics: bool = False) -> bytes:
+        """The text format; OpenMetrics (which carries the exemplars: trace ids) when asked for."""
+        if openmetrics:
+            return bytes(openmetrics_latest(self.registry))  # type: ignore[no-untyped-call]
         return generate_latest(self.registry)

@@ -19,6 +19,7 @@ from events.log import EventLog, New
 from gateway.problems import Problem
 from gateway.route_events import declared, recorded
 from gateway.sides import Answer, counted, judge
+from gateway.slo import measure
 from gateway.state import CUTOVER, EVENT_LOG, OUTBOX_READY, ROUTING
 from gateway.table import Compiled
 from gateway.tracing import CURRENT, parse
@@ -89,6 +90,8 @@ async def _settle_accepted(
     rung writing both), refused, unknown — or failed for now, to be tried again with backoff."""
     cutover = app[CUTOVER]
     outbox, commits = cutover.outbox, cutover.commits
+    trace = parse(call.headers.get("traceparent"))
+    measure(app, compiled, entity, answer, time.time() - message.created, trace[0] if trace else "")  # from the 202
     if isinstance(answer, Answer):
         events = declared(compiled, entity, call, answer.body) if compiled.route.events else []
         await commits.run(_answered_and_recorded, outbox, app[EVENT_LOG], message, answer.body, events)

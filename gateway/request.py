@@ -21,6 +21,7 @@ from gateway.policies import CONSUMER, ENTITY, RETIRING, ROUTE_NAME, SOAP, SPAN,
 from gateway.problems import WRITE_MADE, Problem
 from gateway.route_events import declared, record, recorded, settle_and_record
 from gateway.sides import Answer, compare_mirrored, compare_soap, counted, later, soap_side
+from gateway.slo import measure
 from gateway.spec import Route
 from gateway.state import (
     CUTOVER,
@@ -137,6 +138,7 @@ async def _json_body(request: web.Request, compiled: Compiled) -> Any:
 
 
 async def managed(request: web.Request) -> web.StreamResponse:
+    started = time.perf_counter()
     compiled: Compiled = request[ROUTE]
     route = compiled.route
     params: dict[str, str] = request[PARAMS]
@@ -161,6 +163,7 @@ async def managed(request: web.Request) -> web.StreamResponse:
         return await accept(request, compiled, plan, entity, call, rule.rung)
     if route.writes and plan.mirror is not None and cutover is not None:
         answer = await _write_through_outbox(request, compiled, plan.serve, plan.mirror, entity, call, rule.rung)
+        measure(request.app, compiled, entity, answer, time.perf_counter() - started, request[SPAN].trace_id)
         return _respond(request, route, answer, side)
     mirror = (
         later(counted(request.app, compiled, plan.mirror, entity, call, rule.rung, "mirror")) if plan.mirror else None
@@ -174,6 +177,7 @@ async def managed(request: web.Request) -> web.StreamResponse:
         later(compare_mirrored(request.app, compiled, entity, answer, mirror, rule.rung, side, call))
     if route.events and isinstance(answer, Answer) and cutover is not None:
         await record(request.app, compiled, declared(compiled, entity, call, answer.body))
+    measure(request.app, compiled, entity, answer, time.perf_counter() - started, request[SPAN].trace_id)
     return _respond(request, route, answer, side)
 
 

@@ -27,6 +27,7 @@ from cutover.compare import Rules as CompareRules
 from cutover.decide import Mode
 from cutover.engine import RouteInfo
 from cutover.gates import Gate, Guardrail
+from cutover.slos import Objective
 from legacy_adapters import FileDropConfig, HttpConfig, MemoryConfig, OdbcConfig, SoapConfig
 from legacy_adapters.mapping import Mapping
 
@@ -141,6 +142,36 @@ class EventSpec(_Model):
     source: str | None = Field(default=None, description="CloudEvents source (default: /banyan/routes/<route>)")
 
 
+class SloSpec(_Model):
+    """A business objective the route's calls are measured against, per legal entity:
+
+    - latency: the call was answered by its system of record (a booked order: the ERP's answer, the
+      ack file, the row its trigger wrote) within `threshold` seconds; for an async route, from the
+      202 to the write made;
+    - success: the system of record took it (a refusal of the consumer's request does not count);
+    - freshness: the figure served is at most `threshold` seconds older than the legacy system's
+      last change, which the answer names at `field` (an ISO time, or epoch seconds)."""
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
+    kind: Literal["latency", "success", "freshness"]
+    objective: float = Field(ge=50, lt=100, description="percent of good events, e.g. 99.5")
+    window: str = Field(default="28d", pattern=r"^[1-9][0-9]?d$", description="days the objective holds over")
+    threshold: float | None = Field(default=None, gt=0, description="seconds (latency, freshness)")
+    field: str | None = Field(default=None, pattern=r"^/", description="JSON pointer to the last change (freshness)")
+
+    @model_validator(mode="after")
+    def _complete(self) -> SloSpec:
+        if self.kind in ("latency", "freshness") and self.threshold is None:
+            raise ValueError(f"a {self.kind} SLO needs threshold (seconds)")
+        if self.kind == "freshness" and self.field is None:
+            raise ValueError("a freshness SLO needs field: where the answer names the legacy system's last change")
+        return self
+
+    @property
+    def days(self) -> int:
+        return int(self.window[:-1])
+
+
 class SideSpec(_Model):
     """One side of a route (legacy or cloud): a backend and the mappings around it."""
 
@@ -209,6 +240,7 @@ class Route(_Model):
         "delivered at the pace the backend takes; needs writes and a store",
     )
     events: list[EventSpec] = Field(default_factory=list, description="business events a successful call publishes")
+    slo: list[SloSpec] = Field(default_factory=list, description="business objectives, measured per legal entity")
     legacy: SideSpec | None = None
     cloud: SideSpec | None = None
     entities: dict[str, EntitySpec] = Field(
@@ -236,6 +268,10 @@ class Route(_Model):
             raise ValueError(f"cutover mode {self.cutover.mode} needs a cloud side")
         if self.asynchronous and (not self.writes or self.operation is None):
             raise ValueError("only a managed write route can be async")
+        if self.slo and self.operation is None:
+            raise ValueError("SLOs are measured on managed routes (an operation)")
+        if len({slo.name for slo in self.slo}) < len(self.slo):
+            raise ValueError("each SLO of a route needs a name of its own")
         if self.events and (not self.writes or self.operation is None):
             raise ValueError("only a managed write route publishes events: an event tells of a change")
         if self.cutover.mode == "shadow" and self.writes:
@@ -265,8 +301,11 @@ def route_infos(routes: list[Route]) -> list[RouteInfo]:
         plan = route.cutover
         entities = tuple(route.entity.values or ()) if route.entity is not None else ()
         learns = route.compare.noise_sample > 0 and not route.writes  # reads only are asked twice
+        slos = tuple(Objective(route.name, slo.name, slo.kind, slo.objective, slo.days) for slo in route.slo)
         infos.append(
-            RouteInfo(route.name, route.writes, has_cloud, Mode(plan.mode), plan.gate, plan.guardrail, entities, learns)
+            RouteInfo(
+                route.name, route.writes, has_cloud, Mode(plan.mode), plan.gate, plan.guardrail, entities, learns, slos
+            )
         )
     return infos
 

@@ -373,6 +373,26 @@ function renderDeprecated(versions) {
   if (!versions.length) cell(body.insertRow(), "no deprecated versions");
 }
 
+function renderSlos(standings) {
+  const body = $("#slos tbody");
+  body.replaceChildren();
+  const burn = (value) => (value === null ? "—" : `${value.toFixed(1)}×`);
+  for (const s of [...standings].sort((a, b) => `${a.entity}${a.route}${a.slo}`.localeCompare(`${b.entity}${b.route}${b.slo}`))) {
+    const tr = body.insertRow();
+    cell(tr, s.entity);
+    cell(tr, s.route);
+    cell(tr, `${s.slo} (${s.kind})`);
+    cell(tr, `${s.objective} % over ${s.days} days`);
+    cell(tr, s.sli === null ? "—" : `${s.sli.toFixed(2)} % of ${s.total}`);
+    cell(tr, s.budget_left === null ? "—" : `${Math.round(s.budget_left * 100)} %`, s.budget_left !== null && s.budget_left < 0 ? "bad" : "");
+    cell(tr, burn(s.burn["5m"]));
+    cell(tr, burn(s.burn["1h"]));
+    cell(tr, burn(s.burn["6h"]));
+    cell(tr, { fast: "fast burn", slow: "slow burn" }[s.alert] || "ok", s.alert ? "bad" : "good");
+  }
+  if (!standings.length) cell(body.insertRow(), "no SLO has events yet");
+}
+
 function utc(localValue) {
   return new Date(localValue).toISOString(); // a datetime-local field is the lead's own clock
 }
@@ -448,9 +468,9 @@ function say(text) {
 
 async function refresh() {
   try {
-    const [status, events, outbox, calendar, deprecated] = await Promise.all([
+    const [status, events, outbox, calendar, deprecated, standings] = await Promise.all([
       api("GET", "/admin/cutover"), api("GET", "/admin/cutover/history"), api("GET", "/admin/outbox"),
-      api("GET", "/admin/cutover/calendar"), api("GET", "/admin/deprecations"),
+      api("GET", "/admin/cutover/calendar"), api("GET", "/admin/deprecations"), api("GET", "/admin/slo"),
     ]);
     rows = status;
     renderMatrix();
@@ -458,6 +478,7 @@ async function refresh() {
     renderOutbox(outbox);
     renderCalendar(calendar);
     renderDeprecated(deprecated);
+    renderSlos(standings);
     await renderCell();
     $("#main").hidden = false;
     $("#updated").textContent = `updated ${new Date().toLocaleTimeString()}`;

@@ -1,0 +1,74 @@
+"""`banyan slo status`: each legal entity's business SLOs, their error budget and its burn."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from cutover import slos
+from cutover.engine import RouteInfo
+from gateway.cutover_cli import Json, Routes, Store, console, open_engine
+
+slo_app = typer.Typer(help="Business SLOs per legal entity: objective, error budget, burn rates.", no_args_is_help=True)
+
+
+def objectives(infos: Iterable[RouteInfo]) -> list[slos.Objective]:
+    return [objective for info in infos for objective in info.slos]
+
+
+def _rate(value: float | None) -> str:
+    return "—" if value is None else f"{value:.1f}×"
+
+
+@slo_app.command("status")
+def status(
+    store: Store,
+    routes: Routes = Path("routes"),
+    entity: str | None = typer.Option(None, help="only this legal entity"),
+    as_json: Json = False,
+) -> None:
+    """Every route's SLOs per entity, over their windows: SLI, error budget left, burn rate over
+    5 min, 1 h and 6 h, and whether it burns fast (pages) or slowly (a ticket).
+
+    Example: banyan slo status --store cutover.db --entity ACME-US
+    """
+    engine = open_engine(store, routes, create=False)
+    try:
+        found = [
+            s for s in slos.standings(engine.store, objectives(engine.routes.values())) if entity in (None, s.entity)
+        ]
+    finally:
+        engine.store.close()
+    if as_json:
+        print(json.dumps([standing.as_dict() for standing in found], indent=2))
+        return
+    table = Table(title="Business SLOs", title_justify="left")
+    for column in (
+        "entity",
+        "route",
+        "slo",
+        "objective",
+        "SLI",
+        "budget left",
+        "burn 5m",
+        "burn 1h",
+        "burn 6h",
+        "alert",
+    ):
+        table.add_column(column, justify="left" if column in ("entity", "route", "slo", "alert") else "right")
+    for standing in sorted(found, key=lambda s: (s.entity, s.route, s.slo)):
+        alert = {"fast": "[bold red]fast burn[/]", "slow": "[yellow]slow burn[/]"}.get(standing.alert, "[green]ok[/]")
+        table.add_row(
+            standing.entity, standing.route, f"{standing.slo} ({standing.kind})",
+            f"{standing.objective:g} % / {standing.days} d",
+            "—" if standing.sli is None else f"{standing.sli:.2f} % of {standing.total:,}",
+            "—" if standing.budget_left is None else f"{standing.budget_left:.0%}",
+            _rate(standing.burn["5m"]), _rate(standing.burn["1h"]), _rate(standing.burn["6h"]), alert,
+        )  # fmt: skip
+    console.print(table)
+    if not found:
+        console.print("no SLO has events yet: they count once the gateway answers the routes that declare them")
