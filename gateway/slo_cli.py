@@ -47,27 +47,16 @@ def status(
         print(json.dumps([standing.as_dict() for standing in found], indent=2))
         return
     table = Table(title="Business SLOs", title_justify="left")
-    for column in (
-        "entity",
-        "route",
-        "slo",
-        "objective",
-        "SLI",
-        "budget left",
-        "burn 5m",
-        "burn 1h",
-        "burn 6h",
-        "alert",
-    ):
-        table.add_column(column, justify="left" if column in ("entity", "route", "slo", "alert") else "right")
+    for column in ("entity", "route · slo", "objective", "SLI", "budget left", "burn 5m · 1h · 6h", "alert"):
+        table.add_column(column, justify="right" if column in ("SLI", "budget left") else "left")
     for standing in sorted(found, key=lambda s: (s.entity, s.route, s.slo)):
         alert = {"fast": "[bold red]fast burn[/]", "slow": "[yellow]slow burn[/]"}.get(standing.alert, "[green]ok[/]")
+        burns = " · ".join(_rate(standing.burn[window]) for window in ("5m", "1h", "6h"))
         table.add_row(
-            standing.entity, standing.route, f"{standing.slo} ({standing.kind})",
+            standing.entity, f"{standing.route} · {standing.slo} ({standing.kind})",
             f"{standing.objective:g} % / {standing.days} d",
             "—" if standing.sli is None else f"{standing.sli:.2f} % of {standing.total:,}",
-            "—" if standing.budget_left is None else f"{standing.budget_left:.0%}",
-            _rate(standing.burn["5m"]), _rate(standing.burn["1h"]), _rate(standing.burn["6h"]), alert,
+            "—" if standing.budget_left is None else f"{standing.budget_left:.0%}", burns, alert,
         )  # fmt: skip
     console.print(table)
     if not found:

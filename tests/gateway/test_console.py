@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 import requests
 
+from cutover import slos
 from cutover.gates import Counters
 from cutover.store import minute
 from tests.gateway.test_cutover import ADMIN, Ladder, ladder  # noqa: F401 - the fixture
@@ -41,6 +42,7 @@ def test_the_console_shows_the_matrix_and_promotes_with_a_reason(
         "order-get", "ACME-US", rung, minute(), Counters(calls_legacy=50, calls_cloud=50, comparisons=50)
     )
     ladder.cutover.store.add_noise("order-get", "ACME-US", minute(), 10, {})  # its noise is learnt
+    slos.add(ladder.cutover.store, {("order-get", "ACME-US", "order-read"): (80, 100)})  # a fifth failing now
     errors: list[str] = []
     page = open_console(ladder, browser, ADMIN["X-Admin-Key"], errors)
     here = cell(page, "order-get", "ACME-US")
@@ -52,6 +54,9 @@ def test_the_console_shows_the_matrix_and_promotes_with_a_reason(
     other = cell(page, "order-put", "ACME-DE").inner_text()
     assert "legacy" in other and "Inconclusive" in other
     assert "Signed in as Ana Lead" in page.locator("#who").inner_text()
+    # each entity's SLOs: a fifth of the reads failing burns a 1 % budget twenty times too fast
+    slo_row = page.locator("#slos tbody tr").first.all_inner_texts()[0]
+    assert "ACME-US" in slo_row and "order-read (success)" in slo_row and "20.0×" in slo_row and "fast burn" in slo_row
     page.screenshot(path=str(tmp_path / "console.png"), full_page=True)
 
     # a cell's page: its facts, charts of the evidence, its history, and the changes it allows

@@ -96,6 +96,7 @@ def ladder_routes(legacy: str, cloud: str) -> str:
             legacy: {{backend: {{backend: http, url: "{legacy}/orders/{{orderId}}", timeout: 2}}}}
             cloud: {{backend: {{backend: http, url: "{cloud}/orders/{{orderId}}", timeout: 2}}}}
             compare: {{ignore: [/system], tolerance: 0.01, noise_sample: 1.0}}
+            slo: [{{name: order-read, kind: success, objective: 99}}]
             resilience: {{retries: 0, breaker: {{failures: 1000, reset: 1}}}}
             cutover:
               gate: {{min_samples: 5, min_minutes: 0}}
