@@ -7,11 +7,15 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from cutover import slos
 from cutover.engine import RouteInfo
-from gateway.cutover_cli import Json, Routes, Store, console, open_engine
+from cutover.store import StoreError, open_store
+from gateway.cutover_cli import Json, Routes, Store, console, errors
+from gateway.route_files import RouteError, load_routes
+from gateway.spec import route_infos
 
 slo_app = typer.Typer(help="Business SLOs per legal entity: objective, error budget, burn rates.", no_args_is_help=True)
 
@@ -36,25 +40,28 @@ def status(
 
     Example: banyan slo status --store cutover.db --entity ACME-US
     """
-    engine = open_engine(store, routes, create=False)
     try:
-        found = [
-            s for s in slos.standings(engine.store, objectives(engine.routes.values())) if entity in (None, s.entity)
-        ]
+        declared = objectives(route_infos(load_routes(routes)))
+        opened = open_store(store, create=False)
+    except (RouteError, StoreError) as exc:
+        errors.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+    try:
+        every = slos.standings(opened, declared)
     finally:
-        engine.store.close()
+        opened.close()
+    found = [standing for standing in every if entity in (None, standing.entity)]
     if as_json:
         print(json.dumps([standing.as_dict() for standing in found], indent=2))
         return
-    table = Table(title="Business SLOs", title_justify="left")
-    for column in ("entity", "route · slo", "objective", "SLI", "budget left", "burn 5m · 1h · 6h", "alert"):
+    table = Table(title="Business SLOs (each over its window)", title_justify="left")
+    for column in ("entity", "route", "slo", "objective", "SLI", "budget left", "burn 5m · 1h · 6h", "alert"):
         table.add_column(column, justify="right" if column in ("SLI", "budget left") else "left")
     for standing in sorted(found, key=lambda s: (s.entity, s.route, s.slo)):
         alert = {"fast": "[bold red]fast burn[/]", "slow": "[yellow]slow burn[/]"}.get(standing.alert, "[green]ok[/]")
         burns = " · ".join(_rate(standing.burn[window]) for window in ("5m", "1h", "6h"))
         table.add_row(
-            standing.entity, f"{standing.route} · {standing.slo} ({standing.kind})",
-            f"{standing.objective:g} % / {standing.days} d",
+            standing.entity, standing.route, standing.slo, f"{standing.objective:g} % {standing.days}d",
             "—" if standing.sli is None else f"{standing.sli:.2f} % of {standing.total:,}",
             "—" if standing.budget_left is None else f"{standing.budget_left:.0%}", burns, alert,
         )  # fmt: skip

@@ -447,6 +447,9 @@ def shift(folder: Path, consumer: Consumer, traffic: Traffic, cloud: demo_erp.Cl
         load("ACME-US", traffic.stock, 30)  # the guardrail checks every 5 s
     cutover("history", "--entity", "ACME-US")
     cutover("mismatches", "inventory-availability", "--entity", "ACME-US")
+    say("\nEach entity's business SLOs, from every call of the demo (the order latency counts to the ERP's answer:")
+    say("the SOAP reply, the UK importer's ack file, the row ACME-US's trigger wrote):")
+    banyan("slo", "status", "--routes", str(REPO / "routes"), env=store)
     say("\nWhere each entity stands on the routes it moved:")
     for route, entity in (
         ("order-status", "ACME-DE"),

@@ -116,6 +116,11 @@ def test_each_entity_climbs_and_the_bad_release_is_stepped_back(demo: tuple[Path
     )
     assert guardrail.evidence["mismatches"] >= 20, guardrail.evidence
     shift = chapter(output, "3 · Shift", "Where to look")
+    slo = shift.split("$ banyan slo status", 1)[1].split("Where each entity stands", 1)[0]
+    for entity in ("ACME-DE", "ACME-UK", "ACME-US"):  # each entity's orders measured: booked, and in time
+        assert re.search(rf"│ {entity} │ order-create +│ order-latency +│ 99.5 % 28d │ +[0-9.]+ % of [0-9,]+ │", slo), (
+            slo
+        )
     assert "/available │ value" in shift  # the wrong field, named
     assert "error" not in shift.split("release 2026.12")[1].split("$ banyan")[0]  # consumers saw no errors
     assert "console     http://127.0.0.1:" in output
