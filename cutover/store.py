@@ -239,6 +239,11 @@ MIGRATIONS: list[list[str]] = [
         "CREATE TABLE cutover_slo_alerts (route TEXT NOT NULL, entity TEXT NOT NULL, slo TEXT NOT NULL, "
         "since TEXT NOT NULL, PRIMARY KEY (route, entity, slo))",
     ],
+    # the files of a drop folder published as events (events/drop.py): by name and content, restart-safe
+    [
+        "CREATE TABLE cutover_drop_seen (source TEXT NOT NULL, name TEXT NOT NULL, digest TEXT NOT NULL, "
+        "published_at TEXT NOT NULL, PRIMARY KEY (source, name, digest))"
+    ],
 ]
 NOISE_ABSOLUTE = 0.001  # a field is a real difference when the cloud's rate beats legacy's own by 0.1 point…
 NOISE_RELATIVE = 0.2  # …and by a fifth of it (Diffy's two thresholds)

@@ -7,6 +7,7 @@ import getpass
 import json
 import os
 import signal
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -16,8 +17,9 @@ from rich.table import Table
 
 from cutover.store import StoreError, open_store
 from events.brokers import BrokerError, JetStream
+from events.drop import DropSource
 from events.log import EventLog, EventLogError
-from events.publish import drain
+from events.publish import drain, drain_drop
 from events.table import SourceError, TableSource
 
 events_app = typer.Typer(
@@ -94,6 +96,64 @@ def from_table(
     finally:
         opened.close()
     typer.echo(f"published {total} events from {table} to {subject} (stream {stream}); {reader.key} is at {mark}")
+
+
+@events_app.command("from-drop")
+def from_drop(
+    folder: Annotated[Path, typer.Argument(help="the drop folder a legacy system writes files into")],
+    event_type: Annotated[str, typer.Option("--type", help="the CloudEvents type, e.g. com.acme.shipment.advised")],
+    source: Annotated[str, typer.Option(help="the CloudEvents source: the legacy system, e.g. /erp/uk")],
+    subject: Annotated[str, typer.Option(help="the NATS subject to publish on")],
+    store: Annotated[str, typer.Option(envvar="BANYAN_STORE", help="cutover store keeping what was published")],
+    pattern: Annotated[str, typer.Option(help="only files whose name matches (fnmatch)")] = "*",
+    entity: Annotated[str | None, typer.Option(help="legal entity, carried as the legalentity extension")] = None,
+    settle: Annotated[float, typer.Option(min=0, help="seconds a file must stay unchanged")] = 2.0,
+    broker: Annotated[str, typer.Option(help="NATS server")] = "nats://127.0.0.1:4222",
+    stream: Annotated[str, typer.Option(help="JetStream stream (created if missing)")] = "BANYAN",
+    follow: Annotated[bool, typer.Option(help="keep watching for new files until Ctrl-C")] = False,
+    interval: Annotated[float, typer.Option(min=0.1, help="seconds between looks with --follow")] = 1.0,
+) -> None:
+    """Publish each file that lands in FOLDER as one CloudEvent (its facts and content), once.
+
+    Example: banyan events from-drop .demo/drops/shipments/in --pattern 'ASN_*.json' --type com.acme.shipment.advised
+    --source /warehouse --subject acme.shipments --store cutover.db
+    """
+    try:
+        reader = DropSource(folder, pattern, event_type, source, entity, settle)
+        opened = open_store(store, create=False)
+    except (SourceError, StoreError) as exc:
+        raise _fail(str(exc)) from None
+
+    async def run() -> int:
+        stopping = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stopping.set)
+        target = JetStream(broker, stream, [subject])
+        await target.open()
+        total = 0
+        try:
+            while True:
+                total += await drain_drop(reader, target, subject, opened)
+                if not follow or stopping.is_set():
+                    return total
+                try:
+                    await asyncio.wait_for(stopping.wait(), interval)
+                except TimeoutError:
+                    continue
+                return total
+        finally:
+            await target.close()
+
+    try:
+        total = asyncio.run(run())
+    except BrokerError as exc:
+        raise _fail(f"{exc}; nothing is lost: files not acknowledged are published on the next run") from None
+    except OSError as exc:
+        raise _fail(f"cannot read {folder}: {exc.strerror or exc}") from None
+    finally:
+        opened.close()
+    typer.echo(f"published {total} files of {folder} to {subject} (stream {stream})")
 
 
 @events_app.command("list")

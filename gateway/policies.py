@@ -74,8 +74,12 @@ async def edge(request: web.Request, handler: Handler) -> web.StreamResponse:
     # a fresh id only has to be unique, not secret: 128 random bits without a system call per request
     request[CORRELATION_ID] = cid = given if _SAFE_ID.match(given) else f"{random.getrandbits(128):032x}"
     # a span in the consumer's trace, or the first of a new one; every log line of the call names both ids
-    span = request.app[TRACING].start(f"{request.method} {request.path}", request.headers.get("traceparent"), "server",
-                                      **{"http.request.method": request.method, "url.path": request.path})  # fmt: skip
+    tracer, parent = request.app[TRACING], request.headers.get("traceparent")
+    if tracer.exporting:
+        span = tracer.start(f"{request.method} {request.path}", parent, "server",
+                            **{"http.request.method": request.method, "url.path": request.path})  # fmt: skip
+    else:
+        span = tracer.ids(parent)
     request[SPAN] = span
     CURRENT.set((span.trace_id, cid))
     status = 500

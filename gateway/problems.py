@@ -72,6 +72,7 @@ KINDS: dict[str, str] = {
 
 WRITE_MADE = "Write made but not recorded"  # a 503 whose write did happen: its key must not be freed
 BUSY = "Backend busy"  # a 503 the gateway answered itself: the backend was not called
+REJECTED = "Backend rejected the request"  # the system of record refused the values: a business exception
 
 
 def type_uri(title: str) -> str:

@@ -63,9 +63,12 @@ async def call_side(
         payload = bound.request_map(call.payload) if bound.request_map else call.payload
     except MappingError as exc:
         raise Problem(422, "Request cannot be mapped", f"the request lacks a field the backend needs: {exc}") from None
-    span = app[TRACING].start(f"{side} {route.name}", call.headers.get("traceparent"), "client",
-                              **{"banyan.side": side, "banyan.route": route.name, "banyan.entity": entity,
-                                 "banyan.backend": bound.backend.config.backend})  # fmt: skip
+    tracer = app[TRACING]
+    if not tracer.exporting:  # no span to record: the backend's parent is the gateway's span of the call
+        return await _called(app, compiled, side, entity, call, replace(call, payload=payload), bound, patient)
+    attributes = {"banyan.side": side, "banyan.route": route.name, "banyan.entity": entity,
+                  "banyan.backend": bound.backend.config.backend}  # fmt: skip
+    span = tracer.start(f"{side} {route.name}", call.headers.get("traceparent"), "client", **attributes)
     sided = replace(call, payload=payload, headers={**call.headers, "traceparent": span.traceparent})
     error: str | None = "cancelled"
     try:
@@ -251,11 +254,11 @@ async def soap_side(
     spec = compiled.route.passthrough
     assert spec is not None
     upstream, breaker = compiled.soap_sides[side]
-    name = compiled.route.name
-    span = app[TRACING].start(f"{side.value} {name}", headers.get("traceparent"), "client",
-                              **{"banyan.side": side.value, "banyan.route": name, "banyan.entity": entity,
-                                 "banyan.backend": "soap"})  # fmt: skip
-    headers = {**headers, "traceparent": span.traceparent}
+    name, tracer, span = compiled.route.name, app[TRACING], None
+    if tracer.exporting:  # else the backend's parent is the gateway's span of the call
+        span = tracer.start(f"{side.value} {name}", headers.get("traceparent"), "client", **{"banyan.side": side.value,
+                            "banyan.route": name, "banyan.entity": entity, "banyan.backend": "soap"})  # fmt: skip
+        headers = {**headers, "traceparent": span.traceparent}
     answer: RawReply | Problem
     try:
         breaker.before()
@@ -274,10 +277,12 @@ async def soap_side(
         answer = Problem(503, "Backend unavailable", f"cannot reach the SOAP service: {exc}")
     except BaseException:
         breaker.abandon()
-        span.end("cancelled")
+        if span is not None:
+            span.end("cancelled")
         raise
     failed = isinstance(answer, Problem)
-    span.end(f"{answer.status} {answer.title}" if isinstance(answer, Problem) else None)
+    if span is not None:
+        span.end(f"{answer.status} {answer.title}" if isinstance(answer, Problem) else None)
     app[METRICS].side_calls.labels(
         compiled.route.name, compiled.label(entity), side.value, role, "error" if failed else "ok"
     ).inc()

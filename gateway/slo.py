@@ -10,7 +10,7 @@ from typing import Any
 
 from aiohttp import web
 
-from gateway.problems import Problem
+from gateway.problems import REJECTED, Problem
 from gateway.sides import Answer
 from gateway.spec import SloSpec
 from gateway.state import CUTOVER, METRICS
@@ -34,6 +34,10 @@ def _instant(value: Any) -> float | None:
 def judged(slo: SloSpec, answer: Answer | Problem, seconds: float) -> bool | None:
     """Whether the call was good for `slo`; None when it says nothing about it (the consumer's own
     request was refused, or a failed read has no figure whose age to judge)."""
+    if slo.kind == "exceptions":  # the business refusals: an intercompany invoice the other ledger would not take
+        if isinstance(answer, Problem):
+            return False if answer.title == REJECTED else None
+        return True
     if isinstance(answer, Problem) and answer.status < 500:
         return None
     if slo.kind == "success":

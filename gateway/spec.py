@@ -150,10 +150,12 @@ class SloSpec(_Model):
       202 to the write made;
     - success: the system of record took it (a refusal of the consumer's request does not count);
     - freshness: the figure served is at most `threshold` seconds older than the legacy system's
-      last change, which the answer names at `field` (an ISO time, or epoch seconds)."""
+      last change, which the answer names at `field` (an ISO time, or epoch seconds);
+    - exceptions: the system of record did not refuse the call on business grounds (an
+      intercompany invoice the other entity's ledger would not book): their rate and volume."""
 
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
-    kind: Literal["latency", "success", "freshness"]
+    kind: Literal["latency", "success", "freshness", "exceptions"]
     objective: float = Field(ge=50, lt=100, description="percent of good events, e.g. 99.5")
     window: str = Field(default="28d", pattern=r"^[1-9][0-9]?d$", description="days the objective holds over")
     threshold: float | None = Field(default=None, gt=0, description="seconds (latency, freshness)")

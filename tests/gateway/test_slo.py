@@ -99,6 +99,7 @@ routes:
     slo:
       - {name: booked-in-time, kind: latency, threshold: 0.1, objective: 99.5}
       - {name: booked, kind: success, objective: 99.9, window: 7d}
+      - {name: refused, kind: exceptions, objective: 99}
     legacy: {backend: {backend: memory, system: erp}}
     entities:
       ACME-US: {legacy: {backend: {backend: memory, system: erp-us, latency: 0.2}}}
@@ -151,6 +152,8 @@ def test_the_gateway_measures_each_entitys_slos_on_its_calls(tmp_path: Path) -> 
     assert (found[("ACME-DE", "booked")]["good"], found[("ACME-DE", "booked")]["total"]) == (6, 7)
     assert found[("ACME-US", "booked")]["sli"] == 100 and found[("ACME-DE", "booked")]["days"] == 7
     assert (found[("ACME-DE", "fresh")]["good"], found[("ACME-DE", "fresh")]["total"]) == (1, 2)
+    # the business refusal is an exception; the ERP being down is not (that is the success SLO's)
+    assert (found[("ACME-DE", "refused")]["good"], found[("ACME-DE", "refused")]["total"]) == (6, 7)
     assert found[("ACME-US", "booked-in-time")]["alert"] == "fast"  # every call too slow: 200× the budget
     table = CliRunner().invoke(cli, ["slo", "status", "--store", store, "--routes", str(tmp_path / "routes")])
     assert table.exit_code == 0 and "Business SLOs" in table.output and "ACME-US" in table.output
