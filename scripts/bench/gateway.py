@@ -363,7 +363,7 @@ def main() -> None:
         ):
             ratio = report.figure(name, rates[mine] / rates[theirs])
             report.say(
-                f"{mine} / {theirs}: {ratio:.2f}×  (target ≥ {target}: {'met' if ratio >= target else 'MISSED'})"
+                f"{mine} / {theirs}: {ratio:.3f}×  (target ≥ {target}: {'met' if ratio >= target else 'MISSED'})"
             )
         half = rates["gateway_passthrough"] / 2
         runs = []
