@@ -259,6 +259,13 @@ def body_of(document: Any) -> Any:
     return document
 
 
+def _text(node: Any) -> str:
+    """An XPath match as text: an element's text (a leaf's without walking it), or the value itself."""
+    if isinstance(node, etree._Element):
+        return (node.text or "" if len(node) == 0 else "".join(str(text) for text in node.itertext())).strip()
+    return str(node).strip()
+
+
 def xpath_text(xpath: etree.XPath | None, scope: Any) -> str | None:
     """What `xpath` finds in the Body; matches that disagree (one customer of ours, one of another
     entity's) are refused rather than the first one taken."""
@@ -267,10 +274,9 @@ def xpath_text(xpath: etree.XPath | None, scope: Any) -> str | None:
     found = xpath(scope)
     if not isinstance(found, list):
         return str(found) or None
-    values = {
-        ("".join(str(text) for text in node.itertext()) if isinstance(node, etree._Element) else str(node)).strip()
-        for node in found
-    } - {""}
+    if len(found) == 1:  # the usual envelope: one match, nothing to compare it with
+        return _text(found[0]) or None
+    values = {_text(node) for node in found} - {""}
     if len(values) > 1:
         raise Problem(
             400, "Ambiguous envelope", f"the Body names {len(values)} different values where the route reads one"
