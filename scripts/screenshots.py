@@ -3,8 +3,9 @@
     python scripts/screenshots.py [OUT]      # default docs/
 
 Runs `banyan demo` in a scratch folder until its gateway serves the console, logs in with the demo's
-admin key, and saves the route × entity matrix (console.png) and the page of ACME-US's stock reads:
-its charts, its history and the fields it differs on (console-mismatches.png). Then stops the demo
+admin key, and saves the route × entity matrix (console.png), each entity's business SLOs
+(console-slos.png) and the page of ACME-US's stock reads: its charts, its history and the fields
+it differs on (console-mismatches.png). Then stops the demo
 with Ctrl-C.
 """
 
@@ -55,6 +56,8 @@ def main() -> None:
                 cell.wait_for()
                 page.wait_for_timeout(3500)  # one refresh with the trickle's evidence
                 page.locator("main > section").first.screenshot(path=str(out / "console.png"))
+                page.locator("#slos tbody tr").first.wait_for()
+                page.locator('section[aria-labelledby="slo-title"]').screenshot(path=str(out / "console-slos.png"))
                 cell.click()
                 page.locator("#fields").filter(has_text="/available").wait_for()
                 page.locator("#charts figure").first.wait_for()
@@ -63,7 +66,7 @@ def main() -> None:
         finally:
             demo.send_signal(signal.SIGINT)
             demo.wait(60)
-    print(f"wrote {out / 'console.png'} and {out / 'console-mismatches.png'}")
+    print(f"wrote {out / 'console.png'}, {out / 'console-slos.png'} and {out / 'console-mismatches.png'}")
 
 
 if __name__ == "__main__":
