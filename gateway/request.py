@@ -200,16 +200,22 @@ async def _write_through_outbox(
 
     Writes on one business key take turns here, so the serving side takes them in the order their
     copies were recorded, and the other side is sent them in that same order: both end on the same
-    last write. (Across gateway processes, concurrent writes to one key have no order to keep.)"""
+    last write. The turn ends with the serving call: the next write need not wait for this one's
+    settlement, since the outbox delivers a key's copies in the order of their intents, and an
+    unsettled intent holds the later ones back. (Across gateway processes, concurrent writes to one
+    key have no order to keep.)"""
     if call.key is None:
-        return await _owe_and_serve(request, compiled, serve, other, entity, call, rung)
-    async with request.app[KEY_TURNS].turn((compiled.route.name, entity or "*", call.key)):
-        return await _owe_and_serve(request, compiled, serve, other, entity, call, rung)
+        message_id, answer = await _owe_and_serve(request, compiled, serve, other, entity, call, rung)
+    else:
+        async with request.app[KEY_TURNS].turn((compiled.route.name, entity or "*", call.key)):
+            message_id, answer = await _owe_and_serve(request, compiled, serve, other, entity, call, rung)
+    return await _settle(request, compiled, serve, other, entity, call, message_id, answer)
 
 
 async def _owe_and_serve(
     request: web.Request, compiled: Compiled, serve: Side, other: Side, entity: str | None, call: Call, rung: str
-) -> Answer | Problem:
+) -> tuple[int, Answer | Problem]:
+    """The copy's intent recorded, then the serving call: (the outbox message, the serving side's answer)."""
     app = request.app
     cutover = app[CUTOVER]
     outbox, commits = cutover.outbox, cutover.commits
@@ -225,7 +231,16 @@ async def _owe_and_serve(
     except StoreError as exc:
         detail = f"the copy for the {other.value} side cannot be recorded, so nothing was sent: {exc}"
         raise Problem(503, "Write not accepted", detail) from None
-    answer = await counted(app, compiled, serve, entity, call, rung, "serve")
+    return message_id, await counted(app, compiled, serve, entity, call, rung, "serve")
+
+
+async def _settle(
+    request: web.Request, compiled: Compiled, serve: Side, other: Side, entity: str | None, call: Call,
+    message_id: int, answer: Answer | Problem,
+) -> Answer | Problem:  # fmt: skip
+    """The copy's outcome (and the write's events) recorded, before the consumer is answered."""
+    app, route = request.app, compiled.route
+    cutover = app[CUTOVER]
     if isinstance(answer, Answer):
         outcome, served, error = "pending", answer.body, ""
     elif answer.status == 504:  # no answer in time: the serving side may or may not have written
@@ -234,7 +249,8 @@ async def _owe_and_serve(
         outcome, served, error = "cancelled", None, f"{answer.status} {answer.title}: {answer.detail}"
     events = declared(compiled, entity, call, answer.body) if isinstance(answer, Answer) and route.events else []
     try:  # the write's outcome and its events, in one transaction
-        await commits.run(settle_and_record, outbox, app[EVENT_LOG], message_id, outcome, served, error, events)
+        await cutover.commits.run(settle_and_record, cutover.outbox, app[EVENT_LOG], message_id, outcome, served,
+                                  error, events)  # fmt: skip
         if outcome == "pending":
             app[OUTBOX_READY].set()
             recorded(app, compiled, events)
