@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import getpass
 import json
 import os
 import signal
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -32,6 +34,28 @@ errors = Console(stderr=True)
 def _fail(message: str) -> typer.Exit:
     errors.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     return typer.Exit(2)
+
+
+async def until_done(
+    target: JetStream, drain_once: Callable[[JetStream], Awaitable[int]], follow: bool, interval: float
+) -> int:
+    """Publish what a source holds once, or with `follow` again every `interval` until Ctrl-C or
+    SIGTERM; how many were published."""
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stopping.set)
+    await target.open()
+    total = 0
+    try:
+        while True:
+            total += await drain_once(target)
+            if not follow or stopping.is_set():
+                return total
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), interval)
+    finally:
+        await target.close()
 
 
 @events_app.command("from-table")
@@ -67,29 +91,11 @@ def from_table(
     except (SourceError, StoreError) as exc:
         raise _fail(str(exc)) from None
 
-    async def run() -> int:
-        stopping = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, stopping.set)
-        target = JetStream(broker, stream, [subject])
-        await target.open()
-        total = 0
-        try:
-            while True:
-                total += await drain(reader, target, subject, opened, batch)
-                if not follow or stopping.is_set():
-                    return total
-                try:
-                    await asyncio.wait_for(stopping.wait(), interval)
-                except TimeoutError:
-                    continue
-                return total
-        finally:
-            await target.close()
-
     try:
-        total = asyncio.run(run())
+        target = JetStream(broker, stream, [subject])
+        total = asyncio.run(
+            until_done(target, lambda target: drain(reader, target, subject, opened, batch), follow, interval)
+        )
         mark = opened.event_mark(reader.key)
     except (SourceError, BrokerError) as exc:
         raise _fail(f"{exc}; nothing past the last published row is lost: run it again") from None
@@ -124,29 +130,11 @@ def from_drop(
     except (SourceError, StoreError) as exc:
         raise _fail(str(exc)) from None
 
-    async def run() -> int:
-        stopping = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, stopping.set)
-        target = JetStream(broker, stream, [subject])
-        await target.open()
-        total = 0
-        try:
-            while True:
-                total += await drain_drop(reader, target, subject, opened)
-                if not follow or stopping.is_set():
-                    return total
-                try:
-                    await asyncio.wait_for(stopping.wait(), interval)
-                except TimeoutError:
-                    continue
-                return total
-        finally:
-            await target.close()
-
     try:
-        total = asyncio.run(run())
+        target = JetStream(broker, stream, [subject])
+        total = asyncio.run(
+            until_done(target, lambda target: drain_drop(reader, target, subject, opened), follow, interval)
+        )
     except BrokerError as exc:
         raise _fail(f"{exc}; nothing is lost: files not acknowledged are published on the next run") from None
     except OSError as exc:

@@ -12,28 +12,19 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
-from decimal import Decimal
+from datetime import UTC, datetime
 from typing import Any
 
 from cloudevents.core.formats.json import JSONFormat
 from cloudevents.core.v1.event import CloudEvent
+
+from legacy_adapters.odbc import plain
 
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$")  # table or schema.table
 
 
 class SourceError(ValueError):
     """The table cannot be read as an event source; the message says why (never the password)."""
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return float(value) if value % 1 else int(value)
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    if isinstance(value, bytes):
-        return value.hex()
-    return value
 
 
 @dataclass(frozen=True)
@@ -71,7 +62,7 @@ class TableSource:
         except pyodbc.Error as exc:
             reason = re.sub(r"(?i)(pwd|password)=[^;]*", r"\1=***", str(exc.args[-1] if exc.args else exc))
             raise SourceError(f"cannot read {self.table}: {reason.split('(SQL')[0][:200]}") from None
-        return [self._event(dict(zip(names, map(_plain, row), strict=True))) for row in rows]
+        return [self._event(dict(zip(names, map(plain, row), strict=True))) for row in rows]
 
     def _event(self, row: dict[str, Any]) -> Event:
         mark = int(row.pop("banyan_mark"))

@@ -39,7 +39,8 @@ class OdbcConfig(BackendConfig):
     pool_size: int = Field(default=4, ge=1)
 
 
-def _plain(value: Any) -> Any:
+def plain(value: Any) -> Any:
+    """A value the driver returned, as JSON carries it: numbers, ISO times, hex for bytes."""
     if isinstance(value, Decimal):
         return float(value) if value % 1 else int(value)
     if isinstance(value, datetime | date):
@@ -87,7 +88,7 @@ class OdbcBackend(Registered):
             rows: list[dict[str, Any]] = []
             if cursor.description is not None and self.config.result != "none":
                 names = [column[0] for column in cursor.description]
-                rows = [dict(zip(names, (_plain(v) for v in row), strict=True)) for row in cursor.fetchall()]
+                rows = [dict(zip(names, (plain(v) for v in row), strict=True)) for row in cursor.fetchall()]
             cursor.close()
             self._connections.put(connection)
             return rows
