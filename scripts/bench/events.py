@@ -21,7 +21,6 @@ import hashlib
 import json
 import os
 import shutil
-import signal
 import sqlite3
 import subprocess
 import sys
@@ -114,12 +113,8 @@ def from_table(folder: Path, rows: int, report: Report) -> None:
 
 
 def serve(folder: Path, name: str, port: int, *options: str) -> subprocess.Popen[bytes]:
-    banyan = str(Path(sys.executable).parent / "banyan")
-    log = open(folder / f"{name}.log", "w")  # noqa: SIM115  (the access log policy stays on)
-    command = [banyan, "serve", "--routes", str(folder / f"routes-{name}"), "--consumers",
-               str(folder / "consumers.yaml"), "--port", str(port), "--store", str(folder / f"{name}.db"),
-               *options]  # fmt: skip
-    return subprocess.Popen(command, stderr=log, env={**os.environ, "BANYAN_ADMIN_KEY": KEY})
+    return gateway_bench.serve(folder, name, folder / f"routes-{name}", port, "--store", str(folder / f"{name}.db"),
+                               *options)  # fmt: skip
 
 
 def relayed(port: int, limit: float = 300) -> float:
@@ -145,8 +140,7 @@ def main() -> None:
     add_json_flag(parser)
     args = parser.parse_args()
     report = Report.from_args(args)
-    if not shutil.which("wrk"):
-        raise SystemExit("wrk is needed: apt-get install wrk (make bench does)")
+    gateway_bench.need("wrk")
     folder = Path(tempfile.mkdtemp(prefix="banyan-bench-events-"))
     for name, events in (("off", ""), ("on", EVENTS)):
         (folder / f"routes-{name}").mkdir()
@@ -178,14 +172,7 @@ def main() -> None:
         ratio = report.figure("events_on_over_off", rates["events_on"] / rates["events_off"])
         report.say(f"events on / off                       {ratio:.2f}×")
     finally:
-        for process in processes:
-            process.send_signal(signal.SIGTERM)
-        for process in processes:
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        gateway_bench.stop(processes)
         asyncio.run(drop_stream("BANYAN_EVENTS", f"events.{BENCH_TYPE}"))
         shutil.rmtree(folder, ignore_errors=True)
     report.done()

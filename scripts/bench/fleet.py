@@ -24,7 +24,6 @@ import argparse
 import hashlib
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -100,14 +99,9 @@ def redis_reachable() -> bool:
 
 
 def serve(folder: Path, name: str, port: int, *options: str) -> subprocess.Popen[bytes]:
-    banyan = str(Path(sys.executable).parent / "banyan")
-    log = open(folder / f"{name}.log", "w")  # noqa: SIM115  (the access log policy stays on)
     served = folder / f"{name}-routes"
     routes(served, int(os.environ["BANYAN_BENCH_BACKEND"]), asynchronous="--store" in options)
-    command = [banyan, "serve", "--routes", str(served), "--consumers", str(folder / "consumers.yaml"),
-               "--port", str(port), *options]  # fmt: skip
-    admin = {"BANYAN_ADMIN_KEY": KEY} if "--store" in options else {}  # the admin API needs a store
-    return subprocess.Popen(command, stderr=log, env={**os.environ, **admin})
+    return gateway_bench.serve(folder, name, served, port, *options)
 
 
 def row(report: Report, label: str, url: str, seconds: int, connections: int, lua: Path | None) -> float:
@@ -126,9 +120,7 @@ def main() -> None:
     add_json_flag(parser)
     args = parser.parse_args()
     report = Report.from_args(args)
-    for tool in ("nginx", "wrk"):
-        if not shutil.which(tool) and not Path("/usr/sbin/nginx").exists():
-            raise SystemExit(f"{tool} is needed: apt-get install nginx wrk (make bench does)")
+    gateway_bench.need("nginx", "wrk")
     if not redis_reachable():
         raise SystemExit("Redis is needed on 127.0.0.1:6379 for the shared rate limits")
     folder = Path(tempfile.mkdtemp(prefix="banyan-bench-fleet-"))
@@ -178,15 +170,7 @@ def main() -> None:
             ratio = report.figure(name, rates[mine] / rates[theirs])
             report.say(f"{name:34} {ratio:.2f}×")
     finally:
-        for process in processes:
-            process.send_signal(signal.SIGTERM)
-        for process in processes:
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                print(f"{Path(str(process.args[0])).name} did not stop within 20 s of SIGTERM: killed", file=sys.stderr)
-                process.kill()
-                process.wait()
+        gateway_bench.stop(processes)
         if not os.environ.get("BANYAN_BENCH_KEEP"):
             shutil.rmtree(folder, ignore_errors=True)
     report.done()

@@ -247,12 +247,39 @@ def capacity(port: int, seconds: int, connections: int, script: Path, report: Re
     wait_drained(port)
 
 
-def gateway(folder: Path, name: str, port: int, store: str, workers: int = 1) -> subprocess.Popen[bytes]:
+def serve(folder: Path, name: str, routes: Path, port: int, *options: str) -> subprocess.Popen[bytes]:
+    """`banyan serve` on `routes` with the bench's consumer, its log in FOLDER/NAME.log; with a store
+    (in `options`) the admin API is on, with the bench's key."""
     banyan = str(Path(sys.executable).parent / "banyan")
     log = open(folder / f"{name}.log", "w")  # noqa: SIM115  (the access log policy stays on)
-    command = [banyan, "serve", "--routes", str(folder / "routes"), "--consumers", str(folder / "consumers.yaml"),
-               "--port", str(port), "--store", store, "--workers", str(workers)]  # fmt: skip
-    return subprocess.Popen(command, stderr=log, env={**os.environ, "BANYAN_ADMIN_KEY": KEY})
+    command = [banyan, "serve", "--routes", str(routes), "--consumers", str(folder / "consumers.yaml"),
+               "--port", str(port), *options]  # fmt: skip
+    admin = {"BANYAN_ADMIN_KEY": KEY} if "--store" in options else {}  # the admin API needs a store
+    return subprocess.Popen(command, stderr=log, env={**os.environ, **admin})
+
+
+def gateway(folder: Path, name: str, port: int, store: str, workers: int = 1) -> subprocess.Popen[bytes]:
+    return serve(folder, name, folder / "routes", port, "--store", store, "--workers", str(workers))
+
+
+def need(*tools: str) -> None:
+    """Stop with what to install when a tool the bench runs is missing."""
+    for tool in tools:
+        if not shutil.which(tool) and not Path("/usr/sbin", tool).exists():
+            raise SystemExit(f"{tool} is needed: apt-get install {tool} (make bench installs wrk; make test, nginx)")
+
+
+def stop(processes: list[subprocess.Popen[bytes]]) -> None:
+    """SIGTERM every process, then wait; one that does not stop in 20 s is said so and killed."""
+    for process in processes:
+        process.send_signal(signal.SIGTERM)
+    for process in processes:
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:  # say so, and do not leave it running
+            print(f"{Path(str(process.args[0])).name} did not stop within 20 s of SIGTERM: killed", file=sys.stderr)
+            process.kill()
+            process.wait()
 
 
 def postgres_store() -> str | None:
@@ -290,9 +317,7 @@ def main() -> None:
     add_json_flag(parser)
     args = parser.parse_args()
     report = Report.from_args(args)
-    for tool in ("nginx", "wrk"):
-        if not shutil.which(tool) and not Path("/usr/sbin/nginx").exists():
-            raise SystemExit(f"{tool} is needed: apt-get install nginx wrk (make bench does)")
+    need("nginx", "wrk")
     folder = Path(tempfile.mkdtemp(prefix="banyan-bench-"))
     backend, proxy, bare, one, two, pg = (free_port() for _ in range(6))
     os.environ["BANYAN_BENCH_BACKEND"] = str(backend)
@@ -380,15 +405,7 @@ def main() -> None:
         if pg_store:
             capacity(pg, args.seconds, 64, writes, report, "postgresql")
     finally:
-        for process in processes:
-            process.send_signal(signal.SIGTERM)
-        for process in processes:
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:  # say so, and do not leave it running
-                print(f"{Path(str(process.args[0])).name} did not stop within 20 s of SIGTERM: killed", file=sys.stderr)
-                process.kill()
-                process.wait()
+        stop(processes)
         shutil.rmtree(folder, ignore_errors=True)
     report.done()
 
