@@ -48,7 +48,7 @@ class DropSource:
     def __init__(self, folder: Path, pattern: str, event_type: str, source: str, entity: str | None = None,
                  settle: float = 2.0) -> None:  # fmt: skip
         if not folder.is_dir():
-            raise SourceError(f"{folder} is not a folder")
+            raise SourceError(f"{folder} is not a folder: name the drop folder the legacy system writes its files into")
         self.folder, self.pattern, self.settle = folder, pattern, settle
         self.event_type, self.source, self.entity = event_type, source, entity
         self.key = f"{source}/{folder.name}"

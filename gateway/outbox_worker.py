@@ -54,14 +54,15 @@ async def deliver(app: web.Application, message: Message) -> None:
                 True, body.get("params", {}))  # fmt: skip
     side = Side(message.side)
     context = parse(headers.get("traceparent"))  # the trace of the call that owed this write
-    CURRENT.set((context[0] if context else "", call.correlation_id))
+    trace_id = context[0] if context else ""
+    CURRENT.set((trace_id, call.correlation_id))
     closed_in = _breaker_wait(compiled, side, entity)
     if closed_in:  # the side is known to be down: wait for the breaker's trial, spending no attempt
         await commits.run(outbox.postpone_in, message.id, time.time() + closed_in)
         return
     answer = await counted(app, compiled, side, entity, call, message.rung, "outbox")
     if message.kind == "accepted":
-        await _settle_accepted(app, compiled, entity, call, message, answer)
+        await _settle_accepted(app, compiled, entity, call, message, answer, trace_id)
         return
     if isinstance(answer, Answer):
         await commits.run(outbox.delivered_in, message.id)
@@ -84,14 +85,14 @@ def _answered_and_recorded(
 
 
 async def _settle_accepted(
-    app: web.Application, compiled: Compiled, entity: str | None, call: Call, message: Message, answer: Answer | Problem
-) -> None:
+    app: web.Application, compiled: Compiled, entity: str | None, call: Call, message: Message,
+    answer: Answer | Problem, trace_id: str,
+) -> None:  # fmt: skip
     """An accepted write's outcome, for its status URL: made (and the other side owed its copy on a
     rung writing both), refused, unknown — or failed for now, to be tried again with backoff."""
     cutover = app[CUTOVER]
     outbox, commits = cutover.outbox, cutover.commits
-    trace = parse(call.headers.get("traceparent"))
-    measure(app, compiled, entity, answer, time.time() - message.created, trace[0] if trace else "")  # from the 202
+    measure(app, compiled, entity, answer, time.time() - message.created, trace_id)  # from the 202
     if isinstance(answer, Answer):
         events = declared(compiled, entity, call, answer.body) if compiled.route.events else []
         await commits.run(_answered_and_recorded, outbox, app[EVENT_LOG], message, answer.body, events)

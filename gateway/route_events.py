@@ -35,9 +35,10 @@ def declared(compiled: Compiled, entity: str | None, call: Call, answer: Any) ->
     route = compiled.route
     made = []
     for spec in route.events:
-        data = {"answer": answer, "request": call.payload, "both": {"request": call.payload, "answer": answer}}[
-            spec.data
-        ]
+        if spec.data == "both":
+            data: Any = {"request": call.payload, "answer": answer}
+        else:
+            data = answer if spec.data == "answer" else call.payload
         source = spec.source or f"/banyan/routes/{route.name}"
         subject = _subject(spec.subject, answer, call.payload)
         traceparent = call.headers.get("traceparent")

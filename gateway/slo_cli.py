@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
 from pathlib import Path
 
 import typer
@@ -11,17 +10,12 @@ from rich.markup import escape
 from rich.table import Table
 
 from cutover import slos
-from cutover.engine import RouteInfo
 from cutover.store import StoreError, open_store
 from gateway.cutover_cli import Json, Routes, Store, console, errors
 from gateway.route_files import RouteError, load_routes
 from gateway.spec import route_infos
 
 slo_app = typer.Typer(help="Business SLOs per legal entity: objective, error budget, burn rates.", no_args_is_help=True)
-
-
-def objectives(infos: Iterable[RouteInfo]) -> list[slos.Objective]:
-    return [objective for info in infos for objective in info.slos]
 
 
 def _rate(value: float | None) -> str:
@@ -41,7 +35,7 @@ def status(
     Example: banyan slo status --store cutover.db --entity ACME-US
     """
     try:
-        declared = objectives(route_infos(load_routes(routes)))
+        declared = [objective for info in route_infos(load_routes(routes)) for objective in info.slos]
         opened = open_store(store, create=False)
     except (RouteError, StoreError) as exc:
         errors.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
