@@ -1,0 +1,220 @@
+"""The passthrough's HTTP/1.1 client against loopback servers that answer in every way a SOAP
+service might: keep-alive, chunked, close-delimited, slow, cut off, closed while idle, not HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
+
+import pytest
+
+from gateway.upstream import MAX_ANSWER, Upstream, UpstreamError
+
+Answer = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+Runner = Callable[[Coroutine[Any, Any, None]], None]
+
+
+@pytest.fixture(params=["asyncio", "uvloop"])
+def on_loop(request: pytest.FixtureRequest) -> Runner:
+    """Each test on the standard event loop and on uvloop, the one the gateway serves on."""
+    if request.param == "uvloop":
+        uvloop = pytest.importorskip("uvloop")
+        return uvloop.run  # type: ignore[no-any-return]
+    return asyncio.run
+
+
+async def _request(reader: asyncio.StreamReader) -> tuple[bytes, bytes]:
+    head = await reader.readuntil(b"\r\n\r\n")
+    length = next(
+        int(line.split(b":")[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")
+    )
+    return head, await reader.readexactly(length)
+
+
+async def _serving(answer: Answer, exchange: Callable[[Upstream, list[int]], Awaitable[None]]) -> None:
+    connections: list[int] = []
+
+    async def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        connections.append(1)
+        try:
+            await answer(reader, writer)
+        except (asyncio.IncompleteReadError, ConnectionError, asyncio.CancelledError):
+            pass  # the client went, or the test ended
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(on_connect, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    upstream = Upstream(f"http://127.0.0.1:{port}/soap?wsdl=no")
+    try:
+        await exchange(upstream, connections)
+    finally:
+        upstream.close()
+        server.close()
+        await server.wait_closed()
+
+
+def test_keep_alive_answers_reuse_one_connection_and_send_what_was_given(on_loop: Runner) -> None:
+    seen: list[tuple[bytes, bytes]] = []
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            head, body = await _request(reader)
+            seen.append((head, body))
+            reply = b"<ok>" + body + b"</ok>"
+            writer.write(
+                b"HTTP/1.1 200 OK\r\nContent-Type: text/xml\r\nContent-Length: %d\r\n\r\n%s" % (len(reply), reply)
+            )
+            await writer.drain()
+
+    async def exchange(upstream: Upstream, connections: list[int]) -> None:
+        for n in range(5):
+            reply = await upstream.post(b"<n>%d</n>" % n, {"SOAPAction": '"Get"', "X-Correlation-ID": "c1"}, 5)
+            assert (reply.status, reply.body, reply.headers["content-type"]) == (
+                200,
+                b"<ok><n>%d</n></ok>" % n,
+                "text/xml",
+            )
+        assert len(connections) == 1
+
+    on_loop(_serving(answer, exchange))
+    head = seen[0][0].decode()
+    assert head.startswith("POST /soap?wsdl=no HTTP/1.1\r\nHost: 127.0.0.1:")
+    assert 'SOAPAction: "Get"\r\n' in head and "X-Correlation-ID: c1\r\n" in head and "Content-Length: 8\r\n" in head
+
+
+def test_a_chunked_answer_arriving_byte_by_byte_is_put_together(on_loop: Runner) -> None:
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            await _request(reader)
+            reply = b"HTTP/1.1 500 Server Error\r\nTransfer-Encoding: chunked\r\n\r\n5;ext=1\r\n<Faul\r\n3\r\nt/>\r\n0\r\nX-Trailer: 1\r\n\r\n"
+            for byte in reply:
+                writer.write(bytes([byte]))
+                await writer.drain()
+
+    async def exchange(upstream: Upstream, connections: list[int]) -> None:
+        for _ in range(2):
+            reply = await upstream.post(b"x", {}, 5)
+            assert (reply.status, reply.body) == (500, b"<Fault/>")
+        assert len(connections) == 1  # a chunked answer keeps the connection
+
+    on_loop(_serving(answer, exchange))
+
+
+def test_an_answer_without_length_runs_to_the_close_and_is_not_reused(on_loop: Runner) -> None:
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await _request(reader)
+        writer.write(b"HTTP/1.0 200 OK\r\n\r\n<whole/>")
+        await writer.drain()
+
+    async def exchange(upstream: Upstream, connections: list[int]) -> None:
+        assert (await upstream.post(b"x", {}, 5)).body == b"<whole/>"
+        assert (await upstream.post(b"x", {}, 5)).body == b"<whole/>"
+        assert len(connections) == 2
+
+    on_loop(_serving(answer, exchange))
+
+
+def test_an_idle_connection_the_server_closed_is_replaced_without_an_error(on_loop: Runner) -> None:
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await _request(reader)  # one answer, advertised as keep-alive, then the server hangs up
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        await writer.drain()
+
+    async def exchange(upstream: Upstream, connections: list[int]) -> None:
+        for _ in range(3):
+            assert (await upstream.post(b"x", {}, 5)).body == b"ok"
+            await asyncio.sleep(0.05)
+        assert len(connections) == 3
+
+    on_loop(_serving(answer, exchange))
+
+
+def test_a_connection_closed_the_moment_it_is_reused_is_tried_once_more(on_loop: Runner) -> None:
+    """The race a keep-alive client cannot avoid: the server closes just as the request is sent."""
+    calls = 0
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal calls
+        await _request(reader)
+        calls += 1
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        await writer.drain()
+        await _request(reader)  # read the next request, then close without answering
+
+    async def exchange(upstream: Upstream, connections: list[int]) -> None:
+        assert (await upstream.post(b"x", {}, 5)).body == b"ok"
+        assert (await upstream.post(b"x", {}, 5)).body == b"ok"
+        assert len(connections) == 2 and calls == 2
+
+    on_loop(_serving(answer, exchange))
+
+
+def test_no_answer_in_time_is_a_timeout_and_the_connection_is_dropped(on_loop: Runner) -> None:
+    slow = [True]
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        first, slow[0] = slow[0], False  # the first connection answers late, once
+        while True:
+            await _request(reader)
+            if first:
+                await asyncio.sleep(0.3)
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\n" + (b"late" if first else b"fine"))
+            await writer.drain()
+
+    async def exchange(upstream: Upstream, connections: list[int]) -> None:
+        with pytest.raises(TimeoutError):
+            await upstream.post(b"x", {}, 0.1)
+        assert (await upstream.post(b"x", {}, 5)).body == b"fine"  # not the late answer to the first call
+        assert len(connections) == 2
+
+    on_loop(_serving(answer, exchange))
+
+
+@pytest.mark.parametrize(
+    "reply, said",
+    [
+        (b"SSH-2.0-OpenSSH_9.6\r\n\r\n", "not HTTP"),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: many\r\n\r\n", "not a number"),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % (MAX_ANSWER + 1), "too large"),
+        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", "chunk size"),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nhalf", "broke mid-answer"),
+        (b"", "closed before an answer"),
+    ],
+)
+def test_an_answer_that_is_not_sound_http_is_an_upstream_error(on_loop: Runner, reply: bytes, said: str) -> None:
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await _request(reader)
+        writer.write(reply)
+        await writer.drain()
+
+    async def exchange(upstream: Upstream, connections: list[int]) -> None:
+        with pytest.raises(UpstreamError, match=said):
+            await upstream.post(b"x", {}, 5)
+
+    on_loop(_serving(answer, exchange))
+
+
+def test_a_header_that_is_not_latin_1_is_refused_before_anything_is_sent(on_loop: Runner) -> None:
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await _request(reader)
+
+    async def exchange(upstream: Upstream, connections: list[int]) -> None:
+        with pytest.raises(UpstreamError, match="cannot be sent"):
+            await upstream.post(b"x", {"SOAPAction": "€"}, 5)
+        assert connections == []
+
+    on_loop(_serving(answer, exchange))
+
+
+def test_a_port_nobody_listens_on_is_an_upstream_error(on_loop: Runner) -> None:
+    async def refused() -> None:
+        server = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        server.close()
+        await server.wait_closed()
+        with pytest.raises(UpstreamError, match="cannot connect"):
+            await Upstream(f"http://127.0.0.1:{port}/").post(b"x", {}, 5)
+
+    on_loop(refused())
