@@ -18,7 +18,7 @@ from aiohttp import web
 from cutover.runtime import Cutover, in_thread
 from events.log import EventLog, Recorded
 from events.relay import relay
-from gateway import policies
+from gateway import access_log, policies
 from gateway.accepted import STATUS_PATH
 from gateway.accepted import status as accepted_status
 from gateway.admin import add_admin_routes
@@ -210,6 +210,8 @@ def build_app(settings: Settings) -> web.Application:
     _check_store(table, settings)
     app = web.Application(client_max_size=settings.max_body, middlewares=[policies.edge])
     app[SETTINGS] = settings
+    if (write := access_log.writer()) is not None:
+        app[policies.ACCESS_LOG] = write
     app[policies.TRACING] = tracer(settings.otlp_endpoint)
     app.cleanup_ctx.append(_tracing_lifecycle)
     app[ROUTING] = Routing(table)

@@ -10,15 +10,14 @@ import logging
 import os
 import signal
 import sys
-import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import TextIO
 
 from aiohttp import web
 
 from cutover.store import open_store
+from gateway.access_log import ACCESS, PLAIN, BatchedLines
 from gateway.app import Settings, build_app, compile_table
 from gateway.tracing import JsonLines
 
@@ -26,44 +25,6 @@ SHUTDOWN_SECONDS = 15.0  # in-flight requests get this long to finish on SIGTERM
 PR_SET_PDEATHSIG = 1  # prctl(2): the signal a process gets when its parent dies
 RESTARTS_ALLOWED, RESTART_WINDOW = 5, 10.0  # this many worker deaths this fast is a crash loop: stop
 log = logging.getLogger("banyan.gateway")
-
-
-class BatchedLines(logging.Handler):
-    """Log lines written a batch at a time: one write for up to `lines` records or `seconds`, instead
-    of a write and a flush per request. A process killed outright loses at most that last moment of
-    access log; a normal stop (and logging's exit hook) writes what is buffered."""
-
-    def __init__(self, stream: TextIO, lines: int = 512, seconds: float = 0.25) -> None:
-        super().__init__()
-        self.stream, self.limit, self.seconds = stream, lines, seconds
-        self.buffer: list[str] = []
-        self._stop = threading.Event()
-        threading.Thread(target=self._tick, name="access-log", daemon=True).start()
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.buffer.append(self.format(record))
-        if len(self.buffer) >= self.limit:
-            self.flush()
-
-    def flush(self) -> None:
-        self.acquire()  # the lock `handle` holds around `emit`: the tick thread and requests take turns
-        try:
-            lines, self.buffer = self.buffer, []
-            if lines:
-                with contextlib.suppress(OSError, ValueError):  # a closed or broken stderr: nothing to do
-                    self.stream.write("\n".join(lines) + "\n")
-                    self.stream.flush()
-        finally:
-            self.release()
-
-    def _tick(self) -> None:
-        while not self._stop.wait(self.seconds):
-            self.flush()
-
-    def close(self) -> None:
-        self._stop.set()
-        self.flush()
-        super().close()
 
 
 def _logging() -> None:
@@ -74,8 +35,8 @@ def _logging() -> None:
     logging.logProcesses = False
     logging.logMultiprocessing = False
     handler = BatchedLines(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(message)s"))
-    access = logging.getLogger("banyan.access")
+    handler.setFormatter(logging.Formatter(PLAIN))  # the lines are JSON already: see access_log.writer
+    access = ACCESS
     access.addHandler(handler)
     access.setLevel(logging.INFO)
     access.propagate = False
@@ -92,7 +53,7 @@ def _one(settings: Settings, host: str, port: int, reuse_port: bool, access_log:
     except ImportError:
         pass
     if not access_log:
-        logging.getLogger("banyan.access").setLevel(logging.WARNING)
+        ACCESS.setLevel(logging.WARNING)
     web.run_app(
         build_app(settings),
         host=host,

@@ -7,7 +7,13 @@ import json
 import logging
 import time
 
-from gateway.serve import BatchedLines
+import pytest
+from aiohttp.test_utils import make_mocked_request
+
+from gateway.access_log import PLAIN, BatchedLines, writer
+from gateway.consumers import Consumer
+from gateway.policies import CONSUMER, CORRELATION_ID, ENTITY, ROUTE_NAME, SPAN, access_line
+from gateway.tracing import Span
 
 
 def _record(n: int) -> logging.LogRecord:
@@ -43,3 +49,54 @@ def test_closing_writes_what_is_buffered_in_order() -> None:
         handler.handle(_record(n))
     handler.close()
     assert [json.loads(line)["n"] for line in stream.getvalue().splitlines()] == list(range(50))
+
+
+@pytest.mark.parametrize(
+    "path, route, entity, consumer",
+    [
+        ("/v1/ACME-DE/orders", "order-create", "ACME-DE", "shop"),
+        ('/v1/"quoted"\\back/é€😀/\u0007', None, None, None),  # what a hostile path may carry
+    ],
+)
+def test_an_access_line_is_the_json_object_of_its_fields(
+    path: str, route: str | None, entity: str | None, consumer: str | None
+) -> None:
+    request = make_mocked_request("POST", "/")
+    request = request.clone(rel_url=path)
+    request[CORRELATION_ID] = "c-1"
+    if route is not None:
+        request[ROUTE_NAME], request[ENTITY] = route, str(entity)
+        request[CONSUMER] = Consumer(name=str(consumer), key_sha256="0" * 64)
+        request[SPAN] = Span("0af7651916cd43dd8448eb211c80319c", "b7ad6b7169203331", True)
+    line = access_line(request, 201, time.perf_counter())
+    fields = json.loads(line)
+    assert line == json.dumps(fields)  # exactly what json.dumps writes, key order included
+    assert list(fields) == ["correlation_id", "method", "path", "route", "entity", "consumer", "status", "ms",
+                            "trace_id"]  # fmt: skip
+    assert (fields["path"], fields["route"], fields["consumer"], fields["status"]) == (
+        request.path,
+        route,
+        consumer,
+        201,
+    )
+    assert fields["trace_id"] == ("0af7651916cd43dd8448eb211c80319c" if route else None)
+
+
+def test_the_gateway_writes_straight_into_serves_batch_and_otherwise_through_the_logger() -> None:
+    logger = logging.getLogger("banyan.test-access")
+    logger.propagate, logger.handlers = False, []
+    logger.setLevel(logging.WARNING)
+    assert writer(logger) is None  # the access log is off
+    logger.setLevel(logging.INFO)
+    stream = io.StringIO()
+    batched = BatchedLines(stream, lines=1, seconds=60)
+    batched.setFormatter(logging.Formatter(PLAIN))
+    logger.addHandler(batched)
+    write = writer(logger)
+    assert write == batched.write
+    write('{"n": 1}')
+    assert stream.getvalue() == '{"n": 1}\n'
+    batched.setFormatter(logging.Formatter("%(levelname)s %(message)s"))  # someone formats the lines: use it
+    assert writer(logger) == logger.info
+    logger.removeHandler(batched)
+    batched.close()
