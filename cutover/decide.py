@@ -10,6 +10,7 @@ reverse order they moved. A pinned key (in canary) stays on its side whatever th
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -62,6 +63,16 @@ class Plan:
     fallback: Side | None = None  # answers reads when the serving side fails
 
 
+@functools.lru_cache(maxsize=4096)
+def starting(route: str, entity: str, mode: Mode) -> Rule:
+    """The rule of a route and entity the store has none for: where the route file starts it. Rules
+    are immutable, so the calls of one route and entity share one (instead of a new one per call)."""
+    return Rule(route, entity, mode)
+
+
+LEGACY, CLOUD = Plan(Side.legacy), Plan(Side.cloud)  # the plans of a call on the first and last rungs
+
+
 def bucket(salt: str, key: str) -> int:
     digest = hashlib.blake2b(f"{salt}\x00{key}".encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big") % BUCKETS
@@ -80,7 +91,7 @@ def decide(rule: Rule, key: str | None, writes: bool, salt: str = "") -> Plan:
     """The plan for one call under `rule`. Writes never reach a side not allowed to own them."""
     mode = rule.mode
     if mode is Mode.legacy:
-        return Plan(Side.legacy)
+        return LEGACY
     if mode is Mode.shadow:
         # the cloud sees reads only: a shadow write would change the cloud before it owns anything
         return Plan(Side.legacy, mirror=None if writes else Side.cloud, compare=not writes)
@@ -96,7 +107,7 @@ def decide(rule: Rule, key: str | None, writes: bool, salt: str = "") -> Plan:
         # legacy keeps getting writes, so a rollback loses nothing, and reads for the comparison;
         # it answers a read the cloud fails
         return Plan(Side.cloud, mirror=Side.legacy, compare=True, fallback=None if writes else Side.legacy)
-    return Plan(Side.cloud)
+    return CLOUD
 
 
 def previous_mode(mode: Mode) -> Mode | None:

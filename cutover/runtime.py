@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 from cutover import slos
 from cutover.commits import GroupCommit
 from cutover.compare import Difference
-from cutover.decide import Mode, Rule, Side
+from cutover.decide import Mode, Rule, Side, starting
 from cutover.engine import NOISE_WINDOW_MINUTES, Engine, RouteInfo
 from cutover.gates import Counters
 from cutover.outbox import Outbox
@@ -94,7 +94,8 @@ class Cutover:
     def rule(self, route: str, entity: str | None, start: Mode) -> Rule:
         """The rule for `entity` on `route`: its own, the route's `*`, or the route file's `start` rung."""
         rules = self.rules
-        return rules.get((route, entity or "*")) or rules.get((route, "*")) or Rule(route, entity or "*", start)
+        found = rules.get((route, entity or "*")) or rules.get((route, "*"))
+        return found if found is not None else starting(route, entity or "*", start)
 
     # -- evidence -------------------------------------------------------------------------------
     def _counters(self, route: str, entity: str | None, rung: str) -> Counters:

@@ -13,16 +13,14 @@ from __future__ import annotations
 import logging
 import math
 import time
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from gateway.consumers import Consumer
 
 log = logging.getLogger("banyan.gateway")
 
 
-@dataclass(frozen=True)
-class Verdict:
+class Verdict(NamedTuple):  # made on every call: a tuple is the cheapest immutable record
     allowed: bool
     limit: int  # the burst: what a full bucket holds
     remaining: int  # whole calls left in the bucket

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.openmetrics.exposition import CONTENT_TYPE_LATEST as OPENMETRICS
 from prometheus_client.openmetrics.exposition import generate_latest as openmetrics_latest
@@ -103,6 +105,22 @@ class Metrics:
             ["route", "entity", "result"],
             registry=self.registry,
         )
+
+        self._children: dict[tuple[Any, tuple[str, ...]], Any] = {}
+
+    def child(self, metric: Any, *values: str) -> Any:
+        """`metric.labels(*values)`, kept for the next call: prometheus_client takes a lock and
+        builds the label tuple on every `labels()`, and the calls on every request use a bounded
+        set of label values (known routes and entities, status codes, sides)."""
+        found = self._children.get((metric, values))
+        if found is None:
+            found = self._children[(metric, values)] = metric.labels(*values)
+        return found
+
+    def answered(self, route: str, entity: str, status: int, seconds: float) -> None:
+        """One request answered: counted by route, entity and status; timed by route."""
+        self.child(self.requests, route, entity, str(status)).inc()
+        self.child(self.latency, route).observe(seconds)
 
     def render(self, openmetrics: bool = False) -> bytes:
         """The text format; OpenMetrics (which carries the exemplars: trace ids) when asked for."""

@@ -76,9 +76,7 @@ async def handle(request: web.Request) -> web.StreamResponse:
         status = exc.status
         raise
     finally:
-        metrics = app[METRICS]
-        metrics.requests.labels(route.name, request.get(ENTITY) or "", str(status)).inc()
-        metrics.latency.labels(route.name).observe(time.perf_counter() - started)
+        app[METRICS].answered(route.name, request.get(ENTITY) or "", status, time.perf_counter() - started)
 
 
 def retired(request: web.Request, compiled: Compiled, consumer: Consumer | None, params: dict[str, str]) -> None:
@@ -262,7 +260,7 @@ async def _settle(
     return answer
 
 
-_FORWARDED = frozenset(("content-type", "soapaction", "tracestate"))
+_FORWARDED = ("Content-Type", "SOAPAction", "tracestate")  # what a SOAP service is sent of the consumer's headers
 
 
 def body_of(document: Any) -> Any:
@@ -321,7 +319,8 @@ async def passthrough(request: web.Request) -> web.StreamResponse:
     plan = decide(rule, xpath_text(compiled.key_xpath, scope), route.writes, route.name)
     if Side.cloud not in compiled.soap_sides:
         plan = Plan(Side.legacy)  # nothing to move to
-    forward = forwardable({k: v for k, v in request.headers.items() if k.lower() in _FORWARDED})
+    given = request.headers
+    forward = forwardable({name: value for name in _FORWARDED if (value := given.get(name)) is not None})
     forward["X-Correlation-ID"] = correlation_id(request)
     forward["traceparent"] = request[SPAN].traceparent
     app, side = request.app, plan.serve

@@ -147,7 +147,8 @@ async def counted(
     failed = isinstance(answer, Problem) and answer.status >= 500
     shed = failed and isinstance(answer, Problem) and answer.title == BUSY
     outcome = "shed" if shed else "error" if failed else "ok"
-    app[METRICS].side_calls.labels(compiled.route.name, compiled.label(entity), side.value, role, outcome).inc()
+    metrics = app[METRICS]
+    metrics.child(metrics.side_calls, compiled.route.name, compiled.label(entity), side.value, role, outcome).inc()
     if cutover is not None and not shed:  # a call the gateway held back says nothing about the side
         cutover.called(compiled.route.name, entity, rung, side, failed)
     return answer
@@ -283,8 +284,9 @@ async def soap_side(
     failed = isinstance(answer, Problem)
     if span is not None:
         span.end(f"{answer.status} {answer.title}" if isinstance(answer, Problem) else None)
-    app[METRICS].side_calls.labels(
-        compiled.route.name, compiled.label(entity), side.value, role, "error" if failed else "ok"
+    metrics = app[METRICS]
+    metrics.child(
+        metrics.side_calls, compiled.route.name, compiled.label(entity), side.value, role, "error" if failed else "ok"
     ).inc()
     cutover = app.get(CUTOVER)
     if cutover is not None:

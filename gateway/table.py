@@ -19,7 +19,7 @@ from aiohttp import web
 from lxml import etree
 
 from cutover.compare import Comparator
-from cutover.decide import Mode, Rule, Side
+from cutover.decide import Mode, Rule, Side, starting
 from cutover.runtime import Cutover
 from gateway.canonical import Contract, load_canonical, reference
 from gateway.inputs import schema_validator
@@ -148,7 +148,7 @@ class Compiled:
     def rule(self, cutover: Cutover | None, entity: str | None) -> Rule:
         """The rung this route serves `entity` on: the store's rule, or where the route file starts it."""
         if cutover is None:
-            return Rule(self.route.name, entity or "*", self.mode)
+            return starting(self.route.name, entity or "*", self.mode)
         return cutover.rule(self.route.name, entity, self.mode)
 
     async def close(self) -> None:
