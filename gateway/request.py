@@ -9,7 +9,7 @@ from typing import Any
 from aiohttp import web
 from lxml import etree
 
-from cutover.decide import Plan, Side, decide
+from cutover.decide import LEGACY, Side, decide
 from cutover.outbox import idempotency_key
 from cutover.store import StoreError
 from gateway import policies
@@ -318,7 +318,7 @@ async def passthrough(request: web.Request) -> web.StreamResponse:
     rule = compiled.rule(request.app.get(CUTOVER), entity)
     plan = decide(rule, xpath_text(compiled.key_xpath, scope), route.writes, route.name)
     if Side.cloud not in compiled.soap_sides:
-        plan = Plan(Side.legacy)  # nothing to move to
+        plan = LEGACY  # nothing to move to
     given = request.headers
     forward = forwardable({name: value for name in _FORWARDED if (value := given.get(name)) is not None})
     forward["X-Correlation-ID"] = correlation_id(request)

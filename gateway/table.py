@@ -6,6 +6,7 @@ in while requests are in flight: each request keeps the table it started with.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import time
 from dataclasses import dataclass, field
@@ -110,9 +111,11 @@ class Compiled:
         return entity if entity in self.known_entities else "other"
 
     def _xpath(self, name: str, expression: str | None) -> etree.XPath | None:
-        # `string(X)` reads the first match only; X itself gives every match, to check they agree.
+        # `string(X)` reads the first match only; X itself gives every match, to check they agree
+        # (unless the parentheses only look like one call, as in `string(a) = string(b)`)
         if expression and (wrapped := re.fullmatch(r"\s*string\((.*)\)\s*", expression, re.DOTALL)):
-            expression = wrapped.group(1)
+            with contextlib.suppress(etree.XPathSyntaxError):
+                return etree.XPath(wrapped.group(1))
         try:
             return etree.XPath(expression) if expression else None
         except etree.XPathSyntaxError as exc:

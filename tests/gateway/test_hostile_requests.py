@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import socket
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
@@ -171,6 +172,29 @@ def test_a_computed_entity_xpath_reads_the_body_too() -> None:
     xpath = etree.XPath("concat('ACME-', substring(string(//*[local-name()='customer']), 3, 2))")
     assert xpath_text(xpath, envelope) == "ACME-DE"  # the whole envelope: the Header's decoy wins
     assert xpath_text(xpath, body_of(envelope)) == "ACME-US"
+
+
+@pytest.mark.parametrize(
+    ("entity_xpath", "body", "read"),
+    [
+        ("string(//*[local-name()='customer'])", "<o:customer>ACME-DE</o:customer>", "ACME-DE"),
+        # parentheses that only look like one string(…): the whole expression is read, not refused
+        ("string(//*[local-name()='customer']) = string(//*[local-name()='payer'])",
+         "<o:customer>ACME-DE</o:customer><o:payer>ACME-DE</o:payer>", "True"),
+    ],
+)  # fmt: skip
+def test_an_entity_xpath_is_compiled_as_written(tmp_path: Path, entity_xpath: str, body: str, read: str) -> None:
+    from lxml import etree
+
+    from gateway.request import body_of, xpath_text
+    from gateway.table import compile_table
+
+    (tmp_path / "soap.yaml").write_text(
+        "routes:\n  - name: soap\n    passthrough:\n      path: /soap/Orders\n"
+        f'      entity_xpath: "{entity_xpath}"\n      legacy: http://127.0.0.1:9/\n'
+    )
+    compiled = compile_table(tmp_path).routes[0]
+    assert xpath_text(compiled.entity_xpath, body_of(etree.fromstring(_envelope("", body)))) == read
 
 
 @pytest.mark.parametrize(
