@@ -100,3 +100,19 @@ def test_the_gateway_writes_straight_into_serves_batch_and_otherwise_through_the
     assert writer(logger) == logger.info
     logger.removeHandler(batched)
     batched.close()
+
+
+def test_what_the_gateway_built_at_start_is_left_out_of_full_collections() -> None:
+    import asyncio
+    import gc
+
+    from aiohttp import web
+
+    from gateway.serve import _freeze_what_started
+
+    assert gc.get_freeze_count() == 0
+    try:
+        asyncio.run(_freeze_what_started(web.Application()))
+        assert gc.get_freeze_count() > 1000  # the interpreter, pytest and the gateway's modules
+    finally:
+        gc.unfreeze()
