@@ -6,6 +6,14 @@ queue for SQLite's write lock (or PostgreSQL's round trips) and every request pa
 commits. Here one thread owns the writing: operations that arrive while a transaction commits wait
 for the next one, which takes them all. A surge makes the transactions larger, not more numerous.
 
+On SQLite the transaction is made on the event loop itself when the store's lock is free at that
+instant (`SqliteStore.transaction_now`): the operations that arrived in one turn of the loop are
+committed at the end of it, which costs a WAL append and no thread. Handing each one to the
+writer thread and back cost more than the commit, and under load the thread waited for the
+interpreter lock behind whatever request the loop was running: most of a dual write's p99. When
+another connection holds the lock (another worker, the evidence flush, the CLI), the batch goes to
+the writer thread, which waits for it — the loop never does.
+
 An operation is a function of a cursor (and its arguments) that only touches the database. When
 one raises, its transaction is rolled back and the others are committed again without it, so one
 bad operation costs only its own caller an error.
@@ -19,10 +27,11 @@ import sqlite3
 import threading
 from collections import deque
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from cutover.store import Store, StoreError
+from cutover.store import Busy, Store, StoreError
 
 log = logging.getLogger("banyan.cutover")
 T = TypeVar("T")
@@ -61,18 +70,43 @@ class GroupCommit:
         self._thread.start()
         self.transactions = 0  # for the curious: writes ÷ transactions is the batching achieved
         self.writes = 0
+        self.here = 0  # transactions made on the event loop (the rest, by the writer thread)
+        self._here: list[_Operation] = []  # this turn of the loop's operations (SQLite)
 
     async def run(self, function: Callable[..., T], *args: Any) -> T:
         """Run `function(cursor, *args)` in the next transaction; its result once committed.
         A store that cannot commit raises StoreError; the function's own exception is raised as is."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
+        operation = _Operation(function, args, future, loop)
+        if self.store.writes_now and not self._stopping:
+            self._here.append(operation)
+            if len(self._here) == 1:  # the first of this turn of the loop: commit them all at its end
+                loop.call_soon(self._commit_here)
+        else:
+            self._hand_over([operation])
+        return await future
+
+    def _hand_over(self, operations: list[_Operation]) -> None:
         with self._ready:
             if self._stopping:
-                raise StoreError("the gateway is stopping and records no more writes: send it again to another one")
-            self._queue.append(_Operation(function, args, future, loop))
+                error = StoreError("the gateway is stopping and records no more writes: send it again to another one")
+                _settle([(operation, False, error) for operation in operations])
+                return
+            self._queue.extend(operations)
             self._ready.notify()
-        return await future
+
+    def _commit_here(self) -> None:
+        """On the event loop: this turn's operations in one transaction, if the lock is free now."""
+        batch, self._here = self._here[: self.max_batch], self._here[self.max_batch :]
+        if self._here:
+            batch[0].loop.call_soon(self._commit_here)
+        before = self.transactions
+        results, left = self._transact(batch, self.store.transaction_now)
+        self.here += self.transactions - before
+        _settle(results)
+        if left:  # another connection writes: the writer thread waits for the lock instead of the loop
+            self._hand_over(left)
 
     def close(self, timeout: float = 10.0) -> None:
         """Commit what is queued, then stop the thread."""
@@ -96,16 +130,33 @@ class GroupCommit:
             self._commit(batch)
 
     def _commit(self, batch: list[_Operation]) -> None:
+        results, _ = self._transact(batch, self.store.transaction)  # waits for the lock: nothing left over
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[_Operation, bool, Any]]] = {}
+        for result in results:
+            by_loop.setdefault(result[0].loop, []).append(result)
+        for loop, settled in by_loop.items():
+            try:
+                loop.call_soon_threadsafe(_settle, settled)
+            except RuntimeError:  # the loop has closed: nobody is waiting any more
+                log.debug("store writer: %d results for a closed event loop", len(settled))
+
+    def _transact(
+        self, batch: list[_Operation], transaction: Callable[[], AbstractContextManager[Any]]
+    ) -> tuple[list[tuple[_Operation, bool, Any]], list[_Operation]]:
+        """Each operation's result (or error), all in one transaction, one failing alone; and the
+        operations left over when `transaction_now` found the lock taken."""
         results: list[tuple[_Operation, bool, Any]] = []
         while batch:
             done: list[tuple[_Operation, bool, Any]] = []
             failed: _Operation | None = None
             try:
-                with self.store.transaction() as cursor:
+                with transaction() as cursor:
                     for operation in batch:
                         failed = operation
                         done.append((operation, True, operation.function(cursor, *operation.args)))
                     failed = None
+            except Busy:  # raised at BEGIN, before any operation ran: the rest waits for the lock elsewhere
+                return results, batch
             except (StoreError, sqlite3.OperationalError) as exc:  # the store failed: every operation did
                 results += [(operation, False, exc) for operation in batch]
                 break
@@ -120,11 +171,4 @@ class GroupCommit:
             self.transactions += 1
             self.writes += len(done)
             break
-        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[_Operation, bool, Any]]] = {}
-        for result in results:
-            by_loop.setdefault(result[0].loop, []).append(result)
-        for loop, settled in by_loop.items():
-            try:
-                loop.call_soon_threadsafe(_settle, settled)
-            except RuntimeError:  # the loop has closed: nobody is waiting any more
-                log.debug("store writer: %d results for a closed event loop", len(settled))
+        return results, []

@@ -177,16 +177,21 @@ class Cutover:
         return taken
 
     def write(self, taken: Taken) -> None:
-        now = minute()
+        with self.store.transaction() as cursor:
+            self.write_in(cursor, taken)
+
+    def write_in(self, cursor: Any, taken: Taken) -> None:
+        """What was taken, added to the store's minute counts: one transaction for all of it."""
+        now, store = minute(), self.store
         for (route, entity, rung), counters in taken.counters.items():
-            self.store.add_evidence(route, entity, rung, now, counters)
+            store.add_evidence_in(cursor, route, entity, rung, now, counters)
         for (route, entity), (counts, samples) in taken.differences.items():
-            self.store.add_differences(route, entity, now, counts, samples)
+            store.add_differences_in(cursor, route, entity, now, counts, samples)
         for (route, entity), (calls, paths) in taken.noise.items():
-            self.store.add_noise(route, entity, now, calls, paths)
+            store.add_noise_in(cursor, route, entity, now, calls, paths)
         if taken.deprecated:
-            self.store.add_deprecated_calls(taken.deprecated)
-        slos.add(self.store, taken.slo, now)
+            store.add_deprecated_calls_in(cursor, taken.deprecated)
+        slos.add_in(store, cursor, taken.slo, now)
 
     def flush(self) -> None:
         self.write(self.take())
@@ -238,7 +243,9 @@ async def run_background(cutover: Cutover) -> None:
         await asyncio.sleep(FLUSH_SECONDS)
         ticks += 1
         try:
-            await in_thread(cutover.write, cutover.take())  # taken here, where calls are counted
+            # taken here, where calls are counted, and written like a request's writes: on SQLite in
+            # the loop's next transaction, not by a thread contending for its lock and the GIL
+            await cutover.commits.run(cutover.write_in, cutover.take())
             await in_thread(cutover.store.checkpoint)
             if cutover.learning or ticks % round(TICK_SECONDS / FLUSH_SECONDS) == 0:
                 await in_thread(cutover.refresh_noise)  # every second while a route is learning its noise

@@ -15,7 +15,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,6 +32,10 @@ IN_DOUBT_KEPT = 7 * 24 * 3600  # seconds an Idempotency-Key in doubt outlives it
 
 class StoreError(Exception):
     """The store cannot be reached or refused an operation."""
+
+
+class Busy(StoreError):
+    """Another connection holds the store's write lock at this instant (`transaction_now`)."""
 
 
 class Conflict(StoreError):
@@ -302,6 +306,11 @@ class Store:
 
     placeholder = "?"
     engine = "sqlite"
+    writes_now = False  # True where `transaction_now` can write from the event loop without waiting
+
+    def transaction_now(self) -> AbstractContextManager[Any]:
+        """A write transaction if the lock is free this instant, else Busy (see SqliteStore)."""
+        raise NotImplementedError
 
     @contextmanager
     def transaction(self) -> Iterator[Any]:
@@ -601,16 +610,19 @@ class Store:
 
     # -- who still calls deprecated versions --------------------------------------------------------
     def add_deprecated_calls(self, calls: dict[tuple[str, str], int]) -> None:
-        stamp = now_iso()
         with self.transaction() as cursor:
-            for (route, consumer), count in sorted(calls.items()):
-                self.execute(
-                    cursor,
-                    "INSERT INTO cutover_deprecated_calls (route, consumer, day, calls, last_at) "
-                    "VALUES (?, ?, ?, ?, ?) ON CONFLICT (route, consumer, day) DO UPDATE SET "
-                    "calls = cutover_deprecated_calls.calls + excluded.calls, last_at = excluded.last_at",
-                    (route, consumer, stamp[:10], count, stamp),
-                )
+            self.add_deprecated_calls_in(cursor, calls)
+
+    def add_deprecated_calls_in(self, cursor: Any, calls: dict[tuple[str, str], int]) -> None:
+        stamp = now_iso()
+        for (route, consumer), count in sorted(calls.items()):
+            self.execute(
+                cursor,
+                "INSERT INTO cutover_deprecated_calls (route, consumer, day, calls, last_at) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (route, consumer, day) DO UPDATE SET "
+                "calls = cutover_deprecated_calls.calls + excluded.calls, last_at = excluded.last_at",
+                (route, consumer, stamp[:10], count, stamp),
+            )
 
     def deprecated_calls(self, since_day: str) -> list[tuple[str, str, int, str]]:
         """(route, consumer, calls since `since_day`, last call) for every consumer still calling."""
@@ -639,16 +651,19 @@ class Store:
     # -- evidence -------------------------------------------------------------------------------
     def add_evidence(self, route: str, entity: str, rung: str, minute: int, counters: Counters) -> None:
         """Add counters to a minute of evidence gathered on `rung` (see Rule.rung)."""
+        with self.transaction() as cursor:
+            self.add_evidence_in(cursor, route, entity, rung, minute, counters)
+
+    def add_evidence_in(self, cursor: Any, route: str, entity: str, rung: str, minute: int, counters: Counters) -> None:
         names, marks = ", ".join(COUNTERS), ", ".join("?" * len(COUNTERS))
         adds = ", ".join(f"{name} = cutover_evidence.{name} + excluded.{name}" for name in COUNTERS)
         values = tuple(getattr(counters, name) for name in COUNTERS)
-        with self.transaction() as cursor:
-            self.execute(
-                cursor,
-                f"INSERT INTO cutover_evidence (route, entity, rung, minute, {names}) VALUES (?, ?, ?, ?, {marks}) "
-                f"ON CONFLICT (route, entity, rung, minute) DO UPDATE SET {adds}",
-                (route, entity, rung, minute, *values),
-            )
+        self.execute(
+            cursor,
+            f"INSERT INTO cutover_evidence (route, entity, rung, minute, {names}) VALUES (?, ?, ?, ?, {marks}) "
+            f"ON CONFLICT (route, entity, rung, minute) DO UPDATE SET {adds}",
+            (route, entity, rung, minute, *values),
+        )
 
     def evidence(self, route: str, entity: str, rung: str, since_minute: int) -> Counters:
         sums = ", ".join(f"COALESCE(SUM({name}), 0)" for name in COUNTERS)
@@ -688,30 +703,36 @@ class Store:
         samples: list[tuple[str, str, Any, Any]],
     ) -> None:
         """Add per-path difference counts, and keep the newest few (masked) samples per path."""
-        stamp = now_iso()
         with self.transaction() as cursor:
-            for (path, kind), count in counts.items():
-                self.execute(
-                    cursor,
-                    "INSERT INTO cutover_differences (route, entity, path, kind, minute, count) "
-                    "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (route, entity, path, kind, minute) "
-                    "DO UPDATE SET count = cutover_differences.count + excluded.count",
-                    (route, entity, path, kind, minute, count),
-                )
-            for path, kind, legacy, cloud in samples:
-                self.execute(
-                    cursor,
-                    "INSERT INTO cutover_samples (at, route, entity, path, kind, legacy, cloud) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (stamp, route, entity, path, kind, json.dumps(legacy), json.dumps(cloud)),
-                )
-                self.execute(
-                    cursor,
-                    "DELETE FROM cutover_samples WHERE route = ? AND entity = ? AND path = ? AND id NOT IN "
-                    "(SELECT id FROM cutover_samples WHERE route = ? AND entity = ? AND path = ? "
-                    f"ORDER BY id DESC LIMIT {SAMPLES_PER_PATH})",
-                    (route, entity, path, route, entity, path),
-                )
+            self.add_differences_in(cursor, route, entity, minute, counts, samples)
+
+    def add_differences_in(
+        self, cursor: Any, route: str, entity: str, minute: int, counts: dict[tuple[str, str], int],
+        samples: list[tuple[str, str, Any, Any]],
+    ) -> None:  # fmt: skip
+        stamp = now_iso()
+        for (path, kind), count in counts.items():
+            self.execute(
+                cursor,
+                "INSERT INTO cutover_differences (route, entity, path, kind, minute, count) "
+                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (route, entity, path, kind, minute) "
+                "DO UPDATE SET count = cutover_differences.count + excluded.count",
+                (route, entity, path, kind, minute, count),
+            )
+        for path, kind, legacy, cloud in samples:
+            self.execute(
+                cursor,
+                "INSERT INTO cutover_samples (at, route, entity, path, kind, legacy, cloud) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (stamp, route, entity, path, kind, json.dumps(legacy), json.dumps(cloud)),
+            )
+            self.execute(
+                cursor,
+                "DELETE FROM cutover_samples WHERE route = ? AND entity = ? AND path = ? AND id NOT IN "
+                "(SELECT id FROM cutover_samples WHERE route = ? AND entity = ? AND path = ? "
+                f"ORDER BY id DESC LIMIT {SAMPLES_PER_PATH})",
+                (route, entity, path, route, entity, path),
+            )
 
     def noise_calls(self, route: str, since_minute: int) -> list[tuple[int, int]]:
         """(minute, repeated legacy reads) for `route` since `since_minute`, oldest first."""
@@ -726,20 +747,25 @@ class Store:
 
     def add_noise(self, route: str, entity: str, minute: int, calls: int, counts: dict[str, int]) -> None:
         with self.transaction() as cursor:
+            self.add_noise_in(cursor, route, entity, minute, calls, counts)
+
+    def add_noise_in(
+        self, cursor: Any, route: str, entity: str, minute: int, calls: int, counts: dict[str, int]
+    ) -> None:
+        self.execute(
+            cursor,
+            "INSERT INTO cutover_noise_calls (route, entity, minute, count) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (route, entity, minute) DO UPDATE SET count = cutover_noise_calls.count + excluded.count",
+            (route, entity, minute, calls),
+        )
+        for path, count in counts.items():
             self.execute(
                 cursor,
-                "INSERT INTO cutover_noise_calls (route, entity, minute, count) VALUES (?, ?, ?, ?) "
-                "ON CONFLICT (route, entity, minute) DO UPDATE SET count = cutover_noise_calls.count + excluded.count",
-                (route, entity, minute, calls),
+                "INSERT INTO cutover_noise (route, entity, path, minute, count) VALUES (?, ?, ?, ?, ?) "
+                "ON CONFLICT (route, entity, path, minute) "
+                "DO UPDATE SET count = cutover_noise.count + excluded.count",
+                (route, entity, path, minute, count),
             )
-            for path, count in counts.items():
-                self.execute(
-                    cursor,
-                    "INSERT INTO cutover_noise (route, entity, path, minute, count) VALUES (?, ?, ?, ?, ?) "
-                    "ON CONFLICT (route, entity, path, minute) "
-                    "DO UPDATE SET count = cutover_noise.count + excluded.count",
-                    (route, entity, path, minute, count),
-                )
 
     def differences(self, route: str, entity: str | None, since_minute: int, limit: int = 20) -> list[dict[str, Any]]:
         """The fields that differ most: counts, rates, legacy's own rate (noise), verdict, samples."""
@@ -839,33 +865,63 @@ class Store:
 
 
 class SqliteStore(Store):
+    writes_now = True
+
     def __init__(self, path: Path) -> None:
         self.path = path
         self._local = threading.local()
+        self._now: sqlite3.Connection | None = None  # transaction_now's own
 
     def _connection(self) -> sqlite3.Connection:
         connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
         if connection is None:
-            try:
-                connection = sqlite3.connect(self.path, timeout=10, isolation_level=None, check_same_thread=False)
-            except sqlite3.OperationalError as exc:
-                raise StoreError(
-                    f"cannot open the SQLite store {self.path} ({exc}): check that its folder exists and is writable, "
-                    "or name another with --store / BANYAN_STORE"
-                ) from None
-            try:
-                connection.execute("PRAGMA journal_mode=WAL")
-            except sqlite3.DatabaseError as exc:  # a file that is not a SQLite database
-                connection.close()
-                raise StoreError(
-                    f"{self.path} is not a cutover store ({exc}): name the store with --store / BANYAN_STORE"
-                ) from None
-            # in WAL mode NORMAL is durable when a process dies (the SIGKILL case); only a power cut
-            # can take the last commits, and it saves an fsync on every request that writes
-            connection.execute("PRAGMA synchronous=NORMAL")
-            connection.execute("PRAGMA busy_timeout=10000")
-            self._local.connection = connection
+            connection = self._local.connection = self._open()
         return connection
+
+    def _open(self) -> sqlite3.Connection:
+        try:
+            connection = sqlite3.connect(self.path, timeout=10, isolation_level=None, check_same_thread=False)
+        except sqlite3.OperationalError as exc:
+            raise StoreError(
+                f"cannot open the SQLite store {self.path} ({exc}): check that its folder exists and is writable, "
+                "or name another with --store / BANYAN_STORE"
+            ) from None
+        try:
+            connection.execute("PRAGMA journal_mode=WAL")
+        except sqlite3.DatabaseError as exc:  # a file that is not a SQLite database
+            connection.close()
+            raise StoreError(
+                f"{self.path} is not a cutover store ({exc}): name the store with --store / BANYAN_STORE"
+            ) from None
+        # in WAL mode NORMAL is durable when a process dies (the SIGKILL case); only a power cut
+        # can take the last commits, and it saves an fsync on every request that writes
+        connection.execute("PRAGMA synchronous=NORMAL")
+        connection.execute("PRAGMA busy_timeout=10000")
+        return connection
+
+    @contextmanager
+    def transaction_now(self) -> Iterator[Any]:
+        """A write transaction begun only if the write lock is free this instant, else Busy (before
+        anything ran): for the event loop, which must never wait for a lock. Its own connection,
+        used from one thread (the loop's), with no busy wait and no automatic checkpoint."""
+        connection = self._now
+        if connection is None:
+            connection = self._now = self._open()
+            connection.execute("PRAGMA busy_timeout=0")
+            connection.execute("PRAGMA wal_autocheckpoint=0")  # `checkpoint` runs on another thread
+        cursor = connection.cursor()
+        try:
+            cursor.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+                raise Busy(str(exc)) from None
+            raise StoreError(f"the SQLite store {self.path} cannot be written: {exc}") from None
+        try:
+            yield cursor
+            cursor.execute("COMMIT")
+        except BaseException:
+            cursor.execute("ROLLBACK")
+            raise
 
     @contextmanager
     def transaction(self) -> Iterator[Any]:
@@ -905,6 +961,9 @@ class SqliteStore(Store):
         if connection is not None:
             connection.close()
             self._local.connection = None
+        if self._now is not None:
+            self._now.close()
+            self._now = None
 
 
 class PostgresStore(Store):

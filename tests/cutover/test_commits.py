@@ -1,17 +1,21 @@
-"""Group commit on SQLite and on the real PostgreSQL: shared transactions, one failure kept to its caller."""
+"""Group commit on SQLite and on the real PostgreSQL: shared transactions, one failure kept to its caller;
+on SQLite, made on the event loop while the lock is free and never waiting for it there."""
 
 from __future__ import annotations
 
 import asyncio
+import sqlite3
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from cutover.commits import GroupCommit
 from cutover.outbox import Outbox
-from cutover.store import Store, StoreError
+from cutover.store import Store, StoreError, open_store
 
 
 def _insert(store: Store, cursor: Any, n: int) -> int:
@@ -58,6 +62,7 @@ def test_a_store_that_cannot_commit_fails_every_waiting_write(store: Store, monk
         yield
 
     monkeypatch.setattr(store, "transaction", down)
+    monkeypatch.setattr(store, "transaction_now", down)
     commits = GroupCommit(store)
 
     async def main() -> list[Any]:
@@ -97,3 +102,44 @@ def test_outbox_writes_through_the_group_commit_keep_per_key_order(store: Store)
         delivered.append(claimed[0].id)
     commits.close()
     assert delivered == sorted(ids) and outbox.counts()["delivered"] == 64
+
+
+def test_on_sqlite_a_turn_of_the_loop_commits_its_writes_there(tmp_path: Path) -> None:
+    store = open_store(str(tmp_path / "store.db"))
+    commits = GroupCommit(store)
+
+    async def main() -> list[int]:
+        return await asyncio.gather(*(commits.run(lambda c, n=n: _insert(store, c, n)) for n in range(100)))
+
+    assert len(set(asyncio.run(main()))) == 100
+    commits.close()
+    assert commits.here == commits.transactions < 100  # grouped, and no hand-over to the writer thread
+    store.close()
+
+
+def test_a_lock_another_connection_holds_is_waited_for_by_the_writer_thread_not_the_loop(tmp_path: Path) -> None:
+    """Another worker (or the CLI) in the middle of a write: the loop goes on serving meanwhile,
+    and the write lands once the lock is free."""
+    store = open_store(str(tmp_path / "store.db"))
+    commits = GroupCommit(store)
+    other = sqlite3.connect(tmp_path / "store.db", isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")  # holds the write lock
+    released = threading.Event()
+
+    async def main() -> tuple[int, int, bool]:
+        write = asyncio.ensure_future(commits.run(lambda c: _insert(store, c, 1)))
+        ticks = 0
+        for _ in range(5):  # the loop is free: it ticks while the write waits
+            await asyncio.sleep(0.01)
+            ticks += 1
+        waiting = not write.done()
+        threading.Thread(target=lambda: (other.execute("COMMIT"), released.set())).start()
+        return await write, ticks, waiting
+
+    written, ticks, waited = asyncio.run(main())
+    commits.close()
+    assert released.is_set() and ticks == 5 and waited
+    assert [f.entity for f in store.freezes()] == ["E1"] and written > 0
+    assert commits.here == 0 and commits.transactions == 1  # made by the writer thread
+    other.close()
+    store.close()
