@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import MutableMapping
 from typing import Any, NamedTuple, Protocol
 
 from gateway.consumers import Consumer
@@ -27,14 +28,14 @@ class Verdict(NamedTuple):  # made on every call: a tuple is the cheapest immuta
     reset: float  # seconds until the bucket is full again
     retry_after: float  # seconds until the next call would be allowed (0 when allowed)
 
-    def headers(self) -> dict[str, str]:
-        """RateLimit-Limit, -Remaining and -Reset (IETF httpapi draft), and Retry-After on a refusal."""
-        found = {
-            "RateLimit-Limit": str(self.limit),
-            "RateLimit-Remaining": str(self.remaining),
-            "RateLimit-Reset": str(math.ceil(self.reset)),
-        }
-        return found | ({"Retry-After": str(max(1, math.ceil(self.retry_after)))} if not self.allowed else {})
+    def tell(self, headers: MutableMapping[str, str]) -> None:
+        """Set an answer's RateLimit-Limit, -Remaining and -Reset (IETF httpapi draft), and
+        Retry-After on a refusal."""
+        headers["RateLimit-Limit"] = str(self.limit)
+        headers["RateLimit-Remaining"] = str(self.remaining)
+        headers["RateLimit-Reset"] = str(math.ceil(self.reset))
+        if not self.allowed:
+            headers["Retry-After"] = str(max(1, math.ceil(self.retry_after)))
 
 
 def _verdict(consumer: Consumer, tokens: float, allowed: bool) -> Verdict:
@@ -44,6 +45,9 @@ def _verdict(consumer: Consumer, tokens: float, allowed: bool) -> Verdict:
 
 
 class Limiter(Protocol):
+    def now(self, consumer: Consumer, route: str) -> Verdict | None:
+        """The verdict without waiting, or None when only `allow` can give it (a shared store)."""
+
     async def allow(self, consumer: Consumer, route: str) -> Verdict: ...
 
     async def close(self) -> None: ...
@@ -73,6 +77,9 @@ class LocalLimiter:
         if allowed:
             bucket.tokens -= 1
         return _verdict(consumer, bucket.tokens, allowed)
+
+    def now(self, consumer: Consumer, route: str) -> Verdict:
+        return self.take(consumer, route)
 
     async def allow(self, consumer: Consumer, route: str) -> Verdict:
         return self.take(consumer, route)
@@ -114,6 +121,11 @@ class RedisLimiter:
         self.local = LocalLimiter()
         self.down_since: float | None = None
         self.on_down = on_down  # called with True/False when Redis goes away or comes back
+
+    def now(self, consumer: Consumer, route: str) -> Verdict | None:
+        if self.down_since is not None and time.monotonic() - self.down_since < RETRY_SECONDS:
+            return self.local.take(consumer, route)  # Redis is away: local buckets meanwhile
+        return None
 
     async def allow(self, consumer: Consumer, route: str) -> Verdict:
         if self.down_since is not None and time.monotonic() - self.down_since < RETRY_SECONDS:

@@ -19,7 +19,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from gateway.consumers import Consumer, Consumers
-from gateway.limits import Limiter
+from gateway.limits import Limiter, Verdict
 from gateway.problems import Problem, problem
 from gateway.tracing import CURRENT, Span, Tracer
 
@@ -30,7 +30,7 @@ ROUTE_NAME = web.RequestKey("route_name", str)
 ENTITY = web.RequestKey("entity", str)
 SOAP = web.RequestKey("soap", str)  # the SOAP version a passthrough consumer speaks: its problems are Faults
 RETIRING = web.RequestKey("retiring", dict)  # a deprecated version's headers, on every answer it gives
-LIMITS = web.RequestKey("limits", dict)  # the consumer's RateLimit headers, on every answer
+LIMITS = web.RequestKey("limits", Verdict)  # the consumer's bucket: its RateLimit headers go on every answer
 SPAN = web.RequestKey("span", Span)  # the gateway's span of this call: backends are sent its traceparent
 TRACING = web.AppKey("tracing", Tracer)  # spans: exported over OTLP, or ids only
 ACCESS_LOG: web.AppKey[Callable[[str], None]] = web.AppKey("access_log")  # absent: the access log is off
@@ -106,7 +106,7 @@ async def edge(request: web.Request, handler: Handler) -> web.StreamResponse:
         if (retiring := request.get(RETIRING)) is not None:
             response.headers.update(retiring)
         if (limits := request.get(LIMITS)) is not None:
-            response.headers.update(limits)
+            limits.tell(response.headers)
         response.headers["X-Correlation-ID"] = cid
         response.headers["Server"] = "banyan"  # not the Python and aiohttp versions
         return response
@@ -149,8 +149,10 @@ async def rate_limit(request: web.Request, limiter: Limiter, consumer: Consumer 
     """Take a token from the consumer's bucket for this route; every answer says what is left."""
     if consumer is None:
         return
-    verdict = await limiter.allow(consumer, route)
-    request[LIMITS] = verdict.headers()
+    verdict = limiter.now(consumer, route)
+    if verdict is None:  # a shared bucket: ask the rate store
+        verdict = await limiter.allow(consumer, route)
+    request[LIMITS] = verdict
     if not verdict.allowed:
         raise Problem(429, "Too many requests", f"slow down: {consumer.rate:g} requests/s on this route")
 
