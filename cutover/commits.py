@@ -11,7 +11,7 @@ instant (`SqliteStore.transaction_now`): the operations that arrived in one turn
 committed at the end of it, which costs a WAL append and no thread. Handing each one to the
 writer thread and back cost more than the commit, and under load the thread waited for the
 interpreter lock behind whatever request the loop was running: most of a dual write's p99. When
-another connection holds the lock (another worker, the evidence flush, the CLI), the batch goes to
+another connection holds the lock (another worker, the background tick, the CLI), the batch goes to
 the writer thread, which waits for it — the loop never does.
 
 An operation is a function of a cursor (and its arguments) that only touches the database. When
@@ -58,7 +58,8 @@ def _settle(results: list[tuple[_Operation, bool, Any]]) -> None:
 
 
 class GroupCommit:
-    """One writer thread for a store; `await run(function, *args)` returns once the write is committed."""
+    """A store's writes, grouped: on the event loop while SQLite's lock is free, else by one writer
+    thread; `await run(function, *args)` returns once the write is committed."""
 
     def __init__(self, store: Store, max_batch: int = MAX_BATCH) -> None:
         self.store = store
