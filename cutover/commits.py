@@ -8,10 +8,11 @@ for the next one, which takes them all. A surge makes the transactions larger, n
 
 On SQLite the transaction is made on the event loop itself when the store's lock is free at that
 instant (`SqliteStore.transaction_now`): the operations that arrived in one turn of the loop are
-committed at the end of it, which costs a WAL append and no thread. Handing each one to the
+committed at the end of it, which costs a WAL append and no thread (writes no request waits for
+go to the thread with `background`). Handing each one to the
 writer thread and back cost more than the commit, and under load the thread waited for the
 interpreter lock behind whatever request the loop was running: most of a dual write's p99. When
-another connection holds the lock (another worker, the background tick, the CLI), the batch goes to
+another connection holds the lock (the writer thread's own, another worker, the CLI), the batch goes to
 the writer thread, which waits for it — the loop never does.
 
 An operation is a function of a cursor (and its arguments) that only touches the database. When
@@ -86,6 +87,14 @@ class GroupCommit:
                 loop.call_soon(self._commit_here)
         else:
             self._hand_over([operation])
+        return await future
+
+    async def background(self, function: Callable[..., T], *args: Any) -> T:
+        """`run` for a write no request waits for (the outbox worker's, the evidence flush): always
+        by the writer thread, so the loop spends no time, and risks no wait on the disk, for it."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        self._hand_over([_Operation(function, args, future, loop)])
         return await future
 
     def _hand_over(self, operations: list[_Operation]) -> None:

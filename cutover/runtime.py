@@ -243,9 +243,9 @@ async def run_background(cutover: Cutover) -> None:
         await asyncio.sleep(FLUSH_SECONDS)
         ticks += 1
         try:
-            # taken here, where calls are counted, and written like a request's writes: on SQLite in
-            # the loop's next transaction, not by a thread contending for its lock and the GIL
-            await cutover.commits.run(cutover.write_in, cutover.take())
+            # taken here, where calls are counted; one transaction through the writer thread, which
+            # takes turns with the request path's writes instead of contending for the lock
+            await cutover.commits.background(cutover.write_in, cutover.take())
             await in_thread(cutover.store.checkpoint)
             if cutover.learning or ticks % round(TICK_SECONDS / FLUSH_SECONDS) == 0:
                 await in_thread(cutover.refresh_noise)  # every second while a route is learning its noise

@@ -904,32 +904,23 @@ class SqliteStore(Store):
         """A write transaction begun only if the write lock is free this instant, else Busy (before
         anything ran): for the event loop, which must never wait for a lock. Its own connection,
         used from one thread (the loop's), with no busy wait and no automatic checkpoint."""
-        connection = self._now
-        if connection is None:
-            connection = self._now = self._open()
-            connection.execute("PRAGMA busy_timeout=0")
-            connection.execute("PRAGMA wal_autocheckpoint=0")  # `checkpoint` runs on another thread
-        cursor = connection.cursor()
-        try:
-            cursor.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError as exc:
-            if exc.sqlite_errorcode in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
-                raise Busy(str(exc)) from None
-            raise StoreError(f"the SQLite store {self.path} cannot be written: {exc}") from None
-        try:
-            yield cursor
-            cursor.execute("COMMIT")
-        except BaseException:
-            cursor.execute("ROLLBACK")
-            raise
+        if self._now is None:
+            self._now = self._open()
+            self._now.execute("PRAGMA busy_timeout=0")
+            self._now.execute("PRAGMA wal_autocheckpoint=0")  # `checkpoint` runs on another thread
+        yield from self._write(self._now, waits=False)
 
     @contextmanager
     def transaction(self) -> Iterator[Any]:
-        connection = self._connection()
+        yield from self._write(self._connection(), waits=True)
+
+    def _write(self, connection: sqlite3.Connection, waits: bool) -> Iterator[Any]:
         cursor = connection.cursor()
         try:
             cursor.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError as exc:  # locked beyond the busy timeout, read-only, disk full…
+        except sqlite3.OperationalError as exc:  # locked (beyond the busy timeout), read-only, disk full…
+            if not waits and exc.sqlite_errorcode in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+                raise Busy(str(exc)) from None
             raise StoreError(f"the SQLite store {self.path} cannot be written: {exc}") from None
         try:
             yield cursor

@@ -45,7 +45,7 @@ async def deliver(app: web.Application, message: Message) -> None:
     compiled = next((c for c in app[ROUTING].table.routes if c.route.name == message.route), None)
     if compiled is None:
         error = f"route {message.route} is no longer served"
-        await commits.run(outbox.failed_in, message, error, message.attempts + 1)
+        await commits.background(outbox.failed_in, message, error, message.attempts + 1)
         return
     entity = None if message.entity == "*" else message.entity
     body = message.call
@@ -58,22 +58,22 @@ async def deliver(app: web.Application, message: Message) -> None:
     CURRENT.set((trace_id, call.correlation_id))
     closed_in = _breaker_wait(compiled, side, entity)
     if closed_in:  # the side is known to be down: wait for the breaker's trial, spending no attempt
-        await commits.run(outbox.postpone_in, message.id, time.time() + closed_in)
+        await commits.background(outbox.postpone_in, message.id, time.time() + closed_in)
         return
     answer = await counted(app, compiled, side, entity, call, message.rung, "outbox")
     if message.kind == "accepted":
         await _settle_accepted(app, compiled, entity, call, message, answer, trace_id)
         return
     if isinstance(answer, Answer):
-        await commits.run(outbox.delivered_in, message.id)
+        await commits.background(outbox.delivered_in, message.id)
         served = Answer(200, message.served)
         legacy, cloud = (answer, served) if side is Side.legacy else (served, answer)
         judge(app, compiled, entity, message.rung, legacy, cloud)
     elif answer.status >= 500:
-        await commits.run(outbox.failed_in, message, f"{answer.status} {answer.title}: {answer.detail}")
+        await commits.background(outbox.failed_in, message, f"{answer.status} {answer.title}: {answer.detail}")
     else:  # the side refused the write: retrying the same write will not change that
         error = f"{answer.status} {answer.title}: {answer.detail}"
-        await commits.run(outbox.failed_in, message, error, message.attempts + 1)
+        await commits.background(outbox.failed_in, message, error, message.attempts + 1)
 
 
 def _answered_and_recorded(
@@ -95,17 +95,17 @@ async def _settle_accepted(
     measure(app, compiled, entity, answer, time.time() - message.created, trace_id)  # from the 202
     if isinstance(answer, Answer):
         events = declared(compiled, entity, call, answer.body) if compiled.route.events else []
-        await commits.run(_answered_and_recorded, outbox, app[EVENT_LOG], message, answer.body, events)
+        await commits.background(_answered_and_recorded, outbox, app[EVENT_LOG], message, answer.body, events)
         if message.call.get("then"):
             app[OUTBOX_READY].set()
         recorded(app, compiled, events)
     elif answer.status == 504:  # no answer in time: the side may or may not have booked it
-        await commits.run(outbox.doubted_in, message, f"{answer.status} {answer.title}: {answer.detail}")
+        await commits.background(outbox.doubted_in, message, f"{answer.status} {answer.title}: {answer.detail}")
     elif answer.status >= 500:
-        await commits.run(outbox.failed_in, message, f"{answer.status} {answer.title}: {answer.detail}")
+        await commits.background(outbox.failed_in, message, f"{answer.status} {answer.title}: {answer.detail}")
     else:
         problem = {"status": answer.status, "title": answer.title, "detail": answer.detail}
-        await commits.run(outbox.refused_in, message, problem)
+        await commits.background(outbox.refused_in, message, problem)
 
 
 def with_room(app: web.Application, messages: list[Message]) -> list[Message]:
@@ -153,7 +153,7 @@ async def outbox_worker(app: web.Application) -> None:
         try:
             due = with_room(app, await in_thread(cutover.outbox.due, OUTBOX_BATCH))
             if due:
-                messages = await cutover.commits.run(cutover.outbox.lease_in, owner, due)
+                messages = await cutover.commits.background(cutover.outbox.lease_in, owner, due)
             await asyncio.gather(*(deliver(app, message) for message in messages))
         except Exception as exc:  # the store is down: keep serving, try again
             log.error("outbox delivery paused: %s", exc)

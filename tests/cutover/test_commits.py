@@ -114,6 +114,14 @@ def test_on_sqlite_a_turn_of_the_loop_commits_its_writes_there(tmp_path: Path) -
     assert len(set(asyncio.run(main()))) == 100
     commits.close()
     assert commits.here == commits.transactions < 100  # grouped, and no hand-over to the writer thread
+
+    async def behind() -> list[int]:  # writes no request waits for: the writer thread's
+        return await asyncio.gather(*(commits.background(lambda c, n=n: _insert(store, c, n)) for n in range(10)))
+
+    commits = GroupCommit(store)
+    assert len(asyncio.run(behind())) == 10
+    commits.close()
+    assert commits.here == 0 and commits.writes == 10
     store.close()
 
 
