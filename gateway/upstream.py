@@ -209,12 +209,14 @@ class Upstream:
 
     async def post(self, body: bytes, headers: dict[str, str], timeout: float) -> RawReply:
         """POST `body`; the answer within `timeout` seconds or TimeoutError. Header values that are
-        not Latin-1 are refused (UpstreamError) before anything is sent."""
+        not Latin-1, or hold a line break, are refused (UpstreamError) before anything is sent."""
         parts = [self._start]
         try:
             for name, value in headers.items():
+                if "\r" in value or "\n" in value:  # it would end the header and start another
+                    raise ValueError(name)
                 parts.append(b"\r\n" + name.encode("latin-1") + b": " + value.encode("latin-1"))
-        except UnicodeEncodeError:
+        except ValueError:  # UnicodeEncodeError included
             raise UpstreamError("a header value cannot be sent in HTTP/1.1") from None
         parts += [b"\r\nContent-Length: ", str(len(body)).encode(), b"\r\n\r\n", body]
         request = b"".join(parts)

@@ -196,13 +196,16 @@ def test_an_answer_that_is_not_sound_http_is_an_upstream_error(on_loop: Runner, 
     on_loop(_serving(answer, exchange))
 
 
-def test_a_header_that_is_not_latin_1_is_refused_before_anything_is_sent(on_loop: Runner) -> None:
+@pytest.mark.parametrize("value", ["€", '"Get"\r\nX-Admin: yes', "a\nb"])
+def test_a_header_that_is_not_latin_1_or_breaks_the_line_is_refused_before_anything_is_sent(
+    on_loop: Runner, value: str
+) -> None:
     async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await _request(reader)
 
     async def exchange(upstream: Upstream, connections: list[int]) -> None:
         with pytest.raises(UpstreamError, match="cannot be sent"):
-            await upstream.post(b"x", {"SOAPAction": "€"}, 5)
+            await upstream.post(b"x", {"SOAPAction": value}, 5)
         assert connections == []
 
     on_loop(_serving(answer, exchange))
