@@ -132,6 +132,14 @@ async def _limiter_lifecycle(app: web.Application) -> AsyncIterator[None]:
     await app[LIMITER].close()
 
 
+async def _loop_watch_lifecycle(app: web.Application) -> AsyncIterator[None]:
+    watch = asyncio.ensure_future(app[METRICS].watch_loop())
+    yield
+    watch.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await watch
+
+
 def _close_later(table: Table) -> None:
     task = asyncio.ensure_future(table.close())
     _CLOSING.add(task)  # keep a reference until it is done
@@ -222,6 +230,7 @@ def build_app(settings: Settings) -> web.Application:
     else:
         app[LIMITER] = LocalLimiter()
     app.cleanup_ctx.append(_limiter_lifecycle)
+    app.cleanup_ctx.append(_loop_watch_lifecycle)
     routes = [compiled.route for compiled in table.routes]
     if settings.store:
         infos, entities = route_infos(routes), known_entities(routes)

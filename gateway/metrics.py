@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -106,6 +107,12 @@ class Metrics:
             registry=self.registry,
         )
 
+        self.loop_lag = Histogram(
+            "banyan_event_loop_lag_seconds",
+            "How late the event loop ran a timer due every 0.1 s: time in which no request was served",
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+            registry=self.registry,
+        )
         self._children: dict[tuple[Any, tuple[str, ...]], Any] = {}
 
     def child(self, metric: Any, *values: str) -> Any:
@@ -121,6 +128,15 @@ class Metrics:
         """One request answered: counted by route, entity and status; timed by route."""
         self.child(self.requests, route, entity, str(status)).inc()
         self.child(self.latency, route).observe(seconds)
+
+    async def watch_loop(self, every: float = 0.1) -> None:
+        """Observe the loop's lag until cancelled: a stall (a blocking call, a long collection, a
+        disk that made a write wait) shows here, apart from what the network and the clients add."""
+        loop = asyncio.get_running_loop()
+        while True:
+            due = loop.time() + every
+            await asyncio.sleep(every)
+            self.loop_lag.observe(max(0.0, loop.time() - due))
 
     def render(self, openmetrics: bool = False) -> bytes:
         """The text format; OpenMetrics (which carries the exemplars: trace ids) when asked for."""

@@ -116,3 +116,29 @@ def test_what_the_gateway_built_at_start_is_left_out_of_full_collections() -> No
         assert gc.get_freeze_count() > 1000  # the interpreter, pytest and the gateway's modules
     finally:
         gc.unfreeze()
+
+
+def test_the_loop_lag_histogram_sees_a_stall_of_the_loop() -> None:
+    import asyncio
+
+    from gateway.metrics import Metrics
+
+    metrics = Metrics()
+
+    async def main() -> None:
+        watch = asyncio.ensure_future(metrics.watch_loop(every=0.01))
+        await asyncio.sleep(0.05)
+        time.sleep(0.3)  # something holds the loop
+        await asyncio.sleep(0.05)
+        watch.cancel()
+
+    asyncio.run(main())
+    rendered = metrics.render().decode()
+    count = float(
+        next(
+            line.split()[-1] for line in rendered.splitlines() if line.startswith("banyan_event_loop_lag_seconds_count")
+        )
+    )
+    worst = float(next(line.split()[-1] for line in rendered.splitlines()
+                       if line.startswith('banyan_event_loop_lag_seconds_bucket{le="0.1"}')))  # fmt: skip
+    assert count >= 3 and worst < count  # one observation was over 0.1 s: the 0.3 s the loop was held
