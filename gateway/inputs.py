@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
 
@@ -43,14 +44,23 @@ def parse_json(raw: bytes) -> Any:
         raise Problem(400, "Malformed JSON", str(exc)[:300]) from None
 
 
-def forwardable(headers: dict[str, str]) -> dict[str, str]:
-    """`headers` if each value can be sent on as it came; else a 400 naming the header."""
-    for name, value in headers.items():
+def forwardable(given: Mapping[str, str], names: tuple[str, ...]) -> dict[str, str]:
+    """The headers named `names` that the consumer sent (`given`), to send on as they came, under
+    those names; a value that cannot be sent on (not Latin-1, or holding a line break) is a 400
+    naming its header."""
+    picked: dict[str, str] = {}
+    for name in names:
+        value = given.get(name)
+        if value is None:
+            continue
         try:
             value.encode("latin-1")
         except UnicodeEncodeError:
             raise Problem(400, "Header not acceptable", f"the {name} header must be Latin-1 text") from None
-    return headers
+        if "\r" in value or "\n" in value:
+            raise Problem(400, "Header not acceptable", f"the {name} header must be one line") from None
+        picked[name] = value
+    return picked
 
 
 @lru_cache(maxsize=1024)

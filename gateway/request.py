@@ -153,7 +153,7 @@ async def managed(request: web.Request) -> web.StreamResponse:
     rule = compiled.rule(cutover, entity)
     plan = decide(rule, key, route.writes, route.name)
     source = {**(body if isinstance(body, dict) else {}), **params, **dict(request.query)}
-    headers = forwardable({k: v for k, v in request.headers.items() if k.lower() in ("tracestate", "idempotency-key")})
+    headers = forwardable(request.headers, ("tracestate", "Idempotency-Key"))
     headers["traceparent"] = request[SPAN].traceparent  # the sides' work hangs off the gateway's span
     call = Call(route.name, source, entity, key, correlation_id(request), headers, route.writes, params)
     side = plan.serve
@@ -319,8 +319,7 @@ async def passthrough(request: web.Request) -> web.StreamResponse:
     plan = decide(rule, xpath_text(compiled.key_xpath, scope), route.writes, route.name)
     if Side.cloud not in compiled.soap_sides:
         plan = LEGACY  # nothing to move to
-    given = request.headers
-    forward = forwardable({name: value for name in _FORWARDED if (value := given.get(name)) is not None})
+    forward = forwardable(request.headers, _FORWARDED)
     forward["X-Correlation-ID"] = correlation_id(request)
     forward["traceparent"] = request[SPAN].traceparent
     app, side = request.app, plan.serve

@@ -220,3 +220,19 @@ def test_passthrough_problems_are_soap_faults_of_the_version_spoken(
     )
     assert soap_fault(nokey.status_code, nokey.content, version)["status"] == "401"
     assert nokey.headers["WWW-Authenticate"] == "ApiKey"
+
+
+def test_the_headers_sent_on_are_the_named_ones_each_one_line_of_latin_1() -> None:
+    from multidict import CIMultiDict
+
+    from gateway.inputs import forwardable
+    from gateway.problems import Problem
+
+    given = CIMultiDict({"soapaction": '"GetStock"', "content-type": "text/xml", "X-API-Key": "secret"})
+    assert forwardable(given, ("Content-Type", "SOAPAction", "tracestate")) == {
+        "Content-Type": "text/xml", "SOAPAction": '"GetStock"'
+    }  # fmt: skip
+    for value, said in (("€", "Latin-1"), ('"Get"\r\nX-Admin: yes', "one line")):
+        with pytest.raises(Problem) as refused:
+            forwardable(CIMultiDict({"SOAPAction": value}), ("SOAPAction",))
+        assert refused.value.status == 400 and said in refused.value.detail and "SOAPAction" in refused.value.detail
