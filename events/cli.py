@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from cutover.store import StoreError, open_store
+from cutover.store import Store, StoreError, open_store
 from events.brokers import BrokerError, JetStream
 from events.drop import DropSource
 from events.log import EventLog, EventLogError
@@ -34,6 +34,14 @@ errors = Console(stderr=True)
 def _fail(message: str) -> typer.Exit:
     errors.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     return typer.Exit(2)
+
+
+def _store(location: str) -> Store:
+    """The cutover store at `location`, or the command ends saying why it cannot be opened."""
+    try:
+        return open_store(location, create=False)
+    except StoreError as exc:
+        raise _fail(str(exc)) from None
 
 
 async def until_done(
@@ -87,9 +95,9 @@ def from_table(
         raise _fail(f"environment variable {connection_env} (the ODBC connection string) is not set")
     try:
         reader = TableSource(connection, table, mark_column, event_type, source, subject_column, entity)
-        opened = open_store(store, create=False)
-    except (SourceError, StoreError) as exc:
+    except SourceError as exc:
         raise _fail(str(exc)) from None
+    opened = _store(store)
 
     try:
         target = JetStream(broker, stream, [subject])
@@ -126,9 +134,9 @@ def from_drop(
     """
     try:
         reader = DropSource(folder, pattern, event_type, source, entity, settle)
-        opened = open_store(store, create=False)
-    except (SourceError, StoreError) as exc:
+    except SourceError as exc:
         raise _fail(str(exc)) from None
+    opened = _store(store)
 
     try:
         target = JetStream(broker, stream, [subject])
@@ -153,10 +161,7 @@ def list_events(
 
     Example: banyan events list --store cutover.db
     """
-    try:
-        opened = open_store(store, create=False)
-    except StoreError as exc:
-        raise _fail(str(exc)) from None
+    opened = _store(store)
     try:
         counts = EventLog(opened).counts()
     finally:
@@ -191,10 +196,7 @@ def replay(
     Example: banyan events replay --type com.acme.order.created --since 2026-12-01T09:00 --to 2026-12-01T12:00
     --reason "warehouse system was down" --store cutover.db
     """
-    try:
-        opened = open_store(store, create=False)
-    except StoreError as exc:
-        raise _fail(str(exc)) from None
+    opened = _store(store)
     try:
         count = EventLog(opened).replay(event_type, since, to, actor or getpass.getuser(), reason)
     except EventLogError as exc:
