@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import TextIO
 
 ACCESS = logging.getLogger("banyan.access")
-PLAIN = "%(message)s"
+PLAIN = logging.Formatter("%(message)s")  # the lines are JSON already; `writer` knows this one
 
 
 class BatchedLines(logging.Handler):
@@ -74,6 +74,6 @@ def writer(logger: logging.Logger = ACCESS) -> Callable[[str], None] | None:
     handlers = logger.handlers
     if len(handlers) == 1 and type(handlers[0]) is BatchedLines and not logger.filters and not handlers[0].filters:
         formatter = handlers[0].formatter
-        if formatter is not None and formatter._fmt == PLAIN and not logger.propagate:
+        if formatter is PLAIN and not logger.propagate:
             return handlers[0].write
     return logger.info

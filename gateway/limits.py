@@ -128,8 +128,8 @@ class RedisLimiter:
         return None
 
     async def allow(self, consumer: Consumer, route: str) -> Verdict:
-        if self.down_since is not None and time.monotonic() - self.down_since < RETRY_SECONDS:
-            return self.local.take(consumer, route)
+        if (meanwhile := self.now(consumer, route)) is not None:
+            return meanwhile
         try:
             allowed, tokens = await self.script(keys=[f"banyan:rate:{consumer.name}:{route}"],
                                                 args=[consumer.rate, consumer.burst])  # fmt: skip

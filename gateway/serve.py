@@ -36,7 +36,7 @@ def _logging() -> None:
     logging.logProcesses = False
     logging.logMultiprocessing = False
     handler = BatchedLines(sys.stderr)
-    handler.setFormatter(logging.Formatter(PLAIN))  # the lines are JSON already: see access_log.writer
+    handler.setFormatter(PLAIN)  # the lines are JSON already: see access_log.writer
     access = ACCESS
     access.addHandler(handler)
     access.setLevel(logging.INFO)

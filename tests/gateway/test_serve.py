@@ -90,7 +90,7 @@ def test_the_gateway_writes_straight_into_serves_batch_and_otherwise_through_the
     logger.setLevel(logging.INFO)
     stream = io.StringIO()
     batched = BatchedLines(stream, lines=1, seconds=60)
-    batched.setFormatter(logging.Formatter(PLAIN))
+    batched.setFormatter(PLAIN)
     logger.addHandler(batched)
     write = writer(logger)
     assert write == batched.write
