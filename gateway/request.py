@@ -7,7 +7,6 @@ import time
 from typing import Any
 
 from aiohttp import web
-from lxml import etree
 
 from cutover.decide import LEGACY, Side, decide
 from cutover.outbox import idempotency_key
@@ -273,31 +272,6 @@ def body_of(document: Any) -> Any:
     return document
 
 
-def _text(node: Any) -> str:
-    """An XPath match as text: an element's text (a leaf's without walking it), or the value itself."""
-    if isinstance(node, etree._Element):
-        return (node.text or "" if len(node) == 0 else "".join(str(text) for text in node.itertext())).strip()
-    return str(node).strip()
-
-
-def xpath_text(xpath: etree.XPath | None, scope: Any) -> str | None:
-    """What `xpath` finds in the Body; matches that disagree (one customer of ours, one of another
-    entity's) are refused rather than the first one taken."""
-    if xpath is None:
-        return None
-    found = xpath(scope)
-    if not isinstance(found, list):
-        return str(found) or None
-    if len(found) == 1:  # the usual envelope: one match, nothing to compare it with
-        return _text(found[0]) or None
-    values = {_text(node) for node in found} - {""}
-    if len(values) > 1:
-        raise Problem(
-            400, "Ambiguous envelope", f"the Body names {len(values)} different values where the route reads one"
-        )
-    return values.pop() if values else None
-
-
 async def passthrough(request: web.Request) -> web.StreamResponse:
     """Forward a SOAP envelope as it is to the side the cutover rule picks; reads are mirrored and compared."""
     compiled: Compiled = request[ROUTE]
@@ -309,14 +283,15 @@ async def passthrough(request: web.Request) -> web.StreamResponse:
     except xmljson.HostileXml as exc:
         raise Problem(400, "Unacceptable XML", str(exc)) from None
     scope = body_of(document)
-    entity = xpath_text(compiled.entity_xpath, scope)
+    entity = compiled.entity_xpath.text(scope) if compiled.entity_xpath else None
     request[ENTITY] = compiled.label(entity)
     consumer: Consumer | None = request.get(CONSUMER)
     if consumer is not None and spec.entity_xpath and not consumer.may_serve(entity):
         raise Problem(403, "Entity not allowed", f"your key is not scoped to legal entity {entity}")
     route = compiled.route
     rule = compiled.rule(request.app.get(CUTOVER), entity)
-    plan = decide(rule, xpath_text(compiled.key_xpath, scope), route.writes, route.name)
+    key = compiled.key_xpath.text(scope) if compiled.key_xpath else None
+    plan = decide(rule, key, route.writes, route.name)
     if Side.cloud not in compiled.soap_sides:
         plan = LEGACY  # nothing to move to
     forward = forwardable(request.headers, _FORWARDED)

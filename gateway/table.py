@@ -6,7 +6,6 @@ in while requests are in flight: each request keeps the table it started with.
 
 from __future__ import annotations
 
-import contextlib
 import re
 import time
 from dataclasses import dataclass, field
@@ -17,12 +16,12 @@ from typing import Any
 from urllib.parse import quote
 
 from aiohttp import web
-from lxml import etree
 
 from cutover.compare import Comparator
 from cutover.decide import Mode, Rule, Side, starting
 from cutover.runtime import Cutover
 from gateway.canonical import Contract, load_canonical, reference
+from gateway.envelope_xpath import EnvelopeXPath, XPathError, compile_xpath
 from gateway.inputs import schema_validator
 from gateway.problems import Problem
 from gateway.resilience import Breaker, Bulkhead
@@ -110,16 +109,11 @@ class Compiled:
             return ""
         return entity if entity in self.known_entities else "other"
 
-    def _xpath(self, name: str, expression: str | None) -> etree.XPath | None:
-        # `string(X)` reads the first match only; X itself gives every match, to check they agree
-        # (unless the parentheses only look like one call, as in `string(a) = string(b)`)
-        if expression and (wrapped := re.fullmatch(r"\s*string\((.*)\)\s*", expression, re.DOTALL)):
-            with contextlib.suppress(etree.XPathSyntaxError):
-                return etree.XPath(wrapped.group(1))
+    def _xpath(self, name: str, expression: str | None) -> EnvelopeXPath | None:
         try:
-            return etree.XPath(expression) if expression else None
-        except etree.XPathSyntaxError as exc:
-            raise RouteError([f"route {self.route.name}: {name} is not valid XPath: {exc}"]) from None
+            return compile_xpath(expression) if expression else None
+        except XPathError as exc:
+            raise RouteError([f"route {self.route.name}: {name} is not an XPath the gateway can read: {exc}"]) from None
 
     def bound(self, side: str, entity: str | None) -> Bound:
         spec = self.route.side(side, entity)

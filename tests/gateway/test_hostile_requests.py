@@ -14,6 +14,8 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 
+from gateway.problems import Problem
+from gateway.route_files import RouteError
 from tests.gateway.conftest import KEYS, Gateway
 from tests.legacy_soap import SEEN, soap_fault
 
@@ -162,16 +164,61 @@ def test_passthrough_entity_comes_from_the_body_not_a_decoy_in_the_header(gatewa
     assert requests.post(gateway.url + "/soap/OrderService", data=ours, headers=headers, timeout=10).status_code == 200
 
 
+SHIPPED = "concat('ACME-', substring(string(//*[local-name()='customer']), 3, 2))"  # routes/orders.yaml
+
+
 def test_a_computed_entity_xpath_reads_the_body_too() -> None:
     """The shipped passthrough computes its entity (concat over the customer number): also Body-only."""
     from lxml import etree
 
-    from gateway.request import body_of, xpath_text
+    from gateway.envelope_xpath import compile_xpath
+    from gateway.request import body_of
 
+    assert SHIPPED in (Path(__file__).parents[2] / "routes" / "orders.yaml").read_text()
     envelope = etree.fromstring(_envelope("<o:customer>C-DE-1</o:customer>", "<o:customer>C-US-7</o:customer>"))
-    xpath = etree.XPath("concat('ACME-', substring(string(//*[local-name()='customer']), 3, 2))")
-    assert xpath_text(xpath, envelope) == "ACME-DE"  # the whole envelope: the Header's decoy wins
-    assert xpath_text(xpath, body_of(envelope)) == "ACME-US"
+    xpath = compile_xpath(SHIPPED)
+    with pytest.raises(Problem, match="different values"):  # the whole envelope: the Header's decoy and the Body's
+        xpath.text(envelope)
+    assert xpath.text(body_of(envelope)) == "ACME-US"
+
+
+def test_a_computed_entity_xpath_refuses_two_customers_in_the_body() -> None:
+    """concat/substring/string read the first customer only: a DE key could put its own customer first
+    and another entity's after it. Each path the expression reads the first node of is checked too."""
+    from lxml import etree
+
+    from gateway.envelope_xpath import compile_xpath
+    from gateway.request import body_of
+
+    def read(expression: str, body: str) -> str | None:
+        return compile_xpath(expression).text(body_of(etree.fromstring(_envelope("", body))))
+
+    with pytest.raises(Problem, match="different values"):
+        read(SHIPPED, "<o:customer>C-DE-1</o:customer><o:customer>C-US-7</o:customer>")
+    with pytest.raises(Problem, match="different values"):  # a number read from the first node, too
+        read("concat('ACME-', translate(number(//*[local-name()='customer']) + 0, '0', 'x'))",
+             "<o:customer>1</o:customer><o:customer>2</o:customer>")  # fmt: skip
+    assert read(SHIPPED, "<o:customer>C-DE-1</o:customer><o:customer>C-DE-1</o:customer>") == "ACME-DE"  # agree
+    # what reads every node, or a predicate's path (read from each node, not from the Body), is not held to one
+    assert read("concat('n', count(//*[local-name()='customer']))", "<o:customer>A</o:customer>" * 3) == "n3"
+    both = "<o:customer><o:id>1</o:id></o:customer><o:customer><o:id>2</o:id></o:customer>"
+    assert read("concat(//*[local-name()='customer'][string(*) = '2'], '')", both) == "2"
+
+
+@pytest.mark.parametrize(
+    ("expression", "said"),
+    [("string(//o:customer)", "no namespace map"), ("concat(//a)", "Too few arguments"), ("upper(//a)", "unknown")],
+)
+def test_an_entity_xpath_the_gateway_cannot_read_is_refused_at_load(tmp_path: Path, expression: str, said: str) -> None:
+    """A prefixed name compiles in lxml and then fails on every call: refused when the route loads."""
+    from gateway.table import compile_table
+
+    (tmp_path / "soap.yaml").write_text(
+        "routes:\n  - name: soap\n    passthrough:\n      path: /soap/Orders\n"
+        f'      entity_xpath: "{expression}"\n      legacy: http://127.0.0.1:9/\n'
+    )
+    with pytest.raises(RouteError, match=said):
+        compile_table(tmp_path)
 
 
 @pytest.mark.parametrize(
@@ -186,7 +233,7 @@ def test_a_computed_entity_xpath_reads_the_body_too() -> None:
 def test_an_entity_xpath_is_compiled_as_written(tmp_path: Path, entity_xpath: str, body: str, read: str) -> None:
     from lxml import etree
 
-    from gateway.request import body_of, xpath_text
+    from gateway.request import body_of
     from gateway.table import compile_table
 
     (tmp_path / "soap.yaml").write_text(
@@ -194,7 +241,8 @@ def test_an_entity_xpath_is_compiled_as_written(tmp_path: Path, entity_xpath: st
         f'      entity_xpath: "{entity_xpath}"\n      legacy: http://127.0.0.1:9/\n'
     )
     compiled = compile_table(tmp_path).routes[0]
-    assert xpath_text(compiled.entity_xpath, body_of(etree.fromstring(_envelope("", body)))) == read
+    assert compiled.entity_xpath is not None
+    assert compiled.entity_xpath.text(body_of(etree.fromstring(_envelope("", body)))) == read
 
 
 @pytest.mark.parametrize(
