@@ -90,7 +90,7 @@ def retired(request: web.Request, compiled: Compiled, consumer: Consumer | None,
         raise compiled.retiring.gone(params)
 
 
-def _value(source: Any, request: web.Request, params: dict[str, str], body: Any, xml: Any = None) -> str | None:
+def _value(source: Any, request: web.Request, params: dict[str, str], body: Any) -> str | None:
     if source is None:
         return None
     kind = source.from_
@@ -105,9 +105,6 @@ def _value(source: Any, request: web.Request, params: dict[str, str], body: Any,
             return str(source.value)
         if kind == "json":
             return str(pointer_get(body, source.pointer))
-        if kind == "xpath" and xml is not None:
-            found = xml.xpath(source.xpath)
-            return str(found[0] if isinstance(found, list) and found else found) or None
     except MappingError:
         return None
     return None

@@ -78,10 +78,10 @@ class Operation(_Model):
 class Source(_Model):
     """Where a value comes from in the consumer's request."""
 
-    from_: Literal["path", "header", "query", "json", "xpath", "constant"] = Field(alias="from")
+    # (a managed route's body is JSON: an XML body's entity is a passthrough's entity_xpath)
+    from_: Literal["path", "header", "query", "json", "constant"] = Field(alias="from")
     name: str | None = Field(default=None, description="path parameter, header or query name")
     pointer: str | None = Field(default=None, description="JSON pointer into the body")
-    xpath: str | None = Field(default=None, description="XPath into an XML body")
     value: str | None = Field(default=None, description="the value, for constant")
     values: list[str] | None = Field(default=None, description="the values allowed; others are refused with 404")
 
@@ -94,7 +94,6 @@ class Source(_Model):
             "header": "name",
             "query": "name",
             "json": "pointer",
-            "xpath": "xpath",
             "constant": "value",
         }
         if getattr(self, needed[self.from_]) is None:

@@ -43,6 +43,10 @@ def test_the_shipped_routes_check() -> None:
             "routes:\n  - name: a\n    operation: {method: GET, path: /x}\n    legacy:\n      backend: {backend: ftp, url: x}\n",
             "bad.yaml:5: routes.0.legacy.backend: Input tag 'ftp' found using 'backend' does not match",
         ),
+        (  # a managed route's body is JSON: an XPath entity was accepted and then never read
+            "routes:\n  - name: a\n    operation: {method: POST, path: /x}\n    entity: {from: xpath, xpath: //e}\n",
+            "bad.yaml:4: routes.0.entity.from: Input should be 'path', 'header', 'query', 'json' or 'constant'",
+        ),
     ],
 )
 def test_check_names_file_and_line(tmp_path: Path, text: str, message: str) -> None:
