@@ -87,6 +87,15 @@ _COLUMNS = (
 # an earlier write for the same business key in one of these states holds the later ones back, so
 # the other side sees a key's writes in the order their intents were recorded
 _UNFINISHED = "('intent', 'pending', 'in_doubt', 'dead')"
+# PostgreSQL: `delivered_in`'s update and `_advance`'s usual DELETE as one statement. The subquery
+# reads the snapshot from before the update, where the delivered message is still unfinished: it is
+# left out by id. Returns the key and whether its queue went (0: later writes wait, a new head is due).
+_DELIVERED_AND_GONE = (
+    "WITH done AS ({update}), gone AS (DELETE FROM cutover_outbox_heads AS h USING done AS d WHERE h.head = ? "
+    "AND (d.business_key IS NULL OR NOT EXISTS (SELECT 1 FROM cutover_outbox AS o WHERE o.route = d.route "
+    f"AND o.entity = d.entity AND o.business_key = d.business_key AND o.state IN {_UNFINISHED} AND o.id <> ?)) "
+    "RETURNING 1) SELECT route, entity, business_key, (SELECT count(*) FROM gone) FROM done"
+)
 
 
 def _message(row: Any) -> Message:
@@ -237,12 +246,17 @@ class Outbox:
         self._once(self.delivered_in, message_id)
 
     def delivered_in(self, cursor: Any, message_id: int) -> None:
-        row = self.store.execute(
-            cursor,
+        update = (
             "UPDATE cutover_outbox SET state = 'delivered', attempts = attempts + 1, lease_until = 0, "
-            "last_error = '', updated_at = ? WHERE id = ? AND state = 'pending' RETURNING route, entity, business_key",
-            (now_iso(), message_id),
-        ).fetchone()
+            "last_error = '', updated_at = ? WHERE id = ? AND state = 'pending' RETURNING route, entity, business_key"
+        )
+        if self.store.engine == "postgres":  # the usual case in one round trip: delivered, and its key's queue gone
+            row = self.store.execute(cursor, _DELIVERED_AND_GONE.format(update=update),
+                                     (now_iso(), message_id, message_id, message_id)).fetchone()  # fmt: skip
+            if row is not None and row[3] == 0 and row[2] is not None:  # the key has later writes: the next heads it
+                self._advance(cursor, message_id, row[0], row[1], row[2])
+            return
+        row = self.store.execute(cursor, update, (now_iso(), message_id)).fetchone()
         if row is not None:
             self._advance(cursor, message_id, *row)
 
