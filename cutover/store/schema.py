@@ -1,0 +1,156 @@
+"""The store's tables: migrations in order, the same on SQLite and PostgreSQL but for ids and the
+audit's append-only guard."""
+
+from __future__ import annotations
+
+# Migrations, in order, one statement each; {id} differs per engine, and so does the append-only guard.
+MIGRATIONS: list[list[str]] = [
+    [
+        "CREATE TABLE cutover_rules (route TEXT NOT NULL, entity TEXT NOT NULL, mode TEXT NOT NULL, "
+        "percent REAL NOT NULL DEFAULT 0, pins TEXT NOT NULL DEFAULT '{{}}', version INTEGER NOT NULL, "
+        "updated_at TEXT NOT NULL, updated_by TEXT NOT NULL, PRIMARY KEY (route, entity))",
+        "CREATE TABLE cutover_audit ({id}, at TEXT NOT NULL, actor TEXT NOT NULL, kind TEXT NOT NULL, "
+        "route TEXT NOT NULL, entity TEXT NOT NULL, from_mode TEXT, to_mode TEXT, from_percent REAL, "
+        "to_percent REAL, reason TEXT NOT NULL, evidence TEXT NOT NULL)",
+        "CREATE TABLE cutover_evidence (route TEXT NOT NULL, entity TEXT NOT NULL, rung TEXT NOT NULL, "
+        "minute INTEGER NOT NULL, "
+        "calls_legacy INTEGER NOT NULL DEFAULT 0, calls_cloud INTEGER NOT NULL DEFAULT 0, "
+        "errors_legacy INTEGER NOT NULL DEFAULT 0, errors_cloud INTEGER NOT NULL DEFAULT 0, "
+        "comparisons INTEGER NOT NULL DEFAULT 0, mismatches INTEGER NOT NULL DEFAULT 0, "
+        "PRIMARY KEY (route, entity, rung, minute))",
+        "CREATE TABLE cutover_schedule ({id}, route TEXT NOT NULL, entity TEXT NOT NULL, mode TEXT NOT NULL, "
+        "percent REAL NOT NULL, at TEXT NOT NULL, reason TEXT NOT NULL, actor TEXT NOT NULL, state TEXT NOT NULL, "
+        "note TEXT NOT NULL DEFAULT '')",
+        "CREATE TABLE cutover_freeze ({id}, entity TEXT NOT NULL, starts TEXT NOT NULL, ends TEXT NOT NULL, "
+        "reason TEXT NOT NULL, actor TEXT NOT NULL)",
+        "CREATE TABLE cutover_generation (id INTEGER PRIMARY KEY, value INTEGER NOT NULL)",
+        "INSERT INTO cutover_generation (id, value) VALUES (1, 0)",
+        "{append_only}",
+    ],
+    [
+        "CREATE TABLE cutover_outbox ({id}, created DOUBLE PRECISION NOT NULL, at TEXT NOT NULL, route TEXT NOT NULL, "
+        "entity TEXT NOT NULL, business_key TEXT, side TEXT NOT NULL, rung TEXT NOT NULL, call TEXT NOT NULL, "
+        "idempotency_key TEXT NOT NULL, state TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, "
+        "next_at DOUBLE PRECISION NOT NULL DEFAULT 0, lease_until DOUBLE PRECISION NOT NULL DEFAULT 0, "
+        "last_error TEXT NOT NULL DEFAULT '', "
+        "served TEXT, updated_at TEXT NOT NULL)",
+        "CREATE INDEX cutover_outbox_due ON cutover_outbox (state, next_at)",
+    ],
+    [
+        "CREATE TABLE cutover_differences (route TEXT NOT NULL, entity TEXT NOT NULL, path TEXT NOT NULL, "
+        "kind TEXT NOT NULL, minute INTEGER NOT NULL, count INTEGER NOT NULL, "
+        "PRIMARY KEY (route, entity, path, kind, minute))",
+        "CREATE TABLE cutover_samples ({id}, at TEXT NOT NULL, route TEXT NOT NULL, entity TEXT NOT NULL, "
+        "path TEXT NOT NULL, kind TEXT NOT NULL, legacy TEXT, cloud TEXT)",
+        "CREATE INDEX cutover_samples_path ON cutover_samples (route, entity, path, id)",
+    ],
+    ["CREATE INDEX cutover_outbox_key ON cutover_outbox (route, entity, business_key, id)"],
+    [
+        # legacy compared with itself: how often each field differs on its own
+        "CREATE TABLE cutover_noise_calls (route TEXT NOT NULL, entity TEXT NOT NULL, minute INTEGER NOT NULL, "
+        "count INTEGER NOT NULL, PRIMARY KEY (route, entity, minute))",
+        "CREATE TABLE cutover_noise (route TEXT NOT NULL, entity TEXT NOT NULL, path TEXT NOT NULL, "
+        "minute INTEGER NOT NULL, count INTEGER NOT NULL, PRIMARY KEY (route, entity, path, minute))",
+    ],
+    [
+        # A business key's writes wait for its earliest unfinished one. Indexing only unfinished rows
+        # makes finding that head one index seek, however long the key's delivered history is; with
+        # the plain index, a hot key (one big customer, one SKU) made every claim scan its history.
+        "CREATE INDEX cutover_outbox_unfinished ON cutover_outbox (route, entity, business_key, id) "
+        "WHERE state IN ('intent', 'pending', 'in_doubt', 'dead')",
+    ],
+    [
+        # The head of each business key's queue: the one message of the key that may be delivered
+        # next. The worker claims heads (one row per key with a backlog), never a key's backlog, so a
+        # hot key with thousands of writes waiting costs a claim one row. A message without a business
+        # key is a queue of its own (NULL keys never collide in the unique index).
+        "CREATE TABLE cutover_outbox_heads (head BIGINT PRIMARY KEY, route TEXT NOT NULL, entity TEXT NOT NULL, "
+        "business_key TEXT)",
+        "CREATE UNIQUE INDEX cutover_outbox_heads_key ON cutover_outbox_heads (route, entity, business_key)",
+        "INSERT INTO cutover_outbox_heads (head, route, entity, business_key) "
+        "SELECT MIN(id), route, entity, business_key FROM cutover_outbox "
+        "WHERE business_key IS NOT NULL AND state IN ('intent', 'pending', 'in_doubt', 'dead') "
+        "GROUP BY route, entity, business_key",
+        "INSERT INTO cutover_outbox_heads (head, route, entity, business_key) "
+        "SELECT id, route, entity, NULL FROM cutover_outbox "
+        "WHERE business_key IS NULL AND state IN ('intent', 'pending', 'in_doubt', 'dead')",
+    ],
+    # comparisons made while a route learns its noise: counted for the noise rates, not as evidence
+    ["ALTER TABLE cutover_evidence ADD COLUMN unjudged INTEGER NOT NULL DEFAULT 0"],
+    # each route's gate and guardrail as the gateways run them (environment placeholders resolved), so
+    # the CLI and the console judge with the same numbers whatever environment they run in
+    [
+        "CREATE TABLE cutover_settings (route TEXT PRIMARY KEY, gate TEXT NOT NULL, guardrail TEXT NOT NULL, "
+        "source TEXT NOT NULL, at TEXT NOT NULL)"
+    ],
+    # the answers to writes by Idempotency-Key, for every gateway process: a retry on another one
+    # replays the first answer; a write whose outcome is unknown stays in doubt, never booked twice
+    [
+        "CREATE TABLE cutover_idempotency (scope TEXT PRIMARY KEY, consumer TEXT NOT NULL, digest TEXT NOT NULL, "
+        "state TEXT NOT NULL, status INTEGER, content_type TEXT, body TEXT, lease_until DOUBLE PRECISION NOT NULL, "
+        "created DOUBLE PRECISION NOT NULL, expires DOUBLE PRECISION NOT NULL, correlation_id TEXT NOT NULL)",
+        "CREATE INDEX cutover_idempotency_expires ON cutover_idempotency (expires)",
+    ],
+    # API consumers kept in the store: a key created or revoked on one machine counts on every gateway
+    # within a second, without a restart (the consumers file stays as a seed)
+    [
+        "CREATE TABLE cutover_consumers (name TEXT PRIMARY KEY, key_sha256 TEXT NOT NULL UNIQUE, spec TEXT NOT NULL, "
+        "revoked_at TEXT, created_at TEXT NOT NULL, updated_at TEXT NOT NULL)"
+    ],
+    # how far each legacy event source has been published: restart-safe, at least once
+    ["CREATE TABLE cutover_event_marks (source TEXT PRIMARY KEY, mark BIGINT NOT NULL, updated_at TEXT NOT NULL)"],
+    # calls to deprecated versions per consumer and day, from every gateway: who still has to move
+    [
+        "CREATE TABLE cutover_deprecated_calls (route TEXT NOT NULL, consumer TEXT NOT NULL, day TEXT NOT NULL, "
+        "calls INTEGER NOT NULL, last_at TEXT NOT NULL, PRIMARY KEY (route, consumer, day))"
+    ],
+    # writes accepted with 202 and made later: in the outbox as the serving side's own write (kind
+    # `accepted`), found by the secret token of their status URL; a replayed 202 keeps its Location
+    [
+        "ALTER TABLE cutover_outbox ADD COLUMN kind TEXT NOT NULL DEFAULT 'copy'",
+        "ALTER TABLE cutover_outbox ADD COLUMN token TEXT",
+        "CREATE UNIQUE INDEX cutover_outbox_token ON cutover_outbox (token)",
+        "ALTER TABLE cutover_idempotency ADD COLUMN location TEXT",
+    ],
+    # the events routes declare, recorded with the write they tell of and published from here in
+    # order by one relay at a time for the fleet (events/log.py)
+    [
+        "CREATE TABLE cutover_events ({id}, created DOUBLE PRECISION NOT NULL, at TEXT NOT NULL, "
+        "event_id TEXT NOT NULL UNIQUE, type TEXT NOT NULL, subject TEXT, route TEXT NOT NULL, entity TEXT NOT NULL, "
+        "body TEXT NOT NULL, state TEXT NOT NULL, replays INTEGER NOT NULL DEFAULT 0, published_at TEXT)",
+        "CREATE INDEX cutover_events_pending ON cutover_events (id) WHERE state = 'pending'",
+        "CREATE INDEX cutover_events_created ON cutover_events (type, created)",
+        "CREATE TABLE cutover_event_relay (id INTEGER PRIMARY KEY, owner TEXT NOT NULL, "
+        "lease_until DOUBLE PRECISION NOT NULL)",
+        "INSERT INTO cutover_event_relay (id, owner, lease_until) VALUES (1, '', 0)",
+    ],
+    # business SLOs: good and total events per route × entity × SLO and minute, from every gateway;
+    # and the fast burns the fleet has told its webhook of (cutover/slos.py)
+    [
+        "CREATE TABLE cutover_slo_minutes (route TEXT NOT NULL, entity TEXT NOT NULL, slo TEXT NOT NULL, "
+        "minute INTEGER NOT NULL, good INTEGER NOT NULL, total INTEGER NOT NULL, "
+        "PRIMARY KEY (route, entity, slo, minute))",
+        "CREATE TABLE cutover_slo_alerts (route TEXT NOT NULL, entity TEXT NOT NULL, slo TEXT NOT NULL, "
+        "since TEXT NOT NULL, PRIMARY KEY (route, entity, slo))",
+    ],
+    # the files of a drop folder published as events (events/drop.py): by name and content, restart-safe
+    [
+        "CREATE TABLE cutover_drop_seen (source TEXT NOT NULL, name TEXT NOT NULL, digest TEXT NOT NULL, "
+        "published_at TEXT NOT NULL, PRIMARY KEY (source, name, digest))"
+    ],
+]
+APPEND_ONLY = {
+    "sqlite": [
+        "CREATE TRIGGER cutover_audit_no_update BEFORE UPDATE ON cutover_audit "
+        "BEGIN SELECT RAISE(ABORT, 'the audit is append-only'); END",
+        "CREATE TRIGGER cutover_audit_no_delete BEFORE DELETE ON cutover_audit "
+        "BEGIN SELECT RAISE(ABORT, 'the audit is append-only'); END",
+    ],
+    "postgres": [
+        "CREATE FUNCTION cutover_audit_append_only() RETURNS trigger LANGUAGE plpgsql AS "
+        "$$ BEGIN RAISE EXCEPTION 'the audit is append-only'; END $$",
+        "CREATE TRIGGER cutover_audit_append_only BEFORE UPDATE OR DELETE ON cutover_audit "
+        "FOR EACH ROW EXECUTE FUNCTION cutover_audit_append_only()",
+    ],
+}
+IDS = {"sqlite": "id INTEGER PRIMARY KEY AUTOINCREMENT", "postgres": "id BIGSERIAL PRIMARY KEY"}
