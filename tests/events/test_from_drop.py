@@ -24,14 +24,17 @@ def publish(folder: Path, store: str, stream: str, *extra: str) -> Any:
     return runner.invoke(app, [
         "events", "from-drop", str(folder), "--pattern", "ASN_*", "--type", "com.acme.shipment.advised",
         "--source", "/warehouse", "--subject", f"{stream.lower()}.shipments", "--stream", stream, "--entity",
-        "ACME-UK", "--settle", "0.2", "--store", store, *extra,
+        "ACME-UK", "--settle", str(SETTLE), "--store", store, *extra,
     ])  # fmt: skip
 
 
-def land(folder: Path, name: str, text: str, age: float = 1.0) -> None:
+SETTLE = 5  # seconds; the files' ages are set, so a slow machine cannot settle one while the test runs
+
+
+def land(folder: Path, name: str, text: str, age: float = SETTLE + 5) -> None:
     path = folder / name
     path.write_text(text)
-    os.utime(path, (time.time() - age, time.time() - age))  # settled a moment ago
+    os.utime(path, (time.time() - age, time.time() - age))  # settled, unless age < SETTLE
 
 
 def test_each_landed_file_becomes_one_event_across_restarts(tmp_path: Path, nats_stream: str) -> None:  # noqa: F811
@@ -39,7 +42,7 @@ def test_each_landed_file_becomes_one_event_across_restarts(tmp_path: Path, nats
     drop.mkdir()
     open_store(store).close()
     land(drop, "ASN_1.json", json.dumps({"shipmentId": "S-1", "lines": [{"sku": "SKU-1", "qty": 2}]}))
-    land(drop, "ASN_2.x12", "ISA*00*...~ST*856*0001~", age=2.0)
+    land(drop, "ASN_2.x12", "ISA*00*...~ST*856*0001~", age=SETTLE + 10)
     land(drop, "ASN_3.json.part", "{half")  # a writer that renames when done: not yet
     land(drop, "ASN_4.json", "{}", age=0.0)  # still being written: waits for it to settle
     land(drop, "README.txt", "not a shipment")  # not the pattern
@@ -52,7 +55,7 @@ def test_each_landed_file_becomes_one_event_across_restarts(tmp_path: Path, nats
     assert (
         events[1]["data"]["size"] == len((drop / "ASN_1.json").read_bytes()) and len(events[1]["data"]["sha256"]) == 64
     )
-    time.sleep(0.3)  # ASN_4 has settled now
+    os.utime(drop / "ASN_4.json", (time.time() - SETTLE - 1, time.time() - SETTLE - 1))  # ASN_4 has settled now
     again = publish(drop, store, nats_stream)  # a restart: only what is new
     assert "published 1 files" in again.output
     land(drop, "ASN_1.json", json.dumps({"shipmentId": "S-1", "lines": []}))  # the same name, new content
