@@ -32,6 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -163,7 +164,12 @@ def wait_drained(port: int, limit: float = 60) -> float:
     """Seconds until the outbox has nothing left to deliver (or `limit`)."""
     started = time.monotonic()
     while time.monotonic() - started < limit:
-        counts = admin(port, "GET", "/admin/outbox?state=pending")["counts"]
+        try:
+            counts = admin(port, "GET", "/admin/outbox?state=pending")["counts"]
+        except urllib.error.HTTPError as exc:  # said, with the gateway's reason, and asked again
+            print(f"GET /admin/outbox answered {exc.code}: {exc.read().decode(errors='replace')}", file=sys.stderr)
+            time.sleep(0.5)
+            continue
         if counts["pending"] + counts["intent"] == 0:
             return time.monotonic() - started
         time.sleep(0.1)
