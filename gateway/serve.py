@@ -57,15 +57,23 @@ def _one(settings: Settings, host: str, port: int, reuse_port: bool, access_log:
         ACCESS.setLevel(logging.WARNING)
     app = build_app(settings)
     app.on_startup.append(_freeze_what_started)  # after every resource of the app has started
-    web.run_app(
-        app,
-        host=host,
-        port=port,
-        reuse_port=reuse_port,
-        shutdown_timeout=SHUTDOWN_SECONDS,
-        access_log=None,
-        print=None,
-    )
+    try:
+        web.run_app(
+            app,
+            host=host,
+            port=port,
+            reuse_port=reuse_port,
+            shutdown_timeout=SHUTDOWN_SECONDS,
+            access_log=None,
+            print=None,
+        )
+    except RuntimeError as exc:
+        # SIGTERM while the app was still starting (a worker just started in place of a dead one when
+        # the gateway is stopped): run_app's GracefulExit stops the loop mid-setup, and its clean-up
+        # then finds the loop stopped. Nothing was served yet: say so and go, without a traceback.
+        if not isinstance(exc.__context__, web.GracefulExit):
+            raise
+        log.info("stopped while starting (SIGTERM): nothing was served yet")
 
 
 async def _freeze_what_started(app: web.Application) -> None:
