@@ -99,6 +99,10 @@ def _die_with_parent() -> None:
 def _worker(settings: Settings, host: str, port: int, access_log: bool, parent: int) -> int:
     pid = os.fork()
     if pid == 0:
+        # the supervisor's handlers came with the fork: until run_app sets its own, SIGTERM would run
+        # the supervisor's stop() here (signalling this worker's siblings) and this worker would live on
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
         _die_with_parent()
         if os.getppid() != parent:  # the parent died before the line above: go at once
             os._exit(0)
