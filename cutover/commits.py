@@ -13,7 +13,9 @@ go to the thread with `background`). Handing each one to the
 writer thread and back cost more than the commit, and under load the thread waited for the
 interpreter lock behind whatever request the loop was running: most of a dual write's p99. When
 another connection holds the lock (the writer thread's own, another worker, the CLI), the batch goes to
-the writer thread, which waits for it — the loop never does.
+the writer thread, which waits for it — the loop never does — and the batches after it follow it
+there until it is committed: `run` commits operations in the order it is called, which is the
+order a business key's writes are served in.
 
 An operation is a function of a cursor (and its arguments) that only touches the database. When
 one raises, its transaction is rolled back and the others are committed again without it, so one
@@ -45,6 +47,7 @@ class _Operation:
     args: tuple[Any, ...]
     future: asyncio.Future[Any]
     loop: asyncio.AbstractEventLoop
+    ordered: bool = True  # a request's write (`run`): committed in the order of the calls
 
 
 def _settle(results: list[tuple[_Operation, bool, Any]]) -> None:
@@ -74,6 +77,7 @@ class GroupCommit:
         self.writes = 0
         self.here = 0  # transactions made on the event loop (the rest, by the writer thread)
         self._here: list[_Operation] = []  # this turn of the loop's operations (SQLite)
+        self._with_thread = 0  # `run` operations handed to the writer thread and not yet settled
 
     async def run(self, function: Callable[..., T], *args: Any) -> T:
         """Run `function(cursor, *args)` in the next transaction; its result once committed.
@@ -81,7 +85,9 @@ class GroupCommit:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
         operation = _Operation(function, args, future, loop)
-        if self.store.writes_now and not self._stopping:
+        # on the loop unless earlier ones wait for the thread: `run` commits in the order it is called
+        # (a key's writes serve in the order their copies were recorded: gateway/request.py)
+        if self.store.writes_now and not self._stopping and not self._with_thread:
             self._here.append(operation)
             if len(self._here) == 1:  # the first of this turn of the loop: commit them all at its end
                 loop.call_soon(self._commit_here)
@@ -94,7 +100,7 @@ class GroupCommit:
         by the writer thread, so the loop spends no time, and risks no wait on the disk, for it."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
-        self._hand_over([_Operation(function, args, future, loop)])
+        self._hand_over([_Operation(function, args, future, loop, ordered=False)])
         return await future
 
     def _hand_over(self, operations: list[_Operation]) -> None:
@@ -104,6 +110,7 @@ class GroupCommit:
                 _settle([(operation, False, error) for operation in operations])
                 return
             self._queue.extend(operations)
+            self._with_thread += sum(operation.ordered for operation in operations)
             self._ready.notify()
 
     def _commit_here(self) -> None:
@@ -111,12 +118,19 @@ class GroupCommit:
         batch, self._here = self._here[: self.max_batch], self._here[self.max_batch :]
         if self._here:
             batch[0].loop.call_soon(self._commit_here)
+        if self._with_thread:  # an earlier batch waits for the lock in the thread: this one goes after it
+            self._hand_over(batch)
+            return
         before = self.transactions
         results, left = self._transact(batch, self.store.transaction_now)
         self.here += self.transactions - before
         _settle(results)
         if left:  # another connection writes: the writer thread waits for the lock instead of the loop
             self._hand_over(left)
+
+    def _settle_from_thread(self, results: list[tuple[_Operation, bool, Any]]) -> None:
+        self._with_thread -= sum(operation.ordered for operation, _, _ in results)
+        _settle(results)
 
     def close(self, timeout: float = 10.0) -> None:
         """Commit what is queued, then stop the thread."""
@@ -146,7 +160,7 @@ class GroupCommit:
             by_loop.setdefault(result[0].loop, []).append(result)
         for loop, settled in by_loop.items():
             try:
-                loop.call_soon_threadsafe(_settle, settled)
+                loop.call_soon_threadsafe(self._settle_from_thread, settled)
             except RuntimeError:  # the loop has closed: nobody is waiting any more
                 log.debug("store writer: %d results for a closed event loop", len(settled))
 

@@ -151,3 +151,27 @@ def test_a_lock_another_connection_holds_is_waited_for_by_the_writer_thread_not_
     assert commits.here == 0 and commits.transactions == 1  # made by the writer thread
     other.close()
     store.close()
+
+
+def test_writes_commit_in_the_order_they_were_run_when_one_waits_for_the_lock(tmp_path: Path) -> None:
+    """A write that found the lock taken waits in the writer thread; one run after it, once the lock
+    is free, must not commit on the loop before it: a business key's writes are served in the order
+    their copies were recorded (gateway/request.py), and the outbox delivers them in id order."""
+    store = open_store(str(tmp_path / "store.db"))
+    commits = GroupCommit(store)
+    other = sqlite3.connect(tmp_path / "store.db", isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")  # holds the write lock
+
+    async def main() -> tuple[int, int]:
+        first = asyncio.ensure_future(commits.run(lambda c: _insert(store, c, 1)))
+        await asyncio.sleep(0.05)  # it found the lock taken: the writer thread waits for it
+        other.execute("COMMIT")  # free now, while the thread's busy handler still sleeps
+        second = asyncio.ensure_future(commits.run(lambda c: _insert(store, c, 2)))
+        return await first, await second
+
+    first, second = asyncio.run(main())
+    commits.close()
+    assert first < second  # ids follow the order of the calls
+    assert [f.entity for f in sorted(store.freezes(), key=lambda f: f.id)] == ["E1", "E2"]
+    other.close()
+    store.close()
