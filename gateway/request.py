@@ -192,40 +192,41 @@ async def _write_through_outbox(
     """Record the other side's copy, make the serving call, settle the copy — then answer. Both records
     go through the group commit: a surge of writes shares transactions instead of queueing for them.
 
-    Writes on one business key take turns here, so the serving side takes them in the order their
-    copies were recorded, and the other side is sent them in that same order: both end on the same
-    last write. The turn ends with the serving call: the next write need not wait for this one's
-    settlement, since the outbox delivers a key's copies in the order of their intents, and an
-    unsettled intent holds the later ones back. (Across gateway processes, concurrent writes to one
-    key have no order to keep.)"""
-    if call.key is None:
-        message_id, answer = await _owe_and_serve(request, compiled, serve, other, entity, call, rung)
-    else:
-        async with request.app[KEY_TURNS].turn((compiled.route.name, entity or "*", call.key)):
-            message_id, answer = await _owe_and_serve(request, compiled, serve, other, entity, call, rung)
+    Writes on one business key take their places in the key's line as they arrive, record their
+    copies (the group commit keeps their order, and commits the copies of a line's writes together),
+    and make their serving calls one at a time in that order: the serving side takes them in the
+    order their copies were recorded, and the other side is sent them in that same order, so both
+    end on the same last write. Only the serving call waits for the writes ahead; the next write need
+    not wait for this one's settlement either, since the outbox delivers a key's copies in the order
+    of their intents, and an unsettled intent holds the later ones back. (Across gateway processes,
+    concurrent writes to one key have no order to keep.)"""
+    place = None if call.key is None else request.app[KEY_TURNS].place((compiled.route.name, entity or "*", call.key))
+    try:
+        message_id = await _owe(request, compiled, other, entity, call, rung)
+        if place is not None:
+            await place.turn()
+        answer = await counted(request.app, compiled, serve, entity, call, rung, "serve")
+    finally:
+        if place is not None:
+            place.leave()
     return await _settle(request, compiled, serve, other, entity, call, message_id, answer)
 
 
-async def _owe_and_serve(
-    request: web.Request, compiled: Compiled, serve: Side, other: Side, entity: str | None, call: Call, rung: str
-) -> tuple[int, Answer | Problem]:
-    """The copy's intent recorded, then the serving call: (the outbox message, the serving side's answer)."""
-    app = request.app
-    cutover = app[CUTOVER]
-    outbox, commits = cutover.outbox, cutover.commits
+async def _owe(request: web.Request, compiled: Compiled, other: Side, entity: str | None, call: Call, rung: str) -> int:
+    """The copy's intent recorded (durably, before the serving call): its outbox message."""
+    cutover = request.app[CUTOVER]
     route = compiled.route
     given = request.headers.get("Idempotency-Key")
     idempotency = idempotency_key(route.name, entity or "*", given, call.correlation_id)
     message = {"payload": call.payload, "params": call.params, "headers": call.headers,
                "correlation_id": call.correlation_id}  # fmt: skip
     try:
-        message_id = await commits.run(
-            outbox.intend_in, route.name, entity or "*", call.key, other.value, rung, message, idempotency
+        return await cutover.commits.run(
+            cutover.outbox.intend_in, route.name, entity or "*", call.key, other.value, rung, message, idempotency
         )
     except StoreError as exc:
         detail = f"the copy for the {other.value} side cannot be recorded, so nothing was sent: {exc}"
         raise Problem(503, "Write not accepted", detail) from None
-    return message_id, await counted(app, compiled, serve, entity, call, rung, "serve")
 
 
 async def _settle(

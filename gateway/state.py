@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,27 +46,47 @@ ADMIN_FAILURES: web.AppKey[dict[str, tuple[int, float]]] = web.AppKey("admin_fai
 
 
 class KeyTurns:
-    """One asyncio lock per business key in use, dropped when nobody holds or waits for it."""
+    """A line per business key in use: a write takes its place on arrival (synchronously, so the
+    places follow the order the writes' copies are recorded in), waits until the writes ahead of it
+    have made their serving calls, and leaves the line when its own is made. A line goes when empty."""
 
     def __init__(self) -> None:
-        self._locks: dict[tuple[str, str, str], tuple[asyncio.Lock, int]] = {}
+        self._lines: dict[tuple[str, str, str], deque[asyncio.Future[None]]] = {}
 
-    @contextlib.asynccontextmanager
-    async def turn(self, key: tuple[str, str, str]) -> AsyncIterator[None]:
-        lock, users = self._locks.get(key) or (asyncio.Lock(), 0)
-        self._locks[key] = (lock, users + 1)
-        try:
-            async with lock:
-                yield
-        finally:
-            users = self._locks[key][1]
-            if users == 1:
-                del self._locks[key]
-            else:
-                self._locks[key] = (lock, users - 1)
+    def place(self, key: tuple[str, str, str]) -> Place:
+        line = self._lines.setdefault(key, deque())
+        turn = asyncio.get_running_loop().create_future()
+        if not line:
+            turn.set_result(None)  # nobody ahead
+        line.append(turn)
+        return Place(self, key, turn)
+
+    def _leave(self, key: tuple[str, str, str], turn: asyncio.Future[None]) -> None:
+        line = self._lines[key]
+        first = line[0] is turn
+        line.remove(turn)
+        if not line:
+            del self._lines[key]
+        elif first:
+            line[0].set_result(None)  # the next write's turn
 
     def __len__(self) -> int:
-        return len(self._locks)
+        return len(self._lines)
+
+
+@dataclass
+class Place:
+    """One write's place in its key's line: `await place.turn()`, then `place.leave()` (always)."""
+
+    turns: KeyTurns
+    key: tuple[str, str, str]
+    _turn: asyncio.Future[None]
+
+    async def turn(self) -> None:
+        await asyncio.shield(self._turn)  # a cancelled waiter must not cancel the line's future
+
+    def leave(self) -> None:
+        self.turns._leave(self.key, self._turn)
 
 
 KEY_TURNS = web.AppKey("key_turns", KeyTurns)
