@@ -161,11 +161,13 @@ def main() -> None:
         for name, port in (("events_off", off), ("events_on", on)):
             url = f"http://127.0.0.1:{port}/"
             gateway_bench.wrk(url, 2, args.connections, writes)  # warm up
-            rate, p50, p99 = gateway_bench.wrk(url, args.seconds, args.connections, writes)
+            rate, p50, p99, steal = gateway_bench.wrk(url, args.seconds, args.connections, writes)
             rates[name] = report.figure(f"writes_{name}_rps", rate)
             report.figure(f"writes_{name}_p99_ms", p99)
+            report.figure(f"writes_{name}_steal_percent", steal)
             report.say(
                 f"writes, {name:10}                  {rate:10,.0f} req/s   p50 {p50:6.2f} ms   p99 {p99:6.2f} ms"
+                f"   steal {steal:4.1f} %"
             )
         drained = report.figure("events_relayed_seconds_after", relayed(on))
         report.say(f"{'':38} the relay had published every event {drained:.1f} s after the last write")

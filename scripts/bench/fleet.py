@@ -106,10 +106,11 @@ def serve(folder: Path, name: str, port: int, *options: str) -> subprocess.Popen
 
 def row(report: Report, label: str, url: str, seconds: int, connections: int, lua: Path | None) -> float:
     gateway_bench.wrk(url, 2, connections, lua)  # warm up
-    rate, p50, p99 = gateway_bench.wrk(url, seconds, connections, lua)
+    rate, p50, p99, steal = gateway_bench.wrk(url, seconds, connections, lua)
     report.figure(f"{label}_rps", rate)
     report.figure(f"{label}_p99_ms", p99)
-    report.say(f"{label:34} {rate:10,.0f} req/s   p50 {p50:6.2f} ms   p99 {p99:6.2f} ms")
+    report.figure(f"{label}_steal_percent", steal)
+    report.say(f"{label:34} {rate:10,.0f} req/s   p50 {p50:6.2f} ms   p99 {p99:6.2f} ms   steal {steal:4.1f} %")
     return rate
 
 
