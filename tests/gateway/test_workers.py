@@ -81,16 +81,21 @@ def why_not_answered(port: int, timeout: float) -> str:
     return "" if answer.ok else f"HTTP {answer.status_code}"
 
 
-@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="reads worker processes from /proc (Linux)")
-def test_a_dead_worker_is_replaced_and_workers_die_with_the_gateway(tmp_path: Path) -> None:
+def two_workers(tmp_path: Path, port: int) -> subprocess.Popen[bytes]:
+    """`banyan serve --workers 2` in a session of its own (its group can be signalled), stderr kept."""
     (tmp_path / "routes").mkdir()
     (tmp_path / "routes" / "orders.yaml").write_text(ROUTES)
-    port = free_port()
-    gateway = subprocess.Popen(
+    return subprocess.Popen(
         [sys.executable, "-m", "gateway.cli", "serve", "--routes", str(tmp_path / "routes"), "--insecure-no-auth",
          "--port", str(port), "--workers", "2", "--no-access-log"],
         cwd=REPO, stderr=subprocess.PIPE, start_new_session=True,
     )  # fmt: skip
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="reads worker processes from /proc (Linux)")
+def test_a_dead_worker_is_replaced_and_workers_die_with_the_gateway(tmp_path: Path) -> None:
+    port = free_port()
+    gateway = two_workers(tmp_path, port)
     try:
         # both workers listening: killing one while the other still starts would leave nobody to answer
         assert wait(
@@ -127,14 +132,8 @@ def test_a_worker_stopped_while_it_starts_goes_quietly(tmp_path: Path, after: fl
     """SIGTERM reaching a worker that is still starting (one just started in place of a dead one):
     before aiohttp's handlers, the supervisor's own (inherited with the fork) swallowed it and the
     gateway never stopped; during aiohttp's setup, the worker died with a traceback."""
-    (tmp_path / "routes").mkdir()
-    (tmp_path / "routes" / "orders.yaml").write_text(ROUTES)
     port = free_port()
-    gateway = subprocess.Popen(
-        [sys.executable, "-m", "gateway.cli", "serve", "--routes", str(tmp_path / "routes"), "--insecure-no-auth",
-         "--port", str(port), "--workers", "2", "--no-access-log"],
-        cwd=REPO, stderr=subprocess.PIPE, start_new_session=True,
-    )  # fmt: skip
+    gateway = two_workers(tmp_path, port)
     try:
         assert wait(lambda: listening(port, children(gateway.pid)) == children(gateway.pid) != set(), 30)
         victim = min(children(gateway.pid))
