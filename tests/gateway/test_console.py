@@ -74,7 +74,10 @@ def test_the_console_shows_the_matrix_and_promotes_with_a_reason(
     page.fill("#reason", "CHG-201 shadow clean for a week")
     page.click("#confirm")
     page.locator('td[data-route="order-get"][data-entity="ACME-US"]', has_text="dual write").wait_for()
-    assert "✓ order-get / ACME-US is now on dual_write (version 2)" in page.locator("#message").inner_text()
+    # the matrix can show the new rung (its own refresh) a moment before the change's answer is written
+    message = page.locator("#message", has_text="is now on")
+    message.wait_for()
+    assert "✓ order-get / ACME-US is now on dual_write (version 2)" in message.inner_text()
     history = page.locator("#history tbody tr").first.inner_text()
     assert "Ana Lead" in history and "promote" in history and "CHG-201" in history and "shadow → dual_write" in history
     event = ladder.cutover.store.history()[0]
