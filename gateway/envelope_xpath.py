@@ -62,10 +62,10 @@ def compile_xpath(expression: str) -> EnvelopeXPath:
         if "prefix" in message:
             message += " (the gateway has no namespace map: write //*[local-name()='customer'])"
         raise XPathError(message) from None
-    # `string(X)` reads the first match only: X itself gives every match, to check they agree
+    # `string(X)` of a path reads the first match only: X itself gives every match, to check they agree
     # (the parse tells it from parentheses that only look like one call, as in `string(a) = string(b)`)
     wrapped = re.fullmatch(r"\s*string\s*\((.*)\)\s*", expression, re.DOTALL)
-    if tree.symbol == "string" and len(tree) == 1 and wrapped:
+    if tree.symbol == "string" and len(tree) == 1 and wrapped and _may_be_nodes(tree[0]):
         return EnvelopeXPath(etree.XPath(wrapped.group(1)))
     try:
         compiled = etree.XPath(expression)

@@ -195,6 +195,9 @@ def test_a_computed_entity_xpath_refuses_two_customers_in_the_body() -> None:
 
     with pytest.raises(Problem, match="different values"):
         read(SHIPPED, "<o:customer>C-DE-1</o:customer><o:customer>C-US-7</o:customer>")
+    with pytest.raises(Problem, match="different values"):  # string() of a function of the path
+        read("string(normalize-space(//*[local-name()='customer']))",
+             "<o:customer>ACME-DE</o:customer><o:customer>ACME-US</o:customer>")  # fmt: skip
     with pytest.raises(Problem, match="different values"):  # a number read from the first node, too
         read("concat('ACME-', translate(number(//*[local-name()='customer']) + 0, '0', 'x'))",
              "<o:customer>1</o:customer><o:customer>2</o:customer>")  # fmt: skip
