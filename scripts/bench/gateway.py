@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import itertools
 import json
 import os
 import re
@@ -103,7 +104,7 @@ def wrk(url: str, seconds: int, connections: int, script: Path | None = None) ->
 
 OPEN_LOOP = Path(__file__).with_name("open_loop.lua")
 RUN = f"{time.time_ns():x}"  # order ids and keys of this run: the store may keep an earlier run's for a day
-runs = iter(range(1_000_000))
+runs = itertools.count()  # each open-loop run its own order ids and keys
 
 
 class Stolen:
