@@ -8,14 +8,14 @@ for the next one, which takes them all. A surge makes the transactions larger, n
 
 On SQLite the transaction is made on the event loop itself when the store's lock is free at that
 instant (`SqliteStore.transaction_now`): the operations that arrived in one turn of the loop are
-committed at the end of it, which costs a WAL append and no thread (writes no request waits for
-go to the thread with `background`). Handing each one to the
-writer thread and back cost more than the commit, and under load the thread waited for the
-interpreter lock behind whatever request the loop was running: most of a dual write's p99. When
-another connection holds the lock (the writer thread's own, another worker, the CLI), the batch goes to
-the writer thread, which waits for it — the loop never does — and the batches after it follow it
-there until it is committed: `run` commits operations in the order it is called, which is the
-order a business key's writes are served in.
+committed at the end of it, which costs a WAL append and no thread (writes no request waits for go
+to the thread with `background`). Handing each one to the writer thread and back cost more than
+the commit, and under load the thread waited for the interpreter lock behind whatever request the
+loop was running: most of a dual write's p99. When another connection holds the lock (the writer
+thread's own, another worker, the CLI), the batch goes to the writer thread, which waits for it —
+the loop never does — and the batches after it follow it there until it is committed: `run`
+commits operations in the order it is called, which is the order a business key's writes are
+served in.
 
 An operation is a function of a cursor (and its arguments) that only touches the database. When
 one raises, its transaction is rolled back and the others are committed again without it, so one
