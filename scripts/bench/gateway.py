@@ -1,6 +1,6 @@
 """Benchmark: the gateway against nginx and a bare aiohttp proxy, on the same backend, in one run.
 
-    python scripts/bench/gateway.py [--seconds 10] [--connections 32] [--json]
+    python scripts/bench/gateway.py [--seconds 10] [--connections 32] [--only PART …] [--json]
 
 Starts nginx twice (one worker each: a backend serving a small JSON body, and a reverse proxy in
 front of it), a bare aiohttp forwarding proxy (bare_proxy.py: the Python ceiling), and gateways
@@ -16,6 +16,10 @@ PostgreSQL. Then it measures, one after the other:
   fleet-wide claim in the store), dual_write on distinct orders, dual_write with
   every write on one hot order, and how long the outbox takes to drain after each;
 - closed-loop dual-write capacity (acknowledged writes/s) on the SQLite and the PostgreSQL store.
+
+`--only writes capacity` measures those parts alone (throughput, half, writes, capacity; half-load
+runs at half of the peaks, so it measures throughput too): a figure "in one run" is one of the
+whole bench.
 """
 
 from __future__ import annotations
@@ -49,6 +53,7 @@ SOAP = (
 )
 KEY = "bench-key-0123456789"
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
+PARTS = ["throughput", "half", "writes", "capacity"]
 
 
 def free_port() -> int:
@@ -317,8 +322,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="the gateway versus nginx and a bare aiohttp proxy, same backend")
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--only", nargs="+", choices=PARTS, default=PARTS, metavar="PART",
+                        help=f"measure these parts alone: {', '.join(PARTS)}")  # fmt: skip
     add_json_flag(parser)
     args = parser.parse_args()
+    parts = set(args.only) | ({"throughput"} if "half" in args.only else set())
     report = Report.from_args(args)
     need("nginx", "wrk")
     folder = Path(tempfile.mkdtemp(prefix="banyan-bench-"))
@@ -370,41 +378,51 @@ def main() -> None:
         for port in (backend, proxy, bare, one, two) + ((pg,) if pg_store else ()):
             wait_for(port)
         time.sleep(0.5)
-        rates = throughput(
-            [
-                ("backend_nginx_direct", f"http://127.0.0.1:{backend}/", None),
-                ("nginx_reverse_proxy", f"http://127.0.0.1:{proxy}/", None),
-                ("bare_aiohttp_proxy", f"http://127.0.0.1:{bare}/", soap),
-                ("gateway_passthrough", f"http://127.0.0.1:{one}/soap/Bench", soap),
-                ("gateway_passthrough_2_workers", f"http://127.0.0.1:{two}/soap/Bench", soap),
-                ("gateway_managed_json", f"http://127.0.0.1:{one}/v1/ACME-DE/stock/SKU-1", None),
-            ],
-            args.seconds,
-            args.connections,
-            report,
-        )
-        report.say()
-        for name, mine, theirs, target in (
-            ("gateway_over_nginx_proxy", "gateway_passthrough", "nginx_reverse_proxy", 0.12),
-            ("gateway_over_bare_aiohttp", "gateway_passthrough", "bare_aiohttp_proxy", 1.0),
-            ("workers_2_over_1", "gateway_passthrough_2_workers", "gateway_passthrough", 1.6),
-        ):
-            ratio = report.figure(name, rates[mine] / rates[theirs])
-            report.say(
-                f"{mine} / {theirs}: {ratio:.3f}×  (target ≥ {target}: {'met' if ratio >= target else 'MISSED'})"
-            )
-        half_load(one, rates["gateway_passthrough"] / 2, "", report)
-        half_load(bare, rates["bare_aiohttp_proxy"] / 2, "bare_", report)
-        report.say()
-        dual_write(one, args.seconds, report)
-        report.say()
-        capacity(one, args.seconds, 64, writes, report, "sqlite")
-        if pg_store:
-            capacity(pg, args.seconds, 64, writes, report, "postgresql")
+        if "throughput" in parts:
+            measure_throughput(backend, proxy, bare, one, two, soap, args, report, "half" in parts)
+        if "writes" in parts:
+            dual_write(one, args.seconds, report)
+            report.say()
+        if "capacity" in parts:
+            capacity(one, args.seconds, 64, writes, report, "sqlite")
+            if pg_store:
+                capacity(pg, args.seconds, 64, writes, report, "postgresql")
     finally:
         stop(processes)
         shutil.rmtree(folder, ignore_errors=True)
     report.done()
+
+
+def measure_throughput(
+    backend: int, proxy: int, bare: int, one: int, two: int, soap: Path, args: argparse.Namespace, report: Report,
+    half: bool,
+) -> None:  # fmt: skip
+    """Peak throughput of each server, the ratios the gateway is held to, and (`half`) the half-load tails."""
+    rates = throughput(
+        [
+            ("backend_nginx_direct", f"http://127.0.0.1:{backend}/", None),
+            ("nginx_reverse_proxy", f"http://127.0.0.1:{proxy}/", None),
+            ("bare_aiohttp_proxy", f"http://127.0.0.1:{bare}/", soap),
+            ("gateway_passthrough", f"http://127.0.0.1:{one}/soap/Bench", soap),
+            ("gateway_passthrough_2_workers", f"http://127.0.0.1:{two}/soap/Bench", soap),
+            ("gateway_managed_json", f"http://127.0.0.1:{one}/v1/ACME-DE/stock/SKU-1", None),
+        ],
+        args.seconds,
+        args.connections,
+        report,
+    )
+    report.say()
+    for name, mine, theirs, target in (
+        ("gateway_over_nginx_proxy", "gateway_passthrough", "nginx_reverse_proxy", 0.12),
+        ("gateway_over_bare_aiohttp", "gateway_passthrough", "bare_aiohttp_proxy", 1.0),
+        ("workers_2_over_1", "gateway_passthrough_2_workers", "gateway_passthrough", 1.6),
+    ):
+        ratio = report.figure(name, rates[mine] / rates[theirs])
+        report.say(f"{mine} / {theirs}: {ratio:.3f}×  (target ≥ {target}: {'met' if ratio >= target else 'MISSED'})")
+    if half:
+        half_load(one, rates["gateway_passthrough"] / 2, "", report)
+        half_load(bare, rates["bare_aiohttp_proxy"] / 2, "bare_", report)
+    report.say()
 
 
 if __name__ == "__main__":
