@@ -20,6 +20,12 @@ served in.
 An operation is a function of a cursor (and its arguments) that only touches the database. When
 one raises, its transaction is rolled back and the others are committed again without it, so one
 bad operation costs only its own caller an error.
+
+An operation marked `@merged(many)` is made, with the others of its kind in the same transaction,
+as one call of `many`: on PostgreSQL that is one statement for a batch's copies instead of one each.
+The writer thread is then not waiting on a round trip per write — each of which, while the event
+loop keeps the interpreter lock busy, cost it a wait for the lock too (0.6–1 ms a statement at
+capacity, where PostgreSQL answers in 0.1).
 """
 
 from __future__ import annotations
@@ -32,12 +38,13 @@ from collections import deque
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from cutover.store import Busy, Store, StoreError
 
 log = logging.getLogger("banyan.cutover")
 T = TypeVar("T")
+F = TypeVar("F", bound=Callable[..., Any])
 MAX_BATCH = 256
 
 
@@ -48,6 +55,58 @@ class _Operation:
     future: asyncio.Future[Any]
     loop: asyncio.AbstractEventLoop
     ordered: bool = True  # a request's write (`run`): committed in the order of the calls
+
+
+def merged(many: Callable[..., list[Any]]) -> Callable[[F], F]:
+    """Mark an operation whose calls in one transaction may be made as one: `many(cursor, calls)`
+    takes each call's arguments (after the cursor), in the order of the calls, and returns their
+    results in that order; a method's `many` is a method of the same object. They are made where the
+    first of them was in the batch, so `many` must not depend on the batch's other operations having
+    run before it (and they must not depend on its rows): operations of different requests that
+    touch different rows, or the same rows in a way whose order does not matter. When `many` raises,
+    the calls are made one by one, so the one that fails is the one that gets the error."""
+
+    def mark(function: F) -> F:
+        function.many = many  # type: ignore[attr-defined]
+        return function
+
+    return mark
+
+
+def _kind(function: Callable[..., Any]) -> tuple[Any, int] | None:
+    """What calls of `function` are merged by: the same function on the same object; None if never."""
+    if getattr(function, "many", None) is None:
+        return None
+    return getattr(function, "__func__", function), id(getattr(function, "__self__", None))
+
+
+def _many(function: Callable[..., Any]) -> Callable[..., list[Any]]:
+    many = function.many  # type: ignore[attr-defined]
+    owner = getattr(function, "__self__", None)
+    return cast(Callable[..., list[Any]], many.__get__(owner) if owner is not None else many)
+
+
+def _steps(batch: list[_Operation], alone: set[int]) -> list[list[_Operation]]:
+    """The batch as the transaction makes it: each operation on its own, but those of one merged
+    kind together, at the place of the first of them (unless `alone` holds them: made one by one)."""
+    steps: list[list[_Operation]] = []
+    together: dict[tuple[Any, int], list[_Operation]] = {}
+    for operation in batch:
+        kind = None if id(operation) in alone else _kind(operation.function)
+        if kind is None:
+            steps.append([operation])
+        elif kind in together:
+            together[kind].append(operation)
+        else:
+            steps.append(together.setdefault(kind, [operation]))
+    return steps
+
+
+def _make(cursor: Any, step: list[_Operation]) -> list[Any]:
+    """A step's results: its one operation's, or those of its merged call."""
+    if len(step) == 1:
+        return [step[0].function(cursor, *step[0].args)]
+    return _many(step[0].function)(cursor, [operation.args for operation in step])
 
 
 def _settle(results: list[tuple[_Operation, bool, Any]]) -> None:
@@ -170,14 +229,16 @@ class GroupCommit:
         """Each operation's result (or error), all in one transaction, one failing alone; and the
         operations left over when `transaction_now` found the lock taken."""
         results: list[tuple[_Operation, bool, Any]] = []
+        alone: set[int] = set()  # operations of a merged call that failed: made one by one now
         while batch:
             done: list[tuple[_Operation, bool, Any]] = []
-            failed: _Operation | None = None
+            failed: list[_Operation] | None = None
             try:
                 with transaction() as cursor:
-                    for operation in batch:
-                        failed = operation
-                        done.append((operation, True, operation.function(cursor, *operation.args)))
+                    for step in _steps(batch, alone):
+                        failed = step
+                        made = _make(cursor, step)
+                        done += [(operation, True, result) for operation, result in zip(step, made, strict=True)]
                     failed = None
             except Busy:  # raised at BEGIN, before any operation ran: the rest waits for the lock elsewhere
                 return results, batch
@@ -188,8 +249,11 @@ class GroupCommit:
                 if failed is None:
                     results += [(operation, False, StoreError(str(exc))) for operation in batch]
                     break
-                results.append((failed, False, exc))
-                batch = [operation for operation in batch if operation is not failed]
+                if len(failed) > 1:  # one of a merged call: which one is found by making them one by one
+                    alone.update(id(operation) for operation in failed)
+                    continue
+                results.append((failed[0], False, exc))
+                batch = [operation for operation in batch if operation is not failed[0]]
                 continue
             results += done
             self.transactions += 1

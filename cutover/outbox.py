@@ -36,6 +36,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from cutover.commits import merged
 from cutover.store import Store, now_iso, where_equal
 
 STATES = ("intent", "pending", "delivered", "cancelled", "in_doubt", "dead", "discarded")
@@ -87,14 +88,37 @@ _COLUMNS = (
 # an earlier write for the same business key in one of these states holds the later ones back, so
 # the other side sees a key's writes in the order their intents were recorded
 _UNFINISHED = "('intent', 'pending', 'in_doubt', 'dead')"
-# PostgreSQL: `delivered_in`'s update and `_advance`'s usual DELETE as one statement. The subquery
-# reads the snapshot from before the update, where the delivered message is still unfinished: it is
-# left out by id. Returns the key and whether its queue went (0: later writes wait, a new head is due).
-_DELIVERED_AND_GONE = (
-    "WITH done AS ({update}), gone AS (DELETE FROM cutover_outbox_heads AS h USING done AS d WHERE h.head = ? "
-    "AND (d.business_key IS NULL OR NOT EXISTS (SELECT 1 FROM cutover_outbox AS o WHERE o.route = d.route "
-    f"AND o.entity = d.entity AND o.business_key = d.business_key AND o.state IN {_UNFINISHED} AND o.id <> ?)) "
-    "RETURNING 1) SELECT route, entity, business_key, (SELECT count(*) FROM gone) FROM done"
+# PostgreSQL does each of the request path's and the worker's writes for a whole batch of messages in
+# one statement, their values passed as arrays (unnest zips them into rows, in order).
+_COPY_COLUMNS = "route, entity, business_key, side, rung, call, idempotency_key, state, served, kind, token"
+# The copies, in the order given (their ids ascending in that order), and each key's queue head when
+# the key had none: the first copy of a key in the statement heads it, the others' inserts do nothing.
+_INSERT_MANY = (
+    f"WITH v AS (SELECT * FROM unnest({', '.join(['?::text[]'] * 11)}) WITH ORDINALITY AS v({_COPY_COLUMNS}, n)), "
+    f"m AS (INSERT INTO cutover_outbox (created, at, {_COPY_COLUMNS}, next_at, updated_at) "
+    f"SELECT ?::float8, ?::text, {_COPY_COLUMNS}, ?::float8, ?::text FROM v ORDER BY n "
+    "RETURNING id, route, entity, business_key), "
+    "h AS (INSERT INTO cutover_outbox_heads (head, route, entity, business_key) "
+    "SELECT id, route, entity, business_key FROM m ORDER BY id ON CONFLICT (route, entity, business_key) DO NOTHING) "
+    "SELECT id FROM m ORDER BY id"
+)
+_SETTLE_MANY = (
+    "UPDATE cutover_outbox AS o SET state = v.state, served = v.served, last_error = v.error, next_at = ?, "
+    "updated_at = ? FROM unnest(?::bigint[], ?::text[], ?::text[], ?::text[]) AS v(id, state, served, error) "
+    "WHERE o.id = v.id AND o.state = 'intent' RETURNING o.id, o.route, o.entity, o.business_key, o.state"
+)
+# Delivered, and each one's queue gone when its key has no later unfinished write (the usual case):
+# the subquery reads the snapshot from before the update, where a delivered message is still
+# unfinished, so it is left out by id. Returns the delivered whose keys have later writes waiting.
+_DELIVERED_MANY = (
+    "WITH done AS (UPDATE cutover_outbox SET state = 'delivered', attempts = attempts + 1, lease_until = 0, "
+    "last_error = '', updated_at = ? WHERE id = ANY(?::bigint[]) AND state = 'pending' "
+    "RETURNING id, route, entity, business_key), "
+    "gone AS (DELETE FROM cutover_outbox_heads AS h USING done AS d WHERE h.head = d.id AND (d.business_key IS NULL "
+    "OR NOT EXISTS (SELECT 1 FROM cutover_outbox AS o WHERE o.route = d.route AND o.entity = d.entity "
+    f"AND o.business_key = d.business_key AND o.state IN {_UNFINISHED} AND o.id <> d.id)) RETURNING h.head) "
+    "SELECT id, route, entity, business_key FROM done "
+    "WHERE business_key IS NOT NULL AND id NOT IN (SELECT head FROM gone)"
 )
 
 
@@ -103,6 +127,21 @@ def _message(row: Any) -> Message:
     values[8] = json.loads(values[8])
     values[14] = json.loads(values[14]) if values[14] is not None else None
     return Message(*values)
+
+
+def _copy(
+    route: str, entity: str, key: str | None, side: str, rung: str, call: dict[str, Any], idempotency: str,
+    state: str = "intent", served: Any = None,
+) -> tuple[Any, ...]:  # fmt: skip
+    """A copy owed to `side`, as a row of `_COPY_COLUMNS`."""
+    recorded = json.dumps(served) if served is not None else None
+    return (route, entity, key, side, rung, json.dumps(call), idempotency, state, recorded, "copy", None)
+
+
+def _settlement(message_id: int, outcome: str, served: Any = None, error: str = "") -> tuple[Any, ...]:
+    if outcome not in ("pending", "cancelled", "in_doubt"):
+        raise ValueError(outcome)
+    return message_id, outcome, json.dumps(served) if served is not None else None, error
 
 
 def idempotency_key(route: str, entity: str, given: str | None, correlation_id: str) -> str:
@@ -130,11 +169,16 @@ class Outbox:
         """Record a write owed to `side` before the serving call is made."""
         return self._once(self.intend_in, route, entity, key, side, rung, call, idempotency)
 
+    def intend_many_in(self, cursor: Any, calls: list[tuple[Any, ...]]) -> list[int]:
+        """`intend_in` for the copies of many writes at once (the group commit's): their ids, in order."""
+        return self._insert(cursor, [_copy(*call) for call in calls])
+
+    @merged(intend_many_in)
     def intend_in(
         self, cursor: Any, route: str, entity: str, key: str | None, side: str, rung: str, call: dict[str, Any],
         idempotency: str, state: str = "intent", served: Any = None,
     ) -> int:  # fmt: skip
-        return self._insert(cursor, route, entity, key, side, rung, call, idempotency, state, served, "copy", None)
+        return self._insert(cursor, [_copy(route, entity, key, side, rung, call, idempotency, state, served)])[0]
 
     def accept_in(
         self, cursor: Any, route: str, entity: str, key: str | None, side: str, rung: str, call: dict[str, Any],
@@ -142,49 +186,64 @@ class Outbox:
     ) -> int:  # fmt: skip
         """Record a write accepted with 202: the serving side's own write, to be made by the worker.
         `token` is the secret its status URL carries."""
-        return self._insert(cursor, route, entity, key, side, rung, call, idempotency, "pending", None, "accepted",
-                            token)  # fmt: skip
+        return self._insert(cursor, [(route, entity, key, side, rung, json.dumps(call), idempotency, "pending", None,
+                                      "accepted", token)])[0]  # fmt: skip
 
-    def _insert(
-        self, cursor: Any, route: str, entity: str, key: str | None, side: str, rung: str, call: dict[str, Any],
-        idempotency: str, state: str, served: Any, kind: str, token: str | None,
-    ) -> int:  # fmt: skip
+    def _insert(self, cursor: Any, rows: list[tuple[Any, ...]]) -> list[int]:
+        """New messages (each row in the order of `_COPY_COLUMNS`), their ids in the order given; the
+        first unfinished write of a key heads the key's queue, a write without a key its own."""
         stamp, moment = now_iso(), time.time()
-        insert = (
-            "INSERT INTO cutover_outbox (created, at, route, entity, business_key, side, rung, call, "
-            "idempotency_key, state, served, kind, token, next_at, updated_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id"
-        )
-        recorded = json.dumps(served) if served is not None else None
-        values = (moment, stamp, route, entity, key, side, rung, json.dumps(call), idempotency, state, recorded, kind,
-                  token, moment, stamp)  # fmt: skip
-        # the first unfinished write of its key heads the key's queue; a write without a key, its own
-        head = (
-            "INSERT INTO cutover_outbox_heads (head, route, entity, business_key) {} "
-            "ON CONFLICT (route, entity, business_key) DO NOTHING"
-        )
-        if self.store.engine == "postgres":  # one round trip instead of two
-            statement = f"WITH m AS ({insert}), h AS ({head.format('SELECT id, ?, ?, ? FROM m')}) SELECT id FROM m"
-            return int(self.store.execute(cursor, statement, (*values, route, entity, key)).fetchone()[0])
-        message_id = int(self.store.execute(cursor, insert, values).fetchone()[0])
-        self.store.execute(cursor, head.format("VALUES (?, ?, ?, ?)"), (message_id, route, entity, key))
-        return message_id
+        if self.store.engine == "postgres":  # one round trip for them all
+            columns = [list(column) for column in zip(*rows, strict=True)]
+            found = self.store.execute(cursor, _INSERT_MANY, (*columns, moment, stamp, moment, stamp)).fetchall()
+            return [int(row[0]) for row in found]
+        ids = []
+        for row in rows:
+            message_id = int(
+                self.store.execute(
+                    cursor,
+                    f"INSERT INTO cutover_outbox (created, at, {_COPY_COLUMNS}, next_at, updated_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                    (moment, stamp, *row, moment, stamp),
+                ).fetchone()[0]
+            )
+            self.store.execute(
+                cursor,
+                "INSERT INTO cutover_outbox_heads (head, route, entity, business_key) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (route, entity, business_key) DO NOTHING",
+                (message_id, row[0], row[1], row[2]),
+            )
+            ids.append(message_id)
+        return ids
 
     def settle(self, message_id: int, outcome: str, served: Any = None, error: str = "") -> None:
         """After the serving call: `pending` (deliver it), `cancelled` (refused) or `in_doubt` (unknown)."""
         self._once(self.settle_in, message_id, outcome, served, error)
 
+    def settle_many_in(self, cursor: Any, calls: list[tuple[Any, ...]]) -> list[None]:
+        """`settle_in` for many writes at once: each call (message_id, outcome[, served[, error]])."""
+        settles = [_settlement(*call) for call in calls]
+        if self.store.engine == "postgres":
+            columns = [list(column) for column in zip(*settles, strict=True)]
+            rows = self.store.execute(cursor, _SETTLE_MANY, (time.time(), now_iso(), *columns)).fetchall()
+        else:
+            rows = []
+            for message_id, outcome, served, error in settles:
+                row = self.store.execute(
+                    cursor,
+                    "UPDATE cutover_outbox SET state = ?, served = ?, last_error = ?, next_at = ?, updated_at = ? "
+                    "WHERE id = ? AND state = 'intent' RETURNING id, route, entity, business_key, state",
+                    (outcome, served, error, time.time(), now_iso(), message_id),
+                ).fetchone()
+                rows += [row] if row is not None else []
+        for message_id, route, entity, key, state in rows:
+            if state == "cancelled":
+                self._advance(cursor, message_id, route, entity, key)
+        return [None] * len(calls)
+
+    @merged(settle_many_in)
     def settle_in(self, cursor: Any, message_id: int, outcome: str, served: Any = None, error: str = "") -> None:
-        if outcome not in ("pending", "cancelled", "in_doubt"):
-            raise ValueError(outcome)
-        row = self.store.execute(
-            cursor,
-            "UPDATE cutover_outbox SET state = ?, served = ?, last_error = ?, next_at = ?, updated_at = ? "
-            "WHERE id = ? AND state = 'intent' RETURNING route, entity, business_key",
-            (outcome, json.dumps(served) if served is not None else None, error, time.time(), now_iso(), message_id),
-        ).fetchone()
-        if row is not None and outcome == "cancelled":
-            self._advance(cursor, message_id, *row)
+        self.settle_many_in(cursor, [(message_id, outcome, served, error)])
 
     def _advance(self, cursor: Any, finished: int, route: str, entity: str, key: str | None) -> None:
         """`finished` will never be delivered again: its key's next unfinished write heads the queue,
@@ -245,20 +304,29 @@ class Outbox:
     def delivered(self, message_id: int) -> None:
         self._once(self.delivered_in, message_id)
 
+    def delivered_many_in(self, cursor: Any, calls: list[tuple[int]]) -> list[None]:
+        """`delivered_in` for many messages at once: each call (message_id,)."""
+        ids = [int(message_id) for (message_id,) in calls]
+        if self.store.engine == "postgres":  # the usual case in one round trip: delivered, and their keys' queues gone
+            waiting = self.store.execute(cursor, _DELIVERED_MANY, (now_iso(), ids)).fetchall()
+            for message_id, route, entity, key in waiting:
+                self._advance(cursor, message_id, route, entity, key)  # the key has later writes: the next heads it
+            return [None] * len(calls)
+        for message_id in ids:
+            row = self.store.execute(
+                cursor,
+                "UPDATE cutover_outbox SET state = 'delivered', attempts = attempts + 1, lease_until = 0, "
+                "last_error = '', updated_at = ? WHERE id = ? AND state = 'pending' "
+                "RETURNING route, entity, business_key",
+                (now_iso(), message_id),
+            ).fetchone()
+            if row is not None:
+                self._advance(cursor, message_id, *row)
+        return [None] * len(calls)
+
+    @merged(delivered_many_in)
     def delivered_in(self, cursor: Any, message_id: int) -> None:
-        update = (
-            "UPDATE cutover_outbox SET state = 'delivered', attempts = attempts + 1, lease_until = 0, "
-            "last_error = '', updated_at = ? WHERE id = ? AND state = 'pending' RETURNING route, entity, business_key"
-        )
-        if self.store.engine == "postgres":  # the usual case in one round trip: delivered, and its key's queue gone
-            row = self.store.execute(cursor, _DELIVERED_AND_GONE.format(update=update),
-                                     (now_iso(), message_id, message_id, message_id)).fetchone()  # fmt: skip
-            if row is not None and row[3] == 0 and row[2] is not None:  # the key has later writes: the next heads it
-                self._advance(cursor, message_id, row[0], row[1], row[2])
-            return
-        row = self.store.execute(cursor, update, (now_iso(), message_id)).fetchone()
-        if row is not None:
-            self._advance(cursor, message_id, *row)
+        self.delivered_many_in(cursor, [(message_id,)])
 
     def answered_in(self, cursor: Any, message: Message, answer: Any, then: str | None) -> None:
         """An accepted write was made: keep the side's answer for its status URL and, when the rung

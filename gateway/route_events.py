@@ -8,6 +8,8 @@ from typing import Any
 
 from aiohttp import web
 
+from cutover.commits import merged
+from cutover.outbox import Outbox
 from events.log import EventLog, New, new_event
 from gateway.state import CUTOVER, EVENT_LOG, EVENTS_READY, METRICS
 from gateway.table import Compiled
@@ -72,11 +74,23 @@ async def record(app: web.Application, compiled: Compiled, events: list[New]) ->
     recorded(app, compiled, events)
 
 
+def settle_and_record_many(cursor: Any, calls: list[tuple[Any, ...]]) -> list[None]:
+    """`settle_and_record` for many writes of one outbox at once (the group commit's batch): their
+    settlements in one call of the outbox's, then their events."""
+    outbox, event_log = calls[0][0], calls[0][1]
+    if any(call[0] is not outbox or call[1] is not event_log for call in calls):
+        raise ValueError("settlements of different stores are not made together")
+    outbox.settle_many_in(cursor, [call[2:6] for call in calls])
+    event_log.record_in(cursor, [event for call in calls if call[3] == "pending" for event in call[6]])
+    return [None] * len(calls)
+
+
+@merged(settle_and_record_many)
 def settle_and_record(
-    cursor: Any, cutover_outbox: Any, event_log: EventLog, message_id: int, outcome: str, served: Any, error: str,
+    cursor: Any, outbox: Outbox, event_log: EventLog, message_id: int, outcome: str, served: Any, error: str,
     events: list[New],
 ) -> None:  # fmt: skip
     """The outbox settlement of a write and its events, in one transaction."""
-    cutover_outbox.settle_in(cursor, message_id, outcome, served, error)
+    outbox.settle_in(cursor, message_id, outcome, served, error)
     if outcome == "pending":
         event_log.record_in(cursor, events)

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from cutover.commits import GroupCommit
+from cutover.commits import GroupCommit, merged
 from cutover.outbox import Outbox
 from cutover.store import Store, StoreError, open_store
 
@@ -175,3 +175,56 @@ def test_writes_commit_in_the_order_they_were_run_when_one_waits_for_the_lock(tm
     assert [f.entity for f in sorted(store.freezes(), key=lambda f: f.id)] == ["E1", "E2"]
     other.close()
     store.close()
+
+
+def test_merged_operations_are_made_as_one_call_and_a_failing_one_fails_alone(store: Store) -> None:
+    """`@merged`: a batch's calls of one kind become one call of `many`, results back in order; when
+    that call raises, they are made one by one and only the bad one gets the error."""
+    merged_calls: list[int] = []
+
+    def insert_many(cursor: Any, calls: list[tuple[int]]) -> list[int]:
+        merged_calls.append(len(calls))
+        return [insert(cursor, n) for (n,) in calls]
+
+    @merged(insert_many)
+    def insert(cursor: Any, n: int) -> int:
+        if n == 13:
+            raise ValueError("13 is refused")
+        return _insert(store, cursor, n)
+
+    commits = GroupCommit(store)
+
+    async def main() -> list[Any]:
+        return await asyncio.gather(*(commits.run(insert, n) for n in range(40)), return_exceptions=True)
+
+    results = asyncio.run(main())
+    commits.close()
+    assert max(merged_calls) > 1  # made together
+    assert isinstance(results[13], ValueError)
+    assert all(isinstance(r, int) for n, r in enumerate(results) if n != 13)
+    entities = {f.id: f.entity for f in store.freezes()}
+    assert [entities[r] for n, r in enumerate(results) if n != 13] == [f"E{n}" for n in range(40) if n != 13]
+
+
+def test_the_outbox_writes_of_a_batch_are_merged(store: Store) -> None:
+    """Copies, settlements and deliveries of concurrent writes, each kind made together."""
+    outbox, commits = Outbox(store), GroupCommit(store)
+
+    async def write(n: int) -> int:
+        message_id = await commits.run(outbox.intend_in, "order-put", "ACME-DE", f"PO-{n % 5}", "cloud", "r",
+                                       {"n": n}, f"k{n}")  # fmt: skip
+        await commits.run(outbox.settle_in, message_id, "pending" if n % 7 else "cancelled", {"n": n}, "")
+        return message_id
+
+    async def main() -> list[int]:
+        ids = await asyncio.gather(*(write(n) for n in range(60)))
+        while due := outbox.due(limit=100):
+            await asyncio.gather(*(commits.background(outbox.delivered_in, m.id) for m in due))
+        return ids
+
+    ids = asyncio.run(main())
+    commits.close()
+    assert commits.transactions < 60
+    counts = outbox.counts()
+    assert counts["cancelled"] == 9 and counts["delivered"] == 51 and counts["pending"] == 0
+    assert len(outbox.list(limit=100)) == len(set(ids)) == 60

@@ -192,3 +192,31 @@ def test_finished_messages_are_pruned_and_unfinished_ones_kept(store: Store) -> 
     assert outbox.prune(older_than=3600) == 0  # all young
     assert outbox.prune(older_than=3600, now=time.time() + 7200) == 2
     assert [m.id for m in outbox.list()] == [doubtful]
+
+
+def test_many_copies_in_one_call_keep_their_order_and_their_keys_queues(store: Store) -> None:
+    """`intend_many_in`, `settle_many_in` and `delivered_many_in` (one statement each on PostgreSQL):
+    ids in the order of the calls, the first copy of a key heads it, copies without a key each their own."""
+    outbox = Outbox(store)
+    keys = ["PO-1", "PO-2", "PO-1", None, None, "PO-2"]
+    with store.transaction() as cursor:
+        ids = outbox.intend_many_in(
+            cursor, [("order-put", "ACME-DE", key, "cloud", "r", {"n": n}, f"k{n}") for n, key in enumerate(keys)]
+        )
+    assert ids == sorted(ids) and len(set(ids)) == 6
+    assert [outbox.get(i).call for i in ids] == [{"n": n} for n in range(6)]
+    assert all(outbox.get(i).served is None and outbox.get(i).business_key == k for i, k in zip(ids, keys, strict=True))
+    with store.transaction() as cursor:  # PO-1's first copy refused: its second heads PO-1 now
+        outbox.settle_many_in(
+            cursor, [(ids[0], "cancelled", None, "409"), *((i, "pending", {"ok": i}) for i in ids[1:])]
+        )
+    assert outbox.get(ids[0]).state == "cancelled" and outbox.get(ids[1]).served == {"ok": ids[1]}
+    due = outbox.due(limit=10)
+    assert [m.id for m in due] == [ids[1], ids[2], ids[3], ids[4]]  # PO-2's second waits for its first
+    with store.transaction() as cursor:
+        outbox.delivered_many_in(cursor, [(m.id,) for m in due])
+    assert [m.id for m in outbox.due(limit=10)] == [ids[5]]
+    with store.transaction() as cursor:
+        outbox.delivered_many_in(cursor, [(ids[5],)])
+    assert outbox.due(limit=10) == [] and outbox.counts()["delivered"] == 5
+    assert outbox.repair_heads() == 0  # nothing left for the repair to mend
