@@ -236,7 +236,8 @@ def capacity(port: int, seconds: int, connections: int, script: Path, report: Re
     report.say(f"dual-write capacity, {store:10} store {rate:8,.0f} writes/s   p50 {p50:6.2f} ms   p99 {p99:6.2f} ms"
                f"  (steal {steal:4.1f} %)  (target ≥ 1,000: {met})")  # fmt: skip
     set_mode(port, "legacy")
-    wait_drained(port)
+    drained = report.figure(f"dual_write_capacity_{store}_drain_s", wait_drained(port, limit=300))
+    report.say(f"  its outbox drained {drained:.1f} s after (the copies the cloud had not yet been sent)")
 
 
 def serve(folder: Path, name: str, routes: Path, port: int, *options: str) -> subprocess.Popen[bytes]:
