@@ -122,6 +122,20 @@ _DELIVERED_MANY = (
 )
 
 
+# What is due, read from the queue heads in order, one message looked up by id per head. Both
+# planners would rather walk every pending message and sort them (with a surge's backlog of 8,400
+# pending copies, PostgreSQL took 20 ms a claim instead of 0.1): SQLite keeps a CROSS JOIN's order,
+# and PostgreSQL does not pull up a LATERAL subquery with an OFFSET.
+_PENDING_HEAD = "o.id = h.head AND o.state = 'pending' AND o.next_at <= ? AND o.lease_until <= ?"
+_DUE = {
+    "sqlite": f"SELECT {', '.join(f'o.{name.strip()}' for name in _COLUMNS.split(','))} "
+    f"FROM cutover_outbox_heads AS h CROSS JOIN cutover_outbox AS o WHERE {_PENDING_HEAD} "
+    "ORDER BY h.head LIMIT {limit}",
+    "postgres": f"SELECT o.* FROM cutover_outbox_heads AS h CROSS JOIN LATERAL (SELECT {_COLUMNS} "
+    f"FROM cutover_outbox AS o WHERE {_PENDING_HEAD} OFFSET 0) AS o ORDER BY h.head LIMIT {{limit}}",
+}
+
+
 def _message(row: Any) -> Message:
     values = list(row)
     values[8] = json.loads(values[8])
@@ -267,19 +281,11 @@ class Outbox:
     # -- the worker -----------------------------------------------------------------------------
     def due(self, limit: int = 20, now: float | None = None) -> list[Message]:
         """Messages that may be delivered now: the pending head of each key's queue. Only reads, so
-        request-path writes never wait on it; read from the heads (CROSS JOIN keeps SQLite from
-        walking the pending backlog instead)."""
+        request-path writes never wait on it; read from the heads in order, never from the backlog."""
         moment = time.time() if now is None else now
-        columns = ", ".join(f"o.{name.strip()}" for name in _COLUMNS.split(","))
         with self.store.reading() as cursor:
-            rows = self.store.execute(
-                cursor,
-                f"SELECT {columns} FROM cutover_outbox_heads AS h CROSS JOIN cutover_outbox AS o "
-                "WHERE o.id = h.head AND o.state = 'pending' AND o.next_at <= ? AND o.lease_until <= ? "
-                f"ORDER BY h.head LIMIT {int(limit)}",
-                (moment, moment),
-            ).fetchall()
-        return [_message(row) for row in rows]
+            rows = self.store.execute(cursor, _DUE[self.store.engine].format(limit=int(limit)), (moment, moment))
+            return [_message(row) for row in rows.fetchall()]
 
     def lease_in(self, cursor: Any, owner: str, messages: list[Message], now: float | None = None) -> list[Message]:
         """Lease `messages` (from `due`) to `owner`, in one statement; those another worker leased

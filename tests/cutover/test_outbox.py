@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from cutover.outbox import LEASE_SECONDS, Outbox, OutboxError, idempotency_key
+from cutover.outbox import _DUE, LEASE_SECONDS, Outbox, OutboxError, idempotency_key
 from cutover.store import Store, open_store
 
 
@@ -133,11 +133,7 @@ def test_a_hot_keys_history_does_not_hold_its_writes_back(store: Store) -> None:
 def test_what_is_due_is_read_from_the_heads_and_the_next_head_through_the_unfinished_index(tmp_path) -> None:  # type: ignore[no-untyped-def]
     store = open_store(str(tmp_path / "plan.db"))
     with store.transaction() as cursor:
-        due = cursor.execute(
-            "EXPLAIN QUERY PLAN SELECT o.id FROM cutover_outbox_heads AS h CROSS JOIN cutover_outbox AS o "
-            "WHERE o.id = h.head AND o.state = 'pending' AND o.next_at <= 1 AND o.lease_until <= 1 "
-            "ORDER BY h.head LIMIT 32"
-        ).fetchall()
+        due = cursor.execute("EXPLAIN QUERY PLAN " + _DUE["sqlite"].format(limit=32), (1, 1)).fetchall()
         head = cursor.execute(
             "EXPLAIN QUERY PLAN SELECT MIN(id) FROM cutover_outbox WHERE route = 'r' AND entity = 'e' "
             "AND business_key = 'k' AND state IN ('intent', 'pending', 'in_doubt', 'dead')"
@@ -145,6 +141,25 @@ def test_what_is_due_is_read_from_the_heads_and_the_next_head_through_the_unfini
     plan = " ".join(str(row) for row in due)
     assert "SCAN h" in plan and "SEARCH o USING INTEGER PRIMARY KEY" in plan  # one row per queue, not the backlog
     assert "cutover_outbox_unfinished" in " ".join(str(row) for row in head)
+
+
+def test_on_postgresql_what_is_due_is_read_from_the_heads_however_long_the_backlog(postgres_url: str) -> None:
+    """A surge's backlog (one hot key's 3,000 pending copies) and stale statistics: still one lookup by
+    id per queue head, never a walk over the pending messages and a sort."""
+    store = open_store(postgres_url)
+    outbox = Outbox(store)
+    with store.transaction() as cursor:
+        store.execute(cursor, "ANALYZE cutover_outbox")  # statistics of an empty table, as before a surge
+        calls = [("order-put", "ACME-DE", "HOT" if n < 3000 else f"PO-{n}", "cloud", "r", {}, f"k{n}", "pending")
+                 for n in range(3010)]  # fmt: skip
+        outbox.intend_many_in(cursor, calls)
+    with store.reading() as cursor:
+        plan = " ".join(
+            row[0] for row in store.execute(cursor, "EXPLAIN " + _DUE["postgres"].format(limit=8), (1e12, 1e12))
+        )
+    assert "cutover_outbox_pkey" in plan and "cutover_outbox_due" not in plan, plan
+    assert [m.business_key for m in outbox.due(limit=3)] == ["HOT", "PO-3000", "PO-3001"]
+    store.close()
 
 
 def test_a_refused_or_discarded_head_lets_its_key_go_on(store: Store) -> None:
