@@ -7,14 +7,18 @@ audit table is append-only, enforced by the database itself.
 
 
 The package, one room each: records.py (what it keeps, its errors), schema.py (the migrations),
-base.py (every query, once), sqlite.py and postgres.py (the engines), and here open_store.
+engine.py (a transaction, a read, a statement: what every query uses), the queries written once per
+table family — base.py (rules, audit, settings, consumers: the Store), evidence.py (evidence,
+differences, noise), calls.py (idempotency claims, deprecated calls, event marks), calendar.py
+(schedules, freezes) — sqlite.py and postgres.py (the engines), and here open_store.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from cutover.store.base import NOISE_ABSOLUTE, NOISE_RELATIVE, SAMPLES_PER_PATH, Store, where_equal
+from cutover.store.base import Store, where_equal
+from cutover.store.evidence import NOISE_ABSOLUTE, NOISE_RELATIVE, SAMPLES_PER_PATH
 from cutover.store.postgres import PostgresStore
 from cutover.store.records import (
     CHANNEL,
