@@ -209,6 +209,7 @@ def dual_write(port: int, seconds: int, report: Report, rate: float = 300, round
             p50 = report.figure(f"write_{name}_p50_ms_round{round_}", figures["p50_ms"])
             steal = report.figure(f"write_{name}_steal_percent_round{round_}", figures["steal_percent"])
             drained = wait_drained(port) if mode != "legacy" else 0.0
+            report.figure(f"write_{name}_drain_s_round{round_}", drained)
             after = f", outbox drained {drained:.1f} s after" if mode != "legacy" else ""
             report.say(
                 f"write route, round {round_}, {name:18} {rate:.0f} req/s (open loop): p50 {p50:6.2f} ms, "
