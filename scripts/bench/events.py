@@ -26,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 import uuid
 from pathlib import Path
 
@@ -121,7 +122,7 @@ def relayed(port: int, limit: float = 300) -> float:
     """Seconds until the gateway's event backlog is empty."""
     started = time.monotonic()
     while time.monotonic() - started < limit:
-        with gateway_bench.urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as answer:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as answer:
             text = answer.read().decode()
         backlog = next(
             (float(line.split()[1]) for line in text.splitlines() if line.startswith("banyan_events_backlog ")), 0.0

@@ -290,7 +290,8 @@ def stop(processes: list[subprocess.Popen[bytes]]) -> None:
         try:
             process.wait(timeout=20)
         except subprocess.TimeoutExpired:  # say so, and do not leave it running
-            print(f"{Path(str(process.args[0])).name} did not stop within 20 s of SIGTERM: killed", file=sys.stderr)
+            name = Path(str(process.args[0] if isinstance(process.args, list) else process.args)).name
+            print(f"{name} did not stop within 20 s of SIGTERM: killed", file=sys.stderr)
             process.kill()
             process.wait()
 
