@@ -98,7 +98,8 @@ def _steps(batch: list[_Operation], alone: set[int]) -> list[list[_Operation]]:
         elif kind in together:
             together[kind].append(operation)
         else:
-            steps.append(together.setdefault(kind, [operation]))
+            together[kind] = [operation]
+            steps.append(together[kind])
     return steps
 
 

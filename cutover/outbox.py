@@ -143,13 +143,14 @@ def _message(row: Any) -> Message:
     return Message(*values)
 
 
-def _copy(
+def _row(
     route: str, entity: str, key: str | None, side: str, rung: str, call: dict[str, Any], idempotency: str,
-    state: str = "intent", served: Any = None,
+    state: str = "intent", served: Any = None, kind: str = "copy", token: str | None = None,
 ) -> tuple[Any, ...]:  # fmt: skip
-    """A copy owed to `side`, as a row of `_COPY_COLUMNS`."""
+    """A message for `side` (by default a copy it is owed, recorded before the serving call), as a row
+    of `_COPY_COLUMNS`."""
     recorded = json.dumps(served) if served is not None else None
-    return (route, entity, key, side, rung, json.dumps(call), idempotency, state, recorded, "copy", None)
+    return (route, entity, key, side, rung, json.dumps(call), idempotency, state, recorded, kind, token)
 
 
 def _settlement(message_id: int, outcome: str, served: Any = None, error: str = "") -> tuple[Any, ...]:
@@ -185,14 +186,14 @@ class Outbox:
 
     def intend_many_in(self, cursor: Any, calls: list[tuple[Any, ...]]) -> list[int]:
         """`intend_in` for the copies of many writes at once (the group commit's): their ids, in order."""
-        return self._insert(cursor, [_copy(*call) for call in calls])
+        return self._insert(cursor, [_row(*call) for call in calls])
 
     @merged(intend_many_in)
     def intend_in(
         self, cursor: Any, route: str, entity: str, key: str | None, side: str, rung: str, call: dict[str, Any],
         idempotency: str, state: str = "intent", served: Any = None,
     ) -> int:  # fmt: skip
-        return self._insert(cursor, [_copy(route, entity, key, side, rung, call, idempotency, state, served)])[0]
+        return self._insert(cursor, [_row(route, entity, key, side, rung, call, idempotency, state, served)])[0]
 
     def accept_in(
         self, cursor: Any, route: str, entity: str, key: str | None, side: str, rung: str, call: dict[str, Any],
@@ -200,8 +201,8 @@ class Outbox:
     ) -> int:  # fmt: skip
         """Record a write accepted with 202: the serving side's own write, to be made by the worker.
         `token` is the secret its status URL carries."""
-        return self._insert(cursor, [(route, entity, key, side, rung, json.dumps(call), idempotency, "pending", None,
-                                      "accepted", token)])[0]  # fmt: skip
+        accepted = _row(route, entity, key, side, rung, call, idempotency, "pending", None, "accepted", token)
+        return self._insert(cursor, [accepted])[0]
 
     def _insert(self, cursor: Any, rows: list[tuple[Any, ...]]) -> list[int]:
         """New messages (each row in the order of `_COPY_COLUMNS`), their ids in the order given; the
