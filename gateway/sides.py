@@ -24,9 +24,9 @@ from gateway.problems import BUSY, Problem
 from gateway.resilience import Busy, guarded
 from gateway.state import CUTOVER, METRICS
 from gateway.table import Bound, Compiled
-from gateway.upstream import RawReply, UpstreamError
 from legacy_adapters import BackendError, BackendNotFound, Call, xmljson
 from legacy_adapters.mapping import MappingError
+from legacy_adapters.raw_http import RawReply, UpstreamError
 
 log = logging.getLogger("banyan.gateway")
 

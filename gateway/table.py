@@ -27,8 +27,8 @@ from gateway.problems import Problem
 from gateway.resilience import Breaker, Bulkhead
 from gateway.route_files import RouteError, load_routes
 from gateway.spec import Route, SideSpec
-from gateway.upstream import Upstream
 from legacy_adapters import Backend, create
+from legacy_adapters.raw_http import Origin
 
 
 @dataclass
@@ -93,7 +93,7 @@ class Compiled:
             self.key_xpath = self._xpath("key_xpath", route.passthrough.key_xpath)
             urls = {Side.legacy: route.passthrough.legacy, Side.cloud: route.passthrough.cloud}
             breaker = route.resilience.breaker
-            self.soap_sides = {side: (Upstream(url), Breaker(breaker.failures, breaker.reset))
+            self.soap_sides = {side: (Origin(url), Breaker(breaker.failures, breaker.reset))
                                for side, url in urls.items() if url}  # fmt: skip
         self.regex = re.compile(f"^{pattern}$")
         self._bound: dict[tuple[str, str], Bound] = {}

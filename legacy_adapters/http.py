@@ -1,4 +1,4 @@
-"""HTTP backend: a pooled aiohttp client, JSON or XML bodies, timeouts, optional OAuth2 client credentials."""
+"""HTTP backend: pooled keep-alive connections, JSON or XML bodies, timeouts, optional OAuth2 client credentials."""
 
 from __future__ import annotations
 
@@ -6,15 +6,16 @@ import asyncio
 import json
 import os
 import time
+import zlib
 from typing import Any, Literal
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
-import aiohttp
 from pydantic import Field
 
 from legacy_adapters import xmljson
 from legacy_adapters.base import BackendConfig, Call, Registered, Reply
 from legacy_adapters.errors import BackendFault, BackendRejected, BackendTimeout, BackendUnavailable
+from legacy_adapters.raw_http import MAX_ANSWER, Origin, RawReply, UpstreamError, where
 
 
 class OAuth2(BackendConfig):
@@ -45,7 +46,7 @@ class _Token:
         self.expires = 0.0
         self.lock = asyncio.Lock()
 
-    async def get(self, session: aiohttp.ClientSession, refresh: bool = False) -> str:
+    async def get(self, backend: HttpBackend, refresh: bool = False) -> str:
         async with self.lock:
             if self.value and not refresh and time.monotonic() < self.expires - 30:
                 return self.value
@@ -57,68 +58,88 @@ class _Token:
             form = {"grant_type": "client_credentials", "client_id": self.settings.client_id, "client_secret": secret}
             if self.settings.scope:
                 form["scope"] = self.settings.scope
+            headers = {"Content-Type": "application/x-www-form-urlencoded", "Accept": "application/json"}
             try:
-                async with session.post(self.settings.token_url, data=form) as response:
-                    if response.status != 200:
-                        raise BackendUnavailable(f"the OAuth2 token endpoint answered {response.status}")
-                    grant = await response.json()
-            except aiohttp.ClientError as exc:
-                raise BackendUnavailable(f"cannot reach the OAuth2 token endpoint: {type(exc).__name__}") from None
-            self.value = str(grant["access_token"])
-            self.expires = time.monotonic() + float(grant.get("expires_in", 300))
+                answer = await backend.send("POST", self.settings.token_url, headers, urlencode(form).encode())
+            except (UpstreamError, TimeoutError, ValueError) as exc:
+                raise BackendUnavailable(f"cannot reach the OAuth2 token endpoint: {_why(exc)}") from None
+            if answer.status != 200:
+                raise BackendUnavailable(f"the OAuth2 token endpoint answered {answer.status}")
+            try:
+                grant = json.loads(answer.body)
+                self.value = str(grant["access_token"])
+                lifetime = float(grant.get("expires_in", 300))
+            except (ValueError, TypeError, KeyError, RecursionError):
+                raise BackendUnavailable("the OAuth2 token endpoint answered no access_token") from None
+            self.expires = time.monotonic() + lifetime
             return self.value
 
 
+def _why(exc: Exception) -> str:
+    """What went wrong, in words that hold no URL: the client's own message, or the error's kind."""
+    return str(exc) if isinstance(exc, UpstreamError) else type(exc).__name__
+
+
 class HttpBackend(Registered):
+    """Calls over the small keep-alive client (raw_http): one pool of connections per origin the
+    URL template leads to, at most `pool_size` calls in flight on each."""
+
     name = "http"
     Config = HttpConfig
 
     def __init__(self, config: HttpConfig) -> None:
         self.config = config
         self.retry_safe = True
-        self._session: aiohttp.ClientSession | None = None
+        self._origins: dict[str, Origin] = {}
         self._token = _Token(config.oauth2) if config.oauth2 else None
 
-    def _client(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            connector = aiohttp.TCPConnector(limit=self.config.pool_size, ttl_dns_cache=300)
-            self._session = aiohttp.ClientSession(
-                connector=connector, timeout=aiohttp.ClientTimeout(total=self.config.timeout)
-            )
-        return self._session
+    async def send(self, method: str, url: str, headers: dict[str, str], body: bytes | None) -> RawReply:
+        """One request to `url` through its origin's pool. Raises UpstreamError, TimeoutError, or
+        ValueError for a URL that cannot be called."""
+        origin, target = where(url)
+        pool = self._origins.get(origin)
+        if pool is None:
+            pool = self._origins[origin] = Origin(url, self.config.pool_size, limit=self.config.pool_size)
+        return await pool.request(method, target, headers, body, self.config.timeout)
 
     async def call(self, request: Call) -> Reply:
-        session = self._client()
         url = self.config.url.format_map(_Params(request.params))
         method = self.config.method or ("POST" if request.writes else "GET")
-        headers = {**self.config.headers, **request.headers, "X-Correlation-ID": request.correlation_id}
-        body: dict[str, Any] = {}
+        headers = {
+            **_DEFAULT_HEADERS,
+            **self.config.headers,
+            **request.headers,
+            "X-Correlation-ID": request.correlation_id,
+        }
+        body: bytes | None = None
         if request.payload is not None and method not in ("GET", "HEAD", "DELETE"):
             if self.config.format == "json":
-                body["json"] = request.payload
+                body = json.dumps(request.payload).encode()
+                headers.setdefault("Content-Type", "application/json")
             else:
                 try:
                     element = xmljson.from_json(self.config.xml_root, request.payload)
                 except xmljson.NotXml as exc:
                     raise BackendRejected(str(exc)) from None
-                body["data"] = xmljson.etree.tostring(element)
+                body = xmljson.etree.tostring(element)
                 headers["Content-Type"] = "application/xml"
         for attempt in (1, 2):
             if self._token is not None:
-                headers["Authorization"] = f"Bearer {await self._token.get(session, refresh=attempt == 2)}"
+                headers["Authorization"] = f"Bearer {await self._token.get(self, refresh=attempt == 2)}"
             try:
-                async with session.request(method, url, headers=headers, **body) as response:
-                    if response.status == 401 and self._token is not None and attempt == 1:
-                        continue  # the token may have been revoked: fetch a new one once
-                    data = await response.read()
-                    return self._reply(response.status, response.headers.get("Content-Type", ""), data)
+                answer = await self.send(method, url, headers, body)
             except TimeoutError:
                 raise BackendTimeout(f"the HTTP backend gave no answer within {self.config.timeout:g} s") from None
-            except aiohttp.ClientConnectionError as exc:
-                raise BackendUnavailable(f"cannot reach the HTTP backend: {type(exc).__name__}") from None
+            except (UpstreamError, ValueError) as exc:
+                raise BackendUnavailable(f"cannot reach the HTTP backend: {_why(exc)}") from None
+            if answer.status == 401 and self._token is not None and attempt == 1:
+                continue  # the token may have been revoked: fetch a new one once
+            return self._reply(answer.status, answer.headers.get("content-type", ""), _decoded(answer))
         raise BackendUnavailable("the HTTP backend refused the OAuth2 token twice")
 
     def _reply(self, status: int, content_type: str, data: bytes) -> Reply:
+        if 300 <= status < 400:  # a write sent on to another address could change method or be booked twice
+            raise BackendFault(f"the HTTP backend answered {status} (a redirect): point the route at where it leads")
         body: Any = None
         if data:
             try:
@@ -140,8 +161,33 @@ class HttpBackend(Registered):
         return Reply(status, body)
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
+        for pool in self._origins.values():
+            pool.close()
+        self._origins.clear()
+
+
+# What every call says of itself; a route's `headers:` and the consumer's forwarded ones come after.
+_DEFAULT_HEADERS = {"User-Agent": "banyan-gateway", "Accept": "*/*"}
+
+
+def _decoded(answer: RawReply) -> bytes:
+    """The answer's body, inflated when the server compressed it anyway (nothing asked it to), and
+    never past the client's size limit."""
+    coding = answer.headers.get("content-encoding", "identity").lower()
+    if coding in ("identity", "") or not answer.body:
+        return answer.body
+    if coding not in ("gzip", "x-gzip", "deflate"):
+        raise BackendFault(f"the HTTP backend answered in a Content-Encoding the gateway cannot read: {coding[:40]}")
+    inflater = zlib.decompressobj(wbits=47 if coding != "deflate" else 15)  # 47: gzip or zlib, by header
+    try:
+        data = inflater.decompress(answer.body, MAX_ANSWER + 1)
+    except zlib.error:
+        if coding != "deflate":
+            raise BackendFault("the HTTP backend's compressed answer cannot be read") from None
+        data = zlib.decompressobj(wbits=-15).decompress(answer.body, MAX_ANSWER + 1)  # raw deflate, as some send
+    if len(data) > MAX_ANSWER or inflater.unconsumed_tail:
+        raise BackendFault("the HTTP backend's answer is too large once inflated")
+    return data
 
 
 class _Params(dict[str, str]):

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import gzip
+import json
+import zlib
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -11,6 +14,7 @@ import pytest
 from aiohttp import web
 
 from legacy_adapters import BackendFault, BackendRejected, BackendUnavailable, Call, HttpConfig, OAuth2, create
+from legacy_adapters.raw_http import MAX_ANSWER
 
 
 @asynccontextmanager
@@ -176,6 +180,13 @@ async def echo_server() -> AsyncIterator[str]:
             return web.Response(body=b'{"sku": "A", ', content_type="application/json")
         if kind == "deep-json":
             return web.Response(body=b"[" * 100_000 + b"]" * 100_000, content_type="application/json")
+        if kind in ("gzip", "deflate", "bomb", "brotli"):
+            data = json.dumps({"compressed": kind}).encode() if kind != "bomb" else b"0" * (MAX_ANSWER + 10)
+            packed = gzip.compress(data) if kind != "deflate" else zlib.compress(data)
+            coding = {"bomb": "gzip", "brotli": "br"}.get(kind, kind)
+            return web.Response(body=packed, headers={"Content-Type": "application/json", "Content-Encoding": coding})
+        if kind == "redirect":
+            raise web.HTTPFound("/elsewhere")
         if kind == "hostile-xml":
             return web.Response(body=b'<!DOCTYPE x [<!ENTITY a "aaaa">]><x>&a;</x>', content_type="application/xml")
         return web.json_response({"raw_path": request.raw_path, "query": dict(request.query)})
@@ -189,7 +200,7 @@ async def echo_server() -> AsyncIterator[str]:
 @pytest.mark.parametrize(
     ("value", "raw_path"),
     [
-        ("T1?admin=true&x=", "/echo/things/T1%3Fadmin=true&x="),  # = and & are plain in a path
+        ("T1?admin=true&x=", "/echo/things/T1%3Fadmin%3Dtrue%26x%3D"),  # sent as encoded, not re-normalised
         ("T1#frag", "/echo/things/T1%23frag"),
         ("a/../../admin", "/echo/things/a%2F..%2F..%2Fadmin"),
         ("%2F", "/echo/things/%252F"),
@@ -213,4 +224,28 @@ def test_an_answer_that_cannot_be_read_is_a_backend_fault(answer: str) -> None:
             await call_once(HttpConfig(url=url + f"/x?answer={answer}", method="GET"), Call(route="r", payload=None))
 
     with pytest.raises(BackendFault, match="cannot be read"):
+        run(scenario)
+
+
+@pytest.mark.parametrize("coding", ["gzip", "deflate"])
+def test_a_compressed_answer_is_inflated(coding: str) -> None:
+    async def scenario() -> Any:
+        async with echo_server() as url:
+            return await call_once(
+                HttpConfig(url=url + f"/x?answer={coding}", method="GET"), Call(route="r", payload=None)
+            )
+
+    assert run(scenario) == {"compressed": coding}
+
+
+@pytest.mark.parametrize(
+    ("answer", "said"),
+    [("bomb", "too large once inflated"), ("brotli", "cannot read: br"), ("redirect", "302 \\(a redirect\\)")],
+)
+def test_answers_the_gateway_will_not_take_are_faults(answer: str, said: str) -> None:
+    async def scenario() -> None:
+        async with echo_server() as url:
+            await call_once(HttpConfig(url=url + f"/x?answer={answer}", method="GET"), Call(route="r", payload=None))
+
+    with pytest.raises(BackendFault, match=said):
         run(scenario)

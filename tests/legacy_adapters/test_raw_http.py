@@ -4,12 +4,15 @@ service might: keep-alive, chunked, close-delimited, slow, cut off, closed while
 from __future__ import annotations
 
 import asyncio
+import base64
+import contextlib
+import ssl
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 import pytest
 
-from gateway.upstream import MAX_ANSWER, Upstream, UpstreamError
+from legacy_adapters.raw_http import MAX_ANSWER, Origin, UpstreamError
 
 Answer = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 Runner = Callable[[Coroutine[Any, Any, None]], None]
@@ -27,12 +30,12 @@ def on_loop(request: pytest.FixtureRequest) -> Runner:
 async def _request(reader: asyncio.StreamReader) -> tuple[bytes, bytes]:
     head = await reader.readuntil(b"\r\n\r\n")
     length = next(
-        int(line.split(b":")[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")
+        (int(line.split(b":")[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")), 0
     )
     return head, await reader.readexactly(length)
 
 
-async def _serving(answer: Answer, exchange: Callable[[Upstream, list[int]], Awaitable[None]]) -> None:
+async def _serving(answer: Answer, exchange: Callable[[Origin, list[int]], Awaitable[None]]) -> None:
     connections: list[int] = []
 
     async def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -46,7 +49,7 @@ async def _serving(answer: Answer, exchange: Callable[[Upstream, list[int]], Awa
 
     server = await asyncio.start_server(on_connect, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
-    upstream = Upstream(f"http://127.0.0.1:{port}/soap?wsdl=no")
+    upstream = Origin(f"http://127.0.0.1:{port}/soap?wsdl=no")
     try:
         await exchange(upstream, connections)
     finally:
@@ -68,7 +71,7 @@ def test_keep_alive_answers_reuse_one_connection_and_send_what_was_given(on_loop
             )
             await writer.drain()
 
-    async def exchange(upstream: Upstream, connections: list[int]) -> None:
+    async def exchange(upstream: Origin, connections: list[int]) -> None:
         for n in range(5):
             reply = await upstream.post(b"<n>%d</n>" % n, {"SOAPAction": '"Get"', "X-Correlation-ID": "c1"}, 5)
             assert (reply.status, reply.body, reply.headers["content-type"]) == (
@@ -93,7 +96,7 @@ def test_a_chunked_answer_arriving_byte_by_byte_is_put_together(on_loop: Runner)
                 writer.write(bytes([byte]))
                 await writer.drain()
 
-    async def exchange(upstream: Upstream, connections: list[int]) -> None:
+    async def exchange(upstream: Origin, connections: list[int]) -> None:
         for _ in range(2):
             reply = await upstream.post(b"x", {}, 5)
             assert (reply.status, reply.body) == (500, b"<Fault/>")
@@ -108,7 +111,7 @@ def test_an_answer_without_length_runs_to_the_close_and_is_not_reused(on_loop: R
         writer.write(b"HTTP/1.0 200 OK\r\n\r\n<whole/>")
         await writer.drain()
 
-    async def exchange(upstream: Upstream, connections: list[int]) -> None:
+    async def exchange(upstream: Origin, connections: list[int]) -> None:
         assert (await upstream.post(b"x", {}, 5)).body == b"<whole/>"
         assert (await upstream.post(b"x", {}, 5)).body == b"<whole/>"
         assert len(connections) == 2
@@ -122,7 +125,7 @@ def test_an_idle_connection_the_server_closed_is_replaced_without_an_error(on_lo
         writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
         await writer.drain()
 
-    async def exchange(upstream: Upstream, connections: list[int]) -> None:
+    async def exchange(upstream: Origin, connections: list[int]) -> None:
         for _ in range(3):
             assert (await upstream.post(b"x", {}, 5)).body == b"ok"
             await asyncio.sleep(0.05)
@@ -131,7 +134,12 @@ def test_an_idle_connection_the_server_closed_is_replaced_without_an_error(on_lo
     on_loop(_serving(answer, exchange))
 
 
-def test_a_connection_closed_the_moment_it_is_reused_is_tried_once_more(on_loop: Runner) -> None:
+@pytest.mark.parametrize(
+    ("method", "headers"), [("POST", {"Idempotency-Key": "k-1"}), ("PUT", {}), ("GET", {})], ids=["keyed", "put", "get"]
+)
+def test_a_connection_closed_the_moment_it_is_reused_is_tried_once_more_when_that_is_safe(
+    on_loop: Runner, method: str, headers: dict[str, str]
+) -> None:
     """The race a keep-alive client cannot avoid: the server closes just as the request is sent."""
     calls = 0
 
@@ -143,10 +151,32 @@ def test_a_connection_closed_the_moment_it_is_reused_is_tried_once_more(on_loop:
         await writer.drain()
         await _request(reader)  # read the next request, then close without answering
 
-    async def exchange(upstream: Upstream, connections: list[int]) -> None:
-        assert (await upstream.post(b"x", {}, 5)).body == b"ok"
-        assert (await upstream.post(b"x", {}, 5)).body == b"ok"
+    async def exchange(upstream: Origin, connections: list[int]) -> None:
+        assert (await upstream.request(method, "/", headers, b"x", 5)).body == b"ok"
+        assert (await upstream.request(method, "/", headers, b"x", 5)).body == b"ok"
         assert len(connections) == 2 and calls == 2
+
+    on_loop(_serving(answer, exchange))
+
+
+def test_a_post_without_an_idempotency_key_is_not_sent_twice(on_loop: Runner) -> None:
+    """The server may have booked what it read before it closed: a plain POST is not sent again."""
+    requests = 0
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal requests
+        await _request(reader)
+        requests += 1
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        await writer.drain()
+        await _request(reader)
+        requests += 1  # read (and perhaps booked), then closed without an answer
+
+    async def exchange(upstream: Origin, connections: list[int]) -> None:
+        assert (await upstream.post(b"x", {}, 5)).body == b"ok"
+        with pytest.raises(UpstreamError, match="not sent again"):
+            await upstream.post(b"x", {}, 5)
+        assert requests == 2 and len(connections) == 1
 
     on_loop(_serving(answer, exchange))
 
@@ -163,7 +193,7 @@ def test_no_answer_in_time_is_a_timeout_and_the_connection_is_dropped(on_loop: R
             writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\n" + (b"late" if first else b"fine"))
             await writer.drain()
 
-    async def exchange(upstream: Upstream, connections: list[int]) -> None:
+    async def exchange(upstream: Origin, connections: list[int]) -> None:
         with pytest.raises(TimeoutError):
             await upstream.post(b"x", {}, 0.1)
         assert (await upstream.post(b"x", {}, 5)).body == b"fine"  # not the late answer to the first call
@@ -189,7 +219,7 @@ def test_an_answer_that_is_not_sound_http_is_an_upstream_error(on_loop: Runner, 
         writer.write(reply)
         await writer.drain()
 
-    async def exchange(upstream: Upstream, connections: list[int]) -> None:
+    async def exchange(upstream: Origin, connections: list[int]) -> None:
         with pytest.raises(UpstreamError, match=said):
             await upstream.post(b"x", {}, 5)
 
@@ -203,7 +233,7 @@ def test_a_header_that_is_not_latin_1_or_breaks_the_line_is_refused_before_anyth
     async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await _request(reader)
 
-    async def exchange(upstream: Upstream, connections: list[int]) -> None:
+    async def exchange(upstream: Origin, connections: list[int]) -> None:
         with pytest.raises(UpstreamError, match="cannot be sent"):
             await upstream.post(b"x", {"SOAPAction": value}, 5)
         assert connections == []
@@ -218,6 +248,104 @@ def test_a_port_nobody_listens_on_is_an_upstream_error(on_loop: Runner) -> None:
         server.close()
         await server.wait_closed()
         with pytest.raises(UpstreamError, match="cannot connect"):
-            await Upstream(f"http://127.0.0.1:{port}/").post(b"x", {}, 5)
+            await Origin(f"http://127.0.0.1:{port}/").post(b"x", {}, 5)
 
     on_loop(refused())
+
+
+def test_answers_without_a_body_end_with_their_head_and_keep_the_connection(on_loop: Runner) -> None:
+    """HEAD's answer declares the length a GET would get; 204 and 304 have none; 100 Continue comes first."""
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        replies = [
+            b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n",  # to HEAD
+            b"HTTP/1.1 204 No Content\r\n\r\n",
+            b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nthen",
+        ]
+        for reply in replies:
+            await _request(reader)
+            writer.write(reply)
+            await writer.drain()
+        await reader.read()
+
+    async def exchange(upstream: Origin, connections: list[int]) -> None:
+        head = await upstream.request("HEAD", "/", {}, None, 5)
+        assert (head.status, head.body) == (200, b"")
+        assert (await upstream.request("DELETE", "/x", {}, None, 5)).status == 204
+        assert (await upstream.post(b"x", {}, 5)).body == b"then"
+        assert len(connections) == 1
+
+    on_loop(_serving(answer, exchange))
+
+
+def test_calls_beyond_the_limit_wait_for_a_free_connection(on_loop: Runner) -> None:
+    at_once = [0, 0]  # now, most
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            await _request(reader)
+            at_once[0] += 1
+            at_once[1] = max(at_once)
+            await asyncio.sleep(0.02)
+            at_once[0] -= 1
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+            await writer.drain()
+
+    async def calls() -> None:
+        server = await asyncio.start_server(answer, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        upstream = Origin(f"http://127.0.0.1:{port}/", limit=2)
+        try:
+            replies = await asyncio.gather(*(upstream.post(b"x", {}, 5) for _ in range(8)))
+            assert {reply.body for reply in replies} == {b"ok"} and at_once[1] == 2
+            with pytest.raises(TimeoutError):  # no slot within the call's time is its timeout
+                await asyncio.gather(*(upstream.post(b"x", {}, 0.03) for _ in range(8)))
+        finally:
+            upstream.close()
+            server.close()
+
+    on_loop(calls())
+
+
+def test_https_is_verified_against_the_trusted_authorities(on_loop: Runner) -> None:
+    trustme = pytest.importorskip("trustme")
+    authority = trustme.CA()
+    server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    authority.issue_cert("127.0.0.1").configure_cert(server_tls)
+    trusting = ssl.create_default_context()
+    authority.configure_trust(trusting)
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError, ssl.SSLError):
+            while True:
+                await _request(reader)
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nsecret")
+                await writer.drain()
+
+    async def calls() -> None:
+        server = await asyncio.start_server(answer, "127.0.0.1", 0, ssl=server_tls)
+        url = f"https://127.0.0.1:{server.sockets[0].getsockname()[1]}/soap"
+        trusted, stranger = Origin(url, tls=trusting), Origin(url)
+        try:
+            assert (await trusted.post(b"x", {}, 5)).body == b"secret"
+            assert (await trusted.post(b"x", {}, 5)).body == b"secret"
+            with pytest.raises(UpstreamError, match="cannot connect: SSLCertVerificationError"):
+                await stranger.post(b"x", {}, 5)  # a certificate nobody here vouches for
+        finally:
+            trusted.close()
+            server.close()
+
+    on_loop(calls())
+
+
+def test_credentials_in_the_url_go_as_basic_authorization() -> None:
+    origin = Origin("http://erp%40acme:p%3Ass@127.0.0.1:8080/orders?x=a b")
+    request = origin._request("POST", origin.target, {}, b"")
+    assert request.startswith(b"POST /orders?x=a%20b HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n")
+    assert b"Authorization: Basic " + base64.b64encode(b"erp@acme:p:ss") + b"\r\n" in request
+
+
+@pytest.mark.parametrize("url", ["ftp://127.0.0.1/x", "http:///nohost", "http://127.0.0.1:99999/", "127.0.0.1:80"])
+def test_a_url_that_cannot_be_called_is_said_at_once(url: str) -> None:
+    with pytest.raises(ValueError):
+        Origin(url)
