@@ -138,6 +138,9 @@ class GroupCommit:
         self.here = 0  # transactions made on the event loop (the rest, by the writer thread)
         self._here: list[_Operation] = []  # this turn of the loop's operations (SQLite)
         self._with_thread = 0  # `run` operations handed to the writer thread and not yet settled
+        # a process that serves no requests (the gateway's deliverer) has no loop to keep free: its
+        # background writes go the way of `run`, on the loop while the lock is free, with no thread hop
+        self.background_on_loop = False
 
     async def run(self, function: Callable[..., T], *args: Any) -> T:
         """Run `function(cursor, *args)` in the next transaction; its result once committed.
@@ -158,6 +161,8 @@ class GroupCommit:
     async def background(self, function: Callable[..., T], *args: Any) -> T:
         """`run` for a write no request waits for (the outbox worker's, the evidence flush): always
         by the writer thread, so the loop spends no time, and risks no wait on the disk, for it."""
+        if self.background_on_loop:
+            return await self.run(function, *args)
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
         self._hand_over([_Operation(function, args, future, loop, ordered=False)])

@@ -45,6 +45,7 @@ from gateway.state import (
     OUTBOX_READY,
     ROUTING,
     SETTINGS,
+    Doorbell,
     KeyTurns,
     Settings,
 )
@@ -162,9 +163,18 @@ async def _routes_lifecycle(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _outbox_lifecycle(app: web.Application) -> AsyncIterator[None]:
+    """The outbox worker; on the delivering process, the doorbell the serving workers ring too."""
+    settings, doorbell = app[SETTINGS], app[OUTBOX_READY]
+    pipe = settings.doorbell if settings.deliveries == "only" else None
+    if settings.deliveries == "only":
+        app[CUTOVER].commits.background_on_loop = True  # nobody's request waits on this loop
+    if pipe is not None:
+        doorbell.listen(pipe)
     worker = asyncio.create_task(outbox_worker(app))
     yield
     await _cancelled(worker)
+    if pipe is not None:
+        doorbell.stop_listening(pipe)
 
 
 def _check_store(table: Table, settings: Settings) -> None:
@@ -245,7 +255,7 @@ def build_app(settings: Settings) -> web.Application:
 
             take_keys()
             cutover.listeners.append(take_keys)
-        app[OUTBOX_READY] = asyncio.Event()
+        app[OUTBOX_READY] = Doorbell(settings.doorbell if settings.deliveries == "apart" else None)
         app[KEY_TURNS] = KeyTurns()
         app[EVENT_LOG] = EventLog(app[CUTOVER].store)
         app[EVENTS_READY] = asyncio.Event()
@@ -253,7 +263,7 @@ def build_app(settings: Settings) -> web.Application:
     if IDEMPOTENCY not in app:
         app[IDEMPOTENCY] = LocalIdempotency()  # no store: one process, its own claims
     app.cleanup_ctx.append(_routes_lifecycle)
-    if settings.store:
+    if settings.store and settings.deliveries != "apart":
         app.cleanup_ctx.append(_outbox_lifecycle)
     if settings.store and settings.events_broker:
         app.cleanup_ctx.append(_events_lifecycle)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import getpass
 import json
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -23,6 +24,11 @@ keys_app = typer.Typer(help="Create API keys for consumers.", no_args_is_help=Tr
 console = Console(stderr=True)
 
 
+class Deliveries(StrEnum):
+    apart = "apart"
+    inline = "inline"
+
+
 def _fail(message: str, code: int = 2) -> typer.Exit:
     console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
     return typer.Exit(code)
@@ -34,6 +40,13 @@ def serve_command(
     host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="port to listen on")] = 8080,
     workers: Annotated[int, typer.Option(help="processes sharing the port")] = 1,
+    deliveries: Annotated[
+        Deliveries,
+        typer.Option(
+            help="with a store: apart, one more process delivers the outbox's copies and accepted writes, off "
+            "the workers' event loops; inline, each worker delivers those it settles"
+        ),
+    ] = Deliveries.apart,
     max_body: Annotated[int, typer.Option(help="largest request body in bytes")] = DEFAULT_MAX_BODY,
     insecure_no_auth: Annotated[bool, typer.Option(help="serve without API keys (local experiments only)")] = False,
     access_log: Annotated[bool, typer.Option(help="write a JSON access log line per request")] = True,
@@ -97,7 +110,7 @@ def serve_command(
         settings = Settings(
             routes, loaded, max_body, store=store, admin_key=admin_key, webhook=webhook,
             in_doubt_after=in_doubt_after, rate_store=rate_store, events_broker=events_broker,
-            otlp_endpoint=otlp_endpoint,
+            otlp_endpoint=otlp_endpoint, deliveries="apart" if deliveries is Deliveries.apart else "here",
         )  # fmt: skip
         serve(settings, host, port, workers, access_log)
     except (RouteError, ValueError, StoreError) as exc:

@@ -1,8 +1,9 @@
-"""Run the gateway: one process, or N supervised processes sharing one port (SO_REUSEPORT), draining
-on shutdown."""
+"""Run the gateway: one process, or N supervised processes sharing one port (SO_REUSEPORT), and
+with a store one more that delivers the outbox; draining on shutdown."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import ctypes
 import ctypes.util
@@ -14,6 +15,7 @@ import sys
 import time
 from collections import deque
 from collections.abc import Callable
+from dataclasses import replace
 
 from aiohttp import web
 
@@ -111,21 +113,73 @@ def _worker(settings: Settings, host: str, port: int, access_log: bool, parent: 
     return pid
 
 
+def _deliverer(settings: Settings, parent: int) -> int:
+    """The process that delivers the outbox's copies and accepted writes for the workers beside it:
+    the gateway's app with every resource it needs, and no socket, so no request reaches it."""
+    pid = os.fork()
+    if pid == 0:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        _die_with_parent()
+        if os.getppid() != parent:
+            os._exit(0)
+        with contextlib.suppress(ImportError):
+            import uvloop
+
+            uvloop.install()
+        asyncio.run(_deliver(settings))
+        os._exit(0)
+    return pid
+
+
+async def _deliver(settings: Settings) -> None:
+    """Run the app's lifecycles (the outbox worker among them) until SIGTERM, then close them."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    runner = web.AppRunner(build_app(settings), handle_signals=False)
+    runner.app.on_startup.append(_freeze_what_started)
+    await runner.setup()
+    log.info("delivering the outbox for the workers beside this process")
+    try:
+        await stop.wait()
+    finally:
+        await runner.cleanup()
+
+
 def serve(settings: Settings, host: str, port: int, workers: int, access_log: bool = True) -> None:
+    """Serve on `port` with `workers` processes. With a store and `settings.deliveries` "apart", one
+    more process delivers the outbox (the workers ring it through a pipe as they settle a write), so
+    no worker's event loop spends time on the copies its consumers are not waiting for."""
     _logging()
     compile_table(settings.routes)  # validate routes before forking, so a bad folder fails once and clearly
     if settings.store:
         open_store(settings.store).close()  # reachable, and migrated once before the workers start
-    if workers <= 1:
-        _one(settings, host, port, False, access_log)
+    parent = os.getpid()
+    if settings.store and settings.deliveries == "apart":
+        heard, ring = os.pipe()
+        os.set_blocking(heard, False)
+        os.set_blocking(ring, False)
+        serving = replace(settings, doorbell=ring)
+        delivering = replace(settings, deliveries="only", doorbell=heard)
+        supervise({
+            "worker": (lambda: _worker(serving, host, port, access_log, parent), workers),
+            "deliverer": (lambda: _deliverer(delivering, parent), 1),
+        })  # fmt: skip
         return
-    supervise(lambda: _worker(settings, host, port, access_log, os.getpid()), workers)
+    here = replace(settings, deliveries="here")  # every worker delivers the writes it settles
+    if workers <= 1:
+        _one(here, host, port, False, access_log)
+        return
+    supervise({"worker": (lambda: _worker(here, host, port, access_log, parent), workers)})
 
 
-def supervise(start: Callable[[], int], workers: int) -> None:
-    """Keep `workers` processes running: one that dies is started again (a crash loop stops the
-    gateway instead); SIGTERM or Ctrl-C stops them all and waits for them to drain."""
-    children = {start() for _ in range(workers)}
+def supervise(kinds: dict[str, tuple[Callable[[], int], int]]) -> None:
+    """Keep each kind's processes running (kind → how to start one, how many): one that dies is
+    started again (a crash loop stops the gateway instead); SIGTERM or Ctrl-C stops them all and
+    waits for them to drain."""
+    children = {start(): kind for kind, (start, count) in kinds.items() for _ in range(count)}
     stopping = False
     restarts: deque[float] = deque(maxlen=RESTARTS_ALLOWED)
 
@@ -143,17 +197,17 @@ def supervise(start: Callable[[], int], workers: int) -> None:
             pid, status = os.wait()
         except ChildProcessError:
             break
-        children.discard(pid)
-        if stopping:
+        kind = children.pop(pid, None)
+        if stopping or kind is None:
             continue
-        log.error("worker %d stopped (%s); starting another", pid, _how(status))
+        log.error("%s %d stopped (%s); starting another", kind, pid, _how(status))
         now = time.monotonic()
         if len(restarts) == RESTARTS_ALLOWED and now - restarts[0] < RESTART_WINDOW:
-            log.error("%d workers stopped within %.0f s: stopping the gateway", RESTARTS_ALLOWED, RESTART_WINDOW)
+            log.error("%d processes stopped within %.0f s: stopping the gateway", RESTARTS_ALLOWED, RESTART_WINDOW)
             stop(signal.SIGTERM, None)
             continue
         restarts.append(now)
-        children.add(start())
+        children[kinds[kind][0]()] = kind
 
 
 def _how(status: int) -> str:

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from aiohttp import web
 
@@ -33,6 +36,11 @@ class Settings:
     rate_store: str | None = None  # redis://… to share rate limits across processes
     events_broker: str | None = None  # nats://… or amqp://…: where the routes' events are published
     otlp_endpoint: str | None = None  # an OTLP/HTTP collector's base URL: spans are exported there
+    # Who delivers the outbox's copies and accepted writes: "here" (this process's own worker, on its
+    # event loop), "apart" (a process of their own: this one rings `doorbell`, the write end of a pipe
+    # to it) or "only" (this is that process: it serves no requests and listens on `doorbell`).
+    deliveries: Literal["here", "apart", "only"] = "here"
+    doorbell: int | None = None
 
 
 ROUTING = web.AppKey("routing", Routing)
@@ -89,7 +97,42 @@ class Place:
         self.turns._leave(self.key, self._turn)
 
 
+class Doorbell:
+    """Rung when this process settles a write to deliver: wakes the process that delivers it at once,
+    its own outbox worker or, through a pipe, the delivering process beside the workers. Messages
+    from other gateways, retries and backoffs are found by polling either way."""
+
+    def __init__(self, pipe: int | None = None) -> None:
+        self._pipe = pipe  # the write end; None when this process delivers its own writes
+        self._rung = asyncio.Event()
+
+    def set(self) -> None:
+        self._rung.set()
+        if self._pipe is not None:
+            with contextlib.suppress(BlockingIOError, OSError):  # full (it has been rung) or gone (restarting)
+                os.write(self._pipe, b"!")
+
+    def clear(self) -> None:
+        self._rung.clear()
+
+    async def wait(self) -> bool:
+        return await self._rung.wait()
+
+    def listen(self, pipe: int) -> None:
+        """On the delivering process: the workers' rings, read from the pipe's read end, ring here."""
+
+        def heard() -> None:
+            with contextlib.suppress(BlockingIOError, InterruptedError):
+                os.read(pipe, 4096)
+            self._rung.set()
+
+        asyncio.get_running_loop().add_reader(pipe, heard)
+
+    def stop_listening(self, pipe: int) -> None:
+        asyncio.get_running_loop().remove_reader(pipe)
+
+
 KEY_TURNS = web.AppKey("key_turns", KeyTurns)
-OUTBOX_READY = web.AppKey("outbox_ready", asyncio.Event)  # set when this gateway settles a write to deliver
+OUTBOX_READY = web.AppKey("outbox_ready", Doorbell)  # rung when this gateway settles a write to deliver
 EVENT_LOG = web.AppKey("event_log", EventLog)  # the events routes declare, in the store
 EVENTS_READY = web.AppKey("events_ready", asyncio.Event)  # set when this gateway records events to publish

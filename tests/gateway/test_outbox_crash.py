@@ -23,8 +23,9 @@ def start(routes: Path, store: Path, port: int) -> subprocess.Popen[bytes]:
     command = [sys.executable, "-m", "gateway.cli", "serve", "--routes", str(routes), "--insecure-no-auth",
                "--port", str(port), "--store", str(store), "--no-access-log", "--in-doubt-after", "1"]  # fmt: skip
     process = subprocess.Popen(
-        command, cwd=REPO, env={**os.environ, "BANYAN_ADMIN_KEY": ADMIN["X-Admin-Key"]}, stderr=subprocess.DEVNULL
-    )
+        command, cwd=REPO, env={**os.environ, "BANYAN_ADMIN_KEY": ADMIN["X-Admin-Key"]}, stderr=subprocess.DEVNULL,
+        start_new_session=True,  # its group (worker and deliverer) can be killed at once
+    )  # fmt: skip
     wait_until(lambda: _up(port), 20)
     return process
 
@@ -69,7 +70,7 @@ def test_sigkill_mid_stream_loses_and_doubles_nothing(tmp_path: Path) -> None:
         writer = threading.Thread(target=stream)
         writer.start()
         wait_until(lambda: len(acknowledged) >= 60, 30)
-        os.kill(gateway.pid, signal.SIGKILL)
+        os.killpg(gateway.pid, signal.SIGKILL)  # the supervisor, its worker and its deliverer: no goodbye
         gateway.wait(10)
         time.sleep(0.3)
         stop.set()
