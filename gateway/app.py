@@ -165,9 +165,9 @@ async def _routes_lifecycle(app: web.Application) -> AsyncIterator[None]:
 async def _outbox_lifecycle(app: web.Application) -> AsyncIterator[None]:
     """The outbox worker; on the delivering process, the doorbell the serving workers ring too."""
     settings, doorbell = app[SETTINGS], app[OUTBOX_READY]
-    pipe = settings.doorbell if settings.deliveries == "only" else None
-    if settings.deliveries == "only":
-        app[CUTOVER].commits.background_on_loop = True  # nobody's request waits on this loop
+    deliverer = settings.deliveries == "only"
+    app[CUTOVER].commits.background_on_loop = deliverer  # there, nobody's request waits on the loop
+    pipe = settings.doorbell if deliverer else None
     if pipe is not None:
         doorbell.listen(pipe)
     worker = asyncio.create_task(outbox_worker(app))

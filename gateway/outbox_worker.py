@@ -152,14 +152,14 @@ async def outbox_worker(app: web.Application) -> None:
     cutover = app[CUTOVER]
     ready = app[OUTBOX_READY]
     owner = f"{socket.gethostname()}:{os.getpid()}"
-    apart = app[SETTINGS].deliveries == "only"
-    batch, gather = (DELIVERER_BATCH, DELIVERER_GATHER_SECONDS) if apart else (OUTBOX_BATCH, 0.0)
+    deliverer = app[SETTINGS].deliveries == "only"  # the process beside the workers, serving nobody
+    batch, gather = (DELIVERER_BATCH, DELIVERER_GATHER_SECONDS) if deliverer else (OUTBOX_BATCH, 0.0)
     while True:
         messages: list[Message] = []
         ready.clear()
         try:
             # what is due is read on the loop of a process that serves nobody, else in a thread
-            due = with_room(app, cutover.outbox.due(batch) if apart else await in_thread(cutover.outbox.due, batch))
+            due = with_room(app, cutover.outbox.due(batch) if deliverer else await in_thread(cutover.outbox.due, batch))
             if due:
                 messages = await cutover.commits.background(cutover.outbox.lease_in, owner, due)
             await asyncio.gather(*(deliver(app, message) for message in messages))

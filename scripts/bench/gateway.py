@@ -6,7 +6,8 @@ Starts nginx twice (one worker each: a backend serving a small JSON body, and a 
 front of it), a bare aiohttp forwarding proxy (bare_proxy.py: the Python ceiling), and gateways
 (`banyan serve`, every policy on: correlation id, JSON access log, API key, scope, rate limit, body
 size, idempotency, problems, metrics): one worker on SQLite, two workers on SQLite, one worker on
-PostgreSQL. Then it measures, one after the other:
+PostgreSQL, each with the deliverer beside its workers (the process that delivers the outbox).
+Then it measures, one after the other:
 
 - throughput with wrk: backend, nginx proxy, bare proxy, the gateway's SOAP passthrough (1 and 2
   workers) and a managed JSON route, with the ratios the gateway is held to;
