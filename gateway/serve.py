@@ -48,13 +48,16 @@ def _logging() -> None:
     logging.basicConfig(level=logging.INFO, handlers=[lines])
 
 
-def _one(settings: Settings, host: str, port: int, reuse_port: bool, access_log: bool) -> None:
-    try:
-        import uvloop  # a faster event loop where it is installed
+def _fast_loop() -> None:
+    """uvloop, a faster event loop, where it is installed."""
+    with contextlib.suppress(ImportError):
+        import uvloop
 
         uvloop.install()
-    except ImportError:
-        pass
+
+
+def _one(settings: Settings, host: str, port: int, reuse_port: bool, access_log: bool) -> None:
+    _fast_loop()
     if not access_log:
         ACCESS.setLevel(logging.WARNING)
     app = build_app(settings)
@@ -98,38 +101,35 @@ def _die_with_parent() -> None:
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
-def _worker(settings: Settings, host: str, port: int, access_log: bool, parent: int) -> int:
+def _child(run: Callable[[], None], parent: int) -> int:
+    """Fork a supervised process that runs `run`, dies with its parent, and exits when `run` returns."""
     pid = os.fork()
     if pid == 0:
-        # the supervisor's handlers came with the fork: until run_app sets its own, SIGTERM would run
-        # the supervisor's stop() here (signalling this worker's siblings) and this worker would live on
+        # the supervisor's handlers came with the fork: until the child sets its own, SIGTERM would run
+        # the supervisor's stop() here (signalling the siblings) and this process would live on
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.SIG_DFL)
         _die_with_parent()
         if os.getppid() != parent:  # the parent died before the line above: go at once
             os._exit(0)
-        _one(settings, host, port, True, access_log)
+        run()
         os._exit(0)
     return pid
+
+
+def _worker(settings: Settings, host: str, port: int, access_log: bool, parent: int) -> int:
+    return _child(lambda: _one(settings, host, port, True, access_log), parent)
 
 
 def _deliverer(settings: Settings, parent: int) -> int:
     """The process that delivers the outbox's copies and accepted writes for the workers beside it:
     the gateway's app with every resource it needs, and no socket, so no request reaches it."""
-    pid = os.fork()
-    if pid == 0:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        signal.signal(signal.SIGINT, signal.SIG_DFL)
-        _die_with_parent()
-        if os.getppid() != parent:
-            os._exit(0)
-        with contextlib.suppress(ImportError):
-            import uvloop
 
-            uvloop.install()
+    def run() -> None:
+        _fast_loop()
         asyncio.run(_deliver(settings))
-        os._exit(0)
-    return pid
+
+    return _child(run, parent)
 
 
 async def _deliver(settings: Settings) -> None:

@@ -8,7 +8,6 @@ import asyncio
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -17,9 +16,9 @@ import requests
 
 from cutover.outbox import idempotency_key
 from gateway.state import Doorbell
-from tests.conftest import REPO
 from tests.gateway.conftest import free_port
 from tests.gateway.test_cutover import ADMIN, erp, ladder_routes, wait_until
+from tests.gateway.test_outbox_crash import start
 from tests.gateway.test_workers import alive, children, listening
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="reads processes from /proc (Linux)")
@@ -29,22 +28,8 @@ def serve(tmp_path: Path, routes: str, port: int, *options: str) -> subprocess.P
     folder = tmp_path / "routes"
     folder.mkdir(exist_ok=True)
     (folder / "orders.yaml").write_text(routes)
-    command = [sys.executable, "-m", "gateway.cli", "serve", "--routes", str(folder), "--insecure-no-auth",
-               "--port", str(port), "--store", str(tmp_path / "cutover.db"), "--no-access-log", *options]  # fmt: skip
     log = open(tmp_path / "gateway.log", "wb")  # noqa: SIM115  (closed with the process)
-    process = subprocess.Popen(
-        command, cwd=REPO, env={**os.environ, "BANYAN_ADMIN_KEY": ADMIN["X-Admin-Key"]}, stderr=log,
-        start_new_session=True,
-    )  # fmt: skip
-    wait_until(lambda: _up(port), 20)
-    return process
-
-
-def _up(port: int) -> bool:
-    try:
-        return requests.get(f"http://127.0.0.1:{port}/healthz", timeout=1).ok
-    except requests.ConnectionError:
-        return False
+    return start(folder, tmp_path / "cutover.db", port, *options, log=log)
 
 
 def _write(url: str, n: int) -> None:

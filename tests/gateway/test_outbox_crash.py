@@ -9,6 +9,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import IO
 
 import requests
 
@@ -19,12 +20,14 @@ from tests.gateway.conftest import free_port
 from tests.gateway.test_cutover import ADMIN, erp, ladder_routes, wait_until
 
 
-def start(routes: Path, store: Path, port: int) -> subprocess.Popen[bytes]:
+def start(routes: Path, store: Path, port: int, *options: str, log: IO[bytes] | None = None) -> subprocess.Popen[bytes]:
+    """`banyan serve` on a store, in a session of its own (its group, worker and deliverer, can be
+    signalled at once); stderr to `log`, or dropped."""
     command = [sys.executable, "-m", "gateway.cli", "serve", "--routes", str(routes), "--insecure-no-auth",
-               "--port", str(port), "--store", str(store), "--no-access-log", "--in-doubt-after", "1"]  # fmt: skip
+               "--port", str(port), "--store", str(store), "--no-access-log", *options]  # fmt: skip
     process = subprocess.Popen(
-        command, cwd=REPO, env={**os.environ, "BANYAN_ADMIN_KEY": ADMIN["X-Admin-Key"]}, stderr=subprocess.DEVNULL,
-        start_new_session=True,  # its group (worker and deliverer) can be killed at once
+        command, cwd=REPO, env={**os.environ, "BANYAN_ADMIN_KEY": ADMIN["X-Admin-Key"]},
+        stderr=log or subprocess.DEVNULL, start_new_session=True,
     )  # fmt: skip
     wait_until(lambda: _up(port), 20)
     return process
@@ -44,7 +47,7 @@ def test_sigkill_mid_stream_loses_and_doubles_nothing(tmp_path: Path) -> None:
         (routes / "orders.yaml").write_text(ladder_routes(legacy.url, cloud.url))
         store = tmp_path / "cutover.db"
         port = free_port()
-        gateway = start(routes, store, port)
+        gateway = start(routes, store, port, "--in-doubt-after", "1")
         url = f"http://127.0.0.1:{port}"
         change = {"mode": "dual_write", "reason": "both sides", "force": True}
         assert requests.put(f"{url}/admin/cutover/order-put/ACME-US", json=change, headers=ADMIN, timeout=5).ok
@@ -78,7 +81,7 @@ def test_sigkill_mid_stream_loses_and_doubles_nothing(tmp_path: Path) -> None:
         owed = Outbox(open_store(str(store))).counts()
         assert owed["pending"] >= 50  # the crash left copies owed to the cloud
         cloud.fail = False
-        gateway = start(routes, store, port)  # the same store, a new process
+        gateway = start(routes, store, port, "--in-doubt-after", "1")  # the same store, a new process
         try:
             outbox = Outbox(open_store(str(store)))
             # every intent gets an outcome: delivered, or in doubt for a person; nothing stays pending
