@@ -10,7 +10,7 @@ import zlib
 from typing import Any, Literal
 from urllib.parse import quote, urlencode
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from legacy_adapters import xmljson
 from legacy_adapters.base import BackendConfig, Call, Registered, Reply
@@ -37,6 +37,14 @@ class HttpConfig(BackendConfig):
     headers: dict[str, str] = Field(default_factory=dict)
     oauth2: OAuth2 | None = None
     pool_size: int = Field(default=100, ge=1)
+
+    @field_validator("url")
+    @classmethod
+    def _http_or_https(cls, url: str) -> str:
+        """Said when the routes load, not at the first call: the client speaks HTTP/1.1 and TLS only."""
+        if not url.lower().startswith(("http://", "https://")):
+            raise ValueError(f"an HTTP backend's url starts with http:// or https://, not {url.split('://')[0]!r}")
+        return url
 
 
 class _Token:

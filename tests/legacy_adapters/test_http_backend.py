@@ -249,3 +249,9 @@ def test_answers_the_gateway_will_not_take_are_faults(answer: str, said: str) ->
 
     with pytest.raises(BackendFault, match=said):
         run(scenario)
+
+
+@pytest.mark.parametrize("url", ["ftp://erp.local/orders", "erp.local/orders"])
+def test_a_url_the_client_cannot_call_is_refused_when_the_routes_load(url: str) -> None:
+    with pytest.raises(ValueError, match="starts with http:// or https://"):
+        HttpConfig(url=url)
