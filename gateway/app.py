@@ -68,11 +68,17 @@ async def readyz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ready", "routes": len(table.routes), "loaded_at": table.loaded_at})
 
 
-async def metrics_endpoint(request: web.Request) -> web.Response:
-    metrics = request.app[METRICS]
-    for pool, bulkhead in request.app[ROUTING].table.pools.items():  # read when asked: no cost per call
+def _pool_gauges(app: web.Application) -> None:
+    """Calls in flight and waiting per backend pool, read when asked: no cost per call."""
+    metrics = app[METRICS]
+    for pool, bulkhead in app[ROUTING].table.pools.items():
         metrics.in_flight.labels(pool).set(bulkhead.in_flight)
         metrics.waiting.labels(pool).set(bulkhead.waiting)
+
+
+async def metrics_endpoint(request: web.Request) -> web.Response:
+    metrics = request.app[METRICS]
+    _pool_gauges(request.app)
     if EVENT_LOG in request.app:
         with contextlib.suppress(Exception):  # the store is down: the gauge keeps its last value
             metrics.events_backlog.set(await in_thread(request.app[EVENT_LOG].backlog))
@@ -134,7 +140,8 @@ async def _limiter_lifecycle(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _loop_watch_lifecycle(app: web.Application) -> AsyncIterator[None]:
-    watch = asyncio.ensure_future(app[METRICS].watch_loop())
+    metrics = app[METRICS]  # shared, the other processes' scrapes read this one's pools too
+    watch = asyncio.ensure_future(metrics.watch_loop(gauges=(lambda: _pool_gauges(app)) if metrics.shared else None))
     yield
     watch.cancel()
     with contextlib.suppress(asyncio.CancelledError):
@@ -233,7 +240,7 @@ def build_app(settings: Settings) -> web.Application:
     app[policies.TRACING] = tracer(settings.otlp_endpoint)
     app.cleanup_ctx.append(_tracing_lifecycle)
     app[ROUTING] = Routing(table)
-    app[METRICS] = Metrics()
+    app[METRICS] = Metrics(settings.metrics)
     metrics = app[METRICS]
     if settings.rate_store:  # every process shares the buckets: N workers let the rate through, not N times it
         app[LIMITER] = RedisLimiter(settings.rate_store, lambda down: metrics.rate_store_down.set(1 if down else 0))

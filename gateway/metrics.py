@@ -1,19 +1,77 @@
-"""Prometheus metrics: requests, latency, backend errors, breaker state and the cutover per route and entity."""
+"""Prometheus metrics: requests, latency, backend errors, breaker state and the cutover per route and entity.
+
+A gateway of several processes (`--workers N`, or the deliverer beside the workers) counts as one:
+each process writes its values to files in one folder (prometheus_client's multiprocess mode), and
+a scrape of /metrics on any worker adds up every process's, the deliverer's deliveries included.
+Gauges say how they add up (`multiprocess_mode`); a process that is gone leaves its counts in the
+sums, and its live gauges are taken out by the supervisor (`process_gone`).
+"""
 
 from __future__ import annotations
 
 import asyncio
+import itertools
+import os
+import time
+from collections.abc import Callable, Iterator
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess, values
 from prometheus_client.openmetrics.exposition import CONTENT_TYPE_LATEST as OPENMETRICS
 from prometheus_client.openmetrics.exposition import generate_latest as openmetrics_latest
+from prometheus_client.samples import Exemplar
+from prometheus_client.utils import floatToGoString
 
-__all__ = ["OPENMETRICS", "Metrics"]
+__all__ = ["OPENMETRICS", "Metrics", "process_gone"]
+
+SLO_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300)
+
+
+_PID = [os.getpid()]  # this process's id, kept: os.getpid() is a system call
+os.register_at_fork(after_in_child=lambda: _PID.__setitem__(0, os.getpid()))
+
+
+def _share(folder: str) -> None:
+    """Every metric made from now on in this process writes its values to `folder`. prometheus_client
+    reads its environment variable when it is imported, which the gateway's modules have done by the
+    time a process builds its app: the value class it would have chosen is set here in the same way.
+    It asks for the process id on every update, to notice a fork; that system call was a tenth of a
+    passthrough call's time, so it is given the id kept above, which a fork updates."""
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = folder
+    if values.ValueClass is values.MutexValue:
+        values.ValueClass = values.MultiProcessValue(lambda: _PID[0])  # type: ignore[no-untyped-call]
+
+
+def process_gone(folder: str, pid: int) -> None:
+    """A process of the gateway has stopped: its live gauges (calls in flight, breakers it had open)
+    leave the sums. Its counters stay in them: a count never goes back."""
+    multiprocess.mark_process_dead(pid, folder)  # type: ignore[no-untyped-call]
+
+
+class _Fleet:
+    """The collector a shared scrape reads: every process's values added up, with this process's
+    latest exemplars (multiprocess mode keeps none: a trace id is an example, one process's will do)."""
+
+    def __init__(self, folder: str, exemplars: dict[tuple[str, tuple[tuple[str, str], ...]], Exemplar]) -> None:
+        self.folder, self.exemplars = folder, exemplars
+
+    def collect(self) -> Iterator[Any]:
+        for family in multiprocess.MultiProcessCollector(None, self.folder).collect():  # type: ignore[no-untyped-call]
+            if self.exemplars:
+                family.samples = [
+                    sample._replace(exemplar=self.exemplars.get((sample.name, tuple(sorted(sample.labels.items())))))
+                    for sample in family.samples
+                ]
+            yield family
 
 
 class Metrics:
-    def __init__(self) -> None:
+    def __init__(self, shared: str | None = None) -> None:
+        """`shared`: the folder every process of this gateway writes its values to (None: this one alone)."""
+        self.shared = shared
+        if shared is not None:
+            _share(shared)
+        self._exemplars: dict[tuple[str, tuple[tuple[str, str], ...]], Exemplar] = {}
         self.registry = CollectorRegistry()
         self.requests = Counter(
             "banyan_requests", "Requests answered", ["route", "entity", "status"], registry=self.registry
@@ -47,12 +105,12 @@ class Metrics:
             registry=self.registry,
         )
         self.in_flight = Gauge(
-            "banyan_backend_in_flight", "Calls in flight to a backend pool, from this process", ["pool"],
-            registry=self.registry,
+            "banyan_backend_in_flight", "Calls in flight to a backend pool, from the gateway's processes", ["pool"],
+            registry=self.registry, multiprocess_mode="livesum",
         )  # fmt: skip
         self.waiting = Gauge(
-            "banyan_backend_waiting", "Calls waiting in line for a backend pool, in this process", ["pool"],
-            registry=self.registry,
+            "banyan_backend_waiting", "Calls waiting in line for a backend pool, in the gateway's processes", ["pool"],
+            registry=self.registry, multiprocess_mode="livesum",
         )  # fmt: skip
         self.events_recorded = Counter(
             "banyan_events_recorded", "Events recorded in the store by successful calls", ["route", "type"],
@@ -67,11 +125,11 @@ class Metrics:
         )
         self.events_backlog = Gauge(
             "banyan_events_backlog", "Events recorded and not yet acknowledged by the broker (fleet-wide)",
-            registry=self.registry,
+            registry=self.registry, multiprocess_mode="livemostrecent",
         )  # fmt: skip
         self.events_broker_down = Gauge(
             "banyan_events_broker_down", "1 while this gateway's relay cannot reach the events broker",
-            registry=self.registry,
+            registry=self.registry, multiprocess_mode="livemax",
         )  # fmt: skip
         self.slo_events = Counter(
             "banyan_slo_events", "Calls measured against a route's business SLO, good or bad",
@@ -79,19 +137,21 @@ class Metrics:
         )  # fmt: skip
         self.slo_seconds = Histogram(
             "banyan_slo_seconds", "Time from the call to the system of record's answer, for latency SLOs",
-            ["route", "entity", "slo"], buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300),
+            ["route", "entity", "slo"], buckets=SLO_BUCKETS,
             registry=self.registry,
         )  # fmt: skip
         self.rate_store_down = Gauge(
             "banyan_rate_store_down",
             "1 while the shared rate store (Redis) cannot be reached and limits are kept per process",
             registry=self.registry,
+            multiprocess_mode="livemax",
         )
         self.breaker_open = Gauge(
             "banyan_breaker_open",
-            "1 while a backend's circuit breaker is open",
+            "1 while a backend's circuit breaker is open (in any of the gateway's processes)",
             ["route", "side", "entity"],
             registry=self.registry,
+            multiprocess_mode="livemax",
         )
 
         self.side_calls = Counter(
@@ -129,17 +189,47 @@ class Metrics:
         self.child(self.requests, route, entity, str(status)).inc()
         self.child(self.latency, route).observe(seconds)
 
-    async def watch_loop(self, every: float = 0.1) -> None:
+    def slo_measured(
+        self, route: str, entity: str, slo: str, good: bool, seconds: float | None, trace_id: str
+    ) -> None:  # fmt: skip
+        """One call judged against a route's SLO (`seconds`: its latency, for a latency SLO), with
+        the call's trace id as the exemplar."""
+        exemplar = {"trace_id": trace_id} if trace_id else None
+        result = "good" if good else "bad"
+        self.slo_events.labels(route, entity, slo, result).inc(exemplar=exemplar)
+        if seconds is not None:
+            self.slo_seconds.labels(route, entity, slo).observe(seconds, exemplar)
+        if self.shared is None or exemplar is None:  # alone, the library keeps its exemplars
+            return
+        at, labels = time.time(), {"route": route, "entity": entity, "slo": slo}
+        self._exemplar("banyan_slo_events_total", {**labels, "result": result}, 1.0, exemplar, at)
+        if seconds is not None:
+            bound = floatToGoString(next((b for b in SLO_BUCKETS if seconds <= b), float("inf")))  # type: ignore[no-untyped-call]
+            self._exemplar("banyan_slo_seconds_bucket", {**labels, "le": bound}, seconds, exemplar, at)
+
+    def _exemplar(self, sample: str, labels: dict[str, str], value: float, exemplar: dict[str, str], at: float) -> None:
+        self._exemplars[(sample, tuple(sorted(labels.items())))] = Exemplar(exemplar, value, at)
+
+    async def watch_loop(self, every: float = 0.1, gauges: Callable[[], None] | None = None) -> None:
         """Observe the loop's lag until cancelled: a stall (a blocking call, a long collection, a
-        disk that made a write wait) shows here, apart from what the network and the clients add."""
+        disk that made a write wait) shows here, apart from what the network and the clients add.
+        Every second, `gauges` sets what is read rather than counted (calls in flight): a scrape on
+        another process of the gateway reads them too, at most a second old."""
         loop = asyncio.get_running_loop()
-        while True:
+        for tick in itertools.count():
             due = loop.time() + every
             await asyncio.sleep(every)
             self.loop_lag.observe(max(0.0, loop.time() - due))
+            if gauges is not None and tick % round(1 / every) == 0:
+                gauges()
 
     def render(self, openmetrics: bool = False) -> bytes:
-        """The text format; OpenMetrics (which carries the exemplars: trace ids) when asked for."""
+        """The text format; OpenMetrics (which carries the exemplars: trace ids) when asked for.
+        Shared, every process's values added up."""
+        registry = self.registry
+        if self.shared is not None:
+            registry = CollectorRegistry(auto_describe=False)
+            registry.register(_Fleet(self.shared, self._exemplars))
         if openmetrics:
-            return bytes(openmetrics_latest(self.registry))  # type: ignore[no-untyped-call]
-        return generate_latest(self.registry)
+            return bytes(openmetrics_latest(registry))  # type: ignore[no-untyped-call]
+        return generate_latest(registry)

@@ -12,6 +12,7 @@ import logging
 import os
 import signal
 import sys
+import tempfile
 import time
 from collections import deque
 from collections.abc import Callable
@@ -22,6 +23,7 @@ from aiohttp import web
 from cutover.store import open_store
 from gateway.access_log import ACCESS, PLAIN, BatchedLines
 from gateway.app import Settings, build_app, compile_table
+from gateway.metrics import process_gone
 from gateway.tracing import JsonLines
 
 SHUTDOWN_SECONDS = 15.0  # in-flight requests get this long to finish on SIGTERM or Ctrl-C
@@ -112,8 +114,18 @@ def _child(run: Callable[[], None], parent: int) -> int:
         _die_with_parent()
         if os.getppid() != parent:  # the parent died before the line above: go at once
             os._exit(0)
-        run()
-        os._exit(0)
+        # whatever `run` ends with, the process ends here: the supervisor's code that came with the
+        # fork (its loop, its clean-up of the shared metrics folder) must not run in a child
+        code = 0
+        try:
+            run()
+        except (SystemExit, KeyboardInterrupt):  # a second SIGTERM while stopping: aiohttp's GracefulExit
+            pass
+        except BaseException:
+            log.exception("a supervised process failed")
+            code = 1
+        logging.shutdown()
+        os._exit(code)
     return pid
 
 
@@ -157,28 +169,33 @@ def serve(settings: Settings, host: str, port: int, workers: int, access_log: bo
     if settings.store:
         open_store(settings.store).close()  # reachable, and migrated once before the workers start
     parent = os.getpid()
-    if settings.store and settings.deliveries == "apart":
-        heard, ring = os.pipe()
-        os.set_blocking(heard, False)
-        os.set_blocking(ring, False)
-        serving = replace(settings, doorbell=ring)
-        delivering = replace(settings, deliveries="only", doorbell=heard)
-        supervise({
-            "worker": (lambda: _worker(serving, host, port, access_log, parent), workers),
-            "deliverer": (lambda: _deliverer(delivering, parent), 1),
-        })  # fmt: skip
+    apart = bool(settings.store) and settings.deliveries == "apart"
+    if not apart and workers <= 1:
+        _one(replace(settings, deliveries="here"), host, port, False, access_log)
         return
-    here = replace(settings, deliveries="here")  # every worker delivers the writes it settles
-    if workers <= 1:
-        _one(here, host, port, False, access_log)
-        return
-    supervise({"worker": (lambda: _worker(here, host, port, access_log, parent), workers)})
+    # several processes: one /metrics for them all, whichever worker a scrape reaches
+    with tempfile.TemporaryDirectory(prefix="banyan-metrics-") as shared:
+        settings = replace(settings, metrics=shared)
+        if apart:
+            heard, ring = os.pipe()
+            os.set_blocking(heard, False)
+            os.set_blocking(ring, False)
+            serving = replace(settings, doorbell=ring)
+            delivering = replace(settings, deliveries="only", doorbell=heard)
+            supervise({
+                "worker": (lambda: _worker(serving, host, port, access_log, parent), workers),
+                "deliverer": (lambda: _deliverer(delivering, parent), 1),
+            }, shared)  # fmt: skip
+            return
+        here = replace(settings, deliveries="here")  # every worker delivers the writes it settles
+        supervise({"worker": (lambda: _worker(here, host, port, access_log, parent), workers)}, shared)
 
 
-def supervise(kinds: dict[str, tuple[Callable[[], int], int]]) -> None:
+def supervise(kinds: dict[str, tuple[Callable[[], int], int]], metrics: str | None = None) -> None:
     """Keep each kind's processes running (kind → how to start one, how many): one that dies is
     started again (a crash loop stops the gateway instead); SIGTERM or Ctrl-C stops them all and
-    waits for them to drain."""
+    waits for them to drain. `metrics`: the folder they share their metrics in (a dead process's
+    live gauges are taken out of it)."""
     children = {start(): kind for kind, (start, count) in kinds.items() for _ in range(count)}
     stopping = False
     restarts: deque[float] = deque(maxlen=RESTARTS_ALLOWED)
@@ -198,6 +215,8 @@ def supervise(kinds: dict[str, tuple[Callable[[], int], int]]) -> None:
         except ChildProcessError:
             break
         kind = children.pop(pid, None)
+        if metrics is not None and kind is not None:
+            process_gone(metrics, pid)
         if stopping or kind is None:
             continue
         log.error("%s %d stopped (%s); starting another", kind, pid, _how(status))

@@ -63,9 +63,7 @@ def measure(
         good = judged(slo, answer, seconds)
         if good is None:
             continue
-        exemplar = {"trace_id": trace_id} if trace_id else None
-        metrics.slo_events.labels(route.name, label, slo.name, "good" if good else "bad").inc(exemplar=exemplar)
-        if slo.kind == "latency" and isinstance(answer, Answer):
-            metrics.slo_seconds.labels(route.name, label, slo.name).observe(seconds, exemplar)
+        timed = seconds if slo.kind == "latency" and isinstance(answer, Answer) else None
+        metrics.slo_measured(route.name, label, slo.name, good, timed, trace_id)
         if cutover is not None:
             cutover.measured(route.name, entity, slo.name, good)

@@ -41,6 +41,7 @@ class Settings:
     # to it) or "only" (this is that process: it serves no requests and listens on `doorbell`).
     deliveries: Literal["here", "apart", "only"] = "here"
     doorbell: int | None = None
+    metrics: str | None = None  # the folder the processes of one gateway share their metrics in
 
 
 ROUTING = web.AppKey("routing", Routing)
