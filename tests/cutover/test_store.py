@@ -179,3 +179,39 @@ def test_idempotency_claims_on_both_stores(store: Store) -> None:
     assert claim("k3", now=3001)[0] == "claimed"
     store.prune_idempotency(now=1e12)
     assert claim("k2", now=1e12)[0] == "claimed"  # a week past its expiry even a doubt is forgotten
+
+
+def test_a_sqlite_write_goes_on_as_soon_as_another_connection_lets_the_lock_go(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """SQLite's own busy handler sleeps a millisecond and more between tries; the store asks again
+    from 50 µs on, so a write behind a short transaction of another process waits about that long.
+    Past BUSY_SECONDS it fails as the store's error, and the connection waits as before afterwards."""
+    import sqlite3
+
+    from cutover.store import sqlite as sqlite_store
+
+    store = open_store(str(tmp_path / "cutover.db"))
+    other = sqlite3.connect(tmp_path / "cutover.db", isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")  # another process's transaction holds the write lock
+    released = threading.Event()
+
+    def release() -> None:
+        time.sleep(0.05)
+        other.execute("COMMIT")
+        released.set()
+
+    threading.Thread(target=release).start()
+    with store.transaction() as cursor:  # waits for it, then writes
+        assert released.is_set()
+        store.execute(cursor, "CREATE TABLE probe (n INTEGER)")
+
+    monkeypatch.setattr(sqlite_store, "BUSY_SECONDS", 0.2)
+    other.execute("BEGIN IMMEDIATE")
+    with pytest.raises(StoreError, match="cannot be written"), store.transaction():
+        pass
+    other.execute("COMMIT")
+    with store.transaction() as cursor:
+        store.execute(cursor, "INSERT INTO probe VALUES (1)")
+    busy = store._connection().execute("PRAGMA busy_timeout").fetchone()[0]  # type: ignore[attr-defined]
+    assert busy == 200  # the waiting connection's own timeout is back (for its reads)
+    other.close()
+    store.close()

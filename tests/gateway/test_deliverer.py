@@ -46,6 +46,8 @@ def test_the_deliverer_alone_delivers_and_is_started_again_when_it_dies(tmp_path
             wait_until(lambda: len(children(gateway.pid)) == 2 and len(listening(port, children(gateway.pid))) == 1)
             (worker,) = listening(port, children(gateway.pid))
             (deliverer,) = children(gateway.pid) - {worker}
+            # background work: it never preempts the worker when an answer wakes that one up
+            assert (os.sched_getscheduler(deliverer), os.sched_getscheduler(worker)) == (os.SCHED_BATCH, os.SCHED_OTHER)
             change = {"mode": "dual_write", "reason": "both sides", "force": True}
             assert requests.put(f"{url}/admin/cutover/order-put/ACME-US", json=change, headers=ADMIN, timeout=5).ok
             time.sleep(1)  # the worker has the rule in memory (it polls the store every 0.2 s)
