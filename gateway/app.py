@@ -141,7 +141,9 @@ async def _limiter_lifecycle(app: web.Application) -> AsyncIterator[None]:
 
 async def _loop_watch_lifecycle(app: web.Application) -> AsyncIterator[None]:
     metrics = app[METRICS]  # shared, the other processes' scrapes read this one's pools too
-    watch = asyncio.ensure_future(metrics.watch_loop(gauges=(lambda: _pool_gauges(app)) if metrics.shared else None))
+    gauges = (lambda: _pool_gauges(app)) if metrics.shared else None
+    serving = app[SETTINGS].deliveries != "only"
+    watch = asyncio.ensure_future(metrics.watch_loop(gauges=gauges, lag=serving))
     yield
     watch.cancel()
     with contextlib.suppress(asyncio.CancelledError):

@@ -210,16 +210,20 @@ class Metrics:
     def _exemplar(self, sample: str, labels: dict[str, str], value: float, exemplar: dict[str, str], at: float) -> None:
         self._exemplars[(sample, tuple(sorted(labels.items())))] = Exemplar(exemplar, value, at)
 
-    async def watch_loop(self, every: float = 0.1, gauges: Callable[[], None] | None = None) -> None:
+    async def watch_loop(
+        self, every: float = 0.1, gauges: Callable[[], None] | None = None, lag: bool = True
+    ) -> None:  # fmt: skip
         """Observe the loop's lag until cancelled: a stall (a blocking call, a long collection, a
         disk that made a write wait) shows here, apart from what the network and the clients add.
         Every second, `gauges` sets what is read rather than counted (calls in flight): a scrape on
-        another process of the gateway reads them too, at most a second old."""
+        another process of the gateway reads them too, at most a second old. `lag` False: a process
+        that serves no requests (the deliverer) keeps its lag out of the serving processes' sums."""
         loop = asyncio.get_running_loop()
         for tick in itertools.count():
             due = loop.time() + every
             await asyncio.sleep(every)
-            self.loop_lag.observe(max(0.0, loop.time() - due))
+            if lag:
+                self.loop_lag.observe(max(0.0, loop.time() - due))
             if gauges is not None and tick % round(1 / every) == 0:
                 gauges()
 

@@ -192,16 +192,16 @@ def test_a_sqlite_write_goes_on_as_soon_as_another_connection_lets_the_lock_go(t
     store = open_store(str(tmp_path / "cutover.db"))
     other = sqlite3.connect(tmp_path / "cutover.db", isolation_level=None, check_same_thread=False)
     other.execute("BEGIN IMMEDIATE")  # another process's transaction holds the write lock
-    released = threading.Event()
+    releasing = threading.Event()
 
     def release() -> None:
         time.sleep(0.05)
+        releasing.set()  # before the COMMIT: nothing can write until the COMMIT, after this
         other.execute("COMMIT")
-        released.set()
 
     threading.Thread(target=release).start()
     with store.transaction() as cursor:  # waits for it, then writes
-        assert released.is_set()
+        assert releasing.is_set()
         store.execute(cursor, "CREATE TABLE probe (n INTEGER)")
 
     monkeypatch.setattr(sqlite_store, "BUSY_SECONDS", 0.2)

@@ -142,3 +142,19 @@ def test_the_loop_lag_histogram_sees_a_stall_of_the_loop() -> None:
     worst = float(next(line.split()[-1] for line in rendered.splitlines()
                        if line.startswith('banyan_event_loop_lag_seconds_bucket{le="0.1"}')))  # fmt: skip
     assert count >= 3 and worst < count  # one observation was over 0.1 s: the 0.3 s the loop was held
+
+
+def test_a_process_serving_nobody_keeps_its_lag_out_and_still_sets_its_gauges() -> None:
+    import asyncio
+
+    from gateway.metrics import Metrics
+
+    metrics, set_ = Metrics(), []
+
+    async def main() -> None:
+        watch = asyncio.ensure_future(metrics.watch_loop(every=0.01, gauges=lambda: set_.append(1), lag=False))
+        await asyncio.sleep(0.1)
+        watch.cancel()
+
+    asyncio.run(main())
+    assert "banyan_event_loop_lag_seconds_count 0.0" in metrics.render().decode() and set_
