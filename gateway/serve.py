@@ -7,10 +7,12 @@ import asyncio
 import contextlib
 import ctypes
 import ctypes.util
+import errno
 import gc
 import logging
 import os
 import signal
+import socket
 import sys
 import tempfile
 import time
@@ -180,7 +182,9 @@ def serve(settings: Settings, host: str, port: int, workers: int, access_log: bo
         open_store(settings.store).close()  # reachable, and migrated once before the workers start
     parent = os.getpid()
     apart = bool(settings.store) and settings.deliveries == "apart"
-    if not apart and workers <= 1:
+    alone = not apart and workers <= 1
+    _can_listen(host, port, reuse_port=not alone)
+    if alone:
         _one(replace(settings, deliveries="here"), host, port, False, access_log)
         return
     # several processes: one /metrics for them all, whichever worker a scrape reaches
@@ -192,22 +196,43 @@ def serve(settings: Settings, host: str, port: int, workers: int, access_log: bo
             os.set_blocking(ring, False)
             serving = replace(settings, doorbell=ring)
             delivering = replace(settings, deliveries="only", doorbell=heard)
-            supervise({
+            kinds = {
                 "worker": (lambda: _worker(serving, host, port, access_log, parent), workers),
                 "deliverer": (lambda: _deliverer(delivering, parent), 1),
-            }, shared)  # fmt: skip
-            return
-        here = replace(settings, deliveries="here")  # every worker delivers the writes it settles
-        supervise({"worker": (lambda: _worker(here, host, port, access_log, parent), workers)}, shared)
+            }
+        else:
+            here = replace(settings, deliveries="here")  # every worker delivers the writes it settles
+            kinds = {"worker": (lambda: _worker(here, host, port, access_log, parent), workers)}
+        if supervise(kinds, shared):
+            raise ValueError("the gateway's processes kept stopping, so it stopped: the log above says why")
 
 
-def supervise(kinds: dict[str, tuple[Callable[[], int], int]], metrics: str | None = None) -> None:
+def _can_listen(host: str, port: int, reuse_port: bool) -> None:
+    """ValueError, said once, when the gateway could not listen on host:port (another server has the
+    port, or the address is not this machine's): else every worker would fail in turn, and the
+    supervisor would take it for a crash loop."""
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as asyncio's servers do
+            if reuse_port:
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            probe.bind((host, port))
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            hint = "stop what holds it, or choose another --port"
+        else:
+            hint = "--host takes an address or name of this machine, such as 127.0.0.1 or 0.0.0.0"
+        raise ValueError(f"cannot listen on {host}:{port}: {exc.strerror or exc} ({hint})") from None
+
+
+def supervise(kinds: dict[str, tuple[Callable[[], int], int]], metrics: str | None = None) -> bool:
     """Keep each kind's processes running (kind → how to start one, how many): one that dies is
     started again (a crash loop stops the gateway instead); SIGTERM or Ctrl-C stops them all and
     waits for them to drain. `metrics`: the folder they share their metrics in (a dead process's
-    live gauges are taken out of it)."""
+    live gauges are taken out of it). True when it stopped them for a crash loop."""
     children = {start(): kind for kind, (start, count) in kinds.items() for _ in range(count)}
-    stopping = False
+    stopping = crashed = False
     restarts: deque[float] = deque(maxlen=RESTARTS_ALLOWED)
 
     def stop(signum: int, frame: object) -> None:
@@ -234,9 +259,11 @@ def supervise(kinds: dict[str, tuple[Callable[[], int], int]], metrics: str | No
         if len(restarts) == RESTARTS_ALLOWED and now - restarts[0] < RESTART_WINDOW:
             log.error("%d processes stopped within %.0f s: stopping the gateway", RESTARTS_ALLOWED, RESTART_WINDOW)
             stop(signal.SIGTERM, None)
+            crashed = True
             continue
         restarts.append(now)
         children[kinds[kind][0]()] = kind
+    return crashed
 
 
 def _how(status: int) -> str:

@@ -56,3 +56,26 @@ def test_bad_arguments_get_one_line(args: list[str], code: int, says: str, store
     lines = [line for line in result.output.splitlines() if line.strip()]
     assert len(lines) == 1 and says in lines[0], result.output
     assert not (tmp_path / "cutovr.db").exists()  # a read never creates a store
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_serve_says_once_when_it_cannot_listen(workers: str) -> None:
+    """A port another server holds, or an address not this machine's: one line and exit code 2
+    before any worker starts (else each would fail in turn, taken for a crash loop)."""
+    import socket
+    import subprocess
+    import sys
+
+    serve = [sys.executable, "-m", "gateway.cli", "serve", *ROUTES, "--insecure-no-auth", "--workers", workers]
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = str(holder.getsockname()[1])
+        busy = subprocess.run([*serve, "--port", port], cwd=REPO, capture_output=True, text=True, timeout=60)
+    foreign = subprocess.run(
+        [*serve, "--host", "192.0.2.1", "--port", "8080"], cwd=REPO, capture_output=True, text=True, timeout=60
+    )  # fmt: skip  (TEST-NET-1: never this machine's)
+    for result, says in ((busy, f"cannot listen on 127.0.0.1:{port}: Address already in use"),
+                         (foreign, "--host takes an address or name of this machine")):  # fmt: skip
+        assert result.returncode == 2, result.stderr
+        assert says in result.stderr and "Traceback" not in result.stderr + result.stdout

@@ -158,3 +158,21 @@ def test_a_process_serving_nobody_keeps_its_lag_out_and_still_sets_its_gauges() 
 
     asyncio.run(main())
     assert "banyan_event_loop_lag_seconds_count 0.0" in metrics.render().decode() and set_
+
+
+def test_a_crash_loop_stops_the_supervisor_which_says_so() -> None:
+    import os
+    import signal
+
+    from gateway.serve import _child, supervise
+
+    def crash() -> None:
+        raise RuntimeError("a worker that cannot start")
+
+    handlers = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
+    try:
+        parent = os.getpid()
+        assert supervise({"worker": (lambda: _child(crash, parent), 1)}) is True
+    finally:
+        signal.signal(signal.SIGTERM, handlers[0])
+        signal.signal(signal.SIGINT, handlers[1])
