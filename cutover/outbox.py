@@ -127,6 +127,12 @@ _DELIVERED_MANY = (
 # pending copies, PostgreSQL took 20 ms a claim instead of 0.1): SQLite keeps a CROSS JOIN's order,
 # and PostgreSQL does not pull up a LATERAL subquery with an OFFSET.
 _PENDING_HEAD = "o.id = h.head AND o.state = 'pending' AND o.next_at <= ? AND o.lease_until <= ?"
+# A key's new head, leased if it is due: the write after the one just delivered.
+_LEASE_NEXT = (
+    "UPDATE cutover_outbox SET lease_until = ? WHERE id = (SELECT head FROM cutover_outbox_heads WHERE route = ? "
+    "AND entity = ? AND business_key = ?) AND state = 'pending' AND next_at <= ? AND lease_until <= ? "
+    f"RETURNING {_COLUMNS}"
+)
 _DUE = {
     "sqlite": f"SELECT {', '.join(f'o.{name.strip()}' for name in _COLUMNS.split(','))} "
     f"FROM cutover_outbox_heads AS h CROSS JOIN cutover_outbox AS o WHERE {_PENDING_HEAD} "
@@ -334,6 +340,26 @@ class Outbox:
     @merged(delivered_many_in)
     def delivered_in(self, cursor: Any, message_id: int) -> None:
         self.delivered_many_in(cursor, [(message_id,)])
+
+    def delivered_then_many_in(self, cursor: Any, calls: list[tuple[Message]]) -> list[Message | None]:
+        """`delivered_then_in` for many messages at once: each call (message,)."""
+        self.delivered_many_in(cursor, [(message.id,) for (message,) in calls])
+        moment, following = time.time(), []
+        for (message,) in calls:
+            row = None
+            if message.business_key is not None:
+                key = (message.route, message.entity, message.business_key)
+                row = self.store.execute(cursor, _LEASE_NEXT, (moment + LEASE_SECONDS, *key, moment, moment)).fetchone()
+            following.append(_message(row) if row is not None else None)
+        return following
+
+    @merged(delivered_then_many_in)
+    def delivered_then_in(self, cursor: Any, message: Message) -> Message | None:
+        """`message` delivered, and its key's next write, if it is due, leased in the same transaction:
+        delivered next, in order, without a claim of its own. A hot key's backlog goes at the pace of
+        its side instead of one claim per copy (on PostgreSQL a claim is a read and a write more, each
+        a round trip: 234 copies/s of one key's backlog)."""
+        return self.delivered_then_many_in(cursor, [(message,)])[0]
 
     def answered_in(self, cursor: Any, message: Message, answer: Any, then: str | None) -> None:
         """An accepted write was made: keep the side's answer for its status URL and, when the rung

@@ -38,15 +38,26 @@ def _breaker_wait(compiled: Compiled, side: Side, entity: str | None) -> float:
         return 0.0
 
 
-async def deliver(app: web.Application, message: Message) -> None:
-    """Deliver one outbox message to its side and compare the answer with the one served."""
+async def deliver_in_order(app: web.Application, message: Message, run: int = 1) -> None:
+    """Deliver `message` and, up to `run` in all, the writes of its key that come next: each is
+    leased as the one before it is settled, so they go in order, one claim for them all."""
+    following: Message | None = message
+    for left in range(run, 0, -1):
+        if following is None:
+            return
+        following = await deliver(app, following, follow=left > 1)
+
+
+async def deliver(app: web.Application, message: Message, follow: bool = False) -> Message | None:
+    """Deliver one outbox message to its side and compare the answer with the one served. With
+    `follow`, a copy delivered comes back with the next write of its key, leased (or None)."""
     cutover = app[CUTOVER]
     outbox, commits = cutover.outbox, cutover.commits
     compiled = next((c for c in app[ROUTING].table.routes if c.route.name == message.route), None)
     if compiled is None:
         error = f"route {message.route} is no longer served"
         await commits.background(outbox.failed_in, message, error, message.attempts + 1)
-        return
+        return None
     entity = None if message.entity == "*" else message.entity
     body = message.call
     headers = {**body.get("headers", {}), "Idempotency-Key": message.idempotency_key}
@@ -59,21 +70,27 @@ async def deliver(app: web.Application, message: Message) -> None:
     closed_in = _breaker_wait(compiled, side, entity)
     if closed_in:  # the side is known to be down: wait for the breaker's trial, spending no attempt
         await commits.background(outbox.postpone_in, message.id, time.time() + closed_in)
-        return
+        return None
     answer = await counted(app, compiled, side, entity, call, message.rung, "outbox")
     if message.kind == "accepted":
         await _settle_accepted(app, compiled, entity, call, message, answer, trace_id)
-        return
+        return None
     if isinstance(answer, Answer):
-        await commits.background(outbox.delivered_in, message.id)
+        following = None
+        if follow and message.business_key is not None:
+            following = await commits.background(outbox.delivered_then_in, message)
+        else:
+            await commits.background(outbox.delivered_in, message.id)
         served = Answer(200, message.served)
         legacy, cloud = (answer, served) if side is Side.legacy else (served, answer)
         judge(app, compiled, entity, message.rung, legacy, cloud)
-    elif answer.status >= 500:
+        return following
+    if answer.status >= 500:
         await commits.background(outbox.failed_in, message, f"{answer.status} {answer.title}: {answer.detail}")
     else:  # the side refused the write: retrying the same write will not change that
         error = f"{answer.status} {answer.title}: {answer.detail}"
         await commits.background(outbox.failed_in, message, error, message.attempts + 1)
+    return None
 
 
 def _answered_and_recorded(
@@ -142,6 +159,11 @@ def with_room(app: web.Application, messages: list[Message]) -> list[Message]:
 OUTBOX_BATCH = 8
 DELIVERER_BATCH = 64
 DELIVERER_GATHER_SECONDS = 0.02
+# How many of a key's writes the deliverer sends in a row from one claim, each leased as the one
+# before is settled, with no claim between (one key's backlog of 6,000–8,000 copies: SQLite store
+# 1,832 → 2,508 copies/s, PostgreSQL 234 → 326, where each copy's commit waits for its WAL flush);
+# the next claim, for the other keys' new copies, waits for no more than this many of one key's.
+DELIVERER_RUN = 32
 
 
 async def outbox_worker(app: web.Application) -> None:
@@ -153,7 +175,9 @@ async def outbox_worker(app: web.Application) -> None:
     ready = app[OUTBOX_READY]
     owner = f"{socket.gethostname()}:{os.getpid()}"
     deliverer = app[SETTINGS].deliveries == "only"  # the process beside the workers, serving nobody
-    batch, gather = (DELIVERER_BATCH, DELIVERER_GATHER_SECONDS) if deliverer else (OUTBOX_BATCH, 0.0)
+    batch, gather, run = (
+        (DELIVERER_BATCH, DELIVERER_GATHER_SECONDS, DELIVERER_RUN) if deliverer else (OUTBOX_BATCH, 0.0, 1)
+    )
     while True:
         messages: list[Message] = []
         ready.clear()
@@ -162,7 +186,7 @@ async def outbox_worker(app: web.Application) -> None:
             due = with_room(app, cutover.outbox.due(batch) if deliverer else await in_thread(cutover.outbox.due, batch))
             if due:
                 messages = await cutover.commits.background(cutover.outbox.lease_in, owner, due)
-            await asyncio.gather(*(deliver(app, message) for message in messages))
+            await asyncio.gather(*(deliver_in_order(app, message, run) for message in messages))
         except Exception as exc:  # the store is down: keep serving, try again
             log.error("outbox delivery paused: %s", exc)
             await asyncio.sleep(1)

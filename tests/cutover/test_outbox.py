@@ -235,3 +235,24 @@ def test_many_copies_in_one_call_keep_their_order_and_their_keys_queues(store: S
         outbox.delivered_many_in(cursor, [(ids[5],)])
     assert outbox.due(limit=10) == [] and outbox.counts()["delivered"] == 5
     assert outbox.repair_heads() == 0  # nothing left for the repair to mend
+
+
+def test_a_delivered_write_brings_its_keys_next_one_leased(store: Store) -> None:
+    outbox = Outbox(store)
+    first, second, third = (outbox.intend("order-put", "ACME-DE", "PO-7", "cloud", "r", {"payload": n}, f"k{n}")
+                            for n in range(3))  # fmt: skip
+    other = outbox.intend("order-put", "ACME-DE", "PO-8", "cloud", "r", {"payload": "other"}, "k-other")
+    for message_id in (first, second, other):
+        outbox.settle(message_id, "pending")
+    [head, _] = outbox.claim("gw")
+    assert head.id == first
+    following = outbox._once(outbox.delivered_then_in, head)
+    assert following is not None and following.id == second and following.call == {"payload": 1}
+    assert outbox.claim("gw") == []  # the second is leased: no other claim takes it meanwhile
+    # the third is still an intent (its serving call has not answered): it holds the key's line
+    assert outbox._once(outbox.delivered_then_in, following) is None
+    assert outbox.counts()["delivered"] == 2
+    outbox.settle(third, "pending")
+    [last] = outbox.claim("gw")
+    assert last.id == third
+    assert outbox._once(outbox.delivered_then_in, last) is None  # the key's line is empty

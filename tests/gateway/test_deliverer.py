@@ -117,3 +117,33 @@ def test_a_ring_through_the_pipe_wakes_the_listening_doorbell() -> None:
         worker.set()  # the deliverer has gone (restarting): the ring is dropped, not an error
 
     asyncio.run(scenario())
+
+
+def test_a_hot_keys_backlog_goes_out_in_order_in_runs(tmp_path: Path) -> None:
+    """Twelve writes of one order wait while the deliverer is paused; then it sends them from one
+    claim, each leased as the one before it is settled, in the order legacy took them."""
+    with erp("legacy") as legacy, erp("cloud") as cloud:
+        port = free_port()
+        gateway = serve(tmp_path, ladder_routes(legacy.url, cloud.url), port)
+        url = f"http://127.0.0.1:{port}"
+        try:
+            wait_until(lambda: len(children(gateway.pid)) == 2 and len(listening(port, children(gateway.pid))) == 1)
+            (worker,) = listening(port, children(gateway.pid))
+            (deliverer,) = children(gateway.pid) - {worker}
+            change = {"mode": "dual_write", "reason": "both sides", "force": True}
+            assert requests.put(f"{url}/admin/cutover/order-put/ACME-US", json=change, headers=ADMIN, timeout=5).ok
+            time.sleep(1)  # the worker has the rule in memory
+            os.kill(deliverer, signal.SIGSTOP)
+            try:
+                for n in range(1, 13):
+                    answer = requests.post(f"{url}/v1/ACME-US/orders/PO-HOT", json={"n": n},
+                                           headers={"Idempotency-Key": f"k-{n}"}, timeout=5)  # fmt: skip
+                    assert answer.status_code == 201, answer.text
+            finally:
+                os.kill(deliverer, signal.SIGCONT)
+            wait_until(lambda: len(cloud.effects) == 12)
+        finally:
+            os.killpg(gateway.pid, signal.SIGTERM)
+            gateway.wait(30)
+        assert list(cloud.effects) == [idempotency_key("order-put", "ACME-US", f"k-{n}", "") for n in range(1, 13)]
+        assert list(legacy.effects) == [f"k-{n}" for n in range(1, 13)]  # legacy took them in this order
