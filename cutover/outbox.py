@@ -266,18 +266,24 @@ class Outbox:
     def settle_in(self, cursor: Any, message_id: int, outcome: str, served: Any = None, error: str = "") -> None:
         self.settle_many_in(cursor, [(message_id, outcome, served, error)])
 
-    def _advance(self, cursor: Any, finished: int, route: str, entity: str, key: str | None) -> None:
+    def _advance(
+        self, cursor: Any, finished: int, route: str, entity: str, key: str | None, later: bool = False
+    ) -> None:  # fmt: skip
         """`finished` will never be delivered again: its key's next unfinished write heads the queue,
-        or the key's queue goes when it has none (the usual case, tried first: one statement)."""
+        or the key's queue goes when it has none (the usual case, tried first: one statement).
+        `later`: the key is known to have later writes, so the queue stays and only its head moves."""
         if key is None:
             self.store.execute(cursor, "DELETE FROM cutover_outbox_heads WHERE head = ?", (finished,))
             return
         of_key = f"FROM cutover_outbox WHERE route = ? AND entity = ? AND business_key = ? AND state IN {_UNFINISHED}"
-        gone = self.store.execute(
-            cursor,
-            f"DELETE FROM cutover_outbox_heads WHERE head = ? AND NOT EXISTS (SELECT 1 {of_key})",
-            (finished, route, entity, key),
-        ).rowcount
+        gone = (
+            not later
+            and self.store.execute(
+                cursor,
+                f"DELETE FROM cutover_outbox_heads WHERE head = ? AND NOT EXISTS (SELECT 1 {of_key})",
+                (finished, route, entity, key),
+            ).rowcount
+        )
         if not gone:
             self.store.execute(
                 cursor,
@@ -322,8 +328,8 @@ class Outbox:
         ids = [int(message_id) for (message_id,) in calls]
         if self.store.engine == "postgres":  # the usual case in one round trip: delivered, and their keys' queues gone
             waiting = self.store.execute(cursor, _DELIVERED_MANY, (now_iso(), ids)).fetchall()
-            for message_id, route, entity, key in waiting:
-                self._advance(cursor, message_id, route, entity, key)  # the key has later writes: the next heads it
+            for message_id, route, entity, key in waiting:  # the key has later writes: the next heads it
+                self._advance(cursor, message_id, route, entity, key, later=True)
             return [None] * len(calls)
         for message_id in ids:
             row = self.store.execute(
