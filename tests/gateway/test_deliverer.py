@@ -37,20 +37,28 @@ def _write(url: str, n: int) -> None:
     assert answer.status_code == 201, answer.text
 
 
+def _worker_and_deliverer(gateway: subprocess.Popen[bytes], port: int) -> tuple[int, int]:
+    """The gateway's worker (the process listening on `port`) and its deliverer, once both run;
+    the route order-put/ACME-US then writes both sides, and the worker has the rule in memory."""
+    wait_until(lambda: len(children(gateway.pid)) == 2 and len(listening(port, children(gateway.pid))) == 1)
+    (worker,) = listening(port, children(gateway.pid))
+    (deliverer,) = children(gateway.pid) - {worker}
+    change = {"mode": "dual_write", "reason": "both sides", "force": True}
+    url = f"http://127.0.0.1:{port}/admin/cutover/order-put/ACME-US"
+    assert requests.put(url, json=change, headers=ADMIN, timeout=5).ok
+    time.sleep(1)  # the worker polls the store for rules every 0.2 s
+    return worker, deliverer
+
+
 def test_the_deliverer_alone_delivers_and_is_started_again_when_it_dies(tmp_path: Path) -> None:
     with erp("legacy") as legacy, erp("cloud") as cloud:
         port = free_port()
         gateway = serve(tmp_path, ladder_routes(legacy.url, cloud.url), port)
         url = f"http://127.0.0.1:{port}"
         try:
-            wait_until(lambda: len(children(gateway.pid)) == 2 and len(listening(port, children(gateway.pid))) == 1)
-            (worker,) = listening(port, children(gateway.pid))
-            (deliverer,) = children(gateway.pid) - {worker}
+            worker, deliverer = _worker_and_deliverer(gateway, port)
             # background work: it never preempts the worker when an answer wakes that one up
             assert (os.sched_getscheduler(deliverer), os.sched_getscheduler(worker)) == (os.SCHED_BATCH, os.SCHED_OTHER)
-            change = {"mode": "dual_write", "reason": "both sides", "force": True}
-            assert requests.put(f"{url}/admin/cutover/order-put/ACME-US", json=change, headers=ADMIN, timeout=5).ok
-            time.sleep(1)  # the worker has the rule in memory (it polls the store every 0.2 s)
             _write(url, 1)
             wait_until(lambda: len(cloud.effects) == 1)  # the worker rang, the deliverer delivered
 
@@ -127,12 +135,7 @@ def test_a_hot_keys_backlog_goes_out_in_order_in_runs(tmp_path: Path) -> None:
         gateway = serve(tmp_path, ladder_routes(legacy.url, cloud.url), port)
         url = f"http://127.0.0.1:{port}"
         try:
-            wait_until(lambda: len(children(gateway.pid)) == 2 and len(listening(port, children(gateway.pid))) == 1)
-            (worker,) = listening(port, children(gateway.pid))
-            (deliverer,) = children(gateway.pid) - {worker}
-            change = {"mode": "dual_write", "reason": "both sides", "force": True}
-            assert requests.put(f"{url}/admin/cutover/order-put/ACME-US", json=change, headers=ADMIN, timeout=5).ok
-            time.sleep(1)  # the worker has the rule in memory
+            _, deliverer = _worker_and_deliverer(gateway, port)
             os.kill(deliverer, signal.SIGSTOP)
             try:
                 for n in range(1, 13):
