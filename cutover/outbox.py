@@ -29,6 +29,7 @@ copy); refused, it is cancelled with the refusal; unanswered in time, it is in d
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import random
 import time
@@ -127,12 +128,6 @@ _DELIVERED_MANY = (
 # pending copies, PostgreSQL took 20 ms a claim instead of 0.1): SQLite keeps a CROSS JOIN's order,
 # and PostgreSQL does not pull up a LATERAL subquery with an OFFSET.
 _PENDING_HEAD = "o.id = h.head AND o.state = 'pending' AND o.next_at <= ? AND o.lease_until <= ?"
-# A key's new head, leased if it is due: the write after the one just delivered.
-_LEASE_NEXT = (
-    "UPDATE cutover_outbox SET lease_until = ? WHERE id = (SELECT head FROM cutover_outbox_heads WHERE route = ? "
-    "AND entity = ? AND business_key = ?) AND state = 'pending' AND next_at <= ? AND lease_until <= ? "
-    f"RETURNING {_COLUMNS}"
-)
 _DUE = {
     "sqlite": f"SELECT {', '.join(f'o.{name.strip()}' for name in _COLUMNS.split(','))} "
     f"FROM cutover_outbox_heads AS h CROSS JOIN cutover_outbox AS o WHERE {_PENDING_HEAD} "
@@ -347,25 +342,47 @@ class Outbox:
     def delivered_in(self, cursor: Any, message_id: int) -> None:
         self.delivered_many_in(cursor, [(message_id,)])
 
-    def delivered_then_many_in(self, cursor: Any, calls: list[tuple[Message]]) -> list[Message | None]:
-        """`delivered_then_in` for many messages at once: each call (message,)."""
-        self.delivered_many_in(cursor, [(message.id,) for (message,) in calls])
-        moment, following = time.time(), []
-        for (message,) in calls:
-            row = None
-            if message.business_key is not None:
-                key = (message.route, message.entity, message.business_key)
-                row = self.store.execute(cursor, _LEASE_NEXT, (moment + LEASE_SECONDS, *key, moment, moment)).fetchone()
-            following.append(_message(row) if row is not None else None)
-        return following
+    def lease_run_in(self, cursor: Any, message: Message, longest: int, now: float | None = None) -> list[Message]:
+        """The writes of `message`'s key that come right after it (a leased head), leased in their
+        order: up to `longest`, as far as they are pending and due. The first that is not (an intent
+        whose serving call has not answered, a copy waiting out its backoff) ends the run, so a run
+        is always the next writes of the key, with none skipped. Delivered in order after the head,
+        they need no claim of their own."""
+        if message.business_key is None or longest < 1:
+            return []
+        moment = time.time() if now is None else now
+        rows = self.store.execute(
+            cursor,
+            "SELECT id, state, next_at, lease_until, kind FROM cutover_outbox WHERE route = ? AND entity = ? "
+            f"AND business_key = ? AND state IN {_UNFINISHED} AND id > ? ORDER BY id LIMIT {int(longest)}",
+            (message.route, message.entity, message.business_key, message.id),
+        ).fetchall()
+        ready = lambda r: r[1] == "pending" and r[2] <= moment and r[3] <= moment and r[4] == "copy"  # noqa: E731
+        run = list(itertools.takewhile(ready, rows))
+        if not run:
+            return []
+        marks = ", ".join("?" * len(run))
+        leased = self.store.execute(
+            cursor,
+            f"UPDATE cutover_outbox SET lease_until = ? WHERE id IN ({marks}) AND state = 'pending' "
+            f"AND lease_until <= ? RETURNING {_COLUMNS}",
+            (moment + LEASE_SECONDS, *(int(r[0]) for r in run), moment),
+        ).fetchall()
+        by_id = {int(row[0]): _message(row) for row in leased}
+        # another worker took one meanwhile: the run ends before it
+        taken = []
+        for row in run:
+            if int(row[0]) not in by_id:
+                break
+            taken.append(by_id[int(row[0])])
+        return taken
 
-    @merged(delivered_then_many_in)
-    def delivered_then_in(self, cursor: Any, message: Message) -> Message | None:
-        """`message` delivered, and its key's next write, if it is due, leased in the same transaction:
-        delivered next, in order, without a claim of its own. A hot key's backlog goes at the pace of
-        its side instead of one claim per copy (on PostgreSQL a claim is a read and a write more, each
-        a round trip: 234 copies/s of one key's backlog)."""
-        return self.delivered_then_many_in(cursor, [(message,)])[0]
+    def release_in(self, cursor: Any, messages: list[Message]) -> None:
+        """Leases given back: these were not delivered, and may be claimed again at once."""
+        if messages:
+            marks = ", ".join("?" * len(messages))
+            self.store.execute(cursor, f"UPDATE cutover_outbox SET lease_until = 0 WHERE id IN ({marks}) "
+                               "AND state = 'pending'", tuple(m.id for m in messages))  # fmt: skip
 
     def answered_in(self, cursor: Any, message: Message, answer: Any, then: str | None) -> None:
         """An accepted write was made: keep the side's answer for its status URL and, when the rung

@@ -237,22 +237,22 @@ def test_many_copies_in_one_call_keep_their_order_and_their_keys_queues(store: S
     assert outbox.repair_heads() == 0  # nothing left for the repair to mend
 
 
-def test_a_delivered_write_brings_its_keys_next_one_leased(store: Store) -> None:
+def test_a_heads_next_writes_are_leased_as_a_run_up_to_the_first_not_ready(store: Store) -> None:
     outbox = Outbox(store)
-    first, second, third = (outbox.intend("order-put", "ACME-DE", "PO-7", "cloud", "r", {"payload": n}, f"k{n}")
-                            for n in range(3))  # fmt: skip
+    ids = [outbox.intend("order-put", "ACME-DE", "PO-7", "cloud", "r", {"payload": n}, f"k{n}") for n in range(6)]
     other = outbox.intend("order-put", "ACME-DE", "PO-8", "cloud", "r", {"payload": "other"}, "k-other")
-    for message_id in (first, second, other):
+    for message_id in (*ids[:3], ids[4], other):  # ids[3] is still an intent: its serving call has not answered
         outbox.settle(message_id, "pending")
     [head, _] = outbox.claim("gw")
-    assert head.id == first
-    following = outbox._once(outbox.delivered_then_in, head)
-    assert following is not None and following.id == second and following.call == {"payload": 1}
-    assert outbox.claim("gw") == []  # the second is leased: no other claim takes it meanwhile
-    # the third is still an intent (its serving call has not answered): it holds the key's line
-    assert outbox._once(outbox.delivered_then_in, following) is None
-    assert outbox.counts()["delivered"] == 2
-    outbox.settle(third, "pending")
-    [last] = outbox.claim("gw")
-    assert last.id == third
-    assert outbox._once(outbox.delivered_then_in, last) is None  # the key's line is empty
+    assert head.id == ids[0]
+    run = outbox._once(outbox.lease_run_in, head, 10)
+    assert [m.id for m in run] == ids[1:3] and run[0].call == {"payload": 1}  # up to the intent, none skipped
+    assert outbox._once(outbox.lease_run_in, head, 10) == []  # leased: no other worker takes them meanwhile
+    assert outbox._once(outbox.lease_run_in, head, 1, time.time() + LEASE_SECONDS + 1)[0].id == ids[1]  # longest
+    outbox._once(outbox.release_in, run)  # not delivered after all: claimable again at once
+    assert [m.id for m in outbox._once(outbox.lease_run_in, head, 10)] == ids[1:3]
+    for message in (head, *run):
+        outbox.delivered(message.id)
+    outbox.settle(ids[3], "pending")
+    [next_head] = outbox.claim("gw")
+    assert next_head.id == ids[3] and [m.id for m in outbox._once(outbox.lease_run_in, next_head, 10)] == [ids[4]]
