@@ -47,7 +47,8 @@ def test_every_scrape_counts_the_whole_gateway(tmp_path: Path) -> None:
             )  # fmt: skip  (only the deliverer makes these)
             for _ in range(6):  # a connection each: both workers answer some of these
                 text = requests.get(f"{url}/metrics", timeout=5).text
-                assert _value(text, served) >= WRITES
+                assert _value(text, served) == WRITES
+                assert 'pid="' not in text  # the gauges here say how processes add up: none is per pid
                 assert _value(text, delivered) == WRITES
 
             with requests.Session() as one:  # one connection, so one worker: its exemplar is in its scrape
