@@ -277,8 +277,9 @@ cloud    cloud ERP (REST)     {cloud.url}/api/…  release {cloud.version}""")
 def partner_files(importer: demo_erp.UkImporter) -> None:
     """Trading partners keep sending ACME-UK files the old way while the API takes over."""
     when = datetime.now(UTC)
+    [rng] = demo_estate.streams("partner_files")
     for n in range(3):
-        text = demo_estate.x12_850(510000 + n, "PARTNERCO", "ACMEUK", when)
+        text = demo_estate.x12_850(rng, 510000 + n, "PARTNERCO", "ACMEUK", when)
         (importer.inbound / f"PO{510000 + n}.x12").write_text(text)
     for n in range(2):
         rows = ["order;customer;sku;qty", *(f"CSV-{n}-{k};C-UK-0003;SKU-{1000 + k};{k + 2}" for k in range(4))]

@@ -27,9 +27,11 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 DAYS = 30
+BUSINESS_DAYS = 22  # ACME-DE's order days: the weekdays of a month
+SEED = 20260107
 
 
-def x12_850(po: int, sender: str, receiver: str, when: datetime) -> str:
+def x12_850(rng: random.Random, po: int, sender: str, receiver: str, when: datetime) -> str:
     date, time = when.strftime("%y%m%d"), when.strftime("%H%M")
     segments = [
         f"ISA*00*          *00*          *ZZ*{sender:<15}*ZZ*{receiver:<15}*{date}*{time}*U*00401*{po:09d}*0*P*>",
@@ -37,8 +39,8 @@ def x12_850(po: int, sender: str, receiver: str, when: datetime) -> str:
         f"ST*850*{po % 10000:04d}",
         f"BEG*00*SA*PO{po}**20{date}",
         "N1*ST*ACME DE Lager Hamburg*92*DE-HH-01",
-        f"PO1*1*{random.randint(1, 40)}*EA*{random.uniform(2, 90):.2f}**VP*SKU-{random.randint(1000, 9999)}",
-        f"PO1*2*{random.randint(1, 40)}*EA*{random.uniform(2, 90):.2f}**VP*SKU-{random.randint(1000, 9999)}",
+        f"PO1*1*{rng.randint(1, 40)}*EA*{rng.uniform(2, 90):.2f}**VP*SKU-{rng.randint(1000, 9999)}",
+        f"PO1*2*{rng.randint(1, 40)}*EA*{rng.uniform(2, 90):.2f}**VP*SKU-{rng.randint(1000, 9999)}",
         "CTT*2",
         f"SE*7*{po % 10000:04d}",
         f"GE*1*{po}",
@@ -61,7 +63,7 @@ def x12_855(po: int, sender: str, receiver: str, when: datetime) -> str:
     return "~".join(segments) + "~"
 
 
-def edifact(kind: str, ref: int, sender: str, receiver: str, when: datetime) -> str:
+def edifact(rng: random.Random, kind: str, ref: int, sender: str, receiver: str, when: datetime) -> str:
     stamp = when.strftime("%y%m%d:%H%M")
     return (
         "UNA:+.? '\r\n"
@@ -70,17 +72,17 @@ def edifact(kind: str, ref: int, sender: str, receiver: str, when: datetime) -> 
         f"BGM+220+{kind[:3]}{ref}+9'\r\n"
         f"DTM+137:{when:%Y%m%d}:102'\r\n"
         f"NAD+BY+{sender}::9'\r\n"
-        f"LIN+1++{random.randint(10**12, 10**13 - 1)}:EN'\r\n"
-        f"QTY+21:{random.randint(1, 200)}'\r\n"
+        f"LIN+1++{rng.randint(10**12, 10**13 - 1)}:EN'\r\n"
+        f"QTY+21:{rng.randint(1, 200)}'\r\n"
         "UNT+7+1'\r\n"
         f"UNZ+1+{ref}'\r\n"
     )
 
 
-def stock_csv(when: datetime) -> str:
+def stock_csv(rng: random.Random, when: datetime) -> str:
     rows = ["item;warehouse;on_hand;reserved;updated"]
     for item in range(40):
-        rows.append(f"SKU-{1000 + item};US-NJ-01;{random.randint(0, 900)};{random.randint(0, 50)};{when:%Y-%m-%d}")
+        rows.append(f"SKU-{1000 + item};US-NJ-01;{rng.randint(0, 900)};{rng.randint(0, 50)};{when:%Y-%m-%d}")
     return "\r\n".join(rows) + "\r\n"
 
 
@@ -100,12 +102,12 @@ def x12_997(control: int, sender: str, receiver: str, when: datetime) -> str:
     return "~\n".join(segments) + "~\n"
 
 
-def fixed_width(batch: int, when: datetime) -> str:
+def fixed_width(rng: random.Random, batch: int, when: datetime) -> str:
     """An in-house despatch file: a header record, one record per line, fields by column."""
     lines = [f"HDR{batch:08d}{when:%Y%m%d%H%M}ACMEPARTNER    DESPATCH  "]
-    for line in range(1, random.randint(4, 9)):
-        sku = f"SKU-{random.randint(1000, 9999)}"
-        lines.append(f"LIN{line:04d}{sku:<12}{random.randint(1, 500):08d}EA{random.randint(100, 9999):09d}")
+    for line in range(1, rng.randint(4, 9)):
+        sku = f"SKU-{rng.randint(1000, 9999)}"
+        lines.append(f"LIN{line:04d}{sku:<12}{rng.randint(1, 500):08d}EA{rng.randint(100, 9999):09d}")
     lines.append(f"TRL{len(lines) - 1:06d}")
     return "\r\n".join(lines) + "\r\n"
 
@@ -177,33 +179,45 @@ def write(path: Path, content: str | bytes, when: datetime) -> None:
     os.utime(path, (stamp, stamp))
 
 
-def business_quarters(start: datetime) -> list[datetime]:
-    """Every ~15 minutes, 08:00–18:00 on weekdays."""
-    moments = []
-    for day in range(DAYS):
-        date = start + timedelta(days=day)
-        if date.weekday() >= 5:
-            continue
-        for quarter in range(40):
-            moments.append(date.replace(hour=8) + timedelta(minutes=15 * quarter, seconds=random.randint(-40, 40)))
-    return moments
+def business_quarters(rng: random.Random, end: datetime) -> list[datetime]:
+    """Every ~15 minutes, 08:00–18:00, on the BUSINESS_DAYS weekdays before `end`: as many orders
+    whatever the day the estate is built on."""
+    days: list[datetime] = []
+    date = end.replace(hour=0)
+    while len(days) < BUSINESS_DAYS:
+        date -= timedelta(days=1)
+        if date.weekday() < 5:
+            days.append(date)
+    return [
+        day.replace(hour=8) + timedelta(minutes=15 * quarter, seconds=rng.randint(-40, 40))
+        for day in reversed(days)
+        for quarter in range(40)
+    ]
 
 
-def build(root: Path) -> None:
-    random.seed(20260101)
+def streams(*names: str) -> list[random.Random]:
+    """One generator per stream of files, each seeded by its name: what one stream draws never
+    depends on how many numbers another drew (the calendar decides how many business days there are)."""
+    return [random.Random(f"{SEED}:{name}") for name in names]
+
+
+def build(root: Path, now: datetime | None = None) -> None:
+    """The estate as it stands at `now` (this hour, by default): a month of history behind it. Every
+    count in it (files, errors, lines) is the same whatever the date."""
+    de_rng, uk_rng, us_rng, partner_rng = streams("acme_de", "acme_uk", "acme_us", "partners")
     if root.exists():
         shutil.rmtree(root)
-    now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    now = (now or datetime.now(UTC)).astimezone(UTC).replace(minute=0, second=0, microsecond=0)
     start = (now - timedelta(days=DAYS)).replace(hour=0)
 
     # ACME-DE: X12 over a folder share; imported files move to archive/YYYY-MM.
     de = root / "acme_de" / "edi"
     (de / "inbound").mkdir(parents=True)
-    moments = [moment for moment in business_quarters(start) if moment <= now]
+    moments = business_quarters(de_rng, now)
     for n, moment in enumerate(moments, start=1):
         # The last few orders still wait in inbound/ for the importer; the rest are archived by month.
         folder = de / "inbound" if n > len(moments) - 3 else de / "archive" / f"{moment:%Y-%m}"
-        write(folder / f"IN{n:06d}.dat", x12_850(400000 + n, "RETAILCO", "ACMEDE", moment), moment)
+        write(folder / f"IN{n:06d}.dat", x12_850(de_rng, 400000 + n, "RETAILCO", "ACMEDE", moment), moment)
         reply = moment + timedelta(minutes=3)
         write(
             de / "outbound" / f"855_{reply:%Y%m%d%H%M%S}.x12",
@@ -214,19 +228,19 @@ def build(root: Path) -> None:
     # ACME-UK: EDIFACT ORDERS nightly around 02:00, a few rejected; DESADV sent back at 06:00.
     uk = root / "acme_uk" / "ftp" / "orders"
     for day in range(DAYS):
-        night = start + timedelta(days=day, hours=2, minutes=random.randint(0, 20))
+        night = start + timedelta(days=day, hours=2, minutes=uk_rng.randint(0, 20))
         for batch in range(3):
-            stage = "error" if random.random() < 0.05 else "processed"
+            stage = "error" if uk_rng.random() < 0.05 else "processed"
             name = f"ORDERS_{night:%Y%m%d}_{day * 3 + batch:05d}.edi"
             write(
                 uk / stage / name,
-                edifact("ORDERS", day * 3 + batch, "5012345000011", "5099999000001", night),
+                edifact(uk_rng, "ORDERS", day * 3 + batch, "5012345000011", "5099999000001", night),
                 night,
             )
         morning = start + timedelta(days=day, hours=6)
         write(
             root / "acme_uk" / "ftp" / "despatch" / "out" / f"DESADV_{morning:%Y%m%d}.edi",
-            edifact("DESADV", day, "5099999000001", "5012345000011", morning),
+            edifact(uk_rng, "DESADV", day, "5099999000001", "5012345000011", morning),
             morning,
         )
 
@@ -235,7 +249,7 @@ def build(root: Path) -> None:
         moment = start - timedelta(days=120 + 7 * week) + timedelta(hours=7)
         write(
             root / "acme_uk" / "ftp" / "pricat" / "in" / f"PRICAT_{moment:%Y%m%d}.edi",
-            edifact("PRICAT", 700 + week, "5012345000028", "5099999000001", moment),
+            edifact(uk_rng, "PRICAT", 700 + week, "5012345000028", "5099999000001", moment),
             moment,
         )
 
@@ -243,17 +257,17 @@ def build(root: Path) -> None:
     us = root / "acme_us" / "exchange"
     for day in range(DAYS):
         morning = start + timedelta(days=day, hours=5, minutes=30)
-        write(us / "export" / f"STOCK_{morning:%Y%m%d}.csv", stock_csv(morning), morning)
-        for k in range(random.randint(2, 6)):
-            moment = start + timedelta(days=day, hours=random.randint(9, 16), minutes=random.randint(0, 59))
+        write(us / "export" / f"STOCK_{morning:%Y%m%d}.csv", stock_csv(us_rng, morning), morning)
+        for k in range(us_rng.randint(2, 6)):
+            moment = start + timedelta(days=day, hours=us_rng.randint(9, 16), minutes=us_rng.randint(0, 59))
             write(
                 us / "invoices" / "out" / f"INV-US-{day * 10 + k:06d}.xml",
                 ubl_invoice(day * 10 + k, moment),
                 moment,
             )
     for k in range(60):
-        moment = start + timedelta(seconds=random.randint(0, DAYS * 86400))
-        write(us / "procurement" / "in" / f"{random.getrandbits(64):016x}.xml", cxml_order(k, moment), moment)
+        moment = start + timedelta(seconds=us_rng.randint(0, DAYS * 86400))
+        write(us / "procurement" / "in" / f"{us_rng.getrandbits(64):016x}.xml", cxml_order(k, moment), moment)
 
     # Partners' shared mailbox: acknowledgements, supplier invoices and in-house files, one naming scheme.
     for n in range(1, 28):
@@ -261,7 +275,7 @@ def build(root: Path) -> None:
         document = (
             x12_997(500000 + n, "RETAILCO", "ACMEDE", moment),
             ubl_invoice(900000 + n, moment),
-            fixed_width(n, moment),
+            fixed_width(partner_rng, n, moment),
         )[n % 3]
         write(root / "partners" / "samples" / f"RCV{n:05d}.dat", document, moment)
 
