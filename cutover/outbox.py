@@ -4,10 +4,13 @@ A write in dual_write, canary or cloud_primary reaches both sides, but the consu
 the serving side. The other side's copy must not be lost when that side is down or the gateway
 dies, so it goes through here:
 
-    intent ──(serving call succeeded)──► pending ──► delivered
+    intent ──(serving call succeeded)──► pending ──(made)──► delivered
        │                                   │  ▲
-       │                                   ▼  │ (retry with backoff)
+       │                                   ▼  │ (not made: retry with backoff; a pause the side
+       │                                   │  │  asked for, or refused credentials: wait, no attempt)
        │                                 failed attempt ──(N attempts)──► dead
+       │                                   ├──(the side refused the values)──► dead
+       │                                   └──(sent, outcome unknown)──► in_doubt
        ├──(serving side refused it)──► cancelled
        └──(no outcome: timeout, or the gateway died)──► in_doubt
 
@@ -414,13 +417,18 @@ class Outbox:
         if row is not None and state == "cancelled":
             self._advance(cursor, message.id, *row)
 
-    def postpone_in(self, cursor: Any, message_id: int, until: float) -> None:
+    def postpone_in(self, cursor: Any, message_id: int, until: float, error: str | None = None) -> None:
         """Try again at `until` without counting an attempt: the side is known to be down (its
-        breaker is open), so no call was made."""
+        breaker is open) or asked for a pause, so no call was made; or it refused the gateway's
+        credentials, which no number of attempts mends (`error` says so, for the operators)."""
+        sql, values = "", [until, now_iso(), message_id]
+        if error is not None:
+            sql, values = ", last_error = ?", [until, error[:500], now_iso(), message_id]
         self.store.execute(
             cursor,
-            "UPDATE cutover_outbox SET next_at = ?, lease_until = 0, updated_at = ? WHERE id = ? AND state = 'pending'",
-            (until, now_iso(), message_id),
+            f"UPDATE cutover_outbox SET next_at = ?{sql}, lease_until = 0, updated_at = ? WHERE id = ? "
+            "AND state = 'pending'",
+            tuple(values),
         )
 
     def failed(self, message: Message, error: str, max_attempts: int | None = None) -> str:

@@ -9,7 +9,9 @@ durably, for every gateway on it — and answers at once:
 The outbox worker makes the write at the pace the side's concurrency limit allows, with the
 consumer's Idempotency-Key derived into the key the side sees (a retried delivery is booked once).
 The status URL answers `pending`, then `done` with the side's answer, or `failed` with the
-problem (`in_doubt` when no answer came in time). Only the consumer that sent the write may read it.
+problem (`in_doubt` when no one knows whether the side made it: no answer in time, a 5xx, a
+lost answer). A side that asked for a pause, or refused the gateway's credentials, keeps it
+`pending`, with the reason in `lastError`. Only the consumer that sent the write may read it.
 A retry of the POST with the same Idempotency-Key replays the same 202 and Location.
 """
 

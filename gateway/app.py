@@ -69,11 +69,14 @@ async def readyz(request: web.Request) -> web.Response:
 
 
 def _pool_gauges(app: web.Application) -> None:
-    """Calls in flight and waiting per backend pool, read when asked: no cost per call."""
+    """Calls in flight and waiting per backend pool, and the pauses sides asked for, read when asked:
+    no cost per call."""
     metrics = app[METRICS]
     for pool, bulkhead in app[ROUTING].table.pools.items():
         metrics.in_flight.labels(pool).set(bulkhead.in_flight)
         metrics.waiting.labels(pool).set(bulkhead.waiting)
+    for pool, pause in app[ROUTING].table.pools.pauses.items():
+        metrics.paused.labels(pool).set(round(pause.wait(), 1))
 
 
 async def metrics_endpoint(request: web.Request) -> web.Response:

@@ -5,8 +5,9 @@ same key on another resource is another write. The first call claims it; a retry
 body replays the first answer (`Idempotent-Replayed: true`), one with another body is refused, one
 while the first still runs is a 409. A write whose outcome is unknown — the gateway timed out, lost
 the backend mid-call, or stopped — stays *in doubt*: a retry is told so and is never sent again,
-until an operator has looked. Nothing was written when the backend was unavailable or refused, so
-then the key is freed for a retry.
+until an operator has looked. Only a write the backend made is replayed; when it was not made (the
+side was unavailable or throttled, refused the values, or refused the gateway's credentials) the
+key is freed for a retry.
 
 With a cutover store the claims live in it (`SharedIdempotency`), for every process and instance on
 that store; without one, in this process (`LocalIdempotency`).
@@ -28,6 +29,10 @@ from cutover.runtime import Cutover
 from gateway.consumers import Consumer
 from gateway.policies import correlation_id
 from gateway.problems import WRITE_MADE, Problem
+from legacy_adapters import Outcome, outcome_of_status
+
+# What a passthrough's answer said of the write, set on the response by the handler that forwards it.
+OUTCOME = web.ResponseKey("outcome", Outcome)
 
 TTL = 24 * 3600  # seconds a key's answer is kept for replays
 MAX_KEY = 255
@@ -129,11 +134,17 @@ def scope_of(consumer: str, method: str, path: str, key: str) -> str:
     return hashlib.sha256("\x00".join((consumer, method, path, key)).encode()).hexdigest()
 
 
-def settled(status: int, title: str = "") -> str:
-    """What an answer says about the write: made (done), not made (released) or unknown (in_doubt)."""
-    if status < 500:
+def settled(status: int, title: str = "", outcome: Outcome | None = None) -> str:
+    """What an answer says about the write: made (done), unknown (in_doubt), or anything else —
+    not made, refused, not authorised, not found — released, so a retry may ask again. A backend's
+    outcome decides where there is one (errors.py); else the status says it, as of any HTTP answer."""
+    if title == WRITE_MADE:
+        return "in_doubt"
+    if outcome is None:
+        outcome = outcome_of_status(status)
+    if outcome is Outcome.made:
         return "done"
-    return "released" if status == 503 and title != WRITE_MADE else "in_doubt"  # 503: the backend was not reached
+    return "in_doubt" if outcome is Outcome.unknown else "released"
 
 
 async def idempotent(
@@ -172,16 +183,16 @@ async def idempotent(
     state, answer = "in_doubt", None
     try:
         response = await call()
-        state = settled(response.status)
+        state = settled(response.status, outcome=response.get(OUTCOME))
         if state == "done" and isinstance(response, web.Response) and isinstance(response.body, bytes):
             answer = Answer(response.status, response.content_type, response.body, response.headers.get("Location"))
         elif state == "done":
             state = "in_doubt"  # a streamed answer cannot be replayed: better unknown than sent twice
         return response
     except Problem as exc:
-        state = settled(exc.status, exc.title)
-        if state == "done":  # a refusal: nothing was written, the retry may ask again
-            state = "released"
+        state = settled(exc.status, exc.title, exc.outcome)
+        if state == "done":  # a problem with a 2xx status is no answer to replay
+            state = "in_doubt"
         raise
     finally:
         # shielded: a consumer that hangs up must not leave the key claimed for ever

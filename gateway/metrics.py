@@ -112,6 +112,14 @@ class Metrics:
             "banyan_backend_waiting", "Calls waiting in line for a backend pool, in the gateway's processes", ["pool"],
             registry=self.registry, multiprocess_mode="livesum",
         )  # fmt: skip
+        self.paused = Gauge(
+            "banyan_backend_paused_seconds", "Seconds left of the pause a backend asked for (Retry-After)", ["pool"],
+            registry=self.registry, multiprocess_mode="livemax",
+        )  # fmt: skip
+        self.throttled = Counter(
+            "banyan_backend_throttled", "Answers that asked the gateway for a pause (429, or 503 with Retry-After)",
+            ["pool"], registry=self.registry,
+        )  # fmt: skip
         self.events_recorded = Counter(
             "banyan_events_recorded", "Events recorded in the store by successful calls", ["route", "type"],
             registry=self.registry,

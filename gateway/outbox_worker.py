@@ -16,26 +16,76 @@ from cutover.decide import Side
 from cutover.outbox import Message, Outbox
 from cutover.runtime import in_thread
 from events.log import EventLog, New
-from gateway.problems import Problem
+from gateway.problems import BUSY, THROTTLED, Problem
 from gateway.route_events import declared, recorded
 from gateway.sides import Answer, counted, judge
 from gateway.slo import measure
 from gateway.state import CUTOVER, EVENT_LOG, OUTBOX_READY, ROUTING, SETTINGS
 from gateway.table import Compiled
 from gateway.tracing import CURRENT, parse
-from legacy_adapters import Call
+from legacy_adapters import Call, Outcome, outcome_of_status
 
 log = logging.getLogger("banyan.gateway")
 
 OUTBOX_POLL_SECONDS = 0.2
 
 
-def _breaker_wait(compiled: Compiled, side: Side, entity: str | None) -> float:
-    """Seconds until the side's breaker lets a call through; 0 when it may go now."""
+def _held_for(compiled: Compiled, side: Side, entity: str | None) -> float:
+    """Seconds until the side takes a call: its breaker is open, or it asked for a pause; 0 when
+    a call may go now."""
     try:
-        return compiled.bound(side.value, entity).breaker.wait()
+        bound = compiled.bound(side.value, entity)
     except Problem:  # no such side: the delivery itself will say so
         return 0.0
+    return max(bound.breaker.wait(), bound.pause.wait())
+
+
+# Seconds a write waits when the side refused the gateway's credentials: no number of attempts
+# mends that, so it is held (never dead) and tried now and then, until the operators fix the access.
+HOLD_SECONDS = 60.0
+
+
+def next_step(answer: Problem) -> str:
+    """What becomes of a write the side did not make, by what its answer said (errors.py):
+    `pause` (it asked for one, or there was no room: no attempt spent), `hold` (the gateway's access
+    was refused), `refuse` (the values were: trying again changes nothing), `doubt` (no one knows
+    whether it was made: a person decides) or `retry` (not made: try again with backoff)."""
+    if answer.title in (THROTTLED, BUSY):
+        return "pause"
+    outcome = answer.outcome
+    if outcome is None:  # the gateway's own problem, not a side's answer
+        outcome = Outcome.unknown if answer.status == 504 else outcome_of_status(answer.status)
+    return {
+        Outcome.not_authorised: "hold",
+        Outcome.refused: "refuse",
+        Outcome.not_found: "refuse",
+        Outcome.unknown: "doubt",
+    }.get(outcome, "retry")
+
+
+async def _not_made(app: web.Application, message: Message, answer: Problem) -> str:
+    """Record what becomes of a message its side did not make (see `next_step`); the step taken.
+    A refused accepted write is closed with the refusal, for its status URL."""
+    cutover = app[CUTOVER]
+    outbox, commits = cutover.outbox, cutover.commits
+    error = f"{answer.status} {answer.title}: {answer.detail}"
+    step = next_step(answer)
+    if step == "pause":
+        wait = float(answer.headers.get("Retry-After", 1))
+        await commits.background(outbox.postpone_in, message.id, time.time() + wait, error)
+    elif step == "hold":
+        log.error("outbox message %s held: %s", message.id, error)
+        await commits.background(outbox.postpone_in, message.id, time.time() + HOLD_SECONDS, error)
+    elif step == "doubt":
+        await commits.background(outbox.doubted_in, message, error)
+    elif step == "refuse" and message.kind == "accepted":
+        problem = {"status": answer.status, "title": answer.title, "detail": answer.detail}
+        await commits.background(outbox.refused_in, message, problem)
+    elif step == "refuse":  # the side refused the write: retrying the same write will not change that
+        await commits.background(outbox.failed_in, message, error, message.attempts + 1)
+    else:
+        await commits.background(outbox.failed_in, message, error)
+    return step
 
 
 async def deliver_in_order(app: web.Application, message: Message, run: int = 1) -> None:
@@ -80,8 +130,8 @@ async def deliver(
     context = parse(headers.get("traceparent"))  # the trace of the call that owed this write
     trace_id = context[0] if context else ""
     CURRENT.set((trace_id, call.correlation_id))
-    closed_in = _breaker_wait(compiled, side, entity)
-    if closed_in:  # the side is known to be down: wait for the breaker's trial, spending no attempt
+    closed_in = _held_for(compiled, side, entity)
+    if closed_in:  # the side is known to be down or paused: wait for it, spending no attempt
         await commits.background(outbox.postpone_in, message.id, time.time() + closed_in)
         return False
     answer = await counted(app, compiled, side, entity, call, message.rung, "outbox")
@@ -98,11 +148,7 @@ async def deliver(
         legacy, cloud = (answer, served) if side is Side.legacy else (served, answer)
         judge(app, compiled, entity, message.rung, legacy, cloud)
         return True
-    if answer.status >= 500:
-        await commits.background(outbox.failed_in, message, f"{answer.status} {answer.title}: {answer.detail}")
-    else:  # the side refused the write: retrying the same write will not change that
-        error = f"{answer.status} {answer.title}: {answer.detail}"
-        await commits.background(outbox.failed_in, message, error, message.attempts + 1)
+    await _not_made(app, message, answer)
     return False
 
 
@@ -119,7 +165,7 @@ async def _settle_accepted(
     answer: Answer | Problem, trace_id: str,
 ) -> None:  # fmt: skip
     """An accepted write's outcome, for its status URL: made (and the other side owed its copy on a
-    rung writing both), refused, unknown — or failed for now, to be tried again with backoff."""
+    rung writing both), or what `next_step` makes of it."""
     cutover = app[CUTOVER]
     outbox, commits = cutover.outbox, cutover.commits
     measure(app, compiled, entity, answer, time.time() - message.created, trace_id)  # from the 202
@@ -129,13 +175,8 @@ async def _settle_accepted(
         if message.call.get("then"):
             app[OUTBOX_READY].set()
         recorded(app, compiled, events)
-    elif answer.status == 504:  # no answer in time: the side may or may not have booked it
-        await commits.background(outbox.doubted_in, message, f"{answer.status} {answer.title}: {answer.detail}")
-    elif answer.status >= 500:
-        await commits.background(outbox.failed_in, message, f"{answer.status} {answer.title}: {answer.detail}")
     else:
-        problem = {"status": answer.status, "title": answer.title, "detail": answer.detail}
-        await commits.background(outbox.refused_in, message, problem)
+        await _not_made(app, message, answer)
 
 
 def with_room(app: web.Application, messages: list[Message]) -> list[Message]:

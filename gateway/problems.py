@@ -9,6 +9,8 @@ from xml.sax.saxutils import escape as xml_escape
 
 from aiohttp import web
 
+from legacy_adapters.errors import Outcome
+
 PROBLEM = "application/problem+json"
 
 
@@ -60,6 +62,9 @@ KINDS: dict[str, str] = {
     "Backend timed out": "the backend gave no answer in time: retry later, with the same Idempotency-Key",
     "Backend unavailable": "the backend cannot be reached or its breaker is open: retry later",
     "Backend busy": "the backend takes no more calls at once: nothing was sent, retry after Retry-After seconds",
+    "Backend throttled": "the backend asked for a pause: nothing was booked, retry after Retry-After seconds",
+    "Backend refused the gateway": "the backend refused the gateway's own credentials: nothing was booked; the "
+    "operators must fix the gateway's access, then retry",
     "No backend": "the route has no backend for this side: tell the operators",
     "Cutover store unavailable": "the gateway cannot reach its store: retry later",
     "Write not accepted": "nothing was written: retry, with the same Idempotency-Key",
@@ -72,6 +77,7 @@ KINDS: dict[str, str] = {
 
 WRITE_MADE = "Write made but not recorded"  # a 503 whose write did happen: its key must not be freed
 BUSY = "Backend busy"  # a 503 the gateway answered itself: the backend was not called
+THROTTLED = "Backend throttled"  # a 503 + Retry-After: the backend asked for a pause, nothing was booked
 REJECTED = "Backend rejected the request"  # the system of record refused the values: a business exception
 
 
@@ -130,10 +136,14 @@ def soap_fault(version: str, status: int, title: str, detail: str, correlation_i
 class Problem(Exception):
     """Raise anywhere in a handler or policy to answer with a problem."""
 
-    def __init__(self, status: int, title: str, detail: str = "", headers: dict[str, str] | None = None, **extra: Any):
+    def __init__(
+        self, status: int, title: str, detail: str = "", headers: dict[str, str] | None = None,
+        outcome: Outcome | None = None, **extra: Any,
+    ):  # fmt: skip
         super().__init__(detail or title)
         self.status, self.title, self.detail = status, title, detail
         self.headers = headers or {}
+        self.outcome = outcome  # what a backend's answer said of the write; None: the gateway's own refusal
         self.extra = extra
 
     def response(self, correlation_id: str, soap: str | None = None) -> web.Response:

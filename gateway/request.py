@@ -14,7 +14,7 @@ from cutover.store import StoreError
 from gateway import policies
 from gateway.accepted import accept
 from gateway.consumers import Consumer
-from gateway.idempotency import idempotent
+from gateway.idempotency import OUTCOME, idempotent
 from gateway.inputs import forwardable, parse_json
 from gateway.policies import CONSUMER, ENTITY, RETIRING, ROUTE_NAME, SOAP, SPAN, correlation_id
 from gateway.problems import WRITE_MADE, Problem
@@ -36,6 +36,7 @@ from gateway.state import (
 from gateway.table import PARAMS, ROUTE, Compiled
 from legacy_adapters import Call, xmljson
 from legacy_adapters.mapping import MappingError, pointer_get
+from legacy_adapters.soap import envelope_outcome
 
 log = logging.getLogger("banyan.gateway")
 
@@ -312,4 +313,5 @@ async def passthrough(request: web.Request) -> web.StreamResponse:
     response = web.Response(status=answer.status, body=answer.body)
     response.headers["Content-Type"] = answer.headers.get("content-type", "text/xml")
     response.headers["X-Served-By"] = side.value
+    response[OUTCOME] = envelope_outcome(answer.status, answer.body)  # a Fault's code says if it was made
     return response

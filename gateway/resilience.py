@@ -12,7 +12,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TypeVar
 
-from legacy_adapters import BackendError, BackendRejected, BackendUnavailable
+from legacy_adapters import BackendError, BackendRejected, BackendThrottled, BackendUnauthorised, BackendUnavailable
 
 T = TypeVar("T")
 
@@ -77,6 +77,9 @@ async def guarded(
             result = await attempt()
         except BackendRejected:
             breaker.success()  # the backend is healthy; the request was wrong
+            raise
+        except (BackendThrottled, BackendUnauthorised):
+            breaker.abandon()  # it answered, so it is up; trying again at once would be refused the same
             raise
         except BackendError:
             breaker.failure()
@@ -169,3 +172,36 @@ class Bulkhead:
                 turn.set_result(None)
                 return
         self.in_flight -= 1
+
+
+class Pause:
+    """A side that said Retry-After is left alone until then, by every caller in this process that
+    shares its pool (the serving calls, the outbox, accepted writes): one message backing off while
+    the next thousand run into the same wall would keep the side throttled."""
+
+    def __init__(self, name: str = "") -> None:
+        self.name = name  # the pool, or the origin, it holds back: for /metrics
+        self.until = 0.0  # time.monotonic()
+
+    def wait(self) -> float:
+        """Seconds left of the pause; 0 when calls may go."""
+        return max(self.until - time.monotonic(), 0.0)
+
+    def hold(self, seconds: float) -> None:
+        self.until = max(self.until, time.monotonic() + seconds)
+
+
+class Pauses:
+    """This process's pauses by pool, kept across a reload of the routes like the bulkheads."""
+
+    def __init__(self) -> None:
+        self._by_name: dict[str, Pause] = {}
+
+    def get(self, name: str) -> Pause:
+        found = self._by_name.get(name)
+        if found is None:
+            found = self._by_name[name] = Pause(name)
+        return found
+
+    def items(self) -> list[tuple[str, Pause]]:
+        return sorted(self._by_name.items())

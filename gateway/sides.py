@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import random
 from collections.abc import Coroutine
 from dataclasses import dataclass, replace
@@ -20,13 +21,23 @@ from aiohttp import web
 from cutover.compare import Difference, Kind
 from cutover.decide import Side
 from gateway.policies import TRACING
-from gateway.problems import BUSY, Problem
-from gateway.resilience import Busy, guarded
+from gateway.problems import BUSY, THROTTLED, Problem
+from gateway.resilience import Breaker, Busy, Pause, guarded
 from gateway.state import CUTOVER, METRICS
 from gateway.table import Bound, Compiled
-from legacy_adapters import BackendError, BackendNotFound, Call, xmljson
+from legacy_adapters import (
+    BackendError,
+    BackendNotFound,
+    BackendThrottled,
+    BackendUnauthorised,
+    Call,
+    Outcome,
+    xmljson,
+)
+from legacy_adapters.errors import DEFAULT_RETRY_AFTER, retry_after
 from legacy_adapters.mapping import MappingError
 from legacy_adapters.raw_http import RawReply, UpstreamError
+from legacy_adapters.soap import envelope_fault, envelope_outcome
 
 log = logging.getLogger("banyan.gateway")
 
@@ -36,12 +47,22 @@ def not_found_problem(writes: bool, side: str, call: Call) -> Problem:
     names as not found): a read of an unknown record is 404; a write that names one is refused, 422."""
     what = call.key or "resource"
     if writes:
-        return Problem(422, "Backend rejected the request", f"the {side} system did not take it: it has no such {what}")
-    return Problem(404, "Not found", f"the {side} system has no such {what}")
+        detail = f"the {side} system did not take it: it has no such {what}"
+        return Problem(422, "Backend rejected the request", detail, outcome=Outcome.not_found)
+    return Problem(404, "Not found", f"the {side} system has no such {what}", outcome=Outcome.not_found)
 
 
 def backend_problem(exc: BackendError) -> Problem:
-    return Problem(exc.status, exc.title, str(exc))
+    """A side's error for the consumer; one that was not made says when to ask again."""
+    headers = {"Retry-After": "1"} if exc.outcome is Outcome.not_made else None
+    return Problem(exc.status, exc.title, str(exc), headers, outcome=exc.outcome)
+
+
+def paused_problem(side: str, seconds: float, why: str) -> Problem:
+    """A 503 with Retry-After for a side that asked for a pause: nothing was booked."""
+    wait = max(math.ceil(seconds), 1)
+    return Problem(503, THROTTLED, f"{why}; nothing was booked: retry in {wait} s", {"Retry-After": str(wait)},
+                   outcome=Outcome.not_made)  # fmt: skip
 
 
 @dataclass
@@ -62,7 +83,8 @@ async def call_side(
     try:
         payload = bound.request_map(call.payload) if bound.request_map else call.payload
     except MappingError as exc:
-        raise Problem(422, "Request cannot be mapped", f"the request lacks a field the backend needs: {exc}") from None
+        detail = f"the request lacks a field the backend needs: {exc}"
+        raise Problem(422, "Request cannot be mapped", detail, outcome=Outcome.refused) from None
     tracer = app[TRACING]
     if not tracer.exporting:  # no span to record: the backend's parent is the gateway's span of the call
         return await _called(app, compiled, side, entity, call, replace(call, payload=payload), bound, patient)
@@ -89,6 +111,10 @@ async def _called(
     route, metrics = compiled.route, app[METRICS]
     timeout, resilience = bound.backend.config.timeout, route.resilience
     bulkhead = bound.bulkhead
+    paused = bound.pause.wait()
+    if paused:  # the side asked every caller for a pause: this one is not sent either
+        metrics.shed.labels(route.name, side).inc()
+        raise paused_problem(side, paused, f"the {side} system asked for a pause")
     try:
         async with bulkhead.slot(patient) if bulkhead is not None else contextlib.nullcontext():
             reply = await guarded(
@@ -103,15 +129,23 @@ async def _called(
         metrics.shed.labels(route.name, side).inc()
         detail = (f"the {side} system is at its limit ({bulkhead.limit} at once from this gateway, "
                   f"{bulkhead.queue} waiting); nothing was sent: retry in {exc.retry_after} s")  # fmt: skip
-        raise Problem(503, BUSY, detail, {"Retry-After": str(exc.retry_after)}) from None
+        raise Problem(503, BUSY, detail, {"Retry-After": str(exc.retry_after)}, outcome=Outcome.not_made) from None
     except BackendNotFound:
         raise not_found_problem(route.writes, side, call) from None
+    except BackendThrottled as exc:
+        bound.pause.hold(exc.retry_after)
+        metrics.throttled.labels(bound.pause.name).inc()
+        raise paused_problem(side, exc.retry_after, f"the {side} system is throttling calls") from None
+    except BackendUnauthorised as exc:  # the operators' problem: said loudly, every time
+        log.error("%s: the %s system refused the gateway's credentials: %s", route.name, side, exc)
+        metrics.backend_errors.labels(route.name, side, type(exc).__name__).inc()
+        raise backend_problem(exc) from None
     except BackendError as exc:
         metrics.backend_errors.labels(route.name, side, type(exc).__name__).inc()
         raise backend_problem(exc) from None
     except TimeoutError:
         bound.breaker.failure()
-        raise Problem(504, "Backend timed out", f"no answer within {timeout:g} s") from None
+        raise Problem(504, "Backend timed out", f"no answer within {timeout:g} s", outcome=Outcome.unknown) from None
     finally:
         metrics.breaker_open.labels(route.name, side, compiled.label(entity)).set(
             1 if bound.breaker.state != "closed" else 0
@@ -135,6 +169,9 @@ async def _called(
     return Answer(reply.status, result)
 
 
+_HELD = {BUSY: "shed", THROTTLED: "throttled"}  # a call not made because the gateway or the side held it back
+
+
 async def counted(
     app: web.Application, compiled: Compiled, side: Side, entity: str | None, call: Call, rung: str, role: str
 ) -> Answer | Problem:
@@ -145,11 +182,13 @@ async def counted(
     except Problem as exc:
         answer = exc
     failed = isinstance(answer, Problem) and answer.status >= 500
-    shed = failed and isinstance(answer, Problem) and answer.title == BUSY
-    outcome = "shed" if shed else "error" if failed else "ok"
+    title = answer.title if isinstance(answer, Problem) else ""
+    held = failed and title in _HELD
+    outcome = _HELD.get(title, "error") if failed else "ok"
     metrics = app[METRICS]
     metrics.child(metrics.side_calls, compiled.route.name, compiled.label(entity), side.value, role, outcome).inc()
-    if cutover is not None and not shed:  # a call the gateway held back says nothing about the side
+    # a call held back (by the gateway, or a side's pause) says nothing about the side's health or answers
+    if cutover is not None and not held:
         cutover.called(compiled.route.name, entity, rung, side, failed)
     return answer
 
@@ -261,21 +300,32 @@ async def soap_side(
                             "banyan.route": name, "banyan.entity": entity, "banyan.backend": "soap"})  # fmt: skip
         headers = {**headers, "traceparent": span.traceparent}
     answer: RawReply | Problem
+    pause = compiled.soap_pauses[side]
     try:
+        if pause.wait():
+            raise paused_problem(side.value, pause.wait(), f"the {side.value} SOAP service asked for a pause")
         breaker.before()
         answer = await upstream.post(raw, headers, spec.timeout)
-        failed = answer.status >= 500 and b"Fault" not in answer.body
-        (breaker.failure if failed else breaker.success)()
-        if failed:
-            answer = Problem(502, "Backend failed", f"the {side.value} SOAP service answered {answer.status}")
+        answer = _judged(side, answer, envelope_outcome(answer.status, answer.body), breaker, pause)
+        if isinstance(answer, Problem) and answer.title == THROTTLED:
+            app[METRICS].throttled.labels(pause.name).inc()
+    except Problem as exc:  # paused: nothing was sent
+        answer = exc
     except BackendError as exc:  # the breaker is open
         answer = backend_problem(exc)
     except TimeoutError:
         breaker.failure()
-        answer = Problem(504, "Backend timed out", f"the SOAP service gave no answer within {spec.timeout:g} s")
+        detail = f"the SOAP service gave no answer within {spec.timeout:g} s"
+        answer = Problem(504, "Backend timed out", detail, outcome=Outcome.unknown)
     except UpstreamError as exc:
         breaker.failure()
-        answer = Problem(503, "Backend unavailable", f"cannot reach the SOAP service: {exc}")
+        if exc.sent:  # it went out: the service may have acted on it
+            answer = Problem(
+                502, "Backend failed", f"the SOAP service's answer was lost: {exc}", outcome=Outcome.unknown
+            )
+        else:
+            detail = f"cannot reach the SOAP service: {exc}"
+            answer = Problem(503, "Backend unavailable", detail, outcome=Outcome.not_made)
     except BaseException:
         breaker.abandon()
         if span is not None:
@@ -291,6 +341,35 @@ async def soap_side(
     cutover = app.get(CUTOVER)
     if cutover is not None:
         cutover.called(compiled.route.name, entity, rung, side, failed)
+    return answer
+
+
+def _judged(side: Side, answer: RawReply, outcome: Outcome, breaker: Breaker, pause: Pause) -> RawReply | Problem:
+    """A SOAP service's answer told to the breaker, and turned into a Problem where the consumer
+    should not get it as it is: a pause asked for, the gateway's access refused, a server error that
+    is no Fault. A Fault is the service's own answer and is passed on (the request's fault: refused;
+    the service's: unknown, but said in its own words)."""
+    what = f"the {side.value} SOAP service"
+    if outcome is Outcome.not_made:
+        waited = retry_after(answer.headers.get("retry-after"), DEFAULT_RETRY_AFTER if answer.status == 429 else None)
+        if waited is not None:
+            breaker.abandon()
+            pause.hold(waited)
+            return paused_problem(side.value, waited, f"{what} is throttling calls ({answer.status})")
+        breaker.failure()
+        return Problem(503, "Backend unavailable", f"{what} answered {answer.status}: nothing was booked, retry later",
+                       outcome=Outcome.not_made)  # fmt: skip
+    if outcome is Outcome.not_authorised:
+        breaker.abandon()
+        log.error("the %s refused the gateway's credentials (%s)", what, answer.status)
+        return Problem(503, "Backend refused the gateway", f"{what} refused the gateway's credentials "
+                       f"({answer.status}): the operators must fix them", outcome=outcome)  # fmt: skip
+    if outcome is Outcome.unknown:
+        breaker.failure()
+        if envelope_fault(answer.body):
+            return answer
+        return Problem(502, "Backend failed", f"{what} answered {answer.status}", outcome=outcome)
+    breaker.success()
     return answer
 
 

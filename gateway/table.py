@@ -24,7 +24,7 @@ from gateway.canonical import Contract, load_canonical, reference
 from gateway.envelope_xpath import EnvelopeXPath, XPathError, compile_xpath
 from gateway.inputs import schema_validator
 from gateway.problems import Problem
-from gateway.resilience import Breaker, Bulkhead
+from gateway.resilience import Breaker, Bulkhead, Pause, Pauses
 from gateway.route_files import RouteError, load_routes
 from gateway.spec import Route, SideSpec
 from legacy_adapters import Backend, create
@@ -41,6 +41,15 @@ class Bound:
     response_map: Any
     bulkhead: Bulkhead | None = None
     pool: str = ""  # the bulkhead's name, for /metrics
+    pause: Pause = field(default_factory=Pause)  # shared by every route calling the same pool or origin
+
+
+def _origin(url: object) -> str | None:
+    """scheme://host:port of a backend that has a URL: a throttled ERP is throttled for every route."""
+    if not isinstance(url, str) or "://" not in url:
+        return None
+    scheme, _, rest = url.partition("://")
+    return f"{scheme.lower()}://{rest.split('/', 1)[0].rsplit('@', 1)[-1].lower()}"
 
 
 class Pools:
@@ -49,6 +58,7 @@ class Pools:
 
     def __init__(self) -> None:
         self._by_name: dict[str, Bulkhead] = {}
+        self.pauses = Pauses()  # what a side's Retry-After holds back, by pool or origin
 
     def get(self, name: str, limit: int, queue: int, wait: float) -> Bulkhead:
         found = self._by_name.get(name)
@@ -95,6 +105,8 @@ class Compiled:
             breaker = route.resilience.breaker
             self.soap_sides = {side: (Origin(url), Breaker(breaker.failures, breaker.reset))
                                for side, url in urls.items() if url}  # fmt: skip
+            self.soap_pauses = {side: self.pools.pauses.get(_origin(url) or f"{route.name}/{side.value}")
+                                for side, url in urls.items() if url}  # fmt: skip
         self.regex = re.compile(f"^{pattern}$")
         self._bound: dict[tuple[str, str], Bound] = {}
         self.comparator = Comparator(route.compare)
@@ -140,6 +152,7 @@ class Compiled:
             bound.pool = limits.pool or name
             wait = limits.wait if limits.wait is not None else spec.backend.timeout
             bound.bulkhead = self.pools.get(bound.pool, limits.limit, limits.queue, wait)
+        bound.pause = self.pools.pauses.get(bound.pool or _origin(getattr(spec.backend, "url", None)) or name)
         return bound
 
     def rule(self, cutover: Cutover | None, entity: str | None) -> Rule:
@@ -255,4 +268,5 @@ def compile_table(folder: Path, pools: Pools | None = None) -> Table:
     for route in compiled:
         route.known_entities = route.known_entities or every
         route.retiring = _retiring(route, by_name)
+
     return Table(compiled, canonical=canonical, pools=pools)

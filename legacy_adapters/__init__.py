@@ -15,8 +15,12 @@ from legacy_adapters.errors import (
     BackendFault,
     BackendNotFound,
     BackendRejected,
+    BackendThrottled,
     BackendTimeout,
+    BackendUnauthorised,
     BackendUnavailable,
+    Outcome,
+    outcome_of_status,
 )
 from legacy_adapters.file_drop import FileDropConfig
 from legacy_adapters.http import HttpConfig, OAuth2
@@ -34,7 +38,9 @@ __all__ = [
     "BackendNotFound",
     "BackendRejected",
     "BackendSettings",
+    "BackendThrottled",
     "BackendTimeout",
+    "BackendUnauthorised",
     "BackendUnavailable",
     "Call",
     "FileDropConfig",
@@ -42,6 +48,7 @@ __all__ = [
     "MemoryConfig",
     "OAuth2",
     "OdbcConfig",
+    "Outcome",
     "Reply",
     "SoapConfig",
     "create",
@@ -49,5 +56,6 @@ __all__ = [
     "http",
     "memory",
     "odbc",
+    "outcome_of_status",
     "soap",
 ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import os
 import time
 import zlib
@@ -14,7 +15,13 @@ from pydantic import Field, field_validator
 
 from legacy_adapters import xmljson
 from legacy_adapters.base import BackendConfig, Call, Registered, Reply
-from legacy_adapters.errors import BackendFault, BackendRejected, BackendTimeout, BackendUnavailable
+from legacy_adapters.errors import (
+    BackendFault,
+    BackendRejected,
+    BackendTimeout,
+    BackendUnavailable,
+    error_for_status,
+)
 from legacy_adapters.raw_http import MAX_ANSWER, Origin, RawReply, UpstreamError, where
 
 
@@ -138,21 +145,28 @@ class HttpBackend(Registered):
                 answer = await self.send(method, url, headers, body)
             except TimeoutError:
                 raise BackendTimeout(f"the HTTP backend gave no answer within {self.config.timeout:g} s") from None
-            except (UpstreamError, ValueError) as exc:
+            except UpstreamError as exc:
+                if exc.sent:  # it went out: the backend may have booked it
+                    raise BackendFault(f"the HTTP backend's answer was lost: {_why(exc)}") from None
+                raise BackendUnavailable(f"cannot reach the HTTP backend: {_why(exc)}") from None
+            except ValueError as exc:
                 raise BackendUnavailable(f"cannot reach the HTTP backend: {_why(exc)}") from None
             if answer.status == 401 and self._token is not None and attempt == 1:
                 continue  # the token may have been revoked: fetch a new one once
-            return self._reply(answer.status, answer.headers.get("content-type", ""), _decoded(answer))
-        raise BackendUnavailable("the HTTP backend refused the OAuth2 token twice")
+            return self._reply(answer, _decoded(answer) if 200 <= answer.status < 300 else b"")
+        raise error_for_status(401, "the HTTP backend")  # the token was refused twice
 
-    def _reply(self, status: int, content_type: str, data: bytes) -> Reply:
-        if 300 <= status < 400:  # a write sent on to another address could change method or be booked twice
-            raise BackendFault(f"the HTTP backend answered {status} (a redirect): point the route at where it leads")
+    def _reply(self, answer: RawReply, data: bytes) -> Reply:
+        """A 2xx answer as a Reply; any other status raised as what it says about the call (errors.py)."""
+        status = answer.status
+        if not 200 <= status < 300:
+            raise error_for_status(status, "the HTTP backend", answer.headers.get("retry-after"))
+        content_type = answer.headers.get("content-type", "")
         body: Any = None
         if data:
             try:
                 if "json" in content_type:
-                    body = json.loads(data)
+                    body = json.loads(data, parse_constant=_no_constant, parse_float=_finite)
                 elif "xml" in content_type:
                     body = xmljson.to_json(xmljson.parse(data))
                 else:
@@ -162,16 +176,24 @@ class HttpBackend(Registered):
                     f"the HTTP backend answered a body it declared {content_type or 'text'} "
                     f"but that cannot be read: {str(exc)[:200]}"
                 ) from None
-        if status >= 500:
-            raise BackendFault(f"the HTTP backend answered {status}")
-        if status in (400, 409, 422):
-            raise BackendRejected(f"the HTTP backend refused the request ({status})")
         return Reply(status, body)
 
     async def close(self) -> None:
         for pool in self._origins.values():
             pool.close()
         self._origins.clear()
+
+
+def _no_constant(name: str) -> Any:
+    """NaN and Infinity are not JSON: an answer holding them cannot be passed on as JSON."""
+    raise ValueError(f"{name} is not a JSON value")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        raise ValueError(f"{text[:40]} is out of range")
+    return value
 
 
 # What every call says of itself; a route's `headers:` and the consumer's forwarded ones come after.

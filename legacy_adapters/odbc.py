@@ -18,7 +18,14 @@ from typing import Any, Literal
 from pydantic import Field
 
 from legacy_adapters.base import BackendConfig, Call, Registered, Reply
-from legacy_adapters.errors import BackendFault, BackendRejected, BackendTimeout, BackendUnavailable
+from legacy_adapters.errors import (
+    BackendError,
+    BackendFault,
+    BackendRejected,
+    BackendTimeout,
+    BackendUnauthorised,
+    BackendUnavailable,
+)
 from legacy_adapters.mapping import MappingError, pointer_get
 
 
@@ -97,13 +104,9 @@ class OdbcBackend(Registered):
             raise BackendRejected(f"a value cannot be sent to the database: {exc}") from None
         except pyodbc.Error as exc:
             connection.close()
-            state = exc.args[0] if exc.args else ""
-            # Integrity and data errors are the caller's; anything else is the backend's. SQLite's
-            # driver reports a violated constraint as a general error (HY000): its message tells.
+            state = str(exc.args[0]) if exc.args else ""
             message = str(exc.args[1]) if len(exc.args) > 1 else ""
-            if str(state).startswith(("22", "23", "P0")) or "constraint failed" in message:
-                raise BackendRejected(f"the database refused the values (SQLSTATE {state})") from None
-            raise BackendFault(f"the database call failed (SQLSTATE {state})") from None
+            raise _classified(state, message) from None
 
     async def call(self, request: Call) -> Reply:
         try:
@@ -111,6 +114,9 @@ class OdbcBackend(Registered):
             then_params = [pointer_get(request.payload, pointer) for pointer in self.config.then_params]
         except MappingError as exc:
             raise BackendRejected(f"missing parameter {exc}") from None
+        for value in (*params, *then_params):
+            if isinstance(value, str) and not _bindable(value):
+                raise BackendRejected("a text value holds a NUL or a lone surrogate, which the database cannot store")
         loop = asyncio.get_running_loop()
         try:
             rows = await asyncio.wait_for(
@@ -128,3 +134,34 @@ class OdbcBackend(Registered):
         while not self._connections.empty():
             self._connections.get_nowait().close()
         self._pool.shutdown(wait=False)
+
+
+def _bindable(text: str) -> bool:
+    """Drivers cut a string at a NUL (SQLite's stores "PO\\0X" as "PO") or fail on a lone surrogate."""
+    if "\x00" in text:
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+# SQLSTATE classes (ISO/IEC 9075, and what the drivers add) and what they say about the call.
+_NOT_MADE = ("40", "08001", "08004", "HYT01")  # rolled back (deadlock, serialization), never connected
+_NOT_AUTHORISED = ("28", "42501")  # the gateway's login or grants
+_REFUSED = ("22", "23", "P0")  # data and integrity errors, raised exceptions: the caller's values
+
+
+def _classified(state: str, message: str) -> BackendError:
+    """One database error as what it says about the call (errors.py's table)."""
+    if state.startswith(_NOT_MADE) or "database is locked" in message:  # SQLite: SQLITE_BUSY, nothing written
+        return BackendUnavailable(f"the database rolled the call back (SQLSTATE {state}): nothing was booked, retry")
+    if state.startswith(_NOT_AUTHORISED):
+        return BackendUnauthorised(f"the database refused the gateway's login or grants (SQLSTATE {state})")
+    # SQLite's driver reports a violated constraint as a general error (HY000): its message tells.
+    if state.startswith(_REFUSED) or "constraint failed" in message:
+        return BackendRejected(f"the database refused the values (SQLSTATE {state})")
+    if state.startswith("HYT"):
+        return BackendTimeout(f"the database gave no answer in time (SQLSTATE {state})")
+    return BackendFault(f"the database call failed (SQLSTATE {state})")

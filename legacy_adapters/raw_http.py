@@ -39,7 +39,12 @@ def _tls() -> ssl.SSLContext:
 
 
 class UpstreamError(Exception):
-    """The upstream could not be reached or answered something that is not HTTP/1.1."""
+    """The upstream could not be reached or answered something that is not HTTP/1.1. `sent` says
+    whether the request went out first: if it did, the upstream may have acted on it."""
+
+    def __init__(self, message: str, sent: bool = True) -> None:
+        super().__init__(message)
+        self.sent = sent
 
 
 class _Closed(Exception):
@@ -266,7 +271,7 @@ class Origin:
                     _Connection, self.host, self.port, ssl=self.tls, server_hostname=name
                 )
         except (OSError, ssl.SSLError) as exc:  # refused, unreachable, no such host, bad certificate
-            raise UpstreamError(f"cannot connect: {type(exc).__name__}") from None
+            raise UpstreamError(f"cannot connect: {type(exc).__name__}", sent=False) from None
         return connection
 
     async def post(self, body: bytes, headers: dict[str, str], timeout: float) -> RawReply:
@@ -302,7 +307,7 @@ class Origin:
                     raise ValueError(name)
                 parts.append(b"\r\n" + name.encode("latin-1") + b": " + value.encode("latin-1"))
         except ValueError:  # UnicodeEncodeError included
-            raise UpstreamError("a header value cannot be sent in HTTP/1.1") from None
+            raise UpstreamError("a header value cannot be sent in HTTP/1.1", sent=False) from None
         if body is not None:
             parts += [b"\r\nContent-Length: ", str(len(body)).encode(), b"\r\n\r\n", body]
         else:
@@ -339,7 +344,7 @@ class Origin:
             else:
                 connection.close()
             return answer
-        raise UpstreamError("no connection could be used")
+        raise UpstreamError("no connection could be used", sent=False)
 
     def close(self) -> None:
         while self._idle:

@@ -17,7 +17,17 @@ from pydantic import Field
 
 from legacy_adapters import xmljson
 from legacy_adapters.base import BackendConfig, Call, Registered, Reply
-from legacy_adapters.errors import BackendFault, BackendNotFound, BackendRejected, BackendTimeout, BackendUnavailable
+from legacy_adapters.errors import (
+    RETRY_STATUSES,
+    BackendFault,
+    BackendNotFound,
+    BackendRejected,
+    BackendTimeout,
+    BackendUnavailable,
+    Outcome,
+    error_for_status,
+    outcome_of_status,
+)
 
 ENVELOPES = {"1.1": "http://schemas.xmlsoap.org/soap/envelope/", "1.2": "http://www.w3.org/2003/05/soap-envelope"}
 CONTENT_TYPES = {"1.1": "text/xml; charset=utf-8", "1.2": "application/soap+xml; charset=utf-8"}
@@ -86,28 +96,33 @@ class SoapBackend(Registered):
         try:
             async with self._session.post(self.config.url, data=envelope, headers=headers) as response:
                 data = await response.read()
+                waited = response.headers.get("Retry-After")
         except TimeoutError:
             raise BackendTimeout(f"the SOAP backend gave no answer within {self.config.timeout:g} s") from None
         except aiohttp.ClientConnectionError as exc:
             raise BackendUnavailable(f"cannot reach the SOAP backend: {type(exc).__name__}") from None
+        status = response.status
+        if status in RETRY_STATUSES:  # throttled or unavailable, whatever the body says
+            raise error_for_status(status, "the SOAP backend", waited)
         try:
             root = xmljson.parse(data)
         except xmljson.HostileXml:
-            raise BackendFault(f"the SOAP backend answered {response.status} without a SOAP envelope") from None
+            if not 200 <= status < 300:
+                raise error_for_status(status, "the SOAP backend", waited) from None
+            raise BackendFault(f"the SOAP backend answered {status} without a SOAP envelope") from None
         body = next((child for child in root if xmljson.local(child.tag) == "Body"), None)
         first = next((child for child in body if isinstance(child.tag, str)), None) if body is not None else None
+        if first is not None and xmljson.local(first.tag) == "Fault":
+            raise self._fault(first)
+        if not 200 <= status < 300:  # an envelope without a Fault is an answer only with a success status
+            raise error_for_status(status, "the SOAP backend", waited)
         if first is None:
             raise BackendFault("the SOAP backend's answer has an empty Body")
-        if xmljson.local(first.tag) == "Fault":
-            raise self._fault(first)
-        return Reply(response.status, xmljson.to_json(first))
+        return Reply(status, xmljson.to_json(first))
 
     def _fault(self, fault: etree._Element) -> Exception:
-        texts = {xmljson.local(e.tag): (e.text or "").strip() for e in fault.iter() if isinstance(e.tag, str)}
-        message = texts.get("faultstring") or texts.get("Text") or "SOAP fault"
-        code = texts.get("faultcode") or texts.get("Value") or ""
-        # Client, Client.ValidationError, soap12 Sender …: the request was wrong, not the service
-        if code.rpartition(":")[2].split(".")[0] in ("Client", "Sender"):
+        message, client = _fault_says(fault)
+        if client:
             if self.config.not_found and re.search(self.config.not_found, message):
                 return BackendNotFound(f"the SOAP backend has no such record: {message}")
             return BackendRejected(f"the SOAP backend rejected the request: {message}")
@@ -116,3 +131,44 @@ class SoapBackend(Registered):
     async def close(self) -> None:
         if self._session is not None:
             await self._session.close()
+
+
+def _fault_says(fault: etree._Element) -> tuple[str, bool]:
+    """A Fault's message, and whether it blames the request (Client, Client.ValidationError, SOAP
+    1.2's Sender …) rather than the service."""
+    texts = {xmljson.local(e.tag): (e.text or "").strip() for e in fault.iter() if isinstance(e.tag, str)}
+    message = texts.get("faultstring") or texts.get("Text") or "SOAP fault"
+    code = texts.get("faultcode") or texts.get("Value") or ""
+    return message, code.rpartition(":")[2].split(".")[0] in ("Client", "Sender")
+
+
+def envelope_fault(data: bytes) -> bool:
+    """Whether an answer is a SOAP envelope whose Body holds a Fault."""
+    try:
+        root = xmljson.parse(data)
+    except xmljson.HostileXml:
+        return False
+    return _fault_of(root) is not None
+
+
+def _fault_of(root: etree._Element) -> etree._Element | None:
+    body = next((child for child in root if xmljson.local(child.tag) == "Body"), None)
+    first = next((child for child in body if isinstance(child.tag, str)), None) if body is not None else None
+    return first if first is not None and xmljson.local(first.tag) == "Fault" else None
+
+
+def envelope_outcome(status: int, data: bytes) -> Outcome:
+    """What a SOAP service's answer says about the call: a Fault by its code (the request's: refused;
+    the service's: unknown), anything else by its HTTP status. Merely holding the bytes `Fault`
+    makes nothing a fault: the envelope is parsed."""
+    if status in RETRY_STATUSES:
+        return Outcome.not_made
+    if 200 <= status < 300 and b"Fault" not in data:
+        return Outcome.made
+    try:
+        fault = _fault_of(xmljson.parse(data))
+    except xmljson.HostileXml:
+        return outcome_of_status(status)
+    if fault is not None:
+        return Outcome.refused if _fault_says(fault)[1] else Outcome.unknown
+    return outcome_of_status(status)

@@ -37,6 +37,7 @@ class Erp:
     url: str = ""
     calls: list[str] = field(default_factory=list)
     fail: bool = False
+    fail_status: int = 503  # down: nothing was booked (a 500 would leave a write in doubt)
     total: float = 10.0
     effects: dict[str, str] = field(default_factory=dict)  # Idempotency-Key → order, each written once
     volatile: bool = False  # answers carry a field that changes on every call
@@ -45,7 +46,7 @@ class Erp:
         order = request.match_info["order"]
         self.calls.append(order)
         if self.fail:
-            return web.json_response({"error": "down"}, status=500)
+            return web.json_response({"error": "down"}, status=self.fail_status)
         key = request.headers.get("Idempotency-Key")
         if request.method == "POST" and key:
             self.effects.setdefault(key, order)  # a repeated key is answered, not written again
@@ -328,7 +329,7 @@ def test_dual_writes_wait_in_the_outbox_while_the_cloud_is_down(
 
 def test_outbox_admin_api(ladder: Ladder, monkeypatch: pytest.MonkeyPatch) -> None:
     ladder.admin("PUT", "/order-put/ACME-US", {"mode": "dual_write", "reason": "both", "force": True})
-    ladder.legacy.fail = True  # the serving side refuses: nothing is owed to the cloud
+    ladder.legacy.fail, ladder.legacy.fail_status = True, 500  # the serving side fails: nothing is owed to the cloud
     answer = requests.post(
         f"{ladder.gateway.url}/v1/ACME-US/orders/PO-1", json={}, headers=ladder.gateway.headers(), timeout=10
     )

@@ -8,7 +8,6 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-import pytest
 import time_machine
 from typer.testing import CliRunner
 
@@ -91,7 +90,7 @@ def facts(root: Path, day: datetime) -> dict[str, Any]:
                 tuple(sorted(m.message.replace(here, "~") for m in found.get(i.id, []))),
             )
             for i in catalog.interfaces
-        ),  # fmt: skip
+        ),
         "edges": len(catalog.edges),
     }
 
