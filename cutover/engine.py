@@ -18,6 +18,7 @@ from pydantic import BaseModel
 
 from cutover.decide import LADDER, Mode, Rule, Side, previous_mode
 from cutover.gates import Counters, Gate, Guardrail, Judgement, Verdict, crossed, judge
+from cutover.outbox import Outbox
 from cutover.slos import Objective
 from cutover.store import AuditEvent, Store, minute
 
@@ -59,6 +60,7 @@ class Status:
     settings_from: str = ""  # whose gate and guardrail judged it: a gateway's (recorded) or this process's
     gate: Gate | None = None
     guardrail: Guardrail | None = None
+    behind: dict[str, tuple[int, float]] = field(default_factory=dict)  # side → writes owed to it, oldest made
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -70,6 +72,10 @@ class Status:
             "version": self.rule.version,
             "since": self.rule.since,
             "evidence": self.window.as_dict(),
+            "behind": {
+                side: {"writes": count, "oldest": datetime.fromtimestamp(oldest, UTC).isoformat()}
+                for side, (count, oldest) in self.behind.items()
+            },
             "verdict": self.verdict.verdict.value if self.verdict else None,
             "verdict_reasons": self.verdict.reasons if self.verdict else [],
             "next": self.next,
@@ -87,6 +93,9 @@ class Status:
                 "evidence": self.step_down.evidence,
             },
         }
+
+
+CLOUD_SERVES = (Mode.canary, Mode.cloud_primary, Mode.cloud)  # the rungs where the cloud answers consumers
 
 
 def _rung_name(step: tuple[Mode, float] | None) -> str | None:
@@ -148,7 +157,7 @@ class Engine:
         info = self.route(route)
         rule = self.rule(route, entity)
         counters, note = self._judged_window(info, rule, entity, info.gate.window_minutes)
-        return self._judge(info, rule, counters, note)
+        return self._judge(info, rule, counters, note, entity)
 
     def _window_for(self, rule: Rule, entity: str, minutes: int) -> Counters:
         return self.store.evidence(rule.route, entity, rule.rung, minute() - minutes + 1)
@@ -174,7 +183,10 @@ class Engine:
             f"mismatches wait: learning which fields legacy changes on its own ({NOISE_MIN_CALLS} repeated reads)",
         )
 
-    def _judge(self, info: RouteInfo, rule: Rule, counters: Counters, note: str = "") -> Judgement | None:
+    def _judge(
+        self, info: RouteInfo, rule: Rule, counters: Counters, note: str = "", entity: str = "*",
+        owed: dict[tuple[str, str, str], tuple[int, float]] | None = None,
+    ) -> Judgement | None:  # fmt: skip
         if rule.mode is Mode.cloud:
             return None
         if rule.mode is Mode.legacy:
@@ -190,7 +202,17 @@ class Engine:
         minutes = (datetime.now(UTC) - _parse_time(since)).total_seconds() / 60 if since else float("inf")
         judgement = judge(counters, info.gate, minutes)
         if note and judgement.verdict is not Verdict.failed:
-            return Judgement(Verdict.inconclusive, [*judgement.reasons, note], judgement.evidence)
+            judgement = Judgement(Verdict.inconclusive, [*judgement.reasons, note], judgement.evidence)
+        step = self.next_rung(rule)
+        if step is not None and step[0] in CLOUD_SERVES:  # the cloud would serve keys it may be behind on
+            owed = Outbox(self.store).backlog() if owed is None else owed
+            count, oldest = owed.get((rule.route, entity, Side.cloud.value), (0, 0.0))
+            if count:
+                age = max(datetime.now(UTC).timestamp() - oldest, 0.0)
+                reason = (f"the cloud is still owed {count} write{'s' if count > 1 else ''} (the oldest {age:.0f} s "
+                          "old): until they land, the keys they hold stay with legacy")  # fmt: skip
+                verdict = Verdict.failed if judgement.verdict is Verdict.failed else Verdict.inconclusive
+                judgement = Judgement(verdict, [*judgement.reasons, reason], judgement.evidence)
         return judgement
 
     def use_recorded_settings(self) -> list[str]:
@@ -225,6 +247,7 @@ class Engine:
             entities = info.entities or tuple(self.entities or ())
             if info.has_cloud:
                 pairs |= {(name, e) for e in entities} if entities else {(name, "*")}
+        owed = Outbox(self.store).backlog()
         rows = []
         for route_name, entity_name in sorted(pairs):
             if route_name not in self.routes or (route and route_name != route) or (entity and entity_name != entity):
@@ -233,11 +256,13 @@ class Engine:
             rule = stored.get((route_name, entity_name)) or stored.get((route_name, "*"))
             rule = rule or Rule(route_name, entity_name, info.default)
             window, note = self._judged_window(info, rule, entity_name, info.gate.window_minutes)
-            judged = self._judge(info, rule, window, note)
+            judged = self._judge(info, rule, window, note, entity_name, owed)
+            behind = {side: owed[(route_name, entity_name, side)] for side in ("legacy", "cloud")
+                      if (route_name, entity_name, side) in owed}  # fmt: skip
             rows.append(
                 Status(route_name, entity_name, rule, window, judged, _rung_name(self.next_rung(rule)),
                        downs.get((route_name, entity_name)), self.settings_from.get(route_name, THIS_PROCESS),
-                       info.gate, info.guardrail)
+                       info.gate, info.guardrail, behind)
             )  # fmt: skip
         return rows
 

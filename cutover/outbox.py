@@ -36,7 +36,7 @@ import itertools
 import json
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -500,6 +500,33 @@ class Outbox:
                     (moment - older_than,),
                 ).rowcount
             )
+
+    # -- write ownership ------------------------------------------------------------------------
+    def owed_sides(self, routes: Sequence[str], entity: str, key: str) -> set[str]:
+        """The sides still owed writes of business key `key` by any of `routes`: a side with an
+        unfinished write of the key (intent, pending, in doubt or dead) is behind on it, and must not
+        serve it until that write has landed or a person has closed it."""
+        marks = ", ".join("?" * len(routes))
+        with self.store.reading() as cursor:
+            rows = self.store.execute(
+                cursor,
+                f"SELECT DISTINCT side FROM cutover_outbox WHERE route IN ({marks}) AND entity = ? "
+                f"AND business_key = ? AND state IN {_UNFINISHED}",
+                (*routes, entity, key),
+            ).fetchall()
+        return {str(side) for (side,) in rows}
+
+    def backlog(self) -> dict[tuple[str, str, str], tuple[int, float]]:
+        """How far each side is behind, per route and entity: (route, entity, side) → the number of
+        unfinished writes owed to it and when the oldest was made (epoch seconds)."""
+        with self.store.reading() as cursor:
+            rows = self.store.execute(
+                cursor,
+                f"SELECT route, entity, side, COUNT(*), MIN(created) FROM cutover_outbox WHERE state IN {_UNFINISHED} "
+                "GROUP BY route, entity, side",
+            ).fetchall()
+        return {(str(route), str(entity), str(side)): (int(count), float(oldest)) for route, entity, side, count, oldest
+                in rows}  # fmt: skip
 
     # -- people ---------------------------------------------------------------------------------
     def counts(self) -> dict[str, int]:

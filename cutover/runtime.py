@@ -15,6 +15,7 @@ import logging
 import os
 import socket
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
@@ -34,6 +35,7 @@ log = logging.getLogger("banyan.cutover")
 
 FLUSH_SECONDS = 1.0
 TICK_SECONDS = 5.0
+RECHECK_SECONDS = 5.0  # after a rule change, or a side last seen behind: ask the outbox before serving a key
 T = TypeVar("T")
 SAMPLES_PER_FLUSH = 10  # new samples per route × entity per flush: the first of each path
 DifferencesByRoute = dict[tuple[str, str], tuple[dict[tuple[str, str], int], list[tuple[str, str, Any, Any]]]]
@@ -72,8 +74,14 @@ class Cutover:
         self._stop = threading.Event()
         self._listener: threading.Thread | None = None
         self.listeners: list[Callable[[], None]] = []  # called (in the listener thread) on every change
+        # write ownership: when this process learnt of each rule's last change, how far each side is
+        # behind (refreshed every second), and when each side was last seen behind
+        self.changed: dict[tuple[str, str], float] = {}
+        self.behind: dict[tuple[str, str, str], tuple[int, float]] = {}
+        self.seen_behind: dict[tuple[str, str, str], float] = {}
         self.record_settings(routes)
         self.reload()
+        self.refresh_backlog()
 
     def use_routes(self, routes: list[RouteInfo], entities: list[str] | None) -> None:
         self.engine.routes = {info.name: info for info in routes}
@@ -89,7 +97,37 @@ class Cutover:
 
     # -- rules ----------------------------------------------------------------------------------
     def reload(self) -> None:
-        self.rules = {(rule.route, rule.entity): rule for rule in self.store.rules()}  # one swap
+        rules = {(rule.route, rule.entity): rule for rule in self.store.rules()}
+        learnt = time.monotonic()
+        for key, rule in rules.items():
+            known = self.rules.get(key)
+            if known is None or known.version != rule.version:
+                self.changed[key] = learnt
+        self.rules = rules  # one swap
+
+    # -- write ownership --------------------------------------------------------------------------
+    def refresh_backlog(self) -> None:
+        """Read how far each side is behind on its copies: for `may_owe`, the status and /metrics."""
+        behind = self.outbox.backlog()
+        seen = time.monotonic()
+        for key in behind:
+            self.seen_behind[key] = seen
+        self.behind = behind
+
+    def may_owe(self, routes: Sequence[str], entity: str | None, side: Side) -> bool:
+        """Whether `side` may still be owed writes of some key of `routes` for `entity`, so that the
+        key's outbox must be asked before the side serves it. No, without asking the store, when no
+        write was owed to the side at the last few refreshes and no rule of the routes changed lately:
+        a write is owed only to a side that is not serving its key, and what a side serves changes
+        only with a rule (RECHECK_SECONDS covers the rule reaching every gateway, and the refresh)."""
+        now, owner = time.monotonic(), entity or "*"
+        for route in routes:
+            if now - self.seen_behind.get((route, owner, side.value), -RECHECK_SECONDS) < RECHECK_SECONDS:
+                return True
+            for which in (owner, "*"):
+                if now - self.changed.get((route, which), -RECHECK_SECONDS) < RECHECK_SECONDS:
+                    return True
+        return False
 
     def rule(self, route: str, entity: str | None, start: Mode) -> Rule:
         """The rule for `entity` on `route`: its own, the route's `*`, or the route file's `start` rung."""
@@ -246,6 +284,7 @@ async def run_background(cutover: Cutover) -> None:
             # taken here, where calls are counted; one transaction through the writer thread, which
             # takes turns with the request path's writes instead of contending for the lock
             await cutover.commits.background(cutover.write_in, cutover.take())
+            await in_thread(cutover.refresh_backlog)
             await in_thread(cutover.store.checkpoint)
             if cutover.learning or ticks % round(TICK_SECONDS / FLUSH_SECONDS) == 0:
                 await in_thread(cutover.refresh_noise)  # every second while a route is learning its noise

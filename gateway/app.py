@@ -10,6 +10,7 @@ import json
 import logging
 import os
 import socket
+import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -77,6 +78,15 @@ def _pool_gauges(app: web.Application) -> None:
         metrics.waiting.labels(pool).set(bulkhead.waiting)
     for pool, pause in app[ROUTING].table.pools.pauses.items():
         metrics.paused.labels(pool).set(round(pause.wait(), 1))
+    if CUTOVER in app:  # how far each side is behind, as the runtime last read it (every second)
+        now, behind = time.time(), app[CUTOVER].behind
+        for key in metrics.owed_shown - behind.keys():  # caught up since the last scrape
+            metrics.owed.labels(*key).set(0)
+            metrics.owed_age.labels(*key).set(0)
+        for key, (count, oldest) in behind.items():
+            metrics.owed.labels(*key).set(count)
+            metrics.owed_age.labels(*key).set(round(max(now - oldest, 0.0), 1))
+        metrics.owed_shown = set(behind)
 
 
 async def metrics_endpoint(request: web.Request) -> web.Response:

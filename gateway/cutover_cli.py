@@ -9,6 +9,7 @@ from __future__ import annotations
 import getpass
 import json
 import sys
+import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated
@@ -131,12 +132,22 @@ def status(
                 f"{escape(row.step_down.reason)} (acknowledge it before stepping up)"
                 if row.step_down
                 else ""
-            ),
+            )
+            + _owed(row.behind),
         )
     console.print(table)
     sources = sorted({row.settings_from for row in rows})
     if sources:
         console.print(f"gates and guardrails: {'; '.join(sources)}", highlight=False)
+
+
+def _owed(behind: dict[str, tuple[int, float]]) -> str:
+    """The writes each side is still owed, as the status table says them."""
+    return "".join(
+        f"\n[yellow]⏳ {side} owed {count} write{'s' if count > 1 else ''}[/] (the oldest "
+        f"{max(time.time() - oldest, 0):.0f} s old): the keys they hold wait for them"
+        for side, (count, oldest) in sorted(behind.items())
+    )
 
 
 def _pins(pins: list[str]) -> dict[str, Side]:

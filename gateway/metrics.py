@@ -112,6 +112,16 @@ class Metrics:
             "banyan_backend_waiting", "Calls waiting in line for a backend pool, in the gateway's processes", ["pool"],
             registry=self.registry, multiprocess_mode="livesum",
         )  # fmt: skip
+        self.owed = Gauge(
+            "banyan_cutover_writes_owed", "Writes a side is still owed through the outbox: the keys they hold are "
+            "served by the other side until they land", ["route", "entity", "side"],
+            registry=self.registry, multiprocess_mode="livemax",
+        )  # fmt: skip
+        self.owed_age = Gauge(
+            "banyan_cutover_writes_owed_oldest_seconds", "Age of the oldest write a side is still owed",
+            ["route", "entity", "side"], registry=self.registry, multiprocess_mode="livemax",
+        )  # fmt: skip
+        self.owed_shown: set[tuple[str, str, str]] = set()  # the owed gauges set at the last scrape
         self.paused = Gauge(
             "banyan_backend_paused_seconds", "Seconds left of the pause a backend asked for (Retry-After)", ["pool"],
             registry=self.registry, multiprocess_mode="livemax",

@@ -66,6 +66,7 @@ KINDS: dict[str, str] = {
     "Backend refused the gateway": "the backend refused the gateway's own credentials: nothing was booked; the "
     "operators must fix the gateway's access, then retry",
     "No backend": "the route has no backend for this side: tell the operators",
+    "Key being handed over": "both sides are still owed earlier writes of this key: retry after Retry-After seconds",
     "Cutover store unavailable": "the gateway cannot reach its store: retry later",
     "Write not accepted": "nothing was written: retry, with the same Idempotency-Key",
     "No such accepted write": "use the status URL the 202 answer's Location gave, with the key that sent the write",

@@ -16,6 +16,7 @@ from gateway.accepted import accept
 from gateway.consumers import Consumer
 from gateway.idempotency import OUTCOME, idempotent
 from gateway.inputs import forwardable, parse_json
+from gateway.ownership import owned
 from gateway.policies import CONSUMER, ENTITY, RETIRING, ROUTE_NAME, SOAP, SPAN, correlation_id
 from gateway.problems import WRITE_MADE, Problem
 from gateway.route_events import declared, record, recorded, settle_and_record
@@ -148,7 +149,7 @@ async def managed(request: web.Request) -> web.StreamResponse:
         raise Problem(403, "Entity not allowed", f"your key is not scoped to legal entity {entity}")
     cutover = request.app.get(CUTOVER)
     rule = compiled.rule(cutover, entity)
-    plan = decide(rule, key, route.writes, route.name)
+    plan = await owned(request.app, compiled, entity, key, decide(rule, key, route.writes, route.name))
     source = {**(body if isinstance(body, dict) else {}), **params, **dict(request.query)}
     headers = forwardable(request.headers, ("tracestate", "Idempotency-Key"))
     headers["traceparent"] = request[SPAN].traceparent  # the sides' work hangs off the gateway's span

@@ -234,6 +234,12 @@ class Route(_Model):
     entity: Source | None = Field(default=None, description="where the legal entity comes from")
     key: Source | None = Field(default=None, description="where the business key comes from")
     writes: bool = False
+    records: str | None = Field(
+        default=None,
+        description="what the business key names (e.g. order): routes naming the same records share write "
+        "ownership, so a read or write of a key waits for that key's writes owed to its side by any of them; "
+        "default: the routes on the same path",
+    )
     asynchronous: bool = Field(
         default=False,
         alias="async",

@@ -113,6 +113,7 @@ class Compiled:
         values = route.entity.values if route.entity is not None else None
         self.known_entities = frozenset([*(values or []), *route.entities])
         self.retiring: Retiring | None = None  # set by compile_table: a successor is another route
+        self.owners: tuple[str, ...] = (route.name,)  # set by compile_table: the routes sharing its keys' writes
 
     def label(self, entity: str | None) -> str:
         """The entity as a metric label: only entities the route lists (or, for a route that lists
@@ -255,6 +256,13 @@ class Routing:
     table: Table
 
 
+def _records(route: Route) -> str:
+    """What a route's business key names: its `records`, else its path (whatever the method)."""
+    if route.records:
+        return f"records:{route.records}"
+    return f"path:{route.operation.path}" if route.operation is not None else f"route:{route.name}"
+
+
 def compile_table(folder: Path, pools: Pools | None = None) -> Table:
     """The routes in `folder`, compiled; a reload passes the table's `pools` on to the new one."""
     routes = load_routes(folder)  # checks every canonical reference
@@ -265,8 +273,11 @@ def compile_table(folder: Path, pools: Pools | None = None) -> Table:
     # the entities some route of the deployment names; anything else is still `other`.
     every = frozenset().union(*(c.known_entities for c in compiled))
     by_name = {route.route.name: route for route in compiled}
+    owners: dict[str, list[str]] = {}
+    for route in compiled:
+        owners.setdefault(_records(route.route), []).append(route.route.name)
     for route in compiled:
         route.known_entities = route.known_entities or every
         route.retiring = _retiring(route, by_name)
-
+        route.owners = tuple(owners[_records(route.route)])
     return Table(compiled, canonical=canonical, pools=pools)

@@ -120,6 +120,8 @@ function renderMatrix() {
       const verdict = row.verdict ? element("span", row.verdict, `verdict verdict-${row.verdict}`) : element("span", "on the cloud", "verdict");
       open.append(badge(row), verdict);
       if (row.step_down) open.append(element("span", "⚠ stepped down", "step-down-mark"));
+      const behind = Object.entries(row.behind || {});
+      for (const [side, owed] of behind) open.append(element("span", `⏳ ${side} owed ${owed.writes}`, "behind-mark"));
       open.setAttribute("aria-label", `${route} / ${entity}: ${rung(row.mode, row.percent)}; ${row.verdict || "on the cloud"}${row.step_down ? "; stepped down by the guardrail" : ""}`);
       if (selected && selected.route === route && selected.entity === entity) open.classList.add("selected");
       open.addEventListener("click", () => select(route, entity));
@@ -168,6 +170,7 @@ async function renderCell() {
     ["At this rung", `${since(row.since)} (version ${row.version})`],
     ["Next rung", row.next || "— (on the cloud)"],
     ["Gate", row.verdict ? `${row.verdict}: ${row.verdict_reasons.join("; ")}` : "on the cloud"],
+    ["Owed writes", Object.entries(row.behind || {}).map(([side, owed]) => `${side}: ${owed.writes} (the oldest ${since(owed.oldest)} old); its keys are served by the other side until they land`).join("; ") || "none: both sides hold every write"],
     ["Calls legacy / cloud", `${row.evidence.calls_legacy} / ${row.evidence.calls_cloud}`],
     ["Cloud errors", percent(row.evidence.cloud_error_rate)],
     ["Mismatches", `${percent(row.evidence.mismatch_rate)} of ${row.evidence.judged ?? row.evidence.comparisons}`],
