@@ -110,6 +110,14 @@ def decide(rule: Rule, key: str | None, writes: bool, salt: str = "") -> Plan:
     return CLOUD
 
 
+def serving(rule: Rule) -> tuple[object, ...]:
+    """Who serves the keys under `rule`: one side for all, or the canary's split. Two rules with the
+    same answer serve every key from the same side (a change between them hands no key over)."""
+    if rule.mode is Mode.canary:
+        return (Mode.canary, rule.percent, tuple(sorted(rule.pins.items())))
+    return (Side.cloud if rule.mode in (Mode.cloud_primary, Mode.cloud) else Side.legacy,)
+
+
 def previous_mode(mode: Mode) -> Mode | None:
     index = LADDER.index(mode)
     return LADDER[index - 1] if index > 0 else None

@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 from cutover import slos
 from cutover.commits import GroupCommit
 from cutover.compare import Difference
-from cutover.decide import Mode, Rule, Side, starting
+from cutover.decide import Mode, Rule, Side, serving, starting
 from cutover.engine import NOISE_WINDOW_MINUTES, Engine, RouteInfo
 from cutover.gates import Counters
 from cutover.outbox import Outbox
@@ -79,6 +79,7 @@ class Cutover:
         self.changed: dict[tuple[str, str], float] = {}
         self.behind: dict[tuple[str, str, str], tuple[int, float]] = {}
         self.seen_behind: dict[tuple[str, str, str], float] = {}
+        self.started = time.monotonic()
         self.record_settings(routes)
         self.reload()
         self.refresh_backlog()
@@ -99,10 +100,14 @@ class Cutover:
     def reload(self) -> None:
         rules = {(rule.route, rule.entity): rule for rule in self.store.rules()}
         learnt = time.monotonic()
-        for key, rule in rules.items():
-            known = self.rules.get(key)
-            if known is None or known.version != rule.version:
-                self.changed[key] = learnt
+        for (route, entity), rule in rules.items():
+            info = self.engine.routes.get(route)
+            known = self.rule(route, entity, info.default if info is not None else Mode.legacy)
+            # a change that moves no key to another side hands nothing over: no need to ask the outbox
+            if serving(known) != serving(rule):
+                self.changed[(route, entity)] = learnt
+        for gone in self.rules.keys() - rules.keys():  # its entity falls back to the route's rule
+            self.changed[gone] = learnt
         self.rules = rules  # one swap
 
     # -- write ownership --------------------------------------------------------------------------
@@ -121,6 +126,8 @@ class Cutover:
         a write is owed only to a side that is not serving its key, and what a side serves changes
         only with a rule (RECHECK_SECONDS covers the rule reaching every gateway, and the refresh)."""
         now, owner = time.monotonic(), entity or "*"
+        if now - self.started < RECHECK_SECONDS:  # what changed just before this process began is unknown
+            return True
         for route in routes:
             if now - self.seen_behind.get((route, owner, side.value), -RECHECK_SECONDS) < RECHECK_SECONDS:
                 return True
