@@ -385,3 +385,41 @@ def _quick_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(outbox_module, "BACKOFF_SECONDS", 0.05)
     monkeypatch.setattr(outbox_module, "BACKOFF_CAP", 0.2)
     monkeypatch.setattr(outbox_module, "MAX_ATTEMPTS", 10_000)
+
+
+def test_rolling_back_with_two_gateway_processes_on_postgres(postgres_url: str, tmp_path: Path) -> None:  # noqa: F811
+    """The rollback story with real `banyan serve` processes (each with its worker and deliverer):
+    the lead's change goes to one, the consumer's calls to the other."""
+    from tests.gateway.conftest import serve_process
+
+    with erp("legacy") as legacy, erp("cloud") as cloud:
+        folder = tmp_path / "routes"
+        folder.mkdir()
+        (folder / "orders.yaml").write_text(routes(legacy.url, cloud.url))
+        options = ("--routes", str(folder), "--insecure-no-auth", "--store", postgres_url)
+        env = {"BANYAN_ADMIN_KEY": ADMIN["X-Admin-Key"]}
+        with serve_process(*options, env=env) as lead, serve_process(*options, env=env) as consumers:
+
+            def rung(mode: str) -> None:
+                for route in ("order-put", "order-get"):
+                    body = {"mode": mode, "reason": "test", "force": True}
+                    answer = requests.put(f"{lead}/admin/cutover/{route}/ACME-US", json=body, headers=ADMIN, timeout=10)
+                    assert answer.status_code == 200, answer.text
+                time.sleep(1.5)  # the other process takes it up (LISTEN/NOTIFY) within a second
+
+            def call(method: str, order: str, qty: int | None = None) -> requests.Response:
+                body = {"qty": qty} if qty is not None else None
+                return requests.request(method, f"{consumers}/v1/ACME-US/orders/{order}", json=body, timeout=10)
+
+            rung("cloud_primary")
+            legacy.down = True
+            assert qty(call("PUT", "PO-1", 1)) == 1
+            rung("dual_write")
+            read = call("GET", "PO-1")
+            assert qty(read) == 1 and read.headers["X-Served-By"] == "cloud"
+            assert qty(call("PUT", "PO-1", 2)) == 2
+            legacy.down = False
+            wait_until(lambda: legacy.orders.get("PO-1", {}).get("qty") == 2, 60)
+            assert [w for w in legacy.writes if w[0] == "PO-1"] == [("PO-1", 1), ("PO-1", 2)]
+            assert cloud.orders["PO-1"]["qty"] == 2
+            wait_until(lambda: call("GET", "PO-1").headers.get("X-Served-By") == "legacy", 30)
