@@ -1,7 +1,8 @@
 """A write with an Idempotency-Key is made once, whichever gateway process the retry reaches.
 
-The key belongs to the consumer, the method and the path (entity and resource included), so the
-same key on another resource is another write. The first call claims it; a retry with the same
+The key belongs to the consumer, the method and the resource: the path and query, and the headers
+a route reads the legal entity or the business key from, so the same key for another entity or
+another resource is another write. The first call claims it; a retry with the same
 body replays the first answer (`Idempotent-Replayed: true`), one with another body is refused, one
 while the first still runs is a 409. A write whose outcome is unknown — the gateway timed out, lost
 the backend mid-call, or stopped — stays *in doubt*: a retry is told so and is never sent again,
@@ -27,8 +28,10 @@ from aiohttp import web
 
 from cutover.runtime import Cutover
 from gateway.consumers import Consumer
+from gateway.inputs import forwardable
 from gateway.policies import correlation_id
 from gateway.problems import WRITE_MADE, Problem
+from gateway.table import ROUTE
 from legacy_adapters import Outcome, outcome_of_status
 
 # What a passthrough's answer said of the write, set on the response by the handler that forwards it.
@@ -129,9 +132,12 @@ class SharedIdempotency:
         await self.cutover.commits.run(self.cutover.store.finish_in, scope, state, status, content_type, body, location)
 
 
-def scope_of(consumer: str, method: str, path: str, key: str) -> str:
-    """What a key belongs to: the consumer's call of one method on one resource."""
-    return hashlib.sha256("\x00".join((consumer, method, path, key)).encode()).hexdigest()
+def scope_of(consumer: str, method: str, target: str, key: str, *named: str) -> str:
+    """What a key belongs to: the consumer's call of one method on one resource — the path and query
+    (`target`) and whatever else names the legal entity or the business key (a header's value); a
+    body that names them is the request's digest, checked on every reuse."""
+    parts = (consumer, method, target, key, *named)
+    return hashlib.sha256("\x00".join(parts).encode("utf-8", "surrogateescape")).hexdigest()
 
 
 def settled(status: int, title: str = "", outcome: Outcome | None = None) -> str:
@@ -157,8 +163,12 @@ async def idempotent(
         return await call()
     if len(given) > MAX_KEY:
         raise Problem(400, "Idempotency-Key too long", f"use at most {MAX_KEY} characters")
+    forwardable(request.headers, ("Idempotency-Key",))  # Latin-1 and one line, or a 400 naming it
     name = consumer.name if consumer else "-"
-    scope = scope_of(name, request.method, request.path, given)
+    compiled = request.get(ROUTE)
+    named = [] if compiled is None else [request.headers.get(source.name, "") for source in (compiled.route.entity,
+             compiled.route.key) if source is not None and source.from_ == "header"]  # fmt: skip
+    scope = scope_of(name, request.method, request.path_qs, given, *named)
     digest = hashlib.sha256(await request.read()).hexdigest()
     outcome, stored, first = await ledger.claim(scope, name, digest, correlation_id(request))
     if outcome == "mismatch":

@@ -153,6 +153,8 @@ async def managed(request: web.Request) -> web.StreamResponse:
     source = {**(body if isinstance(body, dict) else {}), **params, **dict(request.query)}
     headers = forwardable(request.headers, ("tracestate", "Idempotency-Key"))
     headers["traceparent"] = request[SPAN].traceparent  # the sides' work hangs off the gateway's span
+    if entity is not None and route.entity is not None and route.entity.from_ != "path":
+        params = {**params, "entity": entity}  # a backend URL's {entity}, wherever the route reads it from
     call = Call(route.name, source, entity, key, correlation_id(request), headers, route.writes, params)
     side = plan.serve
     if route.asynchronous and cutover is not None:  # made later, at the pace the side takes: 202 now

@@ -220,12 +220,19 @@ def _decoded(answer: RawReply) -> bytes:
     return data
 
 
+def _segment(value: str) -> str:
+    """`value` as one URL segment: quoted whole, and `.` or `..` (which quoting leaves as they are,
+    and a server resolves as "here" and "up") with their dots escaped too."""
+    quoted = quote(value, safe="")
+    return quoted.replace(".", "%2E") if quoted in (".", "..") else quoted
+
+
 class _Params(dict[str, str]):
     """Path parameters for a URL template, each encoded as one URL segment: `T1?admin=true`,
     `a#b` or `..%2F` from a consumer's path must not change which resource the backend sees."""
 
     def __init__(self, params: dict[str, str]) -> None:
-        super().__init__({key: quote(str(value), safe="") for key, value in params.items()})
+        super().__init__({key: _segment(str(value)) for key, value in params.items()})
 
     def __missing__(self, key: str) -> str:
         return "{" + key + "}"
