@@ -130,7 +130,12 @@ _DELIVERED_MANY = (
 # planners would rather walk every pending message and sort them (with a surge's backlog of 8,400
 # pending copies, PostgreSQL took 20 ms a claim instead of 0.1): SQLite keeps a CROSS JOIN's order,
 # and PostgreSQL does not pull up a LATERAL subquery with an OFFSET.
-_PENDING_HEAD = "o.id = h.head AND o.state = 'pending' AND o.next_at <= ? AND o.lease_until <= ?"
+# An accepted write still leased is being made, or was when its gateway died: never due again (every
+# outcome sets lease_until back to 0), `recover` puts it in doubt once its lease has run out.
+_PENDING_HEAD = (
+    "o.id = h.head AND o.state = 'pending' AND o.next_at <= ? AND o.lease_until <= ? "
+    "AND (o.kind <> 'accepted' OR o.lease_until = 0)"
+)
 _DUE = {
     "sqlite": f"SELECT {', '.join(f'o.{name.strip()}' for name in _COLUMNS.split(','))} "
     f"FROM cutover_outbox_heads AS h CROSS JOIN cutover_outbox AS o WHERE {_PENDING_HEAD} "
@@ -448,19 +453,27 @@ class Outbox:
         )
         return state
 
-    def recover(self, older_than: float = 60.0) -> int:
-        """Intents left without an outcome (the gateway died mid-call) become in-doubt: never dropped,
-        never retried blindly. Returns how many."""
+    def recover(self, older_than: float = 60.0, now: float | None = None) -> int:
+        """Writes left without an outcome become in-doubt: never dropped, never retried blindly.
+        Intents whose serving call never settled (the gateway died mid-call), and accepted writes
+        whose delivery lease ran out unsettled (the gateway died while making them: the side may have
+        booked them, and a side need not honour the Idempotency-Key they carry). Returns how many."""
+        moment = time.time() if now is None else now
         with self.store.transaction() as cursor:
-            return int(
-                self.store.execute(
-                    cursor,
-                    "UPDATE cutover_outbox SET state = 'in_doubt', last_error = ?, updated_at = ? "
-                    "WHERE state = 'intent' AND created < ?",
-                    ("the serving call's outcome is unknown (the gateway stopped mid-call)", now_iso(),
-                     time.time() - older_than),
-                ).rowcount
-            )  # fmt: skip
+            intents = self.store.execute(
+                cursor,
+                "UPDATE cutover_outbox SET state = 'in_doubt', last_error = ?, updated_at = ? "
+                "WHERE state = 'intent' AND created < ?",
+                ("the serving call's outcome is unknown (the gateway stopped mid-call)", now_iso(),
+                 moment - older_than),
+            ).rowcount  # fmt: skip
+            accepted = self.store.execute(
+                cursor,
+                "UPDATE cutover_outbox SET state = 'in_doubt', lease_until = 0, last_error = ?, updated_at = ? "
+                "WHERE state = 'pending' AND kind = 'accepted' AND lease_until <> 0 AND lease_until < ?",
+                ("whether the side booked it is unknown: the gateway stopped while making it", now_iso(), moment),
+            ).rowcount
+            return int(intents) + int(accepted)
 
     def repair_heads(self) -> int:
         """Make every queue with unfinished writes have its head, and no head point at a finished write.

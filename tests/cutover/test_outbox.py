@@ -256,3 +256,21 @@ def test_a_heads_next_writes_are_leased_as_a_run_up_to_the_first_not_ready(store
     outbox.settle(ids[3], "pending")
     [next_head] = outbox.claim("gw")
     assert next_head.id == ids[3] and [m.id for m in outbox._once(outbox.lease_run_in, next_head, 10)] == [ids[4]]
+
+
+def test_an_accepted_write_whose_gateway_died_while_making_it_is_in_doubt(store: Store) -> None:
+    """Leased, sent, and no outcome recorded (SIGKILL mid-drain): once its lease runs out it is not
+    made again — the side may have booked it — but waits, in doubt, for a person."""
+    outbox = Outbox(store)
+    call = {"payload": {"qty": 1}, "consumer": "webshop"}
+    made, crashed = (outbox._once(outbox.accept_in, "order-create", "ACME-US", f"PO-{n}", "legacy", "ACME-US@0",
+                                  call, f"k-{n}", f"token-{n}") for n in (1, 2))  # fmt: skip
+    now = time.time()
+    assert {m.id for m in outbox.claim("gw-a", now=now)} == {made, crashed}
+    outbox.failed(outbox.get(made), "503 Backend unavailable: not made")  # an outcome: due again later
+    later = now + LEASE_SECONDS + 1
+    assert [m.id for m in outbox.due(now=later + 3600)] == [made]  # the crashed one is never due again
+    assert outbox.recover(now=later) == 1
+    doubtful = outbox.accepted("token-2")
+    assert doubtful is not None and doubtful.state == "in_doubt" and "unknown" in doubtful.last_error
+    assert outbox.get(made).state == "pending"
