@@ -71,7 +71,10 @@ def _identify(request: web.Request, need: str = "viewer") -> tuple[str, Consumer
         wait = str(max(1, round(FAILURE_WINDOW - (now - since))))
         raise Problem(429, "Too many requests", "too many wrong admin keys from your address", {"Retry-After": wait})
     if hmac.compare_digest(given.encode("utf-8", "surrogateescape"), request.app[ADMIN_KEY].encode()):
-        return request.headers.get("X-Actor", "").strip(), None
+        actor = request.headers.get("X-Actor", "").strip()
+        if not _is_text(actor):
+            raise Problem(400, "Header not acceptable", "the X-Actor header must be UTF-8 text")
+        return actor, None
     consumers = request.app[SETTINGS].consumers
     person = consumers.find(given) if consumers is not None else None
     role = person.admin_role if person is not None else None
@@ -84,18 +87,28 @@ def _identify(request: web.Request, need: str = "viewer") -> tuple[str, Consumer
     return person.name, person
 
 
-async def _body(request: web.Request) -> dict[str, Any]:
+async def _change_body(request: web.Request) -> tuple[dict[str, Any], str]:
+    """A change's JSON object and who makes it: the admin key is checked before the body is read
+    (no key is a 401 whatever the body), and every text in it must be text (no lone surrogate)."""
+    who = _admin(request, "operator")
     body = parse_json(await request.read())
     if not isinstance(body, dict):
         raise Problem(400, "Malformed request", "send a JSON object")
-    return body
-
-
-def _actor(request: web.Request, body: dict[str, Any]) -> str:
-    actor = _admin(request, "operator") or str(body.get("actor", "")).strip()
+    for name, value in body.items():
+        if isinstance(value, str) and not _is_text(value):
+            raise Problem(400, "Malformed request", f"{name} is not text: it holds a lone surrogate")
+    actor = who or str(body.get("actor", "")).strip()
     if not actor:
         raise Problem(400, "Actor required", 'every change names its actor: send X-Actor or "actor"')
-    return actor
+    return body, actor
+
+
+def _is_text(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 async def _change(request: web.Request, operation: Callable[..., Any], *args: Any, **kwargs: Any) -> web.Response:
@@ -225,16 +238,20 @@ async def admin_whoami(request: web.Request) -> web.Response:
 
 async def admin_history(request: web.Request) -> web.StreamResponse:
     _admin(request)
-    events = await in_thread(
-        request.app[CUTOVER].engine.history, request.query.get("route"), request.query.get("entity")
-    )
+    try:
+        events = await in_thread(
+            request.app[CUTOVER].engine.history, request.query.get("route"), request.query.get("entity")
+        )
+    except CutoverError as exc:  # an unknown route or entity, named as a change would name it
+        raise Problem(422, "Bad query", str(exc)) from None
+    except StoreError as exc:
+        raise Problem(503, "Cutover store unavailable", str(exc)) from None
     lines = "".join(json.dumps(asdict(event), sort_keys=True) + "\n" for event in reversed(events))
     return web.Response(text=lines, content_type="application/x-ndjson")
 
 
 async def admin_set(request: web.Request) -> web.Response:
-    body = await _body(request)
-    actor = _actor(request, body)
+    body, actor = await _change_body(request)
     route, entity = request.match_info["route"], request.match_info["entity"]
     engine = request.app[CUTOVER].engine
     version = body.get("expected_version")
@@ -248,8 +265,7 @@ async def admin_set(request: web.Request) -> web.Response:
 
 
 async def admin_step(request: web.Request) -> web.Response:
-    body = await _body(request)
-    actor = _actor(request, body)
+    body, actor = await _change_body(request)
     route, entity = request.match_info["route"], request.match_info["entity"]
     engine = request.app[CUTOVER].engine
     reason = str(body.get("reason", ""))
@@ -263,16 +279,14 @@ async def admin_step(request: web.Request) -> web.Response:
 
 
 async def admin_schedule(request: web.Request) -> web.Response:
-    body = await _body(request)
-    actor = _actor(request, body)
+    body, actor = await _change_body(request)
     engine = request.app[CUTOVER].engine
     fields = [str(body.get(name, "")) for name in ("route", "entity", "mode", "at", "reason")]
     return await _change(request, engine.schedule, *fields, actor, percent=_percent(body.get("percent")))
 
 
 async def admin_freeze(request: web.Request) -> web.Response:
-    body = await _body(request)
-    actor = _actor(request, body)
+    body, actor = await _change_body(request)
     engine = request.app[CUTOVER].engine
     fields = [str(body.get(name, "")) for name in ("entity", "starts", "ends", "reason")]
     return await _change(request, engine.freeze, *fields, actor)
@@ -292,12 +306,14 @@ async def admin_outbox(request: web.Request) -> web.Response:
 
 
 async def admin_outbox_action(request: web.Request) -> web.Response:
-    body = await _body(request)
-    actor = _actor(request, body)
+    body, actor = await _change_body(request)
     outbox = request.app[CUTOVER].outbox
     action = outbox.replay if request.match_info["action"] == "replay" else outbox.discard
+    message_id = int(request.match_info["id"])
+    if message_id >= 2**63:  # no store numbers a message that high
+        raise Problem(422, "Refused", f"no outbox message {message_id}")
     try:
-        message = await in_thread(action, int(request.match_info["id"]), str(body.get("reason", "")), actor)
+        message = await in_thread(action, message_id, str(body.get("reason", "")), actor)
     except OutboxError as exc:
         raise Problem(422, "Refused", str(exc)) from None
     except StoreError as exc:
