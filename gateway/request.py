@@ -313,8 +313,12 @@ async def passthrough(request: web.Request) -> web.StreamResponse:
         later(compare_soap(app, compiled, entity, rule.rung, side, answer, mirror))
     if isinstance(answer, Problem):
         raise answer
+    content_type = answer.headers.get("content-type", "text/xml")
+    if any(char in content_type for char in "\r\n\x00"):  # it cannot be sent on as one header line
+        raise Problem(502, "Backend fault", f"the {side.value} SOAP service answered a Content-Type that cannot be "
+                      "passed on (a control character in it)")  # fmt: skip
     response = web.Response(status=answer.status, body=answer.body)
-    response.headers["Content-Type"] = answer.headers.get("content-type", "text/xml")
+    response.headers["Content-Type"] = content_type
     response.headers["X-Served-By"] = side.value
     response[OUTCOME] = envelope_outcome(answer.status, answer.body)  # a Fault's code says if it was made
     return response

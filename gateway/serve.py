@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from cutover.store import open_store
 from gateway.access_log import ACCESS, PLAIN, BatchedLines
@@ -50,6 +51,19 @@ def _logging() -> None:
     lines = logging.StreamHandler(sys.stderr)
     lines.setFormatter(JsonLines())  # one JSON object a line, with the trace and correlation ids
     logging.basicConfig(level=logging.INFO, handlers=[lines])
+    logging.getLogger("aiohttp.server").addFilter(malformed_in_one_line)
+
+
+def malformed_in_one_line(record: logging.LogRecord) -> bool:
+    """aiohttp answers a request it cannot parse (a NUL or a bare CR in a header…) with 400 itself,
+    and logs it as an error with a traceback: a client's mistake, not the gateway's, so it is one
+    warning line that says what was refused."""
+    error = record.exc_info[1] if record.exc_info else None
+    if isinstance(error, HttpProcessingError) and error.code == 400:
+        record.levelno, record.levelname = logging.WARNING, "WARNING"
+        record.msg, record.args = "refused a malformed request with 400: %s", (str(error.message).strip()[:200],)
+        record.exc_info, record.exc_text = None, None
+    return True
 
 
 def _fast_loop() -> None:

@@ -187,6 +187,9 @@ async def echo_server() -> AsyncIterator[str]:
             return web.Response(body=packed, headers={"Content-Type": "application/json", "Content-Encoding": coding})
         if kind == "redirect":
             raise web.HTTPFound("/elsewhere")
+        if kind in ("nan", "infinity", "huge"):
+            number = {"nan": b"NaN", "infinity": b"-Infinity", "huge": b"1e400"}[kind]
+            return web.Response(body=b'{"a": ' + number + b"}", content_type="application/json")
         if kind == "hostile-xml":
             return web.Response(body=b'<!DOCTYPE x [<!ENTITY a "aaaa">]><x>&a;</x>', content_type="application/xml")
         return web.json_response({"raw_path": request.raw_path, "query": dict(request.query)})
@@ -217,7 +220,7 @@ def test_path_parameters_are_encoded_as_one_segment(value: str, raw_path: str) -
     assert body == {"raw_path": raw_path, "query": {}}  # the backend sees one resource, no query
 
 
-@pytest.mark.parametrize("answer", ["bad-json", "deep-json", "hostile-xml"])
+@pytest.mark.parametrize("answer", ["bad-json", "deep-json", "hostile-xml", "nan", "infinity", "huge"])
 def test_an_answer_that_cannot_be_read_is_a_backend_fault(answer: str) -> None:
     async def scenario() -> None:
         async with echo_server() as url:
