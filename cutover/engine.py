@@ -33,6 +33,11 @@ class CutoverError(ValueError):
     """A change that was refused; the message says why and what to do instead. Nothing was changed."""
 
 
+class BadRequest(CutoverError):
+    """A change that names what does not exist or cannot be (an unknown route, entity or mode, a
+    percent out of range, a time that is not one): the request's words, not the ladder's refusal."""
+
+
 @dataclass(frozen=True)
 class RouteInfo:
     """What the engine needs to know of a route to judge a change."""
@@ -142,14 +147,14 @@ class Engine:
 
     def route(self, route: str) -> RouteInfo:
         if route not in self.routes:
-            raise CutoverError(f"unknown route {route!r}: known routes are {', '.join(sorted(self.routes))}")
+            raise BadRequest(f"unknown route {route!r}: known routes are {', '.join(sorted(self.routes))}")
         return self.routes[route]
 
     def _entity(self, entity: str, info: RouteInfo | None = None) -> str:
         if entity != "*" and self.entities is not None and entity not in self.entities:
-            raise CutoverError(f"unknown legal entity {entity!r}: known entities are {', '.join(self.entities)}")
+            raise BadRequest(f"unknown legal entity {entity!r}: known entities are {', '.join(self.entities)}")
         if entity != "*" and info is not None and info.entities and entity not in info.entities:
-            raise CutoverError(f"route {info.name} does not serve {entity}: it serves {', '.join(info.entities)}")
+            raise BadRequest(f"route {info.name} does not serve {entity}: it serves {', '.join(info.entities)}")
         return entity
 
     def verdict(self, route: str, entity: str) -> Judgement | None:
@@ -292,7 +297,7 @@ class Engine:
                 f"route {info.name} writes: shadow would never call the cloud (it gets reads only); use dual_write"
             )
         if mode is Mode.canary and not 0 < percent <= 100:
-            raise CutoverError(f"canary needs a percent above 0 and at most 100, not {percent:g}")
+            raise BadRequest(f"canary needs a percent above 0 and at most 100, not {percent:g}")
         if mode is not Mode.canary and percent:
             raise CutoverError("a percent only goes with canary")
 
@@ -321,7 +326,7 @@ class Engine:
         try:
             target = Mode(mode)
         except ValueError:
-            raise CutoverError(f"unknown mode {mode!r}: use one of {', '.join(m.value for m in LADDER)}") from None
+            raise BadRequest(f"unknown mode {mode!r}: use one of {', '.join(m.value for m in LADDER)}") from None
         self._sensible(info, target, percent)
         frozen = self.frozen(entity, at)
         if frozen and kind != "guardrail":
@@ -424,9 +429,14 @@ class Engine:
         _require_reason(reason)
         try:
             self._sensible(info, Mode(mode), percent)
-            when = _parse_time(at)
         except ValueError as exc:
-            raise CutoverError(f"cannot schedule: {exc}") from None
+            raise BadRequest(f"cannot schedule: {exc}") from None
+        try:
+            when = _parse_time(at)
+        except ValueError:
+            raise BadRequest(
+                f"cannot schedule: the time is ISO 8601, e.g. 2026-12-31T22:00:00+00:00, not {at!r}"
+            ) from None
         return self.store.add_schedule(route, entity, mode, percent, when.isoformat(), reason, actor)
 
     def freeze(self, entity: str, starts: str, ends: str, reason: str, actor: str) -> None:
@@ -435,7 +445,7 @@ class Engine:
         try:
             start, end = _parse_time(starts), _parse_time(ends)
         except ValueError as exc:
-            raise CutoverError(f"times are ISO 8601, e.g. 2026-12-29T00:00:00+00:00: {exc}") from None
+            raise BadRequest(f"times are ISO 8601, e.g. 2026-12-29T00:00:00+00:00: {exc}") from None
         if end <= start:
             raise CutoverError("a freeze must end after it starts")
         self.store.add_freeze(entity, start.isoformat(), end.isoformat(), reason, actor)

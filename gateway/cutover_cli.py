@@ -20,7 +20,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from cutover.decide import Rule, Side
-from cutover.engine import CutoverError, Engine
+from cutover.engine import BadRequest, CutoverError, Engine
 from cutover.store import Conflict, StoreError, minute, open_store
 from gateway.route_files import RouteError, load_routes
 from gateway.spec import known_entities, route_infos
@@ -72,7 +72,7 @@ def refused(exc: Exception, as_json: bool) -> typer.Exit:
         print(json.dumps({"error": message}))
     else:
         errors.print(f"[bold red]refused:[/] {escape(message)}", highlight=False, soft_wrap=True)
-    return typer.Exit(1)
+    return typer.Exit(2 if isinstance(exc, BadRequest) else 1)  # a bad argument, or the ladder's refusal
 
 
 def _done(rule: Rule, what: str, as_json: bool) -> None:
@@ -308,7 +308,7 @@ def mismatches(
     route: RouteName,
     store: Store,
     entity: Annotated[str | None, typer.Option(help="only this legal entity")] = None,
-    minutes: Annotated[int, typer.Option(help="look back this many minutes")] = 24 * 60,
+    minutes: Annotated[int, typer.Option(help="look back this many minutes", min=1)] = 24 * 60,
     routes: Routes = Path("routes"),
     as_json: Json = False,
 ) -> None:

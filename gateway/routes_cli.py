@@ -38,8 +38,8 @@ def serve_command(
     routes: Annotated[Path, typer.Option(help="folder of route specs (*.yaml)")] = Path("routes"),
     consumers: Annotated[Path | None, typer.Option(help="consumers file with hashed keys and scopes")] = None,
     host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="port to listen on")] = 8080,
-    workers: Annotated[int, typer.Option(help="processes sharing the port")] = 1,
+    port: Annotated[int, typer.Option(help="port to listen on", min=1, max=65535)] = 8080,
+    workers: Annotated[int, typer.Option(help="processes sharing the port", min=1)] = 1,
     deliveries: Annotated[
         Deliveries,
         typer.Option(
@@ -47,7 +47,7 @@ def serve_command(
             "the workers' event loops; inline, each worker delivers those it settles"
         ),
     ] = Deliveries.apart,
-    max_body: Annotated[int, typer.Option(help="largest request body in bytes")] = DEFAULT_MAX_BODY,
+    max_body: Annotated[int, typer.Option(help="largest request body in bytes", min=1)] = DEFAULT_MAX_BODY,
     insecure_no_auth: Annotated[bool, typer.Option(help="serve without API keys (local experiments only)")] = False,
     access_log: Annotated[bool, typer.Option(help="write a JSON access log line per request")] = True,
     store: Annotated[
@@ -212,6 +212,13 @@ def _key_store(store: str) -> Any:
         raise _fail(str(exc)) from None
 
 
+def _positive(value: float) -> float:
+    """A rate is more than 0 (and a number): said before any file is written."""
+    if not value > 0 or value != value or value == float("inf"):
+        raise typer.BadParameter(f"{value:g} is not a rate: give requests per second, more than 0")
+    return value
+
+
 @keys_app.command("create")
 def keys_create(
     name: Annotated[str, typer.Argument(help="the consumer's name")],
@@ -220,7 +227,7 @@ def keys_create(
     entity: Annotated[
         list[str] | None, typer.Option(help="legal entity the key may serve (repeat; default all)")
     ] = None,
-    rate: Annotated[float, typer.Option(help="requests per second per route")] = 100.0,
+    rate: Annotated[float, typer.Option(help="requests per second per route", callback=_positive)] = 100.0,
     admin: Annotated[bool, typer.Option(help="an admin key")] = False,
     role: Annotated[
         str | None, typer.Option(help="a person's admin key: viewer, operator (changes the ladder) or admin")

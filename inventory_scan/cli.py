@@ -198,6 +198,8 @@ def scan_files(
                     **common,
                 )
             )
+        elif not Path(target).is_dir():
+            raise _fail(f"{target}: no such folder (or it cannot be read); nothing was scanned or written")
         else:
             sources.append(FileSource(path=Path(target), **common))
     rules = [_parse_entity(option) for option in entity or []]
@@ -264,6 +266,8 @@ def scan_db(
     """
     targets: list[DbSource] = []
     for source in sources or []:
+        if Path(source).is_file() and Path(source).suffix.lower() not in DDL_SUFFIXES:
+            raise _fail(f"{source}: not a DDL script (it names no {', '.join(sorted(DDL_SUFFIXES))} file)")
         if Path(source).exists():
             targets.append(DbSource(ddl=Path(source), dialect=dialect, system=system))
         elif "=" not in source and (Path(source).suffix.lower() in DDL_SUFFIXES or "/" in source):
@@ -293,6 +297,9 @@ def scan_esb(
 
     Example: banyan scan esb ./mule-apps http://erp.example/OrderService?wsdl -o catalog.json
     """
+    for source in sources:
+        if not source.lower().startswith(("http://", "https://")) and not Path(source).exists():
+            raise _fail(f"{source}: no such file or folder; nothing was scanned or written")
     _run(_esb([EsbSource(source, system) for source in sources]), out)
 
 

@@ -29,13 +29,26 @@ CASES = [
     (["cutover", "history", "--store", "{tmp}/cutovr.db", *ROUTES], 2, "no cutover store at"),
     (["outbox", "status", "--store", "{tmp}/cutovr.db"], 2, "no cutover store at"),
     (["outbox", "list", "--store", str(REPO / "README.md")], 2, "is not a cutover store"),
-    (["cutover", "status", "--store", "{store}", "--route", "nope", *ROUTES], 1, "unknown route 'nope'"),
-    (["cutover", "status", "--store", "{store}", "--entity", "ACME-XX", *ROUTES], 1, "unknown legal entity 'ACME-XX'"),
-    (["cutover", "history", "--store", "{store}", "--entity", "ACME-XX", *ROUTES], 1, "unknown legal entity"),
-    (["cutover", "history", "--store", "{store}", "--route", "nope", *ROUTES], 1, "unknown route"),
-    (["cutover", "mismatches", "nope", "--store", "{store}", *ROUTES], 1, "unknown route"),
-    (["cutover", "mismatches", "order-status", "--entity", "ACME-US", "--store", "{store}", *ROUTES], 1,
+    (["cutover", "status", "--store", "{store}", "--route", "nope", *ROUTES], 2, "unknown route 'nope'"),
+    (["cutover", "status", "--store", "{store}", "--entity", "ACME-XX", *ROUTES], 2, "unknown legal entity 'ACME-XX'"),
+    (["cutover", "history", "--store", "{store}", "--entity", "ACME-XX", *ROUTES], 2, "unknown legal entity"),
+    (["cutover", "history", "--store", "{store}", "--route", "nope", *ROUTES], 2, "unknown route"),
+    (["cutover", "mismatches", "nope", "--store", "{store}", *ROUTES], 2, "unknown route"),
+    (["cutover", "mismatches", "order-status", "--entity", "ACME-US", "--store", "{store}", *ROUTES], 2,
      "does not serve ACME-US"),
+    (["cutover", "set", "nope", "ACME-UK", "dual_write", "--reason", "r", "--store", "{store}", *ROUTES], 2,
+     "unknown route"),
+    (["cutover", "set", "order-create", "ACME-XX", "dual_write", "--reason", "r", "--store", "{store}", *ROUTES], 2,
+     "unknown legal entity"),
+    (["cutover", "set", "order-create", "ACME-UK", "canary", "--percent", "150", "--reason", "r", "--store", "{store}",
+      *ROUTES], 2, "at most 100, not 150"),
+    (["cutover", "schedule", "order-create", "ACME-UK", "dual_write", "--at", "yesterday", "--reason", "r", "--store",
+      "{store}", *ROUTES], 2, "the time is ISO 8601"),
+    (["cutover", "set", "order-create", "ACME-UK", "dual_write", "--reason", "r", "--store", "{store}", *ROUTES], 1,
+     "the gate says Inconclusive"),  # a refusal of the ladder's, not a bad argument
+    (["scan", "files", "{tmp}/nowhere", "-o", "{tmp}/catalog.json"], 2, "no such folder"),
+    (["scan", "esb", "{tmp}/nowhere.xml", "-o", "{tmp}/catalog.json"], 2, "no such file or folder"),
+    (["scan", "db", "{tmp}/list.yaml", "-o", "{tmp}/catalog.json"], 2, "not a DDL script"),
     (["keys", "create", "x", "--consumers", "/no/such/dir/consumers.yaml"], 2, "is not a folder"),
     (["keys", "create", "x", "--consumers", "{tmp}/garbage.yaml"], 2, "cannot be read as a consumers file"),
     (["keys", "create", "x", "--consumers", "{tmp}/list.yaml"], 2, "is not a consumers file"),
@@ -56,6 +69,25 @@ def test_bad_arguments_get_one_line(args: list[str], code: int, says: str, store
     lines = [line for line in result.output.splitlines() if line.strip()]
     assert len(lines) == 1 and says in lines[0], result.output
     assert not (tmp_path / "cutovr.db").exists()  # a read never creates a store
+    assert not (tmp_path / "catalog.json").exists()  # a refused scan writes no catalog
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["keys", "create", "x", "--consumers", "{tmp}/consumers.yaml", "--rate", "-3"], "is not a rate"),
+        (["keys", "create", "x", "--consumers", "{tmp}/consumers.yaml", "--rate", "nan"], "is not a rate"),
+        (["serve", "--port", "99999"], "less than or equal to 65535"),
+        (["serve", "--port", "-5"], "greater than or equal to 1"),
+        (["serve", "--workers", "0"], "greater than or equal to 1"),
+        (["cutover", "mismatches", "order-status", "--minutes", "-5", "--store", "{tmp}/c.db", *ROUTES],
+         "greater than or equal to 1"),
+    ],
+)  # fmt: skip
+def test_values_out_of_range_are_refused_before_anything_is_written(args: list[str], says: str, tmp_path: Path) -> None:
+    result = runner.invoke(app, [a.replace("{tmp}", str(tmp_path)) for a in args])
+    assert result.exit_code == 2 and says in " ".join(result.output.split()), result.output
+    assert not (tmp_path / "consumers.yaml").exists() and not (tmp_path / "c.db").exists()
 
 
 @pytest.mark.parametrize("workers", ["1", "2"])

@@ -65,12 +65,14 @@ def test_a_broken_catalog_at_out_is_reported_and_kept(tmp_path: Path) -> None:
     assert out.read_text() == "{half a catalog"
 
 
-def test_a_missing_target_exits_1_with_an_incomplete_catalog(tmp_path: Path) -> None:
+def test_a_missing_target_is_refused_before_anything_is_written(tmp_path: Path) -> None:
+    """A path on the command line that is not there is a bad argument: said first, exit 2, no catalog.
+    (In a scan.yaml, a source that cannot be reached makes the catalog incomplete instead: the rest goes on.)"""
     out = tmp_path / "catalog.json"
-    result = runner.invoke(app, ["scan", "files", str(tmp_path / "nope"), "-o", str(out)])
-    assert result.exit_code == 1
-    assert "incomplete:" in result.output
-    assert not Catalog.load(out).complete
+    (tmp_path / "here").mkdir()
+    result = runner.invoke(app, ["scan", "files", str(tmp_path / "here"), str(tmp_path / "nope"), "-o", str(out)])
+    assert result.exit_code == 2 and "nope: no such folder" in result.output
+    assert not out.exists()
 
 
 def test_scan_run_reads_the_config(tmp_path: Path) -> None:
