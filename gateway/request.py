@@ -300,17 +300,21 @@ async def passthrough(request: web.Request) -> web.StreamResponse:
     forward["X-Correlation-ID"] = correlation_id(request)
     forward["traceparent"] = request[SPAN].traceparent
     app, side = request.app, plan.serve
+    # the envelope names any customer it likes: evidence, like metric labels, is kept for the entities
+    # the deployment knows, and every other one counts under one row, `other` (a deployment that names
+    # no entities at all has nothing to bound them by)
+    counted_as = (compiled.label(entity) or None) if compiled.known_entities else entity
     # a write is never mirrored here: the envelope is opaque, so the cloud could only be sent it blind
     mirror = None
     if plan.mirror is not None and not route.writes:
-        mirror = later(soap_side(app, compiled, plan.mirror, entity, rule.rung, raw, forward, "mirror"))
-    answer = await soap_side(app, compiled, side, entity, rule.rung, raw, forward, "serve")
+        mirror = later(soap_side(app, compiled, plan.mirror, counted_as, rule.rung, raw, forward, "mirror"))
+    answer = await soap_side(app, compiled, side, counted_as, rule.rung, raw, forward, "serve")
     if isinstance(answer, Problem) and plan.fallback is not None:
         log.warning("%s failed on %s, answered by %s: %s", route.name, side.value, plan.fallback.value, answer.detail)
         side = plan.fallback
-        answer = await soap_side(app, compiled, side, entity, rule.rung, raw, forward, "fallback")
+        answer = await soap_side(app, compiled, side, counted_as, rule.rung, raw, forward, "fallback")
     if mirror is not None and plan.compare and side is plan.serve:
-        later(compare_soap(app, compiled, entity, rule.rung, side, answer, mirror))
+        later(compare_soap(app, compiled, counted_as, rule.rung, side, answer, mirror))
     if isinstance(answer, Problem):
         raise answer
     content_type = answer.headers.get("content-type", "text/xml")

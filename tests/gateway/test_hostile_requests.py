@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import socket
+import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -287,3 +288,41 @@ def test_the_headers_sent_on_are_the_named_ones_each_one_line_of_latin_1() -> No
         with pytest.raises(Problem) as refused:
             forwardable(CIMultiDict({"SOAPAction": value}), ("SOAPAction",))
         assert refused.value.status == 400 and said in refused.value.detail and "SOAPAction" in refused.value.detail
+
+
+def test_unknown_soap_customers_share_one_evidence_row(legacy_soap: str, tmp_path: Path) -> None:
+    """10,000 random customers in envelopes made 10,002 evidence rows: the store grew with whatever
+    the callers wrote. Evidence is kept for the deployment's entities; every other counts as `other`."""
+    from cutover.store import minute
+    from gateway.state import CUTOVER
+    from tests.gateway.conftest import routes_yaml, running_gateway
+
+    # a key scoped to no entity in particular (the webshop's is refused 403 for unknown ones)
+    drops = tmp_path / "drops"
+    (drops / "in").mkdir(parents=True)
+    (drops / "ack").mkdir()
+    text = routes_yaml(legacy_soap, legacy_soap, drops)
+    with running_gateway(tmp_path, text, store=str(tmp_path / "cutover.db")) as gateway:
+        for n in range(30):
+            envelope = ENVELOPE.replace(
+                b"<o:customer>ACME-DE</o:customer>", f"<o:customer>RND-{n}</o:customer>".encode()
+            )
+            requests.post(gateway.url + "/soap/OrderService", data=envelope, timeout=10,
+                          headers={"X-API-Key": KEYS["ops"], "Content-Type": "text/xml"})  # fmt: skip
+        requests.post(gateway.url + "/soap/OrderService", data=ENVELOPE, timeout=10,
+                      headers={"X-API-Key": KEYS["ops"], "Content-Type": "text/xml"})  # fmt: skip
+        cutover = gateway.app[CUTOVER]
+
+        def counted() -> dict[str, int]:
+            cutover.flush()  # what this thread holds; the gateway's own flush writes the rest each second
+            with cutover.store.reading() as cursor:
+                rows = cutover.store.execute(
+                    cursor, "SELECT entity, SUM(calls_legacy) FROM cutover_evidence WHERE route = ? AND minute >= ? "
+                    "GROUP BY entity", ("order-service", minute() - 5),
+                ).fetchall()  # fmt: skip
+            return {entity: int(calls) for entity, calls in rows}
+
+        deadline = time.monotonic() + 10
+        while sum(counted().values()) < 31 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert counted() == {"other": 30, "ACME-DE": 1}
