@@ -6,7 +6,7 @@ import asyncio
 import socket
 import textwrap
 import threading
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -142,27 +142,8 @@ def running_gateway(folder: Path, routes_text: str, **settings: str) -> Iterator
     app = build_app(
         Settings(routes=routes, consumers=Consumers.load(folder / "consumers.yaml"), max_body=64 * 1024, **settings)  # type: ignore[arg-type]
     )
-    port = free_port()
-    loop = asyncio.new_event_loop()
-    runner = web.AppRunner(app)
-    started = threading.Event()
-
-    def run() -> None:
-        asyncio.set_event_loop(loop)
-        loop.run_until_complete(runner.setup())
-        loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", port).start())
-        started.set()
-        loop.run_forever()
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    assert started.wait(10)
-    try:
-        yield Gateway(f"http://127.0.0.1:{port}", routes, app)
-    finally:
-        asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(10)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(5)
+    with app_in_thread(app, started_within=10) as url:
+        yield Gateway(url, routes, app)
 
 
 @pytest.fixture(scope="module")
@@ -224,3 +205,52 @@ def serve_process(*args: str, env: dict[str, str] | None = None) -> Iterator[str
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGTERM)
         process.wait(timeout=30)
+
+
+@contextmanager
+def app_in_thread(app: web.Application, started_within: float = 5) -> Iterator[str]:
+    """`app` served on a free loopback port by an event loop in a thread of its own: its URL."""
+    loop, runner, port, ready = asyncio.new_event_loop(), web.AppRunner(app), free_port(), threading.Event()
+
+    def run() -> None:
+        asyncio.set_event_loop(loop)
+        loop.run_until_complete(runner.setup())
+        loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", port).start())
+        ready.set()
+        loop.run_forever()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    assert ready.wait(started_within)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(5)
+
+
+@contextmanager
+def stream_server_in_thread(
+    handle: Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]],
+) -> Iterator[str]:
+    """A raw TCP server (asyncio streams) on a free loopback port, in a thread of its own, for a
+    test that writes its HTTP answers byte for byte: its http:// URL."""
+    loop, port, ready = asyncio.new_event_loop(), free_port(), threading.Event()
+    servers: list[asyncio.Server] = []
+
+    def run() -> None:
+        asyncio.set_event_loop(loop)
+        servers.append(loop.run_until_complete(asyncio.start_server(handle, "127.0.0.1", port)))
+        ready.set()
+        loop.run_forever()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    assert ready.wait(5)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        loop.call_soon_threadsafe(servers[0].close)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(5)

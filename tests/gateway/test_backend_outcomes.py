@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import re
 import textwrap
-import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -23,7 +22,7 @@ from gateway.state import CUTOVER
 from legacy_adapters import Outcome, outcome_of_status
 from legacy_adapters.errors import retry_after
 from legacy_adapters.odbc import _classified
-from tests.gateway.conftest import Gateway, free_port, running_gateway
+from tests.gateway.conftest import Gateway, running_gateway, stream_server_in_thread
 
 ADMIN = {"X-Admin-Key": "admin-key-0123456789", "X-Actor": "ana"}
 STATUSES = range(100, 600)
@@ -89,27 +88,9 @@ class StatusErp:
 @contextmanager
 def status_erp(soap: bool = False, always: int | None = None) -> Iterator[StatusErp]:
     erp = StatusErp(soap, always)
-    loop = asyncio.new_event_loop()
-    port = free_port()
-    ready = threading.Event()
-    servers: list[asyncio.Server] = []
-
-    def run() -> None:
-        asyncio.set_event_loop(loop)
-        servers.append(loop.run_until_complete(asyncio.start_server(erp.serve, "127.0.0.1", port)))
-        ready.set()
-        loop.run_forever()
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    assert ready.wait(5)
-    erp.url = f"http://127.0.0.1:{port}"
-    try:
+    with stream_server_in_thread(erp.serve) as url:
+        erp.url = url
         yield erp
-    finally:
-        loop.call_soon_threadsafe(servers[0].close)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(5)
 
 
 def routes(legacy: str, cloud: str) -> str:

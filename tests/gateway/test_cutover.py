@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import textwrap
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -24,7 +22,7 @@ from cutover.runtime import Cutover
 from cutover.store import minute
 from gateway.state import CUTOVER, ROUTING
 from gateway.table import Compiled
-from tests.gateway.conftest import Gateway, free_port, running_gateway
+from tests.gateway.conftest import Gateway, app_in_thread, running_gateway
 
 ADMIN = {"X-Admin-Key": "admin-key-0123456789", "X-Actor": "ana"}
 
@@ -62,28 +60,9 @@ def erp(name: str) -> Iterator[Erp]:
     app = web.Application()
     app.router.add_get("/orders/{order}", server.handle)
     app.router.add_post("/orders/{order}", server.handle)
-    loop = asyncio.new_event_loop()
-    runner = web.AppRunner(app)
-    port = free_port()
-    ready = threading.Event()
-
-    def run() -> None:
-        asyncio.set_event_loop(loop)
-        loop.run_until_complete(runner.setup())
-        loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", port).start())
-        ready.set()
-        loop.run_forever()
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    assert ready.wait(5)
-    server.url = f"http://127.0.0.1:{port}"
-    try:
+    with app_in_thread(app) as url:
+        server.url = url
         yield server
-    finally:
-        asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(5)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(5)
 
 
 def ladder_routes(legacy: str, cloud: str) -> str:

@@ -4,10 +4,8 @@ and a value put into a URL never climbs out of its segment."""
 
 from __future__ import annotations
 
-import asyncio
 import http.client
 import textwrap
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,7 +14,7 @@ import pytest
 import requests
 from aiohttp import web
 
-from tests.gateway.conftest import Gateway, free_port, running_gateway
+from tests.gateway.conftest import Gateway, app_in_thread, running_gateway
 
 
 @contextmanager
@@ -30,24 +28,8 @@ def recorder() -> Iterator[tuple[str, list[str]]]:
 
     app = web.Application()
     app.router.add_route("*", "/{tail:.*}", book)
-    loop, runner, port, ready = asyncio.new_event_loop(), web.AppRunner(app), free_port(), threading.Event()
-
-    def run() -> None:
-        asyncio.set_event_loop(loop)
-        loop.run_until_complete(runner.setup())
-        loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", port).start())
-        ready.set()
-        loop.run_forever()
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    assert ready.wait(5)
-    try:
-        yield f"http://127.0.0.1:{port}", seen
-    finally:
-        asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(5)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(5)
+    with app_in_thread(app) as url:
+        yield url, seen
 
 
 def routes(url: str) -> str:

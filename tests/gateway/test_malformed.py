@@ -6,14 +6,13 @@ from __future__ import annotations
 import asyncio
 import socket
 import textwrap
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import requests
 
-from tests.gateway.conftest import SERVED, free_port, running_gateway, serve_process
+from tests.gateway.conftest import SERVED, running_gateway, serve_process, stream_server_in_thread
 
 
 def test_a_nul_in_a_header_is_a_400_and_one_line_in_the_log(tmp_path: Path) -> None:
@@ -39,7 +38,6 @@ def test_a_nul_in_a_header_is_a_400_and_one_line_in_the_log(tmp_path: Path) -> N
 @contextmanager
 def soap_answering(content_type: bytes) -> Iterator[str]:
     """A SOAP service whose answer's Content-Type is `content_type`, byte for byte."""
-    loop, port, ready = asyncio.new_event_loop(), free_port(), threading.Event()
     envelope = b'<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body><r/></s:Body></s:Envelope>'
 
     async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -51,20 +49,8 @@ def soap_answering(content_type: bytes) -> Iterator[str]:
         await writer.drain()
         writer.close()
 
-    def run() -> None:
-        asyncio.set_event_loop(loop)
-        loop.run_until_complete(asyncio.start_server(serve, "127.0.0.1", port))
-        ready.set()
-        loop.run_forever()
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    assert ready.wait(5)
-    try:
-        yield f"http://127.0.0.1:{port}/soap"
-    finally:
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(5)
+    with stream_server_in_thread(serve) as url:
+        yield f"{url}/soap"
 
 
 def test_a_soap_content_type_that_cannot_be_passed_on_is_a_502_fault(tmp_path: Path) -> None:

@@ -8,7 +8,6 @@ import asyncio
 import json
 import tempfile
 import textwrap
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
@@ -26,7 +25,7 @@ from cutover import outbox as outbox_module
 from cutover.decide import Mode
 from gateway.state import CUTOVER
 from tests.cutover.conftest import postgres_url  # noqa: F401 - the fixture
-from tests.gateway.conftest import Gateway, free_port, running_gateway
+from tests.gateway.conftest import Gateway, app_in_thread, running_gateway
 
 ADMIN = {"X-Admin-Key": "admin-key-0123456789", "X-Actor": "ana"}
 
@@ -68,25 +67,9 @@ def erp(name: str) -> Iterator[Erp]:
     app = web.Application()
     app.router.add_put("/orders/{order}", server.put)
     app.router.add_get("/orders/{order}", server.get)
-    loop, runner, port, ready = asyncio.new_event_loop(), web.AppRunner(app), free_port(), threading.Event()
-
-    def run() -> None:
-        asyncio.set_event_loop(loop)
-        loop.run_until_complete(runner.setup())
-        loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", port).start())
-        ready.set()
-        loop.run_forever()
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    assert ready.wait(5)
-    server.url = f"http://127.0.0.1:{port}"
-    try:
+    with app_in_thread(app) as url:
+        server.url = url
         yield server
-    finally:
-        asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(5)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(5)
 
 
 def routes(legacy: str, cloud: str) -> str:
