@@ -7,9 +7,7 @@ windows refuse changes for an entity; scheduled changes wait for their time (and
 
 from __future__ import annotations
 
-import json
 import logging
-import urllib.request
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -21,6 +19,7 @@ from cutover.gates import Counters, Gate, Guardrail, Judgement, Verdict, crossed
 from cutover.outbox import Outbox
 from cutover.slos import Objective
 from cutover.store import AuditEvent, Store, minute
+from cutover.webhook import post as post_webhook
 
 log = logging.getLogger("banyan.cutover")
 CANARY_STEPS = (1.0, 5.0, 25.0, 50.0, 100.0)
@@ -511,9 +510,4 @@ class Engine:
             return
         payload = {"event": "guardrail", "route": route, "entity": entity, "from": old.mode.value,
                    "to": new.mode.value, "reasons": reasons, "evidence": counters.as_dict()}  # fmt: skip
-        body = json.dumps(payload).encode()
-        request = urllib.request.Request(self.webhook, data=body, headers={"Content-Type": "application/json"})
-        try:
-            urllib.request.urlopen(request, timeout=5).close()
-        except OSError as exc:
-            log.warning("guardrail webhook failed: %s", exc)
+        post_webhook(self.webhook, payload, "guardrail")

@@ -12,14 +12,13 @@ hours and the last 30 minutes.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
-import urllib.request
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from cutover.store import Store, minute, now_iso
+from cutover.webhook import post as post_webhook
 
 log = logging.getLogger("banyan.cutover")
 
@@ -147,13 +146,8 @@ def alert(store: Store, objectives: list[Objective], webhook: str | None, now: f
     return told
 
 
-def _call(webhook: str, payload: dict[str, Any]) -> None:
-    request = urllib.request.Request(webhook, data=json.dumps(payload).encode(),
-                                     headers={"Content-Type": "application/json"})  # fmt: skip
-    try:
-        urllib.request.urlopen(request, timeout=5).close()
-    except OSError as exc:
-        log.warning("SLO webhook failed: %s", exc)
+def _call(url: str, payload: dict[str, Any]) -> None:
+    post_webhook(url, payload, "SLO")
 
 
 def prune(store: Store, now: float | None = None) -> None:
