@@ -16,7 +16,7 @@ from cutover.decide import Side
 from cutover.outbox import Message, Outbox
 from cutover.runtime import in_thread
 from events.log import EventLog, New
-from gateway.problems import BUSY, THROTTLED, Problem
+from gateway.problems import THROTTLED, Problem
 from gateway.route_events import declared, recorded
 from gateway.sides import Answer, counted, judge
 from gateway.slo import measure
@@ -47,14 +47,13 @@ HOLD_SECONDS = 60.0
 
 def next_step(answer: Problem) -> str:
     """What becomes of a write the side did not make, by what its answer said (errors.py):
-    `pause` (it asked for one, or there was no room: no attempt spent), `hold` (the gateway's access
-    was refused), `refuse` (the values were: trying again changes nothing), `doubt` (no one knows
-    whether it was made: a person decides) or `retry` (not made: try again with backoff)."""
-    if answer.title in (THROTTLED, BUSY):
+    `pause` (it asked for one: no attempt spent), `hold` (the gateway's access was refused), `refuse`
+    (the values were: trying again changes nothing), `doubt` (no one knows whether it was made: a
+    person decides) or `retry` (not made: try again with backoff). A problem of the gateway's own,
+    with no side's outcome, is read by its status, as any HTTP answer."""
+    if answer.title == THROTTLED:
         return "pause"
-    outcome = answer.outcome
-    if outcome is None:  # the gateway's own problem, not a side's answer
-        outcome = Outcome.unknown if answer.status == 504 else outcome_of_status(answer.status)
+    outcome = answer.outcome or outcome_of_status(answer.status)
     return {
         Outcome.not_authorised: "hold",
         Outcome.refused: "refuse",
@@ -63,9 +62,9 @@ def next_step(answer: Problem) -> str:
     }.get(outcome, "retry")
 
 
-async def _not_made(app: web.Application, message: Message, answer: Problem) -> str:
-    """Record what becomes of a message its side did not make (see `next_step`); the step taken.
-    A refused accepted write is closed with the refusal, for its status URL."""
+async def _not_made(app: web.Application, message: Message, answer: Problem) -> None:
+    """Record what becomes of a message its side did not make (see `next_step`). A refused accepted
+    write is closed with the refusal, for its status URL."""
     cutover = app[CUTOVER]
     outbox, commits = cutover.outbox, cutover.commits
     error = f"{answer.status} {answer.title}: {answer.detail}"
@@ -85,7 +84,6 @@ async def _not_made(app: web.Application, message: Message, answer: Problem) -> 
         await commits.background(outbox.failed_in, message, error, message.attempts + 1)
     else:
         await commits.background(outbox.failed_in, message, error)
-    return step
 
 
 async def deliver_in_order(app: web.Application, message: Message, run: int = 1) -> None:
