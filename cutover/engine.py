@@ -1,13 +1,17 @@
 """Changing the ladder: set, promote, roll back, schedule, freeze — each checked, each audited.
 
 A step up needs its gate's verdict to be Successful, or `force` with a reason; a step down is always
-allowed. Guardrails watch the evidence windows all the time and step down by themselves. Freeze
+allowed. Guardrails watch the evidence windows all the time and act where the cloud reaches the
+business: from canary, cloud_primary or cloud they move a pair in one step to the highest rung where
+legacy serves; in shadow and dual_write they alert and keep the evidence, and hold the cloud's
+copies of a write route while its cloud errors cross them (see `tick`). Freeze
 windows refuse changes for an entity; scheduled changes wait for their time (and for a freeze to end).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -65,6 +69,8 @@ class Status:
     gate: Gate | None = None
     guardrail: Guardrail | None = None
     behind: dict[str, tuple[int, float]] = field(default_factory=dict)  # side → writes owed to it, oldest made
+    alert: AuditEvent | None = None  # the guardrail's crossing on this rung (shadow, dual_write), until it clears
+    copies_paused: AuditEvent | None = None  # the guardrail holds the cloud's copies, until resumed
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -96,10 +102,24 @@ class Status:
                 "reason": self.step_down.reason,
                 "evidence": self.step_down.evidence,
             },
-        }
+            "alert": None if self.alert is None else {"at": self.alert.at, "reason": self.alert.reason,
+                                                      "evidence": self.alert.evidence},
+            "copies_paused": None if self.copies_paused is None else {
+                "at": self.copies_paused.at, "reason": self.copies_paused.reason,
+                "evidence": self.copies_paused.evidence,
+            },
+        }  # fmt: skip
 
 
 CLOUD_SERVES = (Mode.canary, Mode.cloud_primary, Mode.cloud)  # the rungs where the cloud answers consumers
+ALERTS = ("guardrail_alert", "guardrail_clear")  # audit kinds: a crossing in shadow or dual_write, and its end
+COPIES = ("pause_copies", "resume_copies")  # audit kinds: the cloud's copies held by the guardrail, and let go
+
+
+def guarded(info: RouteInfo) -> Mode:
+    """Where a crossed guardrail takes a pair the cloud answers for: the highest rung where legacy
+    serves every call (shadow for reads; dual_write for writes, so the cloud keeps every write)."""
+    return Mode.dual_write if info.writes else Mode.shadow
 
 
 def _rung_name(step: tuple[Mode, float] | None) -> str | None:
@@ -240,9 +260,13 @@ class Engine:
         return {pair: event for pair, event in latest.items() if event.kind == "guardrail"}
 
     def status(self, route: str | None = None, entity: str | None = None, attention: bool = False) -> list[Status]:
-        """A row per route × entity; with `attention`, each carries its unacknowledged step down."""
+        """A row per route × entity; with `attention`, each carries its unacknowledged step down, the
+        guardrail's open alert and the cloud's paused copies."""
         self.check_names(route, entity)
         downs = self.step_downs() if attention else {}
+        alerts = {pair: event for pair, event in self.store.latest(ALERTS).items()
+                  if event.kind == "guardrail_alert"} if attention else {}  # fmt: skip
+        paused = self.paused_copies() if attention else {}
         # a row per stored rule, and per entity each route with a cloud side serves (its default
         # rule "*" when it names none): a legacy-only route has nothing to cut over
         stored = {(r.route, r.entity): r for r in self.store.rules()}
@@ -263,10 +287,14 @@ class Engine:
             judged = self._judge(info, rule, window, note, entity_name, owed)
             behind = {side: owed[(route_name, entity_name, side)] for side in ("legacy", "cloud")
                       if (route_name, entity_name, side) in owed}  # fmt: skip
+            pair = (route_name, entity_name)
+            alert = alerts.get(pair)
             rows.append(
                 Status(route_name, entity_name, rule, window, judged, _rung_name(self.next_rung(rule)),
-                       downs.get((route_name, entity_name)), self.settings_from.get(route_name, THIS_PROCESS),
-                       info.gate, info.guardrail, behind)
+                       downs.get(pair), self.settings_from.get(route_name, THIS_PROCESS),
+                       info.gate, info.guardrail, behind,
+                       alert if alert is not None and alert.evidence.get("rung") == rule.rung else None,
+                       paused.get(pair))
             )  # fmt: skip
         return rows
 
@@ -482,32 +510,125 @@ class Engine:
                 self.store.mark_schedule(item.id, "refused", str(exc))
         self.store.prune_evidence(minute(moment.timestamp()) - EVIDENCE_DAYS * 24 * 60)
         self.store.prune_idempotency(moment.timestamp())
+        alerts, copies = self.store.latest(ALERTS), self.store.latest(COPIES)
         for status in self.status():
-            if status.rule.mode is Mode.legacy:
-                continue
             info = self.routes[status.route]
+            pair = (status.route, status.entity)
+            held = copies.get(pair)
+            if status.rule.mode is Mode.legacy and (held is None or held.kind != "pause_copies"):
+                continue  # nothing reaches the cloud, and nothing of it is held
             # errors trip the guardrail at once; mismatches only once the noise is learnt
             counters, _ = self._judged_window(info, status.rule, status.entity, info.guardrail.window_minutes)
             reasons = crossed(counters, info.guardrail)
-            if not reasons:
-                continue
-            try:
-                # the version this judgement was made on: if another gateway stepped down meanwhile, do not again
-                own = status.rule.version if status.rule.entity == status.entity else 0
-                why = "guardrail: " + "; ".join(reasons)
-                rule = self.rollback(status.route, status.entity, why, "guardrail", "guardrail", expected_version=own)
-            except Exception as exc:  # a concurrent step down by another gateway is fine
-                log.info("guardrail step down of %s/%s not applied: %s", status.route, status.entity, exc)
-                continue
-            done.append(f"guardrail stepped {status.route}/{status.entity} down to {rule.mode.value}")
-            self._call_webhook(status.route, status.entity, status.rule, rule, reasons, counters)
+            if status.rule.mode in CLOUD_SERVES:
+                done += self._step_down(status, info, reasons, counters)
+            elif status.rule.mode is not Mode.legacy:
+                done += self._alert(status, reasons, counters, alerts.get(pair))
+            if info.writes:
+                done += self._hold_copies(status, info, held)
         return done
 
+    # -- the guardrail --------------------------------------------------------------------------
+    # It acts where the cloud reaches the business. Where the cloud answers consumers (canary,
+    # cloud_primary, cloud), a crossed guardrail moves the pair in one step to the highest rung where
+    # legacy serves (`guarded`). In shadow and dual_write legacy answers every call already: stepping
+    # down would protect no one and stop the evidence, so a crossing is alerted (once per crossing)
+    # and kept; and on a write route, cloud errors in dual_write pause the cloud's copies (the outbox
+    # holds them, the rung stays) until a person resumes them or the errors leave the window.
+    def _step_down(self, status: Status, info: RouteInfo, reasons: list[str], counters: Counters) -> list[str]:
+        if not reasons:
+            return []
+        try:
+            # the version this judgement was made on: if another gateway stepped down meanwhile, do not again
+            own = status.rule.version if status.rule.entity == status.entity else 0
+            why = "guardrail: " + "; ".join(reasons)
+            rule = self.set(status.route, status.entity, guarded(info), why, "guardrail", kind="guardrail",
+                            expected_version=own)  # fmt: skip
+        except Exception as exc:  # a concurrent step down by another gateway is fine
+            log.info("guardrail step down of %s/%s not applied: %s", status.route, status.entity, exc)
+            return []
+        self._call_webhook("step_down", status.route, status.entity, status.rule, rule.mode, reasons, counters)
+        return [f"guardrail stepped {status.route}/{status.entity} down to {rule.mode.value}"]
+
+    def _alert(self, status: Status, reasons: list[str], counters: Counters, last: AuditEvent | None) -> list[str]:
+        """Alert a crossing once, on the rung it was seen on; say when it clears, so the next alerts."""
+        alerting = last is not None and last.kind == "guardrail_alert" and last.evidence.get("rung") == status.rule.rung
+        if bool(reasons) == alerting:
+            return []
+        route, entity = status.route, status.entity
+        evidence = counters.as_dict() | {"rung": status.rule.rung}
+        if reasons:
+            why = "guardrail (legacy serves every call, so the rung stays): " + "; ".join(reasons)
+            event = {"kind": "guardrail_alert", "reason": why, "evidence": evidence}
+        else:
+            event = {
+                "kind": "guardrail_clear",
+                "reason": "the window is within the guardrail again",
+                "evidence": evidence,
+            }
+        if not self.store.record_if("guardrail", route, entity, event, ALERTS, last.id if last else None):
+            return []  # another gateway said it first
+        if not reasons:
+            return [f"guardrail cleared on {route}/{entity}"]
+        self._call_webhook("alert", route, entity, status.rule, status.rule.mode, reasons, counters)
+        return [f"guardrail alert on {route}/{entity} ({status.rule.mode.value} stays): {'; '.join(reasons)}"]
+
+    def _hold_copies(self, status: Status, info: RouteInfo, last: AuditEvent | None) -> list[str]:
+        """Pause the cloud's copies of a write route in dual_write while its cloud errors cross the
+        guardrail; resume them once the window holds no such errors. After a person resumes them, only
+        errors from the next minute on count."""
+        paused = last is not None and last.kind == "pause_copies"
+        if not paused and status.rule.mode is not Mode.dual_write:
+            return []
+        since = minute() - info.guardrail.window_minutes + 1
+        if last is not None and last.kind == "resume_copies" and last.actor != "guardrail":
+            since = max(since, minute(_parse_time(last.at).timestamp()) + 1)
+        window = self.store.evidence(status.route, status.entity, status.rule.rung, since)
+        errors = crossed(Counters(calls_cloud=window.calls_cloud, errors_cloud=window.errors_cloud), info.guardrail)
+        if bool(errors) == paused:
+            return []
+        route, entity = status.route, status.entity
+        if errors:
+            why = "guardrail: " + "; ".join(errors) + " — the cloud's copies wait in the outbox, the rung stays"
+            event = {"kind": "pause_copies", "reason": why, "evidence": window.as_dict()}
+        else:
+            event = {"kind": "resume_copies", "reason": "guardrail: the cloud's errors left the window",
+                     "evidence": window.as_dict()}  # fmt: skip
+        waking = None if errors else self._waking(route, entity)
+        if not self.store.record_if("guardrail", route, entity, event, COPIES, last.id if last else None, waking):
+            return []
+        action = "pause_copies" if errors else "resume_copies"
+        self._call_webhook(action, route, entity, status.rule, status.rule.mode, errors, window)
+        return [f"guardrail {'paused' if errors else 'resumed'} the cloud's copies of {route}/{entity}"]
+
+    def _waking(self, route: str, entity: str) -> Callable[[Any], None]:
+        """Makes the cloud's held copies of route × entity due now, in the transaction that resumes them."""
+        outbox = Outbox(self.store)
+        return lambda cursor: outbox.wake_in(cursor, route, entity, Side.cloud.value)
+
+    def paused_copies(self) -> dict[tuple[str, str], AuditEvent]:
+        """Route × entity pairs whose copies to the cloud the guardrail holds, with why."""
+        return {pair: event for pair, event in self.store.latest(COPIES).items() if event.kind == "pause_copies"}
+
+    def resume_copies(self, route: str, entity: str, reason: str, actor: str) -> AuditEvent:
+        """A person lets the cloud's held copies go again; returns the pause it ends."""
+        self._entity(entity, self.route(route))
+        _require_reason(reason)
+        last = self.store.latest(COPIES).get((route, entity))
+        if last is None or last.kind != "pause_copies":
+            raise CutoverError(f"{route}/{entity}: the cloud's copies are not paused")
+        event = {"kind": "resume_copies", "reason": reason, "evidence": {"pause": last.id, "paused_at": last.at}}
+        if not self.store.record_if(actor, route, entity, event, COPIES, last.id,
+                                    then=self._waking(route, entity)):  # fmt: skip
+            raise CutoverError(f"{route}/{entity}: the copies were resumed or paused again meanwhile: read it again")
+        return last
+
     def _call_webhook(
-        self, route: str, entity: str, old: Rule, new: Rule, reasons: list[str], counters: Counters
+        self, action: str, route: str, entity: str, old: Rule, new: Mode, reasons: list[str], counters: Counters
     ) -> None:
         if not self.webhook:
             return
-        payload = {"event": "guardrail", "route": route, "entity": entity, "from": old.mode.value,
-                   "to": new.mode.value, "reasons": reasons, "evidence": counters.as_dict()}  # fmt: skip
+        payload = {"event": "guardrail", "action": action, "route": route, "entity": entity,
+                   "from": old.mode.value, "to": new.value, "reasons": reasons,
+                   "evidence": counters.as_dict()}  # fmt: skip
         post_webhook(self.webhook, payload, "guardrail")

@@ -33,7 +33,8 @@ class Gate(BaseModel):
 
 
 class Guardrail(BaseModel):
-    """When the ladder steps down by itself."""
+    """When the guardrail acts: steps down where the cloud serves, alerts (and holds the cloud's
+    copies on cloud write errors) where legacy does; see `Engine.tick`."""
 
     model_config = ConfigDict(extra="forbid")
 

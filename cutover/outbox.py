@@ -436,6 +436,16 @@ class Outbox:
             tuple(values),
         )
 
+    def wake_in(self, cursor: Any, route: str, entity: str, side: str) -> None:
+        """Make the copies owed to `side` for route × entity due now: they were held back (the
+        guardrail paused them) and are let go."""
+        self.store.execute(
+            cursor,
+            "UPDATE cutover_outbox SET next_at = ?, lease_until = 0, updated_at = ? WHERE route = ? AND entity = ? "
+            "AND side = ? AND kind = 'copy' AND state = 'pending'",
+            (time.time(), now_iso(), route, entity, side),
+        )
+
     def failed(self, message: Message, error: str, max_attempts: int | None = None) -> str:
         """Count a failed attempt; the message waits with backoff, or is dead after the last attempt."""
         return self._once(self.failed_in, message, error, max_attempts)

@@ -63,6 +63,7 @@ class Cutover:
         self.outbox = Outbox(self.store)
         self.commits = GroupCommit(self.store)
         self.rules: dict[tuple[str, str], Rule] = {}
+        self.paused: frozenset[tuple[str, str]] = frozenset()
         self.pending: dict[tuple[str, str, str], Counters] = {}
         self.differences: DifferencesByRoute = {}
         self.noise: dict[tuple[str, str], tuple[int, dict[str, int]]] = {}
@@ -109,6 +110,11 @@ class Cutover:
         for gone in self.rules.keys() - rules.keys():  # its entity falls back to the route's rule
             self.changed[gone] = learnt
         self.rules = rules  # one swap
+        self.paused = frozenset(self.engine.paused_copies())  # the guardrail's change rings like a rule's
+
+    def copies_paused(self, route: str, entity: str) -> bool:
+        """Does the guardrail hold the cloud's copies of route × entity (the outbox keeps them)?"""
+        return (route, entity) in self.paused
 
     # -- write ownership --------------------------------------------------------------------------
     def refresh_backlog(self) -> None:

@@ -124,6 +124,8 @@ async def _change(request: web.Request, operation: Callable[..., Any], *args: An
     await in_thread(cutover.reload)  # this gateway sees its own change at once
     if isinstance(result, Rule):
         return web.json_response(_rule_json(result))
+    if isinstance(result, AuditEvent) and result.kind == "pause_copies":  # the pause a person ended
+        return web.json_response({"resumed": result.id, "paused_at": result.at, "reason": result.reason})
     if isinstance(result, AuditEvent):  # an acknowledged step down
         return web.json_response({"acknowledged": result.id, "at": result.at, "reason": result.reason})
     return web.json_response({"done": result})
@@ -275,6 +277,8 @@ async def admin_step(request: web.Request) -> web.Response:
                              acknowledge=bool(body.get("acknowledge")))  # fmt: skip
     if step == "acknowledge":
         return await _change(request, engine.acknowledge, route, entity, reason, actor)
+    if step == "resume":
+        return await _change(request, engine.resume_copies, route, entity, reason, actor)
     return await _change(request, engine.rollback, route, entity, reason, actor)
 
 
@@ -351,4 +355,4 @@ def add_admin_routes(app: web.Application) -> None:
     app.router.add_post("/admin/cutover/schedule", admin_schedule)
     app.router.add_post("/admin/cutover/freeze", admin_freeze)
     app.router.add_put("/admin/cutover/{route}/{entity}", admin_set)
-    app.router.add_post("/admin/cutover/{route}/{entity}/{step:promote|rollback|acknowledge}", admin_step)
+    app.router.add_post("/admin/cutover/{route}/{entity}/{step:promote|rollback|acknowledge|resume}", admin_step)

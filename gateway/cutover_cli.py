@@ -20,7 +20,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from cutover.decide import Rule, Side
-from cutover.engine import BadRequest, CutoverError, Engine
+from cutover.engine import BadRequest, CutoverError, Engine, Status
 from cutover.store import Conflict, StoreError, minute, open_store
 from gateway.route_files import RouteError, load_routes
 from gateway.spec import known_entities, route_infos
@@ -133,12 +133,26 @@ def status(
                 if row.step_down
                 else ""
             )
+            + _watching(row)
             + _owed(row.behind),
         )
     console.print(table)
     sources = sorted({row.settings_from for row in rows})
     if sources:
         console.print(f"gates and guardrails: {'; '.join(sources)}", highlight=False)
+
+
+def _watching(row: Status) -> str:
+    """The guardrail's open alert and held copies, as the status table says them."""
+    said = ""
+    if row.alert is not None:
+        said += f"\n[yellow]⚠ guardrail alert since {row.alert.at[:19]}[/]: {escape(row.alert.reason)}"
+    if row.copies_paused is not None:
+        said += (
+            f"\n[bold yellow]⏸ the cloud's copies are held since {row.copies_paused.at[:19]}[/]: "
+            f"{escape(row.copies_paused.reason)} (banyan cutover resume, once the cloud is mended)"
+        )
+    return said
 
 
 def _owed(behind: dict[str, tuple[int, float]]) -> str:
@@ -241,6 +255,31 @@ def acknowledge_step_down(
     console.print(
         f"[green]✓[/] acknowledged the step down of {route}/{entity} at {down.at[:19]} ({escape(down.reason)})"
     )
+
+
+@cutover_app.command("resume")
+def resume_copies(
+    route: RouteName,
+    entity: EntityName,
+    store: Store,
+    reason: Reason = "",
+    routes: Routes = Path("routes"),
+    actor: Actor = None,
+    as_json: Json = False,
+) -> None:
+    """Send the cloud's copies the guardrail holds (cloud write errors in dual_write) again.
+
+    Example: banyan cutover resume order-create ACME-DE --reason "INC-9: cloud intake mended" --store cutover.db
+    """
+    engine = open_engine(store, routes, create=False)
+    try:
+        pause = engine.resume_copies(route, entity, reason, actor_name(actor))
+    except CutoverError as exc:
+        raise refused(exc, as_json) from None
+    if as_json:
+        print(json.dumps({"route": route, "entity": entity, "resumed": pause.id, "paused_at": pause.at}))
+        return
+    console.print(f"[green]✓[/] the cloud's copies of {route}/{entity} go again (held since {pause.at[:19]})")
 
 
 @cutover_app.command("rollback")

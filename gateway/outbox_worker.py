@@ -28,6 +28,7 @@ from legacy_adapters import Call, Outcome, outcome_of_status
 log = logging.getLogger("banyan.gateway")
 
 OUTBOX_POLL_SECONDS = 0.2
+PAUSED_COPIES_SECONDS = 30.0  # how often a held copy is looked at again (a resume makes it due at once)
 
 
 def _held_for(compiled: Compiled, side: Side, entity: str | None) -> float:
@@ -128,6 +129,11 @@ async def deliver(
     context = parse(headers.get("traceparent"))  # the trace of the call that owed this write
     trace_id = context[0] if context else ""
     CURRENT.set((trace_id, call.correlation_id))
+    if message.kind == "copy" and side is Side.cloud and cutover.copies_paused(message.route, message.entity):
+        # the guardrail holds them (cloud errors in dual_write): no attempt; resuming makes them due
+        error = "held: the guardrail paused the cloud's copies (banyan cutover resume, or the errors clear)"
+        await commits.background(outbox.postpone_in, message.id, time.time() + PAUSED_COPIES_SECONDS, error)
+        return False
     closed_in = _held_for(compiled, side, entity)
     if closed_in:  # the side is known to be down or paused: wait for it, spending no attempt
         await commits.background(outbox.postpone_in, message.id, time.time() + closed_in)

@@ -13,9 +13,9 @@ The demo builds that estate in FOLDER (default .demo) and runs the three journey
 estate into a catalog, an HTML report and a graph; serves the shipped `routes/` in front of the
 running systems and sends a webshop's traffic to each entity; then walks each entity up the cutover
 ladder on evidence, and when the cloud ERP ships a release that gets ACME-US's stock figure wrong,
-the guardrail steps that entity back down by itself. Every `banyan` command shown is run, and what
-follows it is what it printed. The gateway then keeps serving, with the migration console, until
-Ctrl-C (`--once` exits instead).
+the guardrail moves that entity straight back to shadow by itself, where the comparisons go on.
+Every `banyan` command shown is run, and what follows it is what it printed. The gateway then keeps
+serving, with the migration console, until Ctrl-C (`--once` exits instead).
 """
 
 from __future__ import annotations
@@ -446,6 +446,11 @@ def shift(folder: Path, consumer: Consumer, traffic: Traffic, cloud: demo_erp.Cl
     while time.monotonic() < deadline and "guardrail" not in cutover("history", "--entity", "ACME-US", "--json",
                                                                      show=False):  # fmt: skip
         load("ACME-US", traffic.stock, 30)  # the guardrail checks every 5 s
+    say("\nin shadow legacy answers every call again, and the cloud's answers are still compared:")
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and "guardrail_alert" not in cutover("history", "--entity", "ACME-US",
+                                                                           "--json", show=False):  # fmt: skip
+        load("ACME-US", traffic.stock, 30)  # the evidence goes on; the guardrail alerts, and the rung stays
     cutover("history", "--entity", "ACME-US")
     cutover("mismatches", "inventory-availability", "--entity", "ACME-US")
     say("\nEach entity's business SLOs, from every call of the demo (the order latency counts to the ERP's answer:")

@@ -17,6 +17,11 @@ from cutover.store.evidence import EvidenceTables
 from cutover.store.records import AuditEvent, Conflict, now_iso
 from cutover.store.schema import APPEND_ONLY, IDS, MIGRATIONS
 
+
+class _Unchanged(Exception):
+    """Rolls back a conditional write whose condition no longer holds."""
+
+
 _RULE_COLUMNS = "route, entity, mode, percent, pins, version, updated_at"
 
 
@@ -153,6 +158,40 @@ class Store(EvidenceTables, CallTables, CalendarTables):
         """An audit event that changes no rule (a refused or postponed change, a freeze)."""
         with self.transaction() as cursor:
             self.append_audit(cursor, now_iso(), actor, route, entity, event)
+
+    def record_if(
+        self, actor: str, route: str, entity: str, event: dict[str, Any], kinds: tuple[str, ...], seen: int | None,
+        then: Callable[[Any], None] | None = None,
+    ) -> bool:  # fmt: skip
+        """Append `event` (one of `kinds`) if the newest event of `kinds` for route × entity is still
+        `seen` (its id; None for none), and tell every gateway; with `then`, run it in the same
+        transaction. False, with nothing written, when another process recorded one meanwhile: a
+        state kept as audit events (a guardrail's alert, the cloud's paused copies) changes once."""
+        marks = ", ".join("?" for _ in kinds)
+        try:
+            self._record_if(actor, route, entity, event, marks, kinds, seen, then)
+        except _Unchanged:  # rolled back: nothing was written
+            return False
+        return True
+
+    def _record_if(
+        self, actor: str, route: str, entity: str, event: dict[str, Any], marks: str, kinds: tuple[str, ...],
+        seen: int | None, then: Callable[[Any], None] | None,
+    ) -> None:  # fmt: skip
+        with self.transaction() as cursor:
+            # the generation row serialises this against every other change, on both stores
+            self.execute(cursor, "UPDATE cutover_generation SET value = value + 1 WHERE id = 1")
+            newest = self.execute(
+                cursor,
+                f"SELECT MAX(id) FROM cutover_audit WHERE kind IN ({marks}) AND route = ? AND entity = ?",
+                (*kinds, route, entity),
+            ).fetchone()[0]
+            if newest != seen:
+                raise _Unchanged
+            self.append_audit(cursor, now_iso(), actor, route, entity, event)
+            if then is not None:
+                then(cursor)
+            self._notify(cursor, f"{route}/{entity}")
 
     def history(self, route: str | None = None, entity: str | None = None, limit: int = 1000) -> list[AuditEvent]:
         where, params = where_equal(route=route, entity=entity)

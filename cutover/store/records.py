@@ -31,7 +31,8 @@ class AuditEvent:
     id: int
     at: str
     actor: str
-    kind: str  # set, promote, rollback, guardrail, acknowledge, schedule, freeze
+    kind: str  # set, promote, rollback, guardrail, acknowledge, schedule, freeze, guardrail_alert,
+    # guardrail_clear, pause_copies, resume_copies
     route: str
     entity: str
     from_mode: str | None

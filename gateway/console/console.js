@@ -120,9 +120,11 @@ function renderMatrix() {
       const verdict = row.verdict ? element("span", row.verdict, `verdict verdict-${row.verdict}`) : element("span", "on the cloud", "verdict");
       open.append(badge(row), verdict);
       if (row.step_down) open.append(element("span", "⚠ stepped down", "step-down-mark"));
+      if (row.alert) open.append(element("span", "⚠ guardrail alert", "step-down-mark"));
+      if (row.copies_paused) open.append(element("span", "⏸ cloud copies held", "behind-mark"));
       const behind = Object.entries(row.behind || {});
       for (const [side, owed] of behind) open.append(element("span", `⏳ ${side} owed ${owed.writes}`, "behind-mark"));
-      open.setAttribute("aria-label", `${route} / ${entity}: ${rung(row.mode, row.percent)}; ${row.verdict || "on the cloud"}${row.step_down ? "; stepped down by the guardrail" : ""}`);
+      open.setAttribute("aria-label", `${route} / ${entity}: ${rung(row.mode, row.percent)}; ${row.verdict || "on the cloud"}${row.step_down ? "; stepped down by the guardrail" : ""}${row.alert ? "; guardrail alert" : ""}${row.copies_paused ? "; the cloud's copies are held" : ""}`);
       if (selected && selected.route === route && selected.entity === entity) open.classList.add("selected");
       open.addEventListener("click", () => select(route, entity));
       td.append(open);
@@ -174,6 +176,9 @@ async function renderCell() {
     ["Calls legacy / cloud", `${row.evidence.calls_legacy} / ${row.evidence.calls_cloud}`],
     ["Cloud errors", percent(row.evidence.cloud_error_rate)],
     ["Mismatches", `${percent(row.evidence.mismatch_rate)} of ${row.evidence.judged ?? row.evidence.comparisons}`],
+    ["Guardrail", [row.alert ? `alert ${since(row.alert.at)} ago (the rung stays, legacy serves every call): ${row.alert.reason}` : "",
+                   row.copies_paused ? `the cloud's copies are held since ${since(row.copies_paused.at)} ago: ${row.copies_paused.reason}` : ""]
+                   .filter(Boolean).join("; ") || "within its limits"],
     ["Judged with", row.settings_from],
   ];
   $("#cell-facts").replaceChildren(...facts.flatMap(([name, value]) => [element("dt", name), element("dd", value)]));
@@ -183,6 +188,7 @@ async function renderCell() {
   if (row.mode !== "legacy") actions.append(button("Roll back", "one rung down", () => ask(row, "rollback"), true));
   if (row.mode === "canary") actions.append(button("Set %", "change the canary percent", () => ask(row, "percent"), true));
   if (row.step_down) actions.append(button("Acknowledge", "say you have seen why the guardrail stepped it down", () => ask(row, "acknowledge"), true));
+  if (row.copies_paused) actions.append(button("Resume copies", "send the cloud the copies the guardrail holds", () => ask(row, "resume"), true));
   const query = new URLSearchParams({ route: row.route, entity: row.entity });
   try {
     const [series, events, fields] = await Promise.all([
@@ -417,17 +423,17 @@ async function submitCalendar(event, path, body, done) {
 function ask(row, step) {
   pending = { row, step };
   const titles = { promote: "Promote", rollback: "Roll back", percent: "Set the canary percent of",
-                   acknowledge: "Acknowledge the step down of" };  // prettier-ignore
+                   acknowledge: "Acknowledge the step down of", resume: "Resume the cloud's copies of" };  // prettier-ignore
   const now = rung(row.mode, row.percent);
   const to = step === "promote" && row.next ? `: ${now} → ${row.next}` : "";
   $("#change-title").textContent = `${titles[step]} ${row.route} / ${row.entity}${to}`;
   $("#percent-label").hidden = step !== "percent";
   $("#percent").required = step === "percent";
   $("#percent").value = row.percent || "";
-  $("#force").parentElement.hidden = step === "rollback" || step === "acknowledge";
+  $("#force").parentElement.hidden = step === "rollback" || step === "acknowledge" || step === "resume";
   $("#force").checked = false;
   // Stepping up after a guardrail step down: the lead confirms having read why, and says why it is safe.
-  const down = row.step_down && step !== "rollback" ? row.step_down : null;
+  const down = row.step_down && step !== "rollback" && step !== "resume" ? row.step_down : null;
   $("#step-down").hidden = !down;
   $("#step-down-text").textContent = down
     ? `The guardrail stepped it down from ${rung(down.from_mode, down.from_percent)} at ${down.at.slice(0, 19).replace("T", " ")}: ${down.reason}.`
@@ -457,6 +463,8 @@ async function confirmChange(event) {
     $("#change").close();
     const text = step === "acknowledge"
       ? `✓ acknowledged the step down of ${route} / ${entity}`
+      : step === "resume"
+      ? `✓ the cloud's copies of ${route} / ${entity} go again`
       : `✓ ${route} / ${entity} is now on ${rung(done.mode, done.percent)} (version ${done.version})`;
     notice = { text, until: Date.now() + 15000 };
     await refresh();

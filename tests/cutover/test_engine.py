@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import json
-import threading
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, HTTPServer
-from typing import Any, ClassVar
+from typing import Any
 
 import pytest
 
@@ -15,6 +11,7 @@ from cutover.decide import Mode, Side
 from cutover.engine import CutoverError, Engine, RouteInfo
 from cutover.gates import Counters, Gate, Guardrail
 from cutover.store import Store, minute
+from tests.cutover.conftest import Hook
 
 ROUTES = [
     RouteInfo("orders.get", writes=False, has_cloud=True, gate=Gate(min_samples=10, min_minutes=0)),
@@ -139,27 +136,6 @@ def test_pins_merge_and_hold(engine: Engine) -> None:
     assert engine.rule("orders.get", "acme-us").pins == {"SO-1": Side.cloud, "SO-2": Side.legacy}
 
 
-class _Hook(BaseHTTPRequestHandler):
-    received: ClassVar[list[dict[str, Any]]] = []
-
-    def do_POST(self) -> None:
-        self.received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-        self.send_response(204)
-        self.end_headers()
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-
-@pytest.fixture
-def webhook() -> Iterator[str]:
-    _Hook.received = []
-    server = HTTPServer(("127.0.0.1", 0), _Hook)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_port}/hook"
-    server.shutdown()
-
-
 def test_guardrail_steps_down_under_injected_errors(store: Store, webhook: str) -> None:
     routes = [
         RouteInfo(
@@ -176,18 +152,14 @@ def test_guardrail_steps_down_under_injected_errors(store: Store, webhook: str) 
     store.add_evidence("orders.get", "acme-us", rung, minute(), Counters(calls_cloud=100, errors_cloud=2))
     assert engine.tick() == []  # 2% is within the guardrail
     store.add_evidence("orders.get", "acme-us", rung, minute(), Counters(calls_cloud=100, errors_cloud=30))
-    assert engine.tick() == ["guardrail stepped orders.get/acme-us down to dual_write"]
-    assert engine.tick() == []  # the errors were gathered on canary: dual_write starts with a clean window
+    assert engine.tick() == ["guardrail stepped orders.get/acme-us down to shadow"]
+    assert engine.tick() == []  # the errors were gathered on canary: shadow starts with a clean window
     event = engine.history("orders.get", "acme-us")[0]
-    assert (event.kind, event.actor, event.from_mode, event.to_mode) == (
-        "guardrail",
-        "guardrail",
-        "canary",
-        "dual_write",
-    )
+    assert (event.kind, event.actor, event.from_mode, event.to_mode) == ("guardrail", "guardrail", "canary", "shadow")
     assert "cloud error rate 16.00% over 5.00%" in event.reason
     assert event.evidence["errors_cloud"] == 32
-    assert _Hook.received[0]["to"] == "dual_write" and _Hook.received[0]["entity"] == "acme-us"
+    assert Hook.received[0]["to"] == "shadow" and Hook.received[0]["entity"] == "acme-us"
+    assert Hook.received[0]["action"] == "step_down"
     assert engine.rule("orders.get", "acme-de").mode is Mode.legacy  # the other entity is untouched
 
 
@@ -198,7 +170,7 @@ def _stepped_down(store: Store) -> Engine:
     engine.set("orders.get", "acme-us", "canary", "ramp", "ana", percent=25, force=True)
     rung = engine.rule("orders.get", "acme-us").rung
     store.add_evidence("orders.get", "acme-us", rung, minute(), Counters(calls_cloud=100, errors_cloud=30))
-    assert engine.tick() == ["guardrail stepped orders.get/acme-us down to dual_write"]
+    assert engine.tick() == ["guardrail stepped orders.get/acme-us down to shadow"]
     return engine
 
 
@@ -222,7 +194,7 @@ def test_a_step_down_stays_in_sight_and_blocks_stepping_up_until_acknowledged(st
 
     good_evidence(engine, "orders.get", "acme-us")
     rule = engine.promote("orders.get", "acme-us", "INC-42 fixed the ATP", "ana", acknowledge=True)
-    assert rule.mode is Mode.canary
+    assert rule.mode is Mode.dual_write
     promoted, acknowledged = engine.history("orders.get", "acme-us")[:2]
     assert (promoted.kind, acknowledged.kind, acknowledged.actor) == ("promote", "acknowledge", "ana")
     assert acknowledged.reason == "INC-42 fixed the ATP" and acknowledged.evidence["step_down"] > 0
@@ -241,7 +213,7 @@ def test_acknowledging_alone_then_stepping_up(store: Store) -> None:
 
 
 def test_guardrail_acts_during_a_freeze(engine: Engine) -> None:
-    engine.set("orders.get", "acme-us", "dual_write", "go", "ana", force=True)
+    engine.set("orders.get", "acme-us", "canary", "go", "ana", percent=5, force=True)
     now = datetime.now(UTC)
     engine.freeze(
         "acme-us",
@@ -258,6 +230,7 @@ def test_guardrail_acts_during_a_freeze(engine: Engine) -> None:
         Counters(calls_cloud=50, comparisons=50, mismatches=40),
     )
     assert engine.tick() == ["guardrail stepped orders.get/acme-us down to shadow"]
+    assert engine.frozen("acme-us") is not None
 
 
 def test_freeze_refuses_changes_for_its_entity_only(engine: Engine) -> None:
@@ -306,10 +279,10 @@ def test_two_gateways_judging_the_same_window_step_down_once(store: Store, store
     seen_by_other = other.status("orders.get", "acme-us")  # both judge the same window
     rung = engine.rule("orders.get", "acme-us").rung
     store.add_evidence("orders.get", "acme-us", rung, minute(), Counters(calls_cloud=100, errors_cloud=50))
-    assert engine.tick() == ["guardrail stepped orders.get/acme-us down to dual_write"]
+    assert engine.tick() == ["guardrail stepped orders.get/acme-us down to shadow"]
     other.status = lambda *args: seen_by_other  # type: ignore[method-assign]  # the other's judgement is stale
     assert other.tick() == []
-    assert engine.rule("orders.get", "acme-us").mode is Mode.dual_write
+    assert engine.rule("orders.get", "acme-us").mode is Mode.shadow
     other.store.close()
 
 
@@ -329,7 +302,7 @@ def test_a_route_that_learns_noise_has_its_mismatches_judged_only_once_learnt(st
                   guardrail=Guardrail(min_samples=20, max_mismatch_rate=0.05), learns_noise=True),
     ]  # fmt: skip
     engine = Engine(store, routes, ENTITIES)
-    engine.set("orders.get", "acme-us", "shadow", "listen", "ana")
+    engine.set("orders.get", "acme-us", "canary", "ramp", "ana", percent=5, force=True)
     rung = engine.rule("orders.get", "acme-us").rung
     store.add_evidence("orders.get", "acme-us", rung, minute(), Counters(calls_cloud=50, comparisons=50, mismatches=20))
     assert engine.learning("orders.get")
@@ -341,16 +314,16 @@ def test_a_route_that_learns_noise_has_its_mismatches_judged_only_once_learnt(st
     assert engine.learning("orders.get") and engine.tick() == []
     store.add_noise("orders.get", "acme-us", minute(), 1, {"/at": 1})  # legacy asked twice, 10 times
     assert not engine.learning("orders.get")
-    assert engine.tick() == ["guardrail stepped orders.get/acme-us down to legacy"]
+    assert engine.tick() == ["guardrail stepped orders.get/acme-us down to shadow"]
 
 
 def test_errors_trip_a_route_that_is_still_learning_noise(store: Store) -> None:
     routes = [RouteInfo("orders.get", False, True, guardrail=Guardrail(min_samples=20), learns_noise=True)]
     engine = Engine(store, routes, ENTITIES)
-    engine.set("orders.get", "acme-us", "shadow", "listen", "ana")
+    engine.set("orders.get", "acme-us", "cloud", "all in", "ana", force=True)
     rung = engine.rule("orders.get", "acme-us").rung
     store.add_evidence("orders.get", "acme-us", rung, minute(), Counters(calls_cloud=40, errors_cloud=20))
-    assert engine.tick() == ["guardrail stepped orders.get/acme-us down to legacy"]
+    assert engine.tick() == ["guardrail stepped orders.get/acme-us down to shadow"]
 
 
 def test_gateways_count_no_mismatch_while_a_route_learns_its_noise(tmp_path) -> None:  # type: ignore[no-untyped-def]

@@ -172,7 +172,7 @@ def test_a_wrong_key_is_refused(ladder: Ladder, browser: Any) -> None:  # noqa: 
 
 def test_a_guardrail_step_down_stays_on_the_row_until_acknowledged(ladder: Ladder, browser: Any) -> None:  # noqa: F811
     ladder.admin("PUT", "/order-get/ACME-US", {"mode": "canary", "percent": 25, "reason": "ramp", "force": True})
-    # what the guardrail does when the cloud fails: one rung down, as the guardrail, with its reasons
+    # a step down recorded as the guardrail's, with its reasons
     why = "guardrail: cloud error rate 30.00% over 5.00%"
     ladder.cutover.engine.rollback("order-get", "ACME-US", why, "guardrail", "guardrail")
     errors: list[str] = []
@@ -201,6 +201,27 @@ def test_a_guardrail_step_down_stays_on_the_row_until_acknowledged(ladder: Ladde
     assert "⚠ stepped down" not in cell(page, "order-get", "ACME-US").inner_text()
     assert page.locator("#cell-step-down").is_hidden()
     assert [e for e in errors if "status of 422" not in e] == []
+
+
+def test_held_copies_and_an_alert_show_on_the_cell_and_a_person_resumes(ladder: Ladder, browser: Any) -> None:  # noqa: F811
+    ladder.admin("PUT", "/order-put/ACME-US", {"mode": "dual_write", "reason": "both", "force": True})
+    engine = ladder.cutover.engine
+    rung = engine.rule("order-put", "ACME-US").rung
+    ladder.cutover.store.add_evidence("order-put", "ACME-US", rung, minute(), Counters(calls_cloud=40, errors_cloud=30))
+    assert engine.tick()[-1] == "guardrail paused the cloud's copies of order-put/ACME-US"
+    errors: list[str] = []
+    page = open_console(ladder, browser, ADMIN["X-Admin-Key"], errors)
+    here = cell(page, "order-put", "ACME-US")
+    here.wait_for()
+    assert "⏸ cloud copies held" in here.inner_text() and "⚠ guardrail alert" in here.inner_text()
+    here.click()
+    page.get_by_role("button", name="Resume copies").click()
+    page.fill("#reason", "INC-78: the cloud's intake is mended")
+    page.click("#confirm")
+    page.locator("#message").filter(has_text="the cloud's copies of order-put / ACME-US go again").wait_for()
+    assert engine.paused_copies() == {}
+    assert engine.rule("order-put", "ACME-US").mode.value == "dual_write"
+    assert errors == []
 
 
 def test_a_persons_key_signs_in_as_its_holder(ladder: Ladder, browser: Any) -> None:  # noqa: F811

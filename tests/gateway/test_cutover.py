@@ -224,9 +224,51 @@ def test_guardrail_steps_down_when_the_cloud_fails(ladder: Ladder) -> None:
         time.sleep(0.2)
     history = ladder.admin("GET", "/history?route=order-get").text.splitlines()
     last = json.loads(history[-1])
-    assert (last["kind"], last["to_mode"], last["actor"]) == ("guardrail", "dual_write", "guardrail")
+    # one step, to the highest rung where legacy serves a read: the cloud still gets every call
+    assert (last["kind"], last["from_mode"], last["to_mode"], last["actor"]) == (
+        "guardrail", "canary", "shadow", "guardrail")  # fmt: skip
     assert last["evidence"]["errors_cloud"] >= 5
     assert ladder.get("ACME-US", "SO-1").headers["X-Served-By"] == "legacy"
+
+
+def test_cloud_write_errors_in_dual_write_hold_the_copies_and_a_person_resumes_them(ladder: Ladder) -> None:
+    """The rung stays, the outbox keeps every copy without spending its attempts, and a resume sends
+    them at once."""
+    ladder.admin("PUT", "/order-put/ACME-US", {"mode": "dual_write", "reason": "both", "force": True})
+    ladder.cloud.fail = True  # 503: not made, so each copy is retried, and counted as a cloud error
+    for n in range(25):
+        requests.post(f"{ladder.gateway.url}/v1/ACME-US/orders/SO-{n}", json={}, headers=ladder.gateway.headers(),
+                      timeout=10)  # fmt: skip
+    assert len(ladder.legacy.calls) == 25  # legacy served every write
+
+    def paused() -> bool:
+        return ladder.cutover.copies_paused("order-put", "ACME-US")
+
+    wait_until(paused, 20)
+    history = [json.loads(line) for line in ladder.admin("GET", "/history?route=order-put").text.splitlines()]
+    assert [event["kind"] for event in history][-1] == "pause_copies"
+    assert "cloud error rate" in history[-1]["reason"]
+    [row] = requests.get(f"{ladder.gateway.url}/admin/cutover?route=order-put&entity=ACME-US", headers=ADMIN,
+                         timeout=10).json()  # fmt: skip
+    assert row["mode"] == "dual_write" and row["copies_paused"]["reason"] == history[-1]["reason"]
+    time.sleep(0.5)  # a copy in flight when the pause was recorded settles
+    spent = {message.id: message.attempts for message in ladder.cutover.outbox.list("pending", "order-put")}
+    attempts = len(ladder.cloud.calls)
+    ladder.cloud.fail = False
+    time.sleep(2)  # the copies' backoff has run out: held, they are not sent, no attempt is spent
+    held = ladder.cutover.outbox.list("pending", "order-put")
+    assert len(held) == 25 and {message.id: message.attempts for message in held} == spent
+    assert len(ladder.cloud.calls) == attempts
+    assert any("the guardrail paused the cloud's copies" in message.last_error for message in held)
+
+    refused = ladder.admin("POST", "/order-put/ACME-US/resume", {"reason": ""})
+    assert refused.status_code == 422
+    resumed = ladder.admin("POST", "/order-put/ACME-US/resume", {"reason": "INC-9: the cloud's intake is back"})
+    assert resumed.status_code == 200 and resumed.json()["resumed"] == history[-1]["id"]
+    wait_until(lambda: {f"SO-{n}" for n in range(25)} <= set(ladder.cloud.calls[attempts:]), 20)
+    assert not paused() and ladder.cutover.outbox.list("pending", "order-put") == []
+    again = ladder.admin("POST", "/order-put/ACME-US/resume", {"reason": "again"})
+    assert again.status_code == 422 and "not paused" in again.json()["detail"]
 
 
 def _compiled(ladder: Ladder) -> Compiled:

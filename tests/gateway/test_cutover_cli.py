@@ -183,7 +183,7 @@ def test_a_step_down_is_shown_until_acknowledged(store: str) -> None:
 
     routes = load_routes(REPO / "routes")
     engine = Engine(open_store(store), route_infos(routes), known_entities(routes))
-    assert engine.tick() == ["guardrail stepped order-status/ACME-DE down to dual_write"]
+    assert engine.tick() == ["guardrail stepped order-status/ACME-DE down to shadow"]
     code, output = banyan(store, "status", "--route", "order-status")
     assert "⚠ the guardrail stepped it down at" in output and "cloud error rate 40.00%" in output
     code, output = banyan(store, "promote", "order-status", "ACME-DE", "--reason", "again", "--force")
@@ -194,6 +194,28 @@ def test_a_step_down_is_shown_until_acknowledged(store: str) -> None:
     assert "⚠" not in output
     code, output = banyan(store, "acknowledge", "order-status", "ACME-DE", "--reason", "twice", "--json")
     assert code == 1 and "no guardrail step down waits" in json.loads(output)["error"]
+
+
+def test_the_guardrail_alert_and_held_copies_are_shown_and_a_person_resumes(store: str) -> None:
+    code, output = banyan(store, "set", "order-create", "ACME-DE", "dual_write", "--reason", "both", "--force")
+    assert code == 0, output
+    opened = open_store(store)
+    opened.add_evidence("order-create", "ACME-DE", "ACME-DE@1", minute(), Counters(calls_cloud=100, errors_cloud=40))
+    opened.close()
+    from cutover.engine import Engine
+    from gateway.route_files import load_routes
+    from gateway.spec import known_entities, route_infos
+
+    routes = load_routes(REPO / "routes")
+    engine = Engine(open_store(store), route_infos(routes), known_entities(routes))
+    assert engine.tick()[-1] == "guardrail paused the cloud's copies of order-create/ACME-DE"
+    code, output = banyan(store, "status", "--route", "order-create", "--entity", "ACME-DE")
+    flat = " ".join(output.split())
+    assert "dual_write" in flat and "⚠ guardrail alert since" in flat and "⏸ the cloud's copies are held" in flat
+    code, output = banyan(store, "resume", "order-create", "ACME-DE", "--reason", "INC-9: intake mended")
+    assert code == 0 and "the cloud's copies of order-create/ACME-DE go again" in output, output
+    code, output = banyan(store, "resume", "order-create", "ACME-DE", "--reason", "twice", "--json")
+    assert code == 1 and "not paused" in json.loads(output)["error"]
 
 
 def test_the_cli_judges_with_the_gate_the_gateway_runs(store: str, monkeypatch: pytest.MonkeyPatch) -> None:

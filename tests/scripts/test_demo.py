@@ -108,15 +108,14 @@ def test_each_entity_climbs_and_the_bad_release_is_stepped_back(demo: tuple[Path
         events = store.history(entity="ACME-US")
     finally:
         store.close()
-    # the first step back (history is newest first): when the guardrail judges again while the last
-    # calls of the demo's load still mismatch on dual_write, it rightly steps down once more
-    guardrail = [e for e in events if e.kind == "guardrail"][-1]
-    assert (guardrail.route, guardrail.from_mode, guardrail.to_mode) == (
-        "inventory-availability",
-        "canary",
-        "dual_write",
-    )
+    # one step, from canary straight to shadow, and no further: in shadow legacy answers every call
+    [guardrail] = [e for e in events if e.kind == "guardrail"]
+    assert (guardrail.route, guardrail.from_mode, guardrail.to_mode) == ("inventory-availability", "canary", "shadow")
     assert guardrail.evidence["mismatches"] >= 20, guardrail.evidence
+    # in shadow the comparisons go on: the guardrail alerts on them and the rung stays
+    [alert] = [e for e in events if e.kind == "guardrail_alert"]
+    assert alert.route == "inventory-availability" and alert.evidence["rung"].startswith("ACME-US@")
+    assert next(e.kind for e in events if e.route == "inventory-availability") == "guardrail_alert"
     shift = chapter(output, "3 · Shift", "Where to look")
     slo = shift.split("$ banyan slo status", 1)[1].split("Where each entity stands", 1)[0]
     for entity in ("ACME-DE", "ACME-UK", "ACME-US"):  # each entity's orders measured: booked, and in time
