@@ -24,6 +24,7 @@ from gateway.accepted import STATUS_PATH
 from gateway.accepted import status as accepted_status
 from gateway.admin import add_admin_routes
 from gateway.admin import lifecycle as cutover_lifecycle
+from gateway.guessing import GUESSES, Guesses, trusted_networks
 from gateway.idempotency import LocalIdempotency, SharedIdempotency
 from gateway.limits import LocalLimiter, RedisLimiter
 from gateway.metrics import OPENMETRICS, Metrics
@@ -33,7 +34,6 @@ from gateway.request import handle
 from gateway.route_files import RouteError
 from gateway.spec import known_entities, route_infos
 from gateway.state import (
-    ADMIN_FAILURES,
     ADMIN_KEY,
     CUTOVER,
     DEFAULT_MAX_BODY,
@@ -150,6 +150,7 @@ async def _tracing_lifecycle(app: web.Application) -> AsyncIterator[None]:
 async def _limiter_lifecycle(app: web.Application) -> AsyncIterator[None]:
     yield
     await app[LIMITER].close()
+    await app[GUESSES].close()
 
 
 async def _loop_watch_lifecycle(app: web.Application) -> AsyncIterator[None]:
@@ -261,6 +262,8 @@ def build_app(settings: Settings) -> web.Application:
         app[LIMITER] = RedisLimiter(settings.rate_store, lambda down: metrics.rate_store_down.set(1 if down else 0))
     else:
         app[LIMITER] = LocalLimiter()
+    app[GUESSES] = Guesses(settings.rate_store, trusted_networks(settings.trusted_proxies),
+                           lambda kind: metrics.wrong_keys.labels(kind).inc())  # fmt: skip
     app.cleanup_ctx.append(_limiter_lifecycle)
     app.cleanup_ctx.append(_loop_watch_lifecycle)
     routes = [compiled.route for compiled in table.routes]
@@ -291,7 +294,6 @@ def build_app(settings: Settings) -> web.Application:
         app.cleanup_ctx.append(_events_lifecycle)
     if settings.store and settings.admin_key:
         app[ADMIN_KEY] = settings.admin_key
-        app[ADMIN_FAILURES] = {}
         add_admin_routes(app)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)

@@ -158,6 +158,10 @@ class Metrics:
             ["route", "entity", "slo"], buckets=SLO_BUCKETS,
             registry=self.registry,
         )  # fmt: skip
+        self.wrong_keys = Counter(
+            "banyan_wrong_keys", "Wrong API keys and admin keys, by kind (api, admin): guessing shows here",
+            ["kind"], registry=self.registry,
+        )  # fmt: skip
         self.rate_store_down = Gauge(
             "banyan_rate_store_down",
             "1 while the shared rate store (Redis) cannot be reached and limits are kept per process",

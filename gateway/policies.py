@@ -19,6 +19,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from gateway.consumers import Consumer, Consumers
+from gateway.guessing import GUESSES, WRONG_KEY
 from gateway.limits import Limiter, Verdict
 from gateway.problems import Problem, problem
 from gateway.tracing import CURRENT, Span, Tracer
@@ -88,6 +89,8 @@ async def edge(request: web.Request, handler: Handler) -> web.StreamResponse:
         try:
             response = await handler(request)
         except Problem as exc:
+            if (wrong := request.get(WRONG_KEY)) is not None and (guesses := request.app.get(GUESSES)) is not None:
+                await guesses.wrong(request, *wrong)  # a wrong key's answer waits; a right one never does
             response = exc.response(cid, request.get(SOAP))
         except web.HTTPRequestEntityTooLarge:
             response = problem(413, "Request body too large", "the body is over the gateway's size limit", cid)
@@ -132,6 +135,7 @@ def authenticate(consumers: Consumers | None, request: web.Request) -> Consumer 
         raise Problem(401, "API key required", "send your key in the X-API-Key header", {"WWW-Authenticate": "ApiKey"})
     found = consumers.find(key)
     if found is None:
+        request[WRONG_KEY] = ("api", key)
         raise Problem(
             401, "Unknown API key", "the key is not valid; ask for one with the routes you need",
             {"WWW-Authenticate": "ApiKey"},

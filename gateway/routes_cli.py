@@ -17,6 +17,7 @@ from cutover.store import StoreError
 from events.brokers import open_broker
 from gateway.app import DEFAULT_MAX_BODY, Settings
 from gateway.consumers import Consumers, digest, new_key
+from gateway.guessing import trusted_networks
 from gateway.route_files import RouteError, json_schema, load_routes
 
 routes_app = typer.Typer(help="Check, export and scaffold route specs.", no_args_is_help=True)
@@ -67,6 +68,13 @@ def serve_command(
         str | None,
         typer.Option(envvar="BANYAN_RATE_STORE", help="redis://… to share rate limits across workers and instances"),
     ] = None,
+    trusted_proxy: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="an address or network (10.0.0.0/8) of a proxy in front of the gateway, such as nginx: its "
+            "X-Forwarded-For names the client whose wrong keys are counted (repeat for several)"
+        ),
+    ] = None,
     otlp_endpoint: Annotated[
         str | None,
         typer.Option(
@@ -101,6 +109,7 @@ def serve_command(
             raise _fail("the admin API changes the cutover store: name it with --store")
         if rate_store and not rate_store.startswith(("redis://", "rediss://", "unix://")):
             raise _fail(f"--rate-store takes redis://host:port[/db], not {rate_store!r}")
+        trusted_networks(trusted_proxy or [])  # a ValueError names the value that is no address
         if otlp_endpoint and not otlp_endpoint.startswith(("http://", "https://")):
             raise _fail(f"--otlp-endpoint takes http://host:port (OTLP over HTTP), not {otlp_endpoint!r}")
         if events_broker:
@@ -111,6 +120,7 @@ def serve_command(
             routes, loaded, max_body, store=store, admin_key=admin_key, webhook=webhook,
             in_doubt_after=in_doubt_after, rate_store=rate_store, events_broker=events_broker,
             otlp_endpoint=otlp_endpoint, deliveries="apart" if deliveries is Deliveries.apart else "here",
+            trusted_proxies=tuple(trusted_proxy or ()),
         )  # fmt: skip
         serve(settings, host, port, workers, access_log)
     except (RouteError, ValueError, StoreError) as exc:

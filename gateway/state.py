@@ -33,7 +33,8 @@ class Settings:
     admin_key: str | None = None  # enables the admin API
     webhook: str | None = None  # called when a guardrail steps a route down
     in_doubt_after: float = 60.0  # seconds before an outbox intent without an outcome is in doubt
-    rate_store: str | None = None  # redis://… to share rate limits across processes
+    rate_store: str | None = None  # redis://… to share rate limits (and wrong-key counts) across processes
+    trusted_proxies: tuple[str, ...] = ()  # addresses or networks whose X-Forwarded-For names the client
     events_broker: str | None = None  # nats://… or amqp://…: where the routes' events are published
     otlp_endpoint: str | None = None  # an OTLP/HTTP collector's base URL: spans are exported there
     # Who delivers the outbox's copies and accepted writes: "here" (this process's own worker, on its
@@ -51,7 +52,6 @@ LIMITER = web.AppKey("limiter", Limiter)
 IDEMPOTENCY = web.AppKey("idempotency", Idempotency)
 CUTOVER: web.AppKey[Cutover] = web.AppKey("cutover", Cutover)
 ADMIN_KEY: web.AppKey[str] = web.AppKey("admin_key", str)
-ADMIN_FAILURES: web.AppKey[dict[str, tuple[int, float]]] = web.AppKey("admin_failures")  # address → count, since
 
 
 class KeyTurns:

@@ -80,6 +80,7 @@ def test_bad_arguments_get_one_line(args: list[str], code: int, says: str, store
         (["serve", "--port", "99999"], "less than or equal to 65535"),
         (["serve", "--port", "-5"], "greater than or equal to 1"),
         (["serve", "--workers", "0"], "greater than or equal to 1"),
+        (["serve", "--insecure-no-auth", "--trusted-proxy", "nginx.local"], "--trusted-proxy takes an address"),
         (["cutover", "mismatches", "order-status", "--minutes", "-5", "--store", "{tmp}/c.db", *ROUTES],
          "greater than or equal to 1"),
     ],
