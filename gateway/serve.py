@@ -11,14 +11,17 @@ import errno
 import gc
 import logging
 import os
+import shutil
 import signal
 import socket
+import stat
 import sys
 import tempfile
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import replace
+from pathlib import Path
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
@@ -32,6 +35,8 @@ from gateway.tracing import JsonLines
 SHUTDOWN_SECONDS = 15.0  # in-flight requests get this long to finish on SIGTERM or Ctrl-C
 PR_SET_PDEATHSIG = 1  # prctl(2): the signal a process gets when its parent dies
 RESTARTS_ALLOWED, RESTART_WINDOW = 5, 10.0  # this many worker deaths this fast is a crash loop: stop
+METRICS_FOLDER = "banyan-metrics-"  # + the supervisor's pid: the folder its processes share their metrics in
+UNNAMED_STALE_SECONDS = 86400.0  # a metrics folder named without a pid is taken for stale once this old
 log = logging.getLogger("banyan.gateway")
 
 
@@ -202,7 +207,9 @@ def serve(settings: Settings, host: str, port: int, workers: int, access_log: bo
         _one(replace(settings, deliveries="here"), host, port, False, access_log)
         return
     # several processes: one /metrics for them all, whichever worker a scrape reaches
-    with tempfile.TemporaryDirectory(prefix="banyan-metrics-") as shared:
+    for gone in clean_stale_metrics():
+        log.info("removed the metrics folder %s of a gateway that is gone", gone)
+    with tempfile.TemporaryDirectory(prefix=f"{METRICS_FOLDER}{os.getpid()}-") as shared:
         settings = replace(settings, metrics=shared)
         if apart:
             heard, ring = os.pipe()
@@ -219,6 +226,39 @@ def serve(settings: Settings, host: str, port: int, workers: int, access_log: bo
             kinds = {"worker": (lambda: _worker(here, host, port, access_log, parent), workers)}
         if supervise(kinds, shared):
             raise ValueError("the gateway's processes kept stopping, so it stopped: the log above says why")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process has that pid
+        return True
+    return True
+
+
+def clean_stale_metrics(folder: str | None = None) -> list[str]:
+    """Remove this user's metrics folders whose supervisor is gone: one killed with SIGKILL cannot
+    remove its own, and the next gateway would leave it in /tmp for good. Each is named after its
+    supervisor's pid; one named without (an older gateway's) only once it is a day old. Returns the
+    folders removed."""
+    removed = []
+    for path in sorted(Path(folder or tempfile.gettempdir()).glob(f"{METRICS_FOLDER}*")):
+        try:
+            facts = path.lstat()
+        except OSError:
+            continue
+        if not stat.S_ISDIR(facts.st_mode) or facts.st_uid != os.getuid():  # no symlink, nobody else's
+            continue
+        pid = path.name.removeprefix(METRICS_FOLDER).split("-", 1)[0]
+        if pid.isdigit() and (int(pid) == os.getpid() or _alive(int(pid))):
+            continue
+        if not pid.isdigit() and time.time() - facts.st_mtime < UNNAMED_STALE_SECONDS:
+            continue
+        shutil.rmtree(path, ignore_errors=True)
+        removed.append(str(path))
+    return removed
 
 
 def _can_listen(host: str, port: int, reuse_port: bool) -> None:

@@ -1,4 +1,5 @@
-"""How `banyan serve` writes its access log: JSON lines, a batch at a time, nothing lost on a normal stop."""
+"""`banyan serve`: its access log (JSON lines, a batch at a time, nothing lost on a normal stop), its
+event loop and its supervisor."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import io
 import json
 import logging
 import time
+from pathlib import Path
 
 import pytest
 from aiohttp.test_utils import make_mocked_request
@@ -176,3 +178,40 @@ def test_a_crash_loop_stops_the_supervisor_which_says_so() -> None:
     finally:
         signal.signal(signal.SIGTERM, handlers[0])
         signal.signal(signal.SIGINT, handlers[1])
+
+
+def test_a_killed_supervisors_metrics_folder_goes_when_the_next_gateway_starts(tmp_path: Path) -> None:
+    """SIGKILL leaves the supervisor no moment to remove the folder its workers share their metrics
+    in; the next gateway to serve on the machine removes it, and leaves a live gateway's alone."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from tests.gateway.conftest import SERVED, serve_process
+
+    environment = {"TMPDIR": str(tmp_path)}
+    routes = str(tmp_path / "routes")
+    Path(routes).mkdir()
+    (Path(routes) / "none.yaml").write_text("routes: []\n")
+    serving = ("--routes", routes, "--insecure-no-auth", "--workers", "2")
+    with serve_process(*serving, env=environment) as url:
+        supervisor = SERVED[url]
+        [left] = list(tmp_path.glob("banyan-metrics-*"))
+        assert left.name.startswith(f"banyan-metrics-{supervisor.pid}-")
+        os.kill(supervisor.pid, signal.SIGKILL)
+        supervisor.wait(timeout=10)
+        # the workers die with it (PR_SET_PDEATHSIG); the folder stays
+        os.killpg(supervisor.pid, signal.SIGKILL)
+    assert left.is_dir()
+    unnamed = tmp_path / "banyan-metrics-k2v9x1"  # an older gateway's, made a moment ago: kept
+    unnamed.mkdir()
+    with serve_process(*serving, env=environment) as url:
+        now = sorted(path.name for path in tmp_path.glob("banyan-metrics-*"))
+        assert left.name not in now and unnamed.name in now and len(now) == 2
+        # a second gateway beside it leaves the live one's folder alone
+        second = subprocess.run(
+            [sys.executable, "-c", "from gateway.serve import clean_stale_metrics as c; print(c())"],
+            env={**os.environ, **environment}, capture_output=True, text=True, timeout=60, check=True,
+        )  # fmt: skip
+        assert second.stdout.strip() == "[]"
