@@ -31,8 +31,6 @@ from gateway.metrics import OPENMETRICS, Metrics
 from gateway.openapi import api_reference, docs_page, openapi
 from gateway.outbox_worker import outbox_worker
 from gateway.request import handle
-from gateway.route_files import RouteError
-from gateway.spec import known_entities, route_infos
 from gateway.state import (
     ADMIN_KEY,
     CUTOVER,
@@ -53,6 +51,8 @@ from gateway.state import (
 from gateway.table import Routing, Table, compile_table
 from gateway.tracing import tracer
 from legacy_adapters.mapping import MappingError
+from specs.files import RouteError
+from specs.routes import known_entities, route_infos
 
 __all__ = ["DEFAULT_MAX_BODY", "Settings", "build_app", "compile_table"]
 log = logging.getLogger("banyan.gateway")

@@ -22,8 +22,8 @@ from rich.table import Table
 from cutover.decide import Rule, Side
 from cutover.engine import BadRequest, CutoverError, Engine, Status
 from cutover.store import Conflict, StoreError, minute, open_store
-from gateway.route_files import RouteError, load_routes
-from gateway.spec import known_entities, route_infos
+from specs.files import RouteError, load_routes
+from specs.routes import known_entities, route_infos
 
 cutover_app = typer.Typer(
     help="Move routes from legacy to the cloud ERP, per legal entity, on evidence.", no_args_is_help=True

@@ -10,10 +10,10 @@ from typing import Any
 from aiohttp import web
 
 from gateway.accepted import STATUS_PATH
-from gateway.canonical import reference
 from gateway.problems import KINDS, PROBLEM_SCHEMA, type_uri
-from gateway.spec import Route
 from gateway.static import Files, serve_file
+from specs.canonical import reference
+from specs.routes import Route
 
 _PROBLEMS = {
     "400": "Malformed request",

@@ -22,7 +22,6 @@ from gateway.problems import WRITE_MADE, Problem
 from gateway.route_events import declared, record, recorded, settle_and_record
 from gateway.sides import Answer, compare_mirrored, compare_soap, counted, later, soap_side
 from gateway.slo import measure
-from gateway.spec import Route
 from gateway.state import (
     CUTOVER,
     EVENT_LOG,
@@ -38,6 +37,7 @@ from gateway.table import PARAMS, ROUTE, Compiled
 from legacy_adapters import Call, xmljson
 from legacy_adapters.mapping import MappingError, pointer_get
 from legacy_adapters.soap import envelope_outcome
+from specs.routes import Route
 
 log = logging.getLogger("banyan.gateway")
 

@@ -18,7 +18,7 @@ from events.brokers import open_broker
 from gateway.app import DEFAULT_MAX_BODY, Settings
 from gateway.consumers import Consumers, digest, new_key
 from gateway.guessing import trusted_networks
-from gateway.route_files import RouteError, json_schema, load_routes
+from specs.files import RouteError, json_schema, load_routes
 
 routes_app = typer.Typer(help="Check, export and scaffold route specs.", no_args_is_help=True)
 keys_app = typer.Typer(help="Create API keys for consumers.", no_args_is_help=True)

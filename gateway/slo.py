@@ -12,10 +12,10 @@ from aiohttp import web
 
 from gateway.problems import REJECTED, Problem
 from gateway.sides import Answer
-from gateway.spec import SloSpec
 from gateway.state import CUTOVER, METRICS
 from gateway.table import Compiled
 from legacy_adapters.mapping import MappingError, pointer_get
+from specs.routes import SloSpec
 
 
 def _instant(value: Any) -> float | None:

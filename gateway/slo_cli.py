@@ -12,8 +12,8 @@ from rich.table import Table
 from cutover import slos
 from cutover.store import StoreError, open_store
 from gateway.cutover_cli import Json, Routes, Store, console, errors
-from gateway.route_files import RouteError, load_routes
-from gateway.spec import route_infos
+from specs.files import RouteError, load_routes
+from specs.routes import route_infos
 
 slo_app = typer.Typer(help="Business SLOs per legal entity: objective, error budget, burn rates.", no_args_is_help=True)
 

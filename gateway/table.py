@@ -20,15 +20,15 @@ from aiohttp import web
 from cutover.compare import Comparator
 from cutover.decide import Mode, Rule, Side, starting
 from cutover.runtime import Cutover
-from gateway.canonical import Contract, load_canonical, reference
 from gateway.envelope_xpath import EnvelopeXPath, XPathError, compile_xpath
 from gateway.inputs import schema_validator
 from gateway.problems import Problem
 from gateway.resilience import Breaker, Bulkhead, Pause, Pauses
-from gateway.route_files import RouteError, load_routes
-from gateway.spec import Route, SideSpec
 from legacy_adapters import Backend, create
 from legacy_adapters.raw_http import Origin
+from specs.canonical import Contract, load_canonical, reference
+from specs.files import RouteError, load_routes
+from specs.routes import Route, SideSpec
 
 
 @dataclass

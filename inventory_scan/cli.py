@@ -393,8 +393,8 @@ def _wrapped(catalog: Catalog, routes: Path, store: str | None) -> dict[str, lis
     """Which route wraps which interface, and with a store the rung of each route and entity."""
     from cutover.engine import Engine
     from cutover.store import StoreError, open_store
-    from gateway.route_files import RouteError, load_routes
-    from gateway.spec import known_entities, route_infos
+    from specs.files import RouteError, load_routes
+    from specs.routes import known_entities, route_infos
 
     try:
         loaded = load_routes(routes)

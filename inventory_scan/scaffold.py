@@ -11,9 +11,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from gateway.spec import Route
 from inventory_scan.analysis.dispositions import apply_roadmap
 from inventory_scan.catalog import Catalog, Direction, Interface, Kind
+from specs.routes import Route
 
 # drop-name placeholders → the gateway's file-name parts
 _NAME_PARTS = {

@@ -18,7 +18,7 @@ _ISA = re.compile(r"ISA[^A-Za-z0-9 ]")
 ISA_LENGTH = 106
 
 
-def _segments(body: str, terminator: str) -> list[str]:
+def segments(body: str, terminator: str) -> list[str]:
     if terminator in "\r\n":
         raw = re.split(r"\r\n|\r|\n", body)
     else:
@@ -26,7 +26,7 @@ def _segments(body: str, terminator: str) -> list[str]:
     return [segment.strip(BLANKS) for segment in raw if segment.strip(BLANKS)]
 
 
-def _delimiters(text: str) -> tuple[str, str, str] | None:
+def read_delimiters(text: str) -> tuple[str, str, str] | None:
     """(element, component, segment) separators from the ISA at the start of `text`."""
     element = text[3]
     if len(text) >= ISA_LENGTH and text[103] == element and text.count(element, 0, 104) == 16:
@@ -52,7 +52,7 @@ def detect_x12(sample: Sample) -> Detected | None:
     text = sample.text[offset:]
     if len(text) < 20:
         return None
-    delimiters = _delimiters(text)
+    delimiters = read_delimiters(text)
     if delimiters is None:
         return None
     element, component, terminator = delimiters
@@ -63,7 +63,7 @@ def detect_x12(sample: Sample) -> Detected | None:
     versions: set[str] = set()
     sets: Counter[str] = Counter()
     acknowledgements = 0
-    for segment in _segments(text, terminator):
+    for segment in segments(text, terminator):
         fields = segment.split(element)
         tag = fields[0]
         if tag == "ISA" and len(fields) >= 13:

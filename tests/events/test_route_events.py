@@ -280,7 +280,7 @@ def test_rabbitmq_gets_each_event_confirmed_persistent_and_with_its_id(tmp_path:
 
 def test_events_need_a_write_route_a_store_and_a_known_broker(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     from gateway.app import Settings, build_app
-    from gateway.route_files import RouteError, load_routes
+    from specs.files import RouteError, load_routes
 
     folder = tmp_path / "routes"
     folder.mkdir()

@@ -13,10 +13,10 @@ import pytest
 import requests
 from jsonschema import Draft202012Validator
 
-from gateway.canonical import Contract, load_canonical
 from gateway.openapi import openapi
-from gateway.route_files import RouteError, load_routes
 from legacy_adapters import memory
+from specs.canonical import Contract, load_canonical
+from specs.files import RouteError, load_routes
 from tests.conftest import REPO
 from tests.gateway.conftest import KEYS, Gateway, running_gateway
 

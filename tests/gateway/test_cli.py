@@ -59,7 +59,7 @@ def test_check_names_file_and_line(tmp_path: Path, text: str, message: str) -> N
 def test_route_files_take_hosts_and_folders_from_the_environment(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from gateway.route_files import RouteError, load_file
+    from specs.files import RouteError, load_file
 
     (tmp_path / "r.yaml").write_text(
         "routes:\n  - name: a\n    operation: {method: GET, path: '/x/{id}'}\n"

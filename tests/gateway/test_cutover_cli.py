@@ -178,8 +178,8 @@ def test_a_step_down_is_shown_until_acknowledged(store: str) -> None:
     opened.close()
     # what a gateway's tick does when the guardrail trips
     from cutover.engine import Engine
-    from gateway.route_files import load_routes
-    from gateway.spec import known_entities, route_infos
+    from specs.files import load_routes
+    from specs.routes import known_entities, route_infos
 
     routes = load_routes(REPO / "routes")
     engine = Engine(open_store(store), route_infos(routes), known_entities(routes))
@@ -203,8 +203,8 @@ def test_the_guardrail_alert_and_held_copies_are_shown_and_a_person_resumes(stor
     opened.add_evidence("order-create", "ACME-DE", "ACME-DE@1", minute(), Counters(calls_cloud=100, errors_cloud=40))
     opened.close()
     from cutover.engine import Engine
-    from gateway.route_files import load_routes
-    from gateway.spec import known_entities, route_infos
+    from specs.files import load_routes
+    from specs.routes import known_entities, route_infos
 
     routes = load_routes(REPO / "routes")
     engine = Engine(open_store(store), route_infos(routes), known_entities(routes))
@@ -221,8 +221,8 @@ def test_the_guardrail_alert_and_held_copies_are_shown_and_a_person_resumes(stor
 def test_the_cli_judges_with_the_gate_the_gateway_runs(store: str, monkeypatch: pytest.MonkeyPatch) -> None:
     # The gateway ran with ACME_GATE_MINUTES=0 (as the demo does); this shell has no such variable.
     from cutover.runtime import Cutover
-    from gateway.route_files import load_routes
-    from gateway.spec import known_entities, route_infos
+    from specs.files import load_routes
+    from specs.routes import known_entities, route_infos
 
     monkeypatch.setenv("ACME_GATE_MINUTES", "0")
     routes = load_routes(REPO / "routes")

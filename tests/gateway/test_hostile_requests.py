@@ -16,7 +16,7 @@ import pytest
 import requests
 
 from gateway.problems import Problem
-from gateway.route_files import RouteError
+from specs.files import RouteError
 from tests.gateway.conftest import KEYS, Gateway
 from tests.legacy_soap import SEEN, soap_fault
 

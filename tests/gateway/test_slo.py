@@ -160,7 +160,7 @@ def test_the_gateway_measures_each_entitys_slos_on_its_calls(tmp_path: Path) -> 
 
 
 def test_an_slo_must_say_what_it_needs(tmp_path: Path) -> None:
-    from gateway.route_files import RouteError, load_routes
+    from specs.files import RouteError, load_routes
 
     folder = tmp_path / "routes"
     folder.mkdir()

@@ -230,7 +230,7 @@ def test_an_accepted_write_on_dual_write_reaches_the_cloud_after_legacy(tmp_path
 
 def test_routes_that_cannot_keep_their_promise_are_refused(tmp_path: Path) -> None:
     from gateway.app import Settings, build_app
-    from gateway.route_files import RouteError, load_routes
+    from specs.files import RouteError, load_routes
 
     folder = tmp_path / "routes"
     folder.mkdir()

@@ -15,8 +15,8 @@ from typer.testing import CliRunner
 
 from gateway.cli import app
 from gateway.openapi import openapi
-from gateway.route_files import RouteError, load_routes
 from legacy_adapters import memory
+from specs.files import RouteError, load_routes
 from tests.gateway.conftest import KEYS, Gateway, running_gateway
 
 TODAY = datetime.now(UTC).date()

@@ -8,10 +8,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from gateway.canonical import CanonicalError, load_canonical, reference
+from specs.canonical import CanonicalError, load_canonical, reference
 
 if TYPE_CHECKING:
-    from gateway.spec import Route
+    from specs.routes import Route
 
 
 def canonical_problems(folder: Path, routes: list[Route]) -> list[str]:

@@ -15,8 +15,8 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from gateway.route_checks import canonical_problems, pool_problems, successor_problems
-from gateway.spec import Route, RouteFile
+from specs.checks import canonical_problems, pool_problems, successor_problems
+from specs.routes import Route, RouteFile
 
 
 class RouteError(ValueError):
