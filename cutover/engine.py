@@ -486,8 +486,8 @@ class Engine:
         moment = now or datetime.now(UTC)
         done: list[str] = []
         for item in self.store.schedules("pending"):
-            if _parse_time(item.at) > moment:
-                continue
+            if _parse_time(item.at) > moment or item.route not in self.routes:
+                continue  # not due, or for a route or flow another process serves: it applies it
             frozen = self.frozen(item.entity, moment)
             if frozen:
                 self.store.mark_schedule(item.id, "pending", f"postponed: {frozen}")

@@ -19,6 +19,7 @@ from aiohttp import web
 from cutover.runtime import Cutover, in_thread
 from events.log import EventLog, Recorded
 from events.relay import relay
+from flows.runner import FlowRunner
 from gateway import access_log, policies
 from gateway.accepted import STATUS_PATH
 from gateway.accepted import status as accepted_status
@@ -37,6 +38,7 @@ from gateway.state import (
     DEFAULT_MAX_BODY,
     EVENT_LOG,
     EVENTS_READY,
+    FLOWS,
     IDEMPOTENCY,
     KEY_TURNS,
     LIMITER,
@@ -51,8 +53,8 @@ from gateway.state import (
 from gateway.table import Routing, Table, compile_table
 from gateway.tracing import tracer
 from legacy_adapters.mapping import MappingError
-from specs.files import RouteError
-from specs.routes import known_entities, route_infos
+from specs.files import RouteError, load_flows
+from specs.flows import Flow, ladder
 
 __all__ = ["DEFAULT_MAX_BODY", "Settings", "build_app", "compile_table"]
 log = logging.getLogger("banyan.gateway")
@@ -126,6 +128,8 @@ async def _reloader(app: web.Application) -> None:
         try:
             table = compile_table(settings.routes, app[ROUTING].table.pools)
             _check_store(table, settings)
+            flows = load_flows(settings.routes)
+            _check_flows(flows, settings)
         except (RouteError, MappingError) as exc:
             log.error("routes not reloaded, the previous routes keep serving: %s", exc)
             continue
@@ -133,7 +137,9 @@ async def _reloader(app: web.Application) -> None:
         old, routing.table = routing.table, table
         if CUTOVER in app:
             routes = [compiled.route for compiled in table.routes]
-            app[CUTOVER].use_routes(route_infos(routes), known_entities(routes))
+            app[CUTOVER].use_routes(*ladder(routes, flows))
+        if FLOWS in app:
+            app[FLOWS].use(flows)
         log.info("routes reloaded: %d routes", len(table.routes))
         # requests in flight keep the old table; close its backends once they have had time to finish
         asyncio.get_running_loop().call_later(30, _close_later, old)
@@ -198,6 +204,22 @@ async def _outbox_lifecycle(app: web.Application) -> AsyncIterator[None]:
     await _cancelled(worker)
     if pipe is not None:
         doorbell.stop_listening(pipe)
+
+
+async def _flows_lifecycle(app: web.Application) -> AsyncIterator[None]:
+    """The flows' runner, in the process that delivers the outbox (one per gateway: files are claimed
+    in the store, so several gateways on one store share them)."""
+    runner = app[FLOWS]
+    task = asyncio.create_task(runner.run())
+    yield
+    await _cancelled(task)
+
+
+def _check_flows(flows: list[Flow], settings: Settings) -> None:
+    """A flow keeps every file's journey in the store: without one it cannot run."""
+    if settings.store is None and flows:
+        raise RouteError([f"flow {flow.name} keeps its files' journeys in the store, so serve it with --store"
+                          for flow in flows])  # fmt: skip
 
 
 def _check_store(table: Table, settings: Settings) -> None:
@@ -267,8 +289,10 @@ def build_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_limiter_lifecycle)
     app.cleanup_ctx.append(_loop_watch_lifecycle)
     routes = [compiled.route for compiled in table.routes]
+    flows = load_flows(settings.routes)
+    _check_flows(flows, settings)
     if settings.store:
-        infos, entities = route_infos(routes), known_entities(routes)
+        infos, entities = ladder(routes, flows)
         app[CUTOVER] = Cutover(settings.store, infos, entities, settings.webhook, settings.in_doubt_after)
         # every process on the store shares the claims: a retry on another worker replays, never rebooks
         app[IDEMPOTENCY] = SharedIdempotency(app[CUTOVER], lease=settings.in_doubt_after)
@@ -292,6 +316,9 @@ def build_app(settings: Settings) -> web.Application:
         app.cleanup_ctx.append(_outbox_lifecycle)
     if settings.store and settings.events_broker:
         app.cleanup_ctx.append(_events_lifecycle)
+    if settings.store and settings.deliveries != "apart":  # the flows run where the outbox is delivered
+        app[FLOWS] = FlowRunner(flows, app[CUTOVER])
+        app.cleanup_ctx.append(_flows_lifecycle)
     if settings.store and settings.admin_key:
         app[ADMIN_KEY] = settings.admin_key
         add_admin_routes(app)

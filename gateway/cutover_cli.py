@@ -22,8 +22,8 @@ from rich.table import Table
 from cutover.decide import Rule, Side
 from cutover.engine import BadRequest, CutoverError, Engine, Status
 from cutover.store import Conflict, StoreError, minute, open_store
-from specs.files import RouteError, load_routes
-from specs.routes import known_entities, route_infos
+from specs.files import RouteError, load_folder
+from specs.flows import ladder
 
 cutover_app = typer.Typer(
     help="Move routes from legacy to the cloud ERP, per legal entity, on evidence.", no_args_is_help=True
@@ -52,8 +52,8 @@ def open_engine(store: str, routes: Path, create: bool = True) -> Engine:
     It judges with the gates and guardrails the gateways recorded in the store, and says so where
     the route files read here (in this shell's environment) disagree."""
     try:
-        loaded = load_routes(routes)
-        engine = Engine(open_store(store, create=create), route_infos(loaded), known_entities(loaded))
+        loaded = load_folder(routes)
+        engine = Engine(open_store(store, create=create), *ladder(loaded.routes, loaded.flows))
         for difference in engine.use_recorded_settings():
             errors.print(
                 f"[yellow]note:[/] {escape(difference)}; the gateway's are used", highlight=False, soft_wrap=True

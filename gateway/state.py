@@ -14,6 +14,7 @@ from aiohttp import web
 
 from cutover.runtime import Cutover
 from events.log import EventLog
+from flows.runner import FlowRunner
 from gateway.consumers import Consumers
 from gateway.idempotency import Idempotency
 from gateway.limits import Limiter
@@ -136,4 +137,5 @@ class Doorbell:
 KEY_TURNS = web.AppKey("key_turns", KeyTurns)
 OUTBOX_READY = web.AppKey("outbox_ready", Doorbell)  # rung when this gateway settles a write to deliver
 EVENT_LOG = web.AppKey("event_log", EventLog)  # the events routes declare, in the store
+FLOWS = web.AppKey("flows", FlowRunner)  # moves the flows' files, in the process that delivers the outbox
 EVENTS_READY = web.AppKey("events_ready", asyncio.Event)  # set when this gateway records events to publish

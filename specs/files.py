@@ -13,10 +13,19 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from specs.checks import canonical_problems, pool_problems, successor_problems
-from specs.routes import Route, RouteFile
+from specs.flows import Flow
+from specs.routes import Route
+
+
+class RouteFile(BaseModel):
+    """One route file: its routes, and its flows (files and batches on the same ladder)."""
+
+    model_config = ConfigDict(extra="forbid")
+    routes: list[Route] = Field(default_factory=list)
+    flows: list[Flow] = Field(default_factory=list)
 
 
 class RouteError(ValueError):
@@ -69,6 +78,12 @@ def _expand(value: Any, node: yaml.Node | None, path: Path, problems: list[str])
 
 
 def load_file(path: Path) -> list[Route]:
+    """The routes of one file."""
+    return read_file(path).routes
+
+
+def read_file(path: Path) -> RouteFile:
+    """One route file, routes and flows, validated; RouteError names the file and the line."""
     try:
         text = path.read_text(encoding="utf-8")
         node = yaml.compose(text)
@@ -84,7 +99,7 @@ def load_file(path: Path) -> list[Route]:
     if problems:
         raise RouteError(problems)
     try:
-        return RouteFile.model_validate(raw).routes
+        return RouteFile.model_validate(raw)
     except ValidationError as exc:
         problems = []
         for error in exc.errors():
@@ -97,18 +112,34 @@ def load_file(path: Path) -> list[Route]:
 
 def load_routes(folder: Path) -> list[Route]:
     """Every route in a folder's *.yaml files; all problems of all files are reported together."""
+    return load_folder(folder).routes
+
+
+def load_flows(folder: Path) -> list[Flow]:
+    """Every flow in a folder's *.yaml files, checked with the routes beside them."""
+    return load_folder(folder).flows
+
+
+def load_folder(folder: Path) -> RouteFile:
+    """Every route and flow in a folder's *.yaml files, checked together; all problems of all
+    files are reported at once."""
     if not folder.is_dir():
         raise RouteError([f"{folder}: no such routes folder"])
     routes: list[Route] = []
+    flows: list[Flow] = []
     problems: list[str] = []
     for path in sorted(folder.glob("*.y*ml")):
         try:
-            routes += [route.model_copy(update={"description": route.description}) for route in load_file(path)]
+            found = read_file(path)
         except RouteError as exc:
             problems += exc.problems
-    names = [route.name for route in routes]
+            continue
+        routes += [route.model_copy(update={"description": route.description}) for route in found.routes]
+        flows += found.flows
+    names = [route.name for route in routes] + [flow.name for flow in flows]
     problems += [
-        f"{folder}: route name {name!r} is used twice" for name in sorted({n for n in names if names.count(n) > 1})
+        f"{folder}: name {name!r} is used twice (routes and flows share the ladder)"
+        for name in sorted({n for n in names if names.count(n) > 1})
     ]
     endpoints = [
         (route.operation.method, route.operation.path) if route.operation else ("POST", route.passthrough.path)  # type: ignore[union-attr]
@@ -121,7 +152,7 @@ def load_routes(folder: Path) -> list[Route]:
     problems += successor_problems(folder, routes) + canonical_problems(folder, routes) + pool_problems(folder, routes)
     if problems:
         raise RouteError(problems)
-    return routes
+    return RouteFile(routes=routes, flows=flows)
 
 
 def _variables_allowed(node: Any) -> Any:

@@ -12,7 +12,8 @@
 The JSON Schema of this model (`banyan routes schema`) lets editors validate route files as they
 are written.
 
-Reading the files (line numbers, environment variables, the folder's checks) is `route_files.py`.
+Reading the files (line numbers, environment variables, the folder's checks) is `files.py`; flows, the
+files and batches that climb the same ladder, are `flows.py`.
 """
 
 from __future__ import annotations
@@ -293,10 +294,6 @@ class Route(_Model):
         own = self.entities.get(entity or "")
         override = getattr(own, which) if own is not None else None
         return override or (self.legacy if which == "legacy" else self.cloud)
-
-
-class RouteFile(_Model):
-    routes: list[Route]
 
 
 def route_infos(routes: list[Route]) -> list[RouteInfo]:

@@ -138,6 +138,25 @@ MIGRATIONS: list[list[str]] = [
         "CREATE TABLE cutover_drop_seen (source TEXT NOT NULL, name TEXT NOT NULL, digest TEXT NOT NULL, "
         "published_at TEXT NOT NULL, PRIMARY KEY (source, name, digest))"
     ],
+    # flows: each file's journey (flows/journey.py), claimed once per arrival (`arrival`: name, size
+    # and modification time), a row per side it was delivered to, and each side's replies seen
+    [
+        "CREATE TABLE flow_files ({id}, flow TEXT NOT NULL, arrival TEXT NOT NULL, name TEXT NOT NULL, "
+        "digest TEXT NOT NULL, size BIGINT NOT NULL, created DOUBLE PRECISION NOT NULL, at TEXT NOT NULL, "
+        "entity TEXT, business_key TEXT, document TEXT, control TEXT, groups TEXT NOT NULL DEFAULT '', "
+        "rung TEXT, serving TEXT, state TEXT NOT NULL, reason TEXT NOT NULL DEFAULT '', "
+        "lease_until DOUBLE PRECISION NOT NULL DEFAULT 0, compared INTEGER NOT NULL DEFAULT 0, "
+        "updated_at TEXT NOT NULL, UNIQUE (flow, arrival))",
+        "CREATE INDEX flow_files_digest ON flow_files (flow, digest)",
+        "CREATE INDEX flow_files_control ON flow_files (flow, control)",
+        "CREATE INDEX flow_files_state ON flow_files (state, lease_until)",
+        "CREATE TABLE flow_deliveries (file_id BIGINT NOT NULL, side TEXT NOT NULL, folder TEXT NOT NULL, "
+        "target TEXT NOT NULL, state TEXT NOT NULL, reply TEXT, reply_name TEXT, accepted INTEGER, "
+        "replied DOUBLE PRECISION, updated_at TEXT NOT NULL, PRIMARY KEY (file_id, side))",
+        "CREATE TABLE flow_replies (flow TEXT NOT NULL, side TEXT NOT NULL, name TEXT NOT NULL, "
+        "digest TEXT NOT NULL, file_id BIGINT, forwarded TEXT, seen_at TEXT NOT NULL, "
+        "PRIMARY KEY (flow, side, name, digest))",
+    ],
 ]
 APPEND_ONLY = {
     "sqlite": [

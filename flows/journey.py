@@ -1,0 +1,292 @@
+"""Each file's journey through a flow, in the shared store, so a restart resumes exactly.
+
+    arrival ──claim──► new ──read──► delivering ──each side: intent → delivered──► delivered
+                        │                │                         └─(cannot be told)─► in_doubt
+                        │                └─(nobody takes it: unknown partner, not a document)─► refused
+                        └─(the same bytes came before, resends off)─► duplicate
+
+A file is claimed once per arrival (its name, size and modification time): of two runners on one
+store, one takes it. A claim carries a lease; a runner that dies leaves the lease to run out, and
+the next one resumes the file from its deliveries: a side whose intent has no outcome is looked
+for in its intake (see `flows/runner.py`). Each side's replies are matched to the file they answer
+by control number and recorded on its delivery.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from cutover.store import Store, now_iso
+
+LEASE_SECONDS = 30.0
+_FILE = (
+    "id, flow, arrival, name, digest, size, created, at, entity, business_key, document, control, groups, rung, "
+    "serving, state, reason, compared"
+)
+FINISHED = ("delivered", "refused", "duplicate", "in_doubt", "discarded")
+
+
+@dataclass(frozen=True)
+class FileRow:
+    id: int
+    flow: str
+    arrival: str
+    name: str
+    digest: str
+    size: int
+    created: float
+    at: str
+    entity: str | None
+    business_key: str | None
+    document: str | None
+    control: str | None
+    groups: str
+    rung: str | None
+    serving: str | None
+    state: str
+    reason: str
+    compared: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "flow": self.flow, "name": self.name, "at": self.at, "size": self.size,
+                "digest": self.digest[:16], "entity": self.entity, "key": self.business_key,
+                "document": self.document, "control": self.control, "rung": self.rung, "serving": self.serving,
+                "state": self.state, "reason": self.reason}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Delivery:
+    file_id: int
+    side: str
+    folder: str
+    target: str
+    state: str  # intent, delivered, in_doubt
+    reply: dict[str, Any] | None
+    reply_name: str | None
+    accepted: bool | None
+    replied: float | None
+
+
+def _file(row: Any) -> FileRow:
+    values = list(row)
+    values[0], values[5], values[6], values[17] = int(values[0]), int(values[5]), float(values[6]), int(values[17])
+    return FileRow(*values)
+
+
+def _delivery(row: Any) -> Delivery:
+    file_id, side, folder, target, state, reply, reply_name, accepted, replied = row
+    return Delivery(int(file_id), side, folder, target, state, json.loads(reply) if reply else None, reply_name,
+                    None if accepted is None else bool(accepted), replied)  # fmt: skip
+
+
+class Journey:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    # -- files ----------------------------------------------------------------------------------
+    def claim(self, flow: str, arrival: str, name: str, digest: str, size: int, owner_lease: float) -> int | None:
+        """Take an arrival for this runner; None when it was taken before (by anyone)."""
+        stamp = now_iso()
+        with self.store.transaction() as cursor:
+            row = self.store.execute(
+                cursor,
+                "INSERT INTO flow_files (flow, arrival, name, digest, size, created, at, state, lease_until, "
+                "updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'new', ?, ?) ON CONFLICT (flow, arrival) DO NOTHING "
+                "RETURNING id",
+                (flow, arrival, name, digest, size, time.time(), stamp, owner_lease, stamp),
+            ).fetchone()
+        return None if row is None else int(row[0])
+
+    def claimed(self, flow: str, arrival: str) -> FileRow | None:
+        with self.store.reading() as cursor:
+            row = self.store.execute(
+                cursor, f"SELECT {_FILE} FROM flow_files WHERE flow = ? AND arrival = ?", (flow, arrival)
+            ).fetchone()
+        return None if row is None else _file(row)
+
+    def take_over(self, file_id: int, lease_until: float, now: float | None = None) -> bool:
+        """Lease an unfinished file whose runner's lease ran out (it died); False when another has it."""
+        moment = time.time() if now is None else now
+        with self.store.transaction() as cursor:
+            changed = self.store.execute(
+                cursor,
+                "UPDATE flow_files SET lease_until = ? WHERE id = ? AND lease_until <= ? AND state IN ('new', "
+                "'delivering')",
+                (lease_until, file_id, moment),
+            ).rowcount
+        return bool(changed == 1)
+
+    def earlier(self, flow: str, digest: str, file_id: int) -> FileRow | None:
+        """The first other file of the flow with these bytes that was taken: a resend of it."""
+        with self.store.reading() as cursor:
+            row = self.store.execute(
+                cursor,
+                f"SELECT {_FILE} FROM flow_files WHERE flow = ? AND digest = ? AND id <> ? AND state NOT IN "
+                "('refused', 'duplicate', 'discarded') ORDER BY id LIMIT 1",
+                (flow, digest, file_id),
+            ).fetchone()
+        return None if row is None else _file(row)
+
+    def describe(
+        self, file_id: int, entity: str, key: str | None, document: str, control: str | None, groups: list[str],
+        rung: str, serving: str,
+    ) -> None:  # fmt: skip
+        """What the file is and where it goes, before any side gets it."""
+        with self.store.transaction() as cursor:
+            self.store.execute(
+                cursor,
+                "UPDATE flow_files SET entity = ?, business_key = ?, document = ?, control = ?, groups = ?, rung = ?, "
+                "serving = ?, state = 'delivering', updated_at = ? WHERE id = ?",
+                (entity, key, document, control, ",".join(groups), rung, serving, now_iso(), file_id),
+            )
+
+    def finish(self, file_id: int, state: str, reason: str = "") -> None:
+        with self.store.transaction() as cursor:
+            self.store.execute(
+                cursor,
+                "UPDATE flow_files SET state = ?, reason = ?, lease_until = 0, updated_at = ? WHERE id = ?",
+                (state, reason[:500], now_iso(), file_id),
+            )
+
+    def get(self, file_id: int) -> FileRow | None:
+        with self.store.reading() as cursor:
+            row = self.store.execute(cursor, f"SELECT {_FILE} FROM flow_files WHERE id = ?", (file_id,)).fetchone()
+        return None if row is None else _file(row)
+
+    def unfinished(self, flow: str, now: float | None = None) -> list[FileRow]:
+        """Files of the flow left unfinished by a runner whose lease ran out."""
+        moment = time.time() if now is None else now
+        with self.store.reading() as cursor:
+            rows = self.store.execute(
+                cursor,
+                f"SELECT {_FILE} FROM flow_files WHERE flow = ? AND state IN ('new', 'delivering') "
+                "AND lease_until <= ? ORDER BY id",
+                (flow, moment),
+            ).fetchall()
+        return [_file(row) for row in rows]
+
+    def files(self, flow: str | None = None, entity: str | None = None, state: str | None = None,
+              limit: int = 50) -> list[FileRow]:  # fmt: skip
+        clauses, values = [], []
+        for column, value in (("flow", flow), ("entity", entity), ("state", state)):
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                values.append(value)
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        with self.store.reading() as cursor:
+            rows = self.store.execute(
+                cursor, f"SELECT {_FILE} FROM flow_files {where} ORDER BY id DESC LIMIT {int(limit)}", tuple(values)
+            ).fetchall()
+        return [_file(row) for row in rows]
+
+    def counts(self, since: float = 0.0) -> dict[tuple[str, str, str], int]:
+        """Files per flow × entity × state, arrived since `since`."""
+        with self.store.reading() as cursor:
+            rows = self.store.execute(
+                cursor,
+                "SELECT flow, COALESCE(entity, '?'), state, COUNT(*) FROM flow_files WHERE created >= ? "
+                "GROUP BY flow, entity, state",
+                (since,),
+            ).fetchall()
+        return {(flow, entity, state): int(count) for flow, entity, state, count in rows}
+
+    # -- deliveries -----------------------------------------------------------------------------
+    def intend(self, file_id: int, side: str, folder: str, target: str) -> None:
+        """Before the rename into the side's intake: what will be there, and where."""
+        with self.store.transaction() as cursor:
+            self.store.execute(
+                cursor,
+                "INSERT INTO flow_deliveries (file_id, side, folder, target, state, updated_at) "
+                "VALUES (?, ?, ?, ?, 'intent', ?) ON CONFLICT (file_id, side) DO NOTHING",
+                (file_id, side, folder, target, now_iso()),
+            )
+
+    def delivered(self, file_id: int, side: str, state: str = "delivered") -> None:
+        with self.store.transaction() as cursor:
+            self.store.execute(
+                cursor,
+                "UPDATE flow_deliveries SET state = ?, updated_at = ? WHERE file_id = ? AND side = ?",
+                (state, now_iso(), file_id, side),
+            )
+
+    def deliveries(self, file_id: int) -> list[Delivery]:
+        with self.store.reading() as cursor:
+            rows = self.store.execute(
+                cursor,
+                "SELECT file_id, side, folder, target, state, reply, reply_name, accepted, replied "
+                "FROM flow_deliveries WHERE file_id = ? ORDER BY side",
+                (file_id,),
+            ).fetchall()
+        return [_delivery(row) for row in rows]
+
+    # -- replies --------------------------------------------------------------------------------
+    def answered(self, flow: str, controls: list[str], numbers: list[str]) -> FileRow | None:
+        """The newest file of the flow a reply answers: by interchange or group control number, else
+        by business number (an 855 answers an 850 by its PO number)."""
+        with self.store.reading() as cursor:
+            for control in controls:
+                row = self.store.execute(
+                    cursor,
+                    f"SELECT {_FILE} FROM flow_files WHERE flow = ? AND (control = ? OR ',' || groups || ',' LIKE ?) "
+                    "ORDER BY id DESC LIMIT 1",
+                    (flow, control, f"%,{control},%"),
+                ).fetchone()
+                if row is not None:
+                    return _file(row)
+            for number in numbers:
+                row = self.store.execute(
+                    cursor,
+                    f"SELECT {_FILE} FROM flow_files WHERE flow = ? AND business_key = ? ORDER BY id DESC LIMIT 1",
+                    (flow, number),
+                ).fetchone()
+                if row is not None:
+                    return _file(row)
+        return None
+
+    def seen(self, flow: str, side: str, name: str, digest: str, file_id: int | None) -> bool:
+        """Note a reply read; False when it was read before (by anyone)."""
+        with self.store.transaction() as cursor:
+            row = self.store.execute(
+                cursor,
+                "INSERT INTO flow_replies (flow, side, name, digest, file_id, seen_at) VALUES (?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (flow, side, name, digest) DO NOTHING RETURNING name",
+                (flow, side, name, digest, file_id, now_iso()),
+            ).fetchone()
+        return row is not None
+
+    def was_seen(self, flow: str, side: str, name: str, digest: str) -> bool:
+        with self.store.reading() as cursor:
+            row = self.store.execute(
+                cursor, "SELECT 1 FROM flow_replies WHERE flow = ? AND side = ? AND name = ? AND digest = ?",
+                (flow, side, name, digest),
+            ).fetchone()  # fmt: skip
+        return row is not None
+
+    def replied(self, file_id: int, side: str, reply: dict[str, Any], name: str, accepted: bool | None) -> None:
+        with self.store.transaction() as cursor:
+            self.store.execute(
+                cursor,
+                "UPDATE flow_deliveries SET reply = ?, reply_name = ?, accepted = ?, replied = ?, updated_at = ? "
+                "WHERE file_id = ? AND side = ?",
+                (json.dumps(reply, sort_keys=True), name, None if accepted is None else int(accepted), time.time(),
+                 now_iso(), file_id, side),
+            )  # fmt: skip
+
+    def mark_compared(self, file_id: int) -> bool:
+        """Count a file's comparison once, whichever runner sees both replies first."""
+        with self.store.transaction() as cursor:
+            changed = self.store.execute(
+                cursor, "UPDATE flow_files SET compared = 1 WHERE id = ? AND compared = 0", (file_id,)
+            ).rowcount
+        return bool(changed == 1)
+
+    def forwarded(self, flow: str, side: str, name: str, digest: str, to: str) -> None:
+        with self.store.transaction() as cursor:
+            self.store.execute(
+                cursor,
+                "UPDATE flow_replies SET forwarded = ? WHERE flow = ? AND side = ? AND name = ? AND digest = ?",
+                (to, flow, side, name, digest),
+            )

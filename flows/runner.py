@@ -1,0 +1,461 @@
+"""Moving a flow's files: from the drop to each side's intake on the rung of their entity, and each
+side's replies back to the file they answer, compared, with the serving side's passed to the partner.
+
+Where a file goes, by the rung of its entity (and, in canary, its key):
+
+    legacy         legacy's intake
+    shadow         legacy's; the cloud's non-booking intake, where it has one
+    dual_write     both intakes (legacy serves)
+    canary P %     both; the cloud serves P % of the keys (partners), sticky
+    cloud_primary  both (the cloud serves)
+    cloud          the cloud's intake
+
+A file is taken once it is whole (unchanged for `settle_seconds`, or its done-file is there), read
+for its partner, entity and key (the first MiB: the envelope and the header), and claimed in the
+store. Into each intake it is first copied under a temporary name (`.banyan-….tmp`), then the
+intent is recorded, then it is linked under its own name (never over a file already there) and the
+delivery recorded. A runner that dies anywhere in between leaves a lease to run out; the next one
+resumes: a temporary copy still there was never renamed (rename it), the name in the intake or in a
+folder the importer moves files to was delivered, and anything else is in doubt, for a person.
+The source file goes to the archive once every side has it, or to the error folder with its reason.
+
+Evidence goes to the same tables as a route's: a delivery is a call to its side (a failed write to
+an intake is an error), and two replies to the same file are a comparison, so gates, guardrails,
+the console and `cutover mismatches` work on flows unchanged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import re
+import shutil
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from fnmatch import fnmatch
+from pathlib import Path
+
+from cutover.compare import Comparator, Difference
+from cutover.decide import Mode, Rule, Side, decide
+from cutover.runtime import Cutover, in_thread
+from flows.documents import NOISE, Document, DocumentError, parse, value_at
+from flows.journey import LEASE_SECONDS, FileRow, Journey
+from specs.flows import Flow, FlowSide, Pick
+
+log = logging.getLogger("banyan.flows")
+
+POLL_SECONDS = 0.5
+HEAD_BYTES = 1 << 20  # what is parsed of a file for its partner, entity and key: the envelope and the header
+CHUNK = 1 << 20
+_UNSAFE = re.compile(r"[\x00-\x1f\x7f]")
+
+
+@dataclass
+class Evidence:
+    """What a pass saw, counted by the gateway's loop (the runtime's buffers are not for threads)."""
+
+    calls: list[tuple[str, str, str, Side, bool]] = field(default_factory=list)
+    comparisons: list[tuple[str, str, str, list[Difference]]] = field(default_factory=list)
+
+    def count(self, cutover: Cutover) -> None:
+        for flow, entity, rung, side, failed in self.calls:
+            cutover.called(flow, entity, rung, side, failed)
+        for flow, entity, rung, differences in self.comparisons:
+            cutover.compared(flow, entity, rung, differences)
+
+
+def digest_of(path: Path) -> tuple[str, int]:
+    """The file's SHA-256 and size, read a chunk at a time: a 200 MB file never sits in memory."""
+    hasher, size = hashlib.sha256(), 0
+    with path.open("rb") as handle:
+        while chunk := handle.read(CHUNK):
+            hasher.update(chunk)
+            size += len(chunk)
+    return hasher.hexdigest(), size
+
+
+def pick(how: Pick, document: Document, name: str) -> str | None:
+    """An entity or key, where the flow says it is."""
+    if how.from_ == "fixed":
+        return how.value
+    if how.from_ == "name":
+        found = re.search(how.pattern or "", name)
+        return found.group("value") if found else None
+    if how.from_ == "document":
+        return value_at(document, how.pointer or "/")
+    sender = (document.sender or "").strip() or None
+    if how.partners:
+        return how.partners.get(sender or "")
+    return sender
+
+
+def targets(flow: Flow, rule: Rule, key: str | None) -> tuple[Side, list[tuple[Side, str]]]:
+    """The serving side, and each side's intake that gets the file on `rule`, serving side first."""
+    if rule.mode is Mode.shadow:  # legacy books it; the cloud, where it can, only checks it
+        found = [(Side.legacy, flow.legacy.intake)]
+        if flow.cloud is not None and flow.cloud.validate_intake:
+            found.append((Side.cloud, flow.cloud.validate_intake))
+        return Side.legacy, found
+    plan = decide(rule, key, writes=True, salt=flow.name)
+    found = []
+    for side in [plan.serve] + ([plan.mirror] if plan.mirror is not None else []):
+        end = flow.legacy if side is Side.legacy else flow.cloud
+        if end is not None:
+            found.append((side, end.intake))
+    return plan.serve, found
+
+
+def plan_of(row: FileRow) -> tuple[str, list[tuple[Side, str]]]:
+    """The serving side and the intakes recorded for a file when it was read."""
+    recorded = json.loads(row.serving or "{}")
+    return recorded.get("serve", ""), [(Side(side), folder) for side, folder in recorded.get("to", [])]
+
+
+def _sync(folder: Path) -> None:
+    with contextlib.suppress(OSError):  # not every filesystem lets a folder be opened for fsync
+        descriptor = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
+
+
+def _copy(source: Path, temporary: Path) -> None:
+    with source.open("rb") as reader, temporary.open("wb") as writer:
+        shutil.copyfileobj(reader, writer, CHUNK)
+        writer.flush()
+        os.fsync(writer.fileno())
+
+
+def _link(temporary: Path, folder: Path, name: str) -> str:
+    """Give the temporary copy its name, never over a file already there: a second file of the same
+    name waiting in the intake gets a numbered name. Returns the name given."""
+    stem, dot, suffix = name.partition(".")
+    for attempt in range(1000):
+        target = name if attempt == 0 else f"{stem}_{attempt}{dot}{suffix}"
+        try:
+            os.link(temporary, folder / target)
+        except FileExistsError:
+            continue
+        temporary.unlink()
+        _sync(folder)
+        return target
+    raise OSError(f"{folder}: a thousand files named like {name} wait there already")
+
+
+def _safe(name: str) -> str:
+    """A name that cannot confuse a script or a database: no control characters, no leading dash,
+    nothing but UTF-8 (a byte that is not becomes ?)."""
+    cleaned = _UNSAFE.sub("_", name.encode("utf-8", "surrogateescape").decode("utf-8", "replace"))
+    cleaned = cleaned.replace("\ufffd", "?")
+    return "_" + cleaned[1:] if cleaned.startswith("-") else cleaned
+
+
+class FlowRunner:
+    """Runs the flows of one routes folder inside a gateway process; several runners on one store
+    share the work (each file is claimed once)."""
+
+    def __init__(self, flows: list[Flow], cutover: Cutover) -> None:
+        self.flows = flows
+        self.cutover = cutover
+        self.journey = Journey(cutover.store)
+        self.use(flows)
+        self.sizes: dict[tuple[str, str], tuple[tuple[int, int], float]] = {}  # (flow, name) → signature, since
+        self.read_replies: set[tuple[str, str, str, int, int]] = set()  # replies this runner has looked at
+        self.complained: set[str] = set()
+
+    def use(self, flows: list[Flow]) -> None:
+        """The flows after the route files changed."""
+        self.flows = flows
+        self.defaults = {info.name: info.default for info in self.cutover.engine.routes.values()}
+        self.comparators = {
+            flow.name: Comparator(flow.compare.model_copy(update={"ignore": [*NOISE, *flow.compare.ignore]}))
+            for flow in flows
+        }
+
+    async def run(self) -> None:
+        """Pass over every flow, then wait a moment; a failing pass costs a log line, never the gateway."""
+        while True:
+            for flow in self.flows:
+                try:
+                    evidence = await in_thread(self.pass_once, flow)
+                    evidence.count(self.cutover)
+                except Exception as exc:  # the store or a folder is away: try again next pass
+                    log.error("flow %s: pass failed: %s", flow.name, exc)
+            await asyncio.sleep(POLL_SECONDS)
+
+    def pass_once(self, flow: Flow, now: float | None = None) -> Evidence:
+        evidence = Evidence()
+        for row in self.journey.unfinished(flow.name, time.time() if now is None else now):
+            if self.journey.take_over(row.id, time.time() + LEASE_SECONDS):
+                self.resume(flow, row, evidence)
+        for path, size, modified in self.settled(flow, now):
+            self.take(flow, path, size, modified, evidence)
+        for side in (Side.legacy, Side.cloud):
+            end = flow.legacy if side is Side.legacy else flow.cloud
+            if end is not None and end.replies:
+                self.replies(flow, side, end, evidence)
+        return evidence
+
+    # -- the drop -------------------------------------------------------------------------------
+    def settled(self, flow: Flow, now: float | None = None) -> Iterator[tuple[Path, int, int]]:
+        """The drop's files that are whole: (path, size, modification time in ns)."""
+        moment = time.monotonic() if now is None else now
+        folder = Path(flow.source.folder)
+        try:
+            entries = sorted(os.scandir(folder), key=lambda entry: entry.name)
+        except OSError as exc:
+            self._complain(f"{flow.name}:{folder}", f"flow {flow.name}: cannot read its drop {folder}: {exc}")
+            return
+        suffix = flow.source.done_suffix
+        for entry in entries:
+            name = entry.name
+            if any(fnmatch(name, glob) for glob in flow.source.ignore) or (suffix and name.endswith(suffix)):
+                continue
+            if not fnmatch(name, flow.source.pattern):
+                continue
+            path = folder / name
+            if entry.is_symlink():
+                self.refuse(flow, path, None, "a symbolic link: links are never followed out of the drop")
+                continue
+            if not entry.is_file(follow_symlinks=False):
+                continue
+            if name != _safe(name):
+                self.refuse(flow, path, None, "its name holds control characters or bytes that are not UTF-8, or "
+                            "starts with a dash")  # fmt: skip
+                continue
+            try:
+                facts = entry.stat(follow_symlinks=False)
+            except OSError:
+                continue  # gone meanwhile
+            signature = (facts.st_size, facts.st_mtime_ns)
+            if suffix:
+                if not (folder / f"{name}{suffix}").exists():
+                    continue
+            elif flow.source.settle_seconds > 0:
+                seen = self.sizes.get((flow.name, name))
+                if seen is None or seen[0] != signature:
+                    self.sizes[(flow.name, name)] = (signature, moment)
+                    continue
+                if moment - seen[1] < flow.source.settle_seconds:
+                    continue
+            self.sizes.pop((flow.name, name), None)
+            yield path, facts.st_size, facts.st_mtime_ns
+
+    def take(self, flow: Flow, path: Path, size: int, modified: int, evidence: Evidence) -> None:
+        arrival = f"{path.name}/{size}/{modified}"  # a name holds no slash
+        try:
+            digest, read = digest_of(path)
+        except OSError:
+            return  # taken away meanwhile (by another runner that finished it)
+        if read != size:
+            return  # still growing after all: next pass
+        file_id = self.journey.claim(flow.name, arrival, path.name, digest, size, time.time() + LEASE_SECONDS)
+        row = self.journey.get(file_id) if file_id is not None else None
+        if row is None:
+            return  # another runner has it, or had it; an unfinished one is resumed once its lease runs out
+        self.read(flow, row, path, evidence)
+
+    def read(self, flow: Flow, row: FileRow, path: Path, evidence: Evidence) -> None:
+        """A claimed file: refused, a duplicate, or read for its entity and key and delivered."""
+        file_id, size, digest = row.id, row.size, row.digest
+        if size == 0:
+            self.refuse(flow, path, row, "the file is empty")
+            return
+        earlier = self.journey.earlier(flow.name, digest, file_id)
+        if earlier is not None and not flow.resends:
+            self.journey.finish(file_id, "duplicate", f"the same bytes as file {earlier.id} ({earlier.name})")
+            self._archive(flow, path, file_id)
+            return
+        try:
+            with path.open("rb") as handle:
+                head = handle.read(HEAD_BYTES)
+            document = parse(head, flow.document)
+        except DocumentError as exc:
+            self.refuse(flow, path, row, f"not a document the flow reads: {exc}")
+            return
+        except OSError as exc:
+            self.journey.finish(file_id, "refused", f"cannot be read: {exc}")
+            return
+        entity = pick(flow.entity, document, path.name)
+        entities = self.cutover.engine.entities
+        if (
+            entity is None
+            or (flow.entities and entity not in flow.entities)
+            or (entities is not None and entity not in entities)
+        ):
+            sender = document.sender or "?"
+            self.refuse(flow, path, row, f"no legal entity for it (partner {sender!r}, entity {entity!r})")
+            return
+        key = pick(flow.key, document, path.name)
+        rule = self.cutover.rule(flow.name, entity, self.defaults.get(flow.name, Mode.legacy))
+        serving, where = targets(flow, rule, key)
+        plan = json.dumps({"serve": serving.value, "to": [[side.value, folder] for side, folder in where]})
+        self.journey.describe(file_id, entity, key, document.kind, document.control, document.groups,
+                              rule.rung, plan)  # fmt: skip
+        described = self.journey.get(file_id)
+        if described is not None:
+            self.deliver(flow, described, path, where, evidence)
+
+    # -- each side ------------------------------------------------------------------------------
+    def deliver(self, flow: Flow, row: FileRow, path: Path, where: list[tuple[Side, str]], evidence: Evidence) -> None:
+        done = {delivery.side for delivery in self.journey.deliveries(row.id)}
+        entity, rung = row.entity or "*", row.rung or ""
+        for side, folder in where:
+            if side.value in done:
+                continue
+            try:
+                self._deliver_one(row, side, Path(folder), path)
+            except OSError as exc:
+                evidence.calls.append((flow.name, entity, rung, side, True))
+                self._complain(f"{flow.name}:{side.value}:{exc}", f"flow {flow.name}: not delivered to "
+                               f"{side.value}, tried again: {exc}")  # fmt: skip
+                self.journey.finish(row.id, "delivering", f"{side.value}: {exc}")  # released: the next pass resumes it
+                return
+            evidence.calls.append((flow.name, entity, rung, side, False))
+        self._archive(flow, path, row.id)
+        self.journey.finish(row.id, "delivered")
+
+    def _deliver_one(self, row: FileRow, side: Side, folder: Path, source: Path) -> None:
+        temporary = folder / f".banyan-{row.id}-{side.value}.tmp"
+        _copy(source, temporary)
+        self.journey.intend(row.id, side.value, str(folder), row.name)
+        given = _link(temporary, folder, row.name)
+        if given != row.name:
+            self.journey.intend(row.id, side.value, str(folder), given)
+        self.journey.delivered(row.id, side.value)
+
+    def resume(self, flow: Flow, row: FileRow, evidence: Evidence) -> None:
+        """A file a runner left unfinished: settle each side's intent, then finish what is left."""
+        ends = {Side.legacy.value: flow.legacy, Side.cloud.value: flow.cloud}
+        doubtful = []
+        for delivery in self.journey.deliveries(row.id):
+            if delivery.state != "intent":
+                continue
+            folder = Path(delivery.folder)
+            temporary = folder / f".banyan-{row.id}-{delivery.side}.tmp"
+            end = ends.get(delivery.side)
+            seen_in = [Path(other) for other in (end.seen_in if end is not None else [])]
+            if temporary.exists():  # copied, never renamed: the side never saw it
+                _link(temporary, folder, row.name)
+                self.journey.delivered(row.id, delivery.side)
+            elif any((place / delivery.target).exists() for place in (folder, *seen_in)):
+                self.journey.delivered(row.id, delivery.side)
+            else:  # renamed, then taken by the importer without a trace we know of, or never made
+                self.journey.delivered(row.id, delivery.side, "in_doubt")
+                doubtful.append(delivery.side)
+        if doubtful:
+            reason = f"whether {' and '.join(doubtful)} took it is unknown: the runner stopped while delivering it"
+            self.journey.finish(row.id, "in_doubt", reason)
+            self._park(flow, row)
+            return
+        source = Path(flow.source.folder) / row.name
+        if row.state == "new" or row.serving is None:  # claimed, never read: read it now
+            if source.exists():
+                self.read(flow, row, source, evidence)
+            else:
+                self.journey.finish(row.id, "discarded", "claimed by a runner that stopped, and gone from the drop")
+            return
+        if not source.exists():  # archived before the runner stopped: every side had it
+            self.journey.finish(row.id, "delivered")
+            return
+        self.deliver(flow, row, source, plan_of(row)[1], evidence)
+
+    # -- replies --------------------------------------------------------------------------------
+    def replies(self, flow: Flow, side: Side, end: FlowSide, evidence: Evidence) -> None:
+        folder = Path(end.replies or "")
+        try:
+            entries = list(os.scandir(folder))
+        except OSError as exc:
+            self._complain(f"{flow.name}:{folder}", f"flow {flow.name}: cannot read {side.value}'s replies: {exc}")
+            return
+        for entry in entries:
+            if entry.name.startswith(".") or not entry.is_file(follow_symlinks=False):
+                continue
+            facts = entry.stat(follow_symlinks=False)
+            marker = (flow.name, side.value, entry.name, facts.st_size, facts.st_mtime_ns)
+            if marker in self.read_replies or time.time() - facts.st_mtime < min(flow.source.settle_seconds, 1.0):
+                continue
+            self.read_replies.add(marker)
+            path = folder / entry.name
+            try:
+                data = path.read_bytes()
+            except OSError:
+                continue
+            digest = hashlib.sha256(data).hexdigest()
+            if self.journey.was_seen(flow.name, side.value, entry.name, digest):
+                continue
+            try:
+                document = parse(data)
+            except DocumentError:
+                self.journey.seen(flow.name, side.value, entry.name, digest, None)
+                continue
+            row = self.journey.answered(flow.name, document.answers, document.numbers)
+            if not self.journey.seen(flow.name, side.value, entry.name, digest, row.id if row else None):
+                continue  # another runner read it first
+            if row is None:
+                continue
+            self.journey.replied(row.id, side.value, document.data, entry.name, document.accepted)
+            if flow.outbound and side.value == plan_of(row)[0]:
+                self._forward(flow, side, path, digest)
+            self._compare(flow, row, evidence)
+
+    def _forward(self, flow: Flow, side: Side, path: Path, digest: str) -> None:
+        """The serving side's reply, to the partner: exactly one of the two."""
+        outbound = Path(flow.outbound or "")
+        temporary = outbound / f".banyan-{digest[:16]}.tmp"
+        try:
+            _copy(path, temporary)
+            given = _link(temporary, outbound, path.name)
+        except OSError as exc:
+            log.error("flow %s: %s's reply %s not passed to the partner: %s", flow.name, side.value, path.name, exc)
+            return
+        self.journey.forwarded(flow.name, side.value, path.name, digest, given)
+
+    def _compare(self, flow: Flow, row: FileRow, evidence: Evidence) -> None:
+        replies = {delivery.side: delivery.reply for delivery in self.journey.deliveries(row.id)}
+        legacy, cloud = replies.get(Side.legacy.value), replies.get(Side.cloud.value)
+        if legacy is None or cloud is None or not self.journey.mark_compared(row.id):
+            return
+        differences = self.comparators[flow.name].compare(legacy, cloud)
+        evidence.comparisons.append((flow.name, row.entity or "*", row.rung or "", differences))
+
+    # -- the file's end -------------------------------------------------------------------------
+    def refuse(self, flow: Flow, path: Path, row: FileRow | None, reason: str) -> None:
+        """To the flow's error folder, with a note saying why; recorded when it was claimed."""
+        error = Path(flow.source.error or Path(flow.source.folder) / ".banyan" / "error")
+        stamp = row.id if row is not None else time.time_ns()
+        moved = f"{stamp}-{_safe(path.name)}"
+        try:
+            error.mkdir(parents=True, exist_ok=True)
+            os.rename(path, error / moved)
+            (error / f"{moved}.reason.txt").write_text(reason + "\n", encoding="utf-8")
+        except OSError as exc:
+            self._complain(f"{flow.name}:error", f"flow {flow.name}: cannot move {path.name!r} aside: {exc}")
+        if row is not None:
+            self.journey.finish(row.id, "refused", reason)
+        log.warning("flow %s: %s refused: %s", flow.name, _safe(path.name), reason)
+
+    def _archive(self, flow: Flow, path: Path, file_id: int) -> None:
+        archive = Path(flow.source.archive or Path(flow.source.folder) / ".banyan" / "done")
+        with contextlib.suppress(FileNotFoundError):
+            archive.mkdir(parents=True, exist_ok=True)
+            os.rename(path, archive / f"{file_id}-{path.name}")
+
+    def _park(self, flow: Flow, row: FileRow) -> None:
+        """An in-doubt file's source waits beside the errors, for the person who decides."""
+        source = Path(flow.source.folder) / row.name
+        if source.exists():
+            doubt = Path(flow.source.error or Path(flow.source.folder) / ".banyan" / "error")
+            doubt.mkdir(parents=True, exist_ok=True)
+            os.rename(source, doubt / f"{row.id}-{row.name}")
+
+    def _complain(self, key: str, message: str) -> None:
+        if key not in self.complained:
+            self.complained.add(key)
+            log.error("%s", message)

@@ -1,0 +1,152 @@
+"""Flow specs: files that climb the cutover ladder as routes do, declared beside them.
+
+    flows:
+      - name: uk-partner-orders
+        source: {folder: "${ACME_DROPS}/partners/in", pattern: "*.edi", settle_seconds: 2}
+        document: edifact
+        entity: {from: partner, partners: {"5012345000017": ACME-UK}}
+        key: {from: partner}                     # canary moves one trading partner at a time
+        legacy: {intake: ".../acme_uk/ftp/orders/in", seen_in: [".../processed", ".../error"],
+                 replies: ".../acme_uk/ftp/orders/ack"}
+        cloud: {intake: ".../cloud/edi/in", replies: ".../cloud/edi/ack"}
+        cutover: {gate: {min_samples: 20}}
+
+A flow's name shares the ladder's namespace with the routes: `banyan cutover set uk-partner-orders
+ACME-UK dual_write …` moves it, the console shows it in the matrix. Where its file goes on each
+rung is `flows/runner.py`.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from cutover.compare import Rules as CompareRules
+from cutover.decide import Mode
+from cutover.engine import RouteInfo
+from specs.routes import CutoverPlan, Route, known_entities, route_infos
+
+IGNORED = [".*", "*.tmp", "*.part", "*.filepart", "~*"]  # names a sender writes before the file is whole
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class FlowSource(_Model):
+    """Where the partner's files arrive, and when one is whole."""
+
+    folder: str = Field(description="the drop folder (local; a mounted share works too)")
+    pattern: str = Field(default="*", description="glob of the names taken, e.g. *.edi")
+    settle_seconds: float = Field(default=2.0, ge=0, description="unchanged for this long before it is read")
+    done_suffix: str | None = Field(
+        default=None, description="a file NAME<suffix> (e.g. .done) says NAME is whole; then no settling is needed"
+    )
+    ignore: list[str] = Field(default_factory=lambda: list(IGNORED), description="globs of temporary names")
+    archive: str | None = Field(
+        default=None, description="where a file goes once handled (default FOLDER/.banyan/done)"
+    )
+    error: str | None = Field(
+        default=None, description="where a refused file goes, with its reason (default FOLDER/.banyan/error)"
+    )
+
+
+class FlowSide(_Model):
+    """One ERP's end of a flow: the folder its importer reads, and where it answers."""
+
+    intake: str = Field(
+        description="the folder the importer reads; a file is written under a temporary name, then renamed"
+    )
+    seen_in: list[str] = Field(
+        default_factory=list,
+        description="folders the importer moves files on to (processed, error): after a crash a file found there "
+        "was delivered",
+    )
+    replies: str | None = Field(default=None, description="where the side writes its acknowledgements (997, CONTRL)")
+    validate_intake: str | None = Field(
+        default=None, alias="validate",
+        description="the cloud's non-booking intake (validate or test mode): what shadow sends the cloud",
+    )  # fmt: skip
+
+
+class Pick(_Model):
+    """Where a flow reads a file's legal entity or its business key."""
+
+    from_: Literal["partner", "name", "document", "fixed"] = Field(
+        alias="from", description="partner: the sender id (ISA06, UNB); name: a regex on the file name; "
+        "document: a JSON pointer into the parsed document; fixed: one value",
+    )  # fmt: skip
+    partners: dict[str, str] = Field(default_factory=dict, description="entity from partner: sender id → entity")
+    pattern: str | None = Field(default=None, description="from name: a regex whose group `value` is taken")
+    pointer: str | None = Field(default=None, description="from document: e.g. /ST/*/BEG/03 or /UNH/*/BGM/02")
+    value: str | None = Field(default=None, description="from fixed")
+
+    @model_validator(mode="after")
+    def _complete(self) -> Pick:
+        needs = {"name": "pattern", "document": "pointer", "fixed": "value"}.get(self.from_)
+        if needs and getattr(self, needs) is None:
+            raise ValueError(f"from: {self.from_} needs {needs}")
+        if self.pattern is not None:
+            try:
+                compiled = re.compile(self.pattern)
+            except re.error as exc:
+                raise ValueError(f"pattern is not a regular expression: {exc}") from None
+            if "value" not in compiled.groupindex:
+                raise ValueError("pattern needs a group named value, e.g. ^ORDERS_(?P<value>[A-Z-]+)_")
+        if self.pointer is not None and not self.pointer.startswith("/"):
+            raise ValueError("pointer is a JSON pointer: it starts with /")
+        return self
+
+
+class Flow(_Model):
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
+    description: str = ""
+    document: Literal["auto", "x12", "edifact", "csv"] = Field(default="auto", description="how the files are read")
+    source: FlowSource
+    entity: Pick
+    key: Pick = Field(default_factory=lambda: Pick.model_validate({"from": "partner"}),
+                      description="what canary is sticky by: a partner, or a document number")  # fmt: skip
+    legacy: FlowSide
+    cloud: FlowSide | None = None
+    compare: CompareRules = Field(
+        default_factory=CompareRules,
+        description="how each side's answer to a file is compared; control numbers and dates are ignored already",
+    )
+    cutover: CutoverPlan = Field(default_factory=CutoverPlan)
+    resends: bool = Field(default=False, description="a file sent again (same bytes) is delivered again")
+    outbound: str | None = Field(
+        default=None,
+        description="the folder the partner collects its replies from: of the two sides' replies to a file, only "
+        "the serving side's is put there; the other's is kept for the comparison",
+    )
+
+    @property
+    def entities(self) -> tuple[str, ...]:
+        if self.entity.from_ == "fixed" and self.entity.value:
+            return (self.entity.value,)
+        return tuple(sorted(set(self.entity.partners.values())))
+
+
+def flow_infos(flows: list[Flow]) -> list[RouteInfo]:
+    """What the cutover engine needs of each flow: a flow writes (a file delivered is booked), so
+    shadow only makes sense where the cloud has a non-booking intake."""
+    infos = []
+    for flow in flows:
+        checks_only = flow.cloud is not None and flow.cloud.validate_intake is not None
+        plan = flow.cutover
+        infos.append(
+            RouteInfo(flow.name, writes=not checks_only, has_cloud=flow.cloud is not None, default=Mode(plan.mode),
+                      gate=plan.gate, guardrail=plan.guardrail, entities=flow.entities)
+        )  # fmt: skip
+    return infos
+
+
+def ladder(routes: list[Route], flows: list[Flow]) -> tuple[list[RouteInfo], list[str] | None]:
+    """What the cutover engine judges (routes and flows alike) and the legal entities they name
+    (None: any, when none names them)."""
+    names = set(known_entities(routes) or ())
+    for flow in flows:
+        names |= set(flow.entities)
+    return route_infos(routes) + flow_infos(flows), sorted(names) or None

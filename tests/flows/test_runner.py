@@ -1,0 +1,306 @@
+"""A flow's files on each rung, per entity and per partner, on both stores: where each file goes,
+what the partner gets back, what is compared, and nothing lost or delivered twice after a crash."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cutover.decide import Side
+from cutover.runtime import Cutover
+from flows import runner as runner_module
+from flows.journey import Journey
+from flows.runner import FlowRunner
+from specs.flows import Flow, ladder
+from tests.cutover.conftest import postgres_url, store_location  # noqa: F401 - the fixtures
+
+PARTNER_A, PARTNER_B = "1234567890", "5012345000017"
+
+
+def x12_order(sender: str, po: str, control: str) -> bytes:
+    """An 850 from `sender`, in the shape of the public samples."""
+    return (f"ISA*00*          *00*          *12*{sender:<15}*08*ACMEUK         *261207*0900*U*00401*"
+            f"{control}*0*P*>~GS*PO*{sender}*ACMEUK*20261207*0900*{int(control)}*X*004010~ST*850*0001~"
+            f"BEG*00*NE*{po}**20261207~PO1**3*CA*23.52**UP*123456789012~CTT*1~SE*5*0001~"
+            f"GE*1*{int(control)}~IEA*1*{control}~").encode()  # fmt: skip
+
+
+def x12_ack(group: int, verdict: str, control: str = "000000900") -> bytes:
+    return (f"ISA*00*          *00*          *08*ACMEUK         *12*PARTNER        *261207*0905*U*00401*"
+            f"{control}*0*P*>~GS*FA*ACMEUK*PARTNER*20261207*0905*9*X*004010~ST*997*0001~AK1*PO*{group}~"
+            f"AK9*{verdict}*1*1*1~SE*4*0001~GE*1*9~IEA*1*{control}~").encode()  # fmt: skip
+
+
+@dataclass
+class Estate:
+    root: Path
+    cutover: Cutover
+    runner: FlowRunner
+    flow: Flow
+
+    def path(self, name: str) -> Path:
+        return self.root / name
+
+    def drop(self, name: str, data: bytes) -> Path:
+        target = self.path("drop") / name
+        target.write_bytes(data)
+        return target
+
+    def run(self, passes: int = 2) -> runner_module.Evidence:
+        """Passes as the gateway makes them; the first sees a file, the next takes it once settled."""
+        seen = runner_module.Evidence()
+        for _ in range(passes):
+            evidence = self.runner.pass_once(self.flow)
+            seen.calls += evidence.calls
+            seen.comparisons += evidence.comparisons
+        return seen
+
+    def intake(self, side: str) -> list[str]:
+        return sorted(p.name for p in self.path(f"{side}/in").iterdir() if not p.name.startswith("."))
+
+    def set(
+        self, mode: str, percent: float = 0.0, pins: dict[str, Side] | None = None, entity: str = "ACME-UK"
+    ) -> None:
+        self.cutover.engine.set(self.flow.name, entity, mode, "test", "ana", percent=percent, pins=pins, force=True)
+        self.cutover.reload()
+
+
+def make_flow(root: Path, **overrides: Any) -> Flow:
+    spec: dict[str, Any] = {
+        "name": "uk-partner-orders",
+        "source": {"folder": str(root / "drop"), "pattern": "*.x12", "settle_seconds": 0},
+        "document": "x12",
+        "entity": {"from": "partner", "partners": {PARTNER_A: "ACME-UK", PARTNER_B: "ACME-UK"}},
+        "key": {"from": "partner"},
+        "legacy": {"intake": str(root / "legacy/in"), "seen_in": [str(root / "legacy/done")],
+                   "replies": str(root / "legacy/ack")},
+        "cloud": {"intake": str(root / "cloud/in"), "replies": str(root / "cloud/ack")},
+        "outbound": str(root / "partner/out"),
+    }  # fmt: skip
+    spec.update(overrides)
+    return Flow.model_validate(spec)
+
+
+@pytest.fixture
+def estate(tmp_path: Path, store_location: str) -> Iterator[Estate]:  # noqa: F811
+    for folder in ("drop", "legacy/in", "legacy/done", "legacy/ack", "cloud/in", "cloud/ack", "partner/out"):
+        (tmp_path / folder).mkdir(parents=True)
+    flow = make_flow(tmp_path)
+    cutover = Cutover(store_location, *ladder([], [flow]))
+    runner = FlowRunner([flow], cutover)
+    yield Estate(tmp_path, cutover, runner, flow)
+    cutover.close()
+
+
+def test_on_legacy_a_file_goes_to_legacy_only_and_leaves_the_drop(estate: Estate) -> None:
+    estate.drop("po-1.x12", x12_order(PARTNER_A, "PO-1", "000000101"))
+    evidence = estate.run()
+    assert estate.intake("legacy") == ["po-1.x12"] and estate.intake("cloud") == []
+    assert estate.path("legacy/in/po-1.x12").read_bytes() == x12_order(PARTNER_A, "PO-1", "000000101")
+    assert list(estate.path("drop").glob("*.x12")) == []  # archived
+    [row] = Journey(estate.cutover.store).files("uk-partner-orders")
+    assert (row.state, row.entity, row.business_key, row.control) == ("delivered", "ACME-UK", PARTNER_A, "000000101")
+    assert [(side, failed) for _, _, _, side, failed in evidence.calls] == [(Side.legacy, False)]
+
+
+def test_in_dual_write_both_get_it_the_partner_gets_legacys_ack_and_the_acks_are_compared(estate: Estate) -> None:
+    estate.set("dual_write")
+    estate.drop("po-2.x12", x12_order(PARTNER_A, "PO-2", "000000102"))
+    estate.run()
+    assert estate.intake("legacy") == ["po-2.x12"] and estate.intake("cloud") == ["po-2.x12"]
+    # each ERP acknowledges group 102; the cloud's with its own control numbers, the same verdict
+    estate.path("legacy/ack/ack-1.x12").write_bytes(x12_ack(102, "A", "000000501"))
+    estate.path("cloud/ack/997-xyz.x12").write_bytes(x12_ack(102, "A", "000000777"))
+    os.utime(estate.path("legacy/ack/ack-1.x12"), (time.time() - 5, time.time() - 5))
+    os.utime(estate.path("cloud/ack/997-xyz.x12"), (time.time() - 5, time.time() - 5))
+    evidence = estate.run()
+    assert sorted(p.name for p in estate.path("partner/out").iterdir()) == ["ack-1.x12"]  # legacy serves: one ack
+    [(flow, entity, rung, differences)] = evidence.comparisons
+    assert (flow, entity, rung, differences) == ("uk-partner-orders", "ACME-UK", "ACME-UK@1", [])
+    assert estate.run().comparisons == []  # compared once
+
+
+def test_a_rejection_by_one_side_is_a_difference(estate: Estate) -> None:
+    estate.set("dual_write")
+    estate.drop("po-3.x12", x12_order(PARTNER_A, "PO-3", "000000103"))
+    estate.run()
+    for side, verdict in (("legacy", "A"), ("cloud", "R")):
+        path = estate.path(f"{side}/ack/{side}.x12")
+        path.write_bytes(x12_ack(103, verdict))
+        os.utime(path, (time.time() - 5, time.time() - 5))
+    [(_, _, _, [difference])] = estate.run().comparisons
+    assert (difference.path, difference.legacy, difference.cloud) == ("/ST/*/AK9/01", "A", "R")
+
+
+def test_canary_moves_one_partner_and_the_partner_hears_from_its_serving_side(estate: Estate) -> None:
+    estate.set("canary", percent=1, pins={PARTNER_B: Side.cloud, PARTNER_A: Side.legacy})
+    estate.drop("from-a.x12", x12_order(PARTNER_A, "PO-A", "000000201"))
+    estate.drop("from-b.x12", x12_order(PARTNER_B, "PO-B", "000000202"))
+    estate.run()
+    assert estate.intake("legacy") == ["from-a.x12", "from-b.x12"] == estate.intake("cloud")
+    for side in ("legacy", "cloud"):  # both ERPs acknowledge both partners' files
+        for group in (201, 202):
+            path = estate.path(f"{side}/ack/{side}-{group}.x12")
+            path.write_bytes(x12_ack(group, "A"))
+            os.utime(path, (time.time() - 5, time.time() - 5))
+    estate.run()
+    # partner A hears from legacy, partner B from the cloud: one ack each
+    assert sorted(p.name for p in estate.path("partner/out").iterdir()) == ["cloud-202.x12", "legacy-201.x12"]
+    rows = {row.business_key: row for row in Journey(estate.cutover.store).files("uk-partner-orders")}
+    assert '"serve": "legacy"' in (rows[PARTNER_A].serving or "") and '"serve": "cloud"' in (
+        rows[PARTNER_B].serving or ""
+    )
+
+
+@pytest.mark.parametrize(("mode", "legacy", "cloud"), [("cloud_primary", 1, 1), ("cloud", 0, 1)])
+def test_the_top_rungs(estate: Estate, mode: str, legacy: int, cloud: int) -> None:
+    estate.set(mode)
+    estate.drop("po-9.x12", x12_order(PARTNER_A, "PO-9", "000000109"))
+    estate.run()
+    assert (len(estate.intake("legacy")), len(estate.intake("cloud"))) == (legacy, cloud)
+
+
+def test_shadow_sends_the_cloud_only_to_its_checking_intake(tmp_path: Path, store_location: str) -> None:  # noqa: F811
+    for folder in ("drop", "legacy/in", "cloud/in", "cloud/check"):
+        (tmp_path / folder).mkdir(parents=True)
+    flow = make_flow(tmp_path, cloud={"intake": str(tmp_path / "cloud/in"), "validate": str(tmp_path / "cloud/check")},
+                     outbound=None)  # fmt: skip
+    cutover = Cutover(store_location, *ladder([], [flow]))
+    try:
+        cutover.engine.set(flow.name, "ACME-UK", "shadow", "listen", "ana")
+        cutover.reload()
+        estate = Estate(tmp_path, cutover, FlowRunner([flow], cutover), flow)
+        estate.drop("po-5.x12", x12_order(PARTNER_A, "PO-5", "000000105"))
+        estate.run()
+        assert estate.intake("legacy") == ["po-5.x12"] and estate.intake("cloud") == []
+        assert [p.name for p in (tmp_path / "cloud/check").iterdir()] == ["po-5.x12"]
+    finally:
+        cutover.close()
+
+
+def test_a_resent_file_is_delivered_once(estate: Estate) -> None:
+    estate.set("dual_write")
+    data = x12_order(PARTNER_A, "PO-6", "000000106")
+    estate.drop("po-6.x12", data)
+    estate.run()
+    estate.drop("po-6-again.x12", data)  # the partner sends it again under another name
+    estate.run()
+    assert estate.intake("legacy") == ["po-6.x12"] and estate.intake("cloud") == ["po-6.x12"]
+    states = sorted(row.state for row in Journey(estate.cutover.store).files("uk-partner-orders"))
+    assert states == ["delivered", "duplicate"]
+    assert list(estate.path("drop").glob("*.x12")) == []
+
+
+def test_what_no_side_may_take_goes_to_the_error_folder_with_its_reason(estate: Estate) -> None:
+    estate.drop("stranger.x12", x12_order("9999999999", "PO-7", "000000107"))
+    estate.drop("empty.x12", b"")
+    estate.drop("half.x12", x12_order(PARTNER_A, "PO-8", "000000108")[:150])
+    estate.drop("-rf.x12", x12_order(PARTNER_A, "PO-9", "000000110"))
+    estate.drop("new\nline.x12", x12_order(PARTNER_A, "PO-10", "000000111"))
+    outside = estate.root / "secret.x12"
+    outside.write_bytes(x12_order(PARTNER_A, "PO-11", "000000112"))
+    (estate.path("drop") / "link.x12").symlink_to(outside)
+    estate.drop("writing.x12.part", b"ISA*")  # a temporary name: left alone
+    estate.run()
+    assert estate.intake("legacy") == [] and estate.intake("cloud") == []
+    error = estate.path("drop/.banyan/error")
+    reasons = {p.name.split("-", 1)[1]: p.read_text() for p in error.glob("*.reason.txt")}
+    assert "no legal entity for it (partner '9999999999'" in reasons["stranger.x12.reason.txt"]
+    assert "empty" in reasons["empty.x12.reason.txt"]
+    assert "cut short" in reasons["half.x12.reason.txt"]
+    assert "starts with a dash" in reasons["_rf.x12.reason.txt"]
+    assert "control characters" in reasons["new_line.x12.reason.txt"]
+    assert "symbolic link" in reasons["link.x12.reason.txt"]
+    assert outside.exists()  # the link was moved aside, what it points to untouched
+    assert [p.name for p in estate.path("drop").iterdir() if p.is_file()] == ["writing.x12.part"]
+
+
+class _Died(BaseException):
+    """The runner's process ending mid-delivery (SIGKILL has no handler; nothing after it runs)."""
+
+
+def _restart(estate: Estate) -> Estate:
+    """A new runner on the same store, after the dead one's lease ran out."""
+    runner = FlowRunner([estate.flow], estate.cutover)
+    return Estate(estate.root, estate.cutover, runner, estate.flow)
+
+
+def _expire_leases(estate: Estate) -> None:
+    with estate.cutover.store.transaction() as cursor:
+        estate.cutover.store.execute(cursor, "UPDATE flow_files SET lease_until = 0")
+
+
+def test_a_runner_that_dies_before_the_rename_is_resumed_and_delivers_once(
+    estate: Estate, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    estate.set("dual_write")
+    real_link = runner_module._link
+    calls = {"n": 0}
+
+    def dies_on_the_cloud(temporary: Path, folder: Path, name: str) -> str:
+        calls["n"] += 1
+        if calls["n"] == 2:  # legacy was given its copy; the cloud's is copied and intended, not renamed
+            raise _Died
+        return real_link(temporary, folder, name)
+
+    monkeypatch.setattr(runner_module, "_link", dies_on_the_cloud)
+    estate.drop("po-12.x12", x12_order(PARTNER_A, "PO-12", "000000113"))
+    with pytest.raises(_Died):
+        estate.run()
+    assert estate.intake("cloud") == [] and estate.intake("legacy") == ["po-12.x12"]
+    monkeypatch.setattr(runner_module, "_link", real_link)
+    assert estate.run().calls == []  # the lease is the dead runner's: nobody touches the file yet
+    _expire_leases(estate)
+    _restart(estate).run()
+    assert estate.intake("legacy") == ["po-12.x12"] and estate.intake("cloud") == ["po-12.x12"]
+    [row] = Journey(estate.cutover.store).files("uk-partner-orders")
+    assert row.state == "delivered"
+    assert not list(estate.path("cloud/in").glob(".banyan-*"))  # no temporary copy left behind
+
+
+@pytest.mark.parametrize("importer", ["moved it to done", "took it without a trace"])
+def test_a_runner_that_dies_after_the_rename_finds_the_file_or_says_it_is_in_doubt(
+    estate: Estate, monkeypatch: pytest.MonkeyPatch, importer: str
+) -> None:
+    real_delivered = Journey.delivered
+
+    def dies_before_recording(self: Journey, file_id: int, side: str, state: str = "delivered") -> None:
+        raise _Died
+
+    monkeypatch.setattr(Journey, "delivered", dies_before_recording)
+    estate.drop("po-13.x12", x12_order(PARTNER_A, "PO-13", "000000114"))
+    with pytest.raises(_Died):
+        estate.run()
+    monkeypatch.setattr(Journey, "delivered", real_delivered)
+    delivered = estate.path("legacy/in/po-13.x12")
+    if importer == "moved it to done":
+        delivered.rename(estate.path("legacy/done/po-13.x12"))
+    else:
+        delivered.unlink()
+    _expire_leases(estate)
+    _restart(estate).run()
+    [row] = Journey(estate.cutover.store).files("uk-partner-orders")
+    if importer == "moved it to done":
+        assert row.state == "delivered" and estate.intake("legacy") == []  # never sent again
+    else:
+        assert row.state == "in_doubt" and "unknown" in row.reason
+        assert estate.intake("legacy") == []  # never re-sent blindly
+        assert list(estate.path("drop/.banyan/error").glob("*po-13.x12"))  # kept for the person who decides
+
+
+def test_two_runners_on_one_store_take_each_file_once(estate: Estate) -> None:
+    estate.set("dual_write")
+    other = FlowRunner([estate.flow], estate.cutover)
+    for n in range(20):
+        estate.drop(f"po-{n:02d}.x12", x12_order(PARTNER_A, f"PO-{n}", f"{300 + n:09d}"))
+    for _ in range(3):
+        estate.runner.pass_once(estate.flow)
+        other.pass_once(estate.flow)
+    assert len(estate.intake("legacy")) == 20 == len(estate.intake("cloud"))
+    assert {row.state for row in Journey(estate.cutover.store).files("uk-partner-orders", limit=100)} == {"delivered"}
