@@ -13,6 +13,7 @@ import typer
 from events.cli import events_app
 from gateway.calendar_cli import add_calendar_commands
 from gateway.cutover_cli import cutover_app
+from gateway.flows_cli import flows_app
 from gateway.outbox_cli import outbox_app
 from gateway.routes_cli import keys_app, routes_app, serve_command
 from gateway.slo_cli import slo_app
@@ -32,6 +33,7 @@ app.command("serve")(serve_command)
 add_calendar_commands(cutover_app)
 app.add_typer(cutover_app, name="cutover")
 app.add_typer(outbox_app, name="outbox")
+app.add_typer(flows_app, name="flows")
 app.add_typer(events_app, name="events")
 app.add_typer(slo_app, name="slo")
 

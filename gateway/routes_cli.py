@@ -18,7 +18,7 @@ from events.brokers import open_broker
 from gateway.app import DEFAULT_MAX_BODY, Settings
 from gateway.consumers import Consumers, digest, new_key
 from gateway.guessing import trusted_networks
-from specs.files import RouteError, json_schema, load_routes
+from specs.files import RouteError, json_schema, load_folder
 
 routes_app = typer.Typer(help="Check, export and scaffold route specs.", no_args_is_help=True)
 keys_app = typer.Typer(help="Create API keys for consumers.", no_args_is_help=True)
@@ -129,12 +129,13 @@ def serve_command(
 
 @routes_app.command("check")
 def routes_check(folder: Annotated[Path, typer.Argument(help="folder of route specs")] = Path("routes")) -> None:
-    """Validate every route file; errors name the file and the line.
+    """Validate every route and flow file; errors name the file and the line.
 
     Example: banyan routes check routes/
     """
     try:
-        routes = load_routes(folder)
+        loaded = load_folder(folder)
+        routes = loaded.routes
     except RouteError as exc:
         for line in exc.problems:
             console.print(f"[red]✗[/] {line}", highlight=False, soft_wrap=True)
@@ -149,6 +150,9 @@ def routes_check(folder: Annotated[Path, typer.Argument(help="folder of route sp
             successor = f", successor {deprecated.successor}" if deprecated.successor else ""
             where += f" (deprecated since {deprecated.since}, sunset {deprecated.sunset}{successor})"
         typer.echo(f"✓ {route.name}: {where}")
+    for flow in loaded.flows:
+        sides = "legacy" + (" and cloud" if flow.cloud is not None else "")
+        typer.echo(f"✓ {flow.name}: flow of {flow.source.folder}/{flow.source.pattern} to {sides}")
 
 
 @routes_app.command("schema")
