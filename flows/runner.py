@@ -35,7 +35,7 @@ import os
 import re
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from fnmatch import fnmatch
 from pathlib import Path
@@ -61,6 +61,7 @@ class Evidence:
 
     calls: list[tuple[str, str, str, Side, bool]] = field(default_factory=list)
     comparisons: list[tuple[str, str, str, list[Difference]]] = field(default_factory=list)
+    replies: list[tuple[str, str, Side, float]] = field(default_factory=list)  # flow, entity, side, seconds
 
     def count(self, cutover: Cutover) -> None:
         for flow, entity, rung, side, failed in self.calls:
@@ -160,9 +161,10 @@ class FlowRunner:
     """Runs the flows of one routes folder inside a gateway process; several runners on one store
     share the work (each file is claimed once)."""
 
-    def __init__(self, flows: list[Flow], cutover: Cutover) -> None:
+    def __init__(self, flows: list[Flow], cutover: Cutover, observe: Callable[[Evidence], None] | None = None) -> None:
         self.flows = flows
         self.cutover = cutover
+        self.observe = observe  # told what each pass saw (the gateway's /metrics)
         self.journey = Journey(cutover.store)
         self.use(flows)
         self.sizes: dict[tuple[str, str], tuple[tuple[int, int], float]] = {}  # (flow, name) → signature, since
@@ -185,6 +187,8 @@ class FlowRunner:
                 try:
                     evidence = await in_thread(self.pass_once, flow)
                     evidence.count(self.cutover)
+                    if self.observe is not None:
+                        self.observe(evidence)
                 except Exception as exc:  # the store or a folder is away: try again next pass
                     log.error("flow %s: pass failed: %s", flow.name, exc)
             await asyncio.sleep(POLL_SECONDS)
@@ -401,6 +405,7 @@ class FlowRunner:
             if row is None:
                 continue
             self.journey.replied(row.id, side.value, document.data, entry.name, document.accepted)
+            evidence.replies.append((flow.name, row.entity or "*", side, max(time.time() - row.created, 0.0)))
             if flow.outbound and side.value == plan_of(row)[0]:
                 self._forward(flow, side, path, digest)
             self._compare(flow, row, evidence)

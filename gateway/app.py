@@ -317,7 +317,7 @@ def build_app(settings: Settings) -> web.Application:
     if settings.store and settings.events_broker:
         app.cleanup_ctx.append(_events_lifecycle)
     if settings.store and settings.deliveries != "apart":  # the flows run where the outbox is delivered
-        app[FLOWS] = FlowRunner(flows, app[CUTOVER])
+        app[FLOWS] = FlowRunner(flows, app[CUTOVER], metrics.flows)
         app.cleanup_ctx.append(_flows_lifecycle)
     if settings.store and settings.admin_key:
         app[ADMIN_KEY] = settings.admin_key

@@ -24,6 +24,7 @@ from prometheus_client.utils import floatToGoString
 
 __all__ = ["OPENMETRICS", "Metrics", "process_gone"]
 
+FLOW_BUCKETS = (1, 5, 15, 60, 300, 900, 3600, 14400, 86400)  # seconds: an ack within minutes, a batch a day
 SLO_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300)
 
 
@@ -176,6 +177,14 @@ class Metrics:
             multiprocess_mode="livemax",
         )
 
+        self.flow_files = Counter(
+            "banyan_flow_files", "Files a flow delivered to each side, by outcome (delivered, failed), and "
+            "replies compared (matched, mismatched)", ["flow", "entity", "side", "outcome"], registry=self.registry,
+        )  # fmt: skip
+        self.flow_seconds = Histogram(
+            "banyan_flow_reply_seconds", "From a file's arrival to each side's reply",
+            ["flow", "entity", "side"], buckets=FLOW_BUCKETS, registry=self.registry,
+        )  # fmt: skip
         self.side_calls = Counter(
             "banyan_cutover_calls",
             "Calls to each side by the cutover plan, by role (serve, mirror, fallback) and outcome",
@@ -196,6 +205,15 @@ class Metrics:
             registry=self.registry,
         )
         self._children: dict[tuple[Any, tuple[str, ...]], Any] = {}
+
+    def flows(self, evidence: Any) -> None:
+        """What a pass of the flows saw (flows.runner.Evidence): deliveries, replies, comparisons."""
+        for flow, entity, _, side, failed in evidence.calls:
+            self.flow_files.labels(flow, entity, side.value, "failed" if failed else "delivered").inc()
+        for flow, entity, side, seconds in evidence.replies:
+            self.flow_seconds.labels(flow, entity, side.value).observe(seconds)
+        for flow, entity, _, differences in evidence.comparisons:
+            self.flow_files.labels(flow, entity, "both", "mismatched" if differences else "matched").inc()
 
     def child(self, metric: Any, *values: str) -> Any:
         """`metric.labels(*values)`, kept for the next call: prometheus_client takes a lock and

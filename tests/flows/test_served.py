@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+import requests
 import yaml
 
 from tests.conftest import REPO
@@ -38,7 +39,7 @@ def test_a_flow_served_moved_and_read_from_the_command_line(tmp_path: Path) -> N
     routes = ("--routes", str(tmp_path / "routes"), "--store", store)
     checked = banyan("routes", "check", str(tmp_path / "routes"))
     assert checked.returncode == 0 and "uk-partner-orders" in checked.stdout, checked.stdout + checked.stderr
-    with serve_process(*routes, "--insecure-no-auth"):
+    with serve_process(*routes, "--insecure-no-auth") as url:
         (tmp_path / "drop" / "one.x12").write_bytes(x12_order(PARTNER_A, "PO-1", "000000401"))
         wait_until(lambda: [p.name for p in (tmp_path / "legacy/in").iterdir()] == ["one.x12"], 20)
         assert list((tmp_path / "cloud/in").iterdir()) == []  # legacy, where every flow starts
@@ -61,3 +62,8 @@ def test_a_flow_served_moved_and_read_from_the_command_line(tmp_path: Path) -> N
             return bool(rows) and rows[0]["evidence"]["calls_cloud"] == 1
 
         wait_until(counted, 10)
+        metrics = requests.get(f"{url}/metrics", timeout=5).text
+        assert (
+            'banyan_flow_files_total{entity="ACME-UK",flow="uk-partner-orders",outcome="delivered",side="cloud"} 1.0'
+            in metrics
+        )
