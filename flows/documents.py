@@ -92,8 +92,10 @@ def detect(data: bytes) -> str | None:
     return None
 
 
-def parse(data: bytes, kind: str = "auto") -> Document:
-    """Parse a document; DocumentError when it is not one of `kind` (or of any kind, for auto)."""
+def parse(data: bytes, kind: str = "auto", partial: bool = False) -> Document:
+    """Parse a document; DocumentError when it is not one of `kind` (or of any kind, for auto).
+    `partial`: `data` is the head of a larger file, read for its envelope and header only, so a
+    transaction that does not end in it is no fault (`ends_whole` checks the file's tail)."""
     found = detect(data) if kind == "auto" else kind
     if found not in KINDS:
         raise DocumentError("not an X12, EDIFACT or CSV document")
@@ -103,10 +105,21 @@ def parse(data: bytes, kind: str = "auto") -> Document:
         text = data.decode("latin-1")  # EDI is often ISO 8859-1; every byte is a character there
     text = text.lstrip("\ufeff")
     if found == "x12":
-        return _x12(text)
+        return _x12(text, partial)
     if found == "edifact":
-        return _edifact(text)
+        return _edifact(text, partial)
     return _csv(text)
+
+
+def ends_whole(kind: str, tail: bytes) -> bool:
+    """Does a large file's last bytes hold its trailer (IEA for X12; UNZ, or UNT without an
+    envelope, for EDIFACT)? A transfer cut short does not."""
+    text = tail.decode("latin-1").rstrip(" \t\r\n\x00")
+    if kind == "x12":
+        return bool(re.search(r"IEA.{1,40}$", text, re.DOTALL))
+    if kind == "edifact":
+        return bool(re.search(r"UN[ZT].{1,60}$", text, re.DOTALL))
+    return text.endswith(("\n",)) or bool(text)
 
 
 def _elements(fields: list[str], component: str, release: str = "") -> dict[str, Any]:
@@ -128,7 +141,7 @@ def _put(target: dict[str, Any], tag: str, value: dict[str, Any], repeating: boo
 
 
 # -- X12 --------------------------------------------------------------------------------------------
-def _x12(text: str) -> Document:
+def _x12(text: str, partial: bool = False) -> Document:
     start = text.find("ISA")
     if start < 0:
         raise DocumentError("no ISA segment: not an X12 interchange")
@@ -171,7 +184,7 @@ def _x12(text: str) -> Document:
                 transaction = None
     if "ISA" not in data:
         raise DocumentError("no ISA segment: not an X12 interchange")
-    if transaction is not None:
+    if transaction is not None and not partial:
         raise DocumentError(f"transaction set {transaction['ST'].get('02', '?')} has no SE: the file is cut short")
     if not data["ST"] and "TA1" not in data:
         raise DocumentError("the interchange holds no transaction set: it is cut short, or empty")
@@ -213,7 +226,7 @@ def _unescape(value: str, release: str) -> str:
     return re.sub(rf"{re.escape(release)}(.)", r"\1", value)
 
 
-def _edifact(text: str) -> Document:
+def _edifact(text: str, partial: bool = False) -> Document:
     start = min((i for i in (text.find("UNA"), text.find("UNB"), text.find("UNH")) if i >= 0), default=-1)
     if start < 0:
         raise DocumentError("no UNA, UNB or UNH segment: not an EDIFACT interchange")
@@ -254,7 +267,7 @@ def _edifact(text: str) -> Document:
             if tag == "UNT":
                 _edifact_facts(document, message)
                 message = None
-    if message is not None:
+    if message is not None and not partial:
         raise DocumentError(f"message {_component(message['UNH'].get('01')) or '?'} has no UNT: the file is cut short")
     if not data["UNH"]:
         raise DocumentError("the interchange holds no message: it is cut short, or empty")

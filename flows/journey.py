@@ -21,7 +21,7 @@ from typing import Any
 
 from cutover.store import Store, now_iso
 
-LEASE_SECONDS = 30.0
+LEASE_SECONDS = 10.0  # renewed while a file is copied: a runner that stops holds a file this long at most
 _FILE = (
     "id, flow, arrival, name, digest, size, created, at, entity, business_key, document, control, groups, rung, "
     "serving, state, reason, compared"
@@ -63,6 +63,7 @@ class Delivery:
     side: str
     folder: str
     target: str
+    staged: str  # the temporary name the copy was written under, before it was given `target`
     state: str  # intent, delivered, in_doubt
     reply: dict[str, Any] | None
     reply_name: str | None
@@ -77,9 +78,9 @@ def _file(row: Any) -> FileRow:
 
 
 def _delivery(row: Any) -> Delivery:
-    file_id, side, folder, target, state, reply, reply_name, accepted, replied = row
-    return Delivery(int(file_id), side, folder, target, state, json.loads(reply) if reply else None, reply_name,
-                    None if accepted is None else bool(accepted), replied)  # fmt: skip
+    file_id, side, folder, target, staged, state, reply, reply_name, accepted, replied = row
+    return Delivery(int(file_id), side, folder, target, staged, state, json.loads(reply) if reply else None,
+                    reply_name, None if accepted is None else bool(accepted), replied)  # fmt: skip
 
 
 class Journey:
@@ -114,6 +115,19 @@ class Journey:
             changed = self.store.execute(
                 cursor,
                 "UPDATE flow_files SET lease_until = ? WHERE id = ? AND lease_until <= ? AND state IN ('new', "
+                "'delivering')",
+                (lease_until, file_id, moment),
+            ).rowcount
+        return bool(changed == 1)
+
+    def renew(self, file_id: int, lease_until: float, now: float | None = None) -> bool:
+        """Keep a file's lease while it is being copied; False when it ran out (another runner may
+        have taken the file over: stop)."""
+        moment = time.time() if now is None else now
+        with self.store.transaction() as cursor:
+            changed = self.store.execute(
+                cursor,
+                "UPDATE flow_files SET lease_until = ? WHERE id = ? AND lease_until > ? AND state IN ('new', "
                 "'delivering')",
                 (lease_until, file_id, moment),
             ).rowcount
@@ -194,14 +208,22 @@ class Journey:
         return {(flow, entity, state): int(count) for flow, entity, state, count in rows}
 
     # -- deliveries -----------------------------------------------------------------------------
-    def intend(self, file_id: int, side: str, folder: str, target: str) -> None:
-        """Before the rename into the side's intake: what will be there, and where."""
+    def intend(self, file_id: int, side: str, folder: str, target: str, staged: str) -> None:
+        """Before the rename into the side's intake: what will be there, where, and under which
+        temporary name the whole copy waits."""
         with self.store.transaction() as cursor:
             self.store.execute(
                 cursor,
-                "INSERT INTO flow_deliveries (file_id, side, folder, target, state, updated_at) "
-                "VALUES (?, ?, ?, ?, 'intent', ?) ON CONFLICT (file_id, side) DO NOTHING",
-                (file_id, side, folder, target, now_iso()),
+                "INSERT INTO flow_deliveries (file_id, side, folder, target, staged, state, updated_at) "
+                "VALUES (?, ?, ?, ?, ?, 'intent', ?) ON CONFLICT (file_id, side) DO NOTHING",
+                (file_id, side, folder, target, staged, now_iso()),
+            )
+
+    def given(self, file_id: int, side: str, target: str) -> None:
+        """The name the copy was given, when another file of its name waited in the intake."""
+        with self.store.transaction() as cursor:
+            self.store.execute(
+                cursor, "UPDATE flow_deliveries SET target = ? WHERE file_id = ? AND side = ?", (target, file_id, side)
             )
 
     def delivered(self, file_id: int, side: str, state: str = "delivered") -> None:
@@ -216,7 +238,7 @@ class Journey:
         with self.store.reading() as cursor:
             rows = self.store.execute(
                 cursor,
-                "SELECT file_id, side, folder, target, state, reply, reply_name, accepted, replied "
+                "SELECT file_id, side, folder, target, staged, state, reply, reply_name, accepted, replied "
                 "FROM flow_deliveries WHERE file_id = ? ORDER BY side",
                 (file_id,),
             ).fetchall()

@@ -33,7 +33,7 @@ import json
 import logging
 import os
 import re
-import shutil
+import secrets
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -43,7 +43,7 @@ from pathlib import Path
 from cutover.compare import Comparator, Difference
 from cutover.decide import Mode, Rule, Side, decide
 from cutover.runtime import Cutover, in_thread
-from flows.documents import NOISE, Document, DocumentError, parse, value_at
+from flows.documents import NOISE, Document, DocumentError, ends_whole, parse, value_at
 from flows.journey import LEASE_SECONDS, FileRow, Journey
 from specs.flows import Flow, FlowSide, Pick
 
@@ -126,11 +126,28 @@ def _sync(folder: Path) -> None:
             os.close(descriptor)
 
 
-def _copy(source: Path, temporary: Path) -> None:
-    with source.open("rb") as reader, temporary.open("wb") as writer:
-        shutil.copyfileobj(reader, writer, CHUNK)
-        writer.flush()
-        os.fsync(writer.fileno())
+class LeaseLost(Exception):
+    """The file's lease ran out while this runner copied it: another may have taken it over."""
+
+
+def _copy(source: Path, temporary: Path, renew: Callable[[], bool] | None = None) -> None:
+    """Copy a chunk at a time, renewing the file's lease now and then; the copy is on disk (fsync)
+    when this returns. A partial copy is removed."""
+    renewed = time.monotonic()
+    try:
+        with source.open("rb") as reader, temporary.open("xb") as writer:
+            while chunk := reader.read(CHUNK):
+                writer.write(chunk)
+                if renew is not None and time.monotonic() - renewed > LEASE_SECONDS / 3:
+                    if not renew():
+                        raise LeaseLost(f"the lease on {source.name} ran out while it was copied")
+                    renewed = time.monotonic()
+            writer.flush()
+            os.fsync(writer.fileno())
+    except BaseException:
+        with contextlib.suppress(OSError):
+            temporary.unlink()
+        raise
 
 
 def _link(temporary: Path, folder: Path, name: str) -> str:
@@ -279,7 +296,13 @@ class FlowRunner:
         try:
             with path.open("rb") as handle:
                 head = handle.read(HEAD_BYTES)
-            document = parse(head, flow.document)
+                large = size > len(head)
+                if large:  # its envelope and header are read from the head; the trailer must be at its end
+                    handle.seek(max(size - 4096, 0))
+                    tail = handle.read()
+            document = parse(head, flow.document, partial=large)
+            if large and not ends_whole(document.kind, tail):
+                raise DocumentError("its last bytes hold no trailer: the file is cut short")
         except DocumentError as exc:
             self.refuse(flow, path, row, f"not a document the flow reads: {exc}")
             return
@@ -315,6 +338,9 @@ class FlowRunner:
                 continue
             try:
                 self._deliver_one(row, side, Path(folder), path)
+            except LeaseLost as exc:  # another runner resumes it
+                log.warning("flow %s: file %s: %s", flow.name, row.id, exc)
+                return
             except OSError as exc:
                 evidence.calls.append((flow.name, entity, rung, side, True))
                 self._complain(f"{flow.name}:{side.value}:{exc}", f"flow {flow.name}: not delivered to "
@@ -326,12 +352,14 @@ class FlowRunner:
         self.journey.finish(row.id, "delivered")
 
     def _deliver_one(self, row: FileRow, side: Side, folder: Path, source: Path) -> None:
-        temporary = folder / f".banyan-{row.id}-{side.value}.tmp"
-        _copy(source, temporary)
-        self.journey.intend(row.id, side.value, str(folder), row.name)
+        """Copy under a name of this attempt's own (a runner that lost its lease mid-copy never
+        writes into another's copy), record the intent with it, then give it the file's name."""
+        temporary = folder / f".banyan-{row.id}-{side.value}-{secrets.token_hex(4)}.tmp"
+        _copy(source, temporary, lambda: self.journey.renew(row.id, time.time() + LEASE_SECONDS))
+        self.journey.intend(row.id, side.value, str(folder), row.name, temporary.name)
         given = _link(temporary, folder, row.name)
         if given != row.name:
-            self.journey.intend(row.id, side.value, str(folder), given)
+            self.journey.given(row.id, side.value, given)
         self.journey.delivered(row.id, side.value)
 
     def resume(self, flow: Flow, row: FileRow, evidence: Evidence) -> None:
@@ -342,11 +370,13 @@ class FlowRunner:
             if delivery.state != "intent":
                 continue
             folder = Path(delivery.folder)
-            temporary = folder / f".banyan-{row.id}-{delivery.side}.tmp"
+            temporary = folder / delivery.staged
             end = ends.get(delivery.side)
             seen_in = [Path(other) for other in (end.seen_in if end is not None else [])]
-            if temporary.exists():  # copied, never renamed: the side never saw it
-                _link(temporary, folder, row.name)
+            if temporary.exists():  # copied whole, never renamed: the side never saw it
+                given = _link(temporary, folder, row.name)
+                if given != row.name:
+                    self.journey.given(row.id, delivery.side, given)
                 self.journey.delivered(row.id, delivery.side)
             elif any((place / delivery.target).exists() for place in (folder, *seen_in)):
                 self.journey.delivered(row.id, delivery.side)
@@ -413,7 +443,7 @@ class FlowRunner:
     def _forward(self, flow: Flow, side: Side, path: Path, digest: str) -> None:
         """The serving side's reply, to the partner: exactly one of the two."""
         outbound = Path(flow.outbound or "")
-        temporary = outbound / f".banyan-{digest[:16]}.tmp"
+        temporary = outbound / f".banyan-{digest[:16]}-{secrets.token_hex(4)}.tmp"
         try:
             _copy(path, temporary)
             given = _link(temporary, outbound, path.name)

@@ -151,7 +151,8 @@ MIGRATIONS: list[list[str]] = [
         "CREATE INDEX flow_files_control ON flow_files (flow, control)",
         "CREATE INDEX flow_files_state ON flow_files (state, lease_until)",
         "CREATE TABLE flow_deliveries (file_id BIGINT NOT NULL, side TEXT NOT NULL, folder TEXT NOT NULL, "
-        "target TEXT NOT NULL, state TEXT NOT NULL, reply TEXT, reply_name TEXT, accepted INTEGER, "
+        "target TEXT NOT NULL, staged TEXT NOT NULL, state TEXT NOT NULL, reply TEXT, reply_name TEXT, "
+        "accepted INTEGER, "
         "replied DOUBLE PRECISION, updated_at TEXT NOT NULL, PRIMARY KEY (file_id, side))",
         "CREATE TABLE flow_replies (flow TEXT NOT NULL, side TEXT NOT NULL, name TEXT NOT NULL, "
         "digest TEXT NOT NULL, file_id BIGINT, forwarded TEXT, seen_at TEXT NOT NULL, "

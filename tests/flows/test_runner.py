@@ -304,3 +304,32 @@ def test_two_runners_on_one_store_take_each_file_once(estate: Estate) -> None:
         other.pass_once(estate.flow)
     assert len(estate.intake("legacy")) == 20 == len(estate.intake("cloud"))
     assert {row.state for row in Journey(estate.cutover.store).files("uk-partner-orders", limit=100)} == {"delivered"}
+
+
+def test_a_runner_that_loses_its_lease_mid_copy_stops_and_leaves_no_half_file(
+    estate: Estate, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    estate.set("dual_write")
+    lines = "".join(f"PO1**{n % 9 + 1}*CA*23.52**UP*{n:012d}~" for n in range(80_000))  # about 3 MB: 3 chunks
+    data = x12_order(PARTNER_A, "PO-BIG", "000000115").replace(b"PO1**3*CA*23.52**UP*123456789012~", lines.encode())
+    estate.drop("big.x12", data)
+    monkeypatch.setattr(runner_module, "LEASE_SECONDS", 0.0)  # renew after every chunk
+    monkeypatch.setattr(Journey, "renew", lambda self, file_id, until, now=None: False)  # ... and find it gone
+    estate.run()
+    assert estate.intake("legacy") == [] and list(estate.path("legacy/in").iterdir()) == []  # no half file
+    assert (estate.path("drop") / "big.x12").exists()
+    monkeypatch.undo()
+    _expire_leases(estate)
+    _restart(estate).run()
+    assert estate.path("legacy/in/big.x12").read_bytes() == data == estate.path("cloud/in/big.x12").read_bytes()
+
+
+def test_a_large_file_cut_short_is_refused_and_a_whole_one_is_read_from_its_head(estate: Estate) -> None:
+    lines = "".join(f"PO1**{n % 9 + 1}*CA*23.52**UP*{n:012d}~" for n in range(60_000))
+    data = x12_order(PARTNER_A, "PO-LONG", "000000116").replace(b"PO1**3*CA*23.52**UP*123456789012~", lines.encode())
+    estate.drop("whole.x12", data)
+    estate.drop("cut.x12", data[: len(data) - 60].replace(b"000000116", b"000000117"))  # the transfer dropped
+    estate.run()
+    assert estate.intake("legacy") == ["whole.x12"]
+    [reason] = estate.path("drop/.banyan/error").glob("*cut.x12.reason.txt")
+    assert "cut short" in reason.read_text()
