@@ -44,7 +44,7 @@ from cutover.compare import Comparator, Difference
 from cutover.decide import Mode, Rule, Side, decide
 from cutover.runtime import Cutover, in_thread
 from flows.documents import NOISE, Document, DocumentError, ends_whole, parse, value_at
-from flows.journey import LEASE_SECONDS, FileRow, Journey
+from flows.journey import LEASE_SECONDS, Delivery, FileRow, Journey
 from specs.flows import Flow, FlowSide, Pick
 
 log = logging.getLogger("banyan.flows")
@@ -365,8 +365,10 @@ class FlowRunner:
     def resume(self, flow: Flow, row: FileRow, evidence: Evidence) -> None:
         """A file a runner left unfinished: settle each side's intent, then finish what is left."""
         ends = {Side.legacy.value: flow.legacy, Side.cloud.value: flow.cloud}
+        deliveries = self.journey.deliveries(row.id)
+        self._sweep(row, deliveries)
         doubtful = []
-        for delivery in self.journey.deliveries(row.id):
+        for delivery in deliveries:
             if delivery.state != "intent":
                 continue
             folder = Path(delivery.folder)
@@ -399,6 +401,16 @@ class FlowRunner:
             self.journey.finish(row.id, "delivered")
             return
         self.deliver(flow, row, source, plan_of(row)[1], evidence)
+
+    def _sweep(self, row: FileRow, deliveries: list[Delivery]) -> None:
+        """Remove the partial copies of a runner that stopped mid-copy: its temporary names that no
+        recorded intent holds."""
+        kept = {delivery.staged for delivery in deliveries}
+        for _, folder in plan_of(row)[1] if row.serving else []:
+            for stray in Path(folder).glob(f".banyan-{row.id}-*.tmp"):
+                if stray.name not in kept:
+                    with contextlib.suppress(OSError):
+                        stray.unlink()
 
     # -- replies --------------------------------------------------------------------------------
     def replies(self, flow: Flow, side: Side, end: FlowSide, evidence: Evidence) -> None:
