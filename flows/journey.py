@@ -1,14 +1,16 @@
 """Each file's journey through a flow, in the shared store, so a restart resumes exactly.
 
-    arrival ──claim──► new ──read──► delivering ──each side: intent → delivered──► delivered
-                        │                │                         └─(cannot be told)─► in_doubt
-                        │                └─(nobody takes it: unknown partner, not a document)─► refused
-                        └─(the same bytes came before, resends off)─► duplicate
+    arrival ──read, then claimed──► delivering ──each side: intent → delivered──► delivered
+                     │                                         └─(cannot be told)─► in_doubt
+                     ├─(nobody takes it: unknown partner, not a document)─► refused
+                     └─(the same bytes came before, resends off)─► duplicate
 
-A file is claimed once per arrival (its name, size and modification time): of two runners on one
-store, one takes it. A claim carries a lease; a runner that dies leaves the lease to run out, and
-the next one resumes the file from its deliveries: a side whose intent has no outcome is looked
-for in its intake (see `flows/runner.py`). Each side's replies are matched to the file they answer
+A file is read first, then claimed once per arrival (its name, size and modification time) with
+what became of it, in one write: of two runners on one store, one takes it. A claim carries a
+lease, renewed while the file is copied; a runner that dies leaves the lease to run out, and the
+next one resumes the file from its deliveries: a side whose intent has no outcome is looked for in
+its intake (see `flows/runner.py`). The intents of all sides are one write, and so are their
+deliveries with the file's end: three writes a file in all. Each side's replies are matched to the file they answer
 by control number and recorded on its delivery.
 """
 
@@ -88,17 +90,23 @@ class Journey:
         self.store = store
 
     # -- files ----------------------------------------------------------------------------------
-    def claim(self, flow: str, arrival: str, name: str, digest: str, size: int, owner_lease: float) -> int | None:
-        """Take an arrival for this runner; None when it was taken before (by anyone)."""
+    def claim(
+        self, flow: str, arrival: str, name: str, digest: str, size: int, lease_until: float, facts: dict[str, Any]
+    ) -> int | None:  # fmt: skip
+        """Take an arrival, with what became of it (`facts`: state, reason, and for a file to deliver
+        its entity, key, document, control, groups, rung and plan); None when it was taken before."""
         stamp = now_iso()
+        columns = ("entity", "business_key", "document", "control", "groups", "rung", "serving")
+        values = tuple(facts.get("groups") or "" if column == "groups" else facts.get(column) for column in columns)
         with self.store.transaction() as cursor:
             row = self.store.execute(
                 cursor,
-                "INSERT INTO flow_files (flow, arrival, name, digest, size, created, at, state, lease_until, "
-                "updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'new', ?, ?) ON CONFLICT (flow, arrival) DO NOTHING "
-                "RETURNING id",
-                (flow, arrival, name, digest, size, time.time(), stamp, owner_lease, stamp),
-            ).fetchone()
+                f"INSERT INTO flow_files (flow, arrival, name, digest, size, created, at, state, reason, lease_until, "
+                f"updated_at, {', '.join(columns)}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (flow, arrival) DO NOTHING RETURNING id",
+                (flow, arrival, name, digest, size, time.time(), stamp, facts["state"], facts.get("reason", "")[:500],
+                 lease_until if facts["state"] == "delivering" else 0, stamp, *values),
+            ).fetchone()  # fmt: skip
         return None if row is None else int(row[0])
 
     def claimed(self, flow: str, arrival: str) -> FileRow | None:
@@ -143,19 +151,6 @@ class Journey:
                 (flow, digest, file_id),
             ).fetchone()
         return None if row is None else _file(row)
-
-    def describe(
-        self, file_id: int, entity: str, key: str | None, document: str, control: str | None, groups: list[str],
-        rung: str, serving: str,
-    ) -> None:  # fmt: skip
-        """What the file is and where it goes, before any side gets it."""
-        with self.store.transaction() as cursor:
-            self.store.execute(
-                cursor,
-                "UPDATE flow_files SET entity = ?, business_key = ?, document = ?, control = ?, groups = ?, rung = ?, "
-                "serving = ?, state = 'delivering', updated_at = ? WHERE id = ?",
-                (entity, key, document, control, ",".join(groups), rung, serving, now_iso(), file_id),
-            )
 
     def finish(self, file_id: int, state: str, reason: str = "") -> None:
         with self.store.transaction() as cursor:
@@ -208,31 +203,41 @@ class Journey:
         return {(flow, entity, state): int(count) for flow, entity, state, count in rows}
 
     # -- deliveries -----------------------------------------------------------------------------
-    def intend(self, file_id: int, side: str, folder: str, target: str, staged: str) -> None:
-        """Before the rename into the side's intake: what will be there, where, and under which
-        temporary name the whole copy waits."""
+    def intend(self, file_id: int, sides: list[tuple[str, str, str, str]]) -> None:
+        """Before the renames into the intakes, in one write: for each side (side, folder, name,
+        staged), what will be there, where, and under which temporary name the whole copy waits."""
+        if not sides:
+            return
+        stamp = now_iso()
         with self.store.transaction() as cursor:
-            self.store.execute(
-                cursor,
-                "INSERT INTO flow_deliveries (file_id, side, folder, target, staged, state, updated_at) "
-                "VALUES (?, ?, ?, ?, ?, 'intent', ?) ON CONFLICT (file_id, side) DO NOTHING",
-                (file_id, side, folder, target, staged, now_iso()),
-            )
+            for side, folder, target, staged in sides:
+                self.store.execute(
+                    cursor,
+                    "INSERT INTO flow_deliveries (file_id, side, folder, target, staged, state, updated_at) "
+                    "VALUES (?, ?, ?, ?, ?, 'intent', ?) ON CONFLICT (file_id, side) DO NOTHING",
+                    (file_id, side, folder, target, staged, stamp),
+                )
 
-    def given(self, file_id: int, side: str, target: str) -> None:
-        """The name the copy was given, when another file of its name waited in the intake."""
+    def delivered(
+        self, file_id: int, sides: list[tuple[str, str]], state: str = "delivered", finished: bool = False
+    ) -> None:  # fmt: skip
+        """Each side's delivery (side, the name it was given) settled as `state`, in one write; with
+        `finished`, the file's journey ends there too."""
+        stamp = now_iso()
         with self.store.transaction() as cursor:
-            self.store.execute(
-                cursor, "UPDATE flow_deliveries SET target = ? WHERE file_id = ? AND side = ?", (target, file_id, side)
-            )
-
-    def delivered(self, file_id: int, side: str, state: str = "delivered") -> None:
-        with self.store.transaction() as cursor:
-            self.store.execute(
-                cursor,
-                "UPDATE flow_deliveries SET state = ?, updated_at = ? WHERE file_id = ? AND side = ?",
-                (state, now_iso(), file_id, side),
-            )
+            for side, target in sides:
+                self.store.execute(
+                    cursor,
+                    "UPDATE flow_deliveries SET state = ?, target = ?, updated_at = ? WHERE file_id = ? AND side = ?",
+                    (state, target, stamp, file_id, side),
+                )
+            if finished:
+                self.store.execute(
+                    cursor,
+                    "UPDATE flow_files SET state = 'delivered', reason = '', lease_until = 0, updated_at = ? "
+                    "WHERE id = ?",
+                    (stamp, file_id),
+                )
 
     def deliveries(self, file_id: int) -> list[Delivery]:
         with self.store.reading() as cursor:

@@ -39,6 +39,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from fnmatch import fnmatch
 from pathlib import Path
+from typing import Any
 
 from cutover.compare import Comparator, Difference
 from cutover.decide import Mode, Rule, Side, decide
@@ -269,30 +270,35 @@ class FlowRunner:
             yield path, facts.st_size, facts.st_mtime_ns
 
     def take(self, flow: Flow, path: Path, size: int, modified: int, evidence: Evidence) -> None:
+        """Read a whole file, then claim it with what became of it in one write: to deliver, a
+        duplicate, or refused. Of two runners, the one whose claim lands first has it."""
         arrival = f"{path.name}/{size}/{modified}"  # a name holds no slash
         try:
             digest, read = digest_of(path)
         except OSError:
             return  # taken away meanwhile (by another runner that finished it)
-        if read != size:
-            return  # still growing after all: next pass
-        file_id = self.journey.claim(flow.name, arrival, path.name, digest, size, time.time() + LEASE_SECONDS)
-        row = self.journey.get(file_id) if file_id is not None else None
-        if row is None:
-            return  # another runner has it, or had it; an unfinished one is resumed once its lease runs out
-        self.read(flow, row, path, evidence)
-
-    def read(self, flow: Flow, row: FileRow, path: Path, evidence: Evidence) -> None:
-        """A claimed file: refused, a duplicate, or read for its entity and key and delivered."""
-        file_id, size, digest = row.id, row.size, row.digest
-        if size == 0:
-            self.refuse(flow, path, row, "the file is empty")
+        if read != size or self.journey.claimed(flow.name, arrival) is not None:
+            return  # still growing; or another runner has it (resumed once its lease runs out)
+        facts, where = self.read(flow, path, size, digest)
+        file_id = self.journey.claim(flow.name, arrival, path.name, digest, size, time.time() + LEASE_SECONDS, facts)
+        if file_id is None:
             return
-        earlier = self.journey.earlier(flow.name, digest, file_id)
-        if earlier is not None and not flow.resends:
-            self.journey.finish(file_id, "duplicate", f"the same bytes as file {earlier.id} ({earlier.name})")
+        if facts["state"] == "refused":
+            self._set_aside(flow, path, file_id, facts["reason"])
+        elif facts["state"] == "duplicate":
             self._archive(flow, path, file_id)
-            return
+        else:
+            row = self.journey.get(file_id)
+            if row is not None:
+                self.deliver(flow, row, path, where, evidence, fresh=True)
+
+    def read(self, flow: Flow, path: Path, size: int, digest: str) -> tuple[dict[str, Any], list[tuple[Side, str]]]:
+        """What a file is and where it goes: its journey's first facts, and each side's intake."""
+        if size == 0:
+            return {"state": "refused", "reason": "the file is empty"}, []
+        earlier = self.journey.earlier(flow.name, digest, 0)
+        if earlier is not None and not flow.resends:
+            return {"state": "duplicate", "reason": f"the same bytes as file {earlier.id} ({earlier.name})"}, []
         try:
             with path.open("rb") as handle:
                 head = handle.read(HEAD_BYTES)
@@ -304,11 +310,9 @@ class FlowRunner:
             if large and not ends_whole(document.kind, tail):
                 raise DocumentError("its last bytes hold no trailer: the file is cut short")
         except DocumentError as exc:
-            self.refuse(flow, path, row, f"not a document the flow reads: {exc}")
-            return
+            return {"state": "refused", "reason": f"not a document the flow reads: {exc}"}, []
         except OSError as exc:
-            self.journey.finish(file_id, "refused", f"cannot be read: {exc}")
-            return
+            return {"state": "refused", "reason": f"cannot be read: {exc}"}, []
         entity = pick(flow.entity, document, path.name)
         entities = self.cutover.engine.entities
         if (
@@ -317,50 +321,58 @@ class FlowRunner:
             or (entities is not None and entity not in entities)
         ):
             sender = document.sender or "?"
-            self.refuse(flow, path, row, f"no legal entity for it (partner {sender!r}, entity {entity!r})")
-            return
+            return {"state": "refused", "reason": f"no legal entity for it (partner {sender!r}, entity {entity!r})"}, []
         key = pick(flow.key, document, path.name)
         rule = self.cutover.rule(flow.name, entity, self.defaults.get(flow.name, Mode.legacy))
         serving, where = targets(flow, rule, key)
         plan = json.dumps({"serve": serving.value, "to": [[side.value, folder] for side, folder in where]})
-        self.journey.describe(file_id, entity, key, document.kind, document.control, document.groups,
-                              rule.rung, plan)  # fmt: skip
-        described = self.journey.get(file_id)
-        if described is not None:
-            self.deliver(flow, described, path, where, evidence)
+        facts = {"state": "delivering", "reason": "", "entity": entity, "business_key": key, "document": document.kind,
+                 "control": document.control, "groups": ",".join(document.groups), "rung": rule.rung,
+                 "serving": plan}  # fmt: skip
+        return facts, where
 
     # -- each side ------------------------------------------------------------------------------
-    def deliver(self, flow: Flow, row: FileRow, path: Path, where: list[tuple[Side, str]], evidence: Evidence) -> None:
-        done = {delivery.side for delivery in self.journey.deliveries(row.id)}
+    def deliver(
+        self, flow: Flow, row: FileRow, path: Path, where: list[tuple[Side, str]], evidence: Evidence,
+        fresh: bool = False,
+    ) -> None:  # fmt: skip
+        """Copy the file for every side still to get it (each under a temporary name of this
+        attempt's own), record the intents together, give each copy its name, archive the source,
+        and record the deliveries and the file's end together. `fresh`: just claimed, no side has it."""
+        done = set() if fresh else {delivery.side for delivery in self.journey.deliveries(row.id)}
         entity, rung = row.entity or "*", row.rung or ""
+        staged: list[tuple[Side, Path, Path]] = []
+        renew = lambda: self.journey.renew(row.id, time.time() + LEASE_SECONDS)  # noqa: E731
         for side, folder in where:
             if side.value in done:
                 continue
+            temporary = Path(folder) / f".banyan-{row.id}-{side.value}-{secrets.token_hex(4)}.tmp"
             try:
-                self._deliver_one(row, side, Path(folder), path)
+                _copy(path, temporary, renew)
             except LeaseLost as exc:  # another runner resumes it
                 log.warning("flow %s: file %s: %s", flow.name, row.id, exc)
+                self._unstage(staged)
                 return
             except OSError as exc:
                 evidence.calls.append((flow.name, entity, rung, side, True))
                 self._complain(f"{flow.name}:{side.value}:{exc}", f"flow {flow.name}: not delivered to "
                                f"{side.value}, tried again: {exc}")  # fmt: skip
+                self._unstage(staged)
                 self.journey.finish(row.id, "delivering", f"{side.value}: {exc}")  # released: the next pass resumes it
                 return
-            evidence.calls.append((flow.name, entity, rung, side, False))
+            staged.append((side, Path(folder), temporary))
+        self.journey.intend(row.id, [(side.value, str(folder), row.name, temporary.name)
+                                     for side, folder, temporary in staged])  # fmt: skip
+        given = [(side.value, _link(temporary, folder, row.name)) for side, folder, temporary in staged]
         self._archive(flow, path, row.id)
-        self.journey.finish(row.id, "delivered")
+        self.journey.delivered(row.id, given, finished=True)
+        evidence.calls += [(flow.name, entity, rung, side, False) for side, _, _ in staged]
 
-    def _deliver_one(self, row: FileRow, side: Side, folder: Path, source: Path) -> None:
-        """Copy under a name of this attempt's own (a runner that lost its lease mid-copy never
-        writes into another's copy), record the intent with it, then give it the file's name."""
-        temporary = folder / f".banyan-{row.id}-{side.value}-{secrets.token_hex(4)}.tmp"
-        _copy(source, temporary, lambda: self.journey.renew(row.id, time.time() + LEASE_SECONDS))
-        self.journey.intend(row.id, side.value, str(folder), row.name, temporary.name)
-        given = _link(temporary, folder, row.name)
-        if given != row.name:
-            self.journey.given(row.id, side.value, given)
-        self.journey.delivered(row.id, side.value)
+    @staticmethod
+    def _unstage(staged: list[tuple[Side, Path, Path]]) -> None:
+        for _, _, temporary in staged:
+            with contextlib.suppress(OSError):
+                temporary.unlink()
 
     def resume(self, flow: Flow, row: FileRow, evidence: Evidence) -> None:
         """A file a runner left unfinished: settle each side's intent, then finish what is left."""
@@ -376,27 +388,18 @@ class FlowRunner:
             end = ends.get(delivery.side)
             seen_in = [Path(other) for other in (end.seen_in if end is not None else [])]
             if temporary.exists():  # copied whole, never renamed: the side never saw it
-                given = _link(temporary, folder, row.name)
-                if given != row.name:
-                    self.journey.given(row.id, delivery.side, given)
-                self.journey.delivered(row.id, delivery.side)
+                self.journey.delivered(row.id, [(delivery.side, _link(temporary, folder, row.name))])
             elif any((place / delivery.target).exists() for place in (folder, *seen_in)):
-                self.journey.delivered(row.id, delivery.side)
+                self.journey.delivered(row.id, [(delivery.side, delivery.target)])
             else:  # renamed, then taken by the importer without a trace we know of, or never made
-                self.journey.delivered(row.id, delivery.side, "in_doubt")
+                self.journey.delivered(row.id, [(delivery.side, delivery.target)], state="in_doubt")
                 doubtful.append(delivery.side)
         if doubtful:
             reason = f"whether {' and '.join(doubtful)} took it is unknown: the runner stopped while delivering it"
             self.journey.finish(row.id, "in_doubt", reason)
-            self._park(flow, row)
+            self._park(flow, row, reason)
             return
         source = Path(flow.source.folder) / row.name
-        if row.state == "new" or row.serving is None:  # claimed, never read: read it now
-            if source.exists():
-                self.read(flow, row, source, evidence)
-            else:
-                self.journey.finish(row.id, "discarded", "claimed by a runner that stopped, and gone from the drop")
-            return
         if not source.exists():  # archived before the runner stopped: every side had it
             self.journey.finish(row.id, "delivered")
             return
@@ -474,9 +477,13 @@ class FlowRunner:
 
     # -- the file's end -------------------------------------------------------------------------
     def refuse(self, flow: Flow, path: Path, row: FileRow | None, reason: str) -> None:
-        """To the flow's error folder, with a note saying why; recorded when it was claimed."""
+        """A file never claimed (a link, an unsafe name), to the error folder with its reason."""
+        self._set_aside(flow, path, None, reason)
+
+    def _set_aside(self, flow: Flow, path: Path, file_id: int | None, reason: str) -> None:
+        """To the flow's error folder, with a note saying why."""
         error = Path(flow.source.error or Path(flow.source.folder) / ".banyan" / "error")
-        stamp = row.id if row is not None else time.time_ns()
+        stamp = file_id if file_id is not None else time.time_ns()
         moved = f"{stamp}-{_safe(path.name)}"
         try:
             error.mkdir(parents=True, exist_ok=True)
@@ -484,8 +491,6 @@ class FlowRunner:
             (error / f"{moved}.reason.txt").write_text(reason + "\n", encoding="utf-8")
         except OSError as exc:
             self._complain(f"{flow.name}:error", f"flow {flow.name}: cannot move {path.name!r} aside: {exc}")
-        if row is not None:
-            self.journey.finish(row.id, "refused", reason)
         log.warning("flow %s: %s refused: %s", flow.name, _safe(path.name), reason)
 
     def _archive(self, flow: Flow, path: Path, file_id: int) -> None:
@@ -494,13 +499,17 @@ class FlowRunner:
             archive.mkdir(parents=True, exist_ok=True)
             os.rename(path, archive / f"{file_id}-{path.name}")
 
-    def _park(self, flow: Flow, row: FileRow) -> None:
-        """An in-doubt file's source waits beside the errors, for the person who decides."""
-        source = Path(flow.source.folder) / row.name
-        if source.exists():
-            doubt = Path(flow.source.error or Path(flow.source.folder) / ".banyan" / "error")
-            doubt.mkdir(parents=True, exist_ok=True)
-            os.rename(source, doubt / f"{row.id}-{row.name}")
+    def _park(self, flow: Flow, row: FileRow, reason: str) -> None:
+        """An in-doubt file's source waits beside the errors, for the person who decides: from the
+        drop, or from the archive if it got there before the runner stopped."""
+        archive = Path(flow.source.archive or Path(flow.source.folder) / ".banyan" / "done")
+        doubt = Path(flow.source.error or Path(flow.source.folder) / ".banyan" / "error")
+        for source in (Path(flow.source.folder) / row.name, archive / f"{row.id}-{row.name}"):
+            if source.exists():
+                doubt.mkdir(parents=True, exist_ok=True)
+                os.rename(source, doubt / f"{row.id}-{row.name}")
+                (doubt / f"{row.id}-{row.name}.reason.txt").write_text(reason + "\n", encoding="utf-8")
+                return
 
     def _complain(self, key: str, message: str) -> None:
         if key not in self.complained:

@@ -270,7 +270,9 @@ def test_a_runner_that_dies_after_the_rename_finds_the_file_or_says_it_is_in_dou
 ) -> None:
     real_delivered = Journey.delivered
 
-    def dies_before_recording(self: Journey, file_id: int, side: str, state: str = "delivered") -> None:
+    def dies_before_recording(
+        self: Journey, file_id: int, sides: object, state: str = "", finished: bool = False
+    ) -> None:
         raise _Died
 
     monkeypatch.setattr(Journey, "delivered", dies_before_recording)
