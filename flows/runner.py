@@ -46,6 +46,7 @@ from cutover.decide import Mode, Rule, Side, decide
 from cutover.runtime import Cutover, in_thread
 from flows.documents import NOISE, Document, DocumentError, ends_whole, parse, value_at
 from flows.journey import LEASE_SECONDS, Delivery, FileRow, Journey
+from flows.mailbox import Mailbox, MailboxError, is_remote
 from specs.flows import Flow, FlowSide, Pick
 
 log = logging.getLogger("banyan.flows")
@@ -116,6 +117,12 @@ def plan_of(row: FileRow) -> tuple[str, list[tuple[Side, str]]]:
     """The serving side and the intakes recorded for a file when it was read."""
     recorded = json.loads(row.serving or "{}")
     return recorded.get("serve", ""), [(Side(side), folder) for side, folder in recorded.get("to", [])]
+
+
+def drop_of(flow: Flow) -> Path:
+    """The local folder the flow takes files from: its drop, or the staging folder its SFTP
+    mailbox is fetched into."""
+    return Path(flow.source.staging if is_remote(flow.source) else flow.source.folder)  # type: ignore[arg-type]
 
 
 def _sync(folder: Path) -> None:
@@ -192,6 +199,7 @@ class FlowRunner:
     def use(self, flows: list[Flow]) -> None:
         """The flows after the route files changed."""
         self.flows = flows
+        self.mailboxes = {flow.name: Mailbox(flow.source) for flow in flows if is_remote(flow.source)}
         self.defaults = {info.name: info.default for info in self.cutover.engine.routes.values()}
         self.comparators = {
             flow.name: Comparator(flow.compare.model_copy(update={"ignore": [*NOISE, *flow.compare.ignore]}))
@@ -213,6 +221,12 @@ class FlowRunner:
 
     def pass_once(self, flow: Flow, now: float | None = None) -> Evidence:
         evidence = Evidence()
+        mailbox = self.mailboxes.get(flow.name)
+        if mailbox is not None:
+            try:
+                mailbox.fetch()
+            except MailboxError as exc:  # the partner's server is away: what is here goes on, and it is tried again
+                self._complain(f"{flow.name}:mailbox:{exc}", f"flow {flow.name}: mailbox not fetched: {exc}")
         for row in self.journey.unfinished(flow.name, time.time() if now is None else now):
             if self.journey.take_over(row.id, time.time() + LEASE_SECONDS):
                 self.resume(flow, row, evidence)
@@ -228,7 +242,7 @@ class FlowRunner:
     def settled(self, flow: Flow, now: float | None = None) -> Iterator[tuple[Path, int, int]]:
         """The drop's files that are whole: (path, size, modification time in ns)."""
         moment = time.monotonic() if now is None else now
-        folder = Path(flow.source.folder)
+        folder = drop_of(flow)
         try:
             entries = sorted(os.scandir(folder), key=lambda entry: entry.name)
         except OSError as exc:
@@ -259,7 +273,7 @@ class FlowRunner:
             if suffix:
                 if not (folder / f"{name}{suffix}").exists():
                     continue
-            elif flow.source.settle_seconds > 0:
+            elif flow.source.settle_seconds > 0 and not is_remote(flow.source):  # fetched files are whole
                 seen = self.sizes.get((flow.name, name))
                 if seen is None or seen[0] != signature:
                     self.sizes[(flow.name, name)] = (signature, moment)
@@ -399,7 +413,7 @@ class FlowRunner:
             self.journey.finish(row.id, "in_doubt", reason)
             self._park(flow, row, reason)
             return
-        source = Path(flow.source.folder) / row.name
+        source = drop_of(flow) / row.name
         if not source.exists():  # archived before the runner stopped: every side had it
             self.journey.finish(row.id, "delivered")
             return
@@ -482,7 +496,7 @@ class FlowRunner:
 
     def _set_aside(self, flow: Flow, path: Path, file_id: int | None, reason: str) -> None:
         """To the flow's error folder, with a note saying why."""
-        error = Path(flow.source.error or Path(flow.source.folder) / ".banyan" / "error")
+        error = Path(flow.source.error or drop_of(flow) / ".banyan" / "error")
         stamp = file_id if file_id is not None else time.time_ns()
         moved = f"{stamp}-{_safe(path.name)}"
         try:
@@ -494,7 +508,7 @@ class FlowRunner:
         log.warning("flow %s: %s refused: %s", flow.name, _safe(path.name), reason)
 
     def _archive(self, flow: Flow, path: Path, file_id: int) -> None:
-        archive = Path(flow.source.archive or Path(flow.source.folder) / ".banyan" / "done")
+        archive = Path(flow.source.archive or drop_of(flow) / ".banyan" / "done")
         with contextlib.suppress(FileNotFoundError):
             archive.mkdir(parents=True, exist_ok=True)
             os.rename(path, archive / f"{file_id}-{path.name}")
@@ -502,9 +516,9 @@ class FlowRunner:
     def _park(self, flow: Flow, row: FileRow, reason: str) -> None:
         """An in-doubt file's source waits beside the errors, for the person who decides: from the
         drop, or from the archive if it got there before the runner stopped."""
-        archive = Path(flow.source.archive or Path(flow.source.folder) / ".banyan" / "done")
-        doubt = Path(flow.source.error or Path(flow.source.folder) / ".banyan" / "error")
-        for source in (Path(flow.source.folder) / row.name, archive / f"{row.id}-{row.name}"):
+        archive = Path(flow.source.archive or drop_of(flow) / ".banyan" / "done")
+        doubt = Path(flow.source.error or drop_of(flow) / ".banyan" / "error")
+        for source in (drop_of(flow) / row.name, archive / f"{row.id}-{row.name}"):
             if source.exists():
                 doubt.mkdir(parents=True, exist_ok=True)
                 os.rename(source, doubt / f"{row.id}-{row.name}")

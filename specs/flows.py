@@ -51,6 +51,25 @@ class FlowSource(_Model):
     error: str | None = Field(
         default=None, description="where a refused file goes, with its reason (default FOLDER/.banyan/error)"
     )
+    staging: str | None = Field(
+        default=None, description="for an sftp:// folder: the local folder its files are fetched into, then taken"
+    )
+    known_hosts: str = Field(default="~/.ssh/known_hosts", description="for sftp://: the host keys trusted")
+    accept_unknown_host: bool = Field(default=False, description="for sftp://: trust a host not in known_hosts")
+    key_file: str | None = Field(default=None, description="for sftp://: the private key to log in with")
+    password_env: str | None = Field(default=None, description="for sftp://: the variable that holds the password")
+    remote_done: str | None = Field(
+        default=None, description="for sftp://: move fetched files to this remote folder instead of removing them"
+    )
+
+    @model_validator(mode="after")
+    def _remote(self) -> FlowSource:
+        if self.folder.startswith("sftp://"):
+            if not self.staging:
+                raise ValueError("an sftp:// folder needs staging: the local folder its files are fetched into")
+            if "@" in self.folder and ":" in self.folder.split("@", 1)[0].removeprefix("sftp://"):
+                raise ValueError("put no password in an sftp:// URL; name a variable with password_env")
+        return self
 
 
 class FlowSide(_Model):
