@@ -216,10 +216,10 @@ async def _flows_lifecycle(app: web.Application) -> AsyncIterator[None]:
 
 
 def _check_flows(flows: list[Flow], settings: Settings) -> None:
-    """A flow keeps every file's journey in the store: without one it cannot run."""
-    if settings.store is None and flows:
-        raise RouteError([f"flow {flow.name} keeps its files' journeys in the store, so serve it with --store"
-                          for flow in flows])  # fmt: skip
+    """A flow keeps every file's journey in the store: without one it does not run (the routes do)."""
+    if settings.store is None:
+        for flow in flows:
+            log.warning("flow %s keeps its files' journeys in the store: without --store it does not run", flow.name)
 
 
 def _check_store(table: Table, settings: Settings) -> None:

@@ -21,6 +21,7 @@ serving, with the migration console, until Ctrl-C (`--once` exits instead).
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import shutil
@@ -261,13 +262,18 @@ def systems(
     stack.callback(crm.stop)
     cloud = demo_erp.CloudErp(estate)
     stack.callback(cloud.stop)
+    edi = demo_erp.CloudEdiIntake(cloud, drops / "cloud" / "edi", "ACME-UK")
+    stack.callback(edi.stop)
+    for place in ("in", "out"):  # ACME-UK's retailers' EDI mailbox: their 850s in, acknowledgements out
+        (drops / "partners" / "uk" / place).mkdir(parents=True, exist_ok=True)
     say(f"""
 ACME-DE  SOAP order service   {german.url}  (WSDL: {german.url}?wsdl)
 ACME-UK  file importer        {drops / "uk" / "orders"}/{{in,ack,out,processed,error}}, stock: {drops / "uk" / "stock"}
 ACME-US  SQLite over ODBC     {folder / "databases" / "erp_us.db"}  (triggers feed order_export, stock_outbox)
 shared   CRM (HTTP)           {crm.url}
 shared   ledger (ODBC)        {folder / "databases" / "ledger.db"}
-cloud    cloud ERP (REST)     {cloud.url}/api/…  release {cloud.version}""")
+cloud    cloud ERP (REST)     {cloud.url}/api/…  release {cloud.version}
+cloud    EDI intake           {drops / "cloud" / "edi"}/{{in,ack,processed}}""")
     env = {"ACME_DE_ERP": german.url, "ACME_CLOUD": cloud.url, "ACME_CRM": crm.url, "ACME_DROPS": str(drops),
            "BANYAN_ERP_US_ODBC": us_odbc, "BANYAN_LEDGER_ODBC": ledger_odbc,
            "ACME_GATE_MINUTES": "0"}  # a gate counts calls here: the demo cannot wait half an hour a rung  # fmt: skip
@@ -430,6 +436,8 @@ def shift(folder: Path, consumer: Consumer, traffic: Traffic, cloud: demo_erp.Cl
         load("ACME-UK", traffic.order, 60)
         delivered()
 
+    retail_orders(folder / "drops", step, cutover)
+
     say("\nACME-US's stock figure: its database answers legacy, the cloud answers the same question.")
     step("set", "inventory-availability", "ACME-US", "shadow", "--reason", "CHG-301 listen to the cloud")
     load("ACME-US", traffic.stock, 150)
@@ -460,9 +468,57 @@ def shift(folder: Path, consumer: Consumer, traffic: Traffic, cloud: demo_erp.Cl
     for route, entity in (
         ("order-status", "ACME-DE"),
         ("order-create", "ACME-UK"),
+        ("uk-retail-orders", "ACME-UK"),
         ("inventory-availability", "ACME-US"),
     ):
         cutover("status", "--route", route, "--entity", entity)
+
+
+RETAILERS = ("RETAILERONE", "RETAILERTWO")
+
+
+def retail_orders(drops: Path, step: Any, cutover: Any) -> None:
+    """ACME-UK's retailers' purchase order files climb the ladder like a route, one retailer at a time."""
+    say("\nACME-UK's retailers send X12 850s to their drop; the flow uk-retail-orders moves them like a route.")
+    inbox, numbers = drops / "partners" / "uk" / "in", itertools.count(620000)
+    [rng] = demo_estate.streams("retail_orders")
+
+    def send(count: int) -> list[str]:
+        names = []
+        for n in range(count):
+            po, retailer = next(numbers), RETAILERS[n % 2]
+            partial = inbox / f".PO{po}.x12.part"  # written whole, then renamed: as a careful sender does
+            partial.write_text(demo_estate.x12_850(rng, po, retailer, "ACMEUK", datetime.now(UTC)))
+            partial.rename(inbox / f"PO{po}.x12")
+            names.append(f"PO{po}.x12")
+        return names
+
+    def handled(names: list[str], sides: int) -> None:
+        """Wait until each file is delivered to its sides and, on both, answered and compared."""
+        for _ in range(200):
+            files = json.loads(banyan("flows", "files", "uk-retail-orders", "--limit", "200", "--json",
+                                      env={"BANYAN_STORE": str(drops.parent / "cutover.db")}, show=False))  # fmt: skip
+            mine = [f for f in files if f["name"] in names]
+            if len(mine) == len(names) and all(
+                f["state"] == "delivered" and sum(1 for side in f["sides"] if side["reply"]) == sides for f in mine
+            ):
+                break
+            time.sleep(0.1)
+        time.sleep(1.2)  # the evidence is flushed every second
+        say(f"{len(names)} files, {sides} side{'s' if sides > 1 else ''} each: delivered and acknowledged")
+
+    handled(send(10), 1)  # legacy, where every flow starts: the UK importer books them and sends the 997s
+    step("set", "uk-retail-orders", "ACME-UK", "dual_write", "--force", "--reason",
+         "CHG-211 sign-off: the cloud's EDI intake books test orders right")  # fmt: skip
+    handled(send(20), 2)  # both books; both acknowledge; the two 997s of each file are compared
+    step("set", "uk-retail-orders", "ACME-UK", "canary", "--percent", "1", "--pin", "RETAILERTWO=cloud", "--reason",
+         "CHG-212 the acknowledgements agree: RETAILERTWO's orders are the cloud's first")  # fmt: skip
+    handled(send(10), 2)
+    banyan("flows", "files", "uk-retail-orders", "--entity", "ACME-UK", "--limit", "4",
+           env={"BANYAN_STORE": str(drops.parent / "cutover.db")})  # fmt: skip
+    outbox = sorted(p.name for p in (drops / "partners" / "uk" / "out").iterdir())
+    say(f"the retailers' outbox: {sum(n.startswith('997_') for n in outbox)} acknowledgements from the UK importer, "
+        f"{sum(n.startswith('ack_') for n in outbox)} from the cloud (RETAILERTWO's, since CHG-212)")  # fmt: skip
 
 
 def keep_serving(consumer: Consumer, traffic: Traffic) -> None:

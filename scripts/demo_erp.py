@@ -27,6 +27,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -249,21 +250,75 @@ class UkImporter:
         self.booked["csv"] += 1
 
     def _order_x12(self, path: Path) -> None:
-        text = path.read_text(encoding="ascii")
-        if not text.startswith("ISA") or len(text) < 106:
-            raise ValueError("not an X12 interchange")
-        element, terminator = text[3], text[105]
-        segments = [s.strip().split(element) for s in text.split(terminator) if s.strip()]
-        lines = [{"sku": s[7], "qty": int(s[2])} for s in segments if s[0] == "PO1" and len(s) > 7]
+        lines, answer = read_850(path.read_text(encoding="ascii"))
         self._book(lines)
-        isa, gs = segments[0], next(s for s in segments if s[0] == "GS")
-        ack = [
-            f"ISA*00*          *00*          *ZZ*{isa[8]}*ZZ*{isa[6]}*{isa[9]}*{isa[10]}*U*00401*{isa[13]}*0*P*>",
-            f"GS*FA*{gs[3]}*{gs[2]}*{gs[4]}*{gs[5]}*{gs[6]}*X*004010", "ST*997*0001", f"AK1*PO*{gs[6]}",
-            "AK9*A*1*1*1", "SE*4*0001", f"GE*1*{gs[6]}", f"IEA*1*{isa[13]}",
-        ]  # fmt: skip
-        self._write(self.inbound.parent / "out", f"997_{path.stem}.x12", ("~".join(ack) + "~").encode())
+        ack = answer()  # legacy's 997 echoes the partner's interchange number and date
+        self._write(self.inbound.parent / "out", f"997_{path.stem}.x12", ack)
         self.booked["x12"] += 1
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.thread.join(5)
+
+
+def read_850(text: str) -> tuple[list[dict[str, Any]], Callable[..., bytes]]:
+    """An X12 850's lines, and how to acknowledge it with a 997 (by default echoing the partner's
+    interchange number and date, as ACME-UK's translator does; or with a control number and time
+    of the acknowledging system's own)."""
+    if not text.startswith("ISA") or len(text) < 106:
+        raise ValueError("not an X12 interchange")
+    element, terminator = text[3], text[105]
+    segments = [s.strip().split(element) for s in text.split(terminator) if s.strip()]
+    lines = [{"sku": s[7], "qty": int(s[2])} for s in segments if s[0] == "PO1" and len(s) > 7]
+    isa, gs = segments[0], next(s for s in segments if s[0] == "GS")
+
+    def answer(control: str | None = None, when: datetime | None = None) -> bytes:
+        number = control or isa[13]
+        date, clock = (when.strftime("%y%m%d"), when.strftime("%H%M")) if when else (isa[9], isa[10])
+        ack = [
+            f"ISA*00*          *00*          *ZZ*{isa[8]}*ZZ*{isa[6]}*{date}*{clock}*U*00401*{number}*0*P*>",
+            f"GS*FA*{gs[3]}*{gs[2]}*20{date}*{clock}*{int(number)}*X*004010", "ST*997*0001", f"AK1*PO*{gs[6]}",
+            "AK9*A*1*1*1", "SE*4*0001", f"GE*1*{int(number)}", f"IEA*1*{number}",
+        ]  # fmt: skip
+        return ("~".join(ack) + "~").encode()
+
+    return lines, answer
+
+
+class CloudEdiIntake:
+    """The cloud ERP's EDI intake: books the X12 850s dropped in its folder as orders of the entity
+    its trading partner belongs to, and acknowledges each with a 997 of its own numbering."""
+
+    def __init__(self, cloud: CloudErp, folder: Path, entity: str) -> None:
+        self.cloud, self.entity = cloud, entity
+        self.inbound, self.acks, self.processed = folder / "in", folder / "ack", folder / "processed"
+        for place in (self.inbound, self.acks, self.processed, folder / "error"):
+            place.mkdir(parents=True, exist_ok=True)
+        self.controls = itertools.count(700001)
+        self.booked = 0
+        self._stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.02):
+            for path in sorted(self.inbound.iterdir()):
+                if path.name.startswith(".") or not path.is_file():
+                    continue
+                try:
+                    lines, answer = read_850(path.read_text(encoding="ascii"))
+                except (ValueError, StopIteration, OSError):
+                    path.replace(self.inbound.parent / "error" / path.name)
+                    continue
+                with self.cloud.lock:
+                    number = f"SO-{next(self.cloud.numbers)}"
+                    self.cloud.orders[self.entity][number] = {"orderId": number, "status": "open", "lines": lines}
+                ack = answer(f"{next(self.controls):09d}", datetime.now(UTC))
+                temporary = self.acks / f".ack_{path.stem}.part"
+                temporary.write_bytes(ack)
+                temporary.replace(self.acks / f"ack_{path.stem}.x12")
+                path.replace(self.processed / path.name)
+                self.booked += 1
 
     def stop(self) -> None:
         self._stop.set()

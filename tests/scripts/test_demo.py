@@ -13,6 +13,7 @@ import jsonschema
 import pytest
 
 from cutover.store import open_store
+from flows.journey import Journey
 from inventory_scan import Catalog, Kind
 from tests.conftest import REPO, missing_service
 
@@ -66,7 +67,7 @@ def test_every_entity_is_served_by_its_own_legacy_system(demo: tuple[Path, str])
     v2 = json.loads(wrap.split("Content-Type: application/json", 1)[1].split("\n", 2)[1])
     assert set(v2) == {"orderId", "status"}  # the canonical order, its id from the path
     orders = folder / "drops" / "uk" / "orders"
-    assert len(list((orders / "out").glob("997_*.x12"))) == 3  # X12 partner orders acknowledged
+    assert len(list((orders / "out").glob("997_PO51*.x12"))) == 3  # the X12 partner orders of chapter 2 acknowledged
     assert not list((orders / "in").iterdir())
     assert (
         "does not know → 422 Backend rejected the request: the legacy system refused the file: unknown customer C-UK-0099"
@@ -125,6 +126,28 @@ def test_each_entity_climbs_and_the_bad_release_is_stepped_back(demo: tuple[Path
     assert "/available │ value" in shift  # the wrong field, named
     assert "error" not in shift.split("release 2026.12")[1].split("$ banyan")[0]  # consumers saw no errors
     assert "console     http://127.0.0.1:" in output
+
+
+def test_the_retailers_files_climb_the_ladder_one_retailer_at_a_time(demo: tuple[Path, str]) -> None:
+    folder, output = demo
+    assert "✓ set uk-retail-orders/ACME-UK → canary 1 % (version 2)" in output  # on evidence: no --force needed
+    store = open_store(str(folder / "cutover.db"))
+    try:
+        files = Journey(store).files("uk-retail-orders", limit=100)
+        by_rung: dict[str, list[str]] = {}
+        for row in files:
+            assert row.state == "delivered", row
+            by_rung.setdefault(row.rung or "", []).append(row.business_key or "")
+        assert {rung: len(keys) for rung, keys in by_rung.items()} == {"ACME-UK@0": 10, "ACME-UK@1": 20,
+                                                                        "ACME-UK@2": 10}  # fmt: skip
+        counters = store.evidence("uk-retail-orders", "ACME-UK", "ACME-UK@1", 0)
+        assert (counters.comparisons, counters.mismatches, counters.errors_cloud) == (20, 0, 0)
+    finally:
+        store.close()
+    outbox = sorted(p.name for p in (folder / "drops" / "partners" / "uk" / "out").iterdir())
+    # one acknowledgement per file: from legacy, but RETAILERTWO's from the cloud once it moved
+    assert len(outbox) == 40 and sum(name.startswith("ack_") for name in outbox) == 5
+    assert "the retailers' outbox: 35 acknowledgements from the UK importer, 5 from the cloud" in output
 
 
 def test_the_commands_where_to_look_prints_work_as_printed(demo: tuple[Path, str]) -> None:
