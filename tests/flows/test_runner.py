@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -87,15 +88,30 @@ def make_flow(root: Path, **overrides: Any) -> Flow:
     return Flow.model_validate(spec)
 
 
-@pytest.fixture
-def estate(tmp_path: Path, store_location: str) -> Iterator[Estate]:  # noqa: F811
+@contextmanager
+def _estate(root: Path, location: str) -> Iterator[Estate]:
     for folder in ("drop", "legacy/in", "legacy/done", "legacy/ack", "cloud/in", "cloud/ack", "partner/out"):
-        (tmp_path / folder).mkdir(parents=True)
-    flow = make_flow(tmp_path)
-    cutover = Cutover(store_location, *ladder([], [flow]))
-    runner = FlowRunner([flow], cutover)
-    yield Estate(tmp_path, cutover, runner, flow)
-    cutover.close()
+        (root / folder).mkdir(parents=True)
+    flow = make_flow(root)
+    cutover = Cutover(location, *ladder([], [flow]))
+    try:
+        yield Estate(root, cutover, FlowRunner([flow], cutover), flow)
+    finally:
+        cutover.close()
+
+
+@pytest.fixture
+def estate(tmp_path: Path) -> Iterator[Estate]:
+    """On a SQLite store: what a file becomes does not depend on the store."""
+    with _estate(tmp_path, str(tmp_path / "cutover.db")) as made:
+        yield made
+
+
+@pytest.fixture
+def on_both(tmp_path: Path, store_location: str) -> Iterator[Estate]:  # noqa: F811
+    """On SQLite and on PostgreSQL: where the store's claims, leases and replies decide."""
+    with _estate(tmp_path, store_location) as made:
+        yield made
 
 
 def test_on_legacy_a_file_goes_to_legacy_only_and_leaves_the_drop(estate: Estate) -> None:
@@ -109,21 +125,21 @@ def test_on_legacy_a_file_goes_to_legacy_only_and_leaves_the_drop(estate: Estate
     assert [(side, failed) for _, _, _, side, failed in evidence.calls] == [(Side.legacy, False)]
 
 
-def test_in_dual_write_both_get_it_the_partner_gets_legacys_ack_and_the_acks_are_compared(estate: Estate) -> None:
-    estate.set("dual_write")
-    estate.drop("po-2.x12", x12_order(PARTNER_A, "PO-2", "000000102"))
-    estate.run()
-    assert estate.intake("legacy") == ["po-2.x12"] and estate.intake("cloud") == ["po-2.x12"]
+def test_in_dual_write_both_get_it_the_partner_gets_legacys_ack_and_the_acks_are_compared(on_both: Estate) -> None:
+    on_both.set("dual_write")
+    on_both.drop("po-2.x12", x12_order(PARTNER_A, "PO-2", "000000102"))
+    on_both.run()
+    assert on_both.intake("legacy") == ["po-2.x12"] and on_both.intake("cloud") == ["po-2.x12"]
     # each ERP acknowledges group 102; the cloud's with its own control numbers, the same verdict
-    estate.path("legacy/ack/ack-1.x12").write_bytes(x12_ack(102, "A", "000000501"))
-    estate.path("cloud/ack/997-xyz.x12").write_bytes(x12_ack(102, "A", "000000777"))
-    os.utime(estate.path("legacy/ack/ack-1.x12"), (time.time() - 5, time.time() - 5))
-    os.utime(estate.path("cloud/ack/997-xyz.x12"), (time.time() - 5, time.time() - 5))
-    evidence = estate.run()
-    assert sorted(p.name for p in estate.path("partner/out").iterdir()) == ["ack-1.x12"]  # legacy serves: one ack
+    on_both.path("legacy/ack/ack-1.x12").write_bytes(x12_ack(102, "A", "000000501"))
+    on_both.path("cloud/ack/997-xyz.x12").write_bytes(x12_ack(102, "A", "000000777"))
+    os.utime(on_both.path("legacy/ack/ack-1.x12"), (time.time() - 5, time.time() - 5))
+    os.utime(on_both.path("cloud/ack/997-xyz.x12"), (time.time() - 5, time.time() - 5))
+    evidence = on_both.run()
+    assert sorted(p.name for p in on_both.path("partner/out").iterdir()) == ["ack-1.x12"]  # legacy serves: one ack
     [(flow, entity, rung, differences)] = evidence.comparisons
     assert (flow, entity, rung, differences) == ("uk-partner-orders", "ACME-UK", "ACME-UK@1", [])
-    assert estate.run().comparisons == []  # compared once
+    assert on_both.run().comparisons == []  # compared once
 
 
 def test_a_rejection_by_one_side_is_a_difference(estate: Estate) -> None:
@@ -138,21 +154,21 @@ def test_a_rejection_by_one_side_is_a_difference(estate: Estate) -> None:
     assert (difference.path, difference.legacy, difference.cloud) == ("/ST/*/AK9/01", "A", "R")
 
 
-def test_canary_moves_one_partner_and_the_partner_hears_from_its_serving_side(estate: Estate) -> None:
-    estate.set("canary", percent=1, pins={PARTNER_B: Side.cloud, PARTNER_A: Side.legacy})
-    estate.drop("from-a.x12", x12_order(PARTNER_A, "PO-A", "000000201"))
-    estate.drop("from-b.x12", x12_order(PARTNER_B, "PO-B", "000000202"))
-    estate.run()
-    assert estate.intake("legacy") == ["from-a.x12", "from-b.x12"] == estate.intake("cloud")
+def test_canary_moves_one_partner_and_the_partner_hears_from_its_serving_side(on_both: Estate) -> None:
+    on_both.set("canary", percent=1, pins={PARTNER_B: Side.cloud, PARTNER_A: Side.legacy})
+    on_both.drop("from-a.x12", x12_order(PARTNER_A, "PO-A", "000000201"))
+    on_both.drop("from-b.x12", x12_order(PARTNER_B, "PO-B", "000000202"))
+    on_both.run()
+    assert on_both.intake("legacy") == ["from-a.x12", "from-b.x12"] == on_both.intake("cloud")
     for side in ("legacy", "cloud"):  # both ERPs acknowledge both partners' files
         for group in (201, 202):
-            path = estate.path(f"{side}/ack/{side}-{group}.x12")
+            path = on_both.path(f"{side}/ack/{side}-{group}.x12")
             path.write_bytes(x12_ack(group, "A"))
             os.utime(path, (time.time() - 5, time.time() - 5))
-    estate.run()
+    on_both.run()
     # partner A hears from legacy, partner B from the cloud: one ack each
-    assert sorted(p.name for p in estate.path("partner/out").iterdir()) == ["cloud-202.x12", "legacy-201.x12"]
-    rows = {row.business_key: row for row in Journey(estate.cutover.store).files("uk-partner-orders")}
+    assert sorted(p.name for p in on_both.path("partner/out").iterdir()) == ["cloud-202.x12", "legacy-201.x12"]
+    rows = {row.business_key: row for row in Journey(on_both.cutover.store).files("uk-partner-orders")}
     assert '"serve": "legacy"' in (rows[PARTNER_A].serving or "") and '"serve": "cloud"' in (
         rows[PARTNER_B].serving or ""
     )
@@ -166,12 +182,12 @@ def test_the_top_rungs(estate: Estate, mode: str, legacy: int, cloud: int) -> No
     assert (len(estate.intake("legacy")), len(estate.intake("cloud"))) == (legacy, cloud)
 
 
-def test_shadow_sends_the_cloud_only_to_its_checking_intake(tmp_path: Path, store_location: str) -> None:  # noqa: F811
+def test_shadow_sends_the_cloud_only_to_its_checking_intake(tmp_path: Path) -> None:
     for folder in ("drop", "legacy/in", "cloud/in", "cloud/check"):
         (tmp_path / folder).mkdir(parents=True)
     flow = make_flow(tmp_path, cloud={"intake": str(tmp_path / "cloud/in"), "validate": str(tmp_path / "cloud/check")},
                      outbound=None)  # fmt: skip
-    cutover = Cutover(store_location, *ladder([], [flow]))
+    cutover = Cutover(str(tmp_path / "cutover.db"), *ladder([], [flow]))
     try:
         cutover.engine.set(flow.name, "ACME-UK", "shadow", "listen", "ana")
         cutover.reload()
@@ -266,7 +282,7 @@ def test_a_runner_that_dies_before_the_rename_is_resumed_and_delivers_once(
 
 @pytest.mark.parametrize("importer", ["moved it to done", "took it without a trace"])
 def test_a_runner_that_dies_after_the_rename_finds_the_file_or_says_it_is_in_doubt(
-    estate: Estate, monkeypatch: pytest.MonkeyPatch, importer: str
+    on_both: Estate, monkeypatch: pytest.MonkeyPatch, importer: str
 ) -> None:
     real_delivered = Journey.delivered
 
@@ -276,36 +292,36 @@ def test_a_runner_that_dies_after_the_rename_finds_the_file_or_says_it_is_in_dou
         raise _Died
 
     monkeypatch.setattr(Journey, "delivered", dies_before_recording)
-    estate.drop("po-13.x12", x12_order(PARTNER_A, "PO-13", "000000114"))
+    on_both.drop("po-13.x12", x12_order(PARTNER_A, "PO-13", "000000114"))
     with pytest.raises(_Died):
-        estate.run()
+        on_both.run()
     monkeypatch.setattr(Journey, "delivered", real_delivered)
-    delivered = estate.path("legacy/in/po-13.x12")
+    delivered = on_both.path("legacy/in/po-13.x12")
     if importer == "moved it to done":
-        delivered.rename(estate.path("legacy/done/po-13.x12"))
+        delivered.rename(on_both.path("legacy/done/po-13.x12"))
     else:
         delivered.unlink()
-    _expire_leases(estate)
-    _restart(estate).run()
-    [row] = Journey(estate.cutover.store).files("uk-partner-orders")
+    _expire_leases(on_both)
+    _restart(on_both).run()
+    [row] = Journey(on_both.cutover.store).files("uk-partner-orders")
     if importer == "moved it to done":
-        assert row.state == "delivered" and estate.intake("legacy") == []  # never sent again
+        assert row.state == "delivered" and on_both.intake("legacy") == []  # never sent again
     else:
         assert row.state == "in_doubt" and "unknown" in row.reason
-        assert estate.intake("legacy") == []  # never re-sent blindly
-        assert list(estate.path("drop/.banyan/error").glob("*po-13.x12"))  # kept for the person who decides
+        assert on_both.intake("legacy") == []  # never re-sent blindly
+        assert list(on_both.path("drop/.banyan/error").glob("*po-13.x12"))  # kept for the person who decides
 
 
-def test_two_runners_on_one_store_take_each_file_once(estate: Estate) -> None:
-    estate.set("dual_write")
-    other = FlowRunner([estate.flow], estate.cutover)
+def test_two_runners_on_one_store_take_each_file_once(on_both: Estate) -> None:
+    on_both.set("dual_write")
+    other = FlowRunner([on_both.flow], on_both.cutover)
     for n in range(20):
-        estate.drop(f"po-{n:02d}.x12", x12_order(PARTNER_A, f"PO-{n}", f"{300 + n:09d}"))
+        on_both.drop(f"po-{n:02d}.x12", x12_order(PARTNER_A, f"PO-{n}", f"{300 + n:09d}"))
     for _ in range(3):
-        estate.runner.pass_once(estate.flow)
-        other.pass_once(estate.flow)
-    assert len(estate.intake("legacy")) == 20 == len(estate.intake("cloud"))
-    assert {row.state for row in Journey(estate.cutover.store).files("uk-partner-orders", limit=100)} == {"delivered"}
+        on_both.runner.pass_once(on_both.flow)
+        other.pass_once(on_both.flow)
+    assert len(on_both.intake("legacy")) == 20 == len(on_both.intake("cloud"))
+    assert {row.state for row in Journey(on_both.cutover.store).files("uk-partner-orders", limit=100)} == {"delivered"}
 
 
 def test_a_runner_that_loses_its_lease_mid_copy_stops_and_leaves_no_half_file(
