@@ -54,6 +54,7 @@ class RouteInfo:
     entities: tuple[str, ...] = ()  # the legal entities the route serves; empty: any
     learns_noise: bool = False  # it asks legacy twice now and then, to learn the fields that differ on their own
     slos: tuple[Objective, ...] = ()  # its business SLOs: their fast burns are told to the webhook
+    kind: str = "route"  # or "flow": files on the same ladder
 
 
 @dataclass(frozen=True)
@@ -71,10 +72,12 @@ class Status:
     behind: dict[str, tuple[int, float]] = field(default_factory=dict)  # side → writes owed to it, oldest made
     alert: AuditEvent | None = None  # the guardrail's crossing on this rung (shadow, dual_write), until it clears
     copies_paused: AuditEvent | None = None  # the guardrail holds the cloud's copies, until resumed
+    kind: str = "route"  # or "flow"
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "route": self.route,
+            "kind": self.kind,
             "entity": self.entity,
             "mode": self.rule.mode.value,
             "percent": self.rule.percent,
@@ -294,7 +297,7 @@ class Engine:
                        downs.get(pair), self.settings_from.get(route_name, THIS_PROCESS),
                        info.gate, info.guardrail, behind,
                        alert if alert is not None and alert.evidence.get("rung") == rule.rung else None,
-                       paused.get(pair))
+                       paused.get(pair), info.kind)
             )  # fmt: skip
         return rows
 

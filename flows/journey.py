@@ -191,6 +191,15 @@ class Journey:
             ).fetchall()
         return [_file(row) for row in rows]
 
+    def described(self, row: FileRow) -> dict[str, Any]:
+        """A file and what each side got and answered, as the CLI and the console show it."""
+        sides = [
+            {"side": d.side, "state": d.state, "folder": d.folder, "name": d.target, "reply": d.reply_name,
+             "accepted": d.accepted}
+            for d in self.deliveries(row.id)
+        ]  # fmt: skip
+        return row.as_dict() | {"sides": sides}
+
     def counts(self, since: float = 0.0) -> dict[tuple[str, str, str], int]:
         """Files per flow × entity × state, arrived since `since`."""
         with self.store.reading() as cursor:

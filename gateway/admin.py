@@ -23,6 +23,7 @@ from cutover.engine import CutoverError
 from cutover.outbox import OutboxError
 from cutover.runtime import in_thread, run_background
 from cutover.store import AuditEvent, Conflict, StoreError, minute
+from flows.journey import Journey
 from gateway.consumers import Consumer
 from gateway.guessing import WRONG_KEY
 from gateway.inputs import parse_json
@@ -155,6 +156,28 @@ async def admin_status(request: web.Request) -> web.Response:
     except StoreError as exc:
         raise Problem(503, "Cutover store unavailable", str(exc)) from None
     return web.json_response([row.as_dict() for row in rows])
+
+
+async def admin_flow_files(request: web.Request) -> web.Response:
+    """A flow's recent files, with what each side got and answered: `?flow=&entity=&state=&limit=`."""
+    _admin(request)
+    engine = request.app[CUTOVER].engine
+    flow, entity = request.query.get("flow", ""), request.query.get("entity")
+    try:
+        if engine.route(flow).kind != "flow":
+            raise CutoverError(f"{flow} is a route, not a flow")
+        limit = min(max(int(request.query.get("limit", 50)), 1), 500)
+    except (CutoverError, ValueError) as exc:
+        raise Problem(422, "Bad query", str(exc)) from None
+    journey = Journey(engine.store)
+
+    def read() -> list[dict[str, Any]]:
+        return [journey.described(row) for row in journey.files(flow, entity, request.query.get("state"), limit)]
+
+    try:
+        return web.json_response(await in_thread(read))
+    except StoreError as exc:
+        raise Problem(503, "Cutover store unavailable", str(exc)) from None
 
 
 async def admin_mismatches(request: web.Request) -> web.Response:
@@ -339,6 +362,7 @@ def add_admin_routes(app: web.Application) -> None:
     app.router.add_get("/admin/slo", admin_slo)
     app.router.add_get("/admin/cutover/history", admin_history)
     app.router.add_get("/admin/cutover/mismatches", admin_mismatches)
+    app.router.add_get("/admin/flows/files", admin_flow_files)
     app.router.add_get("/admin/cutover/series", admin_series)
     app.router.add_get("/admin/cutover/calendar", admin_calendar)
     app.router.add_get("/admin/deprecations", admin_deprecations)

@@ -16,7 +16,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from cutover.store import StoreError, open_store
-from flows.journey import FileRow, Journey
+from flows.journey import Journey
 from gateway.cutover_cli import Actor, Json, Reason, Routes, Store, actor_name, console, errors, open_engine
 
 flows_app = typer.Typer(help="Files and batches on the ladder: where each file went, per side.", no_args_is_help=True)
@@ -77,7 +77,7 @@ def flows_files(
     """
     journey = _journey(store)
     found = journey.files(flow, entity, state, limit)
-    described = [_described(journey, row) for row in found]
+    described = [journey.described(row) for row in found]
     if as_json:
         print(json.dumps(described))
         return
@@ -93,15 +93,6 @@ def flows_files(
             _side(sides.get("legacy")), _side(sides.get("cloud")),
         )  # fmt: skip
     console.print(table if described else f"no files of {flow} yet")
-
-
-def _described(journey: Journey, row: FileRow) -> dict[str, Any]:
-    sides = [
-        {"side": d.side, "state": d.state, "folder": d.folder, "name": d.target, "reply": d.reply_name,
-         "accepted": d.accepted}
-        for d in journey.deliveries(row.id)
-    ]  # fmt: skip
-    return row.as_dict() | {"sides": sides}
 
 
 def _side(side: dict[str, Any] | None) -> str:

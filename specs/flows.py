@@ -157,7 +157,7 @@ def flow_infos(flows: list[Flow]) -> list[RouteInfo]:
         plan = flow.cutover
         infos.append(
             RouteInfo(flow.name, writes=not checks_only, has_cloud=flow.cloud is not None, default=Mode(plan.mode),
-                      gate=plan.gate, guardrail=plan.guardrail, entities=flow.entities)
+                      gate=plan.gate, guardrail=plan.guardrail, entities=flow.entities, kind="flow")
         )  # fmt: skip
     return infos
 

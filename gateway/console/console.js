@@ -199,6 +199,8 @@ async function renderCell() {
     renderCharts(series, row);
     renderCellHistory(events);
     renderFields(fields);
+    $("#cell-files-part").hidden = row.kind !== "flow";
+    if (row.kind === "flow") renderFiles(await api("GET", `/admin/flows/files?${new URLSearchParams({ flow: row.route, entity: row.entity, limit: 30 })}`));
   } catch (error) {
     say(error.message);
   }
@@ -296,6 +298,27 @@ function renderCellHistory(text) {
     cell(tr, event.reason);
   }
   if (!events.length) cell(body.insertRow(), "no changes yet");
+}
+
+function renderFiles(files) {
+  const body = $("#cell-files tbody");
+  body.replaceChildren();
+  const side = (sides, name) => {
+    const found = sides.find((s) => s.side === name);
+    if (!found) return "—";
+    const answered = found.reply ? (found.accepted === false ? ", rejected" : ", acknowledged") : "";
+    return `${found.state}${answered}`;
+  };
+  for (const file of files) {
+    const tr = body.insertRow();
+    cell(tr, file.at.slice(0, 19).replace("T", " "));
+    cell(tr, file.name);
+    cell(tr, file.key || "");
+    cell(tr, file.reason ? `${file.state}: ${file.reason}` : file.state, file.state === "in_doubt" || file.state === "refused" ? "bad" : "");
+    cell(tr, side(file.sides, "legacy"));
+    cell(tr, side(file.sides, "cloud"));
+  }
+  if (!files.length) cell(body.insertRow(), "no files yet");
 }
 
 function renderFields(fields) {

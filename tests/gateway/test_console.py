@@ -237,3 +237,45 @@ def test_a_persons_key_signs_in_as_its_holder(ladder: Ladder, browser: Any) -> N
     page.click("#confirm")
     page.locator("#change-error").filter(has_text="Viv Viewer is a viewer; this needs an operator").wait_for()
     assert ladder.cutover.store.history() == []
+
+
+def test_a_flows_cell_lists_its_files_and_what_each_side_made_of_them(tmp_path: Path, browser: Any) -> None:
+    from types import SimpleNamespace
+
+    import yaml
+
+    from tests.flows.test_runner import PARTNER_A, x12_order
+    from tests.gateway.conftest import running_gateway
+    from tests.gateway.test_cutover import wait_until
+
+    for folder in ("drop", "legacy", "cloud"):
+        (tmp_path / folder).mkdir()
+    flows = {"flows": [{
+        "name": "partner-orders", "entity": {"from": "partner", "partners": {PARTNER_A: "ACME-DE"}},
+        "source": {"folder": str(tmp_path / "drop"), "pattern": "*.x12", "settle_seconds": 0},
+        "legacy": {"intake": str(tmp_path / "legacy")}, "cloud": {"intake": str(tmp_path / "cloud")},
+        "cutover": {"mode": "dual_write"},
+    }]}  # fmt: skip
+    settings = {"store": str(tmp_path / "cutover.db"), "admin_key": ADMIN["X-Admin-Key"]}
+    with running_gateway(tmp_path / "gateway", yaml.safe_dump(flows), **settings) as gateway:
+        (tmp_path / "drop" / "po-77.x12").write_bytes(x12_order(PARTNER_A, "PO-77", "000000777"))
+        (tmp_path / "drop" / "empty.x12").write_bytes(b"")
+        wait_until(lambda: [p.name for p in (tmp_path / "cloud").iterdir()] == ["po-77.x12"], 20)
+        wait_until(lambda: list((tmp_path / "drop" / ".banyan" / "error").glob("*.reason.txt")) != [], 20)
+        errors: list[str] = []
+        page = open_console(SimpleNamespace(gateway=gateway), browser, ADMIN["X-Admin-Key"], errors)  # type: ignore[arg-type]
+        here = cell(page, "partner-orders", "ACME-DE")
+        here.wait_for()
+        here.click()
+        files = page.locator("#cell-files tbody")
+        files.locator("tr", has_text="po-77.x12").wait_for()
+        row = files.locator("tr", has_text="po-77.x12").inner_text()
+        assert "delivered" in row and PARTNER_A in row
+        assert "empty.x12" not in files.inner_text()  # refused before its entity was known: not this cell's
+        assert errors == []
+        refused = requests.get(f"{gateway.url}/admin/flows/files?flow=partner-orders&state=refused", headers=ADMIN,
+                               timeout=5).json()  # fmt: skip
+        assert [(f["name"], f["reason"]) for f in refused] == [("empty.x12", "the file is empty")]
+        # a route's cell has no files part
+        bad = requests.get(f"{gateway.url}/admin/flows/files?flow=nope", headers=ADMIN, timeout=5)
+        assert bad.status_code == 422
