@@ -178,7 +178,8 @@ def routes_scaffold(
         bool, typer.Option("--all", help="also scaffold interfaces the roadmap does not wrap (keep, retire …)")
     ] = False,
 ) -> None:
-    """Write route skeletons for the SOAP operations, HTTP endpoints and file drops the roadmap wraps.
+    """Write route skeletons for the SOAP operations, HTTP endpoints and file drops the roadmap wraps, and
+    a flow in front of each drop of partner documents.
 
     Example: banyan routes scaffold catalog.json --out routes/scaffolded
     """
@@ -196,9 +197,12 @@ def routes_scaffold(
     written = 0
     for kind, items in routes.items():
         if items:
-            (out / f"{kind}.yaml").write_text(yaml.safe_dump({"routes": items}, sort_keys=False, allow_unicode=True))
+            document = {"flows" if kind == "flows" else "routes": items}
+            (out / f"{kind}.yaml").write_text(yaml.safe_dump(document, sort_keys=False, allow_unicode=True))
             written += len(items)
-    typer.echo(f"wrote {written} route skeletons to {out}; fill in the TODOs, then `banyan routes check {out}`")
+    flows = len(routes.get("flows", []))
+    typer.echo(f"wrote {written - flows} route and {flows} flow skeletons to {out}; fill in the TODOs, then "
+               f"`banyan routes check {out}`")  # fmt: skip
     if left_out:
         typer.echo(f"left out {left_out} for interfaces the roadmap does not wrap (--all writes them too)")
 

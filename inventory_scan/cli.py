@@ -393,14 +393,17 @@ def _wrapped(catalog: Catalog, routes: Path, store: str | None) -> dict[str, lis
     """Which route wraps which interface, and with a store the rung of each route and entity."""
     from cutover.engine import Engine
     from cutover.store import StoreError, open_store
-    from specs.files import RouteError, load_routes
-    from specs.routes import known_entities, route_infos
+    from specs.files import RouteError, load_folder
+    from specs.flows import ladder
 
     try:
-        loaded = load_routes(routes)
+        folder = load_folder(routes)
+        wraps = [(route.name, route.wraps) for route in folder.routes] + [
+            (flow.name, flow.wraps) for flow in folder.flows
+        ]
         rungs = None
         if store is not None:
-            engine = Engine(open_store(store, create=False), route_infos(loaded), known_entities(loaded))
+            engine = Engine(open_store(store, create=False), *ladder(folder.routes, folder.flows))
             rungs = {
                 (row.route, row.entity): row.rule.mode.value
                 + (f" {row.rule.percent:g} %" if row.rule.mode.value == "canary" else "")
@@ -408,7 +411,7 @@ def _wrapped(catalog: Catalog, routes: Path, store: str | None) -> dict[str, lis
             }
     except (RouteError, StoreError) as exc:
         raise _fail(str(exc)) from None
-    return wrappers(catalog, ((route.name, route.wraps) for route in loaded), rungs)
+    return wrappers(catalog, wraps, rungs)
 
 
 @catalog_app.command("roadmap")

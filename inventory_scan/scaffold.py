@@ -1,4 +1,5 @@
-"""Route skeletons from a catalog: SOAP operations, HTTP endpoints the ESB calls, inbound file drops.
+"""Route skeletons from a catalog: SOAP operations, HTTP endpoints the ESB calls, inbound file drops;
+and a flow in front of each inbound drop of partner documents (X12, EDIFACT, CSV).
 
 Only what the roadmap says to wrap is scaffolded, unless `everything` is asked for.
 
@@ -13,6 +14,7 @@ from typing import Any
 
 from inventory_scan.analysis.dispositions import apply_roadmap
 from inventory_scan.catalog import Catalog, Direction, Interface, Kind
+from specs.flows import Flow
 from specs.routes import Route
 
 # drop-name placeholders → the gateway's file-name parts
@@ -103,6 +105,34 @@ def _drop(drop: Interface) -> dict[str, Any] | None:
     }
 
 
+def _flow(drop: Interface) -> dict[str, Any] | None:
+    """A flow in front of a local drop an importer reads partner documents from: the partners send
+    to a new inbox, the flow passes their files on to the drop (legacy) and, once a cloud side is
+    added, to the cloud; their senders map to the drop's entity."""
+    families = {str(detail.get("family")) for detail in drop.attributes.get("format_details", [])}
+    families |= {fmt.split(":", 1)[0] for fmt in drop.formats}
+    kinds = [kind for kind in ("x12", "edifact", "csv") if kind in families]
+    folder = str(drop.attributes.get("folder", ""))
+    if drop.direction is not Direction.into or not kinds or not folder or drop.protocol == "sftp":
+        return None
+    senders = sorted({str(s) for d in drop.attributes.get("format_details", []) for s in d.get("senders", [])})
+    entity = drop.entity or "TODO-ENTITY"
+    pattern = re.sub(r"\{[^}]*\}", "*", str(drop.attributes.get("pattern", "*")))
+    inbox = f"{folder.rstrip('/')}.banyan-inbox"
+    return {
+        "name": _slug(f"flow-{drop.attributes.get('pattern', drop.name)}"),
+        "description": f"TODO: point the senders at {inbox} instead of {folder}; add the cloud's intake (cloud:) "
+        "and each sender's entity; the importer's processed and error folders as legacy.seen_in",
+        "source": {"folder": inbox, "pattern": pattern},
+        "document": kinds[0] if len(kinds) == 1 else "auto",
+        "entity": {"from": "partner", "partners": dict.fromkeys(senders, entity)}
+        if senders
+        else {"from": "fixed", "value": entity},
+        "key": {"from": "partner"} if senders else {"from": "name", "pattern": "^(?P<value>.+)$"},
+        "legacy": {"intake": folder},
+    }
+
+
 def scaffold(catalog: Catalog, everything: bool = False) -> dict[str, list[dict[str, Any]]]:
     """Skeletons grouped by kind; each validates as a route, and names and paths are unique.
 
@@ -117,6 +147,7 @@ def scaffold(catalog: Catalog, everything: bool = False) -> dict[str, list[dict[
         "soap": (Kind.soap_operation, _soap),
         "http": (Kind.esb_endpoint, _http),
         "file_drops": (Kind.file_drop, _drop),
+        "flows": (Kind.file_drop, _flow),
     }
     out: dict[str, list[dict[str, Any]]] = {}
     used: set[str] = set()
@@ -131,12 +162,13 @@ def scaffold(catalog: Catalog, everything: bool = False) -> dict[str, list[dict[
             base, n = skeleton["name"], 2
             while skeleton["name"] in used:
                 skeleton["name"] = f"{base}-{n}"
-                skeleton["operation"]["path"] = re.sub(
-                    r"/[^/]+$", f"/{skeleton['name']}", skeleton["operation"]["path"]
-                )
+                if "operation" in skeleton:
+                    skeleton["operation"]["path"] = re.sub(
+                        r"/[^/]+$", f"/{skeleton['name']}", skeleton["operation"]["path"]
+                    )
                 n += 1
             used.add(skeleton["name"])
             skeleton["wraps"] = [interface.id]
-            Route.model_validate(skeleton)
+            (Flow if group == "flows" else Route).model_validate(skeleton)
             out[group].append(skeleton)
     return out

@@ -135,6 +135,11 @@ class Flow(_Model):
     )
     cutover: CutoverPlan = Field(default_factory=CutoverPlan)
     resends: bool = Field(default=False, description="a file sent again (same bytes) is delivered again")
+    wraps: list[str] = Field(
+        default_factory=list,
+        description="the cataloged file drops this flow stands in front of (banyan routes scaffold fills it in; "
+        "banyan catalog report --routes shows it)",
+    )
     outbound: str | None = Field(
         default=None,
         description="the folder the partner collects its replies from: of the two sides' replies to a file, only "

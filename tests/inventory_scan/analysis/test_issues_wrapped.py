@@ -117,5 +117,16 @@ def test_scaffolded_routes_name_the_interface_they_wrap(demo_catalog: Path, tmp_
     catalog = Catalog.load(demo_catalog)
     ids = {i.id for i in catalog.interfaces}
     for path in (tmp_path / "routes").iterdir():
-        for route in yaml.safe_load(path.read_text())["routes"]:
+        document = yaml.safe_load(path.read_text())
+        for route in document.get("routes", []) + document.get("flows", []):
             assert len(route["wraps"]) == 1 and route["wraps"][0] in ids
+    markdown = tmp_path / "report.md"
+    shown = runner.invoke(app, ["catalog", "report", str(demo_catalog), "--markdown", str(markdown),
+                                "--routes", str(tmp_path / "routes")])  # fmt: skip
+    assert shown.exit_code == 0, shown.output
+    rows = {line.split(" | ")[0].lstrip("| "): line for line in markdown.read_text().splitlines() if "`" in line}
+    assert "flow-in-seq-dat" in rows["IN{seq}.dat"]  # the flow that stands in front of the drop
+    flows = yaml.safe_load((tmp_path / "routes" / "flows.yaml").read_text())["flows"]
+    by_document = {flow["document"]: flow for flow in flows}  # a flow in front of each drop of partner documents
+    assert by_document["edifact"]["entity"]["partners"] == {"5012345000011": "ACME-UK"}
+    assert by_document["x12"]["legacy"]["intake"].endswith("acme_de/edi/inbound")
