@@ -44,10 +44,11 @@ from typing import Any
 from cutover.compare import Comparator, Difference
 from cutover.decide import Mode, Rule, Side, decide
 from cutover.runtime import Cutover, in_thread
+from flows.batches import BatchRunner
 from flows.documents import NOISE, Document, DocumentError, ends_whole, parse, value_at
 from flows.journey import LEASE_SECONDS, Delivery, FileRow, Journey
 from flows.mailbox import Mailbox, MailboxError, is_remote
-from specs.flows import Flow, FlowSide, Pick
+from specs.flows import Batch, Flow, FlowSide, Pick
 
 log = logging.getLogger("banyan.flows")
 
@@ -186,9 +187,13 @@ class FlowRunner:
     """Runs the flows of one routes folder inside a gateway process; several runners on one store
     share the work (each file is claimed once)."""
 
-    def __init__(self, flows: list[Flow], cutover: Cutover, observe: Callable[[Evidence], None] | None = None) -> None:
+    def __init__(
+        self, flows: list[Flow], cutover: Cutover, observe: Callable[[Evidence], None] | None = None,
+        batches: list[Batch] | None = None,
+    ) -> None:  # fmt: skip
         self.flows = flows
         self.cutover = cutover
+        self.batches = BatchRunner(batches or [], cutover)
         self.observe = observe  # told what each pass saw (the gateway's /metrics)
         self.journey = Journey(cutover.store)
         self.use(flows)
@@ -196,9 +201,11 @@ class FlowRunner:
         self.read_replies: set[tuple[str, str, str, int, int]] = set()  # replies this runner has looked at
         self.complained: set[str] = set()
 
-    def use(self, flows: list[Flow]) -> None:
-        """The flows after the route files changed."""
+    def use(self, flows: list[Flow], batches: list[Batch] | None = None) -> None:
+        """The flows (and scheduled batches) after the route files changed."""
         self.flows = flows
+        if batches is not None:
+            self.batches.batches = batches
         self.mailboxes = {flow.name: Mailbox(flow.source) for flow in flows if is_remote(flow.source)}
         self.defaults = {info.name: info.default for info in self.cutover.engine.routes.values()}
         self.comparators = {
@@ -217,6 +224,12 @@ class FlowRunner:
                         self.observe(evidence)
                 except Exception as exc:  # the store or a folder is away: try again next pass
                     log.error("flow %s: pass failed: %s", flow.name, exc)
+            for batch in self.batches.batches:
+                try:
+                    for rung, side, failed in await in_thread(self.batches.pass_once, batch):
+                        self.cutover.called(batch.name, batch.entity, rung, side, failed)
+                except Exception as exc:  # an export unreadable, the store away: said, and tried again
+                    self._complain(f"{batch.name}:{exc}", f"batch {batch.name}: run failed: {exc}")
             await asyncio.sleep(POLL_SECONDS)
 
     def pass_once(self, flow: Flow, now: float | None = None) -> Evidence:

@@ -53,7 +53,7 @@ from gateway.state import (
 from gateway.table import Routing, Table, compile_table
 from gateway.tracing import tracer
 from legacy_adapters.mapping import MappingError
-from specs.files import RouteError, load_flows
+from specs.files import RouteError, load_folder
 from specs.flows import Flow, ladder
 
 __all__ = ["DEFAULT_MAX_BODY", "Settings", "build_app", "compile_table"]
@@ -128,7 +128,8 @@ async def _reloader(app: web.Application) -> None:
         try:
             table = compile_table(settings.routes, app[ROUTING].table.pools)
             _check_store(table, settings)
-            flows = load_flows(settings.routes)
+            declared = load_folder(settings.routes)
+            flows, batches = declared.flows, declared.batches
             _check_flows(flows, settings)
         except (RouteError, MappingError) as exc:
             log.error("routes not reloaded, the previous routes keep serving: %s", exc)
@@ -137,9 +138,9 @@ async def _reloader(app: web.Application) -> None:
         old, routing.table = routing.table, table
         if CUTOVER in app:
             routes = [compiled.route for compiled in table.routes]
-            app[CUTOVER].use_routes(*ladder(routes, flows))
+            app[CUTOVER].use_routes(*ladder(routes, flows, batches))
         if FLOWS in app:
-            app[FLOWS].use(flows)
+            app[FLOWS].use(flows, batches)
         log.info("routes reloaded: %d routes", len(table.routes))
         # requests in flight keep the old table; close its backends once they have had time to finish
         asyncio.get_running_loop().call_later(30, _close_later, old)
@@ -289,10 +290,11 @@ def build_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_limiter_lifecycle)
     app.cleanup_ctx.append(_loop_watch_lifecycle)
     routes = [compiled.route for compiled in table.routes]
-    flows = load_flows(settings.routes)
+    declared = load_folder(settings.routes)
+    flows, batches = declared.flows, declared.batches
     _check_flows(flows, settings)
     if settings.store:
-        infos, entities = ladder(routes, flows)
+        infos, entities = ladder(routes, flows, batches)
         app[CUTOVER] = Cutover(settings.store, infos, entities, settings.webhook, settings.in_doubt_after)
         # every process on the store shares the claims: a retry on another worker replays, never rebooks
         app[IDEMPOTENCY] = SharedIdempotency(app[CUTOVER], lease=settings.in_doubt_after)
@@ -317,7 +319,7 @@ def build_app(settings: Settings) -> web.Application:
     if settings.store and settings.events_broker:
         app.cleanup_ctx.append(_events_lifecycle)
     if settings.store and settings.deliveries != "apart":  # the flows run where the outbox is delivered
-        app[FLOWS] = FlowRunner(flows, app[CUTOVER], metrics.flows)
+        app[FLOWS] = FlowRunner(flows, app[CUTOVER], metrics.flows, batches)
         app.cleanup_ctx.append(_flows_lifecycle)
     if settings.store and settings.admin_key:
         app[ADMIN_KEY] = settings.admin_key

@@ -53,7 +53,7 @@ def open_engine(store: str, routes: Path, create: bool = True) -> Engine:
     the route files read here (in this shell's environment) disagree."""
     try:
         loaded = load_folder(routes)
-        engine = Engine(open_store(store, create=create), *ladder(loaded.routes, loaded.flows))
+        engine = Engine(open_store(store, create=create), *ladder(loaded.routes, loaded.flows, loaded.batches))
         for difference in engine.use_recorded_settings():
             errors.print(
                 f"[yellow]note:[/] {escape(difference)}; the gateway's are used", highlight=False, soft_wrap=True

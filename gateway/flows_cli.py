@@ -148,3 +148,36 @@ def flows_resolve(
         print(json.dumps({"id": file_id, "state": state}))
     else:
         console.print(f"[green]✓[/] file {file_id} ({escape(row.name)}) is {state}")
+
+
+@flows_app.command("runs")
+def flows_runs(
+    store: Store,
+    batch: Annotated[str | None, typer.Argument(help="one scheduled batch; all when left out")] = None,
+    limit: Annotated[int, typer.Option(help="at most this many, newest first", min=1)] = 20,
+    as_json: Json = False,
+) -> None:
+    """The runs of the scheduled batches: what each side exported, what was delivered, how the
+    records compared.
+
+    Example: banyan flows runs us-nightly-stock --store cutover.db
+    """
+    from flows.batches import runs
+
+    try:
+        found = runs(open_store(store, create=False), batch, limit)
+    except StoreError as exc:
+        errors.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+    if as_json:
+        print(json.dumps(found))
+        return
+    table = Table(title="Scheduled batch runs", title_justify="left")
+    for column in ("batch", "due", "state", "rung", "delivered", "records", "differ", "only L/C", "why"):
+        table.add_column(column, justify="right" if column in ("records", "differ") else "left")
+    for run in found:
+        colour = {"delivered": "green", "late": "yellow", "failed": "red"}.get(run["state"], "white")
+        table.add_row(run["batch"], run["due"][:16], f"[{colour}]{run['state']}[/]", run["rung"] or "",
+                      escape(run["delivered"] or "—"), f"{run['records']:,}", f"{run['mismatches']:,}",
+                      f"{run['only_legacy']}/{run['only_cloud']}", escape(run["reason"]))  # fmt: skip
+    console.print(table if found else "no runs yet")

@@ -403,7 +403,7 @@ def _wrapped(catalog: Catalog, routes: Path, store: str | None) -> dict[str, lis
         ]
         rungs = None
         if store is not None:
-            engine = Engine(open_store(store, create=False), *ladder(folder.routes, folder.flows))
+            engine = Engine(open_store(store, create=False), *ladder(folder.routes, folder.flows, folder.batches))
             rungs = {
                 (row.route, row.entity): row.rule.mode.value
                 + (f" {row.rule.percent:g} %" if row.rule.mode.value == "canary" else "")

@@ -16,7 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from specs.checks import canonical_problems, pool_problems, successor_problems
-from specs.flows import Flow
+from specs.flows import Batch, Flow
 from specs.routes import Route
 
 
@@ -26,6 +26,7 @@ class RouteFile(BaseModel):
     model_config = ConfigDict(extra="forbid")
     routes: list[Route] = Field(default_factory=list)
     flows: list[Flow] = Field(default_factory=list)
+    batches: list[Batch] = Field(default_factory=list)
 
 
 class RouteError(ValueError):
@@ -127,6 +128,7 @@ def load_folder(folder: Path) -> RouteFile:
         raise RouteError([f"{folder}: no such routes folder"])
     routes: list[Route] = []
     flows: list[Flow] = []
+    batches: list[Batch] = []
     problems: list[str] = []
     for path in sorted(folder.glob("*.y*ml")):
         try:
@@ -136,7 +138,8 @@ def load_folder(folder: Path) -> RouteFile:
             continue
         routes += [route.model_copy(update={"description": route.description}) for route in found.routes]
         flows += found.flows
-    names = [route.name for route in routes] + [flow.name for flow in flows]
+        batches += found.batches
+    names = [route.name for route in routes] + [flow.name for flow in flows] + [batch.name for batch in batches]
     problems += [
         f"{folder}: name {name!r} is used twice (routes and flows share the ladder)"
         for name in sorted({n for n in names if names.count(n) > 1})
@@ -152,7 +155,7 @@ def load_folder(folder: Path) -> RouteFile:
     problems += successor_problems(folder, routes) + canonical_problems(folder, routes) + pool_problems(folder, routes)
     if problems:
         raise RouteError(problems)
-    return RouteFile(routes=routes, flows=flows)
+    return RouteFile(routes=routes, flows=flows, batches=batches)
 
 
 def _variables_allowed(node: Any) -> Any:

@@ -153,6 +153,68 @@ class Flow(_Model):
         return tuple(sorted(set(self.entity.partners.values())))
 
 
+class BatchSchedule(_Model):
+    """When both sides' exports are due, in the entity's time zone."""
+
+    cron: str = Field(description="cron syntax, e.g. '0 2 * * *' for 02:00 every day")
+    timezone: str = Field(default="UTC", description="an IANA zone, e.g. America/New_York")
+    deadline_minutes: float = Field(default=60, gt=0, description="an export not there this long after is late")
+
+    @model_validator(mode="after")
+    def _valid(self) -> BatchSchedule:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        from croniter import croniter
+
+        if not croniter.is_valid(self.cron):
+            raise ValueError(f"cron {self.cron!r} is not cron syntax (five fields, e.g. '0 2 * * *')")
+        try:
+            ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"timezone {self.timezone!r} is no IANA zone (e.g. Europe/London)") from None
+        return self
+
+
+class Export(_Model):
+    """Where one side's job drops its export."""
+
+    folder: str
+    pattern: str = Field(default="*", description="glob of the export's name; the newest since it was due is taken")
+
+
+class Records(_Model):
+    """How an export's records are read and matched."""
+
+    format: Literal["csv"] = "csv"
+    key: list[str] = Field(min_length=1, description="the columns that identify a record, e.g. [sku, warehouse]")
+
+
+class Batch(_Model):
+    """A scheduled exchange: both sides export at the time given, Banyan compares the exports record
+    by record by key and delivers the serving side's to the consumer's folder."""
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
+    description: str = ""
+    entity: str = Field(description="the legal entity whose exports these are")
+    schedule: BatchSchedule
+    records: Records
+    legacy: Export
+    cloud: Export | None = None
+    deliver: str = Field(description="the consumer's folder: the serving side's export is put there, once a run")
+    ignore: list[str] = Field(default_factory=list, description="columns never compared (e.g. an export timestamp)")
+    cutover: CutoverPlan = Field(default_factory=CutoverPlan)
+
+
+def batch_infos(batches: list[Batch]) -> list[RouteInfo]:
+    """What the cutover engine needs of each batch: an export is read, never booked, so shadow makes
+    sense (the cloud's export is compared, legacy's delivered)."""
+    return [
+        RouteInfo(batch.name, writes=False, has_cloud=batch.cloud is not None, default=Mode(batch.cutover.mode),
+                  gate=batch.cutover.gate, guardrail=batch.cutover.guardrail, entities=(batch.entity,), kind="batch")
+        for batch in batches
+    ]  # fmt: skip
+
+
 def flow_infos(flows: list[Flow]) -> list[RouteInfo]:
     """What the cutover engine needs of each flow: a flow writes (a file delivered is booked), so
     shadow only makes sense where the cloud has a non-booking intake."""
@@ -167,10 +229,13 @@ def flow_infos(flows: list[Flow]) -> list[RouteInfo]:
     return infos
 
 
-def ladder(routes: list[Route], flows: list[Flow]) -> tuple[list[RouteInfo], list[str] | None]:
-    """What the cutover engine judges (routes and flows alike) and the legal entities they name
-    (None: any, when none names them)."""
+def ladder(
+    routes: list[Route], flows: list[Flow], batches: list[Batch] | None = None
+) -> tuple[list[RouteInfo], list[str] | None]:  # fmt: skip
+    """What the cutover engine judges (routes, flows and batches alike) and the legal entities they
+    name (None: any, when none names them)."""
     names = set(known_entities(routes) or ())
     for flow in flows:
         names |= set(flow.entities)
-    return route_infos(routes) + flow_infos(flows), sorted(names) or None
+    names |= {batch.entity for batch in batches or []}
+    return route_infos(routes) + flow_infos(flows) + batch_infos(batches or []), sorted(names) or None

@@ -157,6 +157,12 @@ MIGRATIONS: list[list[str]] = [
         "CREATE TABLE flow_replies (flow TEXT NOT NULL, side TEXT NOT NULL, name TEXT NOT NULL, "
         "digest TEXT NOT NULL, file_id BIGINT, forwarded TEXT, seen_at TEXT NOT NULL, "
         "PRIMARY KEY (flow, side, name, digest))",
+        # scheduled batches (flows/batches.py): a run per batch and due time, claimed once for the fleet
+        "CREATE TABLE batch_runs (batch TEXT NOT NULL, due TEXT NOT NULL, state TEXT NOT NULL, rung TEXT, "
+        "serving TEXT, legacy_file TEXT, cloud_file TEXT, delivered TEXT, records BIGINT NOT NULL DEFAULT 0, "
+        "mismatches BIGINT NOT NULL DEFAULT 0, only_legacy BIGINT NOT NULL DEFAULT 0, "
+        "only_cloud BIGINT NOT NULL DEFAULT 0, reason TEXT NOT NULL DEFAULT '', created DOUBLE PRECISION NOT NULL, "
+        "updated_at TEXT NOT NULL, PRIMARY KEY (batch, due))",
     ],
 ]
 APPEND_ONLY = {
