@@ -303,9 +303,12 @@ class Outbox:
             rows = self.store.execute(cursor, _DUE[self.store.engine].format(limit=int(limit)), (moment, moment))
             return [_message(row) for row in rows.fetchall()]
 
-    def lease_in(self, cursor: Any, owner: str, messages: list[Message], now: float | None = None) -> list[Message]:
-        """Lease `messages` (from `due`) to `owner`, in one statement; those another worker leased
-        meanwhile are left out."""
+    def lease_in(
+        self, cursor: Any, owner: str, messages: list[Message], now: float | None = None,
+        lease: float = LEASE_SECONDS,
+    ) -> list[Message]:  # fmt: skip
+        """Lease `messages` (from `due`) to `owner` for `lease` seconds, in one statement; those
+        another worker leased meanwhile are left out."""
         if not messages:
             return []
         moment = time.time() if now is None else now
@@ -314,7 +317,7 @@ class Outbox:
             cursor,
             f"UPDATE cutover_outbox SET lease_until = ? WHERE id IN ({marks}) AND state = 'pending' "
             "AND lease_until <= ? RETURNING id",
-            (moment + LEASE_SECONDS, *(message.id for message in messages), moment),
+            (moment + lease, *(message.id for message in messages), moment),
         ).fetchall()
         taken = {int(row[0]) for row in rows}
         return [message for message in messages if message.id in taken]

@@ -13,7 +13,7 @@ from typing import Any
 from aiohttp import web
 
 from cutover.decide import Side
-from cutover.outbox import Message, Outbox
+from cutover.outbox import LEASE_SECONDS, Message, Outbox
 from cutover.runtime import in_thread
 from events.log import EventLog, New
 from gateway.problems import THROTTLED, Problem
@@ -183,6 +183,30 @@ async def _settle_accepted(
         await _not_made(app, message, answer)
 
 
+LEASE_MARGIN = 5.0  # seconds, beyond its calls' timeouts, for a delivery to record its outcome
+
+
+def lease_for(app: web.Application, messages: list[Message]) -> float:
+    """How long a claim of `messages` holds: their longest call (each attempt's timeout, with the
+    route's retries) and a margin to record the outcome, at most the outbox's LEASE_SECONDS. A
+    worker that dies leaves an accepted write in doubt that much sooner."""
+    by_name = {c.route.name: c for c in app[ROUTING].table.routes}
+    longest = 0.0
+    for message in messages:
+        compiled = by_name.get(message.route)
+        try:
+            bound = (
+                compiled.bound(message.side, None if message.entity == "*" else message.entity) if compiled else None
+            )
+        except Problem:
+            bound = None
+        if compiled is None or bound is None:
+            return LEASE_SECONDS
+        attempts = 1 + compiled.route.resilience.retries
+        longest = max(longest, bound.backend.config.timeout * attempts)
+    return min(LEASE_SECONDS, longest + LEASE_MARGIN)
+
+
 def with_room(app: web.Application, messages: list[Message]) -> list[Message]:
     """The messages their sides have room for now: as many as a side's bulkhead has free slots (one
     at least, waiting its turn), so a backlog goes at the pace the backend takes and no leased
@@ -244,7 +268,8 @@ async def outbox_worker(app: web.Application) -> None:
             # what is due is read on the loop of a process that serves nobody, else in a thread
             due = with_room(app, cutover.outbox.due(batch) if deliverer else await in_thread(cutover.outbox.due, batch))
             if due:
-                messages = await cutover.commits.background(cutover.outbox.lease_in, owner, due)
+                messages = await cutover.commits.background(cutover.outbox.lease_in, owner, due, None,
+                                                            lease_for(app, due))  # fmt: skip
             await asyncio.gather(*(deliver_in_order(app, message, run) for message in messages))
         except Exception as exc:  # the store is down: keep serving, try again
             log.error("outbox delivery paused: %s", exc)

@@ -84,3 +84,21 @@ def test_sigkill_mid_drain_books_nothing_twice(tmp_path: Path, postgres_url: str
             if gateway.poll() is None:
                 os.killpg(gateway.pid, signal.SIGTERM)
                 gateway.wait(20)
+
+
+def test_a_claim_holds_as_long_as_its_calls_can_take(tmp_path: Path) -> None:
+    """A dead worker's accepted write is in doubt once its longest call could have ended, not after
+    a fixed half minute: each attempt's timeout, the route's retries, and a margin."""
+    from cutover.outbox import LEASE_SECONDS, Message
+    from gateway.outbox_worker import LEASE_MARGIN, lease_for
+    from tests.gateway.conftest import running_gateway
+
+    routes = (_surge_routes(tmp_path / "routes", "http://127.0.0.1:9") / "orders.yaml").read_text()
+    with running_gateway(tmp_path, routes, store=str(tmp_path / "c.db")) as gateway:
+
+        def message(route: str) -> Message:
+            return Message(1, 0.0, "", route, "ACME-DE", "PO-1", "legacy", "ACME-DE@0", {}, "k", "pending", 0, 0.0,
+                           "", None, "accepted")  # fmt: skip
+
+        assert lease_for(gateway.app, [message("order-create")]) == 5 * 1 + LEASE_MARGIN  # timeout 5 s, no retries
+        assert lease_for(gateway.app, [message("no-such-route")]) == LEASE_SECONDS
