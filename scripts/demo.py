@@ -493,17 +493,21 @@ def retail_orders(drops: Path, step: Any, cutover: Any) -> None:
             names.append(f"PO{po}.x12")
         return names
 
+    from cutover.store import open_store
+    from flows.journey import Journey
+
     def handled(names: list[str], sides: int) -> None:
         """Wait until each file is delivered to its sides and, on both, answered and compared."""
-        for _ in range(200):
-            files = json.loads(banyan("flows", "files", "uk-retail-orders", "--limit", "200", "--json",
-                                      env={"BANYAN_STORE": str(drops.parent / "cutover.db")}, show=False))  # fmt: skip
+        journey = Journey(open_store(str(drops.parent / "cutover.db")))
+        for _ in range(300):
+            files = [journey.described(row) for row in journey.files("uk-retail-orders", limit=200)]
             mine = [f for f in files if f["name"] in names]
             if len(mine) == len(names) and all(
                 f["state"] == "delivered" and sum(1 for side in f["sides"] if side["reply"]) == sides for f in mine
             ):
                 break
             time.sleep(0.1)
+        journey.store.close()
         time.sleep(1.2)  # the evidence is flushed every second
         say(f"{len(names)} files, {sides} side{'s' if sides > 1 else ''} each: delivered and acknowledged")
 
