@@ -261,6 +261,13 @@ class BatchRunner:
                 "ON CONFLICT (batch, due) DO NOTHING",
                 (batch.name, due.isoformat(), time.time(), now_iso()),
             )
+            # a run still waiting when the next comes due never got its exports: say so, and stop waiting
+            self.store.execute(
+                cursor,
+                "UPDATE batch_runs SET state = 'missed', reason = 'the next run came due before its exports did', "
+                "updated_at = ? WHERE batch = ? AND due < ? AND state = 'waiting'",
+                (now_iso(), batch.name, due.isoformat()),
+            )
             row = self.store.execute(
                 cursor, "SELECT state FROM batch_runs WHERE batch = ? AND due = ?", (batch.name, due.isoformat())
             ).fetchone()

@@ -172,12 +172,14 @@ def flows_runs(
     if as_json:
         print(json.dumps(found))
         return
-    table = Table(title="Scheduled batch runs", title_justify="left")
-    for column in ("batch", "due", "state", "rung", "delivered", "records", "differ", "only L/C", "why"):
+    table = Table(title=f"Runs of {batch}" if batch else "Scheduled batch runs", title_justify="left")
+    columns = ("due", "state", "rung", "delivered", "records", "differ", "only L/C", "why")
+    for column in columns if batch else ("batch", *columns):
         table.add_column(column, justify="right" if column in ("records", "differ") else "left")
     for run in found:
-        colour = {"delivered": "green", "late": "yellow", "failed": "red"}.get(run["state"], "white")
-        table.add_row(run["batch"], run["due"][:16], f"[{colour}]{run['state']}[/]", run["rung"] or "",
-                      escape(run["delivered"] or "—"), f"{run['records']:,}", f"{run['mismatches']:,}",
-                      f"{run['only_legacy']}/{run['only_cloud']}", escape(run["reason"]))  # fmt: skip
+        colour = {"delivered": "green", "late": "yellow", "failed": "red", "missed": "red"}.get(run["state"], "white")
+        cells = [run["due"][:16].replace("T", " "), f"[{colour}]{run['state']}[/]", run["rung"] or "",
+                 escape(run["delivered"] or "—"), f"{run['records']:,}", f"{run['mismatches']:,}",
+                 f"{run['only_legacy']}/{run['only_cloud']}", escape(run["reason"])]  # fmt: skip
+        table.add_row(*cells if batch else (run["batch"], *cells))
     console.print(table if found else "no runs yet")

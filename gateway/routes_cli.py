@@ -153,6 +153,9 @@ def routes_check(folder: Annotated[Path, typer.Argument(help="folder of route sp
     for flow in loaded.flows:
         sides = "legacy" + (" and cloud" if flow.cloud is not None else "")
         typer.echo(f"✓ {flow.name}: flow of {flow.source.folder}/{flow.source.pattern} to {sides}")
+    for batch in loaded.batches:
+        when = f"{batch.schedule.cron} ({batch.schedule.timezone})"
+        typer.echo(f"✓ {batch.name}: batch of {batch.entity}'s exports at {when}, delivered to {batch.deliver}")
 
 
 @routes_app.command("schema")

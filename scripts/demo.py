@@ -276,6 +276,7 @@ cloud    cloud ERP (REST)     {cloud.url}/api/…  release {cloud.version}
 cloud    EDI intake           {drops / "cloud" / "edi"}/{{in,ack,processed}}""")
     env = {"ACME_DE_ERP": german.url, "ACME_CLOUD": cloud.url, "ACME_CRM": crm.url, "ACME_DROPS": str(drops),
            "BANYAN_ERP_US_ODBC": us_odbc, "BANYAN_LEDGER_ODBC": ledger_odbc,
+           "ACME_STOCK_CRON": "* * * * *",  # the nightly stock export runs every minute here
            "ACME_GATE_MINUTES": "0"}  # a gate counts calls here: the demo cannot wait half an hour a rung  # fmt: skip
     return estate, cloud, importer, env
 
@@ -461,6 +462,7 @@ def shift(folder: Path, consumer: Consumer, traffic: Traffic, cloud: demo_erp.Cl
         load("ACME-US", traffic.stock, 30)  # the evidence goes on; the guardrail alerts, and the rung stays
     cutover("history", "--entity", "ACME-US")
     cutover("mismatches", "inventory-availability", "--entity", "ACME-US")
+    nightly_stock(folder, cloud, step, cutover)
     say("\nEach entity's business SLOs, from every call of the demo (the order latency counts to the ERP's answer:")
     say("the SOAP reply, the UK importer's ack file, the row ACME-US's trigger wrote):")
     banyan("slo", "status", "--routes", str(REPO / "routes"), env=store)
@@ -472,6 +474,35 @@ def shift(folder: Path, consumer: Consumer, traffic: Traffic, cloud: demo_erp.Cl
         ("inventory-availability", "ACME-US"),
     ):
         cutover("status", "--route", route, "--entity", entity)
+
+
+def nightly_stock(folder: Path, cloud: demo_erp.CloudErp, step: Any, cutover: Any) -> None:
+    """ACME-US's nightly stock export, the legacy job's and the cloud's, compared record by record."""
+    from cutover.store import open_store
+    from flows.batches import runs
+
+    say("\nACME-US's warehouse system gets a stock export every night; the batch us-nightly-stock compares the")
+    say("legacy job's export with the cloud's, record by record, and delivers the serving side's:")
+    step("set", "us-nightly-stock", "ACME-US", "dual_write", "--force", "--reason",
+         "CHG-311 the cloud exports stock too: compare it")  # fmt: skip
+    while datetime.now(UTC).second > 40:  # a run a minute here: both exports within one
+        time.sleep(0.5)
+    when = datetime.now(UTC)
+    drops = folder / "drops"
+    demo_erp.export_us_stock(folder / "databases" / "erp_us.db", drops / "us" / "exports", when)
+    cloud.export_stock("ACME-US", drops / "cloud" / "exports", when)
+    store = open_store(str(folder / "cutover.db"))
+    try:
+        for _ in range(300):
+            made = [run for run in runs(store, "us-nightly-stock", 5) if run["state"] not in ("waiting", "missed")]
+            if made:
+                break
+            time.sleep(0.1)
+    finally:
+        store.close()
+    time.sleep(1.2)
+    banyan("flows", "runs", "us-nightly-stock", "--limit", "2", env={"BANYAN_STORE": str(folder / "cutover.db")})
+    cutover("mismatches", "us-nightly-stock", "--entity", "ACME-US")
 
 
 RETAILERS = ("RETAILERONE", "RETAILERTWO")

@@ -352,6 +352,24 @@ def american_erp(estate: Estate, database: Path) -> str:
     return f"DRIVER={{SQLite3}};DATABASE={database.absolute()};Timeout=10000"
 
 
+def export_us_stock(database: Path, folder: Path, when: datetime) -> Path:
+    """ACME-US's nightly job: the stock table, as the warehouse system has always received it."""
+    with sqlite3.connect(database) as connection:
+        rows = connection.execute("SELECT sku, warehouse, on_hand, reserved FROM stock ORDER BY sku").fetchall()
+    lines = ["sku;warehouse;on_hand;reserved;available;exported_at"]
+    lines += [f"{sku};{house};{on_hand};{reserved};{on_hand - reserved};{when:%H:%M:%S}"
+              for sku, house, on_hand, reserved in rows]  # fmt: skip
+    return _written(folder / f"stock_{when:%Y%m%d_%H%M%S}.csv", "\n".join(lines) + "\n")
+
+
+def _written(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.parent / f".{path.name}.part"
+    partial.write_text(text)
+    partial.replace(path)  # whole, as a careful job writes it
+    return path
+
+
 def ledger(database: Path) -> str:
     """The group ledger's interface table, which the finance system books from."""
     with sqlite3.connect(database) as connection:
@@ -477,6 +495,14 @@ class CloudErp(JsonService):
         on_hand, reserved = self.estate.stock[entity][sku]
         available = on_hand if entity in self.forgets_reservations else on_hand - reserved
         return 200, {"sku": sku, "available": available, "warehouse": ENTITIES[entity][1]}
+
+    def export_stock(self, entity: str, folder: Path, when: datetime) -> Path:
+        """The cloud's nightly stock export for `entity`: a CSV of every item's figures, written whole."""
+        rows = ["sku;warehouse;on_hand;reserved;available;exported_at"]
+        for sku, (on_hand, reserved) in sorted(self.estate.stock[entity].items()):
+            available = on_hand if entity in self.forgets_reservations else on_hand - reserved
+            rows.append(f"{sku};{ENTITIES[entity][1]};{on_hand};{reserved};{available};{when:%H:%M:%S}")
+        return _written(folder / f"stock-{when:%Y%m%d%H%M%S}.csv", "\n".join(rows) + "\n")
 
     def create_order(self, params: dict[str, str], body: Any) -> tuple[int, Any]:
         entity = self._entity(params)

@@ -169,3 +169,13 @@ def test_the_runs_are_listed_from_the_command_line(tmp_path: Path) -> None:
         "delivered",
         "20261207T0200_stock_1.csv",
     )
+
+
+def test_a_run_still_waiting_when_the_next_comes_due_is_missed(runner: BatchRunner, tmp_path: Path) -> None:
+    batch = runner.batches[0]
+    assert runner.pass_once(batch, DUE + timedelta(minutes=5)) == []  # no export yet: waiting
+    export(tmp_path / "legacy" / "stock_2.csv", ["SKU-1;10;2;a"], DUE + timedelta(days=1, minutes=1))
+    runner.pass_once(batch, DUE + timedelta(days=1, minutes=5))
+    states = {run["due"][:10]: (run["state"], run["reason"]) for run in runner.runs(batch.name)}
+    assert states["2026-12-07"] == ("missed", "the next run came due before its exports did")
+    assert states["2026-12-08"][0] == "delivered"
