@@ -270,12 +270,12 @@ class FlowRunner:
                 continue
             path = folder / name
             if entry.is_symlink():
-                self.refuse(flow, path, None, "a symbolic link: links are never followed out of the drop")
+                self.refuse(flow, path, "a symbolic link: links are never followed out of the drop")
                 continue
             if not entry.is_file(follow_symlinks=False):
                 continue
             if name != _safe(name):
-                self.refuse(flow, path, None, "its name holds control characters or bytes that are not UTF-8, or "
+                self.refuse(flow, path, "its name holds control characters or bytes that are not UTF-8, or "
                             "starts with a dash")  # fmt: skip
                 continue
             try:
@@ -503,7 +503,7 @@ class FlowRunner:
         evidence.comparisons.append((flow.name, row.entity or "*", row.rung or "", differences))
 
     # -- the file's end -------------------------------------------------------------------------
-    def refuse(self, flow: Flow, path: Path, row: FileRow | None, reason: str) -> None:
+    def refuse(self, flow: Flow, path: Path, reason: str) -> None:
         """A file never claimed (a link, an unsafe name), to the error folder with its reason."""
         self._set_aside(flow, path, None, reason)
 

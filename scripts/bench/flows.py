@@ -123,6 +123,16 @@ def bare_copier(drop: Path, to: list[Path], stop_when: threading.Event) -> None:
         stop_when.wait(POLL)
 
 
+def start_bare_copier(root: Path) -> tuple[threading.Event, threading.Thread]:
+    """The bare copier polling ROOT/drop into ROOT/legacy and ROOT/cloud, until the event is set."""
+    for folder in ("drop", "legacy", "cloud"):
+        (root / folder).mkdir(parents=True)
+    halt = threading.Event()
+    copier = threading.Thread(target=bare_copier, args=(root / "drop", [root / "legacy", root / "cloud"], halt))
+    copier.start()
+    return halt, copier
+
+
 def drop_all(drop: Path, files: int, make: object = small) -> None:
     for n in range(files):
         partial = drop / f"po-{n:05d}.x12.part"
@@ -146,12 +156,7 @@ def throughput(report: Report, files: int) -> None:
     with tempfile.TemporaryDirectory() as scratch:
         root = Path(scratch)
         # the bare copier
-        for folder in ("bare/drop", "bare/legacy", "bare/cloud"):
-            (root / folder).mkdir(parents=True)
-        halt = threading.Event()
-        both = [root / "bare/legacy", root / "bare/cloud"]
-        copier = threading.Thread(target=bare_copier, args=(root / "bare/drop", both, halt))
-        copier.start()
+        halt, copier = start_bare_copier(root / "bare")
         started = time.perf_counter()
         drop_all(root / "bare/drop", files)
         wait_for([root / "bare/legacy", root / "bare/cloud"], files)
@@ -222,12 +227,7 @@ def _percentile(values: list[float], share: float) -> float:
 def latency(report: Report, rate: float, seconds: float) -> None:
     with tempfile.TemporaryDirectory() as scratch:
         root = Path(scratch)
-        for folder in ("bare/drop", "bare/legacy", "bare/cloud"):
-            (root / folder).mkdir(parents=True)
-        halt = threading.Event()
-        both = [root / "bare/legacy", root / "bare/cloud"]
-        copier = threading.Thread(target=bare_copier, args=(root / "bare/drop", both, halt))
-        copier.start()
+        halt, copier = start_bare_copier(root / "bare")
         bare = _paced(root / "bare/drop", [root / "bare/legacy", root / "bare/cloud"], rate, seconds)
         halt.set()
         copier.join()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,10 +13,9 @@ from aiohttp.test_utils import make_mocked_request
 
 from gateway import guessing
 from gateway.guessing import Guesses, client_address, delay, trusted_networks
-from tests.conftest import missing_service
 from tests.gateway.conftest import KEYS, running_gateway
+from tests.gateway.test_rate_limits_fleet import redis_url  # noqa: F401 - the fixture
 
-REDIS = "redis://127.0.0.1:6379/14"  # a database of its own, flushed by the test
 ROUTES = """\
 routes:
   - name: ping
@@ -68,20 +66,7 @@ def waits(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     return slept
 
 
-@pytest.fixture
-def redis_url() -> Iterator[str]:
-    import redis
-
-    client = redis.Redis.from_url(REDIS, socket_connect_timeout=1)
-    try:
-        client.flushdb()
-    except redis.ConnectionError as exc:
-        missing_service(f"Redis is not reachable on 127.0.0.1:6379 ({exc})")
-    yield REDIS
-    client.flushdb()
-
-
-def test_counts_are_shared_through_redis_by_every_process(waits: list[float], redis_url: str) -> None:
+def test_counts_are_shared_through_redis_by_every_process(waits: list[float], redis_url: str) -> None:  # noqa: F811
     address = f"198.51.100.{uuid.uuid4().int % 250}"
     key = f"bnk_{uuid.uuid4().hex}"
 
