@@ -39,7 +39,7 @@ REPEATING = frozenset(
         # X12
         "PO1", "PID", "PO4", "SAC", "N1", "N2", "N3", "N4", "REF", "PER", "DTM", "IT1", "SLN", "ACK", "HL",
         "LIN", "SN1", "TD1", "TD5", "MAN", "AK2", "AK3", "AK4", "AK5", "IK3", "IK4", "IK5", "QTY", "CTP", "MSG",
-        "FOB", "ITD", "TXI", "CUR",
+        "FOB", "ITD", "TXI", "CUR", "PRF",
         # EDIFACT
         "NAD", "RFF", "IMD", "PIA", "PRI", "MOA", "ALC", "TAX", "LOC", "FTX", "CUX", "PAT", "CPS", "PAC",
         "GIN", "UCI", "UCM", "UCS", "UCD", "DOC", "ERC",
@@ -200,6 +200,11 @@ def _x12_facts(document: Document, transaction: dict[str, Any]) -> None:
     where = _X12_NUMBER.get(kind)
     if where is not None and (number := _first(transaction.get(where[0])).get(f"{where[1]:02d}")):
         document.numbers.append(str(number))
+    ordered = {"810": ("BIG", "04"), "856": ("PRF", "01")}.get(kind)  # the order an invoice or a shipment is for
+    if ordered is not None:
+        for reference in _listed(transaction.get(ordered[0])):
+            if reference.get(ordered[1]):
+                document.numbers.append(str(reference[ordered[1]]))
     if kind in ("997", "999"):
         for answered in _listed(transaction.get("AK1")):
             if answered.get("02"):

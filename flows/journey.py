@@ -10,8 +10,9 @@ what became of it, in one write: of two runners on one store, one takes it. A cl
 lease, renewed while the file is copied; a runner that dies leaves the lease to run out, and the
 next one resumes the file from its deliveries: a side whose intent has no outcome is looked for in
 its intake (see `flows/runner.py`). The intents of all sides are one write, and so are their
-deliveries with the file's end: three writes a file in all. Each side's replies are matched to the file they answer
-by control number and recorded on its delivery.
+deliveries with the file's end: three writes a file in all. Each side's replies are matched to the
+file they answer, by control number or by a business number it carries, and kept one per kind (its
+997, its 855), each compared with the other side's of the same kind.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from cutover.store import Store, now_iso
 LEASE_SECONDS = 10.0  # renewed while a file is copied: a runner that stops holds a file this long at most
 _FILE = (
     "id, flow, arrival, name, digest, size, created, at, entity, business_key, document, control, groups, rung, "
-    "serving, state, reason, compared"
+    "serving, state, reason, numbers"
 )
 FINISHED = ("delivered", "refused", "duplicate", "in_doubt", "discarded")
 
@@ -50,7 +51,7 @@ class FileRow:
     serving: str | None
     state: str
     reason: str
-    compared: int
+    numbers: str  # the business numbers the file carries (its PO numbers), comma-joined
 
     def as_dict(self) -> dict[str, Any]:
         return {"id": self.id, "flow": self.flow, "name": self.name, "at": self.at, "size": self.size,
@@ -67,22 +68,31 @@ class Delivery:
     target: str
     staged: str  # the temporary name the copy was written under, before it was given `target`
     state: str  # intent, delivered, in_doubt
-    reply: dict[str, Any] | None
-    reply_name: str | None
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One side's reply of one kind to a file: its acknowledgement (997, CONTRL), its order response
+    (855, ORDRSP), its despatch advice or invoice (856, 810), as parsed."""
+
+    file_id: int
+    side: str
+    kind: str
+    name: str
+    reply: dict[str, Any]
     accepted: bool | None
-    replied: float | None
+    replied: float
 
 
 def _file(row: Any) -> FileRow:
     values = list(row)
-    values[0], values[5], values[6], values[17] = int(values[0]), int(values[5]), float(values[6]), int(values[17])
+    values[0], values[5], values[6] = int(values[0]), int(values[5]), float(values[6])
     return FileRow(*values)
 
 
 def _delivery(row: Any) -> Delivery:
-    file_id, side, folder, target, staged, state, reply, reply_name, accepted, replied = row
-    return Delivery(int(file_id), side, folder, target, staged, state, json.loads(reply) if reply else None,
-                    reply_name, None if accepted is None else bool(accepted), replied)  # fmt: skip
+    file_id, side, folder, target, staged, state = row
+    return Delivery(int(file_id), side, folder, target, staged, state)
 
 
 class Journey:
@@ -96,13 +106,14 @@ class Journey:
         """Take an arrival, with what became of it (`facts`: state, reason, and for a file to deliver
         its entity, key, document, control, groups, rung and plan); None when it was taken before."""
         stamp = now_iso()
-        columns = ("entity", "business_key", "document", "control", "groups", "rung", "serving")
-        values = tuple(facts.get("groups") or "" if column == "groups" else facts.get(column) for column in columns)
+        columns = ("entity", "business_key", "document", "control", "groups", "rung", "serving", "numbers")
+        values = tuple(facts.get(column) or "" if column in ("groups", "numbers") else facts.get(column)
+                       for column in columns)  # fmt: skip
         with self.store.transaction() as cursor:
             row = self.store.execute(
                 cursor,
                 f"INSERT INTO flow_files (flow, arrival, name, digest, size, created, at, state, reason, lease_until, "
-                f"updated_at, {', '.join(columns)}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                f"updated_at, {', '.join(columns)}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
                 "ON CONFLICT (flow, arrival) DO NOTHING RETURNING id",
                 (flow, arrival, name, digest, size, time.time(), stamp, facts["state"], facts.get("reason", "")[:500],
                  lease_until if facts["state"] == "delivering" else 0, stamp, *values),
@@ -193,9 +204,13 @@ class Journey:
 
     def described(self, row: FileRow) -> dict[str, Any]:
         """A file and what each side got and answered, as the CLI and the console show it."""
+        answers: dict[str, list[dict[str, Any]]] = {}
+        for answer in self.answers(row.id):
+            answers.setdefault(answer.side, []).append(
+                {"kind": answer.kind, "name": answer.name, "accepted": answer.accepted}
+            )
         sides = [
-            {"side": d.side, "state": d.state, "folder": d.folder, "name": d.target, "reply": d.reply_name,
-             "accepted": d.accepted}
+            {"side": d.side, "state": d.state, "folder": d.folder, "name": d.target, "replies": answers.get(d.side, [])}
             for d in self.deliveries(row.id)
         ]  # fmt: skip
         return row.as_dict() | {"sides": sides}
@@ -252,8 +267,8 @@ class Journey:
         with self.store.reading() as cursor:
             rows = self.store.execute(
                 cursor,
-                "SELECT file_id, side, folder, target, staged, state, reply, reply_name, accepted, replied "
-                "FROM flow_deliveries WHERE file_id = ? ORDER BY side",
+                "SELECT file_id, side, folder, target, staged, state FROM flow_deliveries WHERE file_id = ? "
+                "ORDER BY side",
                 (file_id,),
             ).fetchall()
         return [_delivery(row) for row in rows]
@@ -261,7 +276,7 @@ class Journey:
     # -- replies --------------------------------------------------------------------------------
     def answered(self, flow: str, controls: list[str], numbers: list[str]) -> FileRow | None:
         """The newest file of the flow a reply answers: by interchange or group control number, else
-        by business number (an 855 answers an 850 by its PO number)."""
+        by a business number the file carries (an 855 answers an 850 by its PO number)."""
         with self.store.reading() as cursor:
             for control in controls:
                 row = self.store.execute(
@@ -275,8 +290,9 @@ class Journey:
             for number in numbers:
                 row = self.store.execute(
                     cursor,
-                    f"SELECT {_FILE} FROM flow_files WHERE flow = ? AND business_key = ? ORDER BY id DESC LIMIT 1",
-                    (flow, number),
+                    f"SELECT {_FILE} FROM flow_files WHERE flow = ? AND (business_key = ? OR ',' || numbers || ',' "
+                    "LIKE ?) AND state NOT IN ('refused', 'duplicate') ORDER BY id DESC LIMIT 1",
+                    (flow, number, f"%,{number},%"),
                 ).fetchone()
                 if row is not None:
                     return _file(row)
@@ -301,21 +317,47 @@ class Journey:
             ).fetchone()  # fmt: skip
         return row is not None
 
-    def replied(self, file_id: int, side: str, reply: dict[str, Any], name: str, accepted: bool | None) -> None:
+    def replied(self, answer: Answer) -> None:
+        """A side's answer of one kind to a file; a later one of the same kind (a corrected 855)
+        replaces it, and is compared again."""
         with self.store.transaction() as cursor:
             self.store.execute(
                 cursor,
-                "UPDATE flow_deliveries SET reply = ?, reply_name = ?, accepted = ?, replied = ?, updated_at = ? "
-                "WHERE file_id = ? AND side = ?",
-                (json.dumps(reply, sort_keys=True), name, None if accepted is None else int(accepted), time.time(),
-                 now_iso(), file_id, side),
+                "INSERT INTO flow_answers (file_id, side, kind, name, reply, accepted, replied) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (file_id, side, kind) DO UPDATE SET name = excluded.name, "
+                "reply = excluded.reply, accepted = excluded.accepted, replied = excluded.replied",
+                (answer.file_id, answer.side, answer.kind, answer.name, json.dumps(answer.reply, sort_keys=True),
+                 None if answer.accepted is None else int(answer.accepted), answer.replied),
+            )  # fmt: skip
+            self.store.execute(  # either side's new answer makes the pair worth comparing again
+                cursor, "UPDATE flow_answers SET compared = 0 WHERE file_id = ? AND kind = ?",
+                (answer.file_id, answer.kind),
             )  # fmt: skip
 
-    def mark_compared(self, file_id: int) -> bool:
-        """Count a file's comparison once, whichever runner sees both replies first."""
+    def answers(self, file_id: int, kind: str | None = None) -> list[Answer]:
+        clause, values = ("AND kind = ?", (file_id, kind)) if kind is not None else ("", (file_id,))
+        with self.store.reading() as cursor:
+            rows = self.store.execute(
+                cursor,
+                f"SELECT file_id, side, kind, name, reply, accepted, replied FROM flow_answers WHERE file_id = ? "
+                f"{clause} ORDER BY kind, side",
+                values,
+            ).fetchall()
+        return [
+            Answer(int(file_id), side, kind, name, json.loads(reply), None if accepted is None else bool(accepted),
+                   float(replied))
+            for file_id, side, kind, name, reply, accepted, replied in rows
+        ]  # fmt: skip
+
+    def mark_compared(self, file_id: int, kind: str) -> bool:
+        """Count the comparison of a file's two answers of one kind once, whichever runner sees both
+        first."""
         with self.store.transaction() as cursor:
             changed = self.store.execute(
-                cursor, "UPDATE flow_files SET compared = 1 WHERE id = ? AND compared = 0", (file_id,)
+                cursor,
+                "UPDATE flow_answers SET compared = 1 WHERE file_id = ? AND kind = ? AND side = 'legacy' "
+                "AND compared = 0",
+                (file_id, kind),
             ).rowcount
         return bool(changed == 1)
 

@@ -46,7 +46,7 @@ from cutover.decide import Mode, Rule, Side, decide
 from cutover.runtime import Cutover, in_thread
 from flows.batches import BatchRunner
 from flows.documents import NOISE, Document, DocumentError, ends_whole, parse, value_at
-from flows.journey import LEASE_SECONDS, Delivery, FileRow, Journey
+from flows.journey import LEASE_SECONDS, Answer, Delivery, FileRow, Journey
 from flows.mailbox import Mailbox, MailboxError, is_remote
 from specs.flows import Batch, Flow, FlowSide, Pick
 
@@ -355,7 +355,7 @@ class FlowRunner:
         plan = json.dumps({"serve": serving.value, "to": [[side.value, folder] for side, folder in where]})
         facts = {"state": "delivering", "reason": "", "entity": entity, "business_key": key, "document": document.kind,
                  "control": document.control, "groups": ",".join(document.groups), "rung": rule.rung,
-                 "serving": plan}  # fmt: skip
+                 "serving": plan, "numbers": ",".join(dict.fromkeys(document.numbers))}  # fmt: skip
         return facts, where
 
     # -- each side ------------------------------------------------------------------------------
@@ -476,11 +476,13 @@ class FlowRunner:
                 continue  # another runner read it first
             if row is None:
                 continue
-            self.journey.replied(row.id, side.value, document.data, entry.name, document.accepted)
+            kind = "+".join(dict.fromkeys(document.types)) or document.kind
+            self.journey.replied(Answer(row.id, side.value, kind, entry.name, document.data, document.accepted,
+                                        time.time()))  # fmt: skip
             evidence.replies.append((flow.name, row.entity or "*", side, max(time.time() - row.created, 0.0)))
             if flow.outbound and side.value == plan_of(row)[0]:
                 self._forward(flow, side, path, digest)
-            self._compare(flow, row, evidence)
+            self._compare(flow, row, kind, evidence)
 
     def _forward(self, flow: Flow, side: Side, path: Path, digest: str) -> None:
         """The serving side's reply, to the partner: exactly one of the two."""
@@ -494,10 +496,11 @@ class FlowRunner:
             return
         self.journey.forwarded(flow.name, side.value, path.name, digest, given)
 
-    def _compare(self, flow: Flow, row: FileRow, evidence: Evidence) -> None:
-        replies = {delivery.side: delivery.reply for delivery in self.journey.deliveries(row.id)}
+    def _compare(self, flow: Flow, row: FileRow, kind: str, evidence: Evidence) -> None:
+        """Both sides' answers of one kind to a file (their 997s, their 855s), compared once."""
+        replies = {answer.side: answer.reply for answer in self.journey.answers(row.id, kind)}
         legacy, cloud = replies.get(Side.legacy.value), replies.get(Side.cloud.value)
-        if legacy is None or cloud is None or not self.journey.mark_compared(row.id):
+        if legacy is None or cloud is None or not self.journey.mark_compared(row.id, kind):
             return
         differences = self.comparators[flow.name].compare(legacy, cloud)
         evidence.comparisons.append((flow.name, row.entity or "*", row.rung or "", differences))

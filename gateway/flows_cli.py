@@ -99,8 +99,9 @@ def _side(side: dict[str, Any] | None) -> str:
     if side is None:
         return "—"
     said = str(side["state"])
-    if side["reply"]:
-        said += f", answered {'accepted' if side['accepted'] else 'rejected' if side['accepted'] is False else ''}"
+    for reply in side["replies"]:  # e.g. "delivered, 997 accepted, 855"
+        verdict = {True: " accepted", False: " rejected"}.get(reply["accepted"], "")
+        said += f", {reply['kind']}{verdict}"
     return said
 
 

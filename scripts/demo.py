@@ -534,7 +534,7 @@ def retail_orders(drops: Path, step: Any, cutover: Any) -> None:
             files = [journey.described(row) for row in journey.files("uk-retail-orders", limit=200)]
             mine = [f for f in files if f["name"] in names]
             if len(mine) == len(names) and all(
-                f["state"] == "delivered" and sum(1 for side in f["sides"] if side["reply"]) == sides for f in mine
+                f["state"] == "delivered" and sum(1 for side in f["sides"] if side["replies"]) == sides for f in mine
             ):
                 break
             time.sleep(0.1)

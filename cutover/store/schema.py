@@ -164,6 +164,23 @@ MIGRATIONS: list[list[str]] = [
         "only_cloud BIGINT NOT NULL DEFAULT 0, reason TEXT NOT NULL DEFAULT '', created DOUBLE PRECISION NOT NULL, "
         "updated_at TEXT NOT NULL, PRIMARY KEY (batch, due))",
     ],
+    # flows: each side's answers to a file, one per kind (997, 855, CONTRL, ORDRSP…), each kind
+    # compared with its twin from the other side; a file's business numbers (its PO numbers) match the
+    # replies that carry no control number of it (an 855, an 856, an 810)
+    [
+        "CREATE TABLE flow_answers (file_id BIGINT NOT NULL, side TEXT NOT NULL, kind TEXT NOT NULL, "
+        "name TEXT NOT NULL, reply TEXT NOT NULL, accepted INTEGER, replied DOUBLE PRECISION NOT NULL, "
+        "compared INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (file_id, side, kind))",
+        "INSERT INTO flow_answers (file_id, side, kind, name, reply, accepted, replied, compared) "
+        "SELECT d.file_id, d.side, 'reply', COALESCE(d.reply_name, ''), d.reply, d.accepted, COALESCE(d.replied, 0), "
+        "f.compared FROM flow_deliveries d JOIN flow_files f ON f.id = d.file_id WHERE d.reply IS NOT NULL",
+        "ALTER TABLE flow_deliveries DROP COLUMN reply",
+        "ALTER TABLE flow_deliveries DROP COLUMN reply_name",
+        "ALTER TABLE flow_deliveries DROP COLUMN accepted",
+        "ALTER TABLE flow_deliveries DROP COLUMN replied",
+        "ALTER TABLE flow_files DROP COLUMN compared",
+        "ALTER TABLE flow_files ADD COLUMN numbers TEXT NOT NULL DEFAULT ''",
+    ],
 ]
 APPEND_ONLY = {
     "sqlite": [

@@ -306,7 +306,7 @@ function renderFiles(files) {
   const side = (sides, name) => {
     const found = sides.find((s) => s.side === name);
     if (!found) return "—";
-    const answered = found.reply ? (found.accepted === false ? ", rejected" : ", acknowledged") : "";
+    const answered = (found.replies || []).map((r) => `, ${r.kind}${r.accepted === false ? " rejected" : ""}`).join("");
     return `${found.state}${answered}`;
   };
   for (const file of files) {

@@ -32,6 +32,15 @@ def test_a_997_says_which_group_it_answers_and_its_verdict(corpora: Path) -> Non
     assert ack.answers == ["214"] and ack.accepted is True and ack.acknowledgement
 
 
+@pytest.mark.parametrize(
+    ("name", "numbers"),
+    [("810_from-bots-plugins_810_1.x12", ["95018017", "ordernumber"]),  # the invoice's number, then its PO's
+     ("856_from-bots-plugins_856_1.x12", ["15918861602", "ordernumber"])],  # the shipment's, then its order's
+)  # fmt: skip
+def test_an_invoice_or_a_shipment_names_the_order_it_is_for(corpora: Path, name: str, numbers: list[str]) -> None:
+    assert parse((corpora / "filedrop/x12" / name).read_bytes()).numbers == numbers
+
+
 def test_an_edifact_orders_reads_its_partner_and_document_number(corpora: Path) -> None:
     order = parse((corpora / "filedrop/edifact/ORDERS_from-pydifact_order.edi").read_bytes())
     assert (order.kind, order.sender, order.control) == ("edifact", "12345678", "807")

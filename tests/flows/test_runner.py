@@ -174,6 +174,49 @@ def test_canary_moves_one_partner_and_the_partner_hears_from_its_serving_side(on
     )
 
 
+def x12_855(po: str, quantity: int, control: str) -> bytes:
+    """A purchase order acknowledgement: it names the 850 by its PO number only (BAK03)."""
+    return (f"ISA*00*          *00*          *08*ACMEUK         *12*PARTNER        *261207*0910*U*00401*"
+            f"{control}*0*P*>~GS*PR*ACMEUK*PARTNER*20261207*0910*{int(control)}*X*004010~ST*855*0001~"
+            f"BAK*00*AC*{po}*20261207~PO1*1*{quantity}*CA*23.52**UP*123456789012~ACK*IA*{quantity}*CA~"
+            f"SE*5*0001~GE*1*{int(control)}~IEA*1*{control}~").encode()  # fmt: skip
+
+
+def _reply(estate: Estate, side: str, name: str, data: bytes) -> None:
+    path = estate.path(f"{side}/ack/{name}")
+    path.write_bytes(data)
+    os.utime(path, (time.time() - 5, time.time() - 5))
+
+
+def test_each_kind_of_answer_is_compared_with_its_twin_and_the_partner_gets_one_of_each(on_both: Estate) -> None:
+    """The key is the partner, so an 855 is matched by the PO number the file carries; a 997 and an
+    855 from each side are two comparisons; the cloud's 855 confirms a different quantity."""
+    on_both.set("dual_write")
+    on_both.drop("po-4.x12", x12_order(PARTNER_A, "PO-4", "000000104"))
+    on_both.run()
+    _reply(on_both, "legacy", "997-1.x12", x12_ack(104, "A", "000000601"))
+    _reply(on_both, "cloud", "997-c1.x12", x12_ack(104, "A", "000000701"))
+    _reply(on_both, "legacy", "855-1.x12", x12_855("PO-4", 3, "000000602"))
+    _reply(on_both, "cloud", "855-c1.x12", x12_855("PO-4", 2, "000000702"))
+    evidence = on_both.run()
+    assert sorted(p.name for p in on_both.path("partner/out").iterdir()) == ["855-1.x12", "997-1.x12"]  # legacy's
+    found = sorted((len(differences), [d.path for d in differences]) for _, _, _, differences in evidence.comparisons)
+    assert found == [(0, []), (2, ["/ST/*/ACK/*/02", "/ST/*/PO1/*/02"])]
+    journey = Journey(on_both.cutover.store)
+    [row] = journey.files("uk-partner-orders")
+    assert row.numbers == "PO-4"
+    [described] = [journey.described(row)]
+    assert {side["side"]: sorted(r["kind"] for r in side["replies"]) for side in described["sides"]} == {
+        "legacy": ["855", "997"],
+        "cloud": ["855", "997"],
+    }
+    # the cloud corrects its 855: compared again, and it is the cloud's, so the partner still gets nothing more
+    _reply(on_both, "cloud", "855-c2.x12", x12_855("PO-4", 3, "000000703"))
+    [(_, _, _, differences)] = on_both.run().comparisons
+    assert differences == []
+    assert len(list(on_both.path("partner/out").iterdir())) == 2
+
+
 @pytest.mark.parametrize(("mode", "legacy", "cloud"), [("cloud_primary", 1, 1), ("cloud", 0, 1)])
 def test_the_top_rungs(estate: Estate, mode: str, legacy: int, cloud: int) -> None:
     estate.set(mode)
