@@ -98,11 +98,11 @@ def flows_files(
 def _side(side: dict[str, Any] | None) -> str:
     if side is None:
         return "—"
-    said = str(side["state"])
-    for reply in side["replies"]:  # e.g. "delivered, 997 accepted, 855"
-        verdict = {True: " accepted", False: " rejected"}.get(reply["accepted"], "")
-        said += f", {reply['kind']}{verdict}"
-    return said
+    answers = [  # e.g. "997 ✓ 855": an acknowledgement that accepted the file, and an order response
+        f"{escape(reply['kind'])}{ {True: ' ✓', False: ' ✗ rejected'}.get(reply['accepted'], '')}"
+        for reply in side["replies"]
+    ]
+    return str(side["state"]) + (f"\n{' '.join(answers)}" if answers else "")
 
 
 @flows_app.command("resolve")

@@ -44,6 +44,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+import demo_edi  # noqa: E402
 import demo_erp  # noqa: E402
 import demo_estate  # noqa: E402
 
@@ -262,10 +263,14 @@ def systems(
     stack.callback(crm.stop)
     cloud = demo_erp.CloudErp(estate)
     stack.callback(cloud.stop)
-    edi = demo_erp.CloudEdiIntake(cloud, drops / "cloud" / "edi", "ACME-UK")
-    stack.callback(edi.stop)
-    for place in ("in", "out"):  # ACME-UK's retailers' EDI mailbox: their 850s in, acknowledgements out
-        (drops / "partners" / "uk" / place).mkdir(parents=True, exist_ok=True)
+    for desk in (
+        demo_erp.cloud_edi(cloud, drops / "cloud" / "edi", "ACME-UK"),
+        demo_erp.cloud_edi(cloud, drops / "cloud" / "edi-de", "ACME-DE", most_per_line=35),
+        demo_erp.german_edi(estate, drops / "de" / "edi"),
+    ):
+        stack.callback(desk.stop)
+    for entity, place in itertools.product(("uk", "de"), ("in", "out")):  # the retailers' EDI mailboxes
+        (drops / "partners" / entity / place).mkdir(parents=True, exist_ok=True)
     say(f"""
 ACME-DE  SOAP order service   {german.url}  (WSDL: {german.url}?wsdl)
 ACME-UK  file importer        {drops / "uk" / "orders"}/{{in,ack,out,processed,error}}, stock: {drops / "uk" / "stock"}
@@ -273,7 +278,8 @@ ACME-US  SQLite over ODBC     {folder / "databases" / "erp_us.db"}  (triggers fe
 shared   CRM (HTTP)           {crm.url}
 shared   ledger (ODBC)        {folder / "databases" / "ledger.db"}
 cloud    cloud ERP (REST)     {cloud.url}/api/…  release {cloud.version}
-cloud    EDI intake           {drops / "cloud" / "edi"}/{{in,ack,processed}}""")
+ACME-DE  EDI translator       {drops / "de" / "edi"}/{{in,ack,processed}}
+cloud    EDI intakes          {drops / "cloud" / "edi"}/{{in,ack,processed}} (ACME-UK), {drops / "cloud" / "edi-de"} (ACME-DE)""")
     env = {"ACME_DE_ERP": german.url, "ACME_CLOUD": cloud.url, "ACME_CRM": crm.url, "ACME_DROPS": str(drops),
            "BANYAN_ERP_US_ODBC": us_odbc, "BANYAN_LEDGER_ODBC": ledger_odbc,
            "ACME_STOCK_CRON": "* * * * *",  # the nightly stock export runs every minute here
@@ -438,6 +444,7 @@ def shift(folder: Path, consumer: Consumer, traffic: Traffic, cloud: demo_erp.Cl
         delivered()
 
     retail_orders(folder / "drops", step, cutover)
+    german_orders(folder / "drops", step, cutover)
 
     say("\nACME-US's stock figure: its database answers legacy, the cloud answers the same question.")
     step("set", "inventory-availability", "ACME-US", "shadow", "--reason", "CHG-301 listen to the cloud")
@@ -471,6 +478,7 @@ def shift(folder: Path, consumer: Consumer, traffic: Traffic, cloud: demo_erp.Cl
         ("order-status", "ACME-DE"),
         ("order-create", "ACME-UK"),
         ("uk-retail-orders", "ACME-UK"),
+        ("de-retail-orders", "ACME-DE"),
         ("inventory-availability", "ACME-US"),
     ):
         cutover("status", "--route", route, "--entity", entity)
@@ -505,55 +513,83 @@ def nightly_stock(folder: Path, cloud: demo_erp.CloudErp, step: Any, cutover: An
     cutover("mismatches", "us-nightly-stock", "--entity", "ACME-US")
 
 
-RETAILERS = ("RETAILERONE", "RETAILERTWO")
+RETAILERS = {"5012345000017": "Retailer One", "5012345000024": "Retailer Two"}  # ACME-UK's, by their GLN
+
+
+def _handled(drops: Path, flow: str, names: list[str], sides: int, kinds: int = 2) -> None:
+    """Wait until each file is delivered to its sides and, on each, answered with `kinds` documents
+    (an acknowledgement and an order response), which are compared kind by kind."""
+    from cutover.store import open_store
+    from flows.journey import Journey
+
+    journey = Journey(open_store(str(drops.parent / "cutover.db")))
+    try:
+        for _ in range(300):
+            files = [journey.described(row) for row in journey.files(flow, limit=200)]
+            mine = [f for f in files if f["name"] in names]
+            if len(mine) == len(names) and all(
+                f["state"] == "delivered" and sum(len(side["replies"]) == kinds for side in f["sides"]) == sides
+                for f in mine
+            ):
+                break
+            time.sleep(0.1)
+    finally:
+        journey.store.close()
+    time.sleep(1.2)  # the evidence is flushed every second
+    say(f"{len(names)} files, {sides} side{'s' if sides > 1 else ''} each: delivered, acknowledged and confirmed")
 
 
 def retail_orders(drops: Path, step: Any, cutover: Any) -> None:
-    """ACME-UK's retailers' purchase order files climb the ladder like a route, one retailer at a time."""
-    say("\nACME-UK's retailers send X12 850s to their drop; the flow uk-retail-orders moves them like a route.")
+    """ACME-UK's retailers' EDIFACT order files climb the ladder like a route, one retailer at a time."""
+    say("\nACME-UK's retailers send EDIFACT ORDERS to their drop; the flow uk-retail-orders moves them like a route,")
+    say("and each side answers a file with a CONTRL and an ORDRSP, each compared with the other side's:")
     inbox, numbers = drops / "partners" / "uk" / "in", itertools.count(620000)
     [rng] = demo_estate.streams("retail_orders")
+    senders = list(RETAILERS)
 
     def send(count: int) -> list[str]:
         names = []
         for n in range(count):
-            po, retailer = next(numbers), RETAILERS[n % 2]
-            partial = inbox / f".PO{po}.x12.part"  # written whole, then renamed: as a careful sender does
-            partial.write_text(demo_estate.x12_850(rng, po, retailer, "ACMEUK", datetime.now(UTC)))
-            partial.rename(inbox / f"PO{po}.x12")
-            names.append(f"PO{po}.x12")
+            po, retailer = next(numbers), senders[n % 2]
+            lines = [(f"SKU-{rng.randint(1000, 1019)}", rng.randint(1, 40)) for _ in range(2)]
+            partial = inbox / f".ORDERS_{po}.edi.part"  # written whole, then renamed: as a careful sender does
+            partial.write_text(demo_edi.edifact_orders(po, retailer, "5099999000001", lines, datetime.now(UTC)))
+            partial.rename(inbox / f"ORDERS_{po}.edi")
+            names.append(f"ORDERS_{po}.edi")
         return names
 
-    from cutover.store import open_store
-    from flows.journey import Journey
-
-    def handled(names: list[str], sides: int) -> None:
-        """Wait until each file is delivered to its sides and, on both, answered and compared."""
-        journey = Journey(open_store(str(drops.parent / "cutover.db")))
-        for _ in range(300):
-            files = [journey.described(row) for row in journey.files("uk-retail-orders", limit=200)]
-            mine = [f for f in files if f["name"] in names]
-            if len(mine) == len(names) and all(
-                f["state"] == "delivered" and sum(1 for side in f["sides"] if side["replies"]) == sides for f in mine
-            ):
-                break
-            time.sleep(0.1)
-        journey.store.close()
-        time.sleep(1.2)  # the evidence is flushed every second
-        say(f"{len(names)} files, {sides} side{'s' if sides > 1 else ''} each: delivered and acknowledged")
-
-    handled(send(10), 1)  # legacy, where every flow starts: the UK importer books them and sends the 997s
+    _handled(drops, "uk-retail-orders", send(10), 1)  # legacy, where every flow starts: the UK importer books them
     step("set", "uk-retail-orders", "ACME-UK", "dual_write", "--force", "--reason",
          "CHG-211 sign-off: the cloud's EDI intake books test orders right")  # fmt: skip
-    handled(send(20), 2)  # both books; both acknowledge; the two 997s of each file are compared
-    step("set", "uk-retail-orders", "ACME-UK", "canary", "--percent", "1", "--pin", "RETAILERTWO=cloud", "--reason",
-         "CHG-212 the acknowledgements agree: RETAILERTWO's orders are the cloud's first")  # fmt: skip
-    handled(send(10), 2)
+    _handled(drops, "uk-retail-orders", send(20), 2)  # both book; both answer; the answers are compared
+    step("set", "uk-retail-orders", "ACME-UK", "canary", "--percent", "1", "--pin", "5012345000024=cloud", "--reason",
+         "CHG-212 the answers agree: Retailer Two (GLN 5012345000024) is the cloud's first")  # fmt: skip
+    _handled(drops, "uk-retail-orders", send(10), 2)
     banyan("flows", "files", "uk-retail-orders", "--entity", "ACME-UK", "--limit", "4",
            env={"BANYAN_STORE": str(drops.parent / "cutover.db")})  # fmt: skip
     outbox = sorted(p.name for p in (drops / "partners" / "uk" / "out").iterdir())
-    say(f"the retailers' outbox: {sum(n.startswith('997_') for n in outbox)} acknowledgements from the UK importer, "
-        f"{sum(n.startswith('ack_') for n in outbox)} from the cloud (RETAILERTWO's, since CHG-212)")  # fmt: skip
+    cloud = sum(n.startswith(("ack_", "rsp_")) for n in outbox)
+    say(f"the retailers' outbox: {len(outbox) - cloud} documents from the UK importer, {cloud} from the cloud (Retailer Two's, "
+        "since CHG-212): one CONTRL and one ORDRSP a file, from the side that books it")  # fmt: skip
+
+
+def german_orders(drops: Path, step: Any, cutover: Any) -> None:
+    """ACME-DE's retailer's X12 850s in dual_write: the two sides' 855s compared line by line."""
+    say("\nACME-DE's retailer sends X12 850s; in dual_write both ERPs book each one and answer with a 997 and an")
+    say("855, and the two 855s are compared line by line:")
+    step("set", "de-retail-orders", "ACME-DE", "dual_write", "--force", "--reason",
+         "CHG-401 the cloud's EDI intake for ACME-DE is configured")  # fmt: skip
+    inbox, [rng] = drops / "partners" / "de" / "in", demo_estate.streams("german_orders")
+    names = []
+    for po in range(630000, 630010):
+        partial = inbox / f".PO{po}.x12.part"
+        partial.write_text(demo_estate.x12_850(rng, po, "RETAILCO", "ACMEDE", datetime.now(UTC)))
+        partial.rename(inbox / f"PO{po}.x12")
+        names.append(f"PO{po}.x12")
+    _handled(drops, "de-retail-orders", names, 2)
+    cutover("mismatches", "de-retail-orders", "--entity", "ACME-DE")
+    say("the cloud backorders any line above 35 units, a rule ACME-DE's ERP never had: found before any partner "
+        "saw a cloud 855")  # fmt: skip
 
 
 def keep_serving(consumer: Consumer, traffic: Traffic) -> None:

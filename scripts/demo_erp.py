@@ -35,6 +35,8 @@ from socketserver import ThreadingMixIn
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
+import demo_edi
+
 ENTITIES = {"ACME-DE": ("EUR", "DE-HH-01"), "ACME-UK": ("GBP", "UK-MK-01"), "ACME-US": ("USD", "US-NJ-01")}
 ITEMS = [
     "Stretch film 500 mm x 300 m", "Nitrile gloves L, box of 100", "Cable ties 300 mm, bag of 500",
@@ -176,7 +178,7 @@ class UkImporter:
                        self.answers, self.enquiries.parent / "processed"):  # fmt: skip
             folder.mkdir(parents=True, exist_ok=True)
         self.numbers = itertools.count(len(estate.orders["ACME-UK"]) + 1)
-        self.booked = {"json": 0, "csv": 0, "x12": 0, "shipments": 0, "errors": 0}
+        self.booked = {"json": 0, "csv": 0, "x12": 0, "edifact": 0, "shipments": 0, "errors": 0}
         self._stop = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
@@ -202,7 +204,7 @@ class UkImporter:
             elif path.suffix == ".csv":
                 self._order_csv(path)
             elif path.suffix in (".x12", ".edi"):
-                self._order_x12(path)
+                self._order_edi(path)
             else:
                 raise ValueError(f"unknown file type {path.suffix}")
         except (ValueError, KeyError, OSError):
@@ -249,52 +251,39 @@ class UkImporter:
         self._write(self.inbound.parent / "out", f"{path.stem}.ack.json", json.dumps(reply).encode())
         self.booked["csv"] += 1
 
-    def _order_x12(self, path: Path) -> None:
-        lines, answer = read_850(path.read_text(encoding="ascii"))
-        self._book(lines)
-        ack = answer()  # legacy's 997 echoes the partner's interchange number and date
-        self._write(self.inbound.parent / "out", f"997_{path.stem}.x12", ack)
-        self.booked["x12"] += 1
+    def _order_edi(self, path: Path) -> None:
+        """A retailer's X12 850 or EDIFACT ORDERS: booked whole, acknowledged (997 / CONTRL) and
+        confirmed line by line (855 / ORDRSP), both echoing the partner's interchange number."""
+        order = demo_edi.read_order(path.read_text(encoding="latin-1"))
+        self._book(order.lines)
+        out, stem = self.inbound.parent / "out", path.stem
+        suffix = ".x12" if order.syntax == "x12" else ".edi"
+        self._write(out, f"{'997' if order.syntax == 'x12' else 'CONTRL'}_{stem}{suffix}", demo_edi.acknowledgement(order))
+        if order.syntax == "edifact":  # the X12 partners of the scan's story take no 855 from ACME-UK
+            confirmed = [int(line["qty"]) for line in order.lines]
+            self._write(out, f"ORDRSP_{stem}{suffix}", demo_edi.order_response(order, confirmed))
+        self.booked["x12" if order.syntax == "x12" else "edifact"] += 1
 
     def stop(self) -> None:
         self._stop.set()
         self.thread.join(5)
 
 
-def read_850(text: str) -> tuple[list[dict[str, Any]], Callable[..., bytes]]:
-    """An X12 850's lines, and how to acknowledge it with a 997 (by default echoing the partner's
-    interchange number and date, as ACME-UK's translator does; or with a control number and time
-    of the acknowledging system's own)."""
-    if not text.startswith("ISA") or len(text) < 106:
-        raise ValueError("not an X12 interchange")
-    element, terminator = text[3], text[105]
-    segments = [s.strip().split(element) for s in text.split(terminator) if s.strip()]
-    lines = [{"sku": s[7], "qty": int(s[2])} for s in segments if s[0] == "PO1" and len(s) > 7]
-    isa, gs = segments[0], next(s for s in segments if s[0] == "GS")
+class EdiDesk:
+    """An ERP's EDI intake: books the purchase orders (X12 850, EDIFACT ORDERS) dropped in its
+    folder as orders of the entity whose partner sent them, acknowledges each (997, CONTRL) and
+    confirms it line by line (855, ORDRSP). `book` makes the order and says the quantity confirmed
+    per line; `own_numbers`: answers carry a control number and time of the desk's own (the cloud's
+    way), else they echo the partner's (an old translator's)."""
 
-    def answer(control: str | None = None, when: datetime | None = None) -> bytes:
-        number = control or isa[13]
-        date, clock = (when.strftime("%y%m%d"), when.strftime("%H%M")) if when else (isa[9], isa[10])
-        ack = [
-            f"ISA*00*          *00*          *ZZ*{isa[8]}*ZZ*{isa[6]}*{date}*{clock}*U*00401*{number}*0*P*>",
-            f"GS*FA*{gs[3]}*{gs[2]}*20{date}*{clock}*{int(number)}*X*004010", "ST*997*0001", f"AK1*PO*{gs[6]}",
-            "AK9*A*1*1*1", "SE*4*0001", f"GE*1*{int(number)}", f"IEA*1*{number}",
-        ]  # fmt: skip
-        return ("~".join(ack) + "~").encode()
-
-    return lines, answer
-
-
-class CloudEdiIntake:
-    """The cloud ERP's EDI intake: books the X12 850s dropped in its folder as orders of the entity
-    its trading partner belongs to, and acknowledges each with a 997 of its own numbering."""
-
-    def __init__(self, cloud: CloudErp, folder: Path, entity: str) -> None:
-        self.cloud, self.entity = cloud, entity
+    def __init__(
+        self, folder: Path, book: Callable[[demo_edi.Order], list[int]], own_numbers: bool, start: int = 700001
+    ) -> None:  # fmt: skip
+        self.book, self.own_numbers = book, own_numbers
         self.inbound, self.acks, self.processed = folder / "in", folder / "ack", folder / "processed"
         for place in (self.inbound, self.acks, self.processed, folder / "error"):
             place.mkdir(parents=True, exist_ok=True)
-        self.controls = itertools.count(700001)
+        self.controls = itertools.count(start)
         self.booked = 0
         self._stop = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
@@ -306,23 +295,53 @@ class CloudEdiIntake:
                 if path.name.startswith(".") or not path.is_file():
                     continue
                 try:
-                    lines, answer = read_850(path.read_text(encoding="ascii"))
-                except (ValueError, StopIteration, OSError):
+                    order = demo_edi.read_order(path.read_text(encoding="latin-1"))
+                except (ValueError, IndexError, OSError):
                     path.replace(self.inbound.parent / "error" / path.name)
                     continue
-                with self.cloud.lock:
-                    number = f"SO-{next(self.cloud.numbers)}"
-                    self.cloud.orders[self.entity][number] = {"orderId": number, "status": "open", "lines": lines}
-                ack = answer(f"{next(self.controls):09d}", datetime.now(UTC))
-                temporary = self.acks / f".ack_{path.stem}.part"
-                temporary.write_bytes(ack)
-                temporary.replace(self.acks / f"ack_{path.stem}.x12")
+                confirmed = self.book(order)
+                control, when = (f"{next(self.controls):09d}", datetime.now(UTC)) if self.own_numbers else (None, None)
+                suffix = ".x12" if order.syntax == "x12" else ".edi"
+                self._write(f"ack_{path.stem}{suffix}", demo_edi.acknowledgement(order, control, when))
+                control = f"{next(self.controls):09d}" if self.own_numbers else None
+                self._write(f"rsp_{path.stem}{suffix}", demo_edi.order_response(order, confirmed, control, when))
                 path.replace(self.processed / path.name)
                 self.booked += 1
+
+    def _write(self, name: str, data: bytes) -> None:
+        temporary = self.acks / f".{name}.part"
+        temporary.write_bytes(data)
+        temporary.replace(self.acks / name)
 
     def stop(self) -> None:
         self._stop.set()
         self.thread.join(5)
+
+
+def cloud_edi(cloud: CloudErp, folder: Path, entity: str, most_per_line: int | None = None) -> EdiDesk:
+    """The cloud ERP's EDI intake for one entity. `most_per_line`: a line asking for more is
+    confirmed for that many, the rest backordered (a rule the cloud was configured with)."""
+
+    def book(order: demo_edi.Order) -> list[int]:
+        lines = [dict(line) for line in order.lines]
+        with cloud.lock:
+            number = f"SO-{next(cloud.numbers)}"
+            cloud.orders[entity][number] = {"orderId": number, "status": "open", "lines": lines}
+        return [min(int(line["qty"]), most_per_line or int(line["qty"])) for line in lines]
+
+    return EdiDesk(folder, book, own_numbers=True)
+
+
+def german_edi(estate: Estate, folder: Path) -> EdiDesk:
+    """ACME-DE's EDI translator: books its retailer's 850s into the German ERP and answers with a
+    997 and an 855 that confirms every line."""
+    numbers = itertools.count(len(estate.orders["ACME-DE"]) + 1)
+
+    def book(order: demo_edi.Order) -> list[int]:
+        estate.orders["ACME-DE"][f"SO-DE-EDI-{next(numbers):05d}"] = "open"
+        return [int(line["qty"]) for line in order.lines]
+
+    return EdiDesk(folder, book, own_numbers=False)
 
 
 US_SCHEMA = """

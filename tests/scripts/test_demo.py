@@ -141,13 +141,33 @@ def test_the_retailers_files_climb_the_ladder_one_retailer_at_a_time(demo: tuple
         assert {rung: len(keys) for rung, keys in by_rung.items()} == {"ACME-UK@0": 10, "ACME-UK@1": 20,
                                                                         "ACME-UK@2": 10}  # fmt: skip
         counters = store.evidence("uk-retail-orders", "ACME-UK", "ACME-UK@1", 0)
-        assert (counters.comparisons, counters.mismatches, counters.errors_cloud) == (20, 0, 0)
+        # each file's CONTRL and ORDRSP, each compared with the other side's
+        assert (counters.comparisons, counters.mismatches, counters.errors_cloud) == (40, 0, 0)
     finally:
         store.close()
     outbox = sorted(p.name for p in (folder / "drops" / "partners" / "uk" / "out").iterdir())
-    # one acknowledgement per file: from legacy, but RETAILERTWO's from the cloud once it moved
-    assert len(outbox) == 40 and sum(name.startswith("ack_") for name in outbox) == 5
-    assert "the retailers' outbox: 35 acknowledgements from the UK importer, 5 from the cloud" in output
+    # a CONTRL and an ORDRSP per file: from legacy, but Retailer Two's from the cloud once it moved
+    assert len(outbox) == 80 and sum(name.startswith(("ack_", "rsp_")) for name in outbox) == 10
+    assert "the retailers' outbox: 70 documents from the UK importer, 10 from the cloud" in output
+
+
+def test_the_german_855s_are_compared_line_by_line_and_the_partner_gets_legacys(demo: tuple[Path, str]) -> None:
+    folder, output = demo
+    store = open_store(str(folder / "cutover.db"))
+    try:
+        journey = Journey(store)
+        files = journey.files("de-retail-orders", limit=100)
+        assert len(files) == 10 and {row.state for row in files} == {"delivered"}
+        assert {row.business_key for row in files} == {f"PO{po}" for po in range(630000, 630010)}
+        counters = store.evidence("de-retail-orders", "ACME-DE", "ACME-DE@1", 0)
+        # 997s agree; one 855 differs: the cloud backordered a line of 38 units
+        assert (counters.comparisons, counters.mismatches) == (20, 1)
+    finally:
+        store.close()
+    outbox = sorted(p.name for p in (folder / "drops" / "partners" / "de" / "out").iterdir())
+    assert len(outbox) == 20 and not any(name.startswith(("ack_", "rsp_")) for name in outbox)  # legacy's only
+    mismatches = output.split("$ banyan cutover mismatches de-retail-orders", 1)[1].split("$ banyan", 1)[0]
+    assert "/ST/*/ACK/*/01" in mismatches and "/ST/*/ACK/*/02" in mismatches
 
 
 def test_the_nightly_stock_exports_are_compared_record_by_record(demo: tuple[Path, str]) -> None:
