@@ -279,7 +279,7 @@ shared   CRM (HTTP)           {crm.url}
 shared   ledger (ODBC)        {folder / "databases" / "ledger.db"}
 cloud    cloud ERP (REST)     {cloud.url}/api/…  release {cloud.version}
 ACME-DE  EDI translator       {drops / "de" / "edi"}/{{in,ack,processed}}
-cloud    EDI intakes          {drops / "cloud" / "edi"}/{{in,ack,processed}} (ACME-UK), {drops / "cloud" / "edi-de"} (ACME-DE)""")
+cloud    EDI intakes          {drops / "cloud" / "edi"}/{{in,ack,processed}} (ACME-UK), {drops / "cloud" / "edi-de"}""")
     env = {"ACME_DE_ERP": german.url, "ACME_CLOUD": cloud.url, "ACME_CRM": crm.url, "ACME_DROPS": str(drops),
            "BANYAN_ERP_US_ODBC": us_odbc, "BANYAN_LEDGER_ODBC": ledger_odbc,
            "ACME_STOCK_CRON": "* * * * *",  # the nightly stock export runs every minute here
@@ -569,8 +569,8 @@ def retail_orders(drops: Path, step: Any, cutover: Any) -> None:
            env={"BANYAN_STORE": str(drops.parent / "cutover.db")})  # fmt: skip
     outbox = sorted(p.name for p in (drops / "partners" / "uk" / "out").iterdir())
     cloud = sum(n.startswith(("ack_", "rsp_")) for n in outbox)
-    say(f"the retailers' outbox: {len(outbox) - cloud} documents from the UK importer, {cloud} from the cloud (Retailer Two's, "
-        "since CHG-212): one CONTRL and one ORDRSP a file, from the side that books it")  # fmt: skip
+    say(f"the retailers' outbox: {len(outbox) - cloud} documents from the UK importer, {cloud} from the cloud "
+        "(Retailer Two's, since CHG-212): one CONTRL and one ORDRSP a file, from the side that books it")  # fmt: skip
 
 
 def german_orders(drops: Path, step: Any, cutover: Any) -> None:

@@ -258,7 +258,8 @@ class UkImporter:
         self._book(order.lines)
         out, stem = self.inbound.parent / "out", path.stem
         suffix = ".x12" if order.syntax == "x12" else ".edi"
-        self._write(out, f"{'997' if order.syntax == 'x12' else 'CONTRL'}_{stem}{suffix}", demo_edi.acknowledgement(order))
+        kind = "997" if order.syntax == "x12" else "CONTRL"
+        self._write(out, f"{kind}_{stem}{suffix}", demo_edi.acknowledgement(order))
         if order.syntax == "edifact":  # the X12 partners of the scan's story take no 855 from ACME-UK
             confirmed = [int(line["qty"]) for line in order.lines]
             self._write(out, f"ORDRSP_{stem}{suffix}", demo_edi.order_response(order, confirmed))
@@ -301,10 +302,12 @@ class EdiDesk:
                     continue
                 confirmed = self.book(order)
                 control, when = (f"{next(self.controls):09d}", datetime.now(UTC)) if self.own_numbers else (None, None)
-                suffix = ".x12" if order.syntax == "x12" else ".edi"
-                self._write(f"ack_{path.stem}{suffix}", demo_edi.acknowledgement(order, control, when))
+                x12 = order.syntax == "x12"
+                suffix = ".x12" if x12 else ".edi"
+                ack, rsp = ("ack", "rsp") if self.own_numbers else ("997", "855") if x12 else ("CONTRL", "ORDRSP")
+                self._write(f"{ack}_{path.stem}{suffix}", demo_edi.acknowledgement(order, control, when))
                 control = f"{next(self.controls):09d}" if self.own_numbers else None
-                self._write(f"rsp_{path.stem}{suffix}", demo_edi.order_response(order, confirmed, control, when))
+                self._write(f"{rsp}_{path.stem}{suffix}", demo_edi.order_response(order, confirmed, control, when))
                 path.replace(self.processed / path.name)
                 self.booked += 1
 
