@@ -46,6 +46,7 @@ from cutover.decide import Mode, Rule, Side, decide
 from cutover.runtime import Cutover, in_thread
 from flows.batches import BatchRunner
 from flows.documents import NOISE, Document, DocumentError, ends_whole, parse, value_at
+from flows.intakes import FolderIntake, Intake, LeaseLost, intake_for
 from flows.journey import LEASE_SECONDS, Answer, Delivery, FileRow, Journey
 from flows.mailbox import Mailbox, MailboxError, is_remote
 from specs.flows import Batch, Flow, FlowSide, Pick
@@ -126,55 +127,6 @@ def drop_of(flow: Flow) -> Path:
     return Path(flow.source.staging if is_remote(flow.source) else flow.source.folder)  # type: ignore[arg-type]
 
 
-def _sync(folder: Path) -> None:
-    with contextlib.suppress(OSError):  # not every filesystem lets a folder be opened for fsync
-        descriptor = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(descriptor)
-        finally:
-            os.close(descriptor)
-
-
-class LeaseLost(Exception):
-    """The file's lease ran out while this runner copied it: another may have taken it over."""
-
-
-def _copy(source: Path, temporary: Path, renew: Callable[[], bool] | None = None) -> None:
-    """Copy a chunk at a time, renewing the file's lease now and then; the copy is on disk (fsync)
-    when this returns. A partial copy is removed."""
-    renewed = time.monotonic()
-    try:
-        with source.open("rb") as reader, temporary.open("xb") as writer:
-            while chunk := reader.read(CHUNK):
-                writer.write(chunk)
-                if renew is not None and time.monotonic() - renewed > LEASE_SECONDS / 3:
-                    if not renew():
-                        raise LeaseLost(f"the lease on {source.name} ran out while it was copied")
-                    renewed = time.monotonic()
-            writer.flush()
-            os.fsync(writer.fileno())
-    except BaseException:
-        with contextlib.suppress(OSError):
-            temporary.unlink()
-        raise
-
-
-def _link(temporary: Path, folder: Path, name: str) -> str:
-    """Give the temporary copy its name, never over a file already there: a second file of the same
-    name waiting in the intake gets a numbered name. Returns the name given."""
-    stem, dot, suffix = name.partition(".")
-    for attempt in range(1000):
-        target = name if attempt == 0 else f"{stem}_{attempt}{dot}{suffix}"
-        try:
-            os.link(temporary, folder / target)
-        except FileExistsError:
-            continue
-        temporary.unlink()
-        _sync(folder)
-        return target
-    raise OSError(f"{folder}: a thousand files named like {name} wait there already")
-
-
 def _safe(name: str) -> str:
     """A name that cannot confuse a script or a database: no control characters, no leading dash,
     nothing but UTF-8 (a byte that is not becomes ?)."""
@@ -196,6 +148,7 @@ class FlowRunner:
         self.batches = BatchRunner(batches or [], cutover)
         self.observe = observe  # told what each pass saw (the gateway's /metrics)
         self.journey = Journey(cutover.store)
+        self.intakes: dict[tuple[str, str], Intake] = {}  # (flow, folder) → where a side's copies go
         self.use(flows)
         self.sizes: dict[tuple[str, str], tuple[tuple[int, int], float]] = {}  # (flow, name) → signature, since
         self.read_replies: set[tuple[str, str, str, int, int]] = set()  # replies this runner has looked at
@@ -207,6 +160,9 @@ class FlowRunner:
         if batches is not None:
             self.batches.batches = batches
         self.mailboxes = {flow.name: Mailbox(flow.source) for flow in flows if is_remote(flow.source)}
+        for intake in self.intakes.values():
+            intake.close()
+        self.intakes = {}
         self.defaults = {info.name: info.default for info in self.cutover.engine.routes.values()}
         self.comparators = {
             flow.name: Comparator(flow.compare.model_copy(update={"ignore": [*NOISE, *flow.compare.ignore]}))
@@ -233,6 +189,23 @@ class FlowRunner:
             await asyncio.sleep(POLL_SECONDS)
 
     def pass_once(self, flow: Flow, now: float | None = None) -> Evidence:
+        try:
+            return self._pass(flow, now)
+        finally:  # an SFTP intake's connection lasts one pass
+            for (name, _), intake in self.intakes.items():
+                if name == flow.name:
+                    intake.close()
+
+    def intake(self, flow: Flow, side: Side, folder: str) -> Intake:
+        """Where a side's copies of a flow's files go: its intake, or (shadow) its checking intake."""
+        found = self.intakes.get((flow.name, folder))
+        if found is None:
+            end = flow.legacy if side is Side.legacy else flow.cloud
+            found = intake_for(folder, end, end.seen_in) if end is not None else FolderIntake(folder, [])
+            self.intakes[(flow.name, folder)] = found
+        return found
+
+    def _pass(self, flow: Flow, now: float | None = None) -> Evidence:
         evidence = Evidence()
         mailbox = self.mailboxes.get(flow.name)
         if mailbox is not None:
@@ -242,7 +215,10 @@ class FlowRunner:
                 self._complain(f"{flow.name}:mailbox:{exc}", f"flow {flow.name}: mailbox not fetched: {exc}")
         for row in self.journey.unfinished(flow.name, time.time() if now is None else now):
             if self.journey.take_over(row.id, time.time() + LEASE_SECONDS):
-                self.resume(flow, row, evidence)
+                try:
+                    self.resume(flow, row, evidence)
+                except OSError as exc:  # an intake cannot be asked: the file waits for its lease, then again
+                    self._complain(f"{flow.name}:resume:{exc}", f"flow {flow.name}: file {row.id} not resumed: {exc}")
         for path, size, modified in self.settled(flow, now):
             self.take(flow, path, size, modified, evidence)
         for side in (Side.legacy, Side.cloud):
@@ -368,14 +344,15 @@ class FlowRunner:
         and record the deliveries and the file's end together. `fresh`: just claimed, no side has it."""
         done = set() if fresh else {delivery.side for delivery in self.journey.deliveries(row.id)}
         entity, rung = row.entity or "*", row.rung or ""
-        staged: list[tuple[Side, Path, Path]] = []
+        staged: list[tuple[Side, Intake, str]] = []
         renew = lambda: self.journey.renew(row.id, time.time() + LEASE_SECONDS)  # noqa: E731
         for side, folder in where:
             if side.value in done:
                 continue
-            temporary = Path(folder) / f".banyan-{row.id}-{side.value}-{secrets.token_hex(4)}.tmp"
+            intake = self.intake(flow, side, folder)
+            temporary = f".banyan-{row.id}-{side.value}-{secrets.token_hex(4)}.tmp"
             try:
-                _copy(path, temporary, renew)
+                intake.put(path, temporary, renew)
             except LeaseLost as exc:  # another runner resumes it
                 log.warning("flow %s: file %s: %s", flow.name, row.id, exc)
                 self._unstage(staged)
@@ -387,36 +364,36 @@ class FlowRunner:
                 self._unstage(staged)
                 self.journey.finish(row.id, "delivering", f"{side.value}: {exc}")  # released: the next pass resumes it
                 return
-            staged.append((side, Path(folder), temporary))
-        self.journey.intend(row.id, [(side.value, str(folder), row.name, temporary.name)
-                                     for side, folder, temporary in staged])  # fmt: skip
-        given = [(side.value, _link(temporary, folder, row.name)) for side, folder, temporary in staged]
+            staged.append((side, intake, temporary))
+        self.journey.intend(row.id, [(side.value, intake.where, row.name, temporary)
+                                     for side, intake, temporary in staged])  # fmt: skip
+        try:
+            given = [(side.value, intake.name(temporary, row.name)) for side, intake, temporary in staged]
+        except OSError as exc:  # the intents are recorded: resuming finds each copy, named or not
+            self._complain(f"{flow.name}:name:{exc}", f"flow {flow.name}: file {row.id} not named, resumed: {exc}")
+            self.journey.finish(row.id, "delivering", str(exc))
+            return
         self._archive(flow, path, row.id)
         self.journey.delivered(row.id, given, finished=True)
         evidence.calls += [(flow.name, entity, rung, side, False) for side, _, _ in staged]
 
     @staticmethod
-    def _unstage(staged: list[tuple[Side, Path, Path]]) -> None:
-        for _, _, temporary in staged:
-            with contextlib.suppress(OSError):
-                temporary.unlink()
+    def _unstage(staged: list[tuple[Side, Intake, str]]) -> None:
+        for _, intake, temporary in staged:
+            intake.discard(temporary)
 
     def resume(self, flow: Flow, row: FileRow, evidence: Evidence) -> None:
         """A file a runner left unfinished: settle each side's intent, then finish what is left."""
-        ends = {Side.legacy.value: flow.legacy, Side.cloud.value: flow.cloud}
         deliveries = self.journey.deliveries(row.id)
-        self._sweep(row, deliveries)
+        self._sweep(flow, row, deliveries)
         doubtful = []
         for delivery in deliveries:
             if delivery.state != "intent":
                 continue
-            folder = Path(delivery.folder)
-            temporary = folder / delivery.staged
-            end = ends.get(delivery.side)
-            seen_in = [Path(other) for other in (end.seen_in if end is not None else [])]
-            if temporary.exists():  # copied whole, never renamed: the side never saw it
-                self.journey.delivered(row.id, [(delivery.side, _link(temporary, folder, row.name))])
-            elif any((place / delivery.target).exists() for place in (folder, *seen_in)):
+            intake = self.intake(flow, Side(delivery.side), delivery.folder)
+            if intake.staged(delivery.staged):  # copied whole, never named: the side never saw it
+                self.journey.delivered(row.id, [(delivery.side, intake.name(delivery.staged, row.name))])
+            elif intake.holds(delivery.target):
                 self.journey.delivered(row.id, [(delivery.side, delivery.target)])
             else:  # renamed, then taken by the importer without a trace we know of, or never made
                 self.journey.delivered(row.id, [(delivery.side, delivery.target)], state="in_doubt")
@@ -432,15 +409,15 @@ class FlowRunner:
             return
         self.deliver(flow, row, source, plan_of(row)[1], evidence)
 
-    def _sweep(self, row: FileRow, deliveries: list[Delivery]) -> None:
+    def _sweep(self, flow: Flow, row: FileRow, deliveries: list[Delivery]) -> None:
         """Remove the partial copies of a runner that stopped mid-copy: its temporary names that no
         recorded intent holds."""
         kept = {delivery.staged for delivery in deliveries}
-        for _, folder in plan_of(row)[1] if row.serving else []:
-            for stray in Path(folder).glob(f".banyan-{row.id}-*.tmp"):
-                if stray.name not in kept:
-                    with contextlib.suppress(OSError):
-                        stray.unlink()
+        for side, folder in plan_of(row)[1] if row.serving else []:
+            intake = self.intake(flow, side, folder)
+            for stray in intake.strays(f".banyan-{row.id}-"):
+                if stray not in kept:
+                    intake.discard(stray)
 
     # -- replies --------------------------------------------------------------------------------
     def replies(self, flow: Flow, side: Side, end: FlowSide, evidence: Evidence) -> None:
@@ -485,15 +462,18 @@ class FlowRunner:
             self._compare(flow, row, kind, evidence)
 
     def _forward(self, flow: Flow, side: Side, path: Path, digest: str) -> None:
-        """The serving side's reply, to the partner: exactly one of the two."""
-        outbound = Path(flow.outbound or "")
-        temporary = outbound / f".banyan-{digest[:16]}-{secrets.token_hex(4)}.tmp"
+        """The serving side's reply, to the partner (a folder, or the partner's SFTP server, logged in
+        to as for its mailbox): exactly one of the two."""
+        outbound = intake_for(flow.outbound or "", flow.source)
         try:
-            _copy(path, temporary)
-            given = _link(temporary, outbound, path.name)
+            temporary = f".banyan-{digest[:16]}-{secrets.token_hex(4)}.tmp"
+            outbound.put(path, temporary)
+            given = outbound.name(temporary, path.name)
         except OSError as exc:
             log.error("flow %s: %s's reply %s not passed to the partner: %s", flow.name, side.value, path.name, exc)
             return
+        finally:
+            outbound.close()
         self.journey.forwarded(flow.name, side.value, path.name, digest, given)
 
     def _compare(self, flow: Flow, row: FileRow, kind: str, evidence: Evidence) -> None:

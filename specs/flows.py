@@ -35,7 +35,21 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class FlowSource(_Model):
+class Login(_Model):
+    """How Banyan logs in where a folder is an sftp:// URL (a mailbox, or an ERP's intake)."""
+
+    known_hosts: str = Field(default="~/.ssh/known_hosts", description="for sftp://: the host keys trusted")
+    accept_unknown_host: bool = Field(default=False, description="for sftp://: trust a host not in known_hosts")
+    key_file: str | None = Field(default=None, description="for sftp://: the private key to log in with")
+    password_env: str | None = Field(default=None, description="for sftp://: the variable that holds the password")
+
+
+def _no_password(url: str) -> None:
+    if url.startswith("sftp://") and "@" in url and ":" in url.split("@", 1)[0].removeprefix("sftp://"):
+        raise ValueError("put no password in an sftp:// URL; name a variable with password_env")
+
+
+class FlowSource(Login):
     """Where the partner's files arrive, and when one is whole."""
 
     folder: str = Field(description="the drop folder (local; a mounted share works too)")
@@ -54,10 +68,6 @@ class FlowSource(_Model):
     staging: str | None = Field(
         default=None, description="for an sftp:// folder: the local folder its files are fetched into, then taken"
     )
-    known_hosts: str = Field(default="~/.ssh/known_hosts", description="for sftp://: the host keys trusted")
-    accept_unknown_host: bool = Field(default=False, description="for sftp://: trust a host not in known_hosts")
-    key_file: str | None = Field(default=None, description="for sftp://: the private key to log in with")
-    password_env: str | None = Field(default=None, description="for sftp://: the variable that holds the password")
     remote_done: str | None = Field(
         default=None, description="for sftp://: move fetched files to this remote folder instead of removing them"
     )
@@ -67,27 +77,33 @@ class FlowSource(_Model):
         if self.folder.startswith("sftp://"):
             if not self.staging:
                 raise ValueError("an sftp:// folder needs staging: the local folder its files are fetched into")
-            if "@" in self.folder and ":" in self.folder.split("@", 1)[0].removeprefix("sftp://"):
-                raise ValueError("put no password in an sftp:// URL; name a variable with password_env")
+            _no_password(self.folder)
         return self
 
 
-class FlowSide(_Model):
+class FlowSide(Login):
     """One ERP's end of a flow: the folder its importer reads, and where it answers."""
 
     intake: str = Field(
-        description="the folder the importer reads; a file is written under a temporary name, then renamed"
+        description="the folder the importer reads, local or sftp://user@host[:port]/path; a file is written "
+        "under a temporary name, then renamed"
     )
     seen_in: list[str] = Field(
         default_factory=list,
         description="folders the importer moves files on to (processed, error): after a crash a file found there "
-        "was delivered",
+        "was delivered (paths on the server, for an sftp:// intake)",
     )
     replies: str | None = Field(default=None, description="where the side writes its acknowledgements (997, CONTRL)")
     validate_intake: str | None = Field(
         default=None, alias="validate",
         description="the cloud's non-booking intake (validate or test mode): what shadow sends the cloud",
     )  # fmt: skip
+
+    @model_validator(mode="after")
+    def _remote(self) -> FlowSide:
+        for folder in (self.intake, self.validate_intake or ""):
+            _no_password(folder)
+        return self
 
 
 class Pick(_Model):

@@ -15,7 +15,9 @@ import pytest
 
 from cutover.decide import Side
 from cutover.runtime import Cutover
+from flows import intakes
 from flows import runner as runner_module
+from flows.intakes import FolderIntake
 from flows.journey import Journey
 from flows.runner import FlowRunner
 from specs.flows import Flow, ladder
@@ -299,21 +301,21 @@ def test_a_runner_that_dies_before_the_rename_is_resumed_and_delivers_once(
     estate: Estate, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     estate.set("dual_write")
-    real_link = runner_module._link
+    real_name = FolderIntake.name
     calls = {"n": 0}
 
-    def dies_on_the_cloud(temporary: Path, folder: Path, name: str) -> str:
+    def dies_on_the_cloud(self: FolderIntake, staged: str, name: str) -> str:
         calls["n"] += 1
         if calls["n"] == 2:  # legacy was given its copy; the cloud's is copied and intended, not renamed
             raise _Died
-        return real_link(temporary, folder, name)
+        return real_name(self, staged, name)
 
-    monkeypatch.setattr(runner_module, "_link", dies_on_the_cloud)
+    monkeypatch.setattr(FolderIntake, "name", dies_on_the_cloud)
     estate.drop("po-12.x12", x12_order(PARTNER_A, "PO-12", "000000113"))
     with pytest.raises(_Died):
         estate.run()
     assert estate.intake("cloud") == [] and estate.intake("legacy") == ["po-12.x12"]
-    monkeypatch.setattr(runner_module, "_link", real_link)
+    monkeypatch.setattr(FolderIntake, "name", real_name)
     assert estate.run().calls == []  # the lease is the dead runner's: nobody touches the file yet
     _expire_leases(estate)
     _restart(estate).run()
@@ -374,7 +376,7 @@ def test_a_runner_that_loses_its_lease_mid_copy_stops_and_leaves_no_half_file(
     lines = "".join(f"PO1**{n % 9 + 1}*CA*23.52**UP*{n:012d}~" for n in range(80_000))  # about 3 MB: 3 chunks
     data = x12_order(PARTNER_A, "PO-BIG", "000000115").replace(b"PO1**3*CA*23.52**UP*123456789012~", lines.encode())
     estate.drop("big.x12", data)
-    monkeypatch.setattr(runner_module, "LEASE_SECONDS", 0.0)  # renew after every chunk
+    monkeypatch.setattr(intakes, "LEASE_CHECK_SECONDS", 0.0)  # renew after every chunk
     monkeypatch.setattr(Journey, "renew", lambda self, file_id, until, now=None: False)  # ... and find it gone
     estate.run()
     assert estate.intake("legacy") == [] and list(estate.path("legacy/in").iterdir()) == []  # no half file

@@ -94,3 +94,76 @@ def test_a_connection_dropped_mid_transfer_leaves_no_half_file(
     assert (root / "remote" / "big.x12").stat().st_size == len(big)  # still on the server, for the next pass
     assert Mailbox(flow.source).fetch() == ["big.x12"]
     assert (root / "staging" / "big.x12").read_bytes() == big
+
+
+def _to_servers(root: Path, sshd: Sshd, **cloud: object) -> Flow:
+    """A local drop; the cloud ERP's intake on the SFTP server, its importer moving files to done/."""
+    return Flow.model_validate({
+        "name": "to-the-cloud",
+        "source": {"folder": str(root / "staging"), "pattern": "*", "settle_seconds": 0},
+        "entity": {"from": "partner", "partners": {"1234567890": "ACME-DE", "12345678": "ACME-UK"}},
+        "legacy": {"intake": str(root / "legacy")},
+        "cloud": {"intake": sshd.url(root / "remote"), "known_hosts": str(sshd.known_hosts),
+                  "key_file": str(sshd.user_key), "seen_in": [str(root / "remote" / "done")], **cloud},
+        "cutover": {"mode": "dual_write"},
+    })  # fmt: skip
+
+
+def test_an_sftp_intake_gets_the_file_whole_under_its_own_name(root: Path, sshd: Sshd, corpora: Path) -> None:
+    flow = _to_servers(root, sshd)
+    shutil.copy(corpora / ORDER, root / "staging" / "850.x12")
+    (root / "remote" / "850.x12").write_bytes(b"an earlier file of the same name, not yet imported")
+    cutover = Cutover(str(root / "cutover.db"), *ladder([], [flow]))
+    try:
+        FlowRunner([flow], cutover).pass_once(flow)
+        assert sorted(p.name for p in (root / "remote").iterdir()) == ["850.x12", "850_1.x12"]  # never over it
+        assert (root / "remote" / "850_1.x12").read_bytes() == (corpora / ORDER).read_bytes()
+        assert (root / "legacy" / "850.x12").read_bytes() == (corpora / ORDER).read_bytes()
+        [row] = Journey(cutover.store).files(flow.name)
+        assert row.state == "delivered"
+        assert {d.side: d.target for d in Journey(cutover.store).deliveries(row.id)} == {
+            "legacy": "850.x12", "cloud": "850_1.x12"
+        }  # fmt: skip
+    finally:
+        cutover.close()
+
+
+def test_an_sftp_intake_that_cannot_be_reached_delays_the_file_and_a_crash_is_resumed_on_the_server(
+    root: Path, sshd: Sshd, corpora: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A refused host key: nothing delivered, the file waits in the drop. Then a runner dies after
+    naming the cloud's copy and before recording it; the importer moved it to done/ on the server:
+    the next runner finds it there and delivers nothing twice."""
+    (root / "empty_known_hosts").write_text("")
+    refused = _to_servers(root, sshd, known_hosts=str(root / "empty_known_hosts"))
+    shutil.copy(corpora / ORDER, root / "staging" / "850.x12")
+    cutover = Cutover(str(root / "cutover.db"), *ladder([], [refused]))
+    try:
+        FlowRunner([refused], cutover).pass_once(refused)
+        assert list((root / "remote").iterdir()) == [] and list((root / "legacy").iterdir()) == []
+        assert (root / "staging" / "850.x12").exists()  # waits: tried again next pass
+        [row] = Journey(cutover.store).files(refused.name)
+        assert row.state == "delivering" and "unknown SFTP host" in row.reason
+
+        flow = _to_servers(root, sshd)
+        runner = FlowRunner([flow], cutover)
+
+        def dies(self: Journey, file_id: int, sides: object, state: str = "", finished: bool = False) -> None:
+            raise KeyboardInterrupt  # the process ends: nothing after it runs
+
+        monkeypatch.setattr(Journey, "delivered", dies)
+        with pytest.raises(KeyboardInterrupt):
+            runner.pass_once(flow)
+        monkeypatch.undo()
+        runner.pass_once(flow)  # the dead runner's connection is gone with it
+        (root / "remote" / "done").mkdir()
+        (root / "remote" / "850.x12").rename(root / "remote" / "done" / "850.x12")  # the importer took it
+        with cutover.store.transaction() as cursor:
+            cutover.store.execute(cursor, "UPDATE flow_files SET lease_until = 0")
+        FlowRunner([flow], cutover).pass_once(flow)
+        [row] = Journey(cutover.store).files(flow.name)
+        assert row.state == "delivered"
+        assert [p.name for p in (root / "remote").iterdir()] == ["done"]  # not sent again
+        assert [p.name for p in (root / "legacy").iterdir()] == ["850.x12"]
+    finally:
+        cutover.close()
