@@ -263,6 +263,15 @@ class Journey:
                     (stamp, file_id),
                 )
 
+    def forget(self, file_id: int, side: str) -> None:
+        """A side's intent that surely came to nothing (an upload refused at the door, 429 or 503):
+        the file is delivered to it afresh."""
+        with self.store.transaction() as cursor:
+            self.store.execute(
+                cursor, "DELETE FROM flow_deliveries WHERE file_id = ? AND side = ? AND state = 'intent'",
+                (file_id, side),
+            )  # fmt: skip
+
     def deliveries(self, file_id: int) -> list[Delivery]:
         with self.store.reading() as cursor:
             rows = self.store.execute(

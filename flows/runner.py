@@ -49,7 +49,9 @@ from flows.documents import NOISE, Document, DocumentError, ends_whole, parse, v
 from flows.intakes import FolderIntake, Intake, LeaseLost, intake_for
 from flows.journey import LEASE_SECONDS, Answer, Delivery, FileRow, Journey
 from flows.mailbox import Mailbox, MailboxError, is_remote
-from specs.flows import Batch, Flow, FlowSide, Pick
+from flows.uploads import key_for, send
+from legacy_adapters.errors import Outcome
+from specs.flows import Batch, Flow, FlowSide, Pick, Upload
 
 log = logging.getLogger("banyan.flows")
 
@@ -102,7 +104,7 @@ def pick(how: Pick, document: Document, name: str) -> str | None:
 def targets(flow: Flow, rule: Rule, key: str | None) -> tuple[Side, list[tuple[Side, str]]]:
     """The serving side, and each side's intake that gets the file on `rule`, serving side first."""
     if rule.mode is Mode.shadow:  # legacy books it; the cloud, where it can, only checks it
-        found = [(Side.legacy, flow.legacy.intake)]
+        found = [(Side.legacy, flow.legacy.destination)]
         if flow.cloud is not None and flow.cloud.validate_intake:
             found.append((Side.cloud, flow.cloud.validate_intake))
         return Side.legacy, found
@@ -111,8 +113,16 @@ def targets(flow: Flow, rule: Rule, key: str | None) -> tuple[Side, list[tuple[S
     for side in [plan.serve] + ([plan.mirror] if plan.mirror is not None else []):
         end = flow.legacy if side is Side.legacy else flow.cloud
         if end is not None:
-            found.append((side, end.intake))
+            found.append((side, end.destination))
     return plan.serve, found
+
+
+def _upload_of(flow: Flow, side: Side, destination: str) -> Upload | None:
+    """The side's upload, when `destination` is its upload URL."""
+    end = flow.legacy if side is Side.legacy else flow.cloud
+    if end is not None and end.upload is not None and end.upload.url == destination:
+        return end.upload
+    return None
 
 
 def plan_of(row: FileRow) -> tuple[str, list[tuple[Side, str]]]:
@@ -345,9 +355,14 @@ class FlowRunner:
         done = set() if fresh else {delivery.side for delivery in self.journey.deliveries(row.id)}
         entity, rung = row.entity or "*", row.rung or ""
         staged: list[tuple[Side, Intake, str]] = []
+        uploads: list[tuple[Side, Upload]] = []
         renew = lambda: self.journey.renew(row.id, time.time() + LEASE_SECONDS)  # noqa: E731
         for side, folder in where:
             if side.value in done:
+                continue
+            upload = _upload_of(flow, side, folder)
+            if upload is not None:
+                uploads.append((side, upload))
                 continue
             intake = self.intake(flow, side, folder)
             temporary = f".banyan-{row.id}-{side.value}-{secrets.token_hex(4)}.tmp"
@@ -366,16 +381,68 @@ class FlowRunner:
                 return
             staged.append((side, intake, temporary))
         self.journey.intend(row.id, [(side.value, intake.where, row.name, temporary)
-                                     for side, intake, temporary in staged])  # fmt: skip
+                                     for side, intake, temporary in staged]
+                            + [(side.value, upload.url, key_for(flow.name, row.digest, side.value), "")
+                               for side, upload in uploads])  # fmt: skip
         try:
             given = [(side.value, intake.name(temporary, row.name)) for side, intake, temporary in staged]
         except OSError as exc:  # the intents are recorded: resuming finds each copy, named or not
             self._complain(f"{flow.name}:name:{exc}", f"flow {flow.name}: file {row.id} not named, resumed: {exc}")
             self.journey.finish(row.id, "delivering", str(exc))
             return
+        evidence.calls += [(flow.name, entity, rung, side, False) for side, _, _ in staged]
+        if uploads:
+            self._upload(flow, row, path, uploads, given, evidence)
+            return
         self._archive(flow, path, row.id)
         self.journey.delivered(row.id, given, finished=True)
-        evidence.calls += [(flow.name, entity, rung, side, False) for side, _, _ in staged]
+
+    def _upload(
+        self, flow: Flow, row: FileRow, path: Path, uploads: list[tuple[Side, Upload]], given: list[tuple[str, str]],
+        evidence: Evidence,
+    ) -> None:  # fmt: skip
+        """Send the file to each side that takes it over HTTP (its intent already recorded), and
+        settle the file by what each answered: see flows/uploads.py."""
+        entity, rung = row.entity or "*", row.rung or ""
+        serving = plan_of(row)[0]
+        waiting, doubtful, refused = [], [], []
+        for side, upload in uploads:
+            key = key_for(flow.name, row.digest, side.value)
+            sent = send(upload, path, key, row.document)
+            evidence.calls.append((flow.name, entity, rung, side, sent.outcome is not Outcome.made))
+            if sent.outcome is Outcome.made:
+                given.append((side.value, key))
+                self.journey.replied(Answer(row.id, side.value, "upload", sent.reason, sent.answer or {}, None,
+                                            time.time()))  # fmt: skip
+                self._compare(flow, row, "upload", evidence)
+            elif sent.outcome in (Outcome.not_made, Outcome.not_authorised):  # nothing booked: sent again later
+                self.journey.forget(row.id, side.value)
+                waiting.append(f"{side.value}: {sent.reason}")
+            elif sent.outcome is Outcome.unknown and upload.idempotent:  # the same key again, next time
+                waiting.append(f"{side.value}: {sent.reason}; sent again with the same Idempotency-Key")
+            elif sent.outcome is Outcome.unknown:
+                self.journey.delivered(row.id, [(side.value, key)], state="in_doubt")
+                doubtful.append(f"whether {side.value} booked it is unknown ({sent.reason})")
+            else:  # refused, not found: the side will not take this file
+                self.journey.delivered(row.id, [(side.value, key)], state="refused")
+                refused.append((side.value, f"{side.value} refused it: {sent.reason}"))
+        if waiting:
+            reason = "; ".join(waiting)
+            self._complain(f"{flow.name}:upload:{reason}", f"flow {flow.name}: file {row.id} waits: {reason}")
+            self.journey.delivered(row.id, given)
+            self.journey.finish(row.id, "delivering", reason)  # released: the next pass resumes it
+        elif doubtful:
+            self.journey.delivered(row.id, given)
+            self.journey.finish(row.id, "in_doubt", "; ".join(doubtful))
+            self._park(flow, row, "; ".join(doubtful))
+        elif any(side == serving for side, _ in refused):  # the side that books it for the partner would not
+            self.journey.delivered(row.id, given)
+            reason = "; ".join(why for _, why in refused)
+            self.journey.finish(row.id, "refused", reason)
+            self._set_aside(flow, path, row.id, reason)
+        else:  # made on the serving side; a refusal by the other is evidence against it
+            self._archive(flow, path, row.id)
+            self.journey.delivered(row.id, given, finished=True)
 
     @staticmethod
     def _unstage(staged: list[tuple[Side, Intake, str]]) -> None:
@@ -389,6 +456,14 @@ class FlowRunner:
         doubtful = []
         for delivery in deliveries:
             if delivery.state != "intent":
+                continue
+            upload = _upload_of(flow, Side(delivery.side), delivery.folder)
+            if upload is not None and upload.idempotent:  # sent again below, with the same Idempotency-Key
+                self.journey.forget(row.id, delivery.side)
+                continue
+            if upload is not None:  # the runner stopped while it waited for the answer
+                self.journey.delivered(row.id, [(delivery.side, delivery.target)], state="in_doubt")
+                doubtful.append(delivery.side)
                 continue
             intake = self.intake(flow, Side(delivery.side), delivery.folder)
             if intake.staged(delivery.staged):  # copied whole, never named: the side never saw it

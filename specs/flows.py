@@ -81,13 +81,39 @@ class FlowSource(Login):
         return self
 
 
-class FlowSide(Login):
-    """One ERP's end of a flow: the folder its importer reads, and where it answers."""
+class Upload(_Model):
+    """An ERP that takes files over HTTP (its EDI or import API): each file is one request."""
 
-    intake: str = Field(
+    url: str = Field(pattern=r"^https?://", description="where the file is sent, e.g. https://erp.example/edi/in")
+    method: Literal["POST", "PUT"] = "POST"
+    content_type: str | None = Field(
+        default=None, description="the body's media type (default by the document: application/EDI-X12, "
+        "application/EDIFACT, text/csv)",
+    )  # fmt: skip
+    token_env: str | None = Field(default=None, description="the variable holding a bearer token, if it needs one")
+    idempotent: bool = Field(
+        default=False, description="the endpoint honours Idempotency-Key: an upload whose outcome is unknown is sent "
+        "again with the same key; otherwise it is in doubt, for a person",
+    )  # fmt: skip
+    timeout_seconds: float = Field(default=60, gt=0)
+
+    @model_validator(mode="after")
+    def _no_secret(self) -> Upload:
+        if "@" in self.url.split("/", 3)[2]:
+            raise ValueError("put no credentials in the upload URL; name a variable with token_env")
+        return self
+
+
+class FlowSide(Login):
+    """One ERP's end of a flow: the folder its importer reads (or the API it takes files from), and
+    where it answers."""
+
+    intake: str | None = Field(
+        default=None,
         description="the folder the importer reads, local or sftp://user@host[:port]/path; a file is written "
-        "under a temporary name, then renamed"
+        "under a temporary name, then renamed",
     )
+    upload: Upload | None = Field(default=None, description="instead of an intake: the API the file is sent to")
     seen_in: list[str] = Field(
         default_factory=list,
         description="folders the importer moves files on to (processed, error): after a crash a file found there "
@@ -101,9 +127,16 @@ class FlowSide(Login):
 
     @model_validator(mode="after")
     def _remote(self) -> FlowSide:
-        for folder in (self.intake, self.validate_intake or ""):
+        if (self.intake is None) == (self.upload is None):
+            raise ValueError("a side has an intake folder or an upload URL: exactly one of them")
+        for folder in (self.intake or "", self.validate_intake or ""):
             _no_password(folder)
         return self
+
+    @property
+    def destination(self) -> str:
+        """Where a file for this side goes: its intake folder or its upload URL."""
+        return self.intake or (self.upload.url if self.upload else "")
 
 
 class Pick(_Model):
