@@ -358,6 +358,22 @@ class Journey:
             for file_id, side, kind, name, reply, accepted, replied in rows
         ]  # fmt: skip
 
+    def unread_records(self, flow: str, since: float, limit: int = 200) -> list[tuple[FileRow, str, str]]:
+        """Files of the flow delivered since `since` with a side whose booked record has not been read
+        back yet: (file, side, where it was delivered), oldest first."""
+        columns = ", ".join(f"f.{column}" for column in _FILE.split(", "))
+        with self.store.reading() as cursor:
+            rows = self.store.execute(
+                cursor,
+                f"SELECT {columns}, d.side, d.folder FROM flow_files f "
+                "JOIN flow_deliveries d ON d.file_id = f.id AND d.state = 'delivered' "
+                "LEFT JOIN flow_answers a ON a.file_id = f.id AND a.side = d.side AND a.kind = 'record' "
+                f"WHERE f.flow = ? AND f.state = 'delivered' AND f.created >= ? AND a.file_id IS NULL "
+                f"ORDER BY f.id LIMIT {int(limit)}",
+                (flow, since),
+            ).fetchall()
+        return [(_file(row[:-2]), row[-2], row[-1]) for row in rows]
+
     def mark_compared(self, file_id: int, kind: str) -> bool:
         """Count the comparison of a file's two answers of one kind once, whichever runner sees both
         first."""

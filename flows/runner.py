@@ -49,15 +49,17 @@ from flows.documents import NOISE, Document, DocumentError, ends_whole, parse, v
 from flows.intakes import FolderIntake, Intake, LeaseLost, intake_for
 from flows.journey import LEASE_SECONDS, Answer, Delivery, FileRow, Journey
 from flows.mailbox import Mailbox, MailboxError, is_remote
-from flows.uploads import key_for, send
+from flows.uploads import Routes, Sent, key_for, send
 from legacy_adapters.errors import Outcome
-from specs.flows import Batch, Flow, FlowSide, Pick, Upload
+from legacy_adapters.mapping import MappingError, pointer_get
+from specs.flows import Batch, Flow, FlowSide, Pick
 
 log = logging.getLogger("banyan.flows")
 
 POLL_SECONDS = 0.5
 HEAD_BYTES = 1 << 20  # what is parsed of a file for its partner, entity and key: the envelope and the header
 CHUNK = 1 << 20
+ROUTED_BYTES = 10 << 20  # a document sent through a route is parsed whole and mapped into one call
 _UNSAFE = re.compile(r"[\x00-\x1f\x7f]")
 
 
@@ -117,12 +119,17 @@ def targets(flow: Flow, rule: Rule, key: str | None) -> tuple[Side, list[tuple[S
     return plan.serve, found
 
 
-def _upload_of(flow: Flow, side: Side, destination: str) -> Upload | None:
-    """The side's upload, when `destination` is its upload URL."""
+def _called(flow: Flow, side: Side, destination: str) -> FlowSide | None:
+    """The side, when it is called rather than written to (an upload URL, a route) at `destination`."""
     end = flow.legacy if side is Side.legacy else flow.cloud
-    if end is not None and end.upload is not None and end.upload.url == destination:
-        return end.upload
+    if end is not None and (end.upload is not None or end.route is not None) and end.destination == destination:
+        return end
     return None
+
+
+def _idempotent(end: FlowSide) -> bool:
+    """Does the called side honour Idempotency-Key, so an unknown outcome may be sent again?"""
+    return bool(end.upload.idempotent if end.upload is not None else end.route and end.route.idempotent)
 
 
 def plan_of(row: FileRow) -> tuple[str, list[tuple[Side, str]]]:
@@ -151,13 +158,15 @@ class FlowRunner:
 
     def __init__(
         self, flows: list[Flow], cutover: Cutover, observe: Callable[[Evidence], None] | None = None,
-        batches: list[Batch] | None = None,
+        batches: list[Batch] | None = None, routes: Routes | None = None,
     ) -> None:  # fmt: skip
         self.flows = flows
         self.cutover = cutover
         self.batches = BatchRunner(batches or [], cutover)
         self.observe = observe  # told what each pass saw (the gateway's /metrics)
         self.journey = Journey(cutover.store)
+        self.routes = routes  # the gateway's routes, for sides that are routes and for reading outcomes back
+        self.asked: dict[tuple[int, str], float] = {}  # (file, side) → when its booked record was last asked for
         self.intakes: dict[tuple[str, str], Intake] = {}  # (flow, folder) → where a side's copies go
         self.use(flows)
         self.sizes: dict[tuple[str, str], tuple[tuple[int, int], float]] = {}  # (flow, name) → signature, since
@@ -174,6 +183,12 @@ class FlowRunner:
             intake.close()
         self.intakes = {}
         self.defaults = {info.name: info.default for info in self.cutover.engine.routes.values()}
+        self.mappings = {
+            (flow.name, side): end.route.map.compile()
+            for flow in flows
+            for side, end in (("legacy", flow.legacy), ("cloud", flow.cloud))
+            if end is not None and end.route is not None
+        }
         self.comparators = {
             flow.name: Comparator(flow.compare.model_copy(update={"ignore": [*NOISE, *flow.compare.ignore]}))
             for flow in flows
@@ -235,7 +250,35 @@ class FlowRunner:
             end = flow.legacy if side is Side.legacy else flow.cloud
             if end is not None and end.replies:
                 self.replies(flow, side, end, evidence)
+        if flow.outcome is not None and self.routes is not None:
+            self.read_back(flow, evidence)
         return evidence
+
+    def read_back(self, flow: Flow, evidence: Evidence) -> None:
+        """Ask each side, through the flow's read route, for the record it booked from each file
+        delivered lately; two records of one file are compared. A record not there yet is asked for
+        again every `every_seconds`; one still missing after `within_minutes` is recorded as not
+        booked, so the comparison shows it."""
+        outcome, routes = flow.outcome, self.routes
+        assert outcome is not None and routes is not None
+        now, window = time.time(), outcome.within_minutes * 60 + 60
+        self.asked = {asked: at for asked, at in self.asked.items() if now - at < window}
+        checking = flow.cloud.validate_intake if flow.cloud is not None else None
+        for row, side, folder in self.journey.unread_records(flow.name, now - window):
+            if folder == checking or now - self.asked.get((row.id, side), 0.0) < outcome.every_seconds:
+                continue  # a checking intake books nothing; or asked a moment ago
+            self.asked[(row.id, side)] = now
+            value = (row.numbers.split(",")[0] if outcome.value == "number" else row.business_key) or ""
+            sent = routes.call(outcome.route, side, row.entity or "", None, {outcome.param: value}, None, False)
+            if sent.outcome is Outcome.made:
+                record = sent.answer or {}
+            elif sent.outcome is Outcome.not_found and now - row.created > outcome.within_minutes * 60:
+                record = {"booked": False}
+            else:  # not booked yet, or the side cannot be asked now: later
+                continue
+            self.journey.replied(Answer(row.id, side, "record", f"{outcome.route} {value}", record, None, now))
+            self.asked.pop((row.id, side), None)
+            self._compare(flow, row, "record", evidence)
 
     # -- the drop -------------------------------------------------------------------------------
     def settled(self, flow: Flow, now: float | None = None) -> Iterator[tuple[Path, int, int]]:
@@ -355,14 +398,14 @@ class FlowRunner:
         done = set() if fresh else {delivery.side for delivery in self.journey.deliveries(row.id)}
         entity, rung = row.entity or "*", row.rung or ""
         staged: list[tuple[Side, Intake, str]] = []
-        uploads: list[tuple[Side, Upload]] = []
+        calls: list[tuple[Side, FlowSide]] = []
         renew = lambda: self.journey.renew(row.id, time.time() + LEASE_SECONDS)  # noqa: E731
         for side, folder in where:
             if side.value in done:
                 continue
-            upload = _upload_of(flow, side, folder)
-            if upload is not None:
-                uploads.append((side, upload))
+            called = _called(flow, side, folder)
+            if called is not None:
+                calls.append((side, called))
                 continue
             intake = self.intake(flow, side, folder)
             temporary = f".banyan-{row.id}-{side.value}-{secrets.token_hex(4)}.tmp"
@@ -382,8 +425,8 @@ class FlowRunner:
             staged.append((side, intake, temporary))
         self.journey.intend(row.id, [(side.value, intake.where, row.name, temporary)
                                      for side, intake, temporary in staged]
-                            + [(side.value, upload.url, key_for(flow.name, row.digest, side.value), "")
-                               for side, upload in uploads])  # fmt: skip
+                            + [(side.value, end.destination, key_for(flow.name, row.digest, side.value), "")
+                               for side, end in calls])  # fmt: skip
         try:
             given = [(side.value, intake.name(temporary, row.name)) for side, intake, temporary in staged]
         except OSError as exc:  # the intents are recorded: resuming finds each copy, named or not
@@ -391,34 +434,35 @@ class FlowRunner:
             self.journey.finish(row.id, "delivering", str(exc))
             return
         evidence.calls += [(flow.name, entity, rung, side, False) for side, _, _ in staged]
-        if uploads:
-            self._upload(flow, row, path, uploads, given, evidence)
+        if calls:
+            self._call(flow, row, path, calls, given, evidence)
             return
         self._archive(flow, path, row.id)
         self.journey.delivered(row.id, given, finished=True)
 
-    def _upload(
-        self, flow: Flow, row: FileRow, path: Path, uploads: list[tuple[Side, Upload]], given: list[tuple[str, str]],
+    def _call(
+        self, flow: Flow, row: FileRow, path: Path, calls: list[tuple[Side, FlowSide]], given: list[tuple[str, str]],
         evidence: Evidence,
     ) -> None:  # fmt: skip
-        """Send the file to each side that takes it over HTTP (its intent already recorded), and
-        settle the file by what each answered: see flows/uploads.py."""
+        """Send the file to each side that is called (an upload, a route; its intent already
+        recorded), and settle the file by what each answered: see flows/uploads.py."""
         entity, rung = row.entity or "*", row.rung or ""
         serving = plan_of(row)[0]
         waiting, doubtful, refused = [], [], []
-        for side, upload in uploads:
+        for side, end in calls:
             key = key_for(flow.name, row.digest, side.value)
-            sent = send(upload, path, key, row.document)
+            sent = self._send(flow, row, path, side, end, key)
             evidence.calls.append((flow.name, entity, rung, side, sent.outcome is not Outcome.made))
             if sent.outcome is Outcome.made:
                 given.append((side.value, key))
-                self.journey.replied(Answer(row.id, side.value, "upload", sent.reason, sent.answer or {}, None,
+                kind = "upload" if end.upload is not None else "route"
+                self.journey.replied(Answer(row.id, side.value, kind, sent.reason, sent.answer or {}, None,
                                             time.time()))  # fmt: skip
-                self._compare(flow, row, "upload", evidence)
+                self._compare(flow, row, kind, evidence)
             elif sent.outcome in (Outcome.not_made, Outcome.not_authorised):  # nothing booked: sent again later
                 self.journey.forget(row.id, side.value)
                 waiting.append(f"{side.value}: {sent.reason}")
-            elif sent.outcome is Outcome.unknown and upload.idempotent:  # the same key again, next time
+            elif sent.outcome is Outcome.unknown and _idempotent(end):  # the same key again, next time
                 waiting.append(f"{side.value}: {sent.reason}; sent again with the same Idempotency-Key")
             elif sent.outcome is Outcome.unknown:
                 self.journey.delivered(row.id, [(side.value, key)], state="in_doubt")
@@ -444,6 +488,23 @@ class FlowRunner:
             self._archive(flow, path, row.id)
             self.journey.delivered(row.id, given, finished=True)
 
+    def _send(self, flow: Flow, row: FileRow, path: Path, side: Side, end: FlowSide, key: str) -> Sent:
+        if end.upload is not None:
+            return send(end.upload, path, key, row.document)
+        assert end.route is not None
+        if self.routes is None:
+            return Sent(Outcome.not_made, None, None, f"route {end.route.name} is called only inside a gateway")
+        if row.size > ROUTED_BYTES:
+            return Sent(Outcome.refused, None, None, f"larger than {ROUTED_BYTES >> 20} MiB: too large to map into "
+                        f"one call of route {end.route.name}")  # fmt: skip
+        try:
+            document = parse(path.read_bytes(), flow.document)
+            payload = self.mappings[(flow.name, side.value)](document.data)
+            params = {name: str(pointer_get(document.data, pointer)) for name, pointer in end.route.params.items()}
+        except (DocumentError, MappingError) as exc:
+            return Sent(Outcome.refused, None, None, f"cannot be mapped for route {end.route.name}: {exc}")
+        return self.routes.call(end.route.name, side.value, row.entity or "", payload, params, key, True)
+
     @staticmethod
     def _unstage(staged: list[tuple[Side, Intake, str]]) -> None:
         for _, intake, temporary in staged:
@@ -457,11 +518,11 @@ class FlowRunner:
         for delivery in deliveries:
             if delivery.state != "intent":
                 continue
-            upload = _upload_of(flow, Side(delivery.side), delivery.folder)
-            if upload is not None and upload.idempotent:  # sent again below, with the same Idempotency-Key
+            called = _called(flow, Side(delivery.side), delivery.folder)
+            if called is not None and _idempotent(called):  # sent again below, with the same Idempotency-Key
                 self.journey.forget(row.id, delivery.side)
                 continue
-            if upload is not None:  # the runner stopped while it waited for the answer
+            if called is not None:  # the runner stopped while it waited for the answer
                 self.journey.delivered(row.id, [(delivery.side, delivery.target)], state="in_doubt")
                 doubtful.append(delivery.side)
                 continue

@@ -1,4 +1,5 @@
-"""A flow's side that takes files over HTTP: the cloud ERP's EDI or import API.
+"""A flow's side that takes files over HTTP (the cloud ERP's EDI or import API), and what every side
+that is called rather than written to answers (an upload, a managed route).
 
     cloud:
       upload: {url: "https://erp.example/api/edi/inbound", token_env: CLOUD_EDI_TOKEN, idempotent: true}
@@ -26,7 +27,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from legacy_adapters.errors import Outcome, outcome_of_status
 from specs.flows import Upload
@@ -41,6 +42,15 @@ class Sent:
     status: int | None  # None: no HTTP answer came
     answer: dict[str, Any] | None  # the body, as JSON (or {"text": …}), when it was made
     reason: str  # for the journey and the log: the status and what the side said, never the token
+
+
+class Routes(Protocol):
+    """The gateway's managed routes, as a flow's runner (in its thread) calls one side of them: to
+    send a file's document mapped into the canonical entity, or to read back what a side booked."""
+
+    def call(
+        self, route: str, side: str, entity: str, payload: Any, params: dict[str, str], key: str | None, writes: bool
+    ) -> Sent: ...  # fmt: skip
 
 
 def key_for(flow: str, digest: str, side: str) -> str:

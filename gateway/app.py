@@ -25,6 +25,7 @@ from gateway.accepted import STATUS_PATH
 from gateway.accepted import status as accepted_status
 from gateway.admin import add_admin_routes
 from gateway.admin import lifecycle as cutover_lifecycle
+from gateway.flow_calls import RouteCalls
 from gateway.guessing import GUESSES, Guesses, trusted_networks
 from gateway.idempotency import LocalIdempotency, SharedIdempotency
 from gateway.limits import LocalLimiter, RedisLimiter
@@ -211,6 +212,8 @@ async def _flows_lifecycle(app: web.Application) -> AsyncIterator[None]:
     """The flows' runner, in the process that delivers the outbox (one per gateway: files are claimed
     in the store, so several gateways on one store share them)."""
     runner = app[FLOWS]
+    if isinstance(runner.routes, RouteCalls):
+        runner.routes.loop = asyncio.get_running_loop()
     task = asyncio.create_task(runner.run())
     yield
     await _cancelled(task)
@@ -319,7 +322,7 @@ def build_app(settings: Settings) -> web.Application:
     if settings.store and settings.events_broker:
         app.cleanup_ctx.append(_events_lifecycle)
     if settings.store and settings.deliveries != "apart":  # the flows run where the outbox is delivered
-        app[FLOWS] = FlowRunner(flows, app[CUTOVER], metrics.flows, batches)
+        app[FLOWS] = FlowRunner(flows, app[CUTOVER], metrics.flows, batches, RouteCalls(app))
         app.cleanup_ctx.append(_flows_lifecycle)
     if settings.store and settings.admin_key:
         app[ADMIN_KEY] = settings.admin_key

@@ -99,7 +99,7 @@ def _side(side: dict[str, Any] | None) -> str:
     if side is None:
         return "—"
     answers = [  # e.g. "997 ✓ 855": an acknowledgement that accepted the file, and an order response
-        f"{escape(reply['kind'])}{ {True: ' ✓', False: ' ✗ rejected'}.get(reply['accepted'], '')}"
+        f"{escape(reply['kind'])}{ {True: ' ✓', False: ' ✗ rejected'}.get(reply['accepted'], '') }"
         for reply in side["replies"]
     ]
     return str(side["state"]) + (f"\n{' '.join(answers)}" if answers else "")

@@ -16,7 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from specs.checks import canonical_problems, pool_problems, successor_problems
-from specs.flows import Batch, Flow
+from specs.flows import Batch, Flow, flow_route_problems
 from specs.routes import Route
 
 
@@ -153,6 +153,7 @@ def load_folder(folder: Path) -> RouteFile:
         for m, p in sorted({e for e in endpoints if endpoints.count(e) > 1})
     ]
     problems += successor_problems(folder, routes) + canonical_problems(folder, routes) + pool_problems(folder, routes)
+    problems += flow_route_problems(folder, routes, flows)
     if problems:
         raise RouteError(problems)
     return RouteFile(routes=routes, flows=flows, batches=batches)

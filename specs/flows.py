@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from cutover.compare import Rules as CompareRules
 from cutover.decide import Mode
 from cutover.engine import RouteInfo
+from legacy_adapters.mapping import Mapping
 from specs.routes import CutoverPlan, Route, known_entities, route_infos
 
 IGNORED = [".*", "*.tmp", "*.part", "*.filepart", "~*"]  # names a sender writes before the file is whole
@@ -104,6 +105,37 @@ class Upload(_Model):
         return self
 
 
+class RouteSide(_Model):
+    """A side that is an API: the file's document, mapped into the canonical entity, is sent through
+    a managed write route's binding for this side (its request map, breaker and limits)."""
+
+    name: str = Field(description="the managed write route, e.g. order-create")
+    map: Mapping = Field(
+        description="the parsed document (its JSON shape: /ST/0/BEG/03, /UNH/0/BGM/02 …) → the route's request; "
+        "a field map, or a callable for lines",
+    )
+    params: dict[str, str] = Field(
+        default_factory=dict, description="the route's path parameters besides the entity: name → JSON pointer"
+    )
+    idempotent: bool = Field(
+        default=False, description="the side's API honours Idempotency-Key: a call whose outcome is unknown is sent "
+        "again with the same key; otherwise it is in doubt, for a person",
+    )  # fmt: skip
+
+
+class ReadBack(_Model):
+    """What each side booked, read back through a managed read route and compared: the outcome of a
+    file in the canonical shape, whatever each side was sent (a file, an API call)."""
+
+    route: str = Field(description="a managed read route, e.g. order-by-reference")
+    param: str = Field(description="its path parameter that names the record, e.g. reference")
+    value: Literal["number", "key"] = Field(
+        default="number", description="number: the file's first business number (its PO number); key: its key"
+    )
+    within_minutes: float = Field(default=30, gt=0, description="how long a side may take to book it")
+    every_seconds: float = Field(default=5, gt=0, description="how often a record not booked yet is asked for")
+
+
 class FlowSide(Login):
     """One ERP's end of a flow: the folder its importer reads (or the API it takes files from), and
     where it answers."""
@@ -114,6 +146,9 @@ class FlowSide(Login):
         "under a temporary name, then renamed",
     )
     upload: Upload | None = Field(default=None, description="instead of an intake: the API the file is sent to")
+    route: RouteSide | None = Field(
+        default=None, description="instead of an intake: the managed route the document is sent through, mapped"
+    )
     seen_in: list[str] = Field(
         default_factory=list,
         description="folders the importer moves files on to (processed, error): after a crash a file found there "
@@ -127,8 +162,8 @@ class FlowSide(Login):
 
     @model_validator(mode="after")
     def _remote(self) -> FlowSide:
-        if (self.intake is None) == (self.upload is None):
-            raise ValueError("a side has an intake folder or an upload URL: exactly one of them")
+        if sum(way is not None for way in (self.intake, self.upload, self.route)) != 1:
+            raise ValueError("a side has an intake folder, an upload URL or a route: exactly one of them")
         for folder in (self.intake or "", self.validate_intake or ""):
             _no_password(folder)
         return self
@@ -136,6 +171,8 @@ class FlowSide(Login):
     @property
     def destination(self) -> str:
         """Where a file for this side goes: its intake folder or its upload URL."""
+        if self.route is not None:
+            return f"route:{self.route.name}"
         return self.intake or (self.upload.url if self.upload else "")
 
 
@@ -189,6 +226,10 @@ class Flow(_Model):
         description="the cataloged file drops this flow stands in front of (banyan routes scaffold fills it in; "
         "banyan catalog report --routes shows it)",
     )
+    outcome: ReadBack | None = Field(
+        default=None, description="read back what each side booked for a file, through a managed read route, "
+        "and compare the two records",
+    )  # fmt: skip
     outbound: str | None = Field(
         default=None,
         description="the folder the partner collects its replies from: of the two sides' replies to a file, only "
@@ -288,3 +329,26 @@ def ladder(
         names |= set(flow.entities)
     names |= {batch.entity for batch in batches or []}
     return route_infos(routes) + flow_infos(flows) + batch_infos(batches or []), sorted(names) or None
+
+
+def flow_route_problems(folder: object, routes: list[Route], flows: list[Flow]) -> list[str]:
+    """A flow that sends through a route, or reads back through one, names a route of the folder:
+    a write route for a side, a read route with that parameter for the outcome."""
+    by_name = {route.name: route for route in routes}
+    problems = []
+    for flow in flows:
+        for side, end in (("legacy", flow.legacy), ("cloud", flow.cloud)):
+            if end is None or end.route is None:
+                continue
+            route = by_name.get(end.route.name)
+            if route is None or not route.writes or route.operation is None:
+                problems.append(f"{folder}: flow {flow.name}: its {side} side sends through {end.route.name!r}, "
+                                "which is no write route of this folder")  # fmt: skip
+        if flow.outcome is not None:
+            route = by_name.get(flow.outcome.route)
+            path = route.operation.path if route is not None and route.operation is not None else ""
+            param = "{" + flow.outcome.param + "}"
+            if route is None or route.writes or param not in path:
+                problems.append(f"{folder}: flow {flow.name}: its outcome is read through {flow.outcome.route!r}, "
+                                f"which is no read route of this folder with a {param} parameter")  # fmt: skip
+    return problems
