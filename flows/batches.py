@@ -32,12 +32,15 @@ written (an export is data at rest: 10.50 and 10.5 are not the same bytes, and t
 from __future__ import annotations
 
 import contextlib
-import csv
+import http.client
 import logging
 import os
 import secrets
 import time
-from collections.abc import Callable, Iterator
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from fnmatch import fnmatch
@@ -53,10 +56,13 @@ from cutover.decide import Mode, Rule, Side
 from cutover.gates import Counters
 from cutover.runtime import Cutover
 from cutover.store import Store, minute, now_iso
-from specs.flows import Batch
+from flows.records import open_records
+from specs.flows import Batch, Export, Records
 
 log = logging.getLogger("banyan.flows")
 SAMPLES = 20  # differing records kept to show, per run
+FETCH_SECONDS = 30.0  # how often an export endpoint that is not ready is asked again
+FETCH_TIMEOUT = 300.0  # a large export takes a while to stream
 
 
 @dataclass
@@ -66,20 +72,6 @@ class Compared:
     only_legacy: int = 0
     only_cloud: int = 0
     samples: list[tuple[str, list[Difference]]] = field(default_factory=list)  # key, its differences
-
-
-def _records(path: Path) -> tuple[list[str], Iterator[list[str]], Any]:
-    """An export's header, its records as lists, and the open file (the caller closes it)."""
-    handle = path.open(encoding="utf-8", errors="replace", newline="")
-    head = handle.read(4096)
-    handle.seek(0)
-    try:
-        dialect: Any = csv.Sniffer().sniff(head, delimiters=",;\t|")
-    except csv.Error:
-        dialect = csv.excel
-    reader = csv.reader(handle, dialect)
-    header = next(reader, [])
-    return header, reader, handle
 
 
 def _columns(header: list[str], names: list[str], path: Path) -> list[int | None]:
@@ -107,10 +99,10 @@ def _getter(places: list[int | None]) -> Callable[[list[str]], Any]:
     return lambda row: _pick(row, places)
 
 
-def compare_exports(legacy: Path, cloud: Path, key: list[str], ignore: list[str]) -> Compared:
+def compare_exports(legacy: Path, cloud: Path, records: Records, ignore: list[str]) -> Compared:
     """Legacy's export against the cloud's, record by record by key, in one pass over each."""
-    result = Compared()
-    header, rows, handle = _records(legacy)
+    result, key = Compared(), records.key
+    header, rows, handle = open_records(legacy, records)
     missing = [column for column in key if column not in header]
     if missing:
         handle.close()
@@ -123,7 +115,11 @@ def compare_exports(legacy: Path, cloud: Path, key: list[str], ignore: list[str]
         for row in rows:
             index[key_of(row)] = hash(values_of(row))
             result.records += 1
-    cloud_header, cloud_rows, cloud_handle = _records(cloud)
+    cloud_header, cloud_rows, cloud_handle = open_records(cloud, records)
+    missing = [column for column in key if column not in cloud_header]
+    if missing:
+        cloud_handle.close()
+        raise ValueError(f"{cloud.name} has no column {', '.join(missing)} to match records by")
     cloud_key_of = _getter(_columns(cloud_header, key, cloud))
     cloud_values_of = _getter(_columns(cloud_header, compared, cloud))
     differing: dict[Any, dict[str, str] | None] = {}  # sampled key → the cloud's record
@@ -144,7 +140,7 @@ def compare_exports(legacy: Path, cloud: Path, key: list[str], ignore: list[str]
     for found in list(index)[: max(SAMPLES - len(differing), 0)]:
         differing[found] = None
     comparator = Comparator(Rules(ignore=[f"/record/{column}" for column in ignore]))
-    header, rows, handle = _records(legacy)  # the sampled records' legacy side, for their field differences
+    header, rows, handle = open_records(legacy, records)  # the sampled records' legacy side, field by field
     with handle:
         for row in rows:
             if not differing:
@@ -194,6 +190,7 @@ class BatchRunner:
         self.batches = batches
         self.cutover = cutover
         self.store: Store = cutover.store
+        self.fetched: dict[tuple[str, str], float] = {}  # (batch, side) → when its endpoint was last asked
 
     def due(self, batch: Batch, now: datetime | None = None) -> datetime:
         """The last time the batch was due, at or before `now`, in its entity's zone."""
@@ -214,7 +211,9 @@ class BatchRunner:
         sides = awaited(rule, batch.cloud is not None)
         serve = serving(rule) if batch.cloud is not None else Side.legacy
         ends = {Side.legacy: batch.legacy, Side.cloud: batch.cloud}
-        exports = {side: _export(end.folder, end.pattern, due.timestamp()) for side in sides if (end := ends[side])}
+        exports = {side: self._fetched(batch, side, end, due) if end.url else _export(end.folder, end.pattern,
+                                                                                        due.timestamp())
+                   for side in sides if (end := ends[side])}  # fmt: skip
         late = moment >= due + timedelta(minutes=batch.schedule.deadline_minutes)
         if any(found is None for found in exports.values()) and not late:
             return []  # waiting for the exports
@@ -222,18 +221,62 @@ class BatchRunner:
         missing = [side.value for side, found in exports.items() if found is None]
         compared = Compared()
         legacy, cloud = exports.get(Side.legacy), exports.get(Side.cloud)
+        unread = ""
         if legacy is not None and cloud is not None:
-            compared = compare_exports(legacy, cloud, batch.records.key, batch.ignore)
-            self._evidence(batch, rule, compared)
+            try:
+                compared = compare_exports(legacy, cloud, batch.records, batch.ignore)
+            except (ValueError, OSError) as exc:  # an export not in its declared format: delivered as ever, said
+                unread = f"not compared: {exc}"
+            else:
+                self._evidence(batch, rule, compared)
         delivered = None
         if exports.get(serve) is not None:
             delivered = self._deliver(exports[serve], Path(batch.deliver), due)  # type: ignore[arg-type]
         state = "delivered" if not missing else ("late" if delivered else "failed")
         reason = "" if not missing else f"{' and '.join(missing)}'s export was not there by the deadline"
+        reason = "; ".join(part for part in (reason, unread) if part)
         self._finish(batch, due, state, rule, serve, exports, delivered, compared, reason)
-        if state != "delivered":
+        if reason:
             log.warning("batch %s due %s: %s", batch.name, due.isoformat(), reason)
         return calls
+
+    def _fetched(self, batch: Batch, side: Side, end: Export, due: datetime) -> Path | None:
+        """A side's export from its endpoint, fetched once whole into its folder; None while the
+        endpoint says it is not ready (asked again every FETCH_SECONDS)."""
+        folder = Path(end.folder)
+        target = folder / f"{batch.name}-{side.value}-{due:%Y%m%dT%H%M}.export"
+        if target.exists():
+            return target
+        if time.monotonic() - self.fetched.get((batch.name, side.value), -FETCH_SECONDS) < FETCH_SECONDS:
+            return None
+        self.fetched[(batch.name, side.value)] = time.monotonic()
+        url = (end.url or "").replace("{due}", urllib.parse.quote(due.isoformat())).replace("{entity}", batch.entity)
+        headers = {"Accept": "text/csv, application/xml, application/octet-stream;q=0.5, */*;q=0.1"}
+        if end.token_env and (token := os.environ.get(end.token_env)):
+            headers["Authorization"] = f"Bearer {token}"
+        folder.mkdir(parents=True, exist_ok=True)
+        temporary = folder / f".banyan-{secrets.token_hex(4)}.tmp"
+        try:
+            request = urllib.request.Request(url, headers=headers)
+            with urllib.request.urlopen(request, timeout=FETCH_TIMEOUT) as reply, temporary.open("xb") as writer:
+                if reply.status == 204:
+                    return None
+                while chunk := reply.read(1 << 20):
+                    writer.write(chunk)
+                writer.flush()
+                os.fsync(writer.fileno())
+            os.replace(temporary, target)
+            return target
+        except urllib.error.HTTPError as exc:
+            if exc.code not in (404, 425, 429, 503):
+                log.warning("batch %s: %s's export endpoint answered %s", batch.name, side.value, exc.code)
+            return None
+        except (OSError, http.client.HTTPException) as exc:
+            log.warning("batch %s: %s's export endpoint: %s", batch.name, side.value, exc)
+            return None
+        finally:
+            with contextlib.suppress(OSError):
+                temporary.unlink()
 
     def _evidence(self, batch: Batch, rule: Rule, compared: Compared) -> None:
         """A run's comparison as evidence: a comparison per record, a mismatch per record that

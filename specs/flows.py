@@ -266,17 +266,61 @@ class BatchSchedule(_Model):
 
 
 class Export(_Model):
-    """Where one side's job drops its export."""
+    """Where one side's job drops its export, or the endpoint that hands it out."""
 
-    folder: str
+    folder: str = Field(description="where the export is dropped (or, with url, where Banyan keeps what it fetched)")
     pattern: str = Field(default="*", description="glob of the export's name; the newest since it was due is taken")
+    url: str | None = Field(
+        default=None, pattern=r"^https?://", description="instead of a dropped file: GET this once the run is due; "
+        "{due} and {entity} are filled in (e.g. https://erp.example/api/exports/stock?asOf={due}); 404, 204, 429 "
+        "and 503 mean not ready yet",
+    )  # fmt: skip
+    token_env: str | None = Field(default=None, description="with url: the variable holding a bearer token")
+
+
+# where a record's field is in an X12 or EDIFACT loop: LIN/03, QTY/01/1, QTY[01=33]/02
+FIELD_PATH = re.compile(
+    r"^(?P<tag>[A-Z][A-Z0-9]{1,2})(?:\[(?P<test>\d{2}(?:/\d+)?)=(?P<want>[^\]]*)\])?/(?P<at>\d{2}(?:/\d+)?)$"
+)
+
+
+class FixedColumn(_Model):
+    name: str
+    start: int = Field(ge=1, description="the column's first character, counting from 1")
+    width: int = Field(ge=1)
 
 
 class Records(_Model):
-    """How an export's records are read and matched."""
+    """How an export's records are read and matched (see flows/records.py for each format)."""
 
-    format: Literal["csv"] = "csv"
+    format: Literal["csv", "fixed", "x12", "edifact", "xml"] = "csv"
     key: list[str] = Field(min_length=1, description="the columns that identify a record, e.g. [sku, warehouse]")
+    record: str | None = Field(
+        default=None, description="fixed: the prefix of a record's lines (e.g. LIN); x12/edifact: the segment that "
+        "starts a record (LIN); xml: the element that is one record (Item)",
+    )  # fmt: skip
+    fields: dict[str, str] = Field(
+        default_factory=dict, description="x12/edifact: column → SEG/NN, SEG/NN/C or SEG[NN=qualifier]/NN; xml: "
+        "column → a path relative to the record (Sku, Qty/@uom)",
+    )  # fmt: skip
+    columns: list[FixedColumn] = Field(default_factory=list, description="fixed: the columns, by position")
+
+    @model_validator(mode="after")
+    def _complete(self) -> Records:
+        if self.format == "fixed" and not self.columns:
+            raise ValueError("a fixed-width export needs columns: [{name, start, width}, …]")
+        if self.format in ("x12", "edifact", "xml") and (not self.record or not self.fields):
+            raise ValueError(f"a {self.format} export needs record (what starts one) and fields")
+        if self.format != "csv":
+            names = [column.name for column in self.columns] if self.format == "fixed" else list(self.fields)
+            missing = [column for column in self.key if column not in names]
+            if missing:
+                raise ValueError(f"the key names {', '.join(missing)}, which is no column of the records")
+        if self.format in ("x12", "edifact"):
+            wrong = [f"{name}: {where}" for name, where in self.fields.items() if not FIELD_PATH.match(where)]
+            if wrong:
+                raise ValueError(f"fields are written SEG/NN, SEG/NN/C or SEG[NN=value]/NN: {'; '.join(wrong)}")
+        return self
 
 
 class Batch(_Model):

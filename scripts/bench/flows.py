@@ -348,9 +348,10 @@ _COMPARE = """
 import resource, sys, time
 from pathlib import Path
 from flows.batches import compare_exports
+from specs.flows import Records
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 start = time.perf_counter()
-found = compare_exports(Path(sys.argv[1]), Path(sys.argv[2]), ["sku"], ["exported_at"])
+found = compare_exports(Path(sys.argv[1]), Path(sys.argv[2]), Records(key=["sku"]), ["exported_at"])
 elapsed = time.perf_counter() - start
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 print(elapsed, (peak - before) / 1024, found.records, found.mismatches)

@@ -15,7 +15,7 @@ import pytest
 from cutover.decide import Side
 from cutover.runtime import Cutover
 from flows.batches import BatchRunner, compare_exports
-from specs.flows import Batch, ladder
+from specs.flows import Batch, Records, ladder
 from tests.cutover.conftest import postgres_url, store_location  # noqa: F401 - the fixtures
 
 NEW_YORK = ZoneInfo("America/New_York")
@@ -62,7 +62,7 @@ def test_the_run_is_due_in_the_entitys_zone(runner: BatchRunner) -> None:
 def test_two_exports_compared_record_by_record(tmp_path: Path) -> None:
     legacy = export(tmp_path / "l.csv", ["SKU-1;10;2;02:01", "SKU-2;5;0;02:01", "SKU-3;7;1;02:01"], DUE)
     cloud = export(tmp_path / "c.csv", ["SKU-1;10;2;02:07", "SKU-2;5;1;02:07", "SKU-4;1;0;02:07"], DUE)
-    found = compare_exports(legacy, cloud, ["sku"], ["exported_at"])
+    found = compare_exports(legacy, cloud, Records(key=["sku"]), ["exported_at"])
     assert (found.records, found.mismatches, found.only_legacy, found.only_cloud) == (3, 1, 1, 1)
     differences = {key: [(d.path, d.legacy, d.cloud) for d in diffs] for key, diffs in found.samples}
     assert differences["SKU-2"] == [("/record/reserved", "0", "1")]  # exported_at is ignored
@@ -179,3 +179,66 @@ def test_a_run_still_waiting_when_the_next_comes_due_is_missed(runner: BatchRunn
     states = {run["due"][:10]: (run["state"], run["reason"]) for run in runner.runs(batch.name)}
     assert states["2026-12-07"] == ("missed", "the next run came due before its exports did")
     assert states["2026-12-08"][0] == "delivered"
+
+
+def test_the_clouds_export_fetched_from_its_endpoint_once_ready(tmp_path: Path, store_location: str) -> None:  # noqa: F811
+    """The cloud hands its export out over HTTP: asked for once due, 404 while it is not ready, then
+    fetched whole and compared; an export that is no CSV is delivered as ever, and said."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from flows import batches as batches_module
+
+    asked: list[str] = []
+    answers = [b"", HEADER.encode() + b"SKU-1;10;2;b\nSKU-2;5;0;b\n"]
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            asked.append(self.path)
+            body = answers.pop(0)
+            self.send_response(200 if body else 404)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    batch = make_batch(tmp_path).model_copy(deep=True)
+    assert batch.cloud is not None
+    batch.cloud.url = f"http://127.0.0.1:{server.server_port}/exports/stock?asOf={{due}}&entity={{entity}}"
+    cutover = Cutover(store_location, *ladder([], [], [batch]))
+    try:
+        runner = BatchRunner([batch], cutover)
+        cutover.engine.set(batch.name, "ACME-US", "dual_write", "the cloud exports over its API", "ana", force=True)
+        cutover.reload()
+        export(tmp_path / "legacy" / "stock_1.csv", ["SKU-1;10;2;a", "SKU-2;5;0;a"], DUE + timedelta(minutes=1))
+        assert runner.pass_once(batch, DUE + timedelta(minutes=5)) == []  # 404: not ready
+        runner.fetched.clear()  # the next ask, without waiting half a minute
+        runner.pass_once(batch, DUE + timedelta(minutes=6))
+        [run] = runner.runs(batch.name)
+        assert (run["state"], run["records"], run["mismatches"], run["cloud_file"]) == (
+            "delivered", 2, 0, "us-nightly-stock-cloud-20261207T0200.export")  # fmt: skip
+        assert asked[0] == "/exports/stock?asOf=2026-12-07T02%3A00%3A00-05%3A00&entity=ACME-US"
+        assert batches_module.FETCH_SECONDS > 0
+    finally:
+        server.shutdown()
+        server.server_close()
+        cutover.close()
+
+
+def test_an_export_not_in_its_format_is_delivered_and_not_compared(runner: BatchRunner, tmp_path: Path) -> None:
+    batch = runner.batches[0]
+    runner.cutover.engine.set(batch.name, "ACME-US", "dual_write", "both export", "ana", force=True)
+    runner.cutover.reload()
+    export(tmp_path / "legacy" / "stock_1.csv", ["SKU-1;10;2;a"], DUE + timedelta(minutes=1))
+    cloud = tmp_path / "cloud" / "stock-1.csv"
+    cloud.parent.mkdir(parents=True, exist_ok=True)
+    cloud.write_text("item,qty\nSKU-1,10\n")  # the cloud's job wrote another layout: no sku column
+    os.utime(cloud, ((DUE + timedelta(minutes=2)).timestamp(),) * 2)
+    runner.pass_once(batch, DUE + timedelta(minutes=5))
+    [run] = runner.runs(batch.name)
+    assert run["state"] == "delivered" and run["delivered"] == "20261207T0200_stock_1.csv"
+    assert "not compared" in run["reason"]
