@@ -26,6 +26,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -54,6 +55,14 @@ NOISE = (
 # where the business number of a document is, by transaction set or message type
 _X12_NUMBER = {"850": ("BEG", 3), "855": ("BAK", 3), "856": ("BSN", 2), "810": ("BIG", 2), "860": ("BCH", 3),
                "865": ("BCA", 3), "846": ("BIA", 3), "852": ("XQ", 2)}  # fmt: skip
+
+
+_X12_TAG, _EDIFACT_TAG = re.compile(r"[A-Z][A-Z0-9]{1,2}"), re.compile(r"[A-Z]{3}")
+_X12_ENVELOPE = frozenset({"ISA", "GS", "ST", "SE", "GE", "IEA", "TA1"})
+_EDIFACT_ENVELOPE = frozenset({"UNA", "UNB", "UNG", "UNH", "UNT", "UNE", "UNZ"})
+# the segments a document's facts come from (its numbers, what an acknowledgement answers): what a
+# flow reads of a file to route it, besides the segments its pointers name
+FACTS = frozenset({tag for tag, _ in _X12_NUMBER.values()} | {"AK1", "AK9", "PRF", "BIG", "BGM", "RFF", "UCI"})
 
 
 class DocumentError(ValueError):
@@ -92,10 +101,12 @@ def detect(data: bytes) -> str | None:
     return None
 
 
-def parse(data: bytes, kind: str = "auto", partial: bool = False) -> Document:
+def parse(data: bytes, kind: str = "auto", partial: bool = False, only: Collection[str] | None = None) -> Document:
     """Parse a document; DocumentError when it is not one of `kind` (or of any kind, for auto).
     `partial`: `data` is the head of a larger file, read for its envelope and header only, so a
-    transaction that does not end in it is no fault (`ends_whole` checks the file's tail)."""
+    transaction that does not end in it is no fault (`ends_whole` checks the file's tail).
+    `only`: the segments wanted besides the envelope (e.g. FACTS): the others are checked for a
+    segment tag and skipped, which is most of an order's bytes (its lines)."""
     found = detect(data) if kind == "auto" else kind
     if found not in KINDS:
         raise DocumentError("not an X12, EDIFACT or CSV document")
@@ -105,9 +116,9 @@ def parse(data: bytes, kind: str = "auto", partial: bool = False) -> Document:
         text = data.decode("latin-1")  # EDI is often ISO 8859-1; every byte is a character there
     text = text.lstrip("\ufeff")
     if found == "x12":
-        return _x12(text, partial)
+        return _x12(text, partial, only)
     if found == "edifact":
-        return _edifact(text, partial)
+        return _edifact(text, partial, only)
     return _csv(text)
 
 
@@ -141,7 +152,7 @@ def _put(target: dict[str, Any], tag: str, value: dict[str, Any], repeating: boo
 
 
 # -- X12 --------------------------------------------------------------------------------------------
-def _x12(text: str, partial: bool = False) -> Document:
+def _x12(text: str, partial: bool = False, only: Collection[str] | None = None) -> Document:
     start = text.find("ISA")
     if start < 0:
         raise DocumentError("no ISA segment: not an X12 interchange")
@@ -154,10 +165,14 @@ def _x12(text: str, partial: bool = False) -> Document:
     document = Document("x12", data)
     transaction: dict[str, Any] | None = None
     for number, segment in enumerate(x12_segments(text, terminator), start=1):
-        fields = [f.strip() for f in segment.split(element)]
-        tag = fields[0]
-        if not re.fullmatch(r"[A-Z][A-Z0-9]{1,2}", tag):
+        tag = segment.split(element, 1)[0].strip()
+        if not _X12_TAG.fullmatch(tag):
             raise DocumentError(f"segment {number} is not an X12 segment: {segment[:20]!r}")
+        if only is not None and tag not in only and tag not in _X12_ENVELOPE:
+            if transaction is None:
+                raise DocumentError(f"segment {number} ({tag}) comes before any ST")
+            continue
+        fields = [f.strip() for f in segment.split(element)]
         values = _elements(fields, "" if tag == "ISA" else component)
         if tag == "ISA":
             document.sender = document.sender or values.get("06")
@@ -231,7 +246,7 @@ def _unescape(value: str, release: str) -> str:
     return re.sub(rf"{re.escape(release)}(.)", r"\1", value)
 
 
-def _edifact(text: str, partial: bool = False) -> Document:
+def _edifact(text: str, partial: bool = False, only: Collection[str] | None = None) -> Document:
     start = min((i for i in (text.find("UNA"), text.find("UNB"), text.find("UNH")) if i >= 0), default=-1)
     if start < 0:
         raise DocumentError("no UNA, UNB or UNH segment: not an EDIFACT interchange")
@@ -249,10 +264,14 @@ def _edifact(text: str, partial: bool = False) -> Document:
         segment = raw.strip(" \t\r\n")
         if not segment:
             continue
-        fields = _split(segment, element, release)
-        tag = fields[0]
-        if not re.fullmatch(r"[A-Z]{3}", tag):
+        tag = segment[:3]
+        if not _EDIFACT_TAG.fullmatch(tag) or segment[3:4] not in ("", element):
             raise DocumentError(f"segment {number} is not an EDIFACT segment: {segment[:20]!r}")
+        if only is not None and tag not in only and tag not in _EDIFACT_ENVELOPE:
+            if message is None:
+                raise DocumentError(f"segment {number} ({tag}) comes before any UNH")
+            continue
+        fields = _split(segment, element, release)
         values = _elements(fields, component, release)
         if tag == "UNB":
             data.setdefault("UNB", values)

@@ -48,8 +48,11 @@ class LeaseLost(Exception):
 class Intake(Protocol):
     where: str  # the folder or sftp:// URL, as the flow names it
 
-    def put(self, source: Path, staged: str, renew: Callable[[], bool] | None = None) -> None:
-        """Copy `source` whole under the temporary name `staged`; a partial copy is removed."""
+    def put(
+        self, source: Path, staged: str, renew: Callable[[], bool] | None = None, data: bytes | None = None
+    ) -> None:  # fmt: skip
+        """Copy `source` (or its bytes, `data`, when read already) whole under the temporary name
+        `staged`; a partial copy is removed."""
 
     def name(self, staged: str, name: str) -> str:
         """Give the temporary copy its name, never over a file already there; the name given."""
@@ -104,13 +107,19 @@ class FolderIntake:
         self.where, self.folder = folder, Path(folder)
         self.seen_in = [Path(place) for place in seen_in]
 
-    def put(self, source: Path, staged: str, renew: Callable[[], bool] | None = None) -> None:
+    def put(
+        self, source: Path, staged: str, renew: Callable[[], bool] | None = None, data: bytes | None = None
+    ) -> None:  # fmt: skip
         temporary, tick = self.folder / staged, _renewing(renew, source)
         try:
-            with source.open("rb") as reader, temporary.open("xb") as writer:
-                while chunk := reader.read(CHUNK):
-                    writer.write(chunk)
-                    tick()
+            with temporary.open("xb") as writer:
+                if data is not None:
+                    writer.write(data)
+                else:
+                    with source.open("rb") as reader:
+                        while chunk := reader.read(CHUNK):
+                            writer.write(chunk)
+                            tick()
                 writer.flush()
                 os.fsync(writer.fileno())
         except BaseException:
@@ -188,7 +197,9 @@ class SftpIntake:
             label = self.target.host_label if self.target else self.where
             raise IntakeError(f"{label}: {what}: {exc or type(exc).__name__}") from None
 
-    def put(self, source: Path, staged: str, renew: Callable[[], bool] | None = None) -> None:
+    def put(
+        self, source: Path, staged: str, renew: Callable[[], bool] | None = None, data: bytes | None = None
+    ) -> None:  # fmt: skip
         remote, tick = f"{self.folder}/{staged}", _renewing(renew, source)
         size = source.stat().st_size
 

@@ -45,7 +45,7 @@ from cutover.compare import Comparator, Difference
 from cutover.decide import Mode, Rule, Side, decide
 from cutover.runtime import Cutover, in_thread
 from flows.batches import BatchRunner
-from flows.documents import NOISE, Document, DocumentError, ends_whole, parse, value_at
+from flows.documents import FACTS, NOISE, Document, DocumentError, ends_whole, parse, value_at
 from flows.intakes import FolderIntake, Intake, LeaseLost, intake_for
 from flows.journey import LEASE_SECONDS, Answer, Delivery, FileRow, Journey
 from flows.mailbox import Mailbox, MailboxError, is_remote
@@ -119,6 +119,14 @@ def targets(flow: Flow, rule: Rule, key: str | None) -> tuple[Side, list[tuple[S
     return plan.serve, found
 
 
+def _pointed(flow: Flow) -> frozenset[str]:
+    """The segments a flow's entity or key pointer names (e.g. BEG of /ST/*/BEG/03)."""
+    pointers = [how.pointer for how in (flow.entity, flow.key) if how.from_ == "document" and how.pointer]
+    return frozenset(
+        step for pointer in pointers for step in pointer.split("/") if re.fullmatch(r"[A-Z][A-Z0-9]{1,2}", step)
+    )
+
+
 def _called(flow: Flow, side: Side, destination: str) -> FlowSide | None:
     """The side, when it is called rather than written to (an upload URL, a route) at `destination`."""
     end = flow.legacy if side is Side.legacy else flow.cloud
@@ -189,6 +197,7 @@ class FlowRunner:
             for side, end in (("legacy", flow.legacy), ("cloud", flow.cloud))
             if end is not None and end.route is not None
         }
+        self.wanted = {flow.name: FACTS | _pointed(flow) for flow in flows}  # segments read to route a file
         self.comparators = {
             flow.name: Comparator(flow.compare.model_copy(update={"ignore": [*NOISE, *flow.compare.ignore]}))
             for flow in flows
@@ -329,13 +338,18 @@ class FlowRunner:
         """Read a whole file, then claim it with what became of it in one write: to deliver, a
         duplicate, or refused. Of two runners, the one whose claim lands first has it."""
         arrival = f"{path.name}/{size}/{modified}"  # a name holds no slash
+        data: bytes | None = None  # a small file is read once: digested, parsed and copied from memory
         try:
-            digest, read = digest_of(path)
+            if size <= HEAD_BYTES:
+                data = path.read_bytes()
+                digest, read = hashlib.sha256(data).hexdigest(), len(data)
+            else:
+                digest, read = digest_of(path)
         except OSError:
             return  # taken away meanwhile (by another runner that finished it)
         if read != size or self.journey.claimed(flow.name, arrival) is not None:
             return  # still growing; or another runner has it (resumed once its lease runs out)
-        facts, where = self.read(flow, path, size, digest)
+        facts, where = self.read(flow, path, size, digest, data)
         file_id = self.journey.claim(flow.name, arrival, path.name, digest, size, time.time() + LEASE_SECONDS, facts)
         if file_id is None:
             return
@@ -346,23 +360,30 @@ class FlowRunner:
         else:
             row = self.journey.get(file_id)
             if row is not None:
-                self.deliver(flow, row, path, where, evidence, fresh=True)
+                self.deliver(flow, row, path, where, evidence, fresh=True, data=data)
 
-    def read(self, flow: Flow, path: Path, size: int, digest: str) -> tuple[dict[str, Any], list[tuple[Side, str]]]:
-        """What a file is and where it goes: its journey's first facts, and each side's intake."""
+    def read(
+        self, flow: Flow, path: Path, size: int, digest: str, data: bytes | None = None
+    ) -> tuple[dict[str, Any], list[tuple[Side, str]]]:  # fmt: skip
+        """What a file is and where it goes: its journey's first facts, and each side's intake.
+        `data`: the whole file, when it was small enough to be read at once."""
         if size == 0:
             return {"state": "refused", "reason": "the file is empty"}, []
         earlier = self.journey.earlier(flow.name, digest, 0)
         if earlier is not None and not flow.resends:
             return {"state": "duplicate", "reason": f"the same bytes as file {earlier.id} ({earlier.name})"}, []
         try:
-            with path.open("rb") as handle:
-                head = handle.read(HEAD_BYTES)
-                large = size > len(head)
-                if large:  # its envelope and header are read from the head; the trailer must be at its end
-                    handle.seek(max(size - 4096, 0))
-                    tail = handle.read()
-            document = parse(head, flow.document, partial=large)
+            large = data is None
+            if data is None:
+                with path.open("rb") as handle:
+                    head = handle.read(HEAD_BYTES)
+                    large = size > len(head)
+                    if large:  # its envelope and header are read from the head; the trailer must be at its end
+                        handle.seek(max(size - 4096, 0))
+                        tail = handle.read()
+            else:
+                head = data
+            document = parse(head, flow.document, partial=large, only=self.wanted[flow.name])
             if large and not ends_whole(document.kind, tail):
                 raise DocumentError("its last bytes hold no trailer: the file is cut short")
         except DocumentError as exc:
@@ -390,7 +411,7 @@ class FlowRunner:
     # -- each side ------------------------------------------------------------------------------
     def deliver(
         self, flow: Flow, row: FileRow, path: Path, where: list[tuple[Side, str]], evidence: Evidence,
-        fresh: bool = False,
+        fresh: bool = False, data: bytes | None = None,
     ) -> None:  # fmt: skip
         """Copy the file for every side still to get it (each under a temporary name of this
         attempt's own), record the intents together, give each copy its name, archive the source,
@@ -410,7 +431,7 @@ class FlowRunner:
             intake = self.intake(flow, side, folder)
             temporary = f".banyan-{row.id}-{side.value}-{secrets.token_hex(4)}.tmp"
             try:
-                intake.put(path, temporary, renew)
+                intake.put(path, temporary, renew, data)
             except LeaseLost as exc:  # another runner resumes it
                 log.warning("flow %s: file %s: %s", flow.name, row.id, exc)
                 self._unstage(staged)
