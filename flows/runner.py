@@ -70,12 +70,24 @@ class Evidence:
     calls: list[tuple[str, str, str, Side, bool]] = field(default_factory=list)
     comparisons: list[tuple[str, str, str, list[Difference]]] = field(default_factory=list)
     replies: list[tuple[str, str, Side, float]] = field(default_factory=list)  # flow, entity, side, seconds
+    slos: list[tuple[str, str, str, bool, float | None]] = field(default_factory=list)  # flow, entity, slo, good, s
 
     def count(self, cutover: Cutover) -> None:
         for flow, entity, rung, side, failed in self.calls:
             cutover.called(flow, entity, rung, side, failed)
         for flow, entity, rung, differences in self.comparisons:
             cutover.compared(flow, entity, rung, differences)
+        for flow, entity, slo, good, _ in self.slos:
+            cutover.measured(flow, entity, slo, good)
+
+    def taken(self, flow: Flow, row: FileRow, good: bool) -> None:
+        """The serving side took the file (or would not, or nobody knows): the flow's success SLOs."""
+        self.slos += [(flow.name, row.entity or "*", slo.name, good, None) for slo in flow.slo if slo.kind == "success"]
+
+    def answered(self, flow: Flow, row: FileRow, seconds: float) -> None:
+        """The serving side's first answer to the file, `seconds` after it arrived: its latency SLOs."""
+        self.slos += [(flow.name, row.entity or "*", slo.name, seconds <= (slo.threshold or 0), seconds)
+                      for slo in flow.slo if slo.kind == "latency"]  # fmt: skip
 
 
 def digest_of(path: Path) -> tuple[str, int]:
@@ -460,6 +472,7 @@ class FlowRunner:
             return
         self._archive(flow, path, row.id)
         self.journey.delivered(row.id, given, finished=True)
+        evidence.taken(flow, row, True)
 
     def _call(
         self, flow: Flow, row: FileRow, path: Path, calls: list[tuple[Side, FlowSide]], given: list[tuple[str, str]],
@@ -476,6 +489,8 @@ class FlowRunner:
             evidence.calls.append((flow.name, entity, rung, side, sent.outcome is not Outcome.made))
             if sent.outcome is Outcome.made:
                 given.append((side.value, key))
+                if side.value == serving:
+                    evidence.answered(flow, row, max(time.time() - row.created, 0.0))
                 kind = "upload" if end.upload is not None else "route"
                 self.journey.replied(Answer(row.id, side.value, kind, sent.reason, sent.answer or {}, None,
                                             time.time()))  # fmt: skip
@@ -500,14 +515,17 @@ class FlowRunner:
             self.journey.delivered(row.id, given)
             self.journey.finish(row.id, "in_doubt", "; ".join(doubtful))
             self._park(flow, row, "; ".join(doubtful))
+            evidence.taken(flow, row, False)
         elif any(side == serving for side, _ in refused):  # the side that books it for the partner would not
             self.journey.delivered(row.id, given)
             reason = "; ".join(why for _, why in refused)
             self.journey.finish(row.id, "refused", reason)
             self._set_aside(flow, path, row.id, reason)
+            evidence.taken(flow, row, False)
         else:  # made on the serving side; a refusal by the other is evidence against it
             self._archive(flow, path, row.id)
             self.journey.delivered(row.id, given, finished=True)
+            evidence.taken(flow, row, True)
 
     def _send(self, flow: Flow, row: FileRow, path: Path, side: Side, end: FlowSide, key: str) -> Sent:
         if end.upload is not None:
@@ -559,10 +577,12 @@ class FlowRunner:
             reason = f"whether {' and '.join(doubtful)} took it is unknown: the runner stopped while delivering it"
             self.journey.finish(row.id, "in_doubt", reason)
             self._park(flow, row, reason)
+            evidence.taken(flow, row, False)
             return
         source = drop_of(flow) / row.name
         if not source.exists():  # archived before the runner stopped: every side had it
             self.journey.finish(row.id, "delivered")
+            evidence.taken(flow, row, True)
             return
         self.deliver(flow, row, source, plan_of(row)[1], evidence)
 
@@ -611,6 +631,12 @@ class FlowRunner:
             if row is None:
                 continue
             kind = "+".join(dict.fromkeys(document.types)) or document.kind
+            if (
+                flow.slo
+                and side.value == plan_of(row)[0]
+                and not any(answer.side == side.value for answer in self.journey.answers(row.id))
+            ):  # the serving side's first answer to the file
+                evidence.answered(flow, row, max(time.time() - row.created, 0.0))
             self.journey.replied(Answer(row.id, side.value, kind, entry.name, document.data, document.accepted,
                                         time.time()))  # fmt: skip
             evidence.replies.append((flow.name, row.entity or "*", side, max(time.time() - row.created, 0.0)))

@@ -214,6 +214,8 @@ class Metrics:
             self.flow_seconds.labels(flow, entity, side.value).observe(seconds)
         for flow, entity, _, differences in evidence.comparisons:
             self.flow_files.labels(flow, entity, "both", "mismatched" if differences else "matched").inc()
+        for flow, entity, slo, good, seconds in evidence.slos:
+            self.slo_measured(flow, entity, slo, good, seconds, "")
 
     def child(self, metric: Any, *values: str) -> Any:
         """`metric.labels(*values)`, kept for the next call: prometheus_client takes a lock and

@@ -12,8 +12,8 @@ from rich.table import Table
 from cutover import slos
 from cutover.store import StoreError, open_store
 from gateway.cutover_cli import Json, Routes, Store, console, errors
-from specs.files import RouteError, load_routes
-from specs.routes import route_infos
+from specs.files import RouteError, load_folder
+from specs.flows import ladder
 
 slo_app = typer.Typer(help="Business SLOs per legal entity: objective, error budget, burn rates.", no_args_is_help=True)
 
@@ -29,13 +29,15 @@ def status(
     entity: str | None = typer.Option(None, help="only this legal entity"),
     as_json: Json = False,
 ) -> None:
-    """Every route's SLOs per entity, over their windows: SLI, error budget left, burn rate over
+    """Every route's and flow's SLOs per entity, over their windows: SLI, error budget left, burn rate over
     5 min, 1 h and 6 h, and whether it burns fast (pages) or slowly (a ticket).
 
     Example: banyan slo status --store cutover.db --entity ACME-US
     """
     try:
-        declared = [objective for info in route_infos(load_routes(routes)) for objective in info.slos]
+        folder = load_folder(routes)
+        infos, _ = ladder(folder.routes, folder.flows, folder.batches)
+        declared = [objective for info in infos for objective in info.slos]
         opened = open_store(store, create=False)
     except (RouteError, StoreError) as exc:
         errors.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)

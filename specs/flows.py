@@ -26,8 +26,9 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from cutover.compare import Rules as CompareRules
 from cutover.decide import Mode
 from cutover.engine import RouteInfo
+from cutover.slos import Objective
 from legacy_adapters.mapping import Mapping
-from specs.routes import CutoverPlan, Route, known_entities, route_infos
+from specs.routes import CutoverPlan, Route, SloSpec, known_entities, route_infos
 
 IGNORED = [".*", "*.tmp", "*.part", "*.filepart", "~*"]  # names a sender writes before the file is whole
 
@@ -226,6 +227,10 @@ class Flow(_Model):
         description="the cataloged file drops this flow stands in front of (banyan routes scaffold fills it in; "
         "banyan catalog report --routes shows it)",
     )
+    slo: list[SloSpec] = Field(
+        default_factory=list, description="business objectives per entity: latency (arrival to the serving side's "
+        "first answer within threshold seconds, e.g. its 997 within 900) and success (the serving side took it)",
+    )  # fmt: skip
     outcome: ReadBack | None = Field(
         default=None, description="read back what each side booked for a file, through a managed read route, "
         "and compare the two records",
@@ -235,6 +240,13 @@ class Flow(_Model):
         description="the folder the partner collects its replies from: of the two sides' replies to a file, only "
         "the serving side's is put there; the other's is kept for the comparison",
     )
+
+    @model_validator(mode="after")
+    def _slos(self) -> Flow:
+        unfit = [slo.name for slo in self.slo if slo.kind not in ("latency", "success")]
+        if unfit:
+            raise ValueError(f"a flow's SLOs are latency or success: {', '.join(unfit)} is neither")
+        return self
 
     @property
     def entities(self) -> tuple[str, ...]:
@@ -358,7 +370,8 @@ def flow_infos(flows: list[Flow]) -> list[RouteInfo]:
         plan = flow.cutover
         infos.append(
             RouteInfo(flow.name, writes=not checks_only, has_cloud=flow.cloud is not None, default=Mode(plan.mode),
-                      gate=plan.gate, guardrail=plan.guardrail, entities=flow.entities, kind="flow")
+                      gate=plan.gate, guardrail=plan.guardrail, entities=flow.entities, kind="flow",
+                      slos=tuple(Objective(flow.name, slo.name, slo.kind, slo.objective, slo.days) for slo in flow.slo))
         )  # fmt: skip
     return infos
 

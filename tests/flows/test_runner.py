@@ -396,3 +396,25 @@ def test_a_large_file_cut_short_is_refused_and_a_whole_one_is_read_from_its_head
     assert estate.intake("legacy") == ["whole.x12"]
     [reason] = estate.path("drop/.banyan/error").glob("*cut.x12.reason.txt")
     assert "cut short" in reason.read_text()
+
+
+def test_a_flows_slos_measure_the_serving_sides_first_answer_and_what_it_took(tmp_path: Path) -> None:
+    with _estate(tmp_path, str(tmp_path / "cutover.db")) as estate:
+        flow = make_flow(tmp_path, slo=[{"name": "ack-in-15-min", "kind": "latency", "objective": 99, "threshold": 900},
+                                        {"name": "booked", "kind": "success", "objective": 99.5}])  # fmt: skip
+        runner = FlowRunner([flow], estate.cutover)
+        estate.set("dual_write")
+        estate.drop("po-5.x12", x12_order(PARTNER_A, "PO-5", "000000105"))
+        taken = runner.pass_once(flow)
+        assert [(name, good) for _, _, name, good, _ in taken.slos] == [("booked", True)]
+        _reply(estate, "cloud", "997-c.x12", x12_ack(105, "A", "000000751"))  # the cloud's: not the serving side
+        _reply(estate, "legacy", "997-l.x12", x12_ack(105, "A", "000000651"))
+        _reply(estate, "legacy", "855-l.x12", x12_855("PO-5", 3, "000000652"))  # a second answer: not timed again
+        answered = runner.pass_once(flow)
+        [(_, entity, name, good, seconds)] = answered.slos
+        assert (entity, name, good) == ("ACME-UK", "ack-in-15-min", True) and seconds is not None and seconds < 900
+        answered.count(estate.cutover)
+        estate.cutover.flush()
+    with pytest.raises(ValueError, match="latency or success"):
+        make_flow(tmp_path, slo=[{"name": "fresh", "kind": "freshness", "objective": 99, "threshold": 5,
+                                  "field": "/at"}])  # fmt: skip
