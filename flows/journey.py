@@ -386,6 +386,19 @@ class Journey:
             ).rowcount
         return bool(changed == 1)
 
+    def owed_forwards(self, flow: str, before: str, limit: int = 100) -> list[tuple[str, str, str]]:
+        """Replies of the serving side read before `before` (an ISO time) and never passed to the
+        partner: a runner stopped between reading one and forwarding it. (side, name, digest)."""
+        with self.store.reading() as cursor:
+            rows = self.store.execute(
+                cursor,
+                "SELECT r.side, r.name, r.digest FROM flow_replies r JOIN flow_files f ON f.id = r.file_id "
+                "WHERE r.flow = ? AND r.forwarded IS NULL AND r.seen_at < ? "
+                f"AND f.serving LIKE ? || r.side || ? ORDER BY r.seen_at LIMIT {int(limit)}",
+                (flow, before, '%"serve": "', '"%'),
+            ).fetchall()
+        return [(side, name, digest) for side, name, digest in rows]
+
     def forwarded(self, flow: str, side: str, name: str, digest: str, to: str) -> None:
         with self.store.transaction() as cursor:
             self.store.execute(

@@ -37,6 +37,7 @@ import secrets
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from fnmatch import fnmatch
 from pathlib import Path
 from typing import Any
@@ -57,6 +58,7 @@ from specs.flows import Batch, Flow, FlowSide, Pick
 log = logging.getLogger("banyan.flows")
 
 POLL_SECONDS = 0.5
+FORWARD_GRACE = 30.0  # a reply read this long ago and not forwarded was left by a runner that stopped
 HEAD_BYTES = 1 << 20  # what is parsed of a file for its partner, entity and key: the envelope and the header
 CHUNK = 1 << 20
 ROUTED_BYTES = 10 << 20  # a document sent through a route is parsed whole and mapped into one call
@@ -273,7 +275,27 @@ class FlowRunner:
                 self.replies(flow, side, end, evidence)
         if flow.outcome is not None and self.routes is not None:
             self.read_back(flow, evidence)
+        if flow.outbound:
+            self.forward_owed(flow)
         return evidence
+
+    def forward_owed(self, flow: Flow) -> None:
+        """Pass on the serving side's replies a runner read and stopped before forwarding (after
+        FORWARD_GRACE, so never one another runner is forwarding now). One already in the outbound
+        folder with the same bytes was forwarded: it is recorded, not sent again."""
+        before = datetime.fromtimestamp(time.time() - FORWARD_GRACE, UTC).isoformat(timespec="milliseconds")
+        for side, name, digest in self.journey.owed_forwards(flow.name, before):
+            end = flow.legacy if side == Side.legacy.value else flow.cloud
+            source = Path(end.replies or "") / name if end is not None else None
+            there = Path(flow.outbound or "") / name
+            if there.is_file() and digest_of(there)[0] == digest:
+                self.journey.forwarded(flow.name, side, name, digest, name)
+            elif source is not None and source.is_file() and digest_of(source)[0] == digest:
+                self._forward(flow, Side(side), source, digest)
+            else:  # the side's reply is gone from its folder: said once, and not asked about again
+                self.journey.forwarded(flow.name, side, name, digest, "")
+                log.error("flow %s: %s's reply %s was never passed to the partner and is gone from %s",
+                          flow.name, side, name, source.parent if source else "its folder")  # fmt: skip
 
     def read_back(self, flow: Flow, evidence: Evidence) -> None:
         """Ask each side, through the flow's read route, for the record it booked from each file

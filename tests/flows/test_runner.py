@@ -418,3 +418,29 @@ def test_a_flows_slos_measure_the_serving_sides_first_answer_and_what_it_took(tm
     with pytest.raises(ValueError, match="latency or success"):
         make_flow(tmp_path, slo=[{"name": "fresh", "kind": "freshness", "objective": 99, "threshold": 5,
                                   "field": "/at"}])  # fmt: skip
+
+
+def test_a_reply_read_by_a_runner_that_stopped_before_forwarding_it_still_reaches_the_partner(
+    on_both: Estate, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    on_both.set("dual_write")
+    on_both.drop("po-6.x12", x12_order(PARTNER_A, "PO-6", "000000106"))
+    on_both.run()
+    _reply(on_both, "legacy", "997-6.x12", x12_ack(106, "A", "000000661"))
+    _reply(on_both, "cloud", "997-c6.x12", x12_ack(106, "A", "000000761"))
+
+    def dies(*args: object) -> None:
+        raise _Died
+
+    monkeypatch.setattr(FlowRunner, "_forward", dies)
+    with pytest.raises(_Died):
+        on_both.run()
+    monkeypatch.undo()
+    assert list(on_both.path("partner/out").iterdir()) == []
+    runner = _restart(on_both).runner
+    runner.pass_once(on_both.flow)
+    assert list(on_both.path("partner/out").iterdir()) == []  # within the grace: maybe another runner's
+    monkeypatch.setattr(runner_module, "FORWARD_GRACE", -1.0)
+    runner.pass_once(on_both.flow)
+    runner.pass_once(on_both.flow)
+    assert sorted(p.name for p in on_both.path("partner/out").iterdir()) == ["997-6.x12"]  # legacy's, once
