@@ -1,4 +1,4 @@
-"""Business documents as data: X12, EDIFACT and CSV parsed into JSON with stable paths.
+"""Business documents as data: X12, EDIFACT, CSV and XML parsed into JSON with stable paths.
 
 The comparator, noise learning and mismatch tables work on JSON, so a partner's file is turned into
 one: elements are keyed by their two-digit position, a composite element is a list of its
@@ -9,6 +9,8 @@ same for a one-line and a fifty-line order:
     X12      /ISA/06 (sender)   /ST/*/BEG/03 (PO number)   /ST/*/PO1/*/02 (quantity)
     EDIFACT  /UNB/02/0 (sender) /UNH/*/BGM/02 (document number)   /UNH/*/QTY/*/01/1
     CSV      /rows/*/<column>
+    XML      /<root>/<child>/… by local names (cXML: /cXML/Header/From/Credential/Identity), `@name` for
+             attributes, a list where a name repeats
 
 `NOISE` lists what two ERPs always write differently for the same business content (control
 numbers, creation dates and times): compared documents ignore it by default. A document also says
@@ -30,10 +32,13 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
+from lxml import etree
+
 from inventory_scan.formats.x12 import read_delimiters as x12_delimiters
 from inventory_scan.formats.x12 import segments as x12_segments
+from legacy_adapters import xmljson
 
-KINDS = ("x12", "edifact", "csv")
+KINDS = ("x12", "edifact", "csv", "xml")
 # segments that repeat within a transaction (lines, parties, references, dates): always lists
 REPEATING = frozenset(
     {
@@ -94,6 +99,8 @@ def detect(data: bytes) -> str | None:
         return "x12"
     if head.startswith((b"UNA", b"UNB", b"UNH")):
         return "edifact"
+    if head.startswith(b"<"):
+        return "xml"
     if head and b"\x00" not in head:
         first = head.split(b"\n", 1)[0]
         if b"," in first or b";" in first or b"\t" in first:
@@ -109,7 +116,9 @@ def parse(data: bytes, kind: str = "auto", partial: bool = False, only: Collecti
     segment tag and skipped, which is most of an order's bytes (its lines)."""
     found = detect(data) if kind == "auto" else kind
     if found not in KINDS:
-        raise DocumentError("not an X12, EDIFACT or CSV document")
+        raise DocumentError("not an X12, EDIFACT, CSV or XML document")
+    if found == "xml":
+        return _xml(data, partial)
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
@@ -130,6 +139,8 @@ def ends_whole(kind: str, tail: bytes) -> bool:
         return bool(re.search(r"IEA.{1,40}$", text, re.DOTALL))
     if kind == "edifact":
         return bool(re.search(r"UN[ZT].{1,60}$", text, re.DOTALL))
+    if kind == "xml":
+        return bool(re.search(r"</[^<>]{1,200}>$", text))  # a closing tag: the root's, if whole
     return text.endswith(("\n",)) or bool(text)
 
 
@@ -149,6 +160,28 @@ def _put(target: dict[str, Any], tag: str, value: dict[str, Any], repeating: boo
         target[tag] = (held if isinstance(held, list) else [held]) + [value]
     else:
         target[tag] = [value] if repeating else value
+
+
+# -- XML --------------------------------------------------------------------------------------------
+_XML = etree.XMLParser(resolve_entities=False, load_dtd=False, no_network=True, huge_tree=False)
+
+
+def _xml(data: bytes, partial: bool) -> Document:
+    """An XML document (cXML, UBL, an ERP's own) as JSON keyed by its root's local name, through the
+    routes' XML ↔ JSON rules. A DOCTYPE that only names an external DTD (as cXML's do) is allowed and
+    never fetched; one with declarations of its own (entities) is refused. Only a whole document is
+    read: a larger file is routed by its name or a fixed entity."""
+    if partial:
+        return Document("xml", {})
+    try:
+        root = etree.fromstring(data, _XML)
+    except etree.XMLSyntaxError as exc:
+        raise DocumentError(f"not well-formed XML: {exc}") from None
+    declared = root.getroottree().docinfo.internalDTD
+    if declared is not None and (list(declared.iterentities()) or list(declared.iterelements())):  # type: ignore[union-attr]
+        raise DocumentError("its DOCTYPE declares entities or elements of its own: refused")
+    name = xmljson.local(root.tag)
+    return Document("xml", {name: xmljson.to_json(root)}, types=[name])
 
 
 # -- X12 --------------------------------------------------------------------------------------------

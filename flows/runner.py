@@ -110,7 +110,8 @@ def pick(how: Pick, document: Document, name: str) -> str | None:
         found = re.search(how.pattern or "", name)
         return found.group("value") if found else None
     if how.from_ == "document":
-        return value_at(document, how.pointer or "/")
+        value = value_at(document, how.pointer or "/")
+        return how.partners.get(value or "") if how.partners else value
     sender = (document.sender or "").strip() or None
     if how.partners:
         return how.partners.get(sender or "")

@@ -184,7 +184,9 @@ class Pick(_Model):
         alias="from", description="partner: the sender id (ISA06, UNB); name: a regex on the file name; "
         "document: a JSON pointer into the parsed document; fixed: one value",
     )  # fmt: skip
-    partners: dict[str, str] = Field(default_factory=dict, description="entity from partner: sender id → entity")
+    partners: dict[str, str] = Field(
+        default_factory=dict, description="the value found (a sender id, or what the pointer names) → entity"
+    )
     pattern: str | None = Field(default=None, description="from name: a regex whose group `value` is taken")
     pointer: str | None = Field(default=None, description="from document: e.g. /ST/*/BEG/03 or /UNH/*/BGM/02")
     value: str | None = Field(default=None, description="from fixed")
@@ -209,7 +211,9 @@ class Pick(_Model):
 class Flow(_Model):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
     description: str = ""
-    document: Literal["auto", "x12", "edifact", "csv"] = Field(default="auto", description="how the files are read")
+    document: Literal["auto", "x12", "edifact", "csv", "xml"] = Field(
+        default="auto", description="how the files are read"
+    )
     source: FlowSource
     entity: Pick
     key: Pick = Field(default_factory=lambda: Pick.model_validate({"from": "partner"}),

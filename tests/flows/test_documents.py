@@ -119,3 +119,19 @@ def test_detect() -> None:
     assert detect(b"%PDF-1.4") is None
     rows = parse(b"po;sku;qty\nPO-1;SKU-9;3\n")
     assert value_at(rows, "/rows/*/sku") == "SKU-9"
+
+
+def test_an_xml_order_is_json_by_local_names_and_its_external_doctype_is_never_fetched(corpora: Path) -> None:
+    order = parse((corpora / "filedrop/cxml/OrderRequest_from-cxml-php_OrderRequest.xml").read_bytes())
+    assert order.kind == "xml" and order.types == ["cXML"]
+    assert value_at(order, "/cXML/Header/From/Credential/Identity") == "inbound@prominate-platform.com"
+    assert value_at(order, "/cXML/Request/OrderRequest/OrderRequestHeader/@orderID") == "DO1234"
+    ubl = parse((corpora / "filedrop/ubl/Invoice_from-ph-ubl_UBL-Invoice-2.0-Example-NS1_prefixed.xml").read_bytes())
+    assert value_at(ubl, "/Invoice/ID") == "A00095678"  # the prefixes (Bob:, Harry:) resolved away
+
+
+def test_xml_that_declares_its_own_entities_is_refused() -> None:
+    with pytest.raises(DocumentError, match="declares entities"):
+        parse(b'<?xml version="1.0"?><!DOCTYPE r [<!ENTITY a "x">]><r>&a;</r>')
+    with pytest.raises(DocumentError, match="not well-formed"):
+        parse(b"<Order><Line></Order>")

@@ -444,3 +444,24 @@ def test_a_reply_read_by_a_runner_that_stopped_before_forwarding_it_still_reache
     runner.pass_once(on_both.flow)
     runner.pass_once(on_both.flow)
     assert sorted(p.name for p in on_both.path("partner/out").iterdir()) == ["997-6.x12"]  # legacy's, once
+
+
+def test_an_xml_partner_is_told_by_a_pointer_mapped_to_its_entity(tmp_path: Path, corpora: Path) -> None:
+    for folder in ("drop", "legacy/in", "cloud/in"):
+        (tmp_path / folder).mkdir(parents=True)
+    flow = make_flow(tmp_path, source={"folder": str(tmp_path / "drop"), "pattern": "*.xml", "settle_seconds": 0},
+                     document="xml",
+                     entity={"from": "document", "pointer": "/cXML/Header/From/Credential/Identity",
+                             "partners": {"inbound@prominate-platform.com": "ACME-DE"}},
+                     key={"from": "document", "pointer": "/cXML/Request/OrderRequest/OrderRequestHeader/@orderID"},
+                     cutover={"mode": "dual_write"}, outbound=None)  # fmt: skip
+    cutover = Cutover(str(tmp_path / "cutover.db"), *ladder([], [flow]))
+    try:
+        sample = corpora / "filedrop/cxml/OrderRequest_from-cxml-php_OrderRequest.xml"
+        (tmp_path / "drop" / "order.xml").write_bytes(sample.read_bytes())
+        FlowRunner([flow], cutover).pass_once(flow)
+        [row] = Journey(cutover.store).files(flow.name)
+        assert (row.state, row.entity, row.business_key, row.document) == ("delivered", "ACME-DE", "DO1234", "xml")
+        assert (tmp_path / "cloud/in/order.xml").read_bytes() == sample.read_bytes()
+    finally:
+        cutover.close()
