@@ -42,7 +42,7 @@ import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from fnmatch import fnmatch
 from operator import itemgetter
 from pathlib import Path
@@ -61,6 +61,7 @@ from specs.flows import Batch, Export, Records
 
 log = logging.getLogger("banyan.flows")
 SAMPLES = 20  # differing records kept to show, per run
+MAKING_SECONDS = 900.0  # a run taken by a runner that died is taken over after this long
 FETCH_SECONDS = 30.0  # how often an export endpoint that is not ready is asked again
 FETCH_TIMEOUT = 300.0  # a large export takes a while to stream
 
@@ -206,6 +207,12 @@ class BatchRunner:
         due = self.due(batch, moment)
         if not self._claim(batch, due):
             return []
+        try:
+            return self._make(batch, due, moment)
+        finally:  # waiting for its exports (or stopped by an error): another pass, or runner, makes it
+            self._release(batch, due)
+
+    def _make(self, batch: Batch, due: datetime, moment: datetime) -> list[tuple[str, Side, bool]]:
         info = self.cutover.engine.routes.get(batch.name)
         rule = self.cutover.rule(batch.name, batch.entity, info.default if info else Mode.legacy)
         sides = awaited(rule, batch.cloud is not None)
@@ -311,10 +318,24 @@ class BatchRunner:
                 "updated_at = ? WHERE batch = ? AND due < ? AND state = 'waiting'",
                 (now_iso(), batch.name, due.isoformat()),
             )
-            row = self.store.execute(
-                cursor, "SELECT state FROM batch_runs WHERE batch = ? AND due = ?", (batch.name, due.isoformat())
-            ).fetchone()
-        return row is not None and row[0] == "waiting"
+            stale = datetime.fromtimestamp(time.time() - MAKING_SECONDS, UTC).isoformat(timespec="milliseconds")
+            taken = self.store.execute(  # of two runners, one makes the run; one that died holds it a while
+                cursor,
+                "UPDATE batch_runs SET state = 'making', updated_at = ? WHERE batch = ? AND due = ? AND "
+                "(state = 'waiting' OR (state = 'making' AND updated_at < ?))",
+                (now_iso(), batch.name, due.isoformat(), stale),
+            ).rowcount
+        return bool(taken == 1)
+
+    def _release(self, batch: Batch, due: datetime) -> None:
+        """A run this runner took and did not finish waits again."""
+        with self.store.transaction() as cursor:
+            self.store.execute(
+                cursor,
+                "UPDATE batch_runs SET state = 'waiting', updated_at = ? WHERE batch = ? AND due = ? "
+                "AND state = 'making'",
+                (now_iso(), batch.name, due.isoformat()),
+            )
 
     def _deliver(self, export: Path, folder: Path, due: datetime) -> str:
         """The serving side's export into the consumer's folder, whole, once: under a temporary name,
@@ -345,7 +366,7 @@ class BatchRunner:
                 cursor,
                 "UPDATE batch_runs SET state = ?, rung = ?, serving = ?, legacy_file = ?, cloud_file = ?, "
                 "delivered = ?, records = ?, mismatches = ?, only_legacy = ?, only_cloud = ?, reason = ?, "
-                "updated_at = ? WHERE batch = ? AND due = ? AND state = 'waiting'",
+                "updated_at = ? WHERE batch = ? AND due = ? AND state = 'making'",
                 (state, rule.rung, serve.value, _name(exports.get(Side.legacy)), _name(exports.get(Side.cloud)),
                  delivered, compared.records, compared.mismatches, compared.only_legacy, compared.only_cloud,
                  reason, now_iso(), batch.name, due.isoformat()),

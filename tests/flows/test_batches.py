@@ -242,3 +242,39 @@ def test_an_export_not_in_its_format_is_delivered_and_not_compared(runner: Batch
     [run] = runner.runs(batch.name)
     assert run["state"] == "delivered" and run["delivered"] == "20261207T0200_stock_1.csv"
     assert "not compared" in run["reason"]
+
+
+def test_two_runners_at_once_make_the_run_once_and_count_its_evidence_once(
+    tmp_path: Path,
+    store_location: str,  # noqa: F811
+) -> None:
+    """Two gateways' batch runners on one store, at the same moment: one makes the run."""
+    import threading
+
+    batch = make_batch(tmp_path)
+    cutovers = [Cutover(store_location, *ladder([], [], [batch])) for _ in range(2)]
+    try:
+        cutovers[0].engine.set(batch.name, "ACME-US", "dual_write", "both export", "ana", force=True)
+        for cutover in cutovers:
+            cutover.reload()
+        export(tmp_path / "legacy" / "stock_1.csv", [f"SKU-{n};10;0;a" for n in range(2000)], DUE)
+        export(tmp_path / "cloud" / "stock-1.csv", [f"SKU-{n};10;{n % 2};b" for n in range(2000)], DUE)
+        made: list[list[tuple[str, Side, bool]]] = []
+        start = threading.Barrier(2)
+
+        def make(cutover: Cutover) -> None:
+            start.wait()
+            made.append(BatchRunner([batch], cutover).pass_once(batch, DUE + timedelta(minutes=5)))
+
+        threads = [threading.Thread(target=make, args=(cutover,)) for cutover in cutovers]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert sorted(len(calls) for calls in made) == [0, 2]
+        evidence = cutovers[0].store.evidence(batch.name, "ACME-US", "ACME-US@1", 0)
+        assert (evidence.comparisons, evidence.mismatches) == (2000, 1000)
+        assert len(list((tmp_path / "wms").iterdir())) == 1
+    finally:
+        for cutover in cutovers:
+            cutover.close()
