@@ -15,6 +15,7 @@ from gateway.calendar_cli import add_calendar_commands
 from gateway.cutover_cli import cutover_app
 from gateway.flows_cli import flows_app
 from gateway.outbox_cli import outbox_app
+from gateway.reconcile_cli import reconcile_app
 from gateway.routes_cli import keys_app, routes_app, serve_command
 from gateway.slo_cli import slo_app
 from inventory_scan.cli import catalog_app, scan_app
@@ -34,6 +35,7 @@ add_calendar_commands(cutover_app)
 app.add_typer(cutover_app, name="cutover")
 app.add_typer(outbox_app, name="outbox")
 app.add_typer(flows_app, name="flows")
+app.add_typer(reconcile_app, name="reconcile")
 app.add_typer(events_app, name="events")
 app.add_typer(slo_app, name="slo")
 

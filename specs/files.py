@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from specs.checks import canonical_problems, pool_problems, successor_problems
 from specs.flows import Batch, Flow, flow_route_problems
+from specs.reconciliations import Reconciliation
 from specs.routes import Route
 
 
@@ -26,6 +27,7 @@ class RouteFile(BaseModel):
     model_config = ConfigDict(extra="forbid")
     routes: list[Route] = Field(default_factory=list)
     flows: list[Flow] = Field(default_factory=list)
+    reconciliations: list[Reconciliation] = Field(default_factory=list)
     batches: list[Batch] = Field(default_factory=list)
 
 
@@ -129,6 +131,7 @@ def load_folder(folder: Path) -> RouteFile:
     routes: list[Route] = []
     flows: list[Flow] = []
     batches: list[Batch] = []
+    reconciliations: list[Reconciliation] = []
     problems: list[str] = []
     for path in sorted(folder.glob("*.y*ml")):
         try:
@@ -139,7 +142,9 @@ def load_folder(folder: Path) -> RouteFile:
         routes += [route.model_copy(update={"description": route.description}) for route in found.routes]
         flows += found.flows
         batches += found.batches
+        reconciliations += found.reconciliations
     names = [route.name for route in routes] + [flow.name for flow in flows] + [batch.name for batch in batches]
+    names += [reconciliation.name for reconciliation in reconciliations]
     problems += [
         f"{folder}: name {name!r} is used twice (routes and flows share the ladder)"
         for name in sorted({n for n in names if names.count(n) > 1})
@@ -156,7 +161,7 @@ def load_folder(folder: Path) -> RouteFile:
     problems += flow_route_problems(folder, routes, flows)
     if problems:
         raise RouteError(problems)
-    return RouteFile(routes=routes, flows=flows, batches=batches)
+    return RouteFile(routes=routes, flows=flows, batches=batches, reconciliations=reconciliations)
 
 
 def _variables_allowed(node: Any) -> Any:

@@ -181,6 +181,16 @@ MIGRATIONS: list[list[str]] = [
         "ALTER TABLE flow_files DROP COLUMN compared",
         "ALTER TABLE flow_files ADD COLUMN numbers TEXT NOT NULL DEFAULT ''",
     ],
+    # reconciliations (reconcile/store.py): a row a run with its counts, and the keys it found
+    [
+        "CREATE TABLE recon_runs ({id}, name TEXT NOT NULL, entity TEXT NOT NULL, since TEXT, "
+        "started TEXT NOT NULL, created DOUBLE PRECISION NOT NULL, finished TEXT, state TEXT NOT NULL, "
+        "counts TEXT NOT NULL DEFAULT '{{}}', warnings TEXT NOT NULL DEFAULT '[]', reason TEXT NOT NULL DEFAULT '')",
+        "CREATE INDEX recon_runs_name ON recon_runs (name, entity, id)",
+        "CREATE TABLE recon_items (run_id BIGINT NOT NULL, kind TEXT NOT NULL, record_key TEXT NOT NULL, "
+        "detail TEXT NOT NULL)",
+        "CREATE INDEX recon_items_run ON recon_items (run_id, kind, record_key)",
+    ],
 ]
 APPEND_ONLY = {
     "sqlite": [

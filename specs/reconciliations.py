@@ -1,0 +1,153 @@
+"""Reconciliation specs: do two systems hold the same records? Declared beside routes and flows.
+
+    reconciliations:
+      - name: us-orders
+        entity: order                              # the canonical entity the records are mapped into
+        entities: [ACME-US]
+        key: [orderId]
+        legacy:
+          odbc: {connection_env: BANYAN_ERP_US_ODBC,
+                 query: "SELECT id, customer, total FROM order_export WHERE changed >= :since"}
+          map: {map: {/orderId: /id, /customer: /customer, /total: /total}}
+        cloud:
+          http: {url: "${ACME_CLOUD}/api/{entity}/orders", items: /orders,
+                 paging: {style: page, param: page, size_param: per_page, size: 500}}
+        compare: {tolerance: 0.01, ignore: [/updatedAt]}
+
+Two legal entities can be the two sides (intercompany: one's receivables, the other's payables):
+each side's `map` brings its own key into the canonical one (DE's invoice number and UK's supplier
+reference both become `/invoice`), `labels` names the sides, and `currency` converts amounts to one
+currency from a rate table before they are compared. How a run works is `reconcile/run.py`.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from cutover.compare import Rules as CompareRules
+from legacy_adapters.mapping import Mapping
+from specs.flows import Records
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class OdbcList(_Model):
+    """Rows of a query over ODBC; `:entity` and `:since` are bound, never spliced."""
+
+    connection_env: str = Field(description="the environment variable holding the ODBC connection string")
+    query: str = Field(description="a SELECT; :entity and :since are bound as parameters")
+    fetch: int = Field(default=5000, ge=1, description="rows fetched at a time")
+
+
+class Paging(_Model):
+    """How a list endpoint is paged."""
+
+    style: Literal["page", "offset", "cursor", "next", "none"] = "page"
+    param: str = Field(default="page", description="page: the page number's parameter; offset: the offset's; "
+                       "cursor: the cursor's")  # fmt: skip
+    first: int = Field(default=1, description="page: the first page's number")
+    size_param: str | None = Field(default="per_page", description="the page size's parameter, if it takes one")
+    size: int = Field(default=500, ge=1)
+    cursor: str | None = Field(default=None, pattern=r"^/", description="cursor: JSON pointer to the next cursor")
+    next: str | None = Field(default=None, pattern=r"^/", description="next: JSON pointer to the next page's URL")
+
+    @model_validator(mode="after")
+    def _complete(self) -> Paging:
+        if self.style == "cursor" and not self.cursor:
+            raise ValueError("cursor paging needs cursor: the JSON pointer to the next cursor in each page")
+        if self.style == "next" and not self.next:
+            raise ValueError("next paging needs next: the JSON pointer to the next page's URL in each page")
+        return self
+
+
+class HttpList(_Model):
+    """Records from a paged JSON endpoint."""
+
+    url: str = Field(pattern=r"^https?://", description="{entity} and {since} are filled in")
+    items: str = Field(default="", description="JSON pointer to the records in a page ('' when the page is a list)")
+    paging: Paging = Field(default_factory=Paging)
+    token_env: str | None = Field(default=None, description="the variable holding a bearer token")
+    timeout_seconds: float = Field(default=60, gt=0, description="for one page")
+
+    @model_validator(mode="after")
+    def _no_secret(self) -> HttpList:
+        if "@" in self.url.split("/", 3)[2]:
+            raise ValueError("put no credentials in the URL; name a variable with token_env")
+        return self
+
+
+class FileList(_Model):
+    """Records of an export file (CSV, fixed width, X12 846, EDIFACT INVRPT, XML)."""
+
+    path: str = Field(description="{entity} is filled in")
+    records: Records
+
+
+class Source(_Model):
+    """Where one side's records come from, and how each becomes the canonical shape."""
+
+    odbc: OdbcList | None = None
+    http: HttpList | None = None
+    file: FileList | None = None
+    map: Mapping | None = Field(default=None, description="a record → the canonical shape (default: as it is)")
+
+    @model_validator(mode="after")
+    def _one(self) -> Source:
+        if sum(way is not None for way in (self.odbc, self.http, self.file)) != 1:
+            raise ValueError("a source is exactly one of odbc, http or file")
+        return self
+
+    @property
+    def kind(self) -> str:
+        return "odbc" if self.odbc else "http" if self.http else "file"
+
+
+class Currency(_Model):
+    """Amounts in several currencies, compared in one: each record's amount converted by a rate."""
+
+    amount: str = Field(pattern=r"^/", description="JSON pointer to the amount in the canonical record")
+    currency: str = Field(pattern=r"^/", description="JSON pointer to its currency code")
+    to: str = Field(min_length=3, max_length=3, description="the currency compared in, e.g. EUR")
+    rates: dict[str, float] = Field(description="units of `to` per unit of each currency, e.g. {GBP: 1.17}")
+
+
+class KeyRules(_Model):
+    """How keys are normalised before they are matched (what is left different is reported)."""
+
+    trim: bool = Field(default=True, description="leading and trailing spaces do not count")
+    case: Literal["keep", "upper", "lower"] = "keep"
+
+
+class Reconciliation(_Model):
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
+    description: str = ""
+    entity: str = Field(description="the canonical entity: order, inventory, invoice, customer, item, shipment")
+    entities: list[str] = Field(default_factory=list, description="the legal entities it runs for")
+    key: list[str] = Field(min_length=1, description="the canonical fields that identify a record, e.g. [sku, "
+                           "warehouse]")  # fmt: skip
+    legacy: Source
+    cloud: Source
+    labels: dict[Literal["legacy", "cloud"], str] = Field(
+        default_factory=dict, description="what the two sides are called (two entities: their ledgers)"
+    )
+    compare: CompareRules = Field(default_factory=CompareRules, description="the routes' compare block")
+    keys: KeyRules = Field(default_factory=KeyRules)
+    currency: Currency | None = None
+    samples: int = Field(default=20, ge=0, le=1000, description="differing records kept to show per kind")
+
+    @model_validator(mode="after")
+    def _key_fields(self) -> Reconciliation:
+        for source in (self.legacy, self.cloud):
+            if source.odbc is not None and ":" in source.odbc.query:
+                unknown = {m for m in re.findall(r"(?<![:\w]):([A-Za-z_]\w*)", source.odbc.query)} - {"entity", "since"}
+                if unknown:
+                    raise ValueError(f"the query binds only :entity and :since, not :{', :'.join(sorted(unknown))}")
+        return self
+
+    def label(self, side: str) -> str:
+        return next((name for which, name in self.labels.items() if which == side), side)

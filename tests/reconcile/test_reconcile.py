@@ -1,0 +1,293 @@
+"""Reconciliation against real sources: a legacy ERP's order table over ODBC (SQLite, PostgreSQL)
+and a cloud ERP's paged JSON API, matched by key with the routes' compare rules; intercompany
+invoices across two entities in two currencies; and every bad input a line in the run's report."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from typer.testing import CliRunner
+
+from cutover.store import open_store
+from gateway.cli import app as cli
+from reconcile.run import Reconciler
+from reconcile.store import Runs
+from specs.reconciliations import Reconciliation
+from tests.conftest import missing_service
+from tests.cutover.conftest import postgres_url, store_location  # noqa: F401 - the fixtures
+
+LEGACY_ORDERS = [
+    (f"SO-{n:05d}", "ACME-US", f"CUST-{n % 7}", round(10 + n * 1.25, 2), "2026-12-01") for n in range(1, 1001)
+]
+
+
+@dataclass
+class CloudApi:
+    """The cloud ERP's order list: pages of `per_page`, or a cursor; can fail or repeat a page."""
+
+    orders: list[dict[str, Any]] = field(default_factory=list)
+    fail_on_page: int | None = None
+    repeat_page: int | None = None
+    url: str = ""
+    tokens: set[str] = field(default_factory=set)
+
+
+@pytest.fixture
+def cloud() -> Iterator[CloudApi]:
+    api = CloudApi()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            query = {k: v[0] for k, v in parse_qs(urlsplit(self.path).query).items()}
+            api.tokens.add(self.headers.get("Authorization", ""))
+            page, size = int(query.get("page", 1)), int(query.get("per_page", 100))
+            if api.fail_on_page == page:
+                self.send_response(500)
+                self.end_headers()
+                return
+            shown = page - 1 if api.repeat_page == page else page
+            items = api.orders[(shown - 1) * size : shown * size]
+            data = json.dumps({"orders": items, "page": page}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    api.url = f"http://127.0.0.1:{server.server_port}"
+    yield api
+    server.shutdown()
+    server.server_close()
+
+
+def _sqlite_erp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import pyodbc
+
+    if "SQLite3" not in pyodbc.drivers():
+        missing_service("the SQLite ODBC driver (libsqliteodbc) is not installed")
+    database = tmp_path / "erp_us.db"
+    with sqlite3.connect(database) as connection:
+        connection.execute("CREATE TABLE order_export (id TEXT, entity TEXT, customer TEXT, total NUMERIC, "
+                           "changed TEXT)")  # fmt: skip
+        connection.executemany("INSERT INTO order_export VALUES (?, ?, ?, ?, ?)", LEGACY_ORDERS)
+        connection.execute("INSERT INTO order_export VALUES ('so-00007 ', 'ACME-US', 'CUST-0', 1, '2026-12-01')")
+        connection.execute("INSERT INTO order_export VALUES (NULL, 'ACME-US', 'CUST-1', 1, '2026-12-01')")
+        connection.execute("INSERT INTO order_export VALUES ('SO-00009', 'ACME-US', 'CUST-2', 21.25, '2026-12-01')")
+        connection.execute("INSERT INTO order_export VALUES ('SO-99999', 'ACME-DE', 'CUST-2', 9, '2026-12-01')")
+    monkeypatch.setenv("ERP_US_ODBC", f"DRIVER={{SQLite3}};DATABASE={database}")
+
+
+def _cloud_orders(api: CloudApi) -> None:
+    """The cloud's copy of the migrated orders: one total drifted, one order missing, one extra, and
+    a rounding difference the tolerance absorbs."""
+    for order_id, _, customer, total, _ in LEGACY_ORDERS:
+        if order_id == "SO-00500":
+            continue  # never migrated
+        if order_id == "SO-00250":
+            total = total + 5  # drifted
+        if order_id == "SO-00100":
+            total = total + 0.004  # within the tolerance
+        api.orders.append({"number": order_id, "customerId": customer, "amount": {"value": total},
+                           "updatedAt": f"2026-12-0{1 + len(api.orders) % 5}T10:00:00Z"})  # fmt: skip
+    api.orders.append({"number": "SO-77777", "customerId": "CUST-9", "amount": {"value": 1.0}, "updatedAt": "x"})
+
+
+def orders_spec(api: CloudApi, **changes: Any) -> Reconciliation:
+    spec: dict[str, Any] = {
+        "name": "us-orders", "entity": "order", "entities": ["ACME-US"], "key": ["orderId"],
+        "legacy": {"odbc": {"connection_env": "ERP_US_ODBC", "fetch": 100,
+                            "query": "SELECT id, customer, total FROM order_export WHERE entity = :entity "
+                                     "AND changed >= :since"},
+                   "map": {"map": {"/orderId": "/id", "/customer": "/customer", "/total": "/total"}}},
+        "cloud": {"http": {"url": f"{api.url}/api/{{entity}}/orders", "items": "/orders", "token_env": "CLOUD_TOKEN",
+                           "paging": {"style": "page", "param": "page", "size_param": "per_page", "size": 100}},
+                  "map": {"map": {"/orderId": "/number", "/customer": "/customerId", "/total": "/amount/value",
+                                  "/updatedAt": "/updatedAt"}, "optional": ["/updatedAt"]}},
+        "compare": {"tolerance": 0.01, "ignore": ["/updatedAt"], "mask": ["/customer"]},
+        "keys": {"trim": True, "case": "upper"},
+    }  # fmt: skip
+    spec.update(changes)
+    return Reconciliation.model_validate(spec)
+
+
+def test_orders_over_odbc_against_a_paged_api_find_exactly_the_drift(
+    tmp_path: Path,
+    cloud: CloudApi,
+    monkeypatch: pytest.MonkeyPatch,
+    store_location: str,  # noqa: F811
+) -> None:
+    _sqlite_erp(tmp_path, monkeypatch)
+    monkeypatch.setenv("CLOUD_TOKEN", "tok-PLANTED-7")
+    _cloud_orders(cloud)
+    store = open_store(store_location)
+    try:
+        run_id, tally = Reconciler(orders_spec(cloud), store, tmp_path).run("ACME-US", "2026-11-01")
+        assert cloud.tokens == {"Bearer tok-PLANTED-7"}
+        assert tally.read == {"legacy": 1003, "cloud": 1000}
+        assert (tally.matched, tally.differing, tally.only) == (998, 1, {"legacy": 1, "cloud": 1})
+        assert tally.duplicates["legacy"] == 2  # 'so-00007 ' is SO-00007 once trimmed and upper-cased; SO-00009
+        assert tally.no_key["legacy"] == 1
+        runs = Runs(store)
+        row = runs.get(run_id)
+        assert row is not None and row.state == "done" and "PLANTED" not in json.dumps(row.as_dict())
+        [(_, key, detail)] = runs.found(run_id, "differs")
+        assert key == "SO-00250" and [d["path"] for d in detail["differences"]] == ["/total"]
+        [(_, only_legacy, record)] = runs.found(run_id, "only_legacy")
+        assert only_legacy == "SO-00500" and record["record"]["customer"] == "•••"  # masked as the rules say
+        assert [key for _, key, _ in runs.found(run_id, "only_cloud")] == ["SO-77777"]
+        assert any("seen more than once" in w for w in row.warnings) and any("without a key" in w for w in row.warnings)
+    finally:
+        store.close()
+
+
+def test_a_source_that_stops_mid_stream_fails_the_run_saying_where(
+    tmp_path: Path, cloud: CloudApi, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _sqlite_erp(tmp_path, monkeypatch)
+    monkeypatch.setenv("CLOUD_TOKEN", "t")
+    _cloud_orders(cloud)
+    cloud.fail_on_page = 4
+    store = open_store(str(tmp_path / "cutover.db"))
+    try:
+        run_id, _ = Reconciler(orders_spec(cloud), store, tmp_path).run("ACME-US")
+        row = Runs(store).get(run_id)
+        assert row is not None and row.state == "failed"
+        assert "page 4" in row.reason and "500 after 300 records" in row.reason
+    finally:
+        store.close()
+
+
+def test_a_page_that_repeats_fails_the_run_instead_of_reporting_false_drift(
+    tmp_path: Path, cloud: CloudApi, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _sqlite_erp(tmp_path, monkeypatch)
+    monkeypatch.setenv("CLOUD_TOKEN", "t")
+    _cloud_orders(cloud)
+    cloud.repeat_page = 3
+    store = open_store(str(tmp_path / "cutover.db"))
+    try:
+        run_id, _ = Reconciler(orders_spec(cloud), store, tmp_path).run("ACME-US")
+        row = Runs(store).get(run_id)
+        assert row is not None and row.state == "failed"  # what was never read is not reported as drift
+        assert "page 3 repeats page 2" in row.reason
+    finally:
+        store.close()
+
+
+def test_a_connection_string_never_reaches_the_report(tmp_path: Path, cloud: CloudApi,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    monkeypatch.setenv("ERP_US_ODBC", "DRIVER={PostgreSQL Unicode};SERVER=127.0.0.1;PORT=1;UID=ana;PWD=s3cr3t-PLANTED")
+    store = open_store(str(tmp_path / "cutover.db"))
+    try:
+        run_id, _ = Reconciler(orders_spec(cloud), store, tmp_path).run("ACME-US")
+        row = Runs(store).get(run_id)
+        assert row is not None and row.state == "failed" and "cannot connect" in row.reason
+        assert "PLANTED" not in json.dumps(row.as_dict())
+    finally:
+        store.close()
+
+
+def test_postgresql_over_odbc_against_an_export_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import pyodbc
+
+    if "PostgreSQL Unicode" not in pyodbc.drivers():
+        missing_service("the PostgreSQL ODBC driver (odbc-postgresql) is not installed")
+    psql = ["psql", "-h", "127.0.0.1", "-U", "postgres", "-d", "test", "-q", "-v", "ON_ERROR_STOP=1", "-c"]
+    try:
+        subprocess.run([*psql, "DROP TABLE IF EXISTS recon_stock; CREATE TABLE recon_stock (sku text, warehouse text, "
+                        "on_hand int); INSERT INTO recon_stock SELECT 'SKU-' || n, 'US-NJ-01', n % 50 FROM "
+                        "generate_series(1, 500) n"], check=True, capture_output=True)  # fmt: skip
+    except (OSError, subprocess.CalledProcessError) as exc:
+        missing_service(f"PostgreSQL is not reachable with psql at 127.0.0.1:5432: {exc}")
+    monkeypatch.setenv("PG_ODBC", "DRIVER={PostgreSQL Unicode};SERVER=127.0.0.1;PORT=5432;DATABASE=test;UID=postgres")
+    export = tmp_path / "stock-ACME-US.csv"
+    export.write_text("sku;warehouse;on_hand\n" + "".join(
+        f"SKU-{n};US-NJ-01;{(n % 50) + (1 if n == 42 else 0)}\n" for n in range(1, 501)))  # fmt: skip
+    spec = Reconciliation.model_validate({
+        "name": "us-stock", "entity": "inventory", "key": ["sku", "warehouse"],
+        "legacy": {"odbc": {"connection_env": "PG_ODBC", "query": "SELECT sku, warehouse, on_hand FROM recon_stock"}},
+        "cloud": {"file": {"path": str(tmp_path / "stock-{entity}.csv"), "records": {"format": "csv", "key": ["sku"]}},
+                  "map": {"map": {"/sku": "/sku", "/warehouse": "/warehouse", "/on_hand": "/on_hand"}}},
+        "compare": {"normalise": {"/on_hand": ["number"]}},
+    })  # fmt: skip
+    store = open_store(str(tmp_path / "cutover.db"))
+    try:
+        run_id, tally = Reconciler(spec, store, tmp_path).run("ACME-US")
+        assert (tally.matched, tally.differing, tally.only) == (499, 1, {"legacy": 0, "cloud": 0})
+        [(_, key, _)] = Runs(store).found(run_id, "differs")
+        assert key == "SKU-42\x1fUS-NJ-01"
+    finally:
+        store.close()
+        subprocess.run([*psql, "DROP TABLE IF EXISTS recon_stock"], check=False, capture_output=True)
+
+
+def test_intercompany_invoices_across_two_entities_in_two_currencies(tmp_path: Path) -> None:
+    """ACME-DE's intercompany receivables (EUR, by invoice number) against ACME-UK's payables (GBP,
+    by supplier reference): converted at the table's rate, within a cent, one never booked by UK."""
+    (tmp_path / "de.csv").write_text("invoice,customer,amount,currency\nDE-1001,ACME-UK,1170.00,EUR\n"
+                                     "DE-1002,ACME-UK,585.00,EUR\nDE-1003,ACME-UK,234.00,EUR\n")  # fmt: skip
+    (tmp_path / "uk.csv").write_text("supplier_ref,supplier,gross,ccy\nDE-1001,ACME-DE,1000.00,GBP\n"
+                                     "DE-1002,ACME-DE,500.00,GBP\n")  # fmt: skip
+    spec = Reconciliation.model_validate({
+        "name": "ic-de-uk", "entity": "invoice", "key": ["invoice"],
+        "labels": {"legacy": "ACME-DE receivables", "cloud": "ACME-UK payables"},
+        "legacy": {"file": {"path": str(tmp_path / "de.csv"), "records": {"key": ["invoice"]}},
+                   "map": {"map": {"/invoice": "/invoice", "/amount": "/amount", "/currency": "/currency"}}},
+        "cloud": {"file": {"path": str(tmp_path / "uk.csv"), "records": {"key": ["supplier_ref"]}},
+                  "map": {"map": {"/invoice": "/supplier_ref", "/amount": "/gross", "/currency": "/ccy"}}},
+        "currency": {"amount": "/amount", "currency": "/currency", "to": "EUR", "rates": {"GBP": 1.17}},
+        "compare": {"tolerance": 0.01, "normalise": {"/amount": ["number"]}},
+    })  # fmt: skip
+    store = open_store(str(tmp_path / "cutover.db"))
+    try:
+        run_id, tally = Reconciler(spec, store, tmp_path).run("ACME-DE")
+        assert (tally.matched, tally.differing, tally.only) == (2, 0, {"legacy": 1, "cloud": 0})
+        [(_, key, _)] = Runs(store).found(run_id, "only_legacy")
+        assert key == "DE-1003"  # UK never booked it
+    finally:
+        store.close()
+
+
+def test_the_command_line_runs_lists_shows_and_exports(
+    tmp_path: Path, cloud: CloudApi, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _sqlite_erp(tmp_path, monkeypatch)
+    monkeypatch.setenv("CLOUD_TOKEN", "t")
+    _cloud_orders(cloud)
+    cloud.orders[3]["customerId"] = '=HYPERLINK("http://x")'  # a value that would be a formula in a spreadsheet
+    routes = tmp_path / "routes"
+    routes.mkdir()
+    spec = orders_spec(cloud).model_dump(mode="json", by_alias=True, exclude_defaults=True)
+    spec["compare"].pop("mask")
+    (routes / "reconcile.yaml").write_text(json.dumps({"reconciliations": [spec]}))
+    store = str(tmp_path / "cutover.db")
+    runner = CliRunner()
+    ran = runner.invoke(cli, ["reconcile", "run", "us-orders", "--entity", "ACME-US", "--store", store,
+                              "--routes", str(routes)])  # fmt: skip
+    assert ran.exit_code == 0, ran.output
+    assert "1,003" in ran.output and "/total" in ran.output and "/customer" in ran.output
+    listed = runner.invoke(cli, ["reconcile", "status", "--store", store, "--json"])
+    [run] = json.loads(listed.output)
+    assert run["state"] == "done" and run["counts"]["differing"] == 2
+    shown = runner.invoke(cli, ["reconcile", "show", str(run["id"]), "--store", store])
+    assert "SO-00250" in shown.output and "SO-00500" in shown.output
+    exported = runner.invoke(cli, ["reconcile", "export", str(run["id"]), "--store", store, "--csv"])
+    assert "'=HYPERLINK" in exported.output and "\n=HYPERLINK" not in exported.output
+    wrong = runner.invoke(cli, ["reconcile", "run", "nope", "--entity", "ACME-US", "--store", store,
+                                "--routes", str(routes)])  # fmt: skip
+    assert wrong.exit_code == 2 and "no reconciliation 'nope'" in wrong.output and "Traceback" not in wrong.output
