@@ -76,20 +76,45 @@ class Mapping(BaseModel):
         return function  # type: ignore[no-any-return]
 
 
+def _unescaped(pointer: str) -> tuple[str, ...]:
+    return tuple(p.replace("~1", "/").replace("~0", "~") for p in pointer.lstrip("/").split("/"))
+
+
 def _field_map(fields: dict[str, str], optional: set[str]) -> Callable[[Any], Any]:
+    """The field map as a plan made once (each pointer split and unescaped ahead), so applying it to
+    a record costs dictionary lookups: a reconciliation maps millions of records with it."""
+    plan: list[tuple[tuple[str, ...], tuple[str, ...] | None, Any, bool, str]] = []
+    for to, origin in fields.items():
+        target = _unescaped(to if to.startswith("/") else f"/{to}")
+        if origin.startswith("="):
+            plan.append((target, None, origin[1:], False, origin))
+        else:
+            path = () if origin in ("", "/") else _unescaped(origin)
+            plan.append((target, path, None, to in optional, origin))
+
     def apply(source: Any) -> dict[str, Any]:
         target: dict[str, Any] = {}
-        for to, origin in fields.items():
-            if origin.startswith("="):
-                value: Any = origin[1:]
-            else:
-                try:
-                    value = pointer_get(source, origin)
-                except MappingError:
-                    if to in optional:
+        for places, path, constant, skippable, origin in plan:
+            value: Any = constant
+            if path is not None:
+                value = source
+                for part in path:
+                    if isinstance(value, dict) and part in value:
+                        value = value[part]
+                    elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
+                        value = value[int(part)]
+                    else:
+                        break
+                else:
+                    path = None  # found
+                if path is not None:
+                    if skippable:
                         continue
-                    raise
-            pointer_set(target, to if to.startswith("/") else f"/{to}", value)
+                    raise MappingError(f"{origin}: no value at '{part}'")
+            node: Any = target
+            for part in places[:-1]:
+                node = node.setdefault(part, {})
+            node[places[-1]] = value
         return target
 
     return apply

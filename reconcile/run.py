@@ -20,9 +20,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import marshal
+import multiprocessing
 import sqlite3
 import tempfile
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -77,35 +80,34 @@ class Reconciler:
         self.runs = Runs(store)
         self.scratch = scratch
         self.comparator = Comparator(spec.compare)
+        self.plain_key = len(spec.key) == 1 and spec.keys.case == "keep"
         self.maps = {side: source.map.compile() if source.map else None
                      for side, source in (("legacy", spec.legacy), ("cloud", spec.cloud))}  # fmt: skip
 
     def run(self, entity: str, since: str | None = None, progress: Progress | None = None) -> tuple[int, Tally]:
         """The run's id and what it found; the run is in the store, failed with its reason if a
-        source stopped."""
+        source stopped. Each side is read in a process of its own (two sides, two cores), into a
+        scratch file of its own; the parent matches them."""
         run_id = self.runs.start(self.spec.name, entity, since)
         tally = Tally()
         with tempfile.TemporaryDirectory(dir=self.scratch, prefix="banyan-reconcile-") as folder:
-            scratch = sqlite3.connect(Path(folder) / "sides.db")
-            try:
-                scratch.executescript(
-                    "PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF; PRAGMA temp_store = FILE;"
-                    "CREATE TABLE legacy (key TEXT PRIMARY KEY, digest BLOB, record TEXT, seen INTEGER DEFAULT 1);"
-                    "CREATE TABLE cloud (key TEXT PRIMARY KEY, digest BLOB, record TEXT, seen INTEGER DEFAULT 1);"
-                )
-                for side in SIDES:
+            loaded = self._load_both(Path(folder), entity, since, progress)
+            failed = ""
+            for side in SIDES:
+                result = loaded[side]
+                tally.read[side], tally.duplicates[side] = result.read, result.duplicates
+                tally.no_key[side] = result.no_key
+                tally.warnings += [f"{self.spec.label(side)}: {w}" for w in result.warnings]
+                if result.failed and not failed:
                     source = self.spec.legacy if side == "legacy" else self.spec.cloud
-                    reader = Reader(source, entity, since)
-                    try:
-                        self._load(scratch, side, reader, tally, progress)
-                    except SourceFailed as exc:
-                        tally.warnings += [f"{self.spec.label(side)}: {w}" for w in reader.warnings]
-                        reason = f"{self.spec.label(side)} ({source.kind}) stopped: {exc}"
-                        self.runs.finish(run_id, "failed", tally.as_dict(), tally.warnings, reason)
-                        return run_id, tally
-                    tally.warnings += [f"{self.spec.label(side)}: {w}" for w in reader.warnings]
-                items = self._match(scratch, tally)
-                self.runs.items(run_id, items)
+                    failed = f"{self.spec.label(side)} ({source.kind}) stopped: {result.failed}"
+            if failed:
+                self.runs.finish(run_id, "failed", tally.as_dict(), tally.warnings, failed)
+                return run_id, tally
+            scratch = sqlite3.connect(Path(folder) / "legacy.db")
+            try:
+                scratch.execute("ATTACH DATABASE ? AS other", (str(Path(folder) / "cloud.db"),))
+                self.runs.items(run_id, self._match(scratch, tally))
             finally:
                 scratch.close()
         for side in SIDES:
@@ -119,28 +121,64 @@ class Reconciler:
         return run_id, tally
 
     # -- reading ----------------------------------------------------------------------------------
-    def _load(self, scratch: sqlite3.Connection, side: str, records: Iterable[dict[str, Any]], tally: Tally,
-              progress: Progress | None) -> None:  # fmt: skip
-        batch: list[tuple[str, bytes, str]] = []
-        statement = (f"INSERT INTO {side} (key, digest, record) VALUES (?, ?, ?) "
-                     "ON CONFLICT (key) DO UPDATE SET seen = seen + 1")  # fmt: skip
-        for record in records:
-            tally.read[side] += 1
-            made = self._canonical(side, record, tally)
-            if made is not None:
-                batch.append(made)
-            if len(batch) >= BATCH:
-                scratch.executemany(statement, batch)
-                batch = []
+    def _load_both(self, folder: Path, entity: str, since: str | None, progress: Progress | None) -> dict[str, Loaded]:
+        """Both sides at once, each in a forked process; their counts of records read shown as
+        they go."""
+        context = multiprocessing.get_context("fork")
+        counters = {side: context.Value("q", 0) for side in SIDES}
+        with ProcessPoolExecutor(max_workers=2, mp_context=context, initializer=_counting,
+                                 initargs=(counters,)) as pool:  # fmt: skip
+            _LOADING["reconciler"] = self  # inherited by the forked processes: nothing of it is pickled
+            futures = {side: pool.submit(_load_side, side, folder / f"{side}.db", entity, since) for side in SIDES}
+            while not all(future.done() for future in futures.values()):
+                wait(list(futures.values()), timeout=0.2)
                 if progress is not None:
-                    progress(side, tally.read[side])
-        if batch:
-            scratch.executemany(statement, batch)
-        tally.duplicates[side] = scratch.execute(f"SELECT COALESCE(SUM(seen - 1), 0) FROM {side}").fetchone()[0]
-        if progress is not None:
-            progress(side, tally.read[side])
+                    for side in SIDES:
+                        progress(side, counters[side].value)
+        loaded = {}
+        for side, future in futures.items():
+            try:
+                loaded[side] = future.result()
+            except Exception as exc:  # whatever stopped a loading process fails the run, said
+                loaded[side] = Loaded(counters[side].value, 0, 0, [], f"{type(exc).__name__}: {exc}")
+        return loaded
 
-    def _canonical(self, side: str, record: dict[str, Any], tally: Tally) -> tuple[str, bytes, str] | None:
+    def load(self, side: str, path: Path, entity: str, since: str | None) -> Loaded:
+        """One side's records into a scratch file of their own: key, digest, the record."""
+        source = self.spec.legacy if side == "legacy" else self.spec.cloud
+        reader = Reader(source, entity, since)
+        tally = Tally()
+        scratch = sqlite3.connect(path)
+        try:
+            scratch.executescript(
+                "PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF; PRAGMA temp_store = FILE;"
+                f"CREATE TABLE {side} (key TEXT PRIMARY KEY, digest BLOB, record BLOB, seen INTEGER DEFAULT 1);"
+            )
+            statement = (f"INSERT INTO {side} (key, digest, record) VALUES (?, ?, ?) "
+                         "ON CONFLICT (key) DO UPDATE SET seen = seen + 1")  # fmt: skip
+            batch: list[tuple[str, bytes, bytes]] = []
+            try:
+                for record in reader:
+                    tally.read[side] += 1
+                    made = self._canonical(side, record, tally)
+                    if made is not None:
+                        batch.append(made)
+                    if len(batch) >= BATCH:
+                        scratch.executemany(statement, batch)
+                        batch = []
+                        _counted(side, tally.read[side])
+                if batch:
+                    scratch.executemany(statement, batch)
+            except SourceFailed as exc:
+                return Loaded(tally.read[side], 0, tally.no_key[side], reader.warnings + tally.warnings, str(exc))
+            _counted(side, tally.read[side])
+            scratch.commit()
+            duplicates = scratch.execute(f"SELECT COALESCE(SUM(seen - 1), 0) FROM {side}").fetchone()[0]
+        finally:
+            scratch.close()
+        return Loaded(tally.read[side], int(duplicates), tally.no_key[side], reader.warnings + tally.warnings, "")
+
+    def _canonical(self, side: str, record: dict[str, Any], tally: Tally) -> tuple[str, bytes, bytes] | None:
         mapped = self.maps[side]
         try:
             canonical = mapped(record) if mapped is not None else record
@@ -155,11 +193,15 @@ class Reconciler:
         if key is None:
             tally.no_key[side] += 1
             return None
-        compared = _without(canonical, self.spec.compare.ignore)
-        digest = hashlib.blake2b(json.dumps(compared, sort_keys=True, default=str).encode(), digest_size=16).digest()
-        return key, digest, json.dumps(canonical, sort_keys=True, default=str)
+        canonical = _whole_numbers(canonical)
+        compared = _without(canonical, self.spec.compare.ignore)  # the digest leaves out what is never compared
+        return key, hashlib.blake2b(_encoded(compared, True), digest_size=16).digest(), _encoded(canonical)
 
     def _key(self, record: dict[str, Any]) -> str | None:
+        if self.plain_key and isinstance(record, dict):  # one field, kept as it is: the common case
+            value = record.get(self.spec.key[0])
+            text = "" if value is None else str(value).strip() if self.spec.keys.trim else str(value)
+            return text or None
         parts = []
         for name in self.spec.key:
             value = record.get(name) if isinstance(record, dict) else None
@@ -205,12 +247,12 @@ class Reconciler:
             for key, record in rows:
                 tally.only[side] += 1
                 if len(items) < KEPT_ITEMS:
-                    items.append((f"only_{side}", key, {"record": _masked(json.loads(record), self.spec.compare.mask)}))
+                    items.append((f"only_{side}", key, {"record": _masked(_decoded(record), self.spec.compare.mask)}))
         rows = scratch.execute(
             "SELECT l.key, l.record, c.record FROM legacy l JOIN cloud c USING (key) WHERE l.digest <> c.digest"
         )
         for key, legacy, cloud in rows:
-            differences = self.comparator.compare(json.loads(legacy), json.loads(cloud))
+            differences = self.comparator.compare(_decoded(legacy), _decoded(cloud))
             if not differences:
                 continue
             tally.differing += 1
@@ -220,10 +262,80 @@ class Reconciler:
             if len(items) < KEPT_ITEMS:
                 said = [{"path": d.path, "kind": d.kind.value, "legacy": d.legacy, "cloud": d.cloud}
                         for d in differences]  # fmt: skip
-                record = _masked(json.loads(legacy), self.spec.compare.mask)
+                record = _masked(_decoded(legacy), self.spec.compare.mask)
                 items.append(("differs", key, {"differences": said, "record": record}))
         tally.matched = both - tally.differing
         return iter(items)
+
+
+@dataclass
+class Loaded:
+    """What loading one side found (returned from its process)."""
+
+    read: int
+    duplicates: int
+    no_key: int
+    warnings: list[str]
+    failed: str  # why the source stopped; empty when it did not
+
+
+_COUNTERS: dict[str, Any] = {}  # in a loading process: the shared counts of records read, for the progress bar
+
+
+def _counting(counters: dict[str, Any]) -> None:
+    _COUNTERS.update(counters)
+
+
+def _counted(side: str, read: int) -> None:
+    if side in _COUNTERS:
+        _COUNTERS[side].value = read
+
+
+_LOADING: dict[str, Reconciler] = {}
+
+
+def _load_side(side: str, path: Path, entity: str, since: str | None) -> Loaded:
+    return _LOADING["reconciler"].load(side, path, entity, since)
+
+
+def _encoded(record: Any, sort: bool = False) -> bytes:
+    """A record as bytes for the scratch file: marshal (fast, and these are plain JSON values),
+    sorted for a digest so two sides' maps need not list fields in one order."""
+    try:
+        return b"m" + marshal.dumps(_sorted(record) if sort else record)
+    except ValueError:  # a value marshal does not take
+        return b"j" + json.dumps(record, sort_keys=True, default=str, separators=(",", ":")).encode()
+
+
+def _sorted(node: Any) -> Any:
+    if isinstance(node, dict):
+        return tuple(sorted((key, _sorted(value)) for key, value in node.items()))
+    if isinstance(node, list):
+        return [_sorted(value) for value in node]
+    return node
+
+
+def _decoded(data: bytes) -> Any:
+    return marshal.loads(data[1:]) if data[:1] == b"m" else json.loads(data[1:])
+
+
+def _whole_numbers(node: Any) -> Any:
+    """15.0 as 15, so a database's 15 and an API's 15.0 make one digest (the comparator agrees).
+    A flat record (the common case) is looked at once and copied only if it has such a number."""
+    if isinstance(node, dict):
+        changed = None
+        for key, value in node.items():
+            if type(value) is float or isinstance(value, dict | list):
+                fixed = _whole_numbers(value)
+                if fixed is not value and (type(fixed) is not type(value) or fixed != value or changed is not None):
+                    changed = changed if changed is not None else dict(node)
+                    changed[key] = fixed
+        return changed if changed is not None else node
+    if isinstance(node, list):
+        return [_whole_numbers(value) for value in node]
+    if type(node) is float and node.is_integer() and abs(node) < 2**53:
+        return int(node)
+    return node
 
 
 def _walk_paths(node: Any, parts: list[str], action: Callable[[dict[str, Any], str], None]) -> None:

@@ -119,7 +119,7 @@ class Reader:
             if paging.style == "none":
                 return
             if paging.style in ("page", "offset"):
-                if len(items) < paging.size:
+                if not items:  # the end: a short page is not (a server may cap the size it was asked for)
                     return
                 number, offset = number + 1, offset + len(items)
             elif paging.style == "cursor":
