@@ -135,7 +135,8 @@ else:
     found = {"counts": tally.as_dict(), "keys": keys}
 elapsed = time.perf_counter() - start
 found["seconds"] = elapsed
-found["peak_mb"] = max(resource.getrusage(who).ru_maxrss for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)) / 1024
+peaks = [resource.getrusage(who).ru_maxrss for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
+found["peak_mb"] = max(peaks) / 1024
 print(json.dumps(found))
 """
 
