@@ -19,7 +19,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from cutover.decide import LADDER, Mode, Rule, Side, previous_mode
-from cutover.gates import Counters, Gate, Guardrail, Judgement, Verdict, crossed, judge
+from cutover.gates import Counters, Gate, Guardrail, Judgement, Reconciled, Verdict, crossed, judge
 from cutover.outbox import Outbox
 from cutover.slos import Objective
 from cutover.store import AuditEvent, Store, minute
@@ -143,7 +143,12 @@ THIS_PROCESS = "the route files this process read"
 def _differences(what: str, here: BaseModel, there: BaseModel) -> list[str]:
     """'gate min_minutes: 30 here, 0 in the gateway' for each setting that differs."""
     mine, theirs = here.model_dump(), there.model_dump()
-    return [f"{what} {k}: {mine[k]:g} here, {theirs[k]:g} in the gateway" for k in mine if mine[k] != theirs[k]]
+    return [f"{what} {k}: {_shown(mine[k])} here, {_shown(theirs[k])} in the gateway" for k in mine
+            if mine[k] != theirs[k]]  # fmt: skip
+
+
+def _shown(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, int | float) else str(value)
 
 
 def _parse_time(text: str) -> datetime:
@@ -240,7 +245,38 @@ class Engine:
                           "old): until they land, the keys they hold stay with legacy")  # fmt: skip
                 verdict = Verdict.failed if judgement.verdict is Verdict.failed else Verdict.inconclusive
                 judgement = Judgement(verdict, [*judgement.reasons, reason], judgement.evidence)
+        if step is not None and step[0] in (Mode.cloud_primary, Mode.cloud) and info.gate.reconciled is not None:
+            judgement = self._reconciled(info.gate.reconciled, entity, judgement)
         return judgement
+
+    def _reconciled(self, wanted: Reconciled, entity: str, judgement: Judgement) -> Judgement:
+        """The gate's reconciliation: its newest run for the entity, clean and recent enough."""
+        found = self.store.reconciled(wanted.reconciliation, entity)
+        name = wanted.reconciliation
+        evidence = judgement.evidence | {"reconciliation": None if found is None else {
+            "run": found[0], "state": found[1], "finished": found[2], "drift_rate": found[3]}}  # fmt: skip
+        if found is None:
+            reason, verdict = f"no run of reconciliation {name} for {entity} yet (banyan reconcile run)", None
+        else:
+            run, state, finished, drift = found
+            hours = (datetime.now(UTC) - _parse_time(finished)).total_seconds() / 3600 if finished else float("inf")
+            if state != "done":
+                reason, verdict = f"reconciliation {name}'s last run ({run}) failed: run it again", None
+            elif hours > wanted.max_age_hours:
+                reason, verdict = (f"reconciliation {name}'s last run ({run}) is {hours:.0f} h old, over the "
+                                   f"{wanted.max_age_hours:g} h allowed"), None  # fmt: skip
+            elif drift > wanted.max_drift_rate:
+                reason, verdict = (f"reconciliation {name} (run {run}) drifted {drift:.3%}, over "
+                                   f"{wanted.max_drift_rate:.3%}"), Verdict.failed  # fmt: skip
+            else:
+                reason, verdict = (
+                    f"reconciliation {name} (run {run}) drifted {drift:.3%}: within the gate",
+                    Verdict.successful,
+                )
+        if verdict is Verdict.successful:
+            return Judgement(judgement.verdict, [*judgement.reasons, reason], evidence)
+        worst = Verdict.failed if Verdict.failed in (verdict, judgement.verdict) else Verdict.inconclusive
+        return Judgement(worst, [*judgement.reasons, reason], evidence)
 
     def use_recorded_settings(self) -> list[str]:
         """Judge with the gates and guardrails the gateways run (recorded when they load their

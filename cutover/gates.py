@@ -20,6 +20,17 @@ class Verdict(StrEnum):
     inconclusive = "Inconclusive"
 
 
+class Reconciled(BaseModel):
+    """Before the cloud serves every key (cloud_primary, cloud): a recent reconciliation of the
+    entity's records that drifted little enough (reconcile/)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reconciliation: str = Field(description="the reconciliation's name, e.g. us-orders")
+    max_drift_rate: float = Field(default=0.0, ge=0, le=1, description="records differing or one-sided, of all")
+    max_age_hours: float = Field(default=24, gt=0, description="the run is no older than this")
+
+
 class Gate(BaseModel):
     """What moving up a rung needs, judged on the evidence window."""
 
@@ -30,6 +41,9 @@ class Gate(BaseModel):
     max_error_rate: float = Field(default=0.01, ge=0, le=1)
     min_minutes: float = Field(default=30, ge=0, description="time at the current rung before moving up")
     window_minutes: int = Field(default=60, ge=1)
+    reconciled: Reconciled | None = Field(
+        default=None, description="into cloud_primary and cloud: a recent reconciliation within its drift"
+    )
 
 
 class Guardrail(BaseModel):

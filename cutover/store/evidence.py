@@ -53,6 +53,21 @@ class EvidenceTables(Engine):
             ).fetchone()
         return Counters(*(int(v) for v in row))
 
+    def reconciled(self, name: str, entity: str) -> tuple[int, str, str, float] | None:
+        """The newest finished run of a reconciliation for an entity (reconcile/): its id, state,
+        when it finished, and its drift rate; None before any."""
+        with self.reading() as cursor:
+            row = self.execute(
+                cursor,
+                "SELECT id, state, finished, counts FROM recon_runs WHERE name = ? AND entity = ? "
+                "AND state IN ('done', 'failed') ORDER BY id DESC LIMIT 1",
+                (name, entity),
+            ).fetchone()
+        if row is None:
+            return None
+        run_id, state, finished, counts = row
+        return int(run_id), state, finished or "", float(json.loads(counts or "{}").get("drift_rate", 0.0))
+
     def evidence_series(self, route: str, entity: str, since_minute: int) -> list[tuple[int, Counters]]:
         """(minute, counters on every rung that minute) for one route × entity, oldest first: what
         the console draws."""

@@ -18,6 +18,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from typer.testing import CliRunner
 
+from cutover.decide import Mode
 from cutover.store import open_store
 from gateway.cli import app as cli
 from reconcile.run import Reconciler
@@ -291,3 +292,50 @@ def test_the_command_line_runs_lists_shows_and_exports(
     wrong = runner.invoke(cli, ["reconcile", "run", "nope", "--entity", "ACME-US", "--store", store,
                                 "--routes", str(routes)])  # fmt: skip
     assert wrong.exit_code == 2 and "no reconciliation 'nope'" in wrong.output and "Traceback" not in wrong.output
+
+
+def test_the_last_rungs_wait_for_a_recent_clean_reconciliation(store_location: str) -> None:  # noqa: F811
+    """orders.get at canary 100 %: the step to cloud_primary needs the reconciliation's newest run
+    for the entity — none yet, one that drifted, one that failed, one too old, one clean."""
+    from datetime import UTC, datetime, timedelta
+
+    from cutover.engine import CutoverError, Engine, RouteInfo
+    from cutover.gates import Counters, Gate, Reconciled, Verdict
+    from cutover.store import minute
+
+    gate = Gate(min_samples=10, min_minutes=0, reconciled=Reconciled(reconciliation="us-orders", max_drift_rate=0.001))
+    store = open_store(store_location)
+    try:
+        engine = Engine(store, [RouteInfo("orders.get", writes=False, has_cloud=True, gate=gate)], ["ACME-US"])
+        engine.set("orders.get", "ACME-US", "canary", "r", "ana", percent=100, force=True)
+        store.add_evidence("orders.get", "ACME-US", engine.rule("orders.get", "ACME-US").rung, minute(),
+                           Counters(calls_legacy=50, calls_cloud=50, comparisons=50))  # fmt: skip
+        runs = Runs(store)
+
+        def judged() -> tuple[Verdict, str]:
+            verdict = engine.verdict("orders.get", "ACME-US")
+            assert verdict is not None
+            return verdict.verdict, verdict.reasons[-1]
+
+        assert judged() == (Verdict.inconclusive,
+                            "no run of reconciliation us-orders for ACME-US yet (banyan reconcile run)")  # fmt: skip
+        drifted = runs.start("us-orders", "ACME-US", None)
+        runs.finish(drifted, "done", {"drift_rate": 0.004}, [], "")
+        assert judged() == (Verdict.failed, f"reconciliation us-orders (run {drifted}) drifted 0.400%, over 0.100%")
+        with pytest.raises(CutoverError, match="drifted 0.400%"):
+            engine.promote("orders.get", "ACME-US", "the books?", "ana")
+        failed = runs.start("us-orders", "ACME-US", None)
+        runs.finish(failed, "failed", {}, [], "the cloud stopped")
+        assert judged()[0] is Verdict.inconclusive and "failed: run it again" in judged()[1]
+        clean = runs.start("us-orders", "ACME-US", None)
+        runs.finish(clean, "done", {"drift_rate": 0.0}, [], "")
+        with store.transaction() as cursor:  # finished two days ago
+            old = (datetime.now(UTC) - timedelta(hours=49)).isoformat()
+            store.execute(cursor, "UPDATE recon_runs SET finished = ? WHERE id = ?", (old, clean))
+        assert judged()[0] is Verdict.inconclusive and "49 h old" in judged()[1]
+        fresh = runs.start("us-orders", "ACME-US", None)
+        runs.finish(fresh, "done", {"drift_rate": 0.0005}, [], "")
+        assert judged() == (Verdict.successful, f"reconciliation us-orders (run {fresh}) drifted 0.050%: within the gate")
+        assert engine.promote("orders.get", "ACME-US", "the books agree", "ana").mode is Mode.cloud_primary
+    finally:
+        store.close()
