@@ -322,7 +322,7 @@ def test_the_last_rungs_wait_for_a_recent_clean_reconciliation(store_location: s
         drifted = runs.start("us-orders", "ACME-US", None)
         runs.finish(drifted, "done", {"drift_rate": 0.004}, [], "")
         assert judged() == (Verdict.failed, f"reconciliation us-orders (run {drifted}) drifted 0.400%, over 0.100%")
-        with pytest.raises(CutoverError, match="drifted 0.400%"):
+        with pytest.raises(CutoverError, match=r"drifted 0\.400%"):
             engine.promote("orders.get", "ACME-US", "the books?", "ana")
         failed = runs.start("us-orders", "ACME-US", None)
         runs.finish(failed, "failed", {}, [], "the cloud stopped")
@@ -335,7 +335,10 @@ def test_the_last_rungs_wait_for_a_recent_clean_reconciliation(store_location: s
         assert judged()[0] is Verdict.inconclusive and "49 h old" in judged()[1]
         fresh = runs.start("us-orders", "ACME-US", None)
         runs.finish(fresh, "done", {"drift_rate": 0.0005}, [], "")
-        assert judged() == (Verdict.successful, f"reconciliation us-orders (run {fresh}) drifted 0.050%: within the gate")
+        assert judged() == (
+            Verdict.successful,
+            f"reconciliation us-orders (run {fresh}) drifted 0.050%: within the gate",
+        )
         assert engine.promote("orders.get", "ACME-US", "the books agree", "ana").mode is Mode.cloud_primary
     finally:
         store.close()
