@@ -204,6 +204,15 @@ class Outbox:
     ) -> int:  # fmt: skip
         return self._insert(cursor, [_row(route, entity, key, side, rung, call, idempotency, state, served)])[0]
 
+    def repair_in(
+        self, cursor: Any, route: str, entity: str, key: str | None, side: str, rung: str, call: dict[str, Any],
+        idempotency: str,
+    ) -> int:  # fmt: skip
+        """A record a reconciliation found `side` lacks (or holds differently), owed to it now: made
+        by the worker like a copy, with no served answer to compare it with (reconcile/repair.py)."""
+        return self._insert(cursor, [_row(route, entity, key, side, rung, call, idempotency, "pending", None,
+                                          "repair")])[0]  # fmt: skip
+
     def accept_in(
         self, cursor: Any, route: str, entity: str, key: str | None, side: str, rung: str, call: dict[str, Any],
         idempotency: str, token: str,

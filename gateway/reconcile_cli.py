@@ -17,8 +17,10 @@ from rich.markup import escape
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from cutover.engine import CutoverError
 from cutover.store import StoreError, open_store
-from gateway.cutover_cli import Json, Routes, Store, console, errors
+from gateway.cutover_cli import Actor, Json, Reason, Routes, Store, actor_name, console, errors, open_engine
+from reconcile.repair import plan, repair
 from reconcile.run import Reconciler
 from reconcile.store import RunRow, Runs
 from specs.files import RouteError, load_folder
@@ -222,3 +224,57 @@ def _cell(value: object) -> str:
     """A value as a spreadsheet reads it, never as a formula."""
     text = value if isinstance(value, str) else json.dumps(value, default=str)
     return "'" + text if text[:1] in ("=", "+", "-", "@") else text
+
+
+@reconcile_app.command("repair")
+def reconcile_repair(
+    run: Annotated[int, typer.Argument(help="the run whose findings are repaired")],
+    store: Store,
+    reason: Reason,
+    to: Annotated[str, typer.Option(help="the side that gets the records it lacks: cloud or legacy")] = "cloud",
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="say what would be sent, send nothing")] = False,
+    routes: Routes = Path("routes"),
+    actor: Actor = None,
+    as_json: Json = False,
+) -> None:
+    """Send what a run found missing or different to one side, through the outbox of the route that
+    owns the entity; each record once, however often this is run. Audited with the actor and reason.
+
+    Example: banyan reconcile repair 12 --to cloud --reason "CHG-510 backfill" --store cutover.db
+    """
+    if to not in ("cloud", "legacy"):
+        raise _fail(f"--to is cloud or legacy, not {to!r}")
+    runs = _runs(store)
+    row = runs.get(run)
+    if row is None:
+        raise _fail(f"no run {run}")
+    if row.state != "done":
+        raise _fail(f"run {run} is {row.state}: repair from a finished run (run it again)")
+    spec = _spec(routes, row.name)
+    if spec.repair is None:
+        raise _fail(f"{spec.name} names no repair route: add repair: {{route: …}} to it in {routes}")
+    if dry_run:
+        planned, unmappable = plan(spec, runs.store, run, row.entity, to)
+        if as_json:
+            print(json.dumps({"would_send": [p.key for p in planned], "unmappable": unmappable}))
+            return
+        console.print(f"would send {len(planned):,} records to {to} through {spec.repair.route} "
+                      f"(keys already repaired with the same content are skipped when sent)")  # fmt: skip
+        for item in planned[:20]:
+            console.print(f"  {escape(item.key.replace(chr(31), ' / '))}", highlight=False)
+        for key, why in unmappable[:20]:
+            console.print(f"[yellow]cannot map[/] {escape(key)}: {escape(why)}", highlight=False)
+        return
+    engine = open_engine(store, routes, create=False)
+    try:
+        rung = engine.rule(spec.repair.route, row.entity).rung
+    except CutoverError as exc:
+        raise _fail(str(exc)) from None
+    done = repair(spec, runs.store, run, row.entity, to, rung, actor_name(actor), reason)
+    if as_json:
+        print(json.dumps({"sent": len(done.sent), "already": len(done.already), "unmappable": done.unmappable}))
+        return
+    console.print(f"✓ {len(done.sent):,} records put in the outbox for {to} through {spec.repair.route}; "
+                  f"{len(done.already):,} were repaired before; the gateway's deliverer makes them")  # fmt: skip
+    for key, why in done.unmappable[:20]:
+        console.print(f"[yellow]cannot map[/] {escape(key)}: {escape(why)}", highlight=False)

@@ -70,6 +70,7 @@ class Tally:
 
 
 Progress = Callable[[str, int], None]  # side, records read so far
+Found = tuple[str, str, Any, dict[str, Any]]  # kind, key, what is shown (masked), each side's record as read
 
 
 class Reconciler:
@@ -237,9 +238,9 @@ class Reconciler:
         return dict(converted)
 
     # -- matching ---------------------------------------------------------------------------------
-    def _match(self, scratch: sqlite3.Connection, tally: Tally) -> Iterator[tuple[str, str, Any]]:
+    def _match(self, scratch: sqlite3.Connection, tally: Tally) -> Iterator[Found]:
         both = scratch.execute("SELECT COUNT(*) FROM legacy JOIN cloud USING (key)").fetchone()[0]
-        items: list[tuple[str, str, Any]] = []
+        items: list[Found] = []
         for side, other in (("legacy", "cloud"), ("cloud", "legacy")):
             rows = scratch.execute(
                 f"SELECT s.key, s.record FROM {side} s LEFT JOIN {other} o USING (key) WHERE o.key IS NULL"
@@ -247,12 +248,15 @@ class Reconciler:
             for key, record in rows:
                 tally.only[side] += 1
                 if len(items) < KEPT_ITEMS:
-                    items.append((f"only_{side}", key, {"record": _masked(_decoded(record), self.spec.compare.mask)}))
+                    found = _decoded(record)
+                    shown = {"record": _masked(_decoded(record), self.spec.compare.mask)}
+                    items.append((f"only_{side}", key, shown, {side: found}))
         rows = scratch.execute(
             "SELECT l.key, l.record, c.record FROM legacy l JOIN cloud c USING (key) WHERE l.digest <> c.digest"
         )
         for key, legacy, cloud in rows:
-            differences = self.comparator.compare(_decoded(legacy), _decoded(cloud))
+            pair = {"legacy": _decoded(legacy), "cloud": _decoded(cloud)}
+            differences = self.comparator.compare(pair["legacy"], pair["cloud"])
             if not differences:
                 continue
             tally.differing += 1
@@ -263,7 +267,7 @@ class Reconciler:
                 said = [{"path": d.path, "kind": d.kind.value, "legacy": d.legacy, "cloud": d.cloud}
                         for d in differences]  # fmt: skip
                 record = _masked(_decoded(legacy), self.spec.compare.mask)
-                items.append(("differs", key, {"differences": said, "record": record}))
+                items.append(("differs", key, {"differences": said, "record": record}, pair))
         tally.matched = both - tally.differing
         return iter(items)
 

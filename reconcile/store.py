@@ -62,23 +62,38 @@ class Runs:
                 (state, now_iso(), json.dumps(counts), json.dumps(warnings[:200]), reason[:1000], run_id),
             )
 
-    def items(self, run_id: int, items: Iterable[tuple[str, str, Any]]) -> None:
-        """The keys found (kind, key, detail), written a thousand at a time."""
-        batch: list[tuple[int, str, str, str]] = []
-        for kind, key, detail in items:
-            batch.append((run_id, kind, key, json.dumps(detail, default=str)))
+    def items(self, run_id: int, items: Iterable[tuple[str, str, Any, dict[str, Any]]]) -> None:
+        """The keys found (kind, key, what is shown, each side's record as read, for a repair),
+        written a thousand at a time."""
+        batch: list[tuple[int, str, str, str, str]] = []
+        for kind, key, detail, records in items:
+            batch.append((run_id, kind, key, json.dumps(detail, default=str), json.dumps(records, default=str)))
             if len(batch) >= 1000:
                 self._write(batch)
                 batch = []
         if batch:
             self._write(batch)
 
-    def _write(self, batch: list[tuple[int, str, str, str]]) -> None:
+    def _write(self, batch: list[tuple[int, str, str, str, str]]) -> None:
         with self.store.transaction() as cursor:
             for row in batch:
                 self.store.execute(
-                    cursor, "INSERT INTO recon_items (run_id, kind, record_key, detail) VALUES (?, ?, ?, ?)", row
+                    cursor,
+                    "INSERT INTO recon_items (run_id, kind, record_key, detail, records) VALUES (?, ?, ?, ?, ?)",
+                    row,
                 )
+
+    def records(self, run_id: int, kinds: tuple[str, ...]) -> list[tuple[str, str, dict[str, Any]]]:
+        """(kind, key, each side's record) of the keys a run found of `kinds`: what a repair sends."""
+        marks = ", ".join("?" * len(kinds))
+        with self.store.reading() as cursor:
+            rows = self.store.execute(
+                cursor,
+                f"SELECT kind, record_key, records FROM recon_items WHERE run_id = ? AND kind IN ({marks}) "
+                "ORDER BY record_key",
+                (run_id, *kinds),
+            ).fetchall()
+        return [(kind, key, json.loads(records)) for kind, key, records in rows]
 
     def get(self, run_id: int) -> RunRow | None:
         with self.store.reading() as cursor:

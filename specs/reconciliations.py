@@ -123,6 +123,17 @@ class KeyRules(_Model):
     case: Literal["keep", "upper", "lower"] = "keep"
 
 
+class Repair(_Model):
+    """How a record one side lacks (or holds differently) is sent to it: through the outbox of the
+    write route that owns the entity, so it takes the route's binding, retries and in-doubt rules."""
+
+    route: str = Field(description="the managed write route, e.g. order-create")
+    map: Mapping | None = Field(default=None, description="the canonical record → the route's request (default: as is)")
+    params: dict[str, str] = Field(
+        default_factory=dict, description="the route's path parameters besides the entity: name → JSON pointer"
+    )
+
+
 class Reconciliation(_Model):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
     description: str = ""
@@ -139,6 +150,7 @@ class Reconciliation(_Model):
     keys: KeyRules = Field(default_factory=KeyRules)
     currency: Currency | None = None
     samples: int = Field(default=20, ge=0, le=1000, description="differing records kept to show per kind")
+    repair: Repair | None = Field(default=None, description="how `banyan reconcile repair` sends what is missing")
 
     @model_validator(mode="after")
     def _key_fields(self) -> Reconciliation:

@@ -188,7 +188,11 @@ MIGRATIONS: list[list[str]] = [
         "counts TEXT NOT NULL DEFAULT '{{}}', warnings TEXT NOT NULL DEFAULT '[]', reason TEXT NOT NULL DEFAULT '')",
         "CREATE INDEX recon_runs_name ON recon_runs (name, entity, id)",
         "CREATE TABLE recon_items (run_id BIGINT NOT NULL, kind TEXT NOT NULL, record_key TEXT NOT NULL, "
-        "detail TEXT NOT NULL)",
+        "detail TEXT NOT NULL, records TEXT NOT NULL DEFAULT '{{}}')",
+        # a record sent by `reconcile repair`, once per reconciliation, entity, key and content
+        "CREATE TABLE recon_repairs (name TEXT NOT NULL, entity TEXT NOT NULL, record_key TEXT NOT NULL, "
+        "digest TEXT NOT NULL, side TEXT NOT NULL, run_id BIGINT NOT NULL, message_id BIGINT, at TEXT NOT NULL, "
+        "actor TEXT NOT NULL, PRIMARY KEY (name, entity, record_key, digest, side))",
         "CREATE INDEX recon_items_run ON recon_items (run_id, kind, record_key)",
     ],
 ]

@@ -41,6 +41,7 @@ class CloudApi:
     repeat_page: int | None = None
     url: str = ""
     tokens: set[str] = field(default_factory=set)
+    keys: list[str] = field(default_factory=list)  # the Idempotency-Keys of the orders posted
 
 
 @pytest.fixture
@@ -60,6 +61,17 @@ def cloud() -> Iterator[CloudApi]:
             items = api.orders[(shown - 1) * size : shown * size]
             data = json.dumps({"orders": items, "page": page}).encode()
             self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def do_POST(self) -> None:
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            api.keys.append(self.headers.get("Idempotency-Key", ""))
+            api.orders = [order for order in api.orders if order["number"] != body["number"]] + [body]
+            data = json.dumps(body).encode()
+            self.send_response(201)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
@@ -342,3 +354,58 @@ def test_the_last_rungs_wait_for_a_recent_clean_reconciliation(store_location: s
         assert engine.promote("orders.get", "ACME-US", "the books agree", "ana").mode is Mode.cloud_primary
     finally:
         store.close()
+
+
+def test_a_repair_goes_through_the_routes_outbox_once_and_the_next_run_is_clean(
+    tmp_path: Path, cloud: CloudApi, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The run finds SO-00250 drifted and SO-00500 missing in the cloud; repairing it to the cloud
+    puts legacy's two records in order-create's outbox, the gateway's deliverer posts them, a second
+    repair sends nothing, and the next run finds only the cloud's extra order."""
+    import yaml
+
+    from tests.gateway.conftest import running_gateway
+    from tests.gateway.test_cutover import wait_until
+
+    _sqlite_erp(tmp_path, monkeypatch)
+    monkeypatch.setenv("CLOUD_TOKEN", "t")
+    _cloud_orders(cloud)
+    spec = orders_spec(cloud).model_dump(mode="json", by_alias=True, exclude_defaults=True)
+    spec["repair"] = {"route": "order-create"}
+    route = {
+        "name": "order-create", "writes": True,
+        "operation": {"method": "POST", "path": "/v1/{entity}/orders"},
+        "entity": {"from": "path", "name": "entity", "values": ["ACME-US"]},
+        "legacy": {"backend": {"backend": "http", "url": f"{cloud.url}/legacy-unused", "timeout": 2}},
+        "cloud": {"backend": {"backend": "http", "url": f"{cloud.url}/api/orders", "timeout": 2},
+                  "request": {"map": {"/number": "/orderId", "/customerId": "/customer", "/amount/value": "/total"}}},
+        "cutover": {"mode": "dual_write"},
+    }  # fmt: skip
+    store = str(tmp_path / "cutover.db")
+    text = yaml.safe_dump({"routes": [route], "reconciliations": [spec]})
+    with running_gateway(tmp_path / "gateway", text, store=store):
+        routes, runner = str(tmp_path / "gateway" / "routes"), CliRunner()
+        ran = runner.invoke(cli, ["reconcile", "run", "us-orders", "--entity", "ACME-US", "--store", store,
+                                  "--routes", routes, "--json"])  # fmt: skip
+        first = json.loads(ran.output)["id"]
+        dry = runner.invoke(cli, ["reconcile", "repair", str(first), "--store", store, "--routes", routes,
+                                  "--reason", "r", "--dry-run", "--json"])  # fmt: skip
+        assert sorted(json.loads(dry.output)["would_send"]) == ["SO-00250", "SO-00500"] and cloud.keys == []
+        for _ in range(2):  # the second sends nothing: each record once
+            repaired = runner.invoke(cli, ["reconcile", "repair", str(first), "--store", store, "--routes", routes,
+                                           "--reason", "CHG-510 backfill", "--actor", "ana", "--json"])  # fmt: skip
+            assert repaired.exit_code == 0, repaired.output
+        assert json.loads(repaired.output) == {"sent": 0, "already": 2, "unmappable": []}
+        wait_until(lambda: len(cloud.keys) == 2, 20)
+        assert all(key.startswith("reconcile-us-orders-") for key in cloud.keys)
+        again = runner.invoke(cli, ["reconcile", "run", "us-orders", "--entity", "ACME-US", "--store", store,
+                                    "--routes", routes, "--json"])  # fmt: skip
+        counts = json.loads(again.output)["counts"]
+        assert (counts["differing"], counts["only"]) == (0, {"legacy": 0, "cloud": 1})
+        opened = open_store(store)
+        try:
+            audit = [event for event in opened.history() if event.kind == "reconcile_repair"]
+        finally:
+            opened.close()
+        assert sorted((event.actor, event.reason, event.evidence["sent"]) for event in audit) == [
+            ("ana", "CHG-510 backfill", 0), ("ana", "CHG-510 backfill", 2)]  # fmt: skip
