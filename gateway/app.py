@@ -45,6 +45,7 @@ from gateway.state import (
     LIMITER,
     METRICS,
     OUTBOX_READY,
+    RECONCILIATIONS,
     ROUTING,
     SETTINGS,
     Doorbell,
@@ -54,6 +55,7 @@ from gateway.state import (
 from gateway.table import Routing, Table, compile_table
 from gateway.tracing import tracer
 from legacy_adapters.mapping import MappingError
+from reconcile.schedule import Scheduler
 from specs.files import RouteError, load_folder
 from specs.flows import Flow, ladder
 
@@ -219,6 +221,14 @@ async def _flows_lifecycle(app: web.Application) -> AsyncIterator[None]:
     await _cancelled(task)
 
 
+async def _reconcile_lifecycle(app: web.Application) -> AsyncIterator[None]:
+    """Scheduled reconciliations, in the process that runs the flows (one gateway of the fleet
+    claims each run in the store)."""
+    task = asyncio.create_task(app[RECONCILIATIONS].run())
+    yield
+    await _cancelled(task)
+
+
 def _check_flows(flows: list[Flow], settings: Settings) -> None:
     """A flow keeps every file's journey in the store: without one it does not run (the routes do)."""
     if settings.store is None:
@@ -324,6 +334,11 @@ def build_app(settings: Settings) -> web.Application:
     if settings.store and settings.deliveries != "apart":  # the flows run where the outbox is delivered
         app[FLOWS] = FlowRunner(flows, app[CUTOVER], metrics.flows, batches, RouteCalls(app))
         app.cleanup_ctx.append(_flows_lifecycle)
+        scheduled = [spec for spec in declared.reconciliations if spec.schedule is not None]
+        if scheduled:
+            app[RECONCILIATIONS] = Scheduler(scheduled, app[CUTOVER].store, settings.store, settings.routes,
+                                             settings.webhook)  # fmt: skip
+            app.cleanup_ctx.append(_reconcile_lifecycle)
     if settings.store and settings.admin_key:
         app[ADMIN_KEY] = settings.admin_key
         add_admin_routes(app)

@@ -156,6 +156,10 @@ def routes_check(folder: Annotated[Path, typer.Argument(help="folder of route sp
     for batch in loaded.batches:
         when = f"{batch.schedule.cron} ({batch.schedule.timezone})"
         typer.echo(f"✓ {batch.name}: batch of {batch.entity}'s exports at {when}, delivered to {batch.deliver}")
+    for spec in loaded.reconciliations:
+        sides = f"{spec.label('legacy')} ({spec.legacy.kind}) against {spec.label('cloud')} ({spec.cloud.kind})"
+        when = f", at {spec.schedule.cron} ({spec.schedule.timezone})" if spec.schedule else ""
+        typer.echo(f"✓ {spec.name}: reconciliation of {spec.entity} by {', '.join(spec.key)}: {sides}{when}")
 
 
 @routes_app.command("schema")

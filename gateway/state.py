@@ -20,6 +20,7 @@ from gateway.idempotency import Idempotency
 from gateway.limits import Limiter
 from gateway.metrics import Metrics
 from gateway.table import Routing
+from reconcile.schedule import Scheduler
 
 DEFAULT_MAX_BODY = 1024 * 1024
 
@@ -138,4 +139,5 @@ KEY_TURNS = web.AppKey("key_turns", KeyTurns)
 OUTBOX_READY = web.AppKey("outbox_ready", Doorbell)  # rung when this gateway settles a write to deliver
 EVENT_LOG = web.AppKey("event_log", EventLog)  # the events routes declare, in the store
 FLOWS = web.AppKey("flows", FlowRunner)  # moves the flows' files, in the process that delivers the outbox
+RECONCILIATIONS = web.AppKey("reconciliations", Scheduler)  # scheduled reconciliations, when any runs by itself
 EVENTS_READY = web.AppKey("events_ready", asyncio.Event)  # set when this gateway records events to publish

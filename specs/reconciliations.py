@@ -134,6 +134,30 @@ class Repair(_Model):
     )
 
 
+class RunSchedule(_Model):
+    """When a reconciliation runs by itself, for each of its entities, in the entity's time zone."""
+
+    cron: str = Field(description="cron syntax, e.g. '30 3 * * *' for 03:30 every day")
+    timezone: str = Field(default="UTC", description="an IANA zone")
+    alert_drift: float | None = Field(
+        default=None, ge=0, le=1, description="a run that drifted more than this is posted to the webhook"
+    )
+
+    @model_validator(mode="after")
+    def _valid(self) -> RunSchedule:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        from croniter import croniter
+
+        if not croniter.is_valid(self.cron):
+            raise ValueError(f"cron {self.cron!r} is not cron syntax (five fields, e.g. '30 3 * * *')")
+        try:
+            ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"timezone {self.timezone!r} is no IANA zone (e.g. Europe/London)") from None
+        return self
+
+
 class Reconciliation(_Model):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
     description: str = ""
@@ -151,6 +175,15 @@ class Reconciliation(_Model):
     currency: Currency | None = None
     samples: int = Field(default=20, ge=0, le=1000, description="differing records kept to show per kind")
     repair: Repair | None = Field(default=None, description="how `banyan reconcile repair` sends what is missing")
+    schedule: RunSchedule | None = Field(
+        default=None, description="run by itself (one gateway of the fleet makes each run), for every entity listed"
+    )
+
+    @model_validator(mode="after")
+    def _scheduled(self) -> Reconciliation:
+        if self.schedule is not None and not self.entities:
+            raise ValueError("a scheduled reconciliation lists its entities: entities: [ACME-US, …]")
+        return self
 
     @model_validator(mode="after")
     def _key_fields(self) -> Reconciliation:

@@ -193,6 +193,9 @@ MIGRATIONS: list[list[str]] = [
         "CREATE TABLE recon_repairs (name TEXT NOT NULL, entity TEXT NOT NULL, record_key TEXT NOT NULL, "
         "digest TEXT NOT NULL, side TEXT NOT NULL, run_id BIGINT NOT NULL, message_id BIGINT, at TEXT NOT NULL, "
         "actor TEXT NOT NULL, PRIMARY KEY (name, entity, record_key, digest, side))",
+        # a scheduled run, claimed once for the fleet
+        "CREATE TABLE recon_schedule (name TEXT NOT NULL, entity TEXT NOT NULL, due TEXT NOT NULL, "
+        "claimed_at TEXT NOT NULL, PRIMARY KEY (name, entity, due))",
         "CREATE INDEX recon_items_run ON recon_items (run_id, kind, record_key)",
     ],
 ]

@@ -409,3 +409,67 @@ def test_a_repair_goes_through_the_routes_outbox_once_and_the_next_run_is_clean(
             opened.close()
         assert sorted((event.actor, event.reason, event.evidence["sent"]) for event in audit) == [
             ("ana", "CHG-510 backfill", 0), ("ana", "CHG-510 backfill", 2)]  # fmt: skip
+
+
+def test_a_scheduled_run_is_made_once_for_the_fleet_and_its_drift_posted(
+    tmp_path: Path, cloud: CloudApi, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two gateways' schedulers at the due time: one makes the run (in a process of its own); it
+    drifted over the threshold, so the webhook hears of it once."""
+    import asyncio
+    from datetime import UTC, datetime
+
+    from reconcile.schedule import Scheduler, due
+
+    _sqlite_erp(tmp_path, monkeypatch)
+    monkeypatch.setenv("CLOUD_TOKEN", "t")
+    _cloud_orders(cloud)
+    spec = orders_spec(cloud, schedule={"cron": "30 3 * * *", "timezone": "America/New_York", "alert_drift": 0.001})
+    routes = tmp_path / "routes"
+    routes.mkdir()
+    (routes / "r.yaml").write_text(json.dumps({"reconciliations": [spec.model_dump(mode="json", by_alias=True,
+                                                                                    exclude_defaults=True)]}))  # fmt: skip
+    posted: list[dict[str, Any]] = []
+
+    class Hook(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            posted.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    hook = ThreadingHTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=hook.serve_forever, daemon=True).start()
+    location = str(tmp_path / "cutover.db")
+    at = datetime(2026, 12, 8, 8, 31, tzinfo=UTC)  # 03:31 in New York
+    assert due(spec, at) == datetime(2026, 12, 8, 3, 30, tzinfo=at.astimezone(spec_zone(spec)).tzinfo)
+    assert due(spec, datetime(2026, 12, 8, 9, 0, tzinfo=UTC)) is None  # half an hour on: not made up now
+    stores = [open_store(location) for _ in range(2)]
+    try:
+        schedulers = [Scheduler([spec], store, location, routes, f"http://127.0.0.1:{hook.server_port}/hook")
+                      for store in stores]  # fmt: skip
+
+        async def both() -> list[list[dict[str, object]]]:
+            return list(await asyncio.gather(*(scheduler.pass_once(at) for scheduler in schedulers)))
+
+        made = asyncio.run(both())
+        assert sorted(len(reports) for reports in made) == [0, 1]
+        [report] = [r for reports in made for r in reports]
+        assert report["state"] == "done"
+        assert [(p["event"], p["reconciliation"], p["entity"]) for p in posted] == [
+            ("reconcile_drift", "us-orders", "ACME-US")]  # fmt: skip
+        assert asyncio.run(schedulers[0].pass_once(at)) == []  # made once
+    finally:
+        for store in stores:
+            store.close()
+        hook.shutdown()
+        hook.server_close()
+
+
+def spec_zone(spec: Reconciliation) -> Any:
+    from zoneinfo import ZoneInfo
+
+    assert spec.schedule is not None
+    return ZoneInfo(spec.schedule.timezone)
