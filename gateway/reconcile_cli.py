@@ -95,8 +95,9 @@ def reconcile_run(
 
 
 def _summary(row: RunRow, spec: Reconciliation | None = None) -> None:
-    label = spec.label if spec is not None else (lambda side: side)
     counts = row.counts
+    names = counts.get("labels") or {}
+    label = spec.label if spec is not None else (lambda side: str(names.get(side, side)))
     colour = STATE_COLOURS.get(row.state, "white")
     console.print(f"run {row.id}: {row.name} for {row.entity} — [{colour}]{row.state}[/]"
                   + (f": {escape(row.reason)}" if row.reason else ""))  # fmt: skip
@@ -174,10 +175,13 @@ def reconcile_show(
         print(json.dumps(row.as_dict() | {"keys": keys}, default=str))
         return
     _summary(row)
+    names = row.counts.get("labels") or {}
     for kind, items in found.items():
         if not items:
             continue
-        table = Table(title=kind.replace("_", " "), title_justify="left")
+        side = kind.removeprefix("only_")
+        title = f"only in {names.get(side, side)}" if kind.startswith("only_") else "differing"
+        table = Table(title=title, title_justify="left")
         table.add_column("key")
         table.add_column("what")
         for _, key, detail in items:

@@ -111,13 +111,36 @@ def _field_map(fields: dict[str, str], optional: set[str]) -> Callable[[Any], An
                     if skippable:
                         continue
                     raise MappingError(f"{origin}: no value at '{part}'")
-            node: Any = target
-            for part in places[:-1]:
-                node = node.setdefault(part, {})
-            node[places[-1]] = value
+            _place(target, places, value)
         return target
 
     return apply
+
+
+def _place(target: dict[str, Any], places: tuple[str, ...], value: Any) -> None:
+    """Put `value` at `places`, making what is missing on the way: a list where the next step is a
+    number (/lines/0/sku), else an object."""
+    node: Any = target
+    for index, part in enumerate(places):
+        last = index == len(places) - 1
+        made: Any = None if last else [] if places[index + 1].isdigit() else {}
+        if isinstance(node, list):
+            if not part.isdigit():
+                raise MappingError(f"/{'/'.join(places)}: {part!r} is no position in a list")
+            position = int(part)
+            while len(node) <= position:
+                node.append(None)
+            if last:
+                node[position] = value
+                return
+            if node[position] is None:
+                node[position] = made
+            node = node[position]
+        else:
+            if last:
+                node[part] = value
+                return
+            node = node.setdefault(part, made)
 
 
 def _xslt(path: Path) -> Callable[[Any], Any]:

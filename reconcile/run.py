@@ -52,6 +52,7 @@ class Tally:
     no_key: dict[str, int] = field(default_factory=lambda: {side: 0 for side in SIDES})
     paths: dict[tuple[str, str], int] = field(default_factory=dict)  # (path, kind) → records
     warnings: list[str] = field(default_factory=list)
+    labels: dict[str, str] = field(default_factory=dict)  # what the sides are called, when not legacy and cloud
 
     @property
     def compared(self) -> int:
@@ -64,9 +65,10 @@ class Tally:
 
     def as_dict(self) -> dict[str, Any]:
         paths = [{"path": path, "kind": kind, "records": n} for (path, kind), n in sorted(self.paths.items())]
+        labels = self.labels
         return {"read": self.read, "matched": self.matched, "differing": self.differing, "only": self.only,
                 "duplicates": self.duplicates, "no_key": self.no_key, "drift_rate": round(self.drift, 6),
-                "paths": paths}  # fmt: skip
+                "paths": paths, "labels": labels}  # fmt: skip
 
 
 Progress = Callable[[str, int], None]  # side, records read so far
@@ -90,7 +92,7 @@ class Reconciler:
         source stopped. Each side is read in a process of its own (two sides, two cores), into a
         scratch file of its own; the parent matches them."""
         run_id = self.runs.start(self.spec.name, entity, since)
-        tally = Tally()
+        tally = Tally(labels={side: self.spec.label(side) for side in SIDES})
         with tempfile.TemporaryDirectory(dir=self.scratch, prefix="banyan-reconcile-") as folder:
             loaded = self._load_both(Path(folder), entity, since, progress)
             failed = ""

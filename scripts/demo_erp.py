@@ -25,6 +25,7 @@ import re
 import sqlite3
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -352,6 +353,8 @@ CREATE TABLE items (sku TEXT PRIMARY KEY, description TEXT NOT NULL, price NUMER
 ALTER TABLE stock ADD COLUMN reserved INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE stock ADD COLUMN warehouse TEXT NOT NULL DEFAULT 'US-NJ-01';
 ALTER TABLE orders ADD COLUMN reference TEXT;
+ALTER TABLE orders ADD COLUMN sku TEXT;
+ALTER TABLE orders ADD COLUMN qty INTEGER;
 CREATE UNIQUE INDEX orders_reference ON orders (reference);
 CREATE TABLE customers (id TEXT PRIMARY KEY, name TEXT NOT NULL);
 """
@@ -419,13 +422,14 @@ class JsonService(Service):
             def _answer(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length) if length else b""
-                path = self.path.split("?", 1)[0]
+                path, _, query = self.path.partition("?")
                 status, body = 404, {"error": f"no resource {path}"}
                 for method, pattern, handler in compiled:
                     match = pattern.match(path)
                     if match and method == self.command:
                         try:
-                            status, body = handler(match.groupdict(), json.loads(raw) if raw else None)
+                            params = dict(urllib.parse.parse_qsl(query)) | match.groupdict()
+                            status, body = handler(params, json.loads(raw) if raw else None)
                         except (ValueError, KeyError, TypeError) as exc:
                             status, body = 422, {"error": f"invalid request: {exc}"}
                         break
@@ -472,6 +476,7 @@ class CloudErp(JsonService):
             if n % 50 == 0 and order["status"] == "shipped":  # invoiced in the cloud the night before legacy
                 order["status"] = "invoiced"
         self.by_number: dict[tuple[str, str], dict[str, Any]] = {}
+        self.placed: dict[tuple[str, str], dict[str, Any]] = {}  # (entity, order number) → customer and lines
         self.documents: dict[str, dict[str, Any]] = {"customers": {}, "shipments": {}, "invoices": {}}
         self.numbers = itertools.count(900001)
         self.lock = threading.Lock()
@@ -481,6 +486,7 @@ class CloudErp(JsonService):
             ("PUT", "/api/{entity}/customers/{customerId}"): self.put_customer,
             ("GET", "/api/{entity}/inventory/{sku}"): self.inventory,
             ("POST", "/api/{entity}/orders"): self.create_order,
+            ("GET", "/api/{entity}/orders"): self.list_orders,
             ("GET", "/api/{entity}/orders/{orderId}"): self.order,
             ("POST", "/api/{entity}/shipments"): self.shipment,
             ("POST", "/api/{entity}/invoices"): self.invoice,
@@ -538,7 +544,38 @@ class CloudErp(JsonService):
                             "currency": currency}  # fmt: skip
                 self.by_number[(entity, body["orderNumber"])] = existing
                 self.orders[entity][existing["orderId"]] = existing
+                self.placed[(entity, body["orderNumber"])] = {"customer": body["customer"], "lines": body["lines"]}
         return 201, existing
+
+    def list_orders(self, params: dict[str, str], body: Any) -> tuple[int, Any]:
+        """The orders placed by number, a page at a time (what a reconciliation reads)."""
+        entity, page, size = (
+            self._entity(params),
+            int(params.get("page", 1)),
+            min(int(params.get("per_page", 100)), 500),
+        )
+        with self.lock:
+            numbers = sorted(number for e, number in self.by_number if e == entity)
+            shown = [{"orderNumber": number, "orderId": self.by_number[(entity, number)]["orderId"],
+                      "total": self.by_number[(entity, number)]["total"], **self.placed[(entity, number)]}
+                     for number in numbers[(page - 1) * size : page * size]]  # fmt: skip
+        return 200, {"orders": shown, "page": page}
+
+    def migrate_orders(self, entity: str, rows: list[tuple[str, str, float, str, int]], missing: set[str]) -> int:
+        """The migration's load of an entity's open orders (reference, customer, total, sku, qty), as
+        its team ran it: the orders in `missing` were booked in legacy while it ran, and never came."""
+        loaded = 0
+        with self.lock:
+            for reference, customer, total, sku, qty in rows:
+                if reference in missing or (entity, reference) in self.by_number:
+                    continue
+                order = {"orderId": f"CL-{next(self.numbers)}", "status": "released", "total": float(total),
+                         "currency": ENTITIES[entity][0]}  # fmt: skip
+                self.by_number[(entity, reference)] = order
+                self.orders[entity][order["orderId"]] = order
+                self.placed[(entity, reference)] = {"customer": customer, "lines": [{"sku": sku, "qty": qty}]}
+                loaded += 1
+        return loaded
 
     def order(self, params: dict[str, str], body: Any) -> tuple[int, Any]:
         found = self.orders[self._entity(params)].get(params["orderId"])
@@ -560,3 +597,20 @@ def wait_for(check: Callable[[], bool], seconds: float = 10) -> bool:
             return True
         time.sleep(0.05)
     return False
+
+
+def intercompany_exports(folder: Path, unbooked: int = 1) -> tuple[Path, Path]:
+    """The month's intercompany invoices ACME-DE raised on ACME-UK, as each ledger exports them: DE's
+    receivables in EUR by invoice number, UK's payables in GBP by supplier reference, at the group's
+    rate. The last `unbooked` of them UK never booked."""
+    rate = 1.17  # EUR per GBP, the group's rate table for the month
+    invoices = [(f"IC-DE-{n:04d}", round(250 + n * 37.5, 2)) for n in range(1, 13)]
+    receivables = ["invoice;customer;amount;currency"] + [f"{number};ACME-UK;{amount:.2f};EUR"
+                                                           for number, amount in invoices]  # fmt: skip
+    booked = invoices[: len(invoices) - unbooked]
+    payables = ["supplier_ref;supplier;gross;ccy"] + [f"{number};ACME-DE;{amount / rate:.2f};GBP"
+                                                      for number, amount in booked]  # fmt: skip
+    return (
+        _written(folder / "de_ic_receivables.csv", "\n".join(receivables) + "\n"),
+        _written(folder / "uk_ic_payables.csv", "\n".join(payables) + "\n"),
+    )

@@ -223,3 +223,23 @@ def test_ctrl_c_mid_story_stops_everything_without_a_traceback(tmp_path: Path) -
     _, errors = story.communicate(timeout=60)
     assert story.returncode == 130, errors[-2000:]
     assert "Traceback" not in errors and "stopped: the gateway and the estate are shut down" in errors
+
+
+def test_the_books_are_reconciled_repaired_and_matched_between_entities(demo: tuple[Path, str]) -> None:
+    folder, output = demo
+    books = output.split("Before ACME-US's orders go to cloud_primary", 1)[1].split("Each entity's business SLOs", 1)[0]
+    first, repaired, second, intercompany = books.split("$ banyan reconcile ")[1:5]
+    assert "only" in first and "2" in first.split("only", 1)[1] and "run 1: us-orders for ACME-US — done" in first
+    assert "✓ 2 records put in the outbox for cloud through order-create" in repaired
+    assert "run 2: us-orders for ACME-US — done" in second and "0.000%" in second
+    assert "DE receivables" in intercompany and "run 3: ic-de-uk for ACME-DE — done" in intercompany
+    store = open_store(str(folder / "cutover.db"))
+    try:
+        from reconcile.store import Runs
+
+        runs = Runs(store)
+        assert sorted(key for _, key, _ in runs.found(1)) == sorted(key for _, key, _ in runs.found(1, "only_legacy"))
+        assert len(runs.found(1, "only_legacy")) == 2 and runs.found(2) == []
+        assert [key for _, key, _ in runs.found(3)] == ["IC-DE-0012"]  # the invoice ACME-UK never booked
+    finally:
+        store.close()
