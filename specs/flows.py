@@ -259,15 +259,14 @@ class Flow(_Model):
         return tuple(sorted(set(self.entity.partners.values())))
 
 
-class BatchSchedule(_Model):
-    """When both sides' exports are due, in the entity's time zone."""
+class Schedule(_Model):
+    """When something is due, in cron syntax, in a time zone (a batch's exports, a reconciliation)."""
 
     cron: str = Field(description="cron syntax, e.g. '0 2 * * *' for 02:00 every day")
     timezone: str = Field(default="UTC", description="an IANA zone, e.g. America/New_York")
-    deadline_minutes: float = Field(default=60, gt=0, description="an export not there this long after is late")
 
     @model_validator(mode="after")
-    def _valid(self) -> BatchSchedule:
+    def _valid(self) -> Schedule:
         from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
         from croniter import croniter
@@ -279,6 +278,12 @@ class BatchSchedule(_Model):
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError(f"timezone {self.timezone!r} is no IANA zone (e.g. Europe/London)") from None
         return self
+
+
+class BatchSchedule(Schedule):
+    """When both sides' exports are due, in the entity's time zone."""
+
+    deadline_minutes: float = Field(default=60, gt=0, description="an export not there this long after is late")
 
 
 class Export(_Model):

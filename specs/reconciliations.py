@@ -29,7 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from cutover.compare import Rules as CompareRules
 from legacy_adapters.mapping import Mapping
-from specs.flows import Records
+from specs.flows import Records, Schedule
 
 
 class _Model(BaseModel):
@@ -134,28 +134,12 @@ class Repair(_Model):
     )
 
 
-class RunSchedule(_Model):
-    """When a reconciliation runs by itself, for each of its entities, in the entity's time zone."""
+class RunSchedule(Schedule):
+    """When a reconciliation runs by itself, for each of its entities, in the schedule's time zone."""
 
-    cron: str = Field(description="cron syntax, e.g. '30 3 * * *' for 03:30 every day")
-    timezone: str = Field(default="UTC", description="an IANA zone")
     alert_drift: float | None = Field(
         default=None, ge=0, le=1, description="a run that drifted more than this is posted to the webhook"
     )
-
-    @model_validator(mode="after")
-    def _valid(self) -> RunSchedule:
-        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-        from croniter import croniter
-
-        if not croniter.is_valid(self.cron):
-            raise ValueError(f"cron {self.cron!r} is not cron syntax (five fields, e.g. '30 3 * * *')")
-        try:
-            ZoneInfo(self.timezone)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"timezone {self.timezone!r} is no IANA zone (e.g. Europe/London)") from None
-        return self
 
 
 class Reconciliation(_Model):
