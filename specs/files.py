@@ -165,7 +165,8 @@ def load_folder(folder: Path) -> RouteFile:
 
 
 def _variables_allowed(node: Any) -> Any:
-    """The schema with `${NAME}` strings allowed wherever a number or a flag is expected."""
+    """The schema with `${NAME}` strings allowed wherever a number or a flag is expected, and in a
+    string held to a pattern (the pattern is checked once the variable is filled in, at load)."""
     if isinstance(node, list):
         return [_variables_allowed(item) for item in node]
     if not isinstance(node, dict):
@@ -173,6 +174,9 @@ def _variables_allowed(node: Any) -> Any:
     node = {key: _variables_allowed(value) for key, value in node.items()}
     if node.get("type") in ("integer", "number", "boolean"):
         variable = {"type": "string", "pattern": VARIABLE.pattern}
+        return {"anyOf": [node, variable], **{k: node[k] for k in ("title", "description", "default") if k in node}}
+    if node.get("type") == "string" and "pattern" in node:  # a URL given as ${ACME_CLOUD:-http://…}/api
+        variable = {"type": "string", "pattern": r"\$\{[A-Za-z_][A-Za-z0-9_]*(:-[^}]*)?\}"}
         return {"anyOf": [node, variable], **{k: node[k] for k in ("title", "description", "default") if k in node}}
     return node
 

@@ -337,12 +337,23 @@ def test_dual_writes_wait_in_the_outbox_while_the_cloud_is_down(
         )
         assert answer.status_code == 201 and answer.headers["X-Served-By"] == "legacy"
     outbox = ladder.cutover.outbox
-    wait_until(lambda: all(m.attempts >= 2 for m in outbox.list("pending")) and outbox.counts()["pending"] == 20)
+
+    def waiting() -> bool:
+        """Every copy waits: tried and failed, or held by the guardrail (cloud write errors in
+        dual_write pause the cloud's copies once it has seen enough of them: whichever comes first)."""
+        pending = outbox.list("pending")
+        held = ladder.cutover.copies_paused("order-put", "ACME-US")
+        return len(pending) == 20 and all(m.attempts >= 2 or (held and m.attempts >= 1) for m in pending)
+
+    wait_until(waiting, 20)
     ladder.settle()
     refused = ladder.admin("POST", "/order-put/ACME-US/promote", {"reason": "go"})
     assert refused.status_code == 422  # the gate stays closed (or the guardrail already stepped down)
     ladder.cloud.fail = False
-    wait_until(lambda: outbox.counts()["delivered"] == 20)
+    if ladder.cutover.copies_paused("order-put", "ACME-US"):  # held: a person says the cloud is back
+        resumed = ladder.admin("POST", "/order-put/ACME-US/resume", {"reason": "INC-10: the cloud is back"})
+        assert resumed.status_code == 200
+    wait_until(lambda: outbox.counts()["delivered"] == 20, 20)
     assert sorted(ladder.cloud.effects.values()) == sorted(f"PO-{n}" for n in range(20))  # each written once
     expected = {idempotency_key("order-put", "ACME-US", f"k-{n}", "") for n in range(20)}
     assert set(ladder.cloud.effects) == expected
