@@ -30,6 +30,7 @@ from gateway.inputs import parse_json
 from gateway.problems import Problem
 from gateway.state import ADMIN_KEY, CUTOVER, ROUTING, SETTINGS
 from gateway.static import Files, serve_file
+from reconcile.store import RunRow, Runs
 
 log = logging.getLogger("banyan.cutover")
 
@@ -173,6 +174,28 @@ async def admin_flow_files(request: web.Request) -> web.Response:
 
     def read() -> list[dict[str, Any]]:
         return [journey.described(row) for row in journey.files(flow, entity, request.query.get("state"), limit)]
+
+    try:
+        return web.json_response(await in_thread(read))
+    except StoreError as exc:
+        raise Problem(503, "Cutover store unavailable", str(exc)) from None
+
+
+async def admin_reconciliations(request: web.Request) -> web.Response:
+    """Each reconciliation × entity: its newest run and the drift of its last ten, oldest first (the
+    console's trend)."""
+    _admin(request)
+    runs = Runs(request.app[CUTOVER].store)
+
+    def read() -> list[dict[str, Any]]:
+        found: dict[tuple[str, str], list[RunRow]] = {}
+        for row in runs.recent(limit=500):
+            found.setdefault((row.name, row.entity), []).append(row)
+        shown = []
+        for _, rows in sorted(found.items()):
+            trend = [{"run": r.id, "state": r.state, "drift_rate": r.counts.get("drift_rate")} for r in rows[:10]]
+            shown.append(rows[0].as_dict() | {"trend": trend[::-1]})
+        return shown
 
     try:
         return web.json_response(await in_thread(read))
@@ -363,6 +386,7 @@ def add_admin_routes(app: web.Application) -> None:
     app.router.add_get("/admin/cutover/history", admin_history)
     app.router.add_get("/admin/cutover/mismatches", admin_mismatches)
     app.router.add_get("/admin/flows/files", admin_flow_files)
+    app.router.add_get("/admin/reconcile", admin_reconciliations)
     app.router.add_get("/admin/cutover/series", admin_series)
     app.router.add_get("/admin/cutover/calendar", admin_calendar)
     app.router.add_get("/admin/deprecations", admin_deprecations)

@@ -425,6 +425,34 @@ function renderSlos(standings) {
   if (!standings.length) cell(body.insertRow(), "no SLO has events yet");
 }
 
+const BARS = "▁▂▃▄▅▆▇█";
+
+function renderReconciliations(found) {
+  const body = $("#reconciliations tbody");
+  body.replaceChildren();
+  for (const r of found) {
+    const tr = body.insertRow();
+    const counts = r.counts || {};
+    const only = counts.only || {};
+    const labels = counts.labels || {};
+    cell(tr, r.name);
+    cell(tr, r.entity);
+    cell(tr, String(r.id));
+    cell(tr, r.reason ? `${r.state}: ${r.reason}` : r.state, r.state === "failed" ? "bad" : r.state === "done" ? "good" : "");
+    cell(tr, String(counts.matched ?? ""));
+    cell(tr, String(counts.differing ?? ""));
+    cell(tr, `${labels.legacy || "legacy"} ${only.legacy ?? 0} · ${labels.cloud || "cloud"} ${only.cloud ?? 0}`);
+    cell(tr, counts.drift_rate === undefined ? "" : percent(counts.drift_rate), counts.drift_rate > 0 ? "bad" : "good");
+    const top = Math.max(...r.trend.map((t) => t.drift_rate || 0), 0.0001);
+    const bar = (t) => (t.state === "failed" ? "✗" : BARS[Math.min(7, Math.round(((t.drift_rate || 0) / top) * 7))]);
+    const drawn = cell(tr, r.trend.map(bar).join(""));
+    const said = (t) => (t.state === "failed" ? `run ${t.run} failed` : `run ${t.run} ${percent(t.drift_rate || 0)}`);
+    drawn.setAttribute("aria-label", r.trend.map(said).join(", "));
+    cell(tr, (r.finished || "").slice(0, 19).replace("T", " "));
+  }
+  if (!found.length) cell(body.insertRow(), "no reconciliation has run yet");
+}
+
 function utc(localValue) {
   return new Date(localValue).toISOString(); // a datetime-local field is the lead's own clock
 }
@@ -502,9 +530,10 @@ function say(text) {
 
 async function refresh() {
   try {
-    const [status, events, outbox, calendar, deprecated, standings] = await Promise.all([
+    const [status, events, outbox, calendar, deprecated, standings, reconciliations] = await Promise.all([
       api("GET", "/admin/cutover"), api("GET", "/admin/cutover/history"), api("GET", "/admin/outbox"),
       api("GET", "/admin/cutover/calendar"), api("GET", "/admin/deprecations"), api("GET", "/admin/slo"),
+      api("GET", "/admin/reconcile"),
     ]);
     rows = status;
     renderMatrix();
@@ -513,6 +542,7 @@ async function refresh() {
     renderCalendar(calendar);
     renderDeprecated(deprecated);
     renderSlos(standings);
+    renderReconciliations(reconciliations);
     await renderCell();
     $("#main").hidden = false;
     $("#updated").textContent = `updated ${new Date().toLocaleTimeString()}`;

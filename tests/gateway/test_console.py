@@ -279,3 +279,26 @@ def test_a_flows_cell_lists_its_files_and_what_each_side_made_of_them(tmp_path: 
         # a route's cell has no files part
         bad = requests.get(f"{gateway.url}/admin/flows/files?flow=nope", headers=ADMIN, timeout=5)
         assert bad.status_code == 422
+
+
+def test_the_console_shows_each_reconciliations_newest_run_and_its_trend(ladder: Ladder, browser: Any) -> None:  # noqa: F811
+    from reconcile.store import Runs
+
+    runs = Runs(ladder.cutover.store)
+    for drift, state in ((0.02, "done"), (0.0, "failed"), (0.005, "done"), (0.0, "done")):
+        run = runs.start("us-orders", "ACME-US", None)
+        counts = {"matched": 998, "differing": 0, "only": {"legacy": 0, "cloud": 0}, "drift_rate": drift,
+                  "labels": {"legacy": "legacy", "cloud": "cloud"}}  # fmt: skip
+        runs.finish(run, state, counts if state == "done" else {}, [], "" if state == "done" else "the cloud stopped")
+    found = requests.get(f"{ladder.gateway.url}/admin/reconcile", headers=ADMIN, timeout=5).json()
+    assert [(r["name"], r["entity"], r["id"]) for r in found] == [("us-orders", "ACME-US", run)]
+    assert [t["state"] for t in found[0]["trend"]] == ["done", "failed", "done", "done"]  # oldest first
+    errors: list[str] = []
+    page = open_console(ladder, browser, ADMIN["X-Admin-Key"], errors)
+    row = page.locator("#reconciliations tbody tr", has_text="us-orders")
+    row.wait_for()
+    text = row.inner_text()
+    assert "ACME-US" in text and "0.0 %" in text and "█✗" in text  # the 2 % run tallest, then the failed one
+    assert "run 2 failed" in (row.locator("td").nth(8).get_attribute("aria-label") or "")
+    assert errors == []
+    assert requests.get(f"{ladder.gateway.url}/admin/reconcile", timeout=5).status_code in (401, 403)
