@@ -27,13 +27,14 @@ from typing import Protocol, TypeVar
 
 import paramiko
 
+from flows.journey import LEASE_SECONDS
 from inventory_scan.errors import ScanError
 from inventory_scan.files.sftp import SftpAuth, SftpSession, SftpTarget
 from specs.flows import Login
 
 CHUNK = 1 << 20
 T = TypeVar("T")
-LEASE_CHECK_SECONDS = 10.0 / 3  # how often a long copy renews its file's lease
+LEASE_CHECK_SECONDS = LEASE_SECONDS / 3  # how often a long copy renews its file's lease
 
 
 class IntakeError(OSError):

@@ -157,7 +157,6 @@ class Reconciliation(_Model):
     compare: CompareRules = Field(default_factory=CompareRules, description="the routes' compare block")
     keys: KeyRules = Field(default_factory=KeyRules)
     currency: Currency | None = None
-    samples: int = Field(default=20, ge=0, le=1000, description="differing records kept to show per kind")
     repair: Repair | None = Field(default=None, description="how `banyan reconcile repair` sends what is missing")
     schedule: RunSchedule | None = Field(
         default=None, description="run by itself (one gateway of the fleet makes each run), for every entity listed"
@@ -170,7 +169,7 @@ class Reconciliation(_Model):
         return self
 
     @model_validator(mode="after")
-    def _key_fields(self) -> Reconciliation:
+    def _bound_parameters(self) -> Reconciliation:
         for source in (self.legacy, self.cloud):
             if source.odbc is not None and ":" in source.odbc.query:
                 unknown = {m for m in re.findall(r"(?<![:\w]):([A-Za-z_]\w*)", source.odbc.query)} - {"entity", "since"}
