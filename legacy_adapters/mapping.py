@@ -111,7 +111,10 @@ def _field_map(fields: dict[str, str], optional: set[str]) -> Callable[[Any], An
                     if skippable:
                         continue
                     raise MappingError(f"{origin}: no value at '{part}'")
-            _place(target, places, value)
+            if len(places) == 1:  # a top-level field: the common case
+                target[places[0]] = value
+            else:
+                _place(target, places, value)
         return target
 
     return apply

@@ -18,7 +18,6 @@ marks the run failed, saying where; it is never reported as a clean result.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import marshal
 import multiprocessing
@@ -27,6 +26,7 @@ import tempfile
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
+from hashlib import blake2b
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +84,7 @@ class Reconciler:
         self.scratch = scratch
         self.comparator = Comparator(spec.compare)
         self.plain_key = len(spec.key) == 1 and spec.keys.case == "keep"
+        self.first_key, self.trim, self.ignored = spec.key[0], spec.keys.trim, spec.compare.ignore
         self.maps = {side: source.map.compile() if source.map else None
                      for side, source in (("legacy", spec.legacy), ("cloud", spec.cloud))}  # fmt: skip
 
@@ -192,19 +193,18 @@ class Reconciler:
             return None
         if self.spec.currency is not None:
             canonical = self._converted(canonical, side, tally)
-        key = self._key(canonical)
+        if self.plain_key and type(canonical) is dict:  # one field, kept as it is: the common case
+            value = canonical.get(self.first_key)
+            key = None if value is None else (str(value).strip() if self.trim else str(value)) or None
+        else:
+            key = self._key(canonical)
         if key is None:
             tally.no_key[side] += 1
             return None
-        canonical = _whole_numbers(canonical)
-        compared = _without(canonical, self.spec.compare.ignore)  # the digest leaves out what is never compared
-        return key, hashlib.blake2b(_encoded(compared, True), digest_size=16).digest(), _encoded(canonical)
+        compared = _without(canonical, self.ignored) if self.ignored else canonical  # a digest without the ignored
+        return key, blake2b(_encoded(_digestible(compared)), digest_size=16).digest(), _encoded(canonical)
 
     def _key(self, record: dict[str, Any]) -> str | None:
-        if self.plain_key and isinstance(record, dict):  # one field, kept as it is: the common case
-            value = record.get(self.spec.key[0])
-            text = "" if value is None else str(value).strip() if self.spec.keys.trim else str(value)
-            return text or None
         parts = []
         for name in self.spec.key:
             value = record.get(name) if isinstance(record, dict) else None
@@ -304,41 +304,30 @@ def _load_side(side: str, path: Path, entity: str, since: str | None) -> Loaded:
     return _LOADING["reconciler"].load(side, path, entity, since)
 
 
-def _encoded(record: Any, sort: bool = False) -> bytes:
-    """A record as bytes for the scratch file: marshal (fast, and these are plain JSON values),
-    sorted for a digest so two sides' maps need not list fields in one order."""
+def _encoded(record: Any) -> bytes:
+    """A record as bytes for the scratch file: marshal (fast, and these are plain JSON values)."""
     try:
-        return b"m" + marshal.dumps(_sorted(record) if sort else record)
+        return b"m" + marshal.dumps(record)
     except ValueError:  # a value marshal does not take
         return b"j" + json.dumps(record, sort_keys=True, default=str, separators=(",", ":")).encode()
-
-
-def _sorted(node: Any) -> Any:
-    if isinstance(node, dict):
-        return tuple(sorted((key, _sorted(value)) for key, value in node.items()))
-    if isinstance(node, list):
-        return [_sorted(value) for value in node]
-    return node
 
 
 def _decoded(data: bytes) -> Any:
     return marshal.loads(data[1:]) if data[:1] == b"m" else json.loads(data[1:])
 
 
-def _whole_numbers(node: Any) -> Any:
-    """15.0 as 15, so a database's 15 and an API's 15.0 make one digest (the comparator agrees).
-    A flat record (the common case) is looked at once and copied only if it has such a number."""
-    if isinstance(node, dict):
-        changed = None
-        for key, value in node.items():
-            if type(value) is float or isinstance(value, dict | list):
-                fixed = _whole_numbers(value)
-                if fixed is not value and (type(fixed) is not type(value) or fixed != value or changed is not None):
-                    changed = changed if changed is not None else dict(node)
-                    changed[key] = fixed
-        return changed if changed is not None else node
-    if isinstance(node, list):
-        return [_whole_numbers(value) for value in node]
+_WALKED = (dict, list, float)
+
+
+def _digestible(node: Any) -> Any:
+    """What a digest is made of, in one walk: fields sorted (two sides' maps need not list them in
+    one order) and 15.0 as 15 (a database's 15 and an API's 15.0 make one digest; the comparator
+    agrees). A flat record costs one sort and one look at each value."""
+    if type(node) is dict:
+        return tuple([(key, _digestible(value) if type(value) in _WALKED else value)
+                      for key, value in sorted(node.items())])  # fmt: skip
+    if type(node) is list:
+        return [_digestible(value) if type(value) in _WALKED else value for value in node]
     if type(node) is float and node.is_integer() and abs(node) < 2**53:
         return int(node)
     return node

@@ -69,13 +69,20 @@ class Reader:
         try:
             cursor = connection.cursor()
             cursor.execute(statement, values)
-            columns = [column[0] for column in cursor.description or []]
+            description = cursor.description or []
+            columns = [column[0] for column in description]
+            # only the columns whose type JSON does not carry as it is are converted, one by one
+            converted = [i for i, column in enumerate(description) if column[1] not in (str, int, float, bool)]
             while True:
                 rows = cursor.fetchmany(spec.fetch)
                 if not rows:
                     break
                 for row in rows:
-                    yield {name: plain(value) for name, value in zip(columns, row, strict=True)}
+                    record = dict(zip(columns, row, strict=True))
+                    for index in converted:
+                        name = columns[index]
+                        record[name] = plain(record[name])
+                    yield record
         except pyodbc.Error as exc:
             raise SourceFailed(f"the query failed after {self.read:,} records: {_odbc_said(exc)}") from None
         finally:
