@@ -25,6 +25,7 @@ from reconcile.run import Reconciler
 from reconcile.store import RunRow, Runs
 from specs.files import RouteError, load_folder
 from specs.reconciliations import Reconciliation
+from specs.routes import Route
 
 reconcile_app = typer.Typer(help="Reconciliation: both systems' records matched by key and compared.",
                             no_args_is_help=True)  # fmt: skip
@@ -36,16 +37,18 @@ def _fail(message: str) -> typer.Exit:
     return typer.Exit(2)
 
 
-def _spec(routes: Path, name: str) -> Reconciliation:
+def _spec(routes: Path, name: str) -> tuple[Reconciliation, list[Route]]:
+    """The reconciliation named, and the folder's routes (a source may read through one)."""
     try:
-        declared = load_folder(routes).reconciliations
+        folder = load_folder(routes)
     except RouteError as exc:
         raise _fail("; ".join(exc.problems)) from None
+    declared = folder.reconciliations
     found = next((spec for spec in declared if spec.name == name), None)
     if found is None:
         known = ", ".join(spec.name for spec in declared) or "none"
         raise _fail(f"no reconciliation {name!r} in {routes} (declared: {known})")
-    return found
+    return found, folder.routes
 
 
 def _runs(store: str) -> Runs:
@@ -68,7 +71,7 @@ def reconcile_run(
 
     Example: banyan reconcile run us-orders --entity ACME-US --store cutover.db
     """
-    spec = _spec(routes, name)
+    spec, declared = _spec(routes, name)
     if spec.entities and entity not in spec.entities:
         raise _fail(f"{name} runs for {', '.join(spec.entities)}, not {entity}")
     try:
@@ -76,7 +79,7 @@ def reconcile_run(
     except StoreError as exc:
         raise _fail(str(exc)) from None
     try:
-        reconciler = Reconciler(spec, opened)
+        reconciler = Reconciler(spec, opened, routes=declared, base=routes)
         columns = (SpinnerColumn(), TextColumn("{task.description}"), TextColumn("{task.fields[read]:>12,} records"),
                    TimeElapsedColumn())  # fmt: skip
         with Progress(*columns, console=errors, transient=True, disable=as_json or not sys.stderr.isatty()) as bar:
@@ -254,7 +257,7 @@ def reconcile_repair(
         raise _fail(f"no run {run}")
     if row.state != "done":
         raise _fail(f"run {run} is {row.state}: repair from a finished run (run it again)")
-    spec = _spec(routes, row.name)
+    spec, _ = _spec(routes, row.name)
     if spec.repair is None:
         raise _fail(f"{spec.name} names no repair route: add repair: {{route: …}} to it in {routes}")
     if dry_run:

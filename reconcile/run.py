@@ -23,7 +23,7 @@ import marshal
 import multiprocessing
 import sqlite3
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from hashlib import blake2b
@@ -36,6 +36,7 @@ from legacy_adapters.mapping import MappingError, pointer_get
 from reconcile.sources import Reader, SourceFailed
 from reconcile.store import Runs
 from specs.reconciliations import Reconciliation
+from specs.routes import Route
 
 BATCH = 5000
 KEPT_ITEMS = 100_000  # keys kept per run for show, export and repair; counts are always whole
@@ -78,8 +79,10 @@ Found = tuple[str, str, Any, dict[str, Any]]  # kind, key, what is shown (masked
 class Reconciler:
     """Runs one reconciliation for one legal entity."""
 
-    def __init__(self, spec: Reconciliation, store: Store, scratch: Path | None = None) -> None:
+    def __init__(self, spec: Reconciliation, store: Store, scratch: Path | None = None, routes: Sequence[Route] = (),
+                 base: Path | None = None) -> None:  # fmt: skip
         self.spec = spec
+        self.routes, self.base = routes, base  # the folder's routes, for a source that reads through one
         self.runs = Runs(store)
         self.scratch = scratch
         self.comparator = Comparator(spec.compare)
@@ -150,7 +153,7 @@ class Reconciler:
     def load(self, side: str, path: Path, entity: str, since: str | None) -> Loaded:
         """One side's records into a scratch file of their own: key, digest, the record."""
         source = self.spec.legacy if side == "legacy" else self.spec.cloud
-        reader = Reader(source, entity, since)
+        reader = Reader(source, entity, since, side, self.routes, self.base)
         tally = Tally()
         scratch = sqlite3.connect(path)
         try:

@@ -9,23 +9,32 @@ Connection strings and tokens come from the environment and never reach a messag
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from flows.records import open_records
+from legacy_adapters import Call
+from legacy_adapters.base import Backend, create
+from legacy_adapters.errors import BackendError
 from legacy_adapters.mapping import MappingError, pointer_get
 from legacy_adapters.odbc import plain
-from specs.reconciliations import FileList, HttpList, OdbcList, Source
+from specs.reconciliations import FileList, HttpList, OdbcList, Paging, RouteList, SoapList, Source
+from specs.routes import Route
 
 MAX_PAGES = 1_000_000
 PAGE_BYTES = 64 << 20  # a page larger than this is refused: a 10 MB record fits, a runaway body does not
+
+
+Fetch = Callable[[int, dict[str, Any], "str | None"], Any]  # page index, what the page asks, a next link → body
+Mapped = Callable[[Any], Any] | None
 
 
 class SourceFailed(Exception):
@@ -35,8 +44,10 @@ class SourceFailed(Exception):
 class Reader:
     """One side's records, and what was noticed while reading them."""
 
-    def __init__(self, source: Source, entity: str, since: str | None) -> None:
-        self.source, self.entity, self.since = source, entity, since
+    def __init__(self, source: Source, entity: str, since: str | None, side: str = "legacy",
+                 routes: Sequence[Route] = (), base: Path | None = None) -> None:  # fmt: skip
+        self.source, self.entity, self.since, self.side = source, entity, since, side
+        self.routes, self.base = {route.name: route for route in routes}, base  # a route source's route, its folder
         self.read = 0
         self.warnings: list[str] = []
 
@@ -45,6 +56,10 @@ class Reader:
             found = self._odbc(self.source.odbc)
         elif self.source.http is not None:
             found = self._http(self.source.http)
+        elif self.source.soap is not None:
+            found = self._soap(self.source.soap)
+        elif self.source.route is not None:
+            found = self._route(self.source.route)
         else:
             assert self.source.file is not None
             found = self._file(self.source.file)
@@ -90,31 +105,48 @@ class Reader:
 
     # -- HTTP -----------------------------------------------------------------------------------
     def _http(self, spec: HttpList) -> Iterator[dict[str, Any]]:
-        paging = spec.paging
         base = spec.url.replace("{entity}", urllib.parse.quote(self.entity))
         base = base.replace("{since}", urllib.parse.quote(self.since or ""))
-        number, offset, cursor, url = paging.first, 0, None, base
+        current = base
+
+        def fetch(page: int, asked: dict[str, Any], link: str | None) -> Any:
+            nonlocal current
+            if link is not None:
+                current = urllib.parse.urljoin(current, link)
+            return self._get(spec, _with_query(current, asked) if asked else current, page)
+
+        return self._paged(spec.paging, spec.items, fetch)
+
+    def _paged(self, paging: Paging, items_at: str, fetch: Fetch, from_xml: bool = False) -> Iterator[dict[str, Any]]:
+        """Pages asked one after another until one is empty or names no next one; the records of
+        each yielded. A page that repeats the one before stops the source: what was never read
+        would be reported missing, and no result is better than a false one. In an answer that
+        was XML (`from_xml`), one record is an object and none is nothing: both are lists here."""
+        number, offset, cursor, link = paging.first, 0, None, None
         previous: str | None = None
         for page in range(MAX_PAGES):
-            query: dict[str, Any] = {}
+            asked: dict[str, Any] = {}
             if paging.style in ("page", "offset", "cursor") and paging.size_param:
-                query[paging.size_param] = paging.size
+                asked[paging.size_param] = paging.size
             if paging.style == "page":
-                query[paging.param] = number
+                asked[paging.param] = number
             elif paging.style == "offset":
-                query[paging.param] = offset
+                asked[paging.param] = offset
             elif paging.style == "cursor" and cursor:
-                query[paging.param] = cursor
-            target = _with_query(url, query) if query else url
-            body = self._get(spec, target, page)
+                asked[paging.param] = cursor
+            body = fetch(page, asked, link)
             try:
-                items = pointer_get(body, spec.items) if spec.items else body
+                items = pointer_get(body, items_at) if items_at else body
             except MappingError:
-                raise SourceFailed(f"page {page + 1} has no records at {spec.items}") from None
+                if not from_xml:
+                    raise SourceFailed(f"page {page + 1} has no records at {items_at}") from None
+                items = []  # an XML answer's empty list has no element at all
+            if from_xml and not isinstance(items, list):  # one element is an object, none an empty text
+                items = [items] if isinstance(items, dict) else [] if items in ("", None) else items
             if not isinstance(items, list):
-                raise SourceFailed(f"page {page + 1}: {spec.items or 'the page'} is not a list of records")
+                raise SourceFailed(f"page {page + 1}: {items_at or 'the page'} is not a list of records")
             signature = json.dumps(items[:1] + items[-1:], sort_keys=True, default=str)
-            if items and signature == previous:  # the rest was never read: no result is better than a false one
+            if items and signature == previous:
                 raise SourceFailed(f"page {page + 1} repeats page {page}: the paging drifted after {self.read:,} "
                                    "records")  # fmt: skip
             previous = signature
@@ -137,7 +169,7 @@ class Reader:
                 following = _found(body, paging.next or "")
                 if not following:
                     return
-                url = urllib.parse.urljoin(url, str(following))
+                link = str(following)
         raise SourceFailed(f"more than {MAX_PAGES:,} pages: stopped")
 
     def _get(self, spec: HttpList, url: str, page: int) -> Any:
@@ -162,6 +194,50 @@ class Reader:
             return json.loads(data)
         except ValueError:
             raise SourceFailed(f"page {page + 1} of {shown} is not JSON") from None
+
+    # -- SOAP operations and managed routes ---------------------------------------------------------
+    def _soap(self, spec: SoapList) -> Iterator[dict[str, Any]]:
+        backend = create(spec.service)
+        return self._called(spec, backend, None, None, {}, f"{spec.service.operation} (SOAP)", from_xml=True)
+
+    def _route(self, spec: RouteList) -> Iterator[dict[str, Any]]:
+        route = self.routes.get(spec.name)
+        side = route.side(spec.side or self.side, self.entity) if route is not None else None
+        if route is None or side is None:
+            raise SourceFailed(f"no route {spec.name} with a {spec.side or self.side} binding for {self.entity}")
+        try:
+            request_map = side.request.compile(self.base) if side.request else None
+            response_map = side.response.compile(self.base) if side.response else None
+        except MappingError as exc:
+            raise SourceFailed(f"route {spec.name}: {exc}") from None
+        params = {name: _filled(value, self.entity, self.since) for name, value in spec.params.items()}
+        backend = create(side.backend)
+        from_xml = side.backend.backend == "soap" or getattr(side.backend, "format", "json") == "xml"
+        return self._called(spec, backend, request_map, response_map, params, f"route {spec.name}", from_xml)
+
+    def _called(self, spec: SoapList | RouteList, backend: Backend, request_map: Mapped, response_map: Mapped,
+                params: dict[str, str], what: str, from_xml: bool) -> Iterator[dict[str, Any]]:  # fmt: skip
+        """Pages of a list operation, each one call of the backend on a loop of the reader's own."""
+        loop = asyncio.new_event_loop()
+        request = _filled(spec.request, self.entity, self.since)
+
+        def fetch(page: int, asked: dict[str, Any], link: str | None) -> Any:
+            payload = {**request, **asked}
+            try:
+                payload = request_map(payload) if request_map else payload
+                paged = {name: str(value) for name, value in asked.items()}  # for a URL's {page} as well
+                call = Call(what, payload, self.entity, None, f"reconcile-{self.entity}-{page + 1}",
+                            params={"entity": self.entity, **params, **paged})  # fmt: skip
+                body = loop.run_until_complete(backend.call(call)).body
+                return response_map(body) if response_map else body
+            except (BackendError, MappingError) as exc:
+                raise SourceFailed(f"page {page + 1} of {what}: {exc} after {self.read:,} records") from None
+
+        try:
+            yield from self._paged(spec.paging, spec.items, fetch, from_xml)
+        finally:
+            loop.run_until_complete(backend.close())
+            loop.close()
 
     # -- files ----------------------------------------------------------------------------------
     def _file(self, spec: FileList) -> Iterator[dict[str, Any]]:
@@ -195,3 +271,14 @@ def _odbc_said(exc: Exception) -> str:
     """What the driver said, without the connection string it may echo."""
     text = str(exc.args[1] if len(exc.args) > 1 else exc)
     return re.sub(r"(?i)(pwd|password|uid|user)=[^;]*", r"\1=•••", text)[:300]
+
+
+def _filled(value: Any, entity: str, since: str | None) -> Any:
+    """{entity} and {since} filled into every string of a request."""
+    if isinstance(value, str):
+        return value.replace("{entity}", entity).replace("{since}", since or "")
+    if isinstance(value, dict):
+        return {key: _filled(item, entity, since) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_filled(item, entity, since) for item in value]
+    return value

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from specs.checks import canonical_problems, pool_problems, successor_problems
 from specs.flows import Batch, Flow, flow_route_problems
-from specs.reconciliations import Reconciliation
+from specs.reconciliations import Reconciliation, reconciliation_route_problems
 from specs.routes import Route
 
 
@@ -159,6 +159,7 @@ def load_folder(folder: Path) -> RouteFile:
     ]
     problems += successor_problems(folder, routes) + canonical_problems(folder, routes) + pool_problems(folder, routes)
     problems += flow_route_problems(folder, routes, flows)
+    problems += reconciliation_route_problems(folder, routes, reconciliations)
     if problems:
         raise RouteError(problems)
     return RouteFile(routes=routes, flows=flows, batches=batches, reconciliations=reconciliations)

@@ -23,13 +23,15 @@ currency from a rate table before they are compared. How a run works is `reconci
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from cutover.compare import Rules as CompareRules
 from legacy_adapters.mapping import Mapping
+from legacy_adapters.soap import SoapConfig
 from specs.flows import Records, Schedule
+from specs.routes import Route
 
 
 class _Model(BaseModel):
@@ -88,23 +90,60 @@ class FileList(_Model):
     records: Records
 
 
+class _Asked(_Model):
+    """A list operation asked page by page: the page (its number, offset or cursor) goes into the
+    request beside what `request` says, and the records are found at `items` in each answer."""
+
+    request: dict[str, Any] = Field(
+        default_factory=dict, description="the request; {entity} and {since} in its strings are filled in"
+    )
+    items: str = Field(default="", description="JSON pointer to the records in an answer ('' when it is a list)")
+    paging: Paging = Field(default_factory=Paging)
+
+    @model_validator(mode="after")
+    def _no_link(self) -> _Asked:
+        if self.paging.style == "next":
+            raise ValueError("an operation is paged by page, offset or cursor (a next link is for http sources)")
+        return self
+
+
+class SoapList(_Asked):
+    """Records from a SOAP list operation (GetOrders, with a page number in its request)."""
+
+    service: SoapConfig = Field(description="the operation: url, namespace, operation, as a route's backend")
+
+
+class RouteList(_Asked):
+    """Records from a managed read route, asked through its binding for a side (the entity's own
+    binding where it has one): the route's request map takes the request and the page, its
+    response map makes the answer, and its backend (HTTP with OAuth2, SOAP, ODBC) is called."""
+
+    name: str = Field(description="the managed route, e.g. order-list")
+    side: Literal["legacy", "cloud"] | None = Field(default=None, description="whose binding (default: this side)")
+    params: dict[str, str] = Field(
+        default_factory=dict, description="the route's path parameters; {entity} and {since} are filled in"
+    )
+
+
 class Source(_Model):
     """Where one side's records come from, and how each becomes the canonical shape."""
 
     odbc: OdbcList | None = None
     http: HttpList | None = None
     file: FileList | None = None
+    soap: SoapList | None = None
+    route: RouteList | None = None
     map: Mapping | None = Field(default=None, description="a record → the canonical shape (default: as it is)")
 
     @model_validator(mode="after")
     def _one(self) -> Source:
-        if sum(way is not None for way in (self.odbc, self.http, self.file)) != 1:
-            raise ValueError("a source is exactly one of odbc, http or file")
+        if sum(way is not None for way in (self.odbc, self.http, self.file, self.soap, self.route)) != 1:
+            raise ValueError("a source is exactly one of odbc, http, file, soap or route")
         return self
 
     @property
     def kind(self) -> str:
-        return "odbc" if self.odbc else "http" if self.http else "file"
+        return next(kind for kind in ("odbc", "http", "file", "soap", "route") if getattr(self, kind) is not None)
 
 
 class Currency(_Model):
@@ -179,3 +218,28 @@ class Reconciliation(_Model):
 
     def label(self, side: str) -> str:
         return next((name for which, name in self.labels.items() if which == side), side)
+
+
+def reconciliation_route_problems(folder: object, routes: list[Route], found: list[Reconciliation]) -> list[str]:
+    """A reconciliation that reads through a route names a read route of the folder with a binding
+    for the side it reads; one that repairs through a route names a write route."""
+    by_name = {route.name: route for route in routes}
+    problems = []
+    for spec in found:
+        for side, source in (("legacy", spec.legacy), ("cloud", spec.cloud)):
+            if source.route is None:
+                continue
+            route = by_name.get(source.route.name)
+            whose = source.route.side or side
+            bound = route is not None and (route.side(whose, None) is not None
+                                           or any(route.side(whose, entity) for entity in route.entities))  # fmt: skip
+            if route is None or route.writes or route.operation is None or not bound:
+                problems.append(f"{folder}: reconciliation {spec.name}: its {side} side reads through "
+                                f"{source.route.name!r}, which is no read route of this folder with a {whose} "
+                                "binding")  # fmt: skip
+        if spec.repair is not None:
+            route = by_name.get(spec.repair.route)
+            if route is None or not route.writes or route.operation is None:
+                problems.append(f"{folder}: reconciliation {spec.name}: it repairs through {spec.repair.route!r}, "
+                                "which is no write route of this folder")  # fmt: skip
+    return problems

@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from spyne import Array, ComplexModel, Decimal, Integer, ServiceBase, Unicode, rpc
 from typer.testing import CliRunner
 
 from cutover.decide import Mode
@@ -26,6 +27,7 @@ from reconcile.store import Runs
 from specs.reconciliations import Reconciliation
 from tests.conftest import missing_service
 from tests.cutover.conftest import postgres_url, store_location  # noqa: F401 - the fixtures
+from tests.legacy_soap import legacy_soap_service
 
 LEGACY_ORDERS = [
     (f"SO-{n:05d}", "ACME-US", f"CUST-{n % 7}", round(10 + n * 1.25, 2), "2026-12-01") for n in range(1, 1001)
@@ -67,6 +69,15 @@ def cloud() -> Iterator[CloudApi]:
             self.wfile.write(data)
 
         def do_POST(self) -> None:
+            if self.path == "/token":  # OAuth2 client credentials
+                self.rfile.read(int(self.headers["Content-Length"]))
+                grant = json.dumps({"access_token": "tok-PLANTED-9", "token_type": "bearer", "expires_in": 3600})
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(grant)))
+                self.end_headers()
+                self.wfile.write(grant.encode())
+                return
             body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
             api.keys.append(self.headers.get("Idempotency-Key", ""))
             api.orders = [order for order in api.orders if order["number"] != body["number"]] + [body]
@@ -473,3 +484,89 @@ def spec_zone(spec: Reconciliation) -> Any:
 
     assert spec.schedule is not None
     return ZoneInfo(spec.schedule.timezone)
+
+
+class SoapOrder(ComplexModel):  # type: ignore[misc]
+    __namespace__ = "urn:acme:erp:orders"
+    number = Unicode
+    customer = Unicode
+    total = Decimal
+
+
+SOAP_ORDERS = [SoapOrder(number=f"SO-{n:05d}", customer=f"CUST-{n % 7}", total=10 + n * 1.25) for n in range(1, 8)]
+
+
+class ListOrdersService(ServiceBase):  # type: ignore[misc]
+    """A legacy ERP's SOAP list operation: one entity's orders, three to a page, the last page short."""
+
+    @rpc(Unicode, Integer, _returns=Array(SoapOrder))  # type: ignore[misc]
+    def ListOrders(ctx, entity, page):  # type: ignore[no-untyped-def]
+        return SOAP_ORDERS[(page - 1) * 3 : page * 3] if entity == "ACME-US" else []
+
+
+def test_a_soap_list_operation_against_a_managed_route_with_oauth2(
+    tmp_path: Path, cloud: CloudApi, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Legacy: a SOAP ListOrders paged by number (one record a page is an object in XML, none is
+    nothing). Cloud: the managed route order-list, through its cloud binding (HTTP, OAuth2 client
+    credentials); both through `banyan reconcile run`, the route read from the routes folder."""
+    monkeypatch.setenv("CLOUD_SECRET", "client-secret-PLANTED")
+    for order in SOAP_ORDERS:
+        total = float(order.total) + (3 if order.number == "SO-00004" else 0)
+        if order.number != "SO-00006":
+            cloud.orders.append({"number": order.number, "customerId": order.customer, "amount": {"value": total}})
+    routes = tmp_path / "routes"
+    routes.mkdir()
+    with legacy_soap_service(ListOrdersService) as soap_url:
+        route = {
+            "name": "order-list", "operation": {"method": "GET", "path": "/v1/{entity}/orders"},
+            "entity": {"from": "path", "name": "entity"},
+            "legacy": {"backend": {"backend": "soap", "url": soap_url, "namespace": "urn:acme:erp:orders",
+                                   "operation": "ListOrders"}},
+            "cloud": {"backend": {"backend": "http", "url": cloud.url + "/api/{entity}/orders?page={page}&per_page=2",
+                                  "oauth2": {"token_url": cloud.url + "/token", "client_id": "banyan",
+                                             "client_secret_env": "CLOUD_SECRET"}}},
+        }  # fmt: skip
+        spec = {
+            "name": "us-orders", "entity": "order", "key": ["orderId"],
+            "legacy": {"soap": {"service": {"url": soap_url, "namespace": "urn:acme:erp:orders",
+                                            "operation": "ListOrders"},
+                                "request": {"entity": "{entity}"}, "items": "/ListOrdersResult/SoapOrder",
+                                "paging": {"style": "page", "param": "page", "size_param": None}},
+                       "map": {"map": {"/orderId": "/number", "/customer": "/customer", "/total": "/total"}}},
+            "cloud": {"route": {"name": "order-list", "items": "/orders",
+                                "paging": {"style": "page", "param": "page", "size_param": None}},
+                      "map": {"map": {"/orderId": "/number", "/customer": "/customerId", "/total": "/amount/value"}}},
+            "compare": {"tolerance": 0.01, "normalise": {"/total": ["number"]}},
+        }  # fmt: skip
+        (routes / "orders.yaml").write_text(json.dumps({"routes": [route], "reconciliations": [spec]}))
+        store = str(tmp_path / "cutover.db")
+        ran = CliRunner().invoke(cli, ["reconcile", "run", "us-orders", "--entity", "ACME-US", "--store", store,
+                                       "--routes", str(routes), "--json"])  # fmt: skip
+    assert ran.exit_code == 0, ran.output
+    run = json.loads(ran.output)
+    counts = run["counts"]
+    assert counts["read"] == {"legacy": 7, "cloud": 6}
+    assert (counts["matched"], counts["differing"], counts["only"]) == (5, 1, {"legacy": 1, "cloud": 0})
+    assert cloud.tokens == {"Bearer tok-PLANTED-9"}  # the route's binding fetched its token
+    assert "PLANTED" not in ran.output
+    opened = open_store(store)
+    try:
+        assert [key for _, key, _ in Runs(opened).found(run["id"], "differs")] == ["SO-00004"]
+        assert [key for _, key, _ in Runs(opened).found(run["id"], "only_legacy")] == ["SO-00006"]
+    finally:
+        opened.close()
+
+
+def test_a_source_or_repair_through_a_route_the_folder_lacks_is_refused(tmp_path: Path) -> None:
+    from specs.files import RouteError, load_folder
+
+    spec = {"name": "us-orders", "entity": "order", "key": ["orderId"],
+            "legacy": {"route": {"name": "order-list"}}, "cloud": {"file": {"path": "x.csv", "records": {"key": ["id"]}}},
+            "repair": {"route": "order-create"}}  # fmt: skip
+    (tmp_path / "r.yaml").write_text(json.dumps({"reconciliations": [spec]}))
+    with pytest.raises(RouteError) as raised:
+        load_folder(tmp_path)
+    said = " ".join(raised.value.problems)
+    assert "reads through 'order-list', which is no read route" in said
+    assert "repairs through 'order-create', which is no write route" in said
