@@ -7,8 +7,10 @@
 
 Memory holds one fetch of each side and the comparator's pair; the sides themselves are on disk in
 the scratch file (deleted after the run), indexed by key, so 5 M records take what 1 M take. A
-digest covers the record without its ignored paths; only pairs whose digests differ are compared
-field by field, with the same rules as the live traffic (ignore, tolerances, normalisers, masks).
+digest (64 bits, `_digest`) covers the record without its ignored paths; one pass over both sides
+by key finds the records on one side only and the pairs whose digests differ, and only those pairs
+are compared field by field, with the same rules as the live traffic (ignore, tolerances,
+normalisers, masks).
 
 Bad input is a line in the run's report, never a traceback: a record without a key, a key seen
 twice on one side (the first counts), keys that differ only by case or spaces (normalised by the
@@ -159,11 +161,11 @@ class Reconciler:
         try:
             scratch.executescript(
                 "PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF; PRAGMA temp_store = FILE;"
-                f"CREATE TABLE {side} (key TEXT PRIMARY KEY, digest BLOB, record BLOB, seen INTEGER DEFAULT 1);"
+                f"CREATE TABLE {side} (key TEXT PRIMARY KEY, digest INTEGER, record BLOB, seen INTEGER DEFAULT 1);"
             )
             statement = (f"INSERT INTO {side} (key, digest, record) VALUES (?, ?, ?) "
                          "ON CONFLICT (key) DO UPDATE SET seen = seen + 1")  # fmt: skip
-            batch: list[tuple[str, bytes, bytes]] = []
+            batch: list[tuple[str, int, bytes]] = []
             try:
                 for record in reader:
                     tally.read[side] += 1
@@ -185,7 +187,7 @@ class Reconciler:
             scratch.close()
         return Loaded(tally.read[side], int(duplicates), tally.no_key[side], reader.warnings + tally.warnings, "")
 
-    def _canonical(self, side: str, record: dict[str, Any], tally: Tally) -> tuple[str, bytes, bytes] | None:
+    def _canonical(self, side: str, record: dict[str, Any], tally: Tally) -> tuple[str, int, bytes] | None:
         mapped = self.maps[side]
         try:
             canonical = mapped(record) if mapped is not None else record
@@ -205,7 +207,7 @@ class Reconciler:
             tally.no_key[side] += 1
             return None
         compared = _without(canonical, self.ignored) if self.ignored else canonical  # a digest without the ignored
-        return key, blake2b(_encoded(_digestible(compared)), digest_size=16).digest(), _encoded(canonical)
+        return key, _digest(compared), _encoded(canonical)
 
     def _key(self, record: dict[str, Any]) -> str | None:
         parts = []
@@ -244,22 +246,23 @@ class Reconciler:
 
     # -- matching ---------------------------------------------------------------------------------
     def _match(self, scratch: sqlite3.Connection, tally: Tally) -> Iterator[Found]:
-        both = scratch.execute("SELECT COUNT(*) FROM legacy JOIN cloud USING (key)").fetchone()[0]
+        """One pass over both sides by key: the records on one side only, and the pairs whose
+        digests differ (the comparator decides those); the rest matched."""
         items: list[Found] = []
-        for side, other in (("legacy", "cloud"), ("cloud", "legacy")):
-            rows = scratch.execute(
-                f"SELECT s.key, s.record FROM {side} s LEFT JOIN {other} o USING (key) WHERE o.key IS NULL"
-            )
-            for key, record in rows:
+        rows = scratch.execute(
+            "SELECT l.key, c.key, l.record, c.record FROM legacy l FULL JOIN cloud c ON c.key = l.key "
+            "WHERE l.digest IS NOT c.digest"
+        )
+        for legacy_key, cloud_key, legacy, cloud in rows:
+            if legacy_key is None or cloud_key is None:
+                side, key, record = (
+                    ("cloud", cloud_key, cloud) if legacy_key is None else ("legacy", legacy_key, legacy)
+                )
                 tally.only[side] += 1
                 if len(items) < KEPT_ITEMS:
-                    found = _decoded(record)
                     shown = {"record": _masked(_decoded(record), self.spec.compare.mask)}
-                    items.append((f"only_{side}", key, shown, {side: found}))
-        rows = scratch.execute(
-            "SELECT l.key, l.record, c.record FROM legacy l JOIN cloud c USING (key) WHERE l.digest <> c.digest"
-        )
-        for key, legacy, cloud in rows:
+                    items.append((f"only_{side}", key, shown, {side: _decoded(record)}))
+                continue
             pair = {"legacy": _decoded(legacy), "cloud": _decoded(cloud)}
             differences = self.comparator.compare(pair["legacy"], pair["cloud"])
             if not differences:
@@ -272,8 +275,9 @@ class Reconciler:
                 said = [{"path": d.path, "kind": d.kind.value, "legacy": d.legacy, "cloud": d.cloud}
                         for d in differences]  # fmt: skip
                 record = _masked(_decoded(legacy), self.spec.compare.mask)
-                items.append(("differs", key, {"differences": said, "record": record}, pair))
-        tally.matched = both - tally.differing
+                items.append(("differs", legacy_key, {"differences": said, "record": record}, pair))
+        legacy_rows = scratch.execute("SELECT COUNT(*) FROM legacy").fetchone()[0]
+        tally.matched = legacy_rows - tally.only["legacy"] - tally.differing
         return iter(items)
 
 
@@ -320,6 +324,23 @@ def _decoded(data: bytes) -> Any:
 
 
 _WALKED = (dict, list, float)
+
+
+def _digest(record: Any) -> int:
+    """64 bits that two equal records share, so only pairs whose digests differ go to the comparator.
+
+    A flat record (the common case) is hashed by Python itself, its fields sorted: both sides are
+    read by processes forked from one parent, so they share its hash seed, and 15.0 hashes as 15
+    (the comparator agrees) while true is marked apart from 1 (the comparator does not). A record
+    with nested values is walked into a sorted form and hashed with BLAKE2b. The digest is only ever
+    a shortcut to "equal": two records that differ but share one would need a 64-bit collision, and
+    two equal records with different digests are found equal by the comparator."""
+    if type(record) is dict:
+        try:
+            return hash(tuple([(k, v) if type(v) is not bool else (k, v, bool) for k, v in sorted(record.items())]))
+        except TypeError:  # a nested object or list: not hashable as it is
+            pass
+    return int.from_bytes(blake2b(_encoded(_digestible(record)), digest_size=8).digest(), "big", signed=True)
 
 
 def _digestible(node: Any) -> Any:

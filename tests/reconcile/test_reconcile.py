@@ -570,3 +570,13 @@ def test_a_source_or_repair_through_a_route_the_folder_lacks_is_refused(tmp_path
     said = " ".join(raised.value.problems)
     assert "reads through 'order-list', which is no read route" in said
     assert "repairs through 'order-create', which is no write route" in said
+
+
+def test_a_digest_is_equal_only_where_the_comparator_would_find_no_difference() -> None:
+    from reconcile.run import _digest
+
+    assert _digest({"a": 15.0, "b": "x"}) == _digest({"b": "x", "a": 15})  # fields in any order, 15.0 is 15
+    assert _digest({"a": True}) != _digest({"a": 1})  # the comparator tells true from 1: so does the digest
+    assert _digest({"a": 1, "b": 2}) != _digest({"a": 2, "b": 1})
+    assert _digest({"l": [{"q": 2.0}], "a": 1}) == _digest({"a": 1, "l": [{"q": 2}]})  # nested: the slow path
+    assert _digest({"l": [{"q": 2}]}) != _digest({"l": [{"q": 3}]})
