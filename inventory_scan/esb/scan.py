@@ -168,12 +168,15 @@ class EsbScan:
                     self._file(file, log, explicit=False)
 
     def _file(self, path: Path, log: _Log, explicit: bool) -> None:
+        notes: list[str] = []
         try:
-            root = parse_file(path)
+            root = parse_file(path, notes)
         except UnsafeXml as exc:
             log.warn(str(path), f"skipped: {exc}")
             log.unreadable += 1
             return
+        for note in notes:
+            log.warn(str(path), note)
         self._document(
             str(path.absolute()), root, log, lambda location: self._import_file(path, location, log), explicit
         )

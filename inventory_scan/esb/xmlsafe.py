@@ -14,7 +14,7 @@ class UnsafeXml(ValueError):
     """The document is malformed, too large, too deep, or declares entities."""
 
 
-def _parser() -> etree.XMLParser:
+def _parser(recover: bool = False) -> etree.XMLParser:
     return etree.XMLParser(
         resolve_entities=False,
         load_dtd=False,
@@ -22,16 +22,20 @@ def _parser() -> etree.XMLParser:
         dtd_validation=False,
         huge_tree=False,
         remove_comments=False,
+        recover=recover,
     )
 
 
-def parse_bytes(data: bytes, name: str = "document") -> etree._Element:
+def parse_bytes(data: bytes, name: str = "document", notes: list[str] | None = None) -> etree._Element:
+    """The document's root, parsed with the safe settings. A namespace URI that is no valid URI (a
+    space in it) is the one fault read past: the document is parsed again, recovering, with the same
+    safe settings, and the fault is added to `notes`; any other fault refuses the document."""
     if len(data) > MAX_BYTES:
         raise UnsafeXml(f"{name} is {len(data):,} bytes, over the {MAX_BYTES:,}-byte limit")
     try:
         root = etree.fromstring(data, _parser())
     except etree.XMLSyntaxError as exc:
-        raise UnsafeXml(f"{name} is not well-formed XML: {exc}") from None
+        root = _recovered(data, exc, name, notes)
     if root is None:
         raise UnsafeXml(f"{name} holds no XML element")
     doctype = root.getroottree().docinfo.internalDTD
@@ -42,14 +46,31 @@ def parse_bytes(data: bytes, name: str = "document") -> etree._Element:
     return root
 
 
-def parse_file(path: Path) -> etree._Element:
+def _recovered(data: bytes, exc: etree.XMLSyntaxError, name: str, notes: list[str] | None) -> etree._Element:
+    refused = UnsafeXml(f"{name} is not well-formed XML: {exc}")
+    if any(fault.domain_name != "NAMESPACE" for fault in exc.error_log):  # type: ignore[attr-defined]
+        raise refused from None
+    parser = _parser(recover=True)
+    try:
+        root = etree.fromstring(data, parser)
+    except etree.XMLSyntaxError:
+        raise refused from None
+    faults = list(parser.error_log)
+    if root is None or any(fault.domain_name != "NAMESPACE" for fault in faults):
+        raise refused from None
+    if notes is not None:
+        notes += [f"line {fault.line}: {fault.message}; the rest of the document was read" for fault in faults]
+    return root
+
+
+def parse_file(path: Path, notes: list[str] | None = None) -> etree._Element:
     try:
         size = path.stat().st_size
     except OSError as exc:
         raise UnsafeXml(f"{path}: {exc.strerror or exc}") from None
     if size > MAX_BYTES:
         raise UnsafeXml(f"{path} is {size:,} bytes, over the {MAX_BYTES:,}-byte limit")
-    return parse_bytes(path.read_bytes(), str(path))
+    return parse_bytes(path.read_bytes(), str(path), notes)
 
 
 def _depth(root: etree._Element) -> int:

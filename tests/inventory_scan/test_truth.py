@@ -5,7 +5,9 @@ The truth is written by hand, from the files themselves, never from a scan:
   with the facts it leaves out in `truth/filedrop_more.tsv`;
 - database objects: `truth/db_triggers.tsv` (every trigger with its table, timing and events);
 - ESB: the flows and endpoints of each document (`esb/test_corpora.py`), the links between flows,
-  the WSDL's operations and the BizTalk receive locations below.
+  the WSDL's operations and the BizTalk receive locations below;
+- Spring Integration: the project's own samples in `esb/spring_integration/` (SOURCES.tsv), their
+  flows, endpoints and the ids each endpoint is cataloged under, below.
 Each family prints its figures; the suite fails below 100 % on the corpora we have.
 """
 
@@ -111,3 +113,53 @@ def test_esb_flows_endpoints_and_links(corpora: Path, capsys: pytest.CaptureFixt
             found.add(("location", i.name, i.locator))
     found |= {("calls", names[e.source], names[e.target]) for e in catalog.edges if e.relation == "calls"}
     _measure("esb", truth, found, capsys)
+
+
+# Spring Integration as its own project writes it (esb/spring_integration/SOURCES.tsv): `<beans>` and
+# `<beans:beans>` roots, int-ip, int-jdbc (queries and stored procedures), int-ws in a chain, jms,
+# ftp with its session factory's host from the project's user.properties, messaging gateways.
+SPRING = "tests/inventory_scan/esb/spring_integration"
+TCP_CLIENT, TCP_SERVER = "tcp://localhost:#{crLfServer.port}", "tcp://{app}:${availableServerSocket:0}"
+COFFEE, PERSON = "java:org.springframework.integration.service.CoffeeService", "jdbc:datasource#Person"
+SPRING_FLOWS: dict[str, set[tuple[str, str, str]]] = {
+    "gw": {("source", "java", "java:org.springframework.integration.samples.tcpclientserver.SimpleGateway"),
+           ("target", "tcp", TCP_CLIENT)},
+    "gatewayCrLf": {("source", "tcp", TCP_SERVER)},
+    "ws:outbound-gateway#0": {("target", "soap", "http://www.w3schools.com/xml/tempconvert.asmx")},
+    "gateway": {("source", "java", COFFEE), ("target", "db", "jdbc:dataSource#FIND_COFFEE"),
+                ("target", "db", "jdbc:dataSource#FIND_ALL_COFFEE_BEVERAGES")},
+    "jdbc:stored-proc-inbound-channel-adapter#0": {("source", "db", "jdbc:dataSource#FIND_ALL_COFFEE_BEVERAGES")},
+    "stdin": {("target", "jms", "jms:queue:requestQueue")},
+    "ftpOutbound": {("target", "ftp", "ftp://localhost:${availableServerPort}/")},
+    "personService": {("source", "java", "java:org.springframework.integration.samples.jdbc.service.PersonService"),
+                      ("target", "db", PERSON)},
+}  # fmt: skip
+SPRING_NAMES = {  # each endpoint under the ids of the elements that name it
+    TCP_CLIENT: "outGateway", TCP_SERVER: "gatewayCrLf", COFFEE: "gateway", "jms:queue:requestQueue": "jmsout",
+    "jdbc:dataSource#FIND_ALL_COFFEE_BEVERAGES": "jdbc:stored-proc-inbound-channel-adapter#0, "
+                                                 "outbound-gateway-storedproc-find-all",
+    "jdbc:dataSource#FIND_COFFEE": "outbound-gateway-storedproc-find-coffee",
+    PERSON: "jdbc:outbound-gateway#0, jdbc:outbound-gateway#1", "ftp://localhost:${availableServerPort}/": "ftpOutbound",
+    "http://www.w3schools.com/xml/tempconvert.asmx": "ws:outbound-gateway#0",
+    "java:org.springframework.integration.samples.tcpclientserver.SimpleGateway": "gw",
+    "java:org.springframework.integration.samples.jdbc.service.PersonService": "personService",
+}  # fmt: skip
+
+
+def test_spring_integration_adapters_and_gateways(capsys: pytest.CaptureFixture[str]) -> None:
+    truth: set[Fact] = {("flow", name) for name in SPRING_FLOWS}
+    truth |= {("endpoint", name, *endpoint) for name, endpoints in SPRING_FLOWS.items() for endpoint in endpoints}
+    truth |= {("named", locator, name) for locator, name in SPRING_NAMES.items()}
+    catalog, errors = EsbScan().run([EsbSource(SPRING)])
+    assert errors == [] and catalog.sources[0].warnings == []
+    found: set[Fact] = set()
+    for i in catalog.interfaces:
+        if i.kind is Kind.esb_flow:
+            assert i.attributes["product"] == "spring-integration"
+            found.add(("flow", i.name))
+            found |= {("endpoint", i.name, e["role"], e["protocol"], e["locator"]) for e in i.attributes["endpoints"]}
+        elif i.kind is Kind.esb_endpoint:
+            found.add(("named", i.locator, i.name))
+    _measure("spring", truth, found, capsys)
+    text = catalog.model_dump_json()
+    assert "demo" not in text and 'value="postgres"' not in text  # the FTP and database passwords

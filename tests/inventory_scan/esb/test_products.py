@@ -165,3 +165,66 @@ def test_biztalk_receive_locations_are_endpoints_of_their_own(corpora: Path) -> 
     send = next(i for i in catalog.interfaces if i.locator == "ftp://127.0.0.1:21/send")
     assert send.attributes["pipeline"] == "Microsoft.BizTalk.DefaultPipelines.PassThruTransmit"
     assert send.attributes["retries"] == "3"
+
+
+SPRING_SAMPLES = Path(__file__).parent / "spring_integration"
+
+
+def test_spring_integration_in_a_profile_with_a_namespace_uri_that_is_no_uri(tmp_path: Path) -> None:
+    """A copy of the jms sample whose adapters sit in a profile's nested <beans>, declaring the
+    integration namespaces there, under a root whose Cloud Foundry namespace has a space in its
+    URI: the document is read past that one fault, with a warning naming its line."""
+    sample = (SPRING_SAMPLES / "outboundChannelAdapter.xml").read_text()
+    body = sample[sample.index("<stream:stdin") : sample.index("</beans:beans>")]
+    (tmp_path / "context.xml").write_text(
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        '<beans xmlns="http://www.springframework.org/schema/beans"\n'
+        '       xmlns:cloud="https://schema.cloudfoundry.org /spring">\n'
+        '  <beans profile="cloud" xmlns:int="http://www.springframework.org/schema/integration"\n'
+        '         xmlns:jms="http://www.springframework.org/schema/integration/jms"\n'
+        '         xmlns:stream="http://www.springframework.org/schema/integration/stream">\n'
+        + body.replace("<channel ", "<int:channel ")
+        + "  </beans>\n  <cloud:data-source id='dataSource'/>\n</beans>\n"
+    )
+    catalog, errors = EsbScan().run([EsbSource(str(tmp_path))])
+    assert errors == []
+    [warning] = catalog.sources[0].warnings
+    said = warning.message
+    assert said.startswith("line 3: ") and "not a valid URI" in said and "the rest of the document was read" in said
+    assert flows(catalog) == {"stdin": {("target", "jms", "jms:queue:requestQueue")}}
+    assert [i.name for i in catalog.interfaces if i.kind is Kind.esb_endpoint] == ["jmsout"]
+
+
+def test_spring_integration_namespaces_beyond_the_samples(tmp_path: Path) -> None:
+    """udp, http, amqp, mail, kafka, redis and mongodb adapters, written the way their reference
+    pages show them, each under its id with its address."""
+    (tmp_path / "context.xml").write_text("""<beans xmlns="http://www.springframework.org/schema/beans"
+  xmlns:int="http://www.springframework.org/schema/integration"
+  xmlns:int-ip="http://www.springframework.org/schema/integration/ip"
+  xmlns:int-http="http://www.springframework.org/schema/integration/http"
+  xmlns:int-amqp="http://www.springframework.org/schema/integration/amqp"
+  xmlns:int-mail="http://www.springframework.org/schema/integration/mail"
+  xmlns:int-kafka="http://www.springframework.org/schema/integration/kafka"
+  xmlns:int-redis="http://www.springframework.org/schema/integration/redis"
+  xmlns:int-mongodb="http://www.springframework.org/schema/integration/mongodb">
+  <int-ip:udp-inbound-channel-adapter id="telemetryIn" port="11111" channel="telemetry"/>
+  <int-ip:udp-outbound-channel-adapter id="telemetryOut" host="metrics.acme.example" port="11112" channel="telemetry"/>
+  <int-http:inbound-gateway id="ordersHttp" path="/orders" request-channel="orders"/>
+  <int-amqp:outbound-channel-adapter id="ordersAmqp" channel="orders" exchange-name="erp.orders"/>
+  <int-mail:imap-idle-channel-adapter id="invoicesMail" channel="invoices"
+      store-uri="imaps://ap:s3cr3t-PLANTED@mail.acme.example/INBOX"/>
+  <int-kafka:outbound-channel-adapter id="invoicesKafka" channel="invoices" topic="invoices"/>
+  <int-redis:outbound-channel-adapter id="stockRedis" channel="stock" topic="stock-changes"/>
+  <int-mongodb:outbound-channel-adapter id="stockMongo" channel="stock" collection-name="stock"/>
+</beans>""")
+    catalog = scan(tmp_path)
+    assert flows(catalog) == {
+        "telemetryIn": {("source", "udp", "udp://{app}:11111"), ("target", "udp", "udp://metrics.acme.example:11112")},
+        "ordersHttp": {("source", "http", "http://{app}/orders"), ("target", "amqp", "amqp:queue:erp.orders")},
+        "invoicesMail": {("source", "mail", "imaps://mail.acme.example/INBOX"), ("target", "kafka", "kafka:invoices")},
+        "stockRedis": {("target", "redis", "redis:stock-changes")},
+        "stockMongo": {("target", "mongodb", "mongodb:stock")},
+    }
+    named = {i.locator: i.name for i in catalog.interfaces if i.kind is Kind.esb_endpoint}
+    assert named["udp://metrics.acme.example:11112"] == "telemetryOut" and named["kafka:invoices"] == "invoicesKafka"
+    assert "PLANTED" not in catalog.model_dump_json()
