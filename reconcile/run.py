@@ -34,10 +34,11 @@ from typing import Any
 
 from cutover.compare import MASK, Comparator
 from cutover.store import Store
-from legacy_adapters.mapping import MappingError, pointer_get
+from legacy_adapters.mapping import Mapping, MappingError, pointer_get
+from legacy_adapters.odbc import plain
 from reconcile.sources import Reader, SourceFailed
 from reconcile.store import Runs
-from specs.reconciliations import Reconciliation
+from specs.reconciliations import Reconciliation, Source
 from specs.routes import Route
 
 BATCH = 5000
@@ -161,23 +162,15 @@ class Reconciler:
         try:
             scratch.executescript(
                 "PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF; PRAGMA temp_store = FILE;"
-                f"CREATE TABLE {side} (key TEXT PRIMARY KEY, digest INTEGER, record BLOB, seen INTEGER DEFAULT 1);"
+                f"CREATE TABLE {side} (key TEXT PRIMARY KEY, digest INTEGER, record BLOB, seen INTEGER DEFAULT 1) "
+                "WITHOUT ROWID;"
             )
             statement = (f"INSERT INTO {side} (key, digest, record) VALUES (?, ?, ?) "
                          "ON CONFLICT (key) DO UPDATE SET seen = seen + 1")  # fmt: skip
-            batch: list[tuple[str, int, bytes]] = []
             try:
-                for record in reader:
-                    tally.read[side] += 1
-                    made = self._canonical(side, record, tally)
-                    if made is not None:
-                        batch.append(made)
-                    if len(batch) >= BATCH:
-                        scratch.executemany(statement, batch)
-                        batch = []
-                        _counted(side, tally.read[side])
-                if batch:
+                for batch in self._made(side, source, reader, tally):
                     scratch.executemany(statement, batch)
+                    _counted(side, tally.read[side])
             except SourceFailed as exc:
                 return Loaded(tally.read[side], 0, tally.no_key[side], reader.warnings + tally.warnings, str(exc))
             _counted(side, tally.read[side])
@@ -187,8 +180,40 @@ class Reconciler:
             scratch.close()
         return Loaded(tally.read[side], int(duplicates), tally.no_key[side], reader.warnings + tally.warnings, "")
 
-    def _canonical(self, side: str, record: dict[str, Any], tally: Tally) -> tuple[str, int, bytes] | None:
+    def _made(self, side: str, source: Source, reader: Reader, tally: Tally) -> Iterator[list[Made]]:
+        """Batches of (key, digest, record) for the scratch file. A table whose map only renames
+        columns is made row by row without a dict per step (`_Rows`); any other source record by
+        record through the map."""
         mapped = self.maps[side]
+        rows = _Rows.of(source, self.spec) if source.odbc is not None else None
+        if rows is not None and source.odbc is not None:
+            for fetched in reader.odbc_batches(source.odbc):
+                reader.read += len(fetched)
+                tally.read[side] += len(fetched)
+                if rows.fits(reader.columns, reader.types):
+                    yield rows.made(fetched, reader.converted, tally, side)
+                    continue
+                columns, converted = reader.columns, reader.converted
+                records = [dict(zip(columns, row, strict=True)) for row in fetched]
+                for record in records:
+                    for index in converted:
+                        record[columns[index]] = plain(record[columns[index]])
+                yield [m for record in records if (m := self._canonical(side, record, tally, mapped)) is not None]
+            return
+        batch: list[Made] = []
+        for record in reader:
+            tally.read[side] += 1
+            made = self._canonical(side, record, tally, mapped)
+            if made is not None:
+                batch.append(made)
+            if len(batch) >= BATCH:
+                yield batch
+                batch = []
+        if batch:
+            yield batch
+
+    def _canonical(self, side: str, record: dict[str, Any], tally: Tally,
+                   mapped: Callable[[Any], Any] | None) -> Made | None:  # fmt: skip
         try:
             canonical = mapped(record) if mapped is not None else record
         except MappingError as exc:
@@ -324,6 +349,73 @@ def _decoded(data: bytes) -> Any:
 
 
 _WALKED = (dict, list, float)
+Made = tuple[str, int, bytes]  # a record for the scratch file: its key, its digest, the record
+
+
+class _Rows:
+    """A table's rows made into (key, digest, record) without a dict per step, when the side's map
+    only renames columns, the key is one field and nothing is converted or ignored. The digest is
+    the one `_digest` makes of the canonical record (its fields sorted, (field, value) pairs), so the
+    other side's records, made the general way, match it; a column the driver returns as a bool
+    (marked apart in `_digest`) or a renamed column the query lacks makes the general way needed."""
+
+    def __init__(self, renames: dict[str, str], key: str, trim: bool) -> None:
+        self.renames, self.key, self.trim = renames, key, trim
+        self.targets = list(renames.values())
+        self.order = sorted(range(len(self.targets)), key=lambda n: self.targets[n])  # fields sorted by name
+        self.names = tuple(self.targets[n] for n in self.order)
+        self.positions: list[int] = []
+        self.fit: bool | None = None
+
+    @classmethod
+    def of(cls, source: Source, spec: Reconciliation) -> _Rows | None:
+        renames = _renames(source.map)
+        plain_key = len(spec.key) == 1 and spec.keys.case == "keep" and spec.key[0] in renames.values()
+        if not renames or not plain_key or spec.currency is not None or spec.compare.ignore:
+            return None
+        return cls(renames, spec.key[0], spec.keys.trim)
+
+    def fits(self, columns: list[str], types: list[type]) -> bool:
+        if self.fit is None:
+            self.fit = set(self.renames) <= set(columns) and bool not in types
+            if self.fit:
+                self.positions = [max(i for i, name in enumerate(columns) if name == origin) for origin in self.renames]
+        return self.fit
+
+    def made(self, rows: list[Any], converted: list[int], tally: Tally, side: str) -> list[Made]:
+        positions, targets, order, names = self.positions, self.targets, self.order, self.names
+        fixed = [n for n, position in enumerate(positions) if position in converted]
+        at = targets.index(self.key)
+        made: list[Made] = []
+        for row in rows:
+            values = [row[position] for position in positions]
+            for n in fixed:
+                values[n] = plain(values[n])
+            value = values[at]
+            key = None if value is None else (str(value).strip() if self.trim else str(value)) or None
+            if key is None:
+                tally.no_key[side] += 1
+                continue
+            digest = hash(tuple(zip(names, [values[n] for n in order], strict=True)))
+            made.append((key, digest, b"m" + marshal.dumps(dict(zip(targets, values, strict=True)))))
+        return made
+
+
+def _renames(mapping: Mapping | None) -> dict[str, str]:
+    """column → canonical field, when a map only renames top-level fields (the common case for a
+    table): the reader then makes each row the canonical record itself. Empty otherwise."""
+    if mapping is None or mapping.map is None or mapping.optional:
+        return {}
+    renames = {}
+    for to, origin in mapping.map.items():
+        target, column = to.removeprefix("/"), origin.removeprefix("/")
+        if not (to.startswith("/") and origin.startswith("/")) or any("/" in n or "~" in n or not n
+                                                                       for n in (target, column)):  # fmt: skip
+            return {}
+        renames[column] = target
+    if len(renames) != len(mapping.map):  # one column made into two fields: the map does it
+        return {}
+    return renames
 
 
 def _digest(record: Any) -> int:

@@ -50,6 +50,9 @@ class Reader:
         self.routes, self.base = {route.name: route for route in routes}, base  # a route source's route, its folder
         self.read = 0
         self.warnings: list[str] = []
+        self.columns: list[str] = []  # an ODBC source's columns, their Python types, and those converted
+        self.types: list[type] = []
+        self.converted: list[int] = []
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         if self.source.odbc is not None:
@@ -69,6 +72,19 @@ class Reader:
 
     # -- ODBC -----------------------------------------------------------------------------------
     def _odbc(self, spec: OdbcList) -> Iterator[dict[str, Any]]:
+        for rows in self.odbc_batches(spec):
+            columns, converted = self.columns, self.converted
+            for row in rows:
+                record = dict(zip(columns, row, strict=True))
+                for index in converted:
+                    name = columns[index]
+                    record[name] = plain(record[name])
+                yield record
+
+    def odbc_batches(self, spec: OdbcList) -> Iterator[list[Any]]:
+        """The query's rows as the driver fetches them, a fetch at a time; `columns`, `types` and
+        `converted` (the columns whose values JSON does not carry as they are) are set before the
+        first. For a reader that makes records of rows itself (reconcile/run.py)."""
         import pyodbc
 
         dsn = os.environ.get(spec.connection_env)
@@ -85,19 +101,14 @@ class Reader:
             cursor = connection.cursor()
             cursor.execute(statement, values)
             description = cursor.description or []
-            columns = [column[0] for column in description]
-            # only the columns whose type JSON does not carry as it is are converted, one by one
-            converted = [i for i, column in enumerate(description) if column[1] not in (str, int, float, bool)]
+            self.columns = [column[0] for column in description]
+            self.types = [column[1] for column in description]
+            self.converted = [i for i, kind in enumerate(self.types) if kind not in (str, int, float, bool)]
             while True:
                 rows = cursor.fetchmany(spec.fetch)
                 if not rows:
                     break
-                for row in rows:
-                    record = dict(zip(columns, row, strict=True))
-                    for index in converted:
-                        name = columns[index]
-                        record[name] = plain(record[name])
-                    yield record
+                yield rows
         except pyodbc.Error as exc:
             raise SourceFailed(f"the query failed after {self.read:,} records: {_odbc_said(exc)}") from None
         finally:

@@ -10,19 +10,21 @@ import subprocess
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from spyne import Array, ComplexModel, Decimal, Integer, ServiceBase, Unicode, rpc
+from spyne import Array, ComplexModel, Integer, ServiceBase, Unicode, rpc
+from spyne import Decimal as SoapDecimal
 from typer.testing import CliRunner
 
 from cutover.decide import Mode
 from cutover.store import open_store
 from gateway.cli import app as cli
-from reconcile.run import Reconciler
+from reconcile.run import Reconciler, Tally, _digest, _Rows
 from reconcile.store import Runs
 from specs.reconciliations import Reconciliation
 from tests.conftest import missing_service
@@ -490,7 +492,7 @@ class SoapOrder(ComplexModel):  # type: ignore[misc]
     __namespace__ = "urn:acme:erp:orders"
     number = Unicode
     customer = Unicode
-    total = Decimal
+    total = SoapDecimal
 
 
 SOAP_ORDERS = [SoapOrder(number=f"SO-{n:05d}", customer=f"CUST-{n % 7}", total=10 + n * 1.25) for n in range(1, 8)]
@@ -573,10 +575,54 @@ def test_a_source_or_repair_through_a_route_the_folder_lacks_is_refused(tmp_path
 
 
 def test_a_digest_is_equal_only_where_the_comparator_would_find_no_difference() -> None:
-    from reconcile.run import _digest
-
     assert _digest({"a": 15.0, "b": "x"}) == _digest({"b": "x", "a": 15})  # fields in any order, 15.0 is 15
     assert _digest({"a": True}) != _digest({"a": 1})  # the comparator tells true from 1: so does the digest
     assert _digest({"a": 1, "b": 2}) != _digest({"a": 2, "b": 1})
     assert _digest({"l": [{"q": 2.0}], "a": 1}) == _digest({"a": 1, "l": [{"q": 2}]})  # nested: the slow path
     assert _digest({"l": [{"q": 2}]}) != _digest({"l": [{"q": 3}]})
+
+
+def test_a_table_read_row_by_row_finds_what_the_general_way_finds(tmp_path: Path) -> None:
+    """Two SQLite tables over ODBC whose maps only rename columns are made row by row (no dict per
+    step); the same with a constant field added to both maps goes the general way. Both runs find
+    the same drift, and a row-made record's digest is the one the general way makes of it."""
+    import pyodbc
+
+    if "SQLite3" not in pyodbc.drivers():
+        missing_service("the SQLite ODBC driver (libsqliteodbc) is not installed")
+    for name, drift in (("legacy", 0), ("cloud", 1)):
+        with sqlite3.connect(tmp_path / f"{name}.db") as connection:
+            connection.execute("CREATE TABLE stock (sku TEXT, qty NUMERIC, price REAL, counted TEXT)")
+            connection.executemany("INSERT INTO stock VALUES (?, ?, ?, ?)", [
+                (f"SKU-{n}", n + (drift if n == 7 else 0), 2.5 * n, "2026-12-01") for n in range(1, 50)
+                if not (drift and n == 9)])  # fmt: skip
+    env = {f"{name.upper()}_ODBC": f"DRIVER={{SQLite3}};DATABASE={tmp_path / name}.db" for name in ("legacy", "cloud")}
+
+    def spec(extra: dict[str, str]) -> Reconciliation:
+        return Reconciliation.model_validate({
+            "name": "stock", "entity": "inventory", "key": ["sku"],
+            **{side: {"odbc": {"connection_env": f"{side.upper()}_ODBC", "query": "SELECT * FROM stock"},
+                      "map": {"map": {"/sku": "/sku", "/qty": "/qty", "/price": "/price", **extra}}}
+               for side in ("legacy", "cloud")},
+        })  # fmt: skip
+
+    found = []
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in env.items():
+            patch.setenv(name, value)
+        store = open_store(str(tmp_path / "cutover.db"))
+        try:
+            for extra in ({}, {"/kind": "=stock"}):
+                made = spec(extra)
+                assert (_Rows.of(made.legacy, made) is not None) == (not extra)
+                run_id, tally = Reconciler(made, store, tmp_path).run("ACME-US")
+                found.append(
+                    ((tally.matched, tally.differing, tally.only), sorted(k for _, k, _ in Runs(store).found(run_id)))
+                )
+        finally:
+            store.close()
+    assert found[0] == found[1] == ((47, 1, {"legacy": 1, "cloud": 0}), ["SKU-7", "SKU-9"])
+    rows = _Rows({"sku": "sku", "qty": "qty", "price": "price"}, "sku", True)
+    assert rows.fits(["sku", "qty", "price"], [str, Decimal, float])
+    [(key, digest, _)] = rows.made([("A-1 ", Decimal("15.00"), 2.5)], [1], Tally(), "legacy")
+    assert key == "A-1" and digest == _digest({"price": 2.5, "sku": "A-1 ", "qty": 15.0})
