@@ -13,6 +13,7 @@ import asyncio
 import json
 import os
 import re
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -24,6 +25,7 @@ from flows.records import open_records
 from legacy_adapters import Call
 from legacy_adapters.base import Backend, create
 from legacy_adapters.errors import BackendError
+from legacy_adapters.http import OAuth2
 from legacy_adapters.mapping import MappingError, pointer_get
 from legacy_adapters.odbc import plain
 from specs.reconciliations import FileList, HttpList, OdbcList, Paging, RouteList, SoapList, Source
@@ -50,6 +52,7 @@ class Reader:
         self.routes, self.base = {route.name: route for route in routes}, base  # a route source's route, its folder
         self.read = 0
         self.warnings: list[str] = []
+        self._token, self._token_until = "", 0.0  # an http source's OAuth2 token, and until when it serves
         self.columns: list[str] = []  # an ODBC source's columns, their Python types, and those converted
         self.types: list[type] = []
         self.converted: list[int] = []
@@ -191,20 +194,52 @@ class Reader:
                 raise SourceFailed(f"the variable {spec.token_env} (the token) is not set")
             headers["Authorization"] = f"Bearer {token}"
         shown = url.split("?", 1)[0]
-        try:
-            request = urllib.request.Request(url, headers=headers)
-            with urllib.request.urlopen(request, timeout=spec.timeout_seconds) as reply:
-                data = reply.read(PAGE_BYTES + 1)
-        except urllib.error.HTTPError as exc:
-            raise SourceFailed(f"page {page + 1} of {shown}: {exc.code} after {self.read:,} records") from None
-        except (OSError, ValueError) as exc:
-            raise SourceFailed(f"page {page + 1} of {shown}: {exc} after {self.read:,} records") from None
+        for attempt in (1, 2):
+            if spec.oauth2 is not None:
+                headers["Authorization"] = f"Bearer {self._granted(spec, spec.oauth2, refresh=attempt == 2)}"
+            try:
+                request = urllib.request.Request(url, headers=headers)
+                with urllib.request.urlopen(request, timeout=spec.timeout_seconds) as reply:
+                    data = reply.read(PAGE_BYTES + 1)
+                break
+            except urllib.error.HTTPError as exc:
+                if exc.code == 401 and spec.oauth2 is not None and attempt == 1:
+                    continue  # the token may have been revoked or expired early: a new one, once
+                raise SourceFailed(f"page {page + 1} of {shown}: {exc.code} after {self.read:,} records") from None
+            except (OSError, ValueError) as exc:
+                raise SourceFailed(f"page {page + 1} of {shown}: {exc} after {self.read:,} records") from None
         if len(data) > PAGE_BYTES:
             raise SourceFailed(f"page {page + 1} of {shown} is over {PAGE_BYTES >> 20} MB")
         try:
             return json.loads(data)
         except ValueError:
             raise SourceFailed(f"page {page + 1} of {shown} is not JSON") from None
+
+    def _granted(self, spec: HttpList, settings: OAuth2, refresh: bool) -> str:
+        """An OAuth2 client-credentials token, fetched once and again when it nears its end or is
+        refused; the secret comes from the environment and no message holds it."""
+        if self._token and not refresh and time.monotonic() < self._token_until - 30:
+            return self._token
+        secret = os.environ.get(settings.client_secret_env)
+        if secret is None:
+            raise SourceFailed(f"the variable {settings.client_secret_env} (the OAuth2 client secret) is not set")
+        form = {"grant_type": "client_credentials", "client_id": settings.client_id, "client_secret": secret}
+        if settings.scope:
+            form["scope"] = settings.scope
+        request = urllib.request.Request(
+            settings.token_url, data=urllib.parse.urlencode(form).encode(), method="POST",
+            headers={"Content-Type": "application/x-www-form-urlencoded", "Accept": "application/json"},
+        )  # fmt: skip
+        try:
+            with urllib.request.urlopen(request, timeout=spec.timeout_seconds) as reply:
+                grant = json.loads(reply.read(1 << 20))
+            self._token = str(grant["access_token"])
+            self._token_until = time.monotonic() + float(grant.get("expires_in", 300))
+        except urllib.error.HTTPError as exc:
+            raise SourceFailed(f"the OAuth2 token endpoint answered {exc.code}") from None
+        except (OSError, ValueError, TypeError, KeyError, RecursionError) as exc:
+            raise SourceFailed(f"no OAuth2 token: {type(exc).__name__}") from None
+        return self._token
 
     # -- SOAP operations and managed routes ---------------------------------------------------------
     def _soap(self, spec: SoapList) -> Iterator[dict[str, Any]]:

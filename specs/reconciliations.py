@@ -28,6 +28,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from cutover.compare import Rules as CompareRules
+from legacy_adapters.http import OAuth2
 from legacy_adapters.mapping import Mapping
 from legacy_adapters.soap import SoapConfig
 from specs.flows import Records, Schedule
@@ -74,6 +75,7 @@ class HttpList(_Model):
     items: str = Field(default="", description="JSON pointer to the records in a page ('' when the page is a list)")
     paging: Paging = Field(default_factory=Paging)
     token_env: str | None = Field(default=None, description="the variable holding a bearer token")
+    oauth2: OAuth2 | None = Field(default=None, description="client credentials, as the HTTP backend takes them")
     timeout_seconds: float = Field(default=60, gt=0, description="for one page")
 
     @model_validator(mode="after")

@@ -24,6 +24,7 @@ from typer.testing import CliRunner
 from cutover.decide import Mode
 from cutover.store import open_store
 from gateway.cli import app as cli
+from legacy_adapters.http import OAuth2
 from reconcile.run import Reconciler, Tally, _digest, _Rows
 from reconcile.store import Runs
 from specs.reconciliations import Reconciliation
@@ -626,3 +627,29 @@ def test_a_table_read_row_by_row_finds_what_the_general_way_finds(tmp_path: Path
     assert rows.fits(["sku", "qty", "price"], [str, Decimal, float])
     [(key, digest, _)] = rows.made([("A-1 ", Decimal("15.00"), 2.5)], [1], Tally(), "legacy")
     assert key == "A-1" and digest == _digest({"price": 2.5, "sku": "A-1 ", "qty": 15.0})
+
+
+def test_a_paged_endpoint_behind_oauth2_client_credentials(
+    tmp_path: Path, cloud: CloudApi, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _sqlite_erp(tmp_path, monkeypatch)
+    _cloud_orders(cloud)
+    monkeypatch.setenv("CLOUD_SECRET", "client-secret-PLANTED")
+    spec = orders_spec(cloud)
+    assert spec.cloud.http is not None
+    http = spec.cloud.http.model_copy(update={"token_env": None, "oauth2": OAuth2(
+        token_url=cloud.url + "/token", client_id="banyan", client_secret_env="CLOUD_SECRET")})  # fmt: skip
+    spec = spec.model_copy(update={"cloud": spec.cloud.model_copy(update={"http": http})})
+    store = open_store(str(tmp_path / "cutover.db"))
+    try:
+        run_id, tally = Reconciler(spec, store, tmp_path).run("ACME-US")
+        row = Runs(store).get(run_id)
+        assert row is not None and row.state == "done" and tally.read["cloud"] == 1000
+        assert cloud.tokens == {"Bearer tok-PLANTED-9"}  # fetched once, used on every page
+        assert "PLANTED" not in json.dumps(row.as_dict())
+        monkeypatch.delenv("CLOUD_SECRET")
+        run_id, _ = Reconciler(spec, store, tmp_path).run("ACME-US")
+        row = Runs(store).get(run_id)
+        assert row is not None and row.state == "failed" and "CLOUD_SECRET" in row.reason
+    finally:
+        store.close()
