@@ -29,7 +29,7 @@ _FILE = (
     "id, flow, arrival, name, digest, size, created, at, entity, business_key, document, control, groups, rung, "
     "serving, state, reason, numbers"
 )
-FINISHED = ("delivered", "refused", "duplicate", "in_doubt", "discarded")
+FINISHED = ("delivered", "refused", "duplicate", "in_doubt", "discarded", "resent")
 
 
 @dataclass(frozen=True)
@@ -158,7 +158,7 @@ class Journey:
             row = self.store.execute(
                 cursor,
                 f"SELECT {_FILE} FROM flow_files WHERE flow = ? AND digest = ? AND id <> ? AND state NOT IN "
-                "('refused', 'duplicate', 'discarded') ORDER BY id LIMIT 1",
+                "('refused', 'duplicate', 'discarded', 'resent') ORDER BY id LIMIT 1",
                 (flow, digest, file_id),
             ).fetchone()
         return None if row is None else _file(row)
@@ -300,7 +300,7 @@ class Journey:
                 row = self.store.execute(
                     cursor,
                     f"SELECT {_FILE} FROM flow_files WHERE flow = ? AND (business_key = ? OR ',' || numbers || ',' "
-                    "LIKE ?) AND state NOT IN ('refused', 'duplicate') ORDER BY id DESC LIMIT 1",
+                    "LIKE ?) AND state NOT IN ('refused', 'duplicate', 'resent') ORDER BY id DESC LIMIT 1",
                     (flow, number, f"%,{number},%"),
                 ).fetchone()
                 if row is not None:

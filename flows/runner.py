@@ -167,6 +167,22 @@ def drop_of(flow: Flow) -> Path:
     return Path(flow.source.staging if is_remote(flow.source) else flow.source.folder)  # type: ignore[arg-type]
 
 
+def resend(flow: Flow, file_id: int, name: str) -> Path:
+    """A refused file given another go: from the error folder back into the drop under its own
+    name, touched, so the runner takes it as a new arrival (its journey row, marked resent, no
+    longer makes it a duplicate). Raises OSError saying why it cannot."""
+    error = Path(flow.source.error or drop_of(flow) / ".banyan" / "error")
+    parked, target = error / f"{file_id}-{_safe(name)}", drop_of(flow) / _safe(name)
+    if not parked.is_file():
+        raise FileNotFoundError(f"{parked.name} is no longer in the error folder {error}")
+    if target.exists():
+        raise FileExistsError(f"a file named {target.name} waits in the drop already")
+    os.rename(parked, target)
+    os.utime(target)
+    (error / f"{parked.name}.reason.txt").unlink(missing_ok=True)
+    return target
+
+
 def _safe(name: str) -> str:
     """A name that cannot confuse a script or a database: no control characters, no leading dash,
     nothing but UTF-8 (a byte that is not becomes ?)."""

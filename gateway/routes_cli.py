@@ -160,6 +160,10 @@ def routes_check(folder: Annotated[Path, typer.Argument(help="folder of route sp
         sides = f"{spec.label('legacy')} ({spec.legacy.kind}) against {spec.label('cloud')} ({spec.cloud.kind})"
         when = f", at {spec.schedule.cron} ({spec.schedule.timezone})" if spec.schedule else ""
         typer.echo(f"✓ {spec.name}: reconciliation of {spec.entity} by {', '.join(spec.key)}: {sides}{when}")
+    for name, item in loaded.owned().items():
+        if item.tier == 1 and item.owner is None and not loaded.owners:
+            console.print(f"[yellow]warning:[/] {name} is tier 1 and has no owner: nobody is told when it fails "
+                          "(owner: {team: …} on it, on its file, or per entity with owners:)", highlight=False)  # fmt: skip
 
 
 @routes_app.command("schema")

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from specs.checks import canonical_problems, pool_problems, successor_problems
 from specs.flows import Batch, Flow, flow_route_problems
+from specs.owners import Owner, owner_problems
 from specs.reconciliations import Reconciliation, reconciliation_route_problems
 from specs.routes import Route
 
@@ -25,10 +26,24 @@ class RouteFile(BaseModel):
     """One route file: its routes, and its flows (files and batches on the same ladder)."""
 
     model_config = ConfigDict(extra="forbid")
+    owner: Owner | None = Field(default=None, description="the owner of everything in the file that names none")
+    owners: dict[str, Owner] = Field(
+        default_factory=dict, description="per legal entity: the owner of what neither it nor its file names one for"
+    )
     routes: list[Route] = Field(default_factory=list)
     flows: list[Flow] = Field(default_factory=list)
     reconciliations: list[Reconciliation] = Field(default_factory=list)
     batches: list[Batch] = Field(default_factory=list)
+
+    def owned(self) -> dict[str, Route | Flow | Batch | Reconciliation]:
+        """Every route, flow, batch and reconciliation by name (they share one namespace)."""
+        items: list[Route | Flow | Batch | Reconciliation] = [*self.routes, *self.flows, *self.batches]
+        return {item.name: item for item in [*items, *self.reconciliations]}
+
+    def owner_of(self, subject: str, entity: str | None) -> Owner | None:
+        """The owner of a route, flow, batch or reconciliation, for an exception about `entity`."""
+        item = self.owned().get(subject)
+        return item.owner if item is not None and item.owner is not None else self.owners.get(entity or "")
 
 
 class RouteError(ValueError):
@@ -133,9 +148,10 @@ def load_folder(folder: Path) -> RouteFile:
     batches: list[Batch] = []
     reconciliations: list[Reconciliation] = []
     problems: list[str] = []
+    owners: list[tuple[str, dict[str, Owner]]] = []
     for path in sorted(folder.glob("*.y*ml")):
         try:
-            found = read_file(path)
+            found = _owned(read_file(path))
         except RouteError as exc:
             problems += exc.problems
             continue
@@ -143,6 +159,7 @@ def load_folder(folder: Path) -> RouteFile:
         flows += found.flows
         batches += found.batches
         reconciliations += found.reconciliations
+        owners.append((path.name, found.owners))
     names = [route.name for route in routes] + [flow.name for flow in flows] + [batch.name for batch in batches]
     names += [reconciliation.name for reconciliation in reconciliations]
     problems += [
@@ -160,9 +177,24 @@ def load_folder(folder: Path) -> RouteFile:
     problems += successor_problems(folder, routes) + canonical_problems(folder, routes) + pool_problems(folder, routes)
     problems += flow_route_problems(folder, routes, flows)
     problems += reconciliation_route_problems(folder, routes, reconciliations)
+    problems += owner_problems(folder, owners)
     if problems:
         raise RouteError(problems)
-    return RouteFile(routes=routes, flows=flows, batches=batches, reconciliations=reconciliations)
+    by_entity = {entity: owner for _, found in reversed(owners) for entity, owner in found.items()}
+    return RouteFile(owners=by_entity, routes=routes, flows=flows, batches=batches, reconciliations=reconciliations)
+
+
+def _owned(found: RouteFile) -> RouteFile:
+    """The file's items, each with the file's owner where it names none."""
+    if found.owner is None:
+        return found
+
+    def stamped(items: list[Any]) -> list[Any]:
+        return [item if item.owner is not None else item.model_copy(update={"owner": found.owner}) for item in items]
+
+    return found.model_copy(update={"routes": stamped(found.routes), "flows": stamped(found.flows),
+                                    "batches": stamped(found.batches),
+                                    "reconciliations": stamped(found.reconciliations)})  # fmt: skip
 
 
 def _variables_allowed(node: Any) -> Any:

@@ -28,6 +28,7 @@ from cutover.decide import Mode
 from cutover.engine import RouteInfo
 from cutover.slos import Objective
 from legacy_adapters.mapping import Mapping
+from specs.owners import Owned
 from specs.routes import CutoverPlan, Route, SloSpec, known_entities, route_infos
 
 IGNORED = [".*", "*.tmp", "*.part", "*.filepart", "~*"]  # names a sender writes before the file is whole
@@ -208,7 +209,7 @@ class Pick(_Model):
         return self
 
 
-class Flow(_Model):
+class Flow(_Model, Owned):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
     description: str = ""
     document: Literal["auto", "x12", "edifact", "csv", "xml"] = Field(
@@ -344,7 +345,7 @@ class Records(_Model):
         return self
 
 
-class Batch(_Model):
+class Batch(_Model, Owned):
     """A scheduled exchange: both sides export at the time given, Banyan compares the exports record
     by record by key and delivers the serving side's to the consumer's folder."""
 

@@ -32,6 +32,7 @@ from legacy_adapters.http import OAuth2
 from legacy_adapters.mapping import Mapping
 from legacy_adapters.soap import SoapConfig
 from specs.flows import Records, Schedule
+from specs.owners import Owned
 from specs.routes import Route
 
 
@@ -183,7 +184,7 @@ class RunSchedule(Schedule):
     )
 
 
-class Reconciliation(_Model):
+class Reconciliation(_Model, Owned):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
     description: str = ""
     entity: str = Field(description="the canonical entity: order, inventory, invoice, customer, item, shipment")
@@ -192,6 +193,9 @@ class Reconciliation(_Model):
                            "warehouse]")  # fmt: skip
     legacy: Source
     cloud: Source
+    intercompany: bool = Field(
+        default=False, description="the two sides are two legal entities' books (counted apart in the inbox)"
+    )
     labels: dict[Literal["legacy", "cloud"], str] = Field(
         default_factory=dict, description="what the two sides are called (two entities: their ledgers)"
     )

@@ -31,6 +31,7 @@ from cutover.gates import Gate, Guardrail
 from cutover.slos import Objective
 from legacy_adapters import FileDropConfig, HttpConfig, MemoryConfig, OdbcConfig, SoapConfig
 from legacy_adapters.mapping import Mapping
+from specs.owners import Owned
 
 Method = Literal["GET", "POST", "PUT", "PATCH", "DELETE"]
 
@@ -227,7 +228,7 @@ class Passthrough(_Model):
     timeout: float = Field(default=10.0, gt=0)
 
 
-class Route(_Model):
+class Route(_Model, Owned):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
     description: str | None = None
     operation: Operation | None = None

@@ -198,6 +198,24 @@ MIGRATIONS: list[list[str]] = [
         "claimed_at TEXT NOT NULL, PRIMARY KEY (name, entity, due))",
         "CREATE INDEX recon_items_run ON recon_items (run_id, kind, record_key)",
     ],
+    # the exception inbox (inbox/): one row for each thing a person must act on, folded by what it is
+    # about (kind + fold), its owner, its state, and every action on it in the history
+    [
+        "CREATE TABLE exceptions ({id}, kind TEXT NOT NULL, fold TEXT NOT NULL, subject TEXT NOT NULL, "
+        "entity TEXT NOT NULL, business_key TEXT, source TEXT NOT NULL, error TEXT NOT NULL, "
+        "evidence TEXT NOT NULL DEFAULT '{{}}', state TEXT NOT NULL, owner TEXT NOT NULL DEFAULT '', "
+        "assignee TEXT NOT NULL DEFAULT '', snoozed_until TEXT, tier INTEGER, count INTEGER NOT NULL DEFAULT 1, "
+        "since TEXT NOT NULL, created DOUBLE PRECISION NOT NULL, last_seen TEXT NOT NULL, "
+        "failed DOUBLE PRECISION NOT NULL, resolved DOUBLE PRECISION, updated_at TEXT NOT NULL, "
+        "version INTEGER NOT NULL DEFAULT 1, alerted DOUBLE PRECISION NOT NULL DEFAULT 0)",
+        "CREATE UNIQUE INDEX exceptions_fold ON exceptions (kind, fold)",
+        "CREATE INDEX exceptions_inbox ON exceptions (created, id) WHERE resolved IS NULL",
+        "CREATE INDEX exceptions_owner ON exceptions (owner, created, id) WHERE resolved IS NULL",
+        "CREATE INDEX exceptions_resolved ON exceptions (resolved) WHERE resolved IS NOT NULL",
+        "CREATE TABLE exception_history ({id}, exception_id BIGINT NOT NULL, at TEXT NOT NULL, actor TEXT NOT NULL, "
+        "action TEXT NOT NULL, note TEXT NOT NULL DEFAULT '', from_state TEXT, to_state TEXT)",
+        "CREATE INDEX exception_history_of ON exception_history (exception_id, id)",
+    ],
 ]
 APPEND_ONLY = {
     "sqlite": [
