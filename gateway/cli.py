@@ -13,6 +13,7 @@ import typer
 from events.cli import events_app
 from gateway.calendar_cli import add_calendar_commands
 from gateway.cutover_cli import cutover_app
+from gateway.exceptions_cli import exceptions_app
 from gateway.flows_cli import flows_app
 from gateway.outbox_cli import outbox_app
 from gateway.reconcile_cli import reconcile_app
@@ -38,6 +39,7 @@ app.add_typer(flows_app, name="flows")
 app.add_typer(reconcile_app, name="reconcile")
 app.add_typer(events_app, name="events")
 app.add_typer(slo_app, name="slo")
+app.add_typer(exceptions_app, name="exceptions")
 
 DEMO = Path(__file__).resolve().parent.parent / "scripts" / "demo.py"
 

@@ -162,8 +162,9 @@ def routes_check(folder: Annotated[Path, typer.Argument(help="folder of route sp
         typer.echo(f"✓ {spec.name}: reconciliation of {spec.entity} by {', '.join(spec.key)}: {sides}{when}")
     for name, item in loaded.owned().items():
         if item.tier == 1 and item.owner is None and not loaded.owners:
-            console.print(f"[yellow]warning:[/] {name} is tier 1 and has no owner: nobody is told when it fails "
-                          "(owner: {team: …} on it, on its file, or per entity with owners:)", highlight=False)  # fmt: skip
+            console.print(f"[yellow]warning:[/] {name} is tier 1 and has no owner: nobody is told when it "
+                          "fails (owner: {team: …} on it, on its file, or per entity with owners:)",
+                          highlight=False)  # fmt: skip
 
 
 @routes_app.command("schema")
