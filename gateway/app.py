@@ -25,6 +25,7 @@ from gateway.accepted import STATUS_PATH
 from gateway.accepted import status as accepted_status
 from gateway.admin import add_admin_routes
 from gateway.admin import lifecycle as cutover_lifecycle
+from gateway.admin_inbox import add_inbox_routes
 from gateway.flow_calls import RouteCalls
 from gateway.guessing import GUESSES, Guesses, trusted_networks
 from gateway.idempotency import LocalIdempotency, SharedIdempotency
@@ -36,11 +37,13 @@ from gateway.request import handle
 from gateway.state import (
     ADMIN_KEY,
     CUTOVER,
+    DECLARED,
     DEFAULT_MAX_BODY,
     EVENT_LOG,
     EVENTS_READY,
     FLOWS,
     IDEMPOTENCY,
+    INBOX,
     KEY_TURNS,
     LIMITER,
     METRICS,
@@ -54,6 +57,7 @@ from gateway.state import (
 )
 from gateway.table import Routing, Table, compile_table
 from gateway.tracing import tracer
+from inbox.watch import Watch
 from legacy_adapters.mapping import MappingError
 from reconcile.schedule import Scheduler
 from specs.files import RouteError, load_folder
@@ -92,6 +96,16 @@ def _pool_gauges(app: web.Application) -> None:
             metrics.owed.labels(*key).set(count)
             metrics.owed_age.labels(*key).set(round(max(now - oldest, 0.0), 1))
         metrics.owed_shown = set(behind)
+    if INBOX in app:  # the exceptions waiting, as the inbox's last sync counted them
+        watch = app[INBOX]
+        counts = {(kind, entity, owner or "unowned"): (n, oldest) for kind, entity, owner, n, oldest in watch.counts}
+        for key in watch.shown - counts.keys():
+            metrics.exceptions.labels(*key).set(0)
+            metrics.exceptions_age.labels(*key).set(0)
+        for key, (count, oldest) in counts.items():
+            metrics.exceptions.labels(*key).set(count)
+            metrics.exceptions_age.labels(*key).set(round(max(time.time() - oldest, 0.0), 1))
+        watch.shown = set(counts)
 
 
 async def metrics_endpoint(request: web.Request) -> web.Response:
@@ -131,7 +145,7 @@ async def _reloader(app: web.Application) -> None:
         try:
             table = compile_table(settings.routes, app[ROUTING].table.pools)
             _check_store(table, settings)
-            declared = load_folder(settings.routes)
+            declared = app[DECLARED] = load_folder(settings.routes)
             flows, batches = declared.flows, declared.batches
             _check_flows(flows, settings)
         except (RouteError, MappingError) as exc:
@@ -221,6 +235,13 @@ async def _flows_lifecycle(app: web.Application) -> AsyncIterator[None]:
     await _cancelled(task)
 
 
+async def _inbox_lifecycle(app: web.Application) -> AsyncIterator[None]:
+    """The exception inbox synced with the store every few seconds, and owners told."""
+    task = asyncio.create_task(app[INBOX].run())
+    yield
+    await _cancelled(task)
+
+
 async def _reconcile_lifecycle(app: web.Application) -> AsyncIterator[None]:
     """Scheduled reconciliations, in the process that runs the flows (one gateway of the fleet
     claims each run in the store)."""
@@ -303,7 +324,7 @@ def build_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_limiter_lifecycle)
     app.cleanup_ctx.append(_loop_watch_lifecycle)
     routes = [compiled.route for compiled in table.routes]
-    declared = load_folder(settings.routes)
+    declared = app[DECLARED] = load_folder(settings.routes)
     flows, batches = declared.flows, declared.batches
     _check_flows(flows, settings)
     if settings.store:
@@ -334,6 +355,8 @@ def build_app(settings: Settings) -> web.Application:
     if settings.store and settings.deliveries != "apart":  # the flows run where the outbox is delivered
         app[FLOWS] = FlowRunner(flows, app[CUTOVER], metrics.flows, batches, RouteCalls(app))
         app.cleanup_ctx.append(_flows_lifecycle)
+        app[INBOX] = Watch(app[CUTOVER].store, declared)
+        app.cleanup_ctx.append(_inbox_lifecycle)
         scheduled = [spec for spec in declared.reconciliations if spec.schedule is not None]
         if scheduled:
             app[RECONCILIATIONS] = Scheduler(scheduled, app[CUTOVER].store, settings.store, settings.routes,
@@ -342,6 +365,7 @@ def build_app(settings: Settings) -> web.Application:
     if settings.store and settings.admin_key:
         app[ADMIN_KEY] = settings.admin_key
         add_admin_routes(app)
+        add_inbox_routes(app)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics_endpoint)

@@ -123,6 +123,14 @@ class Metrics:
             ["route", "entity", "side"], registry=self.registry, multiprocess_mode="livemax",
         )  # fmt: skip
         self.owed_shown: set[tuple[str, str, str]] = set()  # the owed gauges set at the last scrape
+        self.exceptions = Gauge(
+            "banyan_exceptions_open", "Exceptions waiting for a person, per kind, legal entity and owner",
+            ["kind", "entity", "owner"], registry=self.registry, multiprocess_mode="livemax",
+        )  # fmt: skip
+        self.exceptions_age = Gauge(
+            "banyan_exceptions_oldest_seconds", "Age of the oldest exception waiting for a person",
+            ["kind", "entity", "owner"], registry=self.registry, multiprocess_mode="livemax",
+        )  # fmt: skip
         self.paused = Gauge(
             "banyan_backend_paused_seconds", "Seconds left of the pause a backend asked for (Retry-After)", ["pool"],
             registry=self.registry, multiprocess_mode="livemax",

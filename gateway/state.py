@@ -20,7 +20,9 @@ from gateway.idempotency import Idempotency
 from gateway.limits import Limiter
 from gateway.metrics import Metrics
 from gateway.table import Routing
+from inbox.watch import Watch
 from reconcile.schedule import Scheduler
+from specs.files import RouteFile
 
 DEFAULT_MAX_BODY = 1024 * 1024
 
@@ -140,4 +142,6 @@ OUTBOX_READY = web.AppKey("outbox_ready", Doorbell)  # rung when this gateway se
 EVENT_LOG = web.AppKey("event_log", EventLog)  # the events routes declare, in the store
 FLOWS = web.AppKey("flows", FlowRunner)  # moves the flows' files, in the process that delivers the outbox
 RECONCILIATIONS = web.AppKey("reconciliations", Scheduler)  # scheduled reconciliations, when any runs by itself
+INBOX = web.AppKey("inbox", Watch)  # the exception inbox kept current, in the process that runs the flows
+DECLARED = web.AppKey("declared", RouteFile)  # the route files as loaded: owners, flows, reconciliations
 EVENTS_READY = web.AppKey("events_ready", asyncio.Event)  # set when this gateway records events to publish

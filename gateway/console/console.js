@@ -363,6 +363,72 @@ function renderOutbox(data) {
   }
 }
 
+// -- the exception inbox: counts per owner × entity, then the oldest first, each with its actions --
+const ACTION_LABELS = { assign: "Take it", snooze: "Snooze 1 h", resolve: "Resolve", replay: "Replay",
+  discard: "Discard", resend: "Resend", delivered: "Delivered", acknowledge: "Acknowledge", repair: "Repair" };
+
+function renderInbox(data) {
+  const counts = $("#inbox-counts tbody");
+  counts.replaceChildren();
+  const owners = new Set();
+  for (const row of data.counts) {
+    const tr = counts.insertRow();
+    cell(tr, row.owner || "nobody");
+    cell(tr, row.entity);
+    cell(tr, String(row.open), "num");
+    cell(tr, since(new Date(Date.now() - row.oldest_seconds * 1000).toISOString()));
+    if (row.owner) owners.add(row.owner);
+  }
+  if (!data.counts.length) cell(counts.insertRow(), "nothing waits for a person");
+  const pick = $("#inbox-owner");
+  const wanted = ["", ...[...owners].sort()];
+  if ([...pick.options].map((option) => option.value).join("|") !== wanted.join("|")) {
+    const chosen = pick.value;
+    pick.replaceChildren(...wanted.map((owner) => {
+      const option = element("option", owner || "everyone");
+      option.value = owner;
+      return option;
+    }));
+    pick.value = wanted.includes(chosen) ? chosen : "";
+  }
+  const body = $("#inbox tbody");
+  body.replaceChildren();
+  for (const item of data.exceptions) {
+    const tr = body.insertRow();
+    cell(tr, String(item.id), "num");
+    cell(tr, item.kind.replaceAll("_", " "));
+    cell(tr, `${item.subject} · ${item.entity}`);
+    cell(tr, item.key || "");
+    cell(tr, item.assignee ? `${item.state} → ${item.assignee}` : item.state, `state-${item.state}`);
+    cell(tr, item.owner || "nobody");
+    cell(tr, String(item.count), "num");
+    cell(tr, since(new Date(Date.now() - item.age_seconds * 1000).toISOString()));
+    cell(tr, item.error);
+    const actions = tr.insertCell();
+    for (const action of item.actions.filter((name) => name !== "comment")) {
+      actions.append(button(ACTION_LABELS[action] || action, `${action} exception ${item.id}`,
+        () => actOn(item, action), !["replay", "resend", "acknowledge", "repair", "delivered"].includes(action)));
+    }
+  }
+  if (!data.exceptions.length) cell(body.insertRow(), "no exception");
+}
+
+async function actOn(item, action) {
+  const note = $("#inbox-note").value.trim();
+  if (!note && action !== "assign") {
+    say(`${action} needs a note or reason: write it above the list`);
+    return;
+  }
+  const body = { version: item.version, note, to: action === "assign" ? credentials().actor : "cloud", minutes: 60 };
+  try {
+    await api("POST", `/admin/exceptions/${item.id}/${action}`, body);
+    notice = { text: `✓ exception ${item.id}: ${action}`, until: Date.now() + 15000 };
+    await refresh();
+  } catch (error) {
+    say(`exception ${item.id}: ${error.message}`);
+  }
+}
+
 function renderCalendar(data) {
   const schedules = $("#schedules tbody");
   schedules.replaceChildren();
@@ -530,10 +596,12 @@ function say(text) {
 
 async function refresh() {
   try {
-    const [status, events, outbox, calendar, deprecated, standings, reconciliations] = await Promise.all([
+    const owner = $("#inbox-owner").value;
+    const [status, events, outbox, calendar, deprecated, standings, reconciliations, inbox] = await Promise.all([
       api("GET", "/admin/cutover"), api("GET", "/admin/cutover/history"), api("GET", "/admin/outbox"),
       api("GET", "/admin/cutover/calendar"), api("GET", "/admin/deprecations"), api("GET", "/admin/slo"),
       api("GET", "/admin/reconcile"),
+      api("GET", `/admin/exceptions${owner ? `?owner=${encodeURIComponent(owner)}` : ""}`),
     ]);
     rows = status;
     renderMatrix();
@@ -543,6 +611,7 @@ async function refresh() {
     renderDeprecated(deprecated);
     renderSlos(standings);
     renderReconciliations(reconciliations);
+    renderInbox(inbox);
     await renderCell();
     $("#main").hidden = false;
     $("#updated").textContent = `updated ${new Date().toLocaleTimeString()}`;
@@ -599,6 +668,7 @@ document.addEventListener("DOMContentLoaded", () => {
   $("#confirm").addEventListener("click", confirmChange);
   $("#search").addEventListener("input", renderMatrix);
   $("#moving-only").addEventListener("change", renderMatrix);
+  $("#inbox-owner").addEventListener("change", refresh);
   $("#schedule-form").addEventListener("submit", (event) => submitCalendar(event, "/admin/cutover/schedule", () => ({
     route: $("#schedule-route").value, entity: $("#schedule-entity").value, mode: $("#schedule-mode").value,
     percent: Number($("#schedule-percent").value), at: utc($("#schedule-at").value), reason: $("#schedule-reason").value,

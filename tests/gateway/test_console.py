@@ -302,3 +302,35 @@ def test_the_console_shows_each_reconciliations_newest_run_and_its_trend(ladder:
     assert "run 2 failed" in (row.locator("td").nth(8).get_attribute("aria-label") or "")
     assert errors == []
     assert requests.get(f"{ladder.gateway.url}/admin/reconcile", timeout=5).status_code in (401, 403)
+
+
+def test_the_console_inbox_counts_per_owner_and_replays_once(ladder: Ladder, browser: Any) -> None:  # noqa: F811
+    from gateway.state import DECLARED
+    from inbox.collect import collect
+    from tests.inbox.test_inbox import dead_message
+
+    store = ladder.cutover.store
+    message_id = dead_message(store, "SO-77", error="503 from the cloud ERP")
+    collect(store, ladder.gateway.app[DECLARED])
+    listed = requests.get(f"{ladder.gateway.url}/admin/exceptions", headers=ADMIN, timeout=5).json()
+    [item] = listed["exceptions"]
+    assert item["kind"] == "outbox_dead" and "replay" in item["actions"]
+    assert [(c["owner"], c["entity"], c["open"]) for c in listed["counts"]] == [(None, "ACME-US", 1)]
+    errors: list[str] = []
+    page = open_console(ladder, browser, ADMIN["X-Admin-Key"], errors)
+    row = page.locator("#inbox tbody tr", has_text="SO-77")
+    row.wait_for()
+    assert "503 from the cloud ERP" in row.inner_text()
+    row.get_by_role("button", name="Replay").click()
+    page.locator("#message", has_text="needs a note").wait_for()  # nothing done without a reason
+    page.fill("#inbox-note", "the cloud ERP is back (INC-7)")
+    row.get_by_role("button", name="Replay").click()
+    page.locator("#message", has_text=f"exception {item['id']}: replay").wait_for()
+    page.locator("#inbox tbody", has_text="no exception").wait_for()
+    stale = requests.post(f"{ladder.gateway.url}/admin/exceptions/{item['id']}/discard", headers=ADMIN,
+                          json={"version": item["version"], "note": "me too", "actor": "bo"}, timeout=5)  # fmt: skip
+    assert stale.status_code == 409 and "Ana Lead replay" in stale.json()["detail"]
+    from cutover.outbox import Outbox
+
+    assert Outbox(store).get(message_id).state == "pending"
+    assert errors == []

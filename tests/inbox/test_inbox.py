@@ -176,3 +176,25 @@ def test_two_people_replaying_at_once_act_once_and_the_second_is_told_who(
         assert len(audit) == 1 and audit[0].actor == winner
     finally:
         opened.close()
+
+
+def test_the_owner_of_a_tier_one_exception_is_told_once_and_again_when_it_waits(
+    store: Store, tmp_path: Path, webhook: str
+) -> None:
+    from inbox.watch import Watch
+    from tests.cutover.conftest import Hook
+
+    spec = json.loads(json.dumps(ROUTES))
+    spec["owner"] = {"team": "order-desk", "webhook": webhook, "respond_minutes": 30, "runbook": "https://wiki/ord"}
+    routes = folder(tmp_path, spec)
+    dead_message(store, "SO-5", error="409 from the cloud ERP")
+    watch = Watch(store, routes)
+    watch.once()
+    watch.once()  # nothing new: nobody is told twice
+    assert len(Hook.received) == 1
+    told = Hook.received[0]
+    assert told["why"] == "opened" and told["exception"]["key"] == "SO-5"
+    assert told["owner"] == {"team": "order-desk", "runbook": "https://wiki/ord"}
+    assert [(kind, owner, n) for kind, _, owner, n, _ in watch.counts] == [("outbox_dead", "order-desk", 1)]
+    watch.once(now=time.time() + 31 * 60)
+    assert [hook["why"] for hook in Hook.received] == ["opened", "waiting longer than 30 minutes"]
