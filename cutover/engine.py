@@ -55,6 +55,7 @@ class RouteInfo:
     learns_noise: bool = False  # it asks legacy twice now and then, to learn the fields that differ on their own
     slos: tuple[Objective, ...] = ()  # its business SLOs: their fast burns are told to the webhook
     kind: str = "route"  # or "flow": files on the same ladder
+    owner: str = ""  # the team that answers for it, named in every alert
 
 
 @dataclass(frozen=True)
@@ -669,5 +670,6 @@ class Engine:
             return
         payload = {"event": "guardrail", "action": action, "route": route, "entity": entity,
                    "from": old.mode.value, "to": new.value, "reasons": reasons,
-                   "evidence": counters.as_dict()}  # fmt: skip
+                   "evidence": counters.as_dict(),
+                   "owner": self.routes[route].owner or None if route in self.routes else None}  # fmt: skip
         post_webhook(self.webhook, payload, "guardrail")

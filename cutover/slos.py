@@ -36,6 +36,7 @@ class Objective:
     kind: str
     objective: float  # percent
     days: int
+    owner: str = ""  # the team that answers for the route, named in its alerts
 
     @property
     def budget(self) -> float:
@@ -138,11 +139,13 @@ def alert(store: Store, objectives: list[Objective], webhook: str | None, now: f
             ).rowcount  # fmt: skip
             if inserted:
                 fresh.append(standing)
+    owners = {(objective.route, objective.name): objective.owner for objective in objectives}
     for standing in fresh:  # after the commit: another gateway that looks now sees it told
         told.append(f"fast burn of {standing.slo} on {standing.route}/{standing.entity}: "
                     f"{standing.burn['1h']:.1f}× over the last hour")  # fmt: skip
         if webhook:
-            _call(webhook, {"event": "slo_fast_burn", **standing.as_dict()})
+            owner = owners.get((standing.route, standing.slo)) or None
+            _call(webhook, {"event": "slo_fast_burn", **standing.as_dict(), "owner": owner})
     return told
 
 

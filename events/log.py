@@ -51,9 +51,10 @@ class Recorded:
 
 def cloud_event(
     event_type: str, source: str, subject: str | None, data: Any, entity: str | None, correlation_id: str,
-    traceparent: str | None = None,
+    traceparent: str | None = None, owner: str | None = None,
 ) -> tuple[str, bytes]:  # fmt: skip
-    """A new CloudEvent (structured JSON, the CNCF SDK): its id and its body."""
+    """A new CloudEvent (structured JSON, the CNCF SDK): its id and its body; `owner`, the team
+    that answers for the route that made it, is an extension attribute."""
     attributes: dict[str, Any] = {
         "id": uuid.uuid4().hex, "source": source, "type": event_type, "specversion": "1.0",
         "time": datetime.now(UTC), "datacontenttype": "application/json",
@@ -66,6 +67,8 @@ def cloud_event(
         attributes["correlationid"] = correlation_id
     if traceparent:
         attributes["traceparent"] = traceparent  # the Distributed Tracing extension
+    if owner:
+        attributes["owner"] = owner
     event = CloudEvent(attributes, data)
     return str(attributes["id"]), JSONFormat().write(event)
 
@@ -84,9 +87,9 @@ class New:
 
 def new_event(
     event_type: str, source: str, subject: str | None, data: Any, route: str, entity: str | None,
-    correlation_id: str, traceparent: str | None = None,
+    correlation_id: str, traceparent: str | None = None, owner: str | None = None,
 ) -> New:  # fmt: skip
-    event_id, body = cloud_event(event_type, source, subject, data, entity, correlation_id, traceparent)
+    event_id, body = cloud_event(event_type, source, subject, data, entity, correlation_id, traceparent, owner)
     return New(event_id, event_type, subject, route, entity or "*", body)
 
 

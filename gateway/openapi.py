@@ -123,6 +123,8 @@ def openapi(routes: list[Route], canonical: dict[str, dict[str, Any]] | None = N
                 **_problem_responses(),
             },
         }
+        if route.owner is not None:  # who answers for it, where a consumer looks
+            entry["x-owner"] = route.owner.shown()
         if route.asynchronous:  # the answer comes later, from the status URL
             del entry["responses"][success]
             entry["responses"]["202"] = _ACCEPTED

@@ -44,7 +44,9 @@ def declared(compiled: Compiled, entity: str | None, call: Call, answer: Any) ->
         source = spec.source or f"/banyan/routes/{route.name}"
         subject = _subject(spec.subject, answer, call.payload)
         traceparent = call.headers.get("traceparent")
-        made.append(new_event(spec.type, source, subject, data, route.name, entity, call.correlation_id, traceparent))
+        owner = route.owner.team if route.owner is not None else None
+        made.append(new_event(spec.type, source, subject, data, route.name, entity, call.correlation_id, traceparent,
+                              owner))  # fmt: skip
     return made
 
 

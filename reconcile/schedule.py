@@ -99,6 +99,7 @@ class Scheduler:
         if self.webhook and alert is not None and (drift > alert or report.get("state") == "failed"):
             payload = {"event": "reconcile_drift" if report.get("state") == "done" else "reconcile_failed",
                        "reconciliation": spec.name, "entity": entity, "run": report.get("id"),
-                       "drift_rate": drift, "threshold": alert, "reason": report.get("reason", "")}  # fmt: skip
+                       "drift_rate": drift, "threshold": alert, "reason": report.get("reason", ""),
+                       "owner": spec.owner.shown() if spec.owner is not None else None}  # fmt: skip
             await asyncio.to_thread(post_webhook, self.webhook, payload, "reconcile")
         return report

@@ -366,7 +366,8 @@ def batch_infos(batches: list[Batch]) -> list[RouteInfo]:
     sense (the cloud's export is compared, legacy's delivered)."""
     return [
         RouteInfo(batch.name, writes=False, has_cloud=batch.cloud is not None, default=Mode(batch.cutover.mode),
-                  gate=batch.cutover.gate, guardrail=batch.cutover.guardrail, entities=(batch.entity,), kind="batch")
+                  gate=batch.cutover.gate, guardrail=batch.cutover.guardrail, entities=(batch.entity,), kind="batch",
+                  owner=batch.owner.team if batch.owner is not None else "")
         for batch in batches
     ]  # fmt: skip
 
@@ -377,11 +378,13 @@ def flow_infos(flows: list[Flow]) -> list[RouteInfo]:
     infos = []
     for flow in flows:
         checks_only = flow.cloud is not None and flow.cloud.validate_intake is not None
+        owner = flow.owner.team if flow.owner is not None else ""
         plan = flow.cutover
         infos.append(
             RouteInfo(flow.name, writes=not checks_only, has_cloud=flow.cloud is not None, default=Mode(plan.mode),
-                      gate=plan.gate, guardrail=plan.guardrail, entities=flow.entities, kind="flow",
-                      slos=tuple(Objective(flow.name, slo.name, slo.kind, slo.objective, slo.days) for slo in flow.slo))
+                      gate=plan.gate, guardrail=plan.guardrail, entities=flow.entities, kind="flow", owner=owner,
+                      slos=tuple(Objective(flow.name, slo.name, slo.kind, slo.objective, slo.days, owner)
+                                 for slo in flow.slo))
         )  # fmt: skip
     return infos
 

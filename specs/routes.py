@@ -306,10 +306,20 @@ def route_infos(routes: list[Route]) -> list[RouteInfo]:
         plan = route.cutover
         entities = tuple(route.entity.values or ()) if route.entity is not None else ()
         learns = route.compare.noise_sample > 0 and not route.writes  # reads only are asked twice
-        slos = tuple(Objective(route.name, slo.name, slo.kind, slo.objective, slo.days) for slo in route.slo)
+        owner = route.owner.team if route.owner is not None else ""
+        slos = tuple(Objective(route.name, slo.name, slo.kind, slo.objective, slo.days, owner) for slo in route.slo)
         infos.append(
             RouteInfo(
-                route.name, route.writes, has_cloud, Mode(plan.mode), plan.gate, plan.guardrail, entities, learns, slos
+                route.name,
+                route.writes,
+                has_cloud,
+                Mode(plan.mode),
+                plan.gate,
+                plan.guardrail,
+                entities,
+                learns,
+                slos,
+                owner=owner,
             )
         )
     return infos

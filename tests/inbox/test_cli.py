@@ -50,3 +50,19 @@ def test_routes_check_warns_about_an_unowned_tier_one_route(tmp_path: Path) -> N
     checked = CliRunner().invoke(cli, ["routes", "check", str(tmp_path / "routes")])
     assert checked.exit_code == 0, checked.output
     assert "order-create is tier 1 and has no owner" in checked.output
+
+
+def test_the_owner_is_in_openapi_in_events_and_in_the_engines_alerts(tmp_path: Path) -> None:
+    from events.log import cloud_event
+    from gateway.openapi import openapi
+    from specs.flows import ladder
+
+    routes = folder(tmp_path)
+    document = openapi(routes.routes)
+    operation = document["paths"]["/v1/{entity}/orders"]["post"]
+    assert operation["x-owner"] == {"team": "order-desk", "contact": "orders@acme.example"}
+    assert document["paths"]["/v1/{entity}/orders/{id}"]["get"]["x-owner"] == {"team": "status-team"}
+    _, body = cloud_event("order.created", "/banyan", "SO-1", {}, "ACME-US", "c-1", owner="order-desk")
+    assert json.loads(body)["owner"] == "order-desk"
+    infos, _ = ladder(routes.routes, routes.flows, routes.batches)
+    assert {info.name: info.owner for info in infos} == {"order-create": "order-desk", "order-status": "status-team"}
