@@ -96,7 +96,7 @@ def _files(store: Store) -> list[Failure]:
         "WHERE state IN ('refused', 'in_doubt') ORDER BY id",
     ):
         found.append(Failure(
-            f"file_{state}", f"{flow}|{name}", flow, entity or "*", key, f"file:{file_id}", reason or state,
+            f"file_{state}", f"{flow}|{name}", flow, entity or "*", key or name, f"file:{file_id}", reason or state,
             _moment(updated), {"file": file_id, "name": name},
         ))  # fmt: skip
     return found

@@ -471,6 +471,7 @@ def shift(folder: Path, consumer: Consumer, traffic: Traffic, cloud: demo_erp.Cl
     cutover("mismatches", "inventory-availability", "--entity", "ACME-US")
     nightly_stock(folder, cloud, step, cutover)
     the_books(folder, cloud, store)
+    the_inbox(folder, consumer, traffic, cloud, store)
     say("\nEach entity's business SLOs, from every call of the demo (the order latency counts to the ERP's answer:")
     say("the SOAP reply, the UK importer's ack file, the row ACME-US's trigger wrote):")
     banyan("slo", "status", "--routes", str(REPO / "routes"), env=store)
@@ -542,6 +543,60 @@ def the_books(folder: Path, cloud: demo_erp.CloudErp, store: dict[str, str]) -> 
     demo_erp.intercompany_exports(folder / "drops" / "ledger")
     banyan("reconcile", "run", "ic-de-uk", "--entity", "ACME-DE", env=store)
     banyan("reconcile", "show", "3", env=store)
+
+
+def the_inbox(folder: Path, consumer: Consumer, traffic: Traffic, cloud: demo_erp.CloudErp,
+              store: dict[str, str]) -> None:  # fmt: skip
+    """What needs a person lands in one inbox with its owner: two partner files ACME-UK's flow could not
+    take, and an order copy the cloud refused; each assigned, the copy replayed once the cause is fixed."""
+    from cutover.store import open_store
+    from flows.journey import Journey
+
+    say("\nA normal day goes wrong in small ways. A retailer sends ACME-UK a file that is no EDIFACT, and one")
+    say("from a GLN nobody set up; and an order for a customer the cloud's migration has not loaded yet:")
+    drops = folder / "drops" / "partners" / "uk" / "in"
+    for name, text in (
+        ("ORDERS_BROKEN.edi", "PDF-1.4 this is a scanned purchase order, not EDIFACT\n"),
+        (
+            "ORDERS_640001.edi",
+            demo_edi.edifact_orders(640001, "5012345999999", "5099999000001", [("SKU-1001", 4)], datetime.now(UTC)),
+        ),
+    ):
+        (drops / f".{name}.part").write_text(text)
+        (drops / f".{name}.part").rename(drops / name)
+    customer = sorted(traffic.estate.customers["ACME-UK"])[-1]
+    cloud.not_migrated.add(customer)
+    for _ in range(10):  # the key the canary gives legacy: legacy books it, the cloud's copy is refused
+        method, path, body = traffic.order("ACME-UK")
+        status, side, _ = consumer.send(method, path, {**body, "customer": customer})
+        if status < 400 and side == "legacy":
+            break
+    journey = Journey(open_store(str(folder / "cutover.db")))
+    try:
+        for _ in range(200):
+            refused = [row for row in journey.files("uk-retail-orders", state="refused") if row.name in
+                       ("ORDERS_BROKEN.edi", "ORDERS_640001.edi")]  # fmt: skip
+            dead = json.loads(banyan("outbox", "status", "--json", env=store, show=False)).get("dead", 0)
+            if len(refused) == 2 and dead:
+                break
+            time.sleep(0.1)
+    finally:
+        journey.store.close()
+    say("\nEverything that needs a person, in one inbox, each with the owner its route or flow names:")
+    routes = ["--routes", str(REPO / "routes")]
+    listed = json.loads(banyan("exceptions", "list", *routes, "--json", env=store, show=False))["exceptions"]
+    banyan("exceptions", "list", *routes, env=store)
+    for item in listed:
+        person = {"uk-edi": "priya", "order-to-cash": "bo"}.get(item["owner"], "ana")
+        banyan("exceptions", "assign", str(item["id"]), "--to", person, "--actor", "ana", *routes, env=store,
+               show=False)  # fmt: skip
+    copy = next(item for item in listed if item["kind"] == "outbox_dead")
+    say(f"\nbo loads {customer} into the cloud ERP, then replays the refused copy with its own Idempotency-Key:")
+    cloud.not_migrated.discard(customer)
+    banyan("exceptions", "replay", str(copy["id"]), "--actor", "bo", "--reason",
+           f"CHG-530 customer {customer} migrated to the cloud ERP", *routes, env=store)  # fmt: skip
+    banyan("exceptions", "show", str(copy["id"]), *routes, env=store)
+    banyan("exceptions", "list", *routes, env=store)
 
 
 RETAILERS = {"5012345000017": "Retailer One", "5012345000024": "Retailer Two"}  # ACME-UK's, by their GLN

@@ -469,6 +469,7 @@ class CloudErp(JsonService):
         self.estate = estate
         self.version = "2026.11"
         self.forgets_reservations: set[str] = set()
+        self.not_migrated: set[str] = set()  # customers legacy has and the cloud's migration has not loaded yet
         self.orders: dict[str, dict[str, dict[str, Any]]] = {
             e: {o: {"orderId": o, "status": s} for o, s in orders.items()} for e, orders in estate.orders.items()
         }
@@ -534,7 +535,7 @@ class CloudErp(JsonService):
 
     def create_order(self, params: dict[str, str], body: Any) -> tuple[int, Any]:
         entity = self._entity(params)
-        if body["customer"] not in self.estate.customers[entity]:
+        if body["customer"] not in self.estate.customers[entity] or body["customer"] in self.not_migrated:
             return 422, {"error": f"unknown customer {body['customer']}"}
         with self.lock:  # one order per order number: a redelivered write books nothing twice
             existing = self.by_number.get((entity, body["orderNumber"]))

@@ -243,3 +243,29 @@ def test_the_books_are_reconciled_repaired_and_matched_between_entities(demo: tu
         assert [key for _, key, _ in runs.found(3)] == ["IC-DE-0012"]  # the invoice ACME-UK never booked
     finally:
         store.close()
+
+
+def test_the_inbox_holds_what_needs_a_person_with_its_owner(demo: tuple[Path, str]) -> None:
+    """ACME-UK's two refused partner files and the order copy the cloud refused, each with its owner and
+    assigned; the copy replayed once its customer was migrated, and delivered."""
+    from cutover.outbox import Outbox
+    from inbox.store import Inbox
+
+    folder, output = demo
+    story = output.split("A normal day goes wrong", 1)[1].split("Each entity's business SLOs", 1)[0]
+    assert "$ banyan exceptions list" in story and "✓ exception" in story and "— resolved" in story
+    store = open_store(str(folder / "cutover.db"))
+    try:
+        inbox = Inbox(store)
+        items = {(item.kind, item.key): item for item in inbox.page(resolved=True, limit=500)}
+        files = {key: item for (kind, key), item in items.items() if kind == "file_refused"}
+        assert {"ORDERS_BROKEN.edi", "ORDERS_640001.edi"} <= set(files)
+        assert all(files[name].owner == "uk-edi" and files[name].assignee == "priya"
+                   for name in ("ORDERS_BROKEN.edi", "ORDERS_640001.edi"))  # fmt: skip
+        [copy] = [item for (kind, _), item in items.items() if kind == "outbox_dead"]
+        assert copy.owner == "order-to-cash" and copy.entity == "ACME-UK" and copy.state == "resolved"
+        assert [entry.action for entry in inbox.history(copy.id)] == ["opened", "assigned", "replay started", "replay"]
+        message = Outbox(store).get(int(copy.source.split(":")[1]))
+        assert message.state in ("pending", "delivered")  # replayed with its own key; the deliverer makes it
+    finally:
+        store.close()
