@@ -21,11 +21,13 @@ from cutover.runtime import in_thread
 from cutover.store import StoreError
 from gateway.admin import _admin, _change_body
 from gateway.problems import Problem
-from gateway.state import CUTOVER, DECLARED
+from gateway.state import CUTOVER, DECLARED, INBOX
 from inbox.desk import ACTIONS, Desk
 from inbox.store import Conflict, Inbox, InboxError, Item
 
 PAGE = 25
+COUNTS_SECONDS = 5.0  # the counts per owner and entity (a scan of the open ones) are kept this long
+COUNTED = web.AppKey("inbox_counts", dict)  # this process's counts, and until when they are shown
 COMMON = ("assign", "comment", "snooze", "resolve")
 
 
@@ -47,10 +49,18 @@ async def admin_exceptions(request: web.Request) -> web.Response:
         ) from None
     inbox = Inbox(request.app[CUTOVER].store)
 
+    watch, kept = request.app.get(INBOX), request.app[COUNTED]
+    counted = watch.counts if watch is not None and time.time() < watch.fresh_until else None
+    if counted is None and kept.get("until", 0.0) > time.time():
+        counted = kept["counts"]
+
     def read() -> tuple[list[Item], list[tuple[str, str, str, int, float]]]:
         page = inbox.page(query.get("owner"), query.get("entity"), query.get("kind"), query.get("state"), older,
                           after, limit)  # fmt: skip
-        return page, inbox.counts()
+        if counted is not None:  # the sync's counts, or this process's of a few seconds ago
+            return page, counted
+        kept.update(counts=inbox.counts(), until=time.time() + COUNTS_SECONDS)
+        return page, kept["counts"]
 
     try:
         items, counts = await in_thread(read)
@@ -115,6 +125,7 @@ async def admin_exception_action(request: web.Request) -> web.Response:
 
 
 def add_inbox_routes(app: web.Application) -> None:
+    app[COUNTED] = {}
     actions = "|".join((*COMMON, *sorted({name for names in ACTIONS.values() for name in names})))
     app.router.add_get("/admin/exceptions", admin_exceptions)
     app.router.add_get(r"/admin/exceptions/{id:\d+}", admin_exception)

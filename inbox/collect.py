@@ -9,6 +9,8 @@ already holds it, and the inbox is synced with what it finds.
 - batch_failed: scheduled batch runs that failed or were missed (by batch);
 - step_down: guardrail step-downs nobody acknowledged (by route and entity): acknowledge;
 - slo_burn: objectives burning their error budget (by route, entity and objective);
+- contract_broken: the cloud's answers broke the route's canonical contract in the last hour (by
+  route and entity; the paths and counts from the comparisons' differences);
 - drift, intercompany_drift, reconcile_failed: a reconciliation's newest run drifted or failed (by
   reconciliation and entity): repair.
 
@@ -23,6 +25,7 @@ doubling anything.
 from __future__ import annotations
 
 import json
+import time
 from datetime import datetime
 from typing import Any
 
@@ -33,7 +36,8 @@ from specs.files import RouteFile
 OUTBOX_KINDS = ("outbox_dead", "outbox_in_doubt", "write_dead", "write_in_doubt")
 FILE_KINDS = ("file_refused", "file_in_doubt")
 RUN_KINDS = ("drift", "intercompany_drift", "reconcile_failed")
-KINDS = (*OUTBOX_KINDS, *FILE_KINDS, "batch_failed", "step_down", "slo_burn", *RUN_KINDS)
+KINDS = (*OUTBOX_KINDS, *FILE_KINDS, "batch_failed", "step_down", "slo_burn", "contract_broken", *RUN_KINDS)
+CONTRACT_MINUTES = 60  # a cloud whose answers broke the contract within this long is an exception
 
 
 def collect(store: Store, folder: RouteFile | None = None) -> Synced:
@@ -42,7 +46,8 @@ def collect(store: Store, folder: RouteFile | None = None) -> Synced:
     total = Synced()
     for kinds, found in ((OUTBOX_KINDS, _outbox(store)), (FILE_KINDS, _files(store)),
                          (("batch_failed",), _batches(store, folder)), (("step_down",), _step_downs(store)),
-                         (("slo_burn",), _burns(store)), (RUN_KINDS, _runs(store, folder))):  # fmt: skip
+                         (("slo_burn",), _burns(store)), (("contract_broken",), _contracts(store)),
+                         (RUN_KINDS, _runs(store, folder))):  # fmt: skip
         done = inbox.sync(kinds, found)
         total.opened += done.opened
         total.reopened += done.reopened
@@ -139,6 +144,30 @@ def _burns(store: Store) -> list[Failure]:
             "slo_burn", f"{route}|{entity}|{slo}", route, entity, None, f"slo:{route}/{entity}/{slo}",
             f"the objective {slo} is burning its error budget since {since[:19]}", _moment(since),
             {"slo": slo, "since": since},
+        ))  # fmt: skip
+    return found
+
+
+def _contracts(store: Store, now: float | None = None) -> list[Failure]:
+    """Routes whose cloud answered outside the canonical contract lately (the comparisons count each
+    such answer as a difference of kind contract, per path and minute)."""
+    since = int((time.time() if now is None else now) // 60) - CONTRACT_MINUTES
+    broken: dict[tuple[str, str], list[tuple[str, int, int]]] = {}
+    for route, entity, path, count, last in _rows(
+        store,
+        "SELECT route, entity, path, SUM(count), MAX(minute) FROM cutover_differences WHERE kind = 'contract' "
+        "AND minute >= ? GROUP BY route, entity, path ORDER BY route, entity, path",
+        (since,),
+    ):
+        broken.setdefault((route, entity), []).append((path, int(count), int(last)))
+    found = []
+    for (route, entity), paths in broken.items():
+        last = max(minute for _, _, minute in paths)
+        shown = ", ".join(f"{path} ({count}×)" for path, count, _ in paths[:5])
+        found.append(Failure(
+            "contract_broken", f"{route}|{entity}", route, entity, None, f"contract:{route}/{entity}/{last}",
+            f"the cloud's answers break the route's canonical contract at {shown} in the last hour", last * 60.0,
+            {"paths": [path for path, _, _ in paths]},
         ))  # fmt: skip
     return found
 

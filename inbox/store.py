@@ -112,6 +112,30 @@ class Synced:
     resolved: int = 0
 
 
+@dataclass(frozen=True)
+class _Row:
+    """What a sync needs of an exception: a few columns, so a hundred thousand of them stay small."""
+
+    id: int
+    kind: str
+    fold: str
+    state: str
+    source: str
+    assignee: str
+    failed: float
+    resolved: float | None
+    version: int
+
+
+_ROW = "id, kind, fold, state, source, assignee, failed, resolved, version"
+
+
+def _row(row: Any) -> _Row:
+    item_id, kind, fold, state, source, assignee, failed, resolved, version = row
+    return _Row(int(item_id), kind, fold, state, source, assignee, float(failed),
+                None if resolved is None else float(resolved), int(version))  # fmt: skip
+
+
 class Conflict(Exception):
     """Someone acted on the exception first; the message says who, what and when."""
 
@@ -140,65 +164,56 @@ class Inbox:
         moment = time.time() if now is None else now
         kinds = tuple(kinds)
         done = Synced()
-        known = self._known(found)
+        known = {(row.kind, row.fold): row for row in self._rows(kinds)}
+        fresh = [failure for failure in found if (failure.kind, failure.fold) not in known]
+        for start in range(0, len(fresh), 500):  # a transaction for 500 new ones: an end-of-month surge is quick
+            done.opened += self._open(fresh[start : start + 500], moment)
         for failure in found:
             row = known.get((failure.kind, failure.fold))
             if row is None:
-                item_id = self._open(failure, moment)
-                if item_id is not None:
-                    done.opened.append(item_id)
-            elif row.resolved is None:
+                continue
+            if row.resolved is None:
                 if row.source != failure.source or failure.failed > row.failed:
                     done.repeated += self._repeat(row, failure, None)
             elif failure.failed > row.resolved and self._repeat(row, failure, "reopened"):
                 done.reopened.append(row.id)
         failing = {(failure.kind, failure.fold) for failure in found}
-        for row in self._unresolved(kinds):
-            if (row.kind, row.fold) not in failing and row.state != "working":
+        for key, row in known.items():
+            if row.resolved is None and key not in failing and row.state != "working":
                 done.resolved += self._settle(row, "banyan", "resolved", "no longer failing", moment)
         self._wake(moment)
         return done
 
-    def _known(self, found: list[Failure]) -> dict[tuple[str, str], Item]:
-        known: dict[tuple[str, str], Item] = {}
-        pairs = sorted({(failure.kind, failure.fold) for failure in found})
-        with self.store.reading() as cursor:
-            for start in range(0, len(pairs), 400):
-                chunk = pairs[start : start + 400]
-                where = " OR ".join(["(kind = ? AND fold = ?)"] * len(chunk))
-                rows = self.store.execute(cursor, f"SELECT {_ITEM} FROM exceptions WHERE {where}",
-                                          tuple(value for pair in chunk for value in pair)).fetchall()  # fmt: skip
-                known.update({(item.kind, item.fold): item for item in map(_item, rows)})
-        return known
-
-    def _unresolved(self, kinds: tuple[str, ...]) -> list[Item]:
+    def _rows(self, kinds: tuple[str, ...]) -> list[_Row]:
+        """Every exception of `kinds` (the resolved ones too, until they are pruned), in one read."""
         if not kinds:
             return []
         marks = ", ".join("?" * len(kinds))
         with self.store.reading() as cursor:
             rows = self.store.execute(
-                cursor, f"SELECT {_ITEM} FROM exceptions WHERE resolved IS NULL AND kind IN ({marks})", kinds
+                cursor, f"SELECT {_ROW} FROM exceptions WHERE kind IN ({marks})", kinds
             ).fetchall()
-        return [_item(row) for row in rows]
+        return [_row(row) for row in rows]
 
-    def _open(self, failure: Failure, moment: float) -> int | None:
-        stamp = now_iso()
+    def _open(self, failures: list[Failure], moment: float) -> list[int]:
+        stamp, opened = now_iso(), []
         with self.store.transaction() as cursor:
-            row = self.store.execute(
-                cursor,
-                "INSERT INTO exceptions (kind, fold, subject, entity, business_key, source, error, evidence, state, "
-                "since, created, last_seen, failed, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'open', ?, ?, ?, ?, ?) "
-                "ON CONFLICT (kind, fold) DO NOTHING RETURNING id",
-                (failure.kind, failure.fold, failure.subject, failure.entity, failure.key, failure.source,
-                 failure.error[:2000], json.dumps(failure.evidence, default=str), stamp, moment, stamp,
-                 failure.failed, stamp),
-            ).fetchone()  # fmt: skip
-            if row is None:  # another gateway opened it a moment ago
-                return None
-            self._note(cursor, int(row[0]), "banyan", "opened", failure.error[:500], None, "open")
-        return int(row[0])
+            for failure in failures:
+                row = self.store.execute(
+                    cursor,
+                    "INSERT INTO exceptions (kind, fold, subject, entity, business_key, source, error, evidence, "
+                    "state, since, created, last_seen, failed, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'open', ?, "
+                    "?, ?, ?, ?) ON CONFLICT (kind, fold) DO NOTHING RETURNING id",
+                    (failure.kind, failure.fold, failure.subject, failure.entity, failure.key, failure.source,
+                     failure.error[:2000], json.dumps(failure.evidence, default=str), stamp, moment, stamp,
+                     failure.failed, stamp),
+                ).fetchone()  # fmt: skip
+                if row is not None:  # else another gateway opened it a moment ago
+                    self._note(cursor, int(row[0]), "banyan", "opened", failure.error[:500], None, "open")
+                    opened.append(int(row[0]))
+        return opened
 
-    def _repeat(self, row: Item, failure: Failure, reopened: str | None) -> int:
+    def _repeat(self, row: _Row, failure: Failure, reopened: str | None) -> int:
         state = ("assigned" if row.assignee else "open") if reopened else row.state
         stamp = now_iso()
         with self.store.transaction() as cursor:
@@ -214,7 +229,7 @@ class Inbox:
                 self._note(cursor, row.id, "banyan", reopened, f"failed again: {failure.error[:400]}", row.state, state)
         return int(changed)
 
-    def _settle(self, row: Item, actor: str, action: str, note: str, moment: float) -> int:
+    def _settle(self, row: _Row, actor: str, action: str, note: str, moment: float) -> int:
         stamp = now_iso()
         with self.store.transaction() as cursor:
             changed = self.store.execute(

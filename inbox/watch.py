@@ -24,21 +24,28 @@ from specs.files import RouteFile
 
 log = logging.getLogger("banyan.inbox")
 INTERVAL = 15.0
+MOST_SECONDS = 60.0  # the longest wait between two syncs, however long the last one took
 
 
 class Watch:
     def __init__(self, store: Store, folder: RouteFile, interval: float = INTERVAL) -> None:
         self.store, self.folder, self.interval = store, folder, interval
         self.counts: list[tuple[str, str, str, int, float]] = []  # (kind, entity, owner, open, oldest created)
+        self.fresh_until = 0.0  # the admin API shows these counts until the next sync is due
         self.shown: set[tuple[str, str, str]] = set()  # the gauges set at the last scrape
 
     async def run(self) -> None:
+        """A sync every `interval` seconds, or ten times as long as the last one took if longer (a
+        large inbox costs the gateway's process a tenth of its time), but at least once a minute."""
         while True:
+            started = time.monotonic()
             try:
                 await in_thread(self.once)
             except StoreError as exc:  # the store is away: the inbox waits for it, the gateway serves on
                 log.warning("exception inbox: %s", exc)
-            await asyncio.sleep(self.interval)
+            pause = min(max(self.interval, 10 * (time.monotonic() - started)), MOST_SECONDS)
+            self.fresh_until = time.time() + pause + self.interval
+            await asyncio.sleep(pause)
 
     def once(self, now: float | None = None) -> None:
         collect(self.store, self.folder)

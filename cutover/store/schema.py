@@ -212,6 +212,7 @@ MIGRATIONS: list[list[str]] = [
         "CREATE INDEX exceptions_inbox ON exceptions (created, id) WHERE resolved IS NULL",
         "CREATE INDEX exceptions_owner ON exceptions (owner, created, id) WHERE resolved IS NULL",
         "CREATE INDEX exceptions_resolved ON exceptions (resolved) WHERE resolved IS NOT NULL",
+        "CREATE INDEX exceptions_counts ON exceptions (kind, entity, owner, created) WHERE resolved IS NULL",
         "CREATE TABLE exception_history ({id}, exception_id BIGINT NOT NULL, at TEXT NOT NULL, actor TEXT NOT NULL, "
         "action TEXT NOT NULL, note TEXT NOT NULL DEFAULT '', from_state TEXT, to_state TEXT)",
         "CREATE INDEX exception_history_of ON exception_history (exception_id, id)",

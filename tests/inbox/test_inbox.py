@@ -198,3 +198,18 @@ def test_the_owner_of_a_tier_one_exception_is_told_once_and_again_when_it_waits(
     assert [(kind, owner, n) for kind, _, owner, n, _ in watch.counts] == [("outbox_dead", "order-desk", 1)]
     watch.once(now=time.time() + 31 * 60)
     assert [hook["why"] for hook in Hook.received] == ["opened", "waiting longer than 30 minutes"]
+
+
+def test_a_cloud_that_breaks_the_contract_is_an_exception_until_it_stops(store: Store, tmp_path: Path) -> None:
+    from cutover.store import minute
+    from inbox.collect import _contracts
+
+    routes = folder(tmp_path)
+    with store.transaction() as cursor:
+        for path, count in (("/total", 3), ("/currency", 1)):
+            store.execute(cursor, "INSERT INTO cutover_differences (route, entity, path, kind, minute, count) "
+                          "VALUES ('order-status', 'ACME-DE', ?, 'contract', ?, ?)", (path, minute(), count))  # fmt: skip
+    collect(store, routes)
+    [item] = [item for item in Inbox(store).page() if item.kind == "contract_broken"]
+    assert item.owner == "status-team" and "/total (3×)" in item.error and "/currency (1×)" in item.error
+    assert _contracts(store, now=time.time() + 61 * 60) == []  # an hour later, without new ones: nothing
