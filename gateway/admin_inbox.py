@@ -45,7 +45,7 @@ async def admin_exceptions(request: web.Request) -> web.Response:
         after = (float(created), int(number)) if created else None
     except ValueError:
         raise Problem(
-            400, "Malformed query", "limit and older_than_minutes are numbers; after is a page's cursor"
+            400, "Bad query", "limit and older_than_minutes are numbers; after is a page's cursor"
         ) from None
     inbox = Inbox(request.app[CUTOVER].store)
 
@@ -65,7 +65,7 @@ async def admin_exceptions(request: web.Request) -> web.Response:
     try:
         items, counts = await in_thread(read)
     except StoreError as exc:
-        raise Problem(503, "Store unavailable", str(exc)) from None
+        raise Problem(503, "Cutover store unavailable", str(exc)) from None
     now = time.time()
     summed: dict[tuple[str, str], list[float]] = {}
     for _, entity, owner, count, oldest in counts:
@@ -119,7 +119,7 @@ async def admin_exception_action(request: web.Request) -> web.Response:
     except (InboxError, ValueError, TypeError) as exc:
         raise Problem(422, "Action refused", str(exc)) from None
     except StoreError as exc:
-        raise Problem(503, "Store unavailable", f"nothing was changed: {exc}") from None
+        raise Problem(503, "Cutover store unavailable", f"nothing was changed: {exc}") from None
     await in_thread(request.app[CUTOVER].reload)  # an acknowledged step-down counts at once here
     return web.json_response(_shown(item, time.time()))
 
