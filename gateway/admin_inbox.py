@@ -44,9 +44,7 @@ async def admin_exceptions(request: web.Request) -> web.Response:
         created, _, number = query.get("after", "").partition(":")
         after = (float(created), int(number)) if created else None
     except ValueError:
-        raise Problem(
-            400, "Bad query", "limit and older_than_minutes are numbers; after is a page's cursor"
-        ) from None
+        raise Problem(400, "Bad query", "limit and older_than_minutes are numbers; after is a page's cursor") from None
     inbox = Inbox(request.app[CUTOVER].store)
 
     watch, kept = request.app.get(INBOX), request.app[COUNTED]

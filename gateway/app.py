@@ -31,7 +31,7 @@ from gateway.guessing import GUESSES, Guesses, trusted_networks
 from gateway.idempotency import LocalIdempotency, SharedIdempotency
 from gateway.limits import LocalLimiter, RedisLimiter
 from gateway.metrics import OPENMETRICS, Metrics
-from gateway.openapi import api_reference, docs_page, openapi
+from gateway.openapi import api_reference, docs_page, home_page, openapi
 from gateway.outbox_worker import outbox_worker
 from gateway.request import handle
 from gateway.state import (
@@ -126,6 +126,10 @@ async def openapi_endpoint(request: web.Request) -> web.Response:
 
 async def docs(request: web.Request) -> web.Response:
     return web.Response(text=docs_page([c.route for c in request.app[ROUTING].table.routes]), content_type="text/html")
+
+
+async def home(request: web.Request) -> web.Response:
+    return web.Response(text=home_page(ADMIN_KEY in request.app), content_type="text/html")
 
 
 # -- lifecycle -------------------------------------------------------------------------------------
@@ -366,6 +370,7 @@ def build_app(settings: Settings) -> web.Application:
         app[ADMIN_KEY] = settings.admin_key
         add_admin_routes(app)
         add_inbox_routes(app)
+    app.router.add_get("/", home)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics_endpoint)

@@ -192,6 +192,19 @@ def docs_page(routes: list[Route]) -> str:
     )
 
 
+def home_page(console: bool) -> str:
+    """`GET /`: where a person who typed the gateway's address goes next."""
+    links = [("/docs", "the routes it serves, and what each problem means"),
+             ("/docs/api", "the API reference, to read and try"), ("/openapi.json", "the machine-readable contract"),
+             *([("/console", "the migration console (admin key)")] if console else []),
+             ("/metrics", "Prometheus metrics"), ("/healthz", "liveness")]  # fmt: skip
+    items = "".join(f"<li><a href='{path}'>{path}</a> — {what}</li>" for path, what in links)
+    return ("<!doctype html><html lang='en'><head><meta charset='utf-8'><title>Banyan gateway</title>"
+            "<style>body{font:15px system-ui,sans-serif;margin:2em;max-width:40em}li{margin:.3em 0}</style></head>"
+            "<body><h1>Banyan gateway</h1><p>Managed APIs in front of legacy ERPs.</p>"
+            f"<ul>{items}</ul></body></html>")  # fmt: skip
+
+
 def _problem_rows() -> str:
     return "".join(
         f"<tr id='{type_uri(title).partition('#')[2]}'><td>{html.escape(title)}</td><td>{html.escape(advice)}</td></tr>"

@@ -54,6 +54,7 @@ def test_the_console_shows_the_matrix_and_promotes_with_a_reason(
     other = cell(page, "order-put", "ACME-DE").inner_text()
     assert "legacy" in other and "Inconclusive" in other
     assert "Signed in as Ana Lead" in page.locator("#who").inner_text()
+    assert page.locator("#login").is_hidden()  # the sign-in form is a flex box: [hidden] must still hide it
     # each entity's SLOs: a fifth of the reads failing burns a 1 % budget twenty times too fast
     slo_row = page.locator("#slos tbody tr").first.all_inner_texts()[0]
     assert "ACME-US" in slo_row and "order-read (success)" in slo_row and "20.0×" in slo_row and "fast burn" in slo_row
@@ -139,6 +140,7 @@ def test_schedule_freeze_and_sign_out_in_the_console(ladder: Ladder, browser: An
 
     page.click("#sign-out")
     assert page.locator("#main").is_hidden() and page.locator("#login").is_visible()
+    assert page.locator("#who").is_hidden()  # no "Sign out" once signed out
     assert page.evaluate("sessionStorage.getItem('banyan.key')") is None
     assert [e for e in errors if "status of 422" not in e] == []
 

@@ -154,6 +154,8 @@ def test_service_endpoints(gateway: Gateway) -> None:
         spec["paths"]["/v1/{entity}/orders"]["post"]["requestBody"]["content"]["application/json"]["schema"]
     )
     assert "Banyan gateway" in requests.get(gateway.url + "/docs", timeout=5).text
+    home = requests.get(gateway.url + "/", timeout=5)
+    assert home.status_code == 200 and all(f"href='{path}'" in home.text for path in ("/docs", "/docs/api", "/metrics"))
 
 
 def test_soap_passthrough_with_zeep(gateway: Gateway, legacy_soap: str) -> None:
