@@ -49,15 +49,16 @@ VERDICT_COLOURS = {"Successful": "green", "Failed": "red", "Inconclusive": "yell
 def open_engine(store: str, routes: Path, create: bool = True) -> Engine:
     """The engine over the store; a read (`create=False`) never makes a new store for a mistyped path.
 
-    It judges with the gates and guardrails the gateways recorded in the store, and says so where
-    the route files read here (in this shell's environment) disagree."""
+    It judges with the gates and guardrails the gateways recorded in the store; where the route files
+    read here (in this shell's environment) disagree, a command that changes a rung says so, once."""
     try:
         loaded = load_folder(routes)
         engine = Engine(open_store(store, create=create), *ladder(loaded.routes, loaded.flows, loaded.batches))
-        for difference in engine.use_recorded_settings():
-            errors.print(
-                f"[yellow]note:[/] {escape(difference)}; the gateway's are used", highlight=False, soft_wrap=True
-            )
+        differences = engine.use_recorded_settings()
+        if differences and create:
+            more = f" (and {len(differences) - 1} more)" if len(differences) > 1 else ""
+            errors.print(f"[yellow]note:[/] the gateway's gates and guardrails are used where these route files "
+                         f"differ: {escape(differences[0])}{more}", highlight=False, soft_wrap=True)  # fmt: skip
         return engine
     except (RouteError, StoreError) as exc:
         errors.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)

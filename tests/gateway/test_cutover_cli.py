@@ -244,3 +244,16 @@ def test_the_cli_judges_with_the_gate_the_gateway_runs(store: str, monkeypatch: 
     assert row["settings_from"].startswith("the gateway on ")
     code, output = banyan(store, "promote", "order-status", "ACME-DE", "--reason", "gate green")
     assert code == 0 and "→ dual_write" in output, output
+
+
+def test_the_gateways_own_gates_are_said_once_and_only_when_a_rung_changes(store: str) -> None:
+    from cutover.gates import Gate, Guardrail
+
+    opened = open_store(store)
+    opened.put_settings({"order-status": (Gate(min_samples=7, min_minutes=0), Guardrail()),
+                         "order-create": (Gate(min_samples=9), Guardrail())}, "the gateway on vm")  # fmt: skip
+    opened.close()
+    code, output = banyan(store, "status", "--entity", "ACME-DE")
+    assert code == 0 and "note:" not in output  # a read says nothing of it
+    code, output = banyan(store, "set", "order-status", "ACME-DE", "shadow", "--reason", "listen first")
+    assert code == 0 and output.count("note:") == 1 and "(and 1 more)" in output
