@@ -80,7 +80,7 @@ async def admin_exceptions(request: web.Request) -> web.Response:
 
 async def admin_exception(request: web.Request) -> web.Response:
     _admin(request)
-    inbox, declared = Inbox(request.app[CUTOVER].store), request.app[DECLARED]
+    inbox, declared = Inbox(request.app[CUTOVER].store), request.app[DECLARED].files
     item_id = int(request.match_info["id"])
     item, history = await in_thread(lambda: (inbox.get(item_id), inbox.history(item_id)))
     if item is None:
@@ -93,7 +93,7 @@ async def admin_exception(request: web.Request) -> web.Response:
 async def admin_exception_action(request: web.Request) -> web.Response:
     body, actor = await _change_body(request)
     item_id, action = int(request.match_info["id"]), request.match_info["action"]
-    desk = Desk(request.app[CUTOVER].store, request.app[DECLARED])
+    desk = Desk(request.app[CUTOVER].store, request.app[DECLARED].files)
     version = body.get("version")
     if version is not None and not isinstance(version, int):
         raise Problem(400, "Malformed request", "version is the number the exception showed")

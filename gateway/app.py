@@ -51,6 +51,7 @@ from gateway.state import (
     RECONCILIATIONS,
     ROUTING,
     SETTINGS,
+    Declared,
     Doorbell,
     KeyTurns,
     Settings,
@@ -149,7 +150,9 @@ async def _reloader(app: web.Application) -> None:
         try:
             table = compile_table(settings.routes, app[ROUTING].table.pools)
             _check_store(table, settings)
-            declared = app[DECLARED] = load_folder(settings.routes)
+            declared = app[DECLARED].files = load_folder(settings.routes)
+            if INBOX in app:
+                app[INBOX].folder = declared  # owners and flows as the files say now
             flows, batches = declared.flows, declared.batches
             _check_flows(flows, settings)
         except (RouteError, MappingError) as exc:
@@ -328,7 +331,8 @@ def build_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_limiter_lifecycle)
     app.cleanup_ctx.append(_loop_watch_lifecycle)
     routes = [compiled.route for compiled in table.routes]
-    declared = app[DECLARED] = load_folder(settings.routes)
+    declared = load_folder(settings.routes)
+    app[DECLARED] = Declared(declared)
     flows, batches = declared.flows, declared.batches
     _check_flows(flows, settings)
     if settings.store:

@@ -142,6 +142,15 @@ OUTBOX_READY = web.AppKey("outbox_ready", Doorbell)  # rung when this gateway se
 EVENT_LOG = web.AppKey("event_log", EventLog)  # the events routes declare, in the store
 FLOWS = web.AppKey("flows", FlowRunner)  # moves the flows' files, in the process that delivers the outbox
 RECONCILIATIONS = web.AppKey("reconciliations", Scheduler)  # scheduled reconciliations, when any runs by itself
+
+
+@dataclass
+class Declared:
+    """The route files as last loaded (a reload replaces `files`; the app's state stays the same object)."""
+
+    files: RouteFile
+
+
 INBOX = web.AppKey("inbox", Watch)  # the exception inbox kept current, in the process that runs the flows
-DECLARED = web.AppKey("declared", RouteFile)  # the route files as loaded: owners, flows, reconciliations
+DECLARED = web.AppKey("declared", Declared)  # the route files as last loaded: owners, flows, reconciliations
 EVENTS_READY = web.AppKey("events_ready", asyncio.Event)  # set when this gateway records events to publish

@@ -314,7 +314,9 @@ def test_the_console_inbox_counts_per_owner_and_replays_once(ladder: Ladder, bro
     store = ladder.cutover.store
     message_id = dead_message(store, "SO-77", error="503 from the cloud ERP")
     watch = ladder.gateway.app.get(INBOX)
-    watch.once() if watch is not None else collect(store, ladder.gateway.app[DECLARED])  # as the gateway's sync does
+    watch.once() if watch is not None else collect(
+        store, ladder.gateway.app[DECLARED].files
+    )  # as the gateway's sync does
     listed = requests.get(f"{ladder.gateway.url}/admin/exceptions", headers=ADMIN, timeout=5).json()
     [item] = listed["exceptions"]
     assert item["kind"] == "outbox_dead" and "replay" in item["actions"]
