@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import time_machine
 
 from cutover.outbox import Outbox
 from cutover.store import Store, open_store
@@ -51,10 +52,15 @@ def dead_message(opened: Store, key: str, error: str = "503 from the cloud ERP",
     return message_id
 
 
+# the tests that read the clock run from the last second of a leap day, across midnight into March
+LEAP_NIGHT = time_machine.travel("2028-02-29T23:59:59.5Z", tick=True)
+
+
 def failure(n: int, failed: float = 1000.0, source: str | None = None) -> Failure:
     return Failure("slo_burn", f"r|E|{n}", "r", "E", None, source or f"slo:{n}", "burning", failed)
 
 
+@LEAP_NIGHT
 def test_sync_opens_folds_resolves_and_reopens(store: Store) -> None:
     inbox = Inbox(store)
     done = inbox.sync(["slo_burn"], [failure(1), failure(2)], now=2000.0)
@@ -76,6 +82,7 @@ def test_sync_opens_folds_resolves_and_reopens(store: Store) -> None:
     assert inbox.sync(["outbox_dead"], []).resolved == 0  # a kind's sync never touches another kind
 
 
+@LEAP_NIGHT
 def test_a_dead_message_replayed_then_dead_again_is_reopened_with_its_history(
     store: Store,
     tmp_path: Path,
@@ -113,6 +120,7 @@ def test_owner_comes_from_the_item_then_its_file_then_the_entity(tmp_path: Path)
     assert stamped.owner_of("order-create", "ACME-UK").team == "order-desk"  # type: ignore[union-attr]
 
 
+@LEAP_NIGHT
 def test_people_assign_snooze_comment_and_resolve_and_pruning_keeps_open_ones(store: Store) -> None:
     inbox = Inbox(store)
     inbox.sync(["slo_burn"], [failure(1), failure(2)], now=1000.0)
@@ -178,6 +186,7 @@ def test_two_people_replaying_at_once_act_once_and_the_second_is_told_who(
         opened.close()
 
 
+@LEAP_NIGHT
 def test_the_owner_of_a_tier_one_exception_is_told_once_and_again_when_it_waits(
     store: Store, tmp_path: Path, webhook: str
 ) -> None:
@@ -200,6 +209,7 @@ def test_the_owner_of_a_tier_one_exception_is_told_once_and_again_when_it_waits(
     assert [hook["why"] for hook in Hook.received] == ["opened", "waiting longer than 30 minutes"]
 
 
+@LEAP_NIGHT
 def test_a_cloud_that_breaks_the_contract_is_an_exception_until_it_stops(store: Store, tmp_path: Path) -> None:
     from cutover.store import minute
     from inbox.collect import _contracts
