@@ -28,8 +28,6 @@ from typing import Any
 
 from cutover.store import Store, now_iso
 
-UNRESOLVED = ("open", "assigned", "snoozed", "working")
-STATES = (*UNRESOLVED, "resolved")
 WORKING_SECONDS = 600.0  # an action whose process died is given up after this long: the exception is open again
 _ITEM = ("id, kind, fold, subject, entity, business_key, source, error, evidence, state, owner, assignee, "
          "snoozed_until, tier, count, since, created, last_seen, failed, resolved, updated_at, version")  # fmt: skip
