@@ -36,7 +36,6 @@ from specs.files import RouteFile
 OUTBOX_KINDS = ("outbox_dead", "outbox_in_doubt", "write_dead", "write_in_doubt")
 FILE_KINDS = ("file_refused", "file_in_doubt")
 RUN_KINDS = ("drift", "intercompany_drift", "reconcile_failed")
-KINDS = (*OUTBOX_KINDS, *FILE_KINDS, "batch_failed", "step_down", "slo_burn", "contract_broken", *RUN_KINDS)
 CONTRACT_MINUTES = 60  # a cloud whose answers broke the contract within this long is an exception
 
 
