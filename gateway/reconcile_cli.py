@@ -116,6 +116,9 @@ def _summary(row: RunRow, spec: Reconciliation | None = None) -> None:
             f"{counts.get('drift_rate', 0):.3%}",
         )  # fmt: skip
         console.print(table)
+        if counts.get("settled"):
+            console.print(f"{counts['settled']:,} of the matched were found alike by the databases' hashes, "
+                          "never read")  # fmt: skip
         if counts.get("paths"):
             paths = Table(title="Where they differ", title_justify="left")
             for column in ("path", "kind", "records"):

@@ -1,5 +1,7 @@
 """A reconciliation run: both sides' records streamed, matched by key, compared, and kept.
 
+    both sides tables of one kind of database ─► grouped and hashed there (reconcile/pushdown.py):
+                  the groups alike matched, only the others read
     read each side ─► canonical record (its map, currency) ─► key (normalised) + digest
                   └─► spilled to a scratch SQLite file: key → digest, record
     join by key ──► only legacy · only cloud · digests differ ─► the comparator decides (tolerances)
@@ -34,8 +36,9 @@ from typing import Any
 
 from cutover.compare import MASK, Comparator
 from cutover.store import Store
-from legacy_adapters.mapping import Mapping, MappingError, pointer_get
+from legacy_adapters.mapping import MappingError, pointer_get
 from legacy_adapters.odbc import plain
+from reconcile.pushdown import Pushdown, renames
 from reconcile.sources import Reader, SourceFailed
 from reconcile.store import Runs
 from specs.reconciliations import Reconciliation, Source
@@ -57,6 +60,7 @@ class Tally:
     paths: dict[tuple[str, str], int] = field(default_factory=dict)  # (path, kind) → records
     warnings: list[str] = field(default_factory=list)
     labels: dict[str, str] = field(default_factory=dict)  # what the sides are called, when not legacy and cloud
+    settled: int = 0  # records matched by their hashes in the databases, never read (of matched)
 
     @property
     def compared(self) -> int:
@@ -72,7 +76,7 @@ class Tally:
         labels = self.labels
         return {"read": self.read, "matched": self.matched, "differing": self.differing, "only": self.only,
                 "duplicates": self.duplicates, "no_key": self.no_key, "drift_rate": round(self.drift, 6),
-                "paths": paths, "labels": labels}  # fmt: skip
+                "paths": paths, "labels": labels, "settled": self.settled}  # fmt: skip
 
 
 Progress = Callable[[str, int], None]  # side, records read so far
@@ -93,6 +97,7 @@ class Reconciler:
         self.first_key, self.trim, self.ignored = spec.key[0], spec.keys.trim, spec.compare.ignore
         self.maps = {side: source.map.compile() if source.map else None
                      for side, source in (("legacy", spec.legacy), ("cloud", spec.cloud))}  # fmt: skip
+        self.sources = {"legacy": spec.legacy, "cloud": spec.cloud}  # a run's: narrowed where the databases settled
 
     def run(self, entity: str, since: str | None = None, progress: Progress | None = None) -> tuple[int, Tally]:
         """The run's id and what it found; the run is in the store, failed with its reason if a
@@ -100,17 +105,23 @@ class Reconciler:
         scratch file of its own; the parent matches them."""
         run_id = self.runs.start(self.spec.name, entity, since)
         tally = Tally(labels={side: self.spec.label(side) for side in SIDES})
+        self.sources = {"legacy": self.spec.legacy, "cloud": self.spec.cloud}
+        pushdown = Pushdown.of(self.spec)
+        if pushdown is not None:
+            settled = pushdown.settle(entity, since)
+            tally.warnings += settled.warnings
+            if settled.sources:
+                self.sources, tally.settled = settled.sources, settled.matched
         with tempfile.TemporaryDirectory(dir=self.scratch, prefix="banyan-reconcile-") as folder:
-            loaded = self._load_both(Path(folder), entity, since, progress)
+            loaded = self._load_both(Path(folder), entity, since, progress, tally.settled)
             failed = ""
             for side in SIDES:
                 result = loaded[side]
-                tally.read[side], tally.duplicates[side] = result.read, result.duplicates
+                tally.read[side], tally.duplicates[side] = tally.settled + result.read, result.duplicates
                 tally.no_key[side] = result.no_key
                 tally.warnings += [f"{self.spec.label(side)}: {w}" for w in result.warnings]
                 if result.failed and not failed:
-                    source = self.spec.legacy if side == "legacy" else self.spec.cloud
-                    failed = f"{self.spec.label(side)} ({source.kind}) stopped: {result.failed}"
+                    failed = f"{self.spec.label(side)} ({self.sources[side].kind}) stopped: {result.failed}"
             if failed:
                 self.runs.finish(run_id, "failed", tally.as_dict(), tally.warnings, failed)
                 return run_id, tally
@@ -131,9 +142,10 @@ class Reconciler:
         return run_id, tally
 
     # -- reading ----------------------------------------------------------------------------------
-    def _load_both(self, folder: Path, entity: str, since: str | None, progress: Progress | None) -> dict[str, Loaded]:
+    def _load_both(self, folder: Path, entity: str, since: str | None, progress: Progress | None,
+                   settled: int = 0) -> dict[str, Loaded]:  # fmt: skip
         """Both sides at once, each in a forked process; their counts of records read shown as
-        they go."""
+        they go (after those the databases `settled`)."""
         context = multiprocessing.get_context("fork")
         counters = {side: context.Value("q", 0) for side in SIDES}
         with ProcessPoolExecutor(max_workers=2, mp_context=context, initializer=_counting,
@@ -144,7 +156,7 @@ class Reconciler:
                 wait(list(futures.values()), timeout=0.2)
                 if progress is not None:
                     for side in SIDES:
-                        progress(side, counters[side].value)
+                        progress(side, settled + counters[side].value)
         loaded = {}
         for side, future in futures.items():
             try:
@@ -155,7 +167,7 @@ class Reconciler:
 
     def load(self, side: str, path: Path, entity: str, since: str | None) -> Loaded:
         """One side's records into a scratch file of their own: key, digest, the record."""
-        source = self.spec.legacy if side == "legacy" else self.spec.cloud
+        source = self.sources[side]
         reader = Reader(source, entity, since, side, self.routes, self.base)
         tally = Tally()
         scratch = sqlite3.connect(path)
@@ -302,7 +314,7 @@ class Reconciler:
                 record = _masked(_decoded(legacy), self.spec.compare.mask)
                 items.append(("differs", legacy_key, {"differences": said, "record": record}, pair))
         legacy_rows = scratch.execute("SELECT COUNT(*) FROM legacy").fetchone()[0]
-        tally.matched = legacy_rows - tally.only["legacy"] - tally.differing
+        tally.matched = tally.settled + legacy_rows - tally.only["legacy"] - tally.differing
         return iter(items)
 
 
@@ -369,11 +381,11 @@ class _Rows:
 
     @classmethod
     def of(cls, source: Source, spec: Reconciliation) -> _Rows | None:
-        renames = _renames(source.map)
-        plain_key = len(spec.key) == 1 and spec.keys.case == "keep" and spec.key[0] in renames.values()
-        if not renames or not plain_key or spec.currency is not None or spec.compare.ignore:
+        renamed = renames(source.map)
+        plain_key = len(spec.key) == 1 and spec.keys.case == "keep" and spec.key[0] in renamed.values()
+        if not renamed or not plain_key or spec.currency is not None or spec.compare.ignore:
             return None
-        return cls(renames, spec.key[0], spec.keys.trim)
+        return cls(renamed, spec.key[0], spec.keys.trim)
 
     def fits(self, columns: list[str], types: list[type]) -> bool:
         if self.fit is None:
@@ -399,23 +411,6 @@ class _Rows:
             digest = hash(tuple(zip(names, [values[n] for n in order], strict=True)))
             made.append((key, digest, b"m" + marshal.dumps(dict(zip(targets, values, strict=True)))))
         return made
-
-
-def _renames(mapping: Mapping | None) -> dict[str, str]:
-    """column → canonical field, when a map only renames top-level fields (the common case for a
-    table): the reader then makes each row the canonical record itself. Empty otherwise."""
-    if mapping is None or mapping.map is None or mapping.optional:
-        return {}
-    renames = {}
-    for to, origin in mapping.map.items():
-        target, column = to.removeprefix("/"), origin.removeprefix("/")
-        if not (to.startswith("/") and origin.startswith("/")) or any("/" in n or "~" in n or not n
-                                                                       for n in (target, column)):  # fmt: skip
-            return {}
-        renames[column] = target
-    if len(renames) != len(mapping.map):  # one column made into two fields: the map does it
-        return {}
-    return renames
 
 
 def _digest(record: Any) -> int:

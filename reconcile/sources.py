@@ -39,6 +39,13 @@ Fetch = Callable[[int, dict[str, Any], "str | None"], Any]  # page index, what t
 Mapped = Callable[[Any], Any] | None
 
 
+def bound(query: str, entity: str, since: str | None) -> tuple[str, list[str]]:
+    """An ODBC source's query with `:entity` and `:since` as parameters, and their values."""
+    names = re.findall(r"(?<![:\w]):(entity|since)\b", query)
+    values = [entity if name == "entity" else (since or "0001-01-01") for name in names]
+    return re.sub(r"(?<![:\w]):(entity|since)\b", "?", query), values
+
+
 class SourceFailed(Exception):
     """The source stopped; the message says where (never a secret)."""
 
@@ -93,13 +100,11 @@ class Reader:
         dsn = os.environ.get(spec.connection_env)
         if dsn is None:
             raise SourceFailed(f"the variable {spec.connection_env} (the ODBC connection string) is not set")
-        names = re.findall(r"(?<![:\w]):(entity|since)\b", spec.query)
-        statement = re.sub(r"(?<![:\w]):(entity|since)\b", "?", spec.query)
-        values = [self.entity if name == "entity" else (self.since or "0001-01-01") for name in names]
+        statement, values = bound(spec.query, self.entity, self.since)
         try:
             connection = pyodbc.connect(dsn, timeout=30)
         except pyodbc.Error as exc:
-            raise SourceFailed(f"cannot connect through {spec.connection_env}: {_odbc_said(exc)}") from None
+            raise SourceFailed(f"cannot connect through {spec.connection_env}: {odbc_said(exc)}") from None
         try:
             cursor = connection.cursor()
             cursor.execute(statement, values)
@@ -113,7 +118,7 @@ class Reader:
                     break
                 yield rows
         except pyodbc.Error as exc:
-            raise SourceFailed(f"the query failed after {self.read:,} records: {_odbc_said(exc)}") from None
+            raise SourceFailed(f"the query failed after {self.read:,} records: {odbc_said(exc)}") from None
         finally:
             connection.close()
 
@@ -313,7 +318,7 @@ def _found(body: Any, pointer: str) -> Any:
         return None
 
 
-def _odbc_said(exc: Exception) -> str:
+def odbc_said(exc: Exception) -> str:
     """What the driver said, without the connection string it may echo."""
     text = str(exc.args[1] if len(exc.args) > 1 else exc)
     return re.sub(r"(?i)(pwd|password|uid|user)=[^;]*", r"\1=•••", text)[:300]
