@@ -1,14 +1,18 @@
 """Both sides in one kind of SQL database: each database groups and hashes its own rows, and only
 the groups whose hashes differ are read.
 
-    each side's query ─► grouped by the first 4 hex digits of md5(key), 65,536 groups:
-                         rows, distinct keys, odd keys, Σ 60 bits of md5(the row's mapped columns)
+    each side's query ─► grouped by a hash of the key into 65,536 groups:
+                         rows, distinct keys, odd keys, Σ a 64-bit hash of the row's mapped columns
     a group alike on both sides, no key odd or repeated ─► its rows matched, never read
     the other groups ─► each side's query narrowed to them ─► the run's usual path (reconcile/run.py)
 
 The checksum pushed down to the database is reladiff's (and data-diff's before it); one round of
 65,536 groups takes the place of its bisection: with 0.1 % of 1 M records drifted, about 1.5 % of
-the rows are read. The shortcut only ever says "equal", and only where it cannot be wrong: two
+the rows are read. PostgreSQL hashes with hashtextextended (11 and later; its hash partitioning's
+function, three times as fast as md5 there), MySQL/MariaDB with md5. Two servers that hash apart
+(another architecture) only make every group differ: both sides are then read in full.
+
+The shortcut only ever says "equal", and only where it cannot be wrong: two
 rows hash alike when both databases wrote the same text for the same columns of the same types,
 each value written with its length so that no two run together. A group that differs goes to
 the comparator, which decides with the routes' rules (15.00 against 15 is equal there). An odd key
@@ -36,8 +40,7 @@ from legacy_adapters.mapping import Mapping
 from reconcile.sources import bound, odbc_said
 from specs.reconciliations import Reconciliation, Source
 
-DIGITS = 4  # a group is the first 4 hex digits of the key's md5: 65,536 groups
-GROUPS = 16**DIGITS
+GROUPS = 65_536  # a group is 16 bits of the key's hash
 MOST_READ = GROUPS // 8  # more groups differing than this: both sides read in full
 SIDES = ("legacy", "cloud")
 
@@ -50,9 +53,18 @@ class Dialect:
     quote: Callable[[str], str]
     text: str  # a value as text, of {}
     length: str  # characters in a text, of {}
-    hashed: str  # 60 bits of the md5 of a text as an integer, of {}
+    group: str  # 16 bits of a text's hash, of {}
+    hashed: str  # about 64 bits of a text's hash as an integer, of {}
     exact_floats: bool  # a double written as text tells it apart from every other double
     prepare: tuple[str, ...] = ()  # said on the connection before the grouped query
+
+    def written(self, column: str) -> str:
+        """A value as text with its length first, so no two run together; `~` for null. (PostgreSQL's
+        CONCAT would take three times as long as its ||.)"""
+        text = self.text.format(column)
+        if self.name == "PostgreSQL":
+            return f"COALESCE({self.length.format(text)} || ':' || {text}, '~')"
+        return f"COALESCE(CONCAT({self.length.format(text)}, ':', {text}), '~')"
 
     def joined(self, parts: list[str]) -> str:
         return " || ".join(parts) if self.name == "PostgreSQL" else f"CONCAT({', '.join(parts)})"
@@ -60,12 +72,12 @@ class Dialect:
 
 POSTGRESQL = Dialect(
     "PostgreSQL", lambda name: '"' + name.replace('"', '""') + '"', "CAST({} AS TEXT)", "LENGTH({})",
-    "('x' || SUBSTR(MD5({}), 1, 15))::bit(60)::bigint", exact_floats=True,
+    "(hashtextextended({}, 0) & 65535)", "hashtextextended({}, 0)", exact_floats=True,
     prepare=("SET extra_float_digits = 3",),  # the shortest text that reads back as the same double
 )  # fmt: skip
 MYSQL = Dialect(
     "MySQL", lambda name: "`" + name.replace("`", "``") + "`", "CAST({} AS CHAR)", "CHAR_LENGTH({})",
-    "CAST(CONV(SUBSTRING(MD5({}), 1, 15), 16, 10) AS UNSIGNED)", exact_floats=False,
+    "SUBSTR(MD5({}), 1, 4)", "CAST(CONV(SUBSTRING(MD5({}), 1, 15), 16, 10) AS UNSIGNED)", exact_floats=False,
 )  # fmt: skip
 
 
@@ -102,7 +114,7 @@ class Grouped:
 
     dialect: Dialect
     kinds: list[Any]  # its columns' types, by field
-    groups: dict[str | None, Group]
+    groups: dict[int | str | None, Group]  # by its name: 16 bits of the key's hash, as a number or hex
 
 
 class Pushdown:
@@ -141,7 +153,7 @@ class Pushdown:
             return Settled(warnings=[said for said in (legacy_side, cloud_side) if isinstance(said, str)])
         if legacy_side.dialect != cloud_side.dialect or legacy_side.kinds != cloud_side.kinds:
             return Settled()  # two kinds of database, or columns of other types: their texts do not compare
-        settled, differing = 0, []
+        settled, differing = 0, list[int | str]()
         for name in set(legacy_side.groups) | set(cloud_side.groups):
             legacy, cloud = legacy_side.groups.get(name), cloud_side.groups.get(name)
             if (name is not None and legacy is not None and legacy == cloud and legacy.rows == legacy.keys
@@ -200,12 +212,7 @@ class Pushdown:
 
     def _grouped(self, side: str, dialect: Dialect, query: str) -> str:
         key, group, odd = self._key(side, dialect)
-        parts = []
-        for target in self.fields:
-            column = f"q.{dialect.quote(self.columns[side][target])}"
-            text = dialect.text.format(column)
-            written = f"CONCAT({dialect.length.format(text)}, ':', {text})"  # its length first: none run together
-            parts.append(f"CASE WHEN {column} IS NULL THEN '~' ELSE {written} END")
+        parts = [dialect.written(f"q.{dialect.quote(self.columns[side][target])}") for target in self.fields]
         row = dialect.hashed.format(dialect.joined(parts))
         return (f"SELECT {group} AS g, COUNT(*), COUNT(DISTINCT {key}), SUM(CASE WHEN {odd} THEN 1 ELSE 0 END), "
                 f"SUM({row}) FROM ({query}) AS q GROUP BY 1")  # fmt: skip
@@ -214,20 +221,20 @@ class Pushdown:
         """The key column, its group, and when it is odd."""
         key = f"q.{dialect.quote(self.columns[side][self.key])}"
         text = dialect.text.format(key)
-        group = f"SUBSTR(MD5({text}), 1, {DIGITS})"
+        group = dialect.group.format(text)
         odd = f"{key} IS NULL OR {text} = ''"
         if self.spec.keys.trim:
             odd += f" OR ASCII({text}) NOT BETWEEN 33 AND 126 OR ASCII(RIGHT({text}, 1)) NOT BETWEEN 33 AND 126"
         return key, group, odd
 
-    def _narrowed(self, side: str, dialect: Dialect, groups: list[str]) -> Source:
+    def _narrowed(self, side: str, dialect: Dialect, groups: list[int | str]) -> Source:
         """The side's source with its query narrowed to the groups that differ, and null keys."""
         source = self.spec.legacy if side == "legacy" else self.spec.cloud
         assert source.odbc is not None
         key, group, _ = self._key(side, dialect)
         where = f"{key} IS NULL"
         if groups:
-            where += f" OR {group} IN ({', '.join(repr(name) for name in groups if _hex(name))})"
+            where += f" OR {group} IN ({', '.join(_literal(name) for name in groups)})"
         query = f"SELECT * FROM ({_inner(source.odbc.query)}) AS q WHERE {where}"
         return source.model_copy(update={"odbc": source.odbc.model_copy(update={"query": query})})
 
@@ -238,8 +245,13 @@ def _inner(query: str) -> str:
     return query.strip().rstrip(";").strip() + "\n"
 
 
-def _hex(name: str) -> bool:
-    return len(name) == DIGITS and all(c in "0123456789abcdef" for c in name)
+def _literal(name: int | str) -> str:
+    """A group's name in SQL: a number, or four hex digits (nothing else comes back from the query)."""
+    if isinstance(name, int):
+        return str(name)
+    if len(name) == 4 and all(c in "0123456789abcdef" for c in name):
+        return f"'{name}'"
+    raise ValueError(f"not a group: {name!r}")
 
 
 def renames(mapping: Mapping | None) -> dict[str, str]:
