@@ -77,7 +77,7 @@ class Scheduler:
         return made
 
     async def make(self, spec: Reconciliation, entity: str) -> dict[str, object]:
-        command = [sys.executable, "-m", "gateway.cli", "reconcile", "run", spec.name, "--entity", entity,
+        command = [sys.executable, "-m", "cli.main", "reconcile", "run", spec.name, "--entity", entity,
                    "--store", self.location, "--routes", str(self.routes), "--json"]  # fmt: skip
         process = await asyncio.create_subprocess_exec(
             *command, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE

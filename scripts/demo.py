@@ -49,7 +49,7 @@ import demo_erp  # noqa: E402
 import demo_estate  # noqa: E402
 
 REPO = HERE.parent
-BANYAN = [sys.executable, "-m", "gateway.cli"]
+BANYAN = [sys.executable, "-m", "cli.main"]
 ADMIN_KEY = "demo-admin-key"
 WIDTH = "120"
 

@@ -24,7 +24,7 @@ MADE = "Made from the code by `python scripts/reference.py`; a test fails when i
 
 
 def cli_reference() -> str:
-    from gateway.cli import app
+    from cli.main import app
 
     root = typer.main.get_command(app)
     lines = [NAV, "", "# The `banyan` command", "", MADE, ""]

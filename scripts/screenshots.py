@@ -33,7 +33,7 @@ def main() -> None:
     from playwright.sync_api import sync_playwright
 
     with tempfile.TemporaryDirectory() as scratch:
-        demo = subprocess.Popen([sys.executable, "-m", "gateway.cli", "demo", str(Path(scratch) / "demo")],
+        demo = subprocess.Popen([sys.executable, "-m", "cli.main", "demo", str(Path(scratch) / "demo")],
                                 cwd=REPO, stdout=subprocess.PIPE, text=True)  # fmt: skip
         assert demo.stdout is not None
         console = None

@@ -6,7 +6,18 @@ import ast
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-PACKAGES = ("inventory_scan", "legacy_adapters", "cutover", "specs", "flows", "reconcile", "inbox", "gateway", "events")
+PACKAGES = (
+    "inventory_scan",
+    "legacy_adapters",
+    "cutover",
+    "specs",
+    "flows",
+    "reconcile",
+    "inbox",
+    "gateway",
+    "events",
+    "cli",
+)
 GATEWAY_LINES = 400
 
 

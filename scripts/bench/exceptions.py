@@ -95,7 +95,7 @@ def reads(base: str) -> tuple[float, float]:
 
 
 def serve(location: str, folder: Path, port: int) -> subprocess.Popen[bytes]:
-    gateway = subprocess.Popen([sys.executable, "-m", "gateway.cli", "serve", "--routes", str(folder), "--store",
+    gateway = subprocess.Popen([sys.executable, "-m", "cli.main", "serve", "--routes", str(folder), "--store",
                                 location, "--admin-key", ADMIN["X-Admin-Key"], "--port", str(port)], cwd=REPO,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
     import urllib.request
@@ -133,7 +133,7 @@ def rss_mb(pid: int) -> float:
 
 
 def command(location: str, folder: Path) -> float:
-    argv = [sys.executable, "-m", "gateway.cli", "exceptions", "list", "--owner", "team-3", "--no-sync", "--json",
+    argv = [sys.executable, "-m", "cli.main", "exceptions", "list", "--owner", "team-3", "--no-sync", "--json",
             "--store", location, "--routes", str(folder)]  # fmt: skip
 
     def run() -> None:

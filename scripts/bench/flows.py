@@ -70,7 +70,7 @@ def estate(root: Path, store: str) -> tuple[Path, list[str]]:
         "    cutover: {mode: dual_write}\n"
     )
     port = free_port()
-    command = [sys.executable, "-m", "gateway.cli", "serve", "--routes", str(root / "routes"), "--insecure-no-auth",
+    command = [sys.executable, "-m", "cli.main", "serve", "--routes", str(root / "routes"), "--insecure-no-auth",
                "--store", store, "--port", str(port), "--no-access-log"]  # fmt: skip
     return root, [*command]
 

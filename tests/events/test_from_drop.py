@@ -13,8 +13,8 @@ from typing import Any
 
 from typer.testing import CliRunner
 
+from cli.main import app
 from cutover.store import open_store
-from gateway.cli import app
 from tests.events.test_from_table import _stream, nats_stream  # noqa: F401 - the fixture
 
 runner = CliRunner()

@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
+from cli.main import app
 from cutover.store import open_store
-from gateway.cli import app
 from tests.conftest import REPO, missing_service
 
 runner = CliRunner()

@@ -19,7 +19,7 @@ import pytest
 import requests
 from typer.testing import CliRunner
 
-from gateway.cli import app as cli
+from cli.main import app as cli
 from legacy_adapters import memory
 from tests.conftest import missing_service
 from tests.gateway.conftest import Gateway, free_port, running_gateway

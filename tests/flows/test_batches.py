@@ -152,7 +152,7 @@ def test_a_bad_schedule_is_refused_when_the_routes_load(tmp_path: Path) -> None:
 def test_the_runs_are_listed_from_the_command_line(tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
-    from gateway.cli import app
+    from cli.main import app
 
     batch = make_batch(tmp_path)
     cutover = Cutover(str(tmp_path / "cutover.db"), *ladder([], [], [batch]))

@@ -184,7 +184,7 @@ def serve_process(*args: str, env: dict[str, str] | None = None) -> Iterator[str
     from tests.conftest import REPO
 
     port = free_port()
-    command = [sys.executable, "-m", "gateway.cli", "serve", "--port", str(port), "--no-access-log", *args]
+    command = [sys.executable, "-m", "cli.main", "serve", "--port", str(port), "--no-access-log", *args]
     process = subprocess.Popen(command, cwd=REPO, env={**os.environ, **(env or {})}, stderr=subprocess.PIPE,
                                start_new_session=True)  # fmt: skip
     url = f"http://127.0.0.1:{port}"

@@ -16,7 +16,7 @@ import requests
 import yaml
 from typer.testing import CliRunner
 
-from gateway.cli import app
+from cli.main import app
 from gateway.consumers import Consumers
 from tests.gateway.conftest import free_port
 
@@ -122,7 +122,7 @@ def test_serve_with_two_workers_and_a_clean_stop(tmp_path: Path) -> None:
     command = [
         sys.executable,
         "-m",
-        "gateway.cli",
+        "cli.main",
         "serve",
         "--routes",
         str(REPO / "routes"),

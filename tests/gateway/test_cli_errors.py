@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from cli.main import app
 from cutover.store import open_store
-from gateway.cli import app
 from tests.conftest import REPO
 
 runner = CliRunner(env={"COLUMNS": "300"})
@@ -99,7 +99,7 @@ def test_serve_says_once_when_it_cannot_listen(workers: str) -> None:
     import subprocess
     import sys
 
-    serve = [sys.executable, "-m", "gateway.cli", "serve", *ROUTES, "--insecure-no-auth", "--workers", workers]
+    serve = [sys.executable, "-m", "cli.main", "serve", *ROUTES, "--insecure-no-auth", "--workers", workers]
     with socket.socket() as holder:
         holder.bind(("127.0.0.1", 0))
         holder.listen()

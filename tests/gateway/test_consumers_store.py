@@ -11,8 +11,8 @@ from pathlib import Path
 import requests
 from typer.testing import CliRunner
 
+from cli.main import app
 from cutover.store import open_store
-from gateway.cli import app
 from tests.cutover.conftest import postgres_url  # noqa: F401 - the fixture
 from tests.gateway.conftest import serve_process
 

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from cli.main import app
 from cutover.gates import Counters
 from cutover.store import minute, open_store
-from gateway.cli import app
 from tests.conftest import REPO
 
 runner = CliRunner(env={"COLUMNS": "200"})

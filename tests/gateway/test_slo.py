@@ -15,9 +15,9 @@ import pytest
 import requests
 from typer.testing import CliRunner
 
+from cli.main import app as cli
 from cutover import slos
 from cutover.store import Store, minute, open_store
-from gateway.cli import app as cli
 from legacy_adapters import memory
 from tests.gateway.conftest import running_gateway
 

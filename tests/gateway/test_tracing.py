@@ -192,7 +192,7 @@ def test_a_serving_gateway_writes_only_json_lines(tmp_path: Path) -> None:
     (tmp_path / "routes").mkdir()
     (tmp_path / "routes" / "orders.yaml").write_text(routes(Backend()))
     port = free_port()
-    process = subprocess.Popen([sys.executable, "-m", "gateway.cli", "serve", "--routes", str(tmp_path / "routes"),
+    process = subprocess.Popen([sys.executable, "-m", "cli.main", "serve", "--routes", str(tmp_path / "routes"),
                                 "--insecure-no-auth", "--port", str(port)], cwd=REPO, stderr=subprocess.PIPE,
                                start_new_session=True)  # fmt: skip
     try:

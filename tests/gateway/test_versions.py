@@ -13,7 +13,7 @@ import pytest
 import requests
 from typer.testing import CliRunner
 
-from gateway.cli import app
+from cli.main import app
 from gateway.openapi import openapi
 from legacy_adapters import memory
 from specs.files import RouteError, load_routes

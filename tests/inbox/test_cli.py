@@ -7,8 +7,8 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
+from cli.main import app as cli
 from cutover.store import open_store
-from gateway.cli import app as cli
 from tests.inbox.test_inbox import ROUTES, dead_message, folder
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from gateway.cli import app
+from cli.main import app
 from inventory_scan import Catalog, Kind
 from inventory_scan.db.scan import DbScan, DbSource
 from tests.conftest import missing_service

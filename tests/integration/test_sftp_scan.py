@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from gateway.cli import app
+from cli.main import app
 from inventory_scan import Catalog, EntityRule, FileScan, FileSource
 from inventory_scan.files.folders import FolderResult
 from inventory_scan.files.scan import Progress

@@ -12,7 +12,7 @@ import jsonschema
 import pytest
 from typer.testing import CliRunner
 
-from gateway.cli import app
+from cli.main import app
 from inventory_scan import Catalog
 
 runner = CliRunner()

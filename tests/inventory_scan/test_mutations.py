@@ -18,7 +18,7 @@ import pytest
 from lxml import etree
 from typer.testing import CliRunner
 
-from gateway.cli import app
+from cli.main import app
 from inventory_scan import Catalog
 
 ODD_VALUES = {

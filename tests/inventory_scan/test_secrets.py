@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from gateway.cli import app
+from cli.main import app
 
 SECRETS = [
     "Sup3rSecret", "K3YK3Y", "DbPw55", "VfsPw11", "AmqpPw22", "FtpPw33", "SqlPw44", "AttrPw55", "PropPw66",

@@ -144,7 +144,7 @@ def test_a_query_the_database_cannot_group_is_read_in_full_with_a_warning(
 ) -> None:
     """A query naming a column twice reads well on its own, but its columns cannot be told apart
     inside the grouped query (PostgreSQL refuses; MariaDB refuses the subquery)."""
-    server, dsn = tables
+    _, dsn = tables
     monkeypatch.setenv("PUSH_LEGACY", dsn)
     monkeypatch.setenv("PUSH_CLOUD", dsn)
     spec = _spec(False, "SELECT id, customer, total, total FROM recon_push_{side} -- twice{weight}")

@@ -21,9 +21,9 @@ from spyne import Array, ComplexModel, Integer, ServiceBase, Unicode, rpc
 from spyne import Decimal as SoapDecimal
 from typer.testing import CliRunner
 
+from cli.main import app as cli
 from cutover.decide import Mode
 from cutover.store import open_store
-from gateway.cli import app as cli
 from legacy_adapters.http import OAuth2
 from reconcile.run import Reconciler, Tally, _digest, _Rows
 from reconcile.store import Runs

@@ -26,7 +26,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
         missing_service("the SQLite ODBC driver (libsqliteodbc) is not installed")
     folder = tmp_path_factory.mktemp("demo") / "estate"
     run = subprocess.run(
-        [sys.executable, "-m", "gateway.cli", "demo", str(folder), "--once"],
+        [sys.executable, "-m", "cli.main", "demo", str(folder), "--once"],
         cwd=REPO, capture_output=True, text=True, timeout=300, check=False,
     )  # fmt: skip
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
@@ -213,7 +213,7 @@ def test_ctrl_c_mid_story_stops_everything_without_a_traceback(tmp_path: Path) -
     if "SQLite3" not in pyodbc.drivers():
         missing_service("the SQLite ODBC driver (libsqliteodbc) is not installed")
     story = subprocess.Popen(
-        [sys.executable, "-m", "gateway.cli", "demo", str(tmp_path / "estate"), "--once"],
+        [sys.executable, "-m", "cli.main", "demo", str(tmp_path / "estate"), "--once"],
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     assert story.stdout is not None

@@ -11,7 +11,7 @@ from typing import Any
 import time_machine
 from typer.testing import CliRunner
 
-from gateway.cli import app
+from cli.main import app
 from inventory_scan import Catalog, Kind
 
 REPO = Path(__file__).resolve().parents[2]

@@ -33,7 +33,7 @@ def demo_catalog(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     from typer.testing import CliRunner
 
-    from gateway.cli import app
+    from cli.main import app
 
     runner = CliRunner()
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from gateway.cli import app
+from cli.main import app
 from inventory_scan import Activity, Cadence, Catalog, Interface
 from inventory_scan.analysis.diff import diff
 

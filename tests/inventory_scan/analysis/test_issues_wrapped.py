@@ -6,7 +6,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from gateway.cli import app
+from cli.main import app
 from inventory_scan import Catalog, Kind
 from inventory_scan.analysis.issues import issues
 from inventory_scan.analysis.report import _evidence_link, to_html

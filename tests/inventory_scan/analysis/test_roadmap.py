@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from gateway.cli import app
+from cli.main import app
 from inventory_scan import Catalog, ConfigError, Kind, ScanConfig
 from inventory_scan.analysis.diff import diff
 from inventory_scan.analysis.dispositions import DispositionRule, Override, RoadmapSettings, apply_roadmap

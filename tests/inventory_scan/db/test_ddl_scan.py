@@ -191,7 +191,7 @@ def test_bom_and_crlf(tmp_path: Path, encoding: str) -> None:
 def test_scan_db_command_and_config(corpora: Path, tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
-    from gateway.cli import app
+    from cli.main import app
 
     runner = CliRunner()
     out = tmp_path / "catalog.json"

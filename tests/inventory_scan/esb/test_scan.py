@@ -6,7 +6,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from gateway.cli import app
+from cli.main import app
 from inventory_scan import Catalog, FileScan, FileSource, Kind
 from inventory_scan.analysis.pipeline import save_merged
 from inventory_scan.esb import EsbScan, EsbSource

@@ -188,7 +188,7 @@ def test_permission_denied_folders_are_warnings(shared_tmp: Path) -> None:
         path.chmod(0o777 if path.is_dir() else 0o666)
     (shared_tmp / "locked").chmod(0o000)
     out = shared_tmp / "catalog.json"
-    command = [sys.executable, "-m", "gateway.cli", "scan", "files", str(shared_tmp), "--out", str(out)]
+    command = [sys.executable, "-m", "cli.main", "scan", "files", str(shared_tmp), "--out", str(out)]
     if os.geteuid() == 0:  # root reads everything: scan as nobody so the permission is real
         if not shutil.which("setpriv"):
             pytest.skip("setpriv is needed to drop root privileges")

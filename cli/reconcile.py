@@ -17,9 +17,9 @@ from rich.markup import escape
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from cli.cutover import Actor, Json, Reason, Routes, Store, actor_name, console, errors, open_engine
 from cutover.engine import CutoverError
 from cutover.store import StoreError, open_store
-from gateway.cutover_cli import Actor, Json, Reason, Routes, Store, actor_name, console, errors, open_engine
 from reconcile.repair import plan, repair
 from reconcile.run import Reconciler
 from reconcile.store import RunRow, Runs

@@ -15,9 +15,9 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from cli.cutover import Actor, Json, Reason, Routes, Store, actor_name, console, errors, open_engine
 from cutover.store import StoreError, open_store
 from flows.journey import Journey
-from gateway.cutover_cli import Actor, Json, Reason, Routes, Store, actor_name, console, errors, open_engine
 
 flows_app = typer.Typer(help="Files and batches on the ladder: where each file went, per side.", no_args_is_help=True)
 STATE_COLOURS = {"delivered": "green", "delivering": "yellow", "new": "cyan", "refused": "red", "in_doubt": "magenta",

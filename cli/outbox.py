@@ -12,9 +12,9 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from cli.cutover import Actor, Json, Reason, Store, actor_name, console, errors, refused
 from cutover.outbox import Outbox, OutboxError
 from cutover.store import StoreError, open_store
-from gateway.cutover_cli import Actor, Json, Reason, Store, actor_name, console, errors, refused
 
 outbox_app = typer.Typer(
     help="Writes owed to the side that is not serving: watch, replay, discard.", no_args_is_help=True

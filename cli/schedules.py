@@ -1,7 +1,7 @@
 """`banyan cutover schedule / freeze / calendar`: changes at a time, and windows with none.
 
-Mounted on `banyan cutover` by `add_calendar_commands`; the same store, options and audit as the
-rest of the migration lead's commands.
+Mounted on `banyan cutover` when this module loads (the command's root asks for the cutover group
+here); the same store, options and audit as the rest of the migration lead's commands.
 """
 
 from __future__ import annotations
@@ -14,8 +14,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from cutover.engine import CutoverError
-from gateway.cutover_cli import (
+from cli.cutover import (
     Actor,
     EntityName,
     Json,
@@ -25,10 +24,12 @@ from gateway.cutover_cli import (
     Store,
     actor_name,
     console,
+    cutover_app,
     open_engine,
     refused,
     rung_label,
 )
+from cutover.engine import CutoverError
 
 
 def schedule(
@@ -124,7 +125,6 @@ def calendar(
     console.print(table)
 
 
-def add_calendar_commands(app: typer.Typer) -> None:
-    app.command("schedule")(schedule)
-    app.command("freeze")(freeze)
-    app.command("calendar")(calendar)
+cutover_app.command("schedule")(schedule)
+cutover_app.command("freeze")(freeze)
+cutover_app.command("calendar")(calendar)

@@ -22,9 +22,9 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from cli.cutover import Actor, Json, Reason, Routes, Store, actor_name, console, errors
 from cutover.store import Store as OpenStore
 from cutover.store import StoreError, open_store
-from gateway.cutover_cli import Actor, Json, Reason, Routes, Store, actor_name, console, errors
 from inbox.collect import collect
 from inbox.desk import ACTIONS, Desk
 from inbox.store import Conflict, Inbox, InboxError, Item

@@ -9,9 +9,9 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from cli.cutover import Json, Routes, Store, console, errors
 from cutover import slos
 from cutover.store import StoreError, open_store
-from gateway.cutover_cli import Json, Routes, Store, console, errors
 from specs.files import RouteError, load_folder
 from specs.flows import ladder
 
