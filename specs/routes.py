@@ -29,7 +29,7 @@ from cutover.decide import Mode
 from cutover.engine import RouteInfo
 from cutover.gates import Gate, Guardrail
 from cutover.slos import Objective
-from legacy_adapters import FileDropConfig, HttpConfig, MemoryConfig, OdbcConfig, SoapConfig
+from legacy_adapters import BackendSettings
 from legacy_adapters.mapping import Mapping
 from specs.owners import Owned
 
@@ -103,9 +103,7 @@ class Source(_Model):
         return self
 
 
-BackendSpec = Annotated[
-    HttpConfig | SoapConfig | FileDropConfig | OdbcConfig | MemoryConfig, Field(discriminator="backend")
-]
+BackendSpec = Annotated[BackendSettings, Field(discriminator="backend")]  # every registered backend's settings
 
 
 class Concurrency(_Model):

@@ -104,10 +104,6 @@ class CallTables(Engine):
             )
 
     # -- who still calls deprecated versions --------------------------------------------------------
-    def add_deprecated_calls(self, calls: dict[tuple[str, str], int]) -> None:
-        with self.transaction() as cursor:
-            self.add_deprecated_calls_in(cursor, calls)
-
     def add_deprecated_calls_in(self, cursor: Any, calls: dict[tuple[str, str], int]) -> None:
         stamp = now_iso()
         for (route, consumer), count in sorted(calls.items()):

@@ -165,7 +165,7 @@ class DbScan:
             dialect = source.dialect
             if dialect is None:
                 dialect, scores = guess_dialect(text)
-                warnings.append(ScanWarning(path=str(file), message=f"dialect guessed: {dialect} (evidence {scores})"))
+                warnings.append(ScanWarning(path=str(file), message=f"dialect guessed: {dialect} ({_marks(scores)})"))
             try:
                 parsed = parse_script(text, dialect)
             except RecursionError:
@@ -355,3 +355,9 @@ def connection_from_env(name: str) -> str:
     if not value:
         raise ConfigError(f"environment variable {name} (the ODBC connection string) is not set")
     return value
+
+
+def _marks(scores: dict[str, int]) -> str:
+    """What made a dialect the guess, as a person reads it: "marks found: tsql 6, mysql 1"."""
+    found = sorted(((count, name) for name, count in scores.items() if count), reverse=True)
+    return "marks found: " + ", ".join(f"{name} {count}" for count, name in found) if found else "no dialect's marks"

@@ -89,9 +89,5 @@ def plugin(
     return register
 
 
-def plugins() -> list[Plugin]:
-    return list(_PLUGINS.values())
-
-
 def recognise(root: etree._Element) -> Plugin | None:
     return next((p for p in _PLUGINS.values() if p.recognises(root)), None)

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from inventory_scan.catalog import Catalog, Edge, Interface, ScanWarning, Source
-from inventory_scan.config import FileSource, ScanConfig
+from inventory_scan.config import FileSource
 from inventory_scan.entities import EntityRule
 from inventory_scan.errors import ConfigError, ScanError, SourceError
 from inventory_scan.files import local
@@ -233,8 +233,3 @@ class FileScan:
                 updated[interface.id] = interface.model_copy(update={"activity": activity})
         interfaces = [updated.get(interface.id, interface) for interface in catalog.interfaces]
         return catalog.model_copy(update={"interfaces": interfaces})
-
-
-def scan_config(config: ScanConfig, progress: Progress | None = None) -> tuple[Catalog, list[str]]:
-    scan = FileScan(config.entities, config.timezone, config.jobs, config.watch, progress or Progress())
-    return scan.run(config.files)
