@@ -1,29 +1,25 @@
 """The dependency graph of a catalog: Graphviz DOT, Mermaid, GraphML, and an SVG picture.
 
 Nodes are the interfaces, plus the folders, tables and queues edges point at that no scanner
-cataloged as an interface. The SVG needs no layout engine: one column per kind, in the order data
-usually flows (drops → endpoints → flows → operations → database), which is how an architect
-reads an estate.
+cataloged as an interface. The SVG is laid out in layers, left to right in the direction data
+flows, by grandalf's Sugiyama layout (layers, then the order within each layer swept to cut edge
+crossings), each connected part of the estate on its own, stacked, under a heading naming its legal
+entities that folds it away (a big estate reads part by part); what is connected to nothing is set
+out in rows in a part of its own. `crossings` counts where two edges cross, the measure the layout
+is judged by (a test keeps it from growing back).
 """
 
 from __future__ import annotations
 
 import html
+from collections import Counter
 from dataclasses import dataclass
 from xml.etree import ElementTree
 
 from inventory_scan.catalog import Catalog
 
-# Columns of the SVG, left to right, and the kinds each holds.
-COLUMNS = [
-    (("file_drop",), "file drops"),
-    (("resource",), "folders, tables, queues"),
-    (("esb_endpoint",), "ESB endpoints"),
-    (("esb_flow",), "ESB flows"),
-    (("soap_operation", "queue"), "SOAP operations, queues"),
-    (("db_trigger", "db_procedure"), "database triggers, routines"),
-]
-BOX_WIDTH, BOX_HEIGHT, GAP_X, GAP_Y, TOP = 210, 30, 44, 10, 40
+BOX_WIDTH, BOX_HEIGHT, GAP_X, GAP_Y, TOP = 210, 30, 70, 14, 10
+LONE_PER_ROW = 5  # nodes connected to nothing, set out in rows of this many
 LABEL_CHARS = 27  # what fits a box at the report's 12 px (about 7 px a character)
 PATTERN_COLOURS = {
     "sync_api": "#2b7bb9",
@@ -139,6 +135,120 @@ def clip(text: str, length: int = LABEL_CHARS) -> str:
     return text[:head] + "…" + text[len(text) - (length - 1 - head) :]
 
 
+Point = tuple[float, float]
+HEAD = 26  # a part's heading: what it holds, and the control that folds it
+
+
+@dataclass
+class Part:
+    """One connected part of the estate (or the nodes connected to nothing), laid out on its own:
+    its nodes' top-left corners below its heading, and its size."""
+
+    title: str
+    position: dict[str, Point]
+    width: float
+    height: float
+
+
+def layout(nodes: list[Node], links: list[Link]) -> list[Part]:
+    """Connected parts laid out in layers by grandalf's Sugiyama layout, the largest first, then
+    the lone nodes in rows; each part's corners are its own (a picture stacks them)."""
+    from grandalf.graphs import Edge as LayoutEdge
+    from grandalf.graphs import Graph, Vertex
+    from grandalf.layouts import SugiyamaLayout
+
+    vertices = {node.id: Vertex(node.id) for node in nodes}
+    for vertex in vertices.values():
+        vertex.view = _View()
+    pairs = dict.fromkeys((link.source, link.target) for link in links if link.source != link.target)
+    pairs = {(s, t): None for s, t in pairs if s in vertices and t in vertices}
+    graph = Graph(list(vertices.values()), [LayoutEdge(vertices[s], vertices[t]) for s, t in pairs])
+    by_id = {node.id: node for node in nodes}
+    connected = sorted((part for part in graph.C if len(part.sV) > 1),
+                       key=lambda part: (-len(part.sV), min(v.data for v in part.sV)))  # fmt: skip
+    parts: list[Part] = []
+    for component in connected:
+        sugiyama = SugiyamaLayout(component)
+        sugiyama.xspace, sugiyama.yspace = GAP_Y, GAP_X  # grandalf's layers run down the page: turned, ours run right
+        sugiyama.init_all()
+        sugiyama.draw(3)
+        placed = {vertex.data: vertex.view.xy for vertex in component.sV}
+        left = min(y for _, y in placed.values()) - BOX_WIDTH / 2
+        upper = min(x for x, _ in placed.values()) - BOX_HEIGHT / 2
+        position = {name: (10 + y - BOX_WIDTH / 2 - left, HEAD + x - BOX_HEIGHT / 2 - upper)
+                    for name, (x, y) in placed.items()}  # fmt: skip
+        parts.append(_part([by_id[name] for name in placed], position))
+    lone = sorted((by_id[next(iter(part.sV)).data] for part in graph.C if len(part.sV) == 1), key=lambda n: n.label)
+    if lone:
+        widest = max((part.width for part in parts), default=0.0)
+        per_row = max(LONE_PER_ROW, int((widest + GAP_X) // (BOX_WIDTH + GAP_X)))
+        position = {node.id: (10 + (n % per_row) * (BOX_WIDTH + GAP_X), HEAD + (n // per_row) * (BOX_HEIGHT + GAP_Y))
+                    for n, node in enumerate(lone)}  # fmt: skip
+        parts.append(_part(lone, position, "connected to nothing"))
+    return parts
+
+
+def _part(nodes: list[Node], position: dict[str, Point], what: str = "") -> Part:
+    """A part titled by the legal entities and systems of what it holds, most first."""
+    entities = Counter(node.entity for node in nodes if node.entity)
+    named = " · ".join(entity for entity, _ in entities.most_common(3)) or "no legal entity"
+    title = f"{what or named} · {len(nodes)} {'node' if len(nodes) == 1 else 'nodes'}"
+    width = max(x for x, _ in position.values()) + BOX_WIDTH
+    height = max(y for _, y in position.values()) + BOX_HEIGHT + GAP_Y * 2
+    return Part(title, position, width, height)
+
+
+def placed(parts: list[Part]) -> dict[str, Point]:
+    """Every node's corner in the picture, the parts stacked top to bottom, none folded."""
+    position: dict[str, Point] = {}
+    top = 0.0
+    for part in parts:
+        position |= {name: (x, top + y) for name, (x, y) in part.position.items()}
+        top += part.height
+    return position
+
+
+class _View:
+    """A vertex's box for grandalf, turned a quarter (its layers run down, the picture's run right)."""
+
+    w, h = BOX_HEIGHT, BOX_WIDTH
+    xy: Point = (0.0, 0.0)
+
+
+def _ends(source: Point, target: Point) -> tuple[Point, Point]:
+    """Where an edge leaves its source's box and enters its target's: right side to left side when
+    it runs forward, left to right when it runs back."""
+    (sx, sy), (tx, ty) = source, target
+    forward = tx >= sx
+    x1, x2 = (sx + BOX_WIDTH, tx) if forward else (sx, tx + BOX_WIDTH)
+    return (x1, sy + BOX_HEIGHT / 2), (x2, ty + BOX_HEIGHT / 2)
+
+
+def crossings(position: dict[str, Point], links: list[Link]) -> int:
+    """How many pairs of edges cross, each drawn straight between its ends (edges that share a node
+    do not count)."""
+    segments = []
+    for link in dict.fromkeys((link.source, link.target) for link in links):
+        if link[0] in position and link[1] in position and link[0] != link[1]:
+            segments.append((link, *_ends(position[link[0]], position[link[1]])))
+    count = 0
+    for i, (ends_a, a1, a2) in enumerate(segments):
+        for ends_b, b1, b2 in segments[i + 1 :]:
+            if set(ends_a) & set(ends_b):
+                continue
+            if _cross(a1, a2, b1, b2):
+                count += 1
+    return count
+
+
+def _cross(a1: Point, a2: Point, b1: Point, b2: Point) -> bool:
+    def turn(p: Point, q: Point, r: Point) -> float:
+        return (q[0] - p[0]) * (r[1] - p[1]) - (q[1] - p[1]) * (r[0] - p[0])
+
+    d1, d2, d3, d4 = turn(b1, b2, a1), turn(b1, b2, a2), turn(a1, a2, b1), turn(a1, a2, b2)
+    return d1 * d2 < 0 and d3 * d4 < 0
+
+
 def to_svg(catalog: Catalog) -> tuple[str, int]:
     """An SVG picture of the graph (nodes link to `#<id>`), and how many nodes were left out."""
     nodes, links = graph(catalog)
@@ -153,56 +263,58 @@ def to_svg(catalog: Catalog) -> tuple[str, int]:
         nodes = [n for n in nodes if n.id in keep]
         links = [link for link in links if link.source in keep and link.target in keep]
     width, height = BOX_WIDTH, BOX_HEIGHT
-    used = [column for column in COLUMNS if any(n.kind in column[0] for n in nodes)]
-    position: dict[str, tuple[float, float]] = {}
-    parts: list[str] = []
-    tallest = 0.0
-    for column_index, (kinds, title) in enumerate(used):
-        x = 10 + column_index * (width + GAP_X)
-        parts.append(f'<text class="column" x="{x}" y="20">{html.escape(title)}</text>')
-        column_nodes = [n for n in nodes if n.kind in kinds]
-        for row, node in enumerate(column_nodes):
-            y = TOP + row * (height + GAP_Y)
-            position[node.id] = (x, y)
-            tallest = max(tallest, y + height)
+    parts = layout(nodes, links)
+    part_of = {name: n for n, part in enumerate(parts) for name in part.position}
+    drawn: list[list[str]] = [[] for _ in parts]
     for link in links:
-        if link.source not in position or link.target not in position:
+        if link.source not in part_of or link.target not in part_of:
             continue
-        (sx, sy), (tx, ty) = position[link.source], position[link.target]
-        forward = tx >= sx
-        x1, x2 = (sx + width, tx) if forward else (sx, tx + width)
-        y1, y2 = sy + height / 2, ty + height / 2
+        position = parts[part_of[link.source]].position
+        (x1, y1), (x2, y2) = _ends(position[link.source], position[link.target])
+        forward = x2 >= x1
         bend = max(40.0, abs(x2 - x1) / 2)
         c1, c2 = (x1 + bend, x2 - bend) if forward else (x1 - bend, x2 + bend)
         relation = html.escape(link.relation)
-        parts.append(
+        drawn[part_of[link.source]].append(
             f'<path class="edge" data-relation="{relation}" marker-end="url(#arrow)" '
-            f'd="M{x1},{y1} C{c1},{y1} {c2},{y2} {x2},{y2}">'
+            f'd="M{x1:.0f},{y1:.0f} C{c1:.0f},{y1:.0f} {c2:.0f},{y2:.0f} {x2:.0f},{y2:.0f}">'
             f"<title>{relation}</title></path>"
         )
     for node in nodes:
-        left, row_top = position[node.id]
+        left, row_top = parts[part_of[node.id]].position[node.id]
         colour = PATTERN_COLOURS.get(node.pattern, PATTERN_COLOURS[None])
         label = html.escape(clip(node.label))
         title = html.escape(f"{node.label} ({node.kind}{', ' + node.entity if node.entity else ''})")
         # A nested <svg> is a viewport: whatever a label's font makes of it stays inside its box.
         shape = (
-            f'<svg x="{left}" y="{row_top}" width="{width}" height="{height}">'
+            f'<svg x="{left:.0f}" y="{row_top:.0f}" width="{width}" height="{height}">'
             f'<rect x="1" y="1" width="{width - 2}" height="{height - 2}" rx="6" style="stroke:{colour}"/>'
             f'<text x="8" y="19">{label}</text></svg>'
         )
         if node.kind == "resource":
-            parts.append(f'<g class="node resource" data-id="{html.escape(node.id)}"><title>{title}</title>{shape}</g>')
+            shown = f'<g class="node resource" data-id="{html.escape(node.id)}"><title>{title}</title>{shape}</g>'
         else:
-            parts.append(f'<a href="#{node.id}" class="node" data-id="{node.id}"><title>{title}</title>{shape}</a>')
-    total_width = 20 + len(used) * (width + GAP_X) - GAP_X
+            shown = f'<a href="#{node.id}" class="node" data-id="{node.id}"><title>{title}</title>{shape}</a>'
+        drawn[part_of[node.id]].append(shown)
+    sections, top = [], 0.0
+    for n, part in enumerate(parts):  # each part folds to its heading (report.js moves the ones below up)
+        sections.append(
+            f'<g class="part" data-height="{part.height:.0f}" transform="translate(0,{top:.0f})">'
+            f'<g class="part-head" role="button" tabindex="0" aria-expanded="true" aria-controls="part-{n}">'
+            f'<text x="10" y="16">▾ {html.escape(part.title)}</text></g>'
+            f'<g class="part-body" id="part-{n}">{"".join(drawn[n])}</g></g>'
+        )
+        top += part.height
+    total_width = max((part.width for part in parts), default=0.0) + 20
+    tallest = top
+    parts_svg = "".join(sections)
     svg = (
-        f'<svg xmlns="http://www.w3.org/2000/svg" id="graph" viewBox="0 0 {total_width} {tallest + 20}" '
-        f'width="{total_width}" height="{tallest + 20}" data-width="{total_width}" role="img" '
-        'aria-label="dependency graph">'
+        f'<svg xmlns="http://www.w3.org/2000/svg" id="graph" viewBox="0 0 {total_width:.0f} {tallest + 20:.0f}" '
+        f'width="{total_width:.0f}" height="{tallest + 20:.0f}" data-width="{total_width:.0f}" role="img" '
+        f'aria-label="dependency graph" data-crossings="{crossings(placed(parts), links)}">'
         '<defs><marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" '
         'orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" fill="#9aa5b1"/></marker></defs>'
-        + "".join(parts)
+        + parts_svg
         + "</svg>"
     )
     return svg, left_out

@@ -46,12 +46,13 @@
   const box=document.getElementById('graph-box'); const svg=document.getElementById('graph');
   if(box&&svg){
     const natural=parseFloat(svg.dataset.width)||svg.viewBox.baseVal.width;
-    const ratio=svg.viewBox.baseVal.height/svg.viewBox.baseVal.width;
+    let natural_height=svg.viewBox.baseVal.height;
+
     const level=document.getElementById('zoom-level');
     let scale=1;
     function zoom(next){
       scale=Math.min(4,Math.max(0.2,next));
-      svg.setAttribute('width',String(Math.round(natural*scale))); svg.setAttribute('height',String(Math.round(natural*scale*ratio)));
+      svg.setAttribute('width',String(Math.round(natural*scale))); svg.setAttribute('height',String(Math.round(natural_height*scale)));
       level.textContent=Math.round(scale*100)+' %';
     }
     function fit(){ zoom(Math.min(1,(box.clientWidth-2)/natural)); }
@@ -75,6 +76,30 @@
       box.scrollLeft=drag.left-(event.clientX-drag.x); box.scrollTop=drag.top-(event.clientY-drag.y);
     });
     window.addEventListener('pointerup',function(){ drag=null; box.classList.remove('panning'); });
+    // Each connected part folds to its heading; the parts below move up, and the picture shrinks.
+    const parts=Array.from(svg.querySelectorAll('.part'));
+    function restack(){
+      let top=0;
+      parts.forEach(function(part){
+        part.setAttribute('transform','translate(0,'+top+')');
+        top+=part.classList.contains('folded')?26:parseFloat(part.dataset.height);
+      });
+      natural_height=Math.max(top,26); svg.setAttribute('viewBox','0 0 '+natural+' '+natural_height);
+      zoom(scale);
+    }
+    parts.forEach(function(part){
+      const head=part.querySelector('.part-head'); const label=head.querySelector('text');
+      function toggle(){
+        const folded=part.classList.toggle('folded');
+        head.setAttribute('aria-expanded',String(!folded));
+        label.textContent=(folded?'▸':'▾')+label.textContent.slice(1);
+        restack();
+      }
+      head.addEventListener('click',toggle);
+      head.addEventListener('keydown',function(event){
+        if(event.key==='Enter'||event.key===' '){event.preventDefault(); toggle();}
+      });
+    });
     fit();
   }
 })();

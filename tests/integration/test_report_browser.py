@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 from pathlib import Path
 
 import pytest
@@ -98,6 +99,31 @@ def test_report_in_chromium(report: tuple[Path, Catalog], browser: object, tmp_p
         "Math.max(...Array.from(document.querySelectorAll('#graph .node text')).map(t => t.getComputedTextLength()))"
     )
     assert widest <= BOX_WIDTH - 8 - 4  # the label starts 8 in
+
+    # each connected part folds to its heading, by mouse or keyboard, and the parts below move up
+    assert page.get_attribute("svg#graph", "data-crossings") == "0"  # laid out in layers: no edge crosses another
+    first, second = page.locator("#graph .part").nth(0), page.locator("#graph .part").nth(1)
+    head = first.locator(".part-head")
+    below = second.get_attribute("transform")
+    tall = float(page.get_attribute("svg#graph", "height") or 0)
+    head.click()
+    expect(head).to_have_attribute("aria-expanded", "false")
+    expect(first.locator(".part-body")).to_be_hidden()
+    assert second.get_attribute("transform") != below and float(page.get_attribute("svg#graph", "height") or 0) < tall
+    head.focus()
+    page.keyboard.press("Enter")
+    expect(first.locator(".part-body")).to_be_visible()
+    assert second.get_attribute("transform") == below
+
+    # the pictures docs/find.md shows, taken here (BANYAN_SCREENSHOTS=docs to refresh them)
+    shots = Path(os.environ.get("BANYAN_SCREENSHOTS", tmp_path))
+    page.evaluate("document.activeElement.blur()")
+    page.mouse.move(0, 0)
+    page.locator("#graph-box").screenshot(path=str(shots / "report-graph.png"))
+    page.locator("section").filter(has=page.locator("h2", has_text="Roadmap: wrap")).screenshot(
+        path=str(shots / "report-roadmap.png")
+    )
+    assert (shots / "report-graph.png").stat().st_size > 10_000
 
     # the rows shown download as CSV, made in the page
     page.select_option("select[data-field=entity]", "ACME-US")

@@ -5,7 +5,18 @@ from datetime import UTC, datetime, timedelta
 from lxml import etree
 
 from inventory_scan import Activity, Catalog, Edge, Interface, Kind
-from inventory_scan.analysis.graph import MAX_SVG_NODES, to_dot, to_graphml, to_mermaid, to_svg
+from inventory_scan.analysis.graph import (
+    MAX_SVG_NODES,
+    Link,
+    crossings,
+    graph,
+    layout,
+    placed,
+    to_dot,
+    to_graphml,
+    to_mermaid,
+    to_svg,
+)
 from inventory_scan.analysis.rollup import rollup, units
 
 
@@ -62,3 +73,19 @@ def test_svg_keeps_the_most_connected_nodes_of_a_huge_catalog() -> None:
     svg, left_out = to_svg(Catalog(interfaces=[hub, *spokes], edges=edges))
     assert left_out == 51
     assert f'href="#{hub.id}"' in svg
+
+
+def test_the_layers_keep_edge_crossings_down_on_the_corpora(corpus_catalog: Catalog) -> None:
+    """155 nodes and 171 edges: 3,573 crossings in the kind-per-column layout this replaced, 313 in
+    layers; every node placed once, no two boxes on top of each other."""
+    nodes, links = graph(corpus_catalog)
+    position = placed(layout(nodes, links))
+    assert set(position) == {node.id for node in nodes}
+    assert len(set(position.values())) == len(position)
+    assert crossings(position, links) <= 313
+
+
+def test_crossings_counts_what_crosses_and_not_what_shares_a_node() -> None:
+    corners = {"a": (0.0, 0.0), "b": (500.0, 100.0), "c": (0.0, 100.0), "d": (500.0, 0.0), "e": (500.0, -300.0)}
+    links = [Link("a", "b", "x"), Link("c", "d", "x"), Link("a", "e", "x")]
+    assert crossings(corners, links) == 1  # a→b crosses c→d; a→e shares a with a→b and stays above c→d
