@@ -18,7 +18,7 @@ from inventory_scan.analysis.graph import to_dot, to_graphml, to_mermaid
 from inventory_scan.analysis.patterns import PatternRule
 from inventory_scan.analysis.pipeline import save_merged
 from inventory_scan.analysis.report import to_html, to_markdown
-from inventory_scan.analysis.roadmap import WAVE_UNITS, plan
+from inventory_scan.analysis.roadmap import CAPACITY, WAVE_UNITS, plan
 from inventory_scan.analysis.wrapped import Wrapper, wrappers
 from inventory_scan.catalog import Catalog, json_schema
 from inventory_scan.config import FileSource, ScanConfig
@@ -363,6 +363,9 @@ def catalog_graph(
     _write(exporters[format](loaded), out)
 
 
+CAPACITY_HELP = "effort units the team wraps a week: the roadmap's timeline"
+
+
 @catalog_app.command("report")
 def catalog_report(
     catalog: Annotated[Path, typer.Argument(help="a catalog written by banyan scan")] = Path("catalog.json"),
@@ -372,6 +375,7 @@ def catalog_report(
         Path | None, typer.Option(help="route specs: show the route that wraps each interface (their wraps:)")
     ] = None,
     store: Annotated[str | None, typer.Option(help="cutover store (with --routes): show each route's rung")] = None,
+    capacity: Annotated[float, typer.Option(min=0.1, help=CAPACITY_HELP)] = CAPACITY,
 ) -> None:
     """Write the catalog as a report: summary per entity and system, roadmap, issues, graph, details.
 
@@ -384,9 +388,9 @@ def catalog_report(
     loaded = _load(catalog)
     wrapped = None if routes is None else _wrapped(loaded, routes, store)
     if html is not None:
-        _write(to_html(loaded, wrapped), html)
+        _write(to_html(loaded, wrapped, capacity), html)
     if markdown is not None:
-        _write(to_markdown(loaded, wrapped), markdown)
+        _write(to_markdown(loaded, wrapped, capacity), markdown)
 
 
 def _wrapped(catalog: Catalog, routes: Path, store: str | None) -> dict[str, list[Wrapper]]:
@@ -420,6 +424,7 @@ def catalog_roadmap(
     csv: Annotated[Path | None, typer.Option("--csv", help="write every interface's place as CSV here")] = None,
     as_json: Annotated[Path | None, typer.Option("--json", help="write the roadmap as JSON here ('-': stdout)")] = None,
     wave_units: Annotated[int, typer.Option(min=1, help="effort units one wave holds at most")] = WAVE_UNITS,
+    capacity: Annotated[float, typer.Option(min=0.1, help=CAPACITY_HELP)] = CAPACITY,
 ) -> None:
     """What to wrap first, wave by wave; what to refactor into events and where from; what to retire.
 
@@ -427,7 +432,7 @@ def catalog_roadmap(
 
     Example: banyan catalog roadmap catalog.json --csv roadmap.csv --json roadmap.json
     """
-    found = plan(_load(catalog), wave_units)
+    found = plan(_load(catalog), wave_units, capacity)
     if as_json is not None and str(as_json) == "-":
         typer.echo(json.dumps(found.as_json(), indent=2))
         return

@@ -219,8 +219,11 @@ def _tier(tier: int) -> str:
 
 def print_roadmap(console: Console, roadmap: Roadmap) -> None:
     """Waves to wrap, event candidates, and what to retire, each with why."""
-    waves = Table(title="[bold]Wrap, wave by wave[/] — tier 1 first, most depended on, cheapest", title_justify="left")
+    title = (f"[bold]Wrap, wave by wave[/] — tier 1 first, most depended on, cheapest; {roadmap.weeks} weeks at "
+             f"{roadmap.capacity:g} effort units a week")  # fmt: skip
+    waves = Table(title=title, title_justify="left")
     waves.add_column("wave", justify="right")
+    waves.add_column("weeks", justify="right")
     waves.add_column("tier", justify="right")
     for column in ("interface", "kind", "entity"):
         waves.add_column(column, overflow="fold")
@@ -231,6 +234,7 @@ def print_roadmap(console: Console, roadmap: Roadmap) -> None:
         for n, step in enumerate(wave.steps):
             waves.add_row(
                 str(wave.number) if n == 0 else "",
+                (f"{wave.first_week}–{wave.last_week}" if wave.weeks > 1 else str(wave.first_week)) if n == 0 else "",
                 _tier(step.tier),
                 f"[cyan]{_t(step.interface.name)}[/]",
                 step.interface.kind.value,

@@ -122,7 +122,19 @@ DEFAULT_RULES: list[DispositionRule] = [
     _rule(
         "keep", "a technical acknowledgement: it goes with the exchange it answers", business_object=["acknowledgement"]
     ),
-    _rule("wrap", "consumers call it request/response: a managed API takes its place", pattern=["sync_api"]),
+    _rule(
+        "wrap",
+        "the trigger validates the rows written and refuses the bad ones: the managed API in front of the writes "
+        "makes the same check before the ERP does",
+        kind=["db_trigger"],
+        has=["validations"],
+    ),
+    _rule(
+        "wrap",
+        "consumers call it request/response: a managed API takes its place",
+        pattern=["sync_api"],
+        kind=["soap_operation", "esb_endpoint", "esb_flow", "db_procedure"],  # a trigger is not called: its rule above
+    ),
     _rule(
         "wrap", "an orchestration: the API in front of it lets it be replaced step by step", pattern=["orchestration"]
     ),

@@ -11,7 +11,7 @@ from pathlib import PurePosixPath
 
 from inventory_scan.analysis.graph import PATTERN_COLOURS, to_svg
 from inventory_scan.analysis.issues import SEVERITIES, Issue, issues
-from inventory_scan.analysis.roadmap import WAVE_UNITS, Roadmap, plan
+from inventory_scan.analysis.roadmap import CAPACITY, WAVE_UNITS, Roadmap, plan
 from inventory_scan.analysis.rollup import Group, Rollup, rollup, units
 from inventory_scan.analysis.wrapped import Wrapper
 from inventory_scan.catalog import Catalog, Criticality, Disposition, Interface
@@ -184,6 +184,31 @@ def _filters(interfaces: list[Interface]) -> str:
     )
 
 
+TIER_COLOURS = {1: "#c0392b", 2: "#d68910", 3: "#7f8c8d"}
+
+
+def _timeline(roadmap: Roadmap) -> str:
+    """The waves as bars on a timeline of weeks, coloured by tier, each saying what it holds."""
+    if not roadmap.waves:
+        return ""
+    week, row, left = 36.0, 24, 70
+    width = left + roadmap.weeks * week + 10
+    parts = [f'<text class="week" x="{left + (n - 1) * week + week / 2:.0f}" y="14">{n}</text>'
+             for n in range(1, roadmap.weeks + 1)]  # fmt: skip
+    for n, wave in enumerate(roadmap.waves):
+        y = 22 + n * row
+        said = (f"wave {wave.number}: tier {wave.tier}, {len(wave.steps)} interfaces, {wave.effort} effort units, "
+                f"weeks {wave.first_week}–{wave.last_week}")  # fmt: skip
+        parts.append(
+            f'<g class="wave"><title>{_e(said)}</title><text x="4" y="{y + 15}">wave {wave.number}</text>'
+            f'<rect x="{left + (wave.first_week - 1) * week:.0f}" y="{y + 2}" width="{wave.weeks * week - 4:.0f}" '
+            f'height="{row - 6}" rx="4" fill="{TIER_COLOURS.get(wave.tier, "#7f8c8d")}"/></g>'
+        )
+    height = 22 + len(roadmap.waves) * row
+    return (f'<svg class="timeline" role="img" aria-label="the waves on a timeline of weeks" width="{width:.0f}" '
+            f'height="{height}" viewBox="0 0 {width:.0f} {height}">{"".join(parts)}</svg>')  # fmt: skip
+
+
 def _roadmap_sections(roadmap: Roadmap) -> list[str]:
     def why(reasons: list[str]) -> str:
         return _e("; ".join(reasons))
@@ -207,11 +232,14 @@ def _roadmap_sections(roadmap: Roadmap) -> list[str]:
         for step in roadmap.retire
     ]
     wave_headers = ["wave:num", "tier:num", "interface", "kind", "entity", "dependants:num", "effort:num", "why"]
+    count = len(roadmap.waves)
     return [
         _section(
-            f"Roadmap: wrap in {len(roadmap.waves)} wave{'' if len(roadmap.waves) == 1 else 's'}",
+            f"Roadmap: wrap in {count} wave{'' if count == 1 else 's'} over {roadmap.weeks} "
+            f"week{'' if roadmap.weeks == 1 else 's'}",
             '<p class="muted">tier 1 first; within a tier the most depended on, then the cheapest; '
-            f"at most {WAVE_UNITS} effort units a wave</p>" + _table(wave_headers, waves, "nothing to wrap"),
+            f"at most {WAVE_UNITS} effort units a wave; weeks at {roadmap.capacity:g} effort units a week "
+            "(<code>--capacity</code>)</p>" + _timeline(roadmap) + _table(wave_headers, waves, "nothing to wrap"),
         ),
         _section(
             "Roadmap: refactor to events",
@@ -244,11 +272,11 @@ def _issues_section(catalog: Catalog, problems: dict[str, list[Issue]]) -> str:
     )
 
 
-def to_html(catalog: Catalog, wrapped: dict[str, list[Wrapper]] | None = None) -> str:
+def to_html(catalog: Catalog, wrapped: dict[str, list[Wrapper]] | None = None, capacity: float = CAPACITY) -> str:
     """The report; with `wrapped` (from routes and a store), each interface shows the routes in
     front of it and their rungs."""
     summary: Rollup = rollup(catalog)
-    roadmap = plan(catalog)
+    roadmap = plan(catalog, capacity=capacity)
     problems = issues(catalog)
     svg, left_out = to_svg(catalog)
     interfaces = sorted(catalog.interfaces, key=lambda i: (i.entity or "~", i.kind.value, i.name))
@@ -319,15 +347,18 @@ def _roadmap_markdown(roadmap: Roadmap) -> list[str]:
     lines = [
         "## Roadmap: wrap, wave by wave",
         "",
-        "| wave | tier | interface | kind | entity | dependants | effort | why |",
-        "|---:|---:|---|---|---|---:|---:|---|",
+        f"{roadmap.weeks} weeks at {roadmap.capacity:g} effort units a week.",
+        "",
+        "| wave | weeks | tier | interface | kind | entity | dependants | effort | why |",
+        "|---:|---:|---:|---|---|---|---:|---:|---|",
     ]
     lines += [
-        f"| {wave.number} | {step.tier} | {_md(step.interface.name)} | {step.interface.kind.value} | "
+        f"| {wave.number} | {wave.first_week}–{wave.last_week} | {step.tier} | {_md(step.interface.name)} | "
+        f"{step.interface.kind.value} | "
         f"{_md(step.interface.entity)} | {step.dependants} | {step.effort} | {_md('; '.join(step.why))} |"
         for wave in roadmap.waves
         for step in wave.steps
-    ] or ["| — | | | | | | | |"]
+    ] or ["| — | | | | | | | | |"]
     lines += [
         "",
         "## Roadmap: refactor to events",
@@ -349,7 +380,7 @@ def _roadmap_markdown(roadmap: Roadmap) -> list[str]:
     return lines
 
 
-def to_markdown(catalog: Catalog, wrapped: dict[str, list[Wrapper]] | None = None) -> str:
+def to_markdown(catalog: Catalog, wrapped: dict[str, list[Wrapper]] | None = None, capacity: float = CAPACITY) -> str:
     summary = rollup(catalog)
     lines = [
         "# Legacy integration catalog",
@@ -372,7 +403,7 @@ def to_markdown(catalog: Catalog, wrapped: dict[str, list[Wrapper]] | None = Non
             for g in groups
         ]
         lines.append("")
-    lines += _roadmap_markdown(plan(catalog))
+    lines += _roadmap_markdown(plan(catalog, capacity=capacity))
     problems = issues(catalog)
     listed = [(i, issue) for i in catalog.interfaces for issue in problems.get(i.id, [])]
     listed.sort(key=lambda pair: (SEVERITIES.index(pair[1].severity), pair[0].name))

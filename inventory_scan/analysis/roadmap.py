@@ -2,14 +2,18 @@
 
 Waves order the `wrap` interfaces the way a programme takes them on: tier 1 first, within a tier
 the most depended-on, then the cheapest; a wave holds at most `wave_units` effort units and never
-mixes tiers. Event candidates name the tables and folders their events would be published from;
-the retirement list carries the evidence for each.
+mixes tiers. The waves are put on a timeline of weeks, one after the other, at the team's
+`capacity` in effort units a week (as Azure Migrate and AWS's AIM give each phase an estimate):
+a plan a lead can hold the programme to, and change by changing the capacity. Event candidates
+name the tables and folders their events would be published from; the retirement list carries the
+evidence for each.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,6 +22,7 @@ from inventory_scan.analysis.rollup import dependants, units
 from inventory_scan.catalog import Catalog, Interface, Kind
 
 WAVE_UNITS = 20
+CAPACITY = 4.0  # effort units one team wraps a week: a SOAP operation (2) in two or three days
 CSV_COLUMNS = [
     "wave", "disposition", "tier", "business_object", "name", "kind", "entity", "system",
     "dependants", "effort", "publish_from", "why", "criticality", "locator", "id",
@@ -72,6 +77,12 @@ class Wave:
     number: int
     tier: int
     steps: list[Step] = field(default_factory=list)
+    first_week: int = 1  # on the timeline: the week it starts, and how many it takes at the team's capacity
+    weeks: int = 1
+
+    @property
+    def last_week(self) -> int:
+        return self.first_week + self.weeks - 1
 
     @property
     def effort(self) -> int:
@@ -84,20 +95,29 @@ class Roadmap:
     events: list[Step]
     retire: list[Step]
     keep: list[Step]
+    capacity: float = CAPACITY  # effort units a week the timeline assumes
+
+    @property
+    def weeks(self) -> int:
+        return self.waves[-1].last_week if self.waves else 0
 
     def steps(self) -> list[Step]:
         return [step for wave in self.waves for step in wave.steps] + self.events + self.retire + self.keep
 
     def as_json(self) -> dict[str, Any]:
         return {
-            "waves": [
-                {"wave": w.number, "tier": w.tier, "effort": w.effort, "interfaces": [s.as_json() for s in w.steps]}
-                for w in self.waves
-            ],
+            "capacity": self.capacity,
+            "weeks": self.weeks,
+            "waves": [self._wave(wave) for wave in self.waves],
             "events": [step.as_json() for step in self.events],
             "retire": [step.as_json() for step in self.retire],
             "keep": [step.as_json() for step in self.keep],
         }
+
+    @staticmethod
+    def _wave(wave: Wave) -> dict[str, Any]:
+        return {"wave": wave.number, "tier": wave.tier, "effort": wave.effort, "first_week": wave.first_week,
+                "weeks": wave.weeks, "interfaces": [step.as_json() for step in wave.steps]}  # fmt: skip
 
     def to_csv(self) -> str:
         """One row per interface, in roadmap order, for a spreadsheet."""
@@ -126,8 +146,9 @@ def publish_from(interface: Interface) -> tuple[str, ...]:
     return (interface.locator,)
 
 
-def plan(catalog: Catalog, wave_units: int = WAVE_UNITS) -> Roadmap:
-    """The roadmap for `catalog`; one scanned before dispositions existed gets the default rules."""
+def plan(catalog: Catalog, wave_units: int = WAVE_UNITS, capacity: float = CAPACITY) -> Roadmap:
+    """The roadmap for `catalog`, its waves on a timeline at `capacity` effort units a week; a
+    catalog scanned before dispositions existed gets the default rules."""
     if any(interface.disposition is None for interface in catalog.interfaces):
         catalog = apply_roadmap(catalog)
     depends = dependants(catalog)
@@ -149,6 +170,10 @@ def plan(catalog: Catalog, wave_units: int = WAVE_UNITS) -> Roadmap:
         Step(s.interface, s.dependants, s.effort, publish_from=publish_from(s.interface))
         for s in sorted((s for s in steps if s.disposition == "refactor_to_events"), key=order)
     ]
+    week = 1
+    for wave in waves:
+        wave.first_week, wave.weeks = week, max(1, math.ceil(wave.effort / capacity))
+        week = wave.last_week + 1
     retire = sorted((s for s in steps if s.disposition == "retire"), key=order)
     keep = sorted((s for s in steps if s.disposition == "keep"), key=order)
-    return Roadmap(waves=waves, events=events, retire=retire, keep=keep)
+    return Roadmap(waves=waves, events=events, retire=retire, keep=keep, capacity=capacity)

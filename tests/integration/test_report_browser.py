@@ -87,6 +87,11 @@ def test_report_in_chromium(report: tuple[Path, Catalog], browser: object, tmp_p
     page.click(f"svg#graph a.node[data-id='{trigger.id}']")
     expect(page.locator(f"details#{trigger.id}")).to_have_attribute("open", "")
 
+    # every table fits the page at 1,400 px: long names break, short columns do not
+    widths = page.evaluate("Array.from(document.querySelectorAll('table')).map(t => t.getBoundingClientRect().right)")
+    assert max(widths) <= page.evaluate("document.documentElement.clientWidth")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 1400
+
     # the graph fits its box when the page opens, zooms and keeps every label inside its box
     box_width = page.evaluate("document.getElementById('graph-box').clientWidth")
     fitted = float(page.get_attribute("svg#graph", "width") or 0)

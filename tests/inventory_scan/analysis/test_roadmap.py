@@ -33,7 +33,7 @@ CASES = [
     ("esb_flow", "jmsBridge", "mule3", "refactor_to_events", "the flow hands messages to a queue or topic"),
     ("esb_flow", "insert", "mule4", "keep", "serves no caller"),
     ("esb_endpoint", "FileReceiveLocation", "", "retire", "no sign of use: receive location disabled"),
-    ("db_trigger", "employee_insupd", "", "wrap", "consumers call it request/response"),
+    ("db_trigger", "employee_insupd", "", "wrap", "the trigger validates the rows written and refuses the bad ones"),
     ("db_trigger", "payment_trigger_ai", "", "keep", "stable: nothing marks it for change"),
     ("db_procedure", "film_in_stock", "mysql", "wrap", "consumers call it request/response"),
     ("file_drop", "IN{seq}.dat", "/x12/", "wrap", "files handed in to the ERP"),
@@ -250,6 +250,11 @@ def test_waves_take_tier_one_first_most_depended_on_then_cheapest_and_never_mix_
     ]
     assert [wave.tier for wave in roadmap.waves] == [1, 1, 1, 2]
     assert all(wave.effort <= 2 for wave in roadmap.waves)
+    # on the timeline, one wave after the other at the team's capacity
+    assert [(wave.first_week, wave.weeks) for wave in roadmap.waves] == [(1, 1), (2, 1), (3, 1), (4, 1)]
+    slow = plan(_analysed(*drops, items, edges=edges), wave_units=2, capacity=0.5)
+    assert [(wave.first_week, wave.weeks) for wave in slow.waves] == [(1, 4), (5, 4), (9, 2), (11, 2)]
+    assert slow.weeks == 12 and slow.as_json()["waves"][1]["first_week"] == 5
 
 
 def test_a_catalog_from_before_the_roadmap_gets_the_default_rules(corpus_catalog: Catalog) -> None:
@@ -309,6 +314,14 @@ def test_the_demo_roadmap(demo_catalog: Path, tmp_path: Path) -> None:
     assert list(rows[0]) == CSV_COLUMNS
     assert len(rows) == len(Catalog.load(demo_catalog).interfaces) == len({row["id"] for row in rows})
     assert rows[0]["wave"] == "1" and rows[0]["name"] == "ORDERS_{date}_{seq}.edi"
+    # a trigger that validates orders is wrapped for its check, not as something consumers call
+    why = {i["name"]: i["why"] for wave in found["waves"] for i in wave["interfaces"]}
+    assert why["orders_validate_bi"][0].startswith("the trigger validates the rows written and refuses the bad ones")
+    assert not any("consumers call it" in reason for reason in why["orders_validate_bi"])
+    assert (
+        found["capacity"] == 4.0
+        and found["weeks"] == found["waves"][-1]["first_week"] + found["waves"][-1]["weeks"] - 1
+    )
 
 
 def test_the_demo_roadmap_as_json_on_stdout_and_in_the_reports(demo_catalog: Path, tmp_path: Path) -> None:
@@ -331,6 +344,8 @@ def test_the_demo_roadmap_as_json_on_stdout_and_in_the_reports(demo_catalog: Pat
     assert "## Roadmap: wrap, wave by wave" in markdown and "| dbo.trg_customer_fax_notify | db_trigger |" in markdown
     page = (tmp_path / "r.html").read_text()
     assert "Roadmap: refactor to events" in page and "table:stock_outbox" in page
+    assert '<svg class="timeline"' in page and "weeks at 4 effort units a week" in page
+    assert "| wave | weeks | tier |" in markdown
 
 
 def test_scaffold_writes_routes_for_what_the_roadmap_wraps(demo_catalog: Path, tmp_path: Path) -> None:
