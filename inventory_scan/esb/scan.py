@@ -264,8 +264,14 @@ def _with_entity(interface: Interface, rules: list[EntityRule]) -> Interface:
     return interface.model_copy(update={"entity": rule.entity})
 
 
-def _endpoint_system(endpoint: Endpoint) -> str:
-    return split(endpoint.locator).host or endpoint.protocol or "unknown"
+LOOPBACK = {"localhost", "127.0.0.1", "::1", "[::1]", "0.0.0.0"}
+
+
+def _endpoint_system(endpoint: Endpoint, product: str) -> str:
+    """The host an endpoint's address names; for a folder, a queue or this machine (file:, jms:,
+    localhost), the ESB whose flows use it: a scheme or `localhost` is not a system anyone owns."""
+    host = split(endpoint.locator).host
+    return host if host and host.lower() not in LOOPBACK else product
 
 
 def _flow_locator(document: str, flow: Flow) -> str:
@@ -355,6 +361,7 @@ def build(documents: list[_Document], system: str | None, log: _Log) -> tuple[li
         for operation in document.found.operations:
             interfaces.append(_operation_interface(document.name, operation, system))
 
+    products = {interface.id: flow.product for _, flow, interface in flows}
     for locator, uses in sorted(endpoint_uses.items()):
         directions = {endpoint.direction for _, endpoint, _ in uses}
         # One address, several readings (plain HTTP here, SOAP 1.2 there): keep the most specific.
@@ -365,7 +372,7 @@ def build(documents: list[_Document], system: str | None, log: _Log) -> tuple[li
         first = uses[0][1]
         endpoint_interface = Interface.build(
             kind=Kind.esb_endpoint,
-            system=system or _endpoint_system(first),
+            system=system or _endpoint_system(first, products.get(uses[0][2], "unknown")),
             locator=locator,
             name=", ".join(sorted({e.name for _, e, _ in uses if e.name})) or locator,
             protocol=protocol or "unknown",

@@ -89,3 +89,9 @@ def test_crossings_counts_what_crosses_and_not_what_shares_a_node() -> None:
     corners = {"a": (0.0, 0.0), "b": (500.0, 100.0), "c": (0.0, 100.0), "d": (500.0, 0.0), "e": (500.0, -300.0)}
     links = [Link("a", "b", "x"), Link("c", "d", "x"), Link("a", "e", "x")]
     assert crossings(corners, links) == 1  # a→b crosses c→d; a→e shares a with a→b and stays above c→d
+
+
+def test_no_scheme_or_loopback_is_a_system(corpus_catalog: Catalog) -> None:
+    """A folder, a queue or this machine (file:, jms:, localhost) belongs to the ESB whose flows use it."""
+    systems = {group.name for group in rollup(corpus_catalog).systems}
+    assert not systems & {"file", "jms", "db", "vfs", "ftp", "sftp", "http", "https", "localhost", "127.0.0.1"}, systems
