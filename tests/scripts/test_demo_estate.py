@@ -78,18 +78,21 @@ def facts(root: Path, day: datetime) -> dict[str, Any]:
     here = str(root)
     return {
         "files": sum(1 for path in root.rglob("*") if path.is_file()),
-        "interfaces": sorted(
-            (
-                i.kind.value,
-                i.system,
-                i.entity,
-                i.name.replace(here, "~"),
-                tuple(i.formats),
-                i.activity.count if i.activity else None,
-                i.pattern.name if i.pattern else None,
-                tuple(sorted(m.message.replace(here, "~") for m in found.get(i.id, []))),
-            )
-            for i in catalog.interfaces
+        "interfaces": sorted(  # by text: two interfaces alike up to a field one lacks never compare None with text
+            [
+                (
+                    i.kind.value,
+                    i.system,
+                    i.entity,
+                    i.name.replace(here, "~"),
+                    tuple(i.formats),
+                    i.activity.count if i.activity else None,
+                    i.pattern.name if i.pattern else None,
+                    tuple(sorted(m.message.replace(here, "~") for m in found.get(i.id, []))),
+                )
+                for i in catalog.interfaces
+            ],
+            key=repr,
         ),
         "edges": len(catalog.edges),
     }
