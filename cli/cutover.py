@@ -41,8 +41,14 @@ EntityName = Annotated[str, typer.Argument(help="legal entity")]
 Acknowledge = Annotated[
     bool, typer.Option(help="acknowledge the guardrail's step down too; say in --reason why it is safe now")
 ]
-MODE_COLOURS = {"legacy": "white", "shadow": "cyan", "dual_write": "blue", "canary": "yellow",
-                "cloud_primary": "magenta", "cloud": "green"}  # fmt: skip
+MODE_COLOURS = {
+    "legacy": "white",
+    "shadow": "cyan",
+    "dual_write": "blue",
+    "canary": "yellow",
+    "cloud_primary": "magenta",
+    "cloud": "green",
+}
 VERDICT_COLOURS = {"Successful": "green", "Failed": "red", "Inconclusive": "yellow"}
 
 
@@ -57,8 +63,12 @@ def open_engine(store: str, routes: Path, create: bool = True) -> Engine:
         differences = engine.use_recorded_settings()
         if differences and create:
             more = f" (and {len(differences) - 1} more)" if len(differences) > 1 else ""
-            errors.print(f"[yellow]note:[/] the gateway's gates and guardrails are used where these route files "
-                         f"differ: {escape(differences[0])}{more}", highlight=False, soft_wrap=True)  # fmt: skip
+            errors.print(
+                f"[yellow]note:[/] the gateway's gates and guardrails are used where these route files "
+                f"differ: {escape(differences[0])}{more}",
+                highlight=False,
+                soft_wrap=True,
+            )
         return engine
     except (RouteError, StoreError) as exc:
         errors.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
@@ -78,8 +88,17 @@ def refused(exc: Exception, as_json: bool) -> typer.Exit:
 
 def _done(rule: Rule, what: str, as_json: bool) -> None:
     if as_json:
-        print(json.dumps({"route": rule.route, "entity": rule.entity, "mode": rule.mode.value,
-                          "percent": rule.percent, "version": rule.version}))  # fmt: skip
+        print(
+            json.dumps(
+                {
+                    "route": rule.route,
+                    "entity": rule.entity,
+                    "mode": rule.mode.value,
+                    "percent": rule.percent,
+                    "version": rule.version,
+                }
+            )
+        )
         return
     percent = f" {rule.percent:g} %" if rule.mode.value == "canary" else ""
     console.print(
@@ -199,9 +218,17 @@ def set_mode(
     engine = open_engine(store, routes)
     try:
         rule = engine.set(
-            route, entity, mode, reason, actor_name(actor), percent=percent, pins=_pins(pin or []), force=force,
-            expected_version=expected_version, acknowledge=acknowledge,
-        )  # fmt: skip
+            route,
+            entity,
+            mode,
+            reason,
+            actor_name(actor),
+            percent=percent,
+            pins=_pins(pin or []),
+            force=force,
+            expected_version=expected_version,
+            acknowledge=acknowledge,
+        )
     except (CutoverError, Conflict) as exc:
         raise refused(exc, as_json) from None
     _done(rule, "set", as_json)
@@ -373,10 +400,22 @@ def mismatches(
         sample = row["samples"][0] if row["samples"] else {"legacy": "", "cloud": ""}
         rate = f"{row['rate']:.2%}" if row["rate"] is not None else ""
         own = f"{row['legacy_own_rate']:.2%}" if row["legacy_own_rate"] is not None else "not sampled"
-        table.add_row(escape(row["path"]), row["kind"], str(row["count"]), rate, own, verdicts[row["verdict"]],
-                      escape(json.dumps(sample["legacy"])), escape(json.dumps(sample["cloud"])))  # fmt: skip
+        table.add_row(
+            escape(row["path"]),
+            row["kind"],
+            str(row["count"]),
+            rate,
+            own,
+            verdicts[row["verdict"]],
+            escape(json.dumps(sample["legacy"])),
+            escape(json.dumps(sample["cloud"])),
+        )
     console.print(table)
     noise = sorted({row["path"] for row in found if row["verdict"] == "noise"})
     if noise:
-        console.print(f"legacy differs from itself as often on these: add to the route's compare block\n"
-                      f"  compare: {{ignore: [{', '.join(noise)}]}}", highlight=False, markup=False)  # fmt: skip
+        console.print(
+            f"legacy differs from itself as often on these: add to the route's compare block\n"
+            f"  compare: {{ignore: [{', '.join(noise)}]}}",
+            highlight=False,
+            markup=False,
+        )

@@ -30,8 +30,9 @@ from inbox.desk import ACTIONS, Desk
 from inbox.store import Conflict, Inbox, InboxError, Item
 from specs.files import RouteError, RouteFile, load_folder
 
-exceptions_app = typer.Typer(help="Everything that needs a person, with its owner: list, act, resolve.",
-                             no_args_is_help=True)  # fmt: skip
+exceptions_app = typer.Typer(
+    help="Everything that needs a person, with its owner: list, act, resolve.", no_args_is_help=True
+)
 STATE_COLOURS = {"open": "red", "assigned": "yellow", "snoozed": "blue", "working": "magenta", "resolved": "green"}
 Id = Annotated[int, typer.Argument(help="the exception's number (exceptions list)")]
 Note = Annotated[str, typer.Option(help="what was done, or why: kept in the history")]
@@ -84,8 +85,9 @@ def exceptions_list(
                 cursor = (float(created), int(number))
             except ValueError:
                 raise typer.BadParameter("a cursor is what the last page printed, e.g. 1765100000.5:42") from None
-        items = Inbox(opened).page(owner, entity, kind, state, None if older_than is None else older_than * 60.0,
-                                   cursor, limit)  # fmt: skip
+        items = Inbox(opened).page(
+            owner, entity, kind, state, None if older_than is None else older_than * 60.0, cursor, limit
+        )
     finally:
         opened.close()
     following = f"{items[-1].created}:{items[-1].id}" if len(items) == limit else None
@@ -99,9 +101,17 @@ def exceptions_list(
     for item in items:
         colour = STATE_COLOURS.get(item.state, "white")
         state = f"[{colour}]{item.state}[/]" + (f" → {escape(item.assignee)}" if item.assignee else "")
-        table.add_row(str(item.id), item.kind, escape(f"{item.subject} · {item.entity}"), escape(item.key or ""),
-                      state, escape(item.owner or "—"), str(item.count), _age(item.age(now)),
-                      escape(item.error[:90]))  # fmt: skip
+        table.add_row(
+            str(item.id),
+            item.kind,
+            escape(f"{item.subject} · {item.entity}"),
+            escape(item.key or ""),
+            state,
+            escape(item.owner or "—"),
+            str(item.count),
+            _age(item.age(now)),
+            escape(item.error[:90]),
+        )
     console.print(table)
     if following:
         console.print(f"more: --after {following}")
@@ -123,18 +133,30 @@ def exceptions_show(item_id: Id, store: Store, routes: Routes = Path("routes"), 
         raise _refused(f"no exception {item_id}", as_json)
     owner = folder.owner_of(item.subject, item.entity)
     if as_json:
-        print(json.dumps({**item.as_dict(), "actions": ACTIONS.get(item.kind, ()),
-                          "owner_detail": owner.shown() if owner else None,
-                          "history": [entry.as_dict() for entry in history]}))  # fmt: skip
+        print(
+            json.dumps(
+                {
+                    **item.as_dict(),
+                    "actions": ACTIONS.get(item.kind, ()),
+                    "owner_detail": owner.shown() if owner else None,
+                    "history": [entry.as_dict() for entry in history],
+                }
+            )
+        )
         return
     colour = STATE_COLOURS.get(item.state, "white")
-    console.print(f"exception {item.id}: {item.kind} · {escape(item.subject)} · {escape(item.entity)}"
-                  f"{f' · {escape(item.key)}' if item.key else ''} — [{colour}]{item.state}[/]")  # fmt: skip
-    console.print(f"  since {item.since[:19]}, seen {item.count} time(s), last {item.last_seen[:19]}; "
-                  f"stands for {item.source}")  # fmt: skip
-    console.print(f"  owner: {escape(owner.team) if owner else 'nobody'}"
-                  + (f" · {escape(owner.contact)}" if owner and owner.contact else "")
-                  + (f" · runbook {escape(owner.runbook)}" if owner and owner.runbook else ""))  # fmt: skip
+    console.print(
+        f"exception {item.id}: {item.kind} · {escape(item.subject)} · {escape(item.entity)}"
+        f"{f' · {escape(item.key)}' if item.key else ''} — [{colour}]{item.state}[/]"
+    )
+    console.print(
+        f"  since {item.since[:19]}, seen {item.count} time(s), last {item.last_seen[:19]}; stands for {item.source}"
+    )
+    console.print(
+        f"  owner: {escape(owner.team) if owner else 'nobody'}"
+        + (f" · {escape(owner.contact)}" if owner and owner.contact else "")
+        + (f" · runbook {escape(owner.runbook)}" if owner and owner.runbook else "")
+    )
     console.print(f"  what happened: {escape(item.error)}", highlight=False)
     actions = ", ".join(ACTIONS.get(item.kind, ())) or "none of its own"
     console.print(f"  can be: assigned, commented, snoozed, resolved; its own actions: {actions}")
@@ -170,9 +192,15 @@ def _done(store: str, routes: Path, as_json: bool, act: Callable[[Desk], Item]) 
 
 
 @exceptions_app.command("assign")
-def exceptions_assign(item_id: Id, store: Store, to: Annotated[str, typer.Option(help="a person or a team")],
-                      note: Note = "", actor: Actor = None, routes: Routes = Path("routes"),
-                      as_json: Json = False) -> None:  # fmt: skip
+def exceptions_assign(
+    item_id: Id,
+    store: Store,
+    to: Annotated[str, typer.Option(help="a person or a team")],
+    note: Note = "",
+    actor: Actor = None,
+    routes: Routes = Path("routes"),
+    as_json: Json = False,
+) -> None:
     """Give an exception to a person.
 
     Example: banyan exceptions assign 17 --to bo --store cutover.db
@@ -181,8 +209,9 @@ def exceptions_assign(item_id: Id, store: Store, to: Annotated[str, typer.Option
 
 
 @exceptions_app.command("comment")
-def exceptions_comment(item_id: Id, store: Store, note: Note, actor: Actor = None, routes: Routes = Path("routes"),
-                       as_json: Json = False) -> None:  # fmt: skip
+def exceptions_comment(
+    item_id: Id, store: Store, note: Note, actor: Actor = None, routes: Routes = Path("routes"), as_json: Json = False
+) -> None:
     """Add a note to an exception's history.
 
     Example: banyan exceptions comment 17 --note "vendor ticket 4411" --store cutover.db
@@ -191,8 +220,15 @@ def exceptions_comment(item_id: Id, store: Store, note: Note, actor: Actor = Non
 
 
 @exceptions_app.command("snooze")
-def exceptions_snooze(item_id: Id, store: Store, minutes: Annotated[int, typer.Option(min=1)], note: Note = "",
-                      actor: Actor = None, routes: Routes = Path("routes"), as_json: Json = False) -> None:  # fmt: skip
+def exceptions_snooze(
+    item_id: Id,
+    store: Store,
+    minutes: Annotated[int, typer.Option(min=1)],
+    note: Note = "",
+    actor: Actor = None,
+    routes: Routes = Path("routes"),
+    as_json: Json = False,
+) -> None:
     """Put an exception aside for a while; it comes back by itself.
 
     Example: banyan exceptions snooze 17 --minutes 120 --note "ERP vendor on it" --store cutover.db
@@ -201,8 +237,9 @@ def exceptions_snooze(item_id: Id, store: Store, minutes: Annotated[int, typer.O
 
 
 @exceptions_app.command("resolve")
-def exceptions_resolve(item_id: Id, store: Store, note: Note, actor: Actor = None, routes: Routes = Path("routes"),
-                       as_json: Json = False) -> None:  # fmt: skip
+def exceptions_resolve(
+    item_id: Id, store: Store, note: Note, actor: Actor = None, routes: Routes = Path("routes"), as_json: Json = False
+) -> None:
     """Close an exception, saying what was done.
 
     Example: banyan exceptions resolve 17 --note "keyed in by hand" --store cutover.db
@@ -211,9 +248,15 @@ def exceptions_resolve(item_id: Id, store: Store, note: Note, actor: Actor = Non
 
 
 def _action(name: str, summary: str, example: str) -> None:
-    def command(item_id: Id, store: Store, reason: Reason = "", actor: Actor = None,
-                to: Annotated[str, typer.Option(help="repair: the side that gets the records")] = "cloud",
-                routes: Routes = Path("routes"), as_json: Json = False) -> None:  # fmt: skip
+    def command(
+        item_id: Id,
+        store: Store,
+        reason: Reason = "",
+        actor: Actor = None,
+        to: Annotated[str, typer.Option(help="repair: the side that gets the records")] = "cloud",
+        routes: Routes = Path("routes"),
+        as_json: Json = False,
+    ) -> None:
         _done(store, routes, as_json, lambda desk: desk.act(item_id, name, actor_name(actor), reason, to=to))
 
     command.__doc__ = f"{summary}\n\n    Example: {example}\n    "
@@ -253,8 +296,9 @@ _action(
 
 
 @exceptions_app.command("prune")
-def exceptions_prune(store: Store, days: Annotated[int, typer.Option(min=1, help="resolved longer ago")] = 90,
-                     as_json: Json = False) -> None:  # fmt: skip
+def exceptions_prune(
+    store: Store, days: Annotated[int, typer.Option(min=1, help="resolved longer ago")] = 90, as_json: Json = False
+) -> None:
     """Forget resolved exceptions (and their history) after a while; open ones are never pruned.
 
     Example: banyan exceptions prune --days 90 --store cutover.db

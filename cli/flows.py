@@ -20,8 +20,15 @@ from cutover.store import StoreError, open_store
 from flows.journey import Journey
 
 flows_app = typer.Typer(help="Files and batches on the ladder: where each file went, per side.", no_args_is_help=True)
-STATE_COLOURS = {"delivered": "green", "delivering": "yellow", "new": "cyan", "refused": "red", "in_doubt": "magenta",
-                 "duplicate": "white", "discarded": "white"}  # fmt: skip
+STATE_COLOURS = {
+    "delivered": "green",
+    "delivering": "yellow",
+    "new": "cyan",
+    "refused": "red",
+    "in_doubt": "magenta",
+    "duplicate": "white",
+    "discarded": "white",
+}
 DAY = 86400.0
 
 
@@ -87,11 +94,17 @@ def flows_files(
     for item in described:
         sides = {side["side"]: side for side in item["sides"]}
         table.add_row(
-            str(item["id"]), item["at"][:19], escape(item["name"]), item["entity"] or "", item["key"] or "",
-            item["rung"] or "", f"[{STATE_COLOURS.get(item['state'], 'white')}]{item['state']}[/]"
+            str(item["id"]),
+            item["at"][:19],
+            escape(item["name"]),
+            item["entity"] or "",
+            item["key"] or "",
+            item["rung"] or "",
+            f"[{STATE_COLOURS.get(item['state'], 'white')}]{item['state']}[/]"
             + (f"\n{escape(item['reason'])}" if item["reason"] else ""),
-            _side(sides.get("legacy")), _side(sides.get("cloud")),
-        )  # fmt: skip
+            _side(sides.get("legacy")),
+            _side(sides.get("cloud")),
+        )
     console.print(table if described else f"no files of {flow} yet")
 
 
@@ -143,8 +156,9 @@ def flows_resolve(
     state = "delivered" if delivered else "discarded"
     journey.finish(file_id, state, f"{reason} ({actor_name(actor)})")
     evidence = {"file": file_id, "name": row.name, "to": state}
-    journey.store.record(actor_name(actor), row.flow, row.entity or "*",
-                         {"kind": "flow_file", "reason": reason, "evidence": evidence})  # fmt: skip
+    journey.store.record(
+        actor_name(actor), row.flow, row.entity or "*", {"kind": "flow_file", "reason": reason, "evidence": evidence}
+    )
     if as_json:
         print(json.dumps({"id": file_id, "state": state}))
     else:
@@ -179,8 +193,15 @@ def flows_runs(
         table.add_column(column, justify="right" if column in ("records", "differ") else "left")
     for run in found:
         colour = {"delivered": "green", "late": "yellow", "failed": "red", "missed": "red"}.get(run["state"], "white")
-        cells = [run["due"][:16].replace("T", " "), f"[{colour}]{run['state']}[/]", run["rung"] or "",
-                 escape(run["delivered"] or "—"), f"{run['records']:,}", f"{run['mismatches']:,}",
-                 f"{run['only_legacy']}/{run['only_cloud']}", escape(run["reason"])]  # fmt: skip
+        cells = [
+            run["due"][:16].replace("T", " "),
+            f"[{colour}]{run['state']}[/]",
+            run["rung"] or "",
+            escape(run["delivered"] or "—"),
+            f"{run['records']:,}",
+            f"{run['mismatches']:,}",
+            f"{run['only_legacy']}/{run['only_cloud']}",
+            escape(run["reason"]),
+        ]
         table.add_row(*cells if batch else (run["batch"], *cells))
     console.print(table if found else "no runs yet")

@@ -19,8 +19,15 @@ from cutover.store import StoreError, open_store
 outbox_app = typer.Typer(
     help="Writes owed to the side that is not serving: watch, replay, discard.", no_args_is_help=True
 )
-STATE_COLOURS = {"pending": "yellow", "delivered": "green", "in_doubt": "magenta", "dead": "red", "cancelled": "white",
-                 "discarded": "white", "intent": "cyan"}  # fmt: skip
+STATE_COLOURS = {
+    "pending": "yellow",
+    "delivered": "green",
+    "in_doubt": "magenta",
+    "dead": "red",
+    "cancelled": "white",
+    "discarded": "white",
+    "intent": "cyan",
+}
 
 
 def _outbox(store: str) -> Outbox:
@@ -74,8 +81,16 @@ def outbox_list(
         colour = STATE_COLOURS.get(message.state, "white")
         where = f"{message.route}/{message.entity}"
         state = f"[{colour}]{message.state}[/]"
-        table.add_row(str(message.id), message.at[:19], where, message.business_key or "", message.side, state,
-                      str(message.attempts), message.last_error)  # fmt: skip
+        table.add_row(
+            str(message.id),
+            message.at[:19],
+            where,
+            message.business_key or "",
+            message.side,
+            state,
+            str(message.attempts),
+            message.last_error,
+        )
     console.print(table)
 
 

@@ -27,8 +27,9 @@ from specs.files import RouteError, load_folder
 from specs.reconciliations import Reconciliation
 from specs.routes import Route
 
-reconcile_app = typer.Typer(help="Reconciliation: both systems' records matched by key and compared.",
-                            no_args_is_help=True)  # fmt: skip
+reconcile_app = typer.Typer(
+    help="Reconciliation: both systems' records matched by key and compared.", no_args_is_help=True
+)
 STATE_COLOURS = {"done": "green", "running": "yellow", "failed": "red"}
 
 
@@ -80,8 +81,12 @@ def reconcile_run(
         raise _fail(str(exc)) from None
     try:
         reconciler = Reconciler(spec, opened, routes=declared, base=routes)
-        columns = (SpinnerColumn(), TextColumn("{task.description}"), TextColumn("{task.fields[read]:>12,} records"),
-                   TimeElapsedColumn())  # fmt: skip
+        columns = (
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            TextColumn("{task.fields[read]:>12,} records"),
+            TimeElapsedColumn(),
+        )
         with Progress(*columns, console=errors, transient=True, disable=as_json or not sys.stderr.isatty()) as bar:
             tasks = {side: bar.add_task(f"reading {spec.label(side)}", read=0) for side in ("legacy", "cloud")}
             run_id, _ = reconciler.run(entity, since, lambda side, read: bar.update(tasks[side], read=read))
@@ -102,8 +107,10 @@ def _summary(row: RunRow, spec: Reconciliation | None = None) -> None:
     names = counts.get("labels") or {}
     label = spec.label if spec is not None else (lambda side: str(names.get(side, side)))
     colour = STATE_COLOURS.get(row.state, "white")
-    console.print(f"run {row.id}: {row.name} for {row.entity} — [{colour}]{row.state}[/]"
-                  + (f": {escape(row.reason)}" if row.reason else ""))  # fmt: skip
+    console.print(
+        f"run {row.id}: {row.name} for {row.entity} — [{colour}]{row.state}[/]"
+        + (f": {escape(row.reason)}" if row.reason else "")
+    )
     if counts:
         read, only = counts.get("read", {}), counts.get("only", {})
         table = Table(title=f"{row.name} · {row.entity}", title_justify="left")
@@ -111,14 +118,14 @@ def _summary(row: RunRow, spec: Reconciliation | None = None) -> None:
             table.add_column(column, justify="right" if column != "only" else "left")
         table.add_row(
             f"{label('legacy')} {read.get('legacy', 0):,} · {label('cloud')} {read.get('cloud', 0):,}",
-            f"{counts.get('matched', 0):,}", f"{counts.get('differing', 0):,}",
+            f"{counts.get('matched', 0):,}",
+            f"{counts.get('differing', 0):,}",
             f"{label('legacy')} {only.get('legacy', 0):,} · {label('cloud')} {only.get('cloud', 0):,}",
             f"{counts.get('drift_rate', 0):.3%}",
-        )  # fmt: skip
+        )
         console.print(table)
         if counts.get("settled"):
-            console.print(f"{counts['settled']:,} of the matched were found alike by the databases' hashes, "
-                          "never read")  # fmt: skip
+            console.print(f"{counts['settled']:,} of the matched were found alike by the databases' hashes, never read")
         if counts.get("paths"):
             paths = Table(title="Where they differ", title_justify="left")
             for column in ("path", "kind", "records"):
@@ -152,11 +159,16 @@ def reconcile_status(
     for row in found:
         counts, only = row.counts, row.counts.get("only", {})
         table.add_row(
-            str(row.id), row.name, row.entity, row.started[:19], f"[{STATE_COLOURS.get(row.state, 'white')}]"
-            f"{row.state}[/]", f"{counts.get('matched', 0):,}", f"{counts.get('differing', 0):,}",
+            str(row.id),
+            row.name,
+            row.entity,
+            row.started[:19],
+            f"[{STATE_COLOURS.get(row.state, 'white')}]{row.state}[/]",
+            f"{counts.get('matched', 0):,}",
+            f"{counts.get('differing', 0):,}",
             f"{only.get('legacy', 0):,} · {only.get('cloud', 0):,}",
             f"{counts.get('drift_rate', 0):.3%}" if counts else "",
-        )  # fmt: skip
+        )
     console.print(table if found else "no runs yet")
 
 
@@ -221,8 +233,9 @@ def reconcile_export(
             shown = key.replace("\x1f", " / ")
             if kind == "differs":
                 for difference in detail["differences"]:
-                    writer.writerow([kind, shown, difference["path"], _cell(difference["legacy"]),
-                                     _cell(difference["cloud"])])  # fmt: skip
+                    writer.writerow(
+                        [kind, shown, difference["path"], _cell(difference["legacy"]), _cell(difference["cloud"])]
+                    )
             else:
                 writer.writerow([kind, shown, "", json.dumps(detail.get("record"), default=str), ""])
     finally:
@@ -268,8 +281,10 @@ def reconcile_repair(
         if as_json:
             print(json.dumps({"would_send": [p.key for p in planned], "unmappable": unmappable}))
             return
-        console.print(f"would send {len(planned):,} records to {to} through {spec.repair.route} "
-                      f"(keys already repaired with the same content are skipped when sent)")  # fmt: skip
+        console.print(
+            f"would send {len(planned):,} records to {to} through {spec.repair.route} "
+            f"(keys already repaired with the same content are skipped when sent)"
+        )
         for item in planned[:20]:
             console.print(f"  {escape(item.key.replace(chr(31), ' / '))}", highlight=False)
         for key, why in unmappable[:20]:
@@ -284,7 +299,9 @@ def reconcile_repair(
     if as_json:
         print(json.dumps({"sent": len(done.sent), "already": len(done.already), "unmappable": done.unmappable}))
         return
-    console.print(f"✓ {len(done.sent):,} records put in the outbox for {to} through {spec.repair.route}; "
-                  f"{len(done.already):,} were repaired before; the gateway's deliverer makes them")  # fmt: skip
+    console.print(
+        f"✓ {len(done.sent):,} records put in the outbox for {to} through {spec.repair.route}; "
+        f"{len(done.already):,} were repaired before; the gateway's deliverer makes them"
+    )
     for key, why in done.unmappable[:20]:
         console.print(f"[yellow]cannot map[/] {escape(key)}: {escape(why)}", highlight=False)

@@ -117,11 +117,19 @@ def serve_command(
                 raise _fail("the events wait in the cutover store until the broker has them: name it with --store")
             open_broker(events_broker)  # a ValueError names the schemes it takes
         settings = Settings(
-            routes, loaded, max_body, store=store, admin_key=admin_key, webhook=webhook,
-            in_doubt_after=in_doubt_after, rate_store=rate_store, events_broker=events_broker,
-            otlp_endpoint=otlp_endpoint, deliveries="apart" if deliveries is Deliveries.apart else "here",
+            routes,
+            loaded,
+            max_body,
+            store=store,
+            admin_key=admin_key,
+            webhook=webhook,
+            in_doubt_after=in_doubt_after,
+            rate_store=rate_store,
+            events_broker=events_broker,
+            otlp_endpoint=otlp_endpoint,
+            deliveries="apart" if deliveries is Deliveries.apart else "here",
             trusted_proxies=tuple(trusted_proxy or ()),
-        )  # fmt: skip
+        )
         serve(settings, host, port, workers, access_log)
     except (RouteError, ValueError, StoreError) as exc:
         raise _fail(str(exc)) from None
@@ -162,9 +170,11 @@ def routes_check(folder: Annotated[Path, typer.Argument(help="folder of route sp
         typer.echo(f"✓ {spec.name}: reconciliation of {spec.entity} by {', '.join(spec.key)}: {sides}{when}")
     for name, item in loaded.owned().items():
         if item.tier == 1 and item.owner is None and not loaded.owners:
-            console.print(f"[yellow]warning:[/] {name} is tier 1 and has no owner: nobody is told when it "
-                          "fails (owner: {team: …} on it, on its file, or per entity with owners:)",
-                          highlight=False)  # fmt: skip
+            console.print(
+                f"[yellow]warning:[/] {name} is tier 1 and has no owner: nobody is told when it "
+                "fails (owner: {team: …} on it, on its file, or per entity with owners:)",
+                highlight=False,
+            )
 
 
 @routes_app.command("schema")
@@ -213,8 +223,10 @@ def routes_scaffold(
             (out / f"{kind}.yaml").write_text(yaml.safe_dump(document, sort_keys=False, allow_unicode=True))
             written += len(items)
     flows = len(routes.get("flows", []))
-    typer.echo(f"wrote {written - flows} route and {flows} flow skeletons to {out}; fill in the TODOs, then "
-               f"`banyan routes check {out}`")  # fmt: skip
+    typer.echo(
+        f"wrote {written - flows} route and {flows} flow skeletons to {out}; fill in the TODOs, then "
+        f"`banyan routes check {out}`"
+    )
     if left_out:
         typer.echo(f"left out {left_out} for interfaces the roadmap does not wrap (--all writes them too)")
 
@@ -228,8 +240,13 @@ KeyStore = Annotated[
 def _spec(
     route: list[str] | None, entity: list[str] | None, rate: float, admin: bool, role: str | None = None
 ) -> dict[str, object]:
-    found: dict[str, object] = {"routes": route or ["*"], "entities": entity or ["*"], "rate": rate,
-                                "burst": int(rate * 2), "admin": admin}  # fmt: skip
+    found: dict[str, object] = {
+        "routes": route or ["*"],
+        "entities": entity or ["*"],
+        "rate": rate,
+        "burst": int(rate * 2),
+        "admin": admin,
+    }
     return found | ({"role": role} if role else {})
 
 
@@ -282,8 +299,11 @@ def keys_create(
         finally:
             opened.close()
         typer.echo(key)
-        console.print(f"key for {name} kept hashed in the store; every gateway on it takes it within a second; "
-                      "it is shown only this once", highlight=False)  # fmt: skip
+        console.print(
+            f"key for {name} kept hashed in the store; every gateway on it takes it within a second; "
+            "it is shown only this once",
+            highlight=False,
+        )
         return
     if not consumers.parent.is_dir():
         raise _fail(f"{consumers.parent} is not a folder: create it, or point --consumers at an existing one")
@@ -374,7 +394,12 @@ def keys_list(store: KeyStore = None) -> None:
     for column in ("name", "routes", "entities", "rate/s", "admin", "state"):
         table.add_column(column)
     for name, _, spec, revoked in rows:
-        table.add_row(name, ", ".join(spec.get("routes", ["*"])), ", ".join(spec.get("entities", ["*"])),
-                      f"{spec.get('rate', '')}", "yes" if spec.get("admin") else "",
-                      f"revoked {revoked[:19]}" if revoked else "active")  # fmt: skip
+        table.add_row(
+            name,
+            ", ".join(spec.get("routes", ["*"])),
+            ", ".join(spec.get("entities", ["*"])),
+            f"{spec.get('rate', '')}",
+            "yes" if spec.get("admin") else "",
+            f"revoked {revoked[:19]}" if revoked else "active",
+        )
     Console().print(table)

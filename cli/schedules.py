@@ -108,8 +108,15 @@ def calendar(
         table.add_column(column)
     for item in schedules:
         colour = {"pending": "yellow", "applied": "green", "refused": "red"}.get(item.state, "white")
-        table.add_row(str(item.id), item.at[:16], f"{item.route}/{item.entity}", rung_label(item.mode, item.percent),
-                      f"[{colour}]{item.state}[/]", item.reason, item.note)  # fmt: skip
+        table.add_row(
+            str(item.id),
+            item.at[:16],
+            f"{item.route}/{item.entity}",
+            rung_label(item.mode, item.percent),
+            f"[{colour}]{item.state}[/]",
+            item.reason,
+            item.note,
+        )
     console.print(table)
     table = Table(title="Freeze windows", title_justify="left")
     for column in ("entity", "from", "until", "reason", "by"):

@@ -57,10 +57,15 @@ def status(
         alert = {"fast": "[bold red]fast burn[/]", "slow": "[yellow]slow burn[/]"}.get(standing.alert, "[green]ok[/]")
         burns = " · ".join(_rate(standing.burn[window]) for window in ("5m", "1h", "6h"))
         table.add_row(
-            standing.entity, standing.route, standing.slo, f"{standing.objective:g} % {standing.days}d",
+            standing.entity,
+            standing.route,
+            standing.slo,
+            f"{standing.objective:g} % {standing.days}d",
             "—" if standing.sli is None else f"{standing.sli:.2f} % of {standing.total:,}",
-            "—" if standing.budget_left is None else f"{standing.budget_left:.0%}", burns, alert,
-        )  # fmt: skip
+            "—" if standing.budget_left is None else f"{standing.budget_left:.0%}",
+            burns,
+            alert,
+        )
     console.print(table)
     if not found:
         console.print("no SLO has events yet: they count once the gateway answers the routes that declare them")

@@ -70,9 +70,11 @@ class Rules(BaseModel):
     )
     mask: list[str] = Field(default_factory=list, description="paths whose values never leave in samples")
     noise_sample: float = Field(
-        default=0.0, ge=0, le=1,
+        default=0.0,
+        ge=0,
+        le=1,
         description="share of compared reads that also get a second legacy call (fields that differ on their own)",
-    )  # fmt: skip
+    )
 
 
 def _split(pointer: str) -> tuple[str, ...]:

@@ -106,13 +106,17 @@ class Status:
                 "reason": self.step_down.reason,
                 "evidence": self.step_down.evidence,
             },
-            "alert": None if self.alert is None else {"at": self.alert.at, "reason": self.alert.reason,
-                                                      "evidence": self.alert.evidence},
-            "copies_paused": None if self.copies_paused is None else {
-                "at": self.copies_paused.at, "reason": self.copies_paused.reason,
+            "alert": None
+            if self.alert is None
+            else {"at": self.alert.at, "reason": self.alert.reason, "evidence": self.alert.evidence},
+            "copies_paused": None
+            if self.copies_paused is None
+            else {
+                "at": self.copies_paused.at,
+                "reason": self.copies_paused.reason,
                 "evidence": self.copies_paused.evidence,
             },
-        }  # fmt: skip
+        }
 
 
 CLOUD_SERVES = (Mode.canary, Mode.cloud_primary, Mode.cloud)  # the rungs where the cloud answers consumers
@@ -144,8 +148,9 @@ THIS_PROCESS = "the route files this process read"
 def _differences(what: str, here: BaseModel, there: BaseModel) -> list[str]:
     """'gate min_minutes: 30 here, 0 in the gateway' for each setting that differs."""
     mine, theirs = here.model_dump(), there.model_dump()
-    return [f"{what} {k}: {_shown(mine[k])} here, {_shown(theirs[k])} in the gateway" for k in mine
-            if mine[k] != theirs[k]]  # fmt: skip
+    return [
+        f"{what} {k}: {_shown(mine[k])} here, {_shown(theirs[k])} in the gateway" for k in mine if mine[k] != theirs[k]
+    ]
 
 
 def _shown(value: Any) -> str:
@@ -217,9 +222,14 @@ class Engine:
         )
 
     def _judge(
-        self, info: RouteInfo, rule: Rule, counters: Counters, note: str = "", entity: str = "*",
+        self,
+        info: RouteInfo,
+        rule: Rule,
+        counters: Counters,
+        note: str = "",
+        entity: str = "*",
         owed: dict[tuple[str, str, str], tuple[int, float]] | None = None,
-    ) -> Judgement | None:  # fmt: skip
+    ) -> Judgement | None:
         if rule.mode is Mode.cloud:
             return None
         if rule.mode is Mode.legacy:
@@ -242,8 +252,10 @@ class Engine:
             count, oldest = owed.get((rule.route, entity, Side.cloud.value), (0, 0.0))
             if count:
                 age = max(datetime.now(UTC).timestamp() - oldest, 0.0)
-                reason = (f"the cloud is still owed {count} write{'s' if count > 1 else ''} (the oldest {age:.0f} s "
-                          "old): until they land, the keys they hold stay with legacy")  # fmt: skip
+                reason = (
+                    f"the cloud is still owed {count} write{'s' if count > 1 else ''} (the oldest {age:.0f} s "
+                    "old): until they land, the keys they hold stay with legacy"
+                )
                 verdict = Verdict.failed if judgement.verdict is Verdict.failed else Verdict.inconclusive
                 judgement = Judgement(verdict, [*judgement.reasons, reason], judgement.evidence)
         if step is not None and step[0] in (Mode.cloud_primary, Mode.cloud) and info.gate.reconciled is not None:
@@ -254,8 +266,11 @@ class Engine:
         """The gate's reconciliation: its newest run for the entity, clean and recent enough."""
         found = self.store.reconciled(wanted.reconciliation, entity)
         name = wanted.reconciliation
-        evidence = judgement.evidence | {"reconciliation": None if found is None else {
-            "run": found[0], "state": found[1], "finished": found[2], "drift_rate": found[3]}}  # fmt: skip
+        evidence = judgement.evidence | {
+            "reconciliation": None
+            if found is None
+            else {"run": found[0], "state": found[1], "finished": found[2], "drift_rate": found[3]}
+        }
         if found is None:
             reason, verdict = f"no run of reconciliation {name} for {entity} yet (banyan reconcile run)", None
         else:
@@ -264,11 +279,18 @@ class Engine:
             if state != "done":
                 reason, verdict = f"reconciliation {name}'s last run ({run}) failed: run it again", None
             elif hours > wanted.max_age_hours:
-                reason, verdict = (f"reconciliation {name}'s last run ({run}) is {hours:.0f} h old, over the "
-                                   f"{wanted.max_age_hours:g} h allowed"), None  # fmt: skip
+                reason, verdict = (
+                    (
+                        f"reconciliation {name}'s last run ({run}) is {hours:.0f} h old, over the "
+                        f"{wanted.max_age_hours:g} h allowed"
+                    ),
+                    None,
+                )
             elif drift > wanted.max_drift_rate:
-                reason, verdict = (f"reconciliation {name} (run {run}) drifted {drift:.3%}, over "
-                                   f"{wanted.max_drift_rate:.3%}"), Verdict.failed  # fmt: skip
+                reason, verdict = (
+                    (f"reconciliation {name} (run {run}) drifted {drift:.3%}, over {wanted.max_drift_rate:.3%}"),
+                    Verdict.failed,
+                )
             else:
                 reason, verdict = (
                     f"reconciliation {name} (run {run}) drifted {drift:.3%}: within the gate",
@@ -304,8 +326,11 @@ class Engine:
         guardrail's open alert and the cloud's paused copies."""
         self.check_names(route, entity)
         downs = self.step_downs() if attention else {}
-        alerts = {pair: event for pair, event in self.store.latest(ALERTS).items()
-                  if event.kind == "guardrail_alert"} if attention else {}  # fmt: skip
+        alerts = (
+            {pair: event for pair, event in self.store.latest(ALERTS).items() if event.kind == "guardrail_alert"}
+            if attention
+            else {}
+        )
         paused = self.paused_copies() if attention else {}
         # a row per stored rule, and per entity each route with a cloud side serves (its default
         # rule "*" when it names none): a legacy-only route has nothing to cut over
@@ -325,17 +350,31 @@ class Engine:
             rule = rule or Rule(route_name, entity_name, info.default)
             window, note = self._judged_window(info, rule, entity_name, info.gate.window_minutes)
             judged = self._judge(info, rule, window, note, entity_name, owed)
-            behind = {side: owed[(route_name, entity_name, side)] for side in ("legacy", "cloud")
-                      if (route_name, entity_name, side) in owed}  # fmt: skip
+            behind = {
+                side: owed[(route_name, entity_name, side)]
+                for side in ("legacy", "cloud")
+                if (route_name, entity_name, side) in owed
+            }
             pair = (route_name, entity_name)
             alert = alerts.get(pair)
             rows.append(
-                Status(route_name, entity_name, rule, window, judged, _rung_name(self.next_rung(rule)),
-                       downs.get(pair), self.settings_from.get(route_name, THIS_PROCESS),
-                       info.gate, info.guardrail, behind,
-                       alert if alert is not None and alert.evidence.get("rung") == rule.rung else None,
-                       paused.get(pair), info.kind)
-            )  # fmt: skip
+                Status(
+                    route_name,
+                    entity_name,
+                    rule,
+                    window,
+                    judged,
+                    _rung_name(self.next_rung(rule)),
+                    downs.get(pair),
+                    self.settings_from.get(route_name, THIS_PROCESS),
+                    info.gate,
+                    info.guardrail,
+                    behind,
+                    alert if alert is not None and alert.evidence.get("rung") == rule.rung else None,
+                    paused.get(pair),
+                    info.kind,
+                )
+            )
         return rows
 
     def history(self, route: str | None = None, entity: str | None = None, limit: int = 1000) -> list[AuditEvent]:
@@ -424,9 +463,14 @@ class Engine:
             self._record_acknowledgement(route, entity, down, reason, actor)
         new = Rule(route, entity, target, percent if target is Mode.canary else 0.0, current.pins | (pins or {}))
         event = {
-            "kind": kind, "from_mode": current.mode.value, "to_mode": target.value, "from_percent": current.percent,
-            "to_percent": new.percent, "reason": reason, "evidence": evidence,
-        }  # fmt: skip
+            "kind": kind,
+            "from_mode": current.mode.value,
+            "to_mode": target.value,
+            "from_percent": current.percent,
+            "to_percent": new.percent,
+            "reason": reason,
+            "evidence": evidence,
+        }
         return self.store.put_rule(new, version, actor, event)
 
     def next_rung(self, rule: Rule) -> tuple[Mode, float] | None:
@@ -448,8 +492,9 @@ class Engine:
         if step is None:
             raise CutoverError(f"{route}/{entity} is already on the cloud")
         target, percent = step
-        return self.set(route, entity, target, reason, actor, percent=percent, force=force, kind="promote",
-                        acknowledge=acknowledge)  # fmt: skip
+        return self.set(
+            route, entity, target, reason, actor, percent=percent, force=force, kind="promote", acknowledge=acknowledge
+        )
 
     def acknowledge(self, route: str, entity: str, reason: str, actor: str) -> AuditEvent:
         """Say a person has seen the guardrail's step down of route × entity; returns that step down."""
@@ -582,8 +627,9 @@ class Engine:
             # the version this judgement was made on: if another gateway stepped down meanwhile, do not again
             own = status.rule.version if status.rule.entity == status.entity else 0
             why = "guardrail: " + "; ".join(reasons)
-            rule = self.set(status.route, status.entity, guarded(info), why, "guardrail", kind="guardrail",
-                            expected_version=own)  # fmt: skip
+            rule = self.set(
+                status.route, status.entity, guarded(info), why, "guardrail", kind="guardrail", expected_version=own
+            )
         except Exception as exc:  # a concurrent step down by another gateway is fine
             log.info("guardrail step down of %s/%s not applied: %s", status.route, status.entity, exc)
             return []
@@ -632,8 +678,11 @@ class Engine:
             why = "guardrail: " + "; ".join(errors) + " — the cloud's copies wait in the outbox, the rung stays"
             event = {"kind": "pause_copies", "reason": why, "evidence": window.as_dict()}
         else:
-            event = {"kind": "resume_copies", "reason": "guardrail: the cloud's errors left the window",
-                     "evidence": window.as_dict()}  # fmt: skip
+            event = {
+                "kind": "resume_copies",
+                "reason": "guardrail: the cloud's errors left the window",
+                "evidence": window.as_dict(),
+            }
         waking = None if errors else self._waking(route, entity)
         if not self.store.record_if("guardrail", route, entity, event, COPIES, last.id if last else None, waking):
             return []
@@ -658,8 +707,7 @@ class Engine:
         if last is None or last.kind != "pause_copies":
             raise CutoverError(f"{route}/{entity}: the cloud's copies are not paused")
         event = {"kind": "resume_copies", "reason": reason, "evidence": {"pause": last.id, "paused_at": last.at}}
-        if not self.store.record_if(actor, route, entity, event, COPIES, last.id,
-                                    then=self._waking(route, entity)):  # fmt: skip
+        if not self.store.record_if(actor, route, entity, event, COPIES, last.id, then=self._waking(route, entity)):
             raise CutoverError(f"{route}/{entity}: the copies were resumed or paused again meanwhile: read it again")
         return last
 
@@ -668,8 +716,15 @@ class Engine:
     ) -> None:
         if not self.webhook:
             return
-        payload = {"event": "guardrail", "action": action, "route": route, "entity": entity,
-                   "from": old.mode.value, "to": new.value, "reasons": reasons,
-                   "evidence": counters.as_dict(),
-                   "owner": self.routes[route].owner or None if route in self.routes else None}  # fmt: skip
+        payload = {
+            "event": "guardrail",
+            "action": action,
+            "route": route,
+            "entity": entity,
+            "from": old.mode.value,
+            "to": new.value,
+            "reasons": reasons,
+            "evidence": counters.as_dict(),
+            "owner": self.routes[route].owner or None if route in self.routes else None,
+        }
         post_webhook(self.webhook, payload, "guardrail")

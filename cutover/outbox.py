@@ -77,10 +77,18 @@ class Message:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "id": self.id, "at": self.at, "route": self.route, "entity": self.entity, "key": self.business_key,
-            "side": self.side, "state": self.state, "attempts": self.attempts, "last_error": self.last_error,
-            "idempotency_key": self.idempotency_key, "kind": self.kind,
-        }  # fmt: skip
+            "id": self.id,
+            "at": self.at,
+            "route": self.route,
+            "entity": self.entity,
+            "key": self.business_key,
+            "side": self.side,
+            "state": self.state,
+            "attempts": self.attempts,
+            "last_error": self.last_error,
+            "idempotency_key": self.idempotency_key,
+            "kind": self.kind,
+        }
 
 
 _COLUMNS = (
@@ -153,9 +161,18 @@ def _message(row: Any) -> Message:
 
 
 def _row(
-    route: str, entity: str, key: str | None, side: str, rung: str, call: dict[str, Any], idempotency: str,
-    state: str = "intent", served: Any = None, kind: str = "copy", token: str | None = None,
-) -> tuple[Any, ...]:  # fmt: skip
+    route: str,
+    entity: str,
+    key: str | None,
+    side: str,
+    rung: str,
+    call: dict[str, Any],
+    idempotency: str,
+    state: str = "intent",
+    served: Any = None,
+    kind: str = "copy",
+    token: str | None = None,
+) -> tuple[Any, ...]:
     """A message for `side` (by default a copy it is owed, recorded before the serving call), as a row
     of `_COPY_COLUMNS`."""
     recorded = json.dumps(served) if served is not None else None
@@ -199,24 +216,49 @@ class Outbox:
 
     @merged(intend_many_in)
     def intend_in(
-        self, cursor: Any, route: str, entity: str, key: str | None, side: str, rung: str, call: dict[str, Any],
-        idempotency: str, state: str = "intent", served: Any = None,
-    ) -> int:  # fmt: skip
+        self,
+        cursor: Any,
+        route: str,
+        entity: str,
+        key: str | None,
+        side: str,
+        rung: str,
+        call: dict[str, Any],
+        idempotency: str,
+        state: str = "intent",
+        served: Any = None,
+    ) -> int:
         return self._insert(cursor, [_row(route, entity, key, side, rung, call, idempotency, state, served)])[0]
 
     def repair_in(
-        self, cursor: Any, route: str, entity: str, key: str | None, side: str, rung: str, call: dict[str, Any],
+        self,
+        cursor: Any,
+        route: str,
+        entity: str,
+        key: str | None,
+        side: str,
+        rung: str,
+        call: dict[str, Any],
         idempotency: str,
-    ) -> int:  # fmt: skip
+    ) -> int:
         """A record a reconciliation found `side` lacks (or holds differently), owed to it now: made
         by the worker like a copy, with no served answer to compare it with (reconcile/repair.py)."""
-        return self._insert(cursor, [_row(route, entity, key, side, rung, call, idempotency, "pending", None,
-                                          "repair")])[0]  # fmt: skip
+        return self._insert(
+            cursor, [_row(route, entity, key, side, rung, call, idempotency, "pending", None, "repair")]
+        )[0]
 
     def accept_in(
-        self, cursor: Any, route: str, entity: str, key: str | None, side: str, rung: str, call: dict[str, Any],
-        idempotency: str, token: str,
-    ) -> int:  # fmt: skip
+        self,
+        cursor: Any,
+        route: str,
+        entity: str,
+        key: str | None,
+        side: str,
+        rung: str,
+        call: dict[str, Any],
+        idempotency: str,
+        token: str,
+    ) -> int:
         """Record a write accepted with 202: the serving side's own write, to be made by the worker.
         `token` is the secret its status URL carries."""
         accepted = _row(route, entity, key, side, rung, call, idempotency, "pending", None, "accepted", token)
@@ -280,7 +322,7 @@ class Outbox:
 
     def _advance(
         self, cursor: Any, finished: int, route: str, entity: str, key: str | None, later: bool = False
-    ) -> None:  # fmt: skip
+    ) -> None:
         """`finished` will never be delivered again: its key's next unfinished write heads the queue,
         or the key's queue goes when it has none (the usual case, tried first: one statement).
         `later`: the key is known to have later writes, so the queue stays and only its head moves."""
@@ -313,9 +355,13 @@ class Outbox:
             return [_message(row) for row in rows.fetchall()]
 
     def lease_in(
-        self, cursor: Any, owner: str, messages: list[Message], now: float | None = None,
+        self,
+        cursor: Any,
+        owner: str,
+        messages: list[Message],
+        now: float | None = None,
         lease: float = LEASE_SECONDS,
-    ) -> list[Message]:  # fmt: skip
+    ) -> list[Message]:
         """Lease `messages` (from `due`) to `owner` for `lease` seconds, in one statement; those
         another worker leased meanwhile are left out."""
         if not messages:
@@ -401,20 +447,34 @@ class Outbox:
         """Leases given back: these were not delivered, and may be claimed again at once."""
         if messages:
             marks = ", ".join("?" * len(messages))
-            self.store.execute(cursor, f"UPDATE cutover_outbox SET lease_until = 0 WHERE id IN ({marks}) "
-                               "AND state = 'pending'", tuple(m.id for m in messages))  # fmt: skip
+            self.store.execute(
+                cursor,
+                f"UPDATE cutover_outbox SET lease_until = 0 WHERE id IN ({marks}) AND state = 'pending'",
+                tuple(m.id for m in messages),
+            )
 
     def answered_in(self, cursor: Any, message: Message, answer: Any, then: str | None) -> None:
         """An accepted write was made: keep the side's answer for its status URL and, when the rung
         writes both sides, owe the other side its copy (pending at once: the serving side took it)."""
         self.store.execute(
-            cursor, "UPDATE cutover_outbox SET served = ? WHERE id = ? AND state = 'pending'",
+            cursor,
+            "UPDATE cutover_outbox SET served = ? WHERE id = ? AND state = 'pending'",
             (json.dumps(answer), message.id),
-        )  # fmt: skip
+        )
         self.delivered_in(cursor, message.id)
         if then is not None:
-            self.intend_in(cursor, message.route, message.entity, message.business_key, then, message.rung,
-                           message.call, message.idempotency_key, "pending", answer)  # fmt: skip
+            self.intend_in(
+                cursor,
+                message.route,
+                message.entity,
+                message.business_key,
+                then,
+                message.rung,
+                message.call,
+                message.idempotency_key,
+                "pending",
+                answer,
+            )
 
     def refused_in(self, cursor: Any, message: Message, problem: dict[str, Any]) -> None:
         """An accepted write the side refused (a 4xx): closed, with the refusal for its status URL."""
@@ -486,9 +546,12 @@ class Outbox:
                 cursor,
                 "UPDATE cutover_outbox SET state = 'in_doubt', last_error = ?, updated_at = ? "
                 "WHERE state = 'intent' AND created < ?",
-                ("the serving call's outcome is unknown (the gateway stopped mid-call)", now_iso(),
-                 moment - older_than),
-            ).rowcount  # fmt: skip
+                (
+                    "the serving call's outcome is unknown (the gateway stopped mid-call)",
+                    now_iso(),
+                    moment - older_than,
+                ),
+            ).rowcount
             accepted = self.store.execute(
                 cursor,
                 "UPDATE cutover_outbox SET state = 'in_doubt', lease_until = 0, last_error = ?, updated_at = ? "
@@ -560,8 +623,10 @@ class Outbox:
                 f"SELECT route, entity, side, COUNT(*), MIN(created) FROM cutover_outbox WHERE state IN {_UNFINISHED} "
                 "GROUP BY route, entity, side",
             ).fetchall()
-        return {(str(route), str(entity), str(side)): (int(count), float(oldest)) for route, entity, side, count, oldest
-                in rows}  # fmt: skip
+        return {
+            (str(route), str(entity), str(side)): (int(count), float(oldest))
+            for route, entity, side, count, oldest in rows
+        }
 
     # -- people ---------------------------------------------------------------------------------
     def counts(self) -> dict[str, int]:

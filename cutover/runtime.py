@@ -54,9 +54,13 @@ class Cutover:
     """The gateway's view of the ladder: a rule cache, an evidence buffer and the background work."""
 
     def __init__(
-        self, location: str, routes: list[RouteInfo], entities: list[str] | None, webhook: str | None = None,
+        self,
+        location: str,
+        routes: list[RouteInfo],
+        entities: list[str] | None,
+        webhook: str | None = None,
         in_doubt_after: float = 60.0,
-    ) -> None:  # fmt: skip
+    ) -> None:
         self.in_doubt_after = in_doubt_after  # an intent this old without an outcome is in doubt
         self.store: Store = open_store(location)
         self.engine = Engine(self.store, routes, entities, webhook)

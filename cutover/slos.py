@@ -115,9 +115,22 @@ def standings(store: Store, objectives: list[Objective], now: float | None = Non
         fast = all((burn[w] or 0) > FAST for w in ("1h", "5m"))
         slow = all((burn[w] or 0) > SLOW for w in ("6h", "30m"))
         spent = (total - good) / (total * objective.budget) if total else None
-        found.append(Standing(route, entity, slo, objective.kind, objective.objective, objective.days, good, total,
-                              100 * good / total if total else None, None if spent is None else 1 - spent,
-                              burn, "fast" if fast else "slow" if slow else ""))  # fmt: skip
+        found.append(
+            Standing(
+                route,
+                entity,
+                slo,
+                objective.kind,
+                objective.objective,
+                objective.days,
+                good,
+                total,
+                100 * good / total if total else None,
+                None if spent is None else 1 - spent,
+                burn,
+                "fast" if fast else "slow" if slow else "",
+            )
+        )
     return sorted(found, key=lambda s: (-(s.burn["1h"] or 0), s.route, s.entity, s.slo))
 
 
@@ -134,15 +147,19 @@ def alert(store: Store, objectives: list[Objective], webhook: str | None, now: f
         fresh = []
         for key, standing in burning.items():
             inserted = store.execute(
-                cursor, "INSERT INTO cutover_slo_alerts (route, entity, slo, since) VALUES (?, ?, ?, ?) "
-                "ON CONFLICT (route, entity, slo) DO NOTHING", (*key, now_iso()),
-            ).rowcount  # fmt: skip
+                cursor,
+                "INSERT INTO cutover_slo_alerts (route, entity, slo, since) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (route, entity, slo) DO NOTHING",
+                (*key, now_iso()),
+            ).rowcount
             if inserted:
                 fresh.append(standing)
     owners = {(objective.route, objective.name): objective.owner for objective in objectives}
     for standing in fresh:  # after the commit: another gateway that looks now sees it told
-        told.append(f"fast burn of {standing.slo} on {standing.route}/{standing.entity}: "
-                    f"{standing.burn['1h']:.1f}× over the last hour")  # fmt: skip
+        told.append(
+            f"fast burn of {standing.slo} on {standing.route}/{standing.entity}: "
+            f"{standing.burn['1h']:.1f}× over the last hour"
+        )
         if webhook:
             owner = owners.get((standing.route, standing.slo)) or None
             _call(webhook, {"event": "slo_fast_burn", **standing.as_dict(), "owner": owner})
@@ -155,5 +172,8 @@ def _call(url: str, payload: dict[str, Any]) -> None:
 
 def prune(store: Store, now: float | None = None) -> None:
     with store.transaction() as cursor:
-        store.execute(cursor, "DELETE FROM cutover_slo_minutes WHERE minute < ?",
-                      (minute(time.time() if now is None else now) - KEEP_DAYS * 24 * 60,))  # fmt: skip
+        store.execute(
+            cursor,
+            "DELETE FROM cutover_slo_minutes WHERE minute < ?",
+            (minute(time.time() if now is None else now) - KEEP_DAYS * 24 * 60,),
+        )

@@ -57,10 +57,11 @@ class JetStream:
         try:
             # nats-py keeps retrying a first connection that is refused: the wait is bounded here
             self._connection = await asyncio.wait_for(
-                nats.connect(self.url, connect_timeout=2, max_reconnect_attempts=0, allow_reconnect=False,
-                             error_cb=quiet),
+                nats.connect(
+                    self.url, connect_timeout=2, max_reconnect_attempts=0, allow_reconnect=False, error_cb=quiet
+                ),
                 CONNECT_SECONDS,
-            )  # fmt: skip
+            )
             self._jetstream = self._connection.jetstream()
             try:
                 await self._jetstream.stream_info(self.stream)
@@ -112,8 +113,13 @@ class RabbitMQ:
     async def publish(self, subject: str, message_id: str, body: bytes, headers: dict[str, str]) -> None:
         import aio_pika
 
-        message = aio_pika.Message(body, message_id=message_id, content_type=CONTENT_TYPE,
-                                   delivery_mode=aio_pika.DeliveryMode.PERSISTENT, headers=dict(headers))  # fmt: skip
+        message = aio_pika.Message(
+            body,
+            message_id=message_id,
+            content_type=CONTENT_TYPE,
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            headers=dict(headers),
+        )
         try:
             await self._exchange.publish(message, routing_key=subject, timeout=5)
         except Exception as exc:

@@ -45,8 +45,9 @@ class Landed:
 class DropSource:
     """One drop folder, its files matching `pattern`, published once each."""
 
-    def __init__(self, folder: Path, pattern: str, event_type: str, source: str, entity: str | None = None,
-                 settle: float = 2.0) -> None:  # fmt: skip
+    def __init__(
+        self, folder: Path, pattern: str, event_type: str, source: str, entity: str | None = None, settle: float = 2.0
+    ) -> None:
         if not folder.is_dir():
             raise SourceError(f"{folder} is not a folder: name the drop folder the legacy system writes its files into")
         self.folder, self.pattern, self.settle = folder, pattern, settle
@@ -86,8 +87,12 @@ class DropSource:
         return found
 
     def _event(self, path: Path, raw: bytes, digest: str, modified: float) -> Event:
-        data: dict[str, Any] = {"file": path.name, "size": len(raw), "sha256": digest,
-                                "modified": datetime.fromtimestamp(modified, UTC).isoformat()}  # fmt: skip
+        data: dict[str, Any] = {
+            "file": path.name,
+            "size": len(raw),
+            "sha256": digest,
+            "modified": datetime.fromtimestamp(modified, UTC).isoformat(),
+        }
         if len(raw) <= MAX_CONTENT:
             try:
                 text = raw.decode("utf-8")
@@ -101,9 +106,13 @@ class DropSource:
             elif text is not None:
                 data["content"] = text
         attributes: dict[str, Any] = {
-            "type": self.event_type, "source": self.source, "id": f"{self.key}/{path.name}/{digest[:16]}",
-            "time": datetime.now(UTC), "datacontenttype": "application/json", "subject": path.name,
-        }  # fmt: skip
+            "type": self.event_type,
+            "source": self.source,
+            "id": f"{self.key}/{path.name}/{digest[:16]}",
+            "time": datetime.now(UTC),
+            "datacontenttype": "application/json",
+            "subject": path.name,
+        }
         if self.entity:
             attributes["legalentity"] = self.entity
         structured = JSONFormat()

@@ -50,15 +50,25 @@ class Recorded:
 
 
 def cloud_event(
-    event_type: str, source: str, subject: str | None, data: Any, entity: str | None, correlation_id: str,
-    traceparent: str | None = None, owner: str | None = None,
-) -> tuple[str, bytes]:  # fmt: skip
+    event_type: str,
+    source: str,
+    subject: str | None,
+    data: Any,
+    entity: str | None,
+    correlation_id: str,
+    traceparent: str | None = None,
+    owner: str | None = None,
+) -> tuple[str, bytes]:
     """A new CloudEvent (structured JSON, the CNCF SDK): its id and its body; `owner`, the team
     that answers for the route that made it, is an extension attribute."""
     attributes: dict[str, Any] = {
-        "id": uuid.uuid4().hex, "source": source, "type": event_type, "specversion": "1.0",
-        "time": datetime.now(UTC), "datacontenttype": "application/json",
-    }  # fmt: skip
+        "id": uuid.uuid4().hex,
+        "source": source,
+        "type": event_type,
+        "specversion": "1.0",
+        "time": datetime.now(UTC),
+        "datacontenttype": "application/json",
+    }
     if subject:
         attributes["subject"] = subject
     if entity:
@@ -86,9 +96,16 @@ class New:
 
 
 def new_event(
-    event_type: str, source: str, subject: str | None, data: Any, route: str, entity: str | None,
-    correlation_id: str, traceparent: str | None = None, owner: str | None = None,
-) -> New:  # fmt: skip
+    event_type: str,
+    source: str,
+    subject: str | None,
+    data: Any,
+    route: str,
+    entity: str | None,
+    correlation_id: str,
+    traceparent: str | None = None,
+    owner: str | None = None,
+) -> New:
     event_id, body = cloud_event(event_type, source, subject, data, entity, correlation_id, traceparent, owner)
     return New(event_id, event_type, subject, route, entity or "*", body)
 
@@ -106,9 +123,17 @@ class EventLog:
                 cursor,
                 "INSERT INTO cutover_events (created, at, event_id, type, subject, route, entity, body, state) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending')",
-                (moment, stamp, event.event_id, event.type, event.subject, event.route, event.entity,
-                 event.body.decode()),
-            )  # fmt: skip
+                (
+                    moment,
+                    stamp,
+                    event.event_id,
+                    event.type,
+                    event.subject,
+                    event.route,
+                    event.entity,
+                    event.body.decode(),
+                ),
+            )
 
     def record(self, events: list[New]) -> None:
         with self.store.transaction() as cursor:
@@ -179,8 +204,9 @@ class EventLog:
                 params,
             ).rowcount
             told = f"{count} events of {event_type or 'every type'} from {since} to {to}: {reason}"
-            self.store.append_audit(cursor, now_iso(), actor, "(events)", event_type or "*",
-                                    {"kind": "events_replay", "reason": told})  # fmt: skip
+            self.store.append_audit(
+                cursor, now_iso(), actor, "(events)", event_type or "*", {"kind": "events_replay", "reason": told}
+            )
         return int(count)
 
 

@@ -46,8 +46,9 @@ async def _publish(
         for event in batch:
             end = traced(event) if traced is not None else None
             try:
-                await broker.publish(subject_of(broker, event.type), event.message_id, event.body,
-                                     {"Content-Type": CONTENT_TYPE})  # fmt: skip
+                await broker.publish(
+                    subject_of(broker, event.type), event.message_id, event.body, {"Content-Type": CONTENT_TYPE}
+                )
             except BaseException as exc:
                 if end is not None:
                     end(type(exc).__name__)
@@ -63,9 +64,14 @@ async def _publish(
 
 
 async def relay(
-    event_log: EventLog, url: str, owner: str, ready: asyncio.Event, published: Callable[[str], None],
-    down: Callable[[bool], None], traced: Traced | None = None,
-) -> None:  # fmt: skip
+    event_log: EventLog,
+    url: str,
+    owner: str,
+    ready: asyncio.Event,
+    published: Callable[[str], None],
+    down: Callable[[bool], None],
+    traced: Traced | None = None,
+) -> None:
     """Publish what the store holds for as long as the gateway runs (cancel it to stop)."""
     broker: Broker | None = None
     backoff = 1.0

@@ -38,8 +38,16 @@ class Event:
 class TableSource:
     """One export table of one legacy database, read past a mark."""
 
-    def __init__(self, connection: str, table: str, mark_column: str, event_type: str, source: str,
-                 subject_column: str | None = None, entity: str | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        connection: str,
+        table: str,
+        mark_column: str,
+        event_type: str,
+        source: str,
+        subject_column: str | None = None,
+        entity: str | None = None,
+    ) -> None:
         for name, value in (("table", table), ("mark column", mark_column), ("subject column", subject_column)):
             if value is not None and not IDENTIFIER.match(value):
                 raise SourceError(f"the {name} must be a plain SQL name, not {value!r}")

@@ -218,9 +218,11 @@ class BatchRunner:
         sides = awaited(rule, batch.cloud is not None)
         serve = serving(rule) if batch.cloud is not None else Side.legacy
         ends = {Side.legacy: batch.legacy, Side.cloud: batch.cloud}
-        exports = {side: self._fetched(batch, side, end, due) if end.url else _export(end.folder, end.pattern,
-                                                                                        due.timestamp())
-                   for side in sides if (end := ends[side])}  # fmt: skip
+        exports = {
+            side: self._fetched(batch, side, end, due) if end.url else _export(end.folder, end.pattern, due.timestamp())
+            for side in sides
+            if (end := ends[side])
+        }
         late = moment >= due + timedelta(minutes=batch.schedule.deadline_minutes)
         if any(found is None for found in exports.values()) and not late:
             return []  # waiting for the exports
@@ -358,19 +360,40 @@ class BatchRunner:
         return name
 
     def _finish(
-        self, batch: Batch, due: datetime, state: str, rule: Rule, serve: Side, exports: dict[Side, Path | None],
-        delivered: str | None, compared: Compared, reason: str,
-    ) -> None:  # fmt: skip
+        self,
+        batch: Batch,
+        due: datetime,
+        state: str,
+        rule: Rule,
+        serve: Side,
+        exports: dict[Side, Path | None],
+        delivered: str | None,
+        compared: Compared,
+        reason: str,
+    ) -> None:
         with self.store.transaction() as cursor:
             self.store.execute(
                 cursor,
                 "UPDATE batch_runs SET state = ?, rung = ?, serving = ?, legacy_file = ?, cloud_file = ?, "
                 "delivered = ?, records = ?, mismatches = ?, only_legacy = ?, only_cloud = ?, reason = ?, "
                 "updated_at = ? WHERE batch = ? AND due = ? AND state = 'making'",
-                (state, rule.rung, serve.value, _name(exports.get(Side.legacy)), _name(exports.get(Side.cloud)),
-                 delivered, compared.records, compared.mismatches, compared.only_legacy, compared.only_cloud,
-                 reason, now_iso(), batch.name, due.isoformat()),
-            )  # fmt: skip
+                (
+                    state,
+                    rule.rung,
+                    serve.value,
+                    _name(exports.get(Side.legacy)),
+                    _name(exports.get(Side.cloud)),
+                    delivered,
+                    compared.records,
+                    compared.mismatches,
+                    compared.only_legacy,
+                    compared.only_cloud,
+                    reason,
+                    now_iso(),
+                    batch.name,
+                    due.isoformat(),
+                ),
+            )
 
     def runs(self, batch: str | None = None, limit: int = 20) -> list[dict[str, Any]]:
         return runs(self.store, batch, limit)
@@ -390,6 +413,19 @@ def runs(store: Store, batch: str | None = None, limit: int = 20) -> list[dict[s
             f"only_legacy, only_cloud, reason FROM batch_runs {where} ORDER BY due DESC LIMIT {int(limit)}",
             values,
         ).fetchall()
-    columns = ("batch", "due", "state", "rung", "serving", "legacy_file", "cloud_file", "delivered", "records",
-               "mismatches", "only_legacy", "only_cloud", "reason")  # fmt: skip
+    columns = (
+        "batch",
+        "due",
+        "state",
+        "rung",
+        "serving",
+        "legacy_file",
+        "cloud_file",
+        "delivered",
+        "records",
+        "mismatches",
+        "only_legacy",
+        "only_cloud",
+        "reason",
+    )
     return [dict(zip(columns, row, strict=True)) for row in rows]

@@ -51,7 +51,7 @@ class Intake(Protocol):
 
     def put(
         self, source: Path, staged: str, renew: Callable[[], bool] | None = None, data: bytes | None = None
-    ) -> None:  # fmt: skip
+    ) -> None:
         """Copy `source` (or its bytes, `data`, when read already) whole under the temporary name
         `staged`; a partial copy is removed."""
 
@@ -110,7 +110,7 @@ class FolderIntake:
 
     def put(
         self, source: Path, staged: str, renew: Callable[[], bool] | None = None, data: bytes | None = None
-    ) -> None:  # fmt: skip
+    ) -> None:
         temporary, tick = self.folder / staged, _renewing(renew, source)
         try:
             with temporary.open("xb") as writer:
@@ -169,9 +169,11 @@ class SftpIntake:
         except ScanError as exc:  # said when it is used, never a traceback at start
             self.target, self.problem = None, str(exc)
         self.auth = SftpAuth(
-            known_hosts=Path(login.known_hosts), accept_unknown_host=login.accept_unknown_host,
-            password_env=login.password_env, key_file=Path(login.key_file) if login.key_file else None,
-        )  # fmt: skip
+            known_hosts=Path(login.known_hosts),
+            accept_unknown_host=login.accept_unknown_host,
+            password_env=login.password_env,
+            key_file=Path(login.key_file) if login.key_file else None,
+        )
         self.folder = self.target.path.rstrip("/") if self.target else ""
         self.seen_in = [place.rstrip("/") for place in seen_in]
         self.session: SftpSession | None = None
@@ -200,7 +202,7 @@ class SftpIntake:
 
     def put(
         self, source: Path, staged: str, renew: Callable[[], bool] | None = None, data: bytes | None = None
-    ) -> None:  # fmt: skip
+    ) -> None:
         remote, tick = f"{self.folder}/{staged}", _renewing(renew, source)
         size = source.stat().st_size
 

@@ -54,10 +54,22 @@ class FileRow:
     numbers: str  # the business numbers the file carries (its PO numbers), comma-joined
 
     def as_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "flow": self.flow, "name": self.name, "at": self.at, "size": self.size,
-                "digest": self.digest[:16], "entity": self.entity, "key": self.business_key,
-                "document": self.document, "control": self.control, "rung": self.rung, "serving": self.serving,
-                "state": self.state, "reason": self.reason}  # fmt: skip
+        return {
+            "id": self.id,
+            "flow": self.flow,
+            "name": self.name,
+            "at": self.at,
+            "size": self.size,
+            "digest": self.digest[:16],
+            "entity": self.entity,
+            "key": self.business_key,
+            "document": self.document,
+            "control": self.control,
+            "rung": self.rung,
+            "serving": self.serving,
+            "state": self.state,
+            "reason": self.reason,
+        }
 
 
 @dataclass(frozen=True)
@@ -102,22 +114,35 @@ class Journey:
     # -- files ----------------------------------------------------------------------------------
     def claim(
         self, flow: str, arrival: str, name: str, digest: str, size: int, lease_until: float, facts: dict[str, Any]
-    ) -> int | None:  # fmt: skip
+    ) -> int | None:
         """Take an arrival, with what became of it (`facts`: state, reason, and for a file to deliver
         its entity, key, document, control, groups, rung and plan); None when it was taken before."""
         stamp = now_iso()
         columns = ("entity", "business_key", "document", "control", "groups", "rung", "serving", "numbers")
-        values = tuple(facts.get(column) or "" if column in ("groups", "numbers") else facts.get(column)
-                       for column in columns)  # fmt: skip
+        values = tuple(
+            facts.get(column) or "" if column in ("groups", "numbers") else facts.get(column) for column in columns
+        )
         with self.store.transaction() as cursor:
             row = self.store.execute(
                 cursor,
                 f"INSERT INTO flow_files (flow, arrival, name, digest, size, created, at, state, reason, lease_until, "
                 f"updated_at, {', '.join(columns)}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
                 "ON CONFLICT (flow, arrival) DO NOTHING RETURNING id",
-                (flow, arrival, name, digest, size, time.time(), stamp, facts["state"], facts.get("reason", "")[:500],
-                 lease_until if facts["state"] == "delivering" else 0, stamp, *values),
-            ).fetchone()  # fmt: skip
+                (
+                    flow,
+                    arrival,
+                    name,
+                    digest,
+                    size,
+                    time.time(),
+                    stamp,
+                    facts["state"],
+                    facts.get("reason", "")[:500],
+                    lease_until if facts["state"] == "delivering" else 0,
+                    stamp,
+                    *values,
+                ),
+            ).fetchone()
         return None if row is None else int(row[0])
 
     def claimed(self, flow: str, arrival: str) -> FileRow | None:
@@ -188,8 +213,9 @@ class Journey:
             ).fetchall()
         return [_file(row) for row in rows]
 
-    def files(self, flow: str | None = None, entity: str | None = None, state: str | None = None,
-              limit: int = 50) -> list[FileRow]:  # fmt: skip
+    def files(
+        self, flow: str | None = None, entity: str | None = None, state: str | None = None, limit: int = 50
+    ) -> list[FileRow]:
         clauses, values = [], []
         for column, value in (("flow", flow), ("entity", entity), ("state", state)):
             if value is not None:
@@ -212,7 +238,7 @@ class Journey:
         sides = [
             {"side": d.side, "state": d.state, "folder": d.folder, "name": d.target, "replies": answers.get(d.side, [])}
             for d in self.deliveries(row.id)
-        ]  # fmt: skip
+        ]
         return row.as_dict() | {"sides": sides}
 
     def counts(self, since: float = 0.0) -> dict[tuple[str, str, str], int]:
@@ -244,7 +270,7 @@ class Journey:
 
     def delivered(
         self, file_id: int, sides: list[tuple[str, str]], state: str = "delivered", finished: bool = False
-    ) -> None:  # fmt: skip
+    ) -> None:
         """Each side's delivery (side, the name it was given) settled as `state`, in one write; with
         `finished`, the file's journey ends there too."""
         stamp = now_iso()
@@ -268,9 +294,10 @@ class Journey:
         the file is delivered to it afresh."""
         with self.store.transaction() as cursor:
             self.store.execute(
-                cursor, "DELETE FROM flow_deliveries WHERE file_id = ? AND side = ? AND state = 'intent'",
+                cursor,
+                "DELETE FROM flow_deliveries WHERE file_id = ? AND side = ? AND state = 'intent'",
                 (file_id, side),
-            )  # fmt: skip
+            )
 
     def deliveries(self, file_id: int) -> list[Delivery]:
         with self.store.reading() as cursor:
@@ -321,9 +348,10 @@ class Journey:
     def was_seen(self, flow: str, side: str, name: str, digest: str) -> bool:
         with self.store.reading() as cursor:
             row = self.store.execute(
-                cursor, "SELECT 1 FROM flow_replies WHERE flow = ? AND side = ? AND name = ? AND digest = ?",
+                cursor,
+                "SELECT 1 FROM flow_replies WHERE flow = ? AND side = ? AND name = ? AND digest = ?",
                 (flow, side, name, digest),
-            ).fetchone()  # fmt: skip
+            ).fetchone()
         return row is not None
 
     def replied(self, answer: Answer) -> None:
@@ -335,13 +363,21 @@ class Journey:
                 "INSERT INTO flow_answers (file_id, side, kind, name, reply, accepted, replied) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (file_id, side, kind) DO UPDATE SET name = excluded.name, "
                 "reply = excluded.reply, accepted = excluded.accepted, replied = excluded.replied",
-                (answer.file_id, answer.side, answer.kind, answer.name, json.dumps(answer.reply, sort_keys=True),
-                 None if answer.accepted is None else int(answer.accepted), answer.replied),
-            )  # fmt: skip
+                (
+                    answer.file_id,
+                    answer.side,
+                    answer.kind,
+                    answer.name,
+                    json.dumps(answer.reply, sort_keys=True),
+                    None if answer.accepted is None else int(answer.accepted),
+                    answer.replied,
+                ),
+            )
             self.store.execute(  # either side's new answer makes the pair worth comparing again
-                cursor, "UPDATE flow_answers SET compared = 0 WHERE file_id = ? AND kind = ?",
+                cursor,
+                "UPDATE flow_answers SET compared = 0 WHERE file_id = ? AND kind = ?",
                 (answer.file_id, answer.kind),
-            )  # fmt: skip
+            )
 
     def answers(self, file_id: int, kind: str | None = None) -> list[Answer]:
         clause, values = ("AND kind = ?", (file_id, kind)) if kind is not None else ("", (file_id,))
@@ -353,10 +389,17 @@ class Journey:
                 values,
             ).fetchall()
         return [
-            Answer(int(file_id), side, kind, name, json.loads(reply), None if accepted is None else bool(accepted),
-                   float(replied))
+            Answer(
+                int(file_id),
+                side,
+                kind,
+                name,
+                json.loads(reply),
+                None if accepted is None else bool(accepted),
+                float(replied),
+            )
             for file_id, side, kind, name, reply, accepted, replied in rows
-        ]  # fmt: skip
+        ]
 
     def unread_records(self, flow: str, since: float, limit: int = 200) -> list[tuple[FileRow, str, str]]:
         """Files of the flow delivered since `since` with a side whose booked record has not been read

@@ -53,9 +53,11 @@ class Mailbox:
         except ScanError as exc:  # said on every pass, never a traceback at start
             self.target, self.problem = None, str(exc)
         self.auth = SftpAuth(
-            known_hosts=Path(source.known_hosts), accept_unknown_host=source.accept_unknown_host,
-            password_env=source.password_env, key_file=Path(source.key_file) if source.key_file else None,
-        )  # fmt: skip
+            known_hosts=Path(source.known_hosts),
+            accept_unknown_host=source.accept_unknown_host,
+            password_env=source.password_env,
+            key_file=Path(source.key_file) if source.key_file else None,
+        )
         self.staging = Path(source.staging or "")
         self.sizes: dict[str, tuple[tuple[int, int], float]] = {}
 
@@ -86,8 +88,9 @@ class Mailbox:
             ) from None
         return fetched
 
-    def _wanted(self, name: str, entry: paramiko.SFTPAttributes, entries: dict[str, paramiko.SFTPAttributes],
-                moment: float) -> bool:  # fmt: skip
+    def _wanted(
+        self, name: str, entry: paramiko.SFTPAttributes, entries: dict[str, paramiko.SFTPAttributes], moment: float
+    ) -> bool:
         source = self.source
         suffix = source.done_suffix
         if any(fnmatch(name, glob) for glob in source.ignore) or (suffix and name.endswith(suffix)):

@@ -163,8 +163,9 @@ def _xml(handle: IO[bytes], spec: Records) -> Iterator[list[str]]:
     paths = [_xml_path(where) for where in spec.fields.values()]
     tag = spec.record if (spec.record or "").startswith("{") else f"{{*}}{spec.record}"
     try:
-        for _, element in etree.iterparse(handle, events=("end",), tag=tag, resolve_entities=False, no_network=True,
-                                          load_dtd=False, huge_tree=False):  # fmt: skip
+        for _, element in etree.iterparse(
+            handle, events=("end",), tag=tag, resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False
+        ):
             yield [_xml_value(element, path, attribute) for path, attribute in paths]
             element.clear()
             while element.getprevious() is not None:  # what was read is dropped: memory stays one record

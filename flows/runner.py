@@ -88,8 +88,11 @@ class Evidence:
 
     def answered(self, flow: Flow, row: FileRow, seconds: float) -> None:
         """The serving side's first answer to the file, `seconds` after it arrived: its latency SLOs."""
-        self.slos += [(flow.name, row.entity or "*", slo.name, seconds <= (slo.threshold or 0), seconds)
-                      for slo in flow.slo if slo.kind == "latency"]  # fmt: skip
+        self.slos += [
+            (flow.name, row.entity or "*", slo.name, seconds <= (slo.threshold or 0), seconds)
+            for slo in flow.slo
+            if slo.kind == "latency"
+        ]
 
 
 def digest_of(path: Path) -> tuple[str, int]:
@@ -196,9 +199,13 @@ class FlowRunner:
     share the work (each file is claimed once)."""
 
     def __init__(
-        self, flows: list[Flow], cutover: Cutover, observe: Callable[[Evidence], None] | None = None,
-        batches: list[Batch] | None = None, routes: Routes | None = None,
-    ) -> None:  # fmt: skip
+        self,
+        flows: list[Flow],
+        cutover: Cutover,
+        observe: Callable[[Evidence], None] | None = None,
+        batches: list[Batch] | None = None,
+        routes: Routes | None = None,
+    ) -> None:
         self.flows = flows
         self.cutover = cutover
         self.batches = BatchRunner(batches or [], cutover)
@@ -311,8 +318,13 @@ class FlowRunner:
                 self._forward(flow, Side(side), source, digest)
             else:  # the side's reply is gone from its folder: said once, and not asked about again
                 self.journey.forwarded(flow.name, side, name, digest, "")
-                log.error("flow %s: %s's reply %s was never passed to the partner and is gone from %s",
-                          flow.name, side, name, source.parent if source else "its folder")  # fmt: skip
+                log.error(
+                    "flow %s: %s's reply %s was never passed to the partner and is gone from %s",
+                    flow.name,
+                    side,
+                    name,
+                    source.parent if source else "its folder",
+                )
 
     def read_back(self, flow: Flow, evidence: Evidence) -> None:
         """Ask each side, through the flow's read route, for the record it booked from each file
@@ -364,8 +376,9 @@ class FlowRunner:
             if not entry.is_file(follow_symlinks=False):
                 continue
             if name != _safe(name):
-                self.refuse(flow, path, "its name holds control characters or bytes that are not UTF-8, or "
-                            "starts with a dash")  # fmt: skip
+                self.refuse(
+                    flow, path, "its name holds control characters or bytes that are not UTF-8, or starts with a dash"
+                )
                 continue
             try:
                 facts = entry.stat(follow_symlinks=False)
@@ -415,7 +428,7 @@ class FlowRunner:
 
     def read(
         self, flow: Flow, path: Path, size: int, digest: str, data: bytes | None = None
-    ) -> tuple[dict[str, Any], list[tuple[Side, str]]]:  # fmt: skip
+    ) -> tuple[dict[str, Any], list[tuple[Side, str]]]:
         """What a file is and where it goes: its journey's first facts, and each side's intake.
         `data`: the whole file, when it was small enough to be read at once."""
         if size == 0:
@@ -454,16 +467,31 @@ class FlowRunner:
         rule = self.cutover.rule(flow.name, entity, self.defaults.get(flow.name, Mode.legacy))
         serving, where = targets(flow, rule, key)
         plan = json.dumps({"serve": serving.value, "to": [[side.value, folder] for side, folder in where]})
-        facts = {"state": "delivering", "reason": "", "entity": entity, "business_key": key, "document": document.kind,
-                 "control": document.control, "groups": ",".join(document.groups), "rung": rule.rung,
-                 "serving": plan, "numbers": ",".join(dict.fromkeys(document.numbers))}  # fmt: skip
+        facts = {
+            "state": "delivering",
+            "reason": "",
+            "entity": entity,
+            "business_key": key,
+            "document": document.kind,
+            "control": document.control,
+            "groups": ",".join(document.groups),
+            "rung": rule.rung,
+            "serving": plan,
+            "numbers": ",".join(dict.fromkeys(document.numbers)),
+        }
         return facts, where
 
     # -- each side ------------------------------------------------------------------------------
     def deliver(
-        self, flow: Flow, row: FileRow, path: Path, where: list[tuple[Side, str]], evidence: Evidence,
-        fresh: bool = False, data: bytes | None = None,
-    ) -> None:  # fmt: skip
+        self,
+        flow: Flow,
+        row: FileRow,
+        path: Path,
+        where: list[tuple[Side, str]],
+        evidence: Evidence,
+        fresh: bool = False,
+        data: bytes | None = None,
+    ) -> None:
         """Copy the file for every side still to get it (each under a temporary name of this
         attempt's own), record the intents together, give each copy its name, archive the source,
         and record the deliveries and the file's end together. `fresh`: just claimed, no side has it."""
@@ -489,16 +517,19 @@ class FlowRunner:
                 return
             except OSError as exc:
                 evidence.calls.append((flow.name, entity, rung, side, True))
-                self._complain(f"{flow.name}:{side.value}:{exc}", f"flow {flow.name}: not delivered to "
-                               f"{side.value}, tried again: {exc}")  # fmt: skip
+                self._complain(
+                    f"{flow.name}:{side.value}:{exc}",
+                    f"flow {flow.name}: not delivered to {side.value}, tried again: {exc}",
+                )
                 self._unstage(staged)
                 self.journey.finish(row.id, "delivering", f"{side.value}: {exc}")  # released: the next pass resumes it
                 return
             staged.append((side, intake, temporary))
-        self.journey.intend(row.id, [(side.value, intake.where, row.name, temporary)
-                                     for side, intake, temporary in staged]
-                            + [(side.value, end.destination, key_for(flow.name, row.digest, side.value), "")
-                               for side, end in calls])  # fmt: skip
+        self.journey.intend(
+            row.id,
+            [(side.value, intake.where, row.name, temporary) for side, intake, temporary in staged]
+            + [(side.value, end.destination, key_for(flow.name, row.digest, side.value), "") for side, end in calls],
+        )
         try:
             given = [(side.value, intake.name(temporary, row.name)) for side, intake, temporary in staged]
         except OSError as exc:  # the intents are recorded: resuming finds each copy, named or not
@@ -514,9 +545,14 @@ class FlowRunner:
         evidence.taken(flow, row, True)
 
     def _call(
-        self, flow: Flow, row: FileRow, path: Path, calls: list[tuple[Side, FlowSide]], given: list[tuple[str, str]],
+        self,
+        flow: Flow,
+        row: FileRow,
+        path: Path,
+        calls: list[tuple[Side, FlowSide]],
+        given: list[tuple[str, str]],
         evidence: Evidence,
-    ) -> None:  # fmt: skip
+    ) -> None:
         """Send the file to each side that is called (an upload, a route; its intent already
         recorded), and settle the file by what each answered: see flows/uploads.py."""
         entity, rung = row.entity or "*", row.rung or ""
@@ -531,8 +567,9 @@ class FlowRunner:
                 if side.value == serving:
                     evidence.answered(flow, row, max(time.time() - row.created, 0.0))
                 kind = "upload" if end.upload is not None else "route"
-                self.journey.replied(Answer(row.id, side.value, kind, sent.reason, sent.answer or {}, None,
-                                            time.time()))  # fmt: skip
+                self.journey.replied(
+                    Answer(row.id, side.value, kind, sent.reason, sent.answer or {}, None, time.time())
+                )
                 self._compare(flow, row, kind, evidence)
             elif sent.outcome in (Outcome.not_made, Outcome.not_authorised):  # nothing booked: sent again later
                 self.journey.forget(row.id, side.value)
@@ -573,8 +610,12 @@ class FlowRunner:
         if self.routes is None:
             return Sent(Outcome.not_made, None, None, f"route {end.route.name} is called only inside a gateway")
         if row.size > ROUTED_BYTES:
-            return Sent(Outcome.refused, None, None, f"larger than {ROUTED_BYTES >> 20} MiB: too large to map into "
-                        f"one call of route {end.route.name}")  # fmt: skip
+            return Sent(
+                Outcome.refused,
+                None,
+                None,
+                f"larger than {ROUTED_BYTES >> 20} MiB: too large to map into one call of route {end.route.name}",
+            )
         try:
             document = parse(path.read_bytes(), flow.document)
             payload = self.mappings[(flow.name, side.value)](document.data)
@@ -676,8 +717,9 @@ class FlowRunner:
                 and not any(answer.side == side.value for answer in self.journey.answers(row.id))
             ):  # the serving side's first answer to the file
                 evidence.answered(flow, row, max(time.time() - row.created, 0.0))
-            self.journey.replied(Answer(row.id, side.value, kind, entry.name, document.data, document.accepted,
-                                        time.time()))  # fmt: skip
+            self.journey.replied(
+                Answer(row.id, side.value, kind, entry.name, document.data, document.accepted, time.time())
+            )
             evidence.replies.append((flow.name, row.entity or "*", side, max(time.time() - row.created, 0.0)))
             if flow.outbound and side.value == plan_of(row)[0]:
                 self._forward(flow, side, path, digest)

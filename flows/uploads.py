@@ -50,7 +50,7 @@ class Routes(Protocol):
 
     def call(
         self, route: str, side: str, entity: str, payload: Any, params: dict[str, str], key: str | None, writes: bool
-    ) -> Sent: ...  # fmt: skip
+    ) -> Sent: ...
 
 
 def key_for(flow: str, digest: str, side: str) -> str:

@@ -52,15 +52,27 @@ async def accept(
     token = secrets.token_urlsafe(18)
     given = request.headers.get("Idempotency-Key")
     message = {
-        "payload": call.payload, "params": call.params, "headers": call.headers, "correlation_id": call.correlation_id,
+        "payload": call.payload,
+        "params": call.params,
+        "headers": call.headers,
+        "correlation_id": call.correlation_id,
         "consumer": consumer.name if consumer is not None else None,
         "then": plan.mirror.value if plan.mirror is not None else None,  # the other side, on a rung writing both
         "status": 201 if request.method == "POST" else 200,  # what the consumer would have been answered
-    }  # fmt: skip
+    }
     idempotency = idempotency_key(route.name, entity or "*", given, call.correlation_id)
     try:
-        await cutover.commits.run(cutover.outbox.accept_in, route.name, entity or "*", call.key, plan.serve.value,
-                                  rung, message, idempotency, token)  # fmt: skip
+        await cutover.commits.run(
+            cutover.outbox.accept_in,
+            route.name,
+            entity or "*",
+            call.key,
+            plan.serve.value,
+            rung,
+            message,
+            idempotency,
+            token,
+        )
     except StoreError as exc:
         raise Problem(
             503, "Write not accepted", f"the write cannot be recorded, so it was not accepted: {exc}"
@@ -76,23 +88,34 @@ async def accept(
 
 def progress(message: Message) -> tuple[dict[str, Any], dict[str, str]]:
     """What the status URL tells of an accepted write, and its headers."""
-    told: dict[str, Any] = {"route": message.route, "entity": None if message.entity == "*" else message.entity,
-                            "accepted": message.at, "attempts": message.attempts}  # fmt: skip
+    told: dict[str, Any] = {
+        "route": message.route,
+        "entity": None if message.entity == "*" else message.entity,
+        "accepted": message.at,
+        "attempts": message.attempts,
+    }
     if message.state == "pending":
         if message.last_error:
             told["lastError"] = message.last_error
         return {"status": "pending", **told}, {"Retry-After": "1"}
     if message.state == "delivered":
-        return {"status": "done", **told, "answer": {"status": message.call.get("status", 200),
-                                                     "body": message.served}}, {}  # fmt: skip
+        return {
+            "status": "done",
+            **told,
+            "answer": {"status": message.call.get("status", 200), "body": message.served},
+        }, {}
     if message.state == "in_doubt":
-        detail = (f"{message.last_error}; whether it was booked is unknown, so it is not sent again until the "
-                  "operators have looked (banyan outbox list --state in_doubt)")  # fmt: skip
+        detail = (
+            f"{message.last_error}; whether it was booked is unknown, so it is not sent again until the "
+            "operators have looked (banyan outbox list --state in_doubt)"
+        )
         return {"status": "in_doubt", **told, "detail": detail}, {}
     if message.state == "cancelled" and isinstance(message.served, dict) and "problem" in message.served:
         return {"status": "failed", **told, "problem": message.served["problem"]}, {}
-    why = {"dead": "every delivery attempt failed; the operators may replay it", "discarded": "the operators "
-           "discarded it"}.get(message.state, message.state)  # fmt: skip
+    why = {
+        "dead": "every delivery attempt failed; the operators may replay it",
+        "discarded": "the operators discarded it",
+    }.get(message.state, message.state)
     problem = {"status": 502, "title": "Write not made", "detail": f"{why}: {message.last_error}".rstrip(": ")}
     return {"status": "failed", **told, "problem": problem}, {}
 

@@ -53,8 +53,9 @@ async def admin_exceptions(request: web.Request) -> web.Response:
         counted = kept["counts"]
 
     def read() -> tuple[list[Item], list[tuple[str, str, str, int, float]]]:
-        page = inbox.page(query.get("owner"), query.get("entity"), query.get("kind"), query.get("state"), older,
-                          after, limit)  # fmt: skip
+        page = inbox.page(
+            query.get("owner"), query.get("entity"), query.get("kind"), query.get("state"), older, after, limit
+        )
         if counted is not None:  # the sync's counts, or this process's of a few seconds ago
             return page, counted
         kept.update(counts=inbox.counts(), until=time.time() + COUNTS_SECONDS)
@@ -70,12 +71,16 @@ async def admin_exceptions(request: web.Request) -> web.Response:
         total = summed.setdefault((owner, entity), [0, oldest])
         total[0] += count
         total[1] = min(total[1], oldest)
-    return web.json_response({
-        "exceptions": [_shown(item, now) for item in items],
-        "next": f"{items[-1].created}:{items[-1].id}" if len(items) == limit else None,
-        "counts": [{"owner": owner or None, "entity": entity, "open": int(count), "oldest_seconds": round(now - oldest)}
-                   for (owner, entity), (count, oldest) in sorted(summed.items(), key=lambda kv: kv[1][1])],
-    })  # fmt: skip
+    return web.json_response(
+        {
+            "exceptions": [_shown(item, now) for item in items],
+            "next": f"{items[-1].created}:{items[-1].id}" if len(items) == limit else None,
+            "counts": [
+                {"owner": owner or None, "entity": entity, "open": int(count), "oldest_seconds": round(now - oldest)}
+                for (owner, entity), (count, oldest) in sorted(summed.items(), key=lambda kv: kv[1][1])
+            ],
+        }
+    )
 
 
 async def admin_exception(request: web.Request) -> web.Response:
@@ -86,8 +91,13 @@ async def admin_exception(request: web.Request) -> web.Response:
     if item is None:
         raise Problem(404, "No such exception", f"no exception {item_id}")
     owner = declared.owner_of(item.subject, item.entity)
-    return web.json_response({**_shown(item, time.time()), "owner_detail": owner.shown() if owner else None,
-                              "history": [entry.as_dict() for entry in history]})  # fmt: skip
+    return web.json_response(
+        {
+            **_shown(item, time.time()),
+            "owner_detail": owner.shown() if owner else None,
+            "history": [entry.as_dict() for entry in history],
+        }
+    )
 
 
 async def admin_exception_action(request: web.Request) -> web.Response:

@@ -25,9 +25,27 @@ from gateway.problems import Problem
 
 # functions and operators that read the first node of a node-set given to them
 _FIRST_NODE = frozenset(
-    {"string", "normalize-space", "concat", "substring", "substring-before", "substring-after", "translate",
-     "string-length", "starts-with", "contains", "number", "floor", "ceiling", "round", "+", "-", "div", "mod"}
-)  # fmt: skip
+    {
+        "string",
+        "normalize-space",
+        "concat",
+        "substring",
+        "substring-before",
+        "substring-after",
+        "translate",
+        "string-length",
+        "starts-with",
+        "contains",
+        "number",
+        "floor",
+        "ceiling",
+        "round",
+        "+",
+        "-",
+        "div",
+        "mod",
+    }
+)
 _SCALAR = frozenset({"literal", "function", "variable"})  # an argument that is no node-set of the envelope's
 _STEPS = frozenset({"/", "//", "["})  # not walked into: a predicate's paths are read from each node, not the Body
 

@@ -31,11 +31,12 @@ class RouteCalls:
 
     def call(
         self, route: str, side: str, entity: str, payload: Any, params: dict[str, str], key: str | None, writes: bool
-    ) -> Sent:  # fmt: skip
+    ) -> Sent:
         if self.loop is None:
             return Sent(Outcome.not_made, None, None, "the gateway is not serving yet")
-        future = asyncio.run_coroutine_threadsafe(self._call(route, side, entity, payload, params, key, writes),
-                                                  self.loop)  # fmt: skip
+        future = asyncio.run_coroutine_threadsafe(
+            self._call(route, side, entity, payload, params, key, writes), self.loop
+        )
         try:
             return future.result(WAIT_SECONDS)
         except concurrent.futures.TimeoutError:
@@ -44,17 +45,26 @@ class RouteCalls:
 
     async def _call(
         self, route: str, side: str, entity: str, payload: Any, params: dict[str, str], key: str | None, writes: bool
-    ) -> Sent:  # fmt: skip
+    ) -> Sent:
         compiled = next((c for c in self.app[ROUTING].table.routes if c.route.name == route), None)
         if compiled is None:
             return Sent(Outcome.not_made, None, None, f"route {route} is not served here")
         headers = {"Idempotency-Key": key} if key else {}
-        call = Call(route, payload, entity, next(iter(params.values()), None), f"flow-{key or route}", headers,
-                    writes, {"entity": entity, **params})  # fmt: skip
+        call = Call(
+            route,
+            payload,
+            entity,
+            next(iter(params.values()), None),
+            f"flow-{key or route}",
+            headers,
+            writes,
+            {"entity": entity, **params},
+        )
         try:
             answer = await call_side(self.app, compiled, side, entity, call, patient=True)
         except Problem as exc:
-            return Sent(exc.outcome or Outcome.refused, exc.status, None, f"{route}: {exc.status} {exc.title}: "
-                        f"{exc.detail}")  # fmt: skip
+            return Sent(
+                exc.outcome or Outcome.refused, exc.status, None, f"{route}: {exc.status} {exc.title}: {exc.detail}"
+            )
         body = answer.body if isinstance(answer.body, dict) else {"answer": answer.body}
         return Sent(Outcome.made, answer.status, body, f"{route}: {answer.status} from {side}")

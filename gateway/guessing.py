@@ -112,9 +112,11 @@ class Guesses:
     called with the kind of each wrong key (for /metrics)."""
 
     def __init__(
-        self, redis_url: str | None = None, proxies: tuple[Network, ...] = (),
+        self,
+        redis_url: str | None = None,
+        proxies: tuple[Network, ...] = (),
         counted: Callable[[str], None] | None = None,
-    ) -> None:  # fmt: skip
+    ) -> None:
         self.proxies = proxies
         self.counted = counted
         self.local = _Local()

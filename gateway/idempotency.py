@@ -154,9 +154,11 @@ def settled(status: int, title: str = "", outcome: Outcome | None = None) -> str
 
 
 async def idempotent(
-    request: web.Request, ledger: Idempotency, consumer: Consumer | None,
+    request: web.Request,
+    ledger: Idempotency,
+    consumer: Consumer | None,
     call: Callable[[], Awaitable[web.StreamResponse]],
-) -> web.StreamResponse:  # fmt: skip
+) -> web.StreamResponse:
     """Make the write once per Idempotency-Key; see the module's docstring."""
     given = request.headers.get("Idempotency-Key")
     if not given:
@@ -166,8 +168,15 @@ async def idempotent(
     forwardable(request.headers, ("Idempotency-Key",))  # Latin-1 and one line, or a 400 naming it
     name = consumer.name if consumer else "-"
     compiled = request.get(ROUTE)
-    named = [] if compiled is None else [request.headers.get(source.name, "") for source in (compiled.route.entity,
-             compiled.route.key) if source is not None and source.from_ == "header"]  # fmt: skip
+    named = (
+        []
+        if compiled is None
+        else [
+            request.headers.get(source.name, "")
+            for source in (compiled.route.entity, compiled.route.key)
+            if source is not None and source.from_ == "header"
+        ]
+    )
     scope = scope_of(name, request.method, request.path_qs, given, *named)
     digest = hashlib.sha256(await request.read()).hexdigest()
     outcome, stored, first = await ledger.claim(scope, name, digest, correlation_id(request))

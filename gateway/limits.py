@@ -131,8 +131,9 @@ class RedisLimiter:
         if (meanwhile := self.now(consumer, route)) is not None:
             return meanwhile
         try:
-            allowed, tokens = await self.script(keys=[f"banyan:rate:{consumer.name}:{route}"],
-                                                args=[consumer.rate, consumer.burst])  # fmt: skip
+            allowed, tokens = await self.script(
+                keys=[f"banyan:rate:{consumer.name}:{route}"], args=[consumer.rate, consumer.burst]
+            )
         except Exception as exc:  # any failure of the limiter's store: serve on, locally
             if self.down_since is None:
                 log.error("rate store unreachable (%s): limiting per process until it is back", type(exc).__name__)

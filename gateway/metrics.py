@@ -106,71 +106,108 @@ class Metrics:
             registry=self.registry,
         )
         self.in_flight = Gauge(
-            "banyan_backend_in_flight", "Calls in flight to a backend pool, from the gateway's processes", ["pool"],
-            registry=self.registry, multiprocess_mode="livesum",
-        )  # fmt: skip
+            "banyan_backend_in_flight",
+            "Calls in flight to a backend pool, from the gateway's processes",
+            ["pool"],
+            registry=self.registry,
+            multiprocess_mode="livesum",
+        )
         self.waiting = Gauge(
-            "banyan_backend_waiting", "Calls waiting in line for a backend pool, in the gateway's processes", ["pool"],
-            registry=self.registry, multiprocess_mode="livesum",
-        )  # fmt: skip
+            "banyan_backend_waiting",
+            "Calls waiting in line for a backend pool, in the gateway's processes",
+            ["pool"],
+            registry=self.registry,
+            multiprocess_mode="livesum",
+        )
         self.owed = Gauge(
-            "banyan_cutover_writes_owed", "Writes a side is still owed through the outbox: the keys they hold are "
-            "served by the other side until they land", ["route", "entity", "side"],
-            registry=self.registry, multiprocess_mode="livemax",
-        )  # fmt: skip
+            "banyan_cutover_writes_owed",
+            "Writes a side is still owed through the outbox: the keys they hold are "
+            "served by the other side until they land",
+            ["route", "entity", "side"],
+            registry=self.registry,
+            multiprocess_mode="livemax",
+        )
         self.owed_age = Gauge(
-            "banyan_cutover_writes_owed_oldest_seconds", "Age of the oldest write a side is still owed",
-            ["route", "entity", "side"], registry=self.registry, multiprocess_mode="livemax",
-        )  # fmt: skip
+            "banyan_cutover_writes_owed_oldest_seconds",
+            "Age of the oldest write a side is still owed",
+            ["route", "entity", "side"],
+            registry=self.registry,
+            multiprocess_mode="livemax",
+        )
         self.owed_shown: set[tuple[str, str, str]] = set()  # the owed gauges set at the last scrape
         self.exceptions = Gauge(
-            "banyan_exceptions_open", "Exceptions waiting for a person, per kind, legal entity and owner",
-            ["kind", "entity", "owner"], registry=self.registry, multiprocess_mode="livemax",
-        )  # fmt: skip
+            "banyan_exceptions_open",
+            "Exceptions waiting for a person, per kind, legal entity and owner",
+            ["kind", "entity", "owner"],
+            registry=self.registry,
+            multiprocess_mode="livemax",
+        )
         self.exceptions_age = Gauge(
-            "banyan_exceptions_oldest_seconds", "Age of the oldest exception waiting for a person",
-            ["kind", "entity", "owner"], registry=self.registry, multiprocess_mode="livemax",
-        )  # fmt: skip
+            "banyan_exceptions_oldest_seconds",
+            "Age of the oldest exception waiting for a person",
+            ["kind", "entity", "owner"],
+            registry=self.registry,
+            multiprocess_mode="livemax",
+        )
         self.paused = Gauge(
-            "banyan_backend_paused_seconds", "Seconds left of the pause a backend asked for (Retry-After)", ["pool"],
-            registry=self.registry, multiprocess_mode="livemax",
-        )  # fmt: skip
+            "banyan_backend_paused_seconds",
+            "Seconds left of the pause a backend asked for (Retry-After)",
+            ["pool"],
+            registry=self.registry,
+            multiprocess_mode="livemax",
+        )
         self.throttled = Counter(
-            "banyan_backend_throttled", "Answers that asked the gateway for a pause (429, or 503 with Retry-After)",
-            ["pool"], registry=self.registry,
-        )  # fmt: skip
+            "banyan_backend_throttled",
+            "Answers that asked the gateway for a pause (429, or 503 with Retry-After)",
+            ["pool"],
+            registry=self.registry,
+        )
         self.events_recorded = Counter(
-            "banyan_events_recorded", "Events recorded in the store by successful calls", ["route", "type"],
+            "banyan_events_recorded",
+            "Events recorded in the store by successful calls",
+            ["route", "type"],
             registry=self.registry,
-        )  # fmt: skip
+        )
         self.events_unrecorded = Counter(
-            "banyan_events_unrecorded", "Events of a made write the store could not take (logged)", ["route"],
+            "banyan_events_unrecorded",
+            "Events of a made write the store could not take (logged)",
+            ["route"],
             registry=self.registry,
-        )  # fmt: skip
+        )
         self.events_published = Counter(
             "banyan_events_published", "Events the broker acknowledged", ["type"], registry=self.registry
         )
         self.events_backlog = Gauge(
-            "banyan_events_backlog", "Events recorded and not yet acknowledged by the broker (fleet-wide)",
-            registry=self.registry, multiprocess_mode="livemostrecent",
-        )  # fmt: skip
-        self.events_broker_down = Gauge(
-            "banyan_events_broker_down", "1 while this gateway's relay cannot reach the events broker",
-            registry=self.registry, multiprocess_mode="livemax",
-        )  # fmt: skip
-        self.slo_events = Counter(
-            "banyan_slo_events", "Calls measured against a route's business SLO, good or bad",
-            ["route", "entity", "slo", "result"], registry=self.registry,
-        )  # fmt: skip
-        self.slo_seconds = Histogram(
-            "banyan_slo_seconds", "Time from the call to the system of record's answer, for latency SLOs",
-            ["route", "entity", "slo"], buckets=SLO_BUCKETS,
+            "banyan_events_backlog",
+            "Events recorded and not yet acknowledged by the broker (fleet-wide)",
             registry=self.registry,
-        )  # fmt: skip
+            multiprocess_mode="livemostrecent",
+        )
+        self.events_broker_down = Gauge(
+            "banyan_events_broker_down",
+            "1 while this gateway's relay cannot reach the events broker",
+            registry=self.registry,
+            multiprocess_mode="livemax",
+        )
+        self.slo_events = Counter(
+            "banyan_slo_events",
+            "Calls measured against a route's business SLO, good or bad",
+            ["route", "entity", "slo", "result"],
+            registry=self.registry,
+        )
+        self.slo_seconds = Histogram(
+            "banyan_slo_seconds",
+            "Time from the call to the system of record's answer, for latency SLOs",
+            ["route", "entity", "slo"],
+            buckets=SLO_BUCKETS,
+            registry=self.registry,
+        )
         self.wrong_keys = Counter(
-            "banyan_wrong_keys", "Wrong API keys and admin keys, by kind (api, admin): guessing shows here",
-            ["kind"], registry=self.registry,
-        )  # fmt: skip
+            "banyan_wrong_keys",
+            "Wrong API keys and admin keys, by kind (api, admin): guessing shows here",
+            ["kind"],
+            registry=self.registry,
+        )
         self.rate_store_down = Gauge(
             "banyan_rate_store_down",
             "1 while the shared rate store (Redis) cannot be reached and limits are kept per process",
@@ -186,13 +223,19 @@ class Metrics:
         )
 
         self.flow_files = Counter(
-            "banyan_flow_files", "Files a flow delivered to each side, by outcome (delivered, failed), and "
-            "replies compared (matched, mismatched)", ["flow", "entity", "side", "outcome"], registry=self.registry,
-        )  # fmt: skip
+            "banyan_flow_files",
+            "Files a flow delivered to each side, by outcome (delivered, failed), and "
+            "replies compared (matched, mismatched)",
+            ["flow", "entity", "side", "outcome"],
+            registry=self.registry,
+        )
         self.flow_seconds = Histogram(
-            "banyan_flow_reply_seconds", "From a file's arrival to each side's reply",
-            ["flow", "entity", "side"], buckets=FLOW_BUCKETS, registry=self.registry,
-        )  # fmt: skip
+            "banyan_flow_reply_seconds",
+            "From a file's arrival to each side's reply",
+            ["flow", "entity", "side"],
+            buckets=FLOW_BUCKETS,
+            registry=self.registry,
+        )
         self.side_calls = Counter(
             "banyan_cutover_calls",
             "Calls to each side by the cutover plan, by role (serve, mirror, fallback) and outcome",
@@ -239,9 +282,7 @@ class Metrics:
         self.child(self.requests, route, entity, str(status)).inc()
         self.child(self.latency, route).observe(seconds)
 
-    def slo_measured(
-        self, route: str, entity: str, slo: str, good: bool, seconds: float | None, trace_id: str
-    ) -> None:  # fmt: skip
+    def slo_measured(self, route: str, entity: str, slo: str, good: bool, seconds: float | None, trace_id: str) -> None:
         """One call judged against a route's SLO (`seconds`: its latency, for a latency SLO), with
         the call's trace id as the exemplar."""
         exemplar = {"trace_id": trace_id} if trace_id else None
@@ -260,9 +301,7 @@ class Metrics:
     def _exemplar(self, sample: str, labels: dict[str, str], value: float, exemplar: dict[str, str], at: float) -> None:
         self._exemplars[(sample, tuple(sorted(labels.items())))] = Exemplar(exemplar, value, at)
 
-    async def watch_loop(
-        self, every: float = 0.1, gauges: Callable[[], None] | None = None, lag: bool = True
-    ) -> None:  # fmt: skip
+    async def watch_loop(self, every: float = 0.1, gauges: Callable[[], None] | None = None, lag: bool = True) -> None:
         """Observe the loop's lag until cancelled: a stall (a blocking call, a long collection, a
         disk that made a write wait) shows here, apart from what the network and the clients add.
         Every second, `gauges` sets what is read rather than counted (calls in flight): a scrape on

@@ -37,23 +37,49 @@ _ACCEPTED = {
         "Location": {"schema": {"type": "string"}, "description": "the status URL"},
         "Retry-After": {"schema": {"type": "integer"}, "description": "seconds before asking the status URL"},
     },
-    "content": {"application/json": {"schema": {"type": "object", "required": ["status", "statusUrl"], "properties": {
-        "status": {"const": "pending"}, "statusUrl": {"type": "string"}, "route": {"type": "string"},
-        "entity": {"type": ["string", "null"]}}}}},
-}  # fmt: skip
+    "content": {
+        "application/json": {
+            "schema": {
+                "type": "object",
+                "required": ["status", "statusUrl"],
+                "properties": {
+                    "status": {"const": "pending"},
+                    "statusUrl": {"type": "string"},
+                    "route": {"type": "string"},
+                    "entity": {"type": ["string", "null"]},
+                },
+            }
+        }
+    },
+}
 _STATUS = {
     "operationId": "accepted-status",
     "summary": "Where a write accepted with 202 stands: pending, done (with the answer), failed, in_doubt",
     "parameters": [{"name": "token", "in": "path", "required": True, "schema": {"type": "string"}}],
     "responses": {
-        "200": {"description": "the write's state", "content": {"application/json": {"schema": {
-            "type": "object", "required": ["status"], "properties": {
-                "status": {"enum": ["pending", "done", "failed", "in_doubt"]}, "answer": {"type": "object"},
-                "problem": {"type": "object"}, "attempts": {"type": "integer"}}}}}},
-        "404": {"description": "no write accepted for this key has this status URL",
-                "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}},
+        "200": {
+            "description": "the write's state",
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["status"],
+                        "properties": {
+                            "status": {"enum": ["pending", "done", "failed", "in_doubt"]},
+                            "answer": {"type": "object"},
+                            "problem": {"type": "object"},
+                            "attempts": {"type": "integer"},
+                        },
+                    }
+                }
+            },
+        },
+        "404": {
+            "description": "no write accepted for this key has this status URL",
+            "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}},
+        },
     },
-}  # fmt: skip
+}
 
 
 def _problem_responses() -> dict[str, Any]:
@@ -194,15 +220,21 @@ def docs_page(routes: list[Route]) -> str:
 
 def home_page(console: bool) -> str:
     """`GET /`: where a person who typed the gateway's address goes next."""
-    links = [("/docs", "the routes it serves, and what each problem means"),
-             ("/docs/api", "the API reference, to read and try"), ("/openapi.json", "the machine-readable contract"),
-             *([("/console", "the migration console (admin key)")] if console else []),
-             ("/metrics", "Prometheus metrics"), ("/healthz", "liveness")]  # fmt: skip
+    links = [
+        ("/docs", "the routes it serves, and what each problem means"),
+        ("/docs/api", "the API reference, to read and try"),
+        ("/openapi.json", "the machine-readable contract"),
+        *([("/console", "the migration console (admin key)")] if console else []),
+        ("/metrics", "Prometheus metrics"),
+        ("/healthz", "liveness"),
+    ]
     items = "".join(f"<li><a href='{path}'>{path}</a> — {what}</li>" for path, what in links)
-    return ("<!doctype html><html lang='en'><head><meta charset='utf-8'><title>Banyan gateway</title>"
-            "<style>body{font:15px system-ui,sans-serif;margin:2em;max-width:40em}li{margin:.3em 0}</style></head>"
-            "<body><h1>Banyan gateway</h1><p>Managed APIs in front of legacy ERPs.</p>"
-            f"<ul>{items}</ul></body></html>")  # fmt: skip
+    return (
+        "<!doctype html><html lang='en'><head><meta charset='utf-8'><title>Banyan gateway</title>"
+        "<style>body{font:15px system-ui,sans-serif;margin:2em;max-width:40em}li{margin:.3em 0}</style></head>"
+        "<body><h1>Banyan gateway</h1><p>Managed APIs in front of legacy ERPs.</p>"
+        f"<ul>{items}</ul></body></html>"
+    )
 
 
 def _problem_rows() -> str:

@@ -108,9 +108,7 @@ async def deliver_in_order(app: web.Application, message: Message, run: int = 1)
         await asyncio.gather(*settling)
 
 
-async def deliver(
-    app: web.Application, message: Message, settling: list[asyncio.Future[Any]] | None = None
-) -> bool:  # fmt: skip
+async def deliver(app: web.Application, message: Message, settling: list[asyncio.Future[Any]] | None = None) -> bool:
     """Deliver one outbox message to its side and compare the answer with the one served; True when
     it was delivered. With `settling`, the record that it was is left to finish there."""
     cutover = app[CUTOVER]
@@ -123,8 +121,16 @@ async def deliver(
     entity = None if message.entity == "*" else message.entity
     body = message.call
     headers = {**body.get("headers", {}), "Idempotency-Key": message.idempotency_key}
-    call = Call(message.route, body["payload"], entity, message.business_key, body.get("correlation_id", ""), headers,
-                True, body.get("params", {}))  # fmt: skip
+    call = Call(
+        message.route,
+        body["payload"],
+        entity,
+        message.business_key,
+        body.get("correlation_id", ""),
+        headers,
+        True,
+        body.get("params", {}),
+    )
     side = Side(message.side)
     context = parse(headers.get("traceparent"))  # the trace of the call that owed this write
     trace_id = context[0] if context else ""
@@ -166,9 +172,14 @@ def _answered_and_recorded(
 
 
 async def _settle_accepted(
-    app: web.Application, compiled: Compiled, entity: str | None, call: Call, message: Message,
-    answer: Answer | Problem, trace_id: str,
-) -> None:  # fmt: skip
+    app: web.Application,
+    compiled: Compiled,
+    entity: str | None,
+    call: Call,
+    message: Message,
+    answer: Answer | Problem,
+    trace_id: str,
+) -> None:
     """An accepted write's outcome, for its status URL: made (and the other side owed its copy on a
     rung writing both), or what `next_step` makes of it."""
     cutover = app[CUTOVER]
@@ -269,8 +280,9 @@ async def outbox_worker(app: web.Application) -> None:
             # what is due is read on the loop of a process that serves nobody, else in a thread
             due = with_room(app, cutover.outbox.due(batch) if deliverer else await in_thread(cutover.outbox.due, batch))
             if due:
-                messages = await cutover.commits.background(cutover.outbox.lease_in, owner, due, None,
-                                                            lease_for(app, due))  # fmt: skip
+                messages = await cutover.commits.background(
+                    cutover.outbox.lease_in, owner, due, None, lease_for(app, due)
+                )
             await asyncio.gather(*(deliver_in_order(app, message, run) for message in messages))
         except Exception as exc:  # the store is down: keep serving, try again
             log.error("outbox delivery paused: %s", exc)

@@ -56,8 +56,9 @@ async def owned(app: web.Application, compiled: Compiled, entity: str | None, ke
         owed = await in_thread(cutover.outbox.owed_sides, compiled.owners, entity or "*", key)
     except StoreError as exc:
         if reads:  # a lost store stops changes, not traffic: the read is served as the rung says
-            log.warning("%s: read of %s served without asking the outbox, the store is down: %s", compiled.route.name,
-                        key, exc)  # fmt: skip
+            log.warning(
+                "%s: read of %s served without asking the outbox, the store is down: %s", compiled.route.name, key, exc
+            )
             return plan
         # a write could overtake copies that will be delivered once the store is back
         detail = f"whether the {plan.serve.value} side holds every write of {key} cannot be read: {exc}"
@@ -70,8 +71,10 @@ async def owned(app: web.Application, compiled: Compiled, entity: str | None, ke
         return plan
     other = _other(plan.serve)
     if other.value in owed or compiled.route.side(other.value, entity) is None:
-        detail = (f"{key} is being handed over to the {plan.serve.value} side, which is still owed earlier writes "
-                  "of it, and no other side holds them all: retry once they have landed")  # fmt: skip
+        detail = (
+            f"{key} is being handed over to the {plan.serve.value} side, which is still owed earlier writes "
+            "of it, and no other side holds them all: retry once they have landed"
+        )
         raise Problem(503, HANDING_OVER, detail, {"Retry-After": "1"})
     if not reads:
         return Plan(other, mirror=plan.serve)  # owed to the side behind, after what it is owed already

@@ -78,8 +78,12 @@ async def edge(request: web.Request, handler: Handler) -> web.StreamResponse:
     # a span in the consumer's trace, or the first of a new one; every log line of the call names both ids
     tracer, parent = request.app[TRACING], request.headers.get("traceparent")
     if tracer.exporting:
-        span = tracer.start(f"{request.method} {request.path}", parent, "server",
-                            **{"http.request.method": request.method, "url.path": request.path})  # fmt: skip
+        span = tracer.start(
+            f"{request.method} {request.path}",
+            parent,
+            "server",
+            **{"http.request.method": request.method, "url.path": request.path},
+        )
     else:
         span = tracer.ids(parent)
     request[SPAN] = span
@@ -115,8 +119,14 @@ async def edge(request: web.Request, handler: Handler) -> web.StreamResponse:
         return response
     finally:
         if span.otel is not None:
-            span.set(**{"http.response.status_code": status, "http.route": request.get(ROUTE_NAME),
-                        "banyan.entity": request.get(ENTITY), "banyan.correlation_id": cid})  # fmt: skip
+            span.set(
+                **{
+                    "http.response.status_code": status,
+                    "http.route": request.get(ROUTE_NAME),
+                    "banyan.entity": request.get(ENTITY),
+                    "banyan.correlation_id": cid,
+                }
+            )
             span.end(f"answered {status}" if status >= 500 else None)
         if (write := request.app.get(ACCESS_LOG)) is not None:
             write(access_line(request, status, started))
@@ -137,9 +147,11 @@ def authenticate(consumers: Consumers | None, request: web.Request) -> Consumer 
     if found is None:
         request[WRONG_KEY] = ("api", key)
         raise Problem(
-            401, "Unknown API key", "the key is not valid; ask for one with the routes you need",
+            401,
+            "Unknown API key",
+            "the key is not valid; ask for one with the routes you need",
             {"WWW-Authenticate": "ApiKey"},
-        )  # fmt: skip
+        )
     request[CONSUMER] = found
     return found
 

@@ -141,9 +141,14 @@ class Problem(Exception):
     """Raise anywhere in a handler or policy to answer with a problem."""
 
     def __init__(
-        self, status: int, title: str, detail: str = "", headers: dict[str, str] | None = None,
-        outcome: Outcome | None = None, **extra: Any,
-    ):  # fmt: skip
+        self,
+        status: int,
+        title: str,
+        detail: str = "",
+        headers: dict[str, str] | None = None,
+        outcome: Outcome | None = None,
+        **extra: Any,
+    ):
         super().__init__(detail or title)
         self.status, self.title, self.detail = status, title, detail
         self.headers = headers or {}

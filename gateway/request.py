@@ -222,8 +222,12 @@ async def _owe(request: web.Request, compiled: Compiled, other: Side, entity: st
     route = compiled.route
     given = request.headers.get("Idempotency-Key")
     idempotency = idempotency_key(route.name, entity or "*", given, call.correlation_id)
-    message = {"payload": call.payload, "params": call.params, "headers": call.headers,
-               "correlation_id": call.correlation_id}  # fmt: skip
+    message = {
+        "payload": call.payload,
+        "params": call.params,
+        "headers": call.headers,
+        "correlation_id": call.correlation_id,
+    }
     try:
         return await cutover.commits.run(
             cutover.outbox.intend_in, route.name, entity or "*", call.key, other.value, rung, message, idempotency
@@ -234,9 +238,15 @@ async def _owe(request: web.Request, compiled: Compiled, other: Side, entity: st
 
 
 async def _settle(
-    request: web.Request, compiled: Compiled, serve: Side, other: Side, entity: str | None, call: Call,
-    message_id: int, answer: Answer | Problem,
-) -> Answer | Problem:  # fmt: skip
+    request: web.Request,
+    compiled: Compiled,
+    serve: Side,
+    other: Side,
+    entity: str | None,
+    call: Call,
+    message_id: int,
+    answer: Answer | Problem,
+) -> Answer | Problem:
     """The copy's outcome (and the write's events) recorded, before the consumer is answered."""
     app, route = request.app, compiled.route
     cutover = app[CUTOVER]
@@ -248,15 +258,18 @@ async def _settle(
         outcome, served, error = "cancelled", None, f"{answer.status} {answer.title}: {answer.detail}"
     events = declared(compiled, entity, call, answer.body) if isinstance(answer, Answer) and route.events else []
     try:  # the write's outcome and its events, in one transaction
-        await cutover.commits.run(settle_and_record, cutover.outbox, app[EVENT_LOG], message_id, outcome, served,
-                                  error, events)  # fmt: skip
+        await cutover.commits.run(
+            settle_and_record, cutover.outbox, app[EVENT_LOG], message_id, outcome, served, error, events
+        )
         if outcome == "pending":
             app[OUTBOX_READY].set()
             recorded(app, compiled, events)
     except StoreError:
         if isinstance(answer, Answer):
-            detail = (f"the {serve.value} side took the write, but its copy for the {other.value} side could not be "
-                      f"recorded; outbox message {message_id} will be listed as in doubt")  # fmt: skip
+            detail = (
+                f"the {serve.value} side took the write, but its copy for the {other.value} side could not be "
+                f"recorded; outbox message {message_id} will be listed as in doubt"
+            )
             raise Problem(503, WRITE_MADE, detail) from None
     return answer
 
@@ -319,8 +332,12 @@ async def passthrough(request: web.Request) -> web.StreamResponse:
         raise answer
     content_type = answer.headers.get("content-type", "text/xml")
     if any(char in content_type for char in "\r\n\x00"):  # it cannot be sent on as one header line
-        raise Problem(502, "Backend fault", f"the {side.value} SOAP service answered a Content-Type that cannot be "
-                      "passed on (a control character in it)")  # fmt: skip
+        raise Problem(
+            502,
+            "Backend fault",
+            f"the {side.value} SOAP service answered a Content-Type that cannot be "
+            "passed on (a control character in it)",
+        )
     response = web.Response(status=answer.status, body=answer.body)
     response.headers["Content-Type"] = content_type
     response.headers["X-Served-By"] = side.value

@@ -45,8 +45,9 @@ def declared(compiled: Compiled, entity: str | None, call: Call, answer: Any) ->
         subject = _subject(spec.subject, answer, call.payload)
         traceparent = call.headers.get("traceparent")
         owner = route.owner.team if route.owner is not None else None
-        made.append(new_event(spec.type, source, subject, data, route.name, entity, call.correlation_id, traceparent,
-                              owner))  # fmt: skip
+        made.append(
+            new_event(spec.type, source, subject, data, route.name, entity, call.correlation_id, traceparent, owner)
+        )
     return made
 
 
@@ -89,9 +90,15 @@ def settle_and_record_many(cursor: Any, calls: list[tuple[Any, ...]]) -> list[No
 
 @merged(settle_and_record_many)
 def settle_and_record(
-    cursor: Any, outbox: Outbox, event_log: EventLog, message_id: int, outcome: str, served: Any, error: str,
+    cursor: Any,
+    outbox: Outbox,
+    event_log: EventLog,
+    message_id: int,
+    outcome: str,
+    served: Any,
+    error: str,
     events: list[New],
-) -> None:  # fmt: skip
+) -> None:
     """The outbox settlement of a write and its events, in one transaction."""
     outbox.settle_in(cursor, message_id, outcome, served, error)
     if outcome == "pending":

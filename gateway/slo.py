@@ -54,9 +54,13 @@ def judged(slo: SloSpec, answer: Answer | Problem, seconds: float) -> bool | Non
 
 
 def measure(
-    app: web.Application, compiled: Compiled, entity: str | None, answer: Answer | Problem, seconds: float,
+    app: web.Application,
+    compiled: Compiled,
+    entity: str | None,
+    answer: Answer | Problem,
+    seconds: float,
     trace_id: str,
-) -> None:  # fmt: skip
+) -> None:
     route = compiled.route
     metrics, cutover, label = app[METRICS], app.get(CUTOVER), compiled.label(entity)
     for slo in route.slo:

@@ -103,10 +103,14 @@ class Compiled:
             self.key_xpath = self._xpath("key_xpath", route.passthrough.key_xpath)
             urls = {Side.legacy: route.passthrough.legacy, Side.cloud: route.passthrough.cloud}
             breaker = route.resilience.breaker
-            self.soap_sides = {side: (Origin(url), Breaker(breaker.failures, breaker.reset))
-                               for side, url in urls.items() if url}  # fmt: skip
-            self.soap_pauses = {side: self.pools.pauses.get(_origin(url) or f"{route.name}/{side.value}")
-                                for side, url in urls.items() if url}  # fmt: skip
+            self.soap_sides = {
+                side: (Origin(url), Breaker(breaker.failures, breaker.reset)) for side, url in urls.items() if url
+            }
+            self.soap_pauses = {
+                side: self.pools.pauses.get(_origin(url) or f"{route.name}/{side.value}")
+                for side, url in urls.items()
+                if url
+            }
         self.regex = re.compile(f"^{pattern}$")
         self._bound: dict[tuple[str, str], Bound] = {}
         self.comparator = Comparator(route.compare)
@@ -210,8 +214,9 @@ def _retiring(compiled: Compiled, by_name: dict[str, Compiled]) -> Retiring | No
     target = None
     if successor is not None and successor.operation is not None:
         target = (successor.name, successor.operation.method, successor.operation.path)
-    since, sunset = (datetime.combine(day, datetime.min.time(), UTC).timestamp()
-                     for day in (deprecation.since, deprecation.sunset))  # fmt: skip
+    since, sunset = (
+        datetime.combine(day, datetime.min.time(), UTC).timestamp() for day in (deprecation.since, deprecation.sunset)
+    )
     return Retiring(compiled.route.name, since, sunset, target, deprecation.link)
 
 

@@ -97,15 +97,23 @@ class OtlpTracer(Tracer):
         exporter = OTLPSpanExporter(endpoint=f"{endpoint.rstrip('/')}/v1/traces", timeout=5)
         self.provider.add_span_processor(BatchSpanProcessor(exporter))
         self.tracer = self.provider.get_tracer("banyan.gateway")
-        self.kinds = {"server": SpanKind.SERVER, "client": SpanKind.CLIENT, "producer": SpanKind.PRODUCER,
-                      "internal": SpanKind.INTERNAL}  # fmt: skip
+        self.kinds = {
+            "server": SpanKind.SERVER,
+            "client": SpanKind.CLIENT,
+            "producer": SpanKind.PRODUCER,
+            "internal": SpanKind.INTERNAL,
+        }
 
     def start(self, name: str, parent: str | None, kind: str = "internal", **attributes: Any) -> Span:
         from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
         context = TraceContextTextMapPropagator().extract({"traceparent": parent}) if parse(parent) else None
-        span = self.tracer.start_span(name, context=context, kind=self.kinds[kind],
-                                      attributes={k: v for k, v in attributes.items() if v is not None})  # fmt: skip
+        span = self.tracer.start_span(
+            name,
+            context=context,
+            kind=self.kinds[kind],
+            attributes={k: v for k, v in attributes.items() if v is not None},
+        )
         own = span.get_span_context()
         return Span(f"{own.trace_id:032x}", f"{own.span_id:016x}", own.trace_flags.sampled, span)
 
@@ -133,9 +141,11 @@ class JsonLines(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         line: dict[str, Any] = {
             "at": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
-            "level": record.levelname.lower(), "logger": record.name, "message": record.getMessage(),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
             **log_context(),
-        }  # fmt: skip
+        }
         if record.exc_info:
             line["error"] = self.formatException(record.exc_info)
         return json.dumps(line)

@@ -43,10 +43,15 @@ def collect(store: Store, folder: RouteFile | None = None) -> Synced:
     """Sync the inbox with every kind of trouble; owners and tiers from the route files."""
     inbox = Inbox(store)
     total = Synced()
-    for kinds, found in ((OUTBOX_KINDS, _outbox(store)), (FILE_KINDS, _files(store)),
-                         (("batch_failed",), _batches(store, folder)), (("step_down",), _step_downs(store)),
-                         (("slo_burn",), _burns(store)), (("contract_broken",), _contracts(store)),
-                         (RUN_KINDS, _runs(store, folder))):  # fmt: skip
+    for kinds, found in (
+        (OUTBOX_KINDS, _outbox(store)),
+        (FILE_KINDS, _files(store)),
+        (("batch_failed",), _batches(store, folder)),
+        (("step_down",), _step_downs(store)),
+        (("slo_burn",), _burns(store)),
+        (("contract_broken",), _contracts(store)),
+        (RUN_KINDS, _runs(store, folder)),
+    ):
         done = inbox.sync(kinds, found)
         total.opened += done.opened
         total.reopened += done.reopened
@@ -84,11 +89,19 @@ def _outbox(store: Store) -> list[Failure]:
     ):
         what = "write" if kind == "accepted" else "outbox"
         said = error or ("gave up after its attempts" if state == "dead" else "its outcome cannot be known")
-        found.append(Failure(
-            f"{what}_{state}", f"{route}|{entity}|{key if key is not None else f'#{message_id}'}|{side}", route,
-            entity, key, f"outbox:{message_id}", said, _moment(updated),
-            {"message": message_id, "side": side, "message_kind": kind},
-        ))  # fmt: skip
+        found.append(
+            Failure(
+                f"{what}_{state}",
+                f"{route}|{entity}|{key if key is not None else f'#{message_id}'}|{side}",
+                route,
+                entity,
+                key,
+                f"outbox:{message_id}",
+                said,
+                _moment(updated),
+                {"message": message_id, "side": side, "message_kind": kind},
+            )
+        )
     return found
 
 
@@ -99,10 +112,19 @@ def _files(store: Store) -> list[Failure]:
         "SELECT id, flow, name, entity, business_key, state, reason, updated_at FROM flow_files "
         "WHERE state IN ('refused', 'in_doubt') ORDER BY id",
     ):
-        found.append(Failure(
-            f"file_{state}", f"{flow}|{name}", flow, entity or "*", key or name, f"file:{file_id}", reason or state,
-            _moment(updated), {"file": file_id, "name": name},
-        ))  # fmt: skip
+        found.append(
+            Failure(
+                f"file_{state}",
+                f"{flow}|{name}",
+                flow,
+                entity or "*",
+                key or name,
+                f"file:{file_id}",
+                reason or state,
+                _moment(updated),
+                {"file": file_id, "name": name},
+            )
+        )
     return found
 
 
@@ -113,11 +135,19 @@ def _batches(store: Store, folder: RouteFile | None) -> list[Failure]:
         store,
         "SELECT batch, due, state, reason, updated_at FROM batch_runs WHERE state IN ('failed', 'missed') ORDER BY due",
     ):
-        found.append(Failure(
-            "batch_failed", batch, batch, entities.get(batch, "*"), None, f"batch:{batch}:{due}",
-            f"the run due {due} {state}: {reason}" if reason else f"the run due {due} {state}", _moment(updated),
-            {"batch": batch, "due": due, "state": state},
-        ))  # fmt: skip
+        found.append(
+            Failure(
+                "batch_failed",
+                batch,
+                batch,
+                entities.get(batch, "*"),
+                None,
+                f"batch:{batch}:{due}",
+                f"the run due {due} {state}: {reason}" if reason else f"the run due {due} {state}",
+                _moment(updated),
+                {"batch": batch, "due": due, "state": state},
+            )
+        )
     return found
 
 
@@ -126,11 +156,19 @@ def _step_downs(store: Store) -> list[Failure]:
     for (route, entity), event in sorted(store.latest(("guardrail", "acknowledge")).items()):
         if event.kind != "guardrail":
             continue
-        found.append(Failure(
-            "step_down", f"{route}|{entity}", route, entity, None, f"audit:{event.id}",
-            f"the guardrail stepped {route} down from {event.from_mode} to {event.to_mode}: {event.reason}",
-            _moment(event.at), {"audit": event.id, "from": event.from_mode, "to": event.to_mode},
-        ))  # fmt: skip
+        found.append(
+            Failure(
+                "step_down",
+                f"{route}|{entity}",
+                route,
+                entity,
+                None,
+                f"audit:{event.id}",
+                f"the guardrail stepped {route} down from {event.from_mode} to {event.to_mode}: {event.reason}",
+                _moment(event.at),
+                {"audit": event.id, "from": event.from_mode, "to": event.to_mode},
+            )
+        )
     return found
 
 
@@ -139,11 +177,19 @@ def _burns(store: Store) -> list[Failure]:
     for route, entity, slo, since in _rows(
         store, "SELECT route, entity, slo, since FROM cutover_slo_alerts ORDER BY route, entity, slo"
     ):
-        found.append(Failure(
-            "slo_burn", f"{route}|{entity}|{slo}", route, entity, None, f"slo:{route}/{entity}/{slo}",
-            f"the objective {slo} is burning its error budget since {since[:19]}", _moment(since),
-            {"slo": slo, "since": since},
-        ))  # fmt: skip
+        found.append(
+            Failure(
+                "slo_burn",
+                f"{route}|{entity}|{slo}",
+                route,
+                entity,
+                None,
+                f"slo:{route}/{entity}/{slo}",
+                f"the objective {slo} is burning its error budget since {since[:19]}",
+                _moment(since),
+                {"slo": slo, "since": since},
+            )
+        )
     return found
 
 
@@ -163,11 +209,19 @@ def _contracts(store: Store, now: float | None = None) -> list[Failure]:
     for (route, entity), paths in broken.items():
         last = max(minute for _, _, minute in paths)
         shown = ", ".join(f"{path} ({count}×)" for path, count, _ in paths[:5])
-        found.append(Failure(
-            "contract_broken", f"{route}|{entity}", route, entity, None, f"contract:{route}/{entity}/{last}",
-            f"the cloud's answers break the route's canonical contract at {shown} in the last hour", last * 60.0,
-            {"paths": [path for path, _, _ in paths]},
-        ))  # fmt: skip
+        found.append(
+            Failure(
+                "contract_broken",
+                f"{route}|{entity}",
+                route,
+                entity,
+                None,
+                f"contract:{route}/{entity}/{last}",
+                f"the cloud's answers break the route's canonical contract at {shown} in the last hour",
+                last * 60.0,
+                {"paths": [path for path, _, _ in paths]},
+            )
+        )
     return found
 
 
@@ -188,11 +242,24 @@ def _runs(store: Store, folder: RouteFile | None) -> list[Failure]:
             kind, said = "reconcile_failed", f"run {run_id} failed: {reason}"
         elif drifted:
             kind = "intercompany_drift" if name in intercompany else "drift"
-            said = (f"run {run_id}: {tally.get('differing', 0)} records differ, {only.get('legacy', 0)} only in "
-                    f"legacy, {only.get('cloud', 0)} only in the cloud "
-                    f"(drift {tally.get('drift_rate', 0):.3%})")  # fmt: skip
+            said = (
+                f"run {run_id}: {tally.get('differing', 0)} records differ, {only.get('legacy', 0)} only in "
+                f"legacy, {only.get('cloud', 0)} only in the cloud "
+                f"(drift {tally.get('drift_rate', 0):.3%})"
+            )
         else:
             continue
-        found.append(Failure(kind, f"{name}|{entity}", name, entity, None, f"run:{run_id}", said, _moment(finished),
-                             {"run": run_id, "drifted": drifted}))  # fmt: skip
+        found.append(
+            Failure(
+                kind,
+                f"{name}|{entity}",
+                name,
+                entity,
+                None,
+                f"run:{run_id}",
+                said,
+                _moment(finished),
+                {"run": run_id, "drifted": drifted},
+            )
+        )
     return found

@@ -65,8 +65,9 @@ class Desk:
         item = self._unresolved(item_id, version)
         if not to.strip():
             raise InboxError("assign to whom? (a person or a team)")
-        return self.inbox.change(item, actor, "assigned", f"to {to}" + (f": {note}" if note else ""),
-                                 assignee=to.strip(), state="assigned")  # fmt: skip
+        return self.inbox.change(
+            item, actor, "assigned", f"to {to}" + (f": {note}" if note else ""), assignee=to.strip(), state="assigned"
+        )
 
     def comment(self, item_id: int, note: str, actor: str) -> Item:
         if not note.strip():
@@ -79,8 +80,14 @@ class Desk:
         if minutes <= 0:
             raise InboxError("snooze for a number of minutes above zero")
         until = (datetime.now(UTC) + timedelta(minutes=minutes)).isoformat(timespec="milliseconds")
-        return self.inbox.change(item, actor, "snoozed", f"until {until[:16]}" + (f": {note}" if note else ""),
-                                 state="snoozed", snoozed_until=until)  # fmt: skip
+        return self.inbox.change(
+            item,
+            actor,
+            "snoozed",
+            f"until {until[:16]}" + (f": {note}" if note else ""),
+            state="snoozed",
+            snoozed_until=until,
+        )
 
     def resolve(self, item_id: int, note: str, actor: str, version: int | None = None) -> Item:
         item = self._unresolved(item_id, version)
@@ -97,8 +104,9 @@ class Desk:
         return item
 
     # -- the kind's own action --------------------------------------------------------------------
-    def act(self, item_id: int, action: str, actor: str, note: str, version: int | None = None,
-            to: str = "cloud") -> Item:  # fmt: skip
+    def act(
+        self, item_id: int, action: str, actor: str, note: str, version: int | None = None, to: str = "cloud"
+    ) -> Item:
         """Do `action` (replay, discard, resend, delivered, acknowledge, repair) on the exception's
         row; the exception is resolved with what came of it."""
         item = self._unresolved(item_id, version)
@@ -146,8 +154,9 @@ class Desk:
             journey.finish(file_id, "delivered" if action == "delivered" else "discarded", f"{note} ({actor})")
             outcome = f"file {file_id} is {'delivered' if action == 'delivered' else 'discarded'}"
         evidence: dict[str, Any] = {"file": file_id, "name": row.name, "to": action, "exception": item.id}
-        self.store.record(actor, row.flow, row.entity or "*", {"kind": "flow_file", "reason": note,
-                                                               "evidence": evidence})  # fmt: skip
+        self.store.record(
+            actor, row.flow, row.entity or "*", {"kind": "flow_file", "reason": note, "evidence": evidence}
+        )
         return outcome
 
     def _repair(self, item: Item, run_id: int, actor: str, note: str, to: str) -> str:
@@ -157,5 +166,7 @@ class Desk:
         engine = Engine(self.store, *ladder(self.folder.routes, self.folder.flows, self.folder.batches))
         rung = engine.rule(spec.repair.route, item.entity).rung
         done = repair(spec, self.store, run_id, item.entity, to, rung, actor, note)
-        return (f"{len(done.sent)} sent to {to} through {spec.repair.route}'s outbox, {len(done.already)} sent "
-                f"before, {len(done.unmappable)} that cannot be mapped")  # fmt: skip
+        return (
+            f"{len(done.sent)} sent to {to} through {spec.repair.route}'s outbox, {len(done.already)} sent "
+            f"before, {len(done.unmappable)} that cannot be mapped"
+        )

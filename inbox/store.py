@@ -29,8 +29,10 @@ from typing import Any
 from cutover.store import Store, now_iso
 
 WORKING_SECONDS = 600.0  # an action whose process died is given up after this long: the exception is open again
-_ITEM = ("id, kind, fold, subject, entity, business_key, source, error, evidence, state, owner, assignee, "
-         "snoozed_until, tier, count, since, created, last_seen, failed, resolved, updated_at, version")  # fmt: skip
+_ITEM = (
+    "id, kind, fold, subject, entity, business_key, source, error, evidence, state, owner, assignee, "
+    "snoozed_until, tier, count, since, created, last_seen, failed, resolved, updated_at, version"
+)
 
 
 @dataclass(frozen=True)
@@ -79,11 +81,26 @@ class Item:
         return (time.time() if now is None else now) - self.created
 
     def as_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "kind": self.kind, "subject": self.subject, "entity": self.entity, "key": self.key,
-                "source": self.source, "error": self.error, "evidence": self.evidence, "state": self.state,
-                "owner": self.owner, "assignee": self.assignee, "snoozed_until": self.snoozed_until,
-                "tier": self.tier, "count": self.count, "since": self.since, "last_seen": self.last_seen,
-                "updated_at": self.updated_at, "version": self.version}  # fmt: skip
+        return {
+            "id": self.id,
+            "kind": self.kind,
+            "subject": self.subject,
+            "entity": self.entity,
+            "key": self.key,
+            "source": self.source,
+            "error": self.error,
+            "evidence": self.evidence,
+            "state": self.state,
+            "owner": self.owner,
+            "assignee": self.assignee,
+            "snoozed_until": self.snoozed_until,
+            "tier": self.tier,
+            "count": self.count,
+            "since": self.since,
+            "last_seen": self.last_seen,
+            "updated_at": self.updated_at,
+            "version": self.version,
+        }
 
 
 @dataclass(frozen=True)
@@ -98,8 +115,14 @@ class Entry:
     to_state: str | None
 
     def as_dict(self) -> dict[str, Any]:
-        return {"at": self.at, "actor": self.actor, "action": self.action, "note": self.note,
-                "from": self.from_state, "to": self.to_state}  # fmt: skip
+        return {
+            "at": self.at,
+            "actor": self.actor,
+            "action": self.action,
+            "note": self.note,
+            "from": self.from_state,
+            "to": self.to_state,
+        }
 
 
 @dataclass
@@ -130,8 +153,17 @@ _ROW = "id, kind, fold, state, source, assignee, failed, resolved, version"
 
 def _row(row: Any) -> _Row:
     item_id, kind, fold, state, source, assignee, failed, resolved, version = row
-    return _Row(int(item_id), kind, fold, state, source, assignee, float(failed),
-                None if resolved is None else float(resolved), int(version))  # fmt: skip
+    return _Row(
+        int(item_id),
+        kind,
+        fold,
+        state,
+        source,
+        assignee,
+        float(failed),
+        None if resolved is None else float(resolved),
+        int(version),
+    )
 
 
 class Conflict(Exception):
@@ -143,12 +175,54 @@ class InboxError(ValueError):
 
 
 def _item(row: Any) -> Item:
-    (item_id, kind, fold, subject, entity, key, source, error, evidence, state, owner, assignee, snoozed, tier,
-     count, since, created, last_seen, failed, resolved, updated_at, version) = row  # fmt: skip
-    return Item(int(item_id), kind, fold, subject, entity, key, source, error, json.loads(evidence or "{}"), state,
-                owner, assignee, snoozed, None if tier is None else int(tier), int(count), since, float(created),
-                last_seen, float(failed), None if resolved is None else float(resolved), updated_at,
-                int(version))  # fmt: skip
+    (
+        item_id,
+        kind,
+        fold,
+        subject,
+        entity,
+        key,
+        source,
+        error,
+        evidence,
+        state,
+        owner,
+        assignee,
+        snoozed,
+        tier,
+        count,
+        since,
+        created,
+        last_seen,
+        failed,
+        resolved,
+        updated_at,
+        version,
+    ) = row
+    return Item(
+        int(item_id),
+        kind,
+        fold,
+        subject,
+        entity,
+        key,
+        source,
+        error,
+        json.loads(evidence or "{}"),
+        state,
+        owner,
+        assignee,
+        snoozed,
+        None if tier is None else int(tier),
+        int(count),
+        since,
+        float(created),
+        last_seen,
+        float(failed),
+        None if resolved is None else float(resolved),
+        updated_at,
+        int(version),
+    )
 
 
 class Inbox:
@@ -202,10 +276,22 @@ class Inbox:
                     "INSERT INTO exceptions (kind, fold, subject, entity, business_key, source, error, evidence, "
                     "state, since, created, last_seen, failed, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'open', ?, "
                     "?, ?, ?, ?) ON CONFLICT (kind, fold) DO NOTHING RETURNING id",
-                    (failure.kind, failure.fold, failure.subject, failure.entity, failure.key, failure.source,
-                     failure.error[:2000], json.dumps(failure.evidence, default=str), stamp, moment, stamp,
-                     failure.failed, stamp),
-                ).fetchone()  # fmt: skip
+                    (
+                        failure.kind,
+                        failure.fold,
+                        failure.subject,
+                        failure.entity,
+                        failure.key,
+                        failure.source,
+                        failure.error[:2000],
+                        json.dumps(failure.evidence, default=str),
+                        stamp,
+                        moment,
+                        stamp,
+                        failure.failed,
+                        stamp,
+                    ),
+                ).fetchone()
                 if row is not None:  # else another gateway opened it a moment ago
                     self._note(cursor, int(row[0]), "banyan", "opened", failure.error[:500], None, "open")
                     opened.append(int(row[0]))
@@ -220,9 +306,18 @@ class Inbox:
                 "UPDATE exceptions SET count = count + 1, source = ?, error = ?, evidence = ?, last_seen = ?, "
                 "failed = ?, state = ?, resolved = NULL, snoozed_until = NULL, updated_at = ?, version = version + 1 "
                 "WHERE id = ? AND version = ?",
-                (failure.source, failure.error[:2000], json.dumps(failure.evidence, default=str), stamp,
-                 failure.failed, state if reopened else row.state, stamp, row.id, row.version),
-            ).rowcount  # fmt: skip
+                (
+                    failure.source,
+                    failure.error[:2000],
+                    json.dumps(failure.evidence, default=str),
+                    stamp,
+                    failure.failed,
+                    state if reopened else row.state,
+                    stamp,
+                    row.id,
+                    row.version,
+                ),
+            ).rowcount
             if changed and reopened:
                 self._note(cursor, row.id, "banyan", reopened, f"failed again: {failure.error[:400]}", row.state, state)
         return int(changed)
@@ -253,8 +348,9 @@ class Inbox:
         for item in map(_item, rows):
             why = "the snooze ran out" if item.state == "snoozed" else "the action stopped without an outcome"
             with contextlib.suppress(Conflict):  # someone acted on it meanwhile
-                self.change(item, "banyan", "woke", why, state="assigned" if item.assignee else "open",
-                            snoozed_until=None)  # fmt: skip
+                self.change(
+                    item, "banyan", "woke", why, state="assigned" if item.assignee else "open", snoozed_until=None
+                )
 
     def own(self, owner_of: Any) -> int:
         """Each unresolved exception's owner and tier from `owner_of(subject, entity)` → (team, tier),
@@ -305,11 +401,14 @@ class Inbox:
         if not latest or current is None:
             return f"exception {item_id} changed meanwhile: look again"
         entry = latest[0]
-        return (f"exception {item_id} changed meanwhile: {entry.actor} {entry.action} it at {entry.at[:19]}"
-                f"{f' ({entry.note})' if entry.note else ''}; it is {current.state} now")  # fmt: skip
+        return (
+            f"exception {item_id} changed meanwhile: {entry.actor} {entry.action} it at {entry.at[:19]}"
+            f"{f' ({entry.note})' if entry.note else ''}; it is {current.state} now"
+        )
 
-    def _note(self, cursor: Any, item_id: int, actor: str, action: str, note: str, was: str | None,
-              now: str | None) -> None:  # fmt: skip
+    def _note(
+        self, cursor: Any, item_id: int, actor: str, action: str, note: str, was: str | None, now: str | None
+    ) -> None:
         self.store.execute(
             cursor,
             "INSERT INTO exception_history (exception_id, at, actor, action, note, from_state, to_state) "
@@ -333,9 +432,17 @@ class Inbox:
             ).fetchall()
         return [Entry(*row) for row in rows]
 
-    def page(self, owner: str | None = None, entity: str | None = None, kind: str | None = None,
-             state: str | None = None, older_than: float | None = None, after: tuple[float, int] | None = None,
-             limit: int = 50, resolved: bool = False) -> list[Item]:  # fmt: skip
+    def page(
+        self,
+        owner: str | None = None,
+        entity: str | None = None,
+        kind: str | None = None,
+        state: str | None = None,
+        older_than: float | None = None,
+        after: tuple[float, int] | None = None,
+        limit: int = 50,
+        resolved: bool = False,
+    ) -> list[Item]:
         """Oldest first, a page at a time (`after`: the last one's (created, id)); unresolved ones
         unless `resolved` or a `state` says otherwise."""
         clauses = [] if resolved or state == "resolved" else ["resolved IS NULL"]
@@ -388,9 +495,11 @@ class Inbox:
     def alerted(self, item: Item, before: float, at: float) -> bool:
         """Mark an alert as sent, once for the fleet: False if another gateway sent it first."""
         with self.store.transaction() as cursor:
-            return bool(self.store.execute(
-                cursor, "UPDATE exceptions SET alerted = ? WHERE id = ? AND alerted = ?", (at, item.id, before)
-            ).rowcount)  # fmt: skip
+            return bool(
+                self.store.execute(
+                    cursor, "UPDATE exceptions SET alerted = ? WHERE id = ? AND alerted = ?", (at, item.id, before)
+                ).rowcount
+            )
 
     def prune(self, older_than: float, now: float | None = None) -> int:
         """Resolved exceptions (and their history) resolved longer ago than `older_than` seconds;
@@ -403,9 +512,11 @@ class Inbox:
                 "IS NOT NULL AND resolved < ?)",
                 (cutoff,),
             )
-            return int(self.store.execute(
-                cursor, "DELETE FROM exceptions WHERE resolved IS NOT NULL AND resolved < ?", (cutoff,)
-            ).rowcount)  # fmt: skip
+            return int(
+                self.store.execute(
+                    cursor, "DELETE FROM exceptions WHERE resolved IS NOT NULL AND resolved < ?", (cutoff,)
+                ).rowcount
+            )
 
 
 def _iso(moment: float) -> str:

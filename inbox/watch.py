@@ -78,8 +78,9 @@ class Watch:
 
 
 def _post(url: str, payload: dict[str, Any]) -> bool:
-    request = urllib.request.Request(url, data=json.dumps(payload, default=str).encode(), method="POST",
-                                     headers={"Content-Type": "application/json"})  # fmt: skip
+    request = urllib.request.Request(
+        url, data=json.dumps(payload, default=str).encode(), method="POST", headers={"Content-Type": "application/json"}
+    )
     try:
         with urllib.request.urlopen(request, timeout=5) as reply:
             return bool(200 <= reply.status < 300)

@@ -20,11 +20,37 @@ MASK = "***"
 # Names of parameters, properties and attributes whose values are secrets, matched as whole words
 # in any case, with `-`, `_` and `.` as separators (`db.password`, `client_secret`, `X-Api-Key`).
 _SECRET_WORDS = (
-    "password", "passwd", "pwd", "pass", "passphrase", "secret", "token", "apikey", "api_key", "api-key",
-    "key", "accesskey", "access_key", "secretkey", "secret_key", "privatekey", "private_key", "signature",
-    "sig", "sas", "credential", "credentials", "auth", "authorization", "sharedaccesskey", "client_secret",
-    "clientsecret", "connectionstring", "sessionid", "jsessionid",
-)  # fmt: skip
+    "password",
+    "passwd",
+    "pwd",
+    "pass",
+    "passphrase",
+    "secret",
+    "token",
+    "apikey",
+    "api_key",
+    "api-key",
+    "key",
+    "accesskey",
+    "access_key",
+    "secretkey",
+    "secret_key",
+    "privatekey",
+    "private_key",
+    "signature",
+    "sig",
+    "sas",
+    "credential",
+    "credentials",
+    "auth",
+    "authorization",
+    "sharedaccesskey",
+    "client_secret",
+    "clientsecret",
+    "connectionstring",
+    "sessionid",
+    "jsessionid",
+)
 _SECRET_NAME = re.compile(r"(?i)^(?:.*[._-])?(?:" + "|".join(re.escape(w) for w in _SECRET_WORDS) + r")s?$")
 _NAME = r"[A-Za-z_][\w.-]*"
 # `user:password@` or `user@` right after `scheme://` (and `jdbc:mysql://`, `vfs:sftp://` …).

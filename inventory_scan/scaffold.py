@@ -74,9 +74,11 @@ def _http(endpoint: Interface) -> dict[str, Any] | None:
         "description": f"TODO: schemas and mappings; the ESB calls {endpoint.locator}",
         "operation": {"method": "POST", "path": f"/v1/{{entity}}/{name}"},
         "entity": {"from": "path", "name": "entity"},
-        "legacy": {"backend": {"backend": "soap" if endpoint.protocol == "soap" else "http", "url": endpoint.locator}
-                   | ({"namespace": "urn:TODO", "operation": "TODO"} if endpoint.protocol == "soap" else {})},
-    }  # fmt: skip
+        "legacy": {
+            "backend": {"backend": "soap" if endpoint.protocol == "soap" else "http", "url": endpoint.locator}
+            | ({"namespace": "urn:TODO", "operation": "TODO"} if endpoint.protocol == "soap" else {})
+        },
+    }
 
 
 def _drop(drop: Interface) -> dict[str, Any] | None:

@@ -219,8 +219,10 @@ def _tier(tier: int) -> str:
 
 def print_roadmap(console: Console, roadmap: Roadmap) -> None:
     """Waves to wrap, event candidates, and what to retire, each with why."""
-    title = (f"[bold]Wrap, wave by wave[/] — tier 1 first, most depended on, cheapest; {roadmap.weeks} weeks at "
-             f"{roadmap.capacity:g} effort units a week")  # fmt: skip
+    title = (
+        f"[bold]Wrap, wave by wave[/] — tier 1 first, most depended on, cheapest; {roadmap.weeks} weeks at "
+        f"{roadmap.capacity:g} effort units a week"
+    )
     waves = Table(title=title, title_justify="left")
     waves.add_column("wave", justify="right")
     waves.add_column("weeks", justify="right")

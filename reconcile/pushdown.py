@@ -71,14 +71,24 @@ class Dialect:
 
 
 POSTGRESQL = Dialect(
-    "PostgreSQL", lambda name: '"' + name.replace('"', '""') + '"', "CAST({} AS TEXT)", "LENGTH({})",
-    "(hashtextextended({}, 0) & 65535)", "hashtextextended({}, 0)", exact_floats=True,
+    "PostgreSQL",
+    lambda name: '"' + name.replace('"', '""') + '"',
+    "CAST({} AS TEXT)",
+    "LENGTH({})",
+    "(hashtextextended({}, 0) & 65535)",
+    "hashtextextended({}, 0)",
+    exact_floats=True,
     prepare=("SET extra_float_digits = 3",),  # the shortest text that reads back as the same double
-)  # fmt: skip
+)
 MYSQL = Dialect(
-    "MySQL", lambda name: "`" + name.replace("`", "``") + "`", "CAST({} AS CHAR)", "CHAR_LENGTH({})",
-    "SUBSTR(MD5({}), 1, 4)", "CAST(CONV(SUBSTRING(MD5({}), 1, 15), 16, 10) AS UNSIGNED)", exact_floats=False,
-)  # fmt: skip
+    "MySQL",
+    lambda name: "`" + name.replace("`", "``") + "`",
+    "CAST({} AS CHAR)",
+    "CHAR_LENGTH({})",
+    "SUBSTR(MD5({}), 1, 4)",
+    "CAST(CONV(SUBSTRING(MD5({}), 1, 15), 16, 10) AS UNSIGNED)",
+    exact_floats=False,
+)
 
 
 def dialect_of(dbms: str) -> Dialect | None:
@@ -156,8 +166,13 @@ class Pushdown:
         settled, differing = 0, list[int | str]()
         for name in set(legacy_side.groups) | set(cloud_side.groups):
             legacy, cloud = legacy_side.groups.get(name), cloud_side.groups.get(name)
-            if (name is not None and legacy is not None and legacy == cloud and legacy.rows == legacy.keys
-                    and not legacy.odd):  # fmt: skip
+            if (
+                name is not None
+                and legacy is not None
+                and legacy == cloud
+                and legacy.rows == legacy.keys
+                and not legacy.odd
+            ):
                 settled += legacy.rows
             elif name is not None:
                 differing.append(name)
@@ -201,12 +216,16 @@ class Pushdown:
                 cursor.execute(said)
             statement, values = bound(self._grouped(side, dialect, query), entity, since)
             cursor.execute(statement, values)
-            groups = {name: Group(int(rows), int(keys), int(odd or 0), int(hashed or 0))
-                      for name, rows, keys, odd, hashed in cursor.fetchall()}  # fmt: skip
+            groups = {
+                name: Group(int(rows), int(keys), int(odd or 0), int(hashed or 0))
+                for name, rows, keys, odd, hashed in cursor.fetchall()
+            }
             return Grouped(dialect, kinds, groups)
         except pyodbc.Error as exc:
-            return f"{label}: the database could not group and hash the query, so both sides were read in full: " \
-                   f"{odbc_said(exc)}"  # fmt: skip
+            return (
+                f"{label}: the database could not group and hash the query, so both sides were read in full: "
+                f"{odbc_said(exc)}"
+            )
         finally:
             connection.close()
 
@@ -214,8 +233,10 @@ class Pushdown:
         key, group, odd = self._key(side, dialect)
         parts = [dialect.written(f"q.{dialect.quote(self.columns[side][target])}") for target in self.fields]
         row = dialect.hashed.format(dialect.joined(parts))
-        return (f"SELECT {group} AS g, COUNT(*), COUNT(DISTINCT {key}), SUM(CASE WHEN {odd} THEN 1 ELSE 0 END), "
-                f"SUM({row}) FROM ({query}) AS q GROUP BY 1")  # fmt: skip
+        return (
+            f"SELECT {group} AS g, COUNT(*), COUNT(DISTINCT {key}), SUM(CASE WHEN {odd} THEN 1 ELSE 0 END), "
+            f"SUM({row}) FROM ({query}) AS q GROUP BY 1"
+        )
 
     def _key(self, side: str, dialect: Dialect) -> tuple[str, str, str]:
         """The key column, its group, and when it is odd."""
@@ -262,8 +283,9 @@ def renames(mapping: Mapping | None) -> dict[str, str]:
     found = {}
     for to, origin in mapping.map.items():
         target, column = to.removeprefix("/"), origin.removeprefix("/")
-        if not (to.startswith("/") and origin.startswith("/")) or any("/" in n or "~" in n or not n
-                                                                       for n in (target, column)):  # fmt: skip
+        if not (to.startswith("/") and origin.startswith("/")) or any(
+            "/" in n or "~" in n or not n for n in (target, column)
+        ):
             return {}
         found[column] = target
     if len(found) != len(mapping.map):  # one column made into two fields: the map does it

@@ -47,7 +47,7 @@ class Repaired:
 
 def plan(
     spec: Reconciliation, store: Store, run_id: int, entity: str, to: str
-) -> tuple[list[Planned], list[tuple[str, str]]]:  # fmt: skip
+) -> tuple[list[Planned], list[tuple[str, str]]]:
     """What repairing the run towards `to` would send, and the keys that cannot be mapped (and why)."""
     if spec.repair is None:
         raise ValueError(f"{spec.name} names no repair route: add repair: {{route: …}} to it")
@@ -71,8 +71,15 @@ def plan(
 
 
 def repair(
-    spec: Reconciliation, store: Store, run_id: int, entity: str, to: str, rung: str, actor: str, reason: str,
-) -> Repaired:  # fmt: skip
+    spec: Reconciliation,
+    store: Store,
+    run_id: int,
+    entity: str,
+    to: str,
+    rung: str,
+    actor: str,
+    reason: str,
+) -> Repaired:
     """Put each planned record in the outbox, once; audited as one event."""
     assert spec.repair is not None
     planned, unmappable = plan(spec, store, run_id, entity, to)
@@ -90,8 +97,12 @@ def repair(
             if claimed is None:
                 already.append(item.key)
                 continue
-            call = {"payload": item.payload, "params": {"entity": entity, **item.params},
-                    "headers": {}, "correlation_id": f"reconcile-{run_id}"}  # fmt: skip
+            call = {
+                "payload": item.payload,
+                "params": {"entity": entity, **item.params},
+                "headers": {},
+                "correlation_id": f"reconcile-{run_id}",
+            }
             business_key = item.key.replace("\x1f", "/")
             message = outbox.repair_in(cursor, route, entity, business_key, to, rung, call, item.idempotency)
             store.execute(
@@ -101,7 +112,13 @@ def repair(
                 (message, spec.name, entity, item.key, item.digest, to),
             )
             sent.append(item.key)
-    evidence = {"run": run_id, "to": to, "sent": len(sent), "already": len(already), "unmappable": len(unmappable),
-                "keys": [key.replace("\x1f", "/") for key in sent[:50]]}  # fmt: skip
+    evidence = {
+        "run": run_id,
+        "to": to,
+        "sent": len(sent),
+        "already": len(already),
+        "unmappable": len(unmappable),
+        "keys": [key.replace("\x1f", "/") for key in sent[:50]],
+    }
     store.record(actor, route, entity, {"kind": "reconcile_repair", "reason": reason, "evidence": evidence})
     return Repaired(sent, already, unmappable)

@@ -74,9 +74,18 @@ class Tally:
     def as_dict(self) -> dict[str, Any]:
         paths = [{"path": path, "kind": kind, "records": n} for (path, kind), n in sorted(self.paths.items())]
         labels = self.labels
-        return {"read": self.read, "matched": self.matched, "differing": self.differing, "only": self.only,
-                "duplicates": self.duplicates, "no_key": self.no_key, "drift_rate": round(self.drift, 6),
-                "paths": paths, "labels": labels, "settled": self.settled}  # fmt: skip
+        return {
+            "read": self.read,
+            "matched": self.matched,
+            "differing": self.differing,
+            "only": self.only,
+            "duplicates": self.duplicates,
+            "no_key": self.no_key,
+            "drift_rate": round(self.drift, 6),
+            "paths": paths,
+            "labels": labels,
+            "settled": self.settled,
+        }
 
 
 Progress = Callable[[str, int], None]  # side, records read so far
@@ -86,8 +95,14 @@ Found = tuple[str, str, Any, dict[str, Any]]  # kind, key, what is shown (masked
 class Reconciler:
     """Runs one reconciliation for one legal entity."""
 
-    def __init__(self, spec: Reconciliation, store: Store, scratch: Path | None = None, routes: Sequence[Route] = (),
-                 base: Path | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        spec: Reconciliation,
+        store: Store,
+        scratch: Path | None = None,
+        routes: Sequence[Route] = (),
+        base: Path | None = None,
+    ) -> None:
         self.spec = spec
         self.routes, self.base = routes, base  # the folder's routes, for a source that reads through one
         self.runs = Runs(store)
@@ -95,8 +110,10 @@ class Reconciler:
         self.comparator = Comparator(spec.compare)
         self.plain_key = len(spec.key) == 1 and spec.keys.case == "keep"
         self.first_key, self.trim, self.ignored = spec.key[0], spec.keys.trim, spec.compare.ignore
-        self.maps = {side: source.map.compile() if source.map else None
-                     for side, source in (("legacy", spec.legacy), ("cloud", spec.cloud))}  # fmt: skip
+        self.maps = {
+            side: source.map.compile() if source.map else None
+            for side, source in (("legacy", spec.legacy), ("cloud", spec.cloud))
+        }
         self.sources = {"legacy": spec.legacy, "cloud": spec.cloud}  # a run's: narrowed where the databases settled
 
     def run(self, entity: str, since: str | None = None, progress: Progress | None = None) -> tuple[int, Tally]:
@@ -133,23 +150,29 @@ class Reconciler:
                 scratch.close()
         for side in SIDES:
             if tally.duplicates[side]:
-                tally.warnings.append(f"{self.spec.label(side)}: {tally.duplicates[side]:,} keys seen more than once "
-                                      "(the first record of each counts)")  # fmt: skip
+                tally.warnings.append(
+                    f"{self.spec.label(side)}: {tally.duplicates[side]:,} keys seen more than once "
+                    "(the first record of each counts)"
+                )
             if tally.no_key[side]:
-                tally.warnings.append(f"{self.spec.label(side)}: {tally.no_key[side]:,} records without a key "
-                                      f"({', '.join(self.spec.key)}): not matched")  # fmt: skip
+                tally.warnings.append(
+                    f"{self.spec.label(side)}: {tally.no_key[side]:,} records without a key "
+                    f"({', '.join(self.spec.key)}): not matched"
+                )
         self.runs.finish(run_id, "done", tally.as_dict(), tally.warnings, "")
         return run_id, tally
 
     # -- reading ----------------------------------------------------------------------------------
-    def _load_both(self, folder: Path, entity: str, since: str | None, progress: Progress | None,
-                   settled: int = 0) -> dict[str, Loaded]:  # fmt: skip
+    def _load_both(
+        self, folder: Path, entity: str, since: str | None, progress: Progress | None, settled: int = 0
+    ) -> dict[str, Loaded]:
         """Both sides at once, each in a forked process; their counts of records read shown as
         they go (after those the databases `settled`)."""
         context = multiprocessing.get_context("fork")
         counters = {side: context.Value("q", 0) for side in SIDES}
-        with ProcessPoolExecutor(max_workers=2, mp_context=context, initializer=_counting,
-                                 initargs=(counters,)) as pool:  # fmt: skip
+        with ProcessPoolExecutor(
+            max_workers=2, mp_context=context, initializer=_counting, initargs=(counters,)
+        ) as pool:
             _LOADING["reconciler"] = self  # inherited by the forked processes: nothing of it is pickled
             futures = {side: pool.submit(_load_side, side, folder / f"{side}.db", entity, since) for side in SIDES}
             while not all(future.done() for future in futures.values()):
@@ -177,8 +200,10 @@ class Reconciler:
                 f"CREATE TABLE {side} (key TEXT PRIMARY KEY, digest INTEGER, record BLOB, seen INTEGER DEFAULT 1) "
                 "WITHOUT ROWID;"
             )
-            statement = (f"INSERT INTO {side} (key, digest, record) VALUES (?, ?, ?) "
-                         "ON CONFLICT (key) DO UPDATE SET seen = seen + 1")  # fmt: skip
+            statement = (
+                f"INSERT INTO {side} (key, digest, record) VALUES (?, ?, ?) "
+                "ON CONFLICT (key) DO UPDATE SET seen = seen + 1"
+            )
             try:
                 for batch in self._made(side, source, reader, tally):
                     scratch.executemany(statement, batch)
@@ -224,8 +249,9 @@ class Reconciler:
         if batch:
             yield batch
 
-    def _canonical(self, side: str, record: dict[str, Any], tally: Tally,
-                   mapped: Callable[[Any], Any] | None) -> Made | None:  # fmt: skip
+    def _canonical(
+        self, side: str, record: dict[str, Any], tally: Tally, mapped: Callable[[Any], Any] | None
+    ) -> Made | None:
         try:
             canonical = mapped(record) if mapped is not None else record
         except MappingError as exc:
@@ -309,8 +335,9 @@ class Reconciler:
                 place = (difference.path, difference.kind.value)
                 tally.paths[place] = tally.paths.get(place, 0) + 1
             if len(items) < KEPT_ITEMS:
-                said = [{"path": d.path, "kind": d.kind.value, "legacy": d.legacy, "cloud": d.cloud}
-                        for d in differences]  # fmt: skip
+                said = [
+                    {"path": d.path, "kind": d.kind.value, "legacy": d.legacy, "cloud": d.cloud} for d in differences
+                ]
                 record = _masked(_decoded(legacy), self.spec.compare.mask)
                 items.append(("differs", legacy_key, {"differences": said, "record": record}, pair))
         legacy_rows = scratch.execute("SELECT COUNT(*) FROM legacy").fetchone()[0]
@@ -435,8 +462,9 @@ def _digestible(node: Any) -> Any:
     one order) and 15.0 as 15 (a database's 15 and an API's 15.0 make one digest; the comparator
     agrees). A flat record costs one sort and one look at each value."""
     if type(node) is dict:
-        return tuple([(key, _digestible(value) if type(value) in _WALKED else value)
-                      for key, value in sorted(node.items())])  # fmt: skip
+        return tuple(
+            [(key, _digestible(value) if type(value) in _WALKED else value) for key, value in sorted(node.items())]
+        )
     if type(node) is list:
         return [_digestible(value) if type(value) in _WALKED else value for value in node]
     if type(node) is float and node.is_integer() and abs(node) < 2**53:

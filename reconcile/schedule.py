@@ -38,8 +38,9 @@ def due(spec: Reconciliation, now: datetime) -> datetime | None:
 
 
 class Scheduler:
-    def __init__(self, specs: list[Reconciliation], store: Store, store_location: str, routes: Path,
-                 webhook: str | None) -> None:  # fmt: skip
+    def __init__(
+        self, specs: list[Reconciliation], store: Store, store_location: str, routes: Path, webhook: str | None
+    ) -> None:
         self.specs, self.store, self.location, self.routes, self.webhook = specs, store, store_location, routes, webhook
 
     def claim(self, name: str, entity: str, when: datetime) -> bool:
@@ -77,8 +78,21 @@ class Scheduler:
         return made
 
     async def make(self, spec: Reconciliation, entity: str) -> dict[str, object]:
-        command = [sys.executable, "-m", "cli.main", "reconcile", "run", spec.name, "--entity", entity,
-                   "--store", self.location, "--routes", str(self.routes), "--json"]  # fmt: skip
+        command = [
+            sys.executable,
+            "-m",
+            "cli.main",
+            "reconcile",
+            "run",
+            spec.name,
+            "--entity",
+            entity,
+            "--store",
+            self.location,
+            "--routes",
+            str(self.routes),
+            "--json",
+        ]
         process = await asyncio.create_subprocess_exec(
             *command, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
         )
@@ -97,9 +111,15 @@ class Scheduler:
                 "reconcile %s for %s: run %s failed: %s", spec.name, entity, report.get("id"), report.get("reason")
             )
         if self.webhook and alert is not None and (drift > alert or report.get("state") == "failed"):
-            payload = {"event": "reconcile_drift" if report.get("state") == "done" else "reconcile_failed",
-                       "reconciliation": spec.name, "entity": entity, "run": report.get("id"),
-                       "drift_rate": drift, "threshold": alert, "reason": report.get("reason", ""),
-                       "owner": spec.owner.shown() if spec.owner is not None else None}  # fmt: skip
+            payload = {
+                "event": "reconcile_drift" if report.get("state") == "done" else "reconcile_failed",
+                "reconciliation": spec.name,
+                "entity": entity,
+                "run": report.get("id"),
+                "drift_rate": drift,
+                "threshold": alert,
+                "reason": report.get("reason", ""),
+                "owner": spec.owner.shown() if spec.owner is not None else None,
+            }
             await asyncio.to_thread(post_webhook, self.webhook, payload, "reconcile")
         return report

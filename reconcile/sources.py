@@ -53,8 +53,15 @@ class SourceFailed(Exception):
 class Reader:
     """One side's records, and what was noticed while reading them."""
 
-    def __init__(self, source: Source, entity: str, since: str | None, side: str = "legacy",
-                 routes: Sequence[Route] = (), base: Path | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        source: Source,
+        entity: str,
+        since: str | None,
+        side: str = "legacy",
+        routes: Sequence[Route] = (),
+        base: Path | None = None,
+    ) -> None:
         self.source, self.entity, self.since, self.side = source, entity, since, side
         self.routes, self.base = {route.name: route for route in routes}, base  # a route source's route, its folder
         self.read = 0
@@ -166,8 +173,9 @@ class Reader:
                 raise SourceFailed(f"page {page + 1}: {items_at or 'the page'} is not a list of records")
             signature = json.dumps(items[:1] + items[-1:], sort_keys=True, default=str)
             if items and signature == previous:
-                raise SourceFailed(f"page {page + 1} repeats page {page}: the paging drifted after {self.read:,} "
-                                   "records")  # fmt: skip
+                raise SourceFailed(
+                    f"page {page + 1} repeats page {page}: the paging drifted after {self.read:,} records"
+                )
             previous = signature
             for item in items:
                 if isinstance(item, dict):
@@ -232,9 +240,11 @@ class Reader:
         if settings.scope:
             form["scope"] = settings.scope
         request = urllib.request.Request(
-            settings.token_url, data=urllib.parse.urlencode(form).encode(), method="POST",
+            settings.token_url,
+            data=urllib.parse.urlencode(form).encode(),
+            method="POST",
             headers={"Content-Type": "application/x-www-form-urlencoded", "Accept": "application/json"},
-        )  # fmt: skip
+        )
         try:
             with urllib.request.urlopen(request, timeout=spec.timeout_seconds) as reply:
                 grant = json.loads(reply.read(1 << 20))
@@ -266,8 +276,16 @@ class Reader:
         from_xml = side.backend.backend == "soap" or getattr(side.backend, "format", "json") == "xml"
         return self._called(spec, backend, request_map, response_map, params, f"route {spec.name}", from_xml)
 
-    def _called(self, spec: SoapList | RouteList, backend: Backend, request_map: Mapped, response_map: Mapped,
-                params: dict[str, str], what: str, from_xml: bool) -> Iterator[dict[str, Any]]:  # fmt: skip
+    def _called(
+        self,
+        spec: SoapList | RouteList,
+        backend: Backend,
+        request_map: Mapped,
+        response_map: Mapped,
+        params: dict[str, str],
+        what: str,
+        from_xml: bool,
+    ) -> Iterator[dict[str, Any]]:
         """Pages of a list operation, each one call of the backend on a loop of the reader's own."""
         loop = asyncio.new_event_loop()
         request = _filled(spec.request, self.entity, self.since)
@@ -277,8 +295,14 @@ class Reader:
             try:
                 payload = request_map(payload) if request_map else payload
                 paged = {name: str(value) for name, value in asked.items()}  # for a URL's {page} as well
-                call = Call(what, payload, self.entity, None, f"reconcile-{self.entity}-{page + 1}",
-                            params={"entity": self.entity, **params, **paged})  # fmt: skip
+                call = Call(
+                    what,
+                    payload,
+                    self.entity,
+                    None,
+                    f"reconcile-{self.entity}-{page + 1}",
+                    params={"entity": self.entity, **params, **paged},
+                )
                 body = loop.run_until_complete(backend.call(call)).body
                 return response_map(body) if response_map else body
             except (BackendError, MappingError) as exc:

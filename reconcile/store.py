@@ -29,15 +29,34 @@ class RunRow:
     reason: str
 
     def as_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "name": self.name, "entity": self.entity, "since": self.since, "started": self.started,
-                "finished": self.finished, "state": self.state, "counts": self.counts, "warnings": self.warnings,
-                "reason": self.reason}  # fmt: skip
+        return {
+            "id": self.id,
+            "name": self.name,
+            "entity": self.entity,
+            "since": self.since,
+            "started": self.started,
+            "finished": self.finished,
+            "state": self.state,
+            "counts": self.counts,
+            "warnings": self.warnings,
+            "reason": self.reason,
+        }
 
 
 def _run(row: Any) -> RunRow:
     run_id, name, entity, since, started, finished, state, counts, warnings, reason = row
-    return RunRow(int(run_id), name, entity, since, started, finished, state, json.loads(counts or "{}"),
-                  json.loads(warnings or "[]"), reason)  # fmt: skip
+    return RunRow(
+        int(run_id),
+        name,
+        entity,
+        since,
+        started,
+        finished,
+        state,
+        json.loads(counts or "{}"),
+        json.loads(warnings or "[]"),
+        reason,
+    )
 
 
 class Runs:

@@ -170,8 +170,12 @@ class Traffic:
 
     def shipment(self, entity: str) -> tuple[str, str, Any]:
         n = self._next()
-        body = {"shipmentId": f"SH-{entity[-2:]}-{n:06d}", "orderNumber": f"PO-{entity[-2:]}-{n:06d}",
-                "carrier": "DHL", "lines": [{"sku": self.skus[n % len(self.skus)], "qty": 1 + n % 5}]}  # fmt: skip
+        body = {
+            "shipmentId": f"SH-{entity[-2:]}-{n:06d}",
+            "orderNumber": f"PO-{entity[-2:]}-{n:06d}",
+            "carrier": "DHL",
+            "lines": [{"sku": self.skus[n % len(self.skus)], "qty": 1 + n % 5}],
+        }
         return "POST", f"/v1/{entity}/shipments", body
 
     def soap_order(self, entity: str) -> tuple[str, str, Any]:
@@ -189,8 +193,12 @@ class Traffic:
         n = self._next()
         currency = demo_erp.ENTITIES[entity][0]
         customer = list(self.estate.customers[entity])[n % 12]
-        body = {"invoiceNumber": f"INV-{entity[-2:]}-{n:06d}", "customer": customer, "total": 100 + n % 900,
-                "currency": currency}  # fmt: skip
+        body = {
+            "invoiceNumber": f"INV-{entity[-2:]}-{n:06d}",
+            "customer": customer,
+            "total": 100 + n % 900,
+            "currency": currency,
+        }
         return "POST", f"/v1/{entity}/invoices", body
 
 
@@ -208,8 +216,19 @@ def nats_up() -> bool:
 
 @contextmanager
 def gateway(folder: Path, port: int, env: dict[str, str], events: bool) -> Iterator[None]:
-    command = [*BANYAN, "serve", "--routes", str(REPO / "routes"), "--consumers", str(folder / "consumers.yaml"),
-               "--port", str(port), "--store", str(folder / "cutover.db"), "--no-access-log"]  # fmt: skip
+    command = [
+        *BANYAN,
+        "serve",
+        "--routes",
+        str(REPO / "routes"),
+        "--consumers",
+        str(folder / "consumers.yaml"),
+        "--port",
+        str(port),
+        "--store",
+        str(folder / "cutover.db"),
+        "--no-access-log",
+    ]
     command += ["--events-broker", NATS] if events else []
     log = (folder / "gateway.log").open("wb")
     process = subprocess.Popen(
@@ -241,8 +260,15 @@ def find(folder: Path) -> None:
     chapter("1 · Find: scan ACME's estate for every integration point")
     demo_estate.build(folder)
     banyan("scan", "run", str(folder / "scan.yaml"))
-    banyan("catalog", "report", str(folder / "catalog.json"), "--html", str(folder / "report.html"),
-           "--markdown", str(folder / "report.md"))  # fmt: skip
+    banyan(
+        "catalog",
+        "report",
+        str(folder / "catalog.json"),
+        "--html",
+        str(folder / "report.html"),
+        "--markdown",
+        str(folder / "report.md"),
+    )
     banyan("catalog", "graph", str(folder / "catalog.json"), "--format", "mermaid", "--out", str(folder / "graph.mmd"))
     banyan("catalog", "roadmap", str(folder / "catalog.json"), "--csv", str(folder / "roadmap.csv"))
 
@@ -280,10 +306,16 @@ shared   ledger (ODBC)        {folder / "databases" / "ledger.db"}
 cloud    cloud ERP (REST)     {cloud.url}/api/…  release {cloud.version}
 ACME-DE  EDI translator       {drops / "de" / "edi"}/{{in,ack,processed}}
 cloud    EDI intakes          {drops / "cloud" / "edi"}/{{in,ack,processed}} (ACME-UK), {drops / "cloud" / "edi-de"}""")
-    env = {"ACME_DE_ERP": german.url, "ACME_CLOUD": cloud.url, "ACME_CRM": crm.url, "ACME_DROPS": str(drops),
-           "BANYAN_ERP_US_ODBC": us_odbc, "BANYAN_LEDGER_ODBC": ledger_odbc,
-           "ACME_STOCK_CRON": "* * * * *",  # the nightly stock export runs every minute here
-           "ACME_GATE_MINUTES": "0"}  # a gate counts calls here: the demo cannot wait half an hour a rung  # fmt: skip
+    env = {
+        "ACME_DE_ERP": german.url,
+        "ACME_CLOUD": cloud.url,
+        "ACME_CRM": crm.url,
+        "ACME_DROPS": str(drops),
+        "BANYAN_ERP_US_ODBC": us_odbc,
+        "BANYAN_LEDGER_ODBC": ledger_odbc,
+        "ACME_STOCK_CRON": "* * * * *",  # the nightly stock export runs every minute here
+        "ACME_GATE_MINUTES": "0",
+    }  # a gate counts calls here: the demo cannot wait half an hour a rung
     return estate, cloud, importer, env
 
 
@@ -306,11 +338,17 @@ def partner_files(importer: demo_erp.UkImporter) -> None:
 def wrap(folder: Path, consumer: Consumer, traffic: Traffic, importer: demo_erp.UkImporter) -> None:
     chapter("2 · Wrap: the webshop calls one managed API; each entity's legacy system answers")
     per_entity = {
-        "ACME-DE": [traffic.order, traffic.order_status, traffic.stock, traffic.customer, traffic.shipment,
-                    traffic.invoice],
+        "ACME-DE": [
+            traffic.order,
+            traffic.order_status,
+            traffic.stock,
+            traffic.customer,
+            traffic.shipment,
+            traffic.invoice,
+        ],
         "ACME-UK": [traffic.order, traffic.stock, traffic.customer, traffic.shipment, traffic.invoice],
         "ACME-US": [traffic.order, traffic.stock, traffic.customer, traffic.shipment, traffic.invoice],
-    }  # fmt: skip
+    }
     for entity, kinds in per_entity.items():
         calls = [kind(entity) for _ in range(10) for kind in kinds]
         served = consumer.burst(calls)
@@ -365,8 +403,10 @@ def last_events(stream: str, count: int = 1) -> list[dict[str, Any]]:
 def events(folder: Path, env: dict[str, str], broker: bool, estate: demo_erp.Estate) -> None:
     """The business events: the gateway's, recorded with each booked write, and ACME-US's triggers'."""
     store = str(folder / "cutover.db")
-    say("\nbusiness events: each order, shipment and invoice a legacy system booked became a CloudEvent, "
-        "recorded with the write itself")  # fmt: skip
+    say(
+        "\nbusiness events: each order, shipment and invoice a legacy system booked became a CloudEvent, "
+        "recorded with the write itself"
+    )
     if not broker:
         banyan("events", "list", "--store", store)
         say(f"(no NATS at {NATS}: the events wait in the store for a gateway with --events-broker)")
@@ -382,13 +422,36 @@ def events(folder: Path, env: dict[str, str], broker: bool, estate: demo_erp.Est
     say(json.dumps(next(e for e in reversed(newest) if e["type"] == "com.acme.order.created")))
     with sqlite3.connect(folder / "databases" / "erp_us.db") as database:  # the ERP's own work, not the gateway's
         database.execute("UPDATE stock SET on_hand = on_hand - 2 WHERE sku IN (SELECT sku FROM stock LIMIT 3)")
-    say("\nACME-US's warehouse picks three items; its triggers write order_export and stock_outbox, as ever. "
-        "Published without touching the ERP:")  # fmt: skip
-    for table, kind, subject, column in (("order_export", "order.status", "acme.us.orders", "order_id"),
-                                         ("stock_outbox", "inventory.changed", "acme.us.stock", "sku")):  # fmt: skip
-        banyan("events", "from-table", table, "--connection-env", "BANYAN_ERP_US_ODBC", "--type", f"com.acme.{kind}",
-               "--source", "/erp/us", "--subject", subject, "--subject-column", column, "--entity", "ACME-US",
-               "--stream", f"BANYAN_US_{table.upper()}", "--store", store, env=env)  # fmt: skip
+    say(
+        "\nACME-US's warehouse picks three items; its triggers write order_export and stock_outbox, as ever. "
+        "Published without touching the ERP:"
+    )
+    for table, kind, subject, column in (
+        ("order_export", "order.status", "acme.us.orders", "order_id"),
+        ("stock_outbox", "inventory.changed", "acme.us.stock", "sku"),
+    ):
+        banyan(
+            "events",
+            "from-table",
+            table,
+            "--connection-env",
+            "BANYAN_ERP_US_ODBC",
+            "--type",
+            f"com.acme.{kind}",
+            "--source",
+            "/erp/us",
+            "--subject",
+            subject,
+            "--subject-column",
+            column,
+            "--entity",
+            "ACME-US",
+            "--stream",
+            f"BANYAN_US_{table.upper()}",
+            "--store",
+            store,
+            env=env,
+        )
     changes = last_events("BANYAN_US_STOCK_OUTBOX", 3)
     say(json.dumps(changes[-1]))
     for change in changes:  # the cloud ERP consumes the stream: its figures follow the legacy warehouse's
@@ -433,8 +496,15 @@ def shift(folder: Path, consumer: Consumer, traffic: Traffic, cloud: demo_erp.Cl
         load("ACME-DE", traffic.order_status, 150)
 
     say("\nACME-UK's order files: a write, so the cloud gets each order through the outbox as well.")
-    step("set", "order-create", "ACME-UK", "dual_write", "--force", "--reason",
-         "CHG-201 sign-off: the cloud books test orders right")  # fmt: skip
+    step(
+        "set",
+        "order-create",
+        "ACME-UK",
+        "dual_write",
+        "--force",
+        "--reason",
+        "CHG-201 sign-off: the cloud books test orders right",
+    )
     load("ACME-UK", traffic.order, 60)
     delivered()
     banyan("outbox", "status", env=store)
@@ -455,17 +525,21 @@ def shift(folder: Path, consumer: Consumer, traffic: Traffic, cloud: demo_erp.Cl
         step("promote", "inventory-availability", "ACME-US", "--reason", change)
         load("ACME-US", traffic.stock, 150)
     cloud.release("2026.12", forgets_reservations="ACME-US")
-    say(f"\nthe cloud ERP ships release {cloud.version}: its available-to-promise now forgets reserved stock "
-        "for ACME-US")  # fmt: skip
+    say(
+        f"\nthe cloud ERP ships release {cloud.version}: its available-to-promise now forgets reserved stock "
+        "for ACME-US"
+    )
     load("ACME-US", traffic.stock, 150)
     deadline = time.monotonic() + 15
-    while time.monotonic() < deadline and "guardrail" not in cutover("history", "--entity", "ACME-US", "--json",
-                                                                     show=False):  # fmt: skip
+    while time.monotonic() < deadline and "guardrail" not in cutover(
+        "history", "--entity", "ACME-US", "--json", show=False
+    ):
         load("ACME-US", traffic.stock, 30)  # the guardrail checks every 5 s
     say("\nin shadow legacy answers every call again, and the cloud's answers are still compared:")
     deadline = time.monotonic() + 15
-    while time.monotonic() < deadline and "guardrail_alert" not in cutover("history", "--entity", "ACME-US",
-                                                                           "--json", show=False):  # fmt: skip
+    while time.monotonic() < deadline and "guardrail_alert" not in cutover(
+        "history", "--entity", "ACME-US", "--json", show=False
+    ):
         load("ACME-US", traffic.stock, 30)  # the evidence goes on; the guardrail alerts, and the rung stays
     cutover("history", "--entity", "ACME-US")
     cutover("mismatches", "inventory-availability", "--entity", "ACME-US")
@@ -493,8 +567,15 @@ def nightly_stock(folder: Path, cloud: demo_erp.CloudErp, step: Any, cutover: An
 
     say("\nACME-US's warehouse system gets a stock export every night; the batch us-nightly-stock compares the")
     say("legacy job's export with the cloud's, record by record, and delivers the serving side's:")
-    step("set", "us-nightly-stock", "ACME-US", "dual_write", "--force", "--reason",
-         "CHG-311 the cloud exports stock too: compare it")  # fmt: skip
+    step(
+        "set",
+        "us-nightly-stock",
+        "ACME-US",
+        "dual_write",
+        "--force",
+        "--reason",
+        "CHG-311 the cloud exports stock too: compare it",
+    )
     while datetime.now(UTC).second > 40:  # a run a minute here: both exports within one
         time.sleep(0.5)
     when = datetime.now(UTC)
@@ -521,8 +602,9 @@ def the_books(folder: Path, cloud: demo_erp.CloudErp, store: dict[str, str]) -> 
     import sqlite3
 
     with sqlite3.connect(folder / "databases" / "erp_us.db") as connection:
-        rows = connection.execute("SELECT reference, customer, total, sku, qty FROM orders WHERE reference IS NOT "
-                                  "NULL ORDER BY id").fetchall()  # fmt: skip
+        rows = connection.execute(
+            "SELECT reference, customer, total, sku, qty FROM orders WHERE reference IS NOT NULL ORDER BY id"
+        ).fetchall()
     missing = {rows[-1][0], rows[len(rows) // 2][0]}  # booked in legacy while the migration's load ran
     loaded = cloud.migrate_orders("ACME-US", rows, missing)
     say(
@@ -531,8 +613,18 @@ def the_books(folder: Path, cloud: demo_erp.CloudErp, store: dict[str, str]) -> 
     say("of its orders into the cloud ERP; the reconciliation us-orders reads legacy's table over ODBC and the")
     say("cloud's order API, page by page, and matches them by order number:")
     banyan("reconcile", "run", "us-orders", "--entity", "ACME-US", env=store)
-    banyan("reconcile", "repair", "1", "--to", "cloud", "--actor", "ana", "--reason",
-           "CHG-520 backfill the orders booked while the migration ran", env=store)  # fmt: skip
+    banyan(
+        "reconcile",
+        "repair",
+        "1",
+        "--to",
+        "cloud",
+        "--actor",
+        "ana",
+        "--reason",
+        "CHG-520 backfill the orders booked while the migration ran",
+        env=store,
+    )
     for _ in range(100):  # the gateway's deliverer makes them through order-create's outbox
         if all(("ACME-US", reference) in cloud.by_number for reference in missing):
             break
@@ -545,8 +637,9 @@ def the_books(folder: Path, cloud: demo_erp.CloudErp, store: dict[str, str]) -> 
     banyan("reconcile", "show", "3", env=store)
 
 
-def the_inbox(folder: Path, consumer: Consumer, traffic: Traffic, cloud: demo_erp.CloudErp,
-              store: dict[str, str]) -> None:  # fmt: skip
+def the_inbox(
+    folder: Path, consumer: Consumer, traffic: Traffic, cloud: demo_erp.CloudErp, store: dict[str, str]
+) -> None:
     """What needs a person lands in one inbox with its owner: two partner files ACME-UK's flow could not
     take, and an order copy the cloud refused; each assigned, the copy replayed once the cause is fixed."""
     from cutover.store import open_store
@@ -574,8 +667,11 @@ def the_inbox(folder: Path, consumer: Consumer, traffic: Traffic, cloud: demo_er
     journey = Journey(open_store(str(folder / "cutover.db")))
     try:
         for _ in range(200):
-            refused = [row for row in journey.files("uk-retail-orders", state="refused") if row.name in
-                       ("ORDERS_BROKEN.edi", "ORDERS_640001.edi")]  # fmt: skip
+            refused = [
+                row
+                for row in journey.files("uk-retail-orders", state="refused")
+                if row.name in ("ORDERS_BROKEN.edi", "ORDERS_640001.edi")
+            ]
             dead = json.loads(banyan("outbox", "status", "--json", env=store, show=False)).get("dead", 0)
             if len(refused) == 2 and dead:
                 break
@@ -589,13 +685,32 @@ def the_inbox(folder: Path, consumer: Consumer, traffic: Traffic, cloud: demo_er
     for item in listed:  # the day's three: each to a person of the team that owns it
         person = {"uk-edi": "priya", "order-to-cash": "bo"}.get(item["owner"])
         if person is not None and item["kind"] in ("file_refused", "outbox_dead"):
-            banyan("exceptions", "assign", str(item["id"]), "--to", person, "--actor", "ana", *routes, env=store,
-                   show=False)  # fmt: skip
+            banyan(
+                "exceptions",
+                "assign",
+                str(item["id"]),
+                "--to",
+                person,
+                "--actor",
+                "ana",
+                *routes,
+                env=store,
+                show=False,
+            )
     copy = next(item for item in listed if item["kind"] == "outbox_dead")
     say(f"\nbo loads {customer} into the cloud ERP, then replays the refused copy with its own Idempotency-Key:")
     cloud.not_migrated.discard(customer)
-    banyan("exceptions", "replay", str(copy["id"]), "--actor", "bo", "--reason",
-           f"CHG-530 customer {customer} migrated to the cloud ERP", *routes, env=store)  # fmt: skip
+    banyan(
+        "exceptions",
+        "replay",
+        str(copy["id"]),
+        "--actor",
+        "bo",
+        "--reason",
+        f"CHG-530 customer {customer} migrated to the cloud ERP",
+        *routes,
+        env=store,
+    )
     banyan("exceptions", "show", str(copy["id"]), *routes, env=store)
     banyan("exceptions", "list", *routes, env=store)
 
@@ -646,26 +761,60 @@ def retail_orders(drops: Path, step: Any, cutover: Any) -> None:
         return names
 
     _handled(drops, "uk-retail-orders", send(10), 1)  # legacy, where every flow starts: the UK importer books them
-    step("set", "uk-retail-orders", "ACME-UK", "dual_write", "--force", "--reason",
-         "CHG-211 sign-off: the cloud's EDI intake books test orders right")  # fmt: skip
+    step(
+        "set",
+        "uk-retail-orders",
+        "ACME-UK",
+        "dual_write",
+        "--force",
+        "--reason",
+        "CHG-211 sign-off: the cloud's EDI intake books test orders right",
+    )
     _handled(drops, "uk-retail-orders", send(20), 2)  # both book; both answer; the answers are compared
-    step("set", "uk-retail-orders", "ACME-UK", "canary", "--percent", "1", "--pin", "5012345000024=cloud", "--reason",
-         "CHG-212 the answers agree: Retailer Two (GLN 5012345000024) is the cloud's first")  # fmt: skip
+    step(
+        "set",
+        "uk-retail-orders",
+        "ACME-UK",
+        "canary",
+        "--percent",
+        "1",
+        "--pin",
+        "5012345000024=cloud",
+        "--reason",
+        "CHG-212 the answers agree: Retailer Two (GLN 5012345000024) is the cloud's first",
+    )
     _handled(drops, "uk-retail-orders", send(10), 2)
-    banyan("flows", "files", "uk-retail-orders", "--entity", "ACME-UK", "--limit", "4",
-           env={"BANYAN_STORE": str(drops.parent / "cutover.db")})  # fmt: skip
+    banyan(
+        "flows",
+        "files",
+        "uk-retail-orders",
+        "--entity",
+        "ACME-UK",
+        "--limit",
+        "4",
+        env={"BANYAN_STORE": str(drops.parent / "cutover.db")},
+    )
     outbox = sorted(p.name for p in (drops / "partners" / "uk" / "out").iterdir())
     cloud = sum(n.startswith(("ack_", "rsp_")) for n in outbox)
-    say(f"the retailers' outbox: {len(outbox) - cloud} documents from the UK importer, {cloud} from the cloud "
-        "(Retailer Two's, since CHG-212): one CONTRL and one ORDRSP a file, from the side that books it")  # fmt: skip
+    say(
+        f"the retailers' outbox: {len(outbox) - cloud} documents from the UK importer, {cloud} from the cloud "
+        "(Retailer Two's, since CHG-212): one CONTRL and one ORDRSP a file, from the side that books it"
+    )
 
 
 def german_orders(drops: Path, step: Any, cutover: Any) -> None:
     """ACME-DE's retailer's X12 850s in dual_write: the two sides' 855s compared line by line."""
     say("\nACME-DE's retailer sends X12 850s; in dual_write both ERPs book each one and answer with a 997 and an")
     say("855, and the two 855s are compared line by line:")
-    step("set", "de-retail-orders", "ACME-DE", "dual_write", "--force", "--reason",
-         "CHG-401 the cloud's EDI intake for ACME-DE is configured")  # fmt: skip
+    step(
+        "set",
+        "de-retail-orders",
+        "ACME-DE",
+        "dual_write",
+        "--force",
+        "--reason",
+        "CHG-401 the cloud's EDI intake for ACME-DE is configured",
+    )
     inbox, [rng] = drops / "partners" / "de" / "in", demo_estate.streams("german_orders")
     names = []
     for po in range(630000, 630010):
@@ -675,8 +824,10 @@ def german_orders(drops: Path, step: Any, cutover: Any) -> None:
         names.append(f"PO{po}.x12")
     _handled(drops, "de-retail-orders", names, 2)
     cutover("mismatches", "de-retail-orders", "--entity", "ACME-DE")
-    say("the cloud backorders any line above 35 units, a rule ACME-DE's ERP never had: found before any partner "
-        "saw a cloud 855")  # fmt: skip
+    say(
+        "the cloud backorders any line above 35 units, a rule ACME-DE's ERP never had: found before any partner "
+        "saw a cloud 855"
+    )
 
 
 def keep_serving(consumer: Consumer, traffic: Traffic) -> None:
@@ -723,8 +874,9 @@ def _story() -> None:
     chapter("The running estate: three legacy ERPs, the CRM, the ledger and the cloud ERP, on loopback")
     with ExitStack() as stack:
         estate, cloud, importer, env = systems(folder, stack)
-        key = banyan("keys", "create", "webshop", "--consumers", str(folder / "consumers.yaml"), "--rate", "1000",
-                     quiet=True).strip()  # fmt: skip
+        key = banyan(
+            "keys", "create", "webshop", "--consumers", str(folder / "consumers.yaml"), "--rate", "1000", quiet=True
+        ).strip()
         say(f"{key}   (the webshop's key: shown once, only its hash is kept in {folder / 'consumers.yaml'})")
         port = args.port or free_port()
         say(

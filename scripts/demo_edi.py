@@ -82,20 +82,28 @@ def acknowledgement(order: Order, control: str | None = None, when: datetime | N
         segments = [
             f"ISA*00*          *00*          *ZZ*{order.receiver:<15}*ZZ*{order.sender:<15}*{date}*{clock}*U*00401*"
             f"{int(number):09d}*0*P*>",
-            f"GS*FA*{order.receiver}*{order.sender}*20{date}*{clock}*{int(number)}*X*004010", "ST*997*0001",
-            f"AK1*PO*{order.group}", "AK9*A*1*1*1", "SE*4*0001", f"GE*1*{int(number)}", f"IEA*1*{int(number):09d}",
-        ]  # fmt: skip
+            f"GS*FA*{order.receiver}*{order.sender}*20{date}*{clock}*{int(number)}*X*004010",
+            "ST*997*0001",
+            f"AK1*PO*{order.group}",
+            "AK9*A*1*1*1",
+            "SE*4*0001",
+            f"GE*1*{int(number)}",
+            f"IEA*1*{int(number):09d}",
+        ]
         return ("~".join(segments) + "~").encode()
     segments = [
-        f"UNB+UNOC:3+{order.receiver}:14+{order.sender}:14+{date}:{clock}+{number}", "UNH+1+CONTRL:D:3:UN",
-        f"UCI+{order.control}+{order.sender}:14+{order.receiver}:14+7", "UNT+3+1", f"UNZ+1+{number}",
-    ]  # fmt: skip
+        f"UNB+UNOC:3+{order.receiver}:14+{order.sender}:14+{date}:{clock}+{number}",
+        "UNH+1+CONTRL:D:3:UN",
+        f"UCI+{order.control}+{order.sender}:14+{order.receiver}:14+7",
+        "UNT+3+1",
+        f"UNZ+1+{number}",
+    ]
     return ("'".join(segments) + "'").encode()
 
 
 def order_response(
     order: Order, confirmed: list[int], control: str | None = None, when: datetime | None = None
-) -> bytes:  # fmt: skip
+) -> bytes:
     """The 855 or ORDRSP: each line confirmed with the quantity given (backordered where it is less
     than ordered)."""
     number, (date, clock) = control or order.control, _stamp(order, when)
@@ -107,18 +115,25 @@ def order_response(
         segments = [
             f"ISA*00*          *00*          *ZZ*{order.receiver:<15}*ZZ*{order.sender:<15}*{date}*{clock}*U*00401*"
             f"{int(number):09d}*0*P*>",
-            f"GS*PR*{order.receiver}*{order.sender}*20{date}*{clock}*{int(number)}*X*004010", "ST*855*0001", *body,
-            f"SE*{len(body) + 2}*0001", f"GE*1*{int(number)}", f"IEA*1*{int(number):09d}",
-        ]  # fmt: skip
+            f"GS*PR*{order.receiver}*{order.sender}*20{date}*{clock}*{int(number)}*X*004010",
+            "ST*855*0001",
+            *body,
+            f"SE*{len(body) + 2}*0001",
+            f"GE*1*{int(number)}",
+            f"IEA*1*{int(number):09d}",
+        ]
         return ("~".join(segments) + "~").encode()
     body = [f"BGM+231+{order.number}+29", f"DTM+137:20{date}:102", f"RFF+ON:{order.number}"]
     for n, (line, quantity) in enumerate(zip(order.lines, confirmed, strict=True), start=1):
         action = "5" if quantity == line["qty"] else "3"  # 5: accepted; 3: changed
         body += [f"LIN+{n}+{action}+{line['sku']}:SA", f"QTY+113:{quantity}"]
     segments = [
-        f"UNB+UNOC:3+{order.receiver}:14+{order.sender}:14+{date}:{clock}+{number}", "UNH+1+ORDRSP:D:96A:UN",
-        *body, f"UNT+{len(body) + 2}+1", f"UNZ+1+{number}",
-    ]  # fmt: skip
+        f"UNB+UNOC:3+{order.receiver}:14+{order.sender}:14+{date}:{clock}+{number}",
+        "UNH+1+ORDRSP:D:96A:UN",
+        *body,
+        f"UNT+{len(body) + 2}+1",
+        f"UNZ+1+{number}",
+    ]
     return ("'".join(segments) + "'").encode()
 
 
@@ -128,7 +143,11 @@ def edifact_orders(number: int, sender: str, receiver: str, lines: list[tuple[st
     for n, (sku, quantity) in enumerate(lines, start=1):
         body += [f"LIN+{n}++{sku}:SA", f"QTY+21:{quantity}"]
     segments = [
-        "UNA:+.? ", f"UNB+UNOC:3+{sender}:14+{receiver}:14+{when:%y%m%d:%H%M}+{number}", "UNH+1+ORDERS:D:96A:UN",
-        *body, f"UNT+{len(body) + 2}+1", f"UNZ+1+{number}",
-    ]  # fmt: skip
+        "UNA:+.? ",
+        f"UNB+UNOC:3+{sender}:14+{receiver}:14+{when:%y%m%d:%H%M}+{number}",
+        "UNH+1+ORDERS:D:96A:UN",
+        *body,
+        f"UNT+{len(body) + 2}+1",
+        f"UNZ+1+{number}",
+    ]
     return "'\n".join(segments) + "'\n"

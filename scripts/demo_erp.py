@@ -40,19 +40,41 @@ import demo_edi
 
 ENTITIES = {"ACME-DE": ("EUR", "DE-HH-01"), "ACME-UK": ("GBP", "UK-MK-01"), "ACME-US": ("USD", "US-NJ-01")}
 ITEMS = [
-    "Stretch film 500 mm x 300 m", "Nitrile gloves L, box of 100", "Cable ties 300 mm, bag of 500",
-    "Pallet label A5, roll of 500", "Corrugated box 600x400x400", "Packing tape 48 mm brown",
-    "Safety cutter, retractable", "Bubble wrap 1000 mm x 100 m", "Hi-vis vest, size XL",
-    "Void fill paper 50 cm, roll", "Strapping PP 12 mm x 3000 m", "Thermal labels 100x150, 1000",
-    "Dust masks FFP2, box of 20", "Pallet 1200x800 heat-treated", "Edge protector 35x35x1200",
-    "Cleaning wipes, tub of 150", "Hand trolley 200 kg", "Barcode scanner, cordless",
-    "Shelf bin 300x200x150 blue", "Floor marking tape yellow",
-]  # fmt: skip
+    "Stretch film 500 mm x 300 m",
+    "Nitrile gloves L, box of 100",
+    "Cable ties 300 mm, bag of 500",
+    "Pallet label A5, roll of 500",
+    "Corrugated box 600x400x400",
+    "Packing tape 48 mm brown",
+    "Safety cutter, retractable",
+    "Bubble wrap 1000 mm x 100 m",
+    "Hi-vis vest, size XL",
+    "Void fill paper 50 cm, roll",
+    "Strapping PP 12 mm x 3000 m",
+    "Thermal labels 100x150, 1000",
+    "Dust masks FFP2, box of 20",
+    "Pallet 1200x800 heat-treated",
+    "Edge protector 35x35x1200",
+    "Cleaning wipes, tub of 150",
+    "Hand trolley 200 kg",
+    "Barcode scanner, cordless",
+    "Shelf bin 300x200x150 blue",
+    "Floor marking tape yellow",
+]
 CUSTOMERS = [
-    "Globex", "Initech", "Umbrella Retail", "Stark Supplies", "Wayne Hardware", "Hooli Stores",
-    "Vandelay Import", "Cyberdyne Parts", "Soylent Foods", "Tyrell Trading", "Wonka Confectionery",
+    "Globex",
+    "Initech",
+    "Umbrella Retail",
+    "Stark Supplies",
+    "Wayne Hardware",
+    "Hooli Stores",
+    "Vandelay Import",
+    "Cyberdyne Parts",
+    "Soylent Foods",
+    "Tyrell Trading",
+    "Wonka Confectionery",
     "Oceanic Freight",
-]  # fmt: skip
+]
 SUFFIX = {"ACME-DE": " GmbH", "ACME-UK": " Ltd", "ACME-US": " Inc."}
 STATUSES = ["open", "picked", "shipped", "invoiced"]
 
@@ -80,8 +102,9 @@ class Estate:
                 sku: (rng.randint(0, 900), rng.choice([0, 0, rng.randint(1, 40)])) for sku in base
             }  # about a third of the items have stock reserved for open orders
             prefix = entity[-2:]
-            estate.customers[entity] = {f"C-{prefix}-{n:04d}": f"{name}{SUFFIX[entity]}" for n, name in
-                                        enumerate(CUSTOMERS, start=1)}  # fmt: skip
+            estate.customers[entity] = {
+                f"C-{prefix}-{n:04d}": f"{name}{SUFFIX[entity]}" for n, name in enumerate(CUSTOMERS, start=1)
+            }
             estate.orders[entity] = {
                 f"SO-{prefix}-{n:05d}": rng.choices(STATUSES, weights=[2, 1, 3, 6])[0] for n in range(1, orders + 1)
             }
@@ -174,9 +197,17 @@ class UkImporter:
         self.inbound, self.acks = drops / "uk" / "orders" / "in", drops / "uk" / "orders" / "ack"
         self.shipments = drops / "shipments" / "in"
         self.enquiries, self.answers = drops / "uk" / "stock" / "in", drops / "uk" / "stock" / "ack"
-        for folder in (self.inbound, self.acks, self.shipments, self.inbound.parent / "processed",
-                       self.inbound.parent / "error", self.inbound.parent / "out", self.enquiries,
-                       self.answers, self.enquiries.parent / "processed"):  # fmt: skip
+        for folder in (
+            self.inbound,
+            self.acks,
+            self.shipments,
+            self.inbound.parent / "processed",
+            self.inbound.parent / "error",
+            self.inbound.parent / "out",
+            self.enquiries,
+            self.answers,
+            self.enquiries.parent / "processed",
+        ):
             folder.mkdir(parents=True, exist_ok=True)
         self.numbers = itertools.count(len(estate.orders["ACME-UK"]) + 1)
         self.booked = {"json": 0, "csv": 0, "x12": 0, "edifact": 0, "shipments": 0, "errors": 0}
@@ -280,7 +311,7 @@ class EdiDesk:
 
     def __init__(
         self, folder: Path, book: Callable[[demo_edi.Order], list[int]], own_numbers: bool, start: int = 700001
-    ) -> None:  # fmt: skip
+    ) -> None:
         self.book, self.own_numbers = book, own_numbers
         self.inbound, self.acks, self.processed = folder / "in", folder / "ack", folder / "processed"
         for place in (self.inbound, self.acks, self.processed, folder / "error"):
@@ -382,8 +413,10 @@ def export_us_stock(database: Path, folder: Path, when: datetime) -> Path:
     with sqlite3.connect(database) as connection:
         rows = connection.execute("SELECT sku, warehouse, on_hand, reserved FROM stock ORDER BY sku").fetchall()
     lines = ["sku;warehouse;on_hand;reserved;available;exported_at"]
-    lines += [f"{sku};{house};{on_hand};{reserved};{on_hand - reserved};{when:%H:%M:%S}"
-              for sku, house, on_hand, reserved in rows]  # fmt: skip
+    lines += [
+        f"{sku};{house};{on_hand};{reserved};{on_hand - reserved};{when:%H:%M:%S}"
+        for sku, house, on_hand, reserved in rows
+    ]
     return _written(folder / f"stock_{when:%Y%m%d_%H%M%S}.csv", "\n".join(lines) + "\n")
 
 
@@ -412,8 +445,9 @@ class JsonService(Service):
     """A small REST/JSON server: (method, path pattern) → handler(params, body) → (status, body)."""
 
     def __init__(self, routes: dict[tuple[str, str], Handler]) -> None:
-        compiled = [(m, re.compile("^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", p) + "$"), h)
-                    for (m, p), h in routes.items()]  # fmt: skip
+        compiled = [
+            (m, re.compile("^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", p) + "$"), h) for (m, p), h in routes.items()
+        ]
 
         class Request(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
@@ -481,17 +515,19 @@ class CloudErp(JsonService):
         self.documents: dict[str, dict[str, Any]] = {"customers": {}, "shipments": {}, "invoices": {}}
         self.numbers = itertools.count(900001)
         self.lock = threading.Lock()
-        super().__init__({
-            ("GET", "/api/items"): self.items,
-            ("GET", "/api/{entity}/customers"): self.customers,
-            ("PUT", "/api/{entity}/customers/{customerId}"): self.put_customer,
-            ("GET", "/api/{entity}/inventory/{sku}"): self.inventory,
-            ("POST", "/api/{entity}/orders"): self.create_order,
-            ("GET", "/api/{entity}/orders"): self.list_orders,
-            ("GET", "/api/{entity}/orders/{orderId}"): self.order,
-            ("POST", "/api/{entity}/shipments"): self.shipment,
-            ("POST", "/api/{entity}/invoices"): self.invoice,
-        })  # fmt: skip
+        super().__init__(
+            {
+                ("GET", "/api/items"): self.items,
+                ("GET", "/api/{entity}/customers"): self.customers,
+                ("PUT", "/api/{entity}/customers/{customerId}"): self.put_customer,
+                ("GET", "/api/{entity}/inventory/{sku}"): self.inventory,
+                ("POST", "/api/{entity}/orders"): self.create_order,
+                ("GET", "/api/{entity}/orders"): self.list_orders,
+                ("GET", "/api/{entity}/orders/{orderId}"): self.order,
+                ("POST", "/api/{entity}/shipments"): self.shipment,
+                ("POST", "/api/{entity}/invoices"): self.invoice,
+            }
+        )
 
     def release(self, version: str, forgets_reservations: str) -> None:
         """Deploy a version whose available-to-promise figure for one entity ignores reserved stock."""
@@ -541,8 +577,12 @@ class CloudErp(JsonService):
             existing = self.by_number.get((entity, body["orderNumber"]))
             if existing is None:
                 total, currency = self.estate.total(entity, body["lines"]), ENTITIES[entity][0]
-                existing = {"orderId": f"CL-{next(self.numbers)}", "status": "released", "total": total,
-                            "currency": currency}  # fmt: skip
+                existing = {
+                    "orderId": f"CL-{next(self.numbers)}",
+                    "status": "released",
+                    "total": total,
+                    "currency": currency,
+                }
                 self.by_number[(entity, body["orderNumber"])] = existing
                 self.orders[entity][existing["orderId"]] = existing
                 self.placed[(entity, body["orderNumber"])] = {"customer": body["customer"], "lines": body["lines"]}
@@ -557,9 +597,15 @@ class CloudErp(JsonService):
         )
         with self.lock:
             numbers = sorted(number for e, number in self.by_number if e == entity)
-            shown = [{"orderNumber": number, "orderId": self.by_number[(entity, number)]["orderId"],
-                      "total": self.by_number[(entity, number)]["total"], **self.placed[(entity, number)]}
-                     for number in numbers[(page - 1) * size : page * size]]  # fmt: skip
+            shown = [
+                {
+                    "orderNumber": number,
+                    "orderId": self.by_number[(entity, number)]["orderId"],
+                    "total": self.by_number[(entity, number)]["total"],
+                    **self.placed[(entity, number)],
+                }
+                for number in numbers[(page - 1) * size : page * size]
+            ]
         return 200, {"orders": shown, "page": page}
 
     def migrate_orders(self, entity: str, rows: list[tuple[str, str, float, str, int]], missing: set[str]) -> int:
@@ -570,8 +616,12 @@ class CloudErp(JsonService):
             for reference, customer, total, sku, qty in rows:
                 if reference in missing or (entity, reference) in self.by_number:
                     continue
-                order = {"orderId": f"CL-{next(self.numbers)}", "status": "released", "total": float(total),
-                         "currency": ENTITIES[entity][0]}  # fmt: skip
+                order = {
+                    "orderId": f"CL-{next(self.numbers)}",
+                    "status": "released",
+                    "total": float(total),
+                    "currency": ENTITIES[entity][0],
+                }
                 self.by_number[(entity, reference)] = order
                 self.orders[entity][order["orderId"]] = order
                 self.placed[(entity, reference)] = {"customer": customer, "lines": [{"sku": sku, "qty": qty}]}
@@ -606,11 +656,13 @@ def intercompany_exports(folder: Path, unbooked: int = 1) -> tuple[Path, Path]:
     rate. The last `unbooked` of them UK never booked."""
     rate = 1.17  # EUR per GBP, the group's rate table for the month
     invoices = [(f"IC-DE-{n:04d}", round(250 + n * 37.5, 2)) for n in range(1, 13)]
-    receivables = ["invoice;customer;amount;currency"] + [f"{number};ACME-UK;{amount:.2f};EUR"
-                                                           for number, amount in invoices]  # fmt: skip
+    receivables = ["invoice;customer;amount;currency"] + [
+        f"{number};ACME-UK;{amount:.2f};EUR" for number, amount in invoices
+    ]
     booked = invoices[: len(invoices) - unbooked]
-    payables = ["supplier_ref;supplier;gross;ccy"] + [f"{number};ACME-DE;{amount / rate:.2f};GBP"
-                                                      for number, amount in booked]  # fmt: skip
+    payables = ["supplier_ref;supplier;gross;ccy"] + [
+        f"{number};ACME-DE;{amount / rate:.2f};GBP" for number, amount in booked
+    ]
     return (
         _written(folder / "de_ic_receivables.csv", "\n".join(receivables) + "\n"),
         _written(folder / "uk_ic_payables.csv", "\n".join(payables) + "\n"),

@@ -17,9 +17,11 @@ import typer
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-NAV = ("[Banyan](../README.md) · [the demo](demo.md) · [1 · find](find.md) · [2 · wrap](wrap.md) · "
-       "[3 · shift](shift.md) · [speed](speed.md) · [layout](layout.md) · [CLI](cli.md) · "
-       "[route files](route-files.md)")  # fmt: skip
+NAV = (
+    "[Banyan](../README.md) · [the demo](demo.md) · [1 · find](find.md) · [2 · wrap](wrap.md) · "
+    "[3 · shift](shift.md) · [speed](speed.md) · [layout](layout.md) · [CLI](cli.md) · "
+    "[route files](route-files.md)"
+)
 MADE = "Made from the code by `python scripts/reference.py`; a test fails when it is stale."
 
 
@@ -69,10 +71,18 @@ def route_reference() -> str:
 
     schema = json_schema()
     definitions: dict[str, Any] = schema.get("$defs", {})
-    lines = [NAV, "", "# Route files", "", MADE, "",
-             "A folder of `*.yaml` files, each an object with these keys (`banyan routes check FOLDER` validates "
-             "them; `banyan routes schema` prints the JSON Schema editors use). `${NAME}` and `${NAME:-default}` "
-             "are filled from the environment in any string.", ""]  # fmt: skip
+    lines = [
+        NAV,
+        "",
+        "# Route files",
+        "",
+        MADE,
+        "",
+        "A folder of `*.yaml` files, each an object with these keys (`banyan routes check FOLDER` validates "
+        "them; `banyan routes schema` prints the JSON Schema editors use). `${NAME}` and `${NAME:-default}` "
+        "are filled from the environment in any string.",
+        "",
+    ]
     lines += _fields(schema)
     for name in sorted(definitions):
         definition = definitions[name]

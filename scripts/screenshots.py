@@ -22,8 +22,15 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync"]  # fmt: skip
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 def main() -> None:
@@ -33,8 +40,12 @@ def main() -> None:
     from playwright.sync_api import sync_playwright
 
     with tempfile.TemporaryDirectory() as scratch:
-        demo = subprocess.Popen([sys.executable, "-m", "cli.main", "demo", str(Path(scratch) / "demo")],
-                                cwd=REPO, stdout=subprocess.PIPE, text=True)  # fmt: skip
+        demo = subprocess.Popen(
+            [sys.executable, "-m", "cli.main", "demo", str(Path(scratch) / "demo")],
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         assert demo.stdout is not None
         console = None
         for line in demo.stdout:

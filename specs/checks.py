@@ -28,12 +28,15 @@ def canonical_problems(folder: Path, routes: list[Route]) -> list[str]:
             name = reference(schema)
             if name is not None and name not in known:
                 there = ", ".join(sorted(known)) or f"none: add {folder / 'canonical' / name}.json"
-                problems.append(f"{folder}: route {route.name}: operation.{part}: no canonical schema {name!r} "
-                                f"(there are: {there})")  # fmt: skip
+                problems.append(
+                    f"{folder}: route {route.name}: operation.{part}: no canonical schema {name!r} (there are: {there})"
+                )
         for entity, own in route.entities.items():
             if own.extends and reference(operation.response if operation else None) is None:
-                problems.append(f"{folder}: route {route.name}: entities.{entity}.extends needs a canonical "
-                                "response ($ref: canonical:NAME) to extend")  # fmt: skip
+                problems.append(
+                    f"{folder}: route {route.name}: entities.{entity}.extends needs a canonical "
+                    "response ($ref: canonical:NAME) to extend"
+                )
     return problems
 
 
@@ -62,8 +65,11 @@ def pool_problems(folder: Path, routes: list[Route]) -> list[str]:
     problems = []
     for route in routes:
         sides = [("legacy", route.legacy), ("cloud", route.cloud)]
-        sides += [(f"entities.{entity}.{which}", getattr(own, which)) for entity, own in route.entities.items()
-                  for which in ("legacy", "cloud")]  # fmt: skip
+        sides += [
+            (f"entities.{entity}.{which}", getattr(own, which))
+            for entity, own in route.entities.items()
+            for which in ("legacy", "cloud")
+        ]
         for where, side in sides:
             limits = side.concurrency if side is not None else None
             if limits is None or limits.pool is None:
@@ -73,6 +79,8 @@ def pool_problems(folder: Path, routes: list[Route]) -> list[str]:
                 seen[limits.pool] = (said, first)
             elif seen[limits.pool][0] != said:
                 other = seen[limits.pool][1]
-                problems.append(f"{folder}: {first}.concurrency: pool {limits.pool!r} is already limited "
-                                f"differently by {other}; say the same limit, queue and wait")  # fmt: skip
+                problems.append(
+                    f"{folder}: {first}.concurrency: pool {limits.pool!r} is already limited "
+                    f"differently by {other}; say the same limit, queue and wait"
+                )
     return problems

@@ -192,9 +192,14 @@ def _owned(found: RouteFile) -> RouteFile:
     def stamped(items: list[Any]) -> list[Any]:
         return [item if item.owner is not None else item.model_copy(update={"owner": found.owner}) for item in items]
 
-    return found.model_copy(update={"routes": stamped(found.routes), "flows": stamped(found.flows),
-                                    "batches": stamped(found.batches),
-                                    "reconciliations": stamped(found.reconciliations)})  # fmt: skip
+    return found.model_copy(
+        update={
+            "routes": stamped(found.routes),
+            "flows": stamped(found.flows),
+            "batches": stamped(found.batches),
+            "reconciliations": stamped(found.reconciliations),
+        }
+    )
 
 
 def _variables_allowed(node: Any) -> Any:

@@ -90,14 +90,16 @@ class Upload(_Model):
     url: str = Field(pattern=r"^https?://", description="where the file is sent, e.g. https://erp.example/edi/in")
     method: Literal["POST", "PUT"] = "POST"
     content_type: str | None = Field(
-        default=None, description="the body's media type (default by the document: application/EDI-X12, "
+        default=None,
+        description="the body's media type (default by the document: application/EDI-X12, "
         "application/EDIFACT, text/csv)",
-    )  # fmt: skip
+    )
     token_env: str | None = Field(default=None, description="the variable holding a bearer token, if it needs one")
     idempotent: bool = Field(
-        default=False, description="the endpoint honours Idempotency-Key: an upload whose outcome is unknown is sent "
+        default=False,
+        description="the endpoint honours Idempotency-Key: an upload whose outcome is unknown is sent "
         "again with the same key; otherwise it is in doubt, for a person",
-    )  # fmt: skip
+    )
     timeout_seconds: float = Field(default=60, gt=0)
 
     @model_validator(mode="after")
@@ -120,9 +122,10 @@ class RouteSide(_Model):
         default_factory=dict, description="the route's path parameters besides the entity: name → JSON pointer"
     )
     idempotent: bool = Field(
-        default=False, description="the side's API honours Idempotency-Key: a call whose outcome is unknown is sent "
+        default=False,
+        description="the side's API honours Idempotency-Key: a call whose outcome is unknown is sent "
         "again with the same key; otherwise it is in doubt, for a person",
-    )  # fmt: skip
+    )
 
 
 class ReadBack(_Model):
@@ -158,9 +161,10 @@ class FlowSide(Login):
     )
     replies: str | None = Field(default=None, description="where the side writes its acknowledgements (997, CONTRL)")
     validate_intake: str | None = Field(
-        default=None, alias="validate",
+        default=None,
+        alias="validate",
         description="the cloud's non-booking intake (validate or test mode): what shadow sends the cloud",
-    )  # fmt: skip
+    )
 
     @model_validator(mode="after")
     def _remote(self) -> FlowSide:
@@ -182,9 +186,10 @@ class Pick(_Model):
     """Where a flow reads a file's legal entity or its business key."""
 
     from_: Literal["partner", "name", "document", "fixed"] = Field(
-        alias="from", description="partner: the sender id (ISA06, UNB); name: a regex on the file name; "
+        alias="from",
+        description="partner: the sender id (ISA06, UNB); name: a regex on the file name; "
         "document: a JSON pointer into the parsed document; fixed: one value",
-    )  # fmt: skip
+    )
     partners: dict[str, str] = Field(
         default_factory=dict, description="the value found (a sender id, or what the pointer names) → entity"
     )
@@ -217,8 +222,10 @@ class Flow(_Model, Owned):
     )
     source: FlowSource
     entity: Pick
-    key: Pick = Field(default_factory=lambda: Pick.model_validate({"from": "partner"}),
-                      description="what canary is sticky by: a partner, or a document number")  # fmt: skip
+    key: Pick = Field(
+        default_factory=lambda: Pick.model_validate({"from": "partner"}),
+        description="what canary is sticky by: a partner, or a document number",
+    )
     legacy: FlowSide
     cloud: FlowSide | None = None
     compare: CompareRules = Field(
@@ -233,13 +240,15 @@ class Flow(_Model, Owned):
         "banyan catalog report --routes shows it)",
     )
     slo: list[SloSpec] = Field(
-        default_factory=list, description="business objectives per entity: latency (arrival to the serving side's "
+        default_factory=list,
+        description="business objectives per entity: latency (arrival to the serving side's "
         "first answer within threshold seconds, e.g. its 997 within 900) and success (the serving side took it)",
-    )  # fmt: skip
+    )
     outcome: ReadBack | None = Field(
-        default=None, description="read back what each side booked for a file, through a managed read route, "
+        default=None,
+        description="read back what each side booked for a file, through a managed read route, "
         "and compare the two records",
-    )  # fmt: skip
+    )
     outbound: str | None = Field(
         default=None,
         description="the folder the partner collects its replies from: of the two sides' replies to a file, only "
@@ -293,10 +302,12 @@ class Export(_Model):
     folder: str = Field(description="where the export is dropped (or, with url, where Banyan keeps what it fetched)")
     pattern: str = Field(default="*", description="glob of the export's name; the newest since it was due is taken")
     url: str | None = Field(
-        default=None, pattern=r"^https?://", description="instead of a dropped file: GET this once the run is due; "
+        default=None,
+        pattern=r"^https?://",
+        description="instead of a dropped file: GET this once the run is due; "
         "{due} and {entity} are filled in (e.g. https://erp.example/api/exports/stock?asOf={due}); 404, 204, 429 "
         "and 503 mean not ready yet",
-    )  # fmt: skip
+    )
     token_env: str | None = Field(default=None, description="with url: the variable holding a bearer token")
 
 
@@ -318,13 +329,15 @@ class Records(_Model):
     format: Literal["csv", "fixed", "x12", "edifact", "xml"] = "csv"
     key: list[str] = Field(min_length=1, description="the columns that identify a record, e.g. [sku, warehouse]")
     record: str | None = Field(
-        default=None, description="fixed: the prefix of a record's lines (e.g. LIN); x12/edifact: the segment that "
+        default=None,
+        description="fixed: the prefix of a record's lines (e.g. LIN); x12/edifact: the segment that "
         "starts a record (LIN); xml: the element that is one record (Item)",
-    )  # fmt: skip
+    )
     fields: dict[str, str] = Field(
-        default_factory=dict, description="x12/edifact: column → SEG/NN, SEG/NN/C or SEG[NN=qualifier]/NN; xml: "
+        default_factory=dict,
+        description="x12/edifact: column → SEG/NN, SEG/NN/C or SEG[NN=qualifier]/NN; xml: "
         "column → a path relative to the record (Sku, Qty/@uom)",
-    )  # fmt: skip
+    )
     columns: list[FixedColumn] = Field(default_factory=list, description="fixed: the columns, by position")
 
     @model_validator(mode="after")
@@ -365,11 +378,19 @@ def batch_infos(batches: list[Batch]) -> list[RouteInfo]:
     """What the cutover engine needs of each batch: an export is read, never booked, so shadow makes
     sense (the cloud's export is compared, legacy's delivered)."""
     return [
-        RouteInfo(batch.name, writes=False, has_cloud=batch.cloud is not None, default=Mode(batch.cutover.mode),
-                  gate=batch.cutover.gate, guardrail=batch.cutover.guardrail, entities=(batch.entity,), kind="batch",
-                  owner=batch.owner.team if batch.owner is not None else "")
+        RouteInfo(
+            batch.name,
+            writes=False,
+            has_cloud=batch.cloud is not None,
+            default=Mode(batch.cutover.mode),
+            gate=batch.cutover.gate,
+            guardrail=batch.cutover.guardrail,
+            entities=(batch.entity,),
+            kind="batch",
+            owner=batch.owner.team if batch.owner is not None else "",
+        )
         for batch in batches
-    ]  # fmt: skip
+    ]
 
 
 def flow_infos(flows: list[Flow]) -> list[RouteInfo]:
@@ -381,17 +402,27 @@ def flow_infos(flows: list[Flow]) -> list[RouteInfo]:
         owner = flow.owner.team if flow.owner is not None else ""
         plan = flow.cutover
         infos.append(
-            RouteInfo(flow.name, writes=not checks_only, has_cloud=flow.cloud is not None, default=Mode(plan.mode),
-                      gate=plan.gate, guardrail=plan.guardrail, entities=flow.entities, kind="flow", owner=owner,
-                      slos=tuple(Objective(flow.name, slo.name, slo.kind, slo.objective, slo.days, owner)
-                                 for slo in flow.slo))
-        )  # fmt: skip
+            RouteInfo(
+                flow.name,
+                writes=not checks_only,
+                has_cloud=flow.cloud is not None,
+                default=Mode(plan.mode),
+                gate=plan.gate,
+                guardrail=plan.guardrail,
+                entities=flow.entities,
+                kind="flow",
+                owner=owner,
+                slos=tuple(
+                    Objective(flow.name, slo.name, slo.kind, slo.objective, slo.days, owner) for slo in flow.slo
+                ),
+            )
+        )
     return infos
 
 
 def ladder(
     routes: list[Route], flows: list[Flow], batches: list[Batch] | None = None
-) -> tuple[list[RouteInfo], list[str] | None]:  # fmt: skip
+) -> tuple[list[RouteInfo], list[str] | None]:
     """What the cutover engine judges (routes, flows and batches alike) and the legal entities they
     name (None: any, when none names them)."""
     names = set(known_entities(routes) or ())
@@ -412,13 +443,17 @@ def flow_route_problems(folder: object, routes: list[Route], flows: list[Flow]) 
                 continue
             route = by_name.get(end.route.name)
             if route is None or not route.writes or route.operation is None:
-                problems.append(f"{folder}: flow {flow.name}: its {side} side sends through {end.route.name!r}, "
-                                "which is no write route of this folder")  # fmt: skip
+                problems.append(
+                    f"{folder}: flow {flow.name}: its {side} side sends through {end.route.name!r}, "
+                    "which is no write route of this folder"
+                )
         if flow.outcome is not None:
             route = by_name.get(flow.outcome.route)
             path = route.operation.path if route is not None and route.operation is not None else ""
             param = "{" + flow.outcome.param + "}"
             if route is None or route.writes or param not in path:
-                problems.append(f"{folder}: flow {flow.name}: its outcome is read through {flow.outcome.route!r}, "
-                                f"which is no read route of this folder with a {param} parameter")  # fmt: skip
+                problems.append(
+                    f"{folder}: flow {flow.name}: its outcome is read through {flow.outcome.route!r}, "
+                    f"which is no read route of this folder with a {param} parameter"
+                )
     return problems

@@ -25,9 +25,11 @@ class Owner(BaseModel):
     runbook: str | None = Field(default=None, description="what to read first when it fails")
     on_call: str | None = Field(default=None, description="the rota or pager that is on call for it")
     webhook: str | None = Field(
-        default=None, pattern=r"^https?://", description="where its tier-1 exceptions are posted, as they open and "
-        "again when one waits longer than respond_minutes"
-    )  # fmt: skip
+        default=None,
+        pattern=r"^https?://",
+        description="where its tier-1 exceptions are posted, as they open and "
+        "again when one waits longer than respond_minutes",
+    )
     respond_minutes: int = Field(default=240, ge=1, description="how long an exception may wait for a person")
 
     def shown(self) -> dict[str, Any]:

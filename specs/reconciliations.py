@@ -52,8 +52,9 @@ class Paging(_Model):
     """How a list endpoint is paged."""
 
     style: Literal["page", "offset", "cursor", "next", "none"] = "page"
-    param: str = Field(default="page", description="page: the page number's parameter; offset: the offset's; "
-                       "cursor: the cursor's")  # fmt: skip
+    param: str = Field(
+        default="page", description="page: the page number's parameter; offset: the offset's; cursor: the cursor's"
+    )
     first: int = Field(default=1, description="page: the first page's number")
     size_param: str | None = Field(default="per_page", description="the page size's parameter, if it takes one")
     size: int = Field(default=500, ge=1)
@@ -189,8 +190,9 @@ class Reconciliation(_Model, Owned):
     description: str = ""
     entity: str = Field(description="the canonical entity: order, inventory, invoice, customer, item, shipment")
     entities: list[str] = Field(default_factory=list, description="the legal entities it runs for")
-    key: list[str] = Field(min_length=1, description="the canonical fields that identify a record, e.g. [sku, "
-                           "warehouse]")  # fmt: skip
+    key: list[str] = Field(
+        min_length=1, description="the canonical fields that identify a record, e.g. [sku, warehouse]"
+    )
     legacy: Source
     cloud: Source
     intercompany: bool = Field(
@@ -237,15 +239,20 @@ def reconciliation_route_problems(folder: object, routes: list[Route], found: li
                 continue
             route = by_name.get(source.route.name)
             whose = source.route.side or side
-            bound = route is not None and (route.side(whose, None) is not None
-                                           or any(route.side(whose, entity) for entity in route.entities))  # fmt: skip
+            bound = route is not None and (
+                route.side(whose, None) is not None or any(route.side(whose, entity) for entity in route.entities)
+            )
             if route is None or route.writes or route.operation is None or not bound:
-                problems.append(f"{folder}: reconciliation {spec.name}: its {side} side reads through "
-                                f"{source.route.name!r}, which is no read route of this folder with a {whose} "
-                                "binding")  # fmt: skip
+                problems.append(
+                    f"{folder}: reconciliation {spec.name}: its {side} side reads through "
+                    f"{source.route.name!r}, which is no read route of this folder with a {whose} "
+                    "binding"
+                )
         if spec.repair is not None:
             route = by_name.get(spec.repair.route)
             if route is None or not route.writes or route.operation is None:
-                problems.append(f"{folder}: reconciliation {spec.name}: it repairs through {spec.repair.route!r}, "
-                                "which is no write route of this folder")  # fmt: skip
+                problems.append(
+                    f"{folder}: reconciliation {spec.name}: it repairs through {spec.repair.route!r}, "
+                    "which is no write route of this folder"
+                )
     return problems

@@ -114,8 +114,9 @@ class Concurrency(_Model):
 
     limit: int = Field(ge=1, description="calls in flight at once, per gateway process")
     queue: int = Field(default=0, ge=0, description="calls that may wait for a free slot; more are refused")
-    wait: float | None = Field(default=None, gt=0, description="seconds a call waits in line at most "
-                               "(default: the backend's timeout)")  # fmt: skip
+    wait: float | None = Field(
+        default=None, gt=0, description="seconds a call waits in line at most (default: the backend's timeout)"
+    )
     pool: str | None = Field(
         default=None,
         pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
@@ -133,8 +134,11 @@ class EventSpec(_Model):
         "com.acme.order.created (the NATS subject is events.<type>, the RabbitMQ routing key <type>)",
     )
     when: Literal["success"] = Field(default="success", description="a call the serving side took")
-    subject: str | None = Field(default=None, pattern=r"^/", description="JSON pointer to what the event is "
-                                "about (CloudEvents subject): in the answer, else in the request")  # fmt: skip
+    subject: str | None = Field(
+        default=None,
+        pattern=r"^/",
+        description="JSON pointer to what the event is about (CloudEvents subject): in the answer, else in the request",
+    )
     data: Literal["answer", "request", "both"] = Field(
         default="answer", description="the event's data: the consumer's answer, its request, or both"
     )

@@ -38,10 +38,28 @@ from cutover.store.schema import MIGRATIONS
 from cutover.store.sqlite import SqliteStore
 
 __all__ = [
-    "CHANNEL", "COUNTERS", "IN_DOUBT_KEPT", "MIGRATIONS", "NOISE_ABSOLUTE", "NOISE_RELATIVE", "SAMPLES_PER_PATH",
-    "AuditEvent", "Busy", "Conflict", "Freeze", "PostgresStore", "Recorded", "Scheduled", "SqliteStore", "Store",
-    "StoreError", "minute", "now_iso", "open_store", "where_equal",
-]  # fmt: skip
+    "CHANNEL",
+    "COUNTERS",
+    "IN_DOUBT_KEPT",
+    "MIGRATIONS",
+    "NOISE_ABSOLUTE",
+    "NOISE_RELATIVE",
+    "SAMPLES_PER_PATH",
+    "AuditEvent",
+    "Busy",
+    "Conflict",
+    "Freeze",
+    "PostgresStore",
+    "Recorded",
+    "Scheduled",
+    "SqliteStore",
+    "Store",
+    "StoreError",
+    "minute",
+    "now_iso",
+    "open_store",
+    "where_equal",
+]
 
 
 def open_store(location: str, create: bool = True) -> Store:

@@ -149,10 +149,20 @@ class Store(EvidenceTables, CallTables, CalendarTables):
             "INSERT INTO cutover_audit (at, actor, kind, route, entity, from_mode, to_mode, from_percent, to_percent, "
             "reason, evidence) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (stamp, actor, event["kind"], route, entity, event.get("from_mode"), event.get("to_mode"),
-             event.get("from_percent"), event.get("to_percent"), event["reason"],
-             json.dumps(event.get("evidence", {}), sort_keys=True)),
-        )  # fmt: skip
+            (
+                stamp,
+                actor,
+                event["kind"],
+                route,
+                entity,
+                event.get("from_mode"),
+                event.get("to_mode"),
+                event.get("from_percent"),
+                event.get("to_percent"),
+                event["reason"],
+                json.dumps(event.get("evidence", {}), sort_keys=True),
+            ),
+        )
 
     def record(self, actor: str, route: str, entity: str, event: dict[str, Any]) -> None:
         """An audit event that changes no rule (a refused or postponed change, a freeze)."""
@@ -160,9 +170,15 @@ class Store(EvidenceTables, CallTables, CalendarTables):
             self.append_audit(cursor, now_iso(), actor, route, entity, event)
 
     def record_if(
-        self, actor: str, route: str, entity: str, event: dict[str, Any], kinds: tuple[str, ...], seen: int | None,
+        self,
+        actor: str,
+        route: str,
+        entity: str,
+        event: dict[str, Any],
+        kinds: tuple[str, ...],
+        seen: int | None,
         then: Callable[[Any], None] | None = None,
-    ) -> bool:  # fmt: skip
+    ) -> bool:
         """Append `event` (one of `kinds`) if the newest event of `kinds` for route × entity is still
         `seen` (its id; None for none), and tell every gateway; with `then`, run it in the same
         transaction. False, with nothing written, when another process recorded one meanwhile: a
@@ -175,9 +191,16 @@ class Store(EvidenceTables, CallTables, CalendarTables):
         return True
 
     def _record_if(
-        self, actor: str, route: str, entity: str, event: dict[str, Any], marks: str, kinds: tuple[str, ...],
-        seen: int | None, then: Callable[[Any], None] | None,
-    ) -> None:  # fmt: skip
+        self,
+        actor: str,
+        route: str,
+        entity: str,
+        event: dict[str, Any],
+        marks: str,
+        kinds: tuple[str, ...],
+        seen: int | None,
+        then: Callable[[Any], None] | None,
+    ) -> None:
         with self.transaction() as cursor:
             # the generation row serialises this against every other change, on both stores
             self.execute(cursor, "UPDATE cutover_generation SET value = value + 1 WHERE id = 1")

@@ -33,9 +33,16 @@ class CallTables(Engine):
 
     # -- idempotency, fleet-wide --------------------------------------------------------------------
     def claim_in(
-        self, cursor: Any, scope: str, consumer: str, digest: str, lease: float, ttl: float, now: float,
+        self,
+        cursor: Any,
+        scope: str,
+        consumer: str,
+        digest: str,
+        lease: float,
+        ttl: float,
+        now: float,
         correlation_id: str = "",
-    ) -> tuple[str, Recorded | None]:  # fmt: skip
+    ) -> tuple[str, Recorded | None]:
         """Claim a write's Idempotency-Key inside a transaction: ("claimed", None) when this call may
         go ahead, else what it meets — ("mismatch" | "done" | "running" | "in_doubt", the record)."""
         inserted = self.execute(
@@ -79,9 +86,15 @@ class CallTables(Engine):
         return found.state, found
 
     def finish_in(
-        self, cursor: Any, scope: str, state: str, status: int, content_type: str, body: bytes,
+        self,
+        cursor: Any,
+        scope: str,
+        state: str,
+        status: int,
+        content_type: str,
+        body: bytes,
         location: str | None = None,
-    ) -> None:  # fmt: skip
+    ) -> None:
         """Settle a claimed key: `done` keeps the answer to replay, `in_doubt` keeps the key from being
         resent, `released` frees it (nothing was written: a retry may go ahead)."""
         if state == "released":

@@ -100,9 +100,14 @@ class EvidenceTables(Engine):
             self.add_differences_in(cursor, route, entity, minute, counts, samples)
 
     def add_differences_in(
-        self, cursor: Any, route: str, entity: str, minute: int, counts: dict[tuple[str, str], int],
+        self,
+        cursor: Any,
+        route: str,
+        entity: str,
+        minute: int,
+        counts: dict[tuple[str, str], int],
         samples: list[tuple[str, str, Any, Any]],
-    ) -> None:  # fmt: skip
+    ) -> None:
         stamp = now_iso()
         for (path, kind), count in counts.items():
             self.execute(
@@ -191,6 +196,15 @@ class EvidenceTables(Engine):
                 listed = [{"entity": e, "legacy": json.loads(a), "cloud": json.loads(b)} for e, a, b in samples]
                 rate = int(count) / total if total else None
                 own = int(noise.get(path, 0)) / noise_calls if noise_calls else None
-                found.append({"path": path, "kind": kind, "count": int(count), "rate": rate, "legacy_own_rate": own,
-                              "verdict": _noise_verdict(rate, own), "samples": listed})  # fmt: skip
+                found.append(
+                    {
+                        "path": path,
+                        "kind": kind,
+                        "count": int(count),
+                        "rate": rate,
+                        "legacy_own_rate": own,
+                        "verdict": _noise_verdict(rate, own),
+                        "samples": listed,
+                    }
+                )
         return found

@@ -182,8 +182,14 @@ def _signature(interface: Interface) -> tuple[Any, ...] | None:
     if interface.kind is Kind.file_drop and interface.formats:
         same = (interface.entity, interface.direction, tuple(interface.formats), attributes.get("pattern"))
     elif interface.kind is Kind.db_trigger:
-        same = (interface.system, attributes.get("table"), attributes.get("timing"), str(attributes.get("events")),
-                attributes.get("when"), tuple(sorted(interface.writes)))  # fmt: skip
+        same = (
+            interface.system,
+            attributes.get("table"),
+            attributes.get("timing"),
+            str(attributes.get("events")),
+            attributes.get("when"),
+            tuple(sorted(interface.writes)),
+        )
     elif interface.kind is Kind.soap_operation and interface.formats:
         same = (interface.entity, tuple(interface.formats))
     else:

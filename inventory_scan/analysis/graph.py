@@ -164,8 +164,9 @@ def layout(nodes: list[Node], links: list[Link]) -> list[Part]:
     pairs = {(s, t): None for s, t in pairs if s in vertices and t in vertices}
     graph = Graph(list(vertices.values()), [LayoutEdge(vertices[s], vertices[t]) for s, t in pairs])
     by_id = {node.id: node for node in nodes}
-    connected = sorted((part for part in graph.C if len(part.sV) > 1),
-                       key=lambda part: (-len(part.sV), min(v.data for v in part.sV)))  # fmt: skip
+    connected = sorted(
+        (part for part in graph.C if len(part.sV) > 1), key=lambda part: (-len(part.sV), min(v.data for v in part.sV))
+    )
     parts: list[Part] = []
     for component in connected:
         sugiyama = SugiyamaLayout(component)
@@ -175,15 +176,18 @@ def layout(nodes: list[Node], links: list[Link]) -> list[Part]:
         placed = {vertex.data: vertex.view.xy for vertex in component.sV}
         left = min(y for _, y in placed.values()) - BOX_WIDTH / 2
         upper = min(x for x, _ in placed.values()) - BOX_HEIGHT / 2
-        position = {name: (10 + y - BOX_WIDTH / 2 - left, HEAD + x - BOX_HEIGHT / 2 - upper)
-                    for name, (x, y) in placed.items()}  # fmt: skip
+        position = {
+            name: (10 + y - BOX_WIDTH / 2 - left, HEAD + x - BOX_HEIGHT / 2 - upper) for name, (x, y) in placed.items()
+        }
         parts.append(_part([by_id[name] for name in placed], position))
     lone = sorted((by_id[next(iter(part.sV)).data] for part in graph.C if len(part.sV) == 1), key=lambda n: n.label)
     if lone:
         widest = max((part.width for part in parts), default=0.0)
         per_row = max(LONE_PER_ROW, int((widest + GAP_X) // (BOX_WIDTH + GAP_X)))
-        position = {node.id: (10 + (n % per_row) * (BOX_WIDTH + GAP_X), HEAD + (n // per_row) * (BOX_HEIGHT + GAP_Y))
-                    for n, node in enumerate(lone)}  # fmt: skip
+        position = {
+            node.id: (10 + (n % per_row) * (BOX_WIDTH + GAP_X), HEAD + (n // per_row) * (BOX_HEIGHT + GAP_Y))
+            for n, node in enumerate(lone)
+        }
         parts.append(_part(lone, position, "connected to nothing"))
     return parts
 

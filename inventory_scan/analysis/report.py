@@ -193,20 +193,26 @@ def _timeline(roadmap: Roadmap) -> str:
         return ""
     week, row, left = 36.0, 24, 70
     width = left + roadmap.weeks * week + 10
-    parts = [f'<text class="week" x="{left + (n - 1) * week + week / 2:.0f}" y="14">{n}</text>'
-             for n in range(1, roadmap.weeks + 1)]  # fmt: skip
+    parts = [
+        f'<text class="week" x="{left + (n - 1) * week + week / 2:.0f}" y="14">{n}</text>'
+        for n in range(1, roadmap.weeks + 1)
+    ]
     for n, wave in enumerate(roadmap.waves):
         y = 22 + n * row
-        said = (f"wave {wave.number}: tier {wave.tier}, {len(wave.steps)} interfaces, {wave.effort} effort units, "
-                f"weeks {wave.first_week}–{wave.last_week}")  # fmt: skip
+        said = (
+            f"wave {wave.number}: tier {wave.tier}, {len(wave.steps)} interfaces, {wave.effort} effort units, "
+            f"weeks {wave.first_week}–{wave.last_week}"
+        )
         parts.append(
             f'<g class="wave"><title>{_e(said)}</title><text x="4" y="{y + 15}">wave {wave.number}</text>'
             f'<rect x="{left + (wave.first_week - 1) * week:.0f}" y="{y + 2}" width="{wave.weeks * week - 4:.0f}" '
             f'height="{row - 6}" rx="4" fill="{TIER_COLOURS.get(wave.tier, "#7f8c8d")}"/></g>'
         )
     height = 22 + len(roadmap.waves) * row
-    return (f'<svg class="timeline" role="img" aria-label="the waves on a timeline of weeks" width="{width:.0f}" '
-            f'height="{height}" viewBox="0 0 {width:.0f} {height}">{"".join(parts)}</svg>')  # fmt: skip
+    return (
+        f'<svg class="timeline" role="img" aria-label="the waves on a timeline of weeks" width="{width:.0f}" '
+        f'height="{height}" viewBox="0 0 {width:.0f} {height}">{"".join(parts)}</svg>'
+    )
 
 
 def _roadmap_sections(roadmap: Roadmap) -> list[str]:
@@ -298,8 +304,19 @@ def to_html(catalog: Catalog, wrapped: dict[str, list[Wrapper]] | None = None, c
     )
     if incomplete:
         headline += f' · <span class="incomplete">{len(incomplete)} sources incomplete</span>'
-    columns = ["~name", "~kind", "~entity", "~system", "~pattern", "~disposition", "formats", "~seen:num", "cadence",
-               "~effort:num", "~tier:num"] + ([] if wrapped is None else ["~route · rung"])  # fmt: skip
+    columns = [
+        "~name",
+        "~kind",
+        "~entity",
+        "~system",
+        "~pattern",
+        "~disposition",
+        "formats",
+        "~seen:num",
+        "cadence",
+        "~effort:num",
+        "~tier:num",
+    ] + ([] if wrapped is None else ["~route · rung"])
     body = [
         _group_table("By legal entity", summary.entities),
         _group_table("By system", summary.systems),

@@ -24,9 +24,22 @@ from inventory_scan.catalog import Catalog, Interface, Kind
 WAVE_UNITS = 20
 CAPACITY = 4.0  # effort units one team wraps a week: a SOAP operation (2) in two or three days
 CSV_COLUMNS = [
-    "wave", "disposition", "tier", "business_object", "name", "kind", "entity", "system",
-    "dependants", "effort", "publish_from", "why", "criticality", "locator", "id",
-]  # fmt: skip
+    "wave",
+    "disposition",
+    "tier",
+    "business_object",
+    "name",
+    "kind",
+    "entity",
+    "system",
+    "dependants",
+    "effort",
+    "publish_from",
+    "why",
+    "criticality",
+    "locator",
+    "id",
+]
 
 
 @dataclass(frozen=True)
@@ -116,8 +129,14 @@ class Roadmap:
 
     @staticmethod
     def _wave(wave: Wave) -> dict[str, Any]:
-        return {"wave": wave.number, "tier": wave.tier, "effort": wave.effort, "first_week": wave.first_week,
-                "weeks": wave.weeks, "interfaces": [step.as_json() for step in wave.steps]}  # fmt: skip
+        return {
+            "wave": wave.number,
+            "tier": wave.tier,
+            "effort": wave.effort,
+            "first_week": wave.first_week,
+            "weeks": wave.weeks,
+            "interfaces": [step.as_json() for step in wave.steps],
+        }
 
     def to_csv(self) -> str:
         """One row per interface, in roadmap order, for a spreadsheet."""

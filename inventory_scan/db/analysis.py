@@ -153,9 +153,27 @@ _CALLS = {
     "sqlite": [],
 }
 _ORACLE_KEYWORDS = {
-    "begin", "end", "null", "commit", "rollback", "return", "raise", "exit", "loop", "else", "elsif", "if", "then",
-    "declare", "open", "close", "fetch", "goto", "savepoint", "continue",
-}  # fmt: skip
+    "begin",
+    "end",
+    "null",
+    "commit",
+    "rollback",
+    "return",
+    "raise",
+    "exit",
+    "loop",
+    "else",
+    "elsif",
+    "if",
+    "then",
+    "declare",
+    "open",
+    "close",
+    "fetch",
+    "goto",
+    "savepoint",
+    "continue",
+}
 _NOT_CALLS = re.compile(
     r"^(?:sp_executesql|xp_cmdshell|sp_send_dbmail|sp_OA\w+|dbms_\w+\.\w+|utl_\w+\.\w+|sys\.\w+)$", re.IGNORECASE
 )
@@ -319,10 +337,26 @@ def analyse(obj: DbObject) -> Analysis:
 BASE_COST = {"trigger": 4, "procedure": 3, "function": 3}
 CONSTRUCT_COST = {"cursor": 2, "dynamic_sql": 3, "temp_table": 1, "transaction_control": 1, "loop": 1}
 EFFECT_COST = {
-    "shell": 4, "com": 4, "http": 3, "tcp": 3, "dblink": 3, "linked_server": 3, "mail": 2, "file": 2,
-    "job": 2, "dbms": 2, "queue": 2, "notify": 1, "output": 1, "outbox": 1, "queue_table": 1, "staging_table": 1,
-    "export_table": 1, "interface_table": 1, "event_table": 1,
-}  # fmt: skip
+    "shell": 4,
+    "com": 4,
+    "http": 3,
+    "tcp": 3,
+    "dblink": 3,
+    "linked_server": 3,
+    "mail": 2,
+    "file": 2,
+    "job": 2,
+    "dbms": 2,
+    "queue": 2,
+    "notify": 1,
+    "output": 1,
+    "outbox": 1,
+    "queue_table": 1,
+    "staging_table": 1,
+    "export_table": 1,
+    "interface_table": 1,
+    "event_table": 1,
+}
 LINES_PER_UNIT = 20
 
 

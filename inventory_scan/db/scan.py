@@ -139,9 +139,12 @@ class DbScan:
                 complete=reason is None,
                 reason=reason,
                 warnings=found.warnings,
-                stats=found.stats | {"triggers": sum(i.kind is Kind.db_trigger for i in interfaces),
-                                     "routines": sum(i.kind is Kind.db_procedure for i in interfaces)},
-            )  # fmt: skip
+                stats=found.stats
+                | {
+                    "triggers": sum(i.kind is Kind.db_trigger for i in interfaces),
+                    "routines": sum(i.kind is Kind.db_procedure for i in interfaces),
+                },
+            )
             catalog = catalog.merge(Catalog(interfaces=interfaces, edges=edges, sources=[record]))
         return catalog, errors
 

@@ -20,10 +20,24 @@ from inventory_scan.esb.xmlsafe import UnsafeXml, line, local, parse_bytes
 
 # BizTalk adapter name → protocol family.
 ADAPTERS = {
-    "FILE": "file", "FTP": "ftp", "SFTP": "sftp", "HTTP": "http", "SOAP": "soap", "WCF-BASICHTTP": "soap",
-    "WCF-WSHTTP": "soap", "WCF-CUSTOM": "soap", "WCF-WEBHTTP": "http", "WCF-SQL": "db", "SQL": "db",
-    "MQSERIES": "mq", "WCF-NETMSMQ": "mq", "MSMQ": "mq", "POP3": "mail", "SMTP": "mail", "SB-MESSAGING": "amqp",
-}  # fmt: skip
+    "FILE": "file",
+    "FTP": "ftp",
+    "SFTP": "sftp",
+    "HTTP": "http",
+    "SOAP": "soap",
+    "WCF-BASICHTTP": "soap",
+    "WCF-WSHTTP": "soap",
+    "WCF-CUSTOM": "soap",
+    "WCF-WEBHTTP": "http",
+    "WCF-SQL": "db",
+    "SQL": "db",
+    "MQSERIES": "mq",
+    "WCF-NETMSMQ": "mq",
+    "MSMQ": "mq",
+    "POP3": "mail",
+    "SMTP": "mail",
+    "SB-MESSAGING": "amqp",
+}
 _MASK = re.compile(r"[*?]|%\w+%")
 
 

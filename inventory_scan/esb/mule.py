@@ -18,9 +18,18 @@ from inventory_scan.esb.xmlsafe import line, local, namespace
 
 CORE = "http://www.mulesoft.org/schema/mule/core"
 _DB_OPERATIONS = {
-    "select", "insert", "update", "delete", "stored-procedure", "bulk-insert", "bulk-update",
-    "bulk-delete", "execute-ddl", "execute-script", "query-single",
-}  # fmt: skip
+    "select",
+    "insert",
+    "update",
+    "delete",
+    "stored-procedure",
+    "bulk-insert",
+    "bulk-update",
+    "bulk-delete",
+    "execute-ddl",
+    "execute-script",
+    "query-single",
+}
 _FILE_MODULES = {"file", "sftp", "ftp", "ftps"}
 # What a Mule 3 outbound endpoint does, named as its Mule 4 operation is.
 _OUTBOUND = {"file": "write", "sftp": "write", "ftp": "write", "jms": "publish", "amqp": "publish", "http": "request"}

@@ -144,10 +144,13 @@ class EsbScan:
                 reason=reason,
                 warnings=log.warnings,
                 warnings_dropped=log.dropped,
-                stats={"documents": log.documents, "flows": sum(i.kind is Kind.esb_flow for i in interfaces),
-                       "endpoints": sum(i.kind is Kind.esb_endpoint for i in interfaces),
-                       "operations": sum(i.kind is Kind.soap_operation for i in interfaces)},
-            )  # fmt: skip
+                stats={
+                    "documents": log.documents,
+                    "flows": sum(i.kind is Kind.esb_flow for i in interfaces),
+                    "endpoints": sum(i.kind is Kind.esb_endpoint for i in interfaces),
+                    "operations": sum(i.kind is Kind.soap_operation for i in interfaces),
+                },
+            )
             catalog = catalog.merge(Catalog(interfaces=interfaces, edges=edges, sources=[record]))
         return catalog, errors
 
@@ -346,14 +349,20 @@ def build(documents: list[_Document], system: str | None, log: _Log) -> tuple[li
                     "flow_kind": flow.kind,
                     "document": document.name,
                     "endpoints": [
-                        {"role": e.role, "protocol": e.protocol, "locator": e.locator, "operation": e.operation,
-                         "line": e.line, **({"details": e.details} if e.details else {})}
+                        {
+                            "role": e.role,
+                            "protocol": e.protocol,
+                            "locator": e.locator,
+                            "operation": e.operation,
+                            "line": e.line,
+                            **({"details": e.details} if e.details else {}),
+                        }
                         for e in endpoints
                     ],
                     "calls": flow.calls,
                     **flow.details,
                 },
-            )  # fmt: skip
+            )
             interfaces.append(interface)
             flows.append((document.name, flow, interface))
             for endpoint in endpoints:

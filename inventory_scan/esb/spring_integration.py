@@ -32,12 +32,27 @@ from inventory_scan.esb.xmlsafe import line, local, namespace
 
 BASE = "http://www.springframework.org/schema/integration"
 BEANS = "http://www.springframework.org/schema/beans"
-_INBOUND = {"inbound-channel-adapter", "message-driven-channel-adapter", "inbound-gateway",
-            "inbound-streaming-channel-adapter", "stdin-channel-adapter", "imap-idle-channel-adapter",
-            "queue-inbound-channel-adapter", "queue-inbound-gateway", "store-inbound-channel-adapter"}  # fmt: skip
-_OUTBOUND = {"outbound-channel-adapter", "outbound-gateway", "stdout-channel-adapter", "stderr-channel-adapter",
-             "logging-channel-adapter", "queue-outbound-channel-adapter", "queue-outbound-gateway",
-             "store-outbound-channel-adapter"}  # fmt: skip
+_INBOUND = {
+    "inbound-channel-adapter",
+    "message-driven-channel-adapter",
+    "inbound-gateway",
+    "inbound-streaming-channel-adapter",
+    "stdin-channel-adapter",
+    "imap-idle-channel-adapter",
+    "queue-inbound-channel-adapter",
+    "queue-inbound-gateway",
+    "store-inbound-channel-adapter",
+}
+_OUTBOUND = {
+    "outbound-channel-adapter",
+    "outbound-gateway",
+    "stdout-channel-adapter",
+    "stderr-channel-adapter",
+    "logging-channel-adapter",
+    "queue-outbound-channel-adapter",
+    "queue-outbound-gateway",
+    "store-outbound-channel-adapter",
+}
 # module → the attributes that name its address, in order of preference
 _ADDRESS = {
     "file": ("directory", "directory-expression"),
@@ -188,8 +203,9 @@ def _database(element: etree._Element, role: str, name: str) -> Endpoint:
     if procedure:
         details = {"procedure": procedure}
     place = procedure or (tables[0] if len(tables) == 1 else "")
-    return Endpoint(role, "db", f"jdbc:{source}" + (f"#{place}" if place else ""), local(element.tag),
-                    line(element), details, name)  # fmt: skip
+    return Endpoint(
+        role, "db", f"jdbc:{source}" + (f"#{place}" if place else ""), local(element.tag), line(element), details, name
+    )
 
 
 def _socket(element: etree._Element, role: str, name: str, beans: _Beans) -> Endpoint | None:

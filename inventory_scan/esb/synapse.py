@@ -22,9 +22,12 @@ _VFS_FOLDERS = {
     "transport.vfs.ReplyFileURI": ("target", "reply"),
 }
 _VFS_DETAILS = (
-    "transport.vfs.FileNamePattern", "transport.PollInterval", "transport.vfs.ActionAfterProcess",
-    "transport.vfs.ActionAfterFailure", "transport.vfs.ContentType",
-)  # fmt: skip
+    "transport.vfs.FileNamePattern",
+    "transport.PollInterval",
+    "transport.vfs.ActionAfterProcess",
+    "transport.vfs.ActionAfterFailure",
+    "transport.vfs.ContentType",
+)
 
 
 def recognises(root: etree._Element) -> bool:

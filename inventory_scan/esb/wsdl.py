@@ -134,9 +134,13 @@ def _read20(root: etree._Element) -> list[SoapOperation]:
                 kind = binding.get("type", "") if binding is not None else ""
                 protocol = "soap" if "soap" in kind else ("http" if "http" in kind else "other")
                 entry.bindings.append(
-                    {"name": _name(endpoint.get("binding")), "protocol": protocol, "soap_action": None,
-                     "ports": [{"name": endpoint.get("name"), "address": endpoint.get("address")}]}
-                )  # fmt: skip
+                    {
+                        "name": _name(endpoint.get("binding")),
+                        "protocol": protocol,
+                        "soap_action": None,
+                        "ports": [{"name": endpoint.get("name"), "address": endpoint.get("address")}],
+                    }
+                )
             found.append(entry)
     return found
 

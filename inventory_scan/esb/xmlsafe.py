@@ -48,8 +48,9 @@ def parse_bytes(data: bytes, name: str = "document", notes: list[str] | None = N
     return root
 
 
-def _recovered(data: bytes, exc: etree.XMLSyntaxError, said: list[Any], name: str,
-               notes: list[str] | None) -> etree._Element:  # fmt: skip
+def _recovered(
+    data: bytes, exc: etree.XMLSyntaxError, said: list[Any], name: str, notes: list[str] | None
+) -> etree._Element:
     """`said`: the strict parser's own faults (this parse's only: lxml's global log keeps others')."""
     refused = UnsafeXml(f"{name} is not well-formed XML: {exc}")
     if not said or any(fault.domain_name != "NAMESPACE" for fault in said):

@@ -30,12 +30,28 @@ ROLES: dict[str, Direction] = {
     ),
     **dict.fromkeys(
         (
-            "out", "outbound", "outgoing", "outbox", "output", "export", "exports", "download", "downloads",
-            "send", "tosend", "pickup", "ack", "acks", "reply", "replies", "response", "responses",
+            "out",
+            "outbound",
+            "outgoing",
+            "outbox",
+            "output",
+            "export",
+            "exports",
+            "download",
+            "downloads",
+            "send",
+            "tosend",
+            "pickup",
+            "ack",
+            "acks",
+            "reply",
+            "replies",
+            "response",
+            "responses",
         ),
         Direction.out_of,
     ),
-}  # fmt: skip
+}
 STAGES: dict[str, str] = {
     **dict.fromkeys(("archive", "archived", "archives", "history", "backup", "bak", "old"), "archive"),
     **dict.fromkeys(
@@ -43,13 +59,24 @@ STAGES: dict[str, str] = {
     ),
     **dict.fromkeys(
         (
-            "error", "errors", "err", "failed", "failure", "failures", "rejected", "reject", "rejects",
-            "bad", "quarantine", "dead", "deadletter",
+            "error",
+            "errors",
+            "err",
+            "failed",
+            "failure",
+            "failures",
+            "rejected",
+            "reject",
+            "rejects",
+            "bad",
+            "quarantine",
+            "dead",
+            "deadletter",
         ),
         "error",
     ),
     **dict.fromkeys(("tmp", "temp", "work", "working", "processing", "inprogress", "in_progress", "pending"), "work"),
-}  # fmt: skip
+}
 _DATED = re.compile(r"^[\d_.-]+$")  # archive/2026/01, archive/2026-01-05
 _DATED_DEPTH = 3
 

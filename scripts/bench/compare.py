@@ -26,16 +26,27 @@ from cutover.compare import Comparator, Rules
 
 def order(rng: random.Random, number: int) -> dict[str, Any]:
     lines = [
-        {"line": n + 1, "sku": f"SKU-{rng.randrange(10_000):05d}", "qty": rng.randrange(1, 50),
-         "price": round(rng.uniform(1, 500), 2), "uom": "EA", "requested": "2026-12-01"}
+        {
+            "line": n + 1,
+            "sku": f"SKU-{rng.randrange(10_000):05d}",
+            "qty": rng.randrange(1, 50),
+            "price": round(rng.uniform(1, 500), 2),
+            "uom": "EA",
+            "requested": "2026-12-01",
+        }
         for n in range(rng.randrange(6, 11))
-    ]  # fmt: skip
+    ]
     return {
-        "orderId": f"SO-{number:06d}", "entity": "ACME-DE", "status": "open", "currency": "EUR",
+        "orderId": f"SO-{number:06d}",
+        "entity": "ACME-DE",
+        "status": "open",
+        "currency": "EUR",
         "customer": {"id": f"C-{rng.randrange(1000):04d}", "name": "Müller Handels GmbH", "vat": "DE123456789"},
         "total": round(sum(line["qty"] * line["price"] for line in lines), 2),
-        "lines": lines, "etag": f"{rng.getrandbits(64):016x}", "fetchedAt": "2026-11-27T10:00:00Z",
-    }  # fmt: skip
+        "lines": lines,
+        "etag": f"{rng.getrandbits(64):016x}",
+        "fetchedAt": "2026-11-27T10:00:00Z",
+    }
 
 
 def cloud_side(rng: random.Random, legacy: dict[str, Any], differs: bool) -> dict[str, Any]:

@@ -92,8 +92,20 @@ def routes(folder: Path, legacy: str, cloud: str) -> Path:
 @contextmanager
 def gateway(folder: Path, store: str) -> Iterator[str]:
     port = free_port()
-    command = [sys.executable, "-m", "cli.main", "serve", "--routes", str(folder), "--insecure-no-auth",
-               "--port", str(port), "--store", store, "--no-access-log"]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "cli.main",
+        "serve",
+        "--routes",
+        str(folder),
+        "--insecure-no-auth",
+        "--port",
+        str(port),
+        "--store",
+        store,
+        "--no-access-log",
+    ]
     process = subprocess.Popen(
         command, cwd=REPO, env={**os.environ, "BANYAN_ADMIN_KEY": ADMIN_KEY}, stderr=subprocess.DEVNULL
     )

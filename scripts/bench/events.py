@@ -86,15 +86,33 @@ def from_table(folder: Path, rows: int, report: Report) -> None:
     database = folder / "erp.db"
     with sqlite3.connect(database) as connection:
         connection.execute("CREATE TABLE order_export (order_id INTEGER, status TEXT, exported_at TEXT)")
-        connection.executemany("INSERT INTO order_export VALUES (?, 'SHIPPED', datetime('now'))",
-                               ((n,) for n in range(rows)))  # fmt: skip
+        connection.executemany(
+            "INSERT INTO order_export VALUES (?, 'SHIPPED', datetime('now'))", ((n,) for n in range(rows))
+        )
     store, stream = str(folder / "marks.db"), f"BANYAN_BENCH_{uuid.uuid4().hex[:6].upper()}"
     banyan = str(Path(sys.executable).parent / "banyan")
     open_store(store).close()
     env = {**os.environ, "BENCH_ODBC": f"DRIVER={{SQLite3}};DATABASE={database}"}
-    command = [banyan, "events", "from-table", "order_export", "--connection-env", "BENCH_ODBC", "--type",
-               "com.acme.order.status", "--source", "/erp/bench", "--subject", f"bench.{stream}", "--stream", stream,
-               "--subject-column", "order_id", "--store", store]  # fmt: skip
+    command = [
+        banyan,
+        "events",
+        "from-table",
+        "order_export",
+        "--connection-env",
+        "BENCH_ODBC",
+        "--type",
+        "com.acme.order.status",
+        "--source",
+        "/erp/bench",
+        "--subject",
+        f"bench.{stream}",
+        "--stream",
+        stream,
+        "--subject-column",
+        "order_id",
+        "--store",
+        store,
+    ]
     started = time.perf_counter()
     done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
     elapsed = time.perf_counter() - started
@@ -102,9 +120,15 @@ def from_table(folder: Path, rows: int, report: Report) -> None:
     if done.returncode != 0:
         raise SystemExit(f"from-table failed: {done.stdout}{done.stderr}")
     rate = report.figure("from_table_events_per_s", rows / elapsed)
-    body = json.dumps({"specversion": "1.0", "type": "com.acme.order.status", "source": "/erp/bench",
-                       "id": "/erp/bench/order_export/12345", "data": {"order_id": 12345, "status": "SHIPPED",
-                       "exported_at": "2026-12-01 17:00:00"}}).encode()  # fmt: skip
+    body = json.dumps(
+        {
+            "specversion": "1.0",
+            "type": "com.acme.order.status",
+            "source": "/erp/bench",
+            "id": "/erp/bench/order_export/12345",
+            "data": {"order_id": 12345, "status": "SHIPPED", "exported_at": "2026-12-01 17:00:00"},
+        }
+    ).encode()
     ceiling = report.figure("nats_py_publish_events_per_s", asyncio.run(nats_ceiling(rows, body)))
     report.say(f"events from-table, {rows:,} rows      {rate:10,.0f} events/s  (whole command, start-up included)")
     report.say(f"nats-py publish alone, same count    {ceiling:10,.0f} events/s")
@@ -114,8 +138,9 @@ def from_table(folder: Path, rows: int, report: Report) -> None:
 
 
 def serve(folder: Path, name: str, port: int, *options: str) -> subprocess.Popen[bytes]:
-    return gateway_bench.serve(folder, name, folder / f"routes-{name}", port, "--store", str(folder / f"{name}.db"),
-                               *options)  # fmt: skip
+    return gateway_bench.serve(
+        folder, name, folder / f"routes-{name}", port, "--store", str(folder / f"{name}.db"), *options
+    )
 
 
 def relayed(port: int, limit: float = 300) -> float:

@@ -49,11 +49,20 @@ def free_port() -> int:
 
 def routes(folder: Path) -> RouteFile:
     folder.mkdir(parents=True, exist_ok=True)
-    spec = {"routes": [{"name": f"route-{n}", "writes": True, "owner": {"team": f"team-{n}"}, "tier": 2,
-                        "operation": {"method": "POST", "path": f"/v1/{{entity}}/r{n}"},
-                        "entity": {"from": "path", "name": "entity"},
-                        "legacy": {"backend": {"backend": "http", "url": "http://127.0.0.1:9/x"}}}
-                       for n in range(TEAMS)]}  # fmt: skip
+    spec = {
+        "routes": [
+            {
+                "name": f"route-{n}",
+                "writes": True,
+                "owner": {"team": f"team-{n}"},
+                "tier": 2,
+                "operation": {"method": "POST", "path": f"/v1/{{entity}}/r{n}"},
+                "entity": {"from": "path", "name": "entity"},
+                "legacy": {"backend": {"backend": "http", "url": "http://127.0.0.1:9/x"}},
+            }
+            for n in range(TEAMS)
+        ]
+    }
     (folder / "routes.yaml").write_text(json.dumps(spec))
     return load_folder(folder)
 
@@ -68,9 +77,17 @@ def dead_messages(store: Store, count: int) -> None:
                 "INSERT INTO cutover_outbox (created, at, route, entity, business_key, side, rung, call, "
                 "idempotency_key, state, attempts, last_error, updated_at) VALUES (?, ?, ?, ?, ?, 'cloud', "
                 "'dual_write', '{}', ?, 'dead', 1, ?, ?)",
-                (now - 86400 + n * 86400 / count, now_iso(), f"route-{n % TEAMS}", ENTITIES[n % 3], f"SO-{n:07d}",
-                 f"k-{n}", f"422 unknown customer C-{n % 977}", now_iso()),
-            )  # fmt: skip
+                (
+                    now - 86400 + n * 86400 / count,
+                    now_iso(),
+                    f"route-{n % TEAMS}",
+                    ENTITIES[n % 3],
+                    f"SO-{n:07d}",
+                    f"k-{n}",
+                    f"422 unknown customer C-{n % 977}",
+                    now_iso(),
+                ),
+            )
 
 
 def median(action: Callable[[], object], times: int) -> float:
@@ -95,9 +112,25 @@ def reads(base: str) -> tuple[float, float]:
 
 
 def serve(location: str, folder: Path, port: int) -> subprocess.Popen[bytes]:
-    gateway = subprocess.Popen([sys.executable, "-m", "cli.main", "serve", "--routes", str(folder), "--store",
-                                location, "--admin-key", ADMIN["X-Admin-Key"], "--port", str(port)], cwd=REPO,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    gateway = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "cli.main",
+            "serve",
+            "--routes",
+            str(folder),
+            "--store",
+            location,
+            "--admin-key",
+            ADMIN["X-Admin-Key"],
+            "--port",
+            str(port),
+        ],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     import urllib.request
 
     for _ in range(200):
@@ -133,8 +166,21 @@ def rss_mb(pid: int) -> float:
 
 
 def command(location: str, folder: Path) -> float:
-    argv = [sys.executable, "-m", "cli.main", "exceptions", "list", "--owner", "team-3", "--no-sync", "--json",
-            "--store", location, "--routes", str(folder)]  # fmt: skip
+    argv = [
+        sys.executable,
+        "-m",
+        "cli.main",
+        "exceptions",
+        "list",
+        "--owner",
+        "team-3",
+        "--no-sync",
+        "--json",
+        "--store",
+        location,
+        "--routes",
+        str(folder),
+    ]
 
     def run() -> None:
         subprocess.run(argv, cwd=REPO, check=True, capture_output=True)
@@ -187,9 +233,11 @@ def main() -> None:
         f"exception inbox on {engine}: empty, and with {total:,} open exceptions ({TEAMS} owners), read "
         "between two of the gateway's syncs"
     )
-    for label, empty, full, name in (("console's first page + counts", empty_first, full_first, "first_page"),
-                                     ("one owner's first page", empty_owner, full_owner, "owner_page"),
-                                     ("banyan exceptions list --owner", empty_cli, full_cli, "cli")):  # fmt: skip
+    for label, empty, full, name in (
+        ("console's first page + counts", empty_first, full_first, "first_page"),
+        ("one owner's first page", empty_owner, full_owner, "owner_page"),
+        ("banyan exceptions list --owner", empty_cli, full_cli, "cli"),
+    ):
         ratio = full / empty
         report.say(f"  {label:<32} {empty * 1000:8.1f} ms → {full * 1000:8.1f} ms   ratio {ratio:5.2f} (goal ≤ 10)")
         report.figure(f"{name}_ratio", ratio)

@@ -149,18 +149,33 @@ def main() -> None:
         time.sleep(0.5)
         report.say(f"shared state: the {kind} store and Redis\n")
         rates = {
-            "reads_local": row(report, "reads_local_limiter", f"http://127.0.0.1:{local}/v1/ACME-DE/stock/SKU-1",
-                               seconds, connections, None),
-            "reads_shared": row(report, "reads_redis_limiter", f"http://127.0.0.1:{shared}/v1/ACME-DE/stock/SKU-1",
-                                seconds, connections, None),
-            "keyed_local": row(report, "keyed_writes_local_claims", f"http://127.0.0.1:{local}/", seconds,
-                               connections, keyed),
-            "keyed_shared": row(report, f"keyed_writes_{kind}_claims", f"http://127.0.0.1:{shared}/", seconds,
-                                connections, keyed),
-        }  # fmt: skip
+            "reads_local": row(
+                report,
+                "reads_local_limiter",
+                f"http://127.0.0.1:{local}/v1/ACME-DE/stock/SKU-1",
+                seconds,
+                connections,
+                None,
+            ),
+            "reads_shared": row(
+                report,
+                "reads_redis_limiter",
+                f"http://127.0.0.1:{shared}/v1/ACME-DE/stock/SKU-1",
+                seconds,
+                connections,
+                None,
+            ),
+            "keyed_local": row(
+                report, "keyed_writes_local_claims", f"http://127.0.0.1:{local}/", seconds, connections, keyed
+            ),
+            "keyed_shared": row(
+                report, f"keyed_writes_{kind}_claims", f"http://127.0.0.1:{shared}/", seconds, connections, keyed
+            ),
+        }
         gateway_bench.wait_drained(shared)
-        rates["async"] = row(report, "async_writes_accepted", f"http://127.0.0.1:{shared}/", seconds, connections,
-                             accepted)  # fmt: skip
+        rates["async"] = row(
+            report, "async_writes_accepted", f"http://127.0.0.1:{shared}/", seconds, connections, accepted
+        )
         drained = report.figure("async_backlog_drain_seconds", gateway_bench.wait_drained(shared, limit=300))
         report.say(f"{'':34} the accepted backlog was made within {drained:.1f} s of the last 202\n")
         for name, mine, theirs in (

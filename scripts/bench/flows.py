@@ -70,8 +70,20 @@ def estate(root: Path, store: str) -> tuple[Path, list[str]]:
         "    cutover: {mode: dual_write}\n"
     )
     port = free_port()
-    command = [sys.executable, "-m", "cli.main", "serve", "--routes", str(root / "routes"), "--insecure-no-auth",
-               "--store", store, "--port", str(port), "--no-access-log"]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "cli.main",
+        "serve",
+        "--routes",
+        str(root / "routes"),
+        "--insecure-no-auth",
+        "--store",
+        store,
+        "--port",
+        str(port),
+        "--no-access-log",
+    ]
     return root, [*command]
 
 
@@ -239,8 +251,10 @@ def latency(report: Report, rate: float, seconds: float) -> None:
             stop(gateway)
     report.say(f"arrival → both intakes, {rate:g} files/s for {seconds:g} s (both poll every {POLL} s)")
     for name, values in (("bare copier", bare), ("dual_write flow", flow)):
-        report.say(f"  {name:17}  p50 {statistics.median(values) * 1000:7.0f} ms   "
-                   f"p99 {_percentile(values, 0.99) * 1000:7.0f} ms   ({len(values)} files)")  # fmt: skip
+        report.say(
+            f"  {name:17}  p50 {statistics.median(values) * 1000:7.0f} ms   "
+            f"p99 {_percentile(values, 0.99) * 1000:7.0f} ms   ({len(values)} files)"
+        )
     ratio = _percentile(flow, 0.99) / _percentile(bare, 0.99)
     report.say(f"  p99 ratio {ratio:.2f} (goal ≤ 2)")
     report.figure("bare_p99_ms", _percentile(bare, 0.99) * 1000)
@@ -285,8 +299,9 @@ def large_file(report: Report) -> None:
             size = partial.stat().st_size
             partial.rename(root / "drop" / "big.x12")
             wait_for([root / "legacy", root / "cloud"], 2, 600)
-            while any(name.startswith(".banyan") for folder in ("legacy", "cloud")
-                      for name in os.listdir(root / folder)):  # fmt: skip
+            while any(
+                name.startswith(".banyan") for folder in ("legacy", "cloud") for name in os.listdir(root / folder)
+            ):
                 time.sleep(0.05)
             growth = max(_peak_kb(pid) - before[pid] for pid in processes) / 1024
         finally:
@@ -328,8 +343,10 @@ def crash(report: Report, files: int) -> None:
             lost = sum(1 for n in range(files) if states.get(f"po-{n:05d}.x12") not in ("delivered", "in_doubt"))
             twice = sum(1 for side in ("legacy", "cloud") for entry in os.listdir(root / side) if "_1." in entry)
             doubt = sorted(name for name, state in states.items() if state == "in_doubt")
-            report.say(f"SIGKILL at {killed_at} of {files} files, {name} store: {lost} lost, {twice} delivered twice, "
-                       f"{len(doubt)} in doubt {doubt}")  # fmt: skip
+            report.say(
+                f"SIGKILL at {killed_at} of {files} files, {name} store: {lost} lost, {twice} delivered twice, "
+                f"{len(doubt)} in doubt {doubt}"
+            )
             report.figure(f"crash_{name}_lost", lost)
             report.figure(f"crash_{name}_twice", twice)
             report.figure(f"crash_{name}_in_doubt", len(doubt))
@@ -369,15 +386,30 @@ def batch_compare(report: Report, lines: int = 1_000_000) -> None:
                 other.write(f"SKU-{n:07d};US-NJ-01;{n % 500};{(n % 7) + (n % 100 == 0)};02:09\n")
         size = (legacy.stat().st_size + cloud.stat().st_size) / 1024 / 1024
         environment = {**os.environ, "PYTHONPATH": str(REPO)}
-        read = float(subprocess.run([sys.executable, "-c", _READ, str(legacy), str(cloud)], capture_output=True,
-                                    text=True, check=True, env=environment).stdout)  # fmt: skip
-        out = subprocess.run([sys.executable, "-c", _COMPARE, str(legacy), str(cloud)], capture_output=True,
-                             text=True, check=True, env=environment, cwd=REPO).stdout.split()  # fmt: skip
+        read = float(
+            subprocess.run(
+                [sys.executable, "-c", _READ, str(legacy), str(cloud)],
+                capture_output=True,
+                text=True,
+                check=True,
+                env=environment,
+            ).stdout
+        )
+        out = subprocess.run(
+            [sys.executable, "-c", _COMPARE, str(legacy), str(cloud)],
+            capture_output=True,
+            text=True,
+            check=True,
+            env=environment,
+            cwd=REPO,
+        ).stdout.split()
         compare, memory, records, mismatches = float(out[0]), float(out[1]), int(out[2]), int(out[3])
     report.say(f"a scheduled batch: two {lines:,}-line CSV exports ({size:.0f} MB), {mismatches:,} records differ")
     report.say(f"  reading both with csv   {read:6.1f} s")
-    report.say(f"  comparing them          {compare:6.1f} s   ratio {compare / read:.2f} (goal ≤ 3)   "
-               f"peak memory +{memory:.0f} MB for {records:,} records")  # fmt: skip
+    report.say(
+        f"  comparing them          {compare:6.1f} s   ratio {compare / read:.2f} (goal ≤ 3)   "
+        f"peak memory +{memory:.0f} MB for {records:,} records"
+    )
     report.figure("batch_read_s", read)
     report.figure("batch_compare_s", compare)
     report.figure("batch_compare_ratio", compare / read)

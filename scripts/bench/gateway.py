@@ -141,9 +141,23 @@ def open_loop(port: int, rate: float, seconds: int, kind: str = "soap", connecti
     distinct, keyed or hot. Returns p50_ms, p99_ms, max_ms, answers, unanswered and steal_percent."""
     stolen = Stolen()
     every = 1e6 * connections / rate  # µs between one connection's requests
-    command = ["wrk", f"-t{connections}", f"-c{connections}", f"-d{seconds}s", "-H", f"X-API-Key: {KEY}",
-               "-s", str(OPEN_LOOP), f"http://127.0.0.1:{port}/",
-               "--", str(every), str(connections), kind, f"{RUN}{next(runs)}", str(seconds)]  # fmt: skip
+    command = [
+        "wrk",
+        f"-t{connections}",
+        f"-c{connections}",
+        f"-d{seconds}s",
+        "-H",
+        f"X-API-Key: {KEY}",
+        "-s",
+        str(OPEN_LOOP),
+        f"http://127.0.0.1:{port}/",
+        "--",
+        str(every),
+        str(connections),
+        kind,
+        f"{RUN}{next(runs)}",
+        str(seconds),
+    ]
     output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
     lines = [line for line in output.splitlines() if line.startswith("open-loop ")]
     if not lines:
@@ -157,9 +171,11 @@ def open_loop(port: int, rate: float, seconds: int, kind: str = "soap", connecti
 
 def admin(port: int, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
     request = urllib.request.Request(
-        f"http://127.0.0.1:{port}{path}", data=json.dumps(body).encode() if body else None, method=method,
+        f"http://127.0.0.1:{port}{path}",
+        data=json.dumps(body).encode() if body else None,
+        method=method,
         headers={"Content-Type": "application/json", "X-Admin-Key": KEY, "X-Actor": "bench"},
-    )  # fmt: skip
+    )
     with urllib.request.urlopen(request, timeout=30) as answer:
         return json.loads(answer.read())
 
@@ -225,13 +241,17 @@ def dual_write(port: int, seconds: int, report: Report, rate: float = 300, round
 
     shared, rounds_said = ratio("legacy_keyed")
     report.figure("legacy_keyed_over_legacy_p99", shared)
-    report.say(f"  legacy_keyed / legacy p99: {shared:.2f}× (rounds: {rounds_said})  "
-               "(the Idempotency-Key claimed and settled in the store)")  # fmt: skip
+    report.say(
+        f"  legacy_keyed / legacy p99: {shared:.2f}× (rounds: {rounds_said})  "
+        "(the Idempotency-Key claimed and settled in the store)"
+    )
     for name, target in (("dual_write", 1.5), ("dual_write_hot_key", 2.0)):
         median, rounds_said = ratio(name)
         report.figure(f"{name}_over_legacy_p99", median)
-        report.say(f"  {name} / legacy p99: {median:.2f}× median (rounds: {rounds_said})  "
-                   f"(target ≤ {target}×: {'met' if median <= target else 'MISSED'})")  # fmt: skip
+        report.say(
+            f"  {name} / legacy p99: {median:.2f}× median (rounds: {rounds_said})  "
+            f"(target ≤ {target}×: {'met' if median <= target else 'MISSED'})"
+        )
 
 
 CAPACITY_LUA = """
@@ -254,8 +274,10 @@ def capacity(port: int, seconds: int, connections: int, script: Path, report: Re
     report.figure(f"dual_write_capacity_{store}_p99_ms", p99)
     report.figure(f"dual_write_capacity_{store}_steal_percent", steal)
     met = "met" if rate >= 1000 else "MISSED"
-    report.say(f"dual-write capacity, {store:10} store {rate:8,.0f} writes/s   p50 {p50:6.2f} ms   p99 {p99:6.2f} ms"
-               f"  (steal {steal:4.1f} %)  (target ≥ 1,000: {met})")  # fmt: skip
+    report.say(
+        f"dual-write capacity, {store:10} store {rate:8,.0f} writes/s   p50 {p50:6.2f} ms   p99 {p99:6.2f} ms"
+        f"  (steal {steal:4.1f} %)  (target ≥ 1,000: {met})"
+    )
     set_mode(port, "legacy")
     drained = report.figure(f"dual_write_capacity_{store}_drain_s", wait_drained(port, limit=300))
     report.say(f"  its outbox drained {drained:.1f} s after (the copies the cloud had not yet been sent)")
@@ -266,8 +288,17 @@ def serve(folder: Path, name: str, routes: Path, port: int, *options: str) -> su
     (in `options`) the admin API is on, with the bench's key."""
     banyan = str(Path(sys.executable).parent / "banyan")
     log = open(folder / f"{name}.log", "w")  # noqa: SIM115  (the access log policy stays on)
-    command = [banyan, "serve", "--routes", str(routes), "--consumers", str(folder / "consumers.yaml"),
-               "--port", str(port), *options]  # fmt: skip
+    command = [
+        banyan,
+        "serve",
+        "--routes",
+        str(routes),
+        "--consumers",
+        str(folder / "consumers.yaml"),
+        "--port",
+        str(port),
+        *options,
+    ]
     admin = {"BANYAN_ADMIN_KEY": KEY} if "--store" in options else {}  # the admin API needs a store
     return subprocess.Popen(command, stderr=log, env={**os.environ, **admin})
 
@@ -336,8 +367,10 @@ def half_load(port: int, rate: float, name: str, report: Report) -> None:
     report.figure(f"{name}half_load_p99_ms_worst", max(p99s))
     met = sum(p99 < 5 for p99 in p99s)
     who, target = ("bare aiohttp proxy", "") if name else ("gateway", f"  (target < 5 ms in 5 of 5: {met} of 5)")
-    report.say(f"{who} at half load ({rate:,.0f} req/s, open loop, 5 runs of 5 s): p99 "
-               f"{', '.join(f'{p:.2f}' for p in p99s)} ms{target}")  # fmt: skip
+    report.say(
+        f"{who} at half load ({rate:,.0f} req/s, open loop, 5 runs of 5 s): p99 "
+        f"{', '.join(f'{p:.2f}' for p in p99s)} ms{target}"
+    )
     report.say(f"  CPU stolen by the hypervisor in those runs: {', '.join(f'{s:.1f}' for s in steals)} %")
 
 
@@ -345,8 +378,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="the gateway versus nginx and a bare aiohttp proxy, same backend")
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--connections", type=int, default=32)
-    parser.add_argument("--only", nargs="+", choices=PARTS, default=PARTS, metavar="PART",
-                        help=f"measure these parts alone: {', '.join(PARTS)}")  # fmt: skip
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        choices=PARTS,
+        default=PARTS,
+        metavar="PART",
+        help=f"measure these parts alone: {', '.join(PARTS)}",
+    )
     add_json_flag(parser)
     args = parser.parse_args()
     parts = set(args.only) | ({"throughput"} if "half" in args.only else set())
@@ -417,9 +456,16 @@ def main() -> None:
 
 
 def measure_throughput(
-    backend: int, proxy: int, bare: int, one: int, two: int, soap: Path, args: argparse.Namespace, report: Report,
+    backend: int,
+    proxy: int,
+    bare: int,
+    one: int,
+    two: int,
+    soap: Path,
+    args: argparse.Namespace,
+    report: Report,
     half: bool,
-) -> None:  # fmt: skip
+) -> None:
     """Peak throughput of each server, the ratios the gateway is held to, and (`half`) the half-load tails."""
     rates = throughput(
         [

@@ -88,32 +88,55 @@ def psql(sql: str) -> None:
 
 def load_tables(records: int) -> None:
     """legacy: every order; cloud_copy (for reladiff): the cloud's records as a table."""
-    psql("DROP TABLE IF EXISTS bench_legacy_orders; CREATE TABLE bench_legacy_orders (id text PRIMARY KEY, "
-         "customer text, total numeric(12,2)); "
-         f"INSERT INTO bench_legacy_orders SELECT 'SO-' || lpad(n::text, 8, '0'), 'CUST-' || (n % 7919), "
-         f"round(10 + (n % 997) * 1.25, 2) FROM generate_series(1, {records}) n")  # fmt: skip
-    psql("DROP TABLE IF EXISTS bench_cloud_orders; CREATE TABLE bench_cloud_orders AS SELECT id, customer, "
-         "CASE WHEN substr(id, 4)::int % 1000 = 17 THEN total + 5 ELSE total END AS total "
-         "FROM bench_legacy_orders WHERE substr(id, 4)::int % 1000 <> 523; "
-         "INSERT INTO bench_cloud_orders VALUES ('SO-EXTRA-1', 'CUST-0', 1.00); "
-         "ALTER TABLE bench_cloud_orders ADD PRIMARY KEY (id)")  # fmt: skip
+    psql(
+        "DROP TABLE IF EXISTS bench_legacy_orders; CREATE TABLE bench_legacy_orders (id text PRIMARY KEY, "
+        "customer text, total numeric(12,2)); "
+        f"INSERT INTO bench_legacy_orders SELECT 'SO-' || lpad(n::text, 8, '0'), 'CUST-' || (n % 7919), "
+        f"round(10 + (n % 997) * 1.25, 2) FROM generate_series(1, {records}) n"
+    )
+    psql(
+        "DROP TABLE IF EXISTS bench_cloud_orders; CREATE TABLE bench_cloud_orders AS SELECT id, customer, "
+        "CASE WHEN substr(id, 4)::int % 1000 = 17 THEN total + 5 ELSE total END AS total "
+        "FROM bench_legacy_orders WHERE substr(id, 4)::int % 1000 <> 523; "
+        "INSERT INTO bench_cloud_orders VALUES ('SO-EXTRA-1', 'CUST-0', 1.00); "
+        "ALTER TABLE bench_cloud_orders ADD PRIMARY KEY (id)"
+    )
 
 
 def spec(url: str, cloud_table: bool = False) -> dict[str, object]:
-    legacy = {"odbc": {"connection_env": "BENCH_PG_ODBC", "query": "SELECT id, customer, total FROM "
-                       "bench_legacy_orders", "fetch": 5000},
-              "map": {"map": {"/orderId": "/id", "/customer": "/customer", "/total": "/total"}}}  # fmt: skip
+    legacy = {
+        "odbc": {
+            "connection_env": "BENCH_PG_ODBC",
+            "query": "SELECT id, customer, total FROM bench_legacy_orders",
+            "fetch": 5000,
+        },
+        "map": {"map": {"/orderId": "/id", "/customer": "/customer", "/total": "/total"}},
+    }
     cloud: dict[str, object] = {
-        "http": {"url": f"{url}/orders", "items": "/orders",
-                 "paging": {"style": "page", "param": "page", "size_param": None, "size": PAGE}},
+        "http": {
+            "url": f"{url}/orders",
+            "items": "/orders",
+            "paging": {"style": "page", "param": "page", "size_param": None, "size": PAGE},
+        },
         "map": {"map": {"/orderId": "/number", "/customer": "/customerId", "/total": "/amount/value"}},
-    }  # fmt: skip
+    }
     if cloud_table:
-        cloud = {"odbc": {"connection_env": "BENCH_PG_ODBC", "query": "SELECT id, customer, total FROM "
-                          "bench_cloud_orders", "fetch": 5000},
-                 "map": {"map": {"/orderId": "/id", "/customer": "/customer", "/total": "/total"}}}  # fmt: skip
-    return {"name": "bench-orders", "entity": "order", "key": ["orderId"], "legacy": legacy, "cloud": cloud,
-            "compare": {"tolerance": 0.001}}  # fmt: skip
+        cloud = {
+            "odbc": {
+                "connection_env": "BENCH_PG_ODBC",
+                "query": "SELECT id, customer, total FROM bench_cloud_orders",
+                "fetch": 5000,
+            },
+            "map": {"map": {"/orderId": "/id", "/customer": "/customer", "/total": "/total"}},
+        }
+    return {
+        "name": "bench-orders",
+        "entity": "order",
+        "key": ["orderId"],
+        "legacy": legacy,
+        "cloud": cloud,
+        "compare": {"tolerance": 0.001},
+    }
 
 
 CHILD = """
@@ -144,8 +167,13 @@ print(json.dumps(found))
 
 def child(mode: str, made: dict[str, object], store: str = "") -> dict[str, object]:
     env = {**os.environ, "BENCH_PG_ODBC": ODBC}
-    done = subprocess.run([sys.executable, "-c", CHILD, str(REPO), mode, json.dumps(made), store], env=env,
-                          capture_output=True, text=True, check=True)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-c", CHILD, str(REPO), mode, json.dumps(made), store],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return json.loads(done.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
 
 
@@ -200,10 +228,27 @@ def against_reladiff(report: Report, records: int, folder: Path) -> None:
     made = spec("http://unused", cloud_table=True)
     ours = child("run", made, str(folder / "store-tables.db"))
     start = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "reladiff", "postgresql://postgres@127.0.0.1:5432/test",
-                           "bench_legacy_orders", "postgresql://postgres@127.0.0.1:5432/test", "bench_cloud_orders",
-                           "-k", "id", "-c", "customer", "-c", "total", "--stats"],
-                          capture_output=True, text=True, check=False)  # fmt: skip
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "reladiff",
+            "postgresql://postgres@127.0.0.1:5432/test",
+            "bench_legacy_orders",
+            "postgresql://postgres@127.0.0.1:5432/test",
+            "bench_cloud_orders",
+            "-k",
+            "id",
+            "-c",
+            "customer",
+            "-c",
+            "total",
+            "--stats",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     theirs = time.perf_counter() - start
     ratio = float(ours["seconds"]) / theirs  # type: ignore[arg-type]
     report.say(f"both sides PostgreSQL tables, {records:,} orders a side")
@@ -211,9 +256,11 @@ def against_reladiff(report: Report, records: int, folder: Path) -> None:
     report.say(f"  Banyan                    {float(ours['seconds']):7.1f} s   ratio {ratio:.2f} (goal ≤ 2)")  # type: ignore[arg-type]
     exact = ours["keys"] == planted(records)
     settled = ours["counts"]["settled"]  # type: ignore[index]
-    report.say(f"  keys found: {len(ours['keys']):,} (planted {len(planted(records)):,}): "  # type: ignore[arg-type]
-               f"{'exactly the planted ones' if exact else 'NOT the planted ones'}; {settled:,} matched in the "
-               "databases by their hashes, never read")  # fmt: skip
+    report.say(
+        f"  keys found: {len(ours['keys']):,} (planted {len(planted(records)):,}): "  # type: ignore[arg-type]
+        f"{'exactly the planted ones' if exact else 'NOT the planted ones'}; {settled:,} matched in the "
+        "databases by their hashes, never read"
+    )
     report.figure("reladiff_ratio", ratio)
     report.figure("reladiff_exact", 1.0 if exact else 0.0)
 

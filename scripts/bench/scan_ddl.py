@@ -126,16 +126,20 @@ def main() -> None:
     build(args.objects, script)
     batches = [s.text for s in split(script.read_text(encoding="utf-8"), "tsql")]
     inner = parse_work(script)
-    report.say(f"script: {script.stat().st_size / 1e6:.1f} MB, {args.objects:,} objects, {len(batches):,} batches, "
-          f"{len(inner):,} statements parsed by the scan")  # fmt: skip
+    report.say(
+        f"script: {script.stat().st_size / 1e6:.1f} MB, {args.objects:,} objects, {len(batches):,} batches, "
+        f"{len(inner):,} statements parsed by the scan"
+    )
     rows = []
     for round_no in range(1, args.rounds + 1):
         scan = timed(lambda: DbScan().run([DbSource(ddl=script, dialect="tsql")]))
         file_parse = timed(lambda: bare_parse(batches))
         work_parse = timed(lambda: bare_parse(inner))
         rows.append((scan, file_parse, work_parse))
-        report.say(f"round {round_no}: scan {scan:6.2f} s   sqlglot on batches {file_parse:6.2f} s   "
-              f"sqlglot on the scan's statements {work_parse:6.2f} s")  # fmt: skip
+        report.say(
+            f"round {round_no}: scan {scan:6.2f} s   sqlglot on batches {file_parse:6.2f} s   "
+            f"sqlglot on the scan's statements {work_parse:6.2f} s"
+        )
     scan, file_parse, work_parse = (statistics.median(column) for column in zip(*rows, strict=True))
     report.say()
     rate = args.objects

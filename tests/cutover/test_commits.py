@@ -21,8 +21,13 @@ from gateway import route_events
 
 
 def _insert(store: Store, cursor: Any, n: int) -> int:
-    return int(store.execute(cursor, "INSERT INTO cutover_freeze (entity, starts, ends, reason, actor) "
-                             "VALUES (?, '', '', '', '') RETURNING id", (f"E{n}",)).fetchone()[0])  # fmt: skip
+    return int(
+        store.execute(
+            cursor,
+            "INSERT INTO cutover_freeze (entity, starts, ends, reason, actor) VALUES (?, '', '', '', '') RETURNING id",
+            (f"E{n}",),
+        ).fetchone()[0]
+    )
 
 
 def test_concurrent_writes_share_transactions_and_all_land(store: Store) -> None:
@@ -222,8 +227,9 @@ def test_the_outbox_writes_of_a_batch_are_merged(store: Store, monkeypatch: pyte
         monkeypatch.setattr(operation, "many", counted)
 
     async def write(n: int) -> int:
-        message_id = await commits.run(outbox.intend_in, "order-put", "ACME-DE", f"PO-{n % 5}", "cloud", "r",
-                                       {"n": n}, f"k{n}")  # fmt: skip
+        message_id = await commits.run(
+            outbox.intend_in, "order-put", "ACME-DE", f"PO-{n % 5}", "cloud", "r", {"n": n}, f"k{n}"
+        )
         outcome = "pending" if n % 7 else "cancelled"
         await commits.run(route_events.settle_and_record, outbox, events, message_id, outcome, {"n": n}, "", [])
         return message_id

@@ -109,7 +109,7 @@ def test_promote_walks_the_ladder_and_canary_steps(engine: Engine) -> None:
         ("canary", 100),
         ("cloud_primary", 0),
         ("cloud", 0),
-    ]  # fmt: skip  (a write route skips shadow: shadow never sends a write to the cloud)
+    ]  # (a write route skips shadow: shadow never sends a write to the cloud)
     with pytest.raises(CutoverError, match="already on the cloud"):
         engine.promote("orders.create", "acme-us", "more", "ana")
 
@@ -164,8 +164,13 @@ def test_guardrail_steps_down_under_injected_errors(store: Store, webhook: str) 
 
 
 def _stepped_down(store: Store) -> Engine:
-    guarded = RouteInfo("orders.get", False, True, gate=Gate(min_samples=10, min_minutes=0),
-                        guardrail=Guardrail(min_samples=20, max_error_rate=0.05))  # fmt: skip
+    guarded = RouteInfo(
+        "orders.get",
+        False,
+        True,
+        gate=Gate(min_samples=10, min_minutes=0),
+        guardrail=Guardrail(min_samples=20, max_error_rate=0.05),
+    )
     engine = Engine(store, [guarded], ENTITIES)
     engine.set("orders.get", "acme-us", "canary", "ramp", "ana", percent=25, force=True)
     rung = engine.rule("orders.get", "acme-us").rung
@@ -298,9 +303,15 @@ def test_a_route_that_learns_noise_has_its_mismatches_judged_only_once_learnt(st
     """A first shadow: a timestamp legacy changes itself differs on every call. The guardrail must
     not step back on it before the noise could be learnt; errors still trip it at once."""
     routes = [
-        RouteInfo("orders.get", False, True, gate=Gate(min_samples=10, min_minutes=0),
-                  guardrail=Guardrail(min_samples=20, max_mismatch_rate=0.05), learns_noise=True),
-    ]  # fmt: skip
+        RouteInfo(
+            "orders.get",
+            False,
+            True,
+            gate=Gate(min_samples=10, min_minutes=0),
+            guardrail=Guardrail(min_samples=20, max_mismatch_rate=0.05),
+            learns_noise=True,
+        ),
+    ]
     engine = Engine(store, routes, ENTITIES)
     engine.set("orders.get", "acme-us", "canary", "ramp", "ana", percent=5, force=True)
     rung = engine.rule("orders.get", "acme-us").rung

@@ -10,8 +10,13 @@ GATE = Gate(min_samples=100, max_mismatch_rate=0.01, max_error_rate=0.02, min_mi
 
 
 def window(comparisons: int = 0, mismatches: int = 0, calls_cloud: int = 0, errors_cloud: int = 0) -> Counters:
-    return Counters(calls_legacy=comparisons, calls_cloud=calls_cloud or comparisons, errors_cloud=errors_cloud,
-                    comparisons=comparisons, mismatches=mismatches)  # fmt: skip
+    return Counters(
+        calls_legacy=comparisons,
+        calls_cloud=calls_cloud or comparisons,
+        errors_cloud=errors_cloud,
+        comparisons=comparisons,
+        mismatches=mismatches,
+    )
 
 
 @pytest.mark.parametrize(

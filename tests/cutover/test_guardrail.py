@@ -24,10 +24,13 @@ from tests.cutover.conftest import Hook
 
 GUARDRAIL = Guardrail(min_samples=20, max_error_rate=0.05, max_mismatch_rate=0.05, window_minutes=5)
 ROUTES = [
-    RouteInfo("orders.get", writes=False, has_cloud=True, gate=Gate(min_samples=10, min_minutes=0), guardrail=GUARDRAIL),
-    RouteInfo("orders.create", writes=True, has_cloud=True, gate=Gate(min_samples=10, min_minutes=0),
-              guardrail=GUARDRAIL),
-]  # fmt: skip
+    RouteInfo(
+        "orders.get", writes=False, has_cloud=True, gate=Gate(min_samples=10, min_minutes=0), guardrail=GUARDRAIL
+    ),
+    RouteInfo(
+        "orders.create", writes=True, has_cloud=True, gate=Gate(min_samples=10, min_minutes=0), guardrail=GUARDRAIL
+    ),
+]
 ENTITIES = ["acme-us", "acme-de"]
 ERRORS = Counters(calls_legacy=100, calls_cloud=100, errors_cloud=30)
 MISMATCHES = Counters(calls_legacy=100, calls_cloud=100, comparisons=100, mismatches=40)
@@ -69,8 +72,9 @@ def test_where_the_cloud_serves_one_step_lands_where_legacy_serves(
     assert engine.rule(route, "acme-de").mode is Mode.legacy
 
 
-@pytest.mark.parametrize(("route", "mode"), [("orders.get", "shadow"), ("orders.get", "dual_write"),
-                                             ("orders.create", "dual_write")])  # fmt: skip
+@pytest.mark.parametrize(
+    ("route", "mode"), [("orders.get", "shadow"), ("orders.get", "dual_write"), ("orders.create", "dual_write")]
+)
 def test_where_legacy_serves_mismatches_alert_once_and_the_rung_stays(
     store: Store, webhook: str, route: str, mode: str
 ) -> None:
@@ -180,8 +184,12 @@ def test_every_gateway_learns_of_a_pause_and_two_gateways_pause_once(store: Stor
         seen = other.store.latest(("pause_copies", "resume_copies"))
         assert engine.tick()[-1].startswith("guardrail paused")
         # the other judged the same window before the pause was recorded: its write is refused
-        assert other._hold_copies(other.status("orders.create", "acme-us")[0], ROUTES[1], seen.get(
-            ("orders.create", "acme-us"))) == []  # fmt: skip
+        assert (
+            other._hold_copies(
+                other.status("orders.create", "acme-us")[0], ROUTES[1], seen.get(("orders.create", "acme-us"))
+            )
+            == []
+        )
         assert [event.kind for event in engine.history("orders.create", "acme-us")].count("pause_copies") == 1
         gateway.reload()  # what the change signal makes every gateway do
         assert gateway.copies_paused("orders.create", "acme-us")

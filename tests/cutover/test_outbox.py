@@ -150,8 +150,10 @@ def test_on_postgresql_what_is_due_is_read_from_the_heads_however_long_the_backl
     outbox = Outbox(store)
     with store.transaction() as cursor:
         store.execute(cursor, "ANALYZE cutover_outbox")  # statistics of an empty table, as before a surge
-        calls = [("order-put", "ACME-DE", "HOT" if n < 3000 else f"PO-{n}", "cloud", "r", {}, f"k{n}", "pending")
-                 for n in range(3010)]  # fmt: skip
+        calls = [
+            ("order-put", "ACME-DE", "HOT" if n < 3000 else f"PO-{n}", "cloud", "r", {}, f"k{n}", "pending")
+            for n in range(3010)
+        ]
         outbox.intend_many_in(cursor, calls)
     with store.reading() as cursor:
         plan = " ".join(
@@ -263,8 +265,12 @@ def test_an_accepted_write_whose_gateway_died_while_making_it_is_in_doubt(store:
     made again — the side may have booked it — but waits, in doubt, for a person."""
     outbox = Outbox(store)
     call = {"payload": {"qty": 1}, "consumer": "webshop"}
-    made, crashed = (outbox._once(outbox.accept_in, "order-create", "ACME-US", f"PO-{n}", "legacy", "ACME-US@0",
-                                  call, f"k-{n}", f"token-{n}") for n in (1, 2))  # fmt: skip
+    made, crashed = (
+        outbox._once(
+            outbox.accept_in, "order-create", "ACME-US", f"PO-{n}", "legacy", "ACME-US@0", call, f"k-{n}", f"token-{n}"
+        )
+        for n in (1, 2)
+    )
     now = max(outbox.get(made).next_at, outbox.get(crashed).next_at)  # when both were due: no clock read
     assert {m.id for m in outbox.claim("gw-a", now=now)} == {made, crashed}
     outbox.failed(outbox.get(made), "503 Backend unavailable: not made")  # an outcome: due again later

@@ -28,7 +28,7 @@ ROUTES = [RouteInfo("order-put", writes=True, has_cloud=True), RouteInfo("order-
         (Rule("r", "E", Mode.cloud_primary), Rule("r", "E", Mode.dual_write), True),
         (Rule("r", "E", Mode.dual_write, version=1), Rule("r", "E", Mode.dual_write, version=2), False),
     ],
-)  # fmt: skip
+)
 def test_which_changes_move_keys(before: Rule, after: Rule, moves: bool) -> None:
     assert (serving(before) != serving(after)) is moves
 

@@ -112,8 +112,13 @@ def test_two_processes_share_one_sqlite_store_without_losing_a_change(tmp_path) 
 
 def test_differences_count_by_path_and_keep_the_newest_samples(store: Store) -> None:
     for n in range(8):
-        store.add_differences("orders.get", "acme-us", 100, {("/total", "value"): 2, ("/lines/*/qty", "value"): 1},
-                              [("/total", "value", n, n + 1)])  # fmt: skip
+        store.add_differences(
+            "orders.get",
+            "acme-us",
+            100,
+            {("/total", "value"): 2, ("/lines/*/qty", "value"): 1},
+            [("/total", "value", n, n + 1)],
+        )
     store.add_differences("orders.get", "acme-de", 100, {("/total", "value"): 5}, [])
     found = store.differences("orders.get", "acme-us", 0)
     assert [(row["path"], row["count"]) for row in found] == [("/total", 16), ("/lines/*/qty", 8)]

@@ -21,11 +21,31 @@ runner = CliRunner()
 
 
 def publish(folder: Path, store: str, stream: str, *extra: str) -> Any:
-    return runner.invoke(app, [
-        "events", "from-drop", str(folder), "--pattern", "ASN_*", "--type", "com.acme.shipment.advised",
-        "--source", "/warehouse", "--subject", f"{stream.lower()}.shipments", "--stream", stream, "--entity",
-        "ACME-UK", "--settle", str(SETTLE), "--store", store, *extra,
-    ])  # fmt: skip
+    return runner.invoke(
+        app,
+        [
+            "events",
+            "from-drop",
+            str(folder),
+            "--pattern",
+            "ASN_*",
+            "--type",
+            "com.acme.shipment.advised",
+            "--source",
+            "/warehouse",
+            "--subject",
+            f"{stream.lower()}.shipments",
+            "--stream",
+            stream,
+            "--entity",
+            "ACME-UK",
+            "--settle",
+            str(SETTLE),
+            "--store",
+            store,
+            *extra,
+        ],
+    )
 
 
 SETTLE = 5  # seconds; the files' ages are set, so a slow machine cannot settle one while the test runs

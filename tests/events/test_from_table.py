@@ -83,11 +83,31 @@ def erp_us(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def publish(store: str, stream: str, *extra: str) -> Any:
-    return runner.invoke(app, [
-        "events", "from-table", "order_export", "--connection-env", "ERP_US_ODBC", "--type", "com.acme.order.status",
-        "--source", "/erp/us", "--subject", f"{stream.lower()}.orders", "--stream", stream, "--subject-column",
-        "order_id", "--entity", "ACME-US", "--store", store, *extra,
-    ])  # fmt: skip
+    return runner.invoke(
+        app,
+        [
+            "events",
+            "from-table",
+            "order_export",
+            "--connection-env",
+            "ERP_US_ODBC",
+            "--type",
+            "com.acme.order.status",
+            "--source",
+            "/erp/us",
+            "--subject",
+            f"{stream.lower()}.orders",
+            "--stream",
+            stream,
+            "--subject-column",
+            "order_id",
+            "--entity",
+            "ACME-US",
+            "--store",
+            store,
+            *extra,
+        ],
+    )
 
 
 def test_every_exported_row_becomes_one_event_across_restarts(tmp_path: Path, erp_us: Path, nats_stream: str) -> None:
@@ -98,9 +118,10 @@ def test_every_exported_row_becomes_one_event_across_restarts(tmp_path: Path, er
     assert "published 3 events" in first.output  # two inserts and one status change, as the triggers wrote them
     events = asyncio.run(_stream(nats_stream))
     assert [(e["type"], e["subject"], e["data"]["status"]) for e in events] == [
-        ("com.acme.order.status", "1", "NEW"), ("com.acme.order.status", "2", "NEW"),
+        ("com.acme.order.status", "1", "NEW"),
+        ("com.acme.order.status", "2", "NEW"),
         ("com.acme.order.status", "1", "SHIPPED"),
-    ]  # fmt: skip
+    ]
     assert events[0]["id"] == "/erp/us/order_export/1" and events[0]["legalentity"] == "ACME-US"
     assert events[0]["specversion"] == "1.0" and events[0]["source"] == "/erp/us"
     # a new run (a restart) publishes only what the triggers wrote since
@@ -137,8 +158,24 @@ def test_bad_names_and_a_missing_connection_are_refused(tmp_path: Path, monkeypa
     missing = publish(store, "S")
     assert missing.exit_code == 2 and "ERP_US_ODBC" in missing.output
     monkeypatch.setenv("ERP_US_ODBC", "DRIVER={SQLite3};DATABASE=/nonexistent/x.db;PWD=hunter2")
-    hostile = runner.invoke(app, ["events", "from-table", "order_export; DROP TABLE orders", "--connection-env",
-                                  "ERP_US_ODBC", "--type", "t", "--source", "s", "--subject", "x", "--store", store])  # fmt: skip
+    hostile = runner.invoke(
+        app,
+        [
+            "events",
+            "from-table",
+            "order_export; DROP TABLE orders",
+            "--connection-env",
+            "ERP_US_ODBC",
+            "--type",
+            "t",
+            "--source",
+            "s",
+            "--subject",
+            "x",
+            "--store",
+            store,
+        ],
+    )
     assert hostile.exit_code == 2 and "plain SQL name" in hostile.output
     unreadable = publish(store, "S")
     assert unreadable.exit_code == 2 and "hunter2" not in unreadable.output

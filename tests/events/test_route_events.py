@@ -70,8 +70,13 @@ async def _nats(action: str) -> list[dict[str, Any]]:
             return found
         for sequence in range(info.state.first_seq, info.state.last_seq + 1):
             message = await jetstream.get_msg(STREAM, sequence)
-            found.append({"subject": message.subject, "id": (message.headers or {}).get("Nats-Msg-Id"),
-                          "event": json.loads(message.data)})  # fmt: skip
+            found.append(
+                {
+                    "subject": message.subject,
+                    "id": (message.headers or {}).get("Nats-Msg-Id"),
+                    "event": json.loads(message.data),
+                }
+            )
         return found
     finally:
         await connection.close()
@@ -101,8 +106,9 @@ def published(count: int, seconds: float = 15) -> list[dict[str, Any]]:
 
 
 def put(gateway: Gateway, order: str, qty: int = 1) -> requests.Response:
-    return requests.put(f"{gateway.url}/v1/ACME-DE/orders/{order}", json={"qty": qty}, headers=gateway.headers(),
-                        timeout=10)  # fmt: skip
+    return requests.put(
+        f"{gateway.url}/v1/ACME-DE/orders/{order}", json={"qty": qty}, headers=gateway.headers(), timeout=10
+    )
 
 
 def test_one_event_per_successful_write_in_order_and_none_for_a_refusal(nats_events: None, tmp_path: Path) -> None:
@@ -111,8 +117,9 @@ def test_one_event_per_successful_write_in_order_and_none_for_a_refusal(nats_eve
         memory.system("erp").refuse = "customer on credit hold"
         assert put(gateway, "PO-9").status_code == 422
         memory.system("erp").refuse = None
-        accepted = requests.post(f"{gateway.url}/v2/ACME-DE/orders/PO-10", json={"qty": 10},
-                                 headers=gateway.headers(), timeout=10)  # fmt: skip
+        accepted = requests.post(
+            f"{gateway.url}/v2/ACME-DE/orders/PO-10", json={"qty": 10}, headers=gateway.headers(), timeout=10
+        )
         assert accepted.status_code == 202
         found = published(4)
     assert len(found) == 4  # the refused write has none
@@ -207,8 +214,23 @@ def test_a_replay_publishes_a_range_again_under_the_same_ids(nats_events: None, 
         put(gateway, "PO-2")
         first = published(2)
         to = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(time.time() + 1))
-        result = CliRunner().invoke(cli, ["events", "replay", "--type", "com.acme.order.created", "--since", since,
-                                          "--to", to, "--reason", "the warehouse was down", "--store", store])  # fmt: skip
+        result = CliRunner().invoke(
+            cli,
+            [
+                "events",
+                "replay",
+                "--type",
+                "com.acme.order.created",
+                "--since",
+                since,
+                "--to",
+                to,
+                "--reason",
+                "the warehouse was down",
+                "--store",
+                store,
+            ],
+        )
         assert result.exit_code == 0 and "2 events" in result.output, result.output
         again = published(4)
     replayed = again[2:]
@@ -216,16 +238,21 @@ def test_a_replay_publishes_a_range_again_under_the_same_ids(nats_events: None, 
     assert all(f["id"].endswith("#replay-1") for f in replayed)  # past JetStream's duplicate window
     seen = {f["event"]["id"] for f in again}  # a consumer deduplicating on the id sees each once
     assert len(seen) == 2
-    history = CliRunner().invoke(cli, ["cutover", "history", "--store", store, "--routes", str(tmp_path / "routes"),
-                                       "--json"]).output  # fmt: skip
+    history = (
+        CliRunner()
+        .invoke(cli, ["cutover", "history", "--store", store, "--routes", str(tmp_path / "routes"), "--json"])
+        .output
+    )
     assert '"kind": "events_replay"' in history and "the warehouse was down" in history
 
 
 def test_two_gateways_on_one_store_publish_each_event_once(nats_events: None, tmp_path: Path) -> None:
     store = str(tmp_path / "cutover.db")
     with ExitStack() as stack:
-        gateways = [stack.enter_context(running_gateway(tmp_path / name, ROUTES, store=store, events_broker=NATS))
-                    for name in ("a", "b")]  # fmt: skip
+        gateways = [
+            stack.enter_context(running_gateway(tmp_path / name, ROUTES, store=store, events_broker=NATS))
+            for name in ("a", "b")
+        ]
         for n in range(20):
             assert put(gateways[n % 2], f"PO-{n}").status_code == 200
         found = published(20)
@@ -291,8 +318,19 @@ def test_events_need_a_write_route_a_store_and_a_known_broker(tmp_path: Path, ca
     with caplog.at_level(logging.WARNING, logger="banyan.gateway"):
         build_app(Settings(routes=folder, consumers=None))  # served; its events are not made, and it says so
     assert "route order-put declares events: without --store they are not recorded" in caplog.text
-    result = CliRunner().invoke(cli, ["serve", "--routes", str(folder), "--insecure-no-auth", "--store",
-                                      str(tmp_path / "c.db"), "--events-broker", "kafka://user:secret@host:9092"])  # fmt: skip
+    result = CliRunner().invoke(
+        cli,
+        [
+            "serve",
+            "--routes",
+            str(folder),
+            "--insecure-no-auth",
+            "--store",
+            str(tmp_path / "c.db"),
+            "--events-broker",
+            "kafka://user:secret@host:9092",
+        ],
+    )
     assert result.exit_code == 2 and "nats://host:port or amqp://" in result.output
     assert "secret" not in result.output
 

@@ -31,14 +31,18 @@ def export(path: Path, rows: list[str], written: datetime) -> Path:
 
 
 def make_batch(root: Path) -> Batch:
-    return Batch.model_validate({
-        "name": "us-nightly-stock", "entity": "ACME-US",
-        "schedule": {"cron": "0 2 * * *", "timezone": "America/New_York", "deadline_minutes": 60},
-        "records": {"key": ["sku"]}, "ignore": ["exported_at"],
-        "legacy": {"folder": str(root / "legacy"), "pattern": "stock_*.csv"},
-        "cloud": {"folder": str(root / "cloud"), "pattern": "stock-*.csv"},
-        "deliver": str(root / "wms"),
-    })  # fmt: skip
+    return Batch.model_validate(
+        {
+            "name": "us-nightly-stock",
+            "entity": "ACME-US",
+            "schedule": {"cron": "0 2 * * *", "timezone": "America/New_York", "deadline_minutes": 60},
+            "records": {"key": ["sku"]},
+            "ignore": ["exported_at"],
+            "legacy": {"folder": str(root / "legacy"), "pattern": "stock_*.csv"},
+            "cloud": {"folder": str(root / "cloud"), "pattern": "stock-*.csv"},
+            "deliver": str(root / "wms"),
+        }
+    )
 
 
 @pytest.fixture
@@ -91,7 +95,11 @@ def test_in_dual_write_both_are_awaited_compared_and_legacys_delivered(runner: B
     assert sorted(side.value for _, side, failed in calls if not failed) == ["cloud", "legacy"]
     [run] = runner.runs(batch.name)
     assert (run["state"], run["records"], run["mismatches"], run["delivered"]) == (
-        "delivered", 2, 1, "20261207T0200_stock_1.csv")  # fmt: skip
+        "delivered",
+        2,
+        1,
+        "20261207T0200_stock_1.csv",
+    )
     evidence = runner.cutover.store.evidence(batch.name, "ACME-US", "ACME-US@1", 0)
     assert (evidence.comparisons, evidence.mismatches) == (2, 1)
     [field] = runner.cutover.store.differences(batch.name, "ACME-US", 0)
@@ -220,7 +228,11 @@ def test_the_clouds_export_fetched_from_its_endpoint_once_ready(tmp_path: Path, 
         runner.pass_once(batch, DUE + timedelta(minutes=6))
         [run] = runner.runs(batch.name)
         assert (run["state"], run["records"], run["mismatches"], run["cloud_file"]) == (
-            "delivered", 2, 0, "us-nightly-stock-cloud-20261207T0200.export")  # fmt: skip
+            "delivered",
+            2,
+            0,
+            "us-nightly-stock-cloud-20261207T0200.export",
+        )
         assert asked[0] == "/exports/stock?asOf=2026-12-07T02%3A00%3A00-05%3A00&entity=ACME-US"
         assert batches_module.FETCH_SECONDS > 0
     finally:

@@ -34,9 +34,11 @@ def test_a_997_says_which_group_it_answers_and_its_verdict(corpora: Path) -> Non
 
 @pytest.mark.parametrize(
     ("name", "numbers"),
-    [("810_from-bots-plugins_810_1.x12", ["95018017", "ordernumber"]),  # the invoice's number, then its PO's
-     ("856_from-bots-plugins_856_1.x12", ["15918861602", "ordernumber"])],  # the shipment's, then its order's
-)  # fmt: skip
+    [
+        ("810_from-bots-plugins_810_1.x12", ["95018017", "ordernumber"]),  # the invoice's number, then its PO's
+        ("856_from-bots-plugins_856_1.x12", ["15918861602", "ordernumber"]),
+    ],  # the shipment's, then its order's
+)
 def test_an_invoice_or_a_shipment_names_the_order_it_is_for(corpora: Path, name: str, numbers: list[str]) -> None:
     assert parse((corpora / "filedrop/x12" / name).read_bytes()).numbers == numbers
 
@@ -59,8 +61,10 @@ def test_every_edi_sample_parses(corpora: Path) -> None:
 
 
 def test_contrl_answers_the_interchange_it_acknowledges() -> None:
-    contrl = parse(b"UNB+UNOC:3+CLOUD:ZZ+5012345000017:14+261207:0900+77'UNH+1+CONTRL:D:3:UN'"
-                   b"UCI+807+5012345000017:14+CLOUD:ZZ+7'UNT+3+1'UNZ+1+77'")  # fmt: skip
+    contrl = parse(
+        b"UNB+UNOC:3+CLOUD:ZZ+5012345000017:14+261207:0900+77'UNH+1+CONTRL:D:3:UN'"
+        b"UCI+807+5012345000017:14+CLOUD:ZZ+7'UNT+3+1'UNZ+1+77'"
+    )
     assert contrl.answers == ["807"] and contrl.accepted is True
     rejected = parse(b"UNB+UNOC:3+A+B+261207:0900+78'UNH+1+CONTRL:D:3:UN'UCI+807+B+A+4'UNT+3+1'UNZ+1+78'")
     assert rejected.accepted is False
@@ -73,9 +77,11 @@ def test_the_release_character_keeps_a_separator_in_a_value() -> None:
 
 def test_two_sides_acknowledging_the_same_file_differ_only_on_what_matters() -> None:
     def ack(control: str, stamp: str, verdict: str) -> bytes:
-        return (f"ISA*00*          *00*          *ZZ*ERP            *ZZ*PARTNER        *{stamp}*1200*U*00401*"
-                f"{control}*0*P*>~GS*FA*ERP*PARTNER*20261207*1200*{control[-3:]}*X*004010~ST*997*0001~AK1*PO*183~"
-                f"AK9*{verdict}*1*1*1~SE*4*0001~GE*1*{control[-3:]}~IEA*1*{control}~").encode()  # fmt: skip
+        return (
+            f"ISA*00*          *00*          *ZZ*ERP            *ZZ*PARTNER        *{stamp}*1200*U*00401*"
+            f"{control}*0*P*>~GS*FA*ERP*PARTNER*20261207*1200*{control[-3:]}*X*004010~ST*997*0001~AK1*PO*183~"
+            f"AK9*{verdict}*1*1*1~SE*4*0001~GE*1*{control[-3:]}~IEA*1*{control}~"
+        ).encode()
 
     compare = Comparator(Rules(ignore=list(NOISE)))
     legacy, cloud = parse(ack("000000001", "261207", "A")), parse(ack("000000777", "261208", "A"))

@@ -71,10 +71,10 @@ def test_sigkill_mid_stream_loses_no_file_and_delivers_none_twice(tmp_path: Path
         def settled() -> bool:
             return all(
                 not list((roots[name] / "drop").glob("*.x12"))
-                and not journey.files("partner-orders", state="delivering") and not journey.files(
-                    "partner-orders", state="new")
+                and not journey.files("partner-orders", state="delivering")
+                and not journey.files("partner-orders", state="new")
                 for name, journey in journeys.items()
-            )  # fmt: skip
+            )
 
         wait_until(settled, 60)
         for name, journey in journeys.items():

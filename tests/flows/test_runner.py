@@ -28,16 +28,20 @@ PARTNER_A, PARTNER_B = "1234567890", "5012345000017"
 
 def x12_order(sender: str, po: str, control: str) -> bytes:
     """An 850 from `sender`, in the shape of the public samples."""
-    return (f"ISA*00*          *00*          *12*{sender:<15}*08*ACMEUK         *261207*0900*U*00401*"
-            f"{control}*0*P*>~GS*PO*{sender}*ACMEUK*20261207*0900*{int(control)}*X*004010~ST*850*0001~"
-            f"BEG*00*NE*{po}**20261207~PO1**3*CA*23.52**UP*123456789012~CTT*1~SE*5*0001~"
-            f"GE*1*{int(control)}~IEA*1*{control}~").encode()  # fmt: skip
+    return (
+        f"ISA*00*          *00*          *12*{sender:<15}*08*ACMEUK         *261207*0900*U*00401*"
+        f"{control}*0*P*>~GS*PO*{sender}*ACMEUK*20261207*0900*{int(control)}*X*004010~ST*850*0001~"
+        f"BEG*00*NE*{po}**20261207~PO1**3*CA*23.52**UP*123456789012~CTT*1~SE*5*0001~"
+        f"GE*1*{int(control)}~IEA*1*{control}~"
+    ).encode()
 
 
 def x12_ack(group: int, verdict: str, control: str = "000000900") -> bytes:
-    return (f"ISA*00*          *00*          *08*ACMEUK         *12*PARTNER        *261207*0905*U*00401*"
-            f"{control}*0*P*>~GS*FA*ACMEUK*PARTNER*20261207*0905*9*X*004010~ST*997*0001~AK1*PO*{group}~"
-            f"AK9*{verdict}*1*1*1~SE*4*0001~GE*1*9~IEA*1*{control}~").encode()  # fmt: skip
+    return (
+        f"ISA*00*          *00*          *08*ACMEUK         *12*PARTNER        *261207*0905*U*00401*"
+        f"{control}*0*P*>~GS*FA*ACMEUK*PARTNER*20261207*0905*9*X*004010~ST*997*0001~AK1*PO*{group}~"
+        f"AK9*{verdict}*1*1*1~SE*4*0001~GE*1*9~IEA*1*{control}~"
+    ).encode()
 
 
 @dataclass
@@ -81,11 +85,14 @@ def make_flow(root: Path, **overrides: Any) -> Flow:
         "document": "x12",
         "entity": {"from": "partner", "partners": {PARTNER_A: "ACME-UK", PARTNER_B: "ACME-UK"}},
         "key": {"from": "partner"},
-        "legacy": {"intake": str(root / "legacy/in"), "seen_in": [str(root / "legacy/done")],
-                   "replies": str(root / "legacy/ack")},
+        "legacy": {
+            "intake": str(root / "legacy/in"),
+            "seen_in": [str(root / "legacy/done")],
+            "replies": str(root / "legacy/ack"),
+        },
         "cloud": {"intake": str(root / "cloud/in"), "replies": str(root / "cloud/ack")},
         "outbound": str(root / "partner/out"),
-    }  # fmt: skip
+    }
     spec.update(overrides)
     return Flow.model_validate(spec)
 
@@ -178,10 +185,12 @@ def test_canary_moves_one_partner_and_the_partner_hears_from_its_serving_side(on
 
 def x12_855(po: str, quantity: int, control: str) -> bytes:
     """A purchase order acknowledgement: it names the 850 by its PO number only (BAK03)."""
-    return (f"ISA*00*          *00*          *08*ACMEUK         *12*PARTNER        *261207*0910*U*00401*"
-            f"{control}*0*P*>~GS*PR*ACMEUK*PARTNER*20261207*0910*{int(control)}*X*004010~ST*855*0001~"
-            f"BAK*00*AC*{po}*20261207~PO1*1*{quantity}*CA*23.52**UP*123456789012~ACK*IA*{quantity}*CA~"
-            f"SE*5*0001~GE*1*{int(control)}~IEA*1*{control}~").encode()  # fmt: skip
+    return (
+        f"ISA*00*          *00*          *08*ACMEUK         *12*PARTNER        *261207*0910*U*00401*"
+        f"{control}*0*P*>~GS*PR*ACMEUK*PARTNER*20261207*0910*{int(control)}*X*004010~ST*855*0001~"
+        f"BAK*00*AC*{po}*20261207~PO1*1*{quantity}*CA*23.52**UP*123456789012~ACK*IA*{quantity}*CA~"
+        f"SE*5*0001~GE*1*{int(control)}~IEA*1*{control}~"
+    ).encode()
 
 
 def _reply(estate: Estate, side: str, name: str, data: bytes) -> None:
@@ -230,8 +239,9 @@ def test_the_top_rungs(estate: Estate, mode: str, legacy: int, cloud: int) -> No
 def test_shadow_sends_the_cloud_only_to_its_checking_intake(tmp_path: Path) -> None:
     for folder in ("drop", "legacy/in", "cloud/in", "cloud/check"):
         (tmp_path / folder).mkdir(parents=True)
-    flow = make_flow(tmp_path, cloud={"intake": str(tmp_path / "cloud/in"), "validate": str(tmp_path / "cloud/check")},
-                     outbound=None)  # fmt: skip
+    flow = make_flow(
+        tmp_path, cloud={"intake": str(tmp_path / "cloud/in"), "validate": str(tmp_path / "cloud/check")}, outbound=None
+    )
     cutover = Cutover(str(tmp_path / "cutover.db"), *ladder([], [flow]))
     try:
         cutover.engine.set(flow.name, "ACME-UK", "shadow", "listen", "ana")
@@ -400,8 +410,13 @@ def test_a_large_file_cut_short_is_refused_and_a_whole_one_is_read_from_its_head
 
 def test_a_flows_slos_measure_the_serving_sides_first_answer_and_what_it_took(tmp_path: Path) -> None:
     with _estate(tmp_path, str(tmp_path / "cutover.db")) as estate:
-        flow = make_flow(tmp_path, slo=[{"name": "ack-in-15-min", "kind": "latency", "objective": 99, "threshold": 900},
-                                        {"name": "booked", "kind": "success", "objective": 99.5}])  # fmt: skip
+        flow = make_flow(
+            tmp_path,
+            slo=[
+                {"name": "ack-in-15-min", "kind": "latency", "objective": 99, "threshold": 900},
+                {"name": "booked", "kind": "success", "objective": 99.5},
+            ],
+        )
         runner = FlowRunner([flow], estate.cutover)
         estate.set("dual_write")
         estate.drop("po-5.x12", x12_order(PARTNER_A, "PO-5", "000000105"))
@@ -416,8 +431,9 @@ def test_a_flows_slos_measure_the_serving_sides_first_answer_and_what_it_took(tm
         answered.count(estate.cutover)
         estate.cutover.flush()
     with pytest.raises(ValueError, match="latency or success"):
-        make_flow(tmp_path, slo=[{"name": "fresh", "kind": "freshness", "objective": 99, "threshold": 5,
-                                  "field": "/at"}])  # fmt: skip
+        make_flow(
+            tmp_path, slo=[{"name": "fresh", "kind": "freshness", "objective": 99, "threshold": 5, "field": "/at"}]
+        )
 
 
 def test_a_reply_read_by_a_runner_that_stopped_before_forwarding_it_still_reaches_the_partner(
@@ -449,12 +465,19 @@ def test_a_reply_read_by_a_runner_that_stopped_before_forwarding_it_still_reache
 def test_an_xml_partner_is_told_by_a_pointer_mapped_to_its_entity(tmp_path: Path, corpora: Path) -> None:
     for folder in ("drop", "legacy/in", "cloud/in"):
         (tmp_path / folder).mkdir(parents=True)
-    flow = make_flow(tmp_path, source={"folder": str(tmp_path / "drop"), "pattern": "*.xml", "settle_seconds": 0},
-                     document="xml",
-                     entity={"from": "document", "pointer": "/cXML/Header/From/Credential/Identity",
-                             "partners": {"inbound@prominate-platform.com": "ACME-DE"}},
-                     key={"from": "document", "pointer": "/cXML/Request/OrderRequest/OrderRequestHeader/@orderID"},
-                     cutover={"mode": "dual_write"}, outbound=None)  # fmt: skip
+    flow = make_flow(
+        tmp_path,
+        source={"folder": str(tmp_path / "drop"), "pattern": "*.xml", "settle_seconds": 0},
+        document="xml",
+        entity={
+            "from": "document",
+            "pointer": "/cXML/Header/From/Credential/Identity",
+            "partners": {"inbound@prominate-platform.com": "ACME-DE"},
+        },
+        key={"from": "document", "pointer": "/cXML/Request/OrderRequest/OrderRequestHeader/@orderID"},
+        cutover={"mode": "dual_write"},
+        outbound=None,
+    )
     cutover = Cutover(str(tmp_path / "cutover.db"), *ladder([], [flow]))
     try:
         sample = corpora / "filedrop/cxml/OrderRequest_from-cxml-php_OrderRequest.xml"

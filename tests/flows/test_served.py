@@ -19,8 +19,14 @@ from tests.gateway.test_cutover import wait_until
 
 
 def banyan(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "cli.main", *args], cwd=REPO, capture_output=True, text=True,
-                          timeout=60, env={"COLUMNS": "200", "PATH": "/usr/bin:/bin"})  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "cli.main", *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"COLUMNS": "200", "PATH": "/usr/bin:/bin"},
+    )
 
 
 def test_a_flow_served_moved_and_read_from_the_command_line(tmp_path: Path) -> None:
@@ -43,8 +49,17 @@ def test_a_flow_served_moved_and_read_from_the_command_line(tmp_path: Path) -> N
         (tmp_path / "drop" / "one.x12").write_bytes(x12_order(PARTNER_A, "PO-1", "000000401"))
         wait_until(lambda: [p.name for p in (tmp_path / "legacy/in").iterdir()] == ["one.x12"], 20)
         assert list((tmp_path / "cloud/in").iterdir()) == []  # legacy, where every flow starts
-        moved = banyan("cutover", "set", "uk-partner-orders", "ACME-UK", "dual_write", "--reason", "CHG-401 both",
-                       "--force", *routes)  # fmt: skip
+        moved = banyan(
+            "cutover",
+            "set",
+            "uk-partner-orders",
+            "ACME-UK",
+            "dual_write",
+            "--reason",
+            "CHG-401 both",
+            "--force",
+            *routes,
+        )
         assert moved.returncode == 0, moved.stdout + moved.stderr
         time.sleep(1.5)  # the gateway takes the change up within a second
         (tmp_path / "drop" / "two.x12").write_bytes(x12_order(PARTNER_B, "PO-2", "000000402"))

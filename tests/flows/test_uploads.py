@@ -95,8 +95,9 @@ class Setup:
 def _setup(root: Path, api: CloudApi, **upload: Any) -> Iterator[Setup]:
     for folder in ("drop", "legacy/in", "legacy/ack", "partner/out"):
         (root / folder).mkdir(parents=True)
-    flow = make_flow(root, cloud={"upload": {"url": api.url, "timeout_seconds": 0.5, **upload}},
-                     cutover={"mode": "dual_write"})  # fmt: skip
+    flow = make_flow(
+        root, cloud={"upload": {"url": api.url, "timeout_seconds": 0.5, **upload}}, cutover={"mode": "dual_write"}
+    )
     cutover = Cutover(str(root / "cutover.db"), *ladder([], [flow]))
     try:
         yield Setup(root, flow, cutover)

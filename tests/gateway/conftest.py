@@ -185,8 +185,9 @@ def serve_process(*args: str, env: dict[str, str] | None = None) -> Iterator[str
 
     port = free_port()
     command = [sys.executable, "-m", "cli.main", "serve", "--port", str(port), "--no-access-log", *args]
-    process = subprocess.Popen(command, cwd=REPO, env={**os.environ, **(env or {})}, stderr=subprocess.PIPE,
-                               start_new_session=True)  # fmt: skip
+    process = subprocess.Popen(
+        command, cwd=REPO, env={**os.environ, **(env or {})}, stderr=subprocess.PIPE, start_new_session=True
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 30

@@ -33,8 +33,9 @@ def _accept(url: str) -> list[str]:
 
             async def one(n: int) -> str:
                 body = {"orderNumber": f"PO-{n}", "customer": "globex"}
-                async with session.post(f"{url}/v1/ACME-DE/orders", json=body,
-                                        headers={"Idempotency-Key": f"drain-{n}"}) as response:  # fmt: skip
+                async with session.post(
+                    f"{url}/v1/ACME-DE/orders", json=body, headers={"Idempotency-Key": f"drain-{n}"}
+                ) as response:
                     assert response.status == 202, await response.text()
                     return response.headers["Location"]
 
@@ -97,8 +98,24 @@ def test_a_claim_holds_as_long_as_its_calls_can_take(tmp_path: Path) -> None:
     with running_gateway(tmp_path, routes, store=str(tmp_path / "c.db")) as gateway:
 
         def message(route: str) -> Message:
-            return Message(1, 0.0, "", route, "ACME-DE", "PO-1", "legacy", "ACME-DE@0", {}, "k", "pending", 0, 0.0,
-                           "", None, "accepted")  # fmt: skip
+            return Message(
+                1,
+                0.0,
+                "",
+                route,
+                "ACME-DE",
+                "PO-1",
+                "legacy",
+                "ACME-DE@0",
+                {},
+                "k",
+                "pending",
+                0,
+                0.0,
+                "",
+                None,
+                "accepted",
+            )
 
         assert lease_for(gateway.app, [message("order-create")]) == 5 * 1 + LEASE_MARGIN  # timeout 5 s, no retries
         assert lease_for(gateway.app, [message("no-such-route")]) == LEASE_SECONDS

@@ -48,7 +48,7 @@ CHANGE = "/admin/cutover/order-get/ACME-US"
         ("GET", "/admin/outbox?state=%ED%A0%80", KEY, b"", 422),
         ("POST", "/admin/outbox/73786976294838206464/replay", {**KEY, "X-Actor": "ana"}, b'{"reason": "r"}', 422),
     ],
-)  # fmt: skip
+)
 def test_odd_bytes_are_refused_with_a_problem(
     admin: Gateway, method: str, path: str, headers: dict[str, str | bytes], body: bytes, status: int
 ) -> None:

@@ -72,17 +72,20 @@ class StatusErp:
         if status < 200:
             return f"HTTP/1.1 {status} Interim\r\n\r\n".encode()
         if self.soap:  # a SOAP service answers an envelope; this one's text merely holds the word
-            content = (f'<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body><r:Result '
-                       f'xmlns:r="urn:r"><r:order>{order}</r:order><r:note>Fault-tolerant</r:note></r:Result>'
-                       "</s:Body></s:Envelope>").encode()  # fmt: skip
+            content = (
+                f'<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body><r:Result '
+                f'xmlns:r="urn:r"><r:order>{order}</r:order><r:note>Fault-tolerant</r:note></r:Result>'
+                "</s:Body></s:Envelope>"
+            ).encode()
             kind = "text/xml"
         else:
             content, kind = f'{{"orderId": "{order}", "status": "booked"}}'.encode(), "application/json"
         if status in NO_BODY:
             content = b""
         extra = f"Retry-After: {self.pause}\r\n" if status in (429, 503) else ""
-        return (f"HTTP/1.1 {status} Status\r\nContent-Type: {kind}\r\nContent-Length: {len(content)}\r\n{extra}"
-                "\r\n").encode() + content  # fmt: skip
+        return (
+            f"HTTP/1.1 {status} Status\r\nContent-Type: {kind}\r\nContent-Length: {len(content)}\r\n{extra}\r\n"
+        ).encode() + content
 
 
 @contextmanager
@@ -152,8 +155,12 @@ def put(session: requests.Session, gateway: Gateway, path: str, key: str) -> req
 
 
 def rung(gateway: Gateway, route: str, body: dict[str, object]) -> None:
-    answer = requests.put(f"{gateway.url}/admin/cutover/{route}/ACME-US", json={**body, "reason": "test",
-                          "force": True}, headers=ADMIN, timeout=10)  # fmt: skip
+    answer = requests.put(
+        f"{gateway.url}/admin/cutover/{route}/ACME-US",
+        json={**body, "reason": "test", "force": True},
+        headers=ADMIN,
+        timeout=10,
+    )
     assert answer.status_code == 200, answer.text
 
 
@@ -203,10 +210,22 @@ def fate(status: int) -> str:
     return "doubt"  # 1xx, 3xx, 5xx: sent, and no one knows what became of it
 
 
-COPY = {"made": {"delivered"}, "pause": {"pending"}, "retry": {"pending", "dead"}, "hold": {"pending"},
-        "refuse": {"dead"}, "doubt": {"in_doubt"}}  # fmt: skip
-ACCEPTED = {"made": {"done"}, "pause": {"pending"}, "retry": {"pending", "failed"}, "hold": {"pending"},
-            "refuse": {"failed"}, "doubt": {"in_doubt"}}  # fmt: skip
+COPY = {
+    "made": {"delivered"},
+    "pause": {"pending"},
+    "retry": {"pending", "dead"},
+    "hold": {"pending"},
+    "refuse": {"dead"},
+    "doubt": {"in_doubt"},
+}
+ACCEPTED = {
+    "made": {"done"},
+    "pause": {"pending"},
+    "retry": {"pending", "failed"},
+    "hold": {"pending"},
+    "refuse": {"failed"},
+    "doubt": {"in_doubt"},
+}
 
 
 @pytest.mark.parametrize("serving", ["legacy", "cloud"], ids=["dual_write-copy", "canary-other-side"])
@@ -226,8 +245,12 @@ def test_a_copy_is_delivered_only_when_its_side_made_it(
             with requests.Session() as session:
                 for code in STATUSES:
                     # the serving side sees the order in the path; the copy's side, the status in the body
-                    answer = session.put(f"{gateway.url}/v1/ACME-US/orders/S200-{code}",
-                                         json={"order": f"S{code}-copy"}, headers=gateway.headers(), timeout=10)  # fmt: skip
+                    answer = session.put(
+                        f"{gateway.url}/v1/ACME-US/orders/S200-{code}",
+                        json={"order": f"S{code}-copy"},
+                        headers=gateway.headers(),
+                        timeout=10,
+                    )
                     assert answer.status_code in MADE and answer.headers["X-Served-By"] == serving, answer.text
             messages = lambda: {m.business_key: m for m in outbox.list(limit=10_000)}  # noqa: E731
             wait_until(lambda: all(m.state != "pending" or m.attempts or m.last_error for m in messages().values()))
@@ -290,15 +313,18 @@ def test_the_shadow_counts_a_mirror_that_was_not_answered_as_an_error(
     with requests.Session() as session:
         for status in STATUSES:
             # legacy serves the read; the cloud is asked the same, and answers the same status
-            answer = session.get(f"{gateway.url}/v1/ACME-US/orders/S{status}-read", headers=gateway.headers(),
-                                 timeout=10)  # fmt: skip
+            answer = session.get(
+                f"{gateway.url}/v1/ACME-US/orders/S{status}-read", headers=gateway.headers(), timeout=10
+            )
             assert (answer.status_code in MADE) == (status in MADE), (status, answer.status_code)
     wait_until(lambda: sum(cloud.calls.values()) >= len(STATUSES))
     time.sleep(0.3)
     cutover = gateway.app[CUTOVER]
     cutover.flush()
-    status = {(row["route"], row["entity"]): row for row in
-              requests.get(f"{gateway.url}/admin/cutover", headers=ADMIN, timeout=5).json()}  # fmt: skip
+    status = {
+        (row["route"], row["entity"]): row
+        for row in requests.get(f"{gateway.url}/admin/cutover", headers=ADMIN, timeout=5).json()
+    }
     evidence = status[("order-get", "ACME-US")]["evidence"]
     # both sides answer the same status: compared where both answered, or both refused the request
     compared = sum(1 for s in STATUSES if fate(s) in ("made", "refuse"))
@@ -314,8 +340,10 @@ def test_the_soap_passthrough_and_its_idempotency_key(tmp_path: Path) -> None:
         with requests.Session() as session:
             for status in STATUSES:
                 order = f"S{status}-soap"
-                envelope = (f'<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body><m:Create '
-                            f'xmlns:m="urn:m"><m:order>{order}</m:order></m:Create></s:Body></s:Envelope>')  # fmt: skip
+                envelope = (
+                    f'<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body><m:Create '
+                    f'xmlns:m="urn:m"><m:order>{order}</m:order></m:Create></s:Body></s:Envelope>'
+                )
                 headers = gateway.headers(**{"Idempotency-Key": order, "Content-Type": "text/xml"})
                 first = session.post(f"{gateway.url}/soap/orders", data=envelope, headers=headers, timeout=10)
                 again = session.post(f"{gateway.url}/soap/orders", data=envelope, headers=headers, timeout=10)
@@ -356,9 +384,18 @@ def test_a_database_error_says_what_became_of_the_call(state: str, message: str,
 
 @pytest.mark.parametrize(
     ("header", "seconds"),
-    [(None, 1.0), ("", 1.0), ("7", 7.0), ("0", 0.0), ("86400", 300.0), ("soon", 1.0), ("-3", 1.0),
-     ("Wed, 09 Dec 2026 10:00:00 GMT", 300.0), ("Mon, 07 Dec 2026 09:59:50 GMT", 0.0)],
-)  # fmt: skip
+    [
+        (None, 1.0),
+        ("", 1.0),
+        ("7", 7.0),
+        ("0", 0.0),
+        ("86400", 300.0),
+        ("soon", 1.0),
+        ("-3", 1.0),
+        ("Wed, 09 Dec 2026 10:00:00 GMT", 300.0),
+        ("Mon, 07 Dec 2026 09:59:50 GMT", 0.0),
+    ],
+)
 def test_retry_after_is_read_and_bounded(header: str | None, seconds: float) -> None:
     import time_machine
 

@@ -113,8 +113,10 @@ def test_the_consumer_sees_one_contract_and_the_comparison_judges_like_with_like
     get(stock, "/v1/ACME-DE/inventory/SKU-2")
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:  # the mirrored calls are compared off the request path
-        status = {(r["route"], r["entity"]): r for r in requests.get(f"{stock.url}/admin/cutover", headers=ADMIN,
-                                                                      timeout=10).json()}  # fmt: skip
+        status = {
+            (r["route"], r["entity"]): r
+            for r in requests.get(f"{stock.url}/admin/cutover", headers=ADMIN, timeout=10).json()
+        }
         if status[("stock", "ACME-DE")]["evidence"]["comparisons"] == 2:
             break
         time.sleep(0.2)
@@ -150,10 +152,12 @@ def test_openapi_shows_canonical_schemas_as_components() -> None:
     ("change", "says"),
     [
         (lambda text: text.replace("canonical:inventory", "canonical:stocks", 1), "no canonical schema 'stocks'"),
-        (lambda text: text.replace('      response: {$ref: "canonical:inventory"}\n', "", 1),
-         "entities.ACME-US.extends needs a canonical response"),
+        (
+            lambda text: text.replace('      response: {$ref: "canonical:inventory"}\n', "", 1),
+            "entities.ACME-US.extends needs a canonical response",
+        ),
     ],
-)  # fmt: skip
+)
 def test_routes_check_refuses_a_missing_schema_and_extends_without_one(tmp_path: Path, change: Any, says: str) -> None:
     folder = tmp_path / "routes"
     (folder / "canonical").mkdir(parents=True)

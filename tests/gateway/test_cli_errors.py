@@ -34,25 +34,69 @@ CASES = [
     (["cutover", "history", "--store", "{store}", "--entity", "ACME-XX", *ROUTES], 2, "unknown legal entity"),
     (["cutover", "history", "--store", "{store}", "--route", "nope", *ROUTES], 2, "unknown route"),
     (["cutover", "mismatches", "nope", "--store", "{store}", *ROUTES], 2, "unknown route"),
-    (["cutover", "mismatches", "order-status", "--entity", "ACME-US", "--store", "{store}", *ROUTES], 2,
-     "does not serve ACME-US"),
-    (["cutover", "set", "nope", "ACME-UK", "dual_write", "--reason", "r", "--store", "{store}", *ROUTES], 2,
-     "unknown route"),
-    (["cutover", "set", "order-create", "ACME-XX", "dual_write", "--reason", "r", "--store", "{store}", *ROUTES], 2,
-     "unknown legal entity"),
-    (["cutover", "set", "order-create", "ACME-UK", "canary", "--percent", "150", "--reason", "r", "--store", "{store}",
-      *ROUTES], 2, "at most 100, not 150"),
-    (["cutover", "schedule", "order-create", "ACME-UK", "dual_write", "--at", "yesterday", "--reason", "r", "--store",
-      "{store}", *ROUTES], 2, "the time is ISO 8601"),
-    (["cutover", "set", "order-create", "ACME-UK", "dual_write", "--reason", "r", "--store", "{store}", *ROUTES], 1,
-     "the gate says Inconclusive"),  # a refusal of the ladder's, not a bad argument
+    (
+        ["cutover", "mismatches", "order-status", "--entity", "ACME-US", "--store", "{store}", *ROUTES],
+        2,
+        "does not serve ACME-US",
+    ),
+    (
+        ["cutover", "set", "nope", "ACME-UK", "dual_write", "--reason", "r", "--store", "{store}", *ROUTES],
+        2,
+        "unknown route",
+    ),
+    (
+        ["cutover", "set", "order-create", "ACME-XX", "dual_write", "--reason", "r", "--store", "{store}", *ROUTES],
+        2,
+        "unknown legal entity",
+    ),
+    (
+        [
+            "cutover",
+            "set",
+            "order-create",
+            "ACME-UK",
+            "canary",
+            "--percent",
+            "150",
+            "--reason",
+            "r",
+            "--store",
+            "{store}",
+            *ROUTES,
+        ],
+        2,
+        "at most 100, not 150",
+    ),
+    (
+        [
+            "cutover",
+            "schedule",
+            "order-create",
+            "ACME-UK",
+            "dual_write",
+            "--at",
+            "yesterday",
+            "--reason",
+            "r",
+            "--store",
+            "{store}",
+            *ROUTES,
+        ],
+        2,
+        "the time is ISO 8601",
+    ),
+    (
+        ["cutover", "set", "order-create", "ACME-UK", "dual_write", "--reason", "r", "--store", "{store}", *ROUTES],
+        1,
+        "the gate says Inconclusive",
+    ),  # a refusal of the ladder's, not a bad argument
     (["scan", "files", "{tmp}/nowhere", "-o", "{tmp}/catalog.json"], 2, "no such folder"),
     (["scan", "esb", "{tmp}/nowhere.xml", "-o", "{tmp}/catalog.json"], 2, "no such file or folder"),
     (["scan", "db", "{tmp}/list.yaml", "-o", "{tmp}/catalog.json"], 2, "not a DDL script"),
     (["keys", "create", "x", "--consumers", "/no/such/dir/consumers.yaml"], 2, "is not a folder"),
     (["keys", "create", "x", "--consumers", "{tmp}/garbage.yaml"], 2, "cannot be read as a consumers file"),
     (["keys", "create", "x", "--consumers", "{tmp}/list.yaml"], 2, "is not a consumers file"),
-]  # fmt: skip
+]
 
 
 @pytest.mark.parametrize(
@@ -81,10 +125,12 @@ def test_bad_arguments_get_one_line(args: list[str], code: int, says: str, store
         (["serve", "--port", "-5"], "greater than or equal to 1"),
         (["serve", "--workers", "0"], "greater than or equal to 1"),
         (["serve", "--insecure-no-auth", "--trusted-proxy", "nginx.local"], "--trusted-proxy takes an address"),
-        (["cutover", "mismatches", "order-status", "--minutes", "-5", "--store", "{tmp}/c.db", *ROUTES],
-         "greater than or equal to 1"),
+        (
+            ["cutover", "mismatches", "order-status", "--minutes", "-5", "--store", "{tmp}/c.db", *ROUTES],
+            "greater than or equal to 1",
+        ),
     ],
-)  # fmt: skip
+)
 def test_values_out_of_range_are_refused_before_anything_is_written(args: list[str], says: str, tmp_path: Path) -> None:
     result = runner.invoke(app, [a.replace("{tmp}", str(tmp_path)) for a in args])
     assert result.exit_code == 2 and says in " ".join(result.output.split()), result.output
@@ -107,8 +153,10 @@ def test_serve_says_once_when_it_cannot_listen(workers: str) -> None:
         busy = subprocess.run([*serve, "--port", port], cwd=REPO, capture_output=True, text=True, timeout=60)
     foreign = subprocess.run(
         [*serve, "--host", "192.0.2.1", "--port", "8080"], cwd=REPO, capture_output=True, text=True, timeout=60
-    )  # fmt: skip  (TEST-NET-1: never this machine's)
-    for result, says in ((busy, f"cannot listen on 127.0.0.1:{port}: Address already in use"),
-                         (foreign, "--host takes an address or name of this machine")):  # fmt: skip
+    )  # (TEST-NET-1: never this machine's)
+    for result, says in (
+        (busy, f"cannot listen on 127.0.0.1:{port}: Address already in use"),
+        (foreign, "--host takes an address or name of this machine"),
+    ):
         assert result.returncode == 2, result.stderr
         assert says in result.stderr and "Traceback" not in result.stderr + result.stdout

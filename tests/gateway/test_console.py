@@ -120,8 +120,11 @@ def test_schedule_freeze_and_sign_out_in_the_console(ladder: Ladder, browser: An
     page.locator("#schedules tbody tr", has_text="CAB-9 night switch").wait_for()
     [scheduled] = ladder.cutover.store.schedules()
     assert (scheduled.route, scheduled.entity, scheduled.mode, scheduled.actor) == (
-        "order-get", "ACME-US", "shadow", "Ana Lead"
-    )  # fmt: skip
+        "order-get",
+        "ACME-US",
+        "shadow",
+        "Ana Lead",
+    )
     page.select_option("#freeze-entity", "ACME-DE")
     page.fill("#freeze-starts", "2030-01-28T00:00")
     page.fill("#freeze-ends", "2030-02-02T00:00")
@@ -252,12 +255,18 @@ def test_a_flows_cell_lists_its_files_and_what_each_side_made_of_them(tmp_path: 
 
     for folder in ("drop", "legacy", "cloud"):
         (tmp_path / folder).mkdir()
-    flows = {"flows": [{
-        "name": "partner-orders", "entity": {"from": "partner", "partners": {PARTNER_A: "ACME-DE"}},
-        "source": {"folder": str(tmp_path / "drop"), "pattern": "*.x12", "settle_seconds": 0},
-        "legacy": {"intake": str(tmp_path / "legacy")}, "cloud": {"intake": str(tmp_path / "cloud")},
-        "cutover": {"mode": "dual_write"},
-    }]}  # fmt: skip
+    flows = {
+        "flows": [
+            {
+                "name": "partner-orders",
+                "entity": {"from": "partner", "partners": {PARTNER_A: "ACME-DE"}},
+                "source": {"folder": str(tmp_path / "drop"), "pattern": "*.x12", "settle_seconds": 0},
+                "legacy": {"intake": str(tmp_path / "legacy")},
+                "cloud": {"intake": str(tmp_path / "cloud")},
+                "cutover": {"mode": "dual_write"},
+            }
+        ]
+    }
     settings = {"store": str(tmp_path / "cutover.db"), "admin_key": ADMIN["X-Admin-Key"]}
     with running_gateway(tmp_path / "gateway", yaml.safe_dump(flows), **settings) as gateway:
         (tmp_path / "drop" / "po-77.x12").write_bytes(x12_order(PARTNER_A, "PO-77", "000000777"))
@@ -275,8 +284,9 @@ def test_a_flows_cell_lists_its_files_and_what_each_side_made_of_them(tmp_path: 
         assert "delivered" in row and PARTNER_A in row
         assert "empty.x12" not in files.inner_text()  # refused before its entity was known: not this cell's
         assert errors == []
-        refused = requests.get(f"{gateway.url}/admin/flows/files?flow=partner-orders&state=refused", headers=ADMIN,
-                               timeout=5).json()  # fmt: skip
+        refused = requests.get(
+            f"{gateway.url}/admin/flows/files?flow=partner-orders&state=refused", headers=ADMIN, timeout=5
+        ).json()
         assert [(f["name"], f["reason"]) for f in refused] == [("empty.x12", "the file is empty")]
         # a route's cell has no files part
         bad = requests.get(f"{gateway.url}/admin/flows/files?flow=nope", headers=ADMIN, timeout=5)
@@ -289,8 +299,13 @@ def test_the_console_shows_each_reconciliations_newest_run_and_its_trend(ladder:
     runs = Runs(ladder.cutover.store)
     for drift, state in ((0.02, "done"), (0.0, "failed"), (0.005, "done"), (0.0, "done")):
         run = runs.start("us-orders", "ACME-US", None)
-        counts = {"matched": 998, "differing": 0, "only": {"legacy": 0, "cloud": 0}, "drift_rate": drift,
-                  "labels": {"legacy": "legacy", "cloud": "cloud"}}  # fmt: skip
+        counts = {
+            "matched": 998,
+            "differing": 0,
+            "only": {"legacy": 0, "cloud": 0},
+            "drift_rate": drift,
+            "labels": {"legacy": "legacy", "cloud": "cloud"},
+        }
         runs.finish(run, state, counts if state == "done" else {}, [], "" if state == "done" else "the cloud stopped")
     found = requests.get(f"{ladder.gateway.url}/admin/reconcile", headers=ADMIN, timeout=5).json()
     assert [(r["name"], r["entity"], r["id"]) for r in found] == [("us-orders", "ACME-US", run)]
@@ -332,8 +347,12 @@ def test_the_console_inbox_counts_per_owner_and_replays_once(ladder: Ladder, bro
     row.get_by_role("button", name="Replay").click()
     page.locator("#message", has_text=f"exception {item['id']}: replay").wait_for()
     page.locator("#inbox tbody", has_text="no exception").wait_for()
-    stale = requests.post(f"{ladder.gateway.url}/admin/exceptions/{item['id']}/discard", headers=ADMIN,
-                          json={"version": item["version"], "note": "me too", "actor": "bo"}, timeout=5)  # fmt: skip
+    stale = requests.post(
+        f"{ladder.gateway.url}/admin/exceptions/{item['id']}/discard",
+        headers=ADMIN,
+        json={"version": item["version"], "note": "me too", "actor": "bo"},
+        timeout=5,
+    )
     assert stale.status_code == 409 and "Ana Lead replay" in stale.json()["detail"]
     replays = [event for event in store.history() if event.kind == "outbox_replay"]
     assert [(event.actor, f"message {message_id}" in event.reason) for event in replays] == [("Ana Lead", True)]

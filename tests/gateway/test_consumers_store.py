@@ -67,8 +67,9 @@ def _fleet(store: str, folder: Path) -> None:
         assert within_a_second(lambda: status(a, rotated) == 401 and status(b, rotated) == 401)
         listed = keys("list", "--store", store)
         assert "webshop" in listed and "revoked" in listed and "bnk_" not in listed
-        history = runner.invoke(app, ["cutover", "history", "--store", store, "--routes", str(folder / "a" / "routes"),
-                                      "--json"]).output  # fmt: skip
+        history = runner.invoke(
+            app, ["cutover", "history", "--store", store, "--routes", str(folder / "a" / "routes"), "--json"]
+        ).output
         assert '"kind": "key_create"' in history and '"kind": "key_revoke"' in history and key not in history
 
 

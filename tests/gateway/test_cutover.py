@@ -226,7 +226,11 @@ def test_guardrail_steps_down_when_the_cloud_fails(ladder: Ladder) -> None:
     last = json.loads(history[-1])
     # one step, to the highest rung where legacy serves a read: the cloud still gets every call
     assert (last["kind"], last["from_mode"], last["to_mode"], last["actor"]) == (
-        "guardrail", "canary", "shadow", "guardrail")  # fmt: skip
+        "guardrail",
+        "canary",
+        "shadow",
+        "guardrail",
+    )
     assert last["evidence"]["errors_cloud"] >= 5
     assert ladder.get("ACME-US", "SO-1").headers["X-Served-By"] == "legacy"
 
@@ -237,8 +241,9 @@ def test_cloud_write_errors_in_dual_write_hold_the_copies_and_a_person_resumes_t
     ladder.admin("PUT", "/order-put/ACME-US", {"mode": "dual_write", "reason": "both", "force": True})
     ladder.cloud.fail = True  # 503: not made, so each copy is retried, and counted as a cloud error
     for n in range(25):
-        requests.post(f"{ladder.gateway.url}/v1/ACME-US/orders/SO-{n}", json={}, headers=ladder.gateway.headers(),
-                      timeout=10)  # fmt: skip
+        requests.post(
+            f"{ladder.gateway.url}/v1/ACME-US/orders/SO-{n}", json={}, headers=ladder.gateway.headers(), timeout=10
+        )
     assert len(ladder.legacy.calls) == 25  # legacy served every write
 
     def paused() -> bool:
@@ -248,8 +253,9 @@ def test_cloud_write_errors_in_dual_write_hold_the_copies_and_a_person_resumes_t
     history = [json.loads(line) for line in ladder.admin("GET", "/history?route=order-put").text.splitlines()]
     assert [event["kind"] for event in history][-1] == "pause_copies"
     assert "cloud error rate" in history[-1]["reason"]
-    [row] = requests.get(f"{ladder.gateway.url}/admin/cutover?route=order-put&entity=ACME-US", headers=ADMIN,
-                         timeout=10).json()  # fmt: skip
+    [row] = requests.get(
+        f"{ladder.gateway.url}/admin/cutover?route=order-put&entity=ACME-US", headers=ADMIN, timeout=10
+    ).json()
     assert row["mode"] == "dual_write" and row["copies_paused"]["reason"] == history[-1]["reason"]
     time.sleep(0.5)  # a copy in flight when the pause was recorded settles
     spent = {message.id: message.attempts for message in ladder.cutover.outbox.list("pending", "order-put")}
@@ -267,8 +273,10 @@ def test_cloud_write_errors_in_dual_write_hold_the_copies_and_a_person_resumes_t
     assert resumed.status_code == 200 and resumed.json()["resumed"] == history[-1]["id"]
     sent = {f"SO-{n}" for n in range(25)}
     # each copy made, and its settlement recorded (the group commit writes it a moment after the call)
-    wait_until(lambda: sent <= set(ladder.cloud.calls[attempts:]) and not ladder.cutover.outbox.list(
-        "pending", "order-put"), 20)  # fmt: skip
+    wait_until(
+        lambda: sent <= set(ladder.cloud.calls[attempts:]) and not ladder.cutover.outbox.list("pending", "order-put"),
+        20,
+    )
     assert not paused()
     again = ladder.admin("POST", "/order-put/ACME-US/resume", {"reason": "again"})
     assert again.status_code == 422 and "not paused" in again.json()["detail"]
@@ -464,8 +472,17 @@ def test_evidence_a_minute_and_the_calendar_for_the_console(ladder: Ladder) -> N
     assert ladder.admin("GET", "/series?route=order-got&entity=ACME-US").status_code == 422
     assert ladder.admin("GET", "/series?route=order-get&entity=ACME-US&minutes=lots").status_code == 422
     assert ladder.admin("GET", "/series?route=order-get&entity=ACME-US", headers={}).status_code == 401
-    ladder.admin("POST", "/schedule", {"route": "order-get", "entity": "ACME-US", "mode": "dual_write",
-                                       "at": "2030-01-01T02:00:00+00:00", "reason": "night"})  # fmt: skip
+    ladder.admin(
+        "POST",
+        "/schedule",
+        {
+            "route": "order-get",
+            "entity": "ACME-US",
+            "mode": "dual_write",
+            "at": "2030-01-01T02:00:00+00:00",
+            "reason": "night",
+        },
+    )
     calendar = ladder.admin("GET", "/calendar").json()
     assert [(s["route"], s["mode"], s["state"]) for s in calendar["schedules"]] == [
         ("order-get", "dual_write", "pending")

@@ -68,8 +68,10 @@ def test_set_promote_rollback_history_as_json(store: str) -> None:
     code, output = banyan(store, "history", "--json")
     events = [json.loads(line) for line in output.splitlines()]
     assert [(e["kind"], e["to_mode"], e["actor"]) for e in events] == [
-        ("set", "shadow", "ana"), ("promote", "dual_write", "ana"), ("rollback", "shadow", "ana")
-    ]  # fmt: skip
+        ("set", "shadow", "ana"),
+        ("promote", "dual_write", "ana"),
+        ("rollback", "shadow", "ana"),
+    ]
     assert events[1]["evidence"]["comparisons"] == 500 and events[1]["evidence"]["forced"] is True
     assert events[1]["reason"] == "CAB-77 approved"
     code, output = banyan(store, "status", "--route", "order-status", "--entity", "ACME-DE", "--json")
@@ -161,16 +163,30 @@ def test_a_store_that_cannot_be_opened_says_what_to_do(tmp_path: Path) -> None:
         assert not Path(missing).exists()
     result = runner.invoke(
         app,
-        ["cutover", "set", "order-status", "ACME-DE", "shadow", "--reason", "r", "--actor", "ana", "--store", missing,
-         "--routes", str(REPO / "routes")],
-    )  # fmt: skip
+        [
+            "cutover",
+            "set",
+            "order-status",
+            "ACME-DE",
+            "shadow",
+            "--reason",
+            "r",
+            "--actor",
+            "ana",
+            "--store",
+            missing,
+            "--routes",
+            str(REPO / "routes"),
+        ],
+    )
     assert result.exit_code == 2
     assert "check that its folder exists and is writable" in " ".join(result.output.split())
 
 
 def test_a_step_down_is_shown_until_acknowledged(store: str) -> None:
-    code, output = banyan(store, "set", "order-status", "ACME-DE", "canary", "--percent", "25", "--reason", "ramp",
-                          "--force")  # fmt: skip
+    code, output = banyan(
+        store, "set", "order-status", "ACME-DE", "canary", "--percent", "25", "--reason", "ramp", "--force"
+    )
     assert code == 0, output
     opened = open_store(store)
     rung = "ACME-DE@1"  # the rule's first version is its rung
@@ -250,8 +266,13 @@ def test_the_gateways_own_gates_are_said_once_and_only_when_a_rung_changes(store
     from cutover.gates import Gate, Guardrail
 
     opened = open_store(store)
-    opened.put_settings({"order-status": (Gate(min_samples=7, min_minutes=0), Guardrail()),
-                         "order-create": (Gate(min_samples=9), Guardrail())}, "the gateway on vm")  # fmt: skip
+    opened.put_settings(
+        {
+            "order-status": (Gate(min_samples=7, min_minutes=0), Guardrail()),
+            "order-create": (Gate(min_samples=9), Guardrail()),
+        },
+        "the gateway on vm",
+    )
     opened.close()
     code, output = banyan(store, "status", "--entity", "ACME-DE")
     assert code == 0 and "note:" not in output  # a read says nothing of it

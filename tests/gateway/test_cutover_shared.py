@@ -16,8 +16,9 @@ from tests.gateway.test_cutover import ADMIN, erp, ladder_routes
 
 @contextmanager
 def gateway_process(routes: Path, store: str) -> Iterator[str]:
-    with serve_process("--routes", str(routes), "--insecure-no-auth", "--store", store,
-                       env={"BANYAN_ADMIN_KEY": ADMIN["X-Admin-Key"]}) as url:  # fmt: skip
+    with serve_process(
+        "--routes", str(routes), "--insecure-no-auth", "--store", store, env={"BANYAN_ADMIN_KEY": ADMIN["X-Admin-Key"]}
+    ) as url:
         yield url
 
 

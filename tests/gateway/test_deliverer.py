@@ -139,8 +139,12 @@ def test_a_hot_keys_backlog_goes_out_in_order_in_runs(tmp_path: Path) -> None:
             os.kill(deliverer, signal.SIGSTOP)
             try:
                 for n in range(1, 13):
-                    answer = requests.post(f"{url}/v1/ACME-US/orders/PO-HOT", json={"n": n},
-                                           headers={"Idempotency-Key": f"k-{n}"}, timeout=5)  # fmt: skip
+                    answer = requests.post(
+                        f"{url}/v1/ACME-US/orders/PO-HOT",
+                        json={"n": n},
+                        headers={"Idempotency-Key": f"k-{n}"},
+                        timeout=5,
+                    )
                     assert answer.status_code == 201, answer.text
             finally:
                 os.kill(deliverer, signal.SIGCONT)

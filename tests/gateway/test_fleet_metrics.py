@@ -44,7 +44,7 @@ def test_every_scrape_counts_the_whole_gateway(tmp_path: Path) -> None:
             delivered = (
                 'banyan_cutover_calls_total{entity="ACME-US",outcome="ok",role="outbox",route="order-put",'
                 'side="cloud"}'
-            )  # fmt: skip  (only the deliverer makes these)
+            )  # (only the deliverer makes these)
             for _ in range(6):  # a connection each: both workers answer some of these
                 text = requests.get(f"{url}/metrics", timeout=5).text
                 assert _value(text, served) == WRITES
@@ -54,10 +54,14 @@ def test_every_scrape_counts_the_whole_gateway(tmp_path: Path) -> None:
             with requests.Session() as one:  # one connection, so one worker: its exemplar is in its scrape
                 for n in range(3):
                     assert one.get(f"{url}/v1/ACME-US/orders/PO-{n}", timeout=5).ok
-                openmetrics = one.get(f"{url}/metrics", headers={"Accept": "application/openmetrics-text"},
-                                      timeout=5).text  # fmt: skip
-            line = next(line for line in openmetrics.splitlines()
-                        if line.startswith('banyan_slo_events_total{entity="ACME-US",result="good",route="order-get"'))  # fmt: skip
+                openmetrics = one.get(
+                    f"{url}/metrics", headers={"Accept": "application/openmetrics-text"}, timeout=5
+                ).text
+            line = next(
+                line
+                for line in openmetrics.splitlines()
+                if line.startswith('banyan_slo_events_total{entity="ACME-US",result="good",route="order-get"')
+            )
             assert ' # {trace_id="' in line and float(line.split()[1]) >= 3
         finally:
             os.killpg(gateway.pid, signal.SIGTERM)

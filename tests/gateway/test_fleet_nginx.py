@@ -74,8 +74,18 @@ def fleet(tmp_path: Path, store: str, rate_store: str, legacy: Legacy) -> Iterat
         f'  - {{name: webshop, key_sha256: "{digest(KEYS["webshop"])}", rate: 1000, burst: 1000}}\n'
         f'  - {{name: limited, key_sha256: "{digest(KEYS["limited"])}", rate: 10, burst: 20}}\n'
     )
-    options = ("--routes", str(folder), "--consumers", str(consumers), "--store", store, "--rate-store", rate_store,
-               "--in-doubt-after", "3")  # fmt: skip
+    options = (
+        "--routes",
+        str(folder),
+        "--consumers",
+        str(consumers),
+        "--store",
+        store,
+        "--rate-store",
+        rate_store,
+        "--in-doubt-after",
+        "3",
+    )
     with serve_process(*options) as a, serve_process(*options) as b, nginx(tmp_path / "nginx", [a, b]) as url:
         yield url, [a, b]
 

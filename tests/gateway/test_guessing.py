@@ -115,8 +115,9 @@ def test_behind_a_proxy_wrong_keys_never_lock_out_a_right_one(tmp_path: Path, wa
             assert wrong_api.status_code == 401
         slowed = list(waits)
         assert len(slowed) == 2 * (30 - guessing.FREE) and max(slowed) == guessing.MAX_DELAY
-        right = requests.get(f"{gateway.url}/admin/cutover", headers={"X-Admin-Key": "admin-key-0123456789"},
-                             timeout=10)  # fmt: skip
+        right = requests.get(
+            f"{gateway.url}/admin/cutover", headers={"X-Admin-Key": "admin-key-0123456789"}, timeout=10
+        )
         assert right.status_code == 200
         person = requests.get(f"{gateway.url}/admin/whoami", headers={"X-Admin-Key": KEYS["ops"]}, timeout=10)
         assert person.status_code == 200

@@ -197,11 +197,15 @@ def test_a_computed_entity_xpath_refuses_two_customers_in_the_body() -> None:
     with pytest.raises(Problem, match="different values"):
         read(SHIPPED, "<o:customer>C-DE-1</o:customer><o:customer>C-US-7</o:customer>")
     with pytest.raises(Problem, match="different values"):  # string() of a function of the path
-        read("string(normalize-space(//*[local-name()='customer']))",
-             "<o:customer>ACME-DE</o:customer><o:customer>ACME-US</o:customer>")  # fmt: skip
+        read(
+            "string(normalize-space(//*[local-name()='customer']))",
+            "<o:customer>ACME-DE</o:customer><o:customer>ACME-US</o:customer>",
+        )
     with pytest.raises(Problem, match="different values"):  # a number read from the first node, too
-        read("concat('ACME-', translate(number(//*[local-name()='customer']) + 0, '0', 'x'))",
-             "<o:customer>1</o:customer><o:customer>2</o:customer>")  # fmt: skip
+        read(
+            "concat('ACME-', translate(number(//*[local-name()='customer']) + 0, '0', 'x'))",
+            "<o:customer>1</o:customer><o:customer>2</o:customer>",
+        )
     assert read(SHIPPED, "<o:customer>C-DE-1</o:customer><o:customer>C-DE-1</o:customer>") == "ACME-DE"  # agree
     # what reads every node, or a predicate's path (read from each node, not from the Body), is not held to one
     assert read("concat('n', count(//*[local-name()='customer']))", "<o:customer>A</o:customer>" * 3) == "n3"
@@ -230,10 +234,13 @@ def test_an_entity_xpath_the_gateway_cannot_read_is_refused_at_load(tmp_path: Pa
     [
         ("string(//*[local-name()='customer'])", "<o:customer>ACME-DE</o:customer>", "ACME-DE"),
         # parentheses that only look like one string(…): the whole expression is read, not refused
-        ("string(//*[local-name()='customer']) = string(//*[local-name()='payer'])",
-         "<o:customer>ACME-DE</o:customer><o:payer>ACME-DE</o:payer>", "True"),
+        (
+            "string(//*[local-name()='customer']) = string(//*[local-name()='payer'])",
+            "<o:customer>ACME-DE</o:customer><o:payer>ACME-DE</o:payer>",
+            "True",
+        ),
     ],
-)  # fmt: skip
+)
 def test_an_entity_xpath_is_compiled_as_written(tmp_path: Path, entity_xpath: str, body: str, read: str) -> None:
     from lxml import etree
 
@@ -282,8 +289,9 @@ def test_the_headers_sent_on_are_the_named_ones_each_one_line_of_latin_1() -> No
 
     given = CIMultiDict({"soapaction": '"GetStock"', "content-type": "text/xml", "X-API-Key": "secret"})
     assert forwardable(given, ("Content-Type", "SOAPAction", "tracestate")) == {
-        "Content-Type": "text/xml", "SOAPAction": '"GetStock"'
-    }  # fmt: skip
+        "Content-Type": "text/xml",
+        "SOAPAction": '"GetStock"',
+    }
     for value, said in (("€", "Latin-1"), ('"Get"\r\nX-Admin: yes', "one line")):
         with pytest.raises(Problem) as refused:
             forwardable(CIMultiDict({"SOAPAction": value}), ("SOAPAction",))
@@ -307,19 +315,29 @@ def test_unknown_soap_customers_share_one_evidence_row(legacy_soap: str, tmp_pat
             envelope = ENVELOPE.replace(
                 b"<o:customer>ACME-DE</o:customer>", f"<o:customer>RND-{n}</o:customer>".encode()
             )
-            requests.post(gateway.url + "/soap/OrderService", data=envelope, timeout=10,
-                          headers={"X-API-Key": KEYS["ops"], "Content-Type": "text/xml"})  # fmt: skip
-        requests.post(gateway.url + "/soap/OrderService", data=ENVELOPE, timeout=10,
-                      headers={"X-API-Key": KEYS["ops"], "Content-Type": "text/xml"})  # fmt: skip
+            requests.post(
+                gateway.url + "/soap/OrderService",
+                data=envelope,
+                timeout=10,
+                headers={"X-API-Key": KEYS["ops"], "Content-Type": "text/xml"},
+            )
+        requests.post(
+            gateway.url + "/soap/OrderService",
+            data=ENVELOPE,
+            timeout=10,
+            headers={"X-API-Key": KEYS["ops"], "Content-Type": "text/xml"},
+        )
         cutover = gateway.app[CUTOVER]
 
         def counted() -> dict[str, int]:
             cutover.flush()  # what this thread holds; the gateway's own flush writes the rest each second
             with cutover.store.reading() as cursor:
                 rows = cutover.store.execute(
-                    cursor, "SELECT entity, SUM(calls_legacy) FROM cutover_evidence WHERE route = ? AND minute >= ? "
-                    "GROUP BY entity", ("order-service", minute() - 5),
-                ).fetchall()  # fmt: skip
+                    cursor,
+                    "SELECT entity, SUM(calls_legacy) FROM cutover_evidence WHERE route = ? AND minute >= ? "
+                    "GROUP BY entity",
+                    ("order-service", minute() - 5),
+                ).fetchall()
             return {entity: int(calls) for entity, calls in rows}
 
         deadline = time.monotonic() + 10

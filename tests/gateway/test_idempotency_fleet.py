@@ -87,8 +87,9 @@ def gateway(folder: Path, store: str, *extra: str) -> Iterator[str]:
 
 def post(url: str, key: str, entity: str = "ACME-DE", body: dict[str, Any] = ORDER) -> requests.Response:
     # a fresh connection each time: the kernel spreads them over the workers
-    return requests.post(f"{url}/v1/{entity}/orders", json=body, headers={"Idempotency-Key": key,
-                         "Connection": "close"}, timeout=15)  # fmt: skip
+    return requests.post(
+        f"{url}/v1/{entity}/orders", json=body, headers={"Idempotency-Key": key, "Connection": "close"}, timeout=15
+    )
 
 
 def test_one_booking_across_two_workers(tmp_path: Path) -> None:
@@ -114,8 +115,9 @@ def test_one_booking_across_two_instances_on_postgres(postgres_url: str, tmp_pat
         assert legacy.bookings["PO-77"] == 1 and {r.status_code for r in in_turn} == {201}
         # twenty at once, spread over both instances: one booking, the rest wait their turn or replay
         with ThreadPoolExecutor(20) as pool:
-            together = list(pool.map(lambda n: post((a, b)[n % 2], "together", body={**ORDER, "orderNumber": "PO-78"}),
-                                     range(20)))  # fmt: skip
+            together = list(
+                pool.map(lambda n: post((a, b)[n % 2], "together", body={**ORDER, "orderNumber": "PO-78"}), range(20))
+            )
         assert legacy.bookings["PO-78"] == 1
         statuses = Counter(r.status_code for r in together)
         assert set(statuses) <= {201, 409} and statuses[201] >= 1

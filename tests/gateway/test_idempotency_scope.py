@@ -82,8 +82,12 @@ def test_the_same_key_for_another_entity_is_another_write(estate: tuple[Gateway,
 def test_a_path_value_never_climbs_out_of_its_segment(estate: tuple[Gateway, list[str]], value: str) -> None:
     gateway, seen = estate
     connection = http.client.HTTPConnection(gateway.url.removeprefix("http://"), timeout=10)
-    connection.request("PUT", f"/v1/orders/{value}?entity=ACME-DE", body=b'{"qty": 1}',
-                       headers={**gateway.headers(), "Content-Type": "application/json"})  # fmt: skip
+    connection.request(
+        "PUT",
+        f"/v1/orders/{value}?entity=ACME-DE",
+        body=b'{"qty": 1}',
+        headers={**gateway.headers(), "Content-Type": "application/json"},
+    )
     status = connection.getresponse().status
     connection.close()
     if status == 200:  # served: the dots reached the backend as data in the order's segment

@@ -18,12 +18,14 @@ from tests.gateway.conftest import SERVED, running_gateway, serve_process, strea
 def test_a_nul_in_a_header_is_a_400_and_one_line_in_the_log(tmp_path: Path) -> None:
     routes = tmp_path / "routes"
     routes.mkdir()
-    (routes / "r.yaml").write_text(textwrap.dedent("""\
+    (routes / "r.yaml").write_text(
+        textwrap.dedent("""\
         routes:
           - name: ping
             operation: {method: GET, path: /ping}
             legacy: {backend: {backend: memory, system: erp}}
-        """))  # fmt: skip
+        """)
+    )
     with serve_process("--routes", str(routes), "--insecure-no-auth") as url:
         process = SERVED[url]
         host, port = url.removeprefix("http://").split(":")
@@ -44,8 +46,14 @@ def soap_answering(content_type: bytes) -> Iterator[str]:
         head = await reader.readuntil(b"\r\n\r\n")
         length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
         await reader.readexactly(length)
-        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: " + content_type + b"\r\nContent-Length: "
-                     + str(len(envelope)).encode() + b"\r\nConnection: close\r\n\r\n" + envelope)  # fmt: skip
+        writer.write(
+            b"HTTP/1.1 200 OK\r\nContent-Type: "
+            + content_type
+            + b"\r\nContent-Length: "
+            + str(len(envelope)).encode()
+            + b"\r\nConnection: close\r\n\r\n"
+            + envelope
+        )
         await writer.drain()
         writer.close()
 
@@ -58,7 +66,11 @@ def test_a_soap_content_type_that_cannot_be_passed_on_is_a_502_fault(tmp_path: P
         with soap_answering(content_type) as url:
             text = f'routes:\n  - name: soap\n    passthrough: {{path: /soap, legacy: "{url}"}}\n'
             with running_gateway(tmp_path / str(len(content_type)), text) as gateway:
-                answer = requests.post(f"{gateway.url}/soap", data=b"<s:Envelope xmlns:s='http://schemas.xmlsoap.org/soap/envelope/'><s:Body/></s:Envelope>",
-                                       headers={**gateway.headers(), "Content-Type": "text/xml"}, timeout=10)  # fmt: skip
+                answer = requests.post(
+                    f"{gateway.url}/soap",
+                    data=b"<s:Envelope xmlns:s='http://schemas.xmlsoap.org/soap/envelope/'><s:Body/></s:Envelope>",
+                    headers={**gateway.headers(), "Content-Type": "text/xml"},
+                    timeout=10,
+                )
                 assert answer.status_code == 500 and b"Backend fault" in answer.content  # a SOAP 1.1 fault
                 assert "X-Injected" not in answer.headers

@@ -23,12 +23,28 @@ from tests.gateway.test_cutover import ADMIN, erp, ladder_routes, wait_until
 def start(routes: Path, store: Path, port: int, *options: str, log: IO[bytes] | None = None) -> subprocess.Popen[bytes]:
     """`banyan serve` on a store, in a session of its own (its group, worker and deliverer, can be
     signalled at once); stderr to `log`, or dropped."""
-    command = [sys.executable, "-m", "cli.main", "serve", "--routes", str(routes), "--insecure-no-auth",
-               "--port", str(port), "--store", str(store), "--no-access-log", *options]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "cli.main",
+        "serve",
+        "--routes",
+        str(routes),
+        "--insecure-no-auth",
+        "--port",
+        str(port),
+        "--store",
+        str(store),
+        "--no-access-log",
+        *options,
+    ]
     process = subprocess.Popen(
-        command, cwd=REPO, env={**os.environ, "BANYAN_ADMIN_KEY": ADMIN["X-Admin-Key"]},
-        stderr=log or subprocess.DEVNULL, start_new_session=True,
-    )  # fmt: skip
+        command,
+        cwd=REPO,
+        env={**os.environ, "BANYAN_ADMIN_KEY": ADMIN["X-Admin-Key"]},
+        stderr=log or subprocess.DEVNULL,
+        start_new_session=True,
+    )
     wait_until(lambda: _up(port), 20)
     return process
 

@@ -36,8 +36,12 @@ class Estate:
         assert answer.status_code == 200, answer.text
 
     def served_by(self, order: str) -> str:
-        answer = requests.post(f"{self.gateway.url}/soap/OrderService", data=ENVELOPE.format(order).encode(),
-                               headers={"Content-Type": "text/xml", "X-API-Key": KEYS["webshop"]}, timeout=5)  # fmt: skip
+        answer = requests.post(
+            f"{self.gateway.url}/soap/OrderService",
+            data=ENVELOPE.format(order).encode(),
+            headers={"Content-Type": "text/xml", "X-API-Key": KEYS["webshop"]},
+            timeout=5,
+        )
         assert answer.status_code == 200, answer.text
         return answer.headers["X-Served-By"]
 
@@ -63,8 +67,10 @@ def estate(tmp_path: Path) -> Iterator[Estate]:
         calls["cloud"].append(order)
         return "OPEN" if order.endswith("7") else "open"
 
-    with legacy_soap_service(order_status_service(legacy)) as legacy_url, \
-         legacy_soap_service(order_status_service(cloud)) as cloud_url:  # fmt: skip
+    with (
+        legacy_soap_service(order_status_service(legacy)) as legacy_url,
+        legacy_soap_service(order_status_service(cloud)) as cloud_url,
+    ):
         routes = textwrap.dedent(
             f"""\
             routes:
@@ -107,8 +113,9 @@ def test_shadow_mirrors_soap_reads_and_compares_the_envelopes(estate: Estate) ->
         10,
         1,
     )
-    fields = requests.get(f"{estate.gateway.url}/admin/cutover/mismatches?route=order-soap&entity=ACME-DE",
-                          headers=ADMIN, timeout=5).json()  # fmt: skip
+    fields = requests.get(
+        f"{estate.gateway.url}/admin/cutover/mismatches?route=order-soap&entity=ACME-DE", headers=ADMIN, timeout=5
+    ).json()
     assert [(f["path"].rsplit("/", 1)[-1], f["count"]) for f in fields] == [("GetOrderStatusResult", 1)]
     assert fields[0]["samples"][0]["legacy"] == "open" and fields[0]["samples"][0]["cloud"] == "OPEN"
 

@@ -53,9 +53,11 @@ class Client:
 
     def put(self, order: str, body: dict[str, object], **headers: str) -> requests.Response:
         return self.session.put(
-            f"{self.url}/v1/ACME-DE/orders/{order}", json=body, headers={"X-API-Key": KEYS["webshop"], **headers},
+            f"{self.url}/v1/ACME-DE/orders/{order}",
+            json=body,
+            headers={"X-API-Key": KEYS["webshop"], **headers},
             timeout=10,
-        )  # fmt: skip
+        )
 
     def get(self, path: str, **headers: str) -> requests.Response:
         return self.session.get(f"{self.url}{path}", headers={"X-API-Key": KEYS["webshop"], **headers}, timeout=10)

@@ -16,14 +16,25 @@ def test_openapi_contract_holds(soap_only_gateway: Gateway) -> None:
     assert st is not None, "schemathesis (in the test extra) provides the st command"
     done = subprocess.run(
         [
-            st, "run", f"{gateway.url}/openapi.json",
-            "--checks", "not_a_server_error,response_schema_conformance,status_code_conformance,content_type_conformance",
-            "--max-examples", "25",
-            "--header", f"X-API-Key: {KEYS['webshop']}",
-            "--request-timeout", "15",
-            "--phases", "examples,fuzzing",
-            "--exclude-operation-id", "stock-dead",  # its backend answers no GetStock: a 5xx is the right answer
+            st,
+            "run",
+            f"{gateway.url}/openapi.json",
+            "--checks",
+            "not_a_server_error,response_schema_conformance,status_code_conformance,content_type_conformance",
+            "--max-examples",
+            "25",
+            "--header",
+            f"X-API-Key: {KEYS['webshop']}",
+            "--request-timeout",
+            "15",
+            "--phases",
+            "examples,fuzzing",
+            "--exclude-operation-id",
+            "stock-dead",  # its backend answers no GetStock: a 5xx is the right answer
         ],
-        capture_output=True, text=True, timeout=300, check=False,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]

@@ -73,8 +73,17 @@ def test_an_access_line_is_the_json_object_of_its_fields(
     line = access_line(request, 201, time.perf_counter())
     fields = json.loads(line)
     assert line == json.dumps(fields)  # exactly what json.dumps writes, key order included
-    assert list(fields) == ["correlation_id", "method", "path", "route", "entity", "consumer", "status", "ms",
-                            "trace_id"]  # fmt: skip
+    assert list(fields) == [
+        "correlation_id",
+        "method",
+        "path",
+        "route",
+        "entity",
+        "consumer",
+        "status",
+        "ms",
+        "trace_id",
+    ]
     assert (fields["path"], fields["route"], fields["consumer"], fields["status"]) == (
         request.path,
         route,
@@ -141,8 +150,13 @@ def test_the_loop_lag_histogram_sees_a_stall_of_the_loop() -> None:
             line.split()[-1] for line in rendered.splitlines() if line.startswith("banyan_event_loop_lag_seconds_count")
         )
     )
-    worst = float(next(line.split()[-1] for line in rendered.splitlines()
-                       if line.startswith('banyan_event_loop_lag_seconds_bucket{le="0.1"}')))  # fmt: skip
+    worst = float(
+        next(
+            line.split()[-1]
+            for line in rendered.splitlines()
+            if line.startswith('banyan_event_loop_lag_seconds_bucket{le="0.1"}')
+        )
+    )
     assert count >= 3 and worst < count  # one observation was over 0.1 s: the 0.3 s the loop was held
 
 
@@ -212,6 +226,10 @@ def test_a_killed_supervisors_metrics_folder_goes_when_the_next_gateway_starts(t
         # a second gateway beside it leaves the live one's folder alone
         second = subprocess.run(
             [sys.executable, "-c", "from gateway.serve import clean_stale_metrics as c; print(c())"],
-            env={**os.environ, **environment}, capture_output=True, text=True, timeout=60, check=True,
-        )  # fmt: skip
+            env={**os.environ, **environment},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
         assert second.stdout.strip() == "[]"

@@ -119,8 +119,9 @@ def test_the_gateway_measures_each_entitys_slos_on_its_calls(tmp_path: Path) -> 
     with running_gateway(tmp_path, ROUTES, store=store) as gateway:
 
         def put(entity: str, order: str, body: dict[str, Any]) -> int:
-            return requests.put(f"{gateway.url}/v1/{entity}/orders/{order}", json=body, headers=gateway.headers(),
-                                timeout=10).status_code  # fmt: skip
+            return requests.put(
+                f"{gateway.url}/v1/{entity}/orders/{order}", json=body, headers=gateway.headers(), timeout=10
+            ).status_code
 
         assert [put("ACME-DE", f"PO-{n}", {"qty": 1}) for n in range(4)] == [200] * 4
         assert [put("ACME-US", f"PO-{n}", {"qty": 1}) for n in range(2)] == [200] * 2  # 0.2 s: too slow
@@ -134,17 +135,24 @@ def test_the_gateway_measures_each_entitys_slos_on_its_calls(tmp_path: Path) -> 
         put("ACME-DE", "SKU-1", {"changedAt": fresh})
         put("ACME-DE", "SKU-2", {"changedAt": stale})
         for sku in ("SKU-1", "SKU-2"):
-            assert requests.get(f"{gateway.url}/v1/ACME-DE/stock/{sku}", headers=gateway.headers(),
-                                timeout=10).status_code == 200  # fmt: skip
-        openmetrics = requests.get(f"{gateway.url}/metrics", headers={"Accept": "application/openmetrics-text"},
-                                   timeout=5).text  # fmt: skip
+            assert (
+                requests.get(f"{gateway.url}/v1/ACME-DE/stock/{sku}", headers=gateway.headers(), timeout=10).status_code
+                == 200
+            )
+        openmetrics = requests.get(
+            f"{gateway.url}/metrics", headers={"Accept": "application/openmetrics-text"}, timeout=5
+        ).text
         time.sleep(1.5)  # the counts reach the store with the evidence, once a second
     memory.forget()
-    line = next(line for line in openmetrics.splitlines()
-                if line.startswith('banyan_slo_events_total{entity="ACME-US",result="bad",route="order-put"'))  # fmt: skip
+    line = next(
+        line
+        for line in openmetrics.splitlines()
+        if line.startswith('banyan_slo_events_total{entity="ACME-US",result="bad",route="order-put"')
+    )
     assert ' # {trace_id="' in line  # the exemplar: a trace to look at
-    result = CliRunner().invoke(cli, ["slo", "status", "--store", store, "--routes", str(tmp_path / "routes"),
-                                      "--json"])  # fmt: skip
+    result = CliRunner().invoke(
+        cli, ["slo", "status", "--store", store, "--routes", str(tmp_path / "routes"), "--json"]
+    )
     assert result.exit_code == 0, result.output
     found = {(s["entity"], s["slo"]): s for s in json.loads(result.output)}
     assert (found[("ACME-DE", "booked-in-time")]["good"], found[("ACME-DE", "booked-in-time")]["total"]) == (6, 7)

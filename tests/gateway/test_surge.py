@@ -153,8 +153,9 @@ def test_reads_beyond_the_limit_and_its_line_are_shed_before_anyone_is_served(ga
 
 
 def _put(gateway: Gateway, order: str, body: dict[str, Any], consumer: str = "webshop", **headers: str) -> Any:
-    return requests.put(f"{gateway.url}/v1/ACME-DE/orders/{order}", json=body,
-                        headers=gateway.headers(consumer, **headers), timeout=10)  # fmt: skip
+    return requests.put(
+        f"{gateway.url}/v1/ACME-DE/orders/{order}", json=body, headers=gateway.headers(consumer, **headers), timeout=10
+    )
 
 
 def _settled(gateway: Gateway, location: str, seconds: float = 20) -> dict[str, Any]:
@@ -293,8 +294,9 @@ def test_a_surge_of_200_writes_is_accepted_at_once_and_booked_once_at_the_legacy
                 async def one(n: int) -> tuple[int, str]:
                     await asyncio.sleep(n / 100)  # 200 writes in 2 s: twenty times what the ERP takes
                     body = {"orderNumber": f"PO-{n}", "customer": "globex"}
-                    async with session.post(f"{url}/v1/ACME-DE/orders", json=body,
-                                            headers={"Idempotency-Key": f"surge-{n}"}) as response:  # fmt: skip
+                    async with session.post(
+                        f"{url}/v1/ACME-DE/orders", json=body, headers={"Idempotency-Key": f"surge-{n}"}
+                    ) as response:
                         return response.status, response.headers.get("Location", "")
 
                 return await asyncio.gather(*(one(n) for n in range(200)))

@@ -42,11 +42,19 @@ class Collector:
             for resource in export.resource_spans:
                 for scope in resource.scope_spans:
                     for span in scope.spans:
-                        self.spans.append({
-                            "name": span.name, "trace": span.trace_id.hex(), "id": span.span_id.hex(),
-                            "parent": span.parent_span_id.hex(), "kind": span.kind, "error": span.status.code == 2,
-                            "attributes": {a.key: a.value.string_value or a.value.int_value for a in span.attributes},
-                        })  # fmt: skip
+                        self.spans.append(
+                            {
+                                "name": span.name,
+                                "trace": span.trace_id.hex(),
+                                "id": span.span_id.hex(),
+                                "parent": span.parent_span_id.hex(),
+                                "kind": span.kind,
+                                "error": span.status.code == 2,
+                                "attributes": {
+                                    a.key: a.value.string_value or a.value.int_value for a in span.attributes
+                                },
+                            }
+                        )
             return web.Response(content_type="application/x-protobuf", body=b"")
 
         app = web.Application()
@@ -135,8 +143,9 @@ def test_spans_reach_the_collector_in_the_consumers_trace(backend: Backend, tmp_
     with running_gateway(tmp_path, routes(backend), store=store, otlp_endpoint=collector.url) as gateway:
         assert get(gateway, traceparent=TRACEPARENT).status_code == 200
         assert get(gateway).status_code == 200  # no traceparent: the gateway starts the trace
-        put = requests.put(f"{gateway.url}/v1/ACME-DE/orders/SO-2", json={"qty": 1}, headers=gateway.headers(),
-                           timeout=10)  # fmt: skip
+        put = requests.put(
+            f"{gateway.url}/v1/ACME-DE/orders/SO-2", json={"qty": 1}, headers=gateway.headers(), timeout=10
+        )
         assert put.status_code == 200
         deadline = time.monotonic() + 10
         while len(backend.seen) < 3:  # the cloud's copy, through the outbox
@@ -192,9 +201,22 @@ def test_a_serving_gateway_writes_only_json_lines(tmp_path: Path) -> None:
     (tmp_path / "routes").mkdir()
     (tmp_path / "routes" / "orders.yaml").write_text(routes(Backend()))
     port = free_port()
-    process = subprocess.Popen([sys.executable, "-m", "cli.main", "serve", "--routes", str(tmp_path / "routes"),
-                                "--insecure-no-auth", "--port", str(port)], cwd=REPO, stderr=subprocess.PIPE,
-                               start_new_session=True)  # fmt: skip
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "cli.main",
+            "serve",
+            "--routes",
+            str(tmp_path / "routes"),
+            "--insecure-no-auth",
+            "--port",
+            str(port),
+        ],
+        cwd=REPO,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
     try:
         deadline = time.monotonic() + 20
         while True:

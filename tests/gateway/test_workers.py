@@ -86,10 +86,24 @@ def two_workers(tmp_path: Path, port: int) -> subprocess.Popen[bytes]:
     (tmp_path / "routes").mkdir()
     (tmp_path / "routes" / "orders.yaml").write_text(ROUTES)
     return subprocess.Popen(
-        [sys.executable, "-m", "cli.main", "serve", "--routes", str(tmp_path / "routes"), "--insecure-no-auth",
-         "--port", str(port), "--workers", "2", "--no-access-log"],
-        cwd=REPO, stderr=subprocess.PIPE, start_new_session=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "cli.main",
+            "serve",
+            "--routes",
+            str(tmp_path / "routes"),
+            "--insecure-no-auth",
+            "--port",
+            str(port),
+            "--workers",
+            "2",
+            "--no-access-log",
+        ],
+        cwd=REPO,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
 
 
 @pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="reads worker processes from /proc (Linux)")

@@ -109,8 +109,9 @@ class Fleet:
     def rung(self, mode: str) -> None:
         for route in ("order-put", "order-get"):
             body = {"mode": mode, "reason": "test", "force": True}
-            answer = requests.put(f"{self.changes.url}/admin/cutover/{route}/ACME-US", json=body, headers=ADMIN,
-                                  timeout=10)  # fmt: skip
+            answer = requests.put(
+                f"{self.changes.url}/admin/cutover/{route}/ACME-US", json=body, headers=ADMIN, timeout=10
+            )
             assert answer.status_code == 200, answer.text
         cutover = self.calls.app[CUTOVER]  # the other instance takes the change up by itself
         wait_until(
@@ -118,8 +119,9 @@ class Fleet:
         )
 
     def put(self, order: str, qty: int) -> requests.Response:
-        return requests.put(f"{self.calls.url}/v1/ACME-US/orders/{order}", json={"qty": qty},
-                            headers=self.calls.headers(), timeout=10)  # fmt: skip
+        return requests.put(
+            f"{self.calls.url}/v1/ACME-US/orders/{order}", json={"qty": qty}, headers=self.calls.headers(), timeout=10
+        )
 
     def get(self, order: str) -> requests.Response:
         return requests.get(f"{self.calls.url}/v1/ACME-US/orders/{order}", headers=self.calls.headers(), timeout=10)
@@ -223,12 +225,17 @@ class _Owing:
         (True, "legacy", ("legacy",), ("cloud", "legacy", None)),
         (True, "cloud_primary", ("cloud",), ("legacy", "cloud", None)),
         (False, "cloud_primary", ("cloud",), ("legacy", None, None)),
-        (False, "cloud_primary", ("legacy",), ("cloud", None, None)),  # no fallback to, nor comparison with, a side behind
+        (
+            False,
+            "cloud_primary",
+            ("legacy",),
+            ("cloud", None, None),
+        ),  # no fallback to, nor comparison with, a side behind
         (False, "cloud_primary", (), ("cloud", "legacy", "legacy")),
         (True, "dual_write", ("legacy", "cloud"), "503"),
         (False, "shadow", ("legacy", "cloud"), "503"),
     ],
-)  # fmt: skip
+)
 def test_the_hand_over_rule(writes: bool, rung: str, owed: tuple[str, ...], plan: object, tmp_path: Path) -> None:
     from cutover.decide import Rule, decide
     from gateway.ownership import owned
@@ -283,8 +290,9 @@ class Ownership(RuleBasedStateMachine):
         fleet = Fleet(self.gateway, self.gateway, self.legacy, self.cloud)
         for route in ("order-put", "order-get"):
             body = {"mode": mode, "percent": percent, "reason": "test", "force": True, "pins": pins or {}}
-            answer = requests.put(f"{self.gateway.url}/admin/cutover/{route}/ACME-US", json=body, headers=ADMIN,
-                                  timeout=10)  # fmt: skip
+            answer = requests.put(
+                f"{self.gateway.url}/admin/cutover/{route}/ACME-US", json=body, headers=ADMIN, timeout=10
+            )
             assert answer.status_code == 200, answer.text
         cutover = fleet.calls.app[CUTOVER]
         wait_until(
@@ -294,8 +302,12 @@ class Ownership(RuleBasedStateMachine):
     @rule(key=st.sampled_from(KEYS))
     def write(self, key: str) -> None:
         self.value += 1
-        answer = requests.put(f"{self.gateway.url}/v1/ACME-US/orders/{key}", json={"qty": self.value},
-                              headers=self.gateway.headers(), timeout=10)  # fmt: skip
+        answer = requests.put(
+            f"{self.gateway.url}/v1/ACME-US/orders/{key}",
+            json={"qty": self.value},
+            headers=self.gateway.headers(),
+            timeout=10,
+        )
         if answer.status_code == 200:
             self.acked[key].append(self.value)
         else:  # not made, and said so: the side that would serve it was down, or both were behind
@@ -358,8 +370,9 @@ class TestOwnership(Ownership.TestCase):  # type: ignore[name-defined,misc]
         monkeypatch.setattr(outbox_module, "BACKOFF_CAP", 0.8)
 
 
-TestOwnership.settings = settings(max_examples=40, stateful_step_count=20, deadline=None,
-                                  suppress_health_check=[HealthCheck.too_slow])  # fmt: skip
+TestOwnership.settings = settings(
+    max_examples=40, stateful_step_count=20, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
 
 
 @pytest.fixture(autouse=True)

@@ -31,8 +31,9 @@ def test_list_show_assign_replay_and_a_second_replay_refused(tmp_path: Path) -> 
     assert "outbox_dead" in table.output and "503 Service Unavailable" in table.output
     assigned = runner.invoke(cli, ["exceptions", "assign", str(first["id"]), "--to", "bo", "--actor", "ana", *common])
     assert assigned.exit_code == 0 and "assigned" in assigned.output
-    replayed = runner.invoke(cli, ["exceptions", "replay", str(first["id"]), "--reason", "cloud is back", "--actor",
-                                   "bo", *common, "--json"])  # fmt: skip
+    replayed = runner.invoke(
+        cli, ["exceptions", "replay", str(first["id"]), "--reason", "cloud is back", "--actor", "bo", *common, "--json"]
+    )
     assert replayed.exit_code == 0, replayed.output
     assert json.loads(replayed.output)["state"] == "resolved"
     again = runner.invoke(cli, ["exceptions", "replay", str(first["id"]), "--reason", "me too", *common])

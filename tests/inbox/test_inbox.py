@@ -23,17 +23,24 @@ ROUTES = {
     "owner": {"team": "order-desk", "contact": "orders@acme.example"},
     "owners": {"ACME-UK": {"team": "uk-ops", "webhook": "http://127.0.0.1:9/hook"}},
     "routes": [
-        {"name": "order-create", "writes": True, "tier": 1,
-         "operation": {"method": "POST", "path": "/v1/{entity}/orders"},
-         "entity": {"from": "path", "name": "entity"},
-         "legacy": {"backend": {"backend": "http", "url": "http://127.0.0.1:9/orders"}},
-         "cloud": {"backend": {"backend": "http", "url": "http://127.0.0.1:9/cloud/orders"}}},
-        {"name": "order-status", "owner": {"team": "status-team"},
-         "operation": {"method": "GET", "path": "/v1/{entity}/orders/{id}"},
-         "entity": {"from": "path", "name": "entity"},
-         "legacy": {"backend": {"backend": "http", "url": "http://127.0.0.1:9/orders/{id}"}}},
+        {
+            "name": "order-create",
+            "writes": True,
+            "tier": 1,
+            "operation": {"method": "POST", "path": "/v1/{entity}/orders"},
+            "entity": {"from": "path", "name": "entity"},
+            "legacy": {"backend": {"backend": "http", "url": "http://127.0.0.1:9/orders"}},
+            "cloud": {"backend": {"backend": "http", "url": "http://127.0.0.1:9/cloud/orders"}},
+        },
+        {
+            "name": "order-status",
+            "owner": {"team": "status-team"},
+            "operation": {"method": "GET", "path": "/v1/{entity}/orders/{id}"},
+            "entity": {"from": "path", "name": "entity"},
+            "legacy": {"backend": {"backend": "http", "url": "http://127.0.0.1:9/orders/{id}"}},
+        },
     ],
-}  # fmt: skip
+}
 
 
 def folder(tmp_path: Path, spec: dict[str, Any] | None = None) -> RouteFile:
@@ -164,8 +171,12 @@ def test_two_people_replaying_at_once_act_once_and_the_second_is_told_who(
         opened.close()
     context = multiprocessing.get_context("spawn")
     start, said = context.Event(), context.Queue()
-    people = [context.Process(target=_replay, args=(store_location, str(tmp_path / "routes"), item.id, item.version,
-                                                     actor, start, said)) for actor in ("ana", "bo")]  # fmt: skip
+    people = [
+        context.Process(
+            target=_replay, args=(store_location, str(tmp_path / "routes"), item.id, item.version, actor, start, said)
+        )
+        for actor in ("ana", "bo")
+    ]
     for person in people:
         person.start()
     start.set()
@@ -217,8 +228,12 @@ def test_a_cloud_that_breaks_the_contract_is_an_exception_until_it_stops(store: 
     routes = folder(tmp_path)
     with store.transaction() as cursor:
         for path, count in (("/total", 3), ("/currency", 1)):
-            store.execute(cursor, "INSERT INTO cutover_differences (route, entity, path, kind, minute, count) "
-                          "VALUES ('order-status', 'ACME-DE', ?, 'contract', ?, ?)", (path, minute(), count))  # fmt: skip
+            store.execute(
+                cursor,
+                "INSERT INTO cutover_differences (route, entity, path, kind, minute, count) "
+                "VALUES ('order-status', 'ACME-DE', ?, 'contract', ?, ?)",
+                (path, minute(), count),
+            )
     collect(store, routes)
     [item] = [item for item in Inbox(store).page() if item.kind == "contract_broken"]
     assert item.owner == "status-team" and "/total (3×)" in item.error and "/currency (1×)" in item.error

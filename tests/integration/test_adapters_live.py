@@ -25,8 +25,12 @@ CONNECTION = "DRIVER={PostgreSQL Unicode};SERVER=127.0.0.1;PORT=5432;DATABASE=te
 def psql(sql: str) -> None:
     if shutil.which("psql") is None:
         missing_service("psql is not installed")
-    done = subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-d", "test", "-q", "-v", "ON_ERROR_STOP=1", "-c", sql],
-                          capture_output=True, text=True, check=False)  # fmt: skip
+    done = subprocess.run(
+        ["psql", "-h", "127.0.0.1", "-U", "postgres", "-d", "test", "-q", "-v", "ON_ERROR_STOP=1", "-c", sql],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if done.returncode != 0:
         missing_service(f"PostgreSQL refused the test schema: {done.stderr.strip()[:200]}")
 

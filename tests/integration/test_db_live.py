@@ -92,13 +92,19 @@ def facts(catalog: Catalog) -> set[tuple[object, ...]]:
     """What a trigger is and does, without the schema prefixes only a live scan knows."""
     return {
         (
-            short(i.name), short(i.attributes["table"]), i.attributes["timing"], tuple(i.attributes["events"]),
-            i.attributes["level"], i.attributes["enabled"], tuple(sorted(short(t) for t in i.writes)),
-            tuple(sorted(short(t) for t in i.reads)), tuple(i.side_effects),
+            short(i.name),
+            short(i.attributes["table"]),
+            i.attributes["timing"],
+            tuple(i.attributes["events"]),
+            i.attributes["level"],
+            i.attributes["enabled"],
+            tuple(sorted(short(t) for t in i.writes)),
+            tuple(sorted(short(t) for t in i.reads)),
+            tuple(i.side_effects),
         )
         for i in catalog.interfaces
         if i.kind is Kind.db_trigger
-    }  # fmt: skip
+    }
 
 
 def test_mariadb(mariadb: str, corpora: Path) -> None:
@@ -131,8 +137,10 @@ def test_postgres_follows_the_trigger_function(postgres: str, corpora: Path) -> 
     assert found == facts(offline(corpora / "sql" / "sakila-postgres-schema.sql", "postgres"))
     fulltext = next(i for i in catalog.interfaces if i.name == "public.film_fulltext_trigger")
     assert (fulltext.attributes["timing"], fulltext.attributes["events"], fulltext.attributes["executes"]) == (
-        "BEFORE", ["INSERT", "UPDATE"], "tsvector_update_trigger",
-    )  # fmt: skip
+        "BEFORE",
+        ["INSERT", "UPDATE"],
+        "tsvector_update_trigger",
+    )
     function = next(i for i in catalog.interfaces if i.kind is Kind.db_procedure and i.name == "public.last_updated")
     runs = [e for e in catalog.edges if e.target == function.id and e.relation == "executes"]
     assert len(runs) == 14

@@ -22,15 +22,23 @@ EDIFACT = "filedrop/edifact/ORDERS_from-pydifact_order.edi"  # sent by 12345678
 
 
 def _flow(root: Path, sshd: Sshd, **source: object) -> Flow:
-    return Flow.model_validate({
-        "name": "partner-mailbox",
-        "source": {"folder": sshd.url(root / "remote"), "staging": str(root / "staging"), "pattern": "*",
-                   "settle_seconds": 0, "known_hosts": str(sshd.known_hosts), "key_file": str(sshd.user_key),
-                   **source},
-        "entity": {"from": "partner", "partners": {"1234567890": "ACME-DE", "12345678": "ACME-UK"}},
-        "legacy": {"intake": str(root / "legacy")},
-        "cloud": {"intake": str(root / "cloud")},
-    })  # fmt: skip
+    return Flow.model_validate(
+        {
+            "name": "partner-mailbox",
+            "source": {
+                "folder": sshd.url(root / "remote"),
+                "staging": str(root / "staging"),
+                "pattern": "*",
+                "settle_seconds": 0,
+                "known_hosts": str(sshd.known_hosts),
+                "key_file": str(sshd.user_key),
+                **source,
+            },
+            "entity": {"from": "partner", "partners": {"1234567890": "ACME-DE", "12345678": "ACME-UK"}},
+            "legacy": {"intake": str(root / "legacy")},
+            "cloud": {"intake": str(root / "cloud")},
+        }
+    )
 
 
 @pytest.fixture
@@ -98,15 +106,22 @@ def test_a_connection_dropped_mid_transfer_leaves_no_half_file(
 
 def _to_servers(root: Path, sshd: Sshd, **cloud: object) -> Flow:
     """A local drop; the cloud ERP's intake on the SFTP server, its importer moving files to done/."""
-    return Flow.model_validate({
-        "name": "to-the-cloud",
-        "source": {"folder": str(root / "staging"), "pattern": "*", "settle_seconds": 0},
-        "entity": {"from": "partner", "partners": {"1234567890": "ACME-DE", "12345678": "ACME-UK"}},
-        "legacy": {"intake": str(root / "legacy")},
-        "cloud": {"intake": sshd.url(root / "remote"), "known_hosts": str(sshd.known_hosts),
-                  "key_file": str(sshd.user_key), "seen_in": [str(root / "remote" / "done")], **cloud},
-        "cutover": {"mode": "dual_write"},
-    })  # fmt: skip
+    return Flow.model_validate(
+        {
+            "name": "to-the-cloud",
+            "source": {"folder": str(root / "staging"), "pattern": "*", "settle_seconds": 0},
+            "entity": {"from": "partner", "partners": {"1234567890": "ACME-DE", "12345678": "ACME-UK"}},
+            "legacy": {"intake": str(root / "legacy")},
+            "cloud": {
+                "intake": sshd.url(root / "remote"),
+                "known_hosts": str(sshd.known_hosts),
+                "key_file": str(sshd.user_key),
+                "seen_in": [str(root / "remote" / "done")],
+                **cloud,
+            },
+            "cutover": {"mode": "dual_write"},
+        }
+    )
 
 
 def test_an_sftp_intake_gets_the_file_whole_under_its_own_name(root: Path, sshd: Sshd, corpora: Path) -> None:
@@ -122,8 +137,9 @@ def test_an_sftp_intake_gets_the_file_whole_under_its_own_name(root: Path, sshd:
         [row] = Journey(cutover.store).files(flow.name)
         assert row.state == "delivered"
         assert {d.side: d.target for d in Journey(cutover.store).deliveries(row.id)} == {
-            "legacy": "850.x12", "cloud": "850_1.x12"
-        }  # fmt: skip
+            "legacy": "850.x12",
+            "cloud": "850_1.x12",
+        }
     finally:
         cutover.close()
 

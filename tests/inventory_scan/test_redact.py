@@ -37,9 +37,19 @@ def test_redact(text: str, expected: str) -> None:
 
 @pytest.mark.parametrize(
     ("name", "secret"),
-    [("password", True), ("db.password", True), ("PWD", True), ("apiKey", True), ("sas", True),
-     ("connectionString", True), ("keys", True), ("bypass", False), ("monkey", False), ("host", False)],
-)  # fmt: skip
+    [
+        ("password", True),
+        ("db.password", True),
+        ("PWD", True),
+        ("apiKey", True),
+        ("sas", True),
+        ("connectionString", True),
+        ("keys", True),
+        ("bypass", False),
+        ("monkey", False),
+        ("host", False),
+    ],
+)
 def test_secret_names(name: str, secret: bool) -> None:
     assert is_secret_name(name) is secret
 

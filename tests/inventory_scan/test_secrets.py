@@ -20,9 +20,22 @@ from typer.testing import CliRunner
 from cli.main import app
 
 SECRETS = [
-    "Sup3rSecret", "K3YK3Y", "DbPw55", "VfsPw11", "AmqpPw22", "FtpPw33", "SqlPw44", "AttrPw55", "PropPw66",
-    "SasSig77", "TokTok88", "IsaPw99", "UrlPw00", "BizPw12", "CamelPw13",
-]  # fmt: skip
+    "Sup3rSecret",
+    "K3YK3Y",
+    "DbPw55",
+    "VfsPw11",
+    "AmqpPw22",
+    "FtpPw33",
+    "SqlPw44",
+    "AttrPw55",
+    "PropPw66",
+    "SasSig77",
+    "TokTok88",
+    "IsaPw99",
+    "UrlPw00",
+    "BizPw12",
+    "CamelPw13",
+]
 MULE = "http://www.mulesoft.org/schema/mule"
 WSDL = """<definitions xmlns="http://schemas.xmlsoap.org/wsdl/" xmlns:soap="http://schemas.xmlsoap.org/wsdl/soap/"
   xmlns:tns="urn:acme" targetNamespace="urn:acme">
@@ -114,12 +127,20 @@ def test_no_planted_secret_reaches_any_output(tmp_path: Path, wsdl_url: str) -> 
         "scan db": ["scan", "db", str(tmp_path / "sql"), "--dialect", "tsql", "-o", str(catalog)],
         "scan files": ["scan", "files", str(tmp_path / "drops"), "-o", str(catalog)],
         "show": ["catalog", "show", str(catalog)],
-        "report": ["catalog", "report", str(catalog), "--html", str(tmp_path / "r.html"), "--markdown", str(tmp_path / "r.md")],
+        "report": [
+            "catalog",
+            "report",
+            str(catalog),
+            "--html",
+            str(tmp_path / "r.html"),
+            "--markdown",
+            str(tmp_path / "r.md"),
+        ],
         "dot": ["catalog", "graph", str(catalog), "-f", "dot", "-o", str(tmp_path / "g.dot")],
         "mermaid": ["catalog", "graph", str(catalog), "-f", "mermaid", "-o", str(tmp_path / "g.mmd")],
         "graphml": ["catalog", "graph", str(catalog), "-f", "graphml", "-o", str(tmp_path / "g.graphml")],
         "scaffold": ["routes", "scaffold", str(catalog), "--out", str(tmp_path / "routes")],
-    }.items():  # fmt: skip
+    }.items():
         result = runner.invoke(app, command)
         assert result.exit_code == 0, f"{name}: {result.output}"
         outputs[name] = result.output

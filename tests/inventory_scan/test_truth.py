@@ -29,9 +29,13 @@ HERE = Path(__file__).parent
 Fact = tuple[str, ...]
 
 ESB_CALLS = {
-    ("xml", "java"), ("json", "java"), ("java", "csv"), ("query-update-route-part1", "query-update-route-part2"),
-    ("FtpReceivePort", "FtpSendport"), ("FileReceivePort", "FileSendPort"),
-}  # fmt: skip
+    ("xml", "java"),
+    ("json", "java"),
+    ("java", "csv"),
+    ("query-update-route-part1", "query-update-route-part2"),
+    ("FtpReceivePort", "FtpSendport"),
+    ("FileReceivePort", "FileSendPort"),
+}
 ESB_OPERATIONS = {f"LBService1.{op}" for op in ("sleepOperation", "setClientName", "sampleOperation", "loadOperation")}
 ESB_LOCATIONS = {
     ("FtpReceiveLocation", "ftp://127.0.0.1:21/receive"),
@@ -122,28 +126,39 @@ SPRING = "tests/inventory_scan/esb/spring_integration"
 TCP_CLIENT, TCP_SERVER = "tcp://localhost:#{crLfServer.port}", "tcp://{app}:${availableServerSocket:0}"
 COFFEE, PERSON = "java:org.springframework.integration.service.CoffeeService", "jdbc:datasource#Person"
 SPRING_FLOWS: dict[str, set[tuple[str, str, str]]] = {
-    "gw": {("source", "java", "java:org.springframework.integration.samples.tcpclientserver.SimpleGateway"),
-           ("target", "tcp", TCP_CLIENT)},
+    "gw": {
+        ("source", "java", "java:org.springframework.integration.samples.tcpclientserver.SimpleGateway"),
+        ("target", "tcp", TCP_CLIENT),
+    },
     "gatewayCrLf": {("source", "tcp", TCP_SERVER)},
     "ws:outbound-gateway#0": {("target", "soap", "http://www.w3schools.com/xml/tempconvert.asmx")},
-    "gateway": {("source", "java", COFFEE), ("target", "db", "jdbc:dataSource#FIND_COFFEE"),
-                ("target", "db", "jdbc:dataSource#FIND_ALL_COFFEE_BEVERAGES")},
+    "gateway": {
+        ("source", "java", COFFEE),
+        ("target", "db", "jdbc:dataSource#FIND_COFFEE"),
+        ("target", "db", "jdbc:dataSource#FIND_ALL_COFFEE_BEVERAGES"),
+    },
     "jdbc:stored-proc-inbound-channel-adapter#0": {("source", "db", "jdbc:dataSource#FIND_ALL_COFFEE_BEVERAGES")},
     "stdin": {("target", "jms", "jms:queue:requestQueue")},
     "ftpOutbound": {("target", "ftp", "ftp://localhost:${availableServerPort}/")},
-    "personService": {("source", "java", "java:org.springframework.integration.samples.jdbc.service.PersonService"),
-                      ("target", "db", PERSON)},
-}  # fmt: skip
+    "personService": {
+        ("source", "java", "java:org.springframework.integration.samples.jdbc.service.PersonService"),
+        ("target", "db", PERSON),
+    },
+}
 SPRING_NAMES = {  # each endpoint under the ids of the elements that name it
-    TCP_CLIENT: "outGateway", TCP_SERVER: "gatewayCrLf", COFFEE: "gateway", "jms:queue:requestQueue": "jmsout",
+    TCP_CLIENT: "outGateway",
+    TCP_SERVER: "gatewayCrLf",
+    COFFEE: "gateway",
+    "jms:queue:requestQueue": "jmsout",
     "jdbc:dataSource#FIND_ALL_COFFEE_BEVERAGES": "jdbc:stored-proc-inbound-channel-adapter#0, "
-                                                 "outbound-gateway-storedproc-find-all",
+    "outbound-gateway-storedproc-find-all",
     "jdbc:dataSource#FIND_COFFEE": "outbound-gateway-storedproc-find-coffee",
-    PERSON: "jdbc:outbound-gateway#0, jdbc:outbound-gateway#1", "ftp://localhost:${availableServerPort}/": "ftpOutbound",
+    PERSON: "jdbc:outbound-gateway#0, jdbc:outbound-gateway#1",
+    "ftp://localhost:${availableServerPort}/": "ftpOutbound",
     "http://www.w3schools.com/xml/tempconvert.asmx": "ws:outbound-gateway#0",
     "java:org.springframework.integration.samples.tcpclientserver.SimpleGateway": "gw",
     "java:org.springframework.integration.samples.jdbc.service.PersonService": "personService",
-}  # fmt: skip
+}
 
 
 def test_spring_integration_adapters_and_gateways(capsys: pytest.CaptureFixture[str]) -> None:

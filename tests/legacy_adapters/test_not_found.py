@@ -34,8 +34,9 @@ def service() -> Iterator[str]:
 
 
 def _ask(url: str, order: str, not_found: str | None) -> object:
-    backend = create(SoapConfig(url=url, namespace="urn:acme:erp:orders", operation="GetOrderStatus",
-                                not_found=not_found))  # fmt: skip
+    backend = create(
+        SoapConfig(url=url, namespace="urn:acme:erp:orders", operation="GetOrderStatus", not_found=not_found)
+    )
 
     async def call() -> object:
         try:
@@ -88,8 +89,14 @@ def test_a_file_exchange_reply_the_route_names_is_not_found(tmp_path: object) ->
                 path.unlink()
 
     threading.Thread(target=answer, daemon=True).start()
-    config = FileDropConfig(folder=str(folder), name="STOCK_{key}_{correlation_id}.json", reply_folder=str(replies),
-                            reject="/error", not_found="^no item ", timeout=5)  # fmt: skip
+    config = FileDropConfig(
+        folder=str(folder),
+        name="STOCK_{key}_{correlation_id}.json",
+        reply_folder=str(replies),
+        reject="/error",
+        not_found="^no item ",
+        timeout=5,
+    )
 
     async def ask(sku: str, correlation: str) -> object:
         backend = create(config)

@@ -25,8 +25,12 @@ def test_a_value_the_driver_would_change_is_refused(
     with sqlite3.connect(database) as connection:
         connection.execute("CREATE TABLE orders (number TEXT)")
     monkeypatch.setenv("BANYAN_TEST_ODBC", f"DRIVER={{SQLite3}};DATABASE={database}")
-    config = OdbcConfig(connection_env="BANYAN_TEST_ODBC", statement="INSERT INTO orders (number) VALUES (?)",
-                        params=["/number"], result="none")  # fmt: skip
+    config = OdbcConfig(
+        connection_env="BANYAN_TEST_ODBC",
+        statement="INSERT INTO orders (number) VALUES (?)",
+        params=["/number"],
+        result="none",
+    )
 
     async def scenario() -> None:
         backend = create(config)

@@ -61,8 +61,11 @@ def _rows(side: str) -> list[tuple[Any, ...]]:
         elif n == 40:
             total = "15.00"
         rows.append((key, None if n == 42 else f"CUST-{n % 79}", total, n / 8))
-    rows += [("SO-000100", "CUST-21", f"{10 + (100 % 97) * 1.25:.2f}", 12.5), (None, "CUST-0", "1.00", 0.0),
-             ("", "CUST-0", "2.00", 0.0)]  # fmt: skip
+    rows += [
+        ("SO-000100", "CUST-21", f"{10 + (100 % 97) * 1.25:.2f}", 12.5),
+        (None, "CUST-0", "1.00", 0.0),
+        ("", "CUST-0", "2.00", 0.0),
+    ]
     if side == "cloud":
         rows.append(("SO-EXTRA-1", "CUST-0", "1.00", 0.0))
     return rows
@@ -75,8 +78,10 @@ def tables(request: pytest.FixtureRequest) -> Iterator[tuple[str, str]]:
     double = SERVERS[server][2]
     for side in ("legacy", "cloud"):
         connection.execute(f"DROP TABLE IF EXISTS recon_push_{side}")
-        connection.execute(f"CREATE TABLE recon_push_{side} (id VARCHAR(20), customer VARCHAR(20), total NUMERIC(12, 3), "
-                           f"weight {double})")  # fmt: skip
+        connection.execute(
+            f"CREATE TABLE recon_push_{side} (id VARCHAR(20), customer VARCHAR(20), total NUMERIC(12, 3), "
+            f"weight {double})"
+        )
         cursor = connection.cursor()
         cursor.fast_executemany = server == "PostgreSQL"
         cursor.executemany(f"INSERT INTO recon_push_{side} VALUES (?, ?, ?, ?)", _rows(side))
@@ -92,14 +97,29 @@ def tables(request: pytest.FixtureRequest) -> Iterator[tuple[str, str]]:
 
 
 def _spec(weight: bool, query: str = "SELECT id, customer, total{weight} FROM recon_push_{side}") -> Reconciliation:
-    columns = {"/orderId": "/id", "/customer": "/customer", "/total": "/total", **({"/weight": "/weight"} if weight
-                                                                                    else {})}  # fmt: skip
-    return Reconciliation.model_validate({
-        "name": "orders", "entity": "order", "key": ["orderId"],
-        **{side: {"odbc": {"connection_env": f"PUSH_{side.upper()}",
-                           "query": query.format(side=side, weight=", weight" if weight else "")},
-                  "map": {"map": columns}} for side in ("legacy", "cloud")},
-    })  # fmt: skip
+    columns = {
+        "/orderId": "/id",
+        "/customer": "/customer",
+        "/total": "/total",
+        **({"/weight": "/weight"} if weight else {}),
+    }
+    return Reconciliation.model_validate(
+        {
+            "name": "orders",
+            "entity": "order",
+            "key": ["orderId"],
+            **{
+                side: {
+                    "odbc": {
+                        "connection_env": f"PUSH_{side.upper()}",
+                        "query": query.format(side=side, weight=", weight" if weight else ""),
+                    },
+                    "map": {"map": columns},
+                }
+                for side in ("legacy", "cloud")
+            },
+        }
+    )
 
 
 def _found(spec: Reconciliation, tmp_path: Path, name: str) -> tuple[Tally, list[tuple[str, str]]]:
@@ -129,8 +149,18 @@ def test_the_databases_settle_what_is_alike_and_a_run_finds_what_reading_everyth
         whole, whole_found = _found(spec, tmp_path, "whole")
     assert _counts(pushed) == _counts(whole)
     assert pushed_found == whole_found
-    assert sorted(key for _, key in pushed_found) == ["SO-000017", "SO-000041", "SO-000523", "SO-001017", "SO-001523",
-                                                 "SO-002017", "SO-002523", "SO-003017", "SO-003523", "SO-EXTRA-1"]  # fmt: skip
+    assert sorted(key for _, key in pushed_found) == [
+        "SO-000017",
+        "SO-000041",
+        "SO-000523",
+        "SO-001017",
+        "SO-001523",
+        "SO-002017",
+        "SO-002523",
+        "SO-003017",
+        "SO-003523",
+        "SO-EXTRA-1",
+    ]
     assert whole.matched == ROWS - 9 and whole.duplicates == {"legacy": 1, "cloud": 1}
     assert whole.no_key == {"legacy": 2, "cloud": 2} and whole.settled == 0
     if weight and server == "MariaDB":  # a double written in 15 digits: both sides read in full

@@ -109,8 +109,9 @@ def _sqlite_erp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         missing_service("the SQLite ODBC driver (libsqliteodbc) is not installed")
     database = tmp_path / "erp_us.db"
     with sqlite3.connect(database) as connection:
-        connection.execute("CREATE TABLE order_export (id TEXT, entity TEXT, customer TEXT, total NUMERIC, "
-                           "changed TEXT)")  # fmt: skip
+        connection.execute(
+            "CREATE TABLE order_export (id TEXT, entity TEXT, customer TEXT, total NUMERIC, changed TEXT)"
+        )
         connection.executemany("INSERT INTO order_export VALUES (?, ?, ?, ?, ?)", LEGACY_ORDERS)
         connection.execute("INSERT INTO order_export VALUES ('so-00007 ', 'ACME-US', 'CUST-0', 1, '2026-12-01')")
         connection.execute("INSERT INTO order_export VALUES (NULL, 'ACME-US', 'CUST-1', 1, '2026-12-01')")
@@ -129,25 +130,51 @@ def _cloud_orders(api: CloudApi) -> None:
             total = total + 5  # drifted
         if order_id == "SO-00100":
             total = total + 0.004  # within the tolerance
-        api.orders.append({"number": order_id, "customerId": customer, "amount": {"value": total},
-                           "updatedAt": f"2026-12-0{1 + len(api.orders) % 5}T10:00:00Z"})  # fmt: skip
+        api.orders.append(
+            {
+                "number": order_id,
+                "customerId": customer,
+                "amount": {"value": total},
+                "updatedAt": f"2026-12-0{1 + len(api.orders) % 5}T10:00:00Z",
+            }
+        )
     api.orders.append({"number": "SO-77777", "customerId": "CUST-9", "amount": {"value": 1.0}, "updatedAt": "x"})
 
 
 def orders_spec(api: CloudApi, **changes: Any) -> Reconciliation:
     spec: dict[str, Any] = {
-        "name": "us-orders", "entity": "order", "entities": ["ACME-US"], "key": ["orderId"],
-        "legacy": {"odbc": {"connection_env": "ERP_US_ODBC", "fetch": 100,
-                            "query": "SELECT id, customer, total FROM order_export WHERE entity = :entity "
-                                     "AND changed >= :since"},
-                   "map": {"map": {"/orderId": "/id", "/customer": "/customer", "/total": "/total"}}},
-        "cloud": {"http": {"url": f"{api.url}/api/{{entity}}/orders", "items": "/orders", "token_env": "CLOUD_TOKEN",
-                           "paging": {"style": "page", "param": "page", "size_param": "per_page", "size": 100}},
-                  "map": {"map": {"/orderId": "/number", "/customer": "/customerId", "/total": "/amount/value",
-                                  "/updatedAt": "/updatedAt"}, "optional": ["/updatedAt"]}},
+        "name": "us-orders",
+        "entity": "order",
+        "entities": ["ACME-US"],
+        "key": ["orderId"],
+        "legacy": {
+            "odbc": {
+                "connection_env": "ERP_US_ODBC",
+                "fetch": 100,
+                "query": "SELECT id, customer, total FROM order_export WHERE entity = :entity AND changed >= :since",
+            },
+            "map": {"map": {"/orderId": "/id", "/customer": "/customer", "/total": "/total"}},
+        },
+        "cloud": {
+            "http": {
+                "url": f"{api.url}/api/{{entity}}/orders",
+                "items": "/orders",
+                "token_env": "CLOUD_TOKEN",
+                "paging": {"style": "page", "param": "page", "size_param": "per_page", "size": 100},
+            },
+            "map": {
+                "map": {
+                    "/orderId": "/number",
+                    "/customer": "/customerId",
+                    "/total": "/amount/value",
+                    "/updatedAt": "/updatedAt",
+                },
+                "optional": ["/updatedAt"],
+            },
+        },
         "compare": {"tolerance": 0.01, "ignore": ["/updatedAt"], "mask": ["/customer"]},
         "keys": {"trim": True, "case": "upper"},
-    }  # fmt: skip
+    }
     spec.update(changes)
     return Reconciliation.model_validate(spec)
 
@@ -216,8 +243,9 @@ def test_a_page_that_repeats_fails_the_run_instead_of_reporting_false_drift(
         store.close()
 
 
-def test_a_connection_string_never_reaches_the_report(tmp_path: Path, cloud: CloudApi,
-                                                      monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+def test_a_connection_string_never_reaches_the_report(
+    tmp_path: Path, cloud: CloudApi, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("ERP_US_ODBC", "DRIVER={PostgreSQL Unicode};SERVER=127.0.0.1;PORT=1;UID=ana;PWD=s3cr3t-PLANTED")
     store = open_store(str(tmp_path / "cutover.db"))
     try:
@@ -236,22 +264,39 @@ def test_postgresql_over_odbc_against_an_export_file(tmp_path: Path, monkeypatch
         missing_service("the PostgreSQL ODBC driver (odbc-postgresql) is not installed")
     psql = ["psql", "-h", "127.0.0.1", "-U", "postgres", "-d", "test", "-q", "-v", "ON_ERROR_STOP=1", "-c"]
     try:
-        subprocess.run([*psql, "DROP TABLE IF EXISTS recon_stock; CREATE TABLE recon_stock (sku text, warehouse text, "
-                        "on_hand int); INSERT INTO recon_stock SELECT 'SKU-' || n, 'US-NJ-01', n % 50 FROM "
-                        "generate_series(1, 500) n"], check=True, capture_output=True)  # fmt: skip
+        subprocess.run(
+            [
+                *psql,
+                "DROP TABLE IF EXISTS recon_stock; CREATE TABLE recon_stock (sku text, warehouse text, "
+                "on_hand int); INSERT INTO recon_stock SELECT 'SKU-' || n, 'US-NJ-01', n % 50 FROM "
+                "generate_series(1, 500) n",
+            ],
+            check=True,
+            capture_output=True,
+        )
     except (OSError, subprocess.CalledProcessError) as exc:
         missing_service(f"PostgreSQL is not reachable with psql at 127.0.0.1:5432: {exc}")
     monkeypatch.setenv("PG_ODBC", "DRIVER={PostgreSQL Unicode};SERVER=127.0.0.1;PORT=5432;DATABASE=test;UID=postgres")
     export = tmp_path / "stock-ACME-US.csv"
-    export.write_text("sku;warehouse;on_hand\n" + "".join(
-        f"SKU-{n};US-NJ-01;{(n % 50) + (1 if n == 42 else 0)}\n" for n in range(1, 501)))  # fmt: skip
-    spec = Reconciliation.model_validate({
-        "name": "us-stock", "entity": "inventory", "key": ["sku", "warehouse"],
-        "legacy": {"odbc": {"connection_env": "PG_ODBC", "query": "SELECT sku, warehouse, on_hand FROM recon_stock"}},
-        "cloud": {"file": {"path": str(tmp_path / "stock-{entity}.csv"), "records": {"format": "csv", "key": ["sku"]}},
-                  "map": {"map": {"/sku": "/sku", "/warehouse": "/warehouse", "/on_hand": "/on_hand"}}},
-        "compare": {"normalise": {"/on_hand": ["number"]}},
-    })  # fmt: skip
+    export.write_text(
+        "sku;warehouse;on_hand\n"
+        + "".join(f"SKU-{n};US-NJ-01;{(n % 50) + (1 if n == 42 else 0)}\n" for n in range(1, 501))
+    )
+    spec = Reconciliation.model_validate(
+        {
+            "name": "us-stock",
+            "entity": "inventory",
+            "key": ["sku", "warehouse"],
+            "legacy": {
+                "odbc": {"connection_env": "PG_ODBC", "query": "SELECT sku, warehouse, on_hand FROM recon_stock"}
+            },
+            "cloud": {
+                "file": {"path": str(tmp_path / "stock-{entity}.csv"), "records": {"format": "csv", "key": ["sku"]}},
+                "map": {"map": {"/sku": "/sku", "/warehouse": "/warehouse", "/on_hand": "/on_hand"}},
+            },
+            "compare": {"normalise": {"/on_hand": ["number"]}},
+        }
+    )
     store = open_store(str(tmp_path / "cutover.db"))
     try:
         run_id, tally = Reconciler(spec, store, tmp_path).run("ACME-US")
@@ -266,20 +311,31 @@ def test_postgresql_over_odbc_against_an_export_file(tmp_path: Path, monkeypatch
 def test_intercompany_invoices_across_two_entities_in_two_currencies(tmp_path: Path) -> None:
     """ACME-DE's intercompany receivables (EUR, by invoice number) against ACME-UK's payables (GBP,
     by supplier reference): converted at the table's rate, within a cent, one never booked by UK."""
-    (tmp_path / "de.csv").write_text("invoice,customer,amount,currency\nDE-1001,ACME-UK,1170.00,EUR\n"
-                                     "DE-1002,ACME-UK,585.00,EUR\nDE-1003,ACME-UK,234.00,EUR\n")  # fmt: skip
-    (tmp_path / "uk.csv").write_text("supplier_ref,supplier,gross,ccy\nDE-1001,ACME-DE,1000.00,GBP\n"
-                                     "DE-1002,ACME-DE,500.00,GBP\n")  # fmt: skip
-    spec = Reconciliation.model_validate({
-        "name": "ic-de-uk", "entity": "invoice", "key": ["invoice"],
-        "labels": {"legacy": "ACME-DE receivables", "cloud": "ACME-UK payables"},
-        "legacy": {"file": {"path": str(tmp_path / "de.csv"), "records": {"key": ["invoice"]}},
-                   "map": {"map": {"/invoice": "/invoice", "/amount": "/amount", "/currency": "/currency"}}},
-        "cloud": {"file": {"path": str(tmp_path / "uk.csv"), "records": {"key": ["supplier_ref"]}},
-                  "map": {"map": {"/invoice": "/supplier_ref", "/amount": "/gross", "/currency": "/ccy"}}},
-        "currency": {"amount": "/amount", "currency": "/currency", "to": "EUR", "rates": {"GBP": 1.17}},
-        "compare": {"tolerance": 0.01, "normalise": {"/amount": ["number"]}},
-    })  # fmt: skip
+    (tmp_path / "de.csv").write_text(
+        "invoice,customer,amount,currency\nDE-1001,ACME-UK,1170.00,EUR\n"
+        "DE-1002,ACME-UK,585.00,EUR\nDE-1003,ACME-UK,234.00,EUR\n"
+    )
+    (tmp_path / "uk.csv").write_text(
+        "supplier_ref,supplier,gross,ccy\nDE-1001,ACME-DE,1000.00,GBP\nDE-1002,ACME-DE,500.00,GBP\n"
+    )
+    spec = Reconciliation.model_validate(
+        {
+            "name": "ic-de-uk",
+            "entity": "invoice",
+            "key": ["invoice"],
+            "labels": {"legacy": "ACME-DE receivables", "cloud": "ACME-UK payables"},
+            "legacy": {
+                "file": {"path": str(tmp_path / "de.csv"), "records": {"key": ["invoice"]}},
+                "map": {"map": {"/invoice": "/invoice", "/amount": "/amount", "/currency": "/currency"}},
+            },
+            "cloud": {
+                "file": {"path": str(tmp_path / "uk.csv"), "records": {"key": ["supplier_ref"]}},
+                "map": {"map": {"/invoice": "/supplier_ref", "/amount": "/gross", "/currency": "/ccy"}},
+            },
+            "currency": {"amount": "/amount", "currency": "/currency", "to": "EUR", "rates": {"GBP": 1.17}},
+            "compare": {"tolerance": 0.01, "normalise": {"/amount": ["number"]}},
+        }
+    )
     store = open_store(str(tmp_path / "cutover.db"))
     try:
         run_id, tally = Reconciler(spec, store, tmp_path).run("ACME-DE")
@@ -304,8 +360,9 @@ def test_the_command_line_runs_lists_shows_and_exports(
     (routes / "reconcile.yaml").write_text(json.dumps({"reconciliations": [spec]}))
     store = str(tmp_path / "cutover.db")
     runner = CliRunner()
-    ran = runner.invoke(cli, ["reconcile", "run", "us-orders", "--entity", "ACME-US", "--store", store,
-                              "--routes", str(routes)])  # fmt: skip
+    ran = runner.invoke(
+        cli, ["reconcile", "run", "us-orders", "--entity", "ACME-US", "--store", store, "--routes", str(routes)]
+    )
     assert ran.exit_code == 0, ran.output
     assert "1,003" in ran.output and "/total" in ran.output and "/customer" in ran.output
     listed = runner.invoke(cli, ["reconcile", "status", "--store", store, "--json"])
@@ -315,8 +372,9 @@ def test_the_command_line_runs_lists_shows_and_exports(
     assert "SO-00250" in shown.output and "SO-00500" in shown.output
     exported = runner.invoke(cli, ["reconcile", "export", str(run["id"]), "--store", store, "--csv"])
     assert "'=HYPERLINK" in exported.output and "\n=HYPERLINK" not in exported.output
-    wrong = runner.invoke(cli, ["reconcile", "run", "nope", "--entity", "ACME-US", "--store", store,
-                                "--routes", str(routes)])  # fmt: skip
+    wrong = runner.invoke(
+        cli, ["reconcile", "run", "nope", "--entity", "ACME-US", "--store", store, "--routes", str(routes)]
+    )
     assert wrong.exit_code == 2 and "no reconciliation 'nope'" in wrong.output and "Traceback" not in wrong.output
 
 
@@ -334,8 +392,13 @@ def test_the_last_rungs_wait_for_a_recent_clean_reconciliation(store_location: s
     try:
         engine = Engine(store, [RouteInfo("orders.get", writes=False, has_cloud=True, gate=gate)], ["ACME-US"])
         engine.set("orders.get", "ACME-US", "canary", "r", "ana", percent=100, force=True)
-        store.add_evidence("orders.get", "ACME-US", engine.rule("orders.get", "ACME-US").rung, minute(),
-                           Counters(calls_legacy=50, calls_cloud=50, comparisons=50))  # fmt: skip
+        store.add_evidence(
+            "orders.get",
+            "ACME-US",
+            engine.rule("orders.get", "ACME-US").rung,
+            minute(),
+            Counters(calls_legacy=50, calls_cloud=50, comparisons=50),
+        )
         runs = Runs(store)
 
         def judged() -> tuple[Verdict, str]:
@@ -343,8 +406,10 @@ def test_the_last_rungs_wait_for_a_recent_clean_reconciliation(store_location: s
             assert verdict is not None
             return verdict.verdict, verdict.reasons[-1]
 
-        assert judged() == (Verdict.inconclusive,
-                            "no run of reconciliation us-orders for ACME-US yet (banyan reconcile run)")  # fmt: skip
+        assert judged() == (
+            Verdict.inconclusive,
+            "no run of reconciliation us-orders for ACME-US yet (banyan reconcile run)",
+        )
         drifted = runs.start("us-orders", "ACME-US", None)
         runs.finish(drifted, "done", {"drift_rate": 0.004}, [], "")
         assert judged() == (Verdict.failed, f"reconciliation us-orders (run {drifted}) drifted 0.400%, over 0.100%")
@@ -387,33 +452,69 @@ def test_a_repair_goes_through_the_routes_outbox_once_and_the_next_run_is_clean(
     spec = orders_spec(cloud).model_dump(mode="json", by_alias=True, exclude_defaults=True)
     spec["repair"] = {"route": "order-create"}
     route = {
-        "name": "order-create", "writes": True,
+        "name": "order-create",
+        "writes": True,
         "operation": {"method": "POST", "path": "/v1/{entity}/orders"},
         "entity": {"from": "path", "name": "entity", "values": ["ACME-US"]},
         "legacy": {"backend": {"backend": "http", "url": f"{cloud.url}/legacy-unused", "timeout": 2}},
-        "cloud": {"backend": {"backend": "http", "url": f"{cloud.url}/api/orders", "timeout": 2},
-                  "request": {"map": {"/number": "/orderId", "/customerId": "/customer", "/amount/value": "/total"}}},
+        "cloud": {
+            "backend": {"backend": "http", "url": f"{cloud.url}/api/orders", "timeout": 2},
+            "request": {"map": {"/number": "/orderId", "/customerId": "/customer", "/amount/value": "/total"}},
+        },
         "cutover": {"mode": "dual_write"},
-    }  # fmt: skip
+    }
     store = str(tmp_path / "cutover.db")
     text = yaml.safe_dump({"routes": [route], "reconciliations": [spec]})
     with running_gateway(tmp_path / "gateway", text, store=store):
         routes, runner = str(tmp_path / "gateway" / "routes"), CliRunner()
-        ran = runner.invoke(cli, ["reconcile", "run", "us-orders", "--entity", "ACME-US", "--store", store,
-                                  "--routes", routes, "--json"])  # fmt: skip
+        ran = runner.invoke(
+            cli,
+            ["reconcile", "run", "us-orders", "--entity", "ACME-US", "--store", store, "--routes", routes, "--json"],
+        )
         first = json.loads(ran.output)["id"]
-        dry = runner.invoke(cli, ["reconcile", "repair", str(first), "--store", store, "--routes", routes,
-                                  "--reason", "r", "--dry-run", "--json"])  # fmt: skip
+        dry = runner.invoke(
+            cli,
+            [
+                "reconcile",
+                "repair",
+                str(first),
+                "--store",
+                store,
+                "--routes",
+                routes,
+                "--reason",
+                "r",
+                "--dry-run",
+                "--json",
+            ],
+        )
         assert sorted(json.loads(dry.output)["would_send"]) == ["SO-00250", "SO-00500"] and cloud.keys == []
         for _ in range(2):  # the second sends nothing: each record once
-            repaired = runner.invoke(cli, ["reconcile", "repair", str(first), "--store", store, "--routes", routes,
-                                           "--reason", "CHG-510 backfill", "--actor", "ana", "--json"])  # fmt: skip
+            repaired = runner.invoke(
+                cli,
+                [
+                    "reconcile",
+                    "repair",
+                    str(first),
+                    "--store",
+                    store,
+                    "--routes",
+                    routes,
+                    "--reason",
+                    "CHG-510 backfill",
+                    "--actor",
+                    "ana",
+                    "--json",
+                ],
+            )
             assert repaired.exit_code == 0, repaired.output
         assert json.loads(repaired.output) == {"sent": 0, "already": 2, "unmappable": []}
         wait_until(lambda: len(cloud.keys) == 2, 20)
         assert all(key.startswith("reconcile-us-orders-") for key in cloud.keys)
-        again = runner.invoke(cli, ["reconcile", "run", "us-orders", "--entity", "ACME-US", "--store", store,
-                                    "--routes", routes, "--json"])  # fmt: skip
+        again = runner.invoke(
+            cli,
+            ["reconcile", "run", "us-orders", "--entity", "ACME-US", "--store", store, "--routes", routes, "--json"],
+        )
         counts = json.loads(again.output)["counts"]
         assert (counts["differing"], counts["only"]) == (0, {"legacy": 0, "cloud": 1})
         opened = open_store(store)
@@ -422,7 +523,9 @@ def test_a_repair_goes_through_the_routes_outbox_once_and_the_next_run_is_clean(
         finally:
             opened.close()
         assert sorted((event.actor, event.reason, event.evidence["sent"]) for event in audit) == [
-            ("ana", "CHG-510 backfill", 0), ("ana", "CHG-510 backfill", 2)]  # fmt: skip
+            ("ana", "CHG-510 backfill", 0),
+            ("ana", "CHG-510 backfill", 2),
+        ]
 
 
 def test_a_scheduled_run_is_made_once_for_the_fleet_and_its_drift_posted(
@@ -441,8 +544,9 @@ def test_a_scheduled_run_is_made_once_for_the_fleet_and_its_drift_posted(
     spec = orders_spec(cloud, schedule={"cron": "30 3 * * *", "timezone": "America/New_York", "alert_drift": 0.001})
     routes = tmp_path / "routes"
     routes.mkdir()
-    (routes / "r.yaml").write_text(json.dumps({"reconciliations": [spec.model_dump(mode="json", by_alias=True,
-                                                                                    exclude_defaults=True)]}))  # fmt: skip
+    (routes / "r.yaml").write_text(
+        json.dumps({"reconciliations": [spec.model_dump(mode="json", by_alias=True, exclude_defaults=True)]})
+    )
     posted: list[dict[str, Any]] = []
 
     class Hook(BaseHTTPRequestHandler):
@@ -462,8 +566,9 @@ def test_a_scheduled_run_is_made_once_for_the_fleet_and_its_drift_posted(
     assert due(spec, datetime(2026, 12, 8, 9, 0, tzinfo=UTC)) is None  # half an hour on: not made up now
     stores = [open_store(location) for _ in range(2)]
     try:
-        schedulers = [Scheduler([spec], store, location, routes, f"http://127.0.0.1:{hook.server_port}/hook")
-                      for store in stores]  # fmt: skip
+        schedulers = [
+            Scheduler([spec], store, location, routes, f"http://127.0.0.1:{hook.server_port}/hook") for store in stores
+        ]
 
         async def both() -> list[list[dict[str, object]]]:
             return list(await asyncio.gather(*(scheduler.pass_once(at) for scheduler in schedulers)))
@@ -473,7 +578,8 @@ def test_a_scheduled_run_is_made_once_for_the_fleet_and_its_drift_posted(
         [report] = [r for reports in made for r in reports]
         assert report["state"] == "done"
         assert [(p["event"], p["reconciliation"], p["entity"]) for p in posted] == [
-            ("reconcile_drift", "us-orders", "ACME-US")]  # fmt: skip
+            ("reconcile_drift", "us-orders", "ACME-US")
+        ]
         assert asyncio.run(schedulers[0].pass_once(at)) == []  # made once
     finally:
         for store in stores:
@@ -522,30 +628,69 @@ def test_a_soap_list_operation_against_a_managed_route_with_oauth2(
     routes.mkdir()
     with legacy_soap_service(ListOrdersService) as soap_url:
         route = {
-            "name": "order-list", "operation": {"method": "GET", "path": "/v1/{entity}/orders"},
+            "name": "order-list",
+            "operation": {"method": "GET", "path": "/v1/{entity}/orders"},
             "entity": {"from": "path", "name": "entity"},
-            "legacy": {"backend": {"backend": "soap", "url": soap_url, "namespace": "urn:acme:erp:orders",
-                                   "operation": "ListOrders"}},
-            "cloud": {"backend": {"backend": "http", "url": cloud.url + "/api/{entity}/orders?page={page}&per_page=2",
-                                  "oauth2": {"token_url": cloud.url + "/token", "client_id": "banyan",
-                                             "client_secret_env": "CLOUD_SECRET"}}},
-        }  # fmt: skip
+            "legacy": {
+                "backend": {
+                    "backend": "soap",
+                    "url": soap_url,
+                    "namespace": "urn:acme:erp:orders",
+                    "operation": "ListOrders",
+                }
+            },
+            "cloud": {
+                "backend": {
+                    "backend": "http",
+                    "url": cloud.url + "/api/{entity}/orders?page={page}&per_page=2",
+                    "oauth2": {
+                        "token_url": cloud.url + "/token",
+                        "client_id": "banyan",
+                        "client_secret_env": "CLOUD_SECRET",
+                    },
+                }
+            },
+        }
         spec = {
-            "name": "us-orders", "entity": "order", "key": ["orderId"],
-            "legacy": {"soap": {"service": {"url": soap_url, "namespace": "urn:acme:erp:orders",
-                                            "operation": "ListOrders"},
-                                "request": {"entity": "{entity}"}, "items": "/ListOrdersResult/SoapOrder",
-                                "paging": {"style": "page", "param": "page", "size_param": None}},
-                       "map": {"map": {"/orderId": "/number", "/customer": "/customer", "/total": "/total"}}},
-            "cloud": {"route": {"name": "order-list", "items": "/orders",
-                                "paging": {"style": "page", "param": "page", "size_param": None}},
-                      "map": {"map": {"/orderId": "/number", "/customer": "/customerId", "/total": "/amount/value"}}},
+            "name": "us-orders",
+            "entity": "order",
+            "key": ["orderId"],
+            "legacy": {
+                "soap": {
+                    "service": {"url": soap_url, "namespace": "urn:acme:erp:orders", "operation": "ListOrders"},
+                    "request": {"entity": "{entity}"},
+                    "items": "/ListOrdersResult/SoapOrder",
+                    "paging": {"style": "page", "param": "page", "size_param": None},
+                },
+                "map": {"map": {"/orderId": "/number", "/customer": "/customer", "/total": "/total"}},
+            },
+            "cloud": {
+                "route": {
+                    "name": "order-list",
+                    "items": "/orders",
+                    "paging": {"style": "page", "param": "page", "size_param": None},
+                },
+                "map": {"map": {"/orderId": "/number", "/customer": "/customerId", "/total": "/amount/value"}},
+            },
             "compare": {"tolerance": 0.01, "normalise": {"/total": ["number"]}},
-        }  # fmt: skip
+        }
         (routes / "orders.yaml").write_text(json.dumps({"routes": [route], "reconciliations": [spec]}))
         store = str(tmp_path / "cutover.db")
-        ran = CliRunner().invoke(cli, ["reconcile", "run", "us-orders", "--entity", "ACME-US", "--store", store,
-                                       "--routes", str(routes), "--json"])  # fmt: skip
+        ran = CliRunner().invoke(
+            cli,
+            [
+                "reconcile",
+                "run",
+                "us-orders",
+                "--entity",
+                "ACME-US",
+                "--store",
+                store,
+                "--routes",
+                str(routes),
+                "--json",
+            ],
+        )
     assert ran.exit_code == 0, ran.output
     run = json.loads(ran.output)
     counts = run["counts"]
@@ -564,9 +709,14 @@ def test_a_soap_list_operation_against_a_managed_route_with_oauth2(
 def test_a_source_or_repair_through_a_route_the_folder_lacks_is_refused(tmp_path: Path) -> None:
     from specs.files import RouteError, load_folder
 
-    spec = {"name": "us-orders", "entity": "order", "key": ["orderId"],
-            "legacy": {"route": {"name": "order-list"}}, "cloud": {"file": {"path": "x.csv", "records": {"key": ["id"]}}},
-            "repair": {"route": "order-create"}}  # fmt: skip
+    spec = {
+        "name": "us-orders",
+        "entity": "order",
+        "key": ["orderId"],
+        "legacy": {"route": {"name": "order-list"}},
+        "cloud": {"file": {"path": "x.csv", "records": {"key": ["id"]}}},
+        "repair": {"route": "order-create"},
+    }
     (tmp_path / "r.yaml").write_text(json.dumps({"reconciliations": [spec]}))
     with pytest.raises(RouteError) as raised:
         load_folder(tmp_path)
@@ -594,18 +744,31 @@ def test_a_table_read_row_by_row_finds_what_the_general_way_finds(tmp_path: Path
     for name, drift in (("legacy", 0), ("cloud", 1)):
         with sqlite3.connect(tmp_path / f"{name}.db") as connection:
             connection.execute("CREATE TABLE stock (sku TEXT, qty NUMERIC, price REAL, counted TEXT)")
-            connection.executemany("INSERT INTO stock VALUES (?, ?, ?, ?)", [
-                (f"SKU-{n}", n + (drift if n == 7 else 0), 2.5 * n, "2026-12-01") for n in range(1, 50)
-                if not (drift and n == 9)])  # fmt: skip
+            connection.executemany(
+                "INSERT INTO stock VALUES (?, ?, ?, ?)",
+                [
+                    (f"SKU-{n}", n + (drift if n == 7 else 0), 2.5 * n, "2026-12-01")
+                    for n in range(1, 50)
+                    if not (drift and n == 9)
+                ],
+            )
     env = {f"{name.upper()}_ODBC": f"DRIVER={{SQLite3}};DATABASE={tmp_path / name}.db" for name in ("legacy", "cloud")}
 
     def spec(extra: dict[str, str]) -> Reconciliation:
-        return Reconciliation.model_validate({
-            "name": "stock", "entity": "inventory", "key": ["sku"],
-            **{side: {"odbc": {"connection_env": f"{side.upper()}_ODBC", "query": "SELECT * FROM stock"},
-                      "map": {"map": {"/sku": "/sku", "/qty": "/qty", "/price": "/price", **extra}}}
-               for side in ("legacy", "cloud")},
-        })  # fmt: skip
+        return Reconciliation.model_validate(
+            {
+                "name": "stock",
+                "entity": "inventory",
+                "key": ["sku"],
+                **{
+                    side: {
+                        "odbc": {"connection_env": f"{side.upper()}_ODBC", "query": "SELECT * FROM stock"},
+                        "map": {"map": {"/sku": "/sku", "/qty": "/qty", "/price": "/price", **extra}},
+                    }
+                    for side in ("legacy", "cloud")
+                },
+            }
+        )
 
     found = []
     with pytest.MonkeyPatch.context() as patch:
@@ -637,8 +800,12 @@ def test_a_paged_endpoint_behind_oauth2_client_credentials(
     monkeypatch.setenv("CLOUD_SECRET", "client-secret-PLANTED")
     spec = orders_spec(cloud)
     assert spec.cloud.http is not None
-    http = spec.cloud.http.model_copy(update={"token_env": None, "oauth2": OAuth2(
-        token_url=cloud.url + "/token", client_id="banyan", client_secret_env="CLOUD_SECRET")})  # fmt: skip
+    http = spec.cloud.http.model_copy(
+        update={
+            "token_env": None,
+            "oauth2": OAuth2(token_url=cloud.url + "/token", client_id="banyan", client_secret_env="CLOUD_SECRET"),
+        }
+    )
     spec = spec.model_copy(update={"cloud": spec.cloud.model_copy(update={"http": http})})
     store = open_store(str(tmp_path / "cutover.db"))
     try:

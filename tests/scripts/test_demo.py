@@ -27,8 +27,12 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     folder = tmp_path_factory.mktemp("demo") / "estate"
     run = subprocess.run(
         [sys.executable, "-m", "cli.main", "demo", str(folder), "--once"],
-        cwd=REPO, capture_output=True, text=True, timeout=300, check=False,
-    )  # fmt: skip
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     assert "Traceback" not in run.stderr, run.stderr[-3000:]  # a Fault the ERP answers is not its failure
     return folder, run.stdout
@@ -42,8 +46,12 @@ def test_the_estate_is_found_per_entity(demo: tuple[Path, str]) -> None:
     folder, _ = demo
     catalog = Catalog.load(folder / "catalog.json")
     kinds = {(i.entity, i.kind) for i in catalog.interfaces}
-    assert {("ACME-DE", Kind.soap_operation), ("ACME-DE", Kind.esb_flow), ("ACME-UK", Kind.file_drop),
-            ("ACME-US", Kind.db_trigger)} <= kinds  # fmt: skip
+    assert {
+        ("ACME-DE", Kind.soap_operation),
+        ("ACME-DE", Kind.esb_flow),
+        ("ACME-UK", Kind.file_drop),
+        ("ACME-US", Kind.db_trigger),
+    } <= kinds
     assert "ACME-US" in (folder / "report.html").read_text()
     assert (folder / "graph.mmd").read_text().startswith(("graph", "flowchart"))
 
@@ -140,8 +148,11 @@ def test_the_retailers_files_climb_the_ladder_one_retailer_at_a_time(demo: tuple
         for row in (row for row in files if row.name not in refused):
             assert row.state == "delivered", row
             by_rung.setdefault(row.rung or "", []).append(row.business_key or "")
-        assert {rung: len(keys) for rung, keys in by_rung.items()} == {"ACME-UK@0": 10, "ACME-UK@1": 20,
-                                                                        "ACME-UK@2": 10}  # fmt: skip
+        assert {rung: len(keys) for rung, keys in by_rung.items()} == {
+            "ACME-UK@0": 10,
+            "ACME-UK@1": 20,
+            "ACME-UK@2": 10,
+        }
         counters = store.evidence("uk-retail-orders", "ACME-UK", "ACME-UK@1", 0)
         # each file's CONTRL and ORDRSP, each compared with the other side's
         assert (counters.comparisons, counters.mismatches, counters.errors_cloud) == (40, 0, 0)
@@ -214,8 +225,11 @@ def test_ctrl_c_mid_story_stops_everything_without_a_traceback(tmp_path: Path) -
         missing_service("the SQLite ODBC driver (libsqliteodbc) is not installed")
     story = subprocess.Popen(
         [sys.executable, "-m", "cli.main", "demo", str(tmp_path / "estate"), "--once"],
-        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     assert story.stdout is not None
     deadline = time.monotonic() + 180
     for line in story.stdout:  # wait until the gateway serves: the story is in its middle
@@ -262,8 +276,10 @@ def test_the_inbox_holds_what_needs_a_person_with_its_owner(demo: tuple[Path, st
         items = {(item.kind, item.key): item for item in inbox.page(resolved=True, limit=500)}
         files = {key: item for (kind, key), item in items.items() if kind == "file_refused"}
         assert {"ORDERS_BROKEN.edi", "ORDERS_640001.edi"} <= set(files)
-        assert all(files[name].owner == "uk-edi" and files[name].assignee == "priya"
-                   for name in ("ORDERS_BROKEN.edi", "ORDERS_640001.edi"))  # fmt: skip
+        assert all(
+            files[name].owner == "uk-edi" and files[name].assignee == "priya"
+            for name in ("ORDERS_BROKEN.edi", "ORDERS_640001.edi")
+        )
         [copy] = [item for (kind, _), item in items.items() if kind == "outbox_dead"]
         assert copy.owner == "order-to-cash" and copy.entity == "ACME-UK" and copy.state == "resolved"
         assert [entry.action for entry in inbox.history(copy.id)] == ["opened", "assigned", "replay started", "replay"]

@@ -100,9 +100,15 @@ def facts(root: Path, day: datetime) -> dict[str, Any]:
 
 # Month ends, a leap day, both DST changes (Europe and US), a Monday, a Sunday, a new year's day.
 DAYS = [
-    "2026-12-07T09:00:00", "2026-12-06T23:00:00", "2026-11-30T12:00:00", "2027-01-01T00:00:00",
-    "2028-02-29T10:00:00", "2027-03-14T08:00:00", "2027-03-28T01:00:00", "2027-10-31T02:00:00",
-]  # fmt: skip
+    "2026-12-07T09:00:00",
+    "2026-12-06T23:00:00",
+    "2026-11-30T12:00:00",
+    "2027-01-01T00:00:00",
+    "2028-02-29T10:00:00",
+    "2027-03-14T08:00:00",
+    "2027-03-28T01:00:00",
+    "2027-10-31T02:00:00",
+]
 
 
 def test_the_estate_holds_the_same_facts_whatever_the_day(tmp_path: Path) -> None:

@@ -31,8 +31,10 @@ def test_the_demo_estate_issues(demo_catalog: Path) -> None:
     audit = [(i.severity, i.message) for i in found[named["dbo.trg_order_audit_export"].id]]
     assert ("medium", "writes through the linked server FINANCE01: keep it reachable") in audit
     # the install script's source warning is an issue of every object read from it, with its file
-    assert any(i.message.startswith("dialect guessed: tsql") and i.evidence.endswith("erp_de.sql") for i in
-               found[named["dbo.usp_nightly_credit_mail"].id])  # fmt: skip
+    assert any(
+        i.message.startswith("dialect guessed: tsql") and i.evidence.endswith("erp_de.sql")
+        for i in found[named["dbo.usp_nightly_credit_mail"].id]
+    )
     partners = {i.message for i in found[named["RCV{seq}.dat"].id]}
     assert "no legal entity: add an entities: rule to scan.yaml" in partners
     assert named["IN{seq}.dat"].id not in found  # a clean drop has nothing to look at
@@ -40,14 +42,25 @@ def test_the_demo_estate_issues(demo_catalog: Path) -> None:
 
 def test_a_template_address_and_empty_files_are_issues() -> None:
     endpoint = Interface.build(
-        kind=Kind.esb_endpoint, system="mule", locator="http://${erp.host}:8080/orders", name="orders",
-        protocol="http", evidence=[Evidence(source="/srv/mule/app.xml", line=12)],
-    )  # fmt: skip
+        kind=Kind.esb_endpoint,
+        system="mule",
+        locator="http://${erp.host}:8080/orders",
+        name="orders",
+        protocol="http",
+        evidence=[Evidence(source="/srv/mule/app.xml", line=12)],
+    )
     drop = Interface.build(
-        kind=Kind.file_drop, system="erp", locator="file:///in/X_{seq}.dat", name="X_{seq}.dat", protocol="file",
-        entity="ACME-DE", direction=Direction.into, formats=["unknown"], activity=Activity(count=4),
+        kind=Kind.file_drop,
+        system="erp",
+        locator="file:///in/X_{seq}.dat",
+        name="X_{seq}.dat",
+        protocol="file",
+        entity="ACME-DE",
+        direction=Direction.into,
+        formats=["unknown"],
+        activity=Activity(count=4),
         attributes={"zero_byte_files": 2},
-    )  # fmt: skip
+    )
     found = issues(Catalog(interfaces=[endpoint, drop]))
     assert [(i.severity, i.message, i.evidence) for i in found[endpoint.id]] == [
         ("medium", "its address is still a template: a property was not resolved", "/srv/mule/app.xml:12")
@@ -66,25 +79,70 @@ def test_evidence_links_only_to_files_and_escapes_what_it_shows() -> None:
 
 
 def test_a_warning_is_only_the_issue_of_what_was_read_from_that_file() -> None:
-    first = Interface.build(kind=Kind.db_trigger, system="erp", locator="db:/a#t1", name="t1", protocol="db",
-                            entity="E", evidence=[Evidence(source="/a.sql", line=3)])  # fmt: skip
-    second = Interface.build(kind=Kind.db_trigger, system="erp", locator="db:/b#t2", name="t2", protocol="db",
-                             entity="E", evidence=[Evidence(source="/b.sql", line=3)])  # fmt: skip
-    source = Source(locator="/", kind="db", scanned_at="2026-12-01T00:00:00Z",
-                    warnings=[ScanWarning(path="/a.sql", message="line 9: not understood")])  # fmt: skip
+    first = Interface.build(
+        kind=Kind.db_trigger,
+        system="erp",
+        locator="db:/a#t1",
+        name="t1",
+        protocol="db",
+        entity="E",
+        evidence=[Evidence(source="/a.sql", line=3)],
+    )
+    second = Interface.build(
+        kind=Kind.db_trigger,
+        system="erp",
+        locator="db:/b#t2",
+        name="t2",
+        protocol="db",
+        entity="E",
+        evidence=[Evidence(source="/b.sql", line=3)],
+    )
+    source = Source(
+        locator="/",
+        kind="db",
+        scanned_at="2026-12-01T00:00:00Z",
+        warnings=[ScanWarning(path="/a.sql", message="line 9: not understood")],
+    )
     found = issues(Catalog(interfaces=[first, second], sources=[source]))
     assert [i.message for i in found[first.id]] == ["line 9: not understood"] and second.id not in found
 
 
 def test_routes_name_what_they_wrap_and_the_store_says_their_rung(demo_catalog: Path, tmp_path: Path) -> None:
     store = tmp_path / "cutover.db"
-    moved = runner.invoke(app, ["cutover", "set", "order-status", "ACME-DE", "shadow", "--store", str(store),
-                                "--routes", str(REPO / "routes"), "--reason", "first look"])  # fmt: skip
+    moved = runner.invoke(
+        app,
+        [
+            "cutover",
+            "set",
+            "order-status",
+            "ACME-DE",
+            "shadow",
+            "--store",
+            str(store),
+            "--routes",
+            str(REPO / "routes"),
+            "--reason",
+            "first look",
+        ],
+    )
     assert moved.exit_code == 0, moved.output
     markdown = tmp_path / "report.md"
-    result = runner.invoke(app, ["catalog", "report", str(demo_catalog), "--markdown", str(markdown),
-                                 "--html", str(tmp_path / "report.html"), "--routes", str(REPO / "routes"),
-                                 "--store", str(store)])  # fmt: skip
+    result = runner.invoke(
+        app,
+        [
+            "catalog",
+            "report",
+            str(demo_catalog),
+            "--markdown",
+            str(markdown),
+            "--html",
+            str(tmp_path / "report.html"),
+            "--routes",
+            str(REPO / "routes"),
+            "--store",
+            str(store),
+        ],
+    )
     assert result.exit_code == 0, result.output
     rows = {line.split(" | ")[0].lstrip("| "): line for line in markdown.read_text().splitlines() if "`" in line}
     assert rows["OrderService.GetOrderStatus"].endswith(
@@ -104,8 +162,20 @@ def test_without_a_store_the_route_is_named_and_the_report_refuses_a_store_alone
     assert "route · rung" not in to_html(catalog) and "route · rung" in to_html(catalog, found)
     result = runner.invoke(app, ["catalog", "report", str(demo_catalog), "--markdown", "/dev/null", "--store", "x"])
     assert result.exit_code == 2 and "give --routes too" in result.output
-    missing = runner.invoke(app, ["catalog", "report", str(demo_catalog), "--markdown", "/dev/null",
-                                  "--routes", str(REPO / "routes"), "--store", "/no/such/cutover.db"])  # fmt: skip
+    missing = runner.invoke(
+        app,
+        [
+            "catalog",
+            "report",
+            str(demo_catalog),
+            "--markdown",
+            "/dev/null",
+            "--routes",
+            str(REPO / "routes"),
+            "--store",
+            "/no/such/cutover.db",
+        ],
+    )
     assert missing.exit_code == 2 and "no cutover store" in missing.output and "Traceback" not in missing.output
 
 
@@ -121,8 +191,9 @@ def test_scaffolded_routes_name_the_interface_they_wrap(demo_catalog: Path, tmp_
         for route in document.get("routes", []) + document.get("flows", []):
             assert len(route["wraps"]) == 1 and route["wraps"][0] in ids
     markdown = tmp_path / "report.md"
-    shown = runner.invoke(app, ["catalog", "report", str(demo_catalog), "--markdown", str(markdown),
-                                "--routes", str(tmp_path / "routes")])  # fmt: skip
+    shown = runner.invoke(
+        app, ["catalog", "report", str(demo_catalog), "--markdown", str(markdown), "--routes", str(tmp_path / "routes")]
+    )
     assert shown.exit_code == 0, shown.output
     rows = {line.split(" | ")[0].lstrip("| "): line for line in markdown.read_text().splitlines() if "`" in line}
     assert "flow-in-seq-dat" in rows["IN{seq}.dat"]  # the flow that stands in front of the drop

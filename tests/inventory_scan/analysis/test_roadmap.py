@@ -116,8 +116,18 @@ def test_words_are_whole_words_singular_or_plural() -> None:
 NOW = datetime(2026, 11, 30, 12, tzinfo=UTC)
 
 
-def _drop(name: str, folder: str, formats: list[str], direction: Direction, *, count: int = 30,
-          last: datetime = NOW, entity: str = "ACME-DE", system: str = "erp_de", **extra: Any) -> Interface:  # fmt: skip
+def _drop(
+    name: str,
+    folder: str,
+    formats: list[str],
+    direction: Direction,
+    *,
+    count: int = 30,
+    last: datetime = NOW,
+    entity: str = "ACME-DE",
+    system: str = "erp_de",
+    **extra: Any,
+) -> Interface:
     return Interface.build(
         kind=Kind.file_drop,
         system=system,

@@ -70,18 +70,34 @@ def test_mule_project_endpoints_resolve_from_its_files_and_link_on_the_value(tmp
 @pytest.mark.parametrize(
     ("files", "template", "resolved"),
     [
-        ({"application.properties": "camel.host=mq01\nport: 61616\n"}, "tcp://{{camel.host}}:{{port}}", "tcp://mq01:61616"),
+        (
+            {"application.properties": "camel.host=mq01\nport: 61616\n"},
+            "tcp://{{camel.host}}:{{port}}",
+            "tcp://mq01:61616",
+        ),
         ({"bindings.properties": "DropRoot=D:\\\\Drops\n"}, "file:$(DropRoot)/in", "file:D:\\\\Drops/in"),
-        ({"deployment.toml": '[server]\nhostname = "esb01"\n[secrets]\nadmin = "x"\n'}, "http://${server.hostname}/", "http://esb01/"),
-        ({"deployment.toml": '[server]\nhostname = "esb01"\n'}, "${sys:carbon.home}/${env:DIR}", "${sys:carbon.home}/${env:DIR}"),
+        (
+            {"deployment.toml": '[server]\nhostname = "esb01"\n[secrets]\nadmin = "x"\n'},
+            "http://${server.hostname}/",
+            "http://esb01/",
+        ),
+        (
+            {"deployment.toml": '[server]\nhostname = "esb01"\n'},
+            "${sys:carbon.home}/${env:DIR}",
+            "${sys:carbon.home}/${env:DIR}",
+        ),
         ({"config.yaml": "a:\n  b: ${c}\nc: deep\n"}, "x/${a.b}", "x/deep"),  # values that are templates themselves
         ({"config.yaml": "loop: ${loop}\n"}, "${loop}", "${loop}"),  # a loop stops, the template is kept
-        ({"app.properties": "secret.token=abc\napi.key=K\n"}, "${secret.token}/${api.key}", "${secret.token}/${api.key}"),
+        (
+            {"app.properties": "secret.token=abc\napi.key=K\n"},
+            "${secret.token}/${api.key}",
+            "${secret.token}/${api.key}",
+        ),
         ({"app.properties": "x=1\n", "app-prod.properties": "x=2\n"}, "#[p('x')]", "1"),  # the base file wins
         ({"app-dev.properties": "x=1\n", "app-prod.properties": "x=1\n"}, "${x}", "1"),  # environments agree
         ({"broken.yaml": "a: [\n", "ok.properties": "y=2\n"}, "${y}", "2"),  # one broken file costs only itself
     ],
-)  # fmt: skip
+)
 def test_resolution_table(tmp_path: Path, files: dict[str, str], template: str, resolved: str) -> None:
     for name, text in files.items():
         (tmp_path / name).write_text(text)

@@ -60,9 +60,19 @@ def test_tradacoms_is_not_edifact(corpora: Path) -> None:
 
 def test_sap_idoc_flat_file() -> None:
     control = (
-        "EDI_DC40".ljust(10) + "800" + "0000000000123456" + "740 " + "30" + "2" + " " + " " + " "
-        + "ORDERS05".ljust(30) + "".ljust(30) + "ORDERS".ljust(30)
-    )  # fmt: skip
+        "EDI_DC40".ljust(10)
+        + "800"
+        + "0000000000123456"
+        + "740 "
+        + "30"
+        + "2"
+        + " "
+        + " "
+        + " "
+        + "ORDERS05".ljust(30)
+        + "".ljust(30)
+        + "ORDERS".ljust(30)
+    )
     found = sniff((control + "\nE2EDK01005" + " " * 40 + "\n").encode())
     assert (found.family, found.formats, found.details["message_type"]) == ("idoc", ["idoc:ORDERS05"], "ORDERS")
 
