@@ -206,7 +206,8 @@ async function renderCell() {
   }
 }
 
-// A chart as inline SVG: one polyline per series over the last minutes, and an optional threshold.
+// A chart as inline SVG: one polyline per series over a window of minutes, an optional threshold,
+// and a cursor that reads each minute's values out, following the pointer or the arrow keys.
 function chart(title, series, { since, minutes, unit, threshold }) {
   const width = 560, height = 120, left = 44, bottom = 18, top = 8;
   const values = series.flatMap((s) => s.points.map((p) => p.y)).filter((y) => y !== null);
@@ -218,11 +219,12 @@ function chart(title, series, { since, minutes, unit, threshold }) {
   const svg = document.createElementNS(ns, "svg");
   svg.setAttribute("viewBox", `0 0 ${width} ${height}`);
   svg.setAttribute("role", "img");
+  svg.setAttribute("tabindex", "0");
   const summary = series.map((s) => {
     const last = s.points.filter((p) => p.y !== null).pop();
     return `${s.name}: ${last ? label(last.y) : "no data"} in the last minute with data`;
   }).join("; ");
-  svg.setAttribute("aria-label", `${title} over the last ${minutes / 60} hours. ${summary}`);
+  svg.setAttribute("aria-label", `${title} over the last ${span(minutes)}. ${summary}. Arrow keys read each minute.`);
   const add = (tag, attributes, text) => {
     const node = document.createElementNS(ns, tag);
     for (const [name, value] of Object.entries(attributes)) node.setAttribute(name, String(value));
@@ -233,7 +235,7 @@ function chart(title, series, { since, minutes, unit, threshold }) {
   add("line", { x1: left, y1: y(0), x2: width - 4, y2: y(0), class: "axis" });
   add("text", { x: left - 4, y: y(top_value) + 8, "text-anchor": "end", class: "tick" }, label(top_value));
   add("text", { x: left - 4, y: y(0), "text-anchor": "end", class: "tick" }, label(0));
-  add("text", { x: left, y: height - 3, class: "tick" }, `−${minutes / 60} h`);
+  add("text", { x: left, y: height - 3, class: "tick" }, `−${span(minutes)}`);
   add("text", { x: width - 4, y: height - 3, "text-anchor": "end", class: "tick" }, "now");
   if (threshold) {
     add("line", { x1: left, y1: y(threshold.value), x2: width - 4, y2: y(threshold.value), class: "threshold" });
@@ -253,6 +255,7 @@ function chart(title, series, { since, minutes, unit, threshold }) {
     }
     flush();
   }
+  const cursor = add("line", { x1: 0, y1: top, x2: 0, y2: y(0), class: "cursor", visibility: "hidden" });
   const figure = element("figure");
   const caption = element("figcaption", title);
   for (const s of series) {
@@ -260,18 +263,54 @@ function chart(title, series, { since, minutes, unit, threshold }) {
     key.style.setProperty("--key", s.colour);
     caption.append(" ", key);
   }
-  figure.append(caption, svg);
+  const readout = element("output", "", "readout");
+  readout.setAttribute("aria-live", "polite");
+  const minutesShown = series[0] ? series[0].points.map((p) => p.x) : [];
+  let at = -1;
+  const show = (index) => {
+    if (!minutesShown.length) return;
+    at = Math.min(minutesShown.length - 1, Math.max(0, index));
+    const minute = minutesShown[at];
+    cursor.setAttribute("x1", x(minute).toFixed(1));
+    cursor.setAttribute("x2", x(minute).toFixed(1));
+    cursor.setAttribute("visibility", "visible");
+    const said = series.map((s) => `${s.name} ${s.points[at].y === null ? "no data" : label(s.points[at].y)}`).join(" · ");
+    readout.textContent = `${new Date(minute * 60000).toISOString().slice(11, 16)} UTC: ${said}`;
+  };
+  const lastWithData = () => Math.max(0, ...series.map((s) => s.points.map((p) => p.y !== null).lastIndexOf(true)));
+  svg.addEventListener("pointermove", (event) => {
+    const box = svg.getBoundingClientRect();
+    const inside = ((event.clientX - box.left) / box.width) * width;
+    show(Math.round(((inside - left) / (width - left - 4)) * Math.max(1, minutes - 1)));
+  });
+  svg.addEventListener("focus", () => show(at < 0 ? lastWithData() : at));
+  svg.addEventListener("keydown", (event) => {
+    const moves = { ArrowLeft: at - 1, ArrowRight: at + 1, Home: 0, End: minutesShown.length - 1 };
+    if (!(event.key in moves)) return;
+    event.preventDefault();
+    show(moves[event.key]);
+  });
+  figure.append(caption, svg, readout);
   return figure;
+}
+
+// "35 min" or "3 h": how long a chart's window is.
+function span(minutes) {
+  return minutes < 120 ? `${minutes} min` : `${Math.round(minutes / 60)} h`;
 }
 
 function renderCharts(series, row) {
   const byMinute = new Map(series.points.map((p) => [p.minute, p]));
+  // the window fits the data: from a little before its first minute to now, ten minutes at least
+  const end = series.since + series.minutes;
+  const first = series.points.length ? Math.min(...series.points.map((p) => p.minute)) : series.since;
+  const since = Math.max(series.since, Math.min(end - 10, first - 2));
   const minutes = [];
-  for (let at = series.since; at < series.since + series.minutes; at++) minutes.push(at);
+  for (let at = since; at < end; at++) minutes.push(at);
   const line = (pick) => minutes.map((at) => ({ x: at, y: byMinute.has(at) ? pick(byMinute.get(at)) : null }));
   const rate = (part, whole) => (p) => (p[whole] > 0 ? p[part] / p[whole] : null);
   const judged = (p) => p.comparisons - p.unjudged;
-  const options = { since: series.since, minutes: series.minutes };
+  const options = { since, minutes: end - since };
   const gate = row.gate || {}, guardrail = row.guardrail || {};
   $("#charts").replaceChildren(
     chart("Calls a minute", [

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +69,22 @@ def test_the_console_shows_the_matrix_and_promotes_with_a_reason(
     assert page.locator("#charts figure").count() == 3
     labels = page.locator("#charts svg").evaluate_all("svgs => svgs.map(s => s.getAttribute('aria-label'))")
     assert "cloud: 50 in the last minute with data" in labels[0] and "mismatches: 0.0 %" in labels[2]
+    assert "over the last 10 min" in labels[0]  # the window fits the data (one minute of it), not three hours
+    # each minute's values, read out to keyboard focus and to the pointer
+    calls = page.locator("#charts figure").first
+    calls.locator("svg").focus()
+    assert "cloud 50" in calls.locator("output").inner_text()
+    page.keyboard.press("Home")
+    assert "legacy no data · cloud no data" in calls.locator("output").inner_text()
+    page.keyboard.press("End")
+    assert "cloud 50" in calls.locator("output").inner_text()
+    box = calls.locator("svg").bounding_box()
+    assert box is not None
+    page.mouse.move(box["x"] + 60, box["y"] + box["height"] / 2)
+    assert "no data" in calls.locator("output").inner_text()
+    page.mouse.move(box["x"] + box["width"] - 3, box["y"] + box["height"] / 2)
+    shots = Path(os.environ.get("BANYAN_SCREENSHOTS", tmp_path))  # BANYAN_SCREENSHOTS=docs refreshes docs/
+    page.locator("#charts").screenshot(path=str(shots / "console-charts.png"))
     assert page.evaluate("location.hash") == "#order-get/ACME-US"
     assert "listen" in page.locator("#cell-history").inner_text()
     page.get_by_role("button", name="Promote").click()
