@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import importlib.resources
+import re
 from pathlib import Path
 from typing import Any
 
@@ -149,6 +150,7 @@ def openapi(routes: list[Route], canonical: dict[str, dict[str, Any]] | None = N
                 **_problem_responses(),
             },
         }
+        entry["tags"] = tags_of(route)
         if route.owner is not None:  # who answers for it, where a consumer looks
             entry["x-owner"] = route.owner.shown()
         if route.asynchronous:  # the answer comes later, from the status URL
@@ -179,11 +181,17 @@ def openapi(routes: list[Route], canonical: dict[str, dict[str, Any]] | None = N
             ]
             entry["description"] = "\n\n".join([*filter(None, [entry.get("description")]), *lines])
         paths.setdefault(operation.path, {})[operation.method.lower()] = entry
+    for route in routes:
+        if route.passthrough is not None:
+            paths.setdefault(route.passthrough.path, {})["post"] = _passthrough(route)
     if any(route.asynchronous for route in routes):
         paths[STATUS_PATH] = {"get": _STATUS}
+    entries = [entry for operations in paths.values() for entry in operations.values()]
+    used = sorted({tag for entry in entries for tag in entry.get("tags", ())})
     return {
         "openapi": "3.1.0",
         "info": {"title": "Banyan gateway", "version": "1", "description": "Managed APIs in front of the legacy ERPs."},
+        "tags": [{"name": tag} for tag in used],
         "paths": paths,
         "components": {
             "schemas": components,
@@ -191,6 +199,50 @@ def openapi(routes: list[Route], canonical: dict[str, dict[str, Any]] | None = N
         },
         "security": [{"apiKey": []}],
     }
+
+
+def tags_of(route: Route) -> list[str]:
+    """The groups a route is listed under: its own, or its path's first segment past a version and
+    the parameters (/v1/{entity}/orders/{orderId}: orders)."""
+    if route.tags:
+        return route.tags
+    path = route.operation.path if route.operation is not None else route.passthrough.path if route.passthrough else ""
+    parts = [part for part in path.split("/") if part and not part.startswith("{") and not re.fullmatch(r"v\d+", part)]
+    return [parts[0] if parts else route.name]
+
+
+def _passthrough(route: Route) -> dict[str, Any]:
+    """A SOAP passthrough as an operation: the envelope in, the serving side's envelope out."""
+    assert route.passthrough is not None
+    soap = {"text/xml": {"schema": {"type": "string"}}, "application/soap+xml": {"schema": {"type": "string"}}}
+    said = [
+        "SOAP passthrough: the consumer's envelope goes as it is to the side that serves its legal entity "
+        "on this route's rung (legacy, the cloud, or both with the answers compared), and that side's "
+        "envelope comes back as it is.",
+    ]
+    if route.passthrough.entity_xpath:
+        said.append(f"The legal entity is read from the envelope: `{route.passthrough.entity_xpath}`.")
+    if route.passthrough.key_xpath:
+        said.append(f"The business key: `{route.passthrough.key_xpath}`.")
+    entry: dict[str, Any] = {
+        "operationId": route.name,
+        "summary": route.description or route.name,
+        "description": " ".join(said),
+        "tags": tags_of(route),
+        "parameters": [{"name": "SOAPAction", "in": "header", "required": False, "schema": {"type": "string"}}],
+        "requestBody": {"required": True, "content": soap},
+        "responses": {
+            "200": {"description": "the serving side's SOAP answer", "content": soap},
+            "500": {
+                "description": "the serving side's SOAP Fault (SOAP 1.1 answers a fault with 500)",
+                "content": soap,
+            },
+            **_problem_responses(),
+        },
+    }
+    if route.owner is not None:
+        entry["x-owner"] = route.owner.shown()
+    return entry
 
 
 def docs_page(routes: list[Route]) -> str:

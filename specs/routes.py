@@ -260,6 +260,11 @@ class Route(_Model, Owned):
     compare: CompareRules = Field(default_factory=CompareRules, description="how the two answers are compared")
     resilience: Resilience = Field(default_factory=Resilience)
     cutover: CutoverPlan = Field(default_factory=CutoverPlan)
+    tags: list[str] = Field(
+        default_factory=list,
+        description="the groups the API reference lists it under (default: its path's first word past a version "
+        "and the parameters: orders for /v1/{entity}/orders/{orderId})",
+    )
     wraps: list[str] = Field(
         default_factory=list,
         description="the cataloged interfaces this route stands in front of: ids, or globs on their name or "

@@ -148,6 +148,21 @@ def test_openapi_shows_canonical_schemas_as_components() -> None:
     assert "$id" not in component and component["required"] == ["sku", "available"]
 
 
+def test_openapi_groups_routes_by_tag_and_describes_the_soap_passthrough() -> None:
+    routes = load_routes(REPO / "routes")
+    document = openapi(routes, load_canonical(REPO / "routes"))
+    operations = [entry for path in document["paths"].values() for entry in path.values()]
+    assert all(entry["tags"] for entry in operations if entry["operationId"] != "accepted-status")
+    assert {"orders", "inventory", "customers", "soap"} <= {tag["name"] for tag in document["tags"]}
+    assert document["paths"]["/v1/{entity}/orders/{orderId}"]["get"]["tags"] == ["orders"]
+    soap = document["paths"]["/soap/OrderService"]["post"]
+    assert soap["operationId"] == "order-service-passthrough" and "text/xml" in soap["requestBody"]["content"]
+    assert "SOAP passthrough" in soap["description"] and "substring(string(//*[local-name()='customer'])" in soap[
+        "description"
+    ]
+    assert set(soap["responses"]) >= {"200", "500", "401", "429"}
+
+
 @pytest.mark.parametrize(
     ("change", "says"),
     [

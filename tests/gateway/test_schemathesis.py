@@ -31,6 +31,8 @@ def test_openapi_contract_holds(soap_only_gateway: Gateway) -> None:
             "examples,fuzzing",
             "--exclude-operation-id",
             "stock-dead",  # its backend answers no GetStock: a 5xx is the right answer
+            "--exclude-operation-id",
+            "order-service",  # a SOAP passthrough: a malformed envelope's SOAP Fault is HTTP 500 by SOAP 1.1
         ],
         capture_output=True,
         text=True,
