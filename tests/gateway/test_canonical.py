@@ -157,9 +157,10 @@ def test_openapi_groups_routes_by_tag_and_describes_the_soap_passthrough() -> No
     assert document["paths"]["/v1/{entity}/orders/{orderId}"]["get"]["tags"] == ["orders"]
     soap = document["paths"]["/soap/OrderService"]["post"]
     assert soap["operationId"] == "order-service-passthrough" and "text/xml" in soap["requestBody"]["content"]
-    assert "SOAP passthrough" in soap["description"] and "substring(string(//*[local-name()='customer'])" in soap[
-        "description"
-    ]
+    assert (
+        "SOAP passthrough" in soap["description"]
+        and "substring(string(//*[local-name()='customer'])" in soap["description"]
+    )
     assert set(soap["responses"]) >= {"200", "500", "401", "429"}
 
 

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import sqlite3
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
+from typing import Any
 
 import jsonschema
 import pytest
@@ -16,6 +19,8 @@ from cutover.store import open_store
 from flows.journey import Journey
 from inventory_scan import Catalog, Kind
 from tests.conftest import REPO, missing_service
+from tests.gateway.conftest import free_port
+from tests.gateway.test_cutover import wait_until
 
 
 @pytest.fixture(scope="module")
@@ -287,3 +292,55 @@ def test_the_inbox_holds_what_needs_a_person_with_its_owner(demo: tuple[Path, st
         assert message.state in ("pending", "delivered")  # replayed with its own key; the deliverer makes it
     finally:
         store.close()
+
+
+def test_the_demos_console_and_report_in_chromium(demo: tuple[Path, str], browser: Any, tmp_path: Path) -> None:
+    """The demo's estate served again from its store, its console and report opened in headless
+    Chromium: the matrix, the SLOs, the page of ACME-US's stock reads (stepped down, /available
+    differs), the graph and the roadmap. These are the pictures docs/ shows
+    (BANYAN_SCREENSHOTS=docs retakes them there)."""
+    folder, _ = demo
+    shots = Path(os.environ.get("BANYAN_SCREENSHOTS", tmp_path))
+    port = free_port()
+    command = [sys.executable, "-m", "cli.main", "serve", "--routes", str(REPO / "routes")]
+    command += ["--consumers", str(folder / "consumers.yaml"), "--store", str(folder / "cutover.db")]
+    command += ["--port", str(port), "--no-access-log"]
+    environment = {**os.environ, "BANYAN_ADMIN_KEY": "demo-admin-key"}
+    gateway = subprocess.Popen(command, cwd=REPO, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        wait_until(lambda: _healthy(port) or gateway.poll() is not None, 30)
+        assert gateway.poll() is None, gateway.stderr.read().decode()[-2000:] if gateway.stderr else ""
+        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        page.goto(f"http://127.0.0.1:{port}/console")
+        page.fill("#key", "demo-admin-key")
+        page.fill("#actor", "Ana Lead")
+        page.click("#login button[type=submit]")
+        cell = page.locator('td[data-route="inventory-availability"][data-entity="ACME-US"] button.cell')
+        cell.wait_for()
+        page.locator("main > section").first.screenshot(path=str(shots / "console.png"))
+        page.locator("#slos tbody tr").first.wait_for()
+        page.locator('section[aria-labelledby="slo-title"]').screenshot(path=str(shots / "console-slos.png"))
+        cell.click()
+        page.locator("#fields").filter(has_text="/available").wait_for()
+        page.locator("#charts figure svg").first.focus()  # a minute's values read out under the chart
+        page.locator("#cell").screenshot(path=str(shots / "console-mismatches.png"))
+        page.goto((folder / "report.html").as_uri())
+        page.locator("#graph-box").screenshot(path=str(shots / "report-graph.png"))
+        roadmap = page.locator("section").filter(has=page.locator("h2", has_text="Roadmap: wrap"))
+        roadmap.screenshot(path=str(shots / "report-roadmap.png"))
+        crossings = page.get_attribute("svg#graph", "data-crossings")
+        assert crossings == "0", f"the demo's graph has {crossings} crossing edges"
+        page.close()
+    finally:
+        gateway.terminate()
+        gateway.wait(30)
+    for name in ("console", "console-slos", "console-mismatches", "report-graph", "report-roadmap"):
+        assert (shots / f"{name}.png").stat().st_size > 5_000, name
+
+
+def _healthy(port: int) -> bool:
+    try:
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1).close()
+        return True
+    except OSError:
+        return False
