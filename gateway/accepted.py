@@ -27,11 +27,11 @@ from cutover.outbox import Message, idempotency_key
 from cutover.runtime import in_thread
 from cutover.store import StoreError
 from gateway import policies
+from gateway.calls import Context
 from gateway.policies import CONSUMER
 from gateway.problems import Problem
 from gateway.state import CUTOVER, OUTBOX_READY, SETTINGS
 from gateway.table import Compiled
-from legacy_adapters import Call
 
 STATUS_PATH = "/accepted/{token}"
 
@@ -42,10 +42,10 @@ def retry_after(compiled: Compiled, plan: Plan, entity: str | None) -> str:
     return str(bulkhead.retry_after() if bulkhead is not None else 1)
 
 
-async def accept(
-    request: web.Request, compiled: Compiled, plan: Plan, entity: str | None, call: Call, rung: str
-) -> web.Response:
+async def accept(request: web.Request, context: Context) -> web.Response:
     """Record the write for the worker and answer 202 with its status URL."""
+    compiled, entity, call, rung, plan = context.compiled, context.entity, context.call, context.rung, context.plan
+    assert plan is not None
     app, route = request.app, compiled.route
     cutover = app[CUTOVER]
     consumer = request.get(CONSUMER)

@@ -19,7 +19,7 @@ from aiohttp import web
 
 from cutover.runtime import in_thread
 from cutover.store import StoreError
-from gateway.admin import _admin, _change_body
+from gateway.admin_auth import admin_actor, change_body
 from gateway.problems import Problem
 from gateway.state import CUTOVER, DECLARED, INBOX
 from inbox.desk import ACTIONS, Desk
@@ -36,7 +36,7 @@ def _shown(item: Item, now: float) -> dict[str, Any]:
 
 
 async def admin_exceptions(request: web.Request) -> web.Response:
-    _admin(request)
+    admin_actor(request)
     query = request.query
     try:
         limit = min(max(int(query.get("limit", PAGE)), 1), 500)
@@ -84,7 +84,7 @@ async def admin_exceptions(request: web.Request) -> web.Response:
 
 
 async def admin_exception(request: web.Request) -> web.Response:
-    _admin(request)
+    admin_actor(request)
     inbox, declared = Inbox(request.app[CUTOVER].store), request.app[DECLARED].files
     item_id = int(request.match_info["id"])
     item, history = await in_thread(lambda: (inbox.get(item_id), inbox.history(item_id)))
@@ -101,7 +101,7 @@ async def admin_exception(request: web.Request) -> web.Response:
 
 
 async def admin_exception_action(request: web.Request) -> web.Response:
-    body, actor = await _change_body(request)
+    body, actor = await change_body(request)
     item_id, action = int(request.match_info["id"]), request.match_info["action"]
     desk = Desk(request.app[CUTOVER].store, request.app[DECLARED].files)
     version = body.get("version")

@@ -10,13 +10,12 @@ import json
 import logging
 import os
 import socket
-import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 from aiohttp import web
 
-from cutover.runtime import Cutover, in_thread
+from cutover.runtime import Cutover
 from events.log import EventLog, Recorded
 from events.relay import relay
 from flows.runner import FlowRunner
@@ -30,10 +29,11 @@ from gateway.flow_calls import RouteCalls
 from gateway.guessing import GUESSES, Guesses, trusted_networks
 from gateway.idempotency import LocalIdempotency, SharedIdempotency
 from gateway.limits import LocalLimiter, RedisLimiter
-from gateway.metrics import OPENMETRICS, Metrics
-from gateway.openapi import api_reference, docs_page, home_page, openapi
+from gateway.metrics import Metrics
+from gateway.openapi import api_reference
 from gateway.outbox_worker import outbox_worker
 from gateway.request import handle
+from gateway.service import docs, healthz, home, metrics_endpoint, openapi_endpoint, pool_gauges, readyz
 from gateway.state import (
     ADMIN_KEY,
     CUTOVER,
@@ -67,70 +67,6 @@ from specs.flows import Flow, ladder
 __all__ = ["DEFAULT_MAX_BODY", "Settings", "build_app", "compile_table"]
 log = logging.getLogger("banyan.gateway")
 RELOAD_SECONDS = 1.0
-
-
-# -- service endpoints -----------------------------------------------------------------------------
-async def healthz(request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok"})
-
-
-async def readyz(request: web.Request) -> web.Response:
-    table = request.app[ROUTING].table
-    return web.json_response({"status": "ready", "routes": len(table.routes), "loaded_at": table.loaded_at})
-
-
-def _pool_gauges(app: web.Application) -> None:
-    """Calls in flight and waiting per backend pool, and the pauses sides asked for, read when asked:
-    no cost per call."""
-    metrics = app[METRICS]
-    for pool, bulkhead in app[ROUTING].table.pools.items():
-        metrics.in_flight.labels(pool).set(bulkhead.in_flight)
-        metrics.waiting.labels(pool).set(bulkhead.waiting)
-    for pool, pause in app[ROUTING].table.pools.pauses.items():
-        metrics.paused.labels(pool).set(round(pause.wait(), 1))
-    if CUTOVER in app:  # how far each side is behind, as the runtime last read it (every second)
-        now, behind = time.time(), app[CUTOVER].behind
-        for key in metrics.owed_shown - behind.keys():  # caught up since the last scrape
-            metrics.owed.labels(*key).set(0)
-            metrics.owed_age.labels(*key).set(0)
-        for key, (count, oldest) in behind.items():
-            metrics.owed.labels(*key).set(count)
-            metrics.owed_age.labels(*key).set(round(max(now - oldest, 0.0), 1))
-        metrics.owed_shown = set(behind)
-    if INBOX in app:  # the exceptions waiting, as the inbox's last sync counted them
-        watch = app[INBOX]
-        counts = {(kind, entity, owner or "unowned"): (n, oldest) for kind, entity, owner, n, oldest in watch.counts}
-        for key in watch.shown - counts.keys():
-            metrics.exceptions.labels(*key).set(0)
-            metrics.exceptions_age.labels(*key).set(0)
-        for key, (count, oldest) in counts.items():
-            metrics.exceptions.labels(*key).set(count)
-            metrics.exceptions_age.labels(*key).set(round(max(time.time() - oldest, 0.0), 1))
-        watch.shown = set(counts)
-
-
-async def metrics_endpoint(request: web.Request) -> web.Response:
-    metrics = request.app[METRICS]
-    _pool_gauges(request.app)
-    if EVENT_LOG in request.app:
-        with contextlib.suppress(Exception):  # the store is down: the gauge keeps its last value
-            metrics.events_backlog.set(await in_thread(request.app[EVENT_LOG].backlog))
-    if "application/openmetrics-text" in request.headers.get("Accept", ""):  # with exemplars: trace ids
-        return web.Response(body=metrics.render(openmetrics=True), headers={"Content-Type": OPENMETRICS})
-    return web.Response(body=metrics.render(), content_type="text/plain", charset="utf-8")
-
-
-async def openapi_endpoint(request: web.Request) -> web.Response:
-    table = request.app[ROUTING].table
-    return web.json_response(openapi([c.route for c in table.routes], table.canonical))
-
-
-async def docs(request: web.Request) -> web.Response:
-    return web.Response(text=docs_page([c.route for c in request.app[ROUTING].table.routes]), content_type="text/html")
-
-
-async def home(request: web.Request) -> web.Response:
-    return web.Response(text=home_page(ADMIN_KEY in request.app), content_type="text/html")
 
 
 # -- lifecycle -------------------------------------------------------------------------------------
@@ -186,7 +122,7 @@ async def _limiter_lifecycle(app: web.Application) -> AsyncIterator[None]:
 
 async def _loop_watch_lifecycle(app: web.Application) -> AsyncIterator[None]:
     metrics = app[METRICS]  # shared, the other processes' scrapes read this one's pools too
-    gauges = (lambda: _pool_gauges(app)) if metrics.shared else None
+    gauges = (lambda: pool_gauges(app)) if metrics.shared else None
     serving = app[SETTINGS].deliveries != "only"
     watch = asyncio.ensure_future(metrics.watch_loop(gauges=gauges, lag=serving))
     yield
@@ -271,14 +207,19 @@ def _check_store(table: Table, settings: Settings) -> None:
     if settings.store is None:
         needing = [c.route.name for c in table.routes if c.route.asynchronous]
         if needing:
-            raise RouteError([f"route {name} is async: its accepted writes are kept in the store, so serve it "
-                              "with --store" for name in needing])  # fmt: skip
+            raise RouteError(
+                [
+                    f"route {name} is async: its accepted writes are kept in the store, so serve it with --store"
+                    for name in needing
+                ]
+            )
     for compiled in table.routes:
         if compiled.route.events and settings.store is None:
             log.warning("route %s declares events: without --store they are not recorded", compiled.route.name)
         elif compiled.route.events and settings.events_broker is None:
-            log.warning("route %s declares events and no --events-broker is set: they wait in the store",
-                        compiled.route.name)  # fmt: skip
+            log.warning(
+                "route %s declares events and no --events-broker is set: they wait in the store", compiled.route.name
+            )
 
 
 async def _events_lifecycle(app: web.Application) -> AsyncIterator[None]:
@@ -291,15 +232,24 @@ async def _events_lifecycle(app: web.Application) -> AsyncIterator[None]:
     def traced(event: Recorded) -> Callable[[str | None], None]:
         """A producer span in the trace of the call that made the event."""
         parent = json.loads(event.body).get("traceparent")
-        return spans.start(f"publish {event.type}", parent, "producer", **{"messaging.message.id": event.event_id,
-                           "messaging.destination.name": event.type}).end  # fmt: skip
+        return spans.start(
+            f"publish {event.type}",
+            parent,
+            "producer",
+            **{"messaging.message.id": event.event_id, "messaging.destination.name": event.type},
+        ).end
 
     task = asyncio.create_task(
-        relay(app[EVENT_LOG], settings.events_broker, owner, app[EVENTS_READY],
-              lambda kind: metrics.events_published.labels(kind).inc(),
-              lambda down: metrics.events_broker_down.set(1 if down else 0),
-              traced if settings.otlp_endpoint else None)
-    )  # fmt: skip
+        relay(
+            app[EVENT_LOG],
+            settings.events_broker,
+            owner,
+            app[EVENTS_READY],
+            lambda kind: metrics.events_published.labels(kind).inc(),
+            lambda down: metrics.events_broker_down.set(1 if down else 0),
+            traced if settings.otlp_endpoint else None,
+        )
+    )
     yield
     await _cancelled(task)
 
@@ -326,8 +276,11 @@ def build_app(settings: Settings) -> web.Application:
         app[LIMITER] = RedisLimiter(settings.rate_store, lambda down: metrics.rate_store_down.set(1 if down else 0))
     else:
         app[LIMITER] = LocalLimiter()
-    app[GUESSES] = Guesses(settings.rate_store, trusted_networks(settings.trusted_proxies),
-                           lambda kind: metrics.wrong_keys.labels(kind).inc())  # fmt: skip
+    app[GUESSES] = Guesses(
+        settings.rate_store,
+        trusted_networks(settings.trusted_proxies),
+        lambda kind: metrics.wrong_keys.labels(kind).inc(),
+    )
     app.cleanup_ctx.append(_limiter_lifecycle)
     app.cleanup_ctx.append(_loop_watch_lifecycle)
     routes = [compiled.route for compiled in table.routes]
@@ -367,8 +320,9 @@ def build_app(settings: Settings) -> web.Application:
         app.cleanup_ctx.append(_inbox_lifecycle)
         scheduled = [spec for spec in declared.reconciliations if spec.schedule is not None]
         if scheduled:
-            app[RECONCILIATIONS] = Scheduler(scheduled, app[CUTOVER].store, settings.store, settings.routes,
-                                             settings.webhook)  # fmt: skip
+            app[RECONCILIATIONS] = Scheduler(
+                scheduled, app[CUTOVER].store, settings.store, settings.routes, settings.webhook
+            )
             app.cleanup_ctx.append(_reconcile_lifecycle)
     if settings.store and settings.admin_key:
         app[ADMIN_KEY] = settings.admin_key

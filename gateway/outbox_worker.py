@@ -16,9 +16,11 @@ from cutover.decide import Side
 from cutover.outbox import LEASE_SECONDS, Message, Outbox
 from cutover.runtime import in_thread
 from events.log import EventLog, New
+from gateway.calls import Context
+from gateway.judging import judge
 from gateway.problems import THROTTLED, Problem
 from gateway.route_events import declared, recorded
-from gateway.sides import Answer, counted, judge
+from gateway.sides import Answer, counted
 from gateway.slo import measure
 from gateway.state import CUTOVER, EVENT_LOG, OUTBOX_READY, ROUTING, SETTINGS
 from gateway.table import Compiled
@@ -144,7 +146,7 @@ async def deliver(app: web.Application, message: Message, settling: list[asyncio
     if closed_in:  # the side is known to be down or paused: wait for it, spending no attempt
         await commits.background(outbox.postpone_in, message.id, time.time() + closed_in)
         return False
-    answer = await counted(app, compiled, side, entity, call, message.rung, "outbox")
+    answer = await counted(Context(app, compiled, entity, call, message.rung), side, "outbox")
     if message.kind == "accepted":
         await _settle_accepted(app, compiled, entity, call, message, answer, trace_id)
         return isinstance(answer, Answer)

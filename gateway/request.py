@@ -13,14 +13,16 @@ from cutover.outbox import idempotency_key
 from cutover.store import StoreError
 from gateway import policies
 from gateway.accepted import accept
+from gateway.calls import Context, serve
 from gateway.consumers import Consumer
 from gateway.idempotency import OUTCOME, idempotent
 from gateway.inputs import forwardable, parse_json
+from gateway.judging import comparing, comparing_soap
 from gateway.ownership import owned
 from gateway.policies import CONSUMER, ENTITY, RETIRING, ROUTE_NAME, SOAP, SPAN, correlation_id
 from gateway.problems import WRITE_MADE, Problem
 from gateway.route_events import declared, record, recorded, settle_and_record
-from gateway.sides import Answer, compare_mirrored, compare_soap, counted, later, soap_side
+from gateway.sides import Answer, counted, soap_side
 from gateway.slo import measure
 from gateway.state import (
     CUTOVER,
@@ -156,23 +158,14 @@ async def managed(request: web.Request) -> web.StreamResponse:
     if entity is not None and route.entity is not None and route.entity.from_ != "path":
         params = {**params, "entity": entity}  # a backend URL's {entity}, wherever the route reads it from
     call = Call(route.name, source, entity, key, correlation_id(request), headers, route.writes, params)
-    side = plan.serve
+    context = Context(request.app, compiled, entity, call, rule.rung, plan)
     if route.asynchronous and cutover is not None:  # made later, at the pace the side takes: 202 now
-        return await accept(request, compiled, plan, entity, call, rule.rung)
+        return await accept(request, context)
     if route.writes and plan.mirror is not None and cutover is not None:
-        answer = await _write_through_outbox(request, compiled, plan.serve, plan.mirror, entity, call, rule.rung)
+        answer = await _write_through_outbox(request, context)
         measure(request.app, compiled, entity, answer, time.perf_counter() - started, request[SPAN].trace_id)
-        return _respond(request, route, answer, side)
-    mirror = (
-        later(counted(request.app, compiled, plan.mirror, entity, call, rule.rung, "mirror")) if plan.mirror else None
-    )
-    answer = await counted(request.app, compiled, side, entity, call, rule.rung, "serve")
-    if isinstance(answer, Problem) and answer.status >= 500 and plan.fallback is not None:
-        log.warning("%s failed on %s, answered by %s: %s", route.name, side.value, plan.fallback.value, answer.detail)
-        side = plan.fallback
-        answer = await counted(request.app, compiled, side, entity, call, rule.rung, "fallback")
-    if mirror is not None and plan.compare and side is plan.serve:  # after a fallback both answers are legacy's
-        later(compare_mirrored(request.app, compiled, entity, answer, mirror, rule.rung, side, call))
+        return _respond(request, route, answer, plan.serve)
+    side, answer = await serve(context, lambda side, role: counted(context, side, role), comparing(context))
     if route.events and isinstance(answer, Answer) and cutover is not None:
         await record(request.app, compiled, declared(compiled, entity, call, answer.body))
     measure(request.app, compiled, entity, answer, time.perf_counter() - started, request[SPAN].trace_id)
@@ -190,9 +183,7 @@ def _respond(request: web.Request, route: Route, answer: Answer | Problem, side:
     return response
 
 
-async def _write_through_outbox(
-    request: web.Request, compiled: Compiled, serve: Side, other: Side, entity: str | None, call: Call, rung: str
-) -> Answer | Problem:
+async def _write_through_outbox(request: web.Request, context: Context) -> Answer | Problem:
     """Record the other side's copy, make the serving call, settle the copy — then answer. Both records
     go through the group commit: a surge of writes shares transactions instead of queueing for them.
 
@@ -204,22 +195,25 @@ async def _write_through_outbox(
     not wait for this one's settlement either, since the outbox delivers a key's copies in the order
     of their intents, and an unsettled intent holds the later ones back. (Across gateway processes,
     concurrent writes to one key have no order to keep.)"""
-    place = None if call.key is None else request.app[KEY_TURNS].place((compiled.route.name, entity or "*", call.key))
+    call, plan = context.call, context.plan
+    assert plan is not None and plan.mirror is not None
+    turns = request.app[KEY_TURNS]
+    place = None if call.key is None else turns.place((context.compiled.route.name, context.entity or "*", call.key))
     try:
-        message_id = await _owe(request, compiled, other, entity, call, rung)
+        message_id = await _owe(request, context, plan.mirror)
         if place is not None:
             await place.turn()
-        answer = await counted(request.app, compiled, serve, entity, call, rung, "serve")
+        answer = await counted(context, plan.serve, "serve")
     finally:
         if place is not None:
             place.leave()
-    return await _settle(request, compiled, serve, other, entity, call, message_id, answer)
+    return await _settle(request, context, message_id, answer)
 
 
-async def _owe(request: web.Request, compiled: Compiled, other: Side, entity: str | None, call: Call, rung: str) -> int:
+async def _owe(request: web.Request, context: Context, other: Side) -> int:
     """The copy's intent recorded (durably, before the serving call): its outbox message."""
     cutover = request.app[CUTOVER]
-    route = compiled.route
+    route, entity, call, rung = context.compiled.route, context.entity, context.call, context.rung
     given = request.headers.get("Idempotency-Key")
     idempotency = idempotency_key(route.name, entity or "*", given, call.correlation_id)
     message = {
@@ -238,17 +232,12 @@ async def _owe(request: web.Request, compiled: Compiled, other: Side, entity: st
 
 
 async def _settle(
-    request: web.Request,
-    compiled: Compiled,
-    serve: Side,
-    other: Side,
-    entity: str | None,
-    call: Call,
-    message_id: int,
-    answer: Answer | Problem,
+    request: web.Request, context: Context, message_id: int, answer: Answer | Problem
 ) -> Answer | Problem:
     """The copy's outcome (and the write's events) recorded, before the consumer is answered."""
-    app, route = request.app, compiled.route
+    app, compiled, entity, call, plan = request.app, context.compiled, context.entity, context.call, context.plan
+    assert plan is not None and plan.mirror is not None
+    route, serve, other = compiled.route, plan.serve, plan.mirror
     cutover = app[CUTOVER]
     if isinstance(answer, Answer):
         outcome, served, error = "pending", answer.body, ""
@@ -312,22 +301,16 @@ async def passthrough(request: web.Request) -> web.StreamResponse:
     forward = forwardable(request.headers, _FORWARDED)
     forward["X-Correlation-ID"] = correlation_id(request)
     forward["traceparent"] = request[SPAN].traceparent
-    app, side = request.app, plan.serve
     # the envelope names any customer it likes: evidence, like metric labels, is kept for the entities
     # the deployment knows, and every other one counts under one row, `other` (a deployment that names
     # no entities at all has nothing to bound them by)
     counted_as = (compiled.label(entity) or None) if compiled.known_entities else entity
+    call = Call(route.name, raw, counted_as, key, forward["X-Correlation-ID"], forward, route.writes, {})
+    context = Context(request.app, compiled, counted_as, call, rule.rung, plan)
     # a write is never mirrored here: the envelope is opaque, so the cloud could only be sent it blind
-    mirror = None
-    if plan.mirror is not None and not route.writes:
-        mirror = later(soap_side(app, compiled, plan.mirror, counted_as, rule.rung, raw, forward, "mirror"))
-    answer = await soap_side(app, compiled, side, counted_as, rule.rung, raw, forward, "serve")
-    if isinstance(answer, Problem) and plan.fallback is not None:
-        log.warning("%s failed on %s, answered by %s: %s", route.name, side.value, plan.fallback.value, answer.detail)
-        side = plan.fallback
-        answer = await soap_side(app, compiled, side, counted_as, rule.rung, raw, forward, "fallback")
-    if mirror is not None and plan.compare and side is plan.serve:
-        later(compare_soap(app, compiled, counted_as, rule.rung, side, answer, mirror))
+    side, answer = await serve(
+        context, lambda side, role: soap_side(context, side, role), comparing_soap(context), not route.writes
+    )
     if isinstance(answer, Problem):
         raise answer
     content_type = answer.headers.get("content-type", "text/xml")

@@ -1,8 +1,8 @@
-"""Calling one side of a route — legacy or cloud — and judging two sides' answers to one call.
+"""Calling one side of a route — legacy or cloud — as a managed call or a SOAP envelope.
 
 Every call goes through its side's breaker (and retries, where safe), is counted as evidence for
-the rung it was made on, and comes back as an Answer or a Problem. The comparison of a mirrored
-call happens here too, off the request path.
+the rung it was made on, and comes back as an Answer or a Problem. Two sides' answers are judged
+in judging.py.
 """
 
 from __future__ import annotations
@@ -11,15 +11,13 @@ import asyncio
 import contextlib
 import logging
 import math
-import random
-from collections.abc import Coroutine
 from dataclasses import dataclass, replace
 from typing import Any
 
 from aiohttp import web
 
-from cutover.compare import Difference, Kind
 from cutover.decide import Side
+from gateway.calls import Context
 from gateway.policies import TRACING
 from gateway.problems import BUSY, THROTTLED, Problem
 from gateway.resilience import Breaker, Busy, Pause, guarded
@@ -32,7 +30,6 @@ from legacy_adapters import (
     BackendUnauthorised,
     Call,
     Outcome,
-    xmljson,
 )
 from legacy_adapters.errors import DEFAULT_RETRY_AFTER, retry_after
 from legacy_adapters.mapping import MappingError
@@ -61,8 +58,13 @@ def backend_problem(exc: BackendError) -> Problem:
 def paused_problem(side: str, seconds: float, why: str) -> Problem:
     """A 503 with Retry-After for a side that asked for a pause: nothing was booked."""
     wait = max(math.ceil(seconds), 1)
-    return Problem(503, THROTTLED, f"{why}; nothing was booked: retry in {wait} s", {"Retry-After": str(wait)},
-                   outcome=Outcome.not_made)  # fmt: skip
+    return Problem(
+        503,
+        THROTTLED,
+        f"{why}; nothing was booked: retry in {wait} s",
+        {"Retry-After": str(wait)},
+        outcome=Outcome.not_made,
+    )
 
 
 @dataclass
@@ -88,8 +90,12 @@ async def call_side(
     tracer = app[TRACING]
     if not tracer.exporting:  # no span to record: the backend's parent is the gateway's span of the call
         return await _called(app, compiled, side, entity, call, replace(call, payload=payload), bound, patient)
-    attributes = {"banyan.side": side, "banyan.route": route.name, "banyan.entity": entity,
-                  "banyan.backend": bound.backend.config.backend}  # fmt: skip
+    attributes = {
+        "banyan.side": side,
+        "banyan.route": route.name,
+        "banyan.entity": entity,
+        "banyan.backend": bound.backend.config.backend,
+    }
     span = tracer.start(f"{side} {route.name}", call.headers.get("traceparent"), "client", **attributes)
     sided = replace(call, payload=payload, headers={**call.headers, "traceparent": span.traceparent})
     error: str | None = "cancelled"
@@ -105,9 +111,15 @@ async def call_side(
 
 
 async def _called(
-    app: web.Application, compiled: Compiled, side: str, entity: str | None, call: Call, sided: Call, bound: Bound,
+    app: web.Application,
+    compiled: Compiled,
+    side: str,
+    entity: str | None,
+    call: Call,
+    sided: Call,
+    bound: Bound,
     patient: bool,
-) -> Answer:  # fmt: skip
+) -> Answer:
     route, metrics = compiled.route, app[METRICS]
     timeout, resilience = bound.backend.config.timeout, route.resilience
     bulkhead = bound.bulkhead
@@ -127,8 +139,10 @@ async def _called(
     except Busy as exc:
         assert bulkhead is not None
         metrics.shed.labels(route.name, side).inc()
-        detail = (f"the {side} system is at its limit ({bulkhead.limit} at once from this gateway, "
-                  f"{bulkhead.queue} waiting); nothing was sent: retry in {exc.retry_after} s")  # fmt: skip
+        detail = (
+            f"the {side} system is at its limit ({bulkhead.limit} at once from this gateway, "
+            f"{bulkhead.queue} waiting); nothing was sent: retry in {exc.retry_after} s"
+        )
         raise Problem(503, BUSY, detail, {"Retry-After": str(exc.retry_after)}, outcome=Outcome.not_made) from None
     except BackendNotFound:
         raise not_found_problem(route.writes, side, call) from None
@@ -164,18 +178,20 @@ async def _called(
             broken = contract.violations(result, entity)
             if broken:
                 where = "; ".join(f"{pointer}: {message}" for pointer, message in broken[:3])
-                raise Problem(502, "Backend answer did not fit", f"the {side} system's answer breaks "
-                              f"canonical:{contract.name}: {where}")  # fmt: skip
+                raise Problem(
+                    502,
+                    "Backend answer did not fit",
+                    f"the {side} system's answer breaks canonical:{contract.name}: {where}",
+                )
     return Answer(reply.status, result)
 
 
 _HELD = {BUSY: "shed", THROTTLED: "throttled"}  # a call not made because the gateway or the side held it back
 
 
-async def counted(
-    app: web.Application, compiled: Compiled, side: Side, entity: str | None, call: Call, rung: str, role: str
-) -> Answer | Problem:
+async def counted(context: Context, side: Side, role: str) -> Answer | Problem:
     """Call a side and count the call as evidence; a failure is returned, not raised."""
+    app, compiled, entity, call, rung = context.app, context.compiled, context.entity, context.call, context.rung
     cutover = app.get(CUTOVER)
     try:
         answer: Answer | Problem = await call_side(app, compiled, side.value, entity, call, role == "outbox")
@@ -193,111 +209,23 @@ async def counted(
     return answer
 
 
-def _outcome(answer: Answer | Problem) -> tuple[int, Any]:
-    return (answer.status, answer.detail) if isinstance(answer, Problem) else (200, answer.body)
-
-
-def judge(
-    app: web.Application,
-    compiled: Compiled,
-    entity: str | None,
-    rung: str,
-    legacy: Answer | Problem,
-    cloud: Answer | Problem,
-) -> None:
-    """Compare the two sides' answers to one call and count the result as evidence."""
-    cutover = app.get(CUTOVER)
-    if cutover is None or any(isinstance(a, Problem) and a.status >= 500 for a in (legacy, cloud)):
-        return  # an error is counted as an error, not as a mismatch
-    if isinstance(legacy, Answer) and isinstance(cloud, Answer):
-        differences = compiled.comparator.compare(legacy.body, cloud.body)
-        if compiled.contract is not None:
-            differences += contract_differences(app, compiled, entity, legacy.body, cloud.body)
-    else:  # a 4xx on either side: the answers agree when the statuses do
-        (legacy_status, _), (cloud_status, _) = _outcome(legacy), _outcome(cloud)
-        differences = []
-        if legacy_status != cloud_status:
-            differences.append(Difference("/", Kind.value, legacy_status, cloud_status))
-    route = compiled.route
-    mismatched = cutover.compared(route.name, entity, rung, differences)
-    result = "mismatch" if mismatched else "noise" if differences else "match"
-    app[METRICS].comparisons.labels(route.name, compiled.label(entity), result).inc()
-    if differences:
-        where = ", ".join(f"{d.path} ({d.kind})" for d in differences[:5])
-        log.info("cutover mismatch on %s/%s: %s", route.name, entity, where)
-
-
-def contract_differences(
-    app: web.Application, compiled: Compiled, entity: str | None, legacy: Any, cloud: Any
-) -> list[Difference]:
-    """Where the answers break the route's canonical contract. The cloud's breaks count as
-    mismatches (it is not ready to serve); legacy's are counted and logged, for the route's owners."""
-    assert compiled.contract is not None
-    found = []
-    for side, answer in (("legacy", legacy), ("cloud", cloud)):
-        broken = compiled.contract.violations(answer, entity)
-        if broken:
-            app[METRICS].contract_violations.labels(compiled.route.name, compiled.label(entity), side).inc()
-            log.info("%s answer of %s/%s breaks canonical:%s at %s", side, compiled.route.name, entity,
-                     compiled.contract.name, ", ".join(pointer for pointer, _ in broken[:5]))  # fmt: skip
-        if side == "cloud":
-            found += [Difference(pointer, Kind.contract, None, message) for pointer, message in broken]
-    return found
-
-
-async def compare_mirrored(
-    app: web.Application,
-    compiled: Compiled,
-    entity: str | None,
-    served: Answer | Problem,
-    mirror: asyncio.Task[Any],
-    rung: str,
-    served_by: Side,
-    call: Call,
-) -> None:
-    """Compare the mirrored answer with the served one, off the request path."""
-    other = await mirror
-    legacy, cloud = (served, other) if served_by is Side.legacy else (other, served)
-    judge(app, compiled, entity, rung, legacy, cloud)
-    sample = compiled.route.compare.noise_sample
-    if sample and not compiled.route.writes and isinstance(legacy, Answer) and random.random() < sample:
-        await learn_noise(app, compiled, entity, legacy, call)
-
-
-async def learn_noise(app: web.Application, compiled: Compiled, entity: str | None, first: Answer, call: Call) -> None:
-    """Ask legacy the same read again: the fields that differ now differ on their own."""
-    cutover = app.get(CUTOVER)
-    try:
-        second = await call_side(app, compiled, Side.legacy.value, entity, call)
-    except Problem:
-        return
-    if cutover is not None:
-        cutover.noised(compiled.route.name, entity, compiled.comparator.compare(first.body, second.body))
-
-
-_BACKGROUND: set[asyncio.Task[Any]] = set()
-
-
-def later(coroutine: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
-    task: asyncio.Task[Any] = asyncio.ensure_future(coroutine)
-    _BACKGROUND.add(task)  # keep a reference until it is done
-    task.add_done_callback(_BACKGROUND.discard)
-    return task
-
-
-async def soap_side(
-    app: web.Application, compiled: Compiled, side: Side, entity: str | None, rung: str, raw: bytes,
-    headers: dict[str, str], role: str,
-) -> RawReply | Problem:  # fmt: skip
-    """Forward the envelope to one side's SOAP service through its breaker, and count the call as evidence.
-    A SOAP Fault is the service's answer (the request was wrong), not its failure."""
+async def soap_side(context: Context, side: Side, role: str) -> RawReply | Problem:
+    """Forward the envelope (the call's payload) to one side's SOAP service through its breaker, and
+    count the call as evidence. A SOAP Fault is the service's answer (the request was wrong), not
+    its failure."""
+    app, compiled, entity, rung = context.app, context.compiled, context.entity, context.rung
+    raw, headers = context.call.payload, context.call.headers
     spec = compiled.route.passthrough
     assert spec is not None
     upstream, breaker = compiled.soap_sides[side]
     name, tracer, span = compiled.route.name, app[TRACING], None
     if tracer.exporting:  # else the backend's parent is the gateway's span of the call
-        span = tracer.start(f"{side.value} {name}", headers.get("traceparent"), "client", **{"banyan.side": side.value,
-                            "banyan.route": name, "banyan.entity": entity, "banyan.backend": "soap"})  # fmt: skip
+        span = tracer.start(
+            f"{side.value} {name}",
+            headers.get("traceparent"),
+            "client",
+            **{"banyan.side": side.value, "banyan.route": name, "banyan.entity": entity, "banyan.backend": "soap"},
+        )
         headers = {**headers, "traceparent": span.traceparent}
     answer: RawReply | Problem
     pause = compiled.soap_pauses[side]
@@ -357,13 +285,21 @@ def _judged(side: Side, answer: RawReply, outcome: Outcome, breaker: Breaker, pa
             pause.hold(waited)
             return paused_problem(side.value, waited, f"{what} is throttling calls ({answer.status})")
         breaker.failure()
-        return Problem(503, "Backend unavailable", f"{what} answered {answer.status}: nothing was booked, retry later",
-                       outcome=Outcome.not_made)  # fmt: skip
+        return Problem(
+            503,
+            "Backend unavailable",
+            f"{what} answered {answer.status}: nothing was booked, retry later",
+            outcome=Outcome.not_made,
+        )
     if outcome is Outcome.not_authorised:
         breaker.abandon()
         log.error("the %s refused the gateway's credentials (%s)", what, answer.status)
-        return Problem(503, "Backend refused the gateway", f"{what} refused the gateway's credentials "
-                       f"({answer.status}): the operators must fix them", outcome=outcome)  # fmt: skip
+        return Problem(
+            503,
+            "Backend refused the gateway",
+            f"{what} refused the gateway's credentials ({answer.status}): the operators must fix them",
+            outcome=outcome,
+        )
     if outcome is Outcome.unknown:
         breaker.failure()
         if envelope_fault(answer.body):
@@ -371,23 +307,3 @@ def _judged(side: Side, answer: RawReply, outcome: Outcome, breaker: Breaker, pa
         return Problem(502, "Backend failed", f"{what} answered {answer.status}", outcome=outcome)
     breaker.success()
     return answer
-
-
-def soap_answer(answer: RawReply | Problem) -> Answer | Problem:
-    """A SOAP answer in the shape the comparator reads: its envelope's body as JSON."""
-    if isinstance(answer, Problem):
-        return answer
-    try:
-        return Answer(answer.status, xmljson.to_json(xmljson.parse(answer.body)))
-    except ValueError as exc:  # not well-formed, or hostile
-        return Problem(502, "Backend answer is not XML", str(exc))
-
-
-async def compare_soap(
-    app: web.Application, compiled: Compiled, entity: str | None, rung: str, served_by: Side,
-    served: RawReply | Problem, mirror: asyncio.Task[RawReply | Problem],
-) -> None:  # fmt: skip
-    other = await mirror
-    mine, theirs = soap_answer(served), soap_answer(other)
-    legacy, cloud = (mine, theirs) if served_by is Side.legacy else (theirs, mine)
-    judge(app, compiled, entity, rung, legacy, cloud)
