@@ -24,7 +24,7 @@ from gateway.table import Compiled
 from legacy_adapters import Call
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Context:
     """A call and where it stands: the app, the compiled route, the legal entity the evidence
     counts under, the call, the rung it is made on and the plan (who serves, mirrors, falls back;
@@ -40,8 +40,8 @@ class Context:
 
 log = logging.getLogger("banyan.gateway")
 A = TypeVar("A")
-SideCall = Callable[[Side, str], Coroutine[Any, Any, A]]  # a side and its role (serve, mirror, fallback) → its answer
-Compare = Callable[[A, "asyncio.Task[A]", Side], Coroutine[Any, Any, None]]  # served, the mirror's, who served
+SideCall = Callable[[Context, Side, str], Coroutine[Any, Any, A]]  # a side and its role (serve, mirror, …) → its answer
+Compare = Callable[[Context, A, "asyncio.Task[A]", Side], Coroutine[Any, Any, None]]  # served, the mirror's, who served
 
 
 async def serve(context: Context, call: SideCall[A], compare: Compare[A], mirrored: bool = True) -> tuple[Side, A]:
@@ -49,16 +49,16 @@ async def serve(context: Context, call: SideCall[A], compare: Compare[A], mirror
     compared off the request path; `mirrored` False sends no mirror (a write: the outbox copies it)."""
     plan = context.plan
     assert plan is not None
-    mirror = later(call(plan.mirror, "mirror")) if plan.mirror is not None and mirrored else None
+    mirror = later(call(context, plan.mirror, "mirror")) if plan.mirror is not None and mirrored else None
     side = plan.serve
-    answer = await call(side, "serve")
+    answer = await call(context, side, "serve")
     if isinstance(answer, Problem) and answer.status >= 500 and plan.fallback is not None:
         name = context.compiled.route.name
         log.warning("%s failed on %s, answered by %s: %s", name, side.value, plan.fallback.value, answer.detail)
         side = plan.fallback
-        answer = await call(side, "fallback")
+        answer = await call(context, side, "fallback")
     if mirror is not None and plan.compare and side is plan.serve:  # after a fallback both answers are legacy's
-        later(compare(answer, mirror, side))
+        later(compare(context, answer, mirror, side))
     return side, answer
 
 

@@ -14,7 +14,7 @@ from aiohttp import web
 
 from cutover.compare import Difference, Kind
 from cutover.decide import Side
-from gateway.calls import Compare, Context
+from gateway.calls import Context
 from gateway.problems import Problem
 from gateway.sides import Answer, call_side
 from gateway.state import CUTOVER, METRICS
@@ -83,18 +83,16 @@ def contract_differences(
     return found
 
 
-def comparing(context: Context) -> Compare[Answer | Problem]:
-    """How a managed call's two answers are compared (and, on a sample of reads, legacy asked twice)."""
-
-    async def compare(served: Answer | Problem, mirror: asyncio.Task[Answer | Problem], served_by: Side) -> None:
-        other = await mirror
-        legacy, cloud = (served, other) if served_by is Side.legacy else (other, served)
-        judge(context.app, context.compiled, context.entity, context.rung, legacy, cloud)
-        sample = context.compiled.route.compare.noise_sample
-        if sample and not context.compiled.route.writes and isinstance(legacy, Answer) and random.random() < sample:
-            await learn_noise(context.app, context.compiled, context.entity, legacy, context.call)
-
-    return compare
+async def compare_answers(
+    context: Context, served: Answer | Problem, mirror: asyncio.Task[Answer | Problem], served_by: Side
+) -> None:
+    """A managed call's two answers compared (and, on a sample of reads, legacy asked twice)."""
+    other = await mirror
+    legacy, cloud = (served, other) if served_by is Side.legacy else (other, served)
+    judge(context.app, context.compiled, context.entity, context.rung, legacy, cloud)
+    sample = context.compiled.route.compare.noise_sample
+    if sample and not context.compiled.route.writes and isinstance(legacy, Answer) and random.random() < sample:
+        await learn_noise(context.app, context.compiled, context.entity, legacy, context.call)
 
 
 async def learn_noise(app: web.Application, compiled: Compiled, entity: str | None, first: Answer, call: Call) -> None:
@@ -118,13 +116,11 @@ def soap_answer(answer: RawReply | Problem) -> Answer | Problem:
         return Problem(502, "Backend answer is not XML", str(exc))
 
 
-def comparing_soap(context: Context) -> Compare[RawReply | Problem]:
-    """How a passthrough's two envelopes are compared: their bodies as JSON."""
-
-    async def compare(served: RawReply | Problem, mirror: asyncio.Task[RawReply | Problem], served_by: Side) -> None:
-        other = await mirror
-        mine, theirs = soap_answer(served), soap_answer(other)
-        legacy, cloud = (mine, theirs) if served_by is Side.legacy else (theirs, mine)
-        judge(context.app, context.compiled, context.entity, context.rung, legacy, cloud)
-
-    return compare
+async def compare_envelopes(
+    context: Context, served: RawReply | Problem, mirror: asyncio.Task[RawReply | Problem], served_by: Side
+) -> None:
+    """A passthrough's two envelopes compared: their bodies as JSON."""
+    other = await mirror
+    mine, theirs = soap_answer(served), soap_answer(other)
+    legacy, cloud = (mine, theirs) if served_by is Side.legacy else (theirs, mine)
+    judge(context.app, context.compiled, context.entity, context.rung, legacy, cloud)

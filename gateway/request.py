@@ -17,7 +17,7 @@ from gateway.calls import Context, serve
 from gateway.consumers import Consumer
 from gateway.idempotency import OUTCOME, idempotent
 from gateway.inputs import forwardable, parse_json
-from gateway.judging import comparing, comparing_soap
+from gateway.judging import compare_answers, compare_envelopes
 from gateway.ownership import owned
 from gateway.policies import CONSUMER, ENTITY, RETIRING, ROUTE_NAME, SOAP, SPAN, correlation_id
 from gateway.problems import WRITE_MADE, Problem
@@ -68,11 +68,11 @@ async def handle(request: web.Request) -> web.StreamResponse:
     policies.body_size(request, settings.max_body)
     started, status = time.perf_counter(), 500
     try:
-        serve = passthrough if route.passthrough is not None else managed
+        handler = passthrough if route.passthrough is not None else managed
         if route.writes:
-            response = await idempotent(request, app[IDEMPOTENCY], consumer, lambda: serve(request))
+            response = await idempotent(request, app[IDEMPOTENCY], consumer, lambda: handler(request))
         else:
-            response = await serve(request)
+            response = await handler(request)
         status = response.status
         return response
     except Problem as exc:
@@ -165,7 +165,7 @@ async def managed(request: web.Request) -> web.StreamResponse:
         answer = await _write_through_outbox(request, context)
         measure(request.app, compiled, entity, answer, time.perf_counter() - started, request[SPAN].trace_id)
         return _respond(request, route, answer, plan.serve)
-    side, answer = await serve(context, lambda side, role: counted(context, side, role), comparing(context))
+    side, answer = await serve(context, counted, compare_answers)
     if route.events and isinstance(answer, Answer) and cutover is not None:
         await record(request.app, compiled, declared(compiled, entity, call, answer.body))
     measure(request.app, compiled, entity, answer, time.perf_counter() - started, request[SPAN].trace_id)
@@ -308,9 +308,7 @@ async def passthrough(request: web.Request) -> web.StreamResponse:
     call = Call(route.name, raw, counted_as, key, forward["X-Correlation-ID"], forward, route.writes, {})
     context = Context(request.app, compiled, counted_as, call, rule.rung, plan)
     # a write is never mirrored here: the envelope is opaque, so the cloud could only be sent it blind
-    side, answer = await serve(
-        context, lambda side, role: soap_side(context, side, role), comparing_soap(context), not route.writes
-    )
+    side, answer = await serve(context, soap_side, compare_envelopes, not route.writes)
     if isinstance(answer, Problem):
         raise answer
     content_type = answer.headers.get("content-type", "text/xml")
