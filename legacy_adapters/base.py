@@ -13,6 +13,8 @@ from typing import Any, ClassVar, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from legacy_adapters.registry import Registry
+
 
 @dataclass
 class Call:
@@ -58,7 +60,7 @@ class Registration:
     factory: Callable[[Any], Backend]
 
 
-_REGISTRY: dict[str, Registration] = {}
+BACKENDS: Registry[Registration] = Registry("backend")
 
 
 class Registered:
@@ -69,8 +71,8 @@ class Registered:
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        _REGISTRY[cls.name] = Registration(cls.name, cls.Config, cls)  # type: ignore[arg-type]
+        BACKENDS.add(cls.name, Registration(cls.name, cls.Config, cls))  # type: ignore[arg-type]
 
 
 def create(config: BackendConfig) -> Backend:
-    return _REGISTRY[config.backend].factory(config)
+    return BACKENDS[config.backend].factory(config)

@@ -9,6 +9,7 @@ from typing import Any
 from lxml import etree
 
 from inventory_scan.catalog import Direction
+from legacy_adapters.registry import Registry
 
 
 @dataclass
@@ -74,7 +75,7 @@ class Plugin:
     read: Callable[[etree._Element, str], Found]
 
 
-_PLUGINS: dict[str, Plugin] = {}
+PLUGINS: Registry[Plugin] = Registry("ESB plug-in")
 
 
 def plugin(
@@ -83,11 +84,11 @@ def plugin(
     """Register a product's reader under `name`; `recognises` looks at the root element only."""
 
     def register(read: Callable[[etree._Element, str], Found]) -> Callable[[etree._Element, str], Found]:
-        _PLUGINS[name] = Plugin(name, recognises, read)
+        PLUGINS.add(name, Plugin(name, recognises, read))
         return read
 
     return register
 
 
 def recognise(root: etree._Element) -> Plugin | None:
-    return next((p for p in _PLUGINS.values() if p.recognises(root)), None)
+    return next((p for _, p in PLUGINS if p.recognises(root)), None)

@@ -7,6 +7,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from legacy_adapters.registry import Registry
+
 
 @dataclass(frozen=True)
 class Sample:
@@ -48,19 +50,14 @@ def envelope_start(text: str, pattern: re.Pattern[str]) -> tuple[int, list[str]]
 
 Detector = Callable[[Sample], Detected | None]
 
-# (order, name, detector): lower order runs first. The cheap, unambiguous envelopes (X12 ISA,
-# EDIFACT UNA/UNB) go before the guessers (CSV, fixed width) that would accept almost anything.
-_REGISTRY: list[tuple[int, str, Detector]] = []
+# Lower order runs first: the cheap, unambiguous envelopes (X12 ISA, EDIFACT UNA/UNB) go before
+# the guessers (CSV, fixed width) that would accept almost anything.
+DETECTORS: Registry[Detector] = Registry("format detector")
 
 
 def detector(name: str, order: int) -> Callable[[Detector], Detector]:
-    def register(func: Detector) -> Detector:
-        _REGISTRY.append((order, name, func))
-        _REGISTRY.sort(key=lambda entry: entry[0])
-        return func
-
-    return register
+    return DETECTORS.register(name, order)
 
 
 def detectors() -> list[tuple[str, Detector]]:
-    return [(name, func) for _, name, func in _REGISTRY]
+    return list(DETECTORS)
