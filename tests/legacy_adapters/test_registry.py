@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 import inventory_scan.esb  # loading the packages adds their plug-ins and detectors
-import inventory_scan.formats
+import inventory_scan.formats  # noqa: F401
 from inventory_scan.esb.base import PLUGINS
 from inventory_scan.formats.base import detectors
 from legacy_adapters.base import BACKENDS
