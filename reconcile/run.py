@@ -394,15 +394,13 @@ Made = tuple[str, int, bytes]  # a record for the scratch file: its key, its dig
 class _Rows:
     """A table's rows made into (key, digest, record) without a dict per step, when the side's map
     only renames columns, the key is one field and nothing is converted or ignored. The digest is
-    the one `_digest` makes of the canonical record (its fields sorted, (field, value) pairs), so the
+    the one `_digest` makes of the canonical record (the set of its (field, value) pairs), so the
     other side's records, made the general way, match it; a column the driver returns as a bool
     (marked apart in `_digest`) or a renamed column the query lacks makes the general way needed."""
 
     def __init__(self, renames: dict[str, str], key: str, trim: bool) -> None:
         self.renames, self.key, self.trim = renames, key, trim
         self.targets = list(renames.values())
-        self.order = sorted(range(len(self.targets)), key=lambda n: self.targets[n])  # fields sorted by name
-        self.names = tuple(self.targets[n] for n in self.order)
         self.positions: list[int] = []
         self.fit: bool | None = None
 
@@ -422,7 +420,7 @@ class _Rows:
         return self.fit
 
     def made(self, rows: list[Any], converted: list[int], tally: Tally, side: str) -> list[Made]:
-        positions, targets, order, names = self.positions, self.targets, self.order, self.names
+        positions, targets = self.positions, self.targets
         fixed = [n for n, position in enumerate(positions) if position in converted]
         at = targets.index(self.key)
         made: list[Made] = []
@@ -435,23 +433,26 @@ class _Rows:
             if key is None:
                 tally.no_key[side] += 1
                 continue
-            digest = hash(tuple(zip(names, [values[n] for n in order], strict=True)))
-            made.append((key, digest, b"m" + marshal.dumps(dict(zip(targets, values, strict=True)))))
+            record = dict(zip(targets, values, strict=False))  # one value per target, by making
+            made.append((key, hash(frozenset(record.items())), b"m" + marshal.dumps(record)))
         return made
 
 
 def _digest(record: Any) -> int:
     """64 bits that two equal records share, so only pairs whose digests differ go to the comparator.
 
-    A flat record (the common case) is hashed by Python itself, its fields sorted: both sides are
-    read by processes forked from one parent, so they share its hash seed, and 15.0 hashes as 15
-    (the comparator agrees) while true is marked apart from 1 (the comparator does not). A record
+    A flat record (the common case) is hashed by Python itself, as the set of its (field, value)
+    pairs, in whatever order the fields come (no sort): both sides are read by processes forked
+    from one parent, so they share its hash seed, and 15.0 hashes as 15 (the comparator agrees)
+    while true is marked apart from 1 (the comparator does not). A record
     with nested values is walked into a sorted form and hashed with BLAKE2b. The digest is only ever
     a shortcut to "equal": two records that differ but share one would need a 64-bit collision, and
     two equal records with different digests are found equal by the comparator."""
     if type(record) is dict:
         try:
-            return hash(tuple([(k, v) if type(v) is not bool else (k, v, bool) for k, v in sorted(record.items())]))
+            if bool not in set(map(type, record.values())):
+                return hash(frozenset(record.items()))
+            return hash(frozenset([(k, v) if type(v) is not bool else (k, v, bool) for k, v in record.items()]))
         except TypeError:  # a nested object or list: not hashable as it is
             pass
     return int.from_bytes(blake2b(_encoded(_digestible(record)), digest_size=8).digest(), "big", signed=True)
