@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -247,17 +248,23 @@ def exceptions_resolve(
     _done(store, routes, as_json, lambda desk: desk.resolve(item_id, note, actor_name(actor)))
 
 
+class Side(StrEnum):
+    """The side a repair sends the records to."""
+
+    cloud = "cloud"
+    legacy = "legacy"
+
+
 def _action(name: str, summary: str, example: str) -> None:
     def command(
         item_id: Id,
         store: Store,
         reason: Reason = "",
         actor: Actor = None,
-        to: Annotated[str, typer.Option(help="repair: the side that gets the records")] = "cloud",
         routes: Routes = Path("routes"),
         as_json: Json = False,
     ) -> None:
-        _done(store, routes, as_json, lambda desk: desk.act(item_id, name, actor_name(actor), reason, to=to))
+        _done(store, routes, as_json, lambda desk: desk.act(item_id, name, actor_name(actor), reason))
 
     command.__doc__ = f"{summary}\n\n    Example: {example}\n    "
     exceptions_app.command(name)(command)
@@ -288,11 +295,23 @@ _action(
     "Acknowledge a guardrail's step-down, so the pair may step up again.",
     'banyan exceptions acknowledge 17 --reason "cause fixed in CHG-88" --store cutover.db',
 )
-_action(
-    "repair",
-    "Send what a drifted run found to one side, through the repair route's outbox.",
-    'banyan exceptions repair 17 --to cloud --reason "backfill" --store cutover.db',
-)
+
+
+@exceptions_app.command("repair")
+def exceptions_repair(
+    item_id: Id,
+    store: Store,
+    reason: Reason = "",
+    actor: Actor = None,
+    to: Annotated[Side, typer.Option(help="the side that gets the records")] = Side.cloud,
+    routes: Routes = Path("routes"),
+    as_json: Json = False,
+) -> None:
+    """Send what a drifted run found to one side, through the repair route's outbox.
+
+    Example: banyan exceptions repair 17 --to cloud --reason "backfill" --store cutover.db
+    """
+    _done(store, routes, as_json, lambda desk: desk.act(item_id, "repair", actor_name(actor), reason, to=to.value))
 
 
 @exceptions_app.command("prune")

@@ -67,3 +67,12 @@ def test_the_owner_is_in_openapi_in_events_and_in_the_engines_alerts(tmp_path: P
     assert json.loads(body)["owner"] == "order-desk"
     infos, _ = ladder(routes.routes, routes.flows, routes.batches)
     assert {info.name: info.owner for info in infos} == {"order-create": "order-desk", "order-status": "status-team"}
+
+
+def test_only_repair_takes_a_side_and_only_a_side_it_knows() -> None:
+    runner = CliRunner(env={"COLUMNS": "250"})
+    for action in ("replay", "discard", "resend", "delivered", "acknowledge"):
+        said = runner.invoke(cli, ["exceptions", action, "1", "--to", "cloud", "--store", "unused.db"])
+        assert said.exit_code == 2 and "No such option" in said.output, action
+    sideways = runner.invoke(cli, ["exceptions", "repair", "1", "--to", "sideways", "--store", "unused.db"])
+    assert sideways.exit_code == 2 and "cloud" in sideways.output and "legacy" in sideways.output
