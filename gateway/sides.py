@@ -12,7 +12,7 @@ import contextlib
 import logging
 import math
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, TypeVar
 
 from aiohttp import web
 
@@ -191,29 +191,45 @@ _HELD = {BUSY: "shed", THROTTLED: "throttled"}  # a call not made because the ga
 
 async def counted(context: Context, side: Side, role: str) -> Answer | Problem:
     """Call a side and count the call as evidence; a failure is returned, not raised."""
-    app, compiled, entity, call, rung = context.app, context.compiled, context.entity, context.call, context.rung
-    cutover = app.get(CUTOVER)
     try:
-        answer: Answer | Problem = await call_side(app, compiled, side.value, entity, call, role == "outbox")
+        patient = role == "outbox"
+        answer: Answer | Problem = await call_side(
+            context.app, context.compiled, side.value, context.entity, context.call, patient
+        )
     except Problem as exc:
         answer = exc
+    return _count(context, side, role, answer)
+
+
+async def soap_side(context: Context, side: Side, role: str) -> RawReply | Problem:
+    """Forward the envelope to one side's SOAP service, and count the call as evidence the way a
+    managed call is counted."""
+    return _count(context, side, role, await _envelope(context, side))
+
+
+Counted = TypeVar("Counted", Answer, RawReply)
+
+
+def _count(context: Context, side: Side, role: str, answer: Counted | Problem) -> Counted | Problem:
+    """A side's answer counted: in the metrics, and as evidence for the rung. A call held back (by
+    the gateway, or a side's pause) says nothing about the side's health or answers."""
+    compiled, entity = context.compiled, context.entity
     failed = isinstance(answer, Problem) and answer.status >= 500
     title = answer.title if isinstance(answer, Problem) else ""
     held = failed and title in _HELD
     outcome = _HELD.get(title, "error") if failed else "ok"
-    metrics = app[METRICS]
+    metrics = context.app[METRICS]
     metrics.child(metrics.side_calls, compiled.route.name, compiled.label(entity), side.value, role, outcome).inc()
-    # a call held back (by the gateway, or a side's pause) says nothing about the side's health or answers
+    cutover = context.app.get(CUTOVER)
     if cutover is not None and not held:
-        cutover.called(compiled.route.name, entity, rung, side, failed)
+        cutover.called(compiled.route.name, entity, context.rung, side, failed)
     return answer
 
 
-async def soap_side(context: Context, side: Side, role: str) -> RawReply | Problem:
-    """Forward the envelope (the call's payload) to one side's SOAP service through its breaker, and
-    count the call as evidence. A SOAP Fault is the service's answer (the request was wrong), not
-    its failure."""
-    app, compiled, entity, rung = context.app, context.compiled, context.entity, context.rung
+async def _envelope(context: Context, side: Side) -> RawReply | Problem:
+    """The envelope (the call's payload) forwarded to one side's SOAP service through its breaker.
+    A SOAP Fault is the service's answer (the request was wrong), not its failure."""
+    app, compiled, entity = context.app, context.compiled, context.entity
     raw, headers = context.call.payload, context.call.headers
     spec = compiled.route.passthrough
     assert spec is not None
@@ -259,16 +275,8 @@ async def soap_side(context: Context, side: Side, role: str) -> RawReply | Probl
         if span is not None:
             span.end("cancelled")
         raise
-    failed = isinstance(answer, Problem)
     if span is not None:
         span.end(f"{answer.status} {answer.title}" if isinstance(answer, Problem) else None)
-    metrics = app[METRICS]
-    metrics.child(
-        metrics.side_calls, compiled.route.name, compiled.label(entity), side.value, role, "error" if failed else "ok"
-    ).inc()
-    cutover = app.get(CUTOVER)
-    if cutover is not None:
-        cutover.called(compiled.route.name, entity, rung, side, failed)
     return answer
 
 

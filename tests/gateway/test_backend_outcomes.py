@@ -357,7 +357,10 @@ def test_the_soap_passthrough_and_its_idempotency_key(tmp_path: Path) -> None:
                     fine = first.status_code not in MADE and not replayed and legacy.calls[order] >= 2
                 if not fine or legacy.booked[order] != (1 if status in MADE else 0):
                     wrong.append((status, first.status_code, again.status_code, replayed))
+            # a SOAP service that asked for a pause is counted apart, as a managed route's side is
+            metrics = session.get(f"{gateway.url}/metrics", timeout=5).text
         assert wrong == []
+        assert 'outcome="throttled",role="serve",route="order-soap",side="legacy"}' in metrics
 
 
 @pytest.mark.parametrize(
