@@ -113,16 +113,40 @@ class Journey:
 
     # -- files ----------------------------------------------------------------------------------
     def claim(
-        self, flow: str, arrival: str, name: str, digest: str, size: int, lease_until: float, facts: dict[str, Any]
-    ) -> int | None:
+        self,
+        flow: str,
+        arrival: str,
+        name: str,
+        digest: str,
+        size: int,
+        lease_until: float,
+        facts: dict[str, Any],
+        once: bool = True,
+    ) -> tuple[int, str] | None:
         """Take an arrival, with what became of it (`facts`: state, reason, and for a file to deliver
-        its entity, key, document, control, groups, rung and plan); None when it was taken before."""
+        its entity, key, document, control, groups, rung and plan): its id and state; None when it was
+        taken before. With `once` (a flow that takes no resends), a file to deliver whose bytes another
+        file of the flow was taken with meanwhile is claimed a duplicate instead: the check and the
+        claim are one transaction (under a lock on the flow and digest on PostgreSQL), so of two
+        runners taking the same bytes under two names at once, one delivers them."""
         stamp = now_iso()
-        columns = ("entity", "business_key", "document", "control", "groups", "rung", "serving", "numbers")
-        values = tuple(
-            facts.get(column) or "" if column in ("groups", "numbers") else facts.get(column) for column in columns
-        )
         with self.store.transaction() as cursor:
+            if once and facts["state"] == "delivering":
+                if self.store.engine == "postgres":
+                    lock = "SELECT pg_advisory_xact_lock(hashtextextended(?, 0))"
+                    self.store.execute(cursor, lock, (f"flow-file\x1f{flow}\x1f{digest}",))
+                earlier = self.store.execute(
+                    cursor,
+                    "SELECT id, name FROM flow_files WHERE flow = ? AND digest = ? AND state NOT IN "
+                    "('refused', 'duplicate', 'discarded', 'resent') ORDER BY id LIMIT 1",
+                    (flow, digest),
+                ).fetchone()
+                if earlier is not None:
+                    facts = {"state": "duplicate", "reason": f"the same bytes as file {earlier[0]} ({earlier[1]})"}
+            columns = ("entity", "business_key", "document", "control", "groups", "rung", "serving", "numbers")
+            values = tuple(
+                facts.get(column) or "" if column in ("groups", "numbers") else facts.get(column) for column in columns
+            )
             row = self.store.execute(
                 cursor,
                 f"INSERT INTO flow_files (flow, arrival, name, digest, size, created, at, state, reason, lease_until, "
@@ -143,7 +167,7 @@ class Journey:
                     *values,
                 ),
             ).fetchone()
-        return None if row is None else int(row[0])
+        return None if row is None else (int(row[0]), str(facts["state"]))
 
     def claimed(self, flow: str, arrival: str) -> FileRow | None:
         with self.store.reading() as cursor:

@@ -414,12 +414,14 @@ class FlowRunner:
         if read != size or self.journey.claimed(flow.name, arrival) is not None:
             return  # still growing; or another runner has it (resumed once its lease runs out)
         facts, where = self.read(flow, path, size, digest, data)
-        file_id = self.journey.claim(flow.name, arrival, path.name, digest, size, time.time() + LEASE_SECONDS, facts)
-        if file_id is None:
+        lease = time.time() + LEASE_SECONDS
+        claimed = self.journey.claim(flow.name, arrival, path.name, digest, size, lease, facts, not flow.resends)
+        if claimed is None:
             return
-        if facts["state"] == "refused":
+        file_id, state = claimed  # a duplicate, if another runner took the same bytes meanwhile
+        if state == "refused":
             self._set_aside(flow, path, file_id, facts["reason"])
-        elif facts["state"] == "duplicate":
+        elif state == "duplicate":
             self._archive(flow, path, file_id)
         else:
             row = self.journey.get(file_id)
