@@ -129,9 +129,11 @@ def retry_after(value: str | None, default: float | None = DEFAULT_RETRY_AFTER) 
     return min(max(seconds, 0.0), MAX_RETRY_AFTER)
 
 
-def error_for_status(status: int, what: str, retry_after_header: str | None = None) -> BackendError:
-    """The error a non-2xx answer of `what` ("the HTTP backend") is raised as."""
+def error_for_status(status: int, what: str, retry_after_header: str | None = None, reason: str = "") -> BackendError:
+    """The error a non-2xx answer of `what` ("the HTTP backend") is raised as; a refusal says the
+    backend's `reason` when it gave one."""
     outcome = outcome_of_status(status)
+    because = f": {reason}" if reason else ""
     if outcome is Outcome.not_made:
         pause = retry_after(retry_after_header, DEFAULT_RETRY_AFTER if status == 429 else None)
         if pause is not None:
@@ -140,9 +142,9 @@ def error_for_status(status: int, what: str, retry_after_header: str | None = No
     if outcome is Outcome.not_authorised:
         return BackendUnauthorised(f"{what} refused the gateway's credentials ({status}): the operators must fix them")
     if outcome is Outcome.not_found:
-        return BackendNotFound(f"{what} has no such record ({status})")
+        return BackendNotFound(f"{what} has no such record ({status}){because}")
     if outcome is Outcome.refused:
-        return BackendRejected(f"{what} refused the request ({status})")
+        return BackendRejected(f"{what} refused the request ({status}){because}")
     if 300 <= status < 400:  # a write sent on to another address could change method or be booked twice
         return BackendFault(f"{what} answered {status} (a redirect): point the route at where it leads")
     return BackendFault(f"{what} answered {status}")

@@ -16,11 +16,14 @@ from pydantic import Field, field_validator
 from legacy_adapters import xmljson
 from legacy_adapters.base import BackendConfig, Call, Registered, Reply
 from legacy_adapters.errors import (
+    BackendError,
     BackendFault,
     BackendRejected,
     BackendTimeout,
     BackendUnavailable,
+    Outcome,
     error_for_status,
+    outcome_of_status,
 )
 from legacy_adapters.raw_http import MAX_ANSWER, Origin, RawReply, UpstreamError, where
 
@@ -160,7 +163,8 @@ class HttpBackend(Registered):
         """A 2xx answer as a Reply; any other status raised as what it says about the call (errors.py)."""
         status = answer.status
         if not 200 <= status < 300:
-            raise error_for_status(status, "the HTTP backend", answer.headers.get("retry-after"))
+            said = _reason(answer) if outcome_of_status(status) in (Outcome.refused, Outcome.not_found) else ""
+            raise error_for_status(status, "the HTTP backend", answer.headers.get("retry-after"), said)
         content_type = answer.headers.get("content-type", "")
         body: Any = None
         if data:
@@ -198,6 +202,29 @@ def _finite(text: str) -> float:
 
 # What every call says of itself; a route's `headers:` and the consumer's forwarded ones come after.
 _DEFAULT_HEADERS = {"User-Agent": "banyan-gateway", "Accept": "*/*"}
+
+
+REASON_CHARS = 200
+
+
+def _reason(answer: RawReply) -> str:
+    """Why a backend refused, from its JSON error body: problem details' `detail` or `title`, or a
+    `message`, `error_description` or `error` (`error.message`), as one line of at most 200
+    characters; "" when it says nothing readable. Never the body itself, which may echo the request."""
+    if "json" not in answer.headers.get("content-type", "").lower():
+        return ""
+    try:
+        body = json.loads(_decoded(answer))
+    except (BackendError, ValueError, RecursionError):
+        return ""
+    if not isinstance(body, dict):
+        return ""
+    error = body.get("error")
+    found = [body.get(name) for name in ("detail", "message", "error_description", "title")]
+    found += [error.get("message") if isinstance(error, dict) else error]
+    said = next((value for value in found if isinstance(value, str) and value.strip()), "")
+    line = " ".join("".join(c if c.isprintable() else " " for c in said).split())
+    return line if len(line) <= REASON_CHARS else line[: REASON_CHARS - 1] + "…"
 
 
 def _decoded(answer: RawReply) -> bytes:

@@ -190,6 +190,13 @@ async def echo_server() -> AsyncIterator[str]:
         if kind in ("nan", "infinity", "huge"):
             number = {"nan": b"NaN", "infinity": b"-Infinity", "huge": b"1e400"}[kind]
             return web.Response(body=b'{"a": ' + number + b"}", content_type="application/json")
+        if kind == "refused":  # a problem body, with a control character and a newline in its detail
+            problem = {"type": "about:blank", "title": "Unprocessable", "detail": "customer C-9 is on\ncredit hold\x00"}
+            return web.json_response(problem, status=422, content_type="application/problem+json")
+        if kind == "refused-long":
+            return web.json_response({"error": {"message": "x" * 500}}, status=409)
+        if kind == "refused-html":
+            return web.Response(body=b"<html><body>422 secret-echo</body></html>", status=422, content_type="text/html")
         if kind == "hostile-xml":
             return web.Response(body=b'<!DOCTYPE x [<!ENTITY a "aaaa">]><x>&a;</x>', content_type="application/xml")
         return web.json_response({"raw_path": request.raw_path, "query": dict(request.query)})
@@ -258,3 +265,24 @@ def test_answers_the_gateway_will_not_take_are_faults(answer: str, said: str) ->
 def test_a_url_the_client_cannot_call_is_refused_when_the_routes_load(url: str) -> None:
     with pytest.raises(ValueError, match="starts with http:// or https://"):
         HttpConfig(url=url)
+
+
+@pytest.mark.parametrize(
+    ("answer", "said"),
+    [
+        ("refused", "the HTTP backend refused the request (422): customer C-9 is on credit hold"),
+        ("refused-long", "the HTTP backend refused the request (409): " + "x" * 199 + "…"),
+        ("refused-html", "the HTTP backend refused the request (422)"),
+    ],
+)
+def test_a_refusal_says_the_backends_reason_when_it_gives_one(answer: str, said: str) -> None:
+    """What a person fixing a refused copy needs: the cloud's own words, one bounded line, from a
+    JSON error body only (an HTML page may echo anything)."""
+
+    async def scenario() -> None:
+        async with echo_server() as url:
+            await call_once(HttpConfig(url=url + f"/x?answer={answer}", method="POST"), Call(route="r", payload={}))
+
+    with pytest.raises(BackendRejected) as refused:
+        run(scenario)
+    assert str(refused.value) == said
