@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import time
 from typing import Any
 
@@ -40,8 +39,6 @@ from legacy_adapters import Call, xmljson
 from legacy_adapters.mapping import MappingError, pointer_get
 from legacy_adapters.soap import envelope_outcome
 from specs.routes import Route
-
-log = logging.getLogger("banyan.gateway")
 
 
 async def handle(request: web.Request) -> web.StreamResponse:

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -157,7 +157,7 @@ class Pushdown:
         """Both sides grouped at once (two connections, the databases doing the work)."""
         with ThreadPoolExecutor(max_workers=2) as pool:
             futures = {side: pool.submit(self._groups, side, entity, since) for side in SIDES}
-            found = {side: future.result() for side, future in futures.items()}
+            found = {side: _outcome(self.spec.label(side), future) for side, future in futures.items()}
         legacy_side, cloud_side = found["legacy"], found["cloud"]
         if not isinstance(legacy_side, Grouped) or not isinstance(cloud_side, Grouped):
             return Settled(warnings=[said for said in (legacy_side, cloud_side) if isinstance(said, str)])
@@ -258,6 +258,16 @@ class Pushdown:
             where += f" OR {group} IN ({', '.join(_literal(name) for name in groups)})"
         query = f"SELECT * FROM ({_inner(source.odbc.query)}) AS q WHERE {where}"
         return source.model_copy(update={"odbc": source.odbc.model_copy(update={"query": query})})
+
+
+def _outcome(label: str, future: Future[Grouped | str | None]) -> Grouped | str | None:
+    """A side's grouping, or what stopped it as a warning: the run then reads both sides in full,
+    and is never left unfinished by it."""
+    try:
+        return future.result()
+    except Exception as exc:  # whatever went wrong inside the grouping is only a shortcut not taken
+        said = f"{type(exc).__name__}: {str(exc)[:200]}"
+        return f"{label}: the database's groups could not be read, so both sides were read in full: {said}"
 
 
 def _inner(query: str) -> str:

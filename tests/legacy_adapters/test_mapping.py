@@ -12,8 +12,14 @@ from hypothesis import strategies as st
 from legacy_adapters import mapping
 from legacy_adapters.mapping import Mapping, MappingError
 
-FIELDS = {"/orderId": "/number", "/customer": "/customer/id", "/total": "/amount/value", "/currency": "=EUR",
-          "/whole": "", "/odd": "/a~1b/c~0d"}  # fmt: skip
+FIELDS = {
+    "/orderId": "/number",
+    "/customer": "/customer/id",
+    "/total": "/amount/value",
+    "/currency": "=EUR",
+    "/whole": "",
+    "/odd": "/a~1b/c~0d",
+}
 values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.text(max_size=3),
     lambda inner: st.lists(inner, max_size=2) | st.dictionaries(st.sampled_from(["id", "value", "c~d", "x"]), inner),
@@ -56,7 +62,13 @@ def test_a_map_is_straight_only_where_it_can_be() -> None:
     ):
         assert Mapping(map=map_, optional=optional).compile().__name__ == "apply"
     record = {"number": "SO-1", "customer": {"id": "C-7"}, "amount": {"value": 15.0}, "a/b": {"c~d": 1}}
-    assert Mapping(map=FIELDS).compile()(record) == {"orderId": "SO-1", "customer": "C-7", "total": 15.0,
-                                                     "currency": "EUR", "whole": record, "odd": 1}  # fmt: skip
+    assert Mapping(map=FIELDS).compile()(record) == {
+        "orderId": "SO-1",
+        "customer": "C-7",
+        "total": 15.0,
+        "currency": "EUR",
+        "whole": record,
+        "odd": 1,
+    }
     with pytest.raises(MappingError, match="/amount/value: no value at 'value'"):
         Mapping(map=FIELDS).compile()({**record, "amount": {"v": 1}})

@@ -182,3 +182,24 @@ def test_a_query_the_database_cannot_group_is_read_in_full_with_a_warning(
     assert tally.settled == 0 and len(found) == 10
     assert any("could not group and hash the query, so both sides were read in full" in w for w in tally.warnings)
     assert "PWD" not in " ".join(tally.warnings)
+
+
+def test_a_grouping_that_breaks_reads_both_sides_in_full_and_finishes_the_run(
+    tables: tuple[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whatever stops the grouping (here a driver that hands back what nobody expected) is a
+    warning; the run reads both sides and finishes with what reading them finds."""
+    _, dsn = tables
+    monkeypatch.setenv("PUSH_LEGACY", dsn)
+    monkeypatch.setenv("PUSH_CLOUD", dsn)
+    grouped = pushdown.Pushdown._groups
+
+    def breaking(self: pushdown.Pushdown, side: str, entity: str, since: str | None) -> Any:
+        if side == "cloud":
+            raise RuntimeError("an unexpected group name")
+        return grouped(self, side, entity, since)
+
+    monkeypatch.setattr(pushdown.Pushdown, "_groups", breaking)
+    tally, found = _found(_spec(False), tmp_path, "broken")
+    assert tally.settled == 0 and len(found) == 10
+    assert any("groups could not be read, so both sides were read in full: RuntimeError" in w for w in tally.warnings)
