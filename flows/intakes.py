@@ -8,9 +8,11 @@ Both are written the same way, so an importer never sees half a file: the copy i
 a temporary name (`.banyan-<file>-<side>-<token>.tmp`, which importers skip as a dot file), then the
 runner records its intent, then the copy is given its name, never over a file already there (a second
 file of one name gets a numbered name). After a crash the runner asks the intake what it holds: the
-temporary copy (never named: name it), the name in the intake or in a folder the importer moves files
-on to (delivered), or neither (in doubt). An SFTP server that cannot be reached makes no answer: the
-file waits, it is never judged in doubt for a dropped connection.
+temporary copy (named already when it has a second link, left by a runner that stopped between the
+link and removing the temporary name; otherwise never named: name it), the name in the intake or in
+a folder the importer moves files on to (delivered), or neither (in doubt). An SFTP server that
+cannot be reached makes no answer: the file waits, it is never judged in doubt for a dropped
+connection.
 
 An SFTP intake opens one connection a pass, with the host key verified as for a mailbox, and the
 copy is checked by size on the server before it is named.
@@ -130,6 +132,11 @@ class FolderIntake:
 
     def name(self, staged: str, name: str) -> str:
         temporary = self.folder / staged
+        given = self._named_already(temporary, name)
+        if given:  # a runner stopped between the link and removing the temporary name
+            temporary.unlink()
+            sync_folder(self.folder)
+            return given
         for attempt in range(1000):
             target = _numbered(name, attempt)
             try:
@@ -140,6 +147,19 @@ class FolderIntake:
             sync_folder(self.folder)
             return target
         raise IntakeError(f"{self.folder}: a thousand files named like {name} wait there already")
+
+    def _named_already(self, temporary: Path, name: str) -> str:
+        """The name a temporary copy was linked under already, or "" when it has no other name.
+        Moved on by the importer (on the same filesystem, so still linked), it was named as intended."""
+        facts = temporary.stat()
+        if facts.st_nlink < 2:
+            return ""
+        for attempt in range(1000):
+            target = _numbered(name, attempt)
+            with contextlib.suppress(OSError):
+                if os.path.samestat(facts, (self.folder / target).stat()):
+                    return target
+        return name
 
     def staged(self, staged: str) -> bool:
         return (self.folder / staged).exists()

@@ -15,8 +15,9 @@ for its partner, entity and key (the first MiB: the envelope and the header), an
 store. Into each intake it is first copied under a temporary name (`.banyan-….tmp`), then the
 intent is recorded, then it is linked under its own name (never over a file already there) and the
 delivery recorded. A runner that dies anywhere in between leaves a lease to run out; the next one
-resumes: a temporary copy still there was never renamed (rename it), the name in the intake or in a
-folder the importer moves files to was delivered, and anything else is in doubt, for a person.
+resumes: a temporary copy still there was never named (name it; with a second link, it was), the
+name in the intake or in a folder the importer moves files to was delivered, and anything else is in
+doubt, for a person.
 The source file goes to the archive once every side has it, or to the error folder with its reason.
 
 Evidence goes to the same tables as a route's: a delivery is a call to its side (a failed write to

@@ -367,6 +367,35 @@ def test_a_runner_that_dies_after_the_rename_finds_the_file_or_says_it_is_in_dou
         assert list(on_both.path("drop/.banyan/error").glob("*po-13.x12"))  # kept for the person who decides
 
 
+@pytest.mark.parametrize("importer", ["left it", "moved it to done"])
+def test_a_runner_that_dies_between_the_link_and_removing_its_temporary_copy_delivers_once(
+    on_both: Estate, monkeypatch: pytest.MonkeyPatch, importer: str
+) -> None:
+    on_both.set("dual_write")
+    real_unlink = Path.unlink
+
+    def dies_on_the_temporary(self: Path, missing_ok: bool = False) -> None:
+        if self.name.startswith(".banyan-") and self.parent.name == "in":
+            raise _Died  # named, the temporary copy still there
+        real_unlink(self, missing_ok)
+
+    monkeypatch.setattr(Path, "unlink", dies_on_the_temporary)
+    on_both.drop("po-14.x12", x12_order(PARTNER_A, "PO-14", "000000115"))
+    with pytest.raises(_Died):
+        on_both.run()
+    monkeypatch.setattr(Path, "unlink", real_unlink)
+    assert on_both.intake("legacy") == ["po-14.x12"] and list(on_both.path("legacy/in").glob(".banyan-*"))
+    if importer == "moved it to done":
+        on_both.path("legacy/in/po-14.x12").rename(on_both.path("legacy/done/po-14.x12"))
+    _expire_leases(on_both)
+    _restart(on_both).run()
+    [row] = Journey(on_both.cutover.store).files("uk-partner-orders")
+    assert row.state == "delivered"
+    assert on_both.intake("legacy") == ([] if importer == "moved it to done" else ["po-14.x12"])  # never twice
+    assert on_both.intake("cloud") == ["po-14.x12"]
+    assert not list(on_both.path("legacy/in").glob(".banyan-*"))
+
+
 def test_two_runners_on_one_store_take_each_file_once(on_both: Estate) -> None:
     on_both.set("dual_write")
     other = FlowRunner([on_both.flow], on_both.cutover)
