@@ -16,8 +16,8 @@ test: setup
 	$(BIN)/python -m pytest
 
 lint: setup
-	$(BIN)/ruff check inventory_scan legacy_adapters cutover specs flows reconcile inbox gateway events cli scripts tests
-	$(BIN)/ruff format --check inventory_scan legacy_adapters cutover specs flows reconcile inbox gateway events cli scripts tests
+	$(BIN)/ruff check inventory_scan legacy_adapters cutover specs flows processes reconcile inbox gateway events cli scripts tests
+	$(BIN)/ruff format --check inventory_scan legacy_adapters cutover specs flows processes reconcile inbox gateway events cli scripts tests
 	$(BIN)/mypy
 
 bench: setup

@@ -19,7 +19,7 @@ from cutover.runtime import Cutover
 from events.log import EventLog, Recorded
 from events.relay import relay
 from flows.runner import FlowRunner
-from gateway import access_log, policies
+from gateway import access_log, policies, process_api
 from gateway.accepted import STATUS_PATH
 from gateway.accepted import status as accepted_status
 from gateway.admin import add_admin_routes
@@ -101,6 +101,8 @@ async def _reloader(app: web.Application) -> None:
             app[CUTOVER].use_routes(*ladder(routes, flows, batches))
         if FLOWS in app:
             app[FLOWS].use(flows, batches)
+        if process_api.PROCESSES in app:
+            app[process_api.PROCESSES].use(declared.processes, [compiled.route for compiled in table.routes])
         log.info("routes reloaded: %d routes", len(table.routes))
         # requests in flight keep the old table; close its backends once they have had time to finish
         asyncio.get_running_loop().call_later(30, _close_later, old)
@@ -324,6 +326,8 @@ def build_app(settings: Settings) -> web.Application:
                 scheduled, app[CUTOVER].store, settings.store, settings.routes, settings.webhook
             )
             app.cleanup_ctx.append(_reconcile_lifecycle)
+    if declared.processes:
+        process_api.build(app, declared.processes, routes)
     if settings.store and settings.admin_key:
         app[ADMIN_KEY] = settings.admin_key
         add_admin_routes(app)

@@ -88,6 +88,13 @@ class Consumers:
         except (OSError, yaml.YAMLError, ValidationError) as exc:
             raise ValueError(f"{path}: not a consumers file: {exc}") from None
 
+    def named(self, name: str) -> Consumer | None:
+        """The consumer of that name whose key is valid now (a process's steps run on its behalf)."""
+        for found in (*self._stored.values(), *self._by_hash.values()):
+            if found.name == name and found.key_sha256 not in self._revoked:
+                return found
+        return None
+
     def find(self, key: str) -> Consumer | None:
         hashed = digest(key)
         if hashed in self._revoked:

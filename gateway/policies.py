@@ -8,6 +8,7 @@ match → key → scope → rate limit → body size → idempotency → the cal
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
 import random
 import re
@@ -33,6 +34,8 @@ SOAP = web.RequestKey("soap", str)  # the SOAP version a passthrough consumer sp
 RETIRING = web.RequestKey("retiring", dict)  # a deprecated version's headers, on every answer it gives
 LIMITS = web.RequestKey("limits", Verdict)  # the consumer's bucket: its RateLimit headers go on every answer
 SPAN = web.RequestKey("span", Span)  # the gateway's span of this call: backends are sent its traceparent
+STEP = web.RequestKey("step", bool)  # a process's step, made on behalf of the consumer that started it
+STEP_HEADER, ON_BEHALF_HEADER = "X-Banyan-Step", "X-Banyan-On-Behalf"
 TRACING = web.AppKey("tracing", Tracer)  # spans: exported over OTLP, or ids only
 ACCESS_LOG: web.AppKey[Callable[[str], None]] = web.AppKey("access_log")  # absent: the access log is off
 log = logging.getLogger("banyan.gateway")
@@ -133,8 +136,22 @@ async def edge(request: web.Request, handler: Handler) -> web.StreamResponse:
 
 
 # -- the steps of a route call, in order (gateway/request.py runs them) -----------------------------
-def authenticate(consumers: Consumers | None, request: web.Request) -> Consumer | None:
-    """The consumer whose key the request carries; None when the gateway runs without keys."""
+def authenticate(consumers: Consumers | None, request: web.Request, step_token: str = "") -> Consumer | None:
+    """The consumer whose key the request carries; None when the gateway runs without keys. A
+    process's step (its gateway's own token in X-Banyan-Step) is made on behalf of the consumer that
+    started the instance, with that consumer's entities and limits."""
+    step = request.headers.get(STEP_HEADER)
+    if step is not None:
+        if not step_token or not hmac.compare_digest(step.encode("utf-8", "surrogateescape"), step_token.encode()):
+            raise Problem(401, "Unknown API key", "the step token is not this gateway's")
+        request[STEP] = True
+        if consumers is None:
+            return None
+        on_behalf = consumers.named(request.headers.get(ON_BEHALF_HEADER, ""))
+        if on_behalf is None:
+            raise Problem(401, "Unknown API key", "the consumer that started the process has no valid key now")
+        request[CONSUMER] = on_behalf
+        return on_behalf
     if consumers is None:
         return None
     key = request.headers.get("X-API-Key", "")
@@ -156,8 +173,9 @@ def authenticate(consumers: Consumers | None, request: web.Request) -> Consumer 
     return found
 
 
-def scope(consumer: Consumer | None, route: str) -> None:
-    if consumer is not None and not consumer.may_call(route):
+def scope(consumer: Consumer | None, route: str, step: bool = False) -> None:
+    """A consumer calls the routes its key names; a process's step calls what the process declares."""
+    if consumer is not None and not step and not consumer.may_call(route):
         raise Problem(403, "Route not allowed", f"your key is not scoped to route {route}")
 
 

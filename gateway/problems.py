@@ -47,6 +47,12 @@ KINDS: dict[str, str] = {
     "Idempotency-Key reused": "a key belongs to one request body: use a new key for a new request",
     "Request in progress": "the same Idempotency-Key is being processed: retry after a moment",
     "Write in doubt": "an earlier try with this key may have been booked: do not resend it, ask the operators",
+    "Process refused": "a step's system, or the process's own rule, refused it: the detail says which and why; "
+    "what was done before was taken back",
+    "Process failed": "a step failed: the detail says which; what was done before was taken back, or the "
+    "operators have it in their exception inbox",
+    "Process in doubt": "whether a step was made is unknown: do not resend, the operators have it in their inbox",
+    "No such process instance": "no process instance started with your key has this status URL",
     "Too many requests": "slow down: retry after the seconds Retry-After says",
     "Bad query": "fix the query parameter the detail names",
     "Actor required": "say who makes the change (X-Actor or actor)",
@@ -160,7 +166,8 @@ class Problem(Exception):
         if soap is not None:
             answer = soap_fault(soap, self.status, self.title, self.detail, correlation_id)
         else:
-            answer = problem(self.status, self.title, self.detail, correlation_id, **self.extra)
+            extra = self.extra if self.outcome is None else {**self.extra, "outcome": self.outcome.value}
+            answer = problem(self.status, self.title, self.detail, correlation_id, **extra)
         answer.headers.update(self.headers)
         return answer
 

@@ -18,8 +18,10 @@ from gateway.idempotency import OUTCOME, idempotent
 from gateway.inputs import forwardable, parse_json
 from gateway.judging import compare_answers, compare_envelopes
 from gateway.ownership import owned
-from gateway.policies import CONSUMER, ENTITY, RETIRING, ROUTE_NAME, SOAP, SPAN, correlation_id
+from gateway.policies import CONSUMER, ENTITY, RETIRING, ROUTE_NAME, SOAP, SPAN, STEP, correlation_id
 from gateway.problems import WRITE_MADE, Problem
+from gateway.process_api import PROCESSES, Served
+from gateway.process_api import start as start_process
 from gateway.route_events import declared, record, recorded, settle_and_record
 from gateway.sides import Answer, counted, soap_side
 from gateway.slo import measure
@@ -49,7 +51,13 @@ async def handle(request: web.Request) -> web.StreamResponse:
         raise Problem(
             404, "No such endpoint", f"{request.path} is not served; the admin API needs --admin-key and --store"
         )
-    compiled, params = app[ROUTING].table.match(request.method, request.path)  # 404 or 405
+    try:
+        compiled, params = app[ROUTING].table.match(request.method, request.path)  # 404 or 405
+    except Problem:
+        found = app[PROCESSES].match(request.method, request.path) if PROCESSES in app else None
+        if found is None:
+            raise
+        return await process(request, *found)
     route = compiled.route
     request[ROUTE], request[PARAMS], request[ROUTE_NAME] = compiled, params, route.name
     if route.passthrough is not None:  # a SOAP consumer: its problems are told as Faults
@@ -57,10 +65,10 @@ async def handle(request: web.Request) -> web.StreamResponse:
     if compiled.retiring is not None:  # a deprecated version says so on every answer, refusals too
         request[RETIRING] = compiled.retiring.headers(params)
     settings = app[SETTINGS]
-    consumer = policies.authenticate(settings.consumers, request)
+    consumer = policies.authenticate(settings.consumers, request, settings.step_token)
     if compiled.retiring is not None:
         retired(request, compiled, consumer, params)
-    policies.scope(consumer, route.name)
+    policies.scope(consumer, route.name, request.get(STEP, False))
     await policies.rate_limit(request, app[LIMITER], consumer, route.name)
     policies.body_size(request, settings.max_body)
     started, status = time.perf_counter(), 500
@@ -77,6 +85,28 @@ async def handle(request: web.Request) -> web.StreamResponse:
         raise
     finally:
         app[METRICS].answered(route.name, request.get(ENTITY) or "", status, time.perf_counter() - started)
+
+
+async def process(request: web.Request, served: Served, params: dict[str, str]) -> web.StreamResponse:
+    """A call to a process route: the consumer's key, scope and limits as for any route, then an
+    instance started once per Idempotency-Key (gateway/process_api.py)."""
+    app, name = request.app, served.process.name
+    request[ROUTE_NAME] = name
+    settings = app[SETTINGS]
+    consumer = policies.authenticate(settings.consumers, request, settings.step_token)
+    policies.scope(consumer, name, request.get(STEP, False))
+    await policies.rate_limit(request, app[LIMITER], consumer, name)
+    policies.body_size(request, settings.max_body)
+    started, status = time.perf_counter(), 500
+    try:
+        response = await idempotent(request, app[IDEMPOTENCY], consumer, lambda: start_process(request, served, params))
+        status = response.status
+        return response
+    except Problem as exc:
+        status = exc.status
+        raise
+    finally:
+        app[METRICS].answered(name, "", status, time.perf_counter() - started)
 
 
 def retired(request: web.Request, compiled: Compiled, consumer: Consumer | None, params: dict[str, str]) -> None:

@@ -197,6 +197,9 @@ def serve(settings: Settings, host: str, port: int, workers: int, access_log: bo
     no worker's event loop spends time on the copies its consumers are not waiting for."""
     _logging()
     compile_table(settings.routes)  # validate routes before forking, so a bad folder fails once and clearly
+    if settings.listen is None:  # where process steps call this gateway: its own port, on loopback
+        loopback = host if host not in ("", "0.0.0.0", "::") else "127.0.0.1"
+        settings = replace(settings, listen=f"http://{'[' + loopback + ']' if ':' in loopback else loopback}:{port}")
     if settings.store:
         open_store(settings.store).close()  # reachable, and migrated once before the workers start
     parent = os.getpid()

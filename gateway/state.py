@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import secrets
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -47,6 +48,10 @@ class Settings:
     deliveries: Literal["here", "apart", "only"] = "here"
     doorbell: int | None = None
     metrics: str | None = None  # the folder the processes of one gateway share their metrics in
+    # Where a process's steps call this gateway (its own port on loopback), and the token that tells
+    # those calls from a consumer's: made once per gateway, so every worker of it knows it.
+    listen: str | None = None
+    step_token: str = field(default_factory=lambda: secrets.token_urlsafe(24), repr=False)
 
 
 ROUTING = web.AppKey("routing", Routing)

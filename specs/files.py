@@ -18,12 +18,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from specs.checks import canonical_problems, pool_problems, successor_problems
 from specs.flows import Batch, Flow, flow_route_problems
 from specs.owners import Owner, owner_problems
+from specs.processes import Process, process_route_problems
 from specs.reconciliations import Reconciliation, reconciliation_route_problems
 from specs.routes import Route
 
 
 class RouteFile(BaseModel):
-    """One route file: its routes, and its flows (files and batches on the same ladder)."""
+    """One route file: its routes, its flows (files and batches on the same ladder), reconciliations
+    and processes."""
 
     model_config = ConfigDict(extra="forbid")
     owner: Owner | None = Field(default=None, description="the owner of everything in the file that names none")
@@ -34,11 +36,12 @@ class RouteFile(BaseModel):
     flows: list[Flow] = Field(default_factory=list)
     reconciliations: list[Reconciliation] = Field(default_factory=list)
     batches: list[Batch] = Field(default_factory=list)
+    processes: list[Process] = Field(default_factory=list)
 
-    def owned(self) -> dict[str, Route | Flow | Batch | Reconciliation]:
-        """Every route, flow, batch and reconciliation by name (they share one namespace)."""
-        items: list[Route | Flow | Batch | Reconciliation] = [*self.routes, *self.flows, *self.batches]
-        return {item.name: item for item in [*items, *self.reconciliations]}
+    def owned(self) -> dict[str, Route | Flow | Batch | Reconciliation | Process]:
+        """Every route, flow, batch, reconciliation and process by name (they share one namespace)."""
+        items: list[Route | Flow | Batch | Reconciliation | Process] = [*self.routes, *self.flows, *self.batches]
+        return {item.name: item for item in [*items, *self.reconciliations, *self.processes]}
 
     def owner_of(self, subject: str, entity: str | None) -> Owner | None:
         """The owner of a route, flow, batch or reconciliation, for an exception about `entity`."""
@@ -147,6 +150,7 @@ def load_folder(folder: Path) -> RouteFile:
     flows: list[Flow] = []
     batches: list[Batch] = []
     reconciliations: list[Reconciliation] = []
+    processes: list[Process] = []
     problems: list[str] = []
     owners: list[tuple[str, dict[str, Owner]]] = []
     for path in sorted(folder.glob("*.y*ml")):
@@ -159,9 +163,10 @@ def load_folder(folder: Path) -> RouteFile:
         flows += found.flows
         batches += found.batches
         reconciliations += found.reconciliations
+        processes += found.processes
         owners.append((path.name, found.owners))
     names = [route.name for route in routes] + [flow.name for flow in flows] + [batch.name for batch in batches]
-    names += [reconciliation.name for reconciliation in reconciliations]
+    names += [reconciliation.name for reconciliation in reconciliations] + [process.name for process in processes]
     problems += [
         f"{folder}: name {name!r} is used twice (routes and flows share the ladder)"
         for name in sorted({n for n in names if names.count(n) > 1})
@@ -169,7 +174,7 @@ def load_folder(folder: Path) -> RouteFile:
     endpoints = [
         (route.operation.method, route.operation.path) if route.operation else ("POST", route.passthrough.path)  # type: ignore[union-attr]
         for route in routes
-    ]
+    ] + [(process.operation.method, process.operation.path) for process in processes]
     problems += [
         f"{folder}: {m} {p} is served by two routes"
         for m, p in sorted({e for e in endpoints if endpoints.count(e) > 1})
@@ -177,11 +182,19 @@ def load_folder(folder: Path) -> RouteFile:
     problems += successor_problems(folder, routes) + canonical_problems(folder, routes) + pool_problems(folder, routes)
     problems += flow_route_problems(folder, routes, flows)
     problems += reconciliation_route_problems(folder, routes, reconciliations)
+    problems += process_route_problems(folder, routes, processes)
     problems += owner_problems(folder, owners)
     if problems:
         raise RouteError(problems)
     by_entity = {entity: owner for _, found in reversed(owners) for entity, owner in found.items()}
-    return RouteFile(owners=by_entity, routes=routes, flows=flows, batches=batches, reconciliations=reconciliations)
+    return RouteFile(
+        owners=by_entity,
+        routes=routes,
+        flows=flows,
+        batches=batches,
+        reconciliations=reconciliations,
+        processes=processes,
+    )
 
 
 def _owned(found: RouteFile) -> RouteFile:
@@ -198,6 +211,7 @@ def _owned(found: RouteFile) -> RouteFile:
             "flows": stamped(found.flows),
             "batches": stamped(found.batches),
             "reconciliations": stamped(found.reconciliations),
+            "processes": stamped(found.processes),
         }
     )
 

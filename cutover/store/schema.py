@@ -217,6 +217,22 @@ MIGRATIONS: list[list[str]] = [
         "action TEXT NOT NULL, note TEXT NOT NULL DEFAULT '', from_state TEXT, to_state TEXT)",
         "CREATE INDEX exception_history_of ON exception_history (exception_id, id)",
     ],
+    # process instances (processes/): one row an instance, leased by the gateway that runs it, and
+    # one row a step call (a fanned-out step's call per entity, a compensation), recorded before it
+    # is made and settled with its answer
+    [
+        "CREATE TABLE process_instances (id TEXT PRIMARY KEY, process TEXT NOT NULL, entity TEXT NOT NULL, "
+        "consumer TEXT NOT NULL, state TEXT NOT NULL, request TEXT NOT NULL, result TEXT, status INTEGER, "
+        "reason TEXT NOT NULL DEFAULT '', correlation_id TEXT NOT NULL, traceparent TEXT, "
+        "lease_until DOUBLE PRECISION NOT NULL DEFAULT 0, attempts INTEGER NOT NULL DEFAULT 0, "
+        "created DOUBLE PRECISION NOT NULL, at TEXT NOT NULL, updated_at TEXT NOT NULL)",
+        "CREATE INDEX process_instances_open ON process_instances (state, lease_until)",
+        "CREATE INDEX process_instances_of ON process_instances (process, created)",
+        "CREATE TABLE process_steps (instance_id TEXT NOT NULL, call TEXT NOT NULL, step TEXT NOT NULL, "
+        "route TEXT NOT NULL, entity TEXT NOT NULL, state TEXT NOT NULL, status INTEGER, answer TEXT, "
+        "served_by TEXT, reason TEXT NOT NULL DEFAULT '', started DOUBLE PRECISION NOT NULL, "
+        "finished DOUBLE PRECISION, PRIMARY KEY (instance_id, call))",
+    ],
 ]
 APPEND_ONLY = {
     "sqlite": [

@@ -139,10 +139,12 @@ def running_gateway(folder: Path, routes_text: str, **settings: str) -> Iterator
         ]
     }
     (folder / "consumers.yaml").write_text(yaml.safe_dump(consumers))
+    port = free_port()
+    settings.setdefault("listen", f"http://127.0.0.1:{port}")  # where a process's steps call it
     app = build_app(
         Settings(routes=routes, consumers=Consumers.load(folder / "consumers.yaml"), max_body=64 * 1024, **settings)  # type: ignore[arg-type]
     )
-    with app_in_thread(app, started_within=10) as url:
+    with app_in_thread(app, started_within=10, port=port) as url:
         yield Gateway(url, routes, app)
 
 
@@ -209,9 +211,10 @@ def serve_process(*args: str, env: dict[str, str] | None = None) -> Iterator[str
 
 
 @contextmanager
-def app_in_thread(app: web.Application, started_within: float = 5) -> Iterator[str]:
-    """`app` served on a free loopback port by an event loop in a thread of its own: its URL."""
-    loop, runner, port, ready = asyncio.new_event_loop(), web.AppRunner(app), free_port(), threading.Event()
+def app_in_thread(app: web.Application, started_within: float = 5, port: int | None = None) -> Iterator[str]:
+    """`app` served on a (free) loopback port by an event loop in a thread of its own: its URL."""
+    loop, runner, ready = asyncio.new_event_loop(), web.AppRunner(app), threading.Event()
+    port = port or free_port()
 
     def run() -> None:
         asyncio.set_event_loop(loop)
