@@ -26,6 +26,7 @@ GROUPS = {  # name → (module, its Typer app)
     "outbox": ("cli.outbox", "outbox_app"),
     "flows": ("cli.flows", "flows_app"),
     "reconcile": ("cli.reconcile", "reconcile_app"),
+    "processes": ("cli.processes", "processes_app"),
     "events": ("events.cli", "events_app"),
     "slo": ("cli.slo", "slo_app"),
     "exceptions": ("cli.exceptions", "exceptions_app"),

@@ -26,6 +26,7 @@ from gateway.admin_views import (
     admin_deprecations,
     admin_flow_files,
     admin_mismatches,
+    admin_processes,
     admin_reconciliations,
     admin_series,
     admin_slo,
@@ -247,6 +248,8 @@ def add_admin_routes(app: web.Application) -> None:
     app.router.add_get("/admin/cutover/mismatches", admin_mismatches)
     app.router.add_get("/admin/flows/files", admin_flow_files)
     app.router.add_get("/admin/reconcile", admin_reconciliations)
+    app.router.add_get("/admin/processes", admin_processes)
+    app.router.add_get("/admin/processes/{instance}", admin_processes)
     app.router.add_get("/admin/cutover/series", admin_series)
     app.router.add_get("/admin/cutover/calendar", admin_calendar)
     app.router.add_get("/admin/deprecations", admin_deprecations)

@@ -17,7 +17,9 @@ from cutover.store import StoreError, minute
 from flows.journey import Journey
 from gateway.admin_auth import admin_actor
 from gateway.problems import Problem
+from gateway.process_api import told
 from gateway.state import CUTOVER, ROUTING
+from processes.book import Book
 from reconcile.store import RunRow, Runs
 
 DEPRECATED_DAYS = 30  # the consumers a deprecated version lists: those that called it this recently
@@ -63,6 +65,27 @@ async def admin_reconciliations(request: web.Request) -> web.Response:
 
     try:
         return web.json_response(await in_thread(read))
+    except StoreError as exc:
+        raise Problem(503, "Cutover store unavailable", str(exc)) from None
+
+
+async def admin_processes(request: web.Request) -> web.Response:
+    """Process instances, newest first (`?process=`, `?state=`, `?limit=`), or one with its calls."""
+    admin_actor(request)
+    book = Book(request.app[CUTOVER].store)
+    instance_id = request.match_info.get("instance")
+    try:
+        if instance_id is not None:
+            found = await in_thread(book.get, instance_id)
+            if found is None:
+                raise Problem(404, "No such process instance", f"no process instance {instance_id}")
+            return web.json_response(await in_thread(told, found, book))
+        try:
+            limit = min(max(int(request.query.get("limit", "50")), 1), 500)
+        except ValueError:
+            raise Problem(400, "Bad query", "limit must be a whole number") from None
+        rows = await in_thread(book.page, request.query.get("process"), request.query.get("state"), limit)
+        return web.json_response([row.as_dict() for row in rows])
     except StoreError as exc:
         raise Problem(503, "Cutover store unavailable", str(exc)) from None
 

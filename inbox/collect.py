@@ -12,7 +12,9 @@ already holds it, and the inbox is synced with what it finds.
 - contract_broken: the cloud's answers broke the route's canonical contract in the last hour (by
   route and entity; the paths and counts from the comparisons' differences);
 - drift, intercompany_drift, reconcile_failed: a reconciliation's newest run drifted or failed (by
-  reconciliation and entity): repair.
+  reconciliation and entity): repair;
+- process_failed, process_in_doubt: process instances a compensation could not take back, or whose
+  step's outcome is unknown (by instance): completed or discard, once a person has looked.
 
 Every kind can also be assigned, commented on, snoozed and resolved.
 
@@ -36,6 +38,7 @@ from specs.files import RouteFile
 OUTBOX_KINDS = ("outbox_dead", "outbox_in_doubt", "write_dead", "write_in_doubt")
 FILE_KINDS = ("file_refused", "file_in_doubt")
 RUN_KINDS = ("drift", "intercompany_drift", "reconcile_failed")
+PROCESS_KINDS = ("process_failed", "process_in_doubt")
 CONTRACT_MINUTES = 60  # a cloud whose answers broke the contract within this long is an exception
 
 
@@ -51,6 +54,7 @@ def collect(store: Store, folder: RouteFile | None = None) -> Synced:
         (("slo_burn",), _burns(store)),
         (("contract_broken",), _contracts(store)),
         (RUN_KINDS, _runs(store, folder)),
+        (PROCESS_KINDS, _processes(store)),
     ):
         done = inbox.sync(kinds, found)
         total.opened += done.opened
@@ -123,6 +127,29 @@ def _files(store: Store) -> list[Failure]:
                 reason or state,
                 _moment(updated),
                 {"file": file_id, "name": name},
+            )
+        )
+    return found
+
+
+def _processes(store: Store) -> list[Failure]:
+    found = []
+    for instance_id, process, entity, state, reason, correlation, updated in _rows(
+        store,
+        "SELECT id, process, entity, state, reason, correlation_id, updated_at FROM process_instances "
+        "WHERE state IN ('failed', 'in_doubt') ORDER BY created",
+    ):
+        found.append(
+            Failure(
+                f"process_{state}",
+                instance_id,
+                process,
+                entity or "*",
+                instance_id,
+                f"process:{instance_id}",
+                reason or state,
+                _moment(updated),
+                {"instance": instance_id, "correlation_id": correlation},
             )
         )
     return found

@@ -4,6 +4,8 @@ resolve), and the action its kind allows, done through the part of Banyan that o
     replay, discard   an outbox message or an accepted write (cutover/outbox.py)
     resend, discard   a refused partner file: back from the error folder into the drop, or dropped
     delivered, discard  a file in doubt: the side did take it, or nobody is to
+    completed, discard  a process instance that failed or is in doubt: it went through after all (or
+                      was finished by hand), or it is given up (processes/book.py)
     acknowledge       a guardrail's step-down (cutover/engine.py)
     repair            what a drifted run found, sent to one side (reconcile/repair.py)
 
@@ -25,6 +27,7 @@ from cutover.store import Store
 from flows.journey import Journey
 from flows.runner import resend
 from inbox.store import Conflict, Inbox, InboxError, Item
+from processes.book import Book
 from reconcile.repair import repair
 from specs.files import RouteFile
 from specs.flows import ladder
@@ -36,6 +39,8 @@ ACTIONS: dict[str, tuple[str, ...]] = {
     "write_in_doubt": ("replay", "discard"),
     "file_refused": ("resend", "discard"),
     "file_in_doubt": ("delivered", "discard"),
+    "process_failed": ("completed", "discard"),
+    "process_in_doubt": ("completed", "discard"),
     "step_down": ("acknowledge",),
     "drift": ("repair",),
     "intercompany_drift": ("repair",),
@@ -132,6 +137,11 @@ class Desk:
             return f"message {message.id} is {message.state}"
         if place == "file":
             return self._file(item, int(number), action, actor, note)
+        if place == "process":
+            state = "completed" if action == "completed" else "discarded"
+            if not Book(self.store).settle_by_hand(number, state, actor, note):
+                raise InboxError(f"process instance {number} is no longer failed or in doubt")
+            return f"process instance {number} is {state}"
         if place == "audit" and action == "acknowledge":
             engine = Engine(self.store, *ladder(self.folder.routes, self.folder.flows, self.folder.batches))
             engine.acknowledge(item.subject, item.entity, note, actor)

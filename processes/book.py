@@ -227,6 +227,19 @@ class Book:
             self.events.record_in(cursor, events)
         return bool(changed == 1)
 
+    def settle_by_hand(self, instance_id: str, state: str, actor: str, note: str) -> bool:
+        """A failed or doubtful instance closed by a person who looked at the systems: `completed`
+        (it went through after all, or they finished it) or `discarded`; False when it was not open
+        to that (someone else closed it first)."""
+        with self.store.transaction() as cursor:
+            changed = self.store.execute(
+                cursor,
+                "UPDATE process_instances SET state = ?, reason = ?, updated_at = ? "
+                "WHERE id = ? AND state IN ('failed', 'in_doubt')",
+                (state, f"{state} by {actor}: {note}".strip(": "), now_iso(), instance_id),
+            ).rowcount
+        return bool(changed == 1)
+
     # -- leases ---------------------------------------------------------------------------------
     def renew(self, instance_id: str, lease_until: float) -> bool:
         """Keep an instance's lease while a call takes long; False when it ran out (stop: another

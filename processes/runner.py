@@ -334,6 +334,8 @@ class Runner:
             settled = Settled("refused", None, None, None, f"cannot be mapped for route {step.call}: {exc}")
         else:
             settled = await self._send(outgoing)
+            if settled.state == "in_doubt" and isinstance(step, Step) and step.check is not None:
+                settled = await self._resolve(run, step, entity, call, outgoing, settled)
         events = self._events(run, step, entity, settled)
         await self.commit(
             self.book.settle_in,
@@ -348,6 +350,42 @@ class Runner:
             time.time() + LEASE_SECONDS,
         )
         return settled
+
+    async def _resolve(
+        self, run: _Run, step: Step, entity: str | None, call: str, outgoing: Outgoing, doubt: Settled
+    ) -> Settled:
+        """A call in doubt, settled by reading its record: there, it is done (with what the read
+        answered); certainly not there (404, or an answer `found` does not hold of), it is sent once
+        more under a new key; anything else leaves it in doubt."""
+        assert step.check is not None
+        try:
+            read = self._outgoing(run, step.check, entity, f"{call}:check", check=True)
+        except MappingError as exc:
+            return Settled("in_doubt", doubt.status, doubt.answer, doubt.served_by, f"{doubt.reason}; no check: {exc}")
+        seen = await self._send(read)
+        if seen.state == "done" and step.check.found.holds(seen.answer, run.document):
+            return Settled("done", seen.status, seen.answer, seen.served_by, f"made, as {step.check.call} found")
+        absent = seen.status == 404 or seen.state == "done"
+        if not absent:
+            return Settled("in_doubt", doubt.status, doubt.answer, doubt.served_by, f"{doubt.reason}; {seen.reason}")
+        again = Outgoing(
+            outgoing.route,
+            outgoing.method,
+            outgoing.path,
+            outgoing.query,
+            {**outgoing.headers, "Idempotency-Key": f"{outgoing.headers['Idempotency-Key']}-again"},
+            outgoing.body,
+            outgoing.consumer,
+            outgoing.correlation_id,
+            outgoing.traceparent,
+        )
+        log.info(
+            "process instance %s: %s was not made (%s found nothing): sent again",
+            run.instance.id,
+            call,
+            step.check.call,
+        )
+        return await self._send(again)
 
     async def _send(self, outgoing: Outgoing) -> Settled:
         waited, tries, pause = 0.0, 0, BACKOFF
@@ -374,13 +412,19 @@ class Runner:
                 continue
             return Settled(state, reply.status or None, reply.body, reply.served_by, reason)
 
-    def _outgoing(self, run: _Run, step: Step | Undo, entity: str | None, call: str) -> Outgoing:
+    def _outgoing(self, run: _Run, step: Step | Undo, entity: str | None, call: str, check: bool = False) -> Outgoing:
         route = self.routes.get(step.call)
         if route is None or route.operation is None:
             raise MappingError(f"route {step.call} is not served")
         operation = route.operation
         document = {**run.document, "each": entity}
-        mapping = self.mappings.get((run.process.name, call if call.startswith("undo:") else step_name(step)))
+        if check:
+            entity = self._step_entity(step, document) or entity
+        mapping = (
+            None
+            if check
+            else self.mappings.get((run.process.name, call if call.startswith("undo:") else step_name(step)))
+        )
         body: Any = mapping(document) if mapping is not None else None
         if body is None and operation.method in ("POST", "PUT", "PATCH"):
             body = {}

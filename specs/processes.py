@@ -21,6 +21,8 @@ route, declared beside the routes.
             body: {map: {orderNumber: /request/orderNumber, customer: /request/customer, lines: /request/lines}}
             event: com.acme.order.routed
             compensate: {call: order-cancel, entity: /steps/book/entity, params: {orderId: /steps/book/answer/orderId}}
+            check: {call: order-by-number, entity: /each, params: {number: /request/orderNumber},
+                    found: {pointer: /orderId, present: true}}
         result: {map: {orderId: /steps/book/answer/orderId, entity: /steps/book/entity}}
 
 Every value a step sends is a JSON pointer into the process's document, or `=constant`:
@@ -127,6 +129,13 @@ class Undo(_Model):
     body: Mapping | None = Field(default=None, description="the request body, mapped from the process document")
 
 
+class Check(Undo):
+    """How to tell whether a call in doubt was made: a read of the record it makes (by the request's
+    own number). `found` holds of the answer when the record is there."""
+
+    found: Test = Field(description="holds of the check's answer when the step's record is there")
+
+
 class Step(Undo):
     name: str = Field(pattern=NAME, description="the step's name, unique in its process")
     each: list[str] | None = Field(
@@ -136,6 +145,11 @@ class Step(Undo):
     refuse: Refusal | None = Field(default=None, description="after the step: refuse the process when it holds")
     choose: Choice | None = Field(default=None, description="with each: which entity's answer the process goes on with")
     compensate: Undo | None = Field(default=None, description="what takes this step back when a later one fails")
+    check: Check | None = Field(
+        default=None,
+        description="when the call's outcome is unknown: the read that tells whether it was made (then it is "
+        "done, with the read's answer) or not (then it is sent once more, under a new Idempotency-Key)",
+    )
     event: str | None = Field(
         default=None, description="the CloudEvents type recorded (through the outbox) when the step completes"
     )
@@ -182,6 +196,7 @@ def process_route_problems(folder: object, routes: list[Route], processes: list[
     for process in processes:
         for step in process.steps:
             calls = [("calls", step.call)] + ([("is taken back by", step.compensate.call)] if step.compensate else [])
+            calls += [("is checked by", step.check.call)] if step.check else []
             for verb, name in calls:
                 route = by_name.get(name)
                 if route is None or route.operation is None:

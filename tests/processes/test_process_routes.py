@@ -3,6 +3,7 @@ REST ERP that counts what it is asked; the process's steps go through the routes
 
 from __future__ import annotations
 
+import json
 import textwrap
 import threading
 import time
@@ -15,10 +16,16 @@ from typing import Any
 import pytest
 import requests
 from aiohttp import web
+from typer.testing import CliRunner
 
+from cli.main import app
 from cutover.store import open_store
 from gateway.state import SETTINGS
+from inbox.collect import collect
+from inbox.desk import Desk
+from inbox.store import Inbox
 from processes.book import Book
+from specs.files import load_folder
 from tests.cutover.conftest import postgres_url, store_location  # noqa: F401 - the fixtures
 from tests.gateway.conftest import Gateway, app_in_thread, running_gateway
 
@@ -33,8 +40,10 @@ class Erp:
     orders: dict[str, dict[str, Any]] = field(default_factory=dict)
     bookings: Counter[str] = field(default_factory=Counter)
     cancels: Counter[str] = field(default_factory=Counter)
+    invoices: Counter[str] = field(default_factory=Counter)
     refuse_customers: set[str] = field(default_factory=set)
     hold: set[str] = field(default_factory=set)  # customers on credit hold
+    broken: set[str] = field(default_factory=set)  # orders whose invoice the ERP fails on (a 500)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -67,11 +76,29 @@ def erp_app(erp: Erp) -> web.Application:
             erp.orders[order_id]["status"] = "cancelled"
         return web.json_response({"orderId": order_id, "status": "cancelled"})
 
+    async def by_number(request: web.Request) -> web.Response:
+        entity, number = request.match_info["entity"], request.match_info["number"]
+        with erp.lock:
+            found = [o for o in erp.orders.values() if o["entity"] == entity and o["orderNumber"] == number]
+        if not found:
+            return web.json_response({"error": f"no order {number}"}, status=404)
+        return web.json_response({"orderId": found[0]["orderId"], "status": found[0]["status"]})
+
     async def invoice(request: web.Request) -> web.Response:
         body = await request.json()
         if body.get("amount", 0) > 10_000:
             return web.json_response({"error": "over the credit limit"}, status=422)
+        if erp.orders.get(body["orderId"], {}).get("orderNumber") in erp.broken:
+            return web.json_response({"error": "internal error"}, status=500)
+        with erp.lock:
+            erp.invoices[body["orderId"]] += 1
         return web.json_response({"invoice": f"INV-{body['orderId']}", "status": "posted"}, status=201)
+
+    async def invoice_of(request: web.Request) -> web.Response:
+        order_id = request.match_info["order"]
+        if not erp.invoices[order_id]:
+            return web.json_response({"error": f"no invoice for {order_id}"}, status=404)
+        return web.json_response({"invoice": f"INV-{order_id}", "status": "posted"})
 
     app = web.Application()
     app.router.add_get("/crm/customers/{customer}/terms", terms)
@@ -79,6 +106,8 @@ def erp_app(erp: Erp) -> web.Application:
     app.router.add_post("/erp/{entity}/orders", book)
     app.router.add_post("/erp/{entity}/orders/{order}/cancel", cancel)
     app.router.add_post("/erp/{entity}/invoices", invoice)
+    app.router.add_get("/erp/{entity}/orders/by-number/{number}", by_number)
+    app.router.add_get("/erp/{entity}/invoices/{order}", invoice_of)
     return app
 
 
@@ -108,6 +137,16 @@ def routes(erp: str) -> str:
             key: {{from: path, name: orderId}}
             writes: true
             legacy: {{backend: {{backend: http, url: "{erp}/erp/{{entity}}/orders/{{orderId}}/cancel"}}}}
+          - name: order-by-number
+            operation: {{method: GET, path: "/v1/{{entity}}/orders/by-number/{{number}}"}}
+            entity: {{from: path, name: entity, values: [ACME-DE, ACME-UK, ACME-US]}}
+            key: {{from: path, name: number}}
+            legacy: {{backend: {{backend: http, url: "{erp}/erp/{{entity}}/orders/by-number/{{number}}"}}}}
+          - name: invoice-of-order
+            operation: {{method: GET, path: "/v1/{{entity}}/invoices/{{orderId}}"}}
+            entity: {{from: path, name: entity, values: [ACME-DE, ACME-UK, ACME-US]}}
+            key: {{from: path, name: orderId}}
+            legacy: {{backend: {{backend: http, url: "{erp}/erp/{{entity}}/invoices/{{orderId}}"}}}}
           - name: invoice-post
             operation: {{method: POST, path: "/v1/{{entity}}/invoices"}}
             entity: {{from: path, name: entity, values: [ACME-DE, ACME-UK, ACME-US]}}
@@ -150,10 +189,18 @@ def routes(erp: str) -> str:
                   call: order-cancel
                   entity: /steps/book/entity
                   params: {{orderId: /steps/book/answer/orderId}}
+                check:
+                  call: order-by-number
+                  params: {{number: /request/orderNumber}}
+                  found: {{pointer: /orderId, present: true}}
               - name: invoice
                 call: invoice-post
                 entity: /steps/book/entity
                 body: {{map: {{orderId: /steps/book/answer/orderId, amount: /request/amount}}, optional: [amount]}}
+                check:
+                  call: invoice-of-order
+                  params: {{orderId: /steps/book/answer/orderId}}
+                  found: {{pointer: /invoice, present: true}}
             result:
               map: {{orderId: /steps/book/answer/orderId, entity: /steps/book/entity, invoice: /steps/invoice/answer/invoice}}
         """
@@ -277,3 +324,36 @@ def test_an_accepted_process_answers_202_and_its_status_url_tells_the_end(erp: E
                 break
             time.sleep(0.1)
         assert told["state"] == "completed" and told["result"]["entity"] == "ACME-UK"
+
+
+def test_an_instance_in_doubt_waits_in_the_inbox_for_its_owner_and_the_cli_shows_it(gateway: Gateway, erp: Erp) -> None:
+    erp.broken.add("GO-9")
+    answer = requests.post(f"{gateway.url}/v1/group-orders", json=order("GO-9"), headers=gateway.headers(), timeout=30)
+    assert answer.status_code == 502 and answer.json()["title"] == "Process in doubt"
+    instance_id = answer.headers["X-Process-Instance"]
+    store = open_store(str(gateway.app[SETTINGS].store))
+    try:
+        [calls] = [Book(store).calls(instance_id)]
+        invoice = next(call for call in calls if call.call == "invoice")
+        assert invoice.state == "in_doubt" and "500" in invoice.reason  # checked, sent once more, still unknown
+        collect(store, load_folder(gateway.routes))
+        [item] = Inbox(store).page(kind="process_in_doubt")
+        assert item.owner == "order-to-cash" and item.subject == "group-order" and item.key == instance_id
+        shown = CliRunner().invoke(
+            app, ["processes", "show", instance_id, "--store", str(gateway.app[SETTINGS].store)], env={"COLUMNS": "250"}
+        )
+        assert shown.exit_code == 0, shown.output
+        assert "in_doubt" in shown.output and "undo" not in shown.output and "invoice-post" in shown.output
+        listed = CliRunner().invoke(
+            app, ["processes", "list", "--state", "in_doubt", "--json", "--store", str(gateway.app[SETTINGS].store)]
+        )
+        assert [row["id"] for row in json.loads(listed.output)] == [instance_id]
+        # the person who looked settles it; the next sync keeps it resolved
+        Desk(store, load_folder(gateway.routes)).act(item.id, "completed", "ana", "invoice found posted by hand")
+        assert Book(store).get(instance_id).state == "completed"  # type: ignore[union-attr]
+        collect(store, load_folder(gateway.routes))
+        assert not Inbox(store).page(kind="process_in_doubt")
+    finally:
+        store.close()
+    admin = requests.get(f"{gateway.url}/admin/processes/{instance_id}", headers={"X-Admin-Key": "x"}, timeout=10)
+    assert admin.status_code in (401, 403, 404)  # no admin key on this gateway: never an open door
