@@ -26,7 +26,6 @@ STATE_COLOURS = {
     "failed": "red",
     "in_doubt": "red",
     "done": "green",
-    "intent": "yellow",
     "skipped": "dim",
 }
 

@@ -13,6 +13,7 @@ import logging
 import random
 import re
 import time
+import urllib.parse
 from collections.abc import Callable
 from json.encoder import encode_basestring_ascii as _quoted  # json.dumps's own, in C
 
@@ -147,7 +148,7 @@ def authenticate(consumers: Consumers | None, request: web.Request, step_token: 
         request[STEP] = True
         if consumers is None:
             return None
-        on_behalf = consumers.named(request.headers.get(ON_BEHALF_HEADER, ""))
+        on_behalf = consumers.named(urllib.parse.unquote(request.headers.get(ON_BEHALF_HEADER, "")))
         if on_behalf is None:
             raise Problem(401, "Unknown API key", "the consumer that started the process has no valid key now")
         request[CONSUMER] = on_behalf

@@ -19,11 +19,11 @@ import json
 import logging
 import os
 import re
+import urllib.parse
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-import aiohttp
 from aiohttp import web
 
 from cutover.runtime import in_thread
@@ -33,6 +33,7 @@ from gateway.policies import CONSUMER, ON_BEHALF_HEADER, SPAN, STEP_HEADER, auth
 from gateway.problems import Problem
 from gateway.state import CUTOVER, EVENT_LOG, SETTINGS
 from legacy_adapters import Outcome
+from legacy_adapters.raw_http import Origin, UpstreamError
 from processes.book import Book, Instance
 from processes.runner import Outgoing, Reply, Runner
 from specs.processes import Process
@@ -85,44 +86,48 @@ PROCESSES = web.AppKey("processes", Processes)
 
 
 class Loopback:
-    """A step's call, made to this gateway's own port as the consumer would make it."""
+    """A step's call, made to this gateway's own port as the consumer would make it (over the same
+    small keep-alive client the HTTP backends use)."""
 
     def __init__(self, app: web.Application) -> None:
         self.app = app
-        self.session: aiohttp.ClientSession | None = None
+        self.origin: Origin | None = None
 
     async def __call__(self, outgoing: Outgoing) -> Reply:
         settings = self.app[SETTINGS]
-        if settings.listen is None or self.session is None:
+        if settings.listen is None:
             unknown = "this gateway does not know its own address (serve it with banyan serve)"
             return Reply(0, None, None, unknown, False)
+        if self.origin is None:
+            self.origin = Origin(settings.listen, pool_size=256)
         headers = {
             **outgoing.headers,
             STEP_HEADER: settings.step_token,
-            ON_BEHALF_HEADER: outgoing.consumer,
+            ON_BEHALF_HEADER: urllib.parse.quote(outgoing.consumer),  # any name, as one Latin-1 line
             "X-Correlation-ID": outgoing.correlation_id,
         }
         if outgoing.traceparent:
             headers["traceparent"] = outgoing.traceparent
+        body = None
+        if outgoing.method in ("POST", "PUT", "PATCH"):
+            body = json.dumps(outgoing.body).encode()
+            headers["Content-Type"] = "application/json"
+        target = outgoing.path + (f"?{urllib.parse.urlencode(outgoing.query)}" if outgoing.query else "")
         try:
-            async with self.session.request(
-                outgoing.method,
-                settings.listen + outgoing.path,
-                params=outgoing.query or None,
-                json=outgoing.body if outgoing.method in ("POST", "PUT", "PATCH") else None,
-                headers=headers,
-                timeout=aiohttp.ClientTimeout(total=STEP_TIMEOUT),
-            ) as response:
-                raw = await response.read()
-                try:
-                    body: Any = json.loads(raw) if raw else None
-                except ValueError:
-                    body = raw.decode("utf-8", "replace")
-                return Reply(response.status, body, response.headers.get("X-Served-By"))
-        except aiohttp.ClientConnectorError as exc:  # never reached the gateway: nothing was asked
-            return Reply(0, None, None, f"this gateway cannot be reached at {settings.listen}: {exc}", False)
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            return Reply(0, None, None, f"no answer from {outgoing.route}: {exc or type(exc).__name__}")
+            reply = await self.origin.request(outgoing.method, target, headers, body, STEP_TIMEOUT)
+        except UpstreamError as exc:  # `sent` says whether the gateway may have acted on it
+            return Reply(0, None, None, f"{outgoing.route}: {exc}", exc.sent)
+        except TimeoutError:
+            return Reply(0, None, None, f"no answer from {outgoing.route} in {STEP_TIMEOUT:.0f} s")
+        try:
+            answer: Any = json.loads(reply.body) if reply.body else None
+        except ValueError:
+            answer = reply.body.decode("utf-8", "replace")
+        return Reply(reply.status, answer, reply.headers.get("x-served-by"))
+
+    def close(self) -> None:
+        if self.origin is not None:
+            self.origin.close()
 
 
 def _request_document(body: Any, params: dict[str, str]) -> Any:
@@ -214,18 +219,16 @@ async def status(request: web.Request) -> web.Response:
 
 
 async def lifecycle(app: web.Application) -> AsyncIterator[None]:
-    """The runner's client session to this gateway, and the loop that takes over stopped instances."""
+    """The loop that takes over stopped instances; at the end, the runner's connections to this gateway."""
     runner = app[PROCESSES].runner
     assert runner is not None and isinstance(runner.caller, Loopback)
-    connector = aiohttp.TCPConnector(limit=256)
-    runner.caller.session = aiohttp.ClientSession(connector=connector)
     resumer = asyncio.create_task(_resume(app, runner))
     yield
     resumer.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await resumer
     await runner.close()
-    await runner.caller.session.close()
+    runner.caller.close()
 
 
 async def _resume(app: web.Application, runner: Runner) -> None:

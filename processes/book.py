@@ -1,6 +1,6 @@
 """Process instances in the shared store: one row an instance, leased by the gateway running it, and
-one row a call it makes (a step's call, per entity when the step fans out, and each compensation),
-recorded as an intent before the call is made and settled with its answer.
+one row a call it made (a step's call, per entity when the step fans out, each compensation and
+check), recorded with its answer before the instance goes on.
 
     running ──► completed | refused | failed
        │  └──► compensating ──► compensated | failed
@@ -63,6 +63,7 @@ class Instance:
             "correlation_id": self.correlation_id,
             "attempts": self.attempts,
             "started": self.at,
+            "created": self.created,
             "updated": self.updated_at,
         }
 
@@ -74,7 +75,7 @@ class CallRow:
     step: str
     route: str
     entity: str
-    state: str  # intent, done, refused, failed, in_doubt, skipped
+    state: str  # done, refused, failed, in_doubt, skipped
     status: int | None
     answer: Any
     served_by: str | None
@@ -149,36 +150,41 @@ class Book:
         )
         return instance_id
 
-    def intend_in(self, cursor: Any, instance_id: str, call: str, step: str, route: str, entity: str) -> bool:
-        """Record a call before it is made; False when it was recorded already (a resumed instance)."""
-        changed = self.store.execute(
-            cursor,
-            "INSERT INTO process_steps (instance_id, call, step, route, entity, state, started) "
-            "VALUES (?, ?, ?, ?, ?, 'intent', ?) ON CONFLICT (instance_id, call) DO NOTHING",
-            (instance_id, call, step, route, entity, time.time()),
-        ).rowcount
-        return bool(changed == 1)
-
-    def settle_in(
+    def answered_in(
         self,
         cursor: Any,
         instance_id: str,
         call: str,
-        state: str,
-        status: int | None,
-        answer: Any,
-        served_by: str | None,
-        reason: str,
+        step: str,
+        route: str,
+        entity: str,
+        settled: tuple[str, int | None, Any, str | None, str],
+        started: float,
         events: list[New],
         lease_until: float,
     ) -> bool:
-        """A call's outcome, its events (once: only the settlement that changes the intent records
-        them) and the instance's lease renewed, together; False when it was settled already."""
+        """A call recorded with its answer, its events (once: only the first record of the call keeps
+        them) and the instance's lease renewed, together; False when it was recorded already."""
+        state, status, answer, served_by, reason = settled
         changed = self.store.execute(
             cursor,
-            "UPDATE process_steps SET state = ?, status = ?, answer = ?, served_by = ?, reason = ?, finished = ? "
-            "WHERE instance_id = ? AND call = ? AND state = 'intent'",
-            (state, status, json.dumps(answer), served_by, reason, time.time(), instance_id, call),
+            "INSERT INTO process_steps (instance_id, call, step, route, entity, state, status, answer, served_by, "
+            "reason, started, finished) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (instance_id, call) DO NOTHING",
+            (
+                instance_id,
+                call,
+                step,
+                route,
+                entity,
+                state,
+                status,
+                json.dumps(answer),
+                served_by,
+                reason,
+                started,
+                time.time(),
+            ),
         ).rowcount
         if changed == 1 and events:
             self.events.record_in(cursor, events)

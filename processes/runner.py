@@ -1,5 +1,6 @@
-"""Running a process instance: its steps in order, each call recorded before it is made and settled
-with its answer, so an instance resumes where it stopped, on any gateway of the fleet.
+"""Running a process instance: its steps in order, each call recorded with its answer before the next
+is made, so an instance resumes where it stopped, on any gateway of the fleet, without repeating a
+call that was settled.
 
 A step calls its route as a consumer would (`Caller`: in the gateway, a request to its own port on
 behalf of the consumer that started the instance), so the call takes the route's rung, policies,
@@ -37,7 +38,7 @@ from events.log import New, new_event
 from legacy_adapters.errors import Outcome, outcome_of_status
 from legacy_adapters.mapping import MappingError, pointer_set
 from processes.book import Book, CallRow, Instance
-from specs.processes import Process, Step, Undo, value_of
+from specs.processes import Process, Step, Undo, expanded, value_of
 from specs.routes import Route
 
 log = logging.getLogger("banyan.processes")
@@ -318,16 +319,17 @@ class Runner:
 
     # -- calls ------------------------------------------------------------------------------------
     async def _call(self, run: _Run, step: Step | Undo, entity: str | None, name: str | None = None) -> Settled:
-        """One call, once: its record read back when it was settled before, else recorded as an
-        intent, made (tried again while its side did not make it) and settled."""
+        """One call, once: its record read back when it was settled before, else made (tried again
+        while its side did not make it) and recorded with its answer. No intent is recorded first: a
+        write's Idempotency-Key (the instance's and the call's) is claimed in the store by the route
+        before its side is called, so a call resumed after a crash is replayed, waited for, or in
+        doubt there; a read made again changes nothing."""
         step_name = step.name if isinstance(step, Step) else (name or "").removeprefix("undo:")
         call = name or (f"{step_name}[{entity}]" if isinstance(step, Step) and step.each else step_name)
         found = run.done.get(call)
-        if found is not None and found.state != "intent":
+        if found is not None:
             return Settled(found.state, found.status, found.answer, found.served_by, found.reason)
-        instance = run.instance
-        if found is None:
-            await self.commit(self.book.intend_in, instance.id, call, step_name, step.call, entity or "")
+        instance, started = run.instance, time.time()
         try:
             outgoing = self._outgoing(run, step, entity, call)
         except MappingError as exc:  # nothing was sent: the process's own declaration does not fit
@@ -337,18 +339,10 @@ class Runner:
             if settled.state == "in_doubt" and isinstance(step, Step) and step.check is not None:
                 settled = await self._resolve(run, step, entity, call, outgoing, settled)
         events = self._events(run, step, entity, settled)
-        await self.commit(
-            self.book.settle_in,
-            instance.id,
-            call,
-            settled.state,
-            settled.status,
-            settled.answer,
-            settled.served_by,
-            settled.reason,
-            events,
-            time.time() + LEASE_SECONDS,
-        )
+        lease = time.time() + LEASE_SECONDS
+        told = (settled.state, settled.status, settled.answer, settled.served_by, settled.reason)
+        answered = (instance.id, call, step_name, step.call, entity or "", told, started, events)
+        await self.commit(self.book.answered_in, *answered, lease)
         return settled
 
     async def _resolve(
@@ -420,11 +414,7 @@ class Runner:
         document = {**run.document, "each": entity}
         if check:
             entity = self._step_entity(step, document) or entity
-        mapping = (
-            None
-            if check
-            else self.mappings.get((run.process.name, call if call.startswith("undo:") else step_name(step)))
-        )
+        mapping = None if check else self._mapping(run.process.name, step, call, document)
         body: Any = mapping(document) if mapping is not None else None
         if body is None and operation.method in ("POST", "PUT", "PATCH"):
             body = {}
@@ -465,6 +455,13 @@ class Runner:
             run.instance.correlation_id,
             run.instance.traceparent,
         )
+
+    def _mapping(self, process: str, step: Step | Undo, call: str, document: Any) -> Callable[[Any], Any] | None:
+        """The step's body mapping; one whose sources hold `{/pointer}` parts, filled for this call."""
+        if step.body is None or step.body.map is None or not any("{/" in v for v in step.body.map.values()):
+            return self.mappings.get((process, call if call.startswith("undo:") else step_name(step)))
+        filled = {target: expanded(source, document) for target, source in step.body.map.items()}
+        return step.body.model_copy(update={"map": filled}).compile()
 
     def _step_entity(self, step: Step | Undo, document: Any) -> str | None:
         if step.entity is None:

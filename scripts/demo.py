@@ -379,6 +379,38 @@ def wrap(folder: Path, consumer: Consumer, traffic: Traffic, importer: demo_erp.
     say(f"$ curl -i {order_path.replace('/v1/', '/v2/', 1)}")
     say(consumer.headers(order_path.replace("/v1/", "/v2/", 1), ("Deprecation", "Content-Type")))
     say(f"every call went through the policies: see {consumer.base}/metrics, {consumer.base}/docs")
+    group_orders(folder, consumer, traffic)
+
+
+def group_orders(folder: Path, consumer: Consumer, traffic: Traffic) -> None:
+    """The process API: one call asks the group CRM for the customer's terms, every entity for its
+    stock, and books the order in the first entity that can fulfil it, on that entity's rung."""
+    say(
+        "\na process API (routes/processes.yaml): the webshop's group order is one call; the gateway asks the "
+        "CRM for the customer's terms,\nevery entity for the item's stock, and books the order where it can be "
+        "fulfilled, on that entity's own rung:"
+    )
+    available = {}
+    for sku in traffic.skus:  # an item ACME-DE holds too little of, and ACME-UK enough
+        stock = {}
+        for entity in ("ACME-DE", "ACME-UK"):
+            status, _, data = consumer.send("GET", f"/v1/{entity}/inventory/{sku}")
+            stock[entity] = json.loads(data)["available"] if status == 200 else -1
+        if 0 <= stock["ACME-DE"] < stock["ACME-UK"]:
+            available = {"sku": sku, **stock}
+            break
+    line = {"sku": available["sku"], "qty": available["ACME-DE"] + 1}
+    body = {"orderNumber": "GO-000001", "customerNo": "0003", "lines": [line]}
+    status, _, data = consumer.send("POST", "/v1/group-orders", body)
+    say(f"  ACME-DE holds {available['ACME-DE']} of {line['sku']}, ACME-UK {available['ACME-UK']}")
+    say(f"  POST /v1/group-orders {json.dumps(body)}\n  → {status} {data.decode()}")
+    held = {**body, "orderNumber": "GO-000002", "customerNo": "0009"}
+    say(f"  the same for a customer on credit hold → {consumer.refusal('POST', '/v1/group-orders', held)}")
+    store = {"BANYAN_STORE": str(folder / "cutover.db")}
+    listed = json.loads(banyan("processes", "list", "group-order", "--json", env=store, show=False))
+    booked = next(row["id"] for row in listed if row["state"] == "completed")
+    banyan("processes", "list", "group-order", env=store)
+    banyan("processes", "show", booked, env=store)
 
 
 def last_events(stream: str, count: int = 1) -> list[dict[str, Any]]:

@@ -485,15 +485,32 @@ class JsonService(Service):
         self._start(server)
 
 
+ON_HOLD = {"0009"}  # the group's customers on credit hold: Soylent Foods, in every entity
+
+
 def crm() -> JsonService:
-    """The legacy CRM: customer master records, one per customer number, shared by the entities."""
+    """The legacy CRM: customer master records, one per customer number, shared by the entities, and
+    each group customer's terms: its credit standing and its account number in each entity."""
     records: dict[str, dict[str, Any]] = {}
 
     def put(params: dict[str, str], body: Any) -> tuple[int, Any]:
         records[params["customer_no"]] = body
         return 200, {"customerId": params["customer_no"], "name": body["name1"], "country": body["country_code"]}
 
-    return JsonService({("PUT", "/erp/customers/{customer_no}"): put})
+    def terms(params: dict[str, str], body: Any) -> tuple[int, Any]:
+        number = params["customer_no"]
+        if not number.isdigit() or not 1 <= int(number) <= len(CUSTOMERS):
+            return 404, {"error": f"no group customer {number}"}
+        accounts = {entity: f"C-{entity[-2:]}-{int(number):04d}" for entity in ENTITIES}
+        return 200, {
+            "customerNo": number,
+            "name": CUSTOMERS[int(number) - 1],
+            "paymentTerms": "NET30",
+            "creditHold": number in ON_HOLD,
+            "accounts": accounts,
+        }
+
+    return JsonService({("PUT", "/erp/customers/{customer_no}"): put, ("GET", "/erp/terms/{customer_no}"): terms})
 
 
 class CloudErp(JsonService):

@@ -33,6 +33,8 @@ Every value a step sends is a JSON pointer into the process's document, or `=con
     /steps/NAME/answers/E/…  with `each`: entity E's answer
     /each                    inside a step with `each`: the entity this call is for
 
+and a pointer may hold another in braces, filled first: `/steps/terms/answer/accounts/{/steps/stock/entity}`.
+
 Each step is a call to its route as a consumer makes it, so it goes through that route's rung,
 policies, comparison, idempotency and outbox; how an instance runs, records its progress and
 resumes is `processes/runner.py`.
@@ -40,6 +42,7 @@ resumes is `processes/runner.py`.
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -55,11 +58,27 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+INSIDE = re.compile(r"\{(/[^{}]*)\}")
+
+
+def expanded(source: str, document: Any) -> str:
+    """A pointer with `{/other/pointer}` parts filled from the document: the customer's account in
+    the entity chosen is `/steps/terms/answer/accounts/{/steps/stock/entity}`."""
+    if "{/" not in source:
+        return source
+
+    def fill(found: re.Match[str]) -> str:
+        value = pointer_get(document, found.group(1))
+        return str(value).replace("~", "~0").replace("/", "~1")
+
+    return INSIDE.sub(fill, source)
+
+
 def value_of(source: str, document: Any) -> Any:
     """`=constant`, or a JSON pointer into `document` (MappingError when nothing is there)."""
     if source.startswith("="):
         return source[1:]
-    return pointer_get(document, source)
+    return pointer_get(document, expanded(source, document))
 
 
 class Test(_Model):

@@ -218,8 +218,7 @@ MIGRATIONS: list[list[str]] = [
         "CREATE INDEX exception_history_of ON exception_history (exception_id, id)",
     ],
     # process instances (processes/): one row an instance, leased by the gateway that runs it, and
-    # one row a step call (a fanned-out step's call per entity, a compensation), recorded before it
-    # is made and settled with its answer
+    # one row a call it made (a fanned-out step's call per entity, a compensation), with its answer
     [
         "CREATE TABLE process_instances (id TEXT PRIMARY KEY, process TEXT NOT NULL, entity TEXT NOT NULL, "
         "consumer TEXT NOT NULL, state TEXT NOT NULL, request TEXT NOT NULL, result TEXT, status INTEGER, "

@@ -558,6 +558,77 @@ function renderReconciliations(found) {
   if (!found.length) cell(body.insertRow(), "no reconciliation has run yet");
 }
 
+// -- process instances ------------------------------------------------------------------------
+let shownInstance = null; // the instance whose timeline is drawn
+const GOOD_STATES = new Set(["completed", "done"]);
+const BAD_STATES = new Set(["failed", "in_doubt", "refused"]);
+
+function stateClass(state) {
+  return GOOD_STATES.has(state) ? "good" : BAD_STATES.has(state) ? "bad" : "";
+}
+
+function renderProcesses(found) {
+  const body = $("#processes tbody");
+  body.replaceChildren();
+  for (const instance of found) {
+    const tr = body.insertRow();
+    cell(tr, instance.process);
+    const id = cell(tr, "");
+    id.append(button(instance.id.slice(0, 12), `show the timeline of instance ${instance.id}`, () => showInstance(instance.id), true));
+    cell(tr, instance.entity === "*" ? "" : instance.entity);
+    cell(tr, instance.state, stateClass(instance.state));
+    cell(tr, (instance.started || "").slice(0, 19).replace("T", " "));
+    cell(tr, instance.reason || "");
+  }
+  if (!found.length) cell(body.insertRow(), "no process instance yet");
+}
+
+async function showInstance(id) {
+  shownInstance = id;
+  try {
+    drawTimeline(await api("GET", `/admin/processes/${encodeURIComponent(id)}`));
+  } catch (error) {
+    say(error.message);
+  }
+}
+
+function drawTimeline(instance) {
+  const place = $("#process-timeline");
+  place.replaceChildren();
+  const calls = instance.calls || [];
+  const start = instance.created;
+  const ends = calls.map((c) => c.started - start + (c.seconds || 0));
+  const total = Math.max(0.001, ...ends);
+  const ns = "http://www.w3.org/2000/svg";
+  const row = 22, left = 190, width = 760, height = row * calls.length + 30;
+  const svg = document.createElementNS(ns, "svg");
+  svg.setAttribute("viewBox", `0 0 ${width} ${height}`);
+  svg.setAttribute("role", "img");
+  const told = calls.map((c) => `${c.call} ${c.state}${c.served_by ? ` by ${c.served_by}` : ""}, ${((c.seconds || 0) * 1000).toFixed(0)} ms`);
+  svg.setAttribute("aria-label", `Timeline of ${instance.process} ${instance.id}: ${instance.state}. ${told.join("; ")}`);
+  const add = (tag, attributes, text) => {
+    const node = document.createElementNS(ns, tag);
+    for (const [name, value] of Object.entries(attributes)) node.setAttribute(name, value);
+    if (text !== undefined) node.textContent = text;
+    svg.append(node);
+    return node;
+  };
+  const x = (seconds) => left + (seconds / total) * (width - left - 70);
+  calls.forEach((c, n) => {
+    const y = 8 + n * row;
+    const undo = c.call.startsWith("undo:");
+    add("text", { x: 4, y: y + 14, class: "label" }, `${undo ? "↶ " : ""}${c.call}`);
+    const from = x(c.started - start), to = x(c.started - start + (c.seconds || 0));
+    const bar = add("rect", { x: from, y, width: Math.max(2, to - from), height: row - 6, class: `bar ${stateClass(c.state) || "pending"}` });
+    bar.append(document.createElementNS(ns, "title"));
+    bar.lastChild.textContent = `${c.route} ${c.entity || ""}: ${c.state} ${c.status || ""} ${c.reason || ""}`.trim();
+    add("text", { x: to + 4, y: y + 14, class: "tick" }, `${((c.seconds || 0) * 1000).toFixed(0)} ms ${c.served_by || c.state}`);
+  });
+  add("text", { x: left, y: height - 4, class: "tick" }, `0 — ${(total * 1000).toFixed(0)} ms from the start`);
+  const heading = element("p", `${instance.process} ${instance.id}: ${instance.state}${instance.reason ? ` — ${instance.reason}` : ""}`);
+  place.append(heading, svg);
+}
+
 function utc(localValue) {
   return new Date(localValue).toISOString(); // a datetime-local field is the lead's own clock
 }
@@ -636,11 +707,12 @@ function say(text) {
 async function refresh() {
   try {
     const owner = $("#inbox-owner").value;
-    const [status, events, outbox, calendar, deprecated, standings, reconciliations, inbox] = await Promise.all([
+    const [status, events, outbox, calendar, deprecated, standings, reconciliations, inbox, processes] = await Promise.all([
       api("GET", "/admin/cutover"), api("GET", "/admin/cutover/history"), api("GET", "/admin/outbox"),
       api("GET", "/admin/cutover/calendar"), api("GET", "/admin/deprecations"), api("GET", "/admin/slo"),
       api("GET", "/admin/reconcile"),
       api("GET", `/admin/exceptions${owner ? `?owner=${encodeURIComponent(owner)}` : ""}`),
+      api("GET", "/admin/processes?limit=20"),
     ]);
     rows = status;
     renderMatrix();
@@ -651,6 +723,8 @@ async function refresh() {
     renderSlos(standings);
     renderReconciliations(reconciliations);
     renderInbox(inbox);
+    renderProcesses(processes);
+    if (shownInstance) await showInstance(shownInstance);
     await renderCell();
     $("#main").hidden = false;
     $("#updated").textContent = `updated ${new Date().toLocaleTimeString()}`;

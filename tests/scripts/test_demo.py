@@ -98,11 +98,27 @@ def test_every_entity_is_served_by_its_own_legacy_system(demo: tuple[Path, str])
         assert ledger.execute("SELECT count(*) FROM invoice_interface").fetchone()[0] == 30
 
 
+def test_the_group_order_is_one_call_booked_where_the_stock_is(demo: tuple[Path, str]) -> None:
+    _, output = demo
+    told = chapter(output, "a process API", "business events:")
+    answer = re.search(r"POST /v1/group-orders .*\n  → 201 (\{.*\})", told)
+    assert answer, told
+    booked = json.loads(answer.group(1))
+    assert booked["entity"] == "ACME-UK" and booked["currency"] == "GBP", told  # DE holds too little, UK enough
+    assert "credit hold → 422 Process refused: terms: the customer is on credit hold" in told
+    shown = told.split("$ banyan processes show", 1)[1]
+    for call in ("terms", "stock[ACME-DE]", "stock[ACME-UK]", "stock[ACME-US]", "book"):
+        assert re.search(rf"│ {re.escape(call)} +│", shown), shown
+    assert "completed" in shown and "order-create" in shown
+
+
 def test_booked_writes_and_legacy_triggers_become_events(demo: tuple[Path, str]) -> None:
     _, output = demo
     told = chapter(output, "business events:", "3 · Shift")
-    for kind in ("com.acme.order.created", "com.acme.shipment.confirmed", "com.acme.invoice.posted"):
+    for kind in ("com.acme.shipment.confirmed", "com.acme.invoice.posted"):
         assert re.search(rf"│ {re.escape(kind)} +│ +30 │ +0 │", told), told  # one per booked write, all published
+    assert re.search(r"│ com\.acme\.order\.created +│ +31 │ +0 │", told), told  # and the group order's
+    assert re.search(r"│ com\.acme\.order\.routed +│ +1 │ +0 │", told), told  # the process's own step event
     event = json.loads(told.split("(subject events.com.acme.order.created):\n", 1)[1].splitlines()[0])
     assert event["type"] == "com.acme.order.created" and event["subject"] == event["data"]["orderId"]
     order = json.loads((REPO / "routes" / "canonical" / "order.json").read_text())
@@ -116,7 +132,7 @@ def test_each_entity_climbs_and_the_bad_release_is_stepped_back(demo: tuple[Path
     folder, output = demo
     assert "✓ promoted order-status/ACME-DE → canary 50 %" in output
     assert "✓ promoted order-create/ACME-UK → canary 5 %" in output
-    assert "refused:" not in output  # every step the lead asked for had the evidence
+    assert "refused:" not in output.split("3 · Shift", 1)[1]  # every step the lead asked for had the evidence
     store = open_store(str(folder / "cutover.db"))
     try:
         events = store.history(entity="ACME-US")
