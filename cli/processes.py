@@ -71,7 +71,8 @@ def processes_list(
         print(json.dumps([instance.as_dict() for instance in found]))
         return
     table = Table(title="Process instances", title_justify="left")
-    for column in ("instance", "process", "entity", "started", "state", "status", "reason"):
+    table.add_column("instance", no_wrap=True)
+    for column in ("process", "entity", "started", "state", "status", "reason"):
         table.add_column(column, overflow="fold")
     for instance in found:
         table.add_row(

@@ -386,8 +386,8 @@ class Runner:
         while True:
             reply = await self.caller(outgoing)
             state, outcome = judged(reply)
-            reason = reply.reason or _problem_of(reply.body) or f"{reply.status}"
-            reason = f"{outgoing.route}: {reply.status or 'no answer'} {reason}".strip()
+            said = reply.reason or _problem_of(reply.body)
+            reason = "" if state == "done" else f"{outgoing.route}: {reply.status or 'no answer'} {said}".strip()
             in_progress = (
                 reply.status == 409
                 and isinstance(reply.body, dict)

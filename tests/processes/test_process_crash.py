@@ -1,7 +1,7 @@
-"""SIGKILL a gateway while 200 process instances run, and start it again on the same store: every
-instance completes (a booking under way at the kill is in doubt until the step's check reads the
-order back), and the ERP, counting what it was asked, never books an order twice. SQLite and
-PostgreSQL gateways side by side."""
+"""SIGKILL a gateway while 200 process instances run: on SQLite it starts again on its store, on
+PostgreSQL a second gateway of the fleet, sent nothing, takes the instances over. Every instance
+completes (a booking under way at the kill is in doubt until the step's check reads the order
+back), and the ERP, counting what it was asked, never books an order or posts an invoice twice."""
 
 from __future__ import annotations
 
@@ -59,6 +59,9 @@ def test_sigkill_under_200_running_instances_books_nothing_twice(tmp_path: Path,
         try:
             for name, store in stores.items():
                 gateways[name] = start(folders[name], store, ports[name], "--in-doubt-after", "5")  # type: ignore[arg-type]
+            # a second gateway of the PostgreSQL fleet, sent nothing: it takes over what the first leaves
+            other = start(folders["postgres"], postgres_url, free_port(), "--in-doubt-after", "5")  # type: ignore[arg-type]
+            gateways["postgres-other"] = other
 
             def send(name: str, n: int) -> int:
                 url = f"http://127.0.0.1:{ports[name]}/v1/group-orders"
@@ -69,12 +72,12 @@ def test_sigkill_under_200_running_instances_books_nothing_twice(tmp_path: Path,
                 answered = list(pool.map(lambda job: send(*job), jobs))
             assert answered == [202] * len(answered)
             wait_until(lambda: all(len(erp.bookings) >= 20 for erp in erps.values()), 60)
-            for gateway in gateways.values():
-                os.killpg(gateway.pid, signal.SIGKILL)  # mid-stream: no goodbye
-                gateway.wait(10)
+            for name in stores:
+                os.killpg(gateways[name].pid, signal.SIGKILL)  # mid-stream: no goodbye
+                gateways[name].wait(10)
             at_kill = {name: sum(erp.bookings.values()) for name, erp in erps.items()}
-            for name, store in stores.items():
-                gateways[name] = start(folders[name], store, ports[name], "--in-doubt-after", "5")  # type: ignore[arg-type]
+            # SQLite: the gateway starts again on its store; PostgreSQL: the other gateway resumes alone
+            gateways["sqlite"] = start(folders["sqlite"], stores["sqlite"], ports["sqlite"], "--in-doubt-after", "5")  # type: ignore[arg-type]
             books = {name: Book(open_store(store)) for name, store in stores.items()}
 
             def ended() -> bool:
