@@ -71,15 +71,16 @@ def processes_list(
         print(json.dumps([instance.as_dict() for instance in found]))
         return
     table = Table(title="Process instances", title_justify="left")
-    table.add_column("instance", no_wrap=True)
-    for column in ("process", "entity", "started", "state", "status", "reason"):
+    for column in ("instance", "process", "entity", "started"):
+        table.add_column(column, no_wrap=True)
+    for column in ("state", "status", "reason"):
         table.add_column(column, overflow="fold")
     for instance in found:
         table.add_row(
             instance.id,
             instance.process,
             instance.entity,
-            instance.at[:19],
+            instance.at[:19].replace("T", " "),
             _coloured(instance.state),
             str(instance.status or ""),
             escape(instance.reason),
