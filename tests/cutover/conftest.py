@@ -12,7 +12,6 @@ from typing import Any, ClassVar
 import pytest
 
 from cutover.store import Store, open_store
-from tests.conftest import missing_service
 
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 PG_TEST = "postgresql://postgres@127.0.0.1:5432/banyan_cutover_test"
@@ -26,15 +25,10 @@ def _admin(statement: str) -> None:
 
 
 @pytest.fixture
-def postgres_url() -> Iterator[str]:
-    """A fresh, empty database for one test, dropped afterwards."""
-    import psycopg
-
-    try:
-        _admin("DROP DATABASE IF EXISTS banyan_cutover_test WITH (FORCE)")
-        _admin("CREATE DATABASE banyan_cutover_test")
-    except psycopg.OperationalError as exc:
-        missing_service(f"PostgreSQL is not reachable on 127.0.0.1:5432 ({exc})")
+def postgres_url(postgres_template: str) -> Iterator[str]:
+    """A fresh database for one test, migrated (a copy of the session's template), dropped afterwards."""
+    _admin("DROP DATABASE IF EXISTS banyan_cutover_test WITH (FORCE)")
+    _admin(f"CREATE DATABASE banyan_cutover_test TEMPLATE {postgres_template}")
     yield PG_TEST
     _admin("DROP DATABASE IF EXISTS banyan_cutover_test WITH (FORCE)")
 
