@@ -13,8 +13,9 @@ already holds it, and the inbox is synced with what it finds.
   route and entity; the paths and counts from the comparisons' differences);
 - drift, intercompany_drift, reconcile_failed: a reconciliation's newest run drifted or failed (by
   reconciliation and entity): repair;
-- process_failed, process_in_doubt: process instances a compensation could not take back, or whose
-  step's outcome is unknown (by instance): completed or discard, once a person has looked.
+- process_failed, process_in_doubt: process instances a step failed or timed out in (taken back or
+  not), or whose step's outcome is unknown (by instance): completed or discard, once a person has
+  looked.
 
 Every kind can also be assigned, commented on, snoozed and resolved.
 
@@ -137,11 +138,11 @@ def _processes(store: Store) -> list[Failure]:
     for instance_id, process, entity, state, reason, correlation, updated in _rows(
         store,
         "SELECT id, process, entity, state, reason, correlation_id, updated_at FROM process_instances "
-        "WHERE state IN ('failed', 'in_doubt') ORDER BY created",
+        "WHERE state IN ('failed', 'compensated', 'in_doubt') ORDER BY created",
     ):
         found.append(
             Failure(
-                f"process_{state}",
+                "process_in_doubt" if state == "in_doubt" else "process_failed",
                 instance_id,
                 process,
                 entity or "*",

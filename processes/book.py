@@ -75,7 +75,7 @@ class CallRow:
     step: str
     route: str
     entity: str
-    state: str  # done, refused, failed, in_doubt, skipped
+    state: str  # done, refused, failed, in_doubt, skipped, waiting
     status: int | None
     answer: Any
     served_by: str | None
@@ -195,6 +195,46 @@ class Book:
         )
         return bool(changed == 1)
 
+    def wait_in(self, cursor: Any, instance_id: str, call: str, event: str, lease_until: float) -> None:
+        """A wait begun (its start is when its timeout counts from, on any gateway that resumes it)."""
+        self.store.execute(
+            cursor,
+            "INSERT INTO process_steps (instance_id, call, step, route, entity, state, started) "
+            "VALUES (?, ?, ?, ?, '', 'waiting', ?) ON CONFLICT (instance_id, call) DO NOTHING",
+            (instance_id, call, call, event, time.time()),
+        )
+        self.store.execute(
+            cursor,
+            "UPDATE process_instances SET lease_until = ?, updated_at = ? WHERE id = ? AND state IN (?, ?)",
+            (lease_until, now_iso(), instance_id, *OPEN),
+        )
+
+    def waited_in(
+        self, cursor: Any, instance_id: str, call: str, state: str, answer: Any, entity: str, reason: str
+    ) -> bool:
+        """A wait's end: the event came (done, with its data), or the time ran out (failed)."""
+        changed = self.store.execute(
+            cursor,
+            "UPDATE process_steps SET state = ?, answer = ?, entity = ?, reason = ?, finished = ? "
+            "WHERE instance_id = ? AND call = ? AND state = 'waiting'",
+            (state, json.dumps(answer), entity, reason, time.time(), instance_id, call),
+        ).rowcount
+        return bool(changed == 1)
+
+    def event_since(self, event_type: str, subject: str | None, since: float) -> tuple[Any, str] | None:
+        """The first event of a type (about `subject`) recorded since `since`: its data and entity."""
+        query = "SELECT body, entity FROM cutover_events WHERE type = ? AND created >= ?"
+        params: list[Any] = [event_type, since]
+        if subject is not None:
+            query += " AND subject = ?"
+            params.append(subject)
+        with self.store.reading() as cursor:
+            row = self.store.execute(cursor, query + " ORDER BY id LIMIT 1", tuple(params)).fetchone()
+        if row is None:
+            return None
+        body = json.loads(row[0])
+        return (body.get("data") if isinstance(body, dict) else body), row[1]
+
     def skip_in(self, cursor: Any, instance_id: str, call: str, step: str, route: str, reason: str) -> None:
         now = time.time()
         self.store.execute(
@@ -234,14 +274,14 @@ class Book:
         return bool(changed == 1)
 
     def settle_by_hand(self, instance_id: str, state: str, actor: str, note: str) -> bool:
-        """A failed or doubtful instance closed by a person who looked at the systems: `completed`
+        """A failed, taken back or doubtful instance closed by a person who looked at the systems: `completed`
         (it went through after all, or they finished it) or `discarded`; False when it was not open
         to that (someone else closed it first)."""
         with self.store.transaction() as cursor:
             changed = self.store.execute(
                 cursor,
                 "UPDATE process_instances SET state = ?, reason = ?, updated_at = ? "
-                "WHERE id = ? AND state IN ('failed', 'in_doubt')",
+                "WHERE id = ? AND state IN ('failed', 'compensated', 'in_doubt')",
                 (state, f"{state} by {actor}: {note}".strip(": "), now_iso(), instance_id),
             ).rowcount
         return bool(changed == 1)

@@ -47,6 +47,7 @@ LEASE_SECONDS = 15.0  # an instance whose gateway stops is taken over this long 
 TRIES = 4  # a call its side did not make (throttled, unavailable) is tried this often
 BACKOFF = 0.2  # seconds before the second try, doubled each time
 WAIT_RUNNING = 120.0  # how long a resumed call waits for its first try, still running elsewhere
+WAIT_POLL = 1.0  # how often a waiting step looks for its event
 
 
 @dataclass(frozen=True)
@@ -269,8 +270,18 @@ class Runner:
             raise Ended("failed", 502, run.instance.reason or "a step failed")
         for step in run.process.steps:
             if step.when is not None and not step.when.holds(run.document, run.document):
-                skip = (run.instance.id, step.name, step.name, step.call, "its condition did not hold")
+                what = step.call or (step.wait.event if step.wait else "")
+                skip = (run.instance.id, step.name, step.name, what, "its condition did not hold")
                 await self.commit(self.book.skip_in, *skip)
+                continue
+            if step.wait is not None:
+                waited = await self._wait(run, step)
+                if waited.state != "done":
+                    raise Ended("failed", 504, f"{step.name}: {waited.reason}")
+                run.finished.append(step)
+                run.document["steps"][step.name] = {"entity": waited.served_by, "answer": waited.answer}
+                if step.refuse is not None and step.refuse.holds(run.document, run.document):
+                    raise Ended("refused", 422, f"{step.name}: {step.refuse.reason}")
                 continue
             entities: list[str | None] = (
                 list(step.each) if step.each is not None else [self._step_entity(step, run.document)]
@@ -341,9 +352,38 @@ class Runner:
         events = self._events(run, step, entity, settled)
         lease = time.time() + LEASE_SECONDS
         told = (settled.state, settled.status, settled.answer, settled.served_by, settled.reason)
-        answered = (instance.id, call, step_name, step.call, entity or "", told, started, events)
+        answered = (instance.id, call, step_name, step.call or "", entity or "", told, started, events)
         await self.commit(self.book.answered_in, *answered, lease)
         return settled
+
+    async def _wait(self, run: _Run, step: Step) -> Settled:
+        """Wait for the step's event about its subject, recorded since the instance started; the
+        time it may take counts from when the wait began, whichever gateway resumes it."""
+        assert step.wait is not None
+        found = run.done.get(step.name)
+        if found is not None and found.state != "waiting":
+            return Settled(found.state, found.status, found.answer, found.entity or None, found.reason)
+        wait, instance = step.wait, run.instance
+        try:
+            subject = None if wait.subject is None else str(value_of(wait.subject, run.document))
+        except MappingError as exc:
+            return Settled("failed", None, None, None, f"no subject to wait for: {exc}")
+        began = found.started if found is not None else time.time()
+        if found is None:
+            await self.commit(self.book.wait_in, instance.id, step.name, wait.event, time.time() + LEASE_SECONDS)
+        while True:
+            arrived = await asyncio.to_thread(self.book.event_since, wait.event, subject, instance.created)
+            if arrived is not None:
+                data, entity = arrived
+                await self.commit(self.book.waited_in, instance.id, step.name, "done", data, entity, "")
+                return Settled("done", None, data, entity, "")
+            left = began + wait.timeout_seconds - time.time()
+            if left <= 0:
+                about = f" about {subject}" if subject else ""
+                reason = f"no {wait.event}{about} within {wait.timeout_seconds:g} s"
+                await self.commit(self.book.waited_in, instance.id, step.name, "failed", None, "", reason)
+                return Settled("failed", None, None, None, reason)
+            await asyncio.sleep(min(WAIT_POLL, left))
 
     async def _resolve(
         self, run: _Run, step: Step, entity: str | None, call: str, outgoing: Outgoing, doubt: Settled
@@ -407,7 +447,7 @@ class Runner:
             return Settled(state, reply.status or None, reply.body, reply.served_by, reason)
 
     def _outgoing(self, run: _Run, step: Step | Undo, entity: str | None, call: str, check: bool = False) -> Outgoing:
-        route = self.routes.get(step.call)
+        route = self.routes.get(step.call or "")
         if route is None or route.operation is None:
             raise MappingError(f"route {step.call} is not served")
         operation = route.operation

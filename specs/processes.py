@@ -23,6 +23,8 @@ route, declared beside the routes.
             compensate: {call: order-cancel, entity: /steps/book/entity, params: {orderId: /steps/book/answer/orderId}}
             check: {call: order-by-number, entity: /each, params: {number: /request/orderNumber},
                     found: {pointer: /orderId, present: true}}
+          - name: shipped                    # the warehouse's confirmation, however long it takes
+            wait: {event: com.acme.shipment.confirmed, subject: /steps/book/answer/orderId, timeout_seconds: 172800}
         result: {map: {orderId: /steps/book/answer/orderId, entity: /steps/book/entity}}
 
 Every value a step sends is a JSON pointer into the process's document, or `=constant`:
@@ -155,8 +157,19 @@ class Check(Undo):
     found: Test = Field(description="holds of the check's answer when the step's record is there")
 
 
+class Wait(_Model):
+    """Wait for a business event (one a route records, e.g. the shipment confirmed), about this
+    instance's subject, recorded since the instance started; its data is the step's answer."""
+
+    event: str = Field(min_length=1, description="the CloudEvents type waited for")
+    subject: str | None = Field(default=None, description="a pointer or =constant: the event's subject must be it")
+    timeout_seconds: float = Field(default=3600.0, gt=0, description="then the step fails: what was done is taken back")
+
+
 class Step(Undo):
     name: str = Field(pattern=NAME, description="the step's name, unique in its process")
+    call: str | None = Field(default=None, description="the managed route to call (or wait)")  # type: ignore[assignment]
+    wait: Wait | None = Field(default=None, description="instead of a call: wait for an event, with a timeout")
     each: list[str] | None = Field(
         default=None, min_length=1, description="legal entities: the route is called for each at once"
     )
@@ -175,6 +188,10 @@ class Step(Undo):
 
     @model_validator(mode="after")
     def _shape(self) -> Step:
+        if (self.call is None) == (self.wait is None):
+            raise ValueError(f"step {self.name}: a step either calls a route or waits for an event")
+        if self.wait is not None and (self.each or self.check or self.compensate or self.body or self.params):
+            raise ValueError(f"step {self.name}: a wait has only its event, subject and timeout (and when, refuse)")
         if self.choose is not None and self.each is None:
             raise ValueError(f"step {self.name}: choose picks among the answers of each")
         if self.each is not None and self.entity is not None:
@@ -214,7 +231,8 @@ def process_route_problems(folder: object, routes: list[Route], processes: list[
     problems = []
     for process in processes:
         for step in process.steps:
-            calls = [("calls", step.call)] + ([("is taken back by", step.compensate.call)] if step.compensate else [])
+            calls = [("calls", step.call)] if step.call is not None else []
+            calls += [("is taken back by", step.compensate.call)] if step.compensate else []
             calls += [("is checked by", step.check.call)] if step.check else []
             for verb, name in calls:
                 route = by_name.get(name)

@@ -5,6 +5,8 @@ back, and resuming from the record."""
 from __future__ import annotations
 
 import asyncio
+import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -12,6 +14,9 @@ from typing import Any
 import pytest
 
 from cutover.store import Store, open_store
+from events.log import EventLog, new_event
+from inbox.collect import collect
+from inbox.store import Inbox
 from processes import runner as runner_module
 from processes.book import Book
 from processes.runner import Outgoing, Reply, Runner
@@ -204,3 +209,55 @@ def test_a_pointer_holds_another_filled_first(store: Store) -> None:
     )
     ended = run(store, fake, spec, {})
     assert ended.state == "completed" and fake.calls[1].body == {"account": "A-2"}
+
+
+def test_a_wait_ends_when_its_event_about_the_subject_is_recorded(store: Store) -> None:
+    fake = Fake(write=ok({"id": "W5"}, 201))
+    spec = process(
+        {"name": "book", "call": "write", "entity": "=E1"},
+        {"name": "shipped", "wait": {"event": "com.acme.shipped", "subject": "/steps/book/answer/id"}},
+    )
+
+    def later(book: Book, instance_id: str) -> None:
+        def record() -> None:
+            time.sleep(0.3)
+            with store.transaction() as cursor:  # another order's first, then this one's
+                for subject in ("W4", "W5"):
+                    data = {"orderId": subject, "carrier": "UPS"}
+                    event = new_event("com.acme.shipped", "/wh", subject, data, "ship", "E1", "c-9")
+                    EventLog(store).record_in(cursor, [event])
+
+        threading.Thread(target=record, daemon=True).start()
+
+    ended = run(store, fake, spec, {}, later)
+    assert ended.state == "completed", ended.reason
+    assert ended.result["shipped"] == {"orderId": "W5", "carrier": "UPS"}
+    [waited] = [call for call in Book(store).calls(ended.id) if call.call == "shipped"]
+    assert waited.state == "done" and waited.entity == "E1"
+
+
+def test_a_wait_that_times_out_takes_back_what_was_done(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(runner_module, "WAIT_POLL", 0.05)
+    fake = Fake(write=ok({"id": "W6"}, 201), undo=ok({"undone": True}))
+    spec = process(
+        {
+            "name": "book",
+            "call": "write",
+            "entity": "=E1",
+            "compensate": {"call": "undo", "entity": "=E1", "params": {"id": "=W6"}},
+        },
+        {"name": "shipped", "wait": {"event": "com.acme.shipped", "subject": "=W6", "timeout_seconds": 0.2}},
+    )
+    ended = run(store, fake, spec, {})
+    assert ended.state == "compensated" and "no com.acme.shipped about W6 within 0.2 s" in ended.reason
+    assert fake.routes() == Counter({"write": 1, "undo": 1})
+    collect(store)  # a timeout is a failure a person hears of, even taken back
+    [item] = Inbox(store).page(kind="process_failed")
+    assert item.key == ended.id and "within 0.2 s" in item.error
+
+
+def test_a_step_either_calls_or_waits() -> None:
+    with pytest.raises(ValueError, match="either calls a route or waits"):
+        process({"name": "both", "call": "write", "wait": {"event": "x"}})
+    with pytest.raises(ValueError, match="either calls a route or waits"):
+        process({"name": "neither"})
