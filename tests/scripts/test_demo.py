@@ -340,6 +340,13 @@ def test_the_demos_console_and_report_in_chromium(demo: tuple[Path, str], browse
         page.locator("#fields").filter(has_text="/available").wait_for()
         page.locator("#charts figure svg").first.focus()  # a minute's values read out under the chart
         page.locator("#cell").screenshot(path=str(shots / "console-mismatches.png"))
+        booked = page.locator("#processes tbody tr", has_text="completed").locator("button")
+        booked.click()  # the group order's timeline: the terms, three entities' stock at once, the booking
+        page.locator("#process-timeline svg rect").first.wait_for()
+        assert page.locator("#process-timeline svg rect").count() == 5
+        told = page.locator("#process-timeline svg").get_attribute("aria-label") or ""
+        assert "completed" in told and "book done by legacy" in told, told  # what a screen reader hears
+        page.locator('section[aria-labelledby="processes-title"]').screenshot(path=str(shots / "console-process.png"))
         page.goto((folder / "report.html").as_uri())
         page.locator("#graph-box").screenshot(path=str(shots / "report-graph.png"))
         roadmap = page.locator("section").filter(has=page.locator("h2", has_text="Roadmap: wrap"))
@@ -350,7 +357,7 @@ def test_the_demos_console_and_report_in_chromium(demo: tuple[Path, str], browse
     finally:
         gateway.terminate()
         gateway.wait(30)
-    for name in ("console", "console-slos", "console-mismatches", "report-graph", "report-roadmap"):
+    for name in ("console", "console-slos", "console-mismatches", "console-process", "report-graph", "report-roadmap"):
         assert (shots / f"{name}.png").stat().st_size > 5_000, name
 
 
