@@ -326,8 +326,7 @@ def build_app(settings: Settings) -> web.Application:
                 scheduled, app[CUTOVER].store, settings.store, settings.routes, settings.webhook
             )
             app.cleanup_ctx.append(_reconcile_lifecycle)
-    if declared.processes:
-        process_api.build(app, declared.processes, routes)
+    process_api.build(app, declared.processes, routes)  # none yet: a reload may declare the first
     if settings.store and settings.admin_key:
         app[ADMIN_KEY] = settings.admin_key
         add_admin_routes(app)

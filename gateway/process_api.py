@@ -235,7 +235,7 @@ async def _resume(app: web.Application, runner: Runner) -> None:
     await asyncio.sleep(RESUME_SECONDS)
     while True:
         try:
-            if app[SETTINGS].listen is not None:
+            if app[SETTINGS].listen is not None and runner.processes:
                 await runner.resume_stale()
         except Exception as exc:  # the store away for a moment: the next round may do
             log.warning("process instances not resumed now: %s", exc)

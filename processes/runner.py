@@ -88,6 +88,7 @@ class Settled:
     answer: Any
     served_by: str | None
     reason: str
+    entity: str | None = None  # a wait's: the entity of the event that came
 
 
 @dataclass
@@ -279,7 +280,7 @@ class Runner:
                 if waited.state != "done":
                     raise Ended("failed", 504, f"{step.name}: {waited.reason}")
                 run.finished.append(step)
-                run.document["steps"][step.name] = {"entity": waited.served_by, "answer": waited.answer}
+                run.document["steps"][step.name] = {"entity": waited.entity, "answer": waited.answer}
                 if step.refuse is not None and step.refuse.holds(run.document, run.document):
                     raise Ended("refused", 422, f"{step.name}: {step.refuse.reason}")
                 continue
@@ -362,7 +363,7 @@ class Runner:
         assert step.wait is not None
         found = run.done.get(step.name)
         if found is not None and found.state != "waiting":
-            return Settled(found.state, found.status, found.answer, found.entity or None, found.reason)
+            return Settled(found.state, found.status, found.answer, None, found.reason, found.entity or None)
         wait, instance = step.wait, run.instance
         try:
             subject = None if wait.subject is None else str(value_of(wait.subject, run.document))
@@ -376,7 +377,7 @@ class Runner:
             if arrived is not None:
                 data, entity = arrived
                 await self.commit(self.book.waited_in, instance.id, step.name, "done", data, entity, "")
-                return Settled("done", None, data, entity, "")
+                return Settled("done", None, data, None, "", entity)
             left = began + wait.timeout_seconds - time.time()
             if left <= 0:
                 about = f" about {subject}" if subject else ""

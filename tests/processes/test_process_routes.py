@@ -357,3 +357,20 @@ def test_an_instance_in_doubt_waits_in_the_inbox_for_its_owner_and_the_cli_shows
         store.close()
     admin = requests.get(f"{gateway.url}/admin/processes/{instance_id}", headers={"X-Admin-Key": "x"}, timeout=10)
     assert admin.status_code in (401, 403, 404)  # no admin key on this gateway: never an open door
+
+
+def test_a_process_declared_while_the_gateway_runs_is_served_without_a_restart(erp: Erp, tmp_path: Path) -> None:
+    text = routes(erp.url)
+    only_routes = text.split("processes:\n", 1)[0]
+    with running_gateway(tmp_path, only_routes, store=str(tmp_path / "store.db")) as gateway:
+        url = f"{gateway.url}/v1/group-orders"
+        assert requests.post(url, json=order("GO-10"), headers=gateway.headers(), timeout=10).status_code == 404
+        (gateway.routes / "orders.yaml").write_text(text)  # the reloader reads the folder every second
+
+        def served() -> bool:
+            return requests.post(url, json=order("GO-10"), headers=gateway.headers(), timeout=30).status_code != 404
+
+        deadline = time.monotonic() + 20
+        while not served() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert erp.bookings == Counter({"GO-10": 1})
