@@ -31,6 +31,13 @@ cutover_app = typer.Typer(
 console = Console()
 errors = Console(stderr=True)
 
+
+def fail(message: str) -> typer.Exit:
+    """Say what went wrong on stderr (markup in it shown as is); the exit to raise, code 2."""
+    errors.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+    return typer.Exit(2)
+
+
 Store = Annotated[str, typer.Option(envvar="BANYAN_STORE", help="the cutover store: SQLite file or postgresql://…")]
 Routes = Annotated[Path, typer.Option(help="folder of route specs (*.yaml)")]
 Json = Annotated[bool, typer.Option("--json", help="print JSON for scripts")]

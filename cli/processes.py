@@ -12,7 +12,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from cli.cutover import Json, Store, console, errors
+from cli.cutover import Json, Store, console, fail
 from cutover.store import StoreError, open_store
 from processes.book import Book
 
@@ -30,16 +30,11 @@ STATE_COLOURS = {
 }
 
 
-def _fail(message: str) -> typer.Exit:
-    errors.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
-    return typer.Exit(2)
-
-
 def _book(store: str) -> Book:
     try:
         return Book(open_store(store, create=False))
     except StoreError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
 
 
 def _coloured(state: str) -> str:
@@ -64,7 +59,7 @@ def processes_list(
     try:
         found = book.page(process, state, limit)
     except StoreError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     finally:
         book.store.close()
     if as_json:
@@ -104,11 +99,11 @@ def processes_show(
         found = book.get(instance)
         calls = book.calls(instance) if found is not None else []
     except StoreError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     finally:
         book.store.close()
     if found is None:
-        raise _fail(f"no process instance {instance}")
+        raise fail(f"no process instance {instance}")
     if as_json:
         print(json.dumps({**found.as_dict(), "request": found.request, "calls": [c.as_dict() for c in calls]}))
         return

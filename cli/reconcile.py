@@ -17,7 +17,7 @@ from rich.markup import escape
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from cli.cutover import Actor, Json, Reason, Routes, Store, actor_name, console, errors, open_engine
+from cli.cutover import Actor, Json, Reason, Routes, Store, actor_name, console, errors, fail, open_engine
 from cutover.engine import CutoverError
 from cutover.store import StoreError, open_store
 from reconcile.repair import plan, repair
@@ -33,22 +33,17 @@ reconcile_app = typer.Typer(
 STATE_COLOURS = {"done": "green", "running": "yellow", "failed": "red"}
 
 
-def _fail(message: str) -> typer.Exit:
-    errors.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
-    return typer.Exit(2)
-
-
 def _spec(routes: Path, name: str) -> tuple[Reconciliation, list[Route]]:
     """The reconciliation named, and the folder's routes (a source may read through one)."""
     try:
         folder = load_folder(routes)
     except RouteError as exc:
-        raise _fail("; ".join(exc.problems)) from None
+        raise fail("; ".join(exc.problems)) from None
     declared = folder.reconciliations
     found = next((spec for spec in declared if spec.name == name), None)
     if found is None:
         known = ", ".join(spec.name for spec in declared) or "none"
-        raise _fail(f"no reconciliation {name!r} in {routes} (declared: {known})")
+        raise fail(f"no reconciliation {name!r} in {routes} (declared: {known})")
     return found, folder.routes
 
 
@@ -56,7 +51,7 @@ def _runs(store: str) -> Runs:
     try:
         return Runs(open_store(store, create=False))
     except StoreError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
 
 
 @reconcile_app.command("run")
@@ -74,11 +69,11 @@ def reconcile_run(
     """
     spec, declared = _spec(routes, name)
     if spec.entities and entity not in spec.entities:
-        raise _fail(f"{name} runs for {', '.join(spec.entities)}, not {entity}")
+        raise fail(f"{name} runs for {', '.join(spec.entities)}, not {entity}")
     try:
         opened = open_store(store)
     except StoreError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     try:
         reconciler = Reconciler(spec, opened, routes=declared, base=routes)
         columns = (
@@ -186,7 +181,7 @@ def reconcile_show(
     runs = _runs(store)
     row = runs.get(run)
     if row is None:
-        raise _fail(f"no run {run}")
+        raise fail(f"no run {run}")
     found = {kind: runs.found(run, kind, limit) for kind in ("differs", "only_legacy", "only_cloud")}
     if as_json:
         keys = {kind: [{"key": key, **detail} for _, key, detail in items] for kind, items in found.items()}
@@ -224,7 +219,7 @@ def reconcile_export(
     """
     runs = _runs(store)
     if runs.get(run) is None:
-        raise _fail(f"no run {run}")
+        raise fail(f"no run {run}")
     handle = output.open("w", newline="", encoding="utf-8") if output else sys.stdout
     try:
         writer = csv.writer(handle)
@@ -266,16 +261,16 @@ def reconcile_repair(
     Example: banyan reconcile repair 12 --to cloud --reason "CHG-510 backfill" --store cutover.db
     """
     if to not in ("cloud", "legacy"):
-        raise _fail(f"--to is cloud or legacy, not {to!r}")
+        raise fail(f"--to is cloud or legacy, not {to!r}")
     runs = _runs(store)
     row = runs.get(run)
     if row is None:
-        raise _fail(f"no run {run}")
+        raise fail(f"no run {run}")
     if row.state != "done":
-        raise _fail(f"run {run} is {row.state}: repair from a finished run (run it again)")
+        raise fail(f"run {run} is {row.state}: repair from a finished run (run it again)")
     spec, _ = _spec(routes, row.name)
     if spec.repair is None:
-        raise _fail(f"{spec.name} names no repair route: add repair: {{route: …}} to it in {routes}")
+        raise fail(f"{spec.name} names no repair route: add repair: {{route: …}} to it in {routes}")
     if dry_run:
         planned, unmappable = plan(spec, runs.store, run, row.entity, to)
         if as_json:
@@ -294,7 +289,7 @@ def reconcile_repair(
     try:
         rung = engine.rule(spec.repair.route, row.entity).rung
     except CutoverError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     done = repair(spec, runs.store, run, row.entity, to, rung, actor_name(actor), reason)
     if as_json:
         print(json.dumps({"sent": len(done.sent), "already": len(done.already), "unmappable": done.unmappable}))

@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
 
+from aiohttp import web
 from jsonschema import Draft202012Validator, ValidationError, validators
 from jsonschema.protocols import Validator
 
@@ -94,3 +95,26 @@ def schema_validator(schema: dict[str, Any]) -> Validator:
     """A JSON Schema 2020-12 validator whose patterns read as JSON Schema says, not as Python does."""
     validator: Validator = StrictValidator(schema)
     return validator
+
+
+async def json_body(request: web.Request, validator: Validator | None) -> Any:
+    """A POST, PUT or PATCH body as JSON (an empty one is {}; None for other methods), checked
+    against `validator` when there is one: 415, 400 or 422 naming what is wrong."""
+    if request.method not in ("POST", "PUT", "PATCH"):
+        return None
+    raw = await request.read()
+    if not raw:
+        body: Any = {}
+    else:
+        if request.content_type not in ("application/json", "application/merge-patch+json"):
+            raise Problem(415, "Unsupported media type", "send application/json")
+        body = parse_json(raw)
+    if validator is not None:
+        try:
+            errors = sorted(validator.iter_errors(body), key=lambda e: list(e.absolute_path))
+        except RecursionError:
+            raise Problem(400, "Malformed JSON", "the document nests too deeply") from None
+        if errors:
+            listed = [f"/{'/'.join(str(p) for p in e.absolute_path)}: {e.message}" for e in errors[:20]]
+            raise Problem(422, "Request does not match the schema", "see errors", errors=listed)
+    return body

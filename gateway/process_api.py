@@ -28,7 +28,7 @@ from aiohttp import web
 
 from cutover.runtime import in_thread
 from gateway.consumers import Consumer
-from gateway.inputs import parse_json, schema_validator
+from gateway.inputs import json_body, schema_validator
 from gateway.policies import CONSUMER, ON_BEHALF_HEADER, SPAN, STEP_HEADER, authenticate, correlation_id
 from gateway.problems import Problem
 from gateway.state import CUTOVER, EVENT_LOG, SETTINGS
@@ -131,6 +131,9 @@ class Loopback:
 
 
 def _request_document(body: Any, params: dict[str, str]) -> Any:
+    """/request: the body's fields and the path's parameters (a body that is no object is /request/body)."""
+    if body is None:
+        return dict(params)
     return {**body, **params} if isinstance(body, dict) else {"body": body, **params}
 
 
@@ -140,15 +143,7 @@ async def start(request: web.Request, served: Served, params: dict[str, str]) ->
     process = served.process
     if runner is None:
         raise Problem(404, "No such endpoint", f"process {process.name} runs only on a gateway with a store")
-    raw = await request.read()
-    if raw and request.content_type not in ("application/json", "application/merge-patch+json"):
-        raise Problem(415, "Unsupported media type", "send application/json")
-    body = parse_json(raw) if raw else {}
-    if served.validator is not None:
-        errors = sorted(served.validator.iter_errors(body), key=lambda e: list(e.absolute_path))
-        if errors:
-            listed = [f"/{'/'.join(str(p) for p in e.absolute_path)}: {e.message}" for e in errors[:20]]
-            raise Problem(422, "Request does not match the schema", "see errors", errors=listed)
+    body = await json_body(request, served.validator)
     consumer: Consumer | None = request.get(CONSUMER)
     instance_id = await runner.start(
         process,

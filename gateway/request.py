@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
@@ -15,7 +16,7 @@ from gateway.accepted import accept
 from gateway.calls import Context, serve
 from gateway.consumers import Consumer
 from gateway.idempotency import OUTCOME, idempotent
-from gateway.inputs import forwardable, parse_json
+from gateway.inputs import forwardable, json_body
 from gateway.judging import compare_answers, compare_envelopes
 from gateway.ownership import owned
 from gateway.policies import CONSUMER, ENTITY, RETIRING, ROUTE_NAME, SOAP, SPAN, STEP, correlation_id
@@ -68,45 +69,42 @@ async def handle(request: web.Request) -> web.StreamResponse:
     consumer = policies.authenticate(settings.consumers, request, settings.step_token)
     if compiled.retiring is not None:
         retired(request, compiled, consumer, params)
-    policies.scope(consumer, route.name, request.get(STEP, False))
-    await policies.rate_limit(request, app[LIMITER], consumer, route.name)
-    policies.body_size(request, settings.max_body)
-    started, status = time.perf_counter(), 500
-    try:
-        handler = passthrough if route.passthrough is not None else managed
-        if route.writes:
-            response = await idempotent(request, app[IDEMPOTENCY], consumer, lambda: handler(request))
-        else:
-            response = await handler(request)
-        status = response.status
-        return response
-    except Problem as exc:
-        status = exc.status
-        raise
-    finally:
-        app[METRICS].answered(route.name, request.get(ENTITY) or "", status, time.perf_counter() - started)
+    handler = passthrough if route.passthrough is not None else managed
+    return await _admitted(request, consumer, route.name, route.writes, lambda: handler(request))
 
 
 async def process(request: web.Request, served: Served, params: dict[str, str]) -> web.StreamResponse:
     """A call to a process route: the consumer's key, scope and limits as for any route, then an
     instance started once per Idempotency-Key (gateway/process_api.py)."""
-    app, name = request.app, served.process.name
+    settings, name = request.app[SETTINGS], served.process.name
     request[ROUTE_NAME] = name
-    settings = app[SETTINGS]
     consumer = policies.authenticate(settings.consumers, request, settings.step_token)
+    return await _admitted(request, consumer, name, True, lambda: start_process(request, served, params))
+
+
+async def _admitted(
+    request: web.Request,
+    consumer: Consumer | None,
+    name: str,
+    writes: bool,
+    handler: Callable[[], Awaitable[web.StreamResponse]],
+) -> web.StreamResponse:
+    """The consumer's scope, rate limit and body size for route (or process) `name`, then the
+    handler — a write once per Idempotency-Key — counted with its status and time."""
+    app, settings = request.app, request.app[SETTINGS]
     policies.scope(consumer, name, request.get(STEP, False))
     await policies.rate_limit(request, app[LIMITER], consumer, name)
     policies.body_size(request, settings.max_body)
     started, status = time.perf_counter(), 500
     try:
-        response = await idempotent(request, app[IDEMPOTENCY], consumer, lambda: start_process(request, served, params))
+        response = await (idempotent(request, app[IDEMPOTENCY], consumer, handler) if writes else handler())
         status = response.status
         return response
     except Problem as exc:
         status = exc.status
         raise
     finally:
-        app[METRICS].answered(name, "", status, time.perf_counter() - started)
+        app[METRICS].answered(name, request.get(ENTITY) or "", status, time.perf_counter() - started)
 
 
 def retired(request: web.Request, compiled: Compiled, consumer: Consumer | None, params: dict[str, str]) -> None:
@@ -141,33 +139,12 @@ def _value(source: Any, request: web.Request, params: dict[str, str], body: Any)
     return None
 
 
-async def _json_body(request: web.Request, compiled: Compiled) -> Any:
-    if request.method not in ("POST", "PUT", "PATCH"):
-        return None
-    raw = await request.read()
-    if not raw:
-        body: Any = {}
-    else:
-        if request.content_type not in ("application/json", "application/merge-patch+json"):
-            raise Problem(415, "Unsupported media type", "send application/json")
-        body = parse_json(raw)
-    if compiled.validator is not None:
-        try:
-            errors = sorted(compiled.validator.iter_errors(body), key=lambda e: list(e.absolute_path))
-        except RecursionError:
-            raise Problem(400, "Malformed JSON", "the document nests too deeply") from None
-        if errors:
-            listed = [f"/{'/'.join(str(p) for p in e.absolute_path)}: {e.message}" for e in errors[:20]]
-            raise Problem(422, "Request does not match the schema", "see errors", errors=listed)
-    return body
-
-
 async def managed(request: web.Request) -> web.StreamResponse:
     started = time.perf_counter()
     compiled: Compiled = request[ROUTE]
     route = compiled.route
     params: dict[str, str] = request[PARAMS]
-    body = await _json_body(request, compiled)
+    body = await json_body(request, compiled.validator)
     entity = _value(route.entity, request, params, body)
     key = _value(route.key, request, params, body)
     request[ENTITY] = compiled.label(entity)

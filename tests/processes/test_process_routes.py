@@ -374,3 +374,19 @@ def test_a_process_declared_while_the_gateway_runs_is_served_without_a_restart(e
         while not served() and time.monotonic() < deadline:
             time.sleep(0.2)
         assert erp.bookings == Counter({"GO-10": 1})
+
+
+def test_a_body_that_breaks_the_processes_schema_is_refused_before_any_step(gateway: Gateway, erp: Erp) -> None:
+    url = f"{gateway.url}/v1/group-orders"
+    wrong = requests.post(url, json={"orderNumber": "GO-11", "qty": 0}, headers=gateway.headers(), timeout=10)
+    assert wrong.status_code == 422 and any("customer" in e for e in wrong.json()["errors"])
+    text = requests.post(url, data="orderNumber=GO-11", headers=gateway.headers(), timeout=10)
+    assert text.status_code == 415
+    deep = requests.post(
+        url,
+        data="[" * 20_000 + "]" * 20_000,
+        headers=gateway.headers(**{"Content-Type": "application/json"}),
+        timeout=10,
+    )
+    assert deep.status_code == 400
+    assert not erp.bookings and not Book(open_store(str(gateway.app[SETTINGS].store))).page("group-order")
