@@ -47,17 +47,17 @@ def collect(store: Store, folder: RouteFile | None = None) -> Synced:
     """Sync the inbox with every kind of trouble; owners and tiers from the route files."""
     inbox = Inbox(store)
     total = Synced()
-    for kinds, found in (
-        (OUTBOX_KINDS, _outbox(store)),
-        (FILE_KINDS, _files(store)),
-        (("batch_failed",), _batches(store, folder)),
-        (("step_down",), _step_downs(store)),
-        (("slo_burn",), _burns(store)),
-        (("contract_broken",), _contracts(store)),
-        (RUN_KINDS, _runs(store, folder)),
-        (PROCESS_KINDS, _processes(store)),
+    for kinds, find in (
+        (OUTBOX_KINDS, lambda: _outbox(store)),
+        (FILE_KINDS, lambda: _files(store)),
+        (("batch_failed",), lambda: _batches(store, folder)),
+        (("step_down",), lambda: _step_downs(store)),
+        (("slo_burn",), lambda: _burns(store)),
+        (("contract_broken",), lambda: _contracts(store)),
+        (RUN_KINDS, lambda: _runs(store, folder)),
+        (PROCESS_KINDS, lambda: _processes(store)),
     ):
-        done = inbox.sync(kinds, found)
+        done = inbox.sync(kinds, find)
         total.opened += done.opened
         total.reopened += done.reopened
         total.repeated += done.repeated

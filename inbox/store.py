@@ -21,7 +21,7 @@ from __future__ import annotations
 import contextlib
 import json
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -230,13 +230,17 @@ class Inbox:
         self.store = store
 
     # -- what the collectors found ------------------------------------------------------------
-    def sync(self, kinds: Iterable[str], found: list[Failure], now: float | None = None) -> Synced:
+    def sync(self, kinds: Iterable[str], find: Callable[[], list[Failure]], now: float | None = None) -> Synced:
         """The inbox brought in line with what is failing now for `kinds`: each failure opened,
-        counted or reopened; each exception of those kinds no longer failing resolved."""
+        counted or reopened; each exception of those kinds no longer failing resolved.
+
+        The inbox's rows are read before `find` reads the failures: an exception another gateway
+        opened after this sync's read of the failures is then not among the rows it may resolve."""
         moment = time.time() if now is None else now
         kinds = tuple(kinds)
         done = Synced()
         known = {(row.kind, row.fold): row for row in self._rows(kinds)}
+        found = find()
         fresh = [failure for failure in found if (failure.kind, failure.fold) not in known]
         for start in range(0, len(fresh), 500):  # a transaction for 500 new ones: an end-of-month surge is quick
             done.opened += self._open(fresh[start : start + 500], moment)

@@ -31,6 +31,7 @@ class Watch:
     def __init__(self, store: Store, folder: RouteFile, interval: float = INTERVAL) -> None:
         self.store, self.folder, self.interval = store, folder, interval
         self.counts: list[tuple[str, str, str, int, float]] = []  # (kind, entity, owner, open, oldest created)
+        self.counted = 0.0  # when they were read (monotonic)
         self.fresh_until = 0.0  # the admin API shows these counts until the next sync is due
         self.shown: set[tuple[str, str, str]] = set()  # the gauges set at the last scrape
 
@@ -50,7 +51,10 @@ class Watch:
     def once(self, now: float | None = None) -> None:
         collect(self.store, self.folder)
         inbox = Inbox(self.store)
-        self.counts = inbox.counts()
+        read = time.monotonic()
+        counts = inbox.counts()
+        if read >= self.counted:  # a sync that read earlier and ended later keeps the newer counts
+            self.counts, self.counted = counts, read
         self.alert(inbox, now)
 
     def alert(self, inbox: Inbox, now: float | None = None) -> int:

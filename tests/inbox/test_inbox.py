@@ -70,23 +70,39 @@ def failure(n: int, failed: float = 1000.0, source: str | None = None) -> Failur
 @LEAP_NIGHT
 def test_sync_opens_folds_resolves_and_reopens(store: Store) -> None:
     inbox = Inbox(store)
-    done = inbox.sync(["slo_burn"], [failure(1), failure(2)], now=2000.0)
+    done = inbox.sync(["slo_burn"], lambda: [failure(1), failure(2)], now=2000.0)
     assert len(done.opened) == 2
-    assert inbox.sync(["slo_burn"], [failure(1), failure(2)], now=2001.0).opened == []  # nothing new: nothing done
-    again = inbox.sync(["slo_burn"], [failure(1, 3000.0, "slo:1b"), failure(2)], now=3001.0)
+    assert inbox.sync(["slo_burn"], lambda: [failure(1), failure(2)], now=2001.0).opened == []  # nothing new: nothing done
+    again = inbox.sync(["slo_burn"], lambda: [failure(1, 3000.0, "slo:1b"), failure(2)], now=3001.0)
     assert again.repeated == 1
     [first] = [item for item in inbox.page() if item.fold == "r|E|1"]
     assert first.count == 2 and first.source == "slo:1b"
-    gone = inbox.sync(["slo_burn"], [failure(1, 3000.0, "slo:1b")], now=3002.0)  # 2 burns no more
+    gone = inbox.sync(["slo_burn"], lambda: [failure(1, 3000.0, "slo:1b")], now=3002.0)  # 2 burns no more
     assert gone.resolved == 1 and [item.fold for item in inbox.page()] == ["r|E|1"]
     second = next(item for item in inbox.page(resolved=True) if item.fold == "r|E|2")
     assert second.state == "resolved" and [entry.action for entry in inbox.history(second.id)] == ["opened", "resolved"]
-    back = inbox.sync(["slo_burn"], [failure(1, 3000.0, "slo:1b"), failure(2, time.time() + 5)])
+    back = inbox.sync(["slo_burn"], lambda: [failure(1, 3000.0, "slo:1b"), failure(2, time.time() + 5)])
     assert back.reopened == [second.id]
     reopened = inbox.get(second.id)
     assert reopened is not None and reopened.state == "open" and reopened.count == 2
     assert [entry.action for entry in inbox.history(second.id)] == ["opened", "resolved", "reopened"]
-    assert inbox.sync(["outbox_dead"], []).resolved == 0  # a kind's sync never touches another kind
+    assert inbox.sync(["outbox_dead"], lambda: []).resolved == 0  # a kind's sync never touches another kind
+
+
+def test_a_sync_never_resolves_what_another_gateway_opened_after_it_read_the_failures(store: Store) -> None:
+    mine, theirs = Inbox(store), Inbox(store)
+
+    def read_before_the_failure() -> list[Failure]:
+        # this gateway's read of the failing rows came before the message died; meanwhile the other
+        # gateway, which read after, opened the exception
+        theirs.sync(["slo_burn"], lambda: [failure(1)])
+        return []
+
+    done = mine.sync(["slo_burn"], read_before_the_failure)
+    assert done.resolved == 0
+    [item] = mine.page()
+    assert item.state == "open" and [entry.action for entry in mine.history(item.id)] == ["opened"]
+    assert mine.sync(["slo_burn"], lambda: []).resolved == 1  # read after it: no longer failing
 
 
 @LEAP_NIGHT
@@ -130,7 +146,7 @@ def test_owner_comes_from_the_item_then_its_file_then_the_entity(tmp_path: Path)
 @LEAP_NIGHT
 def test_people_assign_snooze_comment_and_resolve_and_pruning_keeps_open_ones(store: Store) -> None:
     inbox = Inbox(store)
-    inbox.sync(["slo_burn"], [failure(1), failure(2)], now=1000.0)
+    inbox.sync(["slo_burn"], lambda: [failure(1), failure(2)], now=1000.0)
     one, two = inbox.page()
     desk = Desk(store, RouteFile())
     desk.assign(one.id, "bo", "ana")
