@@ -72,7 +72,8 @@ def test_sync_opens_folds_resolves_and_reopens(store: Store) -> None:
     inbox = Inbox(store)
     done = inbox.sync(["slo_burn"], lambda: [failure(1), failure(2)], now=2000.0)
     assert len(done.opened) == 2
-    assert inbox.sync(["slo_burn"], lambda: [failure(1), failure(2)], now=2001.0).opened == []  # nothing new: nothing done
+    same = inbox.sync(["slo_burn"], lambda: [failure(1), failure(2)], now=2001.0)
+    assert same.opened == []  # nothing new: nothing done
     again = inbox.sync(["slo_burn"], lambda: [failure(1, 3000.0, "slo:1b"), failure(2)], now=3001.0)
     assert again.repeated == 1
     [first] = [item for item in inbox.page() if item.fold == "r|E|1"]
