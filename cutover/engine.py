@@ -19,10 +19,11 @@ from typing import Any
 from pydantic import BaseModel
 
 from cutover.decide import LADDER, Mode, Rule, Side, previous_mode
-from cutover.gates import Counters, Gate, Guardrail, Judgement, Reconciled, Verdict, crossed, judge
+from cutover.gates import Approval, Counters, Gate, Guardrail, Judgement, Reconciled, Verdict, crossed, judge
 from cutover.outbox import Outbox
+from cutover.scopes import Person, persons
 from cutover.slos import Objective
-from cutover.store import AuditEvent, Store, minute
+from cutover.store import AuditEvent, Change, Scheduled, Store, minute
 from cutover.webhook import post as post_webhook
 
 log = logging.getLogger("banyan.cutover")
@@ -56,6 +57,7 @@ class RouteInfo:
     slos: tuple[Objective, ...] = ()  # its business SLOs: their fast burns are told to the webhook
     kind: str = "route"  # or "flow": files on the same ladder
     owner: str = ""  # the team that answers for it, named in every alert
+    tags: tuple[str, ...] = ()  # its groups: a person's scope may name them (tag:orders)
 
 
 @dataclass(frozen=True)
@@ -74,11 +76,13 @@ class Status:
     alert: AuditEvent | None = None  # the guardrail's crossing on this rung (shadow, dual_write), until it clears
     copies_paused: AuditEvent | None = None  # the guardrail holds the cloud's copies, until resumed
     kind: str = "route"  # or "flow"
+    needs: str | None = None  # why a promotion needs a second person's approval (cutover/changes.py)
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "route": self.route,
             "kind": self.kind,
+            "needs_approval": self.needs,
             "entity": self.entity,
             "mode": self.rule.mode.value,
             "percent": self.rule.percent,
@@ -137,7 +141,7 @@ def _rung_name(step: tuple[Mode, float] | None) -> str | None:
     return f"canary {percent:g} %" if mode is Mode.canary else mode.value
 
 
-def _require_reason(reason: str) -> None:
+def require_reason(reason: str) -> None:
     if not reason.strip():
         raise CutoverError("every change needs a reason (--reason): it is kept in the audit log")
 
@@ -157,9 +161,25 @@ def _shown(value: Any) -> str:
     return f"{value:g}" if isinstance(value, int | float) else str(value)
 
 
-def _parse_time(text: str) -> datetime:
+def parse_time(text: str) -> datetime:
     moment = datetime.fromisoformat(text)
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def needs_approval(approval: Approval | None, current: Rule, target: Mode, percent: float, forced: bool) -> str | None:
+    """Why the step from `current` to `target` needs a second person, in words; None if it does not."""
+    if approval is None:
+        return None
+    up = (LADDER.index(target), percent) > (LADDER.index(current.mode), current.percent)
+    if not up:
+        return None
+    if forced and approval.forced:
+        return "a step forced past the gate"
+    if target.value in approval.into:
+        return f"the step into {target.value}"
+    if target is Mode.canary and percent > approval.canary_above:
+        return f"the step into canary above {approval.canary_above:g} %"
+    return None
 
 
 class Engine:
@@ -183,7 +203,7 @@ class Engine:
             raise BadRequest(f"unknown route {route!r}: known routes are {', '.join(sorted(self.routes))}")
         return self.routes[route]
 
-    def _entity(self, entity: str, info: RouteInfo | None = None) -> str:
+    def check_entity(self, entity: str, info: RouteInfo | None = None) -> str:
         if entity != "*" and self.entities is not None and entity not in self.entities:
             raise BadRequest(f"unknown legal entity {entity!r}: known entities are {', '.join(self.entities)}")
         if entity != "*" and info is not None and info.entities and entity not in info.entities:
@@ -242,7 +262,7 @@ class Engine:
                 return Judgement(Verdict.inconclusive, reasons, counters.as_dict())
             return Judgement(Verdict.successful, ["shadow risks nothing: the cloud only listens"], counters.as_dict())
         since = rule.since
-        minutes = (datetime.now(UTC) - _parse_time(since)).total_seconds() / 60 if since else float("inf")
+        minutes = (datetime.now(UTC) - parse_time(since)).total_seconds() / 60 if since else float("inf")
         judgement = judge(counters, info.gate, minutes)
         if note and judgement.verdict is not Verdict.failed:
             judgement = Judgement(Verdict.inconclusive, [*judgement.reasons, note], judgement.evidence)
@@ -275,7 +295,7 @@ class Engine:
             reason, verdict = f"no run of reconciliation {name} for {entity} yet (banyan reconcile run)", None
         else:
             run, state, finished, drift = found
-            hours = (datetime.now(UTC) - _parse_time(finished)).total_seconds() / 3600 if finished else float("inf")
+            hours = (datetime.now(UTC) - parse_time(finished)).total_seconds() / 3600 if finished else float("inf")
             if state != "done":
                 reason, verdict = f"reconciliation {name}'s last run ({run}) failed: run it again", None
             elif hours > wanted.max_age_hours:
@@ -357,6 +377,9 @@ class Engine:
             }
             pair = (route_name, entity_name)
             alert = alerts.get(pair)
+            step = self.next_rung(rule)
+            forced = judged is not None and judged.verdict is not Verdict.successful
+            needs = needs_approval(info.gate.approval, rule, *step, forced=forced) if step else None
             rows.append(
                 Status(
                     route_name,
@@ -364,7 +387,7 @@ class Engine:
                     rule,
                     window,
                     judged,
-                    _rung_name(self.next_rung(rule)),
+                    _rung_name(step),
                     downs.get(pair),
                     self.settings_from.get(route_name, THIS_PROCESS),
                     info.gate,
@@ -373,6 +396,7 @@ class Engine:
                     alert if alert is not None and alert.evidence.get("rung") == rule.rung else None,
                     paused.get(pair),
                     info.kind,
+                    needs,
                 )
             )
         return rows
@@ -385,17 +409,17 @@ class Engine:
         """A read names routes and entities as a change must: a typo is refused, not an empty table."""
         info = self.route(route) if route is not None else None
         if entity is not None:
-            self._entity(entity, info)
+            self.check_entity(entity, info)
 
     # -- changing -------------------------------------------------------------------------------
     def frozen(self, entity: str, at: datetime | None = None) -> str | None:
         moment = at or datetime.now(UTC)
         for freeze in self.store.freezes():
-            if freeze.entity in (entity, "*") and _parse_time(freeze.starts) <= moment < _parse_time(freeze.ends):
+            if freeze.entity in (entity, "*") and parse_time(freeze.starts) <= moment < parse_time(freeze.ends):
                 return f"{freeze.entity} is frozen until {freeze.ends}: {freeze.reason}"
         return None
 
-    def _sensible(self, info: RouteInfo, mode: Mode, percent: float) -> None:
+    def sensible(self, info: RouteInfo, mode: Mode, percent: float) -> None:
         if mode is not Mode.legacy and not info.has_cloud:
             raise CutoverError(f"route {info.name} has no cloud side: only legacy makes sense")
         if mode is Mode.shadow and info.writes:
@@ -421,19 +445,23 @@ class Engine:
         expected_version: int | None = None,
         at: datetime | None = None,
         acknowledge: bool = False,
+        change: Change | None = None,
+        then: Callable[[Any], None] | None = None,
     ) -> Rule:
         """Change one route × entity; refused (with nothing changed) unless it is sensible and allowed.
 
         A step up after a guardrail stepped the pair down is refused until someone acknowledges the
-        step down (`acknowledge`, with the reason saying why it is safe now, or `acknowledge()`)."""
+        step down (`acknowledge`, with the reason saying why it is safe now, or `acknowledge()`).
+        A step the gate's approval names is made only as an approved `change` (cutover/changes.py);
+        `then` runs in the rule's transaction."""
         info = self.route(route)
-        self._entity(entity, info)
-        _require_reason(reason)
+        self.check_entity(entity, info)
+        require_reason(reason)
         try:
             target = Mode(mode)
         except ValueError:
             raise BadRequest(f"unknown mode {mode!r}: use one of {', '.join(m.value for m in LADDER)}") from None
-        self._sensible(info, target, percent)
+        self.sensible(info, target, percent)
         frozen = self.frozen(entity, at)
         if frozen and kind != "guardrail":
             raise CutoverError(frozen)
@@ -451,7 +479,9 @@ class Engine:
             )
         judgement = self.verdict(route, entity)
         evidence: dict[str, Any] = judgement.evidence if judgement else {}
+        forced = False
         if up and kind != "guardrail" and (judgement is None or judgement.verdict is not Verdict.successful):
+            forced = True
             why = "; ".join(judgement.reasons) if judgement else "no evidence"
             if not force:
                 raise CutoverError(
@@ -459,6 +489,14 @@ class Engine:
                     "wait for evidence, or force the step with a reason"
                 )
             evidence = evidence | {"forced": True, "verdict": judgement.verdict.value if judgement else None}
+        needs = None if kind == "guardrail" else needs_approval(info.gate.approval, current, target, percent, forced)
+        if needs and change is None:
+            raise CutoverError(
+                f"{needs} of {route}/{entity} needs a second person's approval: propose it "
+                "(banyan cutover propose, or POST /admin/changes)"
+            )
+        if change is not None:
+            evidence = evidence | {"change": change.id, "proposed_by": change.proposed_by}
         if down is not None:
             self._record_acknowledgement(route, entity, down, reason, actor)
         new = Rule(route, entity, target, percent if target is Mode.canary else 0.0, current.pins | (pins or {}))
@@ -471,7 +509,7 @@ class Engine:
             "reason": reason,
             "evidence": evidence,
         }
-        return self.store.put_rule(new, version, actor, event)
+        return self.store.put_rule(new, version, actor, event, then)
 
     def next_rung(self, rule: Rule) -> tuple[Mode, float] | None:
         """Where a promotion from `rule` goes (the next canary step, or the next mode); None at the top."""
@@ -487,7 +525,7 @@ class Engine:
     def promote(
         self, route: str, entity: str, reason: str, actor: str, force: bool = False, acknowledge: bool = False
     ) -> Rule:
-        _require_reason(reason)
+        require_reason(reason)
         step = self.next_rung(self.rule(route, entity))
         if step is None:
             raise CutoverError(f"{route}/{entity} is already on the cloud")
@@ -498,8 +536,8 @@ class Engine:
 
     def acknowledge(self, route: str, entity: str, reason: str, actor: str) -> AuditEvent:
         """Say a person has seen the guardrail's step down of route × entity; returns that step down."""
-        self._entity(entity, self.route(route))
-        _require_reason(reason)
+        self.check_entity(entity, self.route(route))
+        require_reason(reason)
         down = self.step_downs().get((route, entity))
         if down is None:
             raise CutoverError(f"{route}/{entity}: no guardrail step down waits to be acknowledged")
@@ -519,7 +557,7 @@ class Engine:
         kind: str = "rollback",
         expected_version: int | None = None,
     ) -> Rule:
-        _require_reason(reason)
+        require_reason(reason)
         current = self.rule(route, entity)
         target = previous_mode(current.mode)
         if target is None:
@@ -537,14 +575,21 @@ class Engine:
         self, route: str, entity: str, mode: str, at: str, reason: str, actor: str, percent: float = 0.0
     ) -> int:
         info = self.route(route)
-        self._entity(entity, info)
-        _require_reason(reason)
+        self.check_entity(entity, info)
+        require_reason(reason)
         try:
-            self._sensible(info, Mode(mode), percent)
+            target = Mode(mode)
+            self.sensible(info, target, percent)
         except ValueError as exc:
             raise BadRequest(f"cannot schedule: {exc}") from None
+        needs = needs_approval(info.gate.approval, self.rule(route, entity), target, percent, forced=True)
+        if needs:  # a schedule applies whatever the gate says then: forced
+            raise CutoverError(
+                f"{needs} of {route}/{entity} needs a second person's approval: propose it with its time "
+                "(banyan cutover propose … --at …); once approved it is scheduled"
+            )
         try:
-            when = _parse_time(at)
+            when = parse_time(at)
         except ValueError:
             raise BadRequest(
                 f"cannot schedule: the time is ISO 8601, e.g. 2026-12-31T22:00:00+00:00, not {at!r}"
@@ -552,10 +597,10 @@ class Engine:
         return self.store.add_schedule(route, entity, mode, percent, when.isoformat(), reason, actor)
 
     def freeze(self, entity: str, starts: str, ends: str, reason: str, actor: str) -> None:
-        self._entity(entity)
-        _require_reason(reason)
+        self.check_entity(entity)
+        require_reason(reason)
         try:
-            start, end = _parse_time(starts), _parse_time(ends)
+            start, end = parse_time(starts), parse_time(ends)
         except ValueError as exc:
             raise BadRequest(f"times are ISO 8601, e.g. 2026-12-29T00:00:00+00:00: {exc}") from None
         if end <= start:
@@ -570,25 +615,17 @@ class Engine:
         """Apply due schedules and guardrails; returns what was done, for the log."""
         moment = now or datetime.now(UTC)
         done: list[str] = []
-        for item in self.store.schedules("pending"):
-            if _parse_time(item.at) > moment or item.route not in self.routes:
-                continue  # not due, or for a route or flow another process serves: it applies it
+        due = [item for item in self.store.schedules("pending") if parse_time(item.at) <= moment]
+        people = persons(self.store.consumers()) if due else {}
+        for item in due:
+            if item.route not in self.routes:
+                continue  # for a route or flow another process serves: it applies it
             frozen = self.frozen(item.entity, moment)
             if frozen:
                 self.store.mark_schedule(item.id, "pending", f"postponed: {frozen}")
                 continue
             try:
-                self.set(
-                    item.route,
-                    item.entity,
-                    item.mode,
-                    item.reason,
-                    item.actor,
-                    percent=item.percent,
-                    force=True,
-                    kind="schedule",
-                    at=moment,
-                )
+                self._apply_schedule(item, people.get(item.actor), moment)
                 self.store.mark_schedule(item.id, "applied", f"applied at {moment.isoformat()}")
                 done.append(f"schedule {item.id} applied")
             except (CutoverError, ValueError) as exc:
@@ -612,6 +649,35 @@ class Engine:
             if info.writes:
                 done += self._hold_copies(status, info, held)
         return done
+
+    def _apply_schedule(self, item: Scheduled, person: Person | None, moment: datetime) -> None:
+        """A due schedule, as its actor may make it now (their scope when it applies, not when it
+        was made), with the approval it carries, on the rule's version the approval was for."""
+        if person is not None:
+            info = self.routes[item.route]
+            refusal = person.refusal(item.route, item.entity, info.tags)
+            if refusal is not None:
+                raise CutoverError(f"{refusal}: the schedule is not applied")
+        change = self.store.change(item.change_id) if item.change_id is not None else None
+        if change is not None:
+            stored = self.store.rule(item.route, item.entity)
+            if (stored.version if stored else 0) != change.rule_version:
+                raise CutoverError(
+                    f"{item.route}/{item.entity} moved since change {change.id} was approved: propose it again"
+                )
+        self.set(
+            item.route,
+            item.entity,
+            item.mode,
+            item.reason,
+            item.actor,
+            percent=item.percent,
+            force=True,
+            kind="schedule",
+            at=moment,
+            expected_version=change.rule_version if change is not None else None,
+            change=change,
+        )
 
     # -- the guardrail --------------------------------------------------------------------------
     # It acts where the cloud reaches the business. Where the cloud answers consumers (canary,
@@ -668,7 +734,7 @@ class Engine:
             return []
         since = minute() - info.guardrail.window_minutes + 1
         if last is not None and last.kind == "resume_copies" and last.actor != "guardrail":
-            since = max(since, minute(_parse_time(last.at).timestamp()) + 1)
+            since = max(since, minute(parse_time(last.at).timestamp()) + 1)
         window = self.store.evidence(status.route, status.entity, status.rule.rung, since)
         errors = crossed(Counters(calls_cloud=window.calls_cloud, errors_cloud=window.errors_cloud), info.guardrail)
         if bool(errors) == paused:
@@ -701,8 +767,8 @@ class Engine:
 
     def resume_copies(self, route: str, entity: str, reason: str, actor: str) -> AuditEvent:
         """A person lets the cloud's held copies go again; returns the pause it ends."""
-        self._entity(entity, self.route(route))
-        _require_reason(reason)
+        self.check_entity(entity, self.route(route))
+        require_reason(reason)
         last = self.store.latest(COPIES).get((route, entity))
         if last is None or last.kind != "pause_copies":
             raise CutoverError(f"{route}/{entity}: the cloud's copies are not paused")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -31,6 +31,24 @@ class Reconciled(BaseModel):
     max_age_hours: float = Field(default=24, gt=0, description="the run is no older than this")
 
 
+Rung = Literal["dual_write", "canary", "cloud_primary", "cloud"]
+
+
+class Approval(BaseModel):
+    """The steps up a second person must approve (cutover/changes.py): proposed by one, applied
+    when another with the scope approves. Step-downs (rollbacks, the guardrail) never wait."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    canary_above: float = Field(default=25, ge=0, le=100, description="into canary above this percent")
+    into: list[Rung] = Field(
+        default_factory=lambda: list[Rung](["cloud_primary", "cloud"]),
+        description="into these rungs, whatever the percent",
+    )
+    forced: bool = Field(default=True, description="any step forced past a gate that does not say successful")
+    expires_hours: float = Field(default=72, gt=0, description="a proposal nobody decided on expires after this")
+
+
 class Gate(BaseModel):
     """What moving up a rung needs, judged on the evidence window."""
 
@@ -43,6 +61,9 @@ class Gate(BaseModel):
     window_minutes: int = Field(default=60, ge=1)
     reconciled: Reconciled | None = Field(
         default=None, description="into cloud_primary and cloud: a recent reconciliation within its drift"
+    )
+    approval: Approval | None = Field(
+        default=None, description="the steps up a second person must approve (approval: {} for the usual ones)"
     )
 
 

@@ -3,8 +3,9 @@
 Each gateway keeps the rules in memory so a decision costs no I/O; a listener thread reloads them
 when the store signals a change (LISTEN/NOTIFY on PostgreSQL, a generation check on SQLite). Call
 counts, errors and comparisons gather in memory and are flushed to the store once a second, and a
-tick applies due schedules and guardrails, recovers outbox intents left without an outcome, prunes
-and repairs the outbox. Writes on the request path go through the group commit (`commits`).
+tick applies due schedules and guardrails, expires change requests and tells the approvers of new
+ones, recovers outbox intents left without an outcome, prunes and repairs the outbox. Writes on the
+request path go through the group commit (`commits`).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from functools import partial
 from typing import Any, TypeVar
 
 from cutover import slos
+from cutover.changes import Changes
 from cutover.commits import GroupCommit
 from cutover.compare import Difference
 from cutover.decide import Mode, Rule, Side, serving, starting
@@ -307,6 +309,9 @@ async def run_background(cutover: Cutover) -> None:
                 await in_thread(cutover.refresh_noise)  # every second while a route is learning its noise
             if ticks % round(TICK_SECONDS / FLUSH_SECONDS) == 0:
                 for line in await in_thread(cutover.engine.tick):
+                    log.warning("cutover: %s", line)
+                changes = Changes(cutover.engine)
+                for line in [*await in_thread(changes.expire), *await in_thread(changes.tell, cutover.webhook)]:
                     log.warning("cutover: %s", line)
                 doubtful = await in_thread(cutover.outbox.recover, cutover.in_doubt_after)
                 if doubtful:

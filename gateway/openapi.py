@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import html
 import importlib.resources
-import re
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +13,7 @@ from gateway.accepted import STATUS_PATH
 from gateway.problems import KINDS, PROBLEM_SCHEMA, type_uri
 from gateway.static import Files, serve_file
 from specs.canonical import reference
-from specs.routes import Route
+from specs.routes import Route, tags_of
 
 _PROBLEMS = {
     "400": "Malformed request",
@@ -129,7 +128,7 @@ def openapi(routes: list[Route], canonical: dict[str, dict[str, Any]] | None = N
                 {
                     "name": "Idempotency-Key",
                     "in": "header",
-                    "required": False,
+                    "required": operation.idempotency_key == "required",
                     "schema": {"type": "string", "maxLength": 255},
                 }
             )
@@ -199,16 +198,6 @@ def openapi(routes: list[Route], canonical: dict[str, dict[str, Any]] | None = N
         },
         "security": [{"apiKey": []}],
     }
-
-
-def tags_of(route: Route) -> list[str]:
-    """The groups a route is listed under: its own, or its path's first segment past a version and
-    the parameters (/v1/{entity}/orders/{orderId}: orders)."""
-    if route.tags:
-        return route.tags
-    path = route.operation.path if route.operation is not None else route.passthrough.path if route.passthrough else ""
-    parts = [part for part in path.split("/") if part and not part.startswith("{") and not re.fullmatch(r"v\d+", part)]
-    return [parts[0] if parts else route.name]
 
 
 def _passthrough(route: Route) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from specs.flows import Batch, Flow, flow_route_problems
 from specs.owners import Owner, owner_problems
 from specs.processes import Process, process_route_problems
 from specs.reconciliations import Reconciliation, reconciliation_route_problems
-from specs.routes import Route
+from specs.routes import Route, tags_of
 
 
 class RouteFile(BaseModel):
@@ -42,6 +42,11 @@ class RouteFile(BaseModel):
         """Every route, flow, batch, reconciliation and process by name (they share one namespace)."""
         items: list[Route | Flow | Batch | Reconciliation | Process] = [*self.routes, *self.flows, *self.batches]
         return {item.name: item for item in [*items, *self.reconciliations, *self.processes]}
+
+    def tags_of(self, subject: str) -> tuple[str, ...]:
+        """The groups of a route (a person's scope may name them); none for anything else."""
+        route = next((route for route in self.routes if route.name == subject), None)
+        return tuple(tags_of(route)) if route is not None else ()
 
     def owner_of(self, subject: str, entity: str | None) -> Owner | None:
         """The owner of a route, flow, batch or reconciliation, for an exception about `entity`."""

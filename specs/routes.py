@@ -63,6 +63,11 @@ class Operation(_Model):
     request: dict[str, Any] | None = Field(default=None, description="JSON Schema of the request body")
     response: dict[str, Any] | None = Field(default=None, description="JSON Schema of the response body")
     deprecated: Deprecation | None = Field(default=None, description="this version is on its way out")
+    idempotency_key: Literal["optional", "required"] = Field(
+        default="optional",
+        description="required: a call without an Idempotency-Key header is refused with 400 (a write route's "
+        "retries then never book twice)",
+    )
     validate_response: bool = Field(
         default=False,
         alias="validate",
@@ -304,6 +309,16 @@ class Route(_Model, Owned):
         return override or (self.legacy if which == "legacy" else self.cloud)
 
 
+def tags_of(route: Route) -> list[str]:
+    """The groups a route is listed under: its own, or its path's first segment past a version and
+    the parameters (/v1/{entity}/orders/{orderId}: orders)."""
+    if route.tags:
+        return route.tags
+    path = route.operation.path if route.operation is not None else route.passthrough.path if route.passthrough else ""
+    parts = [part for part in path.split("/") if part and not part.startswith("{") and not re.fullmatch(r"v\d+", part)]
+    return [parts[0] if parts else route.name]
+
+
 def route_infos(routes: list[Route]) -> list[RouteInfo]:
     """What the engine needs of each route spec."""
     infos = []
@@ -327,6 +342,7 @@ def route_infos(routes: list[Route]) -> list[RouteInfo]:
                 learns,
                 slos,
                 owner=owner,
+                tags=tuple(tags_of(route)),
             )
         )
     return infos

@@ -10,7 +10,8 @@ The package, one room each: records.py (what it keeps, its errors), schema.py (t
 engine.py (a transaction, a read, a statement: what every query uses), the queries written once per
 table family — base.py (rules, audit, settings, consumers: the Store), evidence.py (evidence,
 differences, noise), calls.py (idempotency claims, deprecated calls, event marks), calendar.py
-(schedules, freezes) — sqlite.py and postgres.py (the engines), and here open_store.
+(schedules, freezes), changes.py (change requests) — sqlite.py and postgres.py (the engines), and
+here open_store.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from cutover.store.records import (
     IN_DOUBT_KEPT,
     AuditEvent,
     Busy,
+    Change,
     Conflict,
     Freeze,
     Recorded,
@@ -47,6 +49,7 @@ __all__ = [
     "SAMPLES_PER_PATH",
     "AuditEvent",
     "Busy",
+    "Change",
     "Conflict",
     "Freeze",
     "PostgresStore",

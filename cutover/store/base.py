@@ -13,6 +13,7 @@ from cutover.decide import Mode, Rule, Side
 from cutover.gates import Gate, Guardrail
 from cutover.store.calendar import CalendarTables
 from cutover.store.calls import CallTables
+from cutover.store.changes import ChangeTables
 from cutover.store.evidence import EvidenceTables
 from cutover.store.records import AuditEvent, Conflict, now_iso
 from cutover.store.schema import APPEND_ONLY, IDS, MIGRATIONS
@@ -45,7 +46,7 @@ def where_equal(**filters: str | None) -> tuple[str, tuple[str, ...]]:
     return (f"WHERE {clause}" if clause else ""), tuple(given.values())
 
 
-class Store(EvidenceTables, CallTables, CalendarTables):
+class Store(EvidenceTables, CallTables, CalendarTables, ChangeTables):
     """Every table's queries, written once; subclasses bring the connection and the placeholder style."""
 
     def migrate(self) -> int:
@@ -90,8 +91,16 @@ class Store(EvidenceTables, CallTables, CalendarTables):
         with self.reading() as cursor:
             return int(self.execute(cursor, "SELECT value FROM cutover_generation WHERE id = 1").fetchone()[0])
 
-    def put_rule(self, rule: Rule, expected_version: int, actor: str, event: dict[str, Any]) -> Rule:
-        """Write `rule` if its stored version is still `expected_version`; append the audit event."""
+    def put_rule(
+        self,
+        rule: Rule,
+        expected_version: int,
+        actor: str,
+        event: dict[str, Any],
+        then: Callable[[Any], None] | None = None,
+    ) -> Rule:
+        """Write `rule` if its stored version is still `expected_version`; append the audit event;
+        with `then`, run it in the same transaction (an approved change request marked applied)."""
         stamp = now_iso()
         new = Rule(rule.route, rule.entity, rule.mode, rule.percent, rule.pins, expected_version + 1, stamp)
         pins = json.dumps({k: v.value for k, v in rule.pins.items()}, sort_keys=True)
@@ -135,6 +144,8 @@ class Store(EvidenceTables, CallTables, CalendarTables):
                         f"{rule.route}/{rule.entity} changed since version {expected_version}: read it again"
                     )
             self.append_audit(cursor, stamp, actor, rule.route, rule.entity, event)
+            if then is not None:
+                then(cursor)
             self.execute(cursor, "UPDATE cutover_generation SET value = value + 1 WHERE id = 1")
             self._notify(cursor, f"{rule.route}/{rule.entity}")
         return new

@@ -69,6 +69,34 @@ class Scheduled:
     actor: str
     state: str
     note: str
+    change_id: int | None = None  # the approved change request it applies
+
+
+@dataclass(frozen=True)
+class Change:
+    """A step one person proposed for a second person to approve (cutover/changes.py)."""
+
+    id: int
+    route: str
+    entity: str
+    mode: str
+    percent: float
+    force: bool
+    at: str | None  # applied when due (a schedule) rather than when approved
+    rule_version: int  # the rule's version it was proposed on: applied only on that one
+    reason: str
+    evidence: dict[str, Any]
+    needs: str  # why it needs an approval, in words
+    proposed_by: str
+    proposed_at: str
+    expires: float
+    state: str  # proposed, applied, scheduled, rejected, withdrawn, expired, refused
+    decided_by: str
+    decided_at: str | None
+    note: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.__dataclass_fields__}
 
 
 @dataclass(frozen=True)

@@ -232,6 +232,18 @@ MIGRATIONS: list[list[str]] = [
         "served_by TEXT, reason TEXT NOT NULL DEFAULT '', started DOUBLE PRECISION NOT NULL, "
         "finished DOUBLE PRECISION, PRIMARY KEY (instance_id, call))",
     ],
+    # change requests (cutover/changes.py): a step proposed by one person and applied when another
+    # approves it; a schedule may carry an approved one
+    [
+        "CREATE TABLE cutover_changes ({id}, route TEXT NOT NULL, entity TEXT NOT NULL, mode TEXT NOT NULL, "
+        "percent REAL NOT NULL DEFAULT 0, force INTEGER NOT NULL DEFAULT 0, at TEXT, rule_version INTEGER NOT NULL, "
+        "reason TEXT NOT NULL, evidence TEXT NOT NULL DEFAULT '{{}}', needs TEXT NOT NULL DEFAULT '', "
+        "proposed_by TEXT NOT NULL, proposed_at TEXT NOT NULL, expires DOUBLE PRECISION NOT NULL, "
+        "state TEXT NOT NULL, decided_by TEXT NOT NULL DEFAULT '', decided_at TEXT, note TEXT NOT NULL DEFAULT '', "
+        "told DOUBLE PRECISION NOT NULL DEFAULT 0)",
+        "CREATE INDEX cutover_changes_state ON cutover_changes (state, id)",
+        "ALTER TABLE cutover_schedule ADD COLUMN change_id BIGINT",
+    ],
 ]
 APPEND_ONLY = {
     "sqlite": [
