@@ -10,6 +10,7 @@ import getpass
 import json
 import sys
 import time
+from collections.abc import Iterable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated
@@ -21,7 +22,10 @@ from rich.table import Table
 
 from cutover.decide import Rule, Side
 from cutover.engine import BadRequest, CutoverError, Engine, Status
+from cutover.scopes import Person, persons
 from cutover.store import Conflict, StoreError, minute, open_store
+from cutover.store import Store as StoreTables
+from gateway.consumers import digest
 from specs.files import RouteError, load_folder
 from specs.flows import ladder
 
@@ -43,6 +47,13 @@ Routes = Annotated[Path, typer.Option(help="folder of route specs (*.yaml)")]
 Json = Annotated[bool, typer.Option("--json", help="print JSON for scripts")]
 Reason = Annotated[str, typer.Option(help="why: kept in the audit log")]
 Actor = Annotated[str | None, typer.Option(help="who makes the change (default: your login name)")]
+Key = Annotated[
+    str | None,
+    typer.Option(
+        envvar="BANYAN_KEY",
+        help="your admin key: the change is yours, within your role and scope (needed once the store lists persons)",
+    ),
+]
 RouteName = Annotated[str, typer.Argument(help="route name")]
 EntityName = Annotated[str, typer.Argument(help="legal entity")]
 Acknowledge = Annotated[
@@ -115,6 +126,37 @@ def _done(rule: Rule, what: str, as_json: bool) -> None:
 
 def actor_name(actor: str | None) -> str:
     return actor or getpass.getuser()
+
+
+def acting(store: StoreTables, actor: str | None, key: str | None) -> tuple[str, Person | None]:
+    """Who makes a change from the shell. A person's admin key (`--key`, BANYAN_KEY) makes it
+    theirs: their name is the actor, their role and scope apply. Once the store lists persons
+    (`banyan keys create NAME --role …`), a change needs one; before, the actor is `--actor` or the
+    login name, as for one team's store."""
+    rows = store.consumers()
+    if key:
+        hashed = digest(key)
+        for name, key_sha256, spec, revoked_at in rows:
+            person = Person.of(name, spec) if key_sha256 == hashed and revoked_at is None else None
+            if person is not None:
+                return person.name, person
+        raise fail("that key is no person's admin key in this store (revoked, or a consumer's)")
+    if persons(rows):
+        raise fail("this store's changes are made by its persons: give your admin key (--key or BANYAN_KEY)")
+    return actor_name(actor), None
+
+
+def in_scope(engine: Engine, person: Person | None, route: str, entity: str, as_json: bool) -> None:
+    """Refused, with the reason and nothing changed, unless the person may act on route × entity."""
+    info = engine.routes.get(route)
+    refuse_person(person, route, entity, info.tags if info is not None else (), as_json)
+
+
+def refuse_person(person: Person | None, route: str, entity: str, tags: Iterable[str], as_json: bool) -> None:
+    """`in_scope` where the tags come from elsewhere (the route files of the outbox's and the inbox's rows)."""
+    refusal = person.refusal(route, entity, tags) if person is not None else None
+    if refusal is not None:
+        raise refused(CutoverError(f"{refusal}: nothing was changed"), as_json)
 
 
 @cutover_app.command("status")
@@ -216,6 +258,7 @@ def set_mode(
     acknowledge: Acknowledge = False,
     routes: Routes = Path("routes"),
     actor: Actor = None,
+    key: Key = None,
     as_json: Json = False,
 ) -> None:
     """Put one route × entity on a rung.
@@ -223,13 +266,15 @@ def set_mode(
     Example: banyan cutover set order-status ACME-DE canary --percent 5 --reason "CAB-1234" --store cutover.db
     """
     engine = open_engine(store, routes)
+    who, person = acting(engine.store, actor, key)
+    in_scope(engine, person, route, entity, as_json)
     try:
         rule = engine.set(
             route,
             entity,
             mode,
             reason,
-            actor_name(actor),
+            who,
             percent=percent,
             pins=_pins(pin or []),
             force=force,
@@ -251,6 +296,7 @@ def promote(
     acknowledge: Acknowledge = False,
     routes: Routes = Path("routes"),
     actor: Actor = None,
+    key: Key = None,
     as_json: Json = False,
 ) -> None:
     """One rung up (canary goes 1 → 5 → 25 → 50 → 100 %), if the gate's verdict allows it.
@@ -258,8 +304,10 @@ def promote(
     Example: banyan cutover promote order-status ACME-DE --reason "gate green for a day" --store cutover.db
     """
     engine = open_engine(store, routes)
+    who, person = acting(engine.store, actor, key)
+    in_scope(engine, person, route, entity, as_json)
     try:
-        rule = engine.promote(route, entity, reason, actor_name(actor), force=force, acknowledge=acknowledge)
+        rule = engine.promote(route, entity, reason, who, force=force, acknowledge=acknowledge)
     except (CutoverError, Conflict) as exc:
         raise refused(exc, as_json) from None
     _done(rule, "promoted", as_json)
@@ -273,6 +321,7 @@ def acknowledge_step_down(
     reason: Reason = "",
     routes: Routes = Path("routes"),
     actor: Actor = None,
+    key: Key = None,
     as_json: Json = False,
 ) -> None:
     """Say you have seen why the guardrail stepped a route × entity down; until then it cannot step up.
@@ -280,8 +329,10 @@ def acknowledge_step_down(
     Example: banyan cutover acknowledge inventory-availability ACME-US --reason "ATP fix in 2026.12" --store cutover.db
     """
     engine = open_engine(store, routes, create=False)
+    who, person = acting(engine.store, actor, key)
+    in_scope(engine, person, route, entity, as_json)
     try:
-        down = engine.acknowledge(route, entity, reason, actor_name(actor))
+        down = engine.acknowledge(route, entity, reason, who)
     except CutoverError as exc:
         raise refused(exc, as_json) from None
     if as_json:
@@ -300,6 +351,7 @@ def resume_copies(
     reason: Reason = "",
     routes: Routes = Path("routes"),
     actor: Actor = None,
+    key: Key = None,
     as_json: Json = False,
 ) -> None:
     """Send the cloud's copies the guardrail holds (cloud write errors in dual_write) again.
@@ -307,8 +359,10 @@ def resume_copies(
     Example: banyan cutover resume order-create ACME-DE --reason "INC-9: cloud intake mended" --store cutover.db
     """
     engine = open_engine(store, routes, create=False)
+    who, person = acting(engine.store, actor, key)
+    in_scope(engine, person, route, entity, as_json)
     try:
-        pause = engine.resume_copies(route, entity, reason, actor_name(actor))
+        pause = engine.resume_copies(route, entity, reason, who)
     except CutoverError as exc:
         raise refused(exc, as_json) from None
     if as_json:
@@ -325,6 +379,7 @@ def rollback(
     reason: Reason = "",
     routes: Routes = Path("routes"),
     actor: Actor = None,
+    key: Key = None,
     as_json: Json = False,
 ) -> None:
     """One rung down; no gate, only a reason.
@@ -332,8 +387,10 @@ def rollback(
     Example: banyan cutover rollback order-status ACME-DE --reason "totals differ" --store cutover.db
     """
     engine = open_engine(store, routes)
+    who, person = acting(engine.store, actor, key)
+    in_scope(engine, person, route, entity, as_json)
     try:
-        rule = engine.rollback(route, entity, reason, actor_name(actor))
+        rule = engine.rollback(route, entity, reason, who)
     except (CutoverError, Conflict) as exc:
         raise refused(exc, as_json) from None
     _done(rule, "rolled back", as_json)

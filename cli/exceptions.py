@@ -23,7 +23,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from cli.cutover import Actor, Json, Reason, Routes, Store, actor_name, console, errors
+from cli.cutover import Actor, Json, Key, Reason, Routes, Store, acting, console, errors, refuse_person
 from cutover.store import Store as OpenStore
 from cutover.store import StoreError, open_store
 from inbox.collect import collect
@@ -177,10 +177,23 @@ def _refused(message: str, as_json: bool) -> typer.Exit:
     return typer.Exit(1)
 
 
-def _done(store: str, routes: Path, as_json: bool, act: Callable[[Desk], Item]) -> None:
+def _done(
+    store: str,
+    routes: Path,
+    as_json: bool,
+    item_id: int,
+    actor: str | None,
+    key: str | None,
+    act: Callable[[Desk, str], Item],
+) -> None:
+    """`act` on the exception as the person the key names (within their scope), or as `actor`."""
     opened, folder = _open(store, routes)
+    who, person = acting(opened, actor, key)
+    found = Inbox(opened).get(item_id) if person is not None else None
+    if found is not None:
+        refuse_person(person, found.subject, found.entity, folder.tags_of(found.subject), as_json)
     try:
-        item = act(Desk(opened, folder))
+        item = act(Desk(opened, folder), who)
     except (Conflict, InboxError, StoreError) as exc:
         raise _refused(str(exc), as_json) from None
     finally:
@@ -199,6 +212,7 @@ def exceptions_assign(
     to: Annotated[str, typer.Option(help="a person or a team")],
     note: Note = "",
     actor: Actor = None,
+    key: Key = None,
     routes: Routes = Path("routes"),
     as_json: Json = False,
 ) -> None:
@@ -206,18 +220,24 @@ def exceptions_assign(
 
     Example: banyan exceptions assign 17 --to bo --store cutover.db
     """
-    _done(store, routes, as_json, lambda desk: desk.assign(item_id, to, actor_name(actor), note))
+    _done(store, routes, as_json, item_id, actor, key, lambda desk, who: desk.assign(item_id, to, who, note))
 
 
 @exceptions_app.command("comment")
 def exceptions_comment(
-    item_id: Id, store: Store, note: Note, actor: Actor = None, routes: Routes = Path("routes"), as_json: Json = False
+    item_id: Id,
+    store: Store,
+    note: Note,
+    actor: Actor = None,
+    key: Key = None,
+    routes: Routes = Path("routes"),
+    as_json: Json = False,
 ) -> None:
     """Add a note to an exception's history.
 
     Example: banyan exceptions comment 17 --note "vendor ticket 4411" --store cutover.db
     """
-    _done(store, routes, as_json, lambda desk: desk.comment(item_id, note, actor_name(actor)))
+    _done(store, routes, as_json, item_id, actor, key, lambda desk, who: desk.comment(item_id, note, who))
 
 
 @exceptions_app.command("snooze")
@@ -227,6 +247,7 @@ def exceptions_snooze(
     minutes: Annotated[int, typer.Option(min=1)],
     note: Note = "",
     actor: Actor = None,
+    key: Key = None,
     routes: Routes = Path("routes"),
     as_json: Json = False,
 ) -> None:
@@ -234,18 +255,24 @@ def exceptions_snooze(
 
     Example: banyan exceptions snooze 17 --minutes 120 --note "ERP vendor on it" --store cutover.db
     """
-    _done(store, routes, as_json, lambda desk: desk.snooze(item_id, minutes, actor_name(actor), note))
+    _done(store, routes, as_json, item_id, actor, key, lambda desk, who: desk.snooze(item_id, minutes, who, note))
 
 
 @exceptions_app.command("resolve")
 def exceptions_resolve(
-    item_id: Id, store: Store, note: Note, actor: Actor = None, routes: Routes = Path("routes"), as_json: Json = False
+    item_id: Id,
+    store: Store,
+    note: Note,
+    actor: Actor = None,
+    key: Key = None,
+    routes: Routes = Path("routes"),
+    as_json: Json = False,
 ) -> None:
     """Close an exception, saying what was done.
 
     Example: banyan exceptions resolve 17 --note "keyed in by hand" --store cutover.db
     """
-    _done(store, routes, as_json, lambda desk: desk.resolve(item_id, note, actor_name(actor)))
+    _done(store, routes, as_json, item_id, actor, key, lambda desk, who: desk.resolve(item_id, note, who))
 
 
 class Side(StrEnum):
@@ -261,10 +288,11 @@ def _action(name: str, summary: str, example: str) -> None:
         store: Store,
         reason: Reason = "",
         actor: Actor = None,
+        key: Key = None,
         routes: Routes = Path("routes"),
         as_json: Json = False,
     ) -> None:
-        _done(store, routes, as_json, lambda desk: desk.act(item_id, name, actor_name(actor), reason))
+        _done(store, routes, as_json, item_id, actor, key, lambda desk, who: desk.act(item_id, name, who, reason))
 
     command.__doc__ = f"{summary}\n\n    Example: {example}\n    "
     exceptions_app.command(name)(command)
@@ -303,6 +331,7 @@ def exceptions_repair(
     store: Store,
     reason: Reason = "",
     actor: Actor = None,
+    key: Key = None,
     to: Annotated[Side, typer.Option(help="the side that gets the records")] = Side.cloud,
     routes: Routes = Path("routes"),
     as_json: Json = False,
@@ -311,7 +340,15 @@ def exceptions_repair(
 
     Example: banyan exceptions repair 17 --to cloud --reason "backfill" --store cutover.db
     """
-    _done(store, routes, as_json, lambda desk: desk.act(item_id, "repair", actor_name(actor), reason, to=to.value))
+    _done(
+        store,
+        routes,
+        as_json,
+        item_id,
+        actor,
+        key,
+        lambda desk, who: desk.act(item_id, "repair", who, reason, to=to.value),
+    )
 
 
 @exceptions_app.command("prune")

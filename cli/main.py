@@ -22,7 +22,7 @@ GROUPS = {  # name → (module, its Typer app)
     "catalog": ("inventory_scan.cli", "catalog_app"),
     "routes": ("cli.routes", "routes_app"),
     "keys": ("cli.routes", "keys_app"),
-    "cutover": ("cli.schedules", "cutover_app"),  # the cutover group with schedule and freeze added
+    "cutover": ("cli.changes", "cutover_app"),  # the cutover group with schedules and change requests added
     "outbox": ("cli.outbox", "outbox_app"),
     "flows": ("cli.flows", "flows_app"),
     "reconcile": ("cli.reconcile", "reconcile_app"),

@@ -7,14 +7,16 @@ the actor (`--actor`, else the login name).
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
-from cli.cutover import Actor, Json, Reason, Store, actor_name, console, errors, refused
+from cli.cutover import Actor, Json, Key, Reason, Routes, Store, acting, console, errors, refuse_person, refused
 from cutover.outbox import Outbox, OutboxError
 from cutover.store import StoreError, open_store
+from specs.files import RouteError, RouteFile, load_folder
 
 outbox_app = typer.Typer(
     help="Writes owed to the side that is not serving: watch, replay, discard.", no_args_is_help=True
@@ -94,12 +96,26 @@ def outbox_list(
     console.print(table)
 
 
-def _outbox_action(store: str, message_id: int, reason: str, actor: str | None, as_json: bool, replay: bool) -> None:
+def _outbox_action(
+    store: str,
+    routes: Path,
+    message_id: int,
+    reason: str,
+    actor: str | None,
+    key: str | None,
+    as_json: bool,
+    replay: bool,
+) -> None:
     outbox = _outbox(store)
+    who, person = acting(outbox.store, actor, key)
     try:
+        if person is not None:  # a person acts on the messages of their own routes and entities
+            found = outbox.get(message_id)
+            folder = load_folder(routes) if routes.is_dir() else RouteFile()
+            refuse_person(person, found.route, found.entity, folder.tags_of(found.route), as_json)
         action = outbox.replay if replay else outbox.discard
-        message = action(message_id, reason, actor_name(actor))
-    except (OutboxError, StoreError) as exc:
+        message = action(message_id, reason, who)
+    except (OutboxError, StoreError, RouteError) as exc:
         raise refused(exc, as_json) from None
     if as_json:
         print(json.dumps(message.as_dict()))
@@ -112,14 +128,16 @@ def outbox_replay(
     message_id: Annotated[int, typer.Argument(help="message number")],
     store: Store,
     reason: Reason = "",
+    routes: Routes = Path("routes"),
     actor: Actor = None,
+    key: Key = None,
     as_json: Json = False,
 ) -> None:
     """Deliver an in-doubt or dead message again, with its original idempotency key.
 
     Example: banyan outbox replay 42 --reason "the cloud has no PO-1234: checked" --store cutover.db
     """
-    _outbox_action(store, message_id, reason, actor, as_json, replay=True)
+    _outbox_action(store, routes, message_id, reason, actor, key, as_json, replay=True)
 
 
 @outbox_app.command("discard")
@@ -127,11 +145,13 @@ def outbox_discard(
     message_id: Annotated[int, typer.Argument(help="message number")],
     store: Store,
     reason: Reason = "",
+    routes: Routes = Path("routes"),
     actor: Actor = None,
+    key: Key = None,
     as_json: Json = False,
 ) -> None:
     """Close an in-doubt or dead message without delivering it.
 
     Example: banyan outbox discard 42 --reason "keyed in by hand in the cloud ERP" --store cutover.db
     """
-    _outbox_action(store, message_id, reason, actor, as_json, replay=False)
+    _outbox_action(store, routes, message_id, reason, actor, key, as_json, replay=False)

@@ -18,13 +18,15 @@ from cli.cutover import (
     Actor,
     EntityName,
     Json,
+    Key,
     Reason,
     RouteName,
     Routes,
     Store,
-    actor_name,
+    acting,
     console,
     cutover_app,
+    in_scope,
     open_engine,
     refused,
     rung_label,
@@ -42,6 +44,7 @@ def schedule(
     percent: Annotated[float, typer.Option(help="canary percent")] = 0.0,
     routes: Routes = Path("routes"),
     actor: Actor = None,
+    key: Key = None,
     as_json: Json = False,
 ) -> None:
     """Apply a change at a time (a running gateway applies it; a freeze postpones it).
@@ -50,8 +53,10 @@ def schedule(
     --reason "night switch" --store cutover.db
     """
     engine = open_engine(store, routes)
+    who, person = acting(engine.store, actor, key)
+    in_scope(engine, person, route, entity, as_json)
     try:
-        number = engine.schedule(route, entity, mode, at, reason, actor_name(actor), percent=percent)
+        number = engine.schedule(route, entity, mode, at, reason, who, percent=percent)
     except CutoverError as exc:
         raise refused(exc, as_json) from None
     if as_json:
@@ -68,6 +73,7 @@ def freeze(
     reason: Reason = "",
     routes: Routes = Path("routes"),
     actor: Actor = None,
+    key: Key = None,
     as_json: Json = False,
 ) -> None:
     """No changes for an entity in a window (month-end close); guardrails still step down.
@@ -76,8 +82,10 @@ def freeze(
     --reason "month-end close" --store cutover.db
     """
     engine = open_engine(store, routes)
+    who, person = acting(engine.store, actor, key)
+    in_scope(engine, person, "*", entity, as_json)
     try:
-        engine.freeze(entity, starts, ends, reason, actor_name(actor))
+        engine.freeze(entity, starts, ends, reason, who)
     except CutoverError as exc:
         raise refused(exc, as_json) from None
     result: dict[str, Any] = {"entity": entity, "starts": starts, "ends": ends}

@@ -20,7 +20,7 @@ from cutover.engine import CutoverError
 from cutover.outbox import OutboxError
 from cutover.runtime import in_thread, run_background
 from cutover.store import AuditEvent, Conflict, StoreError
-from gateway.admin_auth import admin_actor, change_body, identify
+from gateway.admin_auth import PERSON, admin_actor, change_body, identify, in_scope
 from gateway.admin_views import (
     admin_calendar,
     admin_deprecations,
@@ -100,6 +100,8 @@ def _percent(raw: Any) -> float:
 
 
 async def admin_status(request: web.Request) -> web.Response:
+    """Every row, each with why the caller may not change it (`why_not`: their role or scope), so
+    the console shows only what they may act on as actionable."""
     admin_actor(request)
     engine = request.app[CUTOVER].engine
     try:
@@ -108,15 +110,27 @@ async def admin_status(request: web.Request) -> web.Response:
         raise Problem(422, "Bad query", str(exc)) from None
     except StoreError as exc:
         raise Problem(503, "Cutover store unavailable", str(exc)) from None
-    return web.json_response([row.as_dict() for row in rows])
+    person = request.get(PERSON)
+    return web.json_response(
+        [
+            {**row.as_dict(), "why_not": person.refusal(row.route, row.entity, engine.routes[row.route].tags)}
+            if person is not None
+            else {**row.as_dict(), "why_not": None}
+            for row in rows
+        ]
+    )
 
 
 async def admin_whoami(request: web.Request) -> web.Response:
     """Who the admin key says you are: the console shows it."""
     actor, person = identify(request)
     if person is None:
-        return web.json_response({"actor": actor, "role": "admin", "key": "shared"})
-    return web.json_response({"actor": person.name, "role": person.admin_role, "key": "personal"})
+        return web.json_response(
+            {"actor": actor, "role": "admin", "key": "shared", "scope": "every entity; every route"}
+        )
+    return web.json_response(
+        {"actor": person.name, "role": person.admin_role, "key": "personal", "scope": person.person().scope()}
+    )
 
 
 async def admin_history(request: web.Request) -> web.StreamResponse:
@@ -137,6 +151,7 @@ async def admin_set(request: web.Request) -> web.Response:
     body, actor = await change_body(request)
     route, entity = request.match_info["route"], request.match_info["entity"]
     engine = request.app[CUTOVER].engine
+    in_scope(request, engine, route, entity)
     version = body.get("expected_version")
     if version is not None and not isinstance(version, int):
         raise Problem(400, "Malformed expected_version", "expected_version is an integer")
@@ -160,6 +175,7 @@ async def admin_step(request: web.Request) -> web.Response:
     body, actor = await change_body(request)
     route, entity = request.match_info["route"], request.match_info["entity"]
     engine = request.app[CUTOVER].engine
+    in_scope(request, engine, route, entity)
     reason = str(body.get("reason", ""))
     step = request.match_info["step"]
     if step == "promote":
@@ -184,6 +200,7 @@ async def admin_schedule(request: web.Request) -> web.Response:
     body, actor = await change_body(request)
     engine = request.app[CUTOVER].engine
     fields = [str(body.get(name, "")) for name in ("route", "entity", "mode", "at", "reason")]
+    in_scope(request, engine, fields[0], fields[1])
     return await _change(request, engine.schedule, *fields, actor, percent=_percent(body.get("percent")))
 
 
@@ -191,6 +208,7 @@ async def admin_freeze(request: web.Request) -> web.Response:
     body, actor = await change_body(request)
     engine = request.app[CUTOVER].engine
     fields = [str(body.get(name, "")) for name in ("entity", "starts", "ends", "reason")]
+    in_scope(request, engine, "*", fields[0])  # a freeze holds every route of the entity
     return await _change(request, engine.freeze, *fields, actor)
 
 
@@ -215,6 +233,9 @@ async def admin_outbox_action(request: web.Request) -> web.Response:
     if message_id >= 2**63:  # no store numbers a message that high
         raise Problem(422, "Refused", f"no outbox message {message_id}")
     try:
+        if PERSON in request:
+            found = await in_thread(outbox.get, message_id)
+            in_scope(request, request.app[CUTOVER].engine, found.route, found.entity)
         message = await in_thread(action, message_id, str(body.get("reason", "")), actor)
     except OutboxError as exc:
         raise Problem(422, "Refused", str(exc)) from None

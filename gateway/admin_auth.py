@@ -1,5 +1,7 @@
 """Who calls the admin API: the gateway's shared admin key (the actor named in X-Actor) or a
-person's own key (a consumer with a role: viewer, operator, admin), and a change's body."""
+person's own key (a consumer with a role: viewer, operator, admin, and a scope of entities and
+route groups: cutover/scopes.py), and a change's body. A change checks the scope of its row
+(`in_scope`): out of it is a 403 that says why."""
 
 from __future__ import annotations
 
@@ -8,13 +10,15 @@ from typing import Any
 
 from aiohttp import web
 
+from cutover.engine import Engine
+from cutover.scopes import ROLES, Person
 from gateway.consumers import Consumer
 from gateway.guessing import WRONG_KEY
 from gateway.inputs import parse_json
 from gateway.problems import Problem
 from gateway.state import ADMIN_KEY, SETTINGS
 
-ROLES = ("viewer", "operator", "admin")  # each may do what the ones before it may
+PERSON = web.RequestKey("admin_person", Person)  # the person a change is made by (absent: the shared key)
 
 
 def admin_actor(request: web.Request, need: str = "viewer") -> str:
@@ -41,7 +45,20 @@ def identify(request: web.Request, need: str = "viewer") -> tuple[str, Consumer 
         raise Problem(401, "Wrong admin key", "the admin key is not valid: check it with whoever runs the gateway")
     if ROLES.index(role) < ROLES.index(need):
         raise Problem(403, "Role not allowed", f"{person.name} is a {role}; this needs an {need}")
+    request[PERSON] = person.person()
     return person.name, person
+
+
+def in_scope(request: web.Request, engine: Engine, route: str, entity: str) -> None:
+    """A 403 with the reason unless the person making the change may act on route × entity (the
+    shared admin key reaches every row)."""
+    person = request.get(PERSON)
+    if person is None:
+        return
+    info = engine.routes.get(route)
+    refusal = person.refusal(route, entity, info.tags if info is not None else ())
+    if refusal is not None:
+        raise Problem(403, "Out of scope", f"{refusal}: nothing was changed")
 
 
 async def change_body(request: web.Request) -> tuple[dict[str, Any], str]:

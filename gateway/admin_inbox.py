@@ -18,8 +18,9 @@ from typing import Any
 from aiohttp import web
 
 from cutover.runtime import in_thread
+from cutover.scopes import Person
 from cutover.store import StoreError
-from gateway.admin_auth import admin_actor, change_body
+from gateway.admin_auth import PERSON, admin_actor, change_body, in_scope
 from gateway.problems import Problem
 from gateway.state import CUTOVER, DECLARED, INBOX
 from inbox.desk import ACTIONS, Desk
@@ -31,8 +32,13 @@ COUNTED = web.AppKey("inbox_counts", dict)  # this process's counts, and until w
 COMMON = ("assign", "comment", "snooze", "resolve")
 
 
-def _shown(item: Item, now: float) -> dict[str, Any]:
-    return {**item.as_dict(), "age_seconds": round(item.age(now), 1), "actions": [*COMMON, *ACTIONS.get(item.kind, ())]}
+def _shown(item: Item, now: float, why_not: str | None = None) -> dict[str, Any]:
+    return {
+        **item.as_dict(),
+        "age_seconds": round(item.age(now), 1),
+        "actions": [*COMMON, *ACTIONS.get(item.kind, ())],
+        "why_not": why_not,  # why the caller may not act on it (their role or scope); None: they may
+    }
 
 
 async def admin_exceptions(request: web.Request) -> web.Response:
@@ -73,7 +79,7 @@ async def admin_exceptions(request: web.Request) -> web.Response:
         total[1] = min(total[1], oldest)
     return web.json_response(
         {
-            "exceptions": [_shown(item, now) for item in items],
+            "exceptions": [_shown(item, now, _why_not(request, item)) for item in items],
             "next": f"{items[-1].created}:{items[-1].id}" if len(items) == limit else None,
             "counts": [
                 {"owner": owner or None, "entity": entity, "open": int(count), "oldest_seconds": round(now - oldest)}
@@ -81,6 +87,13 @@ async def admin_exceptions(request: web.Request) -> web.Response:
             ],
         }
     )
+
+
+def _why_not(request: web.Request, item: Item) -> str | None:
+    person: Person | None = request.get(PERSON)
+    if person is None:
+        return None
+    return person.refusal(item.subject, item.entity, request.app[DECLARED].files.tags_of(item.subject))
 
 
 async def admin_exception(request: web.Request) -> web.Response:
@@ -108,6 +121,10 @@ async def admin_exception_action(request: web.Request) -> web.Response:
     if version is not None and not isinstance(version, int):
         raise Problem(400, "Malformed request", "version is the number the exception showed")
     note = str(body.get("note") or body.get("reason") or "")
+    if PERSON in request:  # a person acts on the exceptions of their own routes and entities
+        found = await in_thread(Inbox(request.app[CUTOVER].store).get, item_id)
+        if found is not None:
+            in_scope(request, request.app[CUTOVER].engine, found.subject, found.entity)
 
     def act() -> Item:
         if action == "assign":

@@ -24,6 +24,7 @@ from gateway.accepted import STATUS_PATH
 from gateway.accepted import status as accepted_status
 from gateway.admin import add_admin_routes
 from gateway.admin import lifecycle as cutover_lifecycle
+from gateway.admin_changes import add_change_routes
 from gateway.admin_inbox import add_inbox_routes
 from gateway.flow_calls import RouteCalls
 from gateway.guessing import GUESSES, Guesses, trusted_networks
@@ -331,6 +332,7 @@ def build_app(settings: Settings) -> web.Application:
         app[ADMIN_KEY] = settings.admin_key
         add_admin_routes(app)
         add_inbox_routes(app)
+        add_change_routes(app)
     app.router.add_get("/", home)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)

@@ -23,6 +23,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from cutover.scopes import Person
+
 
 class Consumer(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -41,6 +43,10 @@ class Consumer(BaseModel):
     @property
     def admin_role(self) -> str | None:
         return self.role or ("admin" if self.admin else None)
+
+    def person(self) -> Person:
+        """As a person of the admin API: its role, and its routes and entities as its scope."""
+        return Person(self.name, self.admin_role or "viewer", tuple(self.entities), tuple(self.routes))
 
     def may_call(self, route: str) -> bool:
         return "*" in self.routes or route in self.routes

@@ -9,6 +9,7 @@ let rows = []; // the last status: a row per route × entity
 let selected = null; // the cell shown below the matrix: {route, entity}
 let pending = null; // the change the dialog is about: {row, step}
 let notice = { text: "", until: 0 }; // what a change confirms, shown across refreshes for a while
+let me = null; // who the key says we are: {actor, role, key, scope}
 
 function credentials() {
   return { key: sessionStorage.getItem("banyan.key") || "", actor: sessionStorage.getItem("banyan.actor") || "" };
@@ -184,11 +185,24 @@ async function renderCell() {
   $("#cell-facts").replaceChildren(...facts.flatMap(([name, value]) => [element("dt", name), element("dd", value)]));
   const actions = $("#cell-actions");
   actions.replaceChildren();
-  if (row.mode !== "cloud") actions.append(button("Promote", "one rung up, if the gate allows", () => ask(row, "promote")));
-  if (row.mode !== "legacy") actions.append(button("Roll back", "one rung down", () => ask(row, "rollback"), true));
-  if (row.mode === "canary") actions.append(button("Set %", "change the canary percent", () => ask(row, "percent"), true));
-  if (row.step_down) actions.append(button("Acknowledge", "say you have seen why the guardrail stepped it down", () => ask(row, "acknowledge"), true));
-  if (row.copies_paused) actions.append(button("Resume copies", "send the cloud the copies the guardrail holds", () => ask(row, "resume"), true));
+  if (row.why_not) {
+    // out of the person's role or scope: the row reads, and says why it does not act
+    actions.append(element("p", `Read only for you: ${row.why_not}.`, "muted"));
+  } else {
+    if (row.mode !== "cloud") {
+      actions.append(row.needs_approval
+        ? button("Propose", `${row.needs_approval} needs a second person's approval`, () => ask(row, "propose"))
+        : button("Promote", "one rung up, if the gate allows", () => ask(row, "promote")));
+    }
+    if (row.mode !== "legacy") actions.append(button("Roll back", "one rung down", () => ask(row, "rollback"), true));
+    if (row.mode === "canary") actions.append(button("Set %", "change the canary percent", () => ask(row, "percent"), true));
+    if (row.step_down) actions.append(button("Acknowledge", "say you have seen why the guardrail stepped it down", () => ask(row, "acknowledge"), true));
+    if (row.copies_paused) actions.append(button("Resume copies", "send the cloud the copies the guardrail holds", () => ask(row, "resume"), true));
+  }
+  await renderCellData(row);
+}
+
+async function renderCellData(row) {
   const query = new URLSearchParams({ route: row.route, entity: row.entity });
   try {
     const [series, events, fields] = await Promise.all([
@@ -402,6 +416,49 @@ function renderOutbox(data) {
   }
 }
 
+// -- change requests: the approvers' queue ----------------------------------------------------------
+function renderChanges(data) {
+  const body = $("#changes tbody");
+  body.replaceChildren();
+  for (const change of data.changes) {
+    const tr = body.insertRow();
+    cell(tr, String(change.id), "num");
+    cell(tr, `${change.route} · ${change.entity}`);
+    cell(tr, rung(change.mode, change.percent) + (change.at ? ` at ${change.at.slice(0, 16).replace("T", " ")}` : ""));
+    cell(tr, change.needs + (change.force ? " (forced)" : ""));
+    cell(tr, change.proposed_by);
+    cell(tr, change.reason);
+    cell(tr, change.evidence.verdict || "");
+    cell(tr, `${Math.max(0, (change.expires * 1000 - Date.now()) / 3600000).toFixed(0)} h`);
+    const actions = tr.insertCell();
+    if (me && change.proposed_by === me.actor) {
+      actions.append(button("Withdraw", `withdraw change ${change.id}`, () => decide(change, "withdraw"), true));
+    }
+    for (const [action, label] of [["approve", "Approve"], ["reject", "Reject"]]) {
+      const b = button(label, change.why_not || `${action} change ${change.id}`, () => decide(change, action), action === "reject");
+      b.disabled = !change.may_approve; // the proposer, or out of scope: shown, not actionable, and why
+      actions.append(b);
+    }
+    if (change.why_not) actions.append(element("span", change.why_not, "muted"));
+  }
+  if (!data.changes.length) cell(body.insertRow(), "no change waits for a decision");
+}
+
+async function decide(change, action) {
+  const reason = $("#changes-note").value.trim();
+  if (!reason) {
+    say(`${action} needs a reason: write it above the list`);
+    return;
+  }
+  try {
+    const done = await api("POST", `/admin/changes/${change.id}/${action}`, { reason });
+    notice = { text: `✓ change ${change.id} is ${done.state}`, until: Date.now() + 15000 };
+    await refresh();
+  } catch (error) {
+    say(`change ${change.id}: ${error.message}`);
+  }
+}
+
 // -- the exception inbox: counts per owner × entity, then the oldest first, each with its actions --
 const ACTION_LABELS = { assign: "Take it", snooze: "Snooze 1 h", resolve: "Resolve", replay: "Replay",
   discard: "Discard", resend: "Resend", delivered: "Delivered", acknowledge: "Acknowledge", repair: "Repair" };
@@ -445,9 +502,12 @@ function renderInbox(data) {
     cell(tr, item.error);
     const actions = tr.insertCell();
     for (const action of item.actions.filter((name) => name !== "comment")) {
-      actions.append(button(ACTION_LABELS[action] || action, `${action} exception ${item.id}`,
-        () => actOn(item, action), !["replay", "resend", "acknowledge", "repair", "delivered"].includes(action)));
+      const b = button(ACTION_LABELS[action] || action, item.why_not || `${action} exception ${item.id}`,
+        () => actOn(item, action), !["replay", "resend", "acknowledge", "repair", "delivered"].includes(action));
+      b.disabled = Boolean(item.why_not); // out of the person's scope: shown, not actionable, and why
+      actions.append(b);
     }
+    if (item.why_not) actions.append(element("span", item.why_not, "muted"));
   }
   if (!data.exceptions.length) cell(body.insertRow(), "no exception");
 }
@@ -650,9 +710,10 @@ async function submitCalendar(event, path, body, done) {
 function ask(row, step) {
   pending = { row, step };
   const titles = { promote: "Promote", rollback: "Roll back", percent: "Set the canary percent of",
-                   acknowledge: "Acknowledge the step down of", resume: "Resume the cloud's copies of" };  // prettier-ignore
+                   acknowledge: "Acknowledge the step down of", resume: "Resume the cloud's copies of",
+                   propose: "Propose, for a second person to approve," };  // prettier-ignore
   const now = rung(row.mode, row.percent);
-  const to = step === "promote" && row.next ? `: ${now} → ${row.next}` : "";
+  const to = (step === "promote" || step === "propose") && row.next ? `: ${now} → ${row.next}` : "";
   $("#change-title").textContent = `${titles[step]} ${row.route} / ${row.entity}${to}`;
   $("#percent-label").hidden = step !== "percent";
   $("#percent").required = step === "percent";
@@ -684,6 +745,14 @@ async function confirmChange(event) {
   const acknowledge = $("#acknowledge").checked;
   const path = `/admin/cutover/${encodeURIComponent(route)}/${encodeURIComponent(entity)}`;
   try {
+    if (step === "propose") {
+      const [mode, pct] = row.next.split(" "); // "cloud", or "canary 25 %"
+      const change = await api("POST", "/admin/changes", { route, entity, mode, percent: Number(pct || 0), reason, force });
+      $("#change").close();
+      notice = { text: `✓ change ${change.id} proposed: ${route} / ${entity} → ${row.next}; a second person approves it`, until: Date.now() + 15000 };
+      await refresh();
+      return;
+    }
     const done = step === "percent"
       ? await api("PUT", path, { mode: "canary", percent: Number($("#percent").value), reason, force, acknowledge })
       : await api("POST", `${path}/${step}`, { reason, force, acknowledge });
@@ -707,12 +776,12 @@ function say(text) {
 async function refresh() {
   try {
     const owner = $("#inbox-owner").value;
-    const [status, events, outbox, calendar, deprecated, standings, reconciliations, inbox, processes] = await Promise.all([
+    const [status, events, outbox, calendar, deprecated, standings, reconciliations, inbox, processes, changes] = await Promise.all([
       api("GET", "/admin/cutover"), api("GET", "/admin/cutover/history"), api("GET", "/admin/outbox"),
       api("GET", "/admin/cutover/calendar"), api("GET", "/admin/deprecations"), api("GET", "/admin/slo"),
       api("GET", "/admin/reconcile"),
       api("GET", `/admin/exceptions${owner ? `?owner=${encodeURIComponent(owner)}` : ""}`),
-      api("GET", "/admin/processes?limit=20"),
+      api("GET", "/admin/processes?limit=20"), api("GET", "/admin/changes?state=proposed"),
     ]);
     rows = status;
     renderMatrix();
@@ -724,6 +793,7 @@ async function refresh() {
     renderReconciliations(reconciliations);
     renderInbox(inbox);
     renderProcesses(processes);
+    renderChanges(changes);
     if (shownInstance) await showInstance(shownInstance);
     await renderCell();
     $("#main").hidden = false;
@@ -739,16 +809,13 @@ async function refresh() {
 // -- signing in and out ---------------------------------------------------------------------------
 let timer = null;
 
-async function signedIn(yes) {
+function signedIn(yes) {
   $("#login").hidden = yes;
   $("#who").hidden = !yes;
   $("#main").hidden = !yes;
-  $("#who-name").textContent = "";
-  if (!yes) return;
-  // a person's key names its holder (and role); the gateway's shared key takes the name typed in
-  const me = await api("GET", "/admin/whoami").catch(() => null);
-  $("#who-name").textContent = me && me.key === "personal"
-    ? `Signed in as ${me.actor} (${me.role})`
+  // a person's key names its holder (role and scope); the gateway's shared key takes the name typed in
+  $("#who-name").textContent = !yes ? "" : me && me.key === "personal"
+    ? `Signed in as ${me.actor} (${me.role} · ${me.scope})`
     : `Signed in as ${credentials().actor}`;
 }
 
@@ -757,7 +824,9 @@ async function connect(event) {
   sessionStorage.setItem("banyan.key", $("#key").value);
   sessionStorage.setItem("banyan.actor", $("#actor").value);
   clearInterval(timer);
-  if (await refresh()) {
+  // one call tells a wrong key, before the page asks for everything with it (each wrong try counts)
+  me = await api("GET", "/admin/whoami").catch((error) => { say(error.message); return null; });
+  if (me && await refresh()) {
     signedIn(true);
     timer = setInterval(refresh, REFRESH_MS);
   } else {

@@ -27,6 +27,7 @@ KEYS = {
     "de_only": "key-de-only-0123456789",
     "ana": "key-ana-operator-0123456789",  # a person's admin keys, with their roles
     "viv": "key-viv-viewer-0123456789",
+    "dee": "key-dee-de-operator-0123456789",  # an operator for ACME-DE only
 }
 
 
@@ -129,6 +130,7 @@ def running_gateway(folder: Path, routes_text: str, **settings: str) -> Iterator
             {"name": "ops", "key_sha256": digest(KEYS["ops"]), "admin": True},
             {"name": "Ana Lead", "key_sha256": digest(KEYS["ana"]), "role": "operator"},
             {"name": "Viv Viewer", "key_sha256": digest(KEYS["viv"]), "role": "viewer"},
+            {"name": "Dee DE", "key_sha256": digest(KEYS["dee"]), "role": "operator", "entities": ["ACME-DE"]},
             {
                 "name": "de_only",
                 "key_sha256": digest(KEYS["de_only"]),

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 import requests
 
+from cutover import runtime as cutover_runtime
 from cutover import slos
 from cutover.gates import Counters
 from cutover.store import minute
@@ -251,14 +252,75 @@ def test_a_persons_key_signs_in_as_its_holder(ladder: Ladder, browser: Any) -> N
 
     errors: list[str] = []
     page = open_console(ladder, browser, KEYS["viv"], errors)
-    page.locator("#who-name", has_text="Signed in as Viv Viewer (viewer)").wait_for()
+    page.locator("#who-name", has_text="Signed in as Viv Viewer (viewer · every entity; every route)").wait_for()
     cell(page, "order-get", "ACME-US").click()
-    page.get_by_role("button", name="Promote").click()
-    page.fill("#reason", "a viewer tries")
-    page.check("#force")
-    page.click("#confirm")
-    page.locator("#change-error").filter(has_text="Viv Viewer is a viewer; this needs an operator").wait_for()
+    page.locator(
+        "#cell-actions", has_text="Read only for you: Viv Viewer is a viewer; this needs an operator."
+    ).wait_for()
+    assert page.get_by_role("button", name="Promote").count() == 0
+    tried = requests.post(
+        f"{ladder.gateway.url}/admin/cutover/order-get/ACME-US/promote",
+        headers={"X-Admin-Key": KEYS["viv"]},
+        json={"reason": "a viewer tries", "force": True},
+        timeout=5,
+    )
+    assert tried.status_code == 403 and tried.json()["detail"] == "Viv Viewer is a viewer; this needs an operator"
     assert ladder.cutover.store.history() == []
+    assert errors == []
+
+
+def test_a_scoped_operator_proposes_and_another_person_approves_in_the_console(
+    tmp_path: Path,
+    browser: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from tests.gateway.conftest import KEYS, running_gateway
+    from tests.gateway.test_cutover import erp, ladder_routes
+
+    monkeypatch.setattr(cutover_runtime, "TICK_SECONDS", 1.0)
+    with erp("legacy") as legacy, erp("cloud") as cloud:
+        text = ladder_routes(legacy.url, cloud.url).replace(
+            "gate: {min_samples: 5, min_minutes: 0}", "gate: {min_samples: 5, min_minutes: 0, approval: {}}"
+        )
+        store = str(tmp_path / "cutover.db")
+        with running_gateway(tmp_path, text, store=store, admin_key=ADMIN["X-Admin-Key"]) as gateway:
+            here = Ladder(gateway, legacy, cloud)
+            engine = here.cutover.engine
+            for entity in ("ACME-DE", "ACME-US"):
+                here.admin("PUT", f"/order-get/{entity}", {"mode": "canary", "percent": 25, "reason": "ramp"})
+                rung = engine.rule("order-get", entity).rung
+                here.cutover.store.add_evidence(
+                    "order-get", entity, rung, minute(), Counters(calls_legacy=50, calls_cloud=50, comparisons=50)
+                )
+                here.cutover.store.add_noise("order-get", entity, minute(), 10, {})  # its noise is learnt
+            errors: list[str] = []
+            dee = open_console(here, browser, KEYS["dee"], errors)
+            dee.locator("#who-name", has_text="Signed in as Dee DE (operator · ACME-DE; every route)").wait_for()
+            cell(dee, "order-get", "ACME-US").click()
+            dee.locator(
+                "#cell-actions", has_text="Read only for you: Dee DE acts for ACME-DE, not for ACME-US."
+            ).wait_for()
+            cell(dee, "order-get", "ACME-DE").click()
+            dee.get_by_role("button", name="Propose").click()  # canary 25 → 50 %: above 25 % needs four eyes
+            dee.fill("#reason", "CAB-12: a week at 25 % without a mismatch")
+            dee.click("#confirm")
+            dee.locator("#message", has_text="proposed: order-get / ACME-DE → canary 50 %").wait_for()
+            mine = dee.locator("#changes tbody tr", has_text="order-get · ACME-DE")
+            mine.get_by_text("you proposed it: a second person approves it").wait_for()
+            assert mine.get_by_role("button", name="Approve").is_disabled()
+            ana = open_console(here, browser, KEYS["ana"], errors)
+            theirs = ana.locator("#changes tbody tr", has_text="order-get · ACME-DE")
+            theirs.wait_for()
+            ana.fill("#changes-note", "checked the mismatches: none")
+            theirs.get_by_role("button", name="Approve").click()
+            ana.locator("#message", has_text="is applied").wait_for()
+            rule = engine.rule("order-get", "ACME-DE")
+            assert (rule.mode.value, rule.percent) == ("canary", 50)
+            assert [(event.kind, event.actor) for event in engine.history("order-get", "ACME-DE")][:2] == [
+                ("approve", "Ana Lead"),
+                ("propose", "Dee DE"),
+            ]
+            assert errors == []
 
 
 def test_a_flows_cell_lists_its_files_and_what_each_side_made_of_them(tmp_path: Path, browser: Any) -> None:

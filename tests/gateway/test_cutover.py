@@ -504,6 +504,6 @@ def test_a_persons_admin_key_names_its_holder_and_its_role_limits_it(ladder: Lad
     assert done.status_code == 200, done.text
     assert ladder.cutover.store.history()[0].actor == "Ana Lead"  # from the key, never from X-Actor
     me = requests.get(f"{ladder.gateway.url}/admin/whoami", headers=operator, timeout=5).json()
-    assert me == {"actor": "Ana Lead", "role": "operator", "key": "personal"}
+    assert me == {"actor": "Ana Lead", "role": "operator", "key": "personal", "scope": "every entity; every route"}
     webshop = ladder.admin("GET", "", headers={"X-Admin-Key": KEYS["webshop"]})
     assert webshop.status_code == 401  # an API key without a role is no admin key
