@@ -11,6 +11,7 @@ from typing import Annotated, Any
 import typer
 import yaml
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from cutover.store import StoreError
@@ -19,6 +20,7 @@ from gateway.app import DEFAULT_MAX_BODY, Settings
 from gateway.consumers import Consumers, digest, new_key
 from gateway.guessing import trusted_networks
 from specs.files import RouteError, json_schema, load_folder
+from specs.policy import PolicyError, load_policy, policy_problems
 
 routes_app = typer.Typer(help="Check, export and scaffold route specs.", no_args_is_help=True)
 keys_app = typer.Typer(help="Create API keys for consumers.", no_args_is_help=True)
@@ -136,18 +138,29 @@ def serve_command(
 
 
 @routes_app.command("check")
-def routes_check(folder: Annotated[Path, typer.Argument(help="folder of route specs")] = Path("routes")) -> None:
+def routes_check(
+    folder: Annotated[Path, typer.Argument(help="folder of route specs")] = Path("routes"),
+    policy: Annotated[
+        Path | None, typer.Option(help="the organisation's standards (a policy file): what breaks them is refused")
+    ] = None,
+) -> None:
     """Validate every route and flow file; errors name the file and the line.
 
-    Example: banyan routes check routes/
+    Example: banyan routes check routes/ --policy standards.yaml
     """
     try:
         loaded = load_folder(folder)
         routes = loaded.routes
-    except RouteError as exc:
-        for line in exc.problems:
-            console.print(f"[red]✗[/] {line}", highlight=False, soft_wrap=True)
+        standards = load_policy(policy).standards if policy is not None else None
+    except (RouteError, PolicyError) as exc:
+        for line in exc.problems if isinstance(exc, RouteError) else [str(exc)]:
+            console.print(f"[red]✗[/] {escape(line)}", highlight=False, soft_wrap=True)
         raise typer.Exit(1) from None
+    broken = policy_problems(loaded, standards) if standards is not None else []
+    if broken:
+        for line in broken:
+            console.print(f"[red]✗[/] {escape(line)}", highlight=False, soft_wrap=True)
+        raise _fail(f"{len(broken)} problem{'s' if len(broken) > 1 else ''} against the standards of {policy}", 1)
     for route in routes:
         if route.operation is not None:
             where = f"{route.operation.method} {route.operation.path}"

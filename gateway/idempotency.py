@@ -161,13 +161,18 @@ async def idempotent(
 ) -> web.StreamResponse:
     """Make the write once per Idempotency-Key; see the module's docstring."""
     given = request.headers.get("Idempotency-Key")
+    compiled = request.get(ROUTE)
     if not given:
+        operation = compiled.route.operation if compiled is not None else None
+        if operation is not None and operation.idempotency_key == "required":
+            raise Problem(
+                400, "Idempotency-Key required", "this operation is made once per Idempotency-Key: send one (a UUID)"
+            )
         return await call()
     if len(given) > MAX_KEY:
         raise Problem(400, "Idempotency-Key too long", f"use at most {MAX_KEY} characters")
     forwardable(request.headers, ("Idempotency-Key",))  # Latin-1 and one line, or a 400 naming it
     name = consumer.name if consumer else "-"
-    compiled = request.get(ROUTE)
     named = (
         []
         if compiled is None
