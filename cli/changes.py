@@ -51,6 +51,8 @@ def _said(change: Change, as_json: bool, what: str) -> None:
         f"[green]✓[/] change {change.id} {what}: {change.route}/{change.entity} → "
         f"{rung_label(change.mode, change.percent)} ({change.state})"
     )
+    if change.state == "proposed":
+        console.print(f"  it needs a second person's approval: {escape(change.needs)}", highlight=False)
 
 
 def propose(
@@ -79,7 +81,7 @@ def propose(
         change = Changes(engine).propose(route, entity, mode, reason, who, percent=percent, force=force, at=at)
     except CutoverError as exc:
         raise refused(exc, as_json) from None
-    _said(change, as_json, f"proposed ({change.needs}); a second person approves it")
+    _said(change, as_json, "proposed")
 
 
 def _decide(

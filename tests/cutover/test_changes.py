@@ -15,6 +15,7 @@ from cutover.engine import CutoverError, Engine, RouteInfo
 from cutover.gates import Approval, Counters, Gate, Guardrail
 from cutover.scopes import Person, persons
 from cutover.store import Conflict, Store, minute
+from tests.cutover.conftest import Hook
 
 APPROVED = Gate(min_samples=10, min_minutes=0, approval=Approval())
 ROUTES = [
@@ -212,3 +213,13 @@ def test_the_guardrail_steps_down_without_waiting_for_anyone(store: Store) -> No
     rung = engine.rule("order-create", "ACME-US").rung
     store.add_evidence("order-create", "ACME-US", rung, minute(), Counters(calls_cloud=100, errors_cloud=40))
     assert engine.tick() == ["guardrail stepped order-create/ACME-US down to dual_write"]
+
+
+def test_the_approvers_are_told_of_a_proposal_once_for_the_fleet(engine: Engine, webhook: str) -> None:
+    to_cloud_primary(engine)
+    proposed = Changes(engine).propose("order-create", "ACME-US", "cloud_primary", "CAB-84", "ana")
+    assert Changes(engine).tell(webhook) == [f"change {proposed.id} told"]
+    assert Changes(engine).tell(webhook) == []  # another gateway's tick: told already
+    [told] = Hook.received
+    assert told["event"] == "change_proposed" and told["change"]["proposed_by"] == "ana"
+    assert told["approve"] == f"/admin/changes/{proposed.id}/approve"

@@ -14,10 +14,14 @@ import requests
 from typer.testing import CliRunner
 
 from cli.main import app
+from cutover.outbox import Outbox
 from cutover.store import open_store
+from inbox.collect import collect
+from inbox.store import Inbox
 from tests.cutover.conftest import postgres_url  # noqa: F401 - the fixture
 from tests.gateway.conftest import serve_process
 from tests.gateway.test_cutover import erp, wait_until
+from tests.inbox.test_inbox import dead_message
 
 runner = CliRunner(env={"COLUMNS": "250"})
 SHARED = "admin-key-0123456789"
@@ -114,8 +118,21 @@ def test_an_entitys_operator_is_refused_on_another_entitys_rows_everywhere(
             headers=uma,
         ),
     ]
+    # an ACME-US message the outbox gave up on, and its exception in the inbox
+    opened = open_store(postgres_url)
+    message = dead_message(opened, "SO-77", entity="ACME-US")
+    collect(opened)
+    [item] = Inbox(opened).page()
+    refused += [
+        requests.post(f"{b}/admin/outbox/{message}/replay", json={"reason": "r"}, headers=uma),
+        requests.post(f"{a}/admin/exceptions/{item.id}/discard", json={"note": "r"}, headers=uma),
+    ]
     for answer in refused:
         assert (answer.status_code, answer.json()["title"], answer.json()["detail"]) == (403, "Out of scope", why)
+    assert Outbox(opened).get(message).state == "dead" and Inbox(opened).page()[0].state == "open"
+    listed = requests.get(f"{b}/admin/exceptions", headers=uma, timeout=5).json()["exceptions"]
+    assert [entry["why_not"] for entry in listed] == ["Uma UK acts for ACME-UK, not for ACME-US"]
+    opened.close()
     # their own entity's row moves; the status says which rows are theirs to act on, and why not the others
     own = requests.put(
         f"{b}/admin/cutover/order-put/ACME-UK",
