@@ -132,6 +132,20 @@ class Consumer:
         return served
 
 
+def admin_refusal(base: str, key: str, method: str, path: str, body: Any) -> str:
+    """An admin API call with a person's key, as `curl` shows a refusal: status, title and detail."""
+    request = urllib.request.Request(base + path, data=json.dumps(body).encode(), method=method)
+    request.add_header("X-Admin-Key", key)
+    request.add_header("Content-Type", "application/json")
+    say(f"\n$ curl -X {method} {path} -H 'X-Admin-Key: …' -d '{json.dumps(body)}'")
+    try:
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            return f"{answer.status}: accepted"
+    except urllib.error.HTTPError as error:
+        problem = json.loads(error.read())
+        return f"{problem['status']} {problem['title']}: {problem['detail']}"
+
+
 def tally(served: Counter[str]) -> str:
     return ", ".join(f"{n} {side}" for side, n in sorted(served.items()))
 
@@ -492,7 +506,9 @@ def events(folder: Path, env: dict[str, str], broker: bool, estate: demo_erp.Est
     say(f"the cloud ERP consumes acme.us.stock and books the {len(changes)} new figures: both ERPs agree again")
 
 
-def shift(folder: Path, consumer: Consumer, traffic: Traffic, cloud: demo_erp.CloudErp, env: dict[str, str]) -> None:
+def shift(
+    folder: Path, consumer: Consumer, traffic: Traffic, cloud: demo_erp.CloudErp, env: dict[str, str], uk_lead: str
+) -> None:
     chapter("3 · Shift: each entity climbs the ladder on evidence; a bad cloud release is stepped back")
     store = {**env, "BANYAN_STORE": str(folder / "cutover.db")}
 
@@ -527,16 +543,25 @@ def shift(folder: Path, consumer: Consumer, traffic: Traffic, cloud: demo_erp.Cl
         step("promote", "order-status", "ACME-DE", "--reason", change)
         load("ACME-DE", traffic.order_status, 150)
 
-    say("\nACME-UK's order files: a write, so the cloud gets each order through the outbox as well.")
-    step(
-        "set",
+    say("\nACME-UK's order files: a write, so the cloud gets each order through the outbox as well. The first")
+    say("step is forced (at legacy no evidence can show how the cloud books writes), and order-create's gate asks")
+    say("a second person for a forced step, as for cloud_primary and cloud: ana proposes it, bo approves it.")
+    cutover(
+        "propose",
         "order-create",
         "ACME-UK",
         "dual_write",
         "--force",
         "--reason",
         "CHG-201 sign-off: the cloud books test orders right",
+        "--actor",
+        "ana",
     )
+    [proposed] = json.loads(cutover("changes", "--state", "proposed", "--json", show=False))
+    number = str(proposed["id"])
+    cutover("approve", number, "--reason", "fine by me", "--actor", "ana")
+    cutover("approve", number, "--reason", "CHG-201: the test bookings checked in both ERPs", "--actor", "bo")
+    time.sleep(1)  # the gateway picks the change up within a second
     load("ACME-UK", traffic.order, 60)
     delivered()
     banyan("outbox", "status", env=store)
@@ -544,6 +569,9 @@ def shift(folder: Path, consumer: Consumer, traffic: Traffic, cloud: demo_erp.Cl
         step("promote", "order-create", "ACME-UK", "--reason", change)
         load("ACME-UK", traffic.order, 60)
         delivered()
+    say("\nA person's admin key reaches the entities its entry names; ACME-UK's lead, on an ACME-US row:")
+    attempt = {"mode": "dual_write", "reason": "try"}
+    say(admin_refusal(consumer.base, uk_lead, "PUT", "/admin/cutover/order-create/ACME-US", attempt))
 
     retail_orders(folder / "drops", step, cutover)
     german_orders(folder / "drops", step, cutover)
@@ -910,6 +938,11 @@ def _story() -> None:
             "keys", "create", "webshop", "--consumers", str(folder / "consumers.yaml"), "--rate", "1000", quiet=True
         ).strip()
         say(f"{key}   (the webshop's key: shown once, only its hash is kept in {folder / 'consumers.yaml'})")
+        uk_lead = banyan(  # ACME-UK's migration lead: an operator for ACME-UK's rows only
+            *("keys", "create", "Uma UK", "--role", "operator", "--entity", "ACME-UK"),
+            *("--consumers", str(folder / "consumers.yaml")),
+            quiet=True,
+        ).strip()
         port = args.port or free_port()
         say(
             f"\n$ banyan serve --routes routes --consumers {folder / 'consumers.yaml'} --port {port} "
@@ -921,7 +954,7 @@ def _story() -> None:
         consumer, traffic = Consumer(port, key), Traffic(estate)
         wrap(folder, consumer, traffic, importer)
         events(folder, env, broker, estate)
-        shift(folder, consumer, traffic, cloud, env)
+        shift(folder, consumer, traffic, cloud, env, uk_lead)
         chapter("Where to look")
         cli = Path(sys.executable).parent / "banyan"
         say(f"""report      {folder / "report.html"}   (open it in a browser: entities, systems, roadmap, graph)

@@ -132,7 +132,9 @@ def test_each_entity_climbs_and_the_bad_release_is_stepped_back(demo: tuple[Path
     folder, output = demo
     assert "✓ promoted order-status/ACME-DE → canary 50 %" in output
     assert "✓ promoted order-create/ACME-UK → canary 5 %" in output
-    assert "refused:" not in output.split("3 · Shift", 1)[1]  # every step the lead asked for had the evidence
+    refusals = [line for line in output.split("3 · Shift", 1)[1].splitlines() if line.startswith("refused:")]
+    # every step the lead asked for had the evidence; the one refusal is the proposer approving her own
+    assert refusals == ["refused: change 1: ana proposed it; a second person approves it"]
     store = open_store(str(folder / "cutover.db"))
     try:
         events = store.history(entity="ACME-US")
@@ -155,6 +157,21 @@ def test_each_entity_climbs_and_the_bad_release_is_stepped_back(demo: tuple[Path
     assert "/available │ value" in shift  # the wrong field, named
     assert "error" not in shift.split("release 2026.12")[1].split("$ banyan")[0]  # consumers saw no errors
     assert "console     http://127.0.0.1:" in output
+
+
+def test_a_forced_step_takes_two_people_and_a_leads_key_reaches_only_her_entity(demo: tuple[Path, str]) -> None:
+    folder, output = demo
+    assert "✓ change 1 approved: order-create/ACME-UK → dual_write (applied)" in output
+    assert "403 Out of scope: Uma UK acts for ACME-UK, not for ACME-US: nothing was changed" in output
+    store = open_store(str(folder / "cutover.db"))
+    try:
+        events = [e for e in store.history("order-create", "ACME-UK") if e.kind in ("propose", "approve")]
+        changed = store.rule("order-create", "ACME-US")
+    finally:
+        store.close()
+    assert [(e.kind, e.actor) for e in events] == [("approve", "bo"), ("propose", "ana")]
+    assert events[0].to_mode == "dual_write" and events[0].evidence["forced"] is True
+    assert changed is None  # her attempt changed nothing: the route's rung from its file still holds
 
 
 def test_the_retailers_files_climb_the_ladder_one_retailer_at_a_time(demo: tuple[Path, str]) -> None:
