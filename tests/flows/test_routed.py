@@ -108,8 +108,10 @@ def test_a_file_sent_through_a_route_and_both_bookings_read_back_and_compared(tm
         cloud.short = True  # the cloud confirms one less: the read-back comparison must see it
         settings = {"store": str(tmp_path / "cutover.db")}
         with running_gateway(tmp_path / "gateway", routes_text(tmp_path, legacy.url, cloud.url), **settings) as gw:
-            for n, po in enumerate(("PO-71", "PO-72")):
-                (tmp_path / "drop" / f"{po}.x12").write_bytes(x12_order(PARTNER_A, po, f"{700 + n:09d}"))
+            for n, po in enumerate(("PO-71", "PO-72")):  # written whole, then named (settle_seconds is 0)
+                part = tmp_path / "drop" / f"{po}.x12.part"
+                part.write_bytes(x12_order(PARTNER_A, po, f"{700 + n:09d}"))
+                part.rename(tmp_path / "drop" / f"{po}.x12")
 
             def booked_and_read() -> bool:
                 legacy_importer(tmp_path, legacy)
