@@ -582,18 +582,18 @@ class Engine:
             self.sensible(info, target, percent)
         except ValueError as exc:
             raise BadRequest(f"cannot schedule: {exc}") from None
-        needs = needs_approval(info.gate.approval, self.rule(route, entity), target, percent, forced=True)
-        if needs:  # a schedule applies whatever the gate says then: forced
-            raise CutoverError(
-                f"{needs} of {route}/{entity} needs a second person's approval: propose it with its time "
-                "(banyan cutover propose … --at …); once approved it is scheduled"
-            )
         try:
             when = parse_time(at)
         except ValueError:
             raise BadRequest(
                 f"cannot schedule: the time is ISO 8601, e.g. 2026-12-31T22:00:00+00:00, not {at!r}"
             ) from None
+        needs = needs_approval(info.gate.approval, self.rule(route, entity), target, percent, forced=True)
+        if needs:  # a schedule applies whatever the gate says then: forced
+            raise CutoverError(
+                f"{needs} of {route}/{entity} needs a second person's approval: propose it with its time "
+                "(banyan cutover propose … --at …); once approved it is scheduled"
+            )
         return self.store.add_schedule(route, entity, mode, percent, when.isoformat(), reason, actor)
 
     def freeze(self, entity: str, starts: str, ends: str, reason: str, actor: str) -> None:

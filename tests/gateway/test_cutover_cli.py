@@ -26,8 +26,15 @@ def store(tmp_path: Path) -> str:
 
 
 def banyan(store: str, *args: str) -> tuple[int, str]:
-    actor = [] if args[0] in ("status", "history", "calendar", "mismatches") else ["--actor", "ana"]
+    actor = [] if args[0] in ("status", "history", "calendar", "mismatches", "changes") else ["--actor", "ana"]
     result = runner.invoke(app, ["cutover", *args, "--store", store, "--routes", str(REPO / "routes"), *actor])
+    return result.exit_code, result.output
+
+
+def approve(store: str, number: int, actor: str) -> tuple[int, str]:
+    """A second person's approval (the helper above acts as ana)."""
+    args = ["cutover", "approve", str(number), "--reason", "checked", "--actor", actor, "--json"]
+    result = runner.invoke(app, [*args, "--store", store, "--routes", str(REPO / "routes")])
     return result.exit_code, result.output
 
 
@@ -116,10 +123,14 @@ def test_freeze_and_schedule(store: str) -> None:
     code, output = banyan(store, "set", "order-create", "ACME-UK", "dual_write", "--force", "--reason", "sign-off")
     assert code == 1 and "frozen" in output and "month-end close" in output
     at = (now + timedelta(days=4)).isoformat()
+    code, output = banyan(store, "schedule", "order-create", "ACME-UK", "dual_write", "--at", at, "--reason", "r")
+    assert code == 1 and "propose it with its time" in output  # applied forced, so order-create asks a second person
     code, output = banyan(
-        store, "schedule", "order-create", "ACME-UK", "dual_write", "--at", at, "--reason", "after close", "--json"
+        store, "propose", "order-create", "ACME-UK", "dual_write", "--at", at, "--reason", "after close", "--json"
     )
-    assert code == 0 and json.loads(output)["schedule"] == 1
+    assert code == 0 and json.loads(output)["state"] == "proposed"
+    code, output = approve(store, json.loads(output)["id"], "bo")
+    assert code == 0 and json.loads(output)["state"] == "scheduled"
     code, output = banyan(store, "calendar", "--json")
     listed = json.loads(output)
     assert listed["schedules"][0]["state"] == "pending" and listed["schedules"][0]["actor"] == "ana"
@@ -214,7 +225,14 @@ def test_a_step_down_is_shown_until_acknowledged(store: str) -> None:
 
 def test_the_guardrail_alert_and_held_copies_are_shown_and_a_person_resumes(store: str) -> None:
     code, output = banyan(store, "set", "order-create", "ACME-DE", "dual_write", "--reason", "both", "--force")
-    assert code == 0, output
+    assert code == 1 and "a step forced past the gate of order-create/ACME-DE needs a second person's" in output
+    code, output = banyan(store, "propose", "order-create", "ACME-DE", "dual_write", "--reason", "both", "--force")
+    assert code == 0 and "it needs a second person's approval: a step forced past the gate" in output
+    [proposed] = json.loads(banyan(store, "changes", "--json")[1])
+    code, output = approve(store, proposed["id"], "ana")
+    assert code == 1 and "ana proposed it" in json.loads(output)["error"]
+    code, output = approve(store, proposed["id"], "bo")
+    assert code == 0 and json.loads(output)["state"] == "applied", output
     opened = open_store(store)
     opened.add_evidence("order-create", "ACME-DE", "ACME-DE@1", minute(), Counters(calls_cloud=100, errors_cloud=40))
     opened.close()
