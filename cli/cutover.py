@@ -148,8 +148,9 @@ def acting(store: StoreTables, actor: str | None, key: str | None) -> tuple[str,
 
 def in_scope(engine: Engine, person: Person | None, route: str, entity: str, as_json: bool) -> None:
     """Refused, with the reason and nothing changed, unless the person may act on route × entity."""
-    info = engine.routes.get(route)
-    refuse_person(person, route, entity, info.tags if info is not None else (), as_json)
+    refusal = engine.refusal(person, route, entity)
+    if refusal is not None:
+        raise refused(CutoverError(f"{refusal}: nothing was changed"), as_json)
 
 
 def refuse_person(person: Person | None, route: str, entity: str, tags: Iterable[str], as_json: bool) -> None:

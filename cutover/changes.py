@@ -19,26 +19,8 @@ from datetime import UTC, datetime
 from cutover.decide import LADDER, Mode, Rule
 from cutover.engine import BadRequest, CutoverError, Engine, needs_approval, parse_time, require_reason
 from cutover.gates import Approval, Verdict
-from cutover.scopes import Person
 from cutover.store import Change, Conflict, now_iso
 from cutover.webhook import post as post_webhook
-
-DECIDED = ("applied", "scheduled", "rejected", "withdrawn", "expired", "refused")
-
-
-class OutOfScope(CutoverError):
-    """The person's role or scope does not reach the row: nothing was changed."""
-
-
-def refuse_out_of_scope(engine: Engine, person: Person | None, route: str, entity: str, need: str = "operator") -> None:
-    """Raise OutOfScope, with the reason, unless `person` may act on route × entity (None: the
-    gateway's shared key or a store without persons, which reach everything)."""
-    if person is None:
-        return
-    info = engine.routes.get(route)
-    refusal = person.refusal(route, entity, info.tags if info is not None else (), need)
-    if refusal is not None:
-        raise OutOfScope(f"{refusal}: nothing was changed")
 
 
 class Changes:

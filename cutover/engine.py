@@ -210,6 +210,14 @@ class Engine:
             raise BadRequest(f"route {info.name} does not serve {entity}: it serves {', '.join(info.entities)}")
         return entity
 
+    def refusal(self, person: Person | None, route: str, entity: str) -> str | None:
+        """Why `person` may not change route × entity (their role, their entities, the route's
+        name or tags); None if they may, or for no person (the shared key, a store without persons)."""
+        if person is None:
+            return None
+        info = self.routes.get(route)
+        return person.refusal(route, entity, info.tags if info is not None else ())
+
     def verdict(self, route: str, entity: str) -> Judgement | None:
         """May this route × entity move up a rung? None when it is on the cloud already."""
         info = self.route(route)
@@ -653,11 +661,9 @@ class Engine:
     def _apply_schedule(self, item: Scheduled, person: Person | None, moment: datetime) -> None:
         """A due schedule, as its actor may make it now (their scope when it applies, not when it
         was made), with the approval it carries, on the rule's version the approval was for."""
-        if person is not None:
-            info = self.routes[item.route]
-            refusal = person.refusal(item.route, item.entity, info.tags)
-            if refusal is not None:
-                raise CutoverError(f"{refusal}: the schedule is not applied")
+        refusal = self.refusal(person, item.route, item.entity)
+        if refusal is not None:
+            raise CutoverError(f"{refusal}: the schedule is not applied")
         change = self.store.change(item.change_id) if item.change_id is not None else None
         if change is not None:
             stored = self.store.rule(item.route, item.entity)

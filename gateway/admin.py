@@ -112,12 +112,7 @@ async def admin_status(request: web.Request) -> web.Response:
         raise Problem(503, "Cutover store unavailable", str(exc)) from None
     person = request.get(PERSON)
     return web.json_response(
-        [
-            {**row.as_dict(), "why_not": person.refusal(row.route, row.entity, engine.routes[row.route].tags)}
-            if person is not None
-            else {**row.as_dict(), "why_not": None}
-            for row in rows
-        ]
+        [{**row.as_dict(), "why_not": engine.refusal(person, row.route, row.entity)} for row in rows]
     )
 
 

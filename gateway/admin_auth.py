@@ -52,11 +52,7 @@ def identify(request: web.Request, need: str = "viewer") -> tuple[str, Consumer 
 def in_scope(request: web.Request, engine: Engine, route: str, entity: str) -> None:
     """A 403 with the reason unless the person making the change may act on route × entity (the
     shared admin key reaches every row)."""
-    person = request.get(PERSON)
-    if person is None:
-        return
-    info = engine.routes.get(route)
-    refusal = person.refusal(route, entity, info.tags if info is not None else ())
+    refusal = engine.refusal(request.get(PERSON), route, entity)
     if refusal is not None:
         raise Problem(403, "Out of scope", f"{refusal}: nothing was changed")
 

@@ -34,9 +34,8 @@ def _shown(change: Change, actor: str, person: Person | None, changes: Changes) 
         why = f"it is {change.state}"
     elif change.proposed_by == actor:
         why = "you proposed it: a second person approves it"
-    elif person is not None:
-        info = changes.engine.routes.get(change.route)
-        why = person.refusal(change.route, change.entity, info.tags if info is not None else ())
+    else:
+        why = changes.engine.refusal(person, change.route, change.entity)
     return {**change.as_dict(), "may_approve": why is None, "why_not": why}
 
 

@@ -18,7 +18,6 @@ from typing import Any
 from aiohttp import web
 
 from cutover.runtime import in_thread
-from cutover.scopes import Person
 from cutover.store import StoreError
 from gateway.admin_auth import PERSON, admin_actor, change_body, in_scope
 from gateway.problems import Problem
@@ -90,10 +89,7 @@ async def admin_exceptions(request: web.Request) -> web.Response:
 
 
 def _why_not(request: web.Request, item: Item) -> str | None:
-    person: Person | None = request.get(PERSON)
-    if person is None:
-        return None
-    return person.refusal(item.subject, item.entity, request.app[DECLARED].files.tags_of(item.subject))
+    return request.app[CUTOVER].engine.refusal(request.get(PERSON), item.subject, item.entity)
 
 
 async def admin_exception(request: web.Request) -> web.Response:

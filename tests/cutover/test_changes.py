@@ -4,6 +4,7 @@ person, once, and a schedule acts within its maker's scope when it comes due."""
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -23,7 +24,14 @@ ROUTES = [
     RouteInfo("stock-get", writes=False, has_cloud=True, gate=Gate(min_samples=10, min_minutes=0), tags=("stock",)),
 ]
 ENTITIES = ["ACME-US", "ACME-UK"]
-NIGHT = time_machine.travel("2026-11-30T22:00:00Z", tick=True)  # expiries and schedules read the clock
+NIGHT = "2026-11-30T22:00:00Z"  # expiries, schedules and the evidence's minutes read the clock
+
+
+@pytest.fixture(autouse=True)
+def night() -> Iterator[None]:
+    """Every test here runs on the last night of a month, whatever the day."""
+    with time_machine.travel(NIGHT, tick=True):
+        yield
 
 
 @pytest.fixture
@@ -129,7 +137,6 @@ def test_a_proposal_on_a_rule_that_moved_is_refused_not_applied(engine: Engine) 
     assert engine.rule("order-create", "ACME-US").mode is Mode.legacy
 
 
-@NIGHT
 def test_reject_withdraw_and_expire(engine: Engine) -> None:
     to_cloud_primary(engine)
     changes = Changes(engine)
@@ -170,7 +177,6 @@ def test_a_forced_step_needs_an_approval_and_the_approver_sees_it_forced(engine:
     assert engine.set("stock-get", "ACME-US", "shadow", "go", "ana").mode is Mode.shadow
 
 
-@NIGHT
 def test_a_schedule_carries_an_approved_change_and_acts_within_its_makers_scope(store: Store) -> None:
     engine = Engine(store, ROUTES, ENTITIES)
     to_cloud_primary(engine)
