@@ -310,6 +310,8 @@ def test_a_scoped_operator_proposes_and_another_person_approves_in_the_console(
             mine = dee.locator("#changes tbody tr", has_text="order-get · ACME-DE")
             mine.get_by_text("you proposed it: a second person approves it").wait_for()
             assert mine.get_by_role("button", name="Approve").is_disabled()
+            shots = Path(os.environ.get("BANYAN_SCREENSHOTS", tmp_path))  # BANYAN_SCREENSHOTS=docs refreshes docs/
+            dee.locator("section", has=dee.locator("#changes")).screenshot(path=str(shots / "console-changes.png"))
             ana = open_console(here, browser, KEYS["ana"], errors)
             theirs = ana.locator("#changes tbody tr", has_text="order-get · ACME-DE")
             theirs.wait_for()
