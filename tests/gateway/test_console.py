@@ -352,7 +352,9 @@ def test_a_flows_cell_lists_its_files_and_what_each_side_made_of_them(tmp_path: 
     }
     settings = {"store": str(tmp_path / "cutover.db"), "admin_key": ADMIN["X-Admin-Key"]}
     with running_gateway(tmp_path / "gateway", yaml.safe_dump(flows), **settings) as gateway:
-        (tmp_path / "drop" / "po-77.x12").write_bytes(x12_order(PARTNER_A, "PO-77", "000000777"))
+        part = tmp_path / "drop" / "po-77.x12.part"  # written whole, then named: settle_seconds is 0
+        part.write_bytes(x12_order(PARTNER_A, "PO-77", "000000777"))
+        part.rename(tmp_path / "drop" / "po-77.x12")
         (tmp_path / "drop" / "empty.x12").write_bytes(b"")
         wait_until(lambda: [p.name for p in (tmp_path / "cloud").iterdir()] == ["po-77.x12"], 20)
         wait_until(lambda: list((tmp_path / "drop" / ".banyan" / "error").glob("*.reason.txt")) != [], 20)
