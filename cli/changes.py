@@ -109,52 +109,20 @@ def _decide(
     _said(decided, as_json, {"approve": "approved", "reject": "rejected", "withdraw": "withdrawn"}[action])
 
 
-def approve(
-    change_id: ChangeId,
-    store: Store,
-    reason: Reason = "",
-    routes: Routes = Path("routes"),
-    actor: Actor = None,
-    key: Key = None,
-    as_json: Json = False,
-) -> None:
-    """Approve another person's proposal: it is applied now (or scheduled, if it names a time).
+def _decision(action: str, summary: str, example: str) -> None:
+    def command(
+        change_id: ChangeId,
+        store: Store,
+        reason: Reason = "",
+        routes: Routes = Path("routes"),
+        actor: Actor = None,
+        key: Key = None,
+        as_json: Json = False,
+    ) -> None:
+        _decide(store, routes, change_id, action, reason, actor, key, as_json)
 
-    Example: banyan cutover approve 7 --reason "checked the reconciliation" --store cutover.db --key $MY_KEY
-    """
-    _decide(store, routes, change_id, "approve", reason, actor, key, as_json)
-
-
-def reject(
-    change_id: ChangeId,
-    store: Store,
-    reason: Reason = "",
-    routes: Routes = Path("routes"),
-    actor: Actor = None,
-    key: Key = None,
-    as_json: Json = False,
-) -> None:
-    """Refuse a proposal, saying why.
-
-    Example: banyan cutover reject 7 --reason "not during the stock count" --store cutover.db
-    """
-    _decide(store, routes, change_id, "reject", reason, actor, key, as_json)
-
-
-def withdraw(
-    change_id: ChangeId,
-    store: Store,
-    reason: Reason = "",
-    routes: Routes = Path("routes"),
-    actor: Actor = None,
-    key: Key = None,
-    as_json: Json = False,
-) -> None:
-    """Take back your own proposal.
-
-    Example: banyan cutover withdraw 7 --reason "wrong entity" --store cutover.db
-    """
-    _decide(store, routes, change_id, "withdraw", reason, actor, key, as_json)
+    command.__doc__ = f"{summary}\n\n    Example: {example}\n    "
+    cutover_app.command(action)(command)
 
 
 def changes(
@@ -197,7 +165,19 @@ def changes(
 
 
 cutover_app.command("propose")(propose)
-cutover_app.command("approve")(approve)
-cutover_app.command("reject")(reject)
-cutover_app.command("withdraw")(withdraw)
+_decision(
+    "approve",
+    "Approve another person's proposal: it is applied now (or scheduled, if it names a time).",
+    'banyan cutover approve 7 --reason "checked the reconciliation" --store cutover.db --key $MY_KEY',
+)
+_decision(
+    "reject",
+    "Refuse a proposal, saying why.",
+    'banyan cutover reject 7 --reason "not during the stock count" --store cutover.db',
+)
+_decision(
+    "withdraw",
+    "Take back your own proposal.",
+    'banyan cutover withdraw 7 --reason "wrong entity" --store cutover.db',
+)
 cutover_app.command("changes")(changes)

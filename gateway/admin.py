@@ -50,16 +50,22 @@ async def lifecycle(app: web.Application) -> AsyncIterator[None]:
     await in_thread(cutover.close)
 
 
-async def _change(request: web.Request, operation: Callable[..., Any], *args: Any, **kwargs: Any) -> web.Response:
-    cutover = request.app[CUTOVER]
+async def changed(operation: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Run a change on the store off the loop; the ladder's refusal is a 422, a concurrent change a
+    409, a store away a 503 (and nothing was changed)."""
     try:
-        result = await in_thread(operation, *args, **kwargs)
+        return await in_thread(operation, *args, **kwargs)
     except CutoverError as exc:
         raise Problem(422, "Change refused", str(exc)) from None
     except Conflict as exc:
         raise Problem(409, "Changed meanwhile", str(exc)) from None
     except StoreError as exc:
         raise Problem(503, "Cutover store unavailable", f"nothing was changed: {exc}") from None
+
+
+async def _change(request: web.Request, operation: Callable[..., Any], *args: Any, **kwargs: Any) -> web.Response:
+    cutover = request.app[CUTOVER]
+    result = await changed(operation, *args, **kwargs)
     await in_thread(cutover.reload)  # this gateway sees its own change at once
     if isinstance(result, Rule):
         return web.json_response(_rule_json(result))

@@ -10,16 +10,15 @@ proposer is refused, and of two approvals at once one applies and the other is a
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
 
 from cutover.changes import Changes
-from cutover.engine import CutoverError
 from cutover.runtime import in_thread
 from cutover.scopes import Person
-from cutover.store import Change, Conflict, StoreError
+from cutover.store import Change, StoreError
+from gateway.admin import changed
 from gateway.admin_auth import PERSON, change_body, identify, in_scope
 from gateway.problems import Problem
 from gateway.state import CUTOVER
@@ -63,7 +62,7 @@ async def admin_propose(request: web.Request) -> web.Response:
     except (TypeError, ValueError):
         raise Problem(400, "Malformed percent", f"percent is a number, not {body.get('percent')!r}") from None
     at = body.get("at")
-    change = await _decided(
+    change = await changed(
         lambda: Changes(engine).propose(
             route,
             entity,
@@ -85,25 +84,14 @@ async def admin_decide(request: web.Request) -> web.Response:
         raise Problem(422, "Change refused", f"no change request {change_id}")
     cutover = request.app[CUTOVER]
     changes = Changes(cutover.engine)
-    found = await _decided(lambda: changes.store.change(change_id))
+    found = await changed(lambda: changes.store.change(change_id))
     if found is None:
         raise Problem(422, "Change refused", f"no change request {change_id}")
     in_scope(request, cutover.engine, found.route, found.entity)
     decide = {"approve": changes.approve, "reject": changes.reject, "withdraw": changes.withdraw}[action]
-    decided = await _decided(lambda: decide(change_id, str(body.get("reason", "")), actor))
+    decided = await changed(lambda: decide(change_id, str(body.get("reason", "")), actor))
     await in_thread(cutover.reload)  # this gateway sees an applied change at once
     return web.json_response(decided.as_dict())
-
-
-async def _decided(operation: Callable[[], Any]) -> Any:
-    try:
-        return await in_thread(operation)
-    except CutoverError as exc:
-        raise Problem(422, "Change refused", str(exc)) from None
-    except Conflict as exc:
-        raise Problem(409, "Changed meanwhile", str(exc)) from None
-    except StoreError as exc:
-        raise Problem(503, "Cutover store unavailable", f"nothing was changed: {exc}") from None
 
 
 def add_change_routes(app: web.Application) -> None:
